@@ -1,0 +1,1 @@
+//! `sotto-sdk`: the C ABI over `sotto-engine`. Nothing is exported yet.

@@ -1,0 +1,2 @@
+//! `sotto-codecs`: codecs, resampling, sample formats and WAV I/O.
+#![forbid(unsafe_code)]

@@ -1,0 +1,5 @@
+//! `sotto-engine`: one encrypted call.
+//!
+//! Every protocol here is a sans-IO state machine (see `DESIGN.md`): it owns
+//! no socket, thread or clock; a thin driver feeds it datagrams and the time.
+#![forbid(unsafe_code)]

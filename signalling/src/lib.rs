@@ -1,0 +1,2 @@
+//! `sotto-signalling`: the signalling wire protocol, client and server.
+#![forbid(unsafe_code)]

@@ -1,0 +1,149 @@
+//! `cargo xtask`: the project's set-up, test, demo and benchmark commands.
+//!
+//! Every command first makes sure the Debian packages and the Python
+//! virtual environment it needs are present, so that each one works on a
+//! fresh Debian machine that has only Rust.
+#![forbid(unsafe_code)]
+
+mod bench_report;
+mod setup;
+mod test_summary;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Sotto project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install missing system packages and the Python tools used by tests.
+    Setup,
+    /// Formatting, clippy and the whole test suite (interop tests included).
+    Test {
+        /// Extra arguments passed to `cargo test` (after `--workspace`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        cargo_args: Vec<String>,
+    },
+    /// The most end-to-end thing Sotto does today, with a plain report.
+    Demo,
+    /// Run one benchmark against its reference peer and report the ratio.
+    Bench {
+        /// Which benchmark: see `benches/RESULTS.md` for the list.
+        name: String,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = workspace_root();
+    std::env::set_current_dir(&root)?;
+    match cli.command {
+        Cmd::Setup => setup::all(&root),
+        Cmd::Test { cargo_args } => test(&root, &cargo_args),
+        Cmd::Demo => demo(&root),
+        Cmd::Bench { name } => bench(&root, &name),
+    }
+}
+
+/// The workspace root: the parent of this crate's manifest directory.
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+/// The cargo binary that invoked us (so toolchain overrides carry through).
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Runs a command to completion, failing with its description if it fails.
+fn run(what: &str, cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: {what}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start: {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
+
+fn test(root: &Path, cargo_args: &[String]) -> Result<()> {
+    setup::all(root)?;
+    run("cargo fmt --check", cargo().args(["fmt", "--all", "--check"]))?;
+    run(
+        "cargo clippy (workspace, all targets, warnings denied)",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    let mut cmd = cargo();
+    cmd.args(["test", "--workspace"]).args(cargo_args);
+    setup::python_env(root, &mut cmd);
+    let totals = test_summary::run_and_count(&mut cmd)?;
+    // One closing line, in the form CI tooling reads.
+    println!(
+        "summary: {} passed, {} failed, {} skipped",
+        totals.passed, totals.failed, totals.ignored
+    );
+    if !totals.ok {
+        bail!("the test suite failed");
+    }
+    Ok(())
+}
+
+fn demo(root: &Path) -> Result<()> {
+    setup::all(root)?;
+    run(
+        "demo: Sotto SRTP <-> libsrtp2 on real speech",
+        cargo().args([
+            "run",
+            "--quiet",
+            "--release",
+            "--package",
+            "sotto-benches",
+            "--example",
+            "srtp_demo",
+        ]),
+    )
+}
+
+fn bench(root: &Path, name: &str) -> Result<()> {
+    setup::all(root)?;
+    let mut cmd = cargo();
+    cmd.args(["bench", "--package", "sotto-benches", "--bench", name]);
+    setup::python_env(root, &mut cmd);
+    run(&format!("cargo bench {name}"), &mut cmd)?;
+    bench_report::print(&target_dir()?, name)
+}
+
+/// Where cargo puts build output for this workspace.
+fn target_dir() -> Result<PathBuf> {
+    let out = cargo()
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .output()
+        .context("cargo metadata")?;
+    if !out.status.success() {
+        bail!("cargo metadata failed");
+    }
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let dir = meta["target_directory"]
+        .as_str()
+        .context("cargo metadata has no target_directory")?;
+    Ok(PathBuf::from(dir))
+}
