@@ -39,6 +39,14 @@ enum Cmd {
         /// Which benchmark: see `benches/RESULTS.md` for the list.
         name: String,
     },
+    /// Fuzz one target with cargo-fuzz on the stable toolchain (`-s none`).
+    Fuzz {
+        /// A target in `fuzz/fuzz_targets/` (file name without `.rs`).
+        target: String,
+        /// How long to run, in seconds.
+        #[arg(long, default_value_t = 60)]
+        seconds: u32,
+    },
 }
 
 fn main() -> Result<()> {
@@ -50,6 +58,7 @@ fn main() -> Result<()> {
         Cmd::Test { cargo_args } => test(&root, &cargo_args),
         Cmd::Demo => demo(&root),
         Cmd::Bench { name } => bench(&root, &name),
+        Cmd::Fuzz { target, seconds } => fuzz(&root, &target, seconds),
     }
 }
 
@@ -80,7 +89,10 @@ fn run(what: &str, cmd: &mut Command) -> Result<()> {
 
 fn test(root: &Path, cargo_args: &[String]) -> Result<()> {
     setup::all(root)?;
-    run("cargo fmt --check", cargo().args(["fmt", "--all", "--check"]))?;
+    run(
+        "cargo fmt --check",
+        cargo().args(["fmt", "--all", "--check"]),
+    )?;
     run(
         "cargo clippy (workspace, all targets, warnings denied)",
         cargo().args([
@@ -130,6 +142,31 @@ fn bench(root: &Path, name: &str) -> Result<()> {
     setup::python_env(root, &mut cmd);
     run(&format!("cargo bench {name}"), &mut cmd)?;
     bench_report::print(&target_dir()?, name)
+}
+
+fn fuzz(root: &Path, target: &str, seconds: u32) -> Result<()> {
+    setup::all(root)?;
+    let has_cargo_fuzz = cargo()
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_cargo_fuzz {
+        run(
+            "cargo install cargo-fuzz",
+            cargo().args(["install", "--locked", "cargo-fuzz"]),
+        )?;
+    }
+    // cargo-fuzz builds with its own RUSTFLAGS: keep its artefacts apart so
+    // they do not invalidate the main build's.
+    let fuzz_target_dir = target_dir()?.join("fuzz");
+    run(
+        &format!("cargo fuzz run {target} for {seconds} s"),
+        cargo()
+            .current_dir(root.join("fuzz"))
+            .env("CARGO_TARGET_DIR", fuzz_target_dir)
+            .args(["fuzz", "run", "-s", "none", target, "--"])
+            .arg(format!("-max_total_time={seconds}")),
+    )
 }
 
 /// Where cargo puts build output for this workspace.

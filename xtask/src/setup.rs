@@ -54,7 +54,8 @@ fn debian_packages() -> Result<()> {
             c.arg(args[0]);
             c
         };
-        cmd.args(&args[1..]).env("DEBIAN_FRONTEND", "noninteractive");
+        cmd.args(&args[1..])
+            .env("DEBIAN_FRONTEND", "noninteractive");
         cmd
     };
     run("apt-get update", &mut as_root(&["apt-get", "update", "-q"]))?;
@@ -111,8 +112,14 @@ fn python_venv(root: &Path) -> Result<()> {
         .success();
     if !present {
         let mut pip = Command::new(&python);
-        pip.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
-            .args(PYTHON_PACKAGES);
+        pip.args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(PYTHON_PACKAGES);
         run("pip install (PESQ, Web Push checkers)", &mut pip)?;
     }
     Ok(())
