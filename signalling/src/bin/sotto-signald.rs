@@ -1,0 +1,2 @@
+//! The `sotto-signald` server binary.
+fn main() {}
