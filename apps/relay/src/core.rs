@@ -1,0 +1,1216 @@
+//! The sans-IO allocation core: one per worker.
+//!
+//! It owns no socket and reads no clock. Datagrams from clients and from
+//! peers go in through [`Relay::handle_input`]; relayed data comes back as
+//! a zero-copy [`Forward`] pointing into the caller's buffer (the fast
+//! path: no allocation, no lock), while control answers queue up as
+//! [`Transmit`]s and socket requests as [`Event`]s.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::auth::{Key, NonceCheck};
+use crate::policy::PeerPolicy;
+use crate::shared::Shared;
+use crate::stun::{self, Builder, ChannelData, Class, Integrity, Message, attr, method};
+
+/// Bytes a driver must leave free before peer data so that a ChannelData
+/// header can be written in place.
+pub const PEER_HEADROOM: usize = 4;
+
+/// How a client reaches us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// UDP.
+    Udp,
+    /// TCP.
+    Tcp,
+    /// TLS over TCP.
+    Tls,
+}
+
+/// A client 5-tuple as the driver names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientId {
+    /// Transport protocol.
+    pub transport: Transport,
+    /// Driver-defined listener or connection number.
+    pub listener: u32,
+    /// The client's address.
+    pub remote: SocketAddr,
+}
+
+/// Handle of an allocation and of its relayed socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RelayId {
+    index: u32,
+    generation: u32,
+}
+
+impl RelayId {
+    /// A small integer, unique among live allocations of one core.
+    pub fn index(self) -> u32 {
+        self.index
+    }
+}
+
+/// Address family of a relayed address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// IPv4.
+    V4,
+    /// IPv6.
+    V6,
+}
+
+impl Family {
+    fn of(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(v) if v.to_ipv4_mapped().is_some() => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        }
+    }
+}
+
+/// Input to the core.
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// A datagram (or one framed message) from a client.
+    Client {
+        /// Who sent it.
+        client: ClientId,
+        /// The bytes.
+        data: &'a [u8],
+    },
+    /// A datagram received on a relayed socket. `data[..PEER_HEADROOM]` is
+    /// scratch space; the payload starts at `PEER_HEADROOM`.
+    Peer {
+        /// The relayed socket it arrived on.
+        relay: RelayId,
+        /// The peer that sent it.
+        from: SocketAddr,
+        /// Headroom followed by the payload.
+        data: &'a mut [u8],
+    },
+}
+
+/// Where to send bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dest {
+    /// To a client.
+    Client(ClientId),
+    /// To a peer, from an allocation's relayed socket.
+    Peer {
+        /// Relayed socket to send from.
+        relay: RelayId,
+        /// The peer.
+        addr: SocketAddr,
+    },
+}
+
+/// A zero-copy relay instruction: send `data[range]` of the input buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    /// Destination.
+    pub dest: Dest,
+    /// Byte range of the input buffer to send.
+    pub range: std::ops::Range<usize>,
+}
+
+/// A datagram the core wants sent (control path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Destination.
+    pub dest: Dest,
+    /// The bytes.
+    pub data: Vec<u8>,
+}
+
+/// Something the driver must act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Bind a relayed UDP socket for this allocation, then call
+    /// [`Relay::relay_bound`].
+    BindRelay {
+        /// The allocation.
+        relay: RelayId,
+        /// Address family to bind.
+        family: Family,
+        /// Bind an even port (EVEN-PORT).
+        even_port: bool,
+    },
+    /// The allocation is gone: close its relayed socket.
+    Closed {
+        /// The allocation.
+        relay: RelayId,
+    },
+}
+
+/// Why input was dropped without an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DropReason {
+    /// Not STUN, not ChannelData, or malformed.
+    #[error("malformed")]
+    Malformed,
+    /// No allocation for this client or relayed socket.
+    #[error("no allocation")]
+    NoAllocation,
+    /// No permission for the peer.
+    #[error("no permission")]
+    NoPermission,
+    /// ChannelData on an unbound channel.
+    #[error("no channel")]
+    NoChannel,
+    /// Unauthenticated request over the per-IP rate.
+    #[error("rate limited")]
+    RateLimited,
+    /// Over the allocation's or the worker's bandwidth cap.
+    #[error("bandwidth cap")]
+    Bandwidth,
+    /// A message we do not handle (responses, unknown indications).
+    #[error("unexpected message")]
+    Unexpected,
+}
+
+impl DropReason {
+    /// All reasons, in `index()` order.
+    pub const ALL: [DropReason; 7] = [
+        DropReason::Malformed,
+        DropReason::NoAllocation,
+        DropReason::NoPermission,
+        DropReason::NoChannel,
+        DropReason::RateLimited,
+        DropReason::Bandwidth,
+        DropReason::Unexpected,
+    ];
+
+    /// Index into [`Stats::drops`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Label used in metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::NoAllocation => "no_allocation",
+            DropReason::NoPermission => "no_permission",
+            DropReason::NoChannel => "no_channel",
+            DropReason::RateLimited => "rate_limited",
+            DropReason::Bandwidth => "bandwidth",
+            DropReason::Unexpected => "unexpected",
+        }
+    }
+}
+
+/// Cumulative counters of one core.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Packets relayed client -> peer.
+    pub c2p_packets: u64,
+    /// Payload bytes relayed client -> peer.
+    pub c2p_bytes: u64,
+    /// Packets relayed peer -> client.
+    pub p2c_packets: u64,
+    /// Payload bytes relayed peer -> client.
+    pub p2c_bytes: u64,
+    /// Requests that failed authentication (bad key, unknown user, expired).
+    pub auth_failures: u64,
+    /// Peer addresses refused by policy.
+    pub denied_peers: u64,
+    /// Allocations created.
+    pub allocations_created: u64,
+    /// Allocations gone (deleted or expired).
+    pub allocations_closed: u64,
+    /// Drops by [`DropReason::index`].
+    pub drops: [u64; 7],
+}
+
+/// Tunables of the core.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The realm.
+    pub realm: String,
+    /// Default and minimum allocation lifetime (RFC 8656: 600 s).
+    pub default_lifetime: Duration,
+    /// Maximum allocation lifetime (RFC 8656: 3600 s).
+    pub max_lifetime: Duration,
+    /// Permission lifetime (300 s, fixed by RFC 8656).
+    pub permission_lifetime: Duration,
+    /// Channel binding lifetime (600 s, fixed by RFC 8656).
+    pub channel_lifetime: Duration,
+    /// Permissions per allocation.
+    pub max_permissions: usize,
+    /// Channels per allocation.
+    pub max_channels: usize,
+    /// Bytes per second per allocation, both directions (0 = no cap).
+    pub bps_per_allocation: u64,
+    /// Bytes per second for this core (0 = no cap).
+    pub bps_total: u64,
+    /// Unauthenticated requests per second per source IP (burst twice that).
+    pub unauth_per_ip_per_s: u32,
+    /// Peer address policy.
+    pub policy: PeerPolicy,
+    /// Relayed address families this server offers.
+    pub families: Vec<Family>,
+    /// Wall clock (Unix seconds) at `epoch`, for REST credential expiry.
+    pub unix_at_epoch: u64,
+    /// The instant all `now` values are measured from.
+    pub epoch: Instant,
+}
+
+impl Config {
+    /// RFC defaults with the given realm, epoch and wall clock.
+    pub fn new(realm: &str, epoch: Instant, unix_at_epoch: u64) -> Self {
+        Config {
+            realm: realm.to_owned(),
+            default_lifetime: Duration::from_secs(600),
+            max_lifetime: Duration::from_secs(3600),
+            permission_lifetime: Duration::from_secs(300),
+            channel_lifetime: Duration::from_secs(600),
+            max_permissions: 64,
+            max_channels: 64,
+            bps_per_allocation: 0,
+            bps_total: 0,
+            unauth_per_ip_per_s: 50,
+            policy: PeerPolicy::default(),
+            families: vec![Family::V4, Family::V6],
+            unix_at_epoch,
+            epoch,
+        }
+    }
+}
+
+/// A token bucket in bytes.
+#[derive(Debug, Clone)]
+struct Bucket {
+    tokens: u64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn take(&mut self, now: Instant, rate: u64, n: usize) -> bool {
+        if rate == 0 {
+            return true;
+        }
+        let dt = now.saturating_duration_since(self.last);
+        let add = (dt.as_nanos() * u128::from(rate) / 1_000_000_000) as u64;
+        if add > 0 {
+            self.tokens = (self.tokens + add).min(rate);
+            self.last = now;
+        }
+        let n = n as u64;
+        if self.tokens >= n {
+            self.tokens -= n;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Channel {
+    number: u16,
+    peer: SocketAddr,
+    expires: Instant,
+}
+
+#[derive(Debug)]
+struct Allocation {
+    client: ClientId,
+    generation: u32,
+    relayed: Option<SocketAddr>,
+    family: Family,
+    username: Box<str>,
+    key: Key,
+    integrity: Integrity,
+    allocate_tid: [u8; 12],
+    expires: Instant,
+    creds_expire_unix: Option<u64>,
+    permissions: Vec<(IpAddr, Instant)>,
+    channels: Vec<Channel>,
+    bucket: Bucket,
+}
+
+impl Allocation {
+    fn permitted(&self, ip: IpAddr, now: Instant) -> bool {
+        self.permissions
+            .iter()
+            .any(|(p, exp)| *p == ip && *exp > now)
+    }
+}
+
+/// What authentication established for a request.
+struct Auth<'m> {
+    username: &'m str,
+    key: Key,
+    integrity: Integrity,
+    expires_unix: Option<u64>,
+}
+
+/// The per-worker TURN allocation core.
+#[derive(Debug)]
+pub struct Relay {
+    config: Config,
+    shared: Arc<Shared>,
+    slots: Vec<Option<Allocation>>,
+    generations: Vec<u32>,
+    free: Vec<u32>,
+    by_client: HashMap<ClientId, u32>,
+    unauth: HashMap<IpAddr, Bucket>,
+    total_bucket: Bucket,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    next_sweep: Option<Instant>,
+    stats: Stats,
+    live: usize,
+    tid_counter: u64,
+}
+
+/// Control messages queued at most; beyond, the oldest are dropped.
+const MAX_QUEUED: usize = 4096;
+/// Source IPs tracked by the unauthenticated rate limiter before a reset.
+const MAX_TRACKED_IPS: usize = 65_536;
+/// How often expiries are swept.
+const SWEEP: Duration = Duration::from_secs(1);
+
+const KNOWN_REQUIRED: &[u16] = &[
+    attr::MAPPED_ADDRESS,
+    attr::USERNAME,
+    attr::MESSAGE_INTEGRITY,
+    attr::ERROR_CODE,
+    attr::CHANNEL_NUMBER,
+    attr::LIFETIME,
+    attr::BANDWIDTH,
+    attr::XOR_PEER_ADDRESS,
+    attr::DATA,
+    attr::REALM,
+    attr::NONCE,
+    attr::REQUESTED_ADDRESS_FAMILY,
+    attr::EVEN_PORT,
+    attr::REQUESTED_TRANSPORT,
+    attr::DONT_FRAGMENT,
+    attr::MESSAGE_INTEGRITY_SHA256,
+    attr::RESERVATION_TOKEN,
+    attr::XOR_MAPPED_ADDRESS,
+];
+
+/// An error answer: code and reason phrase.
+type Reject = (u16, &'static str);
+
+impl Relay {
+    /// A core with its own allocation table over the shared state.
+    pub fn new(config: Config, shared: Arc<Shared>) -> Self {
+        let epoch = config.epoch;
+        Relay {
+            config,
+            shared,
+            slots: Vec::new(),
+            generations: Vec::new(),
+            free: Vec::new(),
+            by_client: HashMap::new(),
+            unauth: HashMap::new(),
+            total_bucket: Bucket {
+                tokens: 0,
+                last: epoch,
+            },
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            next_sweep: None,
+            stats: Stats::default(),
+            live: 0,
+            tid_counter: 0,
+        }
+    }
+
+    /// Cumulative counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Live allocations in this core.
+    pub fn allocations(&self) -> usize {
+        self.live
+    }
+
+    /// The relayed address of a live allocation.
+    pub fn relayed_addr(&self, relay: RelayId) -> Option<SocketAddr> {
+        self.get(relay).and_then(|a| a.relayed)
+    }
+
+    /// Handles one input. `Ok(Some(_))` is data to relay from the input
+    /// buffer; control answers are queued for [`Relay::poll_transmit`].
+    pub fn handle_input(
+        &mut self,
+        now: Instant,
+        input: Input<'_>,
+    ) -> Result<Option<Forward>, DropReason> {
+        let r = match input {
+            Input::Client { client, data } => self.on_client(now, client, data),
+            Input::Peer { relay, from, data } => self.on_peer(now, relay, from, data),
+        };
+        if let Err(reason) = r {
+            self.stats.drops[reason.index()] += 1;
+        }
+        r
+    }
+
+    /// Expires allocations, permissions and channels.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.next_sweep.is_some_and(|t| t > now) {
+            return;
+        }
+        for i in 0..self.slots.len() {
+            let Some(a) = self.slots[i].as_mut() else {
+                continue;
+            };
+            if a.expires <= now {
+                self.remove(i as u32);
+                continue;
+            }
+            a.permissions.retain(|(_, exp)| *exp > now);
+            a.channels.retain(|c| c.expires > now);
+        }
+        self.next_sweep = (self.live > 0).then(|| now + SWEEP);
+    }
+
+    /// The next datagram to send on the control path.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the driver.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Relay::handle_timeout`] should next run.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_sweep
+    }
+
+    /// The driver's answer to [`Event::BindRelay`]: the bound relayed
+    /// address, or `None` if no socket could be bound.
+    pub fn relay_bound(&mut self, now: Instant, relay: RelayId, addr: Option<SocketAddr>) {
+        let Some(a) = self.get_mut(relay) else {
+            return;
+        };
+        match addr {
+            Some(addr) => {
+                a.relayed = Some(addr);
+                let client = a.client;
+                let tid = a.allocate_tid;
+                self.stats.allocations_created += 1;
+                let msg = self.allocate_success(now, relay.index, tid);
+                self.queue(Dest::Client(client), msg);
+            }
+            None => {
+                let (client, tid, key, integrity) =
+                    (a.client, a.allocate_tid, a.key.clone(), a.integrity);
+                self.remove(relay.index);
+                let mut b = Builder::new(method::ALLOCATE, Class::Error, tid);
+                b.error(508, "Insufficient Capacity")
+                    .integrity(integrity, &key.0);
+                self.queue(Dest::Client(client), b.finish_with_fingerprint());
+            }
+        }
+    }
+
+    /// Removes every allocation of a client whose connection closed (TCP/TLS).
+    pub fn client_gone(&mut self, client: ClientId) {
+        if let Some(&i) = self.by_client.get(&client) {
+            self.remove(i);
+        }
+    }
+
+    fn get(&self, relay: RelayId) -> Option<&Allocation> {
+        self.slots
+            .get(relay.index as usize)?
+            .as_ref()
+            .filter(|a| a.generation == relay.generation)
+    }
+
+    fn get_mut(&mut self, relay: RelayId) -> Option<&mut Allocation> {
+        self.slots
+            .get_mut(relay.index as usize)?
+            .as_mut()
+            .filter(|a| a.generation == relay.generation)
+    }
+
+    fn id_of(&self, index: u32) -> RelayId {
+        RelayId {
+            index,
+            generation: self.generations[index as usize],
+        }
+    }
+
+    fn remove(&mut self, index: u32) {
+        let Some(a) = self.slots[index as usize].take() else {
+            return;
+        };
+        self.by_client.remove(&a.client);
+        self.shared.quotas.release(&a.username);
+        self.live -= 1;
+        if a.relayed.is_some() {
+            self.stats.allocations_closed += 1;
+        }
+        self.events.push_back(Event::Closed {
+            relay: RelayId {
+                index,
+                generation: a.generation,
+            },
+        });
+        self.free.push(index);
+    }
+
+    fn queue(&mut self, dest: Dest, data: Vec<u8>) {
+        if self.transmits.len() >= MAX_QUEUED {
+            self.transmits.pop_front();
+        }
+        self.transmits.push_back(Transmit { dest, data });
+    }
+
+    fn secs(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.config.epoch).as_secs()
+    }
+
+    fn unix(&self, now: Instant) -> u64 {
+        self.config.unix_at_epoch + self.secs(now)
+    }
+
+    fn spend(&mut self, now: Instant, index: u32, n: usize) -> Result<(), DropReason> {
+        let rate = self.config.bps_per_allocation;
+        let a = self.slots[index as usize]
+            .as_mut()
+            .ok_or(DropReason::NoAllocation)?;
+        if !a.bucket.take(now, rate, n) || !self.total_bucket.take(now, self.config.bps_total, n) {
+            return Err(DropReason::Bandwidth);
+        }
+        Ok(())
+    }
+
+    // ---- fast path -------------------------------------------------------
+
+    fn on_client(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        data: &[u8],
+    ) -> Result<Option<Forward>, DropReason> {
+        match data.first() {
+            Some(b) if b & 0xc0 == 0x40 => self.channel_data(now, client, data),
+            Some(b) if b & 0xc0 == 0 => self.stun_from_client(now, client, data),
+            _ => Err(DropReason::Malformed),
+        }
+    }
+
+    fn channel_data(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        data: &[u8],
+    ) -> Result<Option<Forward>, DropReason> {
+        let cd = ChannelData::parse(data).ok_or(DropReason::Malformed)?;
+        let &index = self
+            .by_client
+            .get(&client)
+            .ok_or(DropReason::NoAllocation)?;
+        let a = self.slots[index as usize]
+            .as_ref()
+            .ok_or(DropReason::NoAllocation)?;
+        let ch = a
+            .channels
+            .iter()
+            .find(|c| c.number == cd.channel && c.expires > now)
+            .ok_or(DropReason::NoChannel)?;
+        let peer = ch.peer;
+        if !a.permitted(peer.ip(), now) {
+            return Err(DropReason::NoPermission);
+        }
+        let len = cd.data.len();
+        self.spend(now, index, len)?;
+        self.stats.c2p_packets += 1;
+        self.stats.c2p_bytes += len as u64;
+        Ok(Some(Forward {
+            dest: Dest::Peer {
+                relay: self.id_of(index),
+                addr: peer,
+            },
+            range: 4..4 + len,
+        }))
+    }
+
+    fn on_peer(
+        &mut self,
+        now: Instant,
+        relay: RelayId,
+        from: SocketAddr,
+        data: &mut [u8],
+    ) -> Result<Option<Forward>, DropReason> {
+        if data.len() < PEER_HEADROOM || data.len() - PEER_HEADROOM > 0xffff {
+            return Err(DropReason::Malformed);
+        }
+        let len = data.len() - PEER_HEADROOM;
+        let a = self.get(relay).ok_or(DropReason::NoAllocation)?;
+        if !a.permitted(from.ip(), now) {
+            return Err(DropReason::NoPermission);
+        }
+        let client = a.client;
+        let channel = a
+            .channels
+            .iter()
+            .find(|c| c.peer == from && c.expires > now)
+            .map(|c| c.number);
+        self.spend(now, relay.index, len)?;
+        self.stats.p2c_packets += 1;
+        self.stats.p2c_bytes += len as u64;
+        if let Some(number) = channel {
+            data[..PEER_HEADROOM].copy_from_slice(&stun::channel_header(number, len as u16));
+            return Ok(Some(Forward {
+                dest: Dest::Client(client),
+                range: 0..data.len(),
+            }));
+        }
+        let mut b = Builder::new(method::DATA, Class::Indication, {
+            self.tid_counter += 1;
+            indication_tid(self.tid_counter)
+        });
+        b.xor_addr(attr::XOR_PEER_ADDRESS, from)
+            .attr(attr::DATA, &data[PEER_HEADROOM..]);
+        self.queue(Dest::Client(client), b.finish());
+        Ok(None)
+    }
+
+    fn send_indication(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        msg: &Message<'_>,
+    ) -> Result<Option<Forward>, DropReason> {
+        let &index = self
+            .by_client
+            .get(&client)
+            .ok_or(DropReason::NoAllocation)?;
+        let peer = msg
+            .get_xor_addr(attr::XOR_PEER_ADDRESS)
+            .ok()
+            .flatten()
+            .ok_or(DropReason::Malformed)?;
+        let data = msg.get(attr::DATA).ok_or(DropReason::Malformed)?;
+        let a = self.slots[index as usize]
+            .as_ref()
+            .ok_or(DropReason::NoAllocation)?;
+        if !a.permitted(peer.ip(), now) {
+            return Err(DropReason::NoPermission);
+        }
+        let len = data.value.len();
+        self.spend(now, index, len)?;
+        self.stats.c2p_packets += 1;
+        self.stats.c2p_bytes += len as u64;
+        let start = data.offset + 4;
+        Ok(Some(Forward {
+            dest: Dest::Peer {
+                relay: self.id_of(index),
+                addr: peer,
+            },
+            range: start..start + len,
+        }))
+    }
+
+    // ---- control path ----------------------------------------------------
+
+    fn stun_from_client(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        data: &[u8],
+    ) -> Result<Option<Forward>, DropReason> {
+        let msg = Message::parse(data).map_err(|_| DropReason::Malformed)?;
+        if msg.fingerprint_ok() == Some(false) {
+            return Err(DropReason::Malformed);
+        }
+        match (msg.class, msg.method) {
+            (Class::Indication, method::SEND) => self.send_indication(now, client, &msg),
+            (Class::Request, _) => {
+                self.request(now, client, &msg)?;
+                Ok(None)
+            }
+            _ => Err(DropReason::Unexpected),
+        }
+    }
+
+    fn rate_ok(&mut self, now: Instant, ip: IpAddr) -> bool {
+        let rate = u64::from(self.config.unauth_per_ip_per_s);
+        if rate == 0 {
+            return true;
+        }
+        if self.unauth.len() >= MAX_TRACKED_IPS && !self.unauth.contains_key(&ip) {
+            self.unauth.clear();
+        }
+        let b = self.unauth.entry(ip).or_insert(Bucket {
+            tokens: 2 * rate,
+            last: now,
+        });
+        let dt = now.saturating_duration_since(b.last);
+        let add = (dt.as_millis() as u64).saturating_mul(rate) / 1000;
+        if add > 0 {
+            b.tokens = (b.tokens + add).min(2 * rate);
+            b.last = now;
+        }
+        if b.tokens > 0 {
+            b.tokens -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// An unauthenticated error answer: small, and with FINGERPRINT only if
+    /// the request had one, so it is never much larger than the request.
+    fn reply_plain(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        msg: &Message<'_>,
+        (code, reason): Reject,
+        with_nonce: bool,
+    ) {
+        let mut b = Builder::new(msg.method, Class::Error, msg.transaction_id);
+        b.error(code, reason);
+        if with_nonce {
+            let nonce = self.shared.nonces.mint(self.secs(now), client.remote.ip());
+            b.attr(attr::REALM, self.config.realm.as_bytes())
+                .attr(attr::NONCE, nonce.as_bytes());
+        }
+        let out = if msg.fingerprint_ok().is_some() {
+            b.finish_with_fingerprint()
+        } else {
+            b.finish()
+        };
+        self.queue(Dest::Client(client), out);
+    }
+
+    fn request(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        msg: &Message<'_>,
+    ) -> Result<(), DropReason> {
+        let has_integrity = msg.get(attr::MESSAGE_INTEGRITY).is_some()
+            || msg.get(attr::MESSAGE_INTEGRITY_SHA256).is_some();
+        if msg.method == method::BINDING && !has_integrity {
+            if !self.rate_ok(now, client.remote.ip()) {
+                return Err(DropReason::RateLimited);
+            }
+            let mut b = Builder::new(method::BINDING, Class::Success, msg.transaction_id);
+            b.xor_addr(attr::XOR_MAPPED_ADDRESS, client.remote);
+            self.queue(Dest::Client(client), b.finish_with_fingerprint());
+            return Ok(());
+        }
+        if !has_integrity {
+            if !self.rate_ok(now, client.remote.ip()) {
+                return Err(DropReason::RateLimited);
+            }
+            self.reply_plain(now, client, msg, (401, ""), true);
+            return Ok(());
+        }
+        let auth = match self.authenticate(now, client, msg) {
+            Ok(a) => a,
+            Err((code, reason)) => {
+                if !self.rate_ok(now, client.remote.ip()) {
+                    return Err(DropReason::RateLimited);
+                }
+                if code == 401 {
+                    self.stats.auth_failures += 1;
+                }
+                self.reply_plain(now, client, msg, (code, reason), matches!(code, 401 | 438));
+                return Ok(());
+            }
+        };
+        let unknown: Vec<u16> = msg
+            .attributes()
+            .flatten()
+            .map(|a| a.kind)
+            .filter(|k| *k < 0x8000 && !KNOWN_REQUIRED.contains(k))
+            .take(8)
+            .collect();
+        let result = if !unknown.is_empty() {
+            let v: Vec<u8> = unknown.iter().flat_map(|k| k.to_be_bytes()).collect();
+            let mut b = Builder::new(msg.method, Class::Error, msg.transaction_id);
+            b.error(420, "Unknown Attribute")
+                .attr(attr::UNKNOWN_ATTRIBUTES, &v);
+            Err(b)
+        } else {
+            match msg.method {
+                method::ALLOCATE => self.allocate(now, client, msg, &auth),
+                method::REFRESH => self.refresh(now, client, msg, &auth),
+                method::CREATE_PERMISSION => self.create_permission(now, client, msg, &auth),
+                method::CHANNEL_BIND => self.channel_bind(now, client, msg, &auth),
+                method::BINDING => {
+                    let mut b = Builder::new(method::BINDING, Class::Success, msg.transaction_id);
+                    b.xor_addr(attr::XOR_MAPPED_ADDRESS, client.remote);
+                    Ok(Some(b))
+                }
+                _ => Err(error(msg, (400, "Bad Request"))),
+            }
+        };
+        let builder = match result {
+            Ok(Some(b)) | Err(b) => b,
+            Ok(None) => return Ok(()),
+        };
+        let mut b = builder;
+        b.integrity(auth.integrity, &auth.key.0);
+        self.queue(Dest::Client(client), b.finish_with_fingerprint());
+        Ok(())
+    }
+
+    fn authenticate<'m>(
+        &self,
+        now: Instant,
+        client: ClientId,
+        msg: &Message<'m>,
+    ) -> Result<Auth<'m>, Reject> {
+        let bad = (400, "Bad Request");
+        let username = msg.get_str(attr::USERNAME).map_err(|_| bad)?.ok_or(bad)?;
+        let realm = msg.get_str(attr::REALM).map_err(|_| bad)?.ok_or(bad)?;
+        let nonce = msg.get_str(attr::NONCE).map_err(|_| bad)?.ok_or(bad)?;
+        match self
+            .shared
+            .nonces
+            .check(nonce, self.secs(now), client.remote.ip())
+        {
+            NonceCheck::Valid => {}
+            NonceCheck::Stale => return Err((438, "Stale Nonce")),
+            NonceCheck::Invalid => return Err((401, "")),
+        }
+        if realm != self.config.realm {
+            return Err((401, ""));
+        }
+        let creds = self.shared.credentials();
+        let resolved = creds.resolve(username, realm).ok_or((401, ""))?;
+        let (key, integrity) = resolved
+            .keys
+            .into_iter()
+            .find_map(|k| msg.check_integrity(&k.0).map(|i| (k, i)))
+            .ok_or((401, ""))?;
+        if resolved.expires_unix.is_some_and(|e| e <= self.unix(now)) {
+            return Err((401, ""));
+        }
+        Ok(Auth {
+            username,
+            key,
+            integrity,
+            expires_unix: resolved.expires_unix,
+        })
+    }
+
+    /// The allocation of `client`, checked against the request's user.
+    fn own_allocation(
+        &self,
+        client: ClientId,
+        msg: &Message<'_>,
+        auth: &Auth<'_>,
+    ) -> Result<u32, Builder> {
+        let &index = self
+            .by_client
+            .get(&client)
+            .ok_or_else(|| error(msg, (437, "Allocation Mismatch")))?;
+        let a = self.slots[index as usize]
+            .as_ref()
+            .ok_or_else(|| error(msg, (437, "Allocation Mismatch")))?;
+        if &*a.username != auth.username {
+            return Err(error(msg, (441, "Wrong Credentials")));
+        }
+        if a.relayed.is_none() {
+            return Err(error(msg, (437, "Allocation Mismatch")));
+        }
+        Ok(index)
+    }
+
+    fn lifetime(&self, now: Instant, msg: &Message<'_>, auth: &Auth<'_>) -> Duration {
+        let asked = msg
+            .get_u32(attr::LIFETIME)
+            .ok()
+            .flatten()
+            .map(|s| Duration::from_secs(u64::from(s)));
+        let mut life = match asked {
+            Some(d) if d.is_zero() => return d,
+            Some(d) => d.clamp(self.config.default_lifetime, self.config.max_lifetime),
+            None => self.config.default_lifetime,
+        };
+        if let Some(exp) = auth.expires_unix {
+            life = life.min(Duration::from_secs(exp.saturating_sub(self.unix(now))));
+        }
+        life
+    }
+
+    fn allocate(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        msg: &Message<'_>,
+        auth: &Auth<'_>,
+    ) -> Result<Option<Builder>, Builder> {
+        if let Some(&index) = self.by_client.get(&client) {
+            let a = self.slots[index as usize]
+                .as_ref()
+                .expect("indexed slot is live");
+            if a.allocate_tid == msg.transaction_id {
+                // A retransmission: answer again, or wait for the bind.
+                return match a.relayed {
+                    Some(_) => {
+                        let out = self.allocate_success(now, index, msg.transaction_id);
+                        self.queue(Dest::Client(client), out);
+                        Ok(None)
+                    }
+                    None => Ok(None),
+                };
+            }
+            return Err(error(msg, (437, "Allocation Mismatch")));
+        }
+        let transport = msg
+            .get(attr::REQUESTED_TRANSPORT)
+            .ok_or_else(|| error(msg, (400, "Bad Request")))?;
+        if transport.value.len() != 4 {
+            return Err(error(msg, (400, "Bad Request")));
+        }
+        if transport.value[0] != 17 {
+            return Err(error(msg, (442, "Unsupported Transport Protocol")));
+        }
+        if msg.get(attr::RESERVATION_TOKEN).is_some() {
+            return Err(error(msg, (508, "Insufficient Capacity")));
+        }
+        let family = match msg.get(attr::REQUESTED_ADDRESS_FAMILY) {
+            None => Family::V4,
+            Some(a) if a.value.len() == 4 && a.value[0] == 1 => Family::V4,
+            Some(a) if a.value.len() == 4 && a.value[0] == 2 => Family::V6,
+            Some(_) => return Err(error(msg, (440, "Address Family not Supported"))),
+        };
+        if !self.config.families.contains(&family) {
+            return Err(error(msg, (440, "Address Family not Supported")));
+        }
+        let even_port = msg.get(attr::EVEN_PORT).is_some();
+        let life = self.lifetime(now, msg, auth);
+        if life.is_zero() {
+            return Err(error(msg, (400, "Bad Request")));
+        }
+        if !self.shared.quotas.acquire(auth.username) {
+            return Err(error(msg, (486, "Allocation Quota Reached")));
+        }
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(None);
+                self.generations.push(0);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let generation = self.generations[index as usize].wrapping_add(1);
+        self.generations[index as usize] = generation;
+        self.slots[index as usize] = Some(Allocation {
+            client,
+            generation,
+            relayed: None,
+            family,
+            username: auth.username.into(),
+            key: auth.key.clone(),
+            integrity: auth.integrity,
+            allocate_tid: msg.transaction_id,
+            expires: now + life,
+            creds_expire_unix: auth.expires_unix,
+            permissions: Vec::new(),
+            channels: Vec::new(),
+            bucket: Bucket {
+                tokens: self.config.bps_per_allocation,
+                last: now,
+            },
+        });
+        self.by_client.insert(client, index);
+        self.live += 1;
+        if self.next_sweep.is_none() {
+            self.next_sweep = Some(now + SWEEP);
+        }
+        self.events.push_back(Event::BindRelay {
+            relay: RelayId { index, generation },
+            family,
+            even_port,
+        });
+        Ok(None)
+    }
+
+    fn allocate_success(&self, now: Instant, index: u32, tid: [u8; 12]) -> Vec<u8> {
+        let a = self.slots[index as usize]
+            .as_ref()
+            .expect("live allocation");
+        let life = a.expires.saturating_duration_since(now).as_secs() as u32;
+        let mut b = Builder::new(method::ALLOCATE, Class::Success, tid);
+        b.xor_addr(attr::XOR_RELAYED_ADDRESS, a.relayed.expect("bound"))
+            .u32(attr::LIFETIME, life)
+            .xor_addr(attr::XOR_MAPPED_ADDRESS, a.client.remote)
+            .integrity(a.integrity, &a.key.0);
+        b.finish_with_fingerprint()
+    }
+
+    fn refresh(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        msg: &Message<'_>,
+        auth: &Auth<'_>,
+    ) -> Result<Option<Builder>, Builder> {
+        let index = self.own_allocation(client, msg, auth)?;
+        let life = self.lifetime(now, msg, auth);
+        if life.is_zero() {
+            self.remove(index);
+        } else {
+            let a = self.slots[index as usize].as_mut().expect("owned");
+            a.expires = now + life;
+            a.creds_expire_unix = auth.expires_unix;
+        }
+        let mut b = Builder::new(method::REFRESH, Class::Success, msg.transaction_id);
+        b.u32(attr::LIFETIME, life.as_secs() as u32);
+        Ok(Some(b))
+    }
+
+    /// Checks a peer address against family and policy.
+    fn check_peer(
+        &mut self,
+        index: u32,
+        msg: &Message<'_>,
+        peer: SocketAddr,
+    ) -> Result<(), Builder> {
+        let a = self.slots[index as usize].as_ref().expect("owned");
+        if Family::of(peer.ip()) != a.family {
+            return Err(error(msg, (443, "Peer Address Family Mismatch")));
+        }
+        if !self.config.policy.permits(peer.ip()) {
+            self.stats.denied_peers += 1;
+            return Err(error(msg, (403, "Forbidden")));
+        }
+        Ok(())
+    }
+
+    fn permit(&mut self, now: Instant, index: u32, ip: IpAddr) -> bool {
+        let until = now + self.config.permission_lifetime;
+        let max = self.config.max_permissions;
+        let a = self.slots[index as usize].as_mut().expect("owned");
+        if let Some(p) = a.permissions.iter_mut().find(|(p, _)| *p == ip) {
+            p.1 = until;
+            return true;
+        }
+        a.permissions.retain(|(_, exp)| *exp > now);
+        if a.permissions.len() >= max {
+            return false;
+        }
+        a.permissions.push((ip, until));
+        true
+    }
+
+    fn create_permission(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        msg: &Message<'_>,
+        auth: &Auth<'_>,
+    ) -> Result<Option<Builder>, Builder> {
+        let index = self.own_allocation(client, msg, auth)?;
+        let mut peers = [None; 8];
+        let mut n = 0;
+        for a in msg
+            .attributes()
+            .flatten()
+            .filter(|a| a.kind == attr::XOR_PEER_ADDRESS)
+        {
+            let peer = stun::decode_xor_addr(a.value, &msg.transaction_id)
+                .ok_or_else(|| error(msg, (400, "Bad Request")))?;
+            if n == peers.len() {
+                return Err(error(msg, (508, "Insufficient Capacity")));
+            }
+            self.check_peer(index, msg, peer)?;
+            peers[n] = Some(peer.ip());
+            n += 1;
+        }
+        if n == 0 {
+            return Err(error(msg, (400, "Bad Request")));
+        }
+        for ip in peers.into_iter().flatten() {
+            if !self.permit(now, index, ip) {
+                return Err(error(msg, (508, "Insufficient Capacity")));
+            }
+        }
+        Ok(Some(Builder::new(
+            method::CREATE_PERMISSION,
+            Class::Success,
+            msg.transaction_id,
+        )))
+    }
+
+    fn channel_bind(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        msg: &Message<'_>,
+        auth: &Auth<'_>,
+    ) -> Result<Option<Builder>, Builder> {
+        let index = self.own_allocation(client, msg, auth)?;
+        let bad = || error(msg, (400, "Bad Request"));
+        let number = msg.get(attr::CHANNEL_NUMBER).ok_or_else(bad)?;
+        if number.value.len() != 4 {
+            return Err(bad());
+        }
+        let number = u16::from_be_bytes([number.value[0], number.value[1]]);
+        if !(0x4000..=0x4fff).contains(&number) {
+            return Err(bad());
+        }
+        let peer = msg
+            .get_xor_addr(attr::XOR_PEER_ADDRESS)
+            .map_err(|_| bad())?
+            .ok_or_else(bad)?;
+        self.check_peer(index, msg, peer)?;
+        let until = now + self.config.channel_lifetime;
+        let max = self.config.max_channels;
+        let a = self.slots[index as usize].as_mut().expect("owned");
+        let by_number = a.channels.iter().position(|c| c.number == number);
+        let by_peer = a.channels.iter().position(|c| c.peer == peer);
+        match (by_number, by_peer) {
+            (Some(i), Some(j)) if i == j => a.channels[i].expires = until,
+            (None, None) if a.channels.len() < max => a.channels.push(Channel {
+                number,
+                peer,
+                expires: until,
+            }),
+            (None, None) => return Err(error(msg, (508, "Insufficient Capacity"))),
+            _ => return Err(bad()),
+        }
+        if !self.permit(now, index, peer.ip()) {
+            return Err(error(msg, (508, "Insufficient Capacity")));
+        }
+        Ok(Some(Builder::new(
+            method::CHANNEL_BIND,
+            Class::Success,
+            msg.transaction_id,
+        )))
+    }
+}
+
+fn error(msg: &Message<'_>, (code, reason): Reject) -> Builder {
+    let mut b = Builder::new(msg.method, Class::Error, msg.transaction_id);
+    b.error(code, reason);
+    b
+}
+
+/// Transaction ids of Data indications need only vary (indications are
+/// never retransmitted or matched, RFC 8489 §6), so a counter will do.
+fn indication_tid(counter: u64) -> [u8; 12] {
+    let mut t = [0u8; 12];
+    t[..4].copy_from_slice(b"SOTD");
+    t[4..].copy_from_slice(&counter.to_be_bytes());
+    t
+}
+
+#[cfg(test)]
+mod tests;

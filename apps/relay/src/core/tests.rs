@@ -1,0 +1,476 @@
+//! Tests of the allocation core with a scripted client in virtual time.
+
+use super::*;
+use crate::auth::{Credentials, Nonces, rest_password};
+use crate::shared::Quotas;
+
+const REALM: &str = "sotto.test";
+const UNIX0: u64 = 1_800_000_000;
+
+struct Harness {
+    relay: Relay,
+    now: Instant,
+    client: ClientId,
+    nonce: String,
+    user: String,
+    key: Key,
+    next_tid: u8,
+    relayed: Option<RelayId>,
+}
+
+fn shared(max_total: usize, per_user: usize) -> Arc<Shared> {
+    let mut c = Credentials::new();
+    c.add_user("alice", REALM, "pw");
+    c.add_user("bob", REALM, "pw");
+    c.add_secret("old-secret");
+    c.add_secret("s3cret");
+    Arc::new(Shared::new(
+        c,
+        Nonces::new([9; 32], 600),
+        Quotas::new(max_total, per_user),
+    ))
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self::with(shared(100, 10), |_| {})
+    }
+
+    fn with(shared: Arc<Shared>, tweak: impl FnOnce(&mut Config)) -> Self {
+        let now = Instant::now();
+        let mut config = Config::new(REALM, now, UNIX0);
+        config.policy.allow_loopback();
+        tweak(&mut config);
+        Harness {
+            relay: Relay::new(config, shared),
+            now,
+            client: ClientId {
+                transport: Transport::Udp,
+                listener: 0,
+                remote: "192.0.2.50:5000".parse().unwrap(),
+            },
+            nonce: String::new(),
+            user: "alice".into(),
+            key: Key::derive("alice", REALM, "pw"),
+            next_tid: 0,
+            relayed: None,
+        }
+    }
+
+    fn tid(&mut self) -> [u8; 12] {
+        self.next_tid += 1;
+        [self.next_tid; 12]
+    }
+
+    fn send(&mut self, data: &[u8]) -> Result<Option<Forward>, DropReason> {
+        self.relay.handle_input(
+            self.now,
+            Input::Client {
+                client: self.client,
+                data,
+            },
+        )
+    }
+
+    /// Sends a request built by `f` (authenticated if `auth`), returns the answer.
+    fn request(&mut self, m: u16, auth: bool, f: impl FnOnce(&mut Builder)) -> Vec<u8> {
+        let tid = self.tid();
+        let mut b = Builder::new(m, Class::Request, tid);
+        f(&mut b);
+        if auth {
+            b.attr(attr::USERNAME, self.user.as_bytes())
+                .attr(attr::REALM, REALM.as_bytes())
+                .attr(attr::NONCE, self.nonce.as_bytes())
+                .integrity(Integrity::Sha1, &self.key.0);
+        }
+        let req = b.finish_with_fingerprint();
+        assert_eq!(self.send(&req), Ok(None));
+        self.bind_pending();
+        let out = self.relay.poll_transmit().expect("an answer");
+        assert_eq!(out.dest, Dest::Client(self.client));
+        let m = Message::parse(&out.data).unwrap();
+        assert_eq!(m.transaction_id, tid);
+        if let Some(n) = m.get_str(attr::NONCE).unwrap() {
+            self.nonce = n.to_owned();
+        }
+        out.data
+    }
+
+    fn bind_pending(&mut self) {
+        while let Some(ev) = self.relay.poll_event() {
+            if let Event::BindRelay { relay, .. } = ev {
+                self.relay
+                    .relay_bound(self.now, relay, Some("127.0.0.1:50000".parse().unwrap()));
+                self.relayed = Some(relay);
+            }
+        }
+    }
+
+    fn allocate(&mut self) -> Vec<u8> {
+        let first = self.request(method::ALLOCATE, false, |b| {
+            b.u32(attr::REQUESTED_TRANSPORT, 17 << 24);
+        });
+        assert_eq!(code(&first), Some(401));
+        self.request(method::ALLOCATE, true, |b| {
+            b.u32(attr::REQUESTED_TRANSPORT, 17 << 24);
+        })
+    }
+
+    fn channel_bind(&mut self, ch: u16, peer: SocketAddr) -> Vec<u8> {
+        self.request(method::CHANNEL_BIND, true, |b| {
+            b.u32(attr::CHANNEL_NUMBER, u32::from(ch) << 16)
+                .xor_addr(attr::XOR_PEER_ADDRESS, peer);
+        })
+    }
+
+    fn peer_datagram(
+        &mut self,
+        from: SocketAddr,
+        payload: &[u8],
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<Forward>, DropReason> {
+        buf.clear();
+        buf.extend_from_slice(&[0; PEER_HEADROOM]);
+        buf.extend_from_slice(payload);
+        self.relay.handle_input(
+            self.now,
+            Input::Peer {
+                relay: self.relayed.unwrap(),
+                from,
+                data: buf,
+            },
+        )
+    }
+}
+
+fn code(raw: &[u8]) -> Option<u16> {
+    let m = Message::parse(raw).unwrap();
+    if m.class == Class::Success {
+        return None;
+    }
+    let e = m.get(attr::ERROR_CODE).expect("error code");
+    Some(u16::from(e.value[2]) * 100 + u16::from(e.value[3]))
+}
+
+const PEER: &str = "127.0.0.1:7000";
+
+#[test]
+fn allocate_bind_and_relay_both_ways() {
+    let mut h = Harness::new();
+    let ok = h.allocate();
+    assert_eq!(code(&ok), None);
+    let m = Message::parse(&ok).unwrap();
+    assert_eq!(m.check_integrity(&h.key.0), Some(Integrity::Sha1));
+    assert_eq!(
+        m.get_xor_addr(attr::XOR_RELAYED_ADDRESS).unwrap(),
+        Some("127.0.0.1:50000".parse().unwrap())
+    );
+    assert_eq!(
+        m.get_xor_addr(attr::XOR_MAPPED_ADDRESS).unwrap(),
+        Some(h.client.remote)
+    );
+    assert_eq!(m.get_u32(attr::LIFETIME).unwrap(), Some(600));
+    assert_eq!(h.relay.allocations(), 1);
+
+    let peer: SocketAddr = PEER.parse().unwrap();
+    // No permission yet: ChannelData is dropped, peer data too.
+    assert_eq!(
+        h.send(&[0x40, 0x00, 0, 1, 7, 0, 0, 0]),
+        Err(DropReason::NoChannel)
+    );
+    let mut buf = Vec::new();
+    assert_eq!(
+        h.peer_datagram(peer, b"hi", &mut buf),
+        Err(DropReason::NoPermission)
+    );
+
+    assert_eq!(code(&h.channel_bind(0x4001, peer)), None);
+    let f = h
+        .send(&[0x40, 0x01, 0, 3, b'a', b'b', b'c', 0])
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.range, 4..7);
+    assert_eq!(
+        f.dest,
+        Dest::Peer {
+            relay: h.relayed.unwrap(),
+            addr: peer
+        }
+    );
+
+    let f = h.peer_datagram(peer, b"pong", &mut buf).unwrap().unwrap();
+    assert_eq!(f.dest, Dest::Client(h.client));
+    assert_eq!(&buf[f.range], &[0x40, 0x01, 0, 4, b'p', b'o', b'n', b'g']);
+
+    // A permitted peer without a channel gets a Data indication.
+    let other: SocketAddr = "127.0.0.1:7001".parse().unwrap();
+    assert_eq!(h.peer_datagram(other, b"x", &mut buf), Ok(None));
+    let t = h.relay.poll_transmit().unwrap();
+    let m = Message::parse(&t.data).unwrap();
+    assert_eq!((m.method, m.class), (method::DATA, Class::Indication));
+    assert_eq!(m.get_xor_addr(attr::XOR_PEER_ADDRESS).unwrap(), Some(other));
+    assert_eq!(m.get(attr::DATA).unwrap().value, b"x");
+
+    // Send indication to the peer.
+    let mut b = Builder::new(method::SEND, Class::Indication, [1; 12]);
+    b.xor_addr(attr::XOR_PEER_ADDRESS, peer)
+        .attr(attr::DATA, b"hello");
+    let ind = b.finish();
+    let f = h.send(&ind).unwrap().unwrap();
+    assert_eq!(&ind[f.range], b"hello");
+
+    let s = h.relay.stats();
+    assert_eq!(
+        (s.c2p_packets, s.c2p_bytes, s.p2c_packets, s.p2c_bytes),
+        (2, 8, 2, 5)
+    );
+}
+
+#[test]
+fn permissions_and_channels_expire() {
+    let mut h = Harness::new();
+    h.allocate();
+    let peer: SocketAddr = PEER.parse().unwrap();
+    assert_eq!(code(&h.channel_bind(0x4000, peer)), None);
+    h.now += Duration::from_secs(301);
+    h.relay.handle_timeout(h.now);
+    // Permission (300 s) is gone although the channel (600 s) is not.
+    assert_eq!(
+        h.send(&[0x40, 0, 0, 1, 1, 0, 0, 0]),
+        Err(DropReason::NoPermission)
+    );
+    h.now += Duration::from_secs(300);
+    h.relay.handle_timeout(h.now);
+    // The allocation itself (600 s) has expired too.
+    assert_eq!(h.relay.allocations(), 0);
+    assert!(matches!(h.relay.poll_event(), Some(Event::Closed { .. })));
+}
+
+#[test]
+fn wrong_password_is_401_and_counted() {
+    let mut h = Harness::new();
+    h.allocate();
+    h.key = Key::derive("alice", REALM, "not-pw");
+    let r = h.request(method::REFRESH, true, |_| {});
+    assert_eq!(code(&r), Some(401));
+    assert_eq!(h.relay.stats().auth_failures, 1);
+    // No MESSAGE-INTEGRITY on an answer we could not key.
+    assert!(
+        Message::parse(&r)
+            .unwrap()
+            .get(attr::MESSAGE_INTEGRITY)
+            .is_none()
+    );
+}
+
+#[test]
+fn stale_nonce_is_438_with_a_fresh_nonce() {
+    let mut h = Harness::new();
+    h.allocate();
+    let old = h.nonce.clone();
+    h.now += Duration::from_secs(601);
+    let r = h.request(method::REFRESH, true, |_| {});
+    assert_eq!(code(&r), Some(438));
+    assert_ne!(h.nonce, old);
+    let r = h.request(method::REFRESH, true, |_| {});
+    assert_eq!(code(&r), None);
+}
+
+#[test]
+fn refresh_zero_deletes_and_other_user_is_441() {
+    let mut h = Harness::new();
+    h.allocate();
+    h.user = "bob".into();
+    h.key = Key::derive("bob", REALM, "pw");
+    assert_eq!(code(&h.request(method::REFRESH, true, |_| {})), Some(441));
+    h.user = "alice".into();
+    h.key = Key::derive("alice", REALM, "pw");
+    let r = h.request(method::REFRESH, true, |b| {
+        b.u32(attr::LIFETIME, 0);
+    });
+    assert_eq!(code(&r), None);
+    assert_eq!(h.relay.allocations(), 0);
+    assert_eq!(code(&h.request(method::REFRESH, true, |_| {})), Some(437));
+}
+
+#[test]
+fn denied_peers_get_403() {
+    let mut h = Harness::with(shared(10, 10), |_| {});
+    h.allocate();
+    for p in [
+        "10.0.0.1:80",
+        "169.254.169.254:80",
+        "[::ffff:192.168.0.1]:80",
+    ] {
+        let peer: SocketAddr = p.parse().unwrap();
+        let r = h.request(method::CREATE_PERMISSION, true, |b| {
+            b.xor_addr(attr::XOR_PEER_ADDRESS, peer);
+        });
+        assert_eq!(code(&r), Some(403), "{p}");
+    }
+    assert_eq!(h.relay.stats().denied_peers, 3);
+    let r = h.channel_bind(0x4000, "[2001:db8::1]:80".parse().unwrap());
+    assert_eq!(code(&r), Some(443));
+    let mut strict = Harness::with(shared(10, 10), |c| c.policy = PeerPolicy::default());
+    strict.allocate();
+    assert_eq!(
+        code(&strict.channel_bind(0x4000, PEER.parse().unwrap())),
+        Some(403)
+    );
+}
+
+#[test]
+fn quotas_give_486() {
+    let s = shared(10, 1);
+    let mut a = Harness::with(s.clone(), |_| {});
+    assert_eq!(code(&a.allocate()), None);
+    let mut b = Harness::with(s.clone(), |_| {});
+    b.client.remote = "192.0.2.51:5000".parse().unwrap();
+    assert_eq!(code(&b.allocate()), Some(486));
+    // Deleting the first frees the slot.
+    a.request(method::REFRESH, true, |b| {
+        b.u32(attr::LIFETIME, 0);
+    });
+    assert_eq!(
+        code(&b.request(method::ALLOCATE, true, |b| {
+            b.u32(attr::REQUESTED_TRANSPORT, 17 << 24);
+        })),
+        None
+    );
+    assert_eq!(s.quotas.total(), 1);
+}
+
+#[test]
+fn rest_credentials_expire_for_the_life_of_the_allocation() {
+    let mut h = Harness::new();
+    let expiry = UNIX0 + 100;
+    h.user = format!("{expiry}:carol");
+    let password = rest_password("s3cret", &h.user);
+    h.key = Key::derive(&h.user, REALM, &password);
+    let ok = h.allocate();
+    assert_eq!(code(&ok), None);
+    // Lifetime is capped by the credential expiry.
+    assert_eq!(
+        Message::parse(&ok)
+            .unwrap()
+            .get_u32(attr::LIFETIME)
+            .unwrap(),
+        Some(100)
+    );
+    h.now += Duration::from_secs(50);
+    assert_eq!(code(&h.request(method::REFRESH, true, |_| {})), None);
+    h.now += Duration::from_secs(51);
+    assert_eq!(code(&h.request(method::REFRESH, true, |_| {})), Some(401));
+    // An expired username cannot allocate either.
+    let mut late = Harness::new();
+    late.now += Duration::from_secs(200);
+    late.user = h.user.clone();
+    late.key = h.key.clone();
+    assert_eq!(code(&late.allocate()), Some(401));
+}
+
+#[test]
+fn rest_old_secret_still_works_during_rotation() {
+    let mut h = Harness::new();
+    h.user = format!("{}:dave", UNIX0 + 1000);
+    h.key = Key::derive(&h.user, REALM, &rest_password("old-secret", &h.user));
+    assert_eq!(code(&h.allocate()), None);
+}
+
+#[test]
+fn unauthenticated_answers_are_small_and_rate_limited() {
+    let mut h = Harness::with(shared(10, 10), |c| c.unauth_per_ip_per_s = 5);
+    // A minimal Allocate: header + REQUESTED-TRANSPORT = 28 bytes.
+    let mut b = Builder::new(method::ALLOCATE, Class::Request, [1; 12]);
+    b.u32(attr::REQUESTED_TRANSPORT, 17 << 24);
+    let req = b.finish();
+    assert_eq!(req.len(), 28);
+    let mut answered = 0;
+    for _ in 0..20 {
+        if h.send(&req).is_ok() {
+            let t = h.relay.poll_transmit().unwrap();
+            assert!(
+                t.data.len() <= 3 * req.len(),
+                "401 is {} bytes",
+                t.data.len()
+            );
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 10); // burst of twice the rate
+    assert_eq!(h.relay.stats().drops[DropReason::RateLimited.index()], 10);
+    h.now += Duration::from_secs(1);
+    assert!(h.send(&req).is_ok());
+}
+
+#[test]
+fn bad_requests() {
+    let mut h = Harness::new();
+    h.allocate();
+    // Channel number out of range.
+    assert_eq!(
+        code(&h.channel_bind(0x5000, PEER.parse().unwrap())),
+        Some(400)
+    );
+    // Unknown comprehension-required attribute.
+    let r = h.request(method::REFRESH, true, |b| {
+        b.attr(0x0777, b"x");
+    });
+    assert_eq!(code(&r), Some(420));
+    // UDP only.
+    h.client.remote = "192.0.2.60:1".parse().unwrap();
+    h.nonce.clear();
+    h.request(method::ALLOCATE, false, |_| {});
+    let r = h.request(method::ALLOCATE, true, |b| {
+        b.u32(attr::REQUESTED_TRANSPORT, 6 << 24);
+    });
+    assert_eq!(code(&r), Some(442));
+    // A second Allocate on the same 5-tuple.
+    let r = h.request(method::ALLOCATE, true, |b| {
+        b.u32(attr::REQUESTED_TRANSPORT, 17 << 24);
+    });
+    assert_eq!(code(&r), None);
+    let r = h.request(method::ALLOCATE, true, |b| {
+        b.u32(attr::REQUESTED_TRANSPORT, 17 << 24);
+    });
+    assert_eq!(code(&r), Some(437));
+}
+
+#[test]
+fn failed_bind_answers_508_and_frees_quota() {
+    let s = shared(10, 10);
+    let mut h = Harness::with(s.clone(), |_| {});
+    h.request(method::ALLOCATE, false, |_| {});
+    let tid = h.tid();
+    let mut b = Builder::new(method::ALLOCATE, Class::Request, tid);
+    b.u32(attr::REQUESTED_TRANSPORT, 17 << 24)
+        .attr(attr::USERNAME, b"alice")
+        .attr(attr::REALM, REALM.as_bytes())
+        .attr(attr::NONCE, h.nonce.as_bytes())
+        .integrity(Integrity::Sha1, &h.key.0);
+    h.send(&b.finish()).unwrap();
+    let Some(Event::BindRelay { relay, .. }) = h.relay.poll_event() else {
+        panic!("no bind request")
+    };
+    h.relay.relay_bound(h.now, relay, None);
+    assert_eq!(code(&h.relay.poll_transmit().unwrap().data), Some(508));
+    assert_eq!(s.quotas.total(), 0);
+}
+
+#[test]
+fn random_input_never_panics() {
+    use proptest::prelude::*;
+    let mut h = Harness::new();
+    h.allocate();
+    h.channel_bind(0x4000, PEER.parse().unwrap());
+    let h = std::cell::RefCell::new(h);
+    proptest!(ProptestConfig::with_cases(2000), |(data in proptest::collection::vec(any::<u8>(), 0..200))| {
+        crate::fuzz_input(&data);
+        let mut h = h.borrow_mut();
+        let _ = h.send(&data);
+        let mut buf = data.clone();
+        let (now, relay) = (h.now, h.relayed.unwrap());
+        let _ = h.relay.handle_input(now, Input::Peer { relay, from: PEER.parse().unwrap(), data: &mut buf });
+        while h.relay.poll_transmit().is_some() {}
+    });
+}
