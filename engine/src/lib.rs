@@ -3,3 +3,5 @@
 //! Every protocol here is a sans-IO state machine (see `DESIGN.md`): it owns
 //! no socket, thread or clock; a thin driver feeds it datagrams and the time.
 #![forbid(unsafe_code)]
+
+pub mod srtp;
