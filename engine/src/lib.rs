@@ -5,3 +5,6 @@
 #![forbid(unsafe_code)]
 
 pub mod srtp;
+
+// ZRTP key agreement (RFC 6189).
+pub mod zrtp;

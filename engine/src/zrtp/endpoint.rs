@@ -1,0 +1,1349 @@
+//! The sans-IO ZRTP endpoint (RFC 6189 §4, §6, §7).
+//!
+//! Feed it every ZRTP datagram with [`Endpoint::handle_input`], call
+//! [`Endpoint::handle_timeout`] when [`Endpoint::poll_timeout`] says so, send
+//! what [`Endpoint::poll_transmit`] returns and act on
+//! [`Endpoint::poll_event`]. It owns no socket and reads no clock.
+//!
+//! Only the initiator retransmits on a timer (Commit, DHPart2, Confirm2);
+//! the responder answers a repeated message with its previous answer, as
+//! §6 prescribes. Every MAC and hash-chain link is checked in constant
+//! time before a message changes any state.
+
+use super::algo::{
+    AuthTagAlgo, CipherAlgo, HashAlgo, KeyAgreement, Offer, Policy, SasAlgo, Suite, Tag,
+};
+use super::cache::ZidCache;
+use super::crypto::{self, ct_eq, hash, mac64, random, sha256};
+use super::dh::KeyPair;
+use super::error::{Error, ProtocolError};
+use super::hello_hash::HelloHash;
+use super::keys::{self, Derived, SrtpSecrets};
+use super::message::{
+    Commit, CommitMode, Confirm, ConfirmBody, DhPart, Hello, Message, Ping, PingAck, Zid,
+};
+use super::packet;
+use super::sas;
+use super::timer::{self, Due, Retransmit};
+use std::collections::VecDeque;
+use std::time::Instant;
+use zeroize::{Zeroize, Zeroizing};
+
+/// Which side sends the Commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Sends Commit (and DHPart2, Confirm2).
+    Initiator,
+    /// Answers a Commit (DHPart1, Confirm1, Conf2ACK).
+    Responder,
+}
+
+impl Role {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Initiator => "initiator",
+            Role::Responder => "responder",
+        }
+    }
+}
+
+/// Keys a multistream session is derived from (§4.4.3): the first
+/// stream's ZRTPSess, its hash and the peer it was agreed with.
+#[derive(Clone, Zeroize)]
+pub struct SessionKey {
+    #[zeroize(skip)]
+    hash: HashAlgo,
+    #[zeroize(skip)]
+    peer_zid: Zid,
+    #[zeroize(skip)]
+    sas: String,
+    zrtp_sess: Vec<u8>,
+}
+
+impl Drop for SessionKey {
+    fn drop(&mut self) {
+        self.zrtp_sess.zeroize();
+    }
+}
+
+impl std::fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionKey")
+            .field("hash", &self.hash)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How an endpoint behaves.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Whether we try to send the Commit.
+    pub role: Role,
+    /// When initiator, wait for the peer's HelloACK before committing
+    /// (the RFC's sequence) instead of sending Commit in place of HelloACK
+    /// as soon as the peer's Hello arrives.
+    pub commit_after_hello_ack: bool,
+    /// Algorithms offered and accepted.
+    pub policy: Policy,
+    /// Our SSRC, put in every packet header.
+    pub ssrc: u32,
+    /// Client identifier in our Hello.
+    pub client_id: [u8; 16],
+    /// The peer's Hello hash from signalling (§8.1), if known.
+    pub peer_hello_hash: Option<HelloHash>,
+    /// Auxiliary shared secret (§4.3), if the application has one.
+    pub aux_secret: Option<Vec<u8>>,
+    /// Key this stream in multistream mode from an established session.
+    pub multistream: Option<SessionKey>,
+}
+
+impl Config {
+    /// Defaults for `role`: full policy, a random SSRC.
+    pub fn new(role: Role) -> Self {
+        Config {
+            role,
+            commit_after_hello_ack: false,
+            policy: Policy::default(),
+            ssrc: u32::from_be_bytes(random()),
+            client_id: *b"Sotto ZRTP 0.1  ",
+            peer_hello_hash: None,
+            aux_secret: None,
+            multistream: None,
+        }
+    }
+}
+
+/// What an application learns when the session is secure.
+#[derive(Debug, Clone)]
+pub struct SecureInfo {
+    /// Our role in the exchange that succeeded.
+    pub role: Role,
+    /// The algorithms agreed.
+    pub suite: Suite,
+    /// The rendered SAS (the parent session's SAS for multistream).
+    pub sas: String,
+    /// The 32-bit SAS value (0 for multistream).
+    pub sas_value: u32,
+    /// Both sides had marked this peer's SAS verified and the cache
+    /// matched.
+    pub sas_verified: bool,
+    /// A retained secret was expected but did not match.
+    pub cache_mismatch: bool,
+    /// SRTP master keys and salts for both directions.
+    pub srtp: SrtpSecrets,
+    /// Exported key (§4.5.2) for applications.
+    pub exported_key: Zeroizing<Vec<u8>>,
+    /// The peer's ZID.
+    pub peer_zid: Zid,
+}
+
+impl SecureInfo {
+    /// Our sending key and salt.
+    pub fn local_key_salt(&self) -> (&[u8], &[u8]) {
+        match self.role {
+            Role::Initiator => (&self.srtp.initiator_key, &self.srtp.initiator_salt),
+            Role::Responder => (&self.srtp.responder_key, &self.srtp.responder_salt),
+        }
+    }
+
+    /// The peer's sending key and salt (what we decrypt with).
+    pub fn remote_key_salt(&self) -> (&[u8], &[u8]) {
+        match self.role {
+            Role::Initiator => (&self.srtp.responder_key, &self.srtp.responder_salt),
+            Role::Responder => (&self.srtp.initiator_key, &self.srtp.initiator_salt),
+        }
+    }
+}
+
+/// Why a session ended without keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// We detected a violation and sent this Error.
+    Local(ProtocolError),
+    /// The peer sent an Error with this §5.9 code.
+    Peer(u32),
+    /// Retransmissions ran out (Hello: the peer may not speak ZRTP).
+    Timeout,
+    /// The peer's Hello does not hash to the signalled zrtp-hash.
+    HelloHashMismatch,
+}
+
+/// Something the application should know.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The peer's Hello arrived and names this ZID.
+    PeerHello {
+        /// The peer's ZID.
+        zid: Zid,
+    },
+    /// The peer's Hello does not match the signalled zrtp-hash (§8.1); the
+    /// handshake stops. A [`Event::Failed`] follows.
+    HelloHashMismatch,
+    /// We held retained secrets for this peer and they did not match (or
+    /// our entry was corrupt): the SAS must be compared (§4.3.2).
+    CacheMismatch {
+        /// The peer's ZID.
+        peer_zid: Zid,
+    },
+    /// Keys are ready.
+    Secure(Box<SecureInfo>),
+    /// The handshake failed.
+    Failed(Failure),
+    /// The peer asked to go clear; we refused (policy: never clear).
+    GoClearRefused,
+    /// The peer relayed a SAS (PBX); we acknowledged and ignored it.
+    SasRelayIgnored,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Idle,
+    Discovery,
+    SentCommit,
+    SentDhPart2,
+    SentConfirm2,
+    SentDhPart1,
+    SentConfirm1,
+    Secure,
+    Failed,
+}
+
+impl State {
+    fn name(self) -> &'static str {
+        match self {
+            State::Idle => "Idle",
+            State::Discovery => "Discovery",
+            State::SentCommit => "SentCommit",
+            State::SentDhPart2 => "SentDHPart2",
+            State::SentConfirm2 => "SentConfirm2",
+            State::SentDhPart1 => "SentDHPart1",
+            State::SentConfirm1 => "SentConfirm1",
+            State::Secure => "Secure",
+            State::Failed => "Failed",
+        }
+    }
+}
+
+/// Counters for drops, for diagnostics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Datagrams accepted.
+    pub accepted: u64,
+    /// Datagrams dropped (bad frame, replay, unexpected, bad MAC).
+    pub dropped: u64,
+    /// Datagrams sent.
+    pub sent: u64,
+}
+
+/// Hash chain H0..H3 (§9): H(i+1) = SHA-256(H(i)).
+struct Chain([[u8; 32]; 4]);
+
+impl Drop for Chain {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+/// A stored message as received or sent, with its parsed form.
+struct Stored<T> {
+    bytes: Vec<u8>,
+    msg: T,
+}
+
+/// The retained-secret match of one exchange (§4.3).
+struct SharedSecrets {
+    s1: Option<[u8; 32]>,
+    s2: Option<Vec<u8>>,
+    mismatch: bool,
+}
+
+/// One ZRTP stream's endpoint.
+pub struct Endpoint {
+    cfg: Config,
+    cache: ZidCache,
+    zid: Zid,
+    chain: Chain,
+    state: State,
+    our_hello: Vec<u8>,
+    peer_hello: Option<Stored<Hello>>,
+    peer_offer: Offer,
+    hello_acked: bool,
+    role: Role,
+    suite: Option<Suite>,
+    keypair: Option<KeyPair>,
+    our_commit: Option<Stored<Commit>>,
+    our_dhpart: Option<Vec<u8>>,
+    peer_commit: Option<Stored<Commit>>,
+    peer_dhpart: Option<Stored<DhPart>>,
+    derived: Option<Derived>,
+    shared: Option<SharedSecrets>,
+    peer_verified: bool,
+    /// The responder's last (trigger, answer), resent on a repeat.
+    last_answer: Option<(Vec<u8>, Vec<u8>)>,
+    hello_timer: Option<Retransmit>,
+    msg_timer: Option<Retransmit>,
+    next_seq: u16,
+    last_peer_seq: Option<u16>,
+    transmits: VecDeque<Vec<u8>>,
+    events: VecDeque<Event>,
+    stats: Stats,
+}
+
+impl Endpoint {
+    /// Creates an endpoint using `cache` for its ZID and retained secrets.
+    pub fn new(cfg: Config, cache: ZidCache) -> Self {
+        let h0: [u8; 32] = random();
+        let h1 = sha256(&h0);
+        let h2 = sha256(&h1);
+        let h3 = sha256(&h2);
+        let chain = Chain([h0, h1, h2, h3]);
+        let zid = cache.self_zid();
+        let p = &cfg.policy;
+        let tags = |v: Vec<Tag>| {
+            v.into_iter()
+                .take(super::message::MAX_ALGOS)
+                .collect::<Vec<_>>()
+        };
+        let mut kas: Vec<Tag> = p.key_agreements.iter().map(|k| k.tag()).collect();
+        if cfg.multistream.is_some() && !p.key_agreements.contains(&KeyAgreement::Mult) {
+            kas.push(KeyAgreement::Mult.tag());
+        }
+        let hello = Hello {
+            version: *b"1.10",
+            client_id: cfg.client_id,
+            h3: chain.0[3],
+            zid,
+            s: false,
+            m: false,
+            p: false,
+            hashes: tags(p.hashes.iter().map(|a| a.tag()).collect()),
+            ciphers: tags(p.ciphers.iter().map(|a| a.tag()).collect()),
+            auth_tags: tags(p.auth_tags.iter().map(|a| a.tag()).collect()),
+            key_agreements: tags(kas),
+            sas: tags(p.sas.iter().map(|a| a.tag()).collect()),
+            mac: [0; 8],
+        };
+        let mut our_hello = Message::Hello(hello).encode();
+        crypto::seal_message_mac(&mut our_hello, &chain.0[2]);
+        let role = cfg.role;
+        Endpoint {
+            cfg,
+            cache,
+            zid,
+            chain,
+            state: State::Idle,
+            our_hello,
+            peer_hello: None,
+            peer_offer: Offer::default(),
+            hello_acked: false,
+            role,
+            suite: None,
+            keypair: None,
+            our_commit: None,
+            our_dhpart: None,
+            peer_commit: None,
+            peer_dhpart: None,
+            derived: None,
+            shared: None,
+            peer_verified: false,
+            last_answer: None,
+            hello_timer: None,
+            msg_timer: None,
+            next_seq: u16::from_be_bytes(random()) & 0x3fff,
+            last_peer_seq: None,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Our Hello hash for signalling (§8.1), `"1.10 <hex>"`.
+    pub fn hello_hash(&self) -> HelloHash {
+        HelloHash::of_message(&self.our_hello)
+    }
+
+    /// Our ZID.
+    pub fn zid(&self) -> Zid {
+        self.zid
+    }
+
+    /// The cache, updated when a session becomes secure; persist it with
+    /// [`ZidCache::save`].
+    pub fn cache(&self) -> &ZidCache {
+        &self.cache
+    }
+
+    /// Mutable cache access, e.g. to mark the SAS verified (§4.9).
+    pub fn cache_mut(&mut self) -> &mut ZidCache {
+        &mut self.cache
+    }
+
+    /// Marks the SAS of the current peer verified (or not) in the cache.
+    pub fn set_sas_verified(&mut self, verified: bool) -> bool {
+        match &self.peer_hello {
+            Some(h) => {
+                let zid = h.msg.zid;
+                self.cache.set_verified(&zid, verified)
+            }
+            None => false,
+        }
+    }
+
+    /// Keys to start a multistream session with the same peer, once secure.
+    pub fn session_key(&self) -> Option<SessionKey> {
+        let (Some(d), Some(s), Some(h)) = (&self.derived, &self.suite, &self.peer_hello) else {
+            return None;
+        };
+        if self.state != State::Secure {
+            return None;
+        }
+        let sas = match &self.cfg.multistream {
+            Some(parent) => parent.sas.clone(),
+            None => sas::render(s.sas, d.sas_value),
+        };
+        Some(SessionKey {
+            hash: s.hash,
+            peer_zid: h.msg.zid,
+            sas,
+            zrtp_sess: d.zrtp_sess.clone(),
+        })
+    }
+
+    /// Drop counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Whether the session is secure.
+    pub fn is_secure(&self) -> bool {
+        self.state == State::Secure
+    }
+
+    /// Whether the session failed.
+    pub fn is_failed(&self) -> bool {
+        self.state == State::Failed
+    }
+
+    /// Starts discovery: sends Hello and arms its timer.
+    pub fn start(&mut self, now: Instant) {
+        if self.state != State::Idle {
+            return;
+        }
+        self.state = State::Discovery;
+        let hello = self.our_hello.clone();
+        self.send(&hello);
+        self.hello_timer = Some(Retransmit::new(now, hello, timer::HELLO));
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Endpoint::handle_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [&self.hello_timer, &self.msg_timer]
+            .into_iter()
+            .flatten()
+            .map(|t| t.at)
+            .min()
+    }
+
+    /// Fires due retransmissions.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for slot in 0..2 {
+            let timer = if slot == 0 {
+                &mut self.hello_timer
+            } else {
+                &mut self.msg_timer
+            };
+            let Some(t) = timer.as_mut() else { continue };
+            if t.at > now {
+                continue;
+            }
+            match t.fire(now) {
+                Due::Resend => {
+                    let m = t.message.clone();
+                    self.send(&m);
+                }
+                Due::Exhausted => {
+                    *timer = None;
+                    if !matches!(self.state, State::Failed | State::Secure) {
+                        self.state = State::Failed;
+                        self.hello_timer = None;
+                        self.msg_timer = None;
+                        self.events.push_back(Event::Failed(Failure::Timeout));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Processes one received ZRTP datagram.
+    pub fn handle_input(&mut self, now: Instant, datagram: &[u8]) -> Result<(), Error> {
+        let r = self.input(now, datagram);
+        match &r {
+            Ok(()) => self.stats.accepted += 1,
+            Err(_) => self.stats.dropped += 1,
+        }
+        r
+    }
+
+    fn input(&mut self, now: Instant, datagram: &[u8]) -> Result<(), Error> {
+        let raw = packet::parse(datagram)?;
+        if let Some(last) = self.last_peer_seq
+            && raw.seq <= last
+        {
+            return Err(Error::Replay(raw.seq));
+        }
+        let msg = Message::parse(raw.message)?;
+        if self.state == State::Idle {
+            return Err(Error::Unexpected("message", "Idle"));
+        }
+        let r = self.dispatch(now, raw.message, raw.ssrc, msg);
+        if r.is_ok() {
+            // Only authenticated or harmless input moves the replay floor,
+            // so a forged high sequence number cannot block the peer.
+            self.last_peer_seq = Some(raw.seq);
+        }
+        if let Err(Error::Protocol(e)) = &r {
+            self.fail(now, *e);
+        }
+        r
+    }
+
+    fn dispatch(
+        &mut self,
+        now: Instant,
+        bytes: &[u8],
+        ssrc: u32,
+        msg: Message,
+    ) -> Result<(), Error> {
+        if self.state == State::Failed {
+            return match msg {
+                Message::ErrorAck => {
+                    self.msg_timer = None;
+                    Ok(())
+                }
+                Message::Error(_) => {
+                    self.send_message(&Message::ErrorAck);
+                    Ok(())
+                }
+                _ => Err(Error::Closed),
+            };
+        }
+        match msg {
+            Message::Hello(h) => self.on_hello(now, bytes, h),
+            Message::HelloAck => self.on_hello_ack(now),
+            Message::Commit(c) => self.on_commit(now, bytes, c),
+            Message::DhPart1(p) => self.on_dhpart1(now, bytes, p),
+            Message::DhPart2(p) => self.on_dhpart2(bytes, p),
+            Message::Confirm1(c) => self.on_confirm1(now, c),
+            Message::Confirm2(c) => self.on_confirm2(bytes, c),
+            Message::Conf2Ack => self.on_conf2ack(),
+            Message::Error(code) => {
+                self.send_message(&Message::ErrorAck);
+                self.hello_timer = None;
+                self.msg_timer = None;
+                if self.state != State::Secure {
+                    self.state = State::Failed;
+                    self.events.push_back(Event::Failed(Failure::Peer(code)));
+                }
+                Ok(())
+            }
+            Message::ErrorAck => {
+                self.msg_timer = None;
+                Ok(())
+            }
+            Message::GoClear(_) => {
+                // Policy: media never goes clear. Refuse with 0x100 but keep
+                // the secure session (the peer must keep encrypting).
+                if self.state != State::Secure {
+                    return Err(Error::Unexpected("GoClear", self.state.name()));
+                }
+                self.send_message(&Message::Error(ProtocolError::GoClear.code()));
+                self.events.push_back(Event::GoClearRefused);
+                Ok(())
+            }
+            Message::SasRelay(_) => {
+                // We never trust a PBX (no M flag, no enrollment): acknowledge
+                // so the peer stops retransmitting, and ignore the SAS.
+                if self.state != State::Secure {
+                    return Err(Error::Unexpected("SASrelay", self.state.name()));
+                }
+                self.send_message(&Message::RelayAck);
+                self.events.push_back(Event::SasRelayIgnored);
+                Ok(())
+            }
+            Message::Ping(p) => {
+                self.on_ping(ssrc, p);
+                Ok(())
+            }
+            Message::ClearAck | Message::RelayAck | Message::PingAck(_) => {
+                Err(Error::Unexpected("unsolicited ACK", self.state.name()))
+            }
+        }
+    }
+
+    // ----- sending -----
+
+    fn send(&mut self, message: &[u8]) {
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        self.stats.sent += 1;
+        self.transmits
+            .push_back(packet::build(seq, self.cfg.ssrc, message));
+    }
+
+    fn send_message(&mut self, m: &Message) {
+        let bytes = m.encode();
+        self.send(&bytes);
+    }
+
+    fn send_with_timer(&mut self, now: Instant, message: Vec<u8>) {
+        self.send(&message);
+        self.msg_timer = Some(Retransmit::new(now, message, timer::MESSAGE));
+    }
+
+    fn fail(&mut self, now: Instant, e: ProtocolError) {
+        if self.state == State::Failed {
+            return;
+        }
+        self.state = State::Failed;
+        self.hello_timer = None;
+        self.derived = None;
+        self.keypair = None;
+        let err = Message::Error(e.code()).encode();
+        self.send_with_timer(now, err);
+        self.events.push_back(Event::Failed(Failure::Local(e)));
+    }
+
+    // ----- discovery -----
+
+    fn on_hello(&mut self, now: Instant, bytes: &[u8], h: Hello) -> Result<(), Error> {
+        if let Some(prev) = &self.peer_hello {
+            if prev.bytes != bytes {
+                return Err(Error::Unexpected("different Hello", self.state.name()));
+            }
+            // A repeat: the peer has not seen our HelloACK yet.
+            if self.state == State::Discovery && self.our_commit.is_none() {
+                self.send_message(&Message::HelloAck);
+            }
+            return Ok(());
+        }
+        if let Some(expected) = &self.cfg.peer_hello_hash
+            && !expected.matches(bytes)
+        {
+            self.state = State::Failed;
+            self.hello_timer = None;
+            self.msg_timer = None;
+            self.events.push_back(Event::HelloHashMismatch);
+            self.events
+                .push_back(Event::Failed(Failure::HelloHashMismatch));
+            return Ok(());
+        }
+        if &h.version[..3] != b"1.1" {
+            return Err(ProtocolError::Version.into());
+        }
+        if h.zid == self.zid {
+            return Err(ProtocolError::EqualZid.into());
+        }
+        if let Some(ms) = &self.cfg.multistream
+            && ms.peer_zid != h.zid
+        {
+            return Err(ProtocolError::HelloMismatch.into());
+        }
+        self.peer_offer = Offer {
+            hashes: h
+                .hashes
+                .iter()
+                .filter_map(|t| HashAlgo::from_tag(*t))
+                .collect(),
+            ciphers: h
+                .ciphers
+                .iter()
+                .filter_map(|t| CipherAlgo::from_tag(*t))
+                .collect(),
+            auth_tags: h
+                .auth_tags
+                .iter()
+                .filter_map(|t| AuthTagAlgo::from_tag(*t))
+                .collect(),
+            key_agreements: h
+                .key_agreements
+                .iter()
+                .filter_map(|t| KeyAgreement::from_tag(*t))
+                .collect(),
+            sas: h.sas.iter().filter_map(|t| SasAlgo::from_tag(*t)).collect(),
+        }
+        .with_mandatory();
+        self.events.push_back(Event::PeerHello { zid: h.zid });
+        self.peer_hello = Some(Stored {
+            bytes: bytes.to_vec(),
+            msg: h,
+        });
+        if self.cfg.role == Role::Initiator
+            && (self.hello_acked || !self.cfg.commit_after_hello_ack)
+        {
+            self.send_commit(now)
+        } else {
+            self.send_message(&Message::HelloAck);
+            Ok(())
+        }
+    }
+
+    fn on_hello_ack(&mut self, now: Instant) -> Result<(), Error> {
+        if self.state != State::Discovery {
+            return Err(Error::Unexpected("HelloACK", self.state.name()));
+        }
+        self.hello_acked = true;
+        self.hello_timer = None;
+        if self.cfg.role == Role::Initiator
+            && self.peer_hello.is_some()
+            && self.our_commit.is_none()
+        {
+            return self.send_commit(now);
+        }
+        Ok(())
+    }
+
+    // ----- initiator -----
+
+    fn send_commit(&mut self, now: Instant) -> Result<(), Error> {
+        let multistream = self.cfg.multistream.clone();
+        let suite = match &multistream {
+            Some(ms) => {
+                let mut s = self
+                    .cfg
+                    .policy
+                    .negotiate_multistream(&self.peer_offer)
+                    .map_err(ProtocolError::Negotiation)?;
+                s.hash = ms.hash;
+                s
+            }
+            None => self
+                .cfg
+                .policy
+                .negotiate(&self.peer_offer)
+                .map_err(ProtocolError::Negotiation)?,
+        };
+        let peer_hello_bytes = self
+            .peer_hello
+            .as_ref()
+            .map(|h| h.bytes.clone())
+            .unwrap_or_default();
+        let mode = if multistream.is_some() {
+            CommitMode::Multistream { nonce: random() }
+        } else {
+            let (kp, pv) = KeyPair::generate(suite.key_agreement).ok_or(
+                ProtocolError::Negotiation(super::algo::NegotiationError::KeyAgreement),
+            )?;
+            self.keypair = Some(kp);
+            self.suite = Some(suite);
+            let dhpart2 = self.build_dhpart(false, pv);
+            let hvi_full = hash(suite.hash, &[&dhpart2, &peer_hello_bytes]);
+            let mut hvi = [0u8; 32];
+            hvi.copy_from_slice(&hvi_full[..32]);
+            self.our_dhpart = Some(dhpart2);
+            CommitMode::Dh { hvi }
+        };
+        let commit = Commit {
+            h2: self.chain.0[2],
+            zid: self.zid,
+            hash: suite.hash.tag(),
+            cipher: suite.cipher.tag(),
+            auth: suite.auth.tag(),
+            key_agreement: suite.key_agreement.tag(),
+            sas: suite.sas.tag(),
+            mode,
+            mac: [0; 8],
+        };
+        let mut bytes = Message::Commit(commit.clone()).encode();
+        crypto::seal_message_mac(&mut bytes, &self.chain.0[1]);
+        self.suite = Some(suite);
+        self.role = Role::Initiator;
+        self.state = State::SentCommit;
+        self.our_commit = Some(Stored {
+            bytes: bytes.clone(),
+            msg: commit,
+        });
+        self.send_with_timer(now, bytes);
+        Ok(())
+    }
+
+    /// Builds our DHPart1 (responder) or DHPart2 (initiator).
+    fn build_dhpart(&mut self, responder: bool, pv: Vec<u8>) -> Vec<u8> {
+        let suite = self.suite.unwrap_or(Suite {
+            hash: HashAlgo::S256,
+            cipher: CipherAlgo::Aes1,
+            auth: AuthTagAlgo::Hs32,
+            key_agreement: KeyAgreement::X255,
+            sas: SasAlgo::B32,
+        });
+        let label: &[u8] = if responder {
+            b"Responder"
+        } else {
+            b"Initiator"
+        };
+        let peer_zid = self
+            .peer_hello
+            .as_ref()
+            .map(|h| h.msg.zid)
+            .unwrap_or_default();
+        let entry = self.cache.get(&peer_zid);
+        let id = |s: Option<[u8; 32]>| s.map_or_else(random, |s| mac64(suite.hash, &s, label));
+        let rs1_id = id(entry.and_then(|e| e.rs1));
+        let rs2_id = id(entry.and_then(|e| e.rs2));
+        // auxsecretID = MAC(auxsecret, our own H3) (§4.3.1).
+        let aux_id = self
+            .cfg
+            .aux_secret
+            .as_ref()
+            .map_or_else(random, |a| mac64(suite.hash, a, &self.chain.0[3]));
+        let part = DhPart {
+            h1: self.chain.0[1],
+            rs1_id,
+            rs2_id,
+            aux_id,
+            pbx_id: random(),
+            pv,
+            mac: [0; 8],
+        };
+        let mut bytes = if responder {
+            Message::DhPart1(part)
+        } else {
+            Message::DhPart2(part)
+        }
+        .encode();
+        crypto::seal_message_mac(&mut bytes, &self.chain.0[0]);
+        bytes
+    }
+
+    fn on_dhpart1(&mut self, now: Instant, bytes: &[u8], p: DhPart) -> Result<(), Error> {
+        if self.state != State::SentCommit || self.cfg.multistream.is_some() {
+            return Err(Error::Unexpected("DHPart1", self.state.name()));
+        }
+        let hello = self
+            .peer_hello
+            .as_ref()
+            .ok_or(Error::Unexpected("DHPart1", "no Hello"))?;
+        // H1 -> H2 -> H3 must reach the Hello's H3, and H2 keys its MAC.
+        let h2 = sha256(&p.h1);
+        if !ct_eq(&sha256(&h2), &hello.msg.h3) || !crypto::check_message_mac(&hello.bytes, &h2) {
+            return Err(Error::Auth("DHPart1 hash chain / Hello MAC"));
+        }
+        let suite = self.suite.ok_or(Error::Unexpected("DHPart1", "no suite"))?;
+        if Some(p.pv.len()) != suite.key_agreement.pv_len() {
+            return Err(ProtocolError::Malformed.into());
+        }
+        let kp = self
+            .keypair
+            .take()
+            .ok_or(Error::Unexpected("DHPart1", "no key pair"))?;
+        let dh = kp.agree(&p.pv).map_err(|_| ProtocolError::BadPublicValue)?;
+        let dhpart2 = self.our_dhpart.clone().unwrap_or_default();
+        let commit = self
+            .our_commit
+            .as_ref()
+            .map(|c| c.bytes.clone())
+            .unwrap_or_default();
+        let total = hash(suite.hash, &[&hello.bytes, &commit, bytes, &dhpart2]);
+        let peer_zid = hello.msg.zid;
+        let peer_h3 = hello.msg.h3;
+        let shared = self.match_secrets(&suite, &peer_zid, &p, b"Responder", &peer_h3);
+        let ctx = keys::kdf_context(&self.zid, &peer_zid, &total);
+        let s0 = keys::s0_dh(
+            &suite,
+            &dh,
+            &self.zid,
+            &peer_zid,
+            &total,
+            [
+                shared.s1.as_ref().map(|s| &s[..]),
+                shared.s2.as_deref(),
+                None,
+            ],
+        );
+        self.derived = Some(keys::derive(&suite, &s0, &ctx));
+        self.shared = Some(shared);
+        self.peer_dhpart = Some(Stored {
+            bytes: bytes.to_vec(),
+            msg: p,
+        });
+        self.hello_timer = None;
+        self.state = State::SentDhPart2;
+        self.send_with_timer(now, dhpart2);
+        Ok(())
+    }
+
+    fn on_confirm1(&mut self, now: Instant, c: Confirm) -> Result<(), Error> {
+        if self.state != State::SentDhPart2
+            && !(self.state == State::SentCommit && self.cfg.multistream.is_some())
+        {
+            return Err(Error::Unexpected("Confirm1", self.state.name()));
+        }
+        if self.cfg.multistream.is_some() {
+            self.derive_multistream()?;
+        }
+        let body = self.open_confirm(&c, Role::Responder)?;
+        let h1 = sha256(&body.h0);
+        if self.cfg.multistream.is_some() {
+            let hello = self
+                .peer_hello
+                .as_ref()
+                .ok_or(Error::Unexpected("Confirm1", "no Hello"))?;
+            let h2 = sha256(&h1);
+            if !ct_eq(&sha256(&h2), &hello.msg.h3) || !crypto::check_message_mac(&hello.bytes, &h2)
+            {
+                self.derived = None;
+                return Err(Error::Auth("Confirm1 hash chain / Hello MAC"));
+            }
+        } else {
+            let dh1 = self
+                .peer_dhpart
+                .as_ref()
+                .ok_or(Error::Unexpected("Confirm1", "no DHPart1"))?;
+            if !ct_eq(&h1, &dh1.msg.h1) || !crypto::check_message_mac(&dh1.bytes, &body.h0) {
+                return Err(Error::Auth("Confirm1 hash chain / DHPart1 MAC"));
+            }
+        }
+        self.peer_verified = body.v;
+        let confirm2 = self.seal_confirm(Role::Initiator)?;
+        self.hello_timer = None;
+        self.state = State::SentConfirm2;
+        self.send_with_timer(now, confirm2);
+        Ok(())
+    }
+
+    fn on_conf2ack(&mut self) -> Result<(), Error> {
+        if self.state != State::SentConfirm2 {
+            return Err(Error::Unexpected("Conf2ACK", self.state.name()));
+        }
+        self.msg_timer = None;
+        self.go_secure();
+        Ok(())
+    }
+
+    // ----- responder -----
+
+    fn on_commit(&mut self, now: Instant, bytes: &[u8], c: Commit) -> Result<(), Error> {
+        if let Some(prev) = &self.peer_commit {
+            if prev.bytes == bytes {
+                return self.resend_answer(bytes);
+            }
+            return Err(Error::Unexpected("different Commit", self.state.name()));
+        }
+        if !matches!(self.state, State::Discovery | State::SentCommit) {
+            return Err(Error::Unexpected("Commit", self.state.name()));
+        }
+        let hello = self
+            .peer_hello
+            .as_ref()
+            .ok_or(Error::Unexpected("Commit", "no Hello"))?;
+        if !ct_eq(&sha256(&c.h2), &hello.msg.h3) || !crypto::check_message_mac(&hello.bytes, &c.h2)
+        {
+            return Err(Error::Auth("Commit hash chain / Hello MAC"));
+        }
+        if c.zid != hello.msg.zid {
+            return Err(ProtocolError::HelloMismatch.into());
+        }
+        let suite = commit_suite(&c)?;
+        self.cfg
+            .policy
+            .accepts(&suite)
+            .map_err(ProtocolError::Negotiation)?;
+        let multistream = matches!(c.mode, CommitMode::Multistream { .. });
+        match (&c.mode, &self.cfg.multistream) {
+            (CommitMode::Preshared { .. }, _) => {
+                return Err(ProtocolError::Negotiation(
+                    super::algo::NegotiationError::KeyAgreement,
+                )
+                .into());
+            }
+            (CommitMode::Multistream { .. }, None) => {
+                return Err(ProtocolError::Negotiation(
+                    super::algo::NegotiationError::KeyAgreement,
+                )
+                .into());
+            }
+            (CommitMode::Multistream { .. }, Some(ms)) if ms.hash != suite.hash => {
+                return Err(ProtocolError::Negotiation(super::algo::NegotiationError::Hash).into());
+            }
+            (CommitMode::Dh { .. }, Some(_)) => {
+                return Err(ProtocolError::Negotiation(
+                    super::algo::NegotiationError::KeyAgreement,
+                )
+                .into());
+            }
+            _ => {}
+        }
+        // Commit contention (§4.2): the larger hvi (or nonce) stays
+        // initiator; both compared as big-endian unsigned integers.
+        if let Some(ours) = &self.our_commit {
+            let key = |m: &CommitMode| match m {
+                CommitMode::Dh { hvi } => hvi.to_vec(),
+                CommitMode::Multistream { nonce } | CommitMode::Preshared { nonce, .. } => {
+                    nonce.to_vec()
+                }
+            };
+            if key(&ours.msg.mode) > key(&c.mode) {
+                return Ok(());
+            }
+            self.our_commit = None;
+            self.our_dhpart = None;
+            self.keypair = None;
+            self.msg_timer = None;
+        }
+        self.hello_timer = None;
+        self.role = Role::Responder;
+        self.suite = Some(suite);
+        self.peer_commit = Some(Stored {
+            bytes: bytes.to_vec(),
+            msg: c,
+        });
+        if multistream {
+            self.derive_multistream()?;
+            let confirm1 = self.seal_confirm(Role::Responder)?;
+            self.state = State::SentConfirm1;
+            self.answer(bytes, confirm1);
+            return Ok(());
+        }
+        let (kp, pv) = KeyPair::generate(suite.key_agreement).ok_or(ProtocolError::Negotiation(
+            super::algo::NegotiationError::KeyAgreement,
+        ))?;
+        self.keypair = Some(kp);
+        let dhpart1 = self.build_dhpart(true, pv);
+        self.our_dhpart = Some(dhpart1.clone());
+        self.state = State::SentDhPart1;
+        let _ = now;
+        self.answer(bytes, dhpart1);
+        Ok(())
+    }
+
+    fn on_dhpart2(&mut self, bytes: &[u8], p: DhPart) -> Result<(), Error> {
+        if self.state != State::SentDhPart1 {
+            if self.peer_dhpart.as_ref().is_some_and(|d| d.bytes == bytes) {
+                return self.resend_answer(bytes);
+            }
+            return Err(Error::Unexpected("DHPart2", self.state.name()));
+        }
+        let commit = self
+            .peer_commit
+            .as_ref()
+            .ok_or(Error::Unexpected("DHPart2", "no Commit"))?;
+        if !ct_eq(&sha256(&p.h1), &commit.msg.h2)
+            || !crypto::check_message_mac(&commit.bytes, &p.h1)
+        {
+            return Err(Error::Auth("DHPart2 hash chain / Commit MAC"));
+        }
+        let suite = self.suite.ok_or(Error::Unexpected("DHPart2", "no suite"))?;
+        let CommitMode::Dh { hvi } = commit.msg.mode else {
+            return Err(Error::Unexpected("DHPart2", "multistream"));
+        };
+        // §4.4.1.1: hvi must be hash(DHPart2 || our Hello), first 256 bits.
+        let expect = hash(suite.hash, &[bytes, &self.our_hello]);
+        if !ct_eq(&expect[..32], &hvi) {
+            return Err(ProtocolError::HviMismatch.into());
+        }
+        if Some(p.pv.len()) != suite.key_agreement.pv_len() {
+            return Err(ProtocolError::Malformed.into());
+        }
+        let kp = self
+            .keypair
+            .take()
+            .ok_or(Error::Unexpected("DHPart2", "no key pair"))?;
+        let dh = kp.agree(&p.pv).map_err(|_| ProtocolError::BadPublicValue)?;
+        let hello = self
+            .peer_hello
+            .as_ref()
+            .ok_or(Error::Unexpected("DHPart2", "no Hello"))?;
+        let peer_zid = hello.msg.zid;
+        let peer_h3 = hello.msg.h3;
+        let dhpart1 = self.our_dhpart.clone().unwrap_or_default();
+        let total = hash(
+            suite.hash,
+            &[&self.our_hello, &commit.bytes, &dhpart1, bytes],
+        );
+        let shared = self.match_secrets(&suite, &peer_zid, &p, b"Initiator", &peer_h3);
+        let ctx = keys::kdf_context(&peer_zid, &self.zid, &total);
+        let s0 = keys::s0_dh(
+            &suite,
+            &dh,
+            &peer_zid,
+            &self.zid,
+            &total,
+            [
+                shared.s1.as_ref().map(|s| &s[..]),
+                shared.s2.as_deref(),
+                None,
+            ],
+        );
+        self.derived = Some(keys::derive(&suite, &s0, &ctx));
+        self.shared = Some(shared);
+        self.peer_dhpart = Some(Stored {
+            bytes: bytes.to_vec(),
+            msg: p,
+        });
+        let confirm1 = self.seal_confirm(Role::Responder)?;
+        self.state = State::SentConfirm1;
+        self.answer(bytes, confirm1);
+        Ok(())
+    }
+
+    fn on_confirm2(&mut self, bytes: &[u8], c: Confirm) -> Result<(), Error> {
+        if self.state == State::Secure && self.role == Role::Responder {
+            return self.resend_answer(bytes);
+        }
+        if self.state != State::SentConfirm1 {
+            return Err(Error::Unexpected("Confirm2", self.state.name()));
+        }
+        let body = self.open_confirm(&c, Role::Initiator)?;
+        let h1 = sha256(&body.h0);
+        if self.cfg.multistream.is_some() {
+            let commit = self
+                .peer_commit
+                .as_ref()
+                .ok_or(Error::Unexpected("Confirm2", "no Commit"))?;
+            if !ct_eq(&sha256(&h1), &commit.msg.h2)
+                || !crypto::check_message_mac(&commit.bytes, &h1)
+            {
+                return Err(Error::Auth("Confirm2 hash chain / Commit MAC"));
+            }
+        } else {
+            let dh2 = self
+                .peer_dhpart
+                .as_ref()
+                .ok_or(Error::Unexpected("Confirm2", "no DHPart2"))?;
+            if !ct_eq(&h1, &dh2.msg.h1) || !crypto::check_message_mac(&dh2.bytes, &body.h0) {
+                return Err(Error::Auth("Confirm2 hash chain / DHPart2 MAC"));
+            }
+        }
+        self.peer_verified = body.v;
+        self.answer(bytes, Message::Conf2Ack.encode());
+        self.go_secure();
+        Ok(())
+    }
+
+    fn answer(&mut self, trigger: &[u8], answer: Vec<u8>) {
+        self.send(&answer);
+        self.last_answer = Some((trigger.to_vec(), answer));
+    }
+
+    fn resend_answer(&mut self, trigger: &[u8]) -> Result<(), Error> {
+        match self.last_answer.clone() {
+            Some((t, a)) if t == trigger => {
+                self.send(&a);
+                Ok(())
+            }
+            _ => Err(Error::Unexpected("repeated message", self.state.name())),
+        }
+    }
+
+    // ----- shared -----
+
+    /// Matches the peer's retained-secret IDs against ours (§4.3.1):
+    /// `label` is the peer's role.
+    fn match_secrets(
+        &self,
+        suite: &Suite,
+        peer_zid: &Zid,
+        p: &DhPart,
+        label: &[u8],
+        peer_h3: &[u8; 32],
+    ) -> SharedSecrets {
+        let entry = self.cache.get(peer_zid);
+        let ours = [entry.and_then(|e| e.rs1), entry.and_then(|e| e.rs2)];
+        let mut s1 = None;
+        'outer: for theirs in [&p.rs1_id, &p.rs2_id] {
+            for rs in ours.iter().flatten() {
+                if ct_eq(&mac64(suite.hash, rs, label), theirs) {
+                    s1 = Some(*rs);
+                    break 'outer;
+                }
+            }
+        }
+        let had_secret = ours.iter().any(Option::is_some) || self.cache.is_corrupt(peer_zid);
+        let s2 = self
+            .cfg
+            .aux_secret
+            .as_ref()
+            .filter(|a| ct_eq(&mac64(suite.hash, a, peer_h3), &p.aux_id))
+            .cloned();
+        SharedSecrets {
+            s1,
+            s2,
+            mismatch: had_secret && s1.is_none(),
+        }
+    }
+
+    fn derive_multistream(&mut self) -> Result<(), Error> {
+        if self.derived.is_some() {
+            return Ok(());
+        }
+        let ms = self
+            .cfg
+            .multistream
+            .clone()
+            .ok_or(Error::Unexpected("multistream", "no session"))?;
+        let suite = self
+            .suite
+            .ok_or(Error::Unexpected("multistream", "no suite"))?;
+        let (hello_r, commit, zidi, zidr) = match self.role {
+            Role::Initiator => (
+                self.peer_hello.as_ref().map(|h| h.bytes.clone()),
+                self.our_commit.as_ref().map(|c| c.bytes.clone()),
+                self.zid,
+                ms.peer_zid,
+            ),
+            Role::Responder => (
+                Some(self.our_hello.clone()),
+                self.peer_commit.as_ref().map(|c| c.bytes.clone()),
+                ms.peer_zid,
+                self.zid,
+            ),
+        };
+        let (Some(hello_r), Some(commit)) = (hello_r, commit) else {
+            return Err(Error::Unexpected("multistream", "missing Hello/Commit"));
+        };
+        // §4.4.3.2: total_hash = hash(responder's Hello || Commit).
+        let total = hash(suite.hash, &[&hello_r, &commit]);
+        let ctx = keys::kdf_context(&zidi, &zidr, &total);
+        let s0 = keys::s0_multistream(&suite, &ms.zrtp_sess, &ctx);
+        self.derived = Some(keys::derive(&suite, &s0, &ctx));
+        self.shared = Some(SharedSecrets {
+            s1: None,
+            s2: None,
+            mismatch: false,
+        });
+        Ok(())
+    }
+
+    /// Builds our Confirm1 (responder) or Confirm2 (initiator).
+    fn seal_confirm(&self, as_role: Role) -> Result<Vec<u8>, Error> {
+        let d = self
+            .derived
+            .as_ref()
+            .ok_or(Error::Unexpected("Confirm", "no keys"))?;
+        let suite = self.suite.ok_or(Error::Unexpected("Confirm", "no suite"))?;
+        let (key, mackey) = match as_role {
+            Role::Initiator => (&d.zrtpkey_i, &d.mackey_i),
+            Role::Responder => (&d.zrtpkey_r, &d.mackey_r),
+        };
+        let verified = self
+            .peer_hello
+            .as_ref()
+            .and_then(|h| self.cache.get(&h.msg.zid))
+            .is_some_and(|e| e.verified)
+            && !self.shared.as_ref().is_some_and(|s| s.mismatch);
+        let body = ConfirmBody {
+            h0: self.chain.0[0],
+            e: false,
+            v: verified,
+            a: false,
+            d: false,
+            cache_expiration: u32::MAX,
+            signature: Vec::new(),
+        };
+        let mut encrypted = Zeroizing::new(body.encode());
+        let iv: [u8; 16] = random();
+        crypto::cfb_encrypt(suite.cipher, key, &iv, &mut encrypted);
+        let confirm_mac = mac64(suite.hash, mackey, &encrypted);
+        let c = Confirm {
+            confirm_mac,
+            iv,
+            encrypted: encrypted.to_vec(),
+        };
+        Ok(match as_role {
+            Role::Initiator => Message::Confirm2(c),
+            Role::Responder => Message::Confirm1(c),
+        }
+        .encode())
+    }
+
+    /// Checks and decrypts the peer's Confirm (`from` is the peer's role).
+    fn open_confirm(&self, c: &Confirm, from: Role) -> Result<ConfirmBody, Error> {
+        let d = self
+            .derived
+            .as_ref()
+            .ok_or(Error::Unexpected("Confirm", "no keys"))?;
+        let suite = self.suite.ok_or(Error::Unexpected("Confirm", "no suite"))?;
+        let (key, mackey) = match from {
+            Role::Initiator => (&d.zrtpkey_i, &d.mackey_i),
+            Role::Responder => (&d.zrtpkey_r, &d.mackey_r),
+        };
+        if !ct_eq(&mac64(suite.hash, mackey, &c.encrypted), &c.confirm_mac) {
+            return Err(ProtocolError::ConfirmMac.into());
+        }
+        let mut plain = Zeroizing::new(c.encrypted.clone());
+        crypto::cfb_decrypt(suite.cipher, key, &c.iv, &mut plain);
+        ConfirmBody::parse(&plain).map_err(|_| ProtocolError::Malformed.into())
+    }
+
+    fn go_secure(&mut self) {
+        let (Some(d), Some(suite), Some(hello)) = (&self.derived, self.suite, &self.peer_hello)
+        else {
+            return;
+        };
+        let peer_zid = hello.msg.zid;
+        let mismatch = self.shared.as_ref().is_some_and(|s| s.mismatch);
+        let (sas, sas_value) = match &self.cfg.multistream {
+            Some(ms) => (ms.sas.clone(), 0),
+            None => (sas::render(suite.sas, d.sas_value), d.sas_value),
+        };
+        let local_verified = self.cache.get(&peer_zid).is_some_and(|e| e.verified);
+        let info = SecureInfo {
+            role: self.role,
+            suite,
+            sas,
+            sas_value,
+            sas_verified: local_verified && self.peer_verified && !mismatch,
+            cache_mismatch: mismatch,
+            srtp: d.srtp.clone(),
+            exported_key: Zeroizing::new(d.exported.clone()),
+            peer_zid,
+        };
+        if self.cfg.multistream.is_none() {
+            let mut rs1 = [0u8; 32];
+            rs1.copy_from_slice(&d.new_rs1);
+            self.cache.update(peer_zid, rs1, !mismatch);
+            rs1.zeroize();
+        }
+        if mismatch {
+            self.events.push_back(Event::CacheMismatch { peer_zid });
+        }
+        self.state = State::Secure;
+        self.hello_timer = None;
+        self.keypair = None;
+        self.events.push_back(Event::Secure(Box::new(info)));
+    }
+
+    fn on_ping(&mut self, ssrc: u32, p: Ping) {
+        let mut sender_hash = [0u8; 8];
+        sender_hash.copy_from_slice(&sha256(&self.zid)[..8]);
+        self.send_message(&Message::PingAck(PingAck {
+            version: *b"1.10",
+            sender_hash,
+            received_hash: p.endpoint_hash,
+            ssrc,
+        }));
+    }
+}
+
+/// Maps a Commit's tags to a suite, with the §5.9 code for an unknown one.
+fn commit_suite(c: &Commit) -> Result<Suite, ProtocolError> {
+    use super::algo::NegotiationError as N;
+    Ok(Suite {
+        hash: HashAlgo::from_tag(c.hash).ok_or(ProtocolError::Negotiation(N::Hash))?,
+        cipher: CipherAlgo::from_tag(c.cipher).ok_or(ProtocolError::Negotiation(N::Cipher))?,
+        auth: AuthTagAlgo::from_tag(c.auth).ok_or(ProtocolError::Negotiation(N::AuthTag))?,
+        key_agreement: KeyAgreement::from_tag(c.key_agreement)
+            .ok_or(ProtocolError::Negotiation(N::KeyAgreement))?,
+        sas: SasAlgo::from_tag(c.sas).ok_or(ProtocolError::Negotiation(N::Sas))?,
+    })
+}

@@ -1,0 +1,215 @@
+//! Interop with bzrtp 5.1 (Debian libbzrtp-dev) over UDP on 127.0.0.1:
+//! Sotto as initiator, as responder and in commit contention, for each
+//! key agreement bzrtp implements. Both sides must derive the same SAS,
+//! algorithms and SRTP master keys and salts.
+
+mod zrtp_support;
+
+use sotto_engine::zrtp::{AuthTagAlgo, CipherAlgo, HashAlgo, SasAlgo};
+use sotto_engine::zrtp::{Config, KeyAgreement, Policy, Role, ZidCache, packet};
+use sotto_peers::bzrtp::BzrtpConfig;
+use zrtp_support::{RunOpts, assert_agree, run_udp};
+
+fn policy(
+    ka: KeyAgreement,
+    hash: HashAlgo,
+    cipher: CipherAlgo,
+    auth: AuthTagAlgo,
+    sas: SasAlgo,
+) -> Policy {
+    Policy {
+        hashes: vec![hash],
+        ciphers: vec![cipher],
+        auth_tags: vec![auth],
+        key_agreements: vec![ka, KeyAgreement::Mult],
+        sas: vec![sas],
+    }
+}
+
+fn config(role: Role, p: Policy) -> Config {
+    Config {
+        policy: p,
+        ..Config::new(role)
+    }
+}
+
+fn bz(ka: &str, hash: &str, cipher: &str, auth: &str, sas: &str) -> BzrtpConfig {
+    BzrtpConfig::from_lists(hash, cipher, auth, ka, sas)
+}
+
+fn x255() -> (Policy, BzrtpConfig) {
+    (
+        policy(
+            KeyAgreement::X255,
+            HashAlgo::S256,
+            CipherAlgo::Aes1,
+            AuthTagAlgo::Hs32,
+            SasAlgo::B32,
+        ),
+        bz("X255", "S256", "AES1", "HS32", "B32"),
+    )
+}
+
+#[test]
+fn crc_byte_order_matches_bzrtp() {
+    let (p, b) = x255();
+    let o = run_udp(
+        config(Role::Responder, p),
+        ZidCache::new(),
+        &b,
+        RunOpts::default(),
+    );
+    let first = o.bzrtp_packets.first().expect("bzrtp sent nothing");
+    assert!(
+        packet::parse(first).is_ok(),
+        "bzrtp's packet fails our CRC check"
+    );
+    let n = first.len() - 4;
+    assert_eq!(first[n..], crc32c_le(&first[..n]));
+    assert_agree(&o, "X255");
+}
+
+fn crc32c_le(data: &[u8]) -> [u8; 4] {
+    // Reference bitwise CRC-32C (RFC 3309 polynomial, reflected 0x82F63B78),
+    // independent of the crate the codec uses.
+    let mut crc = !0u32;
+    for b in data {
+        crc ^= u32::from(*b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    (!crc).to_le_bytes()
+}
+
+#[test]
+fn x255_sotto_initiator() {
+    let (p, b) = x255();
+    let o = run_udp(
+        config(Role::Initiator, p),
+        ZidCache::new(),
+        &b,
+        RunOpts::default(),
+    );
+    let (_, role) = assert_agree(&o, "X255");
+    assert_eq!(role, "initiator");
+}
+
+#[test]
+fn x255_sotto_responder() {
+    let (p, b) = x255();
+    let o = run_udp(
+        config(Role::Responder, p),
+        ZidCache::new(),
+        &b,
+        RunOpts::default(),
+    );
+    let (_, role) = assert_agree(&o, "X255");
+    assert_eq!(role, "responder");
+}
+
+#[test]
+fn x255_commit_contention() {
+    let (p, b) = x255();
+    let cfg = Config {
+        commit_after_hello_ack: true,
+        ..config(Role::Initiator, p)
+    };
+    let o = run_udp(
+        cfg,
+        ZidCache::new(),
+        &b,
+        RunOpts {
+            force_contention: true,
+            ..RunOpts::default()
+        },
+    );
+    use sotto_engine::zrtp::message::MessageType::Commit;
+    assert!(
+        o.sotto_packets
+            .iter()
+            .any(|p| zrtp_support::packet_type(p) == Some(Commit))
+    );
+    assert!(
+        o.bzrtp_packets
+            .iter()
+            .any(|p| zrtp_support::packet_type(p) == Some(Commit))
+    );
+    assert_agree(&o, "X255");
+}
+
+fn both_roles(p: Policy, b: BzrtpConfig, ka: &str) {
+    for role in [Role::Initiator, Role::Responder] {
+        let o = run_udp(
+            config(role, p.clone()),
+            ZidCache::new(),
+            &b,
+            RunOpts::default(),
+        );
+        let (_, r) = assert_agree(&o, ka);
+        assert_eq!(r, role.name());
+    }
+    let cfg = Config {
+        commit_after_hello_ack: true,
+        ..config(Role::Initiator, p)
+    };
+    let o = run_udp(
+        cfg,
+        ZidCache::new(),
+        &b,
+        RunOpts {
+            force_contention: true,
+            ..RunOpts::default()
+        },
+    );
+    assert_agree(&o, ka);
+}
+
+#[test]
+fn x448_all_roles() {
+    both_roles(
+        policy(
+            KeyAgreement::X448,
+            HashAlgo::S384,
+            CipherAlgo::Aes3,
+            AuthTagAlgo::Hs80,
+            SasAlgo::B32,
+        ),
+        bz("X448", "S384", "AES3", "HS80", "B32"),
+        "X448",
+    );
+}
+
+#[test]
+fn dh3k_s384_aes3_hs80_b256_all_roles() {
+    both_roles(
+        policy(
+            KeyAgreement::Dh3k,
+            HashAlgo::S384,
+            CipherAlgo::Aes3,
+            AuthTagAlgo::Hs80,
+            SasAlgo::B256,
+        ),
+        bz("DH3k", "S384", "AES3", "HS80", "B256"),
+        "DH3k",
+    );
+}
+
+#[test]
+fn dh2k_all_roles() {
+    both_roles(
+        policy(
+            KeyAgreement::Dh2k,
+            HashAlgo::S256,
+            CipherAlgo::Aes1,
+            AuthTagAlgo::Hs32,
+            SasAlgo::B32,
+        ),
+        bz("DH2k", "S256", "AES1", "HS32", "B32"),
+        "DH2k",
+    );
+}
