@@ -312,3 +312,112 @@ fn rtcp_aad(header: &[u8], trailer: [u8; 4]) -> [u8; 12] {
     aad[8..].copy_from_slice(&trailer);
     aad
 }
+
+#[cfg(test)]
+mod tests {
+    //! RFC 7714 §16 and §17 packet vectors. They are stated for session
+    //! keys (below the KDF, which RFC 3711 B.3 pins in `aes_cm`).
+    use super::*;
+
+    fn h(s: &str) -> Vec<u8> {
+        hex::decode(s).unwrap()
+    }
+
+    const KEY_128: &str = "000102030405060708090a0b0c0d0e0f";
+    const KEY_256: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+    /// "Quid pro quo".
+    const SALT: &str = "517569642070726f2071756f";
+    /// §16: SSRC 0x5501a0b2, SEQ 0xf17b, "Gallia est omnis divisa in partes tres".
+    const RTP: &str = "8040f17b8041f8d35501a0b247616c6c696120657374206f6d6e69732064697669736120696e207061727465732074726573";
+    /// §17.1 to §17.3: an RTCP SR of SSRC "Mars" under SRTCP index 0x5d4.
+    const RTCP: &str = "81c8000d4d6172734e5450314e545032525450200000042a0000e9304c756e61deadbeefdeadbeefdeadbeefdeadbeefdeadbeef";
+
+    fn gcm(key: &str) -> SessionKeys {
+        let algorithm = if key.len() == 32 {
+            &aead::AES_128_GCM
+        } else {
+            &aead::AES_256_GCM
+        };
+        let keys = || GcmKeys {
+            key: LessSafeKey::new(UnboundKey::new(algorithm, &h(key)).unwrap()),
+            salt: h(SALT).try_into().unwrap(),
+        };
+        SessionKeys::Gcm {
+            rtp: keys(),
+            rtcp: keys(),
+        }
+    }
+
+    fn rtp_vector(key: &str, expected: &str) {
+        let keys = gcm(key);
+        let plain = h(RTP);
+        let mut buf = plain.clone();
+        buf.resize(plain.len() + 16, 0);
+        let n = keys.protect_rtp(&mut buf, 12, plain.len(), 0x5501a0b2, 0xf17b);
+        assert_eq!(hex::encode(&buf[..n]), expected);
+        let n = keys
+            .unprotect_rtp(&mut buf, 12, 0x5501a0b2, 0xf17b)
+            .unwrap();
+        assert_eq!(buf[..n], plain[..]);
+    }
+
+    fn rtcp_vector(key: &str, expected: &str) {
+        let keys = gcm(key);
+        let plain = h(RTCP);
+        let mut buf = plain.clone();
+        buf.resize(plain.len() + 20, 0);
+        let n = keys.protect_rtcp(&mut buf, plain.len(), 0x4d617273, 0x5d4);
+        assert_eq!(hex::encode(&buf[..n]), expected);
+        assert_eq!(keys.rtcp_trailer(&buf), (true, 0x5d4));
+        let n = keys.unprotect_rtcp(&mut buf, 0x4d617273).unwrap();
+        assert_eq!(buf[..n], plain[..]);
+    }
+
+    /// RFC 7714 §16.1.1 and §16.1.2.
+    #[test]
+    fn rfc7714_16_1_srtp_aes_128_gcm() {
+        rtp_vector(
+            KEY_128,
+            "8040f17b8041f8d35501a0b2f24de3a3fb34de6cacba861c9d7e4bcabe633bd50d294e6f42a5f47a51c7d19b36de3adf8833899d7f27beb16a9152cf765ee4390cce",
+        );
+    }
+
+    /// RFC 7714 §16.2.1 and §16.2.2.
+    #[test]
+    fn rfc7714_16_2_srtp_aes_256_gcm() {
+        rtp_vector(
+            KEY_256,
+            "8040f17b8041f8d35501a0b232b1de78a822fe12ef9f78fa332e33aab18012389a58e2f3b50b2a0276ffae0f1ba63799b87b7aa3db36dfffd6b0f9bb7878d7a76c13",
+        );
+    }
+
+    /// RFC 7714 §17.1.
+    #[test]
+    fn rfc7714_17_1_srtcp_aes_128_gcm() {
+        rtcp_vector(
+            KEY_128,
+            "81c8000d4d61727363e94885dcdab67ca727d7662f6b7e997ff5c0f76c06f32dc676a5f1730d6fda4ce09b4686303ded0bb9275bc84aa45896cf4d2fc5abf87245d9eade800005d4",
+        );
+    }
+
+    /// RFC 7714 §17.2.
+    #[test]
+    fn rfc7714_17_2_srtcp_aes_256_gcm() {
+        rtcp_vector(
+            KEY_256,
+            "81c8000d4d617273d50ae4d1f5ce5d304ba297e47d470c282c3ece5dbffe0a50a2eaa5c1110555be8415f658c61de0476f1b6fad1d1eb30c4446839f57ff6f6cb26ac3be800005d4",
+        );
+    }
+
+    /// RFC 7714 §17.3/§17.4: authenticated-only SRTCP (E flag clear).
+    #[test]
+    fn rfc7714_17_3_srtcp_tag_only() {
+        let keys = gcm(KEY_128);
+        let mut buf = h(
+            "81c8000d4d6172734e5450314e545032525450200000042a0000e9304c756e61deadbeefdeadbeefdeadbeefdeadbeefdeadbeef841dd9683dd78ec92ae58790125f62b3000005d4",
+        );
+        assert_eq!(keys.rtcp_trailer(&buf), (false, 0x5d4));
+        let n = keys.unprotect_rtcp(&mut buf, 0x4d617273).unwrap();
+        assert_eq!(hex::encode(&buf[..n]), RTCP);
+    }
+}
