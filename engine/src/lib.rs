@@ -8,3 +8,9 @@ pub mod srtp;
 
 // ZRTP key agreement (RFC 6189).
 pub mod zrtp;
+
+// Media transport: first-byte demux, RTP/RTCP, ICE + TURN client, tokio driver.
+pub mod demux;
+pub mod ice;
+pub mod rtcp;
+pub mod rtp;

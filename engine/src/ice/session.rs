@@ -1,0 +1,984 @@
+//! The ICE session core: gathering, trickle, checks, consent, restart.
+
+use super::turn::{LinkEvent, LinkKind, TurnLink};
+use super::{IceError, SignalMessage};
+use crate::demux::{DemuxStats, PacketKind};
+use rtc_ice::candidate::candidate_host::CandidateHostConfig;
+use rtc_ice::candidate::candidate_relay::CandidateRelayConfig;
+use rtc_ice::candidate::candidate_server_reflexive::CandidateServerReflexiveConfig;
+use rtc_ice::candidate::{Candidate, CandidateConfig, CandidateType, unmarshal_candidate};
+use rtc_ice::crypto::RTCCryptoProvider;
+use rtc_ice::mdns::MulticastDnsMode;
+use rtc_ice::state::ConnectionState;
+use rtc_ice::{Agent, AgentConfig, Event as AgentEvent};
+use rtc_shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use sansio::Protocol;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Remote candidates held while their generation's credentials are unknown.
+const MAX_PENDING_REMOTE: usize = 64;
+/// Remote candidates accepted per ICE generation (bounds pairs and memory).
+const MAX_REMOTE_CANDIDATES: usize = 32;
+/// Relayed media datagrams held until the driver polls them.
+const MAX_MEDIA_QUEUE: usize = 256;
+
+/// A TURN server and the long-term (or REST-derived) credentials for it.
+#[derive(Clone)]
+pub struct TurnServer {
+    /// Server address (UDP).
+    pub addr: SocketAddr,
+    /// Long-term credential username (for REST: `expiry:user`).
+    pub username: String,
+    /// Password.
+    pub password: String,
+    /// Realm; learned from the server's 401 when empty.
+    pub realm: String,
+}
+
+impl std::fmt::Debug for TurnServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TurnServer")
+            .field("addr", &self.addr)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How an [`IceSession`] gathers and keeps its path.
+#[derive(Clone, Debug)]
+pub struct IceConfig {
+    /// Whether we are the controlling agent (the caller): it nominates.
+    pub controlling: bool,
+    /// STUN servers for server-reflexive candidates.
+    pub stun_servers: Vec<SocketAddr>,
+    /// TURN servers for relayed candidates.
+    pub turn_servers: Vec<TurnServer>,
+    /// Relay-only ("always relay calls"): gather and advertise only relayed
+    /// candidates, and never send or answer anything directly to the peer.
+    pub relay_only: bool,
+    /// Consent-freshness check interval (RFC 7675 §5.1: about 5 s).
+    pub consent_interval: Duration,
+    /// Consent lost after this long without an answer (RFC 7675: 30 s).
+    pub consent_timeout: Duration,
+    /// Pacing of connectivity checks while checking.
+    pub check_interval: Duration,
+    /// Whether the controlling side restarts ICE by itself when consent is lost.
+    pub auto_restart: bool,
+}
+
+impl Default for IceConfig {
+    fn default() -> Self {
+        Self {
+            controlling: true,
+            stun_servers: Vec::new(),
+            turn_servers: Vec::new(),
+            relay_only: false,
+            consent_interval: Duration::from_secs(5),
+            consent_timeout: Duration::from_secs(30),
+            check_interval: Duration::from_millis(50),
+            auto_restart: true,
+        }
+    }
+}
+
+/// A datagram to send from local socket `local` to `to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// The bound local socket to send from.
+    pub local: SocketAddr,
+    /// Destination.
+    pub to: SocketAddr,
+    /// Payload.
+    pub data: Vec<u8>,
+}
+
+/// The candidate pair media currently uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SelectedPath {
+    /// Local socket the path's packets leave from.
+    pub socket: SocketAddr,
+    /// Local candidate address (the relayed address when relayed).
+    pub local: SocketAddr,
+    /// Remote candidate address.
+    pub remote: SocketAddr,
+    /// Whether our side goes through a TURN relay.
+    pub relayed: bool,
+}
+
+/// ICE connection state (RFC 8445 / W3C `RTCIceConnectionState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IceState {
+    /// Not started.
+    New,
+    /// Checks in progress.
+    Checking,
+    /// A pair is selected and consent is fresh.
+    Connected,
+    /// Consent has not been refreshed for `consent_timeout`.
+    Disconnected,
+    /// Checks or consent failed for good; a restart is needed.
+    Failed,
+    /// Closed.
+    Closed,
+}
+
+/// What the session reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IceEvent {
+    /// The connection state changed.
+    State(IceState),
+    /// Media now flows on this path.
+    Selected(SelectedPath),
+    /// An ICE restart began (new credentials, re-trickled candidates).
+    Restarting,
+    /// A STUN/TURN server did not answer or refused us.
+    ServerFailed {
+        /// The server.
+        server: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Counters of what the session dropped or did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct IceStats {
+    /// Per-kind counts of inbound datagrams (direct and relayed).
+    pub demux: DemuxStats,
+    /// Media dropped because it did not come over the selected path.
+    pub media_off_path: u64,
+    /// Direct datagrams ignored in relay-only mode.
+    pub direct_ignored: u64,
+    /// Outbound datagrams refused because they would bypass the relay.
+    pub direct_blocked: u64,
+    /// STUN rejected by the agent (bad integrity, unknown peer, malformed).
+    pub stun_rejected: u64,
+    /// ICE restarts begun.
+    pub restarts: u32,
+}
+
+/// One media stream's ICE (single component, rtcp-mux).
+pub struct IceSession {
+    cfg: IceConfig,
+    provider: Arc<dyn RTCCryptoProvider>,
+    agent: Agent,
+    sockets: Vec<SocketAddr>,
+    links: Vec<(Option<usize>, TurnLink)>,
+    local_cands: Vec<Candidate>,
+    remote_ufrag: Option<String>,
+    remote_count: usize,
+    pending_remote: Vec<(String, String)>,
+    selected: Option<SelectedPath>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<IceEvent>,
+    signals: VecDeque<SignalMessage>,
+    media_in: VecDeque<Vec<u8>>,
+    stats: IceStats,
+}
+
+impl IceSession {
+    /// Starts a session over the bound local `sockets` (concrete addresses,
+    /// not wildcards): host candidates from them, server-reflexive and
+    /// relayed ones from the configured servers. Credentials and host
+    /// candidates are queued for signalling at once.
+    pub fn new(now: Instant, cfg: IceConfig, sockets: &[SocketAddr]) -> Result<Self, IceError> {
+        if cfg.relay_only && cfg.turn_servers.is_empty() {
+            return Err(IceError::Config("relay-only needs a TURN server".into()));
+        }
+        if sockets.iter().any(|s| s.ip().is_unspecified()) {
+            return Err(IceError::Config(
+                "sockets must be bound to concrete addresses".into(),
+            ));
+        }
+        let provider =
+            rtc_ice::crypto::default_provider().map_err(|e| IceError::Agent(e.to_string()))?;
+        let agent_cfg = AgentConfig {
+            is_controlling: cfg.controlling,
+            candidate_types: if cfg.relay_only {
+                vec![CandidateType::Relay]
+            } else {
+                vec![
+                    CandidateType::Host,
+                    CandidateType::ServerReflexive,
+                    CandidateType::Relay,
+                ]
+            },
+            multicast_dns_mode: MulticastDnsMode::Disabled,
+            keepalive_interval: Some(cfg.consent_interval),
+            disconnected_timeout: Some(cfg.consent_timeout),
+            failed_timeout: Some(cfg.consent_timeout),
+            check_interval: cfg.check_interval,
+            relay_acceptance_min_wait: Some(Duration::from_millis(500)),
+            ..AgentConfig::default()
+        };
+        let agent = Agent::new(now, Arc::new(agent_cfg), provider.clone())?;
+        let mut s = Self {
+            cfg,
+            provider,
+            agent,
+            sockets: sockets.to_vec(),
+            links: Vec::new(),
+            local_cands: Vec::new(),
+            remote_ufrag: None,
+            remote_count: 0,
+            pending_remote: Vec::new(),
+            selected: None,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            signals: VecDeque::new(),
+            media_in: VecDeque::new(),
+            stats: IceStats::default(),
+        };
+        s.push_credentials(s.cfg.controlling);
+        if !s.cfg.relay_only {
+            for sock in s.sockets.clone() {
+                s.add_local(host_candidate(sock)?);
+            }
+            for server in s.cfg.stun_servers.clone() {
+                s.open_links(now, LinkKind::Stun, server, None);
+            }
+        }
+        for (i, t) in s.cfg.turn_servers.clone().iter().enumerate() {
+            s.open_links(now, LinkKind::Turn, t.addr, Some(i));
+        }
+        s.pump(now);
+        Ok(s)
+    }
+
+    fn open_links(
+        &mut self,
+        now: Instant,
+        kind: LinkKind,
+        server: SocketAddr,
+        turn: Option<usize>,
+    ) {
+        let creds = turn.and_then(|i| self.cfg.turn_servers.get(i)).cloned();
+        for sock in self.sockets.clone() {
+            if sock.is_ipv4() != server.is_ipv4() {
+                continue;
+            }
+            match TurnLink::new(
+                now,
+                kind,
+                sock,
+                server,
+                creds.as_ref(),
+                self.provider.clone(),
+            ) {
+                Ok(link) => self.links.push((turn, link)),
+                Err(e) => self.events.push_back(IceEvent::ServerFailed {
+                    server,
+                    reason: e.to_string(),
+                }),
+            }
+        }
+    }
+
+    fn push_credentials(&mut self, offer: bool) {
+        let c = self.agent.get_local_credentials();
+        let (ufrag, pwd) = (c.ufrag.clone(), c.pwd.clone());
+        self.signals.push_back(if offer {
+            SignalMessage::Offer { ufrag, pwd }
+        } else {
+            SignalMessage::Answer { ufrag, pwd }
+        });
+    }
+
+    fn add_local(&mut self, c: Candidate) {
+        if let Ok(true) = self.agent.add_local_candidate(c.clone()) {
+            self.signals.push_back(SignalMessage::Candidate {
+                ufrag: self.agent.get_local_credentials().ufrag.clone(),
+                candidate: c.marshal(),
+            });
+            self.local_cands.push(c);
+        }
+    }
+
+    /// The path media currently uses, if any.
+    pub fn selected(&self) -> Option<SelectedPath> {
+        self.selected
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> IceStats {
+        self.stats
+    }
+
+    /// Current connection state.
+    pub fn state(&self) -> IceState {
+        map_state(self.agent.state())
+    }
+
+    /// Our candidates so far (as trickled).
+    pub fn local_candidates(&self) -> Vec<String> {
+        self.local_cands.iter().map(Candidate::marshal).collect()
+    }
+
+    /// Handles a message from the peer's signalling.
+    pub fn handle_signal(&mut self, now: Instant, msg: SignalMessage) -> Result<(), IceError> {
+        match msg {
+            SignalMessage::Offer { ufrag, pwd } => {
+                if self.remote_ufrag.as_deref() == Some(ufrag.as_str()) {
+                    return Ok(()); // duplicate
+                }
+                if self.remote_ufrag.is_some() {
+                    // The peer restarted ICE: restart too and answer with new credentials.
+                    self.restart_local(now)?;
+                    self.push_credentials(false);
+                    self.retrickle();
+                }
+                self.start_checks(now, ufrag, pwd)?;
+            }
+            SignalMessage::Answer { ufrag, pwd } => {
+                if self.remote_ufrag.as_deref() != Some(ufrag.as_str()) {
+                    self.start_checks(now, ufrag, pwd)?;
+                }
+            }
+            SignalMessage::Candidate { ufrag, candidate } => {
+                if self.remote_ufrag.as_deref() == Some(ufrag.as_str()) {
+                    self.add_remote(now, &candidate)?;
+                } else if self.pending_remote.len() < MAX_PENDING_REMOTE {
+                    self.pending_remote.push((ufrag, candidate));
+                }
+            }
+        }
+        self.pump(now);
+        Ok(())
+    }
+
+    fn start_checks(&mut self, now: Instant, ufrag: String, pwd: String) -> Result<(), IceError> {
+        self.agent
+            .start_connectivity_checks(now, self.cfg.controlling, ufrag.clone(), pwd)?;
+        self.remote_ufrag = Some(ufrag.clone());
+        self.remote_count = 0;
+        let pending = std::mem::take(&mut self.pending_remote);
+        for (u, c) in pending {
+            if u == ufrag {
+                // A bad candidate must not abort the others.
+                let _ = self.add_remote(now, &c);
+            }
+        }
+        Ok(())
+    }
+
+    fn add_remote(&mut self, now: Instant, line: &str) -> Result<(), IceError> {
+        if self.remote_count >= MAX_REMOTE_CANDIDATES {
+            return Err(IceError::BadCandidate("too many candidates".into()));
+        }
+        let line = line.strip_prefix("candidate:").unwrap_or(line);
+        let c = unmarshal_candidate(line).map_err(|e| IceError::BadCandidate(e.to_string()))?;
+        let addr = c.addr();
+        if self.agent.add_remote_candidate(c)? {
+            self.remote_count += 1;
+            for (_, link) in &mut self.links {
+                if link.kind == LinkKind::Turn {
+                    let _ = link.permit(now, addr);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn retrickle(&mut self) {
+        let ufrag = self.agent.get_local_credentials().ufrag.clone();
+        for c in &self.local_cands {
+            self.signals.push_back(SignalMessage::Candidate {
+                ufrag: ufrag.clone(),
+                candidate: c.marshal(),
+            });
+        }
+    }
+
+    /// Restarts local ICE state with fresh credentials, keeping our candidates
+    /// but re-allocating on the TURN servers (a restarted server lost them).
+    fn restart_local(&mut self, now: Instant) -> Result<(), IceError> {
+        self.stats.restarts += 1;
+        self.events.push_back(IceEvent::Restarting);
+        self.agent
+            .restart(now, String::new(), String::new(), false)?;
+        self.remote_ufrag = None;
+        self.remote_count = 0;
+        self.local_cands
+            .retain(|c| c.candidate_type() != CandidateType::Relay);
+        for (_, link) in &mut self.links {
+            if link.kind == LinkKind::Turn {
+                link.close(now);
+            }
+        }
+        let old = std::mem::take(&mut self.links);
+        for (turn, link) in old {
+            // Flush the deallocations, then replace TURN links with fresh ones.
+            let mut link = link;
+            while let Some(data) = link.poll_write() {
+                self.transmits.push_back(Transmit {
+                    local: link.socket,
+                    to: link.server,
+                    data,
+                });
+            }
+            if link.kind == LinkKind::Stun {
+                self.links.push((turn, link));
+            }
+        }
+        for (i, t) in self.cfg.turn_servers.clone().iter().enumerate() {
+            self.open_links(now, LinkKind::Turn, t.addr, Some(i));
+        }
+        for c in self.local_cands.clone() {
+            let _ = self.agent.add_local_candidate(c);
+        }
+        Ok(())
+    }
+
+    /// Begins an ICE restart (RFC 8445 §9): new credentials, candidates
+    /// trickled again; the peer answers and checks start over. The old path
+    /// keeps carrying media until a new pair is selected.
+    pub fn restart(&mut self, now: Instant) -> Result<(), IceError> {
+        self.restart_local(now)?;
+        self.push_credentials(true);
+        self.retrickle();
+        self.pump(now);
+        Ok(())
+    }
+
+    /// Handles a datagram that arrived on local socket `socket` from `from`.
+    /// Returns the datagram back when it is media (RTP/RTCP/ZRTP) on the
+    /// selected path; relayed media is queued for [`IceSession::poll_media`].
+    pub fn handle_input<'a>(
+        &mut self,
+        now: Instant,
+        socket: SocketAddr,
+        from: SocketAddr,
+        data: &'a [u8],
+    ) -> Option<&'a [u8]> {
+        if let Some((_, link)) = self
+            .links
+            .iter_mut()
+            .find(|(_, l)| l.socket == socket && l.server == from)
+        {
+            if link.handle_read(now, data).is_err() {
+                self.stats.stun_rejected += 1;
+            }
+            self.pump(now);
+            return None;
+        }
+        if self.cfg.relay_only {
+            // Never answer, nor accept media, outside the relay.
+            self.stats.direct_ignored += 1;
+            return None;
+        }
+        let kind = self.stats.demux.count(data);
+        match kind {
+            PacketKind::Stun => {
+                self.agent_read(now, socket, from, data);
+                self.pump(now);
+                None
+            }
+            PacketKind::Rtp | PacketKind::Rtcp | PacketKind::Zrtp => {
+                let on_path = self
+                    .selected
+                    .is_some_and(|p| !p.relayed && p.socket == socket && p.remote == from);
+                if on_path {
+                    Some(data)
+                } else {
+                    self.stats.media_off_path += 1;
+                    None
+                }
+            }
+            _ => None,
+        }
+    }
+
+    fn agent_read(&mut self, now: Instant, local: SocketAddr, from: SocketAddr, data: &[u8]) {
+        let msg = TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: local,
+                peer_addr: from,
+                transport_protocol: TransportProtocol::UDP,
+                ecn: None,
+            },
+            message: bytes::BytesMut::from(data),
+        };
+        if self.agent.handle_read(msg).is_err() {
+            self.stats.stun_rejected += 1;
+        }
+    }
+
+    /// Relayed media that arrived on the selected path.
+    pub fn poll_media(&mut self) -> Option<Vec<u8>> {
+        self.media_in.pop_front()
+    }
+
+    /// Sends one media datagram on the selected path.
+    pub fn send_media(&mut self, now: Instant, data: &[u8]) -> Result<(), IceError> {
+        let path = self.selected.ok_or(IceError::NotConnected)?;
+        if path.relayed {
+            let (_, link) = self
+                .links
+                .iter_mut()
+                .find(|(_, l)| l.relayed == Some(path.local))
+                .ok_or(IceError::NotConnected)?;
+            link.send_to(now, data, path.remote)?;
+            while let Some(d) = link.poll_write() {
+                self.transmits.push_back(Transmit {
+                    local: link.socket,
+                    to: link.server,
+                    data: d,
+                });
+            }
+            Ok(())
+        } else if self.cfg.relay_only {
+            self.stats.direct_blocked += 1;
+            Err(IceError::NotConnected)
+        } else {
+            self.transmits.push_back(Transmit {
+                local: path.socket,
+                to: path.remote,
+                data: data.to_vec(),
+            });
+            Ok(())
+        }
+    }
+
+    /// Advances timers (checks, consent, TURN refreshes and retransmissions).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let _ = self.agent.handle_timeout(now);
+        for (_, link) in &mut self.links {
+            link.handle_timeout(now);
+        }
+        self.pump(now);
+    }
+
+    /// When [`IceSession::handle_timeout`] should next run.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let mut t = self.agent.poll_timeout();
+        for (_, link) in &mut self.links {
+            t = min_opt(t, link.poll_timeout());
+        }
+        t
+    }
+
+    /// Next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Next event.
+    pub fn poll_event(&mut self) -> Option<IceEvent> {
+        self.events.pop_front()
+    }
+
+    /// Next message for the peer's signalling.
+    pub fn poll_signal(&mut self) -> Option<SignalMessage> {
+        self.signals.pop_front()
+    }
+
+    /// Deletes TURN allocations and stops.
+    pub fn close(&mut self, now: Instant) {
+        for (_, link) in &mut self.links {
+            link.close(now);
+            while let Some(data) = link.poll_write() {
+                self.transmits.push_back(Transmit {
+                    local: link.socket,
+                    to: link.server,
+                    data,
+                });
+            }
+        }
+        let _ = self.agent.close();
+    }
+
+    /// Moves output between the agent, the TURN links and our queues until quiet.
+    fn pump(&mut self, now: Instant) {
+        loop {
+            let mut progressed = false;
+            while let Some(w) = self.agent.poll_write() {
+                progressed = true;
+                self.route_agent_write(now, w);
+            }
+            for i in 0..self.links.len() {
+                while let Some(ev) = self.links[i].1.poll_event() {
+                    progressed = true;
+                    self.on_link_event(now, i, ev);
+                }
+                let link = &mut self.links[i].1;
+                while let Some(data) = link.poll_write() {
+                    progressed = true;
+                    self.transmits.push_back(Transmit {
+                        local: link.socket,
+                        to: link.server,
+                        data,
+                    });
+                }
+            }
+            while let Some(ev) = self.agent.poll_event() {
+                progressed = true;
+                self.on_agent_event(now, ev.event);
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn route_agent_write(&mut self, now: Instant, w: TaggedBytesMut) {
+        let (local, peer) = (w.transport.local_addr, w.transport.peer_addr);
+        if let Some((_, link)) = self
+            .links
+            .iter_mut()
+            .find(|(_, l)| l.relayed == Some(local))
+        {
+            // Dropped if the permission is not in place yet; checks retransmit.
+            let _ = link.send_to(now, &w.message, peer);
+        } else if self.cfg.relay_only {
+            self.stats.direct_blocked += 1;
+        } else if self.sockets.contains(&local) {
+            self.transmits.push_back(Transmit {
+                local,
+                to: peer,
+                data: w.message.to_vec(),
+            });
+        }
+    }
+
+    fn on_link_event(&mut self, now: Instant, i: usize, ev: LinkEvent) {
+        let socket = self.links[i].1.socket;
+        match ev {
+            LinkEvent::Reflexive(addr) => {
+                if let Ok(c) = srflx_candidate(addr, socket) {
+                    self.add_local(c);
+                }
+            }
+            LinkEvent::Relayed(addr) => {
+                // In relay-only mode the raddr would reveal our host address.
+                let base = if self.cfg.relay_only {
+                    None
+                } else {
+                    Some(socket)
+                };
+                if let Ok(c) = relay_candidate(addr, base) {
+                    self.add_local(c);
+                }
+                let remotes: Vec<SocketAddr> = self
+                    .agent
+                    .get_remote_candidates()
+                    .iter()
+                    .map(Candidate::addr)
+                    .collect();
+                for r in remotes {
+                    let _ = self.links[i].1.permit(now, r);
+                }
+            }
+            LinkEvent::Data { peer, data } => {
+                let Some(relayed) = self.links[i].1.relayed else {
+                    return;
+                };
+                match self.stats.demux.count(&data) {
+                    PacketKind::Stun => self.agent_read(now, relayed, peer, &data),
+                    PacketKind::Rtp | PacketKind::Rtcp | PacketKind::Zrtp => {
+                        let on_path = self
+                            .selected
+                            .is_some_and(|p| p.relayed && p.local == relayed && p.remote == peer);
+                        if on_path && self.media_in.len() < MAX_MEDIA_QUEUE {
+                            self.media_in.push_back(data);
+                        } else {
+                            self.stats.media_off_path += 1;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            LinkEvent::Failed(reason) => {
+                let server = self.links[i].1.server;
+                self.events
+                    .push_back(IceEvent::ServerFailed { server, reason });
+            }
+        }
+    }
+
+    fn on_agent_event(&mut self, now: Instant, ev: AgentEvent) {
+        match ev {
+            AgentEvent::ConnectionStateChange(s) => {
+                let state = map_state(s);
+                self.events.push_back(IceEvent::State(state));
+                if self.cfg.controlling
+                    && self.cfg.auto_restart
+                    && matches!(state, IceState::Disconnected | IceState::Failed)
+                {
+                    // Consent lost (RFC 7675 §5.1): find another path.
+                    let _ = self.restart(now);
+                }
+            }
+            AgentEvent::SelectedCandidatePairChange(local, remote) => {
+                let relayed = local.candidate_type() == CandidateType::Relay;
+                let socket = if relayed {
+                    self.links
+                        .iter()
+                        .find(|(_, l)| l.relayed == Some(local.addr()))
+                        .map(|(_, l)| l.socket)
+                } else {
+                    Some(local.base_addr())
+                };
+                if let Some(socket) = socket {
+                    let path = SelectedPath {
+                        socket,
+                        local: local.addr(),
+                        remote: remote.addr(),
+                        relayed,
+                    };
+                    self.selected = Some(path);
+                    self.events.push_back(IceEvent::Selected(path));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn min_opt(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+fn map_state(s: ConnectionState) -> IceState {
+    match s {
+        ConnectionState::Checking => IceState::Checking,
+        ConnectionState::Connected | ConnectionState::Completed => IceState::Connected,
+        ConnectionState::Disconnected => IceState::Disconnected,
+        ConnectionState::Failed => IceState::Failed,
+        ConnectionState::Closed => IceState::Closed,
+        _ => IceState::New,
+    }
+}
+
+fn base_config(addr: SocketAddr) -> CandidateConfig {
+    CandidateConfig {
+        network: "udp".to_owned(),
+        address: addr.ip().to_string(),
+        port: addr.port(),
+        component: 1,
+        ..CandidateConfig::default()
+    }
+}
+
+fn host_candidate(addr: SocketAddr) -> Result<Candidate, IceError> {
+    Ok(CandidateHostConfig {
+        base_config: base_config(addr),
+        ..Default::default()
+    }
+    .new_candidate_host()?)
+}
+
+fn srflx_candidate(addr: SocketAddr, base: SocketAddr) -> Result<Candidate, IceError> {
+    Ok(CandidateServerReflexiveConfig {
+        base_config: base_config(addr),
+        rel_addr: base.ip().to_string(),
+        rel_port: base.port(),
+        ..Default::default()
+    }
+    .new_candidate_server_reflexive()?)
+}
+
+fn relay_candidate(addr: SocketAddr, base: Option<SocketAddr>) -> Result<Candidate, IceError> {
+    let (rel_addr, rel_port) = match base {
+        Some(b) => (b.ip().to_string(), b.port()),
+        None => (if addr.is_ipv4() { "0.0.0.0" } else { "::" }.to_owned(), 0),
+    };
+    Ok(CandidateRelayConfig {
+        base_config: base_config(addr),
+        rel_addr,
+        rel_port,
+        url: None,
+    }
+    .new_candidate_relay()?)
+}
+
+/// Local host addresses usable for host candidates: every interface address
+/// except link-local IPv6 (which needs a scope id) and unspecified ones.
+pub fn host_addresses() -> Vec<std::net::IpAddr> {
+    let Ok(ifaces) = rtc_shared::ifaces::ifaces() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for i in ifaces {
+        let Some(addr) = i.addr else { continue };
+        let ip = addr.ip();
+        let link_local_v6 =
+            matches!(ip, std::net::IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80);
+        if !ip.is_unspecified() && !link_local_v6 && !out.contains(&ip) {
+            out.push(ip);
+        }
+    }
+    out
+}
+
+/// Fuzz entry point: feed one datagram to a fresh session as STUN/media from a stranger.
+pub(crate) fn fuzz_session_input(data: &[u8]) {
+    let now = Instant::now();
+    let local: SocketAddr = ([127, 0, 0, 1], 40_000).into();
+    let peer: SocketAddr = ([127, 0, 0, 1], 40_001).into();
+    if let Ok(mut s) = IceSession::new(now, IceConfig::default(), &[local]) {
+        let _ = s.handle_input(now, local, peer, data);
+        s.handle_timeout(now);
+        while s.poll_transmit().is_some() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs two sessions against each other in memory, with virtual time.
+    struct Pair {
+        a: IceSession,
+        b: IceSession,
+        now: Instant,
+    }
+
+    impl Pair {
+        fn new(
+            a_cfg: IceConfig,
+            b_cfg: IceConfig,
+            a_socks: &[SocketAddr],
+            b_socks: &[SocketAddr],
+        ) -> Self {
+            let now = Instant::now();
+            let a = IceSession::new(now, a_cfg, a_socks).unwrap();
+            let b = IceSession::new(now, b_cfg, b_socks).unwrap();
+            Self { a, b, now }
+        }
+
+        /// Delivers signalling and datagrams; `drop_path` filters datagrams.
+        fn step(&mut self, dt: Duration, drop: &dyn Fn(&Transmit) -> bool) {
+            self.now += dt;
+            let now = self.now;
+            while let Some(m) = self.a.poll_signal() {
+                self.b.handle_signal(now, m).unwrap();
+            }
+            while let Some(m) = self.b.poll_signal() {
+                self.a.handle_signal(now, m).unwrap();
+            }
+            self.a.handle_timeout(now);
+            self.b.handle_timeout(now);
+            for _ in 0..8 {
+                let mut moved = false;
+                while let Some(t) = self.a.poll_transmit() {
+                    moved = true;
+                    if !drop(&t) {
+                        let _ = self.b.handle_input(now, t.to, t.local, &t.data);
+                    }
+                }
+                while let Some(t) = self.b.poll_transmit() {
+                    moved = true;
+                    if !drop(&t) {
+                        let _ = self.a.handle_input(now, t.to, t.local, &t.data);
+                    }
+                }
+                if !moved {
+                    break;
+                }
+            }
+        }
+    }
+
+    fn cfg(controlling: bool) -> IceConfig {
+        IceConfig {
+            controlling,
+            consent_interval: Duration::from_millis(500),
+            consent_timeout: Duration::from_secs(2),
+            ..IceConfig::default()
+        }
+    }
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn connects_in_memory_and_fails_over_when_the_path_dies() {
+        let a_socks = [sa("127.0.0.1:1000"), sa("[::1]:1000")];
+        let b_socks = [sa("127.0.0.1:2000"), sa("[::1]:2000")];
+        let mut p = Pair::new(cfg(true), cfg(false), &a_socks, &b_socks);
+        let ok = |_: &Transmit| false;
+        for _ in 0..100 {
+            p.step(Duration::from_millis(50), &ok);
+        }
+        let first = p.a.selected().expect("connected");
+        assert_eq!(p.b.selected().map(|s| s.remote), Some(first.socket));
+        // Kill exactly the selected path's family.
+        let dead_v4 = first.remote.is_ipv4();
+        let kill = move |t: &Transmit| t.to.is_ipv4() == dead_v4;
+        for _ in 0..400 {
+            p.step(Duration::from_millis(50), &kill);
+        }
+        let second = p.a.selected().expect("recovered");
+        assert_ne!(second.remote.is_ipv4(), dead_v4, "{first:?} -> {second:?}");
+        assert!(p.a.stats().restarts >= 1);
+        // Media flows on the new path, both ways.
+        p.a.send_media(p.now, &[0x80, 111, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 9])
+            .unwrap();
+        let t = p.a.poll_transmit().unwrap();
+        assert_eq!(
+            p.b.handle_input(p.now, t.to, t.local, &t.data),
+            Some(&t.data[..])
+        );
+    }
+
+    #[test]
+    fn stun_from_a_stranger_does_not_move_the_path() {
+        let mut p = Pair::new(
+            cfg(true),
+            cfg(false),
+            &[sa("127.0.0.1:1000")],
+            &[sa("127.0.0.1:2000")],
+        );
+        for _ in 0..60 {
+            p.step(Duration::from_millis(50), &|_| false);
+        }
+        let before = p.b.selected().unwrap();
+        // A forged check with USE-CANDIDATE but no valid integrity, from a stranger.
+        let mut m = rtc_stun::message::Message::new();
+        m.build(&[
+            Box::new(rtc_stun::message::BINDING_REQUEST),
+            Box::new(rtc_stun::message::TransactionId::new()),
+            Box::new(rtc_ice::attributes::use_candidate::UseCandidateAttr),
+            Box::new(rtc_stun::fingerprint::FINGERPRINT),
+        ])
+        .unwrap();
+        let stranger = sa("127.0.0.1:6666");
+        assert!(
+            p.b.handle_input(p.now, sa("127.0.0.1:2000"), stranger, &m.raw)
+                .is_none()
+        );
+        // And media from the stranger is dropped.
+        let rtp = [0x80, 111, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 9];
+        assert!(
+            p.b.handle_input(p.now, sa("127.0.0.1:2000"), stranger, &rtp)
+                .is_none()
+        );
+        for _ in 0..20 {
+            p.step(Duration::from_millis(50), &|_| false);
+        }
+        assert_eq!(p.b.selected(), Some(before));
+        assert!(p.b.stats().stun_rejected >= 1);
+        assert_eq!(p.b.stats().media_off_path, 1);
+    }
+
+    #[test]
+    fn relay_only_without_turn_is_a_config_error() {
+        let c = IceConfig {
+            relay_only: true,
+            ..cfg(true)
+        };
+        assert!(matches!(
+            IceSession::new(Instant::now(), c, &[sa("127.0.0.1:1")]),
+            Err(IceError::Config(_))
+        ));
+    }
+}

@@ -1,0 +1,185 @@
+//! One STUN/TURN client per (local socket, server): server-reflexive
+//! discovery and a relayed allocation with its permissions and channels.
+
+use super::{IceError, TurnServer};
+use rtc_ice::crypto::RTCCryptoProvider;
+use rtc_shared::TransportProtocol;
+use rtc_turn::client::{Client, ClientConfig, Event};
+use sansio::Protocol;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What a link is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LinkKind {
+    /// STUN Binding only (server-reflexive candidate).
+    Stun,
+    /// TURN allocation (relayed candidate).
+    Turn,
+}
+
+/// What happened on a link, for the session.
+pub(crate) enum LinkEvent {
+    /// Our server-reflexive address.
+    Reflexive(SocketAddr),
+    /// The allocation's relayed address.
+    Relayed(SocketAddr),
+    /// Data from `peer` through the relay.
+    Data { peer: SocketAddr, data: Vec<u8> },
+    /// The server did not answer or refused.
+    Failed(String),
+}
+
+pub(crate) struct TurnLink {
+    pub(crate) kind: LinkKind,
+    pub(crate) socket: SocketAddr,
+    pub(crate) server: SocketAddr,
+    pub(crate) relayed: Option<SocketAddr>,
+    pub(crate) failed: bool,
+    client: Client,
+}
+
+impl TurnLink {
+    pub(crate) fn new(
+        now: Instant,
+        kind: LinkKind,
+        socket: SocketAddr,
+        server: SocketAddr,
+        creds: Option<&TurnServer>,
+        provider: Arc<dyn RTCCryptoProvider>,
+    ) -> Result<Self, IceError> {
+        let (username, password, realm) = creds
+            .map(|t| (t.username.as_str(), t.password.as_str(), t.realm.as_str()))
+            .unwrap_or_default();
+        let cfg = ClientConfig {
+            stun_serv_addr: server.to_string(),
+            turn_serv_addr: if kind == LinkKind::Turn {
+                server.to_string()
+            } else {
+                String::new()
+            },
+            local_addr: socket,
+            transport_protocol: TransportProtocol::UDP,
+            username: username.to_owned(),
+            password: password.to_owned(),
+            realm: realm.to_owned(),
+            software: String::new(),
+            rto_in_ms: 0,
+            allocation_refresh_interval_cap: None,
+        };
+        let mut client = Client::new(cfg, provider)?;
+        match kind {
+            LinkKind::Stun => {
+                client.send_binding_request(now)?;
+            }
+            LinkKind::Turn => {
+                client.allocate(now)?;
+            }
+        }
+        Ok(Self {
+            kind,
+            socket,
+            server,
+            relayed: None,
+            failed: false,
+            client,
+        })
+    }
+
+    /// Feeds a datagram that came from this link's server.
+    pub(crate) fn handle_read(&mut self, now: Instant, data: &[u8]) -> Result<(), IceError> {
+        let msg = rtc_shared::TaggedBytesMut {
+            now,
+            transport: rtc_shared::TransportContext {
+                local_addr: self.socket,
+                peer_addr: self.server,
+                transport_protocol: TransportProtocol::UDP,
+                ecn: None,
+            },
+            message: bytes::BytesMut::from(data),
+        };
+        self.client.handle_read(msg).map_err(IceError::from)
+    }
+
+    /// Relays `data` to `peer` (ChannelData once bound, Send indication before).
+    pub(crate) fn send_to(
+        &mut self,
+        now: Instant,
+        data: &[u8],
+        peer: SocketAddr,
+    ) -> Result<(), IceError> {
+        let relayed = self.relayed.ok_or(IceError::NotConnected)?;
+        self.client
+            .relay(relayed)?
+            .send_to(now, data, peer)
+            .map_err(IceError::from)
+    }
+
+    /// Asks the server to accept traffic from `peer`'s IP (idempotent).
+    pub(crate) fn permit(&mut self, now: Instant, peer: SocketAddr) -> Result<(), IceError> {
+        let Some(relayed) = self.relayed else {
+            return Ok(());
+        };
+        if relayed.is_ipv4() != peer.is_ipv4() {
+            return Ok(());
+        }
+        self.client.relay(relayed)?.create_permission(now, peer)?;
+        Ok(())
+    }
+
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        let _ = self.client.handle_timeout(now);
+    }
+
+    pub(crate) fn poll_timeout(&mut self) -> Option<Instant> {
+        self.client.poll_timeout()
+    }
+
+    /// Next datagram to send to the server (always from `self.socket`).
+    pub(crate) fn poll_write(&mut self) -> Option<Vec<u8>> {
+        self.client.poll_write().map(|m| m.message.to_vec())
+    }
+
+    pub(crate) fn poll_event(&mut self) -> Option<LinkEvent> {
+        loop {
+            let ev = self.client.poll_event()?;
+            let out = match ev {
+                Event::BindingResponse(_, addr) => LinkEvent::Reflexive(addr),
+                Event::AllocateResponse(_, addr) => {
+                    self.relayed = Some(addr);
+                    LinkEvent::Relayed(addr)
+                }
+                Event::DataIndicationOrChannelData(_, peer, data) => LinkEvent::Data {
+                    peer,
+                    data: data.to_vec(),
+                },
+                Event::TransactionTimeout(_) if self.relayed.is_some() => {
+                    // A lost Refresh/CreatePermission of a live allocation: the
+                    // client retries on its own schedule; the path is judged by ICE consent.
+                    continue;
+                }
+                Event::TransactionTimeout(_) => {
+                    self.failed = true;
+                    LinkEvent::Failed("timeout".into())
+                }
+                Event::AllocateError(_, e) | Event::BindingError(_, e) => {
+                    self.failed = true;
+                    LinkEvent::Failed(e.to_string())
+                }
+                Event::CreatePermissionResponse(..) | Event::CreatePermissionError(..) => continue,
+                _ => continue,
+            };
+            return Some(out);
+        }
+    }
+
+    /// Deletes the allocation (Refresh with lifetime 0).
+    pub(crate) fn close(&mut self, now: Instant) {
+        if let Some(relayed) = self.relayed.take()
+            && let Ok(mut r) = self.client.relay(relayed)
+        {
+            let _ = r.close(now);
+        }
+    }
+}
