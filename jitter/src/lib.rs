@@ -1,2 +1,16 @@
 //! `sotto-jitter`: the audio jitter buffer and the tools to judge it.
 #![forbid(unsafe_code)]
+
+pub mod buffer;
+pub mod error;
+pub mod estimator;
+pub mod link;
+pub mod packet;
+pub mod packet_buffer;
+pub mod stats;
+pub mod stretch;
+
+pub use buffer::{JitterBuffer, JitterConfig, Pulled};
+pub use error::JitterError;
+pub use packet::{DiscardReason, Event, Operation, Recovery, RtpPacket};
+pub use stats::JitterStats;

@@ -1,0 +1,728 @@
+//! The adaptive jitter buffer: a sans-IO core that takes packets with
+//! their arrival time and gives back 10 ms of 48 kHz PCM per pull.
+//!
+//! Each pull that needs audio picks one operation (NetEq style): play the
+//! next packet (normally, accelerated or stretched, or merged in after
+//! concealment), rebuild a lost packet from the next packet's FEC, conceal
+//! with the codec's PLC (waiting for a late packet, or replacing a lost
+//! one), or play comfort noise during DTX. The buffer level is steered
+//! towards a target derived from the [`DelayEstimator`].
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use sotto_codecs::Decoder;
+
+use crate::error::JitterError;
+use crate::estimator::{DelayEstimator, EstimatorConfig};
+use crate::packet::{DiscardReason, Event, Operation, Recovery, RtpPacket};
+use crate::packet_buffer::{PacketBuffer, Stored};
+use crate::stats::JitterStats;
+use crate::stretch;
+
+/// Output sample rate (RTP clock of Opus).
+pub const SAMPLE_RATE: u32 = 48_000;
+/// Samples in one pull (10 ms).
+pub const PULL_SAMPLES: usize = 480;
+/// Samples per ms.
+const PER_MS: f64 = SAMPLE_RATE as f64 / 1000.0;
+/// Codec PLC works in 2.5 ms steps.
+const PLC_QUANTUM: usize = 120;
+/// Longest packet accepted: 120 ms (RFC 6716 §3.2.5).
+const MAX_PACKET_SAMPLES: usize = 5_760;
+/// Output kept for merges (cross-fade after concealment).
+const HISTORY: usize = 960;
+/// Length of the merge cross-fade (5 ms).
+const MERGE_SAMPLES: usize = 240;
+/// Events kept when the caller does not poll them.
+const MAX_EVENTS: usize = 4_096;
+
+/// Buffer configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JitterConfig {
+    /// Most packets held; beyond this the oldest is dropped.
+    pub max_packets: usize,
+    /// Largest payload accepted, in bytes.
+    pub max_payload: usize,
+    /// Delay estimator tuning.
+    pub estimator: EstimatorConfig,
+    /// Target before any packet has been seen, ms.
+    pub initial_target_ms: f64,
+    /// Lower bound on the target, ms.
+    pub min_target_ms: f64,
+    /// Upper bound on the target, ms.
+    pub max_target_ms: f64,
+    /// Slack added to the network target (buffer level is measured just
+    /// before a decode, when the next packet must already be there), ms.
+    pub margin_ms: f64,
+    /// The level may fall this far under target before stretching, ms.
+    pub low_band_ms: f64,
+    /// The level may rise this far above target before accelerating, ms.
+    pub high_band_ms: f64,
+    /// Above target plus this, old packets are dropped to cut the delay
+    /// at once (after an outage delivered a backlog), ms.
+    pub flush_excess_ms: f64,
+    /// Holes longer than this are skipped instead of concealed, ms.
+    pub max_conceal_gap_ms: f64,
+    /// A packet this far from the playout point (ahead, or behind while
+    /// its sequence number is newer) restarts the stream, ms.
+    pub reset_jump_ms: f64,
+}
+
+impl Default for JitterConfig {
+    fn default() -> Self {
+        Self {
+            max_packets: 500,
+            max_payload: 1_500,
+            estimator: EstimatorConfig::default(),
+            initial_target_ms: 40.0,
+            min_target_ms: 0.0,
+            max_target_ms: 2_000.0,
+            margin_ms: 5.0,
+            low_band_ms: 2.0,
+            high_band_ms: 15.0,
+            flush_excess_ms: 300.0,
+            max_conceal_gap_ms: 100.0,
+            reset_jump_ms: 10_000.0,
+        }
+    }
+}
+
+/// Where the player is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Not started: waiting for enough audio.
+    Idle,
+    /// Playing decoded audio.
+    Normal,
+    /// Concealing.
+    Expand,
+    /// In a DTX pause, playing comfort noise.
+    Dtx,
+}
+
+/// One 10 ms block returned by [`JitterBuffer::pull`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pulled {
+    /// The main operation behind the block (the last decision made).
+    pub operation: Operation,
+    /// RTP timestamp of the first sample (monotonic within one stream),
+    /// or `None` while idle.
+    pub timestamp: Option<u32>,
+}
+
+/// The adaptive jitter buffer. See the module documentation.
+pub struct JitterBuffer {
+    config: JitterConfig,
+    decoder: Box<dyn Decoder>,
+    estimator: DelayEstimator,
+    packets: PacketBuffer,
+    /// Decoded audio waiting to be pulled.
+    sync: VecDeque<i16>,
+    /// The last [`HISTORY`] samples appended to `sync`.
+    history: VecDeque<i16>,
+    /// Playout timestamp of the first sample in `sync` (unwrapped).
+    sync_ts: i64,
+    /// Unwrapped timestamp of the next audio to decode.
+    play_ts: i64,
+    mode: Mode,
+    ssrc: Option<u32>,
+    /// Reference for timestamp / sequence unwrapping.
+    last_ts: Option<i64>,
+    highest_seq: Option<i64>,
+    epoch: Option<Instant>,
+    /// Smoothed buffering of decoded packets relative to the fastest
+    /// recent packet (their wait plus their relative delay), ms.
+    level_filter: f64,
+    /// Stream positions (samples appended so far) where packets start.
+    markers: VecDeque<(u64, u16, u32, Recovery)>,
+    appended: u64,
+    emitted: u64,
+    events: VecDeque<Event>,
+    stats: JitterStats,
+    last_op: Operation,
+    scratch: Vec<i16>,
+}
+
+impl std::fmt::Debug for JitterBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JitterBuffer")
+            .field("mode", &self.mode)
+            .field("packets", &self.packets.len())
+            .field("sync", &self.sync.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn unwrap16(last: Option<i64>, v: u16) -> i64 {
+    match last {
+        None => i64::from(v),
+        Some(l) => l + i64::from(v.wrapping_sub(l as u16) as i16),
+    }
+}
+
+fn unwrap32(last: Option<i64>, v: u32) -> i64 {
+    match last {
+        None => i64::from(v),
+        Some(l) => l + i64::from(v.wrapping_sub(l as u32) as i32),
+    }
+}
+
+impl JitterBuffer {
+    /// A buffer decoding through `decoder`, which must produce 48 kHz mono.
+    pub fn new(config: JitterConfig, decoder: Box<dyn Decoder>) -> Result<Self, JitterError> {
+        if decoder.sample_rate() != SAMPLE_RATE || decoder.channels() != 1 {
+            return Err(JitterError::Undecodable(format!(
+                "decoder must give 48 kHz mono, not {} Hz x{}",
+                decoder.sample_rate(),
+                decoder.channels()
+            )));
+        }
+        Ok(Self {
+            estimator: DelayEstimator::new(config.estimator.clone()),
+            config,
+            decoder,
+            packets: PacketBuffer::default(),
+            sync: VecDeque::new(),
+            history: VecDeque::new(),
+            sync_ts: 0,
+            play_ts: 0,
+            mode: Mode::Idle,
+            ssrc: None,
+            last_ts: None,
+            highest_seq: None,
+            epoch: None,
+            level_filter: 0.0,
+            markers: VecDeque::new(),
+            appended: 0,
+            emitted: 0,
+            events: VecDeque::new(),
+            stats: JitterStats::default(),
+            last_op: Operation::Idle,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Lifetime statistics.
+    pub fn stats(&self) -> &JitterStats {
+        &self.stats
+    }
+
+    /// Packets currently held (bounded by `max_packets`).
+    pub fn packets_held(&self) -> usize {
+        self.packets.len()
+    }
+
+    /// Decoded samples waiting to be pulled (bounded by one packet plus a
+    /// stretch period plus one pull).
+    pub fn samples_held(&self) -> usize {
+        self.sync.len()
+    }
+
+    /// The current target delay in ms (network target plus margin).
+    pub fn target_delay_ms(&self, now: Instant) -> f64 {
+        let now_ms = self.ms(now);
+        self.target_ms(now_ms)
+    }
+
+    /// The next event (played packets, discards, resets), if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn ms(&self, now: Instant) -> f64 {
+        self.epoch.map_or(0.0, |e| {
+            now.saturating_duration_since(e).as_secs_f64() * 1000.0
+        })
+    }
+
+    fn target_ms(&self, now_ms: f64) -> f64 {
+        let net = if self.estimator.quantile_ms() <= 0.0 && self.mode == Mode::Idle {
+            self.config.initial_target_ms
+        } else {
+            self.estimator.target_ms(now_ms)
+        };
+        (net + self.config.margin_ms).clamp(self.config.min_target_ms, self.config.max_target_ms)
+    }
+
+    fn push_event(&mut self, e: Event) {
+        if self.events.len() >= MAX_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(e);
+    }
+
+    fn discard(&mut self, seq: u16, ts: i64, reason: DiscardReason) {
+        self.stats.packets_discarded += 1;
+        self.push_event(Event::Discarded {
+            seq,
+            timestamp: ts as u32,
+            reason,
+        });
+    }
+
+    fn drop_stored(&mut self, ts: i64, p: &Stored, reason: DiscardReason) {
+        if p.has_fec && !p.fec_used {
+            self.stats.fec_packets_discarded += 1;
+        }
+        self.discard(p.seq, ts, reason);
+    }
+
+    /// Restarts on a new stream: drops packets and decoded audio, forgets
+    /// the network history. Statistics are kept.
+    fn reset(&mut self, ssrc: u32) {
+        for (ts, p) in self.packets.clear() {
+            self.drop_stored(ts, &p, DiscardReason::Flushed);
+        }
+        self.sync.clear();
+        self.markers.clear();
+        self.appended = self.emitted;
+        self.estimator.reset();
+        self.mode = Mode::Idle;
+        self.last_ts = None;
+        self.highest_seq = None;
+        self.level_filter = 0.0;
+        self.ssrc = Some(ssrc);
+        self.push_event(Event::Reset { ssrc });
+    }
+
+    /// Takes one packet that arrived at `now`.
+    ///
+    /// Late, duplicate and undecodable packets are counted in
+    /// `packetsDiscarded`; the latter two also return an error.
+    pub fn insert(&mut self, now: Instant, packet: RtpPacket) -> Result<(), JitterError> {
+        let epoch = *self.epoch.get_or_insert(now);
+        let now_ms = now.saturating_duration_since(epoch).as_secs_f64() * 1000.0;
+        let len = packet.payload.len();
+        if len == 0 || len > self.config.max_payload {
+            self.stats.packets_discarded += 1;
+            return Err(JitterError::PayloadSize {
+                len,
+                max: self.config.max_payload,
+            });
+        }
+        let samples = match self.decoder.payload_samples(&packet.payload) {
+            Ok(n) if n > 0 && n <= MAX_PACKET_SAMPLES && n.is_multiple_of(PLC_QUANTUM) => n,
+            Ok(n) => {
+                self.discard(
+                    packet.seq,
+                    i64::from(packet.timestamp),
+                    DiscardReason::Undecodable,
+                );
+                return Err(JitterError::Undecodable(format!("{n} samples")));
+            }
+            Err(e) => {
+                self.discard(
+                    packet.seq,
+                    i64::from(packet.timestamp),
+                    DiscardReason::Undecodable,
+                );
+                return Err(e.into());
+            }
+        };
+        if self.ssrc != Some(packet.ssrc) {
+            self.reset(packet.ssrc);
+        }
+        let mut ts = unwrap32(self.last_ts, packet.timestamp);
+        let seq = unwrap16(self.highest_seq, packet.seq);
+        let jump = (self.config.reset_jump_ms * PER_MS) as i64;
+        let newer = self.highest_seq.is_none_or(|h| seq > h);
+        if self.mode != Mode::Idle
+            && ((ts - self.play_ts) > jump || (newer && self.play_ts - ts > jump))
+        {
+            // The sender's timestamp jumped: start over at the new position.
+            self.reset(packet.ssrc);
+            ts = i64::from(packet.timestamp);
+        }
+        self.last_ts = Some(self.last_ts.map_or(ts, |l| l.max(ts)));
+        if newer {
+            self.highest_seq = Some(seq);
+        }
+        let relative_ms = self.estimator.update(now_ms, ts as f64 / PER_MS);
+        let has_fec = self.decoder.has_fec(&packet.payload);
+        if has_fec {
+            self.stats.fec_packets_received += 1;
+        }
+        if self.mode != Mode::Idle && ts < self.play_ts {
+            if has_fec {
+                self.stats.fec_packets_discarded += 1;
+            }
+            self.discard(packet.seq, ts, DiscardReason::Late);
+            return Ok(());
+        }
+        if self.packets.contains(ts) {
+            if has_fec {
+                self.stats.fec_packets_discarded += 1;
+            }
+            self.discard(packet.seq, ts, DiscardReason::Duplicate);
+            return Ok(());
+        }
+        if self.packets.len() >= self.config.max_packets.max(1)
+            && let Some((old_ts, old)) = self.packets.pop_first()
+        {
+            self.drop_stored(old_ts, &old, DiscardReason::Overflow);
+        }
+        self.packets.insert(
+            ts,
+            Stored {
+                seq: packet.seq,
+                payload: packet.payload,
+                samples,
+                arrival_ms: now_ms,
+                relative_ms,
+                has_fec,
+                fec_used: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// Pulls the next 10 ms (480 samples at 48 kHz) into `out`, which is
+    /// cleared first.
+    pub fn pull(&mut self, now: Instant, out: &mut Vec<i16>) -> Pulled {
+        let epoch = *self.epoch.get_or_insert(now);
+        let now_ms = now.saturating_duration_since(epoch).as_secs_f64() * 1000.0;
+        out.clear();
+        let mut op = None;
+        let mut guard = 0;
+        while self.sync.len() < PULL_SAMPLES && guard < 64 {
+            guard += 1;
+            let step = self.step(now_ms);
+            op = Some(match (op, step) {
+                // Report the most telling operation of the block.
+                (Some(prev), Operation::Normal) => prev,
+                (_, s) => s,
+            });
+            if step == Operation::Idle {
+                break;
+            }
+        }
+        let timestamp =
+            (self.mode != Mode::Idle || !self.sync.is_empty()).then_some(self.sync_ts as u32);
+        let n = self.sync.len().min(PULL_SAMPLES);
+        out.extend(self.sync.drain(..n));
+        out.resize(PULL_SAMPLES, 0);
+        self.sync_ts += n as i64;
+        self.emitted += PULL_SAMPLES as u64;
+        if n < PULL_SAMPLES {
+            // Idle silence also advances the stream position.
+            self.appended += (PULL_SAMPLES - n) as u64;
+        }
+        self.stats.total_samples_pulled += PULL_SAMPLES as u64;
+        let block_start = self.emitted - PULL_SAMPLES as u64;
+        while let Some(&(pos, seq, ts, recovery)) = self.markers.front() {
+            if pos >= self.emitted {
+                break;
+            }
+            self.markers.pop_front();
+            self.push_event(Event::Played {
+                seq,
+                timestamp: ts,
+                recovery,
+                offset: pos.saturating_sub(block_start) as usize,
+            });
+        }
+        let operation = op.unwrap_or(self.last_op);
+        self.last_op = operation;
+        Pulled {
+            operation,
+            timestamp,
+        }
+    }
+
+    /// Audio buffered from the playout point on, in samples.
+    fn level(&self) -> usize {
+        self.sync.len() + self.packets.samples()
+    }
+
+    /// Appends decoded audio to `sync`, keeping the history.
+    fn append(&mut self, pcm: &[i16]) {
+        if self.sync.is_empty() {
+            // Never backwards: after a wait the audio resumes where it was.
+            self.sync_ts = self.sync_ts.max(self.play_ts);
+        }
+        self.sync.extend(pcm.iter().copied());
+        self.history.extend(pcm.iter().copied());
+        let excess = self.history.len().saturating_sub(HISTORY);
+        self.history.drain(..excess);
+        self.appended += pcm.len() as u64;
+    }
+
+    /// One decision: adds some audio to `sync` (or none when idle).
+    fn step(&mut self, now_ms: f64) -> Operation {
+        let target = self.target_ms(now_ms);
+        let target_level = (target * PER_MS) as usize + PULL_SAMPLES;
+        // Packets whose time has passed (the playout point moved on).
+        while let Some((ts, p)) = self.packets.first() {
+            if self.mode == Mode::Idle || ts >= self.play_ts {
+                break;
+            }
+            let (ts, p) = (ts, p.clone());
+            self.packets.pop_first();
+            self.drop_stored(ts, &p, DiscardReason::Late);
+        }
+        match self.mode {
+            Mode::Idle => {
+                let Some((first_ts, first)) = self.packets.first() else {
+                    return Operation::Idle;
+                };
+                // Start once the first packet has waited as long as a packet
+                // that came at the fastest recent transit would wait.
+                let offset = now_ms - first.arrival_ms + first.relative_ms;
+                if offset < target && self.level() < target_level {
+                    return Operation::Idle;
+                }
+                self.play_ts = first_ts;
+                self.sync_ts = first_ts;
+                self.mode = Mode::Normal;
+                self.level_filter = offset;
+                self.play_next(now_ms, target, false)
+            }
+            Mode::Normal | Mode::Expand | Mode::Dtx => {
+                let Some((first_ts, first)) = self.packets.first() else {
+                    return self.conceal(now_ms, PULL_SAMPLES, false);
+                };
+                let first_samples = first.samples;
+                let level = self.level();
+                // A backlog far above target: drop the oldest audio.
+                let flush_level = target_level + (self.config.flush_excess_ms * PER_MS) as usize;
+                if level > flush_level {
+                    self.flush_to(target_level);
+                    return self.resync(now_ms, target);
+                }
+                let gap = first_ts - self.play_ts;
+                if gap == 0 {
+                    return self.play_next(now_ms, target, self.mode == Mode::Expand);
+                }
+                if self.mode == Mode::Dtx {
+                    // Start the next talkspurt once enough of it is buffered.
+                    if level >= target_level {
+                        return self.resync(now_ms, target);
+                    }
+                    return self.conceal(now_ms, PULL_SAMPLES, false);
+                }
+                // A hole at the playout point.
+                let has_fec = first.has_fec;
+                let gap = gap as usize;
+                if gap == first_samples && has_fec {
+                    return self.recover_fec(now_ms);
+                }
+                if level < target_level {
+                    // The missing packet may still come: wait, concealing.
+                    return self.conceal(now_ms, PULL_SAMPLES, false);
+                }
+                if gap > (self.config.max_conceal_gap_ms * PER_MS) as usize
+                    || !gap.is_multiple_of(PLC_QUANTUM)
+                {
+                    return self.resync(now_ms, target);
+                }
+                // Declare the packet lost and conceal its slot.
+                let n = if gap > first_samples {
+                    gap - first_samples
+                } else {
+                    gap
+                };
+                self.conceal(now_ms, n.min(MAX_PACKET_SAMPLES / 2), true)
+            }
+        }
+    }
+
+    /// Drops the oldest packets until the level is about `target_level`.
+    fn flush_to(&mut self, target_level: usize) {
+        while self.packets.len() > 1 && self.level() > target_level {
+            if let Some((ts, p)) = self.packets.pop_first() {
+                self.drop_stored(ts, &p, DiscardReason::Flushed);
+            }
+        }
+    }
+
+    /// Jumps the playout point to the first buffered packet and plays it.
+    fn resync(&mut self, now_ms: f64, target: f64) -> Operation {
+        let Some((ts, _)) = self.packets.first() else {
+            return self.conceal(now_ms, PULL_SAMPLES, false);
+        };
+        let merge = self.mode == Mode::Expand;
+        self.play_ts = ts;
+        if self.sync.is_empty() {
+            self.sync_ts = ts;
+        }
+        self.play_next(now_ms, target, merge)
+    }
+
+    /// Decodes the packet at the playout point.
+    fn play_next(&mut self, now_ms: f64, target: f64, merge: bool) -> Operation {
+        let Some((ts, p)) = self.packets.pop_first() else {
+            return self.conceal(now_ms, PULL_SAMPLES, false);
+        };
+        if p.has_fec && !p.fec_used {
+            self.stats.fec_packets_discarded += 1;
+        }
+        let dtx = self.decoder.is_dtx(&p.payload);
+        self.scratch.clear();
+        let mut pcm = std::mem::take(&mut self.scratch);
+        if self.decoder.decode_into(&p.payload, &mut pcm).is_err() || pcm.is_empty() {
+            self.scratch = pcm;
+            self.discard(p.seq, ts, DiscardReason::Undecodable);
+            return self.conceal(now_ms, p.samples, true);
+        }
+        let wait_ms = now_ms - p.arrival_ms + self.sync.len() as f64 / PER_MS;
+        let decoded = pcm.len();
+        if dtx {
+            self.stats.comfort_noise_samples += decoded as u64;
+        } else {
+            self.account(decoded, wait_ms, target);
+        }
+        self.markers
+            .push_back((self.appended, p.seq, ts as u32, Recovery::Decoded));
+        let mut op = Operation::Normal;
+        if merge && !dtx {
+            self.merge_into(&mut pcm);
+            op = Operation::Merge;
+        } else if !dtx && self.mode == Mode::Normal {
+            op = self.stretch(&mut pcm, wait_ms + p.relative_ms, target);
+        }
+        self.append(&pcm);
+        self.play_ts = ts + decoded as i64;
+        self.scratch = pcm;
+        self.mode = if dtx { Mode::Dtx } else { Mode::Normal };
+        if dtx { Operation::ComfortNoise } else { op }
+    }
+
+    /// W3C delay counters for `samples` decoded samples.
+    fn account(&mut self, samples: usize, wait_ms: f64, target: f64) {
+        let n = samples as f64;
+        self.stats.jitter_buffer_delay += wait_ms.max(0.0) / 1000.0 * n;
+        self.stats.jitter_buffer_target_delay += target / 1000.0 * n;
+        self.stats.jitter_buffer_minimum_delay +=
+            (self.estimator.quantile_ms() + self.config.margin_ms) / 1000.0 * n;
+        self.stats.jitter_buffer_emitted_count += samples as u64;
+    }
+
+    /// Accelerates or stretches `pcm` when the smoothed buffering
+    /// (`offset_ms`: this packet's wait plus its relative delay) is off
+    /// target.
+    fn stretch(&mut self, pcm: &mut Vec<i16>, offset_ms: f64, target: f64) -> Operation {
+        self.level_filter += (offset_ms - self.level_filter) / 4.0;
+        let high = target + self.config.high_band_ms;
+        let low = target - self.config.low_band_ms;
+        if self.level_filter > high {
+            if let Some(j) = stretch::find_join(pcm, 0) {
+                let removed = stretch::accelerate(pcm, 0, j.period);
+                self.stats.removed_samples_for_acceleration += removed as u64;
+                self.level_filter -= removed as f64 / PER_MS;
+                return Operation::Accelerate;
+            }
+        } else if self.level_filter < low
+            && let Some(j) = stretch::find_join(pcm, 0)
+        {
+            let added = stretch::preemptive_expand(pcm, 0, j.period);
+            self.stats.inserted_samples_for_deceleration += added as u64;
+            self.level_filter += added as f64 / PER_MS;
+            return Operation::PreemptiveExpand;
+        }
+        Operation::Normal
+    }
+
+    /// Cross-fades the start of `pcm` from a pitch-periodic continuation of
+    /// the audio played so far (the merge after concealment).
+    fn merge_into(&mut self, pcm: &mut [i16]) {
+        let hist: Vec<i16> = self.history.iter().copied().collect();
+        let n = MERGE_SAMPLES.min(pcm.len());
+        let ext = stretch::periodic_extension(&hist, n);
+        if ext.len() < n {
+            return;
+        }
+        let mut faded = Vec::with_capacity(n);
+        stretch::crossfade(&ext, &pcm[..n], &mut faded);
+        pcm[..n].copy_from_slice(&faded);
+    }
+
+    /// Rebuilds the packet before the first buffered one from its FEC data.
+    fn recover_fec(&mut self, now_ms: f64) -> Operation {
+        let target = self.target_ms(now_ms);
+        let Some((next_ts, next)) = self.packets.first_mut() else {
+            return self.conceal(now_ms, PULL_SAMPLES, false);
+        };
+        next.fec_used = true;
+        let payload = next.payload.clone();
+        let (next_seq, arrival) = (next.seq, next.arrival_ms);
+        self.scratch.clear();
+        let mut pcm = std::mem::take(&mut self.scratch);
+        match self.decoder.decode_fec_into(&payload, &mut pcm) {
+            Ok(Some(n)) if n > 0 => {
+                self.stats.fec_packets_used += 1;
+                let wait_ms = now_ms - arrival + self.sync.len() as f64 / PER_MS;
+                self.account(n, wait_ms, target);
+                let lost_ts = next_ts - n as i64;
+                self.markers.push_back((
+                    self.appended,
+                    next_seq.wrapping_sub(1),
+                    lost_ts as u32,
+                    Recovery::Fec,
+                ));
+                if self.mode == Mode::Expand {
+                    self.merge_into(&mut pcm);
+                }
+                self.append(&pcm);
+                self.play_ts = next_ts;
+                self.scratch = pcm;
+                self.mode = Mode::Normal;
+                Operation::FecRecovery
+            }
+            _ => {
+                self.scratch = pcm;
+                if let Some((_, next)) = self.packets.first_mut() {
+                    next.fec_used = false;
+                }
+                self.conceal(now_ms, PULL_SAMPLES, true)
+            }
+        }
+    }
+
+    /// Conceals `samples` (rounded to the PLC step); `advance` moves the
+    /// playout point over a lost packet, otherwise the buffer waits (its
+    /// delay grows by the concealed time). In DTX it is comfort noise.
+    fn conceal(&mut self, _now_ms: f64, samples: usize, advance: bool) -> Operation {
+        let n = (samples / PLC_QUANTUM).max(1) * PLC_QUANTUM;
+        self.scratch.clear();
+        let mut pcm = std::mem::take(&mut self.scratch);
+        if self.decoder.conceal_into(n, &mut pcm).is_err() {
+            pcm.clear();
+            pcm.resize(n, 0);
+        }
+        let dtx = self.mode == Mode::Dtx;
+        if dtx {
+            self.stats.comfort_noise_samples += pcm.len() as u64;
+        } else {
+            if self.mode != Mode::Expand {
+                self.stats.concealment_events += 1;
+            }
+            self.stats.concealed_samples += pcm.len() as u64;
+            let power = pcm
+                .iter()
+                .map(|&s| f64::from(s) * f64::from(s))
+                .sum::<f64>()
+                / pcm.len().max(1) as f64;
+            if power < 100.0 * 100.0 {
+                self.stats.silent_concealed_samples += pcm.len() as u64;
+            }
+            self.mode = Mode::Expand;
+        }
+        let len = pcm.len() as i64;
+        let keep_ts = self.play_ts;
+        self.append(&pcm);
+        self.scratch = pcm;
+        if advance {
+            self.play_ts = keep_ts + len;
+        } else {
+            // Waiting: the concealed audio does not use up timestamps, so
+            // the output timestamp stands still while the delay grows.
+            self.play_ts = keep_ts;
+        }
+        if dtx {
+            Operation::ComfortNoise
+        } else {
+            Operation::Expand
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! Network delay estimation: a histogram of relative arrival delays with
+//! exponential forgetting, read at a quantile, plus a peak detector that
+//! raises the target for a while after a handover-style delay spike.
+//!
+//! The relative delay of a packet is its transit time (arrival minus send
+//! time, from the RTP timestamp) minus the smallest transit time seen in the
+//! last [`EstimatorConfig::window`]: it is how much later than the best
+//! recent packet it came, i.e. how much buffering it needed. The same idea
+//! is in WebRTC NetEq's `RelativeArrivalDelayTracker`.
+
+use std::collections::VecDeque;
+
+/// Tuning of the [`DelayEstimator`]. Times are in milliseconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EstimatorConfig {
+    /// Width of one histogram bucket.
+    pub bucket_ms: f64,
+    /// Number of buckets; the last also collects everything larger.
+    pub buckets: usize,
+    /// Per-packet forgetting factor (0.998 at 50 packets/s forgets with a
+    /// time constant of about 10 s, so the target follows the network down).
+    pub forget: f64,
+    /// Quantile of the histogram used as the target (0.95..0.99).
+    pub quantile: f64,
+    /// Window over which the minimum transit is tracked.
+    pub window_ms: f64,
+    /// A relative delay above `peak_factor * target + peak_min_ms` is a peak.
+    pub peak_factor: f64,
+    /// See `peak_factor`.
+    pub peak_min_ms: f64,
+    /// How long a peak holds the target up before it starts to decay.
+    pub peak_hold_ms: f64,
+    /// How fast the held peak decays afterwards (ms of target per second).
+    pub peak_decay_ms_per_s: f64,
+}
+
+impl Default for EstimatorConfig {
+    fn default() -> Self {
+        Self {
+            bucket_ms: 5.0,
+            buckets: 400,
+            forget: 0.998,
+            quantile: 0.97,
+            window_ms: 2_000.0,
+            peak_factor: 2.0,
+            peak_min_ms: 60.0,
+            peak_hold_ms: 5_000.0,
+            peak_decay_ms_per_s: 100.0,
+        }
+    }
+}
+
+/// Most transit samples kept for the running minimum (bounds memory even
+/// when a burst of packets arrives at once).
+const MAX_WINDOW_ENTRIES: usize = 1_000;
+
+/// The delay estimator.
+#[derive(Debug, Clone)]
+pub struct DelayEstimator {
+    config: EstimatorConfig,
+    histogram: Vec<f64>,
+    /// (arrival ms, transit ms) of recent packets, for the running minimum.
+    window: VecDeque<(f64, f64)>,
+    /// Height of the last peak and when it was seen (arrival ms).
+    peak: Option<(f64, f64)>,
+    /// Packets seen, for a faster start before the histogram has mass.
+    seen: u64,
+}
+
+impl DelayEstimator {
+    /// A new estimator.
+    pub fn new(config: EstimatorConfig) -> Self {
+        let buckets = config.buckets.max(2);
+        Self {
+            histogram: vec![0.0; buckets],
+            window: VecDeque::new(),
+            peak: None,
+            seen: 0,
+            config,
+        }
+    }
+
+    /// Forgets everything (new stream).
+    pub fn reset(&mut self) {
+        self.histogram.iter_mut().for_each(|b| *b = 0.0);
+        self.window.clear();
+        self.peak = None;
+        self.seen = 0;
+    }
+
+    /// Records one packet: `arrival_ms` on the receiver clock and
+    /// `sent_ms` from its RTP timestamp (any common origin). Returns its
+    /// relative delay in ms.
+    pub fn update(&mut self, arrival_ms: f64, sent_ms: f64) -> f64 {
+        let transit = arrival_ms - sent_ms;
+        while let Some(&(t, _)) = self.window.front() {
+            if arrival_ms - t > self.config.window_ms || self.window.len() >= MAX_WINDOW_ENTRIES {
+                self.window.pop_front();
+            } else {
+                break;
+            }
+        }
+        self.window.push_back((arrival_ms, transit));
+        let min = self
+            .window
+            .iter()
+            .map(|&(_, d)| d)
+            .fold(f64::INFINITY, f64::min);
+        let relative = (transit - min).max(0.0);
+
+        // Start with a faster forgetting factor so early packets count.
+        self.seen += 1;
+        let f = self.config.forget.min(1.0 - 1.0 / (self.seen as f64 + 1.0));
+        self.histogram.iter_mut().for_each(|b| *b *= f);
+        let bucket = ((relative / self.config.bucket_ms) as usize).min(self.histogram.len() - 1);
+        self.histogram[bucket] += 1.0 - f;
+
+        let base = self.quantile_ms();
+        if relative > self.config.peak_factor * base + self.config.peak_min_ms {
+            let height = self.peak_level(arrival_ms).max(relative);
+            self.peak = Some((height, arrival_ms));
+        }
+        relative
+    }
+
+    /// The histogram's quantile (upper edge of its bucket), in ms.
+    pub fn quantile_ms(&self) -> f64 {
+        let total: f64 = self.histogram.iter().sum();
+        if total <= 0.0 {
+            return 0.0;
+        }
+        let want = self.config.quantile * total;
+        let mut acc = 0.0;
+        for (i, b) in self.histogram.iter().enumerate() {
+            acc += b;
+            if acc >= want {
+                return (i + 1) as f64 * self.config.bucket_ms;
+            }
+        }
+        self.histogram.len() as f64 * self.config.bucket_ms
+    }
+
+    /// What the last peak still asks for at `now_ms`: its height during the
+    /// hold time, then decaying linearly to nothing.
+    pub fn peak_level(&self, now_ms: f64) -> f64 {
+        let Some((height, at)) = self.peak else {
+            return 0.0;
+        };
+        let age = now_ms - at;
+        if age <= self.config.peak_hold_ms {
+            height
+        } else {
+            (height - (age - self.config.peak_hold_ms) / 1000.0 * self.config.peak_decay_ms_per_s)
+                .max(0.0)
+        }
+    }
+
+    /// The relative delay to buffer for at `now_ms`: the larger of the
+    /// quantile and the held peak.
+    pub fn target_ms(&self, now_ms: f64) -> f64 {
+        self.quantile_ms().max(self.peak_level(now_ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steady_stream_needs_no_buffering() {
+        let mut e = DelayEstimator::new(EstimatorConfig::default());
+        for k in 0..500 {
+            e.update(k as f64 * 20.0 + 30.0, k as f64 * 20.0);
+        }
+        assert!(e.target_ms(10_000.0) <= 5.0);
+    }
+
+    #[test]
+    fn jitter_raises_the_target_and_it_falls_back() {
+        let mut e = DelayEstimator::new(EstimatorConfig::default());
+        // Every 10th packet is 60 ms late.
+        for k in 0..1500 {
+            let extra = if k % 10 == 0 { 60.0 } else { 0.0 };
+            e.update(k as f64 * 20.0 + 30.0 + extra, k as f64 * 20.0);
+        }
+        let high = e.target_ms(30_000.0);
+        assert!((60.0..=70.0).contains(&high), "{high}");
+        // Then a calm network for 30 s: the target follows it down.
+        for k in 1500..3000 {
+            e.update(k as f64 * 20.0 + 30.0, k as f64 * 20.0);
+        }
+        assert!(e.target_ms(60_000.0) <= 5.0, "{}", e.target_ms(60_000.0));
+    }
+
+    #[test]
+    fn a_spike_is_held_then_released() {
+        let mut e = DelayEstimator::new(EstimatorConfig::default());
+        for k in 0..500 {
+            e.update(k as f64 * 20.0 + 30.0, k as f64 * 20.0);
+        }
+        // One 400 ms handover spike.
+        e.update(500.0 * 20.0 + 430.0, 500.0 * 20.0);
+        assert!(e.target_ms(10_500.0) >= 400.0);
+        for k in 501..1500 {
+            e.update(k as f64 * 20.0 + 30.0, k as f64 * 20.0);
+        }
+        // Held for 5 s, then gone 4 s later at 100 ms/s.
+        assert!(e.target_ms(30_000.0) < 50.0, "{}", e.target_ms(30_000.0));
+    }
+}

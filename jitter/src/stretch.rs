@@ -1,0 +1,256 @@
+//! Time-domain time stretching (WSOLA-style, one pitch period at a time).
+//!
+//! Accelerate removes one pitch period and preemptive expand inserts one;
+//! the period is the lag with the highest normalised cross-correlation, and
+//! the join is a raised-cosine cross-fade over one period between two
+//! segments that look alike, so the waveform stays continuous (no clicks).
+
+/// Sample rate the stretcher works at.
+const RATE: usize = 48_000;
+/// Shortest period searched: 2.5 ms (400 Hz).
+pub const MIN_PERIOD: usize = RATE / 400;
+/// Longest period searched: 10 ms (100 Hz).
+pub const MAX_PERIOD: usize = RATE / 100;
+/// Decimation factor of the coarse lag search.
+const DECIMATE: usize = 4;
+/// Correlation above which a join is inaudible enough for voiced speech.
+const MIN_CORRELATION: f32 = 0.6;
+/// Mean-square level under which a segment counts as near silence, where
+/// any join is inaudible (about -50 dBFS on 16-bit samples).
+const QUIET_POWER: f32 = 100.0 * 100.0;
+
+/// A join that [`find_join`] accepted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Join {
+    /// Period (samples) removed or inserted.
+    pub period: usize,
+    /// Normalised correlation of the two joined segments (1 = identical).
+    pub correlation: f32,
+}
+
+/// Finds a period `T` such that `x[start..start+T]` and
+/// `x[start+T..start+2T]` are alike, or `None` when `x` is too short or no
+/// lag correlates well enough (the caller then plays the audio unchanged).
+pub fn find_join(x: &[i16], start: usize) -> Option<Join> {
+    let seg = x.get(start..)?;
+    if seg.len() < 2 * MIN_PERIOD {
+        return None;
+    }
+    let max_t = MAX_PERIOD.min(seg.len() / 2);
+    let power = seg[..2 * MIN_PERIOD]
+        .iter()
+        .map(|&s| f32::from(s) * f32::from(s))
+        .sum::<f32>()
+        / (2 * MIN_PERIOD) as f32;
+    if power < QUIET_POWER {
+        // Near silence: remove or insert the longest period allowed.
+        return Some(Join {
+            period: max_t,
+            correlation: 1.0,
+        });
+    }
+    // Coarse search on a 4x-decimated copy, then refine at full rate.
+    let dec: Vec<f32> = seg
+        .chunks_exact(DECIMATE)
+        .map(|c| c.iter().map(|&s| f32::from(s)).sum::<f32>())
+        .collect();
+    let mut best = (0usize, f32::MIN);
+    for t in MIN_PERIOD / DECIMATE..=max_t / DECIMATE {
+        let c = ncc(&dec, t, t);
+        if c > best.1 {
+            best = (t * DECIMATE, c);
+        }
+    }
+    let full: Vec<f32> = seg.iter().map(|&s| f32::from(s)).collect();
+    let lo = best.0.saturating_sub(DECIMATE).max(MIN_PERIOD);
+    let hi = (best.0 + DECIMATE).min(max_t);
+    let mut fine = (0usize, f32::MIN);
+    for t in lo..=hi {
+        let c = ncc(&full, t, t);
+        if c > fine.1 {
+            fine = (t, c);
+        }
+    }
+    (fine.1 >= MIN_CORRELATION).then_some(Join {
+        period: fine.0,
+        correlation: fine.1,
+    })
+}
+
+/// Normalised cross-correlation of `x[..len]` with `x[lag..lag+len]`.
+fn ncc(x: &[f32], lag: usize, len: usize) -> f32 {
+    if lag + len > x.len() || len == 0 {
+        return f32::MIN;
+    }
+    let (mut xy, mut xx, mut yy) = (0f32, 0f32, 0f32);
+    for i in 0..len {
+        let (a, b) = (x[i], x[lag + i]);
+        xy += a * b;
+        xx += a * a;
+        yy += b * b;
+    }
+    if xx <= 0.0 || yy <= 0.0 {
+        return 0.0;
+    }
+    xy / (xx * yy).sqrt()
+}
+
+/// Raised-cosine fade-in weight for position `i` of `n`.
+fn fade_in(i: usize, n: usize) -> f32 {
+    let p = (i as f32 + 0.5) / n as f32;
+    0.5 - 0.5 * (std::f32::consts::PI * p).cos()
+}
+
+/// Cross-fades `from` (fading out) into `to` (fading in).
+pub fn crossfade(from: &[i16], to: &[i16], out: &mut Vec<i16>) {
+    let n = from.len().min(to.len());
+    for i in 0..n {
+        let w = fade_in(i, n);
+        let v = f32::from(from[i]) * (1.0 - w) + f32::from(to[i]) * w;
+        out.push(v.round().clamp(-32768.0, 32767.0) as i16);
+    }
+}
+
+/// Removes one period `t` at `start`: `x[start..start+2t]` becomes a
+/// cross-fade of its two halves. Returns the number of samples removed.
+pub fn accelerate(x: &mut Vec<i16>, start: usize, t: usize) -> usize {
+    if start + 2 * t > x.len() {
+        return 0;
+    }
+    let mut joined = Vec::with_capacity(t);
+    crossfade(
+        &x[start..start + t],
+        &x[start + t..start + 2 * t],
+        &mut joined,
+    );
+    x.splice(start..start + 2 * t, joined);
+    t
+}
+
+/// Inserts one period `t` at `start`: after `x[..start+t]` comes a
+/// cross-fade from `x[start+t..start+2t]` back into `x[start..start+t]`,
+/// then the rest. Returns the number of samples inserted.
+pub fn preemptive_expand(x: &mut Vec<i16>, start: usize, t: usize) -> usize {
+    if start + 2 * t > x.len() {
+        return 0;
+    }
+    let mut joined = Vec::with_capacity(t);
+    crossfade(
+        &x[start + t..start + 2 * t],
+        &x[start..start + t],
+        &mut joined,
+    );
+    x.splice(start + t..start + t, joined);
+    t
+}
+
+/// Continues `history` by repeating its last pitch period for `len`
+/// samples (the basis a merge fades out of). Empty when there is too
+/// little history.
+pub fn periodic_extension(history: &[i16], len: usize) -> Vec<i16> {
+    let n = history.len();
+    if n < 2 * MIN_PERIOD {
+        return Vec::new();
+    }
+    let x: Vec<f32> = history.iter().map(|&s| f32::from(s)).collect();
+    let win = MIN_PERIOD;
+    let max_t = MAX_PERIOD.min(n - win);
+    // The lag whose window best matches the last `win` samples.
+    let tail = &x[n - win..];
+    let mut best = (MIN_PERIOD, f32::MIN);
+    for t in MIN_PERIOD..=max_t {
+        let cand = &x[n - win - t..n - t];
+        let (mut xy, mut xx, mut yy) = (0f32, 0f32, 0f32);
+        for (a, b) in tail.iter().zip(cand) {
+            xy += a * b;
+            xx += a * a;
+            yy += b * b;
+        }
+        let c = if xx > 0.0 && yy > 0.0 {
+            xy / (xx * yy).sqrt()
+        } else {
+            0.0
+        };
+        if c > best.1 {
+            best = (t, c);
+        }
+    }
+    let t = best.0;
+    (0..len).map(|i| history[n - t + (i % t)]).collect()
+}
+
+/// Largest sample-to-sample step in `x` (a click detector for tests and
+/// the evaluation).
+pub fn max_step(x: &[i16]) -> i32 {
+    x.windows(2)
+        .map(|w| (i32::from(w[1]) - i32::from(w[0])).abs())
+        .max()
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tone(hz: f32, n: usize, amp: f32) -> Vec<i16> {
+        (0..n)
+            .map(|i| {
+                (amp * (2.0 * std::f32::consts::PI * hz * i as f32 / RATE as f32).sin()) as i16
+            })
+            .collect()
+    }
+
+    #[test]
+    fn finds_the_period_of_a_tone() {
+        // 200 Hz: period 240 samples at 48 kHz (or a multiple of it).
+        let x = tone(200.0, 1920, 8000.0);
+        let j = find_join(&x, 0).unwrap();
+        assert_eq!(j.period % 240, 0, "{j:?}");
+        assert!(j.correlation > 0.99);
+    }
+
+    #[test]
+    fn accelerate_and_expand_keep_a_tone_smooth() {
+        let x = tone(200.0, 1920, 8000.0);
+        let natural = max_step(&x);
+        let j = find_join(&x, 100).unwrap();
+        let mut a = x.clone();
+        assert_eq!(accelerate(&mut a, 100, j.period), j.period);
+        assert_eq!(a.len(), x.len() - j.period);
+        assert!(
+            max_step(&a) <= natural + 20,
+            "{} vs {natural}",
+            max_step(&a)
+        );
+        let mut e = x.clone();
+        assert_eq!(preemptive_expand(&mut e, 100, j.period), j.period);
+        assert_eq!(e.len(), x.len() + j.period);
+        assert!(
+            max_step(&e) <= natural + 20,
+            "{} vs {natural}",
+            max_step(&e)
+        );
+    }
+
+    #[test]
+    fn noise_without_periodicity_is_refused() {
+        // Deterministic white-ish noise from an LCG.
+        let mut s = 12345u32;
+        let x: Vec<i16> = (0..1920)
+            .map(|_| {
+                s = s.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                ((s >> 16) as i16) / 2
+            })
+            .collect();
+        assert!(find_join(&x, 0).is_none());
+    }
+
+    #[test]
+    fn silence_and_short_input() {
+        assert_eq!(find_join(&[0; 1920], 0).unwrap().period, MAX_PERIOD);
+        assert!(find_join(&[0; 100], 0).is_none());
+        let mut short = vec![1i16; 10];
+        assert_eq!(accelerate(&mut short, 0, 240), 0);
+        assert_eq!(preemptive_expand(&mut short, 0, 240), 0);
+    }
+}

@@ -1,0 +1,355 @@
+//! Deterministic network scenarios through the real Opus codec, asserting
+//! on the W3C statistics and on audio continuity at operation boundaries.
+
+use std::time::{Duration, Instant};
+
+use sotto_codecs::Encoder;
+use sotto_codecs::opus::{OpusConfig, OpusDecoder, OpusEncoder};
+use sotto_jitter::stretch::max_step;
+use sotto_jitter::{Event, JitterBuffer, JitterConfig, Operation, RtpPacket};
+
+const FRAME: usize = 960;
+
+/// A 220 Hz tone at 48 kHz.
+fn tone(seconds: f64) -> Vec<i16> {
+    let n = (seconds * 48_000.0) as usize;
+    (0..n)
+        .map(|i| (8000.0 * (2.0 * std::f64::consts::PI * 220.0 * i as f64 / 48_000.0).sin()) as i16)
+        .collect()
+}
+
+/// Encodes `pcm` as 20 ms Opus packets (FEC on) of one SSRC.
+fn packets(pcm: &[i16], ssrc: u32, ts0: u32, dtx: bool) -> Vec<RtpPacket> {
+    let mut enc = OpusEncoder::new(OpusConfig {
+        fec: true,
+        packet_loss_pct: 10,
+        dtx,
+        ..OpusConfig::default()
+    })
+    .unwrap();
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    for (k, frame) in pcm.chunks_exact(FRAME).enumerate() {
+        enc.encode(frame, &mut buf).unwrap();
+        out.push(RtpPacket {
+            seq: (k as u16).wrapping_add(ts0 as u16),
+            timestamp: ts0.wrapping_add((k * FRAME) as u32),
+            ssrc,
+            marker: k == 0,
+            payload: buf.clone(),
+        });
+    }
+    out
+}
+
+struct Run {
+    audio: Vec<i16>,
+    ops: Vec<Operation>,
+    events: Vec<Event>,
+    timestamps: Vec<Option<u32>>,
+    jb: JitterBuffer,
+}
+
+/// Delivers `(packet, arrival ms)` and pulls every 10 ms for `seconds`.
+fn run(mut arrivals: Vec<(RtpPacket, f64)>, seconds: f64) -> Run {
+    arrivals.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let dec = OpusDecoder::new(48_000, 1).unwrap();
+    let mut jb = JitterBuffer::new(JitterConfig::default(), Box::new(dec)).unwrap();
+    let t0 = Instant::now();
+    let at = |ms: f64| t0 + Duration::from_secs_f64(ms / 1000.0);
+    let mut next = arrivals.into_iter().peekable();
+    let (mut audio, mut ops, mut events, mut timestamps) = (vec![], vec![], vec![], vec![]);
+    let mut out = Vec::new();
+    for tick in 0..(seconds * 100.0) as usize {
+        let now = tick as f64 * 10.0;
+        while let Some((_, a)) = next.peek() {
+            if *a > now {
+                break;
+            }
+            let (p, a) = next.next().unwrap();
+            let _ = jb.insert(at(a), p);
+        }
+        let pulled = jb.pull(at(now), &mut out);
+        audio.extend_from_slice(&out);
+        ops.push(pulled.operation);
+        timestamps.push(pulled.timestamp);
+        while let Some(e) = jb.poll_event() {
+            events.push(e);
+        }
+    }
+    Run {
+        audio,
+        ops,
+        events,
+        timestamps,
+        jb,
+    }
+}
+
+fn played(r: &Run) -> usize {
+    r.events
+        .iter()
+        .filter(|e| matches!(e, Event::Played { .. }))
+        .count()
+}
+
+/// Largest step of the loss-free decode of the same tone.
+fn natural_step(pcm: &[i16]) -> i32 {
+    let mut dec = OpusDecoder::new(48_000, 1).unwrap();
+    let mut out = Vec::new();
+    for p in packets(pcm, 1, 0, false) {
+        sotto_codecs::Decoder::decode_into(&mut dec, &p.payload, &mut out).unwrap();
+    }
+    max_step(&out[4800..])
+}
+
+#[test]
+fn reordering_and_jitter_lose_nothing_and_stay_smooth() {
+    let pcm = tone(6.0);
+    let ps = packets(&pcm, 7, 1000, false);
+    let n = ps.len();
+    // Deterministic jitter 0..40 ms, and every 7th packet swapped with the next.
+    let arrivals: Vec<_> = ps
+        .into_iter()
+        .enumerate()
+        .map(|(k, p)| {
+            let swap = if k % 7 == 0 { 25.0 } else { 0.0 };
+            let jitter = ((k * 37) % 41) as f64;
+            (p, k as f64 * 20.0 + 30.0 + jitter + swap)
+        })
+        .collect();
+    let r = run(arrivals, 6.1);
+    let s = r.jb.stats();
+    // While the estimator learns the jitter, at most a couple of packets
+    // come late; their audio comes back from the next packet's FEC.
+    assert!(s.packets_discarded <= 2, "{s:?}");
+    assert_eq!(played(&r), n);
+    assert!(s.concealment_events <= 1, "{s:?}");
+    // Continuity over the whole steady part, which has stretches in it.
+    let natural = natural_step(&pcm);
+    let steady = &r.audio[48_000..];
+    assert!(
+        max_step(steady) <= natural * 3 / 2,
+        "{} vs {natural}",
+        max_step(steady)
+    );
+    // The target follows the 40 ms jitter, not more.
+    assert!(s.mean_delay_ms() < 120.0, "{}", s.mean_delay_ms());
+    assert!(s.jitter_buffer_emitted_count > 0);
+}
+
+/// Real speech (48 kHz, 1.4 s), looped to `times` copies.
+fn speech(times: usize) -> Vec<i16> {
+    let clip = sotto_codecs::wav::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../testdata/speech/alsa_48k/Front_Center.wav"
+    ))
+    .unwrap();
+    clip.samples.repeat(times)
+}
+
+#[test]
+fn burst_loss_is_concealed_and_merged() {
+    let pcm = speech(3);
+    let ps = packets(&pcm, 1, 0, false);
+    let arrivals: Vec<_> = ps
+        .into_iter()
+        .enumerate()
+        .filter(|(k, _)| !(50..54).contains(k))
+        .map(|(k, p)| (p, k as f64 * 20.0 + 30.0))
+        .collect();
+    let r = run(arrivals, pcm.len() as f64 / 48_000.0);
+    let s = r.jb.stats();
+    // Packet 53 comes back from 54's FEC; 50..52 are concealed.
+    assert!(s.fec_packets_used >= 1, "{s:?}");
+    assert!(s.concealment_events >= 1);
+    assert!(s.concealed_samples >= 3 * FRAME as u64, "{s:?}");
+    assert!(r.ops.contains(&Operation::FecRecovery) || r.ops.contains(&Operation::Merge));
+    // No click where decoded audio resumes: the step stays near the tone's.
+    let natural = natural_step(&pcm);
+    let resume = r
+        .ops
+        .iter()
+        .position(|o| matches!(o, Operation::FecRecovery | Operation::Merge))
+        .unwrap();
+    let around = &r.audio[(resume - 2) * 480..(resume + 4) * 480];
+    assert!(
+        max_step(around) <= natural * 2,
+        "{} vs {natural}",
+        max_step(around)
+    );
+}
+
+#[test]
+fn three_second_outage_recovers_at_low_delay() {
+    let pcm = tone(8.0);
+    let ps = packets(&pcm, 1, 0, false);
+    let n = ps.len();
+    let arrivals: Vec<_> = ps
+        .into_iter()
+        .enumerate()
+        .filter(|(k, _)| !(100..250).contains(k))
+        .map(|(k, p)| (p, k as f64 * 20.0 + 30.0))
+        .collect();
+    let r = run(arrivals, 8.5);
+    let s = r.jb.stats();
+    assert!(s.concealed_samples >= 140 * FRAME as u64, "{s:?}");
+    // Everything after the outage is played, without a backlog.
+    assert_eq!(played(&r), n - 150);
+    assert!(r.jb.packets_held() <= 3);
+}
+
+#[test]
+fn queued_outage_backlog_is_flushed() {
+    // A 3 s outage where the network queues instead of dropping: the
+    // backlog arrives at once and must not become 3 s of delay.
+    let pcm = tone(10.0);
+    let ps = packets(&pcm, 1, 0, false);
+    let arrivals: Vec<_> = ps
+        .into_iter()
+        .enumerate()
+        .map(|(k, p)| {
+            let sent = k as f64 * 20.0;
+            let a = if (100..250).contains(&k) {
+                5_000.0 + k as f64 * 0.1
+            } else {
+                sent + 30.0
+            };
+            (p, a)
+        })
+        .collect();
+    let r = run(arrivals, 10.5);
+    let s = r.jb.stats();
+    assert!(s.packets_discarded > 50, "{s:?}");
+    // By the end the buffer is back near the network delay.
+    let last = r.events.iter().rev().find_map(|e| match e {
+        Event::Played { timestamp, .. } => Some(*timestamp),
+        _ => None,
+    });
+    let played_ms = last.unwrap() as f64 / 48.0;
+    assert!(
+        10_500.0 - played_ms < 700.0,
+        "last played at {played_ms} ms"
+    );
+}
+
+fn drift(ppm: f64) -> Run {
+    let pcm = tone(300.0);
+    let ps = packets(&pcm, 1, 0, false);
+    let arrivals: Vec<_> = ps
+        .into_iter()
+        .enumerate()
+        .map(|(k, p)| {
+            (
+                p,
+                k as f64 * 20.0 * (1.0 - ppm * 1e-6) + 30.0 + ((k * 13) % 7) as f64,
+            )
+        })
+        .collect();
+    run(arrivals, 300.0)
+}
+
+#[test]
+fn sender_clock_fast_by_100_ppm_is_absorbed_by_acceleration() {
+    let r = drift(100.0);
+    let s = r.jb.stats();
+    // 30 ms of extra audio over five minutes; removed by accelerate.
+    assert!(s.removed_samples_for_acceleration > 0, "{s:?}");
+    assert_eq!(s.packets_discarded, 0);
+    assert!(r.jb.packets_held() <= 4);
+}
+
+#[test]
+fn sender_clock_slow_by_100_ppm_is_absorbed_without_underruns() {
+    let r = drift(-100.0);
+    let s = r.jb.stats();
+    assert!(s.inserted_samples_for_deceleration > 0, "{s:?}");
+    assert_eq!(s.packets_discarded, 0);
+    // A few short underruns in five minutes, not one per drifted packet.
+    assert!(s.concealment_events <= 3, "{s:?}");
+}
+
+#[test]
+fn dtx_pause_plays_comfort_noise_not_concealment() {
+    let speech = sotto_codecs::wav::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../testdata/speech/alsa_48k/Front_Center.wav"
+    ))
+    .unwrap();
+    let mut pcm = speech.samples.clone();
+    pcm.extend(std::iter::repeat_n(0i16, 48_000 * 2));
+    pcm.extend_from_slice(&speech.samples);
+    let enc = OpusEncoder::new(OpusConfig {
+        dtx: true,
+        ..OpusConfig::default()
+    })
+    .unwrap();
+    let all = packets(&pcm, 3, 0, true);
+    let total = all.len();
+    // The sender does not transmit DTX frames, except the first of a run.
+    let mut prev_dtx = false;
+    let sent: Vec<_> = all
+        .into_iter()
+        .enumerate()
+        .filter(|(_, p)| {
+            let d = enc.is_dtx(&p.payload);
+            let keep = !d || !prev_dtx;
+            prev_dtx = d;
+            keep
+        })
+        .map(|(k, p)| (p, k as f64 * 20.0 + 30.0))
+        .collect();
+    let n_sent = sent.len();
+    assert!(
+        n_sent < total - 50,
+        "DTX should suppress packets: {n_sent} of {total}"
+    );
+    let r = run(sent, pcm.len() as f64 / 48_000.0 + 0.05);
+    let s = r.jb.stats();
+    assert!(s.comfort_noise_samples > 48_000, "{s:?}");
+    assert!(s.concealed_samples < 10 * FRAME as u64, "{s:?}");
+    assert_eq!(played(&r), n_sent);
+    assert!(r.ops.contains(&Operation::ComfortNoise));
+}
+
+#[test]
+fn ssrc_change_resets_and_plays_the_new_stream() {
+    let pcm = tone(2.0);
+    let a = packets(&pcm, 1, 0, false);
+    let b = packets(&pcm, 2, 3_000_000_000, false);
+    let na = a.len();
+    let mut arrivals: Vec<_> = a
+        .into_iter()
+        .enumerate()
+        .map(|(k, p)| (p, k as f64 * 20.0 + 30.0))
+        .collect();
+    arrivals.extend(
+        b.into_iter()
+            .enumerate()
+            .map(|(k, p)| (p, 2_000.0 + k as f64 * 20.0 + 30.0)),
+    );
+    let r = run(arrivals, 4.5);
+    let resets: Vec<_> = r
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Reset { ssrc: 2 }))
+        .collect();
+    assert_eq!(resets.len(), 1);
+    let from_b = r
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Played { timestamp, .. } if *timestamp >= 3_000_000_000))
+        .count();
+    assert!(from_b >= na - 3, "{from_b}");
+    // Output timestamps never go backwards within a stream.
+    let b_start = r
+        .timestamps
+        .iter()
+        .position(|t| t.is_some_and(|t| t >= 3_000_000_000))
+        .unwrap();
+    for w in r.timestamps[b_start..].windows(2) {
+        if let [Some(x), Some(y)] = w {
+            assert!(y >= x);
+        }
+    }
+}
