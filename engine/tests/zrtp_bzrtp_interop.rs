@@ -213,3 +213,59 @@ fn dh2k_all_roles() {
         "DH2k",
     );
 }
+
+#[test]
+fn zrtp_hash_exchanged_both_ways_is_accepted() {
+    let (p, b) = x255();
+    let o = run_udp(
+        config(Role::Initiator, p),
+        ZidCache::new(),
+        &b,
+        RunOpts {
+            bzrtp_gets_hello_hash: true,
+            sotto_gets_hello_hash: true,
+            ..RunOpts::default()
+        },
+    );
+    assert_agree(&o, "X255");
+}
+
+#[test]
+fn wrong_zrtp_hash_stops_bzrtp() {
+    let (p, b) = x255();
+    let wrong = format!("1.10 {}", "ab".repeat(32));
+    let o = run_udp(
+        config(Role::Responder, p),
+        ZidCache::new(),
+        &b,
+        RunOpts {
+            bzrtp_wrong_hello_hash: Some(wrong),
+            ..RunOpts::default()
+        },
+    );
+    assert!(o.bzrtp.is_none(), "bzrtp went secure despite a wrong hash");
+    assert!(o.sotto.is_none());
+}
+
+#[test]
+fn sotto_detects_a_wrong_zrtp_hash_for_bzrtp() {
+    use sotto_engine::zrtp::{Event, Failure};
+    let (p, b) = x255();
+    let wrong = format!("1.10 {}", "cd".repeat(32)).parse().unwrap();
+    let cfg = Config {
+        peer_hello_hash: Some(wrong),
+        ..config(Role::Initiator, p)
+    };
+    let o = run_udp(cfg, ZidCache::new(), &b, RunOpts::default());
+    assert!(o.sotto.is_none());
+    assert!(
+        o.sotto_events
+            .iter()
+            .any(|e| matches!(e, Event::HelloHashMismatch))
+    );
+    assert!(
+        o.sotto_events
+            .iter()
+            .any(|e| matches!(e, Event::Failed(Failure::HelloHashMismatch)))
+    );
+}

@@ -147,6 +147,18 @@ impl SecureInfo {
         }
     }
 
+    /// The SRTP profile these keys are for (§5.1.3, §5.1.4), if the SRTP
+    /// module implements it (AES3 with HS32 has no profile there).
+    pub fn srtp_profile(&self) -> Option<crate::srtp::Profile> {
+        use crate::srtp::Profile;
+        match (self.suite.cipher, self.suite.auth) {
+            (CipherAlgo::Aes1, AuthTagAlgo::Hs80) => Some(Profile::AesCm128HmacSha1_80),
+            (CipherAlgo::Aes1, AuthTagAlgo::Hs32) => Some(Profile::AesCm128HmacSha1_32),
+            (CipherAlgo::Aes3, AuthTagAlgo::Hs80) => Some(Profile::AesCm256HmacSha1_80),
+            (CipherAlgo::Aes3, AuthTagAlgo::Hs32) => None,
+        }
+    }
+
     /// The peer's sending key and salt (what we decrypt with).
     pub fn remote_key_salt(&self) -> (&[u8], &[u8]) {
         match self.role {

@@ -130,7 +130,7 @@ pub fn run_udp(mut cfg: Config, cache: ZidCache, bz: &BzrtpConfig, opts: RunOpts
         if sotto_done && bz_done {
             break;
         }
-        if sotto_done && !out.sotto.is_some() && start.elapsed() > Duration::from_secs(2) {
+        if sotto_done && out.sotto.is_none() && start.elapsed() > Duration::from_secs(2) {
             break;
         }
         if idle {
@@ -179,4 +179,184 @@ pub fn assert_agree(o: &Outcome, ka: &str) -> (String, String) {
         hex::encode(lk)
     );
     (s.sas.clone(), s.role.name().to_string())
+}
+
+/// Deterministic xorshift64* generator for loss decisions.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+}
+
+/// Direction of a packet in the simulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    AtoB,
+    BtoA,
+}
+
+/// What the network does with a packet: deliver these datagrams (possibly
+/// none, possibly altered, possibly several).
+pub type Network<'a> = dyn FnMut(Dir, usize, Vec<u8>) -> Vec<Vec<u8>> + 'a;
+
+/// Result of a simulated run.
+pub struct SimOutcome {
+    pub a: Endpoint,
+    pub b: Endpoint,
+    pub a_events: Vec<Event>,
+    pub b_events: Vec<Event>,
+    pub a_secure: Option<Box<SecureInfo>>,
+    pub b_secure: Option<Box<SecureInfo>>,
+    pub delivered: usize,
+    pub virtual_elapsed: Duration,
+}
+
+impl SimOutcome {
+    pub fn failed(&self, which: Dir) -> bool {
+        let ev = if which == Dir::AtoB {
+            &self.a_events
+        } else {
+            &self.b_events
+        };
+        ev.iter().any(|e| matches!(e, Event::Failed(_)))
+    }
+}
+
+/// Runs two Sotto endpoints in virtual time (zero latency); `net` sees
+/// every packet with a running index. Stops when both are done or after
+/// 120 virtual seconds.
+pub fn simulate(mut a: Endpoint, mut b: Endpoint, net: &mut Network<'_>) -> SimOutcome {
+    let t0 = Instant::now();
+    let mut now = t0;
+    a.start(now);
+    b.start(now);
+    let mut out = SimOutcome {
+        a: Endpoint::new(
+            Config::new(sotto_engine::zrtp::Role::Responder),
+            ZidCache::new(),
+        ),
+        b: Endpoint::new(
+            Config::new(sotto_engine::zrtp::Role::Responder),
+            ZidCache::new(),
+        ),
+        a_events: vec![],
+        b_events: vec![],
+        a_secure: None,
+        b_secure: None,
+        delivered: 0,
+        virtual_elapsed: Duration::ZERO,
+    };
+    let mut index = 0usize;
+    let done = |o: &SimOutcome| {
+        let a_done = o.a_secure.is_some() || o.failed(Dir::AtoB);
+        let b_done = o.b_secure.is_some() || o.failed(Dir::BtoA);
+        a_done && b_done
+    };
+    for _ in 0..100_000 {
+        let mut moved = false;
+        while let Some(p) = a.poll_transmit() {
+            moved = true;
+            for d in net(Dir::AtoB, index, p) {
+                out.delivered += 1;
+                let _ = b.handle_input(now, &d);
+            }
+            index += 1;
+        }
+        while let Some(p) = b.poll_transmit() {
+            moved = true;
+            for d in net(Dir::BtoA, index, p) {
+                out.delivered += 1;
+                let _ = a.handle_input(now, &d);
+            }
+            index += 1;
+        }
+        for (ep, events, secure) in [
+            (&mut a, &mut out.a_events, &mut out.a_secure),
+            (&mut b, &mut out.b_events, &mut out.b_secure),
+        ] {
+            while let Some(e) = ep.poll_event() {
+                match e {
+                    Event::Secure(info) => *secure = Some(info),
+                    other => events.push(other),
+                }
+            }
+        }
+        if done(&out) && !moved {
+            break;
+        }
+        if moved {
+            continue;
+        }
+        let next = [a.poll_timeout(), b.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min();
+        match next {
+            Some(t) if t.duration_since(t0) < Duration::from_secs(120) => {
+                now = now.max(t);
+                a.handle_timeout(now);
+                b.handle_timeout(now);
+            }
+            _ => break,
+        }
+    }
+    out.virtual_elapsed = now.duration_since(t0);
+    out.a = a;
+    out.b = b;
+    out
+}
+
+/// A perfect network.
+pub fn perfect() -> impl FnMut(Dir, usize, Vec<u8>) -> Vec<Vec<u8>> {
+    |_, _, p| vec![p]
+}
+
+/// Asserts two Sotto endpoints derived matching keys.
+pub fn assert_sim_agree(o: &SimOutcome) -> (&SecureInfo, &SecureInfo) {
+    let a = o
+        .a_secure
+        .as_deref()
+        .unwrap_or_else(|| panic!("A not secure: {:?}", o.a_events));
+    let b = o
+        .b_secure
+        .as_deref()
+        .unwrap_or_else(|| panic!("B not secure: {:?}", o.b_events));
+    assert_eq!(a.sas, b.sas);
+    assert_eq!(a.sas_value, b.sas_value);
+    assert_eq!(a.srtp, b.srtp);
+    assert_eq!(a.suite, b.suite);
+    assert_ne!(a.role, b.role);
+    assert_eq!(*a.exported_key, *b.exported_key);
+    (a, b)
+}
+
+/// Rewrites a packet's CRC after tampering, as an on-path attacker can.
+pub fn fix_crc(p: &mut [u8]) {
+    let n = p.len() - 4;
+    let c = crc32c_ref(&p[..n]);
+    p[n..].copy_from_slice(&c);
+}
+
+fn crc32c_ref(data: &[u8]) -> [u8; 4] {
+    let mut crc = !0u32;
+    for b in data {
+        crc ^= u32::from(*b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    (!crc).to_le_bytes()
 }

@@ -1,0 +1,111 @@
+//! Key continuity (RFC 6189 §4.3, §4.6.1, §4.9): retained secrets in the
+//! ZID cache file, cache mismatch, corrupted entries, the SAS-verified flag.
+
+mod zrtp_support;
+
+use sotto_engine::zrtp::{Config, Endpoint, Event, Role, ZidCache};
+use std::path::Path;
+use zrtp_support::{assert_sim_agree, perfect, simulate};
+
+fn call(a_path: &Path, b_path: &Path) -> zrtp_support::SimOutcome {
+    let a = Endpoint::new(
+        Config::new(Role::Initiator),
+        ZidCache::load(a_path).unwrap(),
+    );
+    let b = Endpoint::new(
+        Config::new(Role::Responder),
+        ZidCache::load(b_path).unwrap(),
+    );
+    let o = simulate(a, b, &mut perfect());
+    o.a.cache().save(a_path).unwrap();
+    o.b.cache().save(b_path).unwrap();
+    o
+}
+
+fn mismatch(events: &[Event]) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, Event::CacheMismatch { .. }))
+}
+
+#[test]
+fn second_call_uses_retained_secrets_then_corruption_is_caught() {
+    let dir = std::env::temp_dir().join(format!("sotto-zrtp-cache-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (pa, pb) = (dir.join("alice.zrtpcache"), dir.join("bob.zrtpcache"));
+    let _ = std::fs::remove_file(&pa);
+    let _ = std::fs::remove_file(&pb);
+
+    // First call: no history, no mismatch.
+    let o1 = call(&pa, &pb);
+    let (a1, _) = assert_sim_agree(&o1);
+    assert!(!a1.cache_mismatch && !mismatch(&o1.a_events) && !mismatch(&o1.b_events));
+    let bob_zid = a1.peer_zid;
+    let rs1_after_first = ZidCache::load(&pa).unwrap().get(&bob_zid).unwrap().rs1;
+    assert!(rs1_after_first.is_some());
+
+    // The users compare the SAS and mark it verified on both sides.
+    for (p, peer) in [
+        (&pa, bob_zid),
+        (&pb, o1.b_secure.as_ref().unwrap().peer_zid),
+    ] {
+        let mut c = ZidCache::load(p).unwrap();
+        assert!(c.set_verified(&peer, true));
+        c.save(p).unwrap();
+    }
+
+    // Second call: continuity, verified flag carried through Confirm.
+    let o2 = call(&pa, &pb);
+    let (a2, b2) = assert_sim_agree(&o2);
+    assert!(!a2.cache_mismatch && !b2.cache_mismatch);
+    assert!(a2.sas_verified && b2.sas_verified);
+    let entry = ZidCache::load(&pa).unwrap().get(&bob_zid).cloned().unwrap();
+    assert_eq!(entry.rs2, rs1_after_first, "rs1 rotated into rs2");
+    assert_ne!(entry.rs1, rs1_after_first);
+
+    // Corrupt Alice's entry for Bob on disk: it is detected and the next
+    // call raises CacheMismatch on both sides and clears "verified".
+    let mut bytes = std::fs::read(&pa).unwrap();
+    let n = bytes.len();
+    bytes[n - 40] ^= 0x55;
+    std::fs::write(&pa, &bytes).unwrap();
+    let loaded = ZidCache::load(&pa).unwrap();
+    assert!(loaded.is_corrupt(&bob_zid) && loaded.get(&bob_zid).is_none());
+    let o3 = call(&pa, &pb);
+    let (a3, b3) = assert_sim_agree(&o3);
+    assert!(a3.cache_mismatch && b3.cache_mismatch);
+    assert!(mismatch(&o3.a_events) && mismatch(&o3.b_events));
+    assert!(!a3.sas_verified && !b3.sas_verified);
+    assert!(
+        !ZidCache::load(&pb)
+            .unwrap()
+            .get(&b3.peer_zid)
+            .unwrap()
+            .verified
+    );
+    assert!(!ZidCache::load(&pa).unwrap().get(&bob_zid).unwrap().verified);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_peer_that_lost_its_cache_is_a_mismatch() {
+    let mut a_cache = ZidCache::new();
+    let b_cache = ZidCache::new();
+    let o1 = simulate(
+        Endpoint::new(Config::new(Role::Initiator), a_cache.clone()),
+        Endpoint::new(Config::new(Role::Responder), b_cache.clone()),
+        &mut perfect(),
+    );
+    assert_sim_agree(&o1);
+    a_cache = o1.a.cache().clone();
+    // Bob restarts with the same ZID but an empty history.
+    let b_fresh = ZidCache::from_bytes(&b_cache.to_bytes()).unwrap();
+    let o2 = simulate(
+        Endpoint::new(Config::new(Role::Initiator), a_cache),
+        Endpoint::new(Config::new(Role::Responder), b_fresh),
+        &mut perfect(),
+    );
+    let (a, b) = assert_sim_agree(&o2);
+    assert!(a.cache_mismatch, "Alice held a secret Bob no longer has");
+    assert!(!b.cache_mismatch, "Bob had no history to mismatch");
+}

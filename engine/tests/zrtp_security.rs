@@ -1,0 +1,363 @@
+//! Security properties of the ZRTP endpoint, in virtual time: tampering,
+//! replays, packet loss, a man in the middle, zrtp-hash checking, and
+//! multistream keying.
+
+mod zrtp_support;
+
+use sotto_engine::zrtp::message::MessageType;
+use sotto_engine::zrtp::{
+    Config, Endpoint, Event, Failure, HelloHash, KeyAgreement, Policy, Role, SasAlgo, ZidCache,
+    packet,
+};
+use zrtp_support::{Dir, Rng, assert_sim_agree, fix_crc, packet_type, perfect, simulate};
+
+fn pair(ka: KeyAgreement) -> (Endpoint, Endpoint) {
+    let policy = Policy {
+        key_agreements: vec![ka, KeyAgreement::Mult],
+        ..Policy::default()
+    };
+    (
+        Endpoint::new(
+            Config {
+                policy: policy.clone(),
+                ..Config::new(Role::Initiator)
+            },
+            ZidCache::new(),
+        ),
+        Endpoint::new(
+            Config {
+                policy,
+                ..Config::new(Role::Responder)
+            },
+            ZidCache::new(),
+        ),
+    )
+}
+
+#[test]
+fn every_key_agreement_between_sotto_endpoints() {
+    for ka in [
+        KeyAgreement::X255,
+        KeyAgreement::X448,
+        KeyAgreement::Ec25,
+        KeyAgreement::Ec38,
+        KeyAgreement::Dh2k,
+        KeyAgreement::Dh3k,
+    ] {
+        let (a, b) = pair(ka);
+        let o = simulate(a, b, &mut perfect());
+        let (ia, _) = assert_sim_agree(&o);
+        assert_eq!(ia.suite.key_agreement, ka);
+    }
+}
+
+#[test]
+fn handshake_survives_30_percent_loss() {
+    for seed in 1..=20u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut lost = 0;
+        let (a, b) = pair(KeyAgreement::X255);
+        let o = simulate(a, b, &mut |_, _, p| {
+            if rng.chance(0.30) {
+                lost += 1;
+                vec![]
+            } else {
+                vec![p]
+            }
+        });
+        assert_sim_agree(&o);
+        assert!(lost > 0, "seed {seed} lost nothing");
+    }
+}
+
+#[test]
+fn loss_of_everything_ends_in_a_timeout_failure() {
+    let (a, b) = pair(KeyAgreement::X255);
+    let o = simulate(a, b, &mut |_, _, _| vec![]);
+    assert!(
+        o.a_events
+            .iter()
+            .any(|e| matches!(e, Event::Failed(Failure::Timeout)))
+    );
+    assert!(o.a_secure.is_none() && o.b_secure.is_none());
+    // 20 Hello retransmissions from 50 ms doubling to 200 ms: about 4 s.
+    assert!(
+        o.virtual_elapsed.as_secs() >= 3 && o.virtual_elapsed.as_secs() <= 6,
+        "{:?}",
+        o.virtual_elapsed
+    );
+}
+
+#[test]
+fn replays_are_ignored() {
+    // Every packet is delivered twice, and every earlier packet is replayed
+    // again after each new one, verbatim (stale sequence numbers) and with a
+    // fresh sequence number (the header is not authenticated).
+    let mut seen: Vec<(Dir, Vec<u8>)> = Vec::new();
+    let (a, b) = pair(KeyAgreement::X255);
+    let o = simulate(a, b, &mut |dir, _, p| {
+        let mut out = vec![p.clone(), p.clone()];
+        for (d, old) in &seen {
+            if *d == dir {
+                out.push(old.clone());
+                let mut fresh = old.clone();
+                fresh[2] = 0x7f;
+                fresh[3] = fresh[3].wrapping_add(1);
+                fix_crc(&mut fresh);
+                out.push(fresh);
+            }
+        }
+        seen.push((dir, p));
+        out
+    });
+    assert_sim_agree(&o);
+    assert!(o.a.stats().dropped > 0 && o.b.stats().dropped > 0);
+}
+
+/// Records the packets of one clean X255 handshake.
+fn clean_trace() -> Vec<(Dir, Vec<u8>)> {
+    let mut trace = Vec::new();
+    let (a, b) = pair(KeyAgreement::X255);
+    let o = simulate(a, b, &mut |d, _, p| {
+        trace.push((d, p.clone()));
+        vec![p]
+    });
+    assert_sim_agree(&o);
+    trace
+}
+
+#[test]
+fn flipping_any_message_byte_fails_or_is_dropped() {
+    let trace = clean_trace();
+    let mut cases = 0;
+    for (k, (_, pkt)) in trace.iter().enumerate() {
+        let ty = packet_type(pkt).unwrap();
+        // Every byte of the message (the 12-byte header carries no
+        // protected data; its CRC is recomputed so tampering gets past it).
+        for pos in packet::HEADER_LEN..pkt.len() - packet::CRC_LEN {
+            for bit in [0x01u8, 0x80] {
+                cases += 1;
+                let (a, b) = pair(KeyAgreement::X255);
+                let mut tampered_dropped = None;
+                let o = simulate(a, b, &mut |_, i, mut p| {
+                    if i == k {
+                        p[pos] ^= bit;
+                        fix_crc(&mut p);
+                        tampered_dropped = Some(());
+                    }
+                    vec![p]
+                });
+                assert!(tampered_dropped.is_some());
+                match (&o.a_secure, &o.b_secure) {
+                    (Some(_), Some(_)) => {
+                        // Both secure: only possible if the tampered packet
+                        // was thrown away and a retransmission got through.
+                        assert_sim_agree(&o);
+                        let receiver = if trace[k].0 == Dir::AtoB { &o.b } else { &o.a };
+                        assert!(
+                            receiver.stats().dropped > 0,
+                            "{ty:?} byte {pos} accepted silently"
+                        );
+                    }
+                    (Some(_), None) | (None, Some(_)) => {
+                        // One side may finish only if the other failed loudly.
+                        assert!(
+                            o.failed(Dir::AtoB) || o.failed(Dir::BtoA),
+                            "{ty:?} byte {pos}: half-secure without failure"
+                        );
+                    }
+                    (None, None) => {}
+                }
+            }
+        }
+    }
+    assert!(cases > 500);
+}
+
+#[test]
+fn man_in_the_middle_gets_different_sases_and_is_caught_by_zrtp_hash() {
+    // Alice <-> Mallory(as responder) ... Mallory(as initiator) <-> Bob.
+    let alice = Endpoint::new(
+        Config {
+            policy: Policy {
+                sas: vec![SasAlgo::B32],
+                ..Policy::default()
+            },
+            ..Config::new(Role::Initiator)
+        },
+        ZidCache::new(),
+    );
+    let bob = Endpoint::new(Config::new(Role::Responder), ZidCache::new());
+    let bob_hash = bob.hello_hash();
+    let m1 = Endpoint::new(Config::new(Role::Responder), ZidCache::new());
+    let m2 = Endpoint::new(Config::new(Role::Initiator), ZidCache::new());
+    let left = simulate(alice, m1, &mut perfect());
+    let right = simulate(m2, bob, &mut perfect());
+    let (a, _) = assert_sim_agree(&left);
+    let (_, b) = assert_sim_agree(&right);
+    assert_ne!(a.sas_value, b.sas_value, "MitM produced equal SAS values");
+    assert_ne!(a.srtp, b.srtp);
+
+    // With Bob's zrtp-hash from signalling, Alice refuses Mallory's Hello.
+    let alice = Endpoint::new(
+        Config {
+            peer_hello_hash: Some(bob_hash),
+            ..Config::new(Role::Initiator)
+        },
+        ZidCache::new(),
+    );
+    let m1 = Endpoint::new(Config::new(Role::Responder), ZidCache::new());
+    let o = simulate(alice, m1, &mut perfect());
+    assert!(
+        o.a_events
+            .iter()
+            .any(|e| matches!(e, Event::HelloHashMismatch))
+    );
+    assert!(
+        o.a_events
+            .iter()
+            .any(|e| matches!(e, Event::Failed(Failure::HelloHashMismatch)))
+    );
+    assert!(o.a_secure.is_none());
+}
+
+#[test]
+fn correct_zrtp_hash_is_accepted() {
+    let bob = Endpoint::new(Config::new(Role::Responder), ZidCache::new());
+    let h: HelloHash = bob.hello_hash().to_string().parse().unwrap();
+    let alice = Endpoint::new(
+        Config {
+            peer_hello_hash: Some(h),
+            ..Config::new(Role::Initiator)
+        },
+        ZidCache::new(),
+    );
+    assert_sim_agree(&simulate(alice, bob, &mut perfect()));
+}
+
+#[test]
+fn commit_contention_between_sotto_endpoints() {
+    let a = Endpoint::new(
+        Config {
+            commit_after_hello_ack: true,
+            ..Config::new(Role::Initiator)
+        },
+        ZidCache::new(),
+    );
+    let b = Endpoint::new(
+        Config {
+            commit_after_hello_ack: true,
+            ..Config::new(Role::Initiator)
+        },
+        ZidCache::new(),
+    );
+    let mut commits = 0;
+    let o = simulate(a, b, &mut |_, _, p| {
+        if packet_type(&p) == Some(MessageType::Commit) {
+            commits += 1;
+        }
+        vec![p]
+    });
+    assert_sim_agree(&o);
+    assert!(commits >= 2, "no contention happened");
+}
+
+#[test]
+fn refused_key_agreement_gets_an_error_code() {
+    let a = Endpoint::new(
+        Config {
+            policy: Policy {
+                key_agreements: vec![KeyAgreement::Dh2k],
+                ..Policy::default()
+            },
+            ..Config::new(Role::Initiator)
+        },
+        ZidCache::new(),
+    );
+    let b = Endpoint::new(Config::new(Role::Responder), ZidCache::new()); // refuses DH2k
+    let o = simulate(a, b, &mut perfect());
+    // Alice finds no common key agreement (§4.1.2) and says so with 0x53.
+    assert!(
+        o.a_events
+            .iter()
+            .any(|e| matches!(e, Event::Failed(Failure::Local(p)) if p.code() == 0x53)),
+        "{:?}",
+        o.a_events
+    );
+    assert!(
+        o.b_events
+            .iter()
+            .any(|e| matches!(e, Event::Failed(Failure::Peer(0x53)))),
+        "{:?}",
+        o.b_events
+    );
+    assert!(o.a_secure.is_none() && o.b_secure.is_none());
+}
+
+#[test]
+fn multistream_keys_a_second_stream_from_the_first() {
+    let (a, b) = pair(KeyAgreement::X255);
+    let o = simulate(a, b, &mut perfect());
+    let (ia, _) = assert_sim_agree(&o);
+    let (ka, kb) = (o.a.session_key().unwrap(), o.b.session_key().unwrap());
+    let a2 = Endpoint::new(
+        Config {
+            multistream: Some(ka),
+            ..Config::new(Role::Initiator)
+        },
+        o.a.cache().clone(),
+    );
+    let b2 = Endpoint::new(
+        Config {
+            multistream: Some(kb),
+            ..Config::new(Role::Responder)
+        },
+        o.b.cache().clone(),
+    );
+    let o2 = simulate(a2, b2, &mut perfect());
+    let (ja, _) = assert_sim_agree(&o2);
+    assert_eq!(ja.suite.key_agreement, KeyAgreement::Mult);
+    assert_eq!(ja.sas, ia.sas, "multistream shows the first stream's SAS");
+    assert_ne!(ja.srtp, ia.srtp, "video keys differ from audio keys");
+}
+
+#[test]
+fn go_clear_is_refused_and_ping_answered() {
+    use sotto_engine::zrtp::message::{Message, Ping};
+    let (a, b) = pair(KeyAgreement::X255);
+    let mut o = simulate(a, b, &mut perfect());
+    assert_sim_agree(&o);
+    let now = std::time::Instant::now();
+    let goclear = packet::build(0x7000, 1, &Message::GoClear([0; 8]).encode());
+    o.b.handle_input(now, &goclear).unwrap();
+    let reply = o.b.poll_transmit().unwrap();
+    let raw = packet::parse(&reply).unwrap();
+    assert_eq!(Message::parse(raw.message).unwrap(), Message::Error(0x100));
+    assert!(matches!(o.b.poll_event(), Some(Event::GoClearRefused)));
+    assert!(o.b.is_secure());
+    let ping = packet::build(
+        0x7001,
+        0xabcd,
+        &Message::Ping(Ping {
+            version: *b"1.10",
+            endpoint_hash: [5; 8],
+        })
+        .encode(),
+    );
+    o.b.handle_input(now, &ping).unwrap();
+    let raw_reply = o.b.poll_transmit().unwrap();
+    match Message::parse(packet::parse(&raw_reply).unwrap().message).unwrap() {
+        Message::PingAck(p) => assert_eq!((p.received_hash, p.ssrc), ([5; 8], 0xabcd)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn state_machine_fuzz_entry_survives_random_input() {
+    let mut rng = Rng(42);
+    for len in 0..400usize {
+        let data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        sotto_engine::zrtp::fuzz_endpoint(&data);
+        sotto_engine::zrtp::fuzz_parse(&data);
+    }
+}
