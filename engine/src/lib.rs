@@ -11,6 +11,7 @@ pub mod zrtp;
 
 // Media transport: first-byte demux, RTP/RTCP, ICE + TURN client, tokio driver.
 pub mod demux;
+pub mod driver;
 pub mod ice;
 pub mod rtcp;
 pub mod rtp;

@@ -1,0 +1,283 @@
+//! The tokio driver: one task owns the UDP sockets (IPv4 and IPv6) and the
+//! [`IceSession`] timers, and shuttles bytes between them and the app.
+//!
+//! The task sleeps until a socket is readable, a command arrives or the
+//! core's `poll_timeout` deadline passes: no polling loop. Media in and out
+//! is opaque (already SRTP-protected) datagrams.
+
+mod io;
+
+pub use io::UdpIo;
+
+use crate::ice::{
+    IceConfig, IceError, IceEvent, IceSession, IceStats, SelectedPath, SignalMessage, Signaller,
+};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// Commands queued to the driver task (bounded: the app is back-pressured).
+const COMMAND_QUEUE: usize = 256;
+/// Events queued to the app; media beyond this is dropped and counted.
+const EVENT_QUEUE: usize = 1024;
+/// Largest datagram we receive (no jumbo media on a call).
+const MAX_DATAGRAM: usize = 2048;
+
+/// Errors from starting or talking to the driver.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// A socket could not be bound or queried.
+    #[error("socket: {0}")]
+    Io(#[from] std::io::Error),
+    /// The ICE core refused to start.
+    #[error(transparent)]
+    Ice(#[from] IceError),
+    /// The driver task has stopped.
+    #[error("transport task stopped")]
+    Stopped,
+    /// Too many sockets (one IPv4 and one IPv6 at most).
+    #[error("at most one IPv4 and one IPv6 socket")]
+    TooManySockets,
+}
+
+/// What the driver reports to the app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportEvent {
+    /// An ICE event (state, selected path, restart).
+    Ice(IceEvent),
+    /// A media datagram (RTP, RTCP or ZRTP) that arrived on the selected path.
+    Media(Vec<u8>),
+}
+
+enum Command {
+    Send(Vec<u8>),
+    Signal(SignalMessage),
+    Restart,
+    Stats(oneshot::Sender<(IceStats, Option<SelectedPath>, u64)>),
+    Shutdown,
+}
+
+/// The app's handle on a running transport. Dropping it stops the task;
+/// [`TransportHandle::shutdown`] also waits for it to finish.
+pub struct TransportHandle {
+    cmd: mpsc::Sender<Command>,
+    events: mpsc::Receiver<TransportEvent>,
+    task: Option<JoinHandle<()>>,
+    local: Vec<SocketAddr>,
+}
+
+impl TransportHandle {
+    /// Binds a UDP socket on each of `bind` (concrete addresses, port 0 for
+    /// any) and starts the transport on them.
+    pub async fn bind(
+        bind: &[SocketAddr],
+        ice: IceConfig,
+        signaller: Box<dyn Signaller>,
+    ) -> Result<Self, DriverError> {
+        let mut sockets = Vec::with_capacity(bind.len());
+        for b in bind {
+            sockets.push(UdpSocket::bind(b).await?);
+        }
+        Self::start(sockets, ice, signaller)
+    }
+
+    /// Starts the transport on already bound sockets (at most one per family).
+    /// Must be called inside a tokio runtime.
+    pub fn start<S: UdpIo>(
+        sockets: Vec<S>,
+        ice: IceConfig,
+        signaller: Box<dyn Signaller>,
+    ) -> Result<Self, DriverError> {
+        let mut v4 = None;
+        let mut v6 = None;
+        let mut local = Vec::new();
+        for s in sockets {
+            let addr = s.local_addr()?;
+            let slot = if addr.is_ipv4() { &mut v4 } else { &mut v6 };
+            if slot.is_some() {
+                return Err(DriverError::TooManySockets);
+            }
+            local.push(addr);
+            *slot = Some((addr, s));
+        }
+        let session = IceSession::new(Instant::now(), ice, &local)?;
+        let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+        let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
+        let task = Task {
+            session,
+            v4,
+            v6,
+            signaller,
+            events: ev_tx,
+            dropped_events: 0,
+        };
+        let task = tokio::spawn(task.run(cmd_rx));
+        Ok(Self {
+            cmd: cmd_tx,
+            events: ev_rx,
+            task: Some(task),
+            local,
+        })
+    }
+
+    /// The bound local socket addresses.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local
+    }
+
+    /// Sends one media datagram on the selected path (dropped while unconnected).
+    pub async fn send_media(&self, data: Vec<u8>) -> Result<(), DriverError> {
+        self.cmd
+            .send(Command::Send(data))
+            .await
+            .map_err(|_| DriverError::Stopped)
+    }
+
+    /// Delivers a message from the peer's signalling.
+    pub async fn signal(&self, msg: SignalMessage) -> Result<(), DriverError> {
+        self.cmd
+            .send(Command::Signal(msg))
+            .await
+            .map_err(|_| DriverError::Stopped)
+    }
+
+    /// Starts an ICE restart.
+    pub async fn restart(&self) -> Result<(), DriverError> {
+        self.cmd
+            .send(Command::Restart)
+            .await
+            .map_err(|_| DriverError::Stopped)
+    }
+
+    /// Counters, the selected path, and how many events the app failed to take.
+    pub async fn stats(&self) -> Result<(IceStats, Option<SelectedPath>, u64), DriverError> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd
+            .send(Command::Stats(tx))
+            .await
+            .map_err(|_| DriverError::Stopped)?;
+        rx.await.map_err(|_| DriverError::Stopped)
+    }
+
+    /// Next event; `None` once the task has stopped.
+    pub async fn recv(&mut self) -> Option<TransportEvent> {
+        self.events.recv().await
+    }
+
+    /// Deletes TURN allocations, closes the sockets and waits for the task to end.
+    pub async fn shutdown(mut self) {
+        let _ = self.cmd.send(Command::Shutdown).await;
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+struct Task<S> {
+    session: IceSession,
+    v4: Option<(SocketAddr, S)>,
+    v6: Option<(SocketAddr, S)>,
+    signaller: Box<dyn Signaller>,
+    events: mpsc::Sender<TransportEvent>,
+    dropped_events: u64,
+}
+
+/// Receives on an optional socket; never completes when there is none.
+async fn recv_on<S: UdpIo>(
+    sock: &Option<(SocketAddr, S)>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
+    match sock {
+        Some((_, s)) => s.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl<S: UdpIo> Task<S> {
+    async fn run(mut self, mut cmd: mpsc::Receiver<Command>) {
+        let mut buf4 = vec![0u8; MAX_DATAGRAM];
+        let mut buf6 = vec![0u8; MAX_DATAGRAM];
+        self.flush().await;
+        loop {
+            // Far future when the core has nothing scheduled.
+            let deadline = self
+                .session
+                .poll_timeout()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline));
+            tokio::select! {
+                r = recv_on(&self.v4, &mut buf4) => {
+                    if let (Ok((n, from)), Some((local, _))) = (r, &self.v4) {
+                        let local = *local;
+                        self.input(local, from, &buf4[..n]);
+                    }
+                }
+                r = recv_on(&self.v6, &mut buf6) => {
+                    if let (Ok((n, from)), Some((local, _))) = (r, &self.v6) {
+                        let local = *local;
+                        self.input(local, from, &buf6[..n]);
+                    }
+                }
+                c = cmd.recv() => match c {
+                    Some(Command::Send(data)) => {
+                        // Dropped while unconnected, like a lost packet.
+                        let _ = self.session.send_media(Instant::now(), &data);
+                    }
+                    Some(Command::Signal(m)) => {
+                        let _ = self.session.handle_signal(Instant::now(), m);
+                    }
+                    Some(Command::Restart) => {
+                        let _ = self.session.restart(Instant::now());
+                    }
+                    Some(Command::Stats(tx)) => {
+                        let _ = tx.send((self.session.stats(), self.session.selected(), self.dropped_events));
+                    }
+                    Some(Command::Shutdown) | None => {
+                        self.session.close(Instant::now());
+                        self.flush().await;
+                        return;
+                    }
+                },
+                () = sleep => self.session.handle_timeout(Instant::now()),
+            }
+            self.flush().await;
+        }
+    }
+
+    fn input(&mut self, local: SocketAddr, from: SocketAddr, data: &[u8]) {
+        if let Some(media) = self.session.handle_input(Instant::now(), local, from, data) {
+            let media = media.to_vec();
+            self.emit(TransportEvent::Media(media));
+        }
+    }
+
+    fn emit(&mut self, ev: TransportEvent) {
+        if self.events.try_send(ev).is_err() {
+            self.dropped_events += 1;
+        }
+    }
+
+    /// Sends queued datagrams, signalling and events.
+    async fn flush(&mut self) {
+        while let Some(t) = self.session.poll_transmit() {
+            let sock = match (&self.v4, &self.v6) {
+                (Some((a, s)), _) if *a == t.local => s,
+                (_, Some((a, s))) if *a == t.local => s,
+                _ => continue,
+            };
+            // A send error (unreachable peer, full buffer) is a lost datagram.
+            let _ = sock.send_to(&t.data, t.to).await;
+        }
+        while let Some(m) = self.session.poll_signal() {
+            self.signaller.send(m);
+        }
+        while let Some(m) = self.session.poll_media() {
+            self.emit(TransportEvent::Media(m));
+        }
+        while let Some(e) = self.session.poll_event() {
+            self.emit(TransportEvent::Ice(e));
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! Shared helpers for the transport integration tests: a Debian coturn
+//! started on loopback, an in-process signalling channel, and a call runner.
+#![allow(dead_code)]
+
+use sotto_engine::driver::{TransportEvent, TransportHandle};
+use sotto_engine::ice::{IceEvent, SelectedPath, SignalMessage, Signaller};
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// A coturn `turnserver` on 127.0.0.1, killed on drop.
+pub struct Coturn {
+    child: Child,
+    pub addr: SocketAddr,
+    dir: std::path::PathBuf,
+    args: Vec<String>,
+}
+
+/// Credentials mode for coturn.
+pub enum Auth {
+    /// `--lt-cred-mech --user u:p`.
+    LongTerm {
+        user: &'static str,
+        pass: &'static str,
+    },
+    /// `--use-auth-secret --static-auth-secret=...` (TURN REST).
+    Secret(&'static str),
+}
+
+pub const REALM: &str = "sotto";
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Coturn {
+    /// Starts coturn on a free port and waits until it answers STUN.
+    pub fn start(auth: Auth) -> Self {
+        Self::start_on(auth, free_udp_port())
+    }
+
+    fn start_on(auth: Auth, port: u16) -> Self {
+        let dir = std::env::temp_dir().join(format!("sotto-coturn-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut args: Vec<String> = [
+            "-n",
+            "--listening-ip",
+            "127.0.0.1",
+            "--relay-ip",
+            "127.0.0.1",
+            "--allow-loopback-peers",
+            "--no-tls",
+            "--no-dtls",
+            "--no-tcp",
+            "--no-cli",
+            "--realm",
+            REALM,
+            "--log-file",
+            "stdout",
+            "--simple-log",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.push("--listening-port".into());
+        args.push(port.to_string());
+        args.push("--db".into());
+        args.push(dir.join("turndb").display().to_string());
+        args.push("--pidfile".into());
+        args.push(dir.join("pid").display().to_string());
+        match auth {
+            Auth::LongTerm { user, pass } => {
+                args.push("--lt-cred-mech".into());
+                args.push("--user".into());
+                args.push(format!("{user}:{pass}"));
+            }
+            Auth::Secret(s) => {
+                args.push("--use-auth-secret".into());
+                args.push(format!("--static-auth-secret={s}"));
+            }
+        }
+        let mut c = Self::spawn(&args, port, dir);
+        c.args = args;
+        c
+    }
+
+    fn spawn(args: &[String], port: u16, dir: std::path::PathBuf) -> Self {
+        let child = Command::new("turnserver")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("coturn (`turnserver`) must be installed: run `cargo xtask setup`");
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let c = Self {
+            child,
+            addr,
+            dir,
+            args: args.to_vec(),
+        };
+        c.wait_ready();
+        c
+    }
+
+    /// Kills and restarts the server on the same port (allocations are lost).
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let port = self.addr.port();
+        let new = Self::spawn(&self.args.clone(), port, self.dir.clone());
+        // Move the new child in; `new` must not kill it on drop.
+        let mut new = std::mem::ManuallyDrop::new(new);
+        self.child = std::mem::replace(&mut new.child, Command::new("true").spawn().unwrap());
+        let _ = new.child.wait();
+    }
+
+    /// Polls with STUN Binding requests until the server answers (generous bound).
+    fn wait_ready(&self) {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        // A minimal RFC 5389 Binding request: type 0x0001, length 0, cookie, txid.
+        let mut req = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42];
+        req.extend_from_slice(&[7u8; 12]);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut buf = [0u8; 512];
+        while Instant::now() < deadline {
+            let _ = sock.send_to(&req, self.addr);
+            if let Ok((n, _)) = sock.recv_from(&mut buf)
+                && n >= 20
+                && buf[0..2] == [0x01, 0x01]
+            {
+                return;
+            }
+        }
+        panic!("coturn did not become ready on {}", self.addr);
+    }
+}
+
+impl Drop for Coturn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Signalling over an in-process channel (the engine only sees the trait).
+pub struct ChanSignaller(pub mpsc::UnboundedSender<SignalMessage>);
+
+impl Signaller for ChanSignaller {
+    fn send(&mut self, msg: SignalMessage) {
+        let _ = self.0.send(msg);
+    }
+}
+
+/// A signalling pair: what A sends arrives at `to_b`, and vice versa.
+pub fn signalling() -> (
+    ChanSignaller,
+    mpsc::UnboundedReceiver<SignalMessage>,
+    ChanSignaller,
+    mpsc::UnboundedReceiver<SignalMessage>,
+) {
+    let (a_tx, a_rx) = mpsc::unbounded_channel();
+    let (b_tx, b_rx) = mpsc::unbounded_channel();
+    (ChanSignaller(a_tx), a_rx, ChanSignaller(b_tx), b_rx)
+}
+
+/// Two endpoints and their signalling, pumped together.
+pub struct Call {
+    pub a: TransportHandle,
+    pub b: TransportHandle,
+    from_a: mpsc::UnboundedReceiver<SignalMessage>,
+    from_b: mpsc::UnboundedReceiver<SignalMessage>,
+    /// Optional rewrite of B's candidates on their way to A (the fault proxy).
+    pub rewrite_b: Option<Box<dyn FnMut(SignalMessage) -> Vec<SignalMessage> + Send>>,
+    pub a_selected: Option<SelectedPath>,
+    pub b_selected: Option<SelectedPath>,
+    pub a_media: Vec<Vec<u8>>,
+    pub b_media: Vec<Vec<u8>>,
+    pub a_events: Vec<IceEvent>,
+}
+
+impl Call {
+    pub fn new(
+        a: TransportHandle,
+        from_a: mpsc::UnboundedReceiver<SignalMessage>,
+        b: TransportHandle,
+        from_b: mpsc::UnboundedReceiver<SignalMessage>,
+    ) -> Self {
+        Self {
+            a,
+            b,
+            from_a,
+            from_b,
+            rewrite_b: None,
+            a_selected: None,
+            b_selected: None,
+            a_media: vec![],
+            b_media: vec![],
+            a_events: vec![],
+        }
+    }
+
+    /// Pumps signalling and events until `done` holds or `limit` passes
+    /// (a generous protocol bound, not a performance threshold).
+    pub async fn run_until(
+        &mut self,
+        limit: Duration,
+        mut done: impl FnMut(&Call) -> bool,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if done(self) {
+                return true;
+            }
+            tokio::select! {
+                Some(m) = self.from_a.recv() => { self.b.signal(m).await.unwrap(); }
+                Some(m) = self.from_b.recv() => {
+                    let msgs = match self.rewrite_b.as_mut() { Some(f) => f(m), None => vec![m] };
+                    for m in msgs { self.a.signal(m).await.unwrap(); }
+                }
+                Some(e) = self.a.recv() => match e {
+                    TransportEvent::Media(m) => self.a_media.push(m),
+                    TransportEvent::Ice(IceEvent::Selected(p)) => { self.a_selected = Some(p); self.a_events.push(IceEvent::Selected(p)); }
+                    TransportEvent::Ice(e) => self.a_events.push(e),
+                },
+                Some(e) = self.b.recv() => match e {
+                    TransportEvent::Media(m) => self.b_media.push(m),
+                    TransportEvent::Ice(IceEvent::Selected(p)) => self.b_selected = Some(p),
+                    TransportEvent::Ice(_) => {}
+                },
+                () = tokio::time::sleep_until(deadline) => return done(self),
+            }
+        }
+    }
+
+    /// Exchanges `n` RTP-shaped datagrams each way, tagged by `tag`, and
+    /// waits until at least `want` arrive at each side.
+    pub async fn exchange(&mut self, tag: u8, n: usize, want: usize) -> bool {
+        let (a0, b0) = (count_tag(&self.a_media, tag), count_tag(&self.b_media, tag));
+        for i in 0..n {
+            self.a.send_media(rtp_like(tag, i as u16)).await.unwrap();
+            self.b.send_media(rtp_like(tag, i as u16)).await.unwrap();
+        }
+        self.run_until(Duration::from_secs(10), |c| {
+            count_tag(&c.a_media, tag) - a0 >= want && count_tag(&c.b_media, tag) - b0 >= want
+        })
+        .await
+    }
+}
+
+/// An RTP-shaped datagram (what the SRTP layer above would hand down).
+pub fn rtp_like(tag: u8, seq: u16) -> Vec<u8> {
+    let mut p = vec![0x80, 111];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, tag]);
+    p.extend_from_slice(&[tag; 100]);
+    p
+}
+
+pub fn count_tag(media: &[Vec<u8>], tag: u8) -> usize {
+    media
+        .iter()
+        .filter(|m| m.len() > 12 && m[11] == tag)
+        .count()
+}

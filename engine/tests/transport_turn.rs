@@ -1,0 +1,165 @@
+//! Our TURN client against Debian coturn: allocation with long-term and
+//! with REST (use-auth-secret) credentials, and a relay-only call whose
+//! media goes through the relay.
+
+mod transport_support;
+
+use sotto_engine::driver::TransportHandle;
+use sotto_engine::ice::creds::rest_credentials;
+use sotto_engine::ice::{IceConfig, IceEvent, IceSession, TurnServer};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use transport_support::{Auth, Call, Coturn, REALM, signalling};
+
+/// Drives one session on a real socket until it reports a relayed candidate.
+fn allocate(server: TurnServer) -> Result<String, String> {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let local = sock.local_addr().unwrap();
+    let cfg = IceConfig {
+        relay_only: true,
+        turn_servers: vec![server],
+        ..IceConfig::default()
+    };
+    let mut s = IceSession::new(Instant::now(), cfg, &[local]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut buf = [0u8; 2048];
+    while Instant::now() < deadline {
+        while let Some(t) = s.poll_transmit() {
+            assert_eq!(t.local, local);
+            sock.send_to(&t.data, t.to).unwrap();
+        }
+        if let Some(c) = s
+            .local_candidates()
+            .into_iter()
+            .find(|c| c.contains("typ relay"))
+        {
+            s.close(Instant::now());
+            while let Some(t) = s.poll_transmit() {
+                sock.send_to(&t.data, t.to).unwrap();
+            }
+            return Ok(c);
+        }
+        while let Some(e) = s.poll_event() {
+            if let IceEvent::ServerFailed { reason, .. } = e {
+                return Err(reason);
+            }
+        }
+        if let Ok((n, from)) = sock.recv_from(&mut buf) {
+            let _ = s.handle_input(Instant::now(), local, from, &buf[..n]);
+        }
+        s.handle_timeout(Instant::now());
+    }
+    Err("no allocation before the deadline".into())
+}
+
+#[test]
+fn allocates_with_long_term_credentials() {
+    let turn = Coturn::start(Auth::LongTerm {
+        user: "u",
+        pass: "p",
+    });
+    let ok = TurnServer {
+        addr: turn.addr,
+        username: "u".into(),
+        password: "p".into(),
+        realm: REALM.into(),
+    };
+    let cand = allocate(ok).expect("allocation");
+    assert!(cand.contains("127.0.0.1"), "{cand}");
+    // In relay-only mode the relayed candidate must not reveal our host address.
+    assert!(cand.contains("raddr 0.0.0.0 rport 0"), "{cand}");
+    let bad = TurnServer {
+        addr: turn.addr,
+        username: "u".into(),
+        password: "wrong".into(),
+        realm: REALM.into(),
+    };
+    assert!(
+        allocate(bad).is_err(),
+        "coturn must refuse a wrong password"
+    );
+}
+
+#[test]
+fn allocates_with_rest_credentials() {
+    let turn = Coturn::start(Auth::Secret("north-wind"));
+    let expiry = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let c = rest_credentials(b"north-wind", "alice", expiry);
+    let ok = TurnServer {
+        addr: turn.addr,
+        username: c.username,
+        password: c.password,
+        realm: REALM.into(),
+    };
+    allocate(ok).expect("allocation with REST credentials");
+    // Expired credentials are refused by coturn.
+    let old = rest_credentials(b"north-wind", "alice", expiry - 7200);
+    let expired = TurnServer {
+        addr: turn.addr,
+        username: old.username,
+        password: old.password,
+        realm: REALM.into(),
+    };
+    assert!(allocate(expired).is_err());
+    let wrong = rest_credentials(b"other-secret", "alice", expiry);
+    let wrong = TurnServer {
+        addr: turn.addr,
+        username: wrong.username,
+        password: wrong.password,
+        realm: REALM.into(),
+    };
+    assert!(allocate(wrong).is_err());
+}
+
+fn relay_cfg(controlling: bool, turn: &Coturn) -> IceConfig {
+    IceConfig {
+        controlling,
+        relay_only: true,
+        turn_servers: vec![TurnServer {
+            addr: turn.addr,
+            username: "u".into(),
+            password: "p".into(),
+            realm: REALM.into(),
+        }],
+        ..IceConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn relay_only_call_through_coturn() {
+    let turn = Coturn::start(Auth::LongTerm {
+        user: "u",
+        pass: "p",
+    });
+    let (sa, from_a, sb, from_b) = signalling();
+    let v4: [SocketAddr; 1] = ["127.0.0.1:0".parse().unwrap()];
+    let a = TransportHandle::bind(&v4, relay_cfg(true, &turn), Box::new(sa))
+        .await
+        .unwrap();
+    let b = TransportHandle::bind(&v4, relay_cfg(false, &turn), Box::new(sb))
+        .await
+        .unwrap();
+    let mut call = Call::new(a, from_a, b, from_b);
+    assert!(
+        call.run_until(Duration::from_secs(30), |c| c.a_selected.is_some()
+            && c.b_selected.is_some())
+            .await,
+        "relay-only ICE did not connect: {:?}",
+        call.a_events
+    );
+    let pa = call.a_selected.unwrap();
+    assert!(pa.relayed, "{pa:?}");
+    assert!(
+        call.exchange(7, 50, 45).await,
+        "media did not flow through the relay"
+    );
+    let Call { a, b, .. } = call;
+    a.shutdown().await;
+    b.shutdown().await;
+}
