@@ -184,6 +184,8 @@ pub struct Call {
     pub a_media: Vec<Vec<u8>>,
     pub b_media: Vec<Vec<u8>>,
     pub a_events: Vec<IceEvent>,
+    /// Every signalling message A sent.
+    pub a_signals: Vec<SignalMessage>,
 }
 
 impl Call {
@@ -204,6 +206,7 @@ impl Call {
             a_media: vec![],
             b_media: vec![],
             a_events: vec![],
+            a_signals: vec![],
         }
     }
 
@@ -220,7 +223,10 @@ impl Call {
                 return true;
             }
             tokio::select! {
-                Some(m) = self.from_a.recv() => { self.b.signal(m).await.unwrap(); }
+                Some(m) = self.from_a.recv() => {
+                    self.a_signals.push(m.clone());
+                    self.b.signal(m).await.unwrap();
+                }
                 Some(m) = self.from_b.recv() => {
                     let msgs = match self.rewrite_b.as_mut() { Some(f) => f(m), None => vec![m] };
                     for m in msgs { self.a.signal(m).await.unwrap(); }
