@@ -1,0 +1,592 @@
+//! The device side: HTTP calls (register, session, push endpoint, keys,
+//! TURN credentials) and a WebSocket connection with reconnect and
+//! back-off, resend of unacknowledged messages, exactly-once delivery to
+//! the app, and a push-wake entry point.
+//!
+//! [`ClientCore`] is the sans-IO state machine; [`Connection`] is its thin
+//! tokio driver.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::json;
+use thiserror::Error;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+use crate::auth;
+use crate::auth::SessionAnswer;
+use crate::protocol::{
+    CallId, ClientFrame, DeviceId, Envelope, ErrorCode, MessageId, MessageKind, PROTOCOL_VERSION,
+    ServerFrame,
+};
+use crate::seal::{CallPayload, DeviceIdentity, DevicePublic, ReplayGuard};
+use crate::turn::TurnCredentials;
+use crate::util::unix_ms;
+
+/// Client failures.
+#[derive(Debug, Error)]
+pub enum ClientError {
+    /// HTTP transport failure.
+    #[error("http: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The server answered with an error status.
+    #[error("server answered {0}")]
+    Status(u16),
+    /// The server's answer was not what the API promises.
+    #[error("unexpected answer")]
+    Answer,
+    /// Sealing failed.
+    #[error(transparent)]
+    Seal(#[from] crate::error::SealError),
+    /// The connection's driver task has stopped.
+    #[error("connection closed")]
+    Closed,
+}
+
+/// HTTP side of the client, bound to one device identity and server.
+#[derive(Debug, Clone)]
+pub struct SignalClient {
+    base: String,
+    identity: Arc<DeviceIdentity>,
+    http: reqwest::Client,
+}
+
+impl SignalClient {
+    /// A client of the server at `base` (`http://host:port`).
+    pub fn new(base: impl Into<String>, identity: Arc<DeviceIdentity>) -> Self {
+        Self {
+            base: base.into().trim_end_matches('/').to_owned(),
+            identity,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("a default reqwest client builds"),
+        }
+    }
+
+    /// This device's id.
+    pub fn device_id(&self) -> DeviceId {
+        self.identity.device_id()
+    }
+
+    async fn json(&self, req: reqwest::RequestBuilder) -> Result<serde_json::Value, ClientError> {
+        let res = req.send().await?;
+        if !res.status().is_success() {
+            return Err(ClientError::Status(res.status().as_u16()));
+        }
+        if res.status() == reqwest::StatusCode::NO_CONTENT {
+            return Ok(serde_json::Value::Null);
+        }
+        serde_json::from_slice(&res.bytes().await?).map_err(|_| ClientError::Answer)
+    }
+
+    fn post(&self, path: &str, body: serde_json::Value) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+    }
+
+    /// Registers this device's public keys.
+    pub async fn register(&self) -> Result<DeviceId, ClientError> {
+        let p = self.identity.public();
+        let (sign, seal) = (p.sign_b64(), p.seal_b64());
+        let sig = self.identity.sign(&auth::register_bytes(&sign, &seal));
+        let v = self
+            .json(self.post(
+                "/v1/devices",
+                json!({"sign_key": sign, "seal_key": seal, "sig": sig}),
+            ))
+            .await?;
+        serde_json::from_value(v["device_id"].clone()).map_err(|_| ClientError::Answer)
+    }
+
+    /// Opens a session: fetches a challenge and signs it.
+    pub async fn login(&self) -> Result<String, ClientError> {
+        let me = self.device_id();
+        let v = self
+            .json(self.post("/v1/challenge", json!({"device_id": me})))
+            .await?;
+        let nonce = v["nonce"].as_str().ok_or(ClientError::Answer)?;
+        let sig = self.identity.sign(&auth::session_bytes(&me, nonce));
+        let v = self
+            .json(self.post(
+                "/v1/session",
+                json!({"device_id": me, "nonce": nonce, "sig": sig}),
+            ))
+            .await?;
+        let s: SessionAnswer = serde_json::from_value(v).map_err(|_| ClientError::Answer)?;
+        Ok(s.token)
+    }
+
+    /// Registers a push endpoint (`webpush`, `unifiedpush`, `apns`, `fcm`).
+    pub async fn put_push(
+        &self,
+        token: &str,
+        provider: &str,
+        endpoint: &str,
+        p256dh: &str,
+        auth: &str,
+    ) -> Result<(), ClientError> {
+        let body =
+            json!({"provider": provider, "endpoint": endpoint, "p256dh": p256dh, "auth": auth});
+        let req = self
+            .http
+            .put(format!("{}/v1/push", self.base))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        self.json(req).await.map(|_| ())
+    }
+
+    /// Another device's public keys, from the server's directory.
+    pub async fn device_keys(
+        &self,
+        token: &str,
+        id: &DeviceId,
+    ) -> Result<DevicePublic, ClientError> {
+        let req = self
+            .http
+            .get(format!("{}/v1/devices/{id}/keys", self.base))
+            .bearer_auth(token);
+        let v = self.json(req).await?;
+        let (Some(sign), Some(seal)) = (v["sign_key"].as_str(), v["seal_key"].as_str()) else {
+            return Err(ClientError::Answer);
+        };
+        let public = DevicePublic::from_b64(sign, seal)?;
+        // The id is bound to the key: a directory cannot swap keys under an id.
+        if public.device_id() != *id {
+            return Err(ClientError::Answer);
+        }
+        Ok(public)
+    }
+
+    /// TURN credentials for this device.
+    pub async fn turn_credentials(&self, token: &str) -> Result<TurnCredentials, ClientError> {
+        let req = self
+            .http
+            .get(format!("{}/v1/turn", self.base))
+            .bearer_auth(token);
+        serde_json::from_value(self.json(req).await?).map_err(|_| ClientError::Answer)
+    }
+
+    /// Starts the connection driver. With `wake_now` false the device stays
+    /// asleep until [`Connection::on_push_received`] or a send.
+    pub fn connect(&self, wake_now: bool) -> Connection {
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let driver = Driver {
+            client: self.clone(),
+            core: ClientCore::new(),
+            cmds: cmd_rx,
+            events: ev_tx,
+            token: None,
+            keys: HashMap::new(),
+            awake: wake_now,
+        };
+        tokio::spawn(driver.run());
+        Connection {
+            client: self.clone(),
+            cmds: cmd_tx,
+            events: ev_rx,
+        }
+    }
+}
+
+/// What the app learns from its connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// Connected (or reconnected) to the server.
+    Connected,
+    /// The connection dropped; the driver reconnects with back-off.
+    Disconnected,
+    /// A verified, opened call message (each exactly once).
+    Message {
+        /// The message's routing header.
+        envelope: Box<Envelope>,
+        /// The opened payload.
+        payload: Box<CallPayload>,
+    },
+    /// The server stored a message we sent.
+    Accepted(MessageId),
+    /// The server refused a message we sent.
+    Rejected(MessageId, ErrorCode),
+    /// A delivered message failed verification and was dropped.
+    Dropped(MessageId),
+}
+
+/// What the core wants the driver to do with a delivered envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CoreEvent {
+    /// A new envelope to verify and open, then acknowledge.
+    Deliver(Box<Envelope>),
+    /// The server accepted (or already had) an outgoing message.
+    Accepted(MessageId),
+    /// The server refused an outgoing message.
+    Rejected(MessageId, ErrorCode),
+}
+
+/// Sans-IO client state: the unacknowledged outbox, duplicate detection,
+/// reconnect back-off.
+#[derive(Debug)]
+pub struct ClientCore {
+    outbox: VecDeque<(MessageId, String)>,
+    transmit: VecDeque<String>,
+    events: VecDeque<CoreEvent>,
+    replay: ReplayGuard,
+    failures: u32,
+}
+
+impl Default for ClientCore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ClientCore {
+    /// Empty state.
+    pub fn new() -> Self {
+        Self {
+            outbox: VecDeque::new(),
+            transmit: VecDeque::new(),
+            events: VecDeque::new(),
+            replay: ReplayGuard::default(),
+            failures: 0,
+        }
+    }
+
+    /// Queues `env` to send; it is resent on every reconnect until accepted.
+    pub fn send(&mut self, env: Envelope) {
+        let id = env.id.clone();
+        let frame = ClientFrame::Send {
+            v: PROTOCOL_VERSION,
+            msg: env,
+        };
+        let text = serde_json::to_string(&frame).expect("frames serialize");
+        self.outbox.push_back((id, text.clone()));
+        self.transmit.push_back(text);
+    }
+
+    /// A connection is up: everything still unacknowledged goes again.
+    pub fn on_connected(&mut self) {
+        self.failures = 0;
+        self.transmit = self.outbox.iter().map(|(_, t)| t.clone()).collect();
+    }
+
+    /// The connection failed or dropped at `now`; returns when to retry
+    /// (100 ms doubling to 5 s).
+    pub fn on_disconnected(&mut self, now: Instant) -> Instant {
+        self.transmit.clear();
+        let backoff = Duration::from_millis(100).saturating_mul(1 << self.failures.min(6));
+        self.failures += 1;
+        now + backoff.min(Duration::from_secs(5))
+    }
+
+    /// Handles one frame from the server at Unix time `now_ms`.
+    pub fn handle_input(
+        &mut self,
+        now_ms: u64,
+        text: &str,
+    ) -> Result<(), crate::error::ProtocolError> {
+        match ServerFrame::parse(text)? {
+            ServerFrame::Deliver { msg, .. } => {
+                if self.replay.check(now_ms, &msg).is_ok() {
+                    self.events.push_back(CoreEvent::Deliver(Box::new(msg)));
+                } else {
+                    // Seen (a redelivery after reconnect) or stale: ack so
+                    // the server forgets it, and do not surface it again.
+                    self.ack(&msg);
+                }
+            }
+            ServerFrame::Accepted { id, .. } => self.settle(id, None),
+            // Replay for one of ours means the server already stored it.
+            ServerFrame::Error {
+                code, id: Some(id), ..
+            } => {
+                let known = self.outbox.iter().any(|(i, _)| *i == id);
+                if known {
+                    self.settle(id, (code != ErrorCode::Replay).then_some(code));
+                }
+            }
+            ServerFrame::Error { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn settle(&mut self, id: MessageId, refused: Option<ErrorCode>) {
+        let before = self.outbox.len();
+        self.outbox.retain(|(i, _)| *i != id);
+        if self.outbox.len() == before {
+            return;
+        }
+        self.events.push_back(match refused {
+            None => CoreEvent::Accepted(id),
+            Some(code) => CoreEvent::Rejected(id, code),
+        });
+    }
+
+    /// Acknowledges a delivered envelope (after the app has it).
+    pub fn ack(&mut self, env: &Envelope) {
+        let frame = ClientFrame::Ack {
+            v: PROTOCOL_VERSION,
+            id: env.id.clone(),
+            from: env.from.clone(),
+        };
+        self.transmit
+            .push_back(serde_json::to_string(&frame).expect("frames serialize"));
+    }
+
+    /// Next frame to write to the socket.
+    pub fn poll_transmit(&mut self) -> Option<String> {
+        self.transmit.pop_front()
+    }
+
+    /// Next event for the driver.
+    pub fn poll_event(&mut self) -> Option<CoreEvent> {
+        self.events.pop_front()
+    }
+
+    /// Messages sent but not yet accepted.
+    pub fn unacknowledged(&self) -> usize {
+        self.outbox.len()
+    }
+}
+
+enum Command {
+    Send(Box<Envelope>),
+    Wake,
+}
+
+/// Handle on a running connection driver.
+#[derive(Debug)]
+pub struct Connection {
+    client: SignalClient,
+    cmds: mpsc::UnboundedSender<Command>,
+    events: mpsc::UnboundedReceiver<ClientEvent>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Send(_) => "Send",
+            Self::Wake => "Wake",
+        })
+    }
+}
+
+impl Connection {
+    /// Seals `payload` to `to` and sends it (resent until accepted).
+    pub fn send(
+        &self,
+        to: (&DeviceId, &DevicePublic),
+        call_id: CallId,
+        kind: MessageKind,
+        payload: &CallPayload,
+    ) -> Result<MessageId, ClientError> {
+        let env = self
+            .client
+            .identity
+            .seal(to, call_id, kind, unix_ms(), payload)?;
+        let id = env.id.clone();
+        self.cmds
+            .send(Command::Send(Box::new(env)))
+            .map_err(|_| ClientError::Closed)?;
+        Ok(id)
+    }
+
+    /// A push arrived: connect now (skipping any back-off) and drain the queue.
+    pub fn on_push_received(&self) {
+        let _ = self.cmds.send(Command::Wake);
+    }
+
+    /// The next event; `None` once the driver has stopped.
+    pub async fn next_event(&mut self) -> Option<ClientEvent> {
+        self.events.recv().await
+    }
+}
+
+struct Driver {
+    client: SignalClient,
+    core: ClientCore,
+    cmds: mpsc::UnboundedReceiver<Command>,
+    events: mpsc::UnboundedSender<ClientEvent>,
+    token: Option<String>,
+    keys: HashMap<DeviceId, DevicePublic>,
+    awake: bool,
+}
+
+impl Driver {
+    async fn run(mut self) {
+        let mut retry_at: Option<Instant> = None;
+        loop {
+            if !self.awake {
+                match self.cmds.recv().await {
+                    Some(Command::Wake) => self.awake = true,
+                    Some(Command::Send(env)) => {
+                        self.core.send(*env);
+                        self.awake = true;
+                    }
+                    None => return,
+                }
+            }
+            if let Some(at) = retry_at.take() {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at.into()) => {}
+                    cmd = self.cmds.recv() => match cmd {
+                        Some(Command::Send(env)) => { self.core.send(*env); retry_at = Some(at); continue; }
+                        Some(Command::Wake) => {}
+                        None => return,
+                    },
+                }
+            }
+            match self.session().await {
+                Ok(()) => {}
+                Err(Stop) => return,
+            }
+            let _ = self.events.send(ClientEvent::Disconnected);
+            retry_at = Some(self.core.on_disconnected(Instant::now()));
+        }
+    }
+
+    /// One connection's life. `Err` means the app is gone.
+    async fn session(&mut self) -> Result<(), Stop> {
+        if self.token.is_none() {
+            self.token = self.client.login().await.ok();
+        }
+        let Some(token) = self.token.clone() else {
+            return Ok(());
+        };
+        let url = format!("{}/v1/ws", self.client.base.replacen("http", "ws", 1));
+        let Ok(mut req) = url.into_client_request() else {
+            return Ok(());
+        };
+        let Ok(value) = format!("Bearer {token}").parse() else {
+            return Ok(());
+        };
+        req.headers_mut().insert("authorization", value);
+        let ws = match tokio_tungstenite::connect_async(req).await {
+            Ok((ws, _)) => ws,
+            Err(tokio_tungstenite::tungstenite::Error::Http(res)) if res.status() == 401 => {
+                self.token = None;
+                return Ok(());
+            }
+            Err(_) => return Ok(()),
+        };
+        let (mut tx, mut rx) = ws.split();
+        self.core.on_connected();
+        let _ = self.events.send(ClientEvent::Connected);
+        loop {
+            while let Some(text) = self.core.poll_transmit() {
+                if tx.send(Message::text(text)).await.is_err() {
+                    return Ok(());
+                }
+            }
+            tokio::select! {
+                cmd = self.cmds.recv() => match cmd {
+                    Some(Command::Send(env)) => self.core.send(*env),
+                    Some(Command::Wake) => {}
+                    None => return Err(Stop),
+                },
+                frame = rx.next() => match frame {
+                    Some(Ok(Message::Text(text))) => {
+                        if self.core.handle_input(unix_ms(), text.as_str()).is_err() {
+                            continue;
+                        }
+                        self.process_events(&token).await?;
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => return Ok(()),
+                },
+            }
+        }
+    }
+
+    async fn process_events(&mut self, token: &str) -> Result<(), Stop> {
+        while let Some(ev) = self.core.poll_event() {
+            let out = match ev {
+                CoreEvent::Accepted(id) => ClientEvent::Accepted(id),
+                CoreEvent::Rejected(id, code) => ClientEvent::Rejected(id, code),
+                CoreEvent::Deliver(env) => {
+                    let sender = match self.keys.get(&env.from) {
+                        Some(k) => Some(k.clone()),
+                        None => self.client.device_keys(token, &env.from).await.ok(),
+                    };
+                    let opened = sender.as_ref().map(|s| self.client.identity.open(&env, s));
+                    if let Some(s) = sender {
+                        self.keys.insert(env.from.clone(), s);
+                    }
+                    self.core.ack(&env);
+                    match opened {
+                        Some(Ok(payload)) => ClientEvent::Message {
+                            envelope: env,
+                            payload: Box::new(payload),
+                        },
+                        _ => ClientEvent::Dropped(env.id.clone()),
+                    }
+                }
+            };
+            self.events.send(out).map_err(|_| Stop)?;
+        }
+        Ok(())
+    }
+}
+
+/// The app dropped its [`Connection`].
+struct Stop;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbox_resends_until_accepted_and_redeliveries_are_dropped() {
+        let alice = DeviceIdentity::generate();
+        let bob = DeviceIdentity::generate();
+        let mut core = ClientCore::new();
+        let env = alice
+            .seal(
+                (&bob.device_id(), bob.public()),
+                CallId::new("c").unwrap(),
+                MessageKind::Offer,
+                unix_ms(),
+                &CallPayload::default(),
+            )
+            .unwrap();
+        core.send(env.clone());
+        assert!(core.poll_transmit().is_some());
+        let t0 = Instant::now();
+        let r1 = core.on_disconnected(t0);
+        let r2 = core.on_disconnected(t0);
+        assert!(r2 > r1);
+        core.on_connected();
+        assert!(core.poll_transmit().is_some(), "resent after reconnect");
+        // The server says it already had it: settled, not an error.
+        let dup = format!(
+            r#"{{"type":"error","v":1,"code":"replay","id":"{}"}}"#,
+            env.id
+        );
+        core.handle_input(unix_ms(), &dup).unwrap();
+        assert_eq!(core.poll_event(), Some(CoreEvent::Accepted(env.id.clone())));
+        assert_eq!(core.unacknowledged(), 0);
+
+        let deliver = serde_json::to_string(&ServerFrame::Deliver {
+            v: 1,
+            msg: env.clone(),
+        })
+        .unwrap();
+        core.handle_input(unix_ms(), &deliver).unwrap();
+        assert!(matches!(core.poll_event(), Some(CoreEvent::Deliver(_))));
+        core.handle_input(unix_ms(), &deliver).unwrap();
+        assert_eq!(
+            core.poll_event(),
+            None,
+            "a redelivery is not surfaced twice"
+        );
+        assert!(core.poll_transmit().unwrap().contains("\"ack\""));
+        assert!(core.handle_input(unix_ms(), "garbage").is_err());
+    }
+}

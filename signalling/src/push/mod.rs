@@ -1,0 +1,343 @@
+//! Push wakeups for devices without a live connection: Web Push and
+//! UnifiedPush ([`webpush`]), APNs VoIP ([`apns`]) and FCM HTTP v1
+//! ([`fcm`]), behind one dispatcher that collapses by call id, retries with
+//! back-off honouring `Retry-After`, and prunes dead tokens.
+
+pub mod apns;
+pub mod fcm;
+pub mod jwt;
+pub mod webpush;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::protocol::{CallId, DeviceId};
+use crate::store::{PushEndpoint, Store};
+use crate::util::{b64, unix_ms};
+
+/// A push could not be prepared.
+#[derive(Debug, Error)]
+pub enum PushError {
+    /// A key is missing or malformed.
+    #[error("key: {0}")]
+    Key(&'static str),
+    /// A cryptographic primitive failed.
+    #[error("crypto failure")]
+    Crypto,
+    /// The payload does not fit one record.
+    #[error("payload too large")]
+    TooLarge,
+    /// The endpoint is not a usable URL.
+    #[error("bad endpoint")]
+    Endpoint,
+    /// The provider's OAuth token endpoint failed.
+    #[error("oauth: {0}")]
+    OAuth(String),
+}
+
+/// Why a device is being pushed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PushKind {
+    /// An offer is queued: connect and fetch it.
+    Wake,
+    /// The call was answered elsewhere or hung up: stop ringing.
+    Cancel,
+}
+
+/// What is pushed: the call id and why. The call itself stays sealed on
+/// the server until the device connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushMessage {
+    /// The call.
+    pub call_id: CallId,
+    /// Wake or cancel.
+    pub kind: PushKind,
+    /// Time to live at the push service, seconds (the ring timeout).
+    pub ttl_s: u64,
+}
+
+impl PushMessage {
+    /// The JSON the device receives.
+    pub fn payload(&self) -> String {
+        let kind = match self.kind {
+            PushKind::Wake => "wake",
+            PushKind::Cancel => "cancel",
+        };
+        json!({"call_id": self.call_id.as_str(), "kind": kind}).to_string()
+    }
+
+    /// Collapse key derived from the call id: the call id itself when it
+    /// fits Web Push's 32-character `Topic`, else a hash of it.
+    pub fn topic(&self) -> String {
+        let id = self.call_id.as_str();
+        if id.len() <= 32 {
+            id.to_owned()
+        } else {
+            b64(&Sha256::digest(id.as_bytes())[..24])
+        }
+    }
+}
+
+/// The result of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// Accepted by the push service.
+    Sent,
+    /// The token or subscription is dead: prune it.
+    Gone,
+    /// Try again, after the service's `Retry-After` if it gave one.
+    Retry(Option<Duration>),
+    /// Refused for another reason; do not retry.
+    Failed,
+}
+
+/// Maps a push service's HTTP answer to an [`Attempt`]; `gone_body`
+/// recognises provider-specific "dead token" answers.
+pub(crate) async fn classify(
+    res: reqwest::Result<reqwest::Response>,
+    gone_body: impl Fn(u16, &str) -> bool,
+) -> Attempt {
+    let res = match res {
+        Ok(r) => r,
+        Err(_) => return Attempt::Retry(None),
+    };
+    let status = res.status().as_u16();
+    let retry_after = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    // Bodies of error answers are small; cap what we read.
+    let body = res.text().await.unwrap_or_default();
+    let body = &body[..body.len().min(4096)];
+    match status {
+        200..=299 => Attempt::Sent,
+        404 | 410 => Attempt::Gone,
+        s if gone_body(s, body) => Attempt::Gone,
+        429 | 500..=599 => Attempt::Retry(retry_after),
+        _ => Attempt::Failed,
+    }
+}
+
+/// Retry schedule for a push.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts in all, including the first.
+    pub max_attempts: u32,
+    /// Delay before the second attempt; doubles after each.
+    pub base_delay: Duration,
+    /// No single wait is longer (a `Retry-After` beyond it ends the push).
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// How long to wait after failed attempt number `attempt` (1-based),
+    /// or `None` to give up.
+    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Option<Duration> {
+        if attempt >= self.max_attempts {
+            return None;
+        }
+        let backoff = self.base_delay.saturating_mul(1 << (attempt - 1).min(16));
+        let wait = retry_after.map_or(backoff, |ra| ra.max(backoff));
+        (wait <= self.max_delay).then_some(wait)
+    }
+}
+
+/// The configured providers, and the dispatcher that uses them.
+#[derive(Debug, Default)]
+pub struct Providers {
+    /// Web Push and UnifiedPush (same protocol).
+    pub webpush: Option<webpush::WebPush>,
+    /// APNs VoIP.
+    pub apns: Option<apns::Apns>,
+    /// FCM HTTP v1.
+    pub fcm: Option<fcm::Fcm>,
+}
+
+/// Sends pushes for queued calls; one per (device, call, kind).
+#[derive(Debug, Clone)]
+pub struct Pusher {
+    inner: Arc<PusherInner>,
+}
+
+#[derive(Debug)]
+struct PusherInner {
+    store: Store,
+    providers: Providers,
+    policy: RetryPolicy,
+    /// (device, call, kind) already pushed, with when: collapses repeats.
+    sent: Mutex<HashMap<(DeviceId, CallId, PushKind), Instant>>,
+}
+
+impl Pusher {
+    /// A dispatcher over `providers`.
+    pub fn new(store: Store, providers: Providers, policy: RetryPolicy) -> Self {
+        Self {
+            inner: Arc::new(PusherInner {
+                store,
+                providers,
+                policy,
+                sent: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The VAPID public key, when Web Push is configured.
+    pub fn vapid_public_key(&self) -> Option<String> {
+        self.inner
+            .providers
+            .webpush
+            .as_ref()
+            .map(|w| w.public_key_b64())
+    }
+
+    /// Pushes `msg` to every endpoint of `device` in the background. A
+    /// repeat of the same (device, call, kind) within the TTL is collapsed.
+    pub fn push(&self, device: DeviceId, msg: PushMessage) {
+        let now = Instant::now();
+        {
+            let mut sent = self.inner.sent.lock().unwrap_or_else(|e| e.into_inner());
+            let ttl = Duration::from_secs(msg.ttl_s);
+            sent.retain(|_, at| now.duration_since(*at) < ttl);
+            let key = (device.clone(), msg.call_id.clone(), msg.kind);
+            if sent.contains_key(&key) {
+                metrics::counter!("signald_pushes_collapsed_total").increment(1);
+                return;
+            }
+            // A cancel for a call that was never pushed wakes no one.
+            if msg.kind == PushKind::Cancel
+                && !sent.contains_key(&(device.clone(), msg.call_id.clone(), PushKind::Wake))
+            {
+                return;
+            }
+            sent.insert(key, now);
+        }
+        let this = self.clone();
+        tokio::spawn(async move { this.push_now(&device, &msg).await });
+    }
+
+    /// Pushes `msg` to every endpoint of `device` and waits for the outcome.
+    pub async fn push_now(&self, device: &DeviceId, msg: &PushMessage) {
+        let endpoints = match self.inner.store.push_endpoints(device).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!("push endpoints of {device}: {e}");
+                return;
+            }
+        };
+        let sends = endpoints
+            .iter()
+            .map(|ep| self.push_endpoint(device, ep, msg));
+        futures_util::future::join_all(sends).await;
+    }
+
+    async fn push_endpoint(&self, device: &DeviceId, ep: &PushEndpoint, msg: &PushMessage) {
+        let provider = ep.provider.as_str();
+        let mut attempt = 1;
+        loop {
+            let now_s = unix_ms() / 1000;
+            let p = &self.inner.providers;
+            let outcome = match provider {
+                "webpush" | "unifiedpush" => match &p.webpush {
+                    Some(w) => w.send(ep, msg, now_s).await,
+                    None => Attempt::Failed,
+                },
+                "apns" => match &p.apns {
+                    Some(a) => a.send(ep, msg, now_s).await,
+                    None => Attempt::Failed,
+                },
+                "fcm" => match &p.fcm {
+                    Some(f) => f.send(ep, msg, now_s).await,
+                    None => Attempt::Failed,
+                },
+                _ => Attempt::Failed,
+            };
+            let provider = provider.to_owned();
+            match outcome {
+                Attempt::Sent => {
+                    metrics::counter!("signald_pushes_sent_total", "provider" => provider)
+                        .increment(1);
+                    return;
+                }
+                Attempt::Gone => {
+                    metrics::counter!("signald_pushes_failed_total", "provider" => provider, "reason" => "gone")
+                        .increment(1);
+                    if let Err(e) = self
+                        .inner
+                        .store
+                        .remove_push_endpoint(device, &ep.endpoint)
+                        .await
+                    {
+                        tracing::warn!("pruning push endpoint: {e}");
+                    }
+                    return;
+                }
+                Attempt::Failed => {
+                    metrics::counter!("signald_pushes_failed_total", "provider" => provider, "reason" => "refused")
+                        .increment(1);
+                    return;
+                }
+                Attempt::Retry(after) => match self.inner.policy.delay(attempt, after) {
+                    Some(wait) => {
+                        metrics::counter!("signald_push_retries_total", "provider" => provider)
+                            .increment(1);
+                        tokio::time::sleep(wait).await;
+                        attempt += 1;
+                    }
+                    None => {
+                        metrics::counter!("signald_pushes_failed_total", "provider" => provider, "reason" => "retries")
+                            .increment(1);
+                        return;
+                    }
+                },
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_policy_backs_off_and_honours_retry_after() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.delay(1, None), Some(Duration::from_millis(250)));
+        assert_eq!(p.delay(2, None), Some(Duration::from_millis(500)));
+        assert_eq!(
+            p.delay(1, Some(Duration::from_secs(3))),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(p.delay(1, Some(Duration::from_secs(60))), None);
+        assert_eq!(p.delay(4, None), None);
+    }
+
+    #[test]
+    fn topic_is_call_id_or_its_hash() {
+        let m = |id: &str| PushMessage {
+            call_id: CallId::new(id).unwrap(),
+            kind: PushKind::Wake,
+            ttl_s: 45,
+        };
+        assert_eq!(m("abc").topic(), "abc");
+        let long = m(&"x".repeat(40)).topic();
+        assert_eq!(long.len(), 32);
+        assert_eq!(long, m(&"x".repeat(40)).topic());
+    }
+}

@@ -1,0 +1,298 @@
+//! HTTP API handlers: registration, challenge/session auth, push
+//! endpoints, key directory, TURN credentials, VAPID key, metrics.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+use crate::auth::{self, SessionAnswer};
+use crate::protocol::DeviceId;
+use crate::seal::{DevicePublic, verify_b64};
+use crate::store::PushEndpoint;
+use crate::util::{random_token, unix_ms};
+
+/// API failures, each a status and a stable code.
+#[derive(Debug)]
+pub(crate) enum ApiError {
+    BadRequest(&'static str),
+    Unauthorized,
+    NotFound,
+    RateLimited,
+    Internal,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = match self {
+            Self::BadRequest(c) => (StatusCode::BAD_REQUEST, c),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            Self::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        (status, Json(json!({"error": code}))).into_response()
+    }
+}
+
+impl From<crate::error::StoreError> for ApiError {
+    fn from(e: crate::error::StoreError) -> Self {
+        tracing::warn!("store: {e}");
+        Self::Internal
+    }
+}
+
+/// Per-IP rate limit on every request (WebSocket upgrades included).
+pub(crate) async fn ip_limit(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let allowed = state
+        .ip_limits
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .allow(&peer.ip(), Instant::now());
+    if !allowed {
+        metrics::counter!("signald_rate_limited_total", "scope" => "ip").increment(1);
+        return ApiError::RateLimited.into_response();
+    }
+    next.run(req).await
+}
+
+/// The device of a `Bearer` session token (header, or `token` in the query
+/// for WebSocket clients that cannot set headers).
+pub(crate) async fn authed(
+    state: &AppState,
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+) -> Result<DeviceId, ApiError> {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or(query_token)
+        .ok_or(ApiError::Unauthorized)?;
+    if token.len() > 128 {
+        return Err(ApiError::Unauthorized);
+    }
+    let hash = hex::encode(Sha256::digest(token.as_bytes()));
+    state
+        .store
+        .session_device(&hash, unix_ms())
+        .await?
+        .ok_or(ApiError::Unauthorized)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RegisterReq {
+    sign_key: String,
+    seal_key: String,
+    sig: String,
+}
+
+/// `POST /v1/devices`: registers a device's keys, proven by a signature
+/// with the signing key over both keys. The id is derived from the key.
+pub(crate) async fn register(
+    State(state): State<Arc<AppState>>,
+    Json(req): Json<RegisterReq>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let public = DevicePublic::from_b64(&req.sign_key, &req.seal_key)
+        .map_err(|_| ApiError::BadRequest("bad_key"))?;
+    verify_b64(
+        &public.sign,
+        &auth::register_bytes(&req.sign_key, &req.seal_key),
+        &req.sig,
+    )
+    .map_err(|_| ApiError::Unauthorized)?;
+    let id = public.device_id();
+    state
+        .store
+        .register_device(&id, &req.sign_key, &req.seal_key, unix_ms())
+        .await?;
+    metrics::counter!("signald_registrations_total").increment(1);
+    Ok(Json(json!({"device_id": id})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChallengeReq {
+    device_id: DeviceId,
+}
+
+/// `POST /v1/challenge`: a single-use nonce for a registered device.
+pub(crate) async fn challenge(
+    State(state): State<Arc<AppState>>,
+    Json(req): Json<ChallengeReq>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if state.store.device_keys(&req.device_id).await?.is_none() {
+        return Err(ApiError::NotFound);
+    }
+    let nonce = random_token(32);
+    let expires_ms = unix_ms() + auth::CHALLENGE_TTL_MS;
+    state
+        .store
+        .put_challenge(&nonce, &req.device_id, expires_ms)
+        .await?;
+    Ok(Json(json!({"nonce": nonce, "expires_ms": expires_ms})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SessionReq {
+    device_id: DeviceId,
+    nonce: String,
+    sig: String,
+}
+
+/// `POST /v1/session`: trades a signed challenge for a session token.
+pub(crate) async fn session(
+    State(state): State<Arc<AppState>>,
+    Json(req): Json<SessionReq>,
+) -> Result<Json<SessionAnswer>, ApiError> {
+    let (sign, seal) = state
+        .store
+        .device_keys(&req.device_id)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    let public = DevicePublic::from_b64(&sign, &seal).map_err(|_| ApiError::Internal)?;
+    if req.nonce.len() > 64 {
+        return Err(ApiError::Unauthorized);
+    }
+    let now = unix_ms();
+    // Signature first, so a forged request does not burn the real nonce.
+    verify_b64(
+        &public.sign,
+        &auth::session_bytes(&req.device_id, &req.nonce),
+        &req.sig,
+    )
+    .map_err(|_| ApiError::Unauthorized)?;
+    if !state
+        .store
+        .take_challenge(&req.nonce, &req.device_id, now)
+        .await?
+    {
+        return Err(ApiError::Unauthorized);
+    }
+    let token = random_token(32);
+    let expires_ms = now + state.config.session_ttl_s * 1000;
+    let hash = hex::encode(Sha256::digest(token.as_bytes()));
+    state
+        .store
+        .put_session(&hash, &req.device_id, expires_ms)
+        .await?;
+    Ok(Json(SessionAnswer { token, expires_ms }))
+}
+
+/// `GET /v1/devices/{id}/keys`: the public keys of a device (authed).
+pub(crate) async fn device_keys(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authed(&state, &headers, None).await?;
+    let id = DeviceId::new(id).map_err(|_| ApiError::NotFound)?;
+    let (sign, seal) = state
+        .store
+        .device_keys(&id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(
+        json!({"device_id": id, "sign_key": sign, "seal_key": seal}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PushReq {
+    provider: String,
+    endpoint: String,
+    #[serde(default)]
+    p256dh: String,
+    #[serde(default)]
+    auth: String,
+}
+
+/// `PUT /v1/push`: adds a push endpoint to the caller's own device.
+pub(crate) async fn put_push(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Json(req): Json<PushReq>,
+) -> Result<StatusCode, ApiError> {
+    let device = authed(&state, &headers, None).await?;
+    if req.endpoint.is_empty()
+        || req.endpoint.len() > 1024
+        || req.p256dh.len() > 128
+        || req.auth.len() > 64
+    {
+        return Err(ApiError::BadRequest("bad_endpoint"));
+    }
+    match req.provider.as_str() {
+        "webpush" | "unifiedpush" => {
+            let url = reqwest::Url::parse(&req.endpoint)
+                .map_err(|_| ApiError::BadRequest("bad_endpoint"))?;
+            let keys_ok = crate::util::unb64(&req.p256dh).is_some_and(|k| k.len() == 65)
+                && crate::util::unb64(&req.auth).is_some_and(|a| a.len() == 16);
+            if !matches!(url.scheme(), "https" | "http") || !keys_ok {
+                return Err(ApiError::BadRequest("bad_endpoint"));
+            }
+        }
+        "apns" | "fcm" => {}
+        _ => return Err(ApiError::BadRequest("bad_provider")),
+    }
+    let ep = PushEndpoint {
+        provider: req.provider,
+        endpoint: req.endpoint,
+        p256dh: req.p256dh,
+        auth: req.auth,
+    };
+    state.store.put_push_endpoint(&device, &ep).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/turn`: TURN REST credentials for the caller.
+pub(crate) async fn turn(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<crate::turn::TurnCredentials>, ApiError> {
+    let device = authed(&state, &headers, None).await?;
+    let turn = &state.config.turn;
+    let secret = turn.secret.as_deref().ok_or(ApiError::NotFound)?;
+    let ttl = if turn.ttl_s == 0 { 86_400 } else { turn.ttl_s };
+    Ok(Json(crate::turn::credentials(
+        secret.as_bytes(),
+        device.as_str(),
+        unix_ms() / 1000,
+        ttl,
+        turn.uris.clone(),
+    )))
+}
+
+/// `GET /v1/vapid`: the VAPID public key apps subscribe with.
+pub(crate) async fn vapid(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let key = state.pusher.vapid_public_key().ok_or(ApiError::NotFound)?;
+    Ok(Json(json!({"public_key": key})))
+}
+
+/// `GET /metrics`: Prometheus text.
+pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Result<String, ApiError> {
+    metrics::gauge!("signald_connected_devices").set(state.hub.connected() as f64);
+    state
+        .metrics
+        .as_ref()
+        .map(|h| h.render())
+        .ok_or(ApiError::NotFound)
+}

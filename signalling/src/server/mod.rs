@@ -1,0 +1,221 @@
+//! The `sotto-signald` server: an axum app with an HTTP API (device
+//! registration, sessions, push endpoints, key directory, TURN
+//! credentials, metrics) and one WebSocket per online device.
+
+mod http;
+pub mod hub;
+pub mod limits;
+mod ws;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::protocol::{DeviceId, MAX_FRAME_BYTES};
+use crate::push::jwt::JwtKey;
+use crate::push::{Providers, Pusher, RetryPolicy};
+use crate::store::Store;
+use crate::util::unix_ms;
+use hub::Hub;
+use limits::RateLimiter;
+
+/// Shared state of one node.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    config: Config,
+    store: Store,
+    hub: Arc<Hub>,
+    pusher: Pusher,
+    device_limits: Mutex<RateLimiter<DeviceId>>,
+    ip_limits: Mutex<RateLimiter<IpAddr>>,
+    metrics: Option<PrometheusHandle>,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// A running node.
+#[derive(Debug)]
+pub struct Running {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+    store: Store,
+}
+
+impl Running {
+    /// Stops accepting, closes every connection, and closes the database
+    /// (queued messages stay stored).
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+        self.store.close().await;
+    }
+
+    /// Waits until the server stops by itself (it does not, unless it fails).
+    pub async fn wait(&mut self) {
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Opens the store, builds the push providers and starts serving.
+/// `metrics` is the Prometheus handle rendered at `/metrics`.
+pub async fn start(config: Config, metrics: Option<PrometheusHandle>) -> anyhow::Result<Running> {
+    let store = Store::open(&config.database_url)
+        .await
+        .context("opening the database")?;
+    // Connections this node held before a crash are gone.
+    store.clear_node(&config.node_id).await?;
+    let providers = build_providers(&config).await?;
+    let policy = RetryPolicy {
+        max_attempts: config.push.max_attempts.max(1),
+        base_delay: Duration::from_millis(config.push.retry_base_ms),
+        max_delay: Duration::from_secs(config.ring_timeout_s),
+    };
+    let pusher = Pusher::new(store.clone(), providers, policy);
+    let hub = Hub::new(
+        config.node_id.clone(),
+        store.clone(),
+        config.redis_url.as_deref(),
+    )
+    .await
+    .context("connecting to redis")?;
+    let listener = TcpListener::bind(config.listen).await.context("binding")?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = watch::channel(false);
+    let state = Arc::new(AppState {
+        device_limits: Mutex::new(RateLimiter::new(config.device_rate, config.device_burst)),
+        ip_limits: Mutex::new(RateLimiter::new(config.ip_rate, config.ip_burst)),
+        config,
+        store: store.clone(),
+        hub,
+        pusher,
+        metrics,
+        shutdown: rx.clone(),
+    });
+    spawn_sweeper(store.clone(), rx.clone());
+    let app = router(state);
+    let mut stop = rx;
+    let task = tokio::spawn(async move {
+        let serve = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            stopped(&mut stop).await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!("server: {e}");
+        }
+    });
+    tracing::info!(%addr, "sotto-signald listening");
+    Ok(Running {
+        addr,
+        shutdown: tx,
+        task,
+        store,
+    })
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/devices", post(http::register))
+        .route("/v1/devices/{id}/keys", get(http::device_keys))
+        .route("/v1/challenge", post(http::challenge))
+        .route("/v1/session", post(http::session))
+        .route("/v1/push", put(http::put_push))
+        .route("/v1/turn", get(http::turn))
+        .route("/v1/vapid", get(http::vapid))
+        .route("/v1/ws", get(ws::upgrade))
+        .route("/metrics", get(http::metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            http::ip_limit,
+        ))
+        .layer(DefaultBodyLimit::max(MAX_FRAME_BYTES))
+        .with_state(state)
+}
+
+async fn build_providers(config: &Config) -> anyhow::Result<Providers> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .context("building the HTTP client")?;
+    let mut providers = Providers::default();
+    if let Some(path) = &config.push.vapid_key_file {
+        let key = match tokio::fs::read(path).await {
+            Ok(bytes) => JwtKey::es256_from_pkcs8(&bytes)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let (key, der) = JwtKey::generate_es256()?;
+                tokio::fs::write(path, der)
+                    .await
+                    .context("saving the VAPID key")?;
+                key
+            }
+            Err(e) => return Err(e).context("reading the VAPID key"),
+        };
+        providers.webpush = Some(crate::push::webpush::WebPush::new(
+            key,
+            config.push.vapid_subject.clone(),
+            http.clone(),
+        ));
+    }
+    if let Some(a) = &config.push.apns {
+        let key = JwtKey::es256_from_pkcs8(
+            &tokio::fs::read(&a.key_file)
+                .await
+                .context("reading the APNs key")?,
+        )?;
+        providers.apns = Some(crate::push::apns::Apns::new(
+            a.base_url.clone(),
+            a.team_id.clone(),
+            a.key_id.clone(),
+            a.bundle_id.clone(),
+            key,
+        )?);
+    }
+    if let Some(f) = &config.push.fcm {
+        let account = tokio::fs::read(&f.service_account_file)
+            .await
+            .context("reading the FCM account")?;
+        let account = serde_json::from_slice(&account).context("parsing the FCM account")?;
+        providers.fcm = Some(crate::push::fcm::Fcm::new(
+            f.base_url.clone(),
+            account,
+            http,
+        )?);
+    }
+    Ok(providers)
+}
+
+/// Deletes expired queue rows, ids, challenges and sessions every few seconds.
+fn spawn_sweeper(store: Store, mut shutdown: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(e) = store.sweep(unix_ms()).await {
+                        tracing::warn!("sweep: {e}");
+                    }
+                }
+                _ = stopped(&mut shutdown) => break,
+            }
+        }
+    });
+}
+
+/// Resolves once shutdown is requested (or its sender is gone).
+pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}

@@ -1,0 +1,264 @@
+//! One WebSocket per online device: accepts sealed messages from it,
+//! delivers its queue to it in order, deletes what it acknowledges.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt as _, StreamExt as _};
+
+use super::AppState;
+use super::http::authed;
+use crate::error::ProtocolError;
+use crate::protocol::{
+    ClientFrame, DeviceId, Envelope, ErrorCode, MAX_FRAME_BYTES, MessageId, MessageKind,
+    PROTOCOL_VERSION, ServerFrame,
+};
+use crate::push::{PushKind, PushMessage};
+use crate::seal::{DevicePublic, verify_envelope};
+use crate::store::Enqueued;
+use crate::util::unix_ms;
+
+/// Oldest and newest sender timestamps accepted, relative to our clock.
+const MAX_AGE_MS: u64 = 300_000;
+const MAX_FUTURE_MS: u64 = 60_000;
+/// Messages read from the queue per round trip to the database.
+const BATCH: i64 = 64;
+
+/// `GET /v1/ws`: authenticates the session, then upgrades.
+pub(crate) async fn upgrade(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let device = match authed(&state, &headers, query.get("token").map(String::as_str)).await {
+        Ok(d) => d,
+        Err(e) => return e.into_response(),
+    };
+    // Twice the frame limit: frames between the two get a typed error,
+    // larger ones close the connection.
+    ws.max_message_size(2 * MAX_FRAME_BYTES)
+        .max_frame_size(2 * MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| connection(state, socket, device, peer))
+}
+
+async fn connection(state: Arc<AppState>, socket: WebSocket, device: DeviceId, peer: SocketAddr) {
+    let (conn_id, signals) = state.hub.attach(&device);
+    let node = state.hub.node_id().to_owned();
+    // Presence before the first drain: a message stored after the drain
+    // finds us and wakes us; one stored before it is drained.
+    if let Err(e) = state.store.set_presence(&device, &node, unix_ms()).await {
+        tracing::warn!("presence: {e}");
+    }
+    metrics::gauge!("signald_connected_devices").increment(1.0);
+    if let Some(woken) = state.hub.take_woken(&device) {
+        metrics::histogram!("signald_wake_to_connect_seconds")
+            .record(woken.elapsed().as_secs_f64());
+    }
+    tracing::debug!(%device, %peer, "connected");
+    let (mut tx, mut rx) = socket.split();
+    let mut last_seq = 0i64;
+    let mut shutdown = state.shutdown.clone();
+    signals.wake.notify_one();
+    loop {
+        tokio::select! {
+            _ = signals.wake.notified() => {
+                if drain(&state, &device, &mut last_seq, &mut tx).await.is_err() {
+                    break;
+                }
+            }
+            _ = signals.kick.notified() => break,
+            _ = super::stopped(&mut shutdown) => break,
+            incoming = rx.next() => {
+                let text = match incoming {
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Binary(_))) => {
+                        if send(&mut tx, &error(ErrorCode::Malformed, None)).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                };
+                let reply = handle_frame(&state, &device, text.as_str()).await;
+                if let Some(reply) = reply
+                    && send(&mut tx, &reply).await.is_err()
+                {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = tx.close().await;
+    if state.hub.detach(&device, conn_id)
+        && let Err(e) = state.store.clear_presence(&device, &node).await
+    {
+        tracing::warn!("presence: {e}");
+    }
+    metrics::gauge!("signald_connected_devices").decrement(1.0);
+}
+
+type Tx = futures_util::stream::SplitSink<WebSocket, Message>;
+
+async fn send(tx: &mut Tx, frame: &ServerFrame) -> Result<(), axum::Error> {
+    let text = serde_json::to_string(frame).expect("frames serialize");
+    tx.send(Message::Text(text.into())).await
+}
+
+fn error(code: ErrorCode, id: Option<MessageId>) -> ServerFrame {
+    metrics::counter!("signald_rejected_total", "code" => format!("{code:?}")).increment(1);
+    ServerFrame::Error {
+        v: PROTOCOL_VERSION,
+        code,
+        id,
+    }
+}
+
+/// Sends every queued message after `last_seq`, in order.
+async fn drain(
+    state: &AppState,
+    device: &DeviceId,
+    last_seq: &mut i64,
+    tx: &mut Tx,
+) -> Result<(), axum::Error> {
+    loop {
+        let batch = match state.store.fetch(device, *last_seq, unix_ms(), BATCH).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!("fetch: {e}");
+                return Ok(());
+            }
+        };
+        for q in &batch {
+            // Stored bodies are envelopes we serialized ourselves.
+            let frame = format!(
+                r#"{{"type":"deliver","v":{PROTOCOL_VERSION},"msg":{}}}"#,
+                q.body
+            );
+            tx.send(Message::Text(frame.into())).await?;
+            metrics::counter!("signald_messages_delivered_total").increment(1);
+            *last_seq = q.seq;
+        }
+        if (batch.len() as i64) < BATCH {
+            return Ok(());
+        }
+    }
+}
+
+async fn handle_frame(state: &AppState, me: &DeviceId, text: &str) -> Option<ServerFrame> {
+    let frame = match ClientFrame::parse(text) {
+        Ok(f) => f,
+        Err(e) => {
+            let code = match e {
+                ProtocolError::TooLarge => ErrorCode::TooLarge,
+                ProtocolError::Version => ErrorCode::Version,
+                ProtocolError::Malformed | ProtocolError::BadId => ErrorCode::Malformed,
+            };
+            return Some(error(code, None));
+        }
+    };
+    match frame {
+        ClientFrame::Ack { id, from, .. } => {
+            if let Err(e) = state.store.ack(me, &from, id.as_str()).await {
+                tracing::warn!("ack: {e}");
+            }
+            None
+        }
+        ClientFrame::Send { msg, .. } => {
+            let allowed = state
+                .device_limits
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .allow(me, Instant::now());
+            if !allowed {
+                metrics::counter!("signald_rate_limited_total", "scope" => "device").increment(1);
+                return Some(error(ErrorCode::RateLimited, Some(msg.id)));
+            }
+            let id = msg.id.clone();
+            Some(match accept(state, me, msg, unix_ms()).await {
+                Ok(()) => ServerFrame::Accepted {
+                    v: PROTOCOL_VERSION,
+                    id,
+                },
+                Err(code) => error(code, Some(id)),
+            })
+        }
+    }
+}
+
+/// Checks a message from `me`, stores it for its recipient, and routes a
+/// wake-up to the recipient's connection, or a push when it has none.
+async fn accept(
+    state: &AppState,
+    me: &DeviceId,
+    env: Envelope,
+    now_ms: u64,
+) -> Result<(), ErrorCode> {
+    if env.from != *me {
+        return Err(ErrorCode::Forbidden);
+    }
+    if env.ts_ms + MAX_AGE_MS < now_ms || env.ts_ms > now_ms + MAX_FUTURE_MS {
+        return Err(ErrorCode::Replay);
+    }
+    let keys = state
+        .store
+        .device_keys(me)
+        .await
+        .map_err(|_| ErrorCode::Unavailable)?;
+    let (sign, seal) = keys.ok_or(ErrorCode::Forbidden)?;
+    let sender = DevicePublic::from_b64(&sign, &seal).map_err(|_| ErrorCode::Unavailable)?;
+    verify_envelope(&env, &sender).map_err(|_| ErrorCode::Forbidden)?;
+    let exists = state
+        .store
+        .device_keys(&env.to)
+        .await
+        .map_err(|_| ErrorCode::Unavailable)?;
+    if exists.is_none() {
+        return Err(ErrorCode::UnknownDevice);
+    }
+    let body = serde_json::to_string(&env).map_err(|_| ErrorCode::Malformed)?;
+    let ttl_ms = state.config.ring_timeout_s * 1000;
+    let stored = state
+        .store
+        .enqueue(&env, &body, now_ms + ttl_ms, env.ts_ms + MAX_AGE_MS)
+        .await
+        .map_err(|e| {
+            tracing::warn!("enqueue: {e}");
+            ErrorCode::Unavailable
+        })?;
+    if stored == Enqueued::Duplicate {
+        return Err(ErrorCode::Replay);
+    }
+    metrics::counter!("signald_messages_total", "kind" => env.kind.as_str()).increment(1);
+    if state.hub.route(&env.to).await {
+        return Ok(());
+    }
+    // Offline: wake it for an offer; withdraw and cancel for an ended call.
+    let push = |kind| PushMessage {
+        call_id: env.call_id.clone(),
+        kind,
+        ttl_s: state.config.ring_timeout_s,
+    };
+    if env.kind == MessageKind::Offer {
+        state.hub.mark_woken(&env.to, Instant::now());
+        state.pusher.push(env.to.clone(), push(PushKind::Wake));
+    } else if env.kind.ends_ringing() {
+        if let Err(e) = state
+            .store
+            .withdraw_offers(&env.to, env.call_id.as_str())
+            .await
+        {
+            tracing::warn!("withdraw: {e}");
+        }
+        state.pusher.push(env.to.clone(), push(PushKind::Cancel));
+    }
+    Ok(())
+}

@@ -1,0 +1,507 @@
+//! Durable state: devices, push endpoints, sessions, and the per-device
+//! message queue. One implementation over sqlx's `Any` driver runs the
+//! same portable SQL (and the same migrations) on SQLite — the embedded
+//! default, one file in WAL mode — and on PostgreSQL by URL.
+//!
+//! Every call message is stored before it is delivered and deleted only
+//! when the recipient acknowledges it, so nothing accepted is lost across
+//! a restart. Times are passed in as Unix milliseconds.
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor, Row};
+
+use crate::error::StoreError;
+use crate::protocol::{DeviceId, Envelope, MessageKind};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A registered push endpoint of a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushEndpoint {
+    /// Provider name: `webpush`, `unifiedpush`, `apns` or `fcm`.
+    pub provider: String,
+    /// Push resource URL (Web Push, UnifiedPush) or device token (APNs, FCM).
+    pub endpoint: String,
+    /// Web Push: the user agent's P-256 public key (base64url), else empty.
+    pub p256dh: String,
+    /// Web Push: the 16-byte auth secret (base64url), else empty.
+    pub auth: String,
+}
+
+/// A queued message as read back for delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    /// Position in the recipient's queue (increasing).
+    pub seq: i64,
+    /// The envelope as JSON.
+    pub body: String,
+}
+
+/// What happened to a message handed to [`Store::enqueue`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    /// Stored at this sequence number.
+    Stored(i64),
+    /// The sender already used this message id inside the replay window.
+    Duplicate,
+}
+
+/// The database handle (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `url` and runs the
+    /// migrations. `sqlite://path` files are put in WAL mode.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        let url = if sqlite && !url.contains('?') {
+            format!("{url}?mode=rwc")
+        } else {
+            url.to_owned()
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(match (sqlite, url.contains(":memory:")) {
+                // Each connection to :memory: would be its own database.
+                (true, true) => 1,
+                (true, false) => 4,
+                _ => 8,
+            })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        if sqlite {
+            pool.execute("PRAGMA journal_mode = WAL").await?;
+        }
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Registers (or re-registers with the same keys) a device.
+    pub async fn register_device(
+        &self,
+        id: &DeviceId,
+        sign_key: &str,
+        seal_key: &str,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO devices (device_id, sign_key, seal_key, created_ms) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (device_id) DO UPDATE SET seal_key = excluded.seal_key",
+        )
+        .bind(id.as_str())
+        .bind(sign_key)
+        .bind(seal_key)
+        .bind(now_ms as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A device's (signing, sealing) keys, base64url.
+    pub async fn device_keys(&self, id: &DeviceId) -> Result<Option<(String, String)>, StoreError> {
+        let row = sqlx::query("SELECT sign_key, seal_key FROM devices WHERE device_id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+    }
+
+    /// Adds or replaces a push endpoint of a device.
+    pub async fn put_push_endpoint(
+        &self,
+        id: &DeviceId,
+        ep: &PushEndpoint,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO push_endpoints (device_id, provider, endpoint, p256dh, auth) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (device_id, endpoint) DO UPDATE SET provider = excluded.provider, \
+             p256dh = excluded.p256dh, auth = excluded.auth",
+        )
+        .bind(id.as_str())
+        .bind(ep.provider.as_str())
+        .bind(ep.endpoint.as_str())
+        .bind(ep.p256dh.as_str())
+        .bind(ep.auth.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The push endpoints of a device.
+    pub async fn push_endpoints(&self, id: &DeviceId) -> Result<Vec<PushEndpoint>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT provider, endpoint, p256dh, auth FROM push_endpoints WHERE device_id = $1 ORDER BY endpoint",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PushEndpoint {
+                    provider: r.try_get(0)?,
+                    endpoint: r.try_get(1)?,
+                    p256dh: r.try_get(2)?,
+                    auth: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Removes a dead push endpoint (the provider said 404/410/UNREGISTERED).
+    pub async fn remove_push_endpoint(
+        &self,
+        id: &DeviceId,
+        endpoint: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM push_endpoints WHERE device_id = $1 AND endpoint = $2")
+            .bind(id.as_str())
+            .bind(endpoint)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a session challenge nonce for `id`.
+    pub async fn put_challenge(
+        &self,
+        nonce: &str,
+        id: &DeviceId,
+        expires_ms: u64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO challenges (nonce, device_id, expires_ms) VALUES ($1, $2, $3)")
+            .bind(nonce)
+            .bind(id.as_str())
+            .bind(expires_ms as i64)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Consumes a challenge: true when it existed for `id` and was unexpired.
+    /// A nonce can be used once only.
+    pub async fn take_challenge(
+        &self,
+        nonce: &str,
+        id: &DeviceId,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM challenges WHERE nonce = $1 AND device_id = $2 AND expires_ms > $3",
+        )
+        .bind(nonce)
+        .bind(id.as_str())
+        .bind(now_ms as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Stores a session (by the SHA-256 of its token).
+    pub async fn put_session(
+        &self,
+        token_hash: &str,
+        id: &DeviceId,
+        expires_ms: u64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO sessions (token_hash, device_id, expires_ms) VALUES ($1, $2, $3)")
+            .bind(token_hash)
+            .bind(id.as_str())
+            .bind(expires_ms as i64)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The device of an unexpired session.
+    pub async fn session_device(
+        &self,
+        token_hash: &str,
+        now_ms: u64,
+    ) -> Result<Option<DeviceId>, StoreError> {
+        let row =
+            sqlx::query("SELECT device_id FROM sessions WHERE token_hash = $1 AND expires_ms > $2")
+                .bind(token_hash)
+                .bind(now_ms as i64)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| {
+            let id: String = r.try_get(0)?;
+            DeviceId::new(id).map_err(|e| StoreError::Corrupt(e.to_string()))
+        })
+        .transpose()
+    }
+
+    /// Stores `env` in its recipient's queue until `expires_ms`, refusing a
+    /// message id the sender already used (kept until `seen_until_ms`).
+    pub async fn enqueue(
+        &self,
+        env: &Envelope,
+        body: &str,
+        expires_ms: u64,
+        seen_until_ms: u64,
+    ) -> Result<Enqueued, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let fresh = sqlx::query(
+            "INSERT INTO seen_ids (sender, msg_id, expires_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (sender, msg_id) DO NOTHING",
+        )
+        .bind(env.from.as_str())
+        .bind(env.id.as_str())
+        .bind(seen_until_ms as i64)
+        .execute(&mut *tx)
+        .await?;
+        if fresh.rows_affected() == 0 {
+            return Ok(Enqueued::Duplicate);
+        }
+        let seq: i64 = sqlx::query(
+            "INSERT INTO queue_counters (recipient, next_seq) VALUES ($1, 1) \
+             ON CONFLICT (recipient) DO UPDATE SET next_seq = queue_counters.next_seq + 1 \
+             RETURNING next_seq",
+        )
+        .bind(env.to.as_str())
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        sqlx::query(
+            "INSERT INTO queue (recipient, seq, sender, msg_id, call_id, kind, body, expires_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(env.to.as_str())
+        .bind(seq)
+        .bind(env.from.as_str())
+        .bind(env.id.as_str())
+        .bind(env.call_id.as_str())
+        .bind(env.kind.as_str())
+        .bind(body)
+        .bind(expires_ms as i64)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Enqueued::Stored(seq))
+    }
+
+    /// Unexpired queued messages of `recipient` after `after_seq`, in order.
+    pub async fn fetch(
+        &self,
+        recipient: &DeviceId,
+        after_seq: i64,
+        now_ms: u64,
+        limit: i64,
+    ) -> Result<Vec<Queued>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, body FROM queue WHERE recipient = $1 AND seq > $2 AND expires_ms > $3 \
+             ORDER BY seq LIMIT $4",
+        )
+        .bind(recipient.as_str())
+        .bind(after_seq)
+        .bind(now_ms as i64)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Queued {
+                    seq: r.try_get(0)?,
+                    body: r.try_get(1)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes a delivered message; only the recipient can (it is `recipient`).
+    pub async fn ack(
+        &self,
+        recipient: &DeviceId,
+        sender: &DeviceId,
+        msg_id: &str,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM queue WHERE recipient = $1 AND sender = $2 AND msg_id = $3")
+                .bind(recipient.as_str())
+                .bind(sender.as_str())
+                .bind(msg_id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Withdraws queued offers of a call (it was cancelled or hung up).
+    pub async fn withdraw_offers(
+        &self,
+        recipient: &DeviceId,
+        call_id: &str,
+    ) -> Result<u64, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM queue WHERE recipient = $1 AND call_id = $2 AND kind = $3")
+                .bind(recipient.as_str())
+                .bind(call_id)
+                .bind(MessageKind::Offer.as_str())
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Records that `device` is connected to `node`.
+    pub async fn set_presence(
+        &self,
+        device: &DeviceId,
+        node: &str,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO presence (device_id, node_id, since_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (device_id) DO UPDATE SET node_id = excluded.node_id, since_ms = excluded.since_ms",
+        )
+        .bind(device.as_str())
+        .bind(node)
+        .bind(now_ms as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Clears `device`'s presence if `node` (still) holds it.
+    pub async fn clear_presence(&self, device: &DeviceId, node: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM presence WHERE device_id = $1 AND node_id = $2")
+            .bind(device.as_str())
+            .bind(node)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Clears every presence of `node` (at start-up after a crash).
+    pub async fn clear_node(&self, node: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM presence WHERE node_id = $1")
+            .bind(node)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The node holding `device`'s connection, if any.
+    pub async fn presence(&self, device: &DeviceId) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT node_id FROM presence WHERE device_id = $1")
+            .bind(device.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// Deletes expired messages, ids, challenges and sessions.
+    pub async fn sweep(&self, now_ms: u64) -> Result<(), StoreError> {
+        for sql in [
+            "DELETE FROM queue WHERE expires_ms <= $1",
+            "DELETE FROM seen_ids WHERE expires_ms <= $1",
+            "DELETE FROM challenges WHERE expires_ms <= $1",
+            "DELETE FROM sessions WHERE expires_ms <= $1",
+        ] {
+            sqlx::query(sql)
+                .bind(now_ms as i64)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Closes the pool, flushing SQLite's WAL.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{CallId, MessageId, PROTOCOL_VERSION};
+
+    pub(crate) fn env(from: &str, to: &str, id: &str, kind: MessageKind) -> Envelope {
+        Envelope {
+            v: PROTOCOL_VERSION,
+            id: MessageId::new(id).unwrap(),
+            from: DeviceId::new(from).unwrap(),
+            to: DeviceId::new(to).unwrap(),
+            call_id: CallId::new("c1").unwrap(),
+            kind,
+            ts_ms: 0,
+            enc: String::new(),
+            ct: String::new(),
+            sig: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn queue_is_ordered_deduplicated_acked_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let bob = DeviceId::new("bob").unwrap();
+        let alice = DeviceId::new("alice").unwrap();
+        let e1 = env("alice", "bob", "m1", MessageKind::Offer);
+        let e2 = env("alice", "bob", "m2", MessageKind::Ice);
+        assert_eq!(
+            store.enqueue(&e1, "one", 10_000, 10_000).await.unwrap(),
+            Enqueued::Stored(1)
+        );
+        assert_eq!(
+            store.enqueue(&e2, "two", 10_000, 10_000).await.unwrap(),
+            Enqueued::Stored(2)
+        );
+        assert_eq!(
+            store.enqueue(&e1, "one", 10_000, 10_000).await.unwrap(),
+            Enqueued::Duplicate
+        );
+        store.close().await;
+
+        let store = Store::open(&url).await.unwrap();
+        let q = store.fetch(&bob, 0, 5_000, 10).await.unwrap();
+        assert_eq!(
+            q.iter().map(|q| q.body.as_str()).collect::<Vec<_>>(),
+            ["one", "two"]
+        );
+        assert!(store.ack(&bob, &alice, "m1").await.unwrap());
+        // Only the recipient's own queue is touched.
+        assert!(!store.ack(&alice, &alice, "m2").await.unwrap());
+        let q = store.fetch(&bob, 0, 5_000, 10).await.unwrap();
+        assert_eq!(q.len(), 1);
+        // Sequence keeps increasing after the queue drains.
+        store.ack(&bob, &alice, "m2").await.unwrap();
+        let e3 = env("alice", "bob", "m3", MessageKind::Offer);
+        assert_eq!(
+            store.enqueue(&e3, "3", 10_000, 10_000).await.unwrap(),
+            Enqueued::Stored(3)
+        );
+        // Expired messages are not delivered.
+        assert!(store.fetch(&bob, 0, 10_000, 10).await.unwrap().is_empty());
+        assert_eq!(store.withdraw_offers(&bob, "c1").await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn challenges_are_single_use() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let d = DeviceId::new("d").unwrap();
+        store.put_challenge("n1", &d, 100).await.unwrap();
+        assert!(
+            !store
+                .take_challenge("n1", &DeviceId::new("e").unwrap(), 0)
+                .await
+                .unwrap()
+        );
+        assert!(store.take_challenge("n1", &d, 0).await.unwrap());
+        assert!(!store.take_challenge("n1", &d, 0).await.unwrap());
+        store.put_challenge("n2", &d, 100).await.unwrap();
+        assert!(!store.take_challenge("n2", &d, 100).await.unwrap());
+    }
+}

@@ -1,0 +1,120 @@
+//! An online call set up end to end through a real server: offer, ringing,
+//! answer, ICE, hang-up, each sealed, delivered once and in order.
+
+mod common;
+
+use sotto_signalling::client::ClientEvent;
+use sotto_signalling::protocol::{CallId, MessageKind};
+use sotto_signalling::seal::CallPayload;
+use sotto_signalling::server;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn online_call_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = server::start(common::config(dir.path()), None)
+        .await
+        .unwrap();
+    let base = format!("http://{}", srv.addr);
+    let (alice, atok) = common::device(&base).await;
+    let (bob, btok) = common::device(&base).await;
+    let bob_keys = alice.device_keys(&atok, &bob.device_id()).await.unwrap();
+    let alice_keys = bob.device_keys(&btok, &alice.device_id()).await.unwrap();
+
+    let mut bconn = bob.connect(true);
+    common::wait_for(&mut bconn, "bob connected", |e| {
+        *e == ClientEvent::Connected
+    })
+    .await;
+    let mut aconn = alice.connect(true);
+    common::wait_for(&mut aconn, "alice connected", |e| {
+        *e == ClientEvent::Connected
+    })
+    .await;
+
+    let call = CallId::new("call-online").unwrap();
+    let offer = CallPayload {
+        media: Some("opus/48000".into()),
+        ice_ufrag: Some("uf".into()),
+        ice_pwd: Some("pw".into()),
+        zrtp_hash: Some("1.10 0123abcd".into()),
+        ..Default::default()
+    };
+    let bob_id = bob.device_id();
+    let id = aconn
+        .send(
+            (&bob_id, &bob_keys),
+            call.clone(),
+            MessageKind::Offer,
+            &offer,
+        )
+        .unwrap();
+    common::wait_for(&mut aconn, "offer accepted", |e| {
+        *e == ClientEvent::Accepted(id.clone())
+    })
+    .await;
+    // Trickled candidates right behind the offer must arrive after it.
+    let ice = CallPayload {
+        candidates: vec!["candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host".into()],
+        ..Default::default()
+    };
+    aconn
+        .send((&bob_id, &bob_keys), call.clone(), MessageKind::Ice, &ice)
+        .unwrap();
+
+    let got = common::wait_for(&mut bconn, "offer", |e| {
+        matches!(e, ClientEvent::Message { .. })
+    })
+    .await;
+    let ClientEvent::Message { envelope, payload } = got else {
+        unreachable!()
+    };
+    assert_eq!(envelope.kind, MessageKind::Offer);
+    assert_eq!(envelope.from, alice.device_id());
+    assert_eq!(*payload, offer);
+    let got = common::wait_for(&mut bconn, "ice", |e| {
+        matches!(e, ClientEvent::Message { .. })
+    })
+    .await;
+    let ClientEvent::Message { envelope, payload } = got else {
+        unreachable!()
+    };
+    assert_eq!(envelope.kind, MessageKind::Ice);
+    assert_eq!(*payload, ice);
+
+    let alice_id = alice.device_id();
+    let answer = CallPayload {
+        zrtp_hash: Some("1.10 feedbeef".into()),
+        ..Default::default()
+    };
+    bconn
+        .send(
+            (&alice_id, &alice_keys),
+            call.clone(),
+            MessageKind::Ringing,
+            &CallPayload::default(),
+        )
+        .unwrap();
+    bconn
+        .send(
+            (&alice_id, &alice_keys),
+            call.clone(),
+            MessageKind::Answer,
+            &answer,
+        )
+        .unwrap();
+    let mut kinds = Vec::new();
+    while kinds.len() < 2 {
+        let ev = common::wait_for(&mut aconn, "ringing and answer", |e| {
+            matches!(e, ClientEvent::Message { .. })
+        })
+        .await;
+        if let ClientEvent::Message { envelope, payload } = ev {
+            if envelope.kind == MessageKind::Answer {
+                assert_eq!(*payload, answer);
+            }
+            kinds.push(envelope.kind);
+        }
+    }
+    assert_eq!(kinds, [MessageKind::Ringing, MessageKind::Answer]);
+    srv.shutdown().await;
+}

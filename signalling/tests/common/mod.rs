@@ -1,0 +1,56 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sotto_signalling::client::{ClientEvent, Connection, SignalClient};
+use sotto_signalling::config::Config;
+use sotto_signalling::seal::DeviceIdentity;
+
+/// A single-node config on loopback with a SQLite file in `dir`.
+pub fn config(dir: &Path) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: format!("sqlite://{}", dir.join("signald.db").display()),
+        ..Config::default()
+    }
+}
+
+/// A registered device with a session token.
+pub async fn device(base: &str) -> (SignalClient, String) {
+    let client = SignalClient::new(base, Arc::new(DeviceIdentity::generate()));
+    client.register().await.expect("register");
+    let token = client.login().await.expect("login");
+    (client, token)
+}
+
+/// Waits (bounded, as a hang guard only) for the first event matching `pred`.
+pub async fn wait_for(
+    conn: &mut Connection,
+    what: &str,
+    pred: impl Fn(&ClientEvent) -> bool,
+) -> ClientEvent {
+    let fut = async {
+        loop {
+            match conn.next_event().await {
+                Some(ev) if pred(&ev) => return ev,
+                Some(_) => {}
+                None => panic!("connection stopped while waiting for {what}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), fut)
+        .await
+        .unwrap_or_else(|_| panic!("no {what} within 30 s"))
+}
+
+/// A free TCP port on loopback (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
