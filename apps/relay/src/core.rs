@@ -859,7 +859,11 @@ impl Relay {
             }
         };
         let builder = match result {
-            Ok(Some(b)) | Err(b) => b,
+            Ok(Some(b)) => b,
+            Err(b) => {
+                tracing::debug!(method = msg.method, user = auth.username, attrs = ?msg.attributes().flatten().map(|a| a.kind).collect::<Vec<_>>(), "request refused");
+                b
+            }
             Ok(None) => return Ok(()),
         };
         let mut b = builder;
@@ -1163,7 +1167,10 @@ impl Relay {
             return Err(bad());
         }
         let number = u16::from_be_bytes([number.value[0], number.value[1]]);
-        if !(0x4000..=0x4fff).contains(&number) {
+        // RFC 8656 narrowed channels to 0x4000..=0x4FFF, but RFC 5766 clients
+        // (coturn's among them) still pick from 0x4000..=0x7FFF; both frame
+        // the same way, so accept the older range.
+        if !(0x4000..=0x7fff).contains(&number) {
             return Err(bad());
         }
         let peer = msg

@@ -5,13 +5,21 @@
 //! - [`policy`]: which peer addresses may be reached (safe by default).
 //! - [`core`]: the sans-IO allocation core, one per worker.
 //! - [`shared`]: quotas and credentials shared by the workers.
+//! - [`udp`], [`tcp`], [`server`]: the drivers; [`config`], [`metrics`],
+//!   [`tls`]: operations.
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod config;
 pub mod core;
+pub mod metrics;
 pub mod policy;
+pub mod server;
 pub mod shared;
 pub mod stun;
+pub mod tcp;
+pub mod tls;
+pub mod udp;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -409,7 +409,7 @@ fn bad_requests() {
     h.allocate();
     // Channel number out of range.
     assert_eq!(
-        code(&h.channel_bind(0x5000, PEER.parse().unwrap())),
+        code(&h.channel_bind(0x8000, PEER.parse().unwrap())),
         Some(400)
     );
     // Unknown comprehension-required attribute.

@@ -1,0 +1,409 @@
+//! Server settings: a TOML file, overridden by flags and `SOTTO_RELAY_*`
+//! environment variables (clap reads both), checked into [`Settings`].
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::auth::Credentials;
+use crate::policy::PeerPolicy;
+
+/// Errors in the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// Which file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML does not parse or has unknown keys.
+    #[error("config file: {0}")]
+    Toml(#[from] toml::de::Error),
+    /// The users file is malformed.
+    #[error("users file: {0}")]
+    Users(#[from] crate::auth::CredentialError),
+    /// A setting is inconsistent.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The TOML file and the command line share these fields; every field is
+/// optional so that flags can override a file field by field.
+#[derive(Debug, Clone, Default, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields, default)]
+pub struct Options {
+    /// Authentication realm.
+    #[arg(long, env = "SOTTO_RELAY_REALM")]
+    pub realm: Option<String>,
+    /// UDP listen addresses (default 0.0.0.0:3478).
+    #[arg(long = "listen", env = "SOTTO_RELAY_LISTEN", value_delimiter = ',')]
+    pub listen: Vec<SocketAddr>,
+    /// TCP listen addresses.
+    #[arg(
+        long = "listen-tcp",
+        env = "SOTTO_RELAY_LISTEN_TCP",
+        value_delimiter = ','
+    )]
+    pub listen_tcp: Vec<SocketAddr>,
+    /// TLS listen addresses (need `tls_cert` and `tls_key`).
+    #[arg(
+        long = "listen-tls",
+        env = "SOTTO_RELAY_LISTEN_TLS",
+        value_delimiter = ','
+    )]
+    pub listen_tls: Vec<SocketAddr>,
+    /// PEM certificate chain for TLS.
+    #[arg(long, env = "SOTTO_RELAY_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    #[arg(long, env = "SOTTO_RELAY_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Local addresses relayed sockets bind to (one IPv4 and/or one IPv6).
+    #[arg(long = "relay-ip", env = "SOTTO_RELAY_RELAY_IP", value_delimiter = ',')]
+    pub relay_ip: Vec<IpAddr>,
+    /// Public addresses advertised instead of `relay_ip` (behind 1:1 NAT).
+    #[arg(
+        long = "external-ip",
+        env = "SOTTO_RELAY_EXTERNAL_IP",
+        value_delimiter = ','
+    )]
+    pub external_ip: Vec<IpAddr>,
+    /// UDP workers (default: one per CPU).
+    #[arg(long, env = "SOTTO_RELAY_WORKERS")]
+    pub workers: Option<usize>,
+    /// Users file: `user:password` or `user:0x<md5 key>` per line.
+    #[arg(long, env = "SOTTO_RELAY_USERS_FILE")]
+    pub users_file: Option<PathBuf>,
+    /// TURN REST shared secrets (first is current; others still accepted).
+    #[arg(
+        long = "auth-secret",
+        env = "SOTTO_RELAY_AUTH_SECRET",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub auth_secrets: Vec<String>,
+    /// File with one TURN REST secret per line (re-read on SIGHUP).
+    #[arg(long, env = "SOTTO_RELAY_AUTH_SECRETS_FILE")]
+    pub auth_secrets_file: Option<PathBuf>,
+    /// Peer ranges allowed although special-purpose.
+    #[arg(
+        long = "allow-peer",
+        env = "SOTTO_RELAY_ALLOW_PEER",
+        value_delimiter = ','
+    )]
+    pub allow_peers: Vec<IpNet>,
+    /// Peer ranges refused in addition to the built-in ones.
+    #[arg(
+        long = "deny-peer",
+        env = "SOTTO_RELAY_DENY_PEER",
+        value_delimiter = ','
+    )]
+    pub deny_peers: Vec<IpNet>,
+    /// Allow loopback peers (tests and benchmarks only).
+    #[arg(long, env = "SOTTO_RELAY_ALLOW_LOOPBACK_PEERS")]
+    #[serde(default)]
+    pub allow_loopback_peers: Option<bool>,
+    /// Total allocations (default 100000).
+    #[arg(long, env = "SOTTO_RELAY_MAX_ALLOCATIONS")]
+    pub max_allocations: Option<usize>,
+    /// Allocations per username (default 100; 0 = unlimited).
+    #[arg(long, env = "SOTTO_RELAY_MAX_ALLOCATIONS_PER_USER")]
+    pub max_allocations_per_user: Option<usize>,
+    /// Bytes per second per allocation (default 0 = no cap).
+    #[arg(long, env = "SOTTO_RELAY_BPS_PER_ALLOCATION")]
+    pub bps_per_allocation: Option<u64>,
+    /// Bytes per second for the whole server (default 0 = no cap).
+    #[arg(long, env = "SOTTO_RELAY_BPS_TOTAL")]
+    pub bps_total: Option<u64>,
+    /// Unauthenticated requests per second per source IP (default 50).
+    #[arg(long, env = "SOTTO_RELAY_UNAUTH_RATE")]
+    pub unauth_rate: Option<u32>,
+    /// Nonce lifetime in seconds (default 600).
+    #[arg(long, env = "SOTTO_RELAY_NONCE_LIFETIME")]
+    pub nonce_lifetime: Option<u64>,
+    /// Prometheus endpoint, e.g. 127.0.0.1:9641.
+    #[arg(long, env = "SOTTO_RELAY_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+impl Options {
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        Ok(toml::from_str(&read(path)?)?)
+    }
+
+    /// `self` with every field set in `over` replacing it.
+    pub fn overridden_by(self, over: Options) -> Options {
+        fn pick<T>(base: Option<T>, over: Option<T>) -> Option<T> {
+            over.or(base)
+        }
+        fn list<T>(base: Vec<T>, over: Vec<T>) -> Vec<T> {
+            if over.is_empty() { base } else { over }
+        }
+        Options {
+            realm: pick(self.realm, over.realm),
+            listen: list(self.listen, over.listen),
+            listen_tcp: list(self.listen_tcp, over.listen_tcp),
+            listen_tls: list(self.listen_tls, over.listen_tls),
+            tls_cert: pick(self.tls_cert, over.tls_cert),
+            tls_key: pick(self.tls_key, over.tls_key),
+            relay_ip: list(self.relay_ip, over.relay_ip),
+            external_ip: list(self.external_ip, over.external_ip),
+            workers: pick(self.workers, over.workers),
+            users_file: pick(self.users_file, over.users_file),
+            auth_secrets: list(self.auth_secrets, over.auth_secrets),
+            auth_secrets_file: pick(self.auth_secrets_file, over.auth_secrets_file),
+            allow_peers: list(self.allow_peers, over.allow_peers),
+            deny_peers: list(self.deny_peers, over.deny_peers),
+            allow_loopback_peers: pick(self.allow_loopback_peers, over.allow_loopback_peers),
+            max_allocations: pick(self.max_allocations, over.max_allocations),
+            max_allocations_per_user: pick(
+                self.max_allocations_per_user,
+                over.max_allocations_per_user,
+            ),
+            bps_per_allocation: pick(self.bps_per_allocation, over.bps_per_allocation),
+            bps_total: pick(self.bps_total, over.bps_total),
+            unauth_rate: pick(self.unauth_rate, over.unauth_rate),
+            nonce_lifetime: pick(self.nonce_lifetime, over.nonce_lifetime),
+            metrics_listen: pick(self.metrics_listen, over.metrics_listen),
+        }
+    }
+
+    /// Checks everything and produces the settings the server runs with.
+    pub fn resolve(self) -> Result<Settings, ConfigError> {
+        let invalid = |s: &str| Err(ConfigError::Invalid(s.to_owned()));
+        let realm = self.realm.unwrap_or_else(|| "sotto".to_owned());
+        if realm.is_empty() || realm.len() > 127 {
+            return invalid("realm must be 1..=127 bytes");
+        }
+        let listen =
+            if self.listen.is_empty() && self.listen_tcp.is_empty() && self.listen_tls.is_empty() {
+                vec![SocketAddr::from((Ipv4Addr::UNSPECIFIED, 3478))]
+            } else {
+                self.listen
+            };
+        if !self.listen_tls.is_empty() && (self.tls_cert.is_none() || self.tls_key.is_none()) {
+            return invalid("listen_tls needs tls_cert and tls_key");
+        }
+        // Relayed addresses must be concrete: default to the listen IPs.
+        let relay_ips: Vec<IpAddr> = if self.relay_ip.is_empty() {
+            listen
+                .iter()
+                .chain(&self.listen_tcp)
+                .chain(&self.listen_tls)
+                .map(|a| a.ip())
+                .filter(|ip| !ip.is_unspecified())
+                .collect()
+        } else {
+            self.relay_ip
+        };
+        for ip in &relay_ips {
+            if ip.is_unspecified() && !self.external_ip.iter().any(|e| e.is_ipv4() == ip.is_ipv4())
+            {
+                return invalid("an unspecified relay_ip needs an external_ip of the same family");
+            }
+        }
+        let relay_v4 = relay_ips.iter().find(|ip| ip.is_ipv4()).copied();
+        let relay_v6 = relay_ips.iter().find(|ip| ip.is_ipv6()).copied();
+        if relay_v4.is_none() && relay_v6.is_none() {
+            return invalid("set relay_ip: listening on a wildcard address gives no relay address");
+        }
+        let mut policy = PeerPolicy::new(self.allow_peers, self.deny_peers);
+        if self.allow_loopback_peers == Some(true) {
+            policy.allow_loopback();
+        }
+        let credentials = load_credentials(
+            &realm,
+            self.users_file.as_deref(),
+            &self.auth_secrets,
+            self.auth_secrets_file.as_deref(),
+        )?;
+        if credentials.counts() == (0, 0) {
+            return invalid("no credentials: set users_file, auth_secrets or auth_secrets_file");
+        }
+        let workers = self
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        if workers == 0 || workers > 256 {
+            return invalid("workers must be 1..=256");
+        }
+        Ok(Settings {
+            realm,
+            listen,
+            listen_tcp: self.listen_tcp,
+            listen_tls: self.listen_tls,
+            tls_cert: self.tls_cert,
+            tls_key: self.tls_key,
+            relay_v4,
+            relay_v6,
+            external_ip: self.external_ip,
+            workers,
+            users_file: self.users_file,
+            auth_secrets: self.auth_secrets,
+            auth_secrets_file: self.auth_secrets_file,
+            credentials_summary: credentials.counts(),
+            policy,
+            max_allocations: self.max_allocations.unwrap_or(100_000),
+            max_allocations_per_user: self.max_allocations_per_user.unwrap_or(100),
+            bps_per_allocation: self.bps_per_allocation.unwrap_or(0),
+            bps_total: self.bps_total.unwrap_or(0),
+            unauth_rate: self.unauth_rate.unwrap_or(50),
+            nonce_lifetime: Duration::from_secs(self.nonce_lifetime.unwrap_or(600)),
+            metrics_listen: self.metrics_listen,
+        })
+    }
+}
+
+/// Checked settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Realm.
+    pub realm: String,
+    /// UDP listeners.
+    pub listen: Vec<SocketAddr>,
+    /// TCP listeners.
+    pub listen_tcp: Vec<SocketAddr>,
+    /// TLS listeners.
+    pub listen_tls: Vec<SocketAddr>,
+    /// TLS certificate chain.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS key.
+    pub tls_key: Option<PathBuf>,
+    /// IPv4 address relayed sockets bind to, if IPv4 relaying is offered.
+    pub relay_v4: Option<IpAddr>,
+    /// IPv6 address relayed sockets bind to, if IPv6 relaying is offered.
+    pub relay_v6: Option<IpAddr>,
+    /// Advertised public addresses.
+    pub external_ip: Vec<IpAddr>,
+    /// UDP worker threads.
+    pub workers: usize,
+    /// Users file (re-read on SIGHUP).
+    pub users_file: Option<PathBuf>,
+    /// REST secrets given directly.
+    pub auth_secrets: Vec<String>,
+    /// REST secrets file (re-read on SIGHUP).
+    pub auth_secrets_file: Option<PathBuf>,
+    /// (static users, REST secrets) loaded at start.
+    pub credentials_summary: (usize, usize),
+    /// Peer policy.
+    pub policy: PeerPolicy,
+    /// Total allocations.
+    pub max_allocations: usize,
+    /// Allocations per user.
+    pub max_allocations_per_user: usize,
+    /// Per-allocation cap, bytes/s.
+    pub bps_per_allocation: u64,
+    /// Server-wide cap, bytes/s.
+    pub bps_total: u64,
+    /// Unauthenticated requests per second per IP.
+    pub unauth_rate: u32,
+    /// Nonce lifetime.
+    pub nonce_lifetime: Duration,
+    /// Prometheus endpoint.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+impl Settings {
+    /// Loads the credentials named by the settings (at start and on SIGHUP).
+    pub fn credentials(&self) -> Result<Credentials, ConfigError> {
+        load_credentials(
+            &self.realm,
+            self.users_file.as_deref(),
+            &self.auth_secrets,
+            self.auth_secrets_file.as_deref(),
+        )
+    }
+
+    /// The address advertised for a relayed socket bound to `bound`.
+    pub fn advertised(&self, bound: SocketAddr) -> SocketAddr {
+        match self
+            .external_ip
+            .iter()
+            .find(|e| e.is_ipv4() == bound.is_ipv4())
+        {
+            Some(ip) => SocketAddr::new(*ip, bound.port()),
+            None => bound,
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn load_credentials(
+    realm: &str,
+    users_file: Option<&Path>,
+    secrets: &[String],
+    secrets_file: Option<&Path>,
+) -> Result<Credentials, ConfigError> {
+    let mut c = Credentials::new();
+    if let Some(p) = users_file {
+        c.load_users(&read(p)?, realm)?;
+    }
+    for s in secrets {
+        c.add_secret(s);
+    }
+    if let Some(p) = secrets_file {
+        for line in read(p)?
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            c.add_secret(line);
+        }
+    }
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_flags() {
+        let file: Options = toml::from_str(
+            r#"
+            realm = "example.org"
+            listen = ["127.0.0.1:3478"]
+            auth_secrets = ["a"]
+            max_allocations = 5
+            allow_peers = ["10.0.0.0/8"]
+            "#,
+        )
+        .unwrap();
+        let flags = Options {
+            max_allocations: Some(7),
+            workers: Some(2),
+            ..Options::default()
+        };
+        let s = file.overridden_by(flags).resolve().unwrap();
+        assert_eq!(s.relay_v4, Some("127.0.0.1".parse().unwrap()));
+        assert_eq!(s.realm, "example.org");
+        assert_eq!(s.max_allocations, 7);
+        assert_eq!(s.workers, 2);
+        assert!(s.policy.permits("10.1.1.1".parse().unwrap()));
+        assert!(!s.policy.permits("127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn rejects_bad_configs() {
+        assert!(toml::from_str::<Options>("nonsense = 1").is_err());
+        assert!(Options::default().resolve().is_err(), "no credentials");
+        let tls = Options {
+            auth_secrets: vec!["a".into()],
+            listen_tls: vec!["127.0.0.1:5349".parse().unwrap()],
+            ..Options::default()
+        };
+        assert!(tls.resolve().is_err());
+    }
+}

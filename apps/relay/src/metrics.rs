@@ -1,0 +1,88 @@
+//! Prometheus metrics. Cores count in plain integers on the hot path;
+//! drivers publish the deltas about once a second, so the endpoint is live
+//! during allocations without a shared atomic per packet.
+
+use std::net::SocketAddr;
+
+use metrics::{Counter, Gauge, counter, gauge};
+
+use crate::core::{DropReason, Stats};
+
+/// Starts the Prometheus HTTP endpoint (needs a tokio runtime).
+pub fn install(listen: SocketAddr) -> Result<(), metrics_exporter_prometheus::BuildError> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(listen)
+        .install()
+}
+
+/// Publishes one core's counters.
+#[derive(Debug)]
+pub struct Publisher {
+    last: Stats,
+    last_allocations: usize,
+    c2p_packets: Counter,
+    c2p_bytes: Counter,
+    p2c_packets: Counter,
+    p2c_bytes: Counter,
+    auth_failures: Counter,
+    denied_peers: Counter,
+    created: Counter,
+    drops: Vec<Counter>,
+    allocations: Gauge,
+}
+
+impl Default for Publisher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Publisher {
+    /// Registers the metric handles.
+    pub fn new() -> Self {
+        Publisher {
+            last: Stats::default(),
+            last_allocations: 0,
+            c2p_packets: counter!("turn_relayed_packets_total", "direction" => "client_to_peer"),
+            c2p_bytes: counter!("turn_relayed_bytes_total", "direction" => "client_to_peer"),
+            p2c_packets: counter!("turn_relayed_packets_total", "direction" => "peer_to_client"),
+            p2c_bytes: counter!("turn_relayed_bytes_total", "direction" => "peer_to_client"),
+            auth_failures: counter!("turn_auth_failures_total"),
+            denied_peers: counter!("turn_denied_peers_total"),
+            created: counter!("turn_allocations_created_total"),
+            drops: DropReason::ALL
+                .iter()
+                .map(|r| counter!("turn_drops_total", "reason" => r.label()))
+                .collect(),
+            allocations: gauge!("turn_allocations"),
+        }
+    }
+
+    /// Publishes what changed since the last call.
+    pub fn publish(&mut self, s: &Stats, allocations: usize) {
+        self.c2p_packets
+            .increment(s.c2p_packets - self.last.c2p_packets);
+        self.c2p_bytes.increment(s.c2p_bytes - self.last.c2p_bytes);
+        self.p2c_packets
+            .increment(s.p2c_packets - self.last.p2c_packets);
+        self.p2c_bytes.increment(s.p2c_bytes - self.last.p2c_bytes);
+        self.auth_failures
+            .increment(s.auth_failures - self.last.auth_failures);
+        self.denied_peers
+            .increment(s.denied_peers - self.last.denied_peers);
+        self.created
+            .increment(s.allocations_created - self.last.allocations_created);
+        for (i, c) in self.drops.iter().enumerate() {
+            c.increment(s.drops[i] - self.last.drops[i]);
+        }
+        self.allocations
+            .increment(allocations as f64 - self.last_allocations as f64);
+        self.last = s.clone();
+        self.last_allocations = allocations;
+    }
+
+    /// Counts a datagram the driver could not send (socket buffer full).
+    pub fn send_dropped(&self) {
+        counter!("turn_drops_total", "reason" => "send_failed").increment(1);
+    }
+}

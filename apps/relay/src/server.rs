@@ -1,0 +1,188 @@
+//! Wires settings, shared state, UDP workers and TCP/TLS listeners together.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use tokio::sync::watch;
+
+use crate::auth::Nonces;
+use crate::config::Settings;
+use crate::core::{Config, Family, Relay};
+use crate::shared::{Quotas, Shared};
+use crate::{tcp, udp};
+
+/// What every core of this server is built from.
+#[derive(Debug)]
+pub struct Ctx {
+    /// The checked settings.
+    pub settings: Settings,
+    /// Quotas, credentials, nonce key.
+    pub shared: Arc<Shared>,
+    epoch: Instant,
+    unix_at_epoch: u64,
+}
+
+impl Ctx {
+    /// A core configuration from the settings.
+    pub fn core_config(&self) -> Config {
+        let s = &self.settings;
+        let mut c = Config::new(&s.realm, self.epoch, self.unix_at_epoch);
+        c.bps_per_allocation = s.bps_per_allocation;
+        // Each worker enforces its share of the server-wide cap.
+        c.bps_total = s.bps_total / s.workers as u64;
+        c.unauth_per_ip_per_s = s.unauth_rate;
+        c.policy = s.policy.clone();
+        c.families = [(s.relay_v4, Family::V4), (s.relay_v6, Family::V6)]
+            .into_iter()
+            .filter_map(|(ip, f)| ip.map(|_| f))
+            .collect();
+        c
+    }
+}
+
+/// A running relay.
+pub struct Server {
+    ctx: Arc<Ctx>,
+    workers: Vec<udp::WorkerHandle>,
+    stop_udp: Arc<AtomicBool>,
+    stop_tcp: watch::Sender<bool>,
+    tcp_tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Bound UDP listen addresses.
+    pub udp_addrs: Vec<SocketAddr>,
+    /// Bound TCP listen addresses.
+    pub tcp_addrs: Vec<SocketAddr>,
+    /// Bound TLS listen addresses.
+    pub tls_addrs: Vec<SocketAddr>,
+}
+
+impl Server {
+    /// Binds everything and starts the workers; TCP/TLS tasks run on the
+    /// current tokio runtime.
+    pub async fn start(settings: Settings) -> anyhow::Result<Server> {
+        let credentials = settings.credentials()?;
+        let mut nonce_key = [0u8; 32];
+        getrandom::fill(&mut nonce_key).map_err(|e| anyhow::anyhow!("getrandom: {e}"))?;
+        let shared = Arc::new(Shared::new(
+            credentials,
+            Nonces::new(nonce_key, settings.nonce_lifetime.as_secs()),
+            Quotas::new(settings.max_allocations, settings.max_allocations_per_user),
+        ));
+        let unix_at_epoch = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+        let ctx = Arc::new(Ctx {
+            settings,
+            shared,
+            epoch: Instant::now(),
+            unix_at_epoch,
+        });
+        let s = &ctx.settings;
+
+        // UDP: the first bind resolves port 0, the others share the port.
+        let mut per_worker: Vec<Vec<std::net::UdpSocket>> =
+            (0..s.workers).map(|_| Vec::new()).collect();
+        let mut udp_addrs = Vec::new();
+        for addr in &s.listen {
+            let first = udp::bind_reuseport(*addr).with_context(|| format!("bind UDP {addr}"))?;
+            let bound = first.local_addr()?;
+            udp_addrs.push(bound);
+            per_worker[0].push(first);
+            for sockets in per_worker.iter_mut().skip(1) {
+                sockets
+                    .push(udp::bind_reuseport(bound).with_context(|| format!("bind UDP {bound}"))?);
+            }
+        }
+        let stop_udp = Arc::new(AtomicBool::new(false));
+        let mut workers = Vec::new();
+        if !udp_addrs.is_empty() {
+            let advertise_ctx = ctx.clone();
+            let advertise: Arc<dyn Fn(SocketAddr) -> SocketAddr + Send + Sync> =
+                Arc::new(move |a| advertise_ctx.settings.advertised(a));
+            for (i, listeners) in per_worker.into_iter().enumerate() {
+                let setup = udp::WorkerSetup {
+                    listeners,
+                    core: Relay::new(ctx.core_config(), ctx.shared.clone()),
+                    relay_ips: (s.relay_v4, s.relay_v6),
+                    advertise: advertise.clone(),
+                    shutdown: stop_udp.clone(),
+                };
+                workers.push(udp::spawn(setup, format!("relay-udp-{i}"))?);
+            }
+        }
+
+        let (stop_tcp, stop_rx) = watch::channel(false);
+        let mut tcp_tasks = Vec::new();
+        let mut tcp_addrs = Vec::new();
+        for addr in &s.listen_tcp {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("bind TCP {addr}"))?;
+            tcp_addrs.push(l.local_addr()?);
+            tcp_tasks.push(tokio::spawn(tcp::serve(
+                l,
+                None,
+                ctx.clone(),
+                stop_rx.clone(),
+            )));
+        }
+        let mut tls_addrs = Vec::new();
+        if !s.listen_tls.is_empty() {
+            let acceptor = crate::tls::acceptor(
+                s.tls_cert.as_deref().context("tls_cert")?,
+                s.tls_key.as_deref().context("tls_key")?,
+            )?;
+            for addr in &s.listen_tls {
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("bind TLS {addr}"))?;
+                tls_addrs.push(l.local_addr()?);
+                tcp_tasks.push(tokio::spawn(tcp::serve(
+                    l,
+                    Some(acceptor.clone()),
+                    ctx.clone(),
+                    stop_rx.clone(),
+                )));
+            }
+        }
+        Ok(Server {
+            ctx,
+            workers,
+            stop_udp,
+            stop_tcp,
+            tcp_tasks,
+            udp_addrs,
+            tcp_addrs,
+            tls_addrs,
+        })
+    }
+
+    /// Re-reads the users file and secrets (SIGHUP). On error the old
+    /// credentials stay in force.
+    pub fn reload_credentials(&self) -> anyhow::Result<(usize, usize)> {
+        let c = self.ctx.settings.credentials()?;
+        let counts = c.counts();
+        self.ctx.shared.replace_credentials(c);
+        Ok(counts)
+    }
+
+    /// Live allocations across all workers and connections.
+    pub fn allocations(&self) -> usize {
+        self.ctx.shared.quotas.total()
+    }
+
+    /// Stops accepting, lets workers flush their queued answers, and joins them.
+    pub async fn shutdown(self) {
+        let _ = self.stop_tcp.send(true);
+        self.stop_udp.store(true, Ordering::Relaxed);
+        for w in &self.workers {
+            let _ = w.waker.wake();
+        }
+        for t in self.tcp_tasks {
+            let _ = t.await;
+        }
+        for w in self.workers {
+            let _ = tokio::task::spawn_blocking(move || w.thread.join()).await;
+        }
+    }
+}
