@@ -65,7 +65,7 @@ pub struct IceConfig {
     pub consent_timeout: Duration,
     /// Pacing of connectivity checks while checking.
     pub check_interval: Duration,
-    /// Whether the controlling side restarts ICE by itself when consent is lost.
+    /// Whether to restart ICE by ourselves when consent is lost.
     pub auto_restart: bool,
 }
 
@@ -704,11 +704,13 @@ impl IceSession {
             AgentEvent::ConnectionStateChange(s) => {
                 let state = map_state(s);
                 self.events.push_back(IceEvent::State(state));
-                if self.cfg.controlling
-                    && self.cfg.auto_restart
+                if self.cfg.auto_restart
                     && matches!(state, IceState::Disconnected | IceState::Failed)
                 {
-                    // Consent lost (RFC 7675 §5.1): find another path.
+                    // Consent lost (RFC 7675 §5.1): find another path. Either
+                    // side may start it (a NAT rebinding is seen by one side
+                    // only); simultaneous restarts converge, as an Answer
+                    // never triggers another restart.
                     let _ = self.restart(now);
                 }
             }

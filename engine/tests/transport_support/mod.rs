@@ -179,11 +179,15 @@ pub struct Call {
     from_b: mpsc::UnboundedReceiver<SignalMessage>,
     /// Optional rewrite of B's candidates on their way to A (the fault proxy).
     pub rewrite_b: Option<Box<dyn FnMut(SignalMessage) -> Vec<SignalMessage> + Send>>,
+    /// Whether A's candidates reach B (off: B learns A only from its checks).
+    pub a_candidates_to_b: bool,
     pub a_selected: Option<SelectedPath>,
     pub b_selected: Option<SelectedPath>,
     pub a_media: Vec<Vec<u8>>,
     pub b_media: Vec<Vec<u8>>,
-    pub a_events: Vec<IceEvent>,
+    /// A's ICE events with when the test saw them.
+    pub a_events: Vec<(Instant, IceEvent)>,
+    pub b_events: Vec<IceEvent>,
     /// Every signalling message A sent.
     pub a_signals: Vec<SignalMessage>,
 }
@@ -201,12 +205,14 @@ impl Call {
             from_a,
             from_b,
             rewrite_b: None,
+            a_candidates_to_b: true,
             a_selected: None,
             b_selected: None,
             a_media: vec![],
             b_media: vec![],
             a_events: vec![],
             a_signals: vec![],
+            b_events: vec![],
         }
     }
 
@@ -225,7 +231,9 @@ impl Call {
             tokio::select! {
                 Some(m) = self.from_a.recv() => {
                     self.a_signals.push(m.clone());
-                    self.b.signal(m).await.unwrap();
+                    if self.a_candidates_to_b || !matches!(m, SignalMessage::Candidate { .. }) {
+                        self.b.signal(m).await.unwrap();
+                    }
                 }
                 Some(m) = self.from_b.recv() => {
                     let msgs = match self.rewrite_b.as_mut() { Some(f) => f(m), None => vec![m] };
@@ -233,13 +241,13 @@ impl Call {
                 }
                 Some(e) = self.a.recv() => match e {
                     TransportEvent::Media(m) => self.a_media.push(m),
-                    TransportEvent::Ice(IceEvent::Selected(p)) => { self.a_selected = Some(p); self.a_events.push(IceEvent::Selected(p)); }
-                    TransportEvent::Ice(e) => self.a_events.push(e),
+                    TransportEvent::Ice(IceEvent::Selected(p)) => { self.a_selected = Some(p); self.a_events.push((Instant::now(), IceEvent::Selected(p))); }
+                    TransportEvent::Ice(e) => self.a_events.push((Instant::now(), e)),
                 },
                 Some(e) = self.b.recv() => match e {
                     TransportEvent::Media(m) => self.b_media.push(m),
                     TransportEvent::Ice(IceEvent::Selected(p)) => self.b_selected = Some(p),
-                    TransportEvent::Ice(_) => {}
+                    TransportEvent::Ice(e) => self.b_events.push(e),
                 },
                 () = tokio::time::sleep_until(deadline) => return done(self),
             }
@@ -275,4 +283,90 @@ pub fn count_tag(media: &[Vec<u8>], tag: u8) -> usize {
         .iter()
         .filter(|m| m.len() > 12 && m[11] == tag)
         .count()
+}
+
+/// An in-process UDP proxy standing in for one network path: A talks to
+/// `front`, the proxy relays to `target` from its own `back` socket. It can
+/// be cut (the path dies) or rebind its back socket (a NAT mapping change).
+pub struct Proxy {
+    pub front: SocketAddr,
+    alive: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    rebind: std::sync::Arc<tokio::sync::Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    pub async fn start(target: SocketAddr) -> Self {
+        let front = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let front_addr = front.local_addr().unwrap();
+        let alive = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let rebind = std::sync::Arc::new(tokio::sync::Notify::new());
+        let (al, rb) = (alive.clone(), rebind.clone());
+        let task = tokio::spawn(async move {
+            let mut back = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let mut client: Option<SocketAddr> = None;
+            let (mut b1, mut b2) = (vec![0u8; 2048], vec![0u8; 2048]);
+            let ok = || al.load(std::sync::atomic::Ordering::SeqCst);
+            loop {
+                tokio::select! {
+                    Ok((n, from)) = front.recv_from(&mut b1) => if ok() {
+                        client = Some(from);
+                        let _ = back.send_to(&b1[..n], target).await;
+                    },
+                    Ok((n, from)) = back.recv_from(&mut b2) => if ok() && from == target && let Some(c) = client {
+                        let _ = front.send_to(&b2[..n], c).await;
+                    },
+                    () = rb.notified() => {
+                        back = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                    }
+                }
+            }
+        });
+        Self {
+            front: front_addr,
+            alive,
+            rebind,
+            task,
+        }
+    }
+
+    /// Drops everything from now on, both ways.
+    pub fn cut(&self) {
+        self.alive.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Moves the peer-facing side to a new port, as a NAT rebinding would.
+    pub fn rebind(&self) {
+        self.rebind.notify_one();
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Rewrites B's trickled candidates into host candidates at the proxies'
+/// front addresses (distinct priorities), so A reaches B only via proxies.
+pub fn via_proxies(
+    fronts: Vec<SocketAddr>,
+) -> Box<dyn FnMut(SignalMessage) -> Vec<SignalMessage> + Send> {
+    Box::new(move |m| match m {
+        SignalMessage::Candidate { ufrag, candidate } if candidate.contains("typ host") => fronts
+            .iter()
+            .enumerate()
+            .map(|(i, f)| SignalMessage::Candidate {
+                ufrag: ufrag.clone(),
+                candidate: format!(
+                    "p{i} 1 udp {} {} {} typ host",
+                    2_000_000_000 - i as u32 * 1000,
+                    f.ip(),
+                    f.port()
+                ),
+            })
+            .collect(),
+        SignalMessage::Candidate { .. } => vec![],
+        other => vec![other],
+    })
 }
