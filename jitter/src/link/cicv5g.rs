@@ -53,12 +53,7 @@ pub struct Cicv5gTrace {
 /// Times beyond this many ms (about 31 years) are rejected.
 const MAX_MS: u64 = 1_000_000_000_000;
 
-fn field<'a>(
-    fields: &[&'a str],
-    i: usize,
-    line: usize,
-    name: &str,
-) -> Result<&'a str, TraceError> {
+fn field<'a>(fields: &[&'a str], i: usize, line: usize, name: &str) -> Result<&'a str, TraceError> {
     fields.get(i).copied().ok_or_else(|| TraceError::Parse {
         line,
         reason: format!("missing column {name}"),
@@ -80,7 +75,10 @@ impl Cicv5gTrace {
     /// module documentation. Rows must have non-decreasing `pub_time` and
     /// `delay == sub_time - pub_time`.
     pub fn parse(text: &str) -> Result<Self, TraceError> {
-        let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+        let mut lines = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty());
         match lines.next() {
             Some((_, header)) if header.trim_start().starts_with("pub_time") => {}
             Some((i, _)) => {
@@ -212,7 +210,9 @@ impl DelaySeries {
     /// Builds a series; times must be finite and ascending, delays finite
     /// and non-negative.
     pub fn new(points: Vec<(f64, f64)>) -> Result<Self, LinkError> {
-        let ok = points.iter().all(|&(t, d)| t.is_finite() && d.is_finite() && d >= 0.0)
+        let ok = points
+            .iter()
+            .all(|&(t, d)| t.is_finite() && d.is_finite() && d >= 0.0)
             && points.windows(2).all(|w| w[0].0 <= w[1].0);
         if points.is_empty() || !ok {
             return Err(LinkError::Config(
@@ -286,9 +286,14 @@ impl DelayTraceLink {
         if let OneWay::Variation { fraction, .. } = config.one_way
             && !(0.0..=1.0).contains(&fraction)
         {
-            return Err(LinkError::Config(format!("fraction {fraction} not in 0..=1")));
+            return Err(LinkError::Config(format!(
+                "fraction {fraction} not in 0..=1"
+            )));
         }
-        Ok(Self::from_series(trace.delay_series(config.one_way)?, config))
+        Ok(Self::from_series(
+            trace.delay_series(config.one_way)?,
+            config,
+        ))
     }
 
     /// A link replaying any delay series (`config.one_way` is unused).
@@ -304,7 +309,9 @@ impl Link for DelayTraceLink {
         Ok(packets
             .iter()
             .map(|p| {
-                let ms = self.series.delay_at(p.send.as_secs_f64() * 1000.0 + offset_ms);
+                let ms = self
+                    .series
+                    .delay_at(p.send.as_secs_f64() * 1000.0 + offset_ms);
                 let delay = Duration::from_secs_f64(ms.clamp(0.0, 1e9) / 1000.0);
                 let late = self.config.deadline.is_some_and(|d| delay > d);
                 Delivery {
@@ -386,12 +393,17 @@ mod tests {
     #[test]
     fn deadline_turns_late_packets_into_losses() {
         let t = Cicv5gTrace::parse(TEXT).unwrap();
-        let mut link = DelayTraceLink::new(&t, DelayTraceConfig {
-            deadline: Some(Duration::from_millis(15)),
-            ..DelayTraceConfig::default()
-        })
+        let mut link = DelayTraceLink::new(
+            &t,
+            DelayTraceConfig {
+                deadline: Some(Duration::from_millis(15)),
+                ..DelayTraceConfig::default()
+            },
+        )
         .unwrap();
-        let out = link.run(&voice_stream(4, Duration::from_millis(25), 100)).unwrap();
+        let out = link
+            .run(&voice_stream(4, Duration::from_millis(25), 100))
+            .unwrap();
         // Delays 10, 15, 20, 15 ms: only the 20 ms one is too late.
         let lost: Vec<bool> = out.iter().map(|d| d.arrival.is_none()).collect();
         assert_eq!(lost, [false, false, true, false]);

@@ -192,8 +192,22 @@ impl Default for MahimahiConfig {
 pub struct MahimahiLink {
     trace: MahimahiTrace,
     config: MahimahiConfig,
-    /// Cross-traffic packets dropped by the queue limit in the last run.
-    cross_dropped: u64,
+    stats: QueueStats,
+}
+
+/// What the bottleneck queue did in the last run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Most packets queued at once.
+    pub max_packets: usize,
+    /// Most bytes queued at once.
+    pub max_bytes: u64,
+    /// Stream packets dropped by the queue limit.
+    pub stream_dropped: u64,
+    /// Cross-traffic packets offered.
+    pub cross_sent: u64,
+    /// Cross-traffic packets dropped by the queue limit.
+    pub cross_dropped: u64,
 }
 
 /// Generates cross-traffic arrival times in µs.
@@ -223,9 +237,8 @@ impl CrossSource {
     fn packet_bytes(&self) -> u32 {
         match self.kind {
             CrossTraffic::None => 0,
-            CrossTraffic::Constant { packet_bytes, .. } | CrossTraffic::OnOff { packet_bytes, .. } => {
-                packet_bytes
-            }
+            CrossTraffic::Constant { packet_bytes, .. }
+            | CrossTraffic::OnOff { packet_bytes, .. } => packet_bytes,
         }
     }
 
@@ -301,13 +314,13 @@ impl MahimahiLink {
         Ok(Self {
             trace,
             config,
-            cross_dropped: 0,
+            stats: QueueStats::default(),
         })
     }
 
-    /// Cross-traffic packets the queue limit dropped in the last run.
-    pub fn cross_dropped(&self) -> u64 {
-        self.cross_dropped
+    /// Queue figures of the last run.
+    pub fn queue_stats(&self) -> QueueStats {
+        self.stats
     }
 
     fn admits(&self, queue: &VecDeque<Queued>, queued_bytes: u64, size: u32) -> bool {
@@ -333,7 +346,7 @@ impl Link for MahimahiLink {
         let mut queued_bytes = 0u64;
         let mut next = 0usize;
         let mut unresolved = packets.len();
-        self.cross_dropped = 0;
+        let mut stats = QueueStats::default();
 
         let trace = self.trace.clone();
         for opp_ms in trace.schedule(offset_ms) {
@@ -356,7 +369,12 @@ impl Link for MahimahiLink {
                 if t > now_us {
                     break;
                 }
-                let size = if is_stream { packets[next].size } else { cross_bytes };
+                let size = if is_stream {
+                    packets[next].size
+                } else {
+                    cross_bytes
+                };
+                stats.cross_sent += u64::from(!is_stream);
                 if self.admits(&queue, queued_bytes, size) {
                     queued_bytes += u64::from(size);
                     queue.push_back(Queued {
@@ -364,10 +382,13 @@ impl Link for MahimahiLink {
                         remaining: size,
                         size,
                     });
+                    stats.max_packets = stats.max_packets.max(queue.len());
+                    stats.max_bytes = stats.max_bytes.max(queued_bytes);
                 } else if is_stream {
                     unresolved -= 1; // dropped: arrival stays None
+                    stats.stream_dropped += 1;
                 } else {
-                    self.cross_dropped += 1;
+                    stats.cross_dropped += 1;
                 }
                 if is_stream {
                     next += 1;
@@ -391,6 +412,7 @@ impl Link for MahimahiLink {
                 queue.pop_front();
             }
         }
+        self.stats = stats;
         Ok(packets
             .iter()
             .zip(arrival)
@@ -413,7 +435,10 @@ mod tests {
     #[test]
     fn parse_errors_are_typed() {
         assert!(matches!(MahimahiTrace::parse(""), Err(TraceError::Empty)));
-        assert!(matches!(MahimahiTrace::parse("0\n0\n"), Err(TraceError::ZeroDuration)));
+        assert!(matches!(
+            MahimahiTrace::parse("0\n0\n"),
+            Err(TraceError::ZeroDuration)
+        ));
         assert!(matches!(
             MahimahiTrace::parse("5\n3\n"),
             Err(TraceError::NotAscending { line: 2 })
@@ -449,7 +474,10 @@ mod tests {
             send: MS(1),
             size: 2000,
         }];
-        let out = MahimahiLink::new(trace.clone(), config.clone()).unwrap().run(&big).unwrap();
+        let out = MahimahiLink::new(trace.clone(), config.clone())
+            .unwrap()
+            .run(&big)
+            .unwrap();
         assert_eq!(out[0].arrival, Some(MS(20)));
         // The trace loops: period 40 ms, so a packet sent at 41 ms leaves at
         // the second pass's first opportunity, 40 + 10 ms.
@@ -458,7 +486,10 @@ mod tests {
             send: MS(41),
             size: 100,
         }];
-        let out = MahimahiLink::new(trace, config).unwrap().run(&late).unwrap();
+        let out = MahimahiLink::new(trace, config)
+            .unwrap()
+            .run(&late)
+            .unwrap();
         assert_eq!(out[0].arrival, Some(MS(50)));
     }
 

@@ -86,8 +86,12 @@ mod tests {
 
     #[test]
     fn deterministic_and_well_spread() {
-        let a: Vec<u64> = (0..5).scan(Rng::new(42), |r, _| Some(r.next_u64())).collect();
-        let b: Vec<u64> = (0..5).scan(Rng::new(42), |r, _| Some(r.next_u64())).collect();
+        let a: Vec<u64> = (0..5)
+            .scan(Rng::new(42), |r, _| Some(r.next_u64()))
+            .collect();
+        let b: Vec<u64> = (0..5)
+            .scan(Rng::new(42), |r, _| Some(r.next_u64()))
+            .collect();
         assert_eq!(a, b);
         assert_ne!(Rng::new(1).next_u64(), Rng::new(2).next_u64());
         assert_ne!(Rng::derive(1, 0).next_u64(), Rng::derive(1, 1).next_u64());
