@@ -164,6 +164,28 @@ int sotto_bzrtp_set_peer_hello_hash(sotto_bzrtp_t *s, const char *hash) {
 	return bzrtp_setPeerHelloHash(s->ctx, s->ssrc, buf, len);
 }
 
+int sotto_bzrtp_set_aux_secret(sotto_bzrtp_t *s, const uint8_t *secret, size_t len) {
+	return bzrtp_setAuxiliarySharedSecret(s->ctx, secret, len);
+}
+
+int sotto_bzrtp_aux_secret_mismatch(sotto_bzrtp_t *s) { return bzrtp_getAuxiliarySharedSecretMismatch(s->ctx); }
+
+/* A second channel (multistream) on the same bzrtp context; it can only be
+ * started once the first channel is secure. The context itself is freed
+ * with its last channel, whichever handle goes last. */
+sotto_bzrtp_t *sotto_bzrtp_add_channel(sotto_bzrtp_t *first, uint32_t ssrc) {
+	sotto_bzrtp_t *s = (sotto_bzrtp_t *)calloc(1, sizeof *s);
+	if (s == NULL) return NULL;
+	s->ctx = first->ctx;
+	s->ssrc = ssrc;
+	if (bzrtp_addChannel(s->ctx, ssrc) != 0) {
+		free(s);
+		return NULL;
+	}
+	bzrtp_setClientData(s->ctx, ssrc, s);
+	return s;
+}
+
 void sotto_bzrtp_free(sotto_bzrtp_t *s) {
 	if (s == NULL) return;
 	bzrtp_destroyBzrtpContext(s->ctx, s->ssrc);

@@ -46,6 +46,9 @@ unsafe extern "C" {
     fn sotto_bzrtp_self_hello_hash(s: *mut Shim, out: *mut c_char, cap: usize) -> c_int;
     fn sotto_bzrtp_set_peer_hello_hash(s: *mut Shim, hash: *const c_char) -> c_int;
     fn sotto_bzrtp_free(s: *mut Shim);
+    fn sotto_bzrtp_set_aux_secret(s: *mut Shim, secret: *const u8, len: usize) -> c_int;
+    fn sotto_bzrtp_aux_secret_mismatch(s: *mut Shim) -> c_int;
+    fn sotto_bzrtp_add_channel(first: *mut Shim, ssrc: u32) -> *mut Shim;
 }
 
 /// bzrtp's algorithm codes (`bzrtp.h`) and the RFC 6189 names they stand for.
@@ -147,11 +150,6 @@ pub struct BzrtpSecrets {
 pub struct Bzrtp {
     ptr: NonNull<Shim>,
 }
-
-// SAFETY: the shim's state is only reached through `&mut self`/`&self` of
-// this owner; bzrtp keeps no thread-affine state, so moving the owner to
-// another thread is sound.
-unsafe impl Send for Bzrtp {}
 
 impl Bzrtp {
     /// Creates and initialises a bzrtp context for `ssrc`. Returns `None`
@@ -282,6 +280,31 @@ impl Bzrtp {
         };
         // SAFETY: `c` is a valid NUL-terminated string for the call.
         unsafe { sotto_bzrtp_set_peer_hello_hash(self.ptr.as_ptr(), c.as_ptr()) }
+    }
+}
+
+impl Bzrtp {
+    /// Sets an auxiliary shared secret (RFC 6189 §4.3); call before the
+    /// peer's Hello arrives.
+    pub fn set_aux_secret(&mut self, secret: &[u8]) -> i32 {
+        // SAFETY: `secret` is valid for its length; bzrtp copies it.
+        unsafe { sotto_bzrtp_set_aux_secret(self.ptr.as_ptr(), secret.as_ptr(), secret.len()) }
+    }
+
+    /// bzrtp's aux-secret status: 0 match, 1 mismatch, 2 unset.
+    pub fn aux_secret_mismatch(&mut self) -> i32 {
+        // SAFETY: `ptr` is a live shim owned by `self`.
+        unsafe { sotto_bzrtp_aux_secret_mismatch(self.ptr.as_ptr()) }
+    }
+
+    /// Adds a second channel (multistream, RFC 6189 §4.4.3) to this
+    /// context, for another SSRC; start it once this one is secure. The
+    /// channel keeps the shared context alive on its own.
+    pub fn add_channel(&mut self, ssrc: u32) -> Option<Bzrtp> {
+        // SAFETY: `ptr` is a live shim; the new shim shares its bzrtp
+        // context, which bzrtp frees only with its last channel.
+        let p = unsafe { sotto_bzrtp_add_channel(self.ptr.as_ptr(), ssrc) };
+        NonNull::new(p).map(|ptr| Bzrtp { ptr })
     }
 }
 

@@ -76,7 +76,7 @@ impl std::fmt::Debug for SessionKey {
 }
 
 /// How an endpoint behaves.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     /// Whether we try to send the Commit.
     pub role: Role,
@@ -96,6 +96,23 @@ pub struct Config {
     pub aux_secret: Option<Vec<u8>>,
     /// Key this stream in multistream mode from an established session.
     pub multistream: Option<SessionKey>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("role", &self.role)
+            .field("commit_after_hello_ack", &self.commit_after_hello_ack)
+            .field("policy", &self.policy)
+            .field("ssrc", &self.ssrc)
+            .field("peer_hello_hash", &self.peer_hello_hash)
+            .field(
+                "aux_secret",
+                &self.aux_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("multistream", &self.multistream)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Config {
@@ -268,6 +285,13 @@ struct SharedSecrets {
     s1: Option<[u8; 32]>,
     s2: Option<Vec<u8>>,
     mismatch: bool,
+}
+
+impl Drop for SharedSecrets {
+    fn drop(&mut self) {
+        self.s1.zeroize();
+        self.s2.zeroize();
+    }
 }
 
 /// One ZRTP stream's endpoint.

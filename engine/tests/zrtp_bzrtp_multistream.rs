@@ -1,0 +1,88 @@
+//! Against bzrtp over UDP: multistream mode (a second, video stream keyed
+//! from the first session, RFC 6189 §4.4.3) and the auxiliary shared
+//! secret (§4.3).
+
+mod zrtp_support;
+
+use sotto_engine::zrtp::{Config, Endpoint, KeyAgreement, Role, ZidCache};
+use sotto_peers::bzrtp::{Bzrtp, BzrtpConfig};
+use zrtp_support::{RunOpts, assert_agree, drive};
+
+fn multistream(first_role: Role, second_role: Role) {
+    let bz = BzrtpConfig::default();
+    let mut audio_peer = Bzrtp::new(0xa0d1_0001, &bz).unwrap();
+    assert_eq!(audio_peer.start(), 0);
+    let audio = Endpoint::new(Config::new(first_role), ZidCache::new());
+    let (o, mut audio_peer) = drive(audio, audio_peer, &RunOpts::default());
+    let (audio_sas, _) = assert_agree(&o, "X255");
+    let session = o.endpoint.session_key().expect("session key");
+
+    let mut video_peer = audio_peer
+        .add_channel(0x0f1d_0002)
+        .expect("bzrtp second channel");
+    assert_eq!(video_peer.start(), 0);
+    let video = Endpoint::new(
+        Config {
+            multistream: Some(session),
+            ..Config::new(second_role)
+        },
+        o.endpoint.cache().clone(),
+    );
+    let (v, _video_peer) = drive(video, video_peer, &RunOpts::default());
+    let (video_sas, video_role) = assert_agree(&v, "Mult");
+    assert_eq!(video_sas, audio_sas);
+    assert_eq!(video_role, second_role.name());
+    let (va, aa) = (v.sotto.as_ref().unwrap(), o.sotto.as_ref().unwrap());
+    assert_eq!(va.suite.key_agreement, KeyAgreement::Mult);
+    assert_ne!(va.srtp, aa.srtp, "video keys must differ from audio keys");
+    drop(audio_peer);
+}
+
+#[test]
+fn multistream_sotto_initiates_video() {
+    multistream(Role::Initiator, Role::Initiator);
+}
+
+#[test]
+fn multistream_bzrtp_initiates_video() {
+    multistream(Role::Responder, Role::Responder);
+}
+
+#[test]
+fn aux_secret_matches_bzrtp() {
+    let secret = b"shared out of band: 0123456789abcdef".to_vec();
+    for role in [Role::Initiator, Role::Responder] {
+        let mut peer = Bzrtp::new(0xa0c5_0001, &BzrtpConfig::default()).unwrap();
+        assert_eq!(peer.set_aux_secret(&secret), 0);
+        assert_eq!(peer.start(), 0);
+        let ep = Endpoint::new(
+            Config {
+                aux_secret: Some(secret.clone()),
+                ..Config::new(role)
+            },
+            ZidCache::new(),
+        );
+        let (o, mut peer) = drive(ep, peer, &RunOpts::default());
+        assert_agree(&o, "X255");
+        assert_eq!(
+            peer.aux_secret_mismatch(),
+            0,
+            "bzrtp saw an aux secret mismatch"
+        );
+    }
+    // A different secret on our side: bzrtp reports the mismatch and the
+    // keys still agree (s2 is then null on both sides).
+    let mut peer = Bzrtp::new(0xa0c5_0002, &BzrtpConfig::default()).unwrap();
+    assert_eq!(peer.set_aux_secret(&secret), 0);
+    assert_eq!(peer.start(), 0);
+    let ep = Endpoint::new(
+        Config {
+            aux_secret: Some(b"something else".to_vec()),
+            ..Config::new(Role::Initiator)
+        },
+        ZidCache::new(),
+    );
+    let (o, mut peer) = drive(ep, peer, &RunOpts::default());
+    assert_agree(&o, "X255");
+    assert_eq!(peer.aux_secret_mismatch(), 1);
+}
