@@ -73,6 +73,11 @@ impl SignalClient {
         self.identity.device_id()
     }
 
+    /// This device's keys.
+    pub fn identity(&self) -> &Arc<DeviceIdentity> {
+        &self.identity
+    }
+
     async fn json(&self, req: reqwest::RequestBuilder) -> Result<serde_json::Value, ClientError> {
         let res = req.send().await?;
         if !res.status().is_success() {

@@ -1,0 +1,73 @@
+//! A local stand-in for a push service's HTTP API (the protocol boundary):
+//! records every request, answers with a scripted status per path.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use tokio::sync::mpsc;
+
+/// One request received by the sink.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// Scripted answers: per path, a list of (status, retry-after) used in turn,
+/// the last repeating. Unscripted paths answer 201.
+pub type Script = Arc<Mutex<HashMap<String, Vec<(u16, Option<u64>)>>>>;
+
+#[derive(Clone)]
+struct Sink {
+    tx: mpsc::UnboundedSender<Received>,
+    script: Script,
+}
+
+async fn handle(
+    State(sink): State<Sink>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> impl IntoResponse {
+    let answer = {
+        let mut script = sink.script.lock().unwrap();
+        match script.get_mut(&path) {
+            Some(list) if list.len() > 1 => list.remove(0),
+            Some(list) => list[0],
+            None => (201, None),
+        }
+    };
+    let _ = sink.tx.send(Received {
+        path,
+        headers,
+        body,
+    });
+    let mut h = HeaderMap::new();
+    if let Some(ra) = answer.1 {
+        h.insert("retry-after", ra.to_string().parse().unwrap());
+    }
+    (StatusCode::from_u16(answer.0).unwrap(), h, "")
+}
+
+/// Starts the sink; returns its base URL, the request stream and the script.
+pub async fn start() -> (String, mpsc::UnboundedReceiver<Received>, Script) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let script: Script = Arc::default();
+    let app = Router::new()
+        .route("/{*path}", post(handle))
+        .with_state(Sink {
+            tx,
+            script: script.clone(),
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), rx, script)
+}
