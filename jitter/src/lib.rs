@@ -7,6 +7,7 @@ pub mod estimator;
 pub mod link;
 pub mod packet;
 pub mod packet_buffer;
+pub mod pesq;
 pub mod stats;
 pub mod stretch;
 
