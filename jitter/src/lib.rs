@@ -4,6 +4,7 @@
 pub mod buffer;
 pub mod error;
 pub mod estimator;
+pub mod eval;
 pub mod link;
 pub mod packet;
 pub mod packet_buffer;

@@ -53,7 +53,10 @@ pub enum SpeexGet {
         start_offset: i32,
     },
     /// `JITTER_BUFFER_MISSING`: the packet for this slot is lost or late; conceal.
-    Missing,
+    Missing {
+        /// Timestamp of the missing slot.
+        timestamp: u32,
+    },
     /// `JITTER_BUFFER_INSERTION`: the buffer grows its delay; conceal one step.
     Insertion,
     /// Any other (error) code.
@@ -130,7 +133,7 @@ impl SpeexJitter {
                 span,
                 start_offset: offset,
             },
-            1 => SpeexGet::Missing,
+            1 => SpeexGet::Missing { timestamp: ts },
             2 => SpeexGet::Insertion,
             e => SpeexGet::Error(e),
         }

@@ -1,0 +1,222 @@
+//! The buffers under evaluation behind one interface, so the same arrival
+//! sequence drives each of them in virtual time.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use sotto_codecs::Decoder;
+use sotto_codecs::opus::OpusDecoder;
+
+use crate::buffer::{JitterBuffer, JitterConfig, PULL_SAMPLES};
+use crate::packet::{Event, RtpPacket};
+use crate::stats::JitterStats;
+
+use super::EvalError;
+
+/// Samples in one 20 ms frame at 48 kHz.
+pub const FRAME: usize = 960;
+
+/// A playout buffer driven on a 10 ms tick in virtual time.
+pub trait Playout {
+    /// Short name used in reports (`sotto`, `speex`, `fixed_80`).
+    fn name(&self) -> String;
+    /// A packet arrives at `now_ms`.
+    fn insert(&mut self, now_ms: f64, packet: &RtpPacket);
+    /// Pulls 10 ms at `now_ms` into `out` and appends to `played` the
+    /// frame index (RTP timestamp / 960) and sample offset of every frame
+    /// whose audio started in this block.
+    fn pull(&mut self, now_ms: f64, out: &mut Vec<i16>, played: &mut Vec<(u64, usize)>);
+    /// Samples removed and inserted by time stretching so far.
+    fn stretched(&self) -> (u64, u64);
+    /// W3C statistics, for buffers that keep them.
+    fn w3c(&self) -> Option<JitterStats> {
+        None
+    }
+}
+
+fn decoder() -> Result<OpusDecoder, EvalError> {
+    Ok(OpusDecoder::new(48_000, 1)?)
+}
+
+/// Sotto's adaptive buffer.
+pub struct SottoPlayout {
+    jb: JitterBuffer,
+    epoch: Instant,
+}
+
+impl SottoPlayout {
+    /// A buffer with `config`.
+    pub fn new(config: JitterConfig) -> Result<Self, EvalError> {
+        Ok(Self {
+            jb: JitterBuffer::new(config, Box::new(decoder()?))?,
+            epoch: Instant::now(),
+        })
+    }
+
+    /// The wrapped buffer (for its W3C statistics).
+    pub fn buffer(&self) -> &JitterBuffer {
+        &self.jb
+    }
+
+    fn at(&self, ms: f64) -> Instant {
+        self.epoch + Duration::from_secs_f64(ms.max(0.0) / 1000.0)
+    }
+}
+
+impl Playout for SottoPlayout {
+    fn name(&self) -> String {
+        "sotto".into()
+    }
+
+    fn insert(&mut self, now_ms: f64, packet: &RtpPacket) {
+        // Refused packets are counted in the statistics.
+        let _ = self.jb.insert(self.at(now_ms), packet.clone());
+    }
+
+    fn pull(&mut self, now_ms: f64, out: &mut Vec<i16>, played: &mut Vec<(u64, usize)>) {
+        self.jb.pull(self.at(now_ms), out);
+        while let Some(e) = self.jb.poll_event() {
+            if let Event::Played {
+                timestamp, offset, ..
+            } = e
+            {
+                played.push((u64::from(timestamp) / FRAME as u64, offset));
+            }
+        }
+    }
+
+    fn stretched(&self) -> (u64, u64) {
+        let s = self.jb.stats();
+        (
+            s.removed_samples_for_acceleration,
+            s.inserted_samples_for_deceleration,
+        )
+    }
+
+    fn w3c(&self) -> Option<JitterStats> {
+        Some(self.jb.stats().clone())
+    }
+}
+
+/// Decoded audio waiting to be pulled, with frame start markers.
+#[derive(Default)]
+pub(super) struct Sync {
+    pub(super) pcm: VecDeque<i16>,
+    /// (position in the stream, frame index).
+    marks: VecDeque<(u64, u64)>,
+    appended: u64,
+    emitted: u64,
+}
+
+impl Sync {
+    pub(super) fn push(&mut self, frame: Option<u64>, pcm: &[i16]) {
+        if let Some(f) = frame {
+            self.marks.push_back((self.appended, f));
+        }
+        self.pcm.extend(pcm.iter().copied());
+        self.appended += pcm.len() as u64;
+    }
+
+    pub(super) fn pull(&mut self, out: &mut Vec<i16>, played: &mut Vec<(u64, usize)>) {
+        out.clear();
+        let n = self.pcm.len().min(PULL_SAMPLES);
+        out.extend(self.pcm.drain(..n));
+        out.resize(PULL_SAMPLES, 0);
+        let start = self.emitted;
+        self.emitted += n as u64;
+        self.appended = self.appended.max(self.emitted);
+        while let Some(&(pos, f)) = self.marks.front() {
+            if pos >= self.emitted {
+                break;
+            }
+            self.marks.pop_front();
+            played.push((f, (pos - start) as usize));
+        }
+    }
+}
+
+/// Decodes one frame: the packet, else the next packet's FEC, else PLC.
+/// Returns whether real audio (packet or FEC) was produced.
+pub(super) fn decode_frame(
+    dec: &mut OpusDecoder,
+    own: Option<&[u8]>,
+    next: Option<&[u8]>,
+    pcm: &mut Vec<i16>,
+) -> bool {
+    pcm.clear();
+    if let Some(p) = own
+        && dec.decode_into(p, pcm).is_ok()
+    {
+        return true;
+    }
+    pcm.clear();
+    if let Some(n) = next
+        && let Ok(Some(_)) = dec.decode_fec_into(n, pcm)
+    {
+        return true;
+    }
+    pcm.clear();
+    if dec.conceal_into(FRAME, pcm).is_err() {
+        pcm.clear();
+        pcm.resize(FRAME, 0);
+    }
+    false
+}
+
+/// A fixed-delay buffer: frame `k` (sent at `20k` ms) plays at
+/// `20k + delay` ms if it (or the next packet, for FEC) has arrived by then.
+pub struct FixedPlayout {
+    delay_ms: f64,
+    dec: OpusDecoder,
+    received: HashMap<u64, Vec<u8>>,
+    sync: Sync,
+    next_frame: u64,
+    pcm: Vec<i16>,
+}
+
+impl FixedPlayout {
+    /// A buffer holding every frame for `delay_ms` after it was sent.
+    pub fn new(delay_ms: f64) -> Result<Self, EvalError> {
+        Ok(Self {
+            delay_ms,
+            dec: decoder()?,
+            received: HashMap::new(),
+            sync: Sync::default(),
+            next_frame: 0,
+            pcm: Vec::new(),
+        })
+    }
+}
+
+impl Playout for FixedPlayout {
+    fn name(&self) -> String {
+        format!("fixed_{}", self.delay_ms as u64)
+    }
+
+    fn insert(&mut self, _now_ms: f64, packet: &RtpPacket) {
+        let f = u64::from(packet.timestamp) / FRAME as u64;
+        if f >= self.next_frame {
+            self.received.insert(f, packet.payload.clone());
+        }
+    }
+
+    fn pull(&mut self, now_ms: f64, out: &mut Vec<i16>, played: &mut Vec<(u64, usize)>) {
+        // The media time this block starts at.
+        let media_ms = now_ms - self.delay_ms;
+        while self.sync.pcm.len() < PULL_SAMPLES && media_ms >= 0.0 {
+            let f = self.next_frame;
+            let own = self.received.remove(&f);
+            let next = self.received.get(&(f + 1)).cloned();
+            let mut pcm = std::mem::take(&mut self.pcm);
+            let real = decode_frame(&mut self.dec, own.as_deref(), next.as_deref(), &mut pcm);
+            self.sync.push(real.then_some(f), &pcm);
+            self.pcm = pcm;
+            self.next_frame += 1;
+        }
+        self.sync.pull(out, played);
+    }
+
+    fn stretched(&self) -> (u64, u64) {
+        (0, 0)
+    }
+}
