@@ -16,6 +16,7 @@ use sotto_jitter::link::mahimahi::{CrossTraffic, MahimahiConfig, MahimahiLink, M
 use sotto_jitter::link::synthetic::{
     GilbertElliott, Handover, Jitter, SyntheticConfig, SyntheticLink,
 };
+use sotto_jitter::pesq::{self, PesqMode};
 
 #[derive(Parser)]
 #[command(name = "sotto-jitter", about = "Sotto jitter buffer evaluation")]
@@ -210,6 +211,9 @@ fn run(args: &EvalArgs) -> Result<()> {
         .with_context(|| format!("creating {}", args.out.display()))?;
     let reference_pesq = if args.no_pesq {
         None
+    } else if let Err(e) = pesq::available() {
+        eprintln!("  PESQ skipped: {e}");
+        None
     } else {
         eprintln!(
             "  [{:>5.1} s] scoring PESQ-WB",
@@ -255,7 +259,7 @@ fn run(args: &EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// PESQ-WB through the project's PESQ wrapper, when it is available.
-fn pesq_wb(_reference: &[i16], _degraded: &[i16]) -> Option<f64> {
-    None
+/// PESQ-WB through the project's PESQ wrapper (Python `pesq`).
+fn pesq_wb(reference: &[i16], degraded: &[i16]) -> Option<f64> {
+    pesq::score(reference, degraded, 16_000, PesqMode::Wideband).ok()
 }
