@@ -21,7 +21,7 @@ impl Drop for Coturn {
 fn start_coturn(port: u16, secret: &str, dir: &std::path::Path) -> Coturn {
     // A relay port range of our own, derived from the listening port.
     let min = 40_000 + (port % 200) * 100;
-    let child = Command::new("turnserver")
+    let coturn = Command::new("turnserver")
         .args([
             "-n",
             "--no-cli",
@@ -46,6 +46,8 @@ fn start_coturn(port: u16, secret: &str, dir: &std::path::Path) -> Coturn {
         .stderr(Stdio::null())
         .spawn()
         .expect("coturn's turnserver is installed (cargo xtask setup)");
+    // Owned at once, so a failed start still kills it.
+    let coturn = Coturn(coturn);
     // Ready once it answers a STUN Binding request (RFC 5389 §6: type
     // 0x0001, length 0, magic cookie, 12-byte transaction id).
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -60,7 +62,7 @@ fn start_coturn(port: u16, secret: &str, dir: &std::path::Path) -> Coturn {
             && n >= 20
             && buf[0..2] == [0x01, 0x01]
         {
-            return Coturn(child);
+            return coturn;
         }
     }
     panic!("coturn did not start");
