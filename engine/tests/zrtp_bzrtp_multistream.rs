@@ -86,3 +86,74 @@ fn aux_secret_matches_bzrtp() {
     assert_agree(&o, "X255");
     assert_eq!(peer.aux_secret_mismatch(), 1);
 }
+
+#[test]
+fn continuity_with_bzrtp_cache_across_calls() {
+    let dir = std::env::temp_dir().join(format!("sotto-zrtp-bzcache-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ours, theirs) = (dir.join("sotto.zrtpcache"), dir.join("bzrtp.sqlite"));
+    let call = |n: u32| {
+        let mut peer = Bzrtp::with_cache(
+            0xcac0_0000 + n,
+            &BzrtpConfig::default(),
+            &theirs,
+            "sip:bob@sotto.test",
+            "sip:alice@sotto.test",
+        )
+        .expect("bzrtp with cache");
+        assert_eq!(peer.start(), 0);
+        let ep = Endpoint::new(Config::new(Role::Initiator), ZidCache::load(&ours).unwrap());
+        let (o, peer) = drive(ep, peer, &RunOpts::default());
+        assert_agree(&o, "X255");
+        o.endpoint.cache().save(&ours).unwrap();
+        drop(peer);
+        o
+    };
+    // First call: neither side has history.
+    let o1 = call(1);
+    assert!(
+        !o1.sotto.as_ref().unwrap().cache_mismatch && !o1.bzrtp.as_ref().unwrap().cache_mismatch
+    );
+    // Second call: both hold rs1 from the first; a non-match would raise a
+    // cache mismatch on both sides, so none means rs1 was used.
+    let bz_zid = o1.sotto.as_ref().unwrap().peer_zid;
+    let rs1_first = ZidCache::load(&ours)
+        .unwrap()
+        .get(&bz_zid)
+        .and_then(|e| e.rs1);
+    assert!(rs1_first.is_some());
+    let o2 = call(2);
+    assert_eq!(
+        o2.sotto.as_ref().unwrap().peer_zid,
+        bz_zid,
+        "bzrtp kept its ZID in its cache"
+    );
+    assert_eq!(
+        ZidCache::load(&ours)
+            .unwrap()
+            .get(&bz_zid)
+            .and_then(|e| e.rs2),
+        rs1_first
+    );
+    assert!(
+        !o2.sotto.as_ref().unwrap().cache_mismatch,
+        "Sotto: {:?}",
+        o2.sotto_events
+    );
+    assert!(
+        !o2.bzrtp.as_ref().unwrap().cache_mismatch,
+        "bzrtp saw a cache mismatch"
+    );
+    // Corrupt our entry for bzrtp: both ends must flag the mismatch.
+    let mut bytes = std::fs::read(&ours).unwrap();
+    let n = bytes.len();
+    bytes[n - 40] ^= 0x01;
+    std::fs::write(&ours, &bytes).unwrap();
+    let o3 = call(3);
+    assert!(o3.sotto.as_ref().unwrap().cache_mismatch);
+    assert!(
+        o3.bzrtp.as_ref().unwrap().cache_mismatch,
+        "bzrtp missed the mismatch"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

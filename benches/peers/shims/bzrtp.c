@@ -4,6 +4,8 @@
  * send are queued for the Rust side to carry; the negotiated secrets are
  * copied out of the callbacks.
  */
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,8 +35,33 @@ typedef struct {
 	shim_packet_t queue[SHIM_QUEUE];
 	unsigned head, count;
 	unsigned dropped;
+	void *db; /* sqlite3 * of bzrtp's ZID cache, or NULL (cacheless) */
 	sotto_bzrtp_secrets_t secrets;
 } sotto_bzrtp_t;
+
+/* bzrtp's ZID cache is an SQLite database that the caller opens. libbzrtp
+ * already links libsqlite3, so its two entry points are looked up at run
+ * time instead of adding a link dependency to the shim. */
+typedef int (*sqlite3_open_v2_fn)(const char *, void **, int, const char *);
+typedef int (*sqlite3_close_fn)(void *);
+#define SHIM_SQLITE_OPEN_READWRITE 0x00000002
+#define SHIM_SQLITE_OPEN_CREATE 0x00000004
+
+static void *open_cache(const char *path) {
+	sqlite3_open_v2_fn open_v2;
+	*(void **)(&open_v2) = dlsym(RTLD_DEFAULT, "sqlite3_open_v2");
+	void *db = NULL;
+	if (open_v2 == NULL || open_v2(path, &db, SHIM_SQLITE_OPEN_READWRITE | SHIM_SQLITE_OPEN_CREATE, NULL) != 0) return NULL;
+	int rc = bzrtp_initCache_lock(db, NULL);
+	if (rc != 0 && rc != BZRTP_CACHE_SETUP && rc != BZRTP_CACHE_UPDATE) return NULL;
+	return db;
+}
+
+static void close_cache(void *db) {
+	sqlite3_close_fn close_fn;
+	*(void **)(&close_fn) = dlsym(RTLD_DEFAULT, "sqlite3_close");
+	if (db != NULL && close_fn != NULL) close_fn(db);
+}
 
 static int shim_send(void *client, const uint8_t *packet, uint16_t len) {
 	sotto_bzrtp_t *s = (sotto_bzrtp_t *)client;
@@ -90,8 +117,11 @@ static int shim_start_srtp(void *client, const bzrtpSrtpSecrets_t *k, int32_t ve
 	return 0;
 }
 
-/* Algorithm lists use bzrtp's ZRTP_* codes; a count of 0 keeps the default. */
-sotto_bzrtp_t *sotto_bzrtp_new(uint32_t ssrc, const uint8_t *algos, const uint8_t counts[5]) {
+/* Algorithm lists use bzrtp's ZRTP_* codes; a count of 0 keeps the default.
+ * With a cache path, bzrtp keeps its ZID and retained secrets there
+ * (self_uri/peer_uri name the two ends in bzrtp's cache). */
+sotto_bzrtp_t *sotto_bzrtp_new_cached(uint32_t ssrc, const uint8_t *algos, const uint8_t counts[5],
+				      const char *cache_path, const char *self_uri, const char *peer_uri) {
 	static const uint8_t types[5] = {ZRTP_HASH_TYPE, ZRTP_CIPHERBLOCK_TYPE, ZRTP_AUTHTAG_TYPE,
 					 ZRTP_KEYAGREEMENT_TYPE, ZRTP_SAS_TYPE};
 	sotto_bzrtp_t *s = (sotto_bzrtp_t *)calloc(1, sizeof *s);
@@ -108,8 +138,24 @@ sotto_bzrtp_t *sotto_bzrtp_new(uint32_t ssrc, const uint8_t *algos, const uint8_
 	cbs.bzrtp_srtpSecretsAvailable = shim_secrets_available;
 	cbs.bzrtp_startSrtpSession = shim_start_srtp;
 	bzrtp_setCallbacks(s->ctx, &cbs);
+	if (cache_path != NULL) {
+		s->db = open_cache(cache_path);
+		if (s->db == NULL) {
+			bzrtp_destroyBzrtpContext(s->ctx, ssrc);
+			free(s);
+			return NULL;
+		}
+		int rc = bzrtp_setZIDCache_lock(s->ctx, s->db, self_uri, peer_uri, NULL);
+		if (rc != 0 && rc != BZRTP_CACHE_SETUP) {
+			bzrtp_destroyBzrtpContext(s->ctx, ssrc);
+			close_cache(s->db);
+			free(s);
+			return NULL;
+		}
+	}
 	if (bzrtp_initBzrtpContext(s->ctx, ssrc) != 0) {
 		bzrtp_destroyBzrtpContext(s->ctx, ssrc);
+		close_cache(s->db);
 		free(s);
 		return NULL;
 	}
@@ -125,6 +171,12 @@ sotto_bzrtp_t *sotto_bzrtp_new(uint32_t ssrc, const uint8_t *algos, const uint8_
 	bzrtp_setClientData(s->ctx, ssrc, s);
 	return s;
 }
+
+sotto_bzrtp_t *sotto_bzrtp_new(uint32_t ssrc, const uint8_t *algos, const uint8_t counts[5]) {
+	return sotto_bzrtp_new_cached(ssrc, algos, counts, NULL, NULL, NULL);
+}
+
+void sotto_bzrtp_sas_verified(sotto_bzrtp_t *s) { bzrtp_SASVerified(s->ctx); }
 
 int sotto_bzrtp_start(sotto_bzrtp_t *s) { return bzrtp_startChannelEngine(s->ctx, s->ssrc); }
 
@@ -189,5 +241,6 @@ sotto_bzrtp_t *sotto_bzrtp_add_channel(sotto_bzrtp_t *first, uint32_t ssrc) {
 void sotto_bzrtp_free(sotto_bzrtp_t *s) {
 	if (s == NULL) return;
 	bzrtp_destroyBzrtpContext(s->ctx, s->ssrc);
+	close_cache(s->db);
 	free(s);
 }

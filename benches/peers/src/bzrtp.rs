@@ -6,7 +6,7 @@
 //! tests, in memory in the benchmark) and calls [`Bzrtp::iterate`] about
 //! every 10 ms so bzrtp's retransmission timers run.
 
-use std::ffi::{CStr, c_char, c_int};
+use std::ffi::{CStr, CString, c_char, c_int};
 use std::ptr::NonNull;
 
 #[repr(C)]
@@ -36,7 +36,15 @@ struct RawSecrets {
 }
 
 unsafe extern "C" {
-    fn sotto_bzrtp_new(ssrc: u32, algos: *const u8, counts: *const u8) -> *mut Shim;
+    fn sotto_bzrtp_new_cached(
+        ssrc: u32,
+        algos: *const u8,
+        counts: *const u8,
+        cache_path: *const c_char,
+        self_uri: *const c_char,
+        peer_uri: *const c_char,
+    ) -> *mut Shim;
+    fn sotto_bzrtp_sas_verified(s: *mut Shim);
     fn sotto_bzrtp_start(s: *mut Shim) -> c_int;
     fn sotto_bzrtp_process(s: *mut Shim, packet: *const u8, len: u16) -> c_int;
     fn sotto_bzrtp_iterate(s: *mut Shim, now_ms: u64) -> c_int;
@@ -155,6 +163,27 @@ impl Bzrtp {
     /// Creates and initialises a bzrtp context for `ssrc`. Returns `None`
     /// on an unknown algorithm name or if bzrtp refuses.
     pub fn new(ssrc: u32, cfg: &BzrtpConfig) -> Option<Self> {
+        Self::create(ssrc, cfg, None)
+    }
+
+    /// Like [`Bzrtp::new`], with bzrtp's SQLite ZID cache at `path`
+    /// (created if missing) so retained secrets persist between calls;
+    /// `self_uri` and `peer_uri` name the two ends in that cache.
+    pub fn with_cache(
+        ssrc: u32,
+        cfg: &BzrtpConfig,
+        path: &std::path::Path,
+        self_uri: &str,
+        peer_uri: &str,
+    ) -> Option<Self> {
+        Self::create(ssrc, cfg, Some((path, self_uri, peer_uri)))
+    }
+
+    fn create(
+        ssrc: u32,
+        cfg: &BzrtpConfig,
+        cache: Option<(&std::path::Path, &str, &str)>,
+    ) -> Option<Self> {
         let lists = [
             &cfg.hashes,
             &cfg.ciphers,
@@ -174,10 +203,31 @@ impl Bzrtp {
             counts[i] = l.len() as u8;
         }
         algos.push(0);
+        let strings = match cache {
+            Some((path, me, peer)) => Some((
+                CString::new(path.to_str()?).ok()?,
+                CString::new(me).ok()?,
+                CString::new(peer).ok()?,
+            )),
+            None => None,
+        };
+        let (path, me, peer) = match &strings {
+            Some((p, m, q)) => (p.as_ptr(), m.as_ptr(), q.as_ptr()),
+            None => (std::ptr::null(), std::ptr::null(), std::ptr::null()),
+        };
         // SAFETY: `algos` holds sum(counts) codes (plus a pad byte) and
-        // `counts` five entries, as the shim reads; both outlive the call.
-        let p = unsafe { sotto_bzrtp_new(ssrc, algos.as_ptr(), counts.as_ptr()) };
+        // `counts` five entries, as the shim reads; the strings are
+        // NUL-terminated or null; all outlive the call (bzrtp copies them).
+        let p = unsafe {
+            sotto_bzrtp_new_cached(ssrc, algos.as_ptr(), counts.as_ptr(), path, me, peer)
+        };
         NonNull::new(p).map(|ptr| Bzrtp { ptr })
+    }
+
+    /// Tells bzrtp the user confirmed the SAS (stored in its cache).
+    pub fn sas_verified(&mut self) {
+        // SAFETY: `ptr` is a live shim owned by `self`.
+        unsafe { sotto_bzrtp_sas_verified(self.ptr.as_ptr()) }
     }
 
     /// Starts the channel (bzrtp begins sending Hello).
@@ -275,7 +325,7 @@ impl Bzrtp {
 
     /// Gives bzrtp the peer's Hello hash from signalling.
     pub fn set_peer_hello_hash(&mut self, hash: &str) -> i32 {
-        let Ok(c) = std::ffi::CString::new(hash) else {
+        let Ok(c) = CString::new(hash) else {
             return -1;
         };
         // SAFETY: `c` is a valid NUL-terminated string for the call.
