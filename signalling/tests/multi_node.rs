@@ -1,0 +1,145 @@
+//! PostgreSQL storage and two signald nodes routing through Redis pub/sub,
+//! against a real `postgres` and a real `redis-server` on loopback.
+
+mod common;
+#[path = "common/servers.rs"]
+mod servers;
+
+use sotto_signalling::client::ClientEvent;
+use sotto_signalling::protocol::{CallId, DeviceId, MessageKind};
+use sotto_signalling::seal::CallPayload;
+use sotto_signalling::server;
+use sotto_signalling::store::{Enqueued, Store};
+use sotto_signalling::util::unix_ms;
+
+fn node_config(pg: &str, redis: &str, node: &str) -> sotto_signalling::config::Config {
+    sotto_signalling::config::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: pg.into(),
+        redis_url: Some(redis.into()),
+        node_id: node.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_and_two_nodes_over_redis() {
+    let pg = servers::Postgres::start();
+    let redis = servers::Redis::start();
+
+    // The same migrations and queries on PostgreSQL: order, dedupe, ack.
+    let store = Store::open(&pg.url).await.unwrap();
+    let bob = DeviceId::new("pg-bob").unwrap();
+    let mut env = sotto_signalling::protocol::Envelope {
+        v: 1,
+        id: sotto_signalling::protocol::MessageId::new("m1").unwrap(),
+        from: DeviceId::new("pg-alice").unwrap(),
+        to: bob.clone(),
+        call_id: CallId::new("c").unwrap(),
+        kind: MessageKind::Offer,
+        ts_ms: 0,
+        enc: String::new(),
+        ct: String::new(),
+        sig: String::new(),
+    };
+    let far = unix_ms() + 60_000;
+    assert_eq!(
+        store.enqueue(&env, "one", far, far).await.unwrap(),
+        Enqueued::Stored(1)
+    );
+    assert_eq!(
+        store.enqueue(&env, "one", far, far).await.unwrap(),
+        Enqueued::Duplicate
+    );
+    env.id = sotto_signalling::protocol::MessageId::new("m2").unwrap();
+    assert_eq!(
+        store.enqueue(&env, "two", far, far).await.unwrap(),
+        Enqueued::Stored(2)
+    );
+    let q = store.fetch(&bob, 0, unix_ms(), 10).await.unwrap();
+    assert_eq!(
+        q.iter().map(|q| q.body.as_str()).collect::<Vec<_>>(),
+        ["one", "two"]
+    );
+    assert!(store.ack(&bob, &env.from, "m1").await.unwrap());
+    assert_eq!(store.fetch(&bob, 0, unix_ms(), 10).await.unwrap().len(), 1);
+    store.close().await;
+
+    // Two nodes, one database, Redis between them.
+    let a = server::start(node_config(&pg.url, &redis.url, "node-a"), None)
+        .await
+        .unwrap();
+    let b = server::start(node_config(&pg.url, &redis.url, "node-b"), None)
+        .await
+        .unwrap();
+    let (alice, atok) = common::device(&format!("http://{}", a.addr)).await;
+    let (bob, btok) = common::device(&format!("http://{}", b.addr)).await;
+    let (bob_id, alice_id) = (bob.device_id(), alice.device_id());
+    let bob_keys = alice.device_keys(&atok, &bob_id).await.unwrap();
+    let alice_keys = bob.device_keys(&btok, &alice_id).await.unwrap();
+
+    // Queued on node A while Bob is offline, delivered when he connects to B.
+    let mut aconn = alice.connect(true);
+    common::wait_for(&mut aconn, "alice on A", |e| *e == ClientEvent::Connected).await;
+    let call = CallId::new("two-node").unwrap();
+    let id = aconn
+        .send(
+            (&bob_id, &bob_keys),
+            call.clone(),
+            MessageKind::Offer,
+            &CallPayload::default(),
+        )
+        .unwrap();
+    common::wait_for(&mut aconn, "offer accepted", |e| {
+        *e == ClientEvent::Accepted(id.clone())
+    })
+    .await;
+    let mut bconn = bob.connect(true);
+    let ev = common::wait_for(&mut bconn, "offer on B", |e| {
+        matches!(e, ClientEvent::Message { .. })
+    })
+    .await;
+    let ClientEvent::Message { envelope, .. } = ev else {
+        unreachable!()
+    };
+    assert_eq!(envelope.kind, MessageKind::Offer);
+
+    // Live both ways: B -> Redis -> A, and A -> Redis -> B.
+    bconn
+        .send(
+            (&alice_id, &alice_keys),
+            call.clone(),
+            MessageKind::Answer,
+            &CallPayload::default(),
+        )
+        .unwrap();
+    let ev = common::wait_for(&mut aconn, "answer on A", |e| {
+        matches!(e, ClientEvent::Message { .. })
+    })
+    .await;
+    let ClientEvent::Message { envelope, .. } = ev else {
+        unreachable!()
+    };
+    assert_eq!(
+        (envelope.kind, envelope.from.clone()),
+        (MessageKind::Answer, bob_id.clone())
+    );
+    aconn
+        .send(
+            (&bob_id, &bob_keys),
+            call.clone(),
+            MessageKind::Hangup,
+            &CallPayload::default(),
+        )
+        .unwrap();
+    let ev = common::wait_for(&mut bconn, "hang-up on B", |e| {
+        matches!(e, ClientEvent::Message { .. })
+    })
+    .await;
+    let ClientEvent::Message { envelope, .. } = ev else {
+        unreachable!()
+    };
+    assert_eq!(envelope.kind, MessageKind::Hangup);
+    a.shutdown().await;
+    b.shutdown().await;
+}
