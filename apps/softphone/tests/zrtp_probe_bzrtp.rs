@@ -22,6 +22,14 @@ fn probe_vs_bzrtp(
     extra: &[&str],
     bz: &BzrtpConfig,
 ) -> (String, bool, Option<sotto_peers::bzrtp::BzrtpSecrets>) {
+    probe_vs(role, extra, Bzrtp::new(0x0b2b_0002, bz).unwrap())
+}
+
+fn probe_vs(
+    role: &str,
+    extra: &[&str],
+    mut peer: Bzrtp,
+) -> (String, bool, Option<sotto_peers::bzrtp::BzrtpSecrets>) {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(5)))
         .unwrap();
@@ -45,7 +53,6 @@ fn probe_vs_bzrtp(
         .stderr(Stdio::piped())
         .spawn()
         .expect("run sotto");
-    let mut peer = Bzrtp::new(0x0b2b_0002, bz).unwrap();
     assert_eq!(peer.start(), 0);
     let start = Instant::now();
     let mut buf = [0u8; 4096];
@@ -136,4 +143,45 @@ fn probe_exits_non_zero_without_a_peer() {
         .unwrap();
     assert!(!st.status.success());
     assert!(String::from_utf8_lossy(&st.stderr).contains("\"failed\""));
+}
+
+#[test]
+fn probe_refuses_a_peer_with_the_wrong_zrtp_hash() {
+    let wrong = format!("1.10 {}", "ef".repeat(32));
+    let (stdout, ok, secrets) = probe_vs_bzrtp(
+        "initiator",
+        &["--peer-hello-hash", &wrong],
+        &BzrtpConfig::default(),
+    );
+    assert!(!ok, "probe accepted a wrong hash: {stdout}");
+    assert!(secrets.is_none());
+}
+
+#[test]
+fn probe_cache_gives_continuity_with_bzrtp() {
+    let dir = std::env::temp_dir().join(format!("sotto-probe-cache-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ours, theirs) = (dir.join("probe.zrtpcache"), dir.join("bzrtp.sqlite"));
+    let ours_s = ours.to_str().unwrap().to_string();
+    let mut lines = vec![];
+    for _ in 0..2 {
+        let peer = Bzrtp::with_cache(
+            0x0b2b_0003,
+            &BzrtpConfig::default(),
+            &theirs,
+            "sip:b@t",
+            "sip:a@t",
+        )
+        .unwrap();
+        let (stdout, ok, secrets) = probe_vs("initiator", &["--cache", &ours_s], peer);
+        assert!(ok, "{stdout}");
+        assert!(!secrets.unwrap().cache_mismatch);
+        lines.push(
+            serde_json::from_str::<serde_json::Value>(stdout.lines().last().unwrap()).unwrap(),
+        );
+    }
+    assert_eq!(lines[0]["peer_zid"], lines[1]["peer_zid"]);
+    assert_eq!(lines[1]["cache_mismatch"], false);
+    assert!(ours.exists());
+    let _ = std::fs::remove_dir_all(&dir);
 }

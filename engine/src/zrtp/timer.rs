@@ -67,3 +67,40 @@ impl Retransmit {
         Due::Resend
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn intervals(s: Schedule) -> Vec<u64> {
+        let t0 = Instant::now();
+        let mut r = Retransmit::new(t0, vec![], s);
+        let mut out = vec![];
+        let mut last = t0;
+        loop {
+            out.push(r.at.duration_since(last).as_millis() as u64);
+            last = r.at;
+            let at = r.at;
+            if let Due::Exhausted = r.fire(at) {
+                break;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn hello_schedule_is_50ms_doubling_to_200ms_20_retries() {
+        let iv = intervals(HELLO);
+        // 20 waits before a retransmission, then one last wait before giving up.
+        assert_eq!(iv.len(), 21);
+        assert_eq!(&iv[..4], &[50, 100, 200, 200]);
+        assert!(iv.iter().all(|i| *i <= 200));
+    }
+
+    #[test]
+    fn message_schedule_is_150ms_doubling_to_1200ms_10_retries() {
+        let iv = intervals(MESSAGE);
+        assert_eq!(iv.len(), 11);
+        assert_eq!(&iv[..5], &[150, 300, 600, 1200, 1200]);
+    }
+}
