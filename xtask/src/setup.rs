@@ -21,6 +21,7 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "redis-server",
     "postgresql",
     "python3-venv",
+    "openssl",
 ];
 
 /// PyPI packages used by test and evaluation scripts: PESQ scoring and
