@@ -3,9 +3,11 @@
 
 mod sender;
 mod stats;
+mod stream;
 
 pub use sender::RtpSender;
 pub use stats::ReceiverStats;
+pub use stream::{MediaStream, RTCP_INTERVAL, Received, StreamError};
 
 use rtc_rtp::header::Header;
 use rtc_shared::marshal::{MarshalSize, Unmarshal};
