@@ -13,11 +13,13 @@
 //!   (CICV5G), turned into one-way delays.
 //! - [`synthetic`]: Gilbert-Elliott loss, heavy-tailed jitter and handover
 //!   outages, deterministic for a seed.
+//! - [`series::Series`] chains two links, e.g. a capacity trace then loss.
 
 pub mod cicv5g;
 pub mod error;
 pub mod mahimahi;
 pub mod rng;
+pub mod series;
 pub mod synthetic;
 
 use std::time::Duration;
