@@ -13,10 +13,13 @@
 //!   (CICV5G), turned into one-way delays.
 //! - [`synthetic`]: Gilbert-Elliott loss, heavy-tailed jitter and handover
 //!   outages, deterministic for a seed.
+//! - [`histogram`]: one-way delay histograms (DETERMINISTIC6G 5G), an
+//!   independent delay per packet.
 //! - [`series::Series`] chains two links, e.g. a capacity trace then loss.
 
 pub mod cicv5g;
 pub mod error;
+pub mod histogram;
 pub mod mahimahi;
 pub mod rng;
 pub mod series;
@@ -154,6 +157,10 @@ pub fn fuzz_trace_loaders(data: &[u8]) {
         let _ = trace.mean_capacity_bps();
         let _ = mahimahi::MahimahiLink::new(trace, mahimahi::MahimahiConfig::default())
             .and_then(|mut l| l.run(&stream));
+    }
+    if let Ok(h) = histogram::DelayHistogram::parse(text) {
+        let _ = (h.mean_ms(), h.range_ms());
+        let _ = histogram::HistogramLink::new(h, true, 0).run(&stream);
     }
     if let Ok(trace) = cicv5g::Cicv5gTrace::parse(text) {
         for one_way in [cicv5g::OneWay::HalfRtt, cicv5g::OneWay::default_variation()] {
