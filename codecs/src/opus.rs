@@ -382,6 +382,27 @@ pub fn packet_has_fec(payload: &[u8]) -> bool {
     (1..=channels).any(|ch| first & (0x80u8 >> (ch * (silk_frames + 1) - 1)) != 0)
 }
 
+/// Feeds `data` to an Opus decoder every way the receive path does
+/// (payload length, FEC check and recovery, decode, concealment); the
+/// fuzz target `opus_decode` calls this. The first byte picks the output
+/// rate and channel count. Never panics.
+pub fn fuzz_decode(data: &[u8]) {
+    let Some((&select, payload)) = data.split_first() else {
+        return;
+    };
+    let rate = RATES[usize::from(select % 5)];
+    let channels = 1 + u16::from(select & 0x80 != 0);
+    let Ok(mut dec) = OpusDecoder::new(rate, channels) else {
+        return;
+    };
+    let mut out = Vec::new();
+    let _ = dec.payload_samples(payload);
+    let _ = dec.decode_fec_into(payload, &mut out);
+    let _ = dec.decode_into(payload, &mut out);
+    let _ = dec.conceal_into(dec.last_frame_samples(), &mut out);
+    let _ = dec.decode_into(payload, &mut out);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -457,6 +478,7 @@ mod tests {
             let _ = dec.payload_samples(&bytes);
             let _ = dec.decode(&bytes);
             let _ = dec.decode_fec(&bytes);
+            fuzz_decode(&bytes);
         }
     }
 

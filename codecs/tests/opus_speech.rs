@@ -9,7 +9,9 @@ use sotto_codecs::resample::resample_clip;
 use sotto_codecs::{Decoder, Encoder, FrameDuration, samples, wav};
 
 fn testdata(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/speech").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/speech")
+        .join(rel)
 }
 
 /// 12 s of 16 kHz speech (Asterisk "dir-intro") brought to 48 kHz.
@@ -146,7 +148,10 @@ fn bitrate_and_complexity_control_the_output() {
         let mean = bytes as f64 / packets.len() as f64;
         // VBR speech averages near the target: 20 ms at R bit/s is R/400 bytes.
         let target = f64::from(bitrate) / 400.0;
-        assert!(mean > 0.5 * target && mean < 1.5 * target, "{bitrate}: {mean} B");
+        assert!(
+            mean > 0.5 * target && mean < 1.5 * target,
+            "{bitrate}: {mean} B"
+        );
         mean_bytes.push(mean);
         let out = decode_all(&mut OpusDecoder::new(48_000, 1).unwrap(), &packets);
         let (_, c) = best_lag(&speech, &out, 2 * lookahead);
@@ -213,11 +218,18 @@ fn fec_recovers_lost_frames_closer_than_plc() {
     let packets = encode_all(&mut enc, &speech);
     let dec = OpusDecoder::new(48_000, 1).unwrap();
     let with_fec = packets.iter().filter(|p| dec.has_fec(p)).count();
-    assert!(with_fec * 2 > packets.len(), "{with_fec}/{} carry FEC", packets.len());
+    assert!(
+        with_fec * 2 > packets.len(),
+        "{with_fec}/{} carry FEC",
+        packets.len()
+    );
 
     let (plc_err, fec_err, recovered) = loss_errors(&packets, 7);
     assert!(recovered > 0);
-    assert!(fec_err < 0.5 * plc_err, "FEC {fec_err:e} vs PLC {plc_err:e}");
+    assert!(
+        fec_err < 0.5 * plc_err,
+        "FEC {fec_err:e} vs PLC {plc_err:e}"
+    );
 
     // Without FEC no packet claims LBRR data and recovery falls back.
     let mut plain = OpusEncoder::new(OpusConfig {
@@ -230,6 +242,50 @@ fn fec_recovers_lost_frames_closer_than_plc() {
     let (plc_err, fec_err, recovered) = loss_errors(&packets, 7);
     assert_eq!(recovered, 0);
     assert_eq!(plc_err, fec_err);
+}
+
+#[test]
+fn fec_flag_is_found_in_stereo_and_long_frames() {
+    // The LBRR flag sits at a different bit for stereo and for 40/60 ms
+    // SILK frames (RFC 6716 §4.2.3); check each layout is read right.
+    let speech = speech_48k();
+    for (channels, frame) in [
+        (2u16, FrameDuration::Ms20),
+        (1, FrameDuration::Ms40),
+        (1, FrameDuration::Ms60),
+        (2, FrameDuration::Ms60),
+        (1, FrameDuration::Ms10),
+    ] {
+        let pcm: Vec<i16> = speech
+            .iter()
+            .flat_map(|&s| std::iter::repeat_n(s, channels.into()))
+            .collect();
+        let packets_with = |fec| {
+            let mut enc = OpusEncoder::new(OpusConfig {
+                channels,
+                frame,
+                fec,
+                packet_loss_pct: 20,
+                bitrate: 24_000,
+                ..OpusConfig::default()
+            })
+            .unwrap();
+            encode_all(&mut enc, &pcm)
+        };
+        let dec = OpusDecoder::new(48_000, channels).unwrap();
+        let on = packets_with(true);
+        let flagged = on.iter().filter(|p| dec.has_fec(p)).count();
+        assert!(
+            flagged * 2 > on.len(),
+            "{channels} ch {frame:?}: {flagged}/{}",
+            on.len()
+        );
+        let off = packets_with(false);
+        assert!(
+            off.iter().all(|p| !dec.has_fec(p)),
+            "{channels} ch {frame:?}"
+        );
+    }
 }
 
 #[test]
@@ -247,8 +303,16 @@ fn dtx_sends_tiny_packets_in_silence_only() {
     let packets = encode_all(&mut enc, &input);
     let (first_silence, rest) = packets.split_at(100);
     let dtx_in_silence = first_silence.iter().filter(|p| enc.is_dtx(p)).count();
-    assert!(dtx_in_silence > 80, "{dtx_in_silence}/100 DTX frames in silence");
-    assert!(first_silence.iter().filter(|p| enc.is_dtx(p)).all(|p| p.len() <= 2));
+    assert!(
+        dtx_in_silence > 80,
+        "{dtx_in_silence}/100 DTX frames in silence"
+    );
+    assert!(
+        first_silence
+            .iter()
+            .filter(|p| enc.is_dtx(p))
+            .all(|p| p.len() <= 2)
+    );
     // Speech (skip 200 ms where the encoder ramps up) is never DTX.
     let speech_part = &rest[10..150];
     let dtx_in_speech = speech_part.iter().filter(|p| enc.is_dtx(p)).count();

@@ -33,7 +33,11 @@ fn device_rates_round_trip_through_48k() {
         let up = resample_clip(&source, 1, rate, 48_000).unwrap();
         let back = resample_clip(&up, 1, 48_000, rate).unwrap();
         let expected_len = source.len() as f64 * 48_000.0 / f64::from(rate);
-        assert!((up.len() as f64 - expected_len).abs() <= 2.0, "{rate}: {}", up.len());
+        assert!(
+            (up.len() as f64 - expected_len).abs() <= 2.0,
+            "{rate}: {}",
+            up.len()
+        );
         let snr = snr_db(&source, &back, rate as usize / 50);
         eprintln!("{rate} Hz -> 48 kHz -> {rate} Hz: SNR {snr:.1} dB");
         assert!(snr > 30.0, "{rate}: SNR {snr:.1} dB");
