@@ -67,6 +67,9 @@ pub struct IceConfig {
     pub check_interval: Duration,
     /// Whether to restart ICE by ourselves when consent is lost.
     pub auto_restart: bool,
+    /// Upper bound on the TURN allocation refresh interval (default: half
+    /// the lifetime the server grants); shorter also keeps NAT bindings warm.
+    pub turn_refresh_interval: Option<Duration>,
 }
 
 impl Default for IceConfig {
@@ -80,6 +83,7 @@ impl Default for IceConfig {
             consent_timeout: Duration::from_secs(30),
             check_interval: Duration::from_millis(50),
             auto_restart: true,
+            turn_refresh_interval: None,
         }
     }
 }
@@ -266,6 +270,7 @@ impl IceSession {
                 sock,
                 server,
                 creds.as_ref(),
+                self.cfg.turn_refresh_interval,
                 self.provider.clone(),
             ) {
                 Ok(link) => self.links.push((turn, link)),

@@ -8,7 +8,7 @@ use rtc_turn::client::{Client, ClientConfig, Event};
 use sansio::Protocol;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What a link is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +47,7 @@ impl TurnLink {
         socket: SocketAddr,
         server: SocketAddr,
         creds: Option<&TurnServer>,
+        refresh_cap: Option<Duration>,
         provider: Arc<dyn RTCCryptoProvider>,
     ) -> Result<Self, IceError> {
         let (username, password, realm) = creds
@@ -66,7 +67,7 @@ impl TurnLink {
             realm: realm.to_owned(),
             software: String::new(),
             rto_in_ms: 0,
-            allocation_refresh_interval_cap: None,
+            allocation_refresh_interval_cap: refresh_cap,
         };
         let mut client = Client::new(cfg, provider)?;
         match kind {

@@ -44,7 +44,16 @@ impl Coturn {
         Self::start_on(auth, free_udp_port())
     }
 
+    /// Like [`Coturn::start`] with extra `turnserver` flags.
+    pub fn start_with(auth: Auth, extra: &[&str]) -> Self {
+        Self::start_on_with(auth, free_udp_port(), extra)
+    }
+
     fn start_on(auth: Auth, port: u16) -> Self {
+        Self::start_on_with(auth, port, &[])
+    }
+
+    fn start_on_with(auth: Auth, port: u16, extra: &[&str]) -> Self {
         let dir = std::env::temp_dir().join(format!("sotto-coturn-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut args: Vec<String> = [
@@ -60,9 +69,8 @@ impl Coturn {
             "--no-cli",
             "--realm",
             REALM,
-            "--log-file",
-            "stdout",
             "--simple-log",
+            "-v",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -71,8 +79,11 @@ impl Coturn {
         args.push(port.to_string());
         args.push("--db".into());
         args.push(dir.join("turndb").display().to_string());
+        args.push("--log-file".into());
+        args.push(dir.join("turn.log").display().to_string());
         args.push("--pidfile".into());
         args.push(dir.join("pid").display().to_string());
+        args.extend(extra.iter().map(|s| s.to_string()));
         match auth {
             Auth::LongTerm { user, pass } => {
                 args.push("--lt-cred-mech".into());
@@ -105,6 +116,12 @@ impl Coturn {
         };
         c.wait_ready();
         c
+    }
+
+    /// How many lines of coturn's verbose log contain `needle`.
+    pub fn log_count(&self, needle: &str) -> usize {
+        std::fs::read_to_string(self.dir.join("turn.log"))
+            .map_or(0, |l| l.lines().filter(|x| x.contains(needle)).count())
     }
 
     /// Kills and restarts the server on the same port (allocations are lost).
