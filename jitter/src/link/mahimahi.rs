@@ -322,13 +322,14 @@ impl MahimahiLink {
     pub fn queue_stats(&self) -> QueueStats {
         self.stats
     }
+}
 
-    fn admits(&self, queue: &VecDeque<Queued>, queued_bytes: u64, size: u32) -> bool {
-        match self.config.queue_limit {
-            None => true,
-            Some(QueueLimit::Packets(n)) => queue.len() < n,
-            Some(QueueLimit::Bytes(n)) => queued_bytes + u64::from(size) <= n,
-        }
+/// Whether a drop-tail queue under `limit` takes one more packet.
+fn admits(limit: Option<QueueLimit>, queued: usize, queued_bytes: u64, size: u32) -> bool {
+    match limit {
+        None => true,
+        Some(QueueLimit::Packets(n)) => queued < n,
+        Some(QueueLimit::Bytes(n)) => queued_bytes + u64::from(size) <= n,
     }
 }
 
@@ -348,8 +349,8 @@ impl Link for MahimahiLink {
         let mut unresolved = packets.len();
         let mut stats = QueueStats::default();
 
-        let trace = self.trace.clone();
-        for opp_ms in trace.schedule(offset_ms) {
+        let (limit, propagation) = (self.config.queue_limit, self.config.propagation);
+        for opp_ms in self.trace.schedule(offset_ms) {
             if unresolved == 0 {
                 break;
             }
@@ -375,7 +376,7 @@ impl Link for MahimahiLink {
                     cross_bytes
                 };
                 stats.cross_sent += u64::from(!is_stream);
-                if self.admits(&queue, queued_bytes, size) {
+                if admits(limit, queue.len(), queued_bytes, size) {
                     queued_bytes += u64::from(size);
                     queue.push_back(Queued {
                         stream: is_stream.then_some(next),
@@ -406,7 +407,7 @@ impl Link for MahimahiLink {
                 budget -= head.remaining;
                 queued_bytes -= u64::from(head.size);
                 if let Some(i) = head.stream {
-                    arrival[i] = Some(Duration::from_millis(opp_ms) + self.config.propagation);
+                    arrival[i] = Some(Duration::from_millis(opp_ms) + propagation);
                     unresolved -= 1;
                 }
                 queue.pop_front();
