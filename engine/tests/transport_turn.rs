@@ -221,3 +221,53 @@ async fn allocation_is_refreshed() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// Server-reflexive gathering: a STUN Binding to coturn yields our mapped
+/// address (on loopback, the socket itself) as a `srflx` candidate.
+#[test]
+fn gathers_server_reflexive_candidate() {
+    let turn = Coturn::start(Auth::LongTerm {
+        user: "u",
+        pass: "p",
+    });
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let local = sock.local_addr().unwrap();
+    let cfg = IceConfig {
+        stun_servers: vec![turn.addr],
+        ..IceConfig::default()
+    };
+    let mut s = IceSession::new(Instant::now(), cfg, &[local]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut buf = [0u8; 2048];
+    let srflx = loop {
+        assert!(
+            Instant::now() < deadline,
+            "no srflx candidate: {:?}",
+            s.local_candidates()
+        );
+        while let Some(t) = s.poll_transmit() {
+            sock.send_to(&t.data, t.to).unwrap();
+        }
+        if let Some(c) = s
+            .local_candidates()
+            .into_iter()
+            .find(|c| c.contains("typ srflx"))
+        {
+            break c;
+        }
+        if let Ok((n, from)) = sock.recv_from(&mut buf) {
+            let _ = s.handle_input(Instant::now(), local, from, &buf[..n]);
+        }
+        s.handle_timeout(Instant::now());
+    };
+    let want = format!(
+        "{} {} typ srflx raddr {} rport {}",
+        local.ip(),
+        local.port(),
+        local.ip(),
+        local.port()
+    );
+    assert!(srflx.ends_with(&want), "{srflx}");
+}
