@@ -50,6 +50,7 @@ pub struct MediaStream {
     remote: ReceiverStats,
     reporter: Reporter,
     next_rtcp: Instant,
+    rtcp_interval: Duration,
     outbox: VecDeque<Vec<u8>>,
 }
 
@@ -72,8 +73,17 @@ impl MediaStream {
             remote: ReceiverStats::new(clock),
             reporter,
             next_rtcp: now + RTCP_INTERVAL,
+            rtcp_interval: RTCP_INTERVAL,
             outbox: VecDeque::new(),
         }
+    }
+
+    /// Uses `interval` between RTCP reports instead of [`RTCP_INTERVAL`]
+    /// (tests and short calls).
+    pub fn with_rtcp_interval(mut self, now: Instant, interval: Duration) -> Self {
+        self.rtcp_interval = interval;
+        self.next_rtcp = now + interval;
+        self
     }
 
     /// Builds and protects one audio packet covering `duration` RTP ticks
@@ -129,7 +139,7 @@ impl MediaStream {
         if now < self.next_rtcp {
             return;
         }
-        self.next_rtcp = now + RTCP_INTERVAL;
+        self.next_rtcp = now + self.rtcp_interval;
         let sender = (self.sender.packets_sent() > 0).then_some(&self.sender);
         if let Ok(report) = self.reporter.build(now, sender, Some(&mut self.remote)) {
             self.queue_rtcp(report);
@@ -211,7 +221,10 @@ mod tests {
         from.handle_timeout(at);
         while let Some(mut r) = from.poll_transmit() {
             let len = r.len();
-            assert!(matches!(to.receive(at + delay, &mut r, len).unwrap(), Received::Control(_)));
+            assert!(matches!(
+                to.receive(at + delay, &mut r, len).unwrap(),
+                Received::Control(_)
+            ));
         }
     }
 
