@@ -9,6 +9,25 @@
 //! PCM everywhere is interleaved signed 16-bit at the codec's own rate;
 //! [`samples`] converts to and from `f32`, [`resample`] converts between
 //! device rates and the codec rate, and [`wav`] reads and writes files.
+//!
+//! ```
+//! use sotto_codecs::opus::{OpusConfig, OpusDecoder, OpusEncoder};
+//! use sotto_codecs::{Decoder, Encoder};
+//!
+//! let mut enc = OpusEncoder::new(OpusConfig { fec: true, packet_loss_pct: 10, ..Default::default() })?;
+//! let mut dec = OpusDecoder::new(48_000, 1)?;
+//! let frame = vec![0i16; enc.frame_samples()]; // 20 ms at 48 kHz
+//! let mut payload = Vec::new();
+//! enc.encode(&frame, &mut payload)?;
+//! assert_eq!(dec.decode(&payload)?.len(), 960);
+//! // A lost packet: recover it from the next one's FEC, else conceal.
+//! let pcm = match dec.decode_fec(&payload)? {
+//!     Some(pcm) => pcm,
+//!     None => dec.conceal(960)?,
+//! };
+//! assert_eq!(pcm.len(), 960);
+//! # Ok::<(), sotto_codecs::CodecError>(())
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod codec;

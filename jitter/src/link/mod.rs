@@ -16,6 +16,23 @@
 //! - [`histogram`]: one-way delay histograms (DETERMINISTIC6G 5G), an
 //!   independent delay per packet.
 //! - [`series::Series`] chains two links, e.g. a capacity trace then loss.
+//!
+//! ```
+//! use std::time::Duration;
+//! use sotto_jitter::link::synthetic::{GilbertElliott, SyntheticConfig, SyntheticLink};
+//! use sotto_jitter::link::{Link, LinkSummary, voice_stream};
+//!
+//! let mut link = SyntheticLink::new(SyntheticConfig {
+//!     loss: Some(GilbertElliott { p_good_to_bad: 0.02, p_bad_to_good: 0.3, loss_good: 0.0, loss_bad: 0.9 }),
+//!     seed: 7,
+//!     ..SyntheticConfig::default()
+//! })?;
+//! let sent = voice_stream(500, Duration::from_millis(20), 120);
+//! let deliveries = link.run(&sent)?; // one per packet: arrival time or None
+//! assert_eq!(deliveries.len(), 500);
+//! println!("{:?}", LinkSummary::of(&deliveries));
+//! # Ok::<(), sotto_jitter::link::LinkError>(())
+//! ```
 
 pub mod cicv5g;
 pub mod error;
