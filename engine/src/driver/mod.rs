@@ -42,6 +42,25 @@ pub enum DriverError {
     TooManySockets,
 }
 
+/// One bind address per family for host candidates: the first non-loopback
+/// interface address of each family (RFC 8445 §5.1.1.1), or loopback when a
+/// family has none. Port 0: the OS picks.
+pub fn default_bind_addrs() -> Vec<SocketAddr> {
+    let ips = crate::ice::host_addresses();
+    let pick = |v4: bool| {
+        let fam = |ip: &std::net::IpAddr| ip.is_ipv4() == v4;
+        ips.iter()
+            .copied()
+            .find(|ip| fam(ip) && !ip.is_loopback())
+            .or_else(|| ips.iter().copied().find(fam))
+    };
+    [pick(true), pick(false)]
+        .into_iter()
+        .flatten()
+        .map(|ip| SocketAddr::new(ip, 0))
+        .collect()
+}
+
 /// What the driver reports to the app.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransportEvent {
@@ -279,5 +298,25 @@ impl<S: UdpIo> Task<S> {
         while let Some(e) = self.session.poll_event() {
             self.emit(TransportEvent::Ice(e));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_addrs_are_concrete_and_one_per_family() {
+        let addrs = default_bind_addrs();
+        assert!(!addrs.is_empty(), "no interface address at all");
+        assert!(
+            addrs
+                .iter()
+                .all(|a| !a.ip().is_unspecified() && a.port() == 0)
+        );
+        assert!(addrs.iter().filter(|a| a.is_ipv4()).count() <= 1);
+        assert!(addrs.iter().filter(|a| a.is_ipv6()).count() <= 1);
+        // Loopback is always among the interface addresses.
+        assert!(crate::ice::host_addresses().contains(&std::net::Ipv4Addr::LOCALHOST.into()));
     }
 }
