@@ -32,6 +32,9 @@ pub struct EstimatorConfig {
     pub peak_hold_ms: f64,
     /// How fast the held peak decays afterwards (ms of target per second).
     pub peak_decay_ms_per_s: f64,
+    /// A peak only raises the target when another came within this time
+    /// (a lone outage is ridden out by waiting, not by a standing target).
+    pub peak_window_ms: f64,
 }
 
 impl Default for EstimatorConfig {
@@ -44,8 +47,9 @@ impl Default for EstimatorConfig {
             window_ms: 2_000.0,
             peak_factor: 2.0,
             peak_min_ms: 60.0,
-            peak_hold_ms: 5_000.0,
-            peak_decay_ms_per_s: 100.0,
+            peak_hold_ms: 250.0,
+            peak_decay_ms_per_s: 500.0,
+            peak_window_ms: 10_000.0,
         }
     }
 }
@@ -61,8 +65,13 @@ pub struct DelayEstimator {
     histogram: Vec<f64>,
     /// (arrival ms, transit ms) of recent packets, for the running minimum.
     window: VecDeque<(f64, f64)>,
-    /// Height of the last peak and when it was seen (arrival ms).
+    /// Height of the held peak and when it was seen (arrival ms).
     peak: Option<(f64, f64)>,
+    /// When the last peak (held or not) was seen, arrival ms.
+    last_peak_ms: Option<f64>,
+    /// Arrival and relative delay of the previous packet, to spot the
+    /// drain of a queue (back-to-back packets with falling delay).
+    previous: Option<(f64, f64)>,
     /// Packets seen, for a faster start before the histogram has mass.
     seen: u64,
 }
@@ -75,6 +84,8 @@ impl DelayEstimator {
             histogram: vec![0.0; buckets],
             window: VecDeque::new(),
             peak: None,
+            last_peak_ms: None,
+            previous: None,
             seen: 0,
             config,
         }
@@ -85,6 +96,8 @@ impl DelayEstimator {
         self.histogram.iter_mut().for_each(|b| *b = 0.0);
         self.window.clear();
         self.peak = None;
+        self.last_peak_ms = None;
+        self.previous = None;
         self.seen = 0;
     }
 
@@ -107,6 +120,15 @@ impl DelayEstimator {
             .map(|&(_, d)| d)
             .fold(f64::INFINITY, f64::min);
         let relative = (transit - min).max(0.0);
+        // A packet right behind the previous one with less delay is the
+        // same queueing event draining: only its head is new information.
+        let draining = self.previous.is_some_and(|(t, d)| {
+            arrival_ms - t < 1.0 && relative < d && relative > self.config.bucket_ms
+        });
+        self.previous = Some((arrival_ms, relative));
+        if draining {
+            return relative;
+        }
 
         // Start with a faster forgetting factor so early packets count.
         self.seen += 1;
@@ -117,8 +139,14 @@ impl DelayEstimator {
 
         let base = self.quantile_ms();
         if relative > self.config.peak_factor * base + self.config.peak_min_ms {
-            let height = self.peak_level(arrival_ms).max(relative);
-            self.peak = Some((height, arrival_ms));
+            let repeated = self
+                .last_peak_ms
+                .is_some_and(|t| arrival_ms - t <= self.config.peak_window_ms);
+            if repeated {
+                let height = self.peak_level(arrival_ms).max(relative);
+                self.peak = Some((height, arrival_ms));
+            }
+            self.last_peak_ms = Some(arrival_ms);
         }
         relative
     }
@@ -193,18 +221,24 @@ mod tests {
     }
 
     #[test]
-    fn a_spike_is_held_then_released() {
+    fn repeated_spikes_are_held_briefly_a_lone_one_is_not() {
         let mut e = DelayEstimator::new(EstimatorConfig::default());
         for k in 0..500 {
             e.update(k as f64 * 20.0 + 30.0, k as f64 * 20.0);
         }
-        // One 400 ms handover spike.
+        // A lone 400 ms handover spike: ridden out by waiting, no hold.
         e.update(500.0 * 20.0 + 430.0, 500.0 * 20.0);
-        assert!(e.target_ms(10_500.0) >= 400.0);
-        for k in 501..1500 {
+        assert!(e.target_ms(10_000.0) < 50.0, "{}", e.target_ms(10_000.0));
+        for k in 501..700 {
             e.update(k as f64 * 20.0 + 30.0, k as f64 * 20.0);
         }
-        // Held for 5 s, then gone 4 s later at 100 ms/s.
-        assert!(e.target_ms(30_000.0) < 50.0, "{}", e.target_ms(30_000.0));
+        // A second one 4 s later: now the target jumps to it...
+        e.update(700.0 * 20.0 + 430.0, 700.0 * 20.0);
+        assert!(e.target_ms(14_430.0) >= 400.0);
+        // ...holds for 250 ms, then decays at 500 ms/s.
+        assert!(e.target_ms(14_650.0) >= 400.0);
+        let later = e.target_ms(14_430.0 + 250.0 + 500.0);
+        assert!((100.0..=200.0).contains(&later), "{later}");
+        assert!(e.target_ms(16_000.0) < 50.0, "{}", e.target_ms(16_000.0));
     }
 }

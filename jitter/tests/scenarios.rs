@@ -124,7 +124,9 @@ fn reordering_and_jitter_lose_nothing_and_stay_smooth() {
     // come late; their audio comes back from the next packet's FEC.
     assert!(s.packets_discarded <= 2, "{s:?}");
     assert_eq!(played(&r), n);
-    assert!(s.concealment_events <= 1, "{s:?}");
+    // The zero-margin target allows a few 10 ms underruns while learning.
+    assert!(s.concealment_events <= 3, "{s:?}");
+    assert!(s.concealed_samples <= 3 * 480, "{s:?}");
     // Continuity over the whole steady part, which has stretches in it.
     let natural = natural_step(&pcm);
     let steady = &r.audio[48_000..];
@@ -265,8 +267,9 @@ fn sender_clock_slow_by_100_ppm_is_absorbed_without_underruns() {
     let s = r.jb.stats();
     assert!(s.inserted_samples_for_deceleration > 0, "{s:?}");
     assert_eq!(s.packets_discarded, 0);
-    // A few short underruns in five minutes, not one per drifted packet.
-    assert!(s.concealment_events <= 3, "{s:?}");
+    // A few 10 ms underruns in five minutes, not one per drifted packet.
+    assert!(s.concealment_events <= 4, "{s:?}");
+    assert!(s.concealed_samples <= 4 * 480, "{s:?}");
 }
 
 #[test]

@@ -67,6 +67,24 @@ struct EvalArgs {
     /// Skip PESQ scoring.
     #[arg(long)]
     no_pesq: bool,
+    /// Tuning: quantile of the delay histogram (default 0.97).
+    #[arg(long)]
+    quantile: Option<f64>,
+    /// Tuning: per-packet forgetting factor (default 0.998).
+    #[arg(long)]
+    forget: Option<f64>,
+    /// Tuning: peak hold time, ms (default 5000).
+    #[arg(long)]
+    peak_hold_ms: Option<f64>,
+    /// Tuning: peak decay after the hold, ms per second (default 100).
+    #[arg(long)]
+    peak_decay: Option<f64>,
+    /// Tuning: backlog above target that is dropped at once, ms (default 300).
+    #[arg(long)]
+    flush_excess_ms: Option<f64>,
+    /// Tuning: margin added to the network target, ms (default 5).
+    #[arg(long)]
+    margin_ms: Option<f64>,
 }
 
 fn main() -> Result<()> {
@@ -191,7 +209,14 @@ fn run(args: &EvalArgs) -> Result<()> {
     let speech_path = args.speech.clone().unwrap_or_else(default_speech);
     let pcm = load_speech(&speech_path, args.seconds)?;
     let mut link = link_for(args)?;
-    let config = EvalConfig::default();
+    let mut config = EvalConfig::default();
+    let j = &mut config.jitter;
+    j.estimator.quantile = args.quantile.unwrap_or(j.estimator.quantile);
+    j.estimator.forget = args.forget.unwrap_or(j.estimator.forget);
+    j.estimator.peak_hold_ms = args.peak_hold_ms.unwrap_or(j.estimator.peak_hold_ms);
+    j.estimator.peak_decay_ms_per_s = args.peak_decay.unwrap_or(j.estimator.peak_decay_ms_per_s);
+    j.flush_excess_ms = args.flush_excess_ms.unwrap_or(j.flush_excess_ms);
+    j.margin_ms = args.margin_ms.unwrap_or(j.margin_ms);
     let trace_name = Path::new(&args.trace)
         .file_name()
         .map_or(args.trace.clone(), |n| n.to_string_lossy().into_owned());

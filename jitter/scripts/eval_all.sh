@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs `sotto-jitter eval` on every time-ordered trace in ../shared/data/traces
+# and collects the final JSON line of each run in $OUT/all.jsonl.
+# Usage: jitter/scripts/eval_all.sh [SECONDS] [OUT] [extra eval flags...]
+set -euo pipefail
+SECONDS_OF_SPEECH=${1:-120}
+OUT=${2:-jitter-eval}
+shift 2 || true
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+DATA=${SOTTO_TRACES:-$ROOT/../shared/data/traces}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+cargo build -q -p sotto-jitter --features eval --bin sotto-jitter
+BIN=$CARGO_TARGET_DIR/debug/sotto-jitter
+PY=${SOTTO_PYTHON:-$CARGO_TARGET_DIR/py-venv/bin/python3}
+[ -x "$PY" ] && export SOTTO_PYTHON=$PY
+mkdir -p "$OUT"
+: > "$OUT/all.jsonl"
+for trace in "$DATA"/mahimahi/* "$DATA"/cicv5g/*; do
+  case "$trace" in */mahimahi/*) fmt=mahimahi ;; *) fmt=cicv5g ;; esac
+  name=$(basename "$trace")
+  "$BIN" eval --trace "$trace" --format "$fmt" --seconds "$SECONDS_OF_SPEECH" \
+    --out "$OUT/$name" --json "$@" | tee "$OUT/$name.txt" | tail -1 >> "$OUT/all.jsonl"
+done
+echo "wrote $OUT/all.jsonl"
