@@ -726,3 +726,49 @@ impl JitterBuffer {
         }
     }
 }
+
+/// Drives a buffer from arbitrary bytes (5 bytes per step: an insert or a
+/// pull, with sequence/timestamp deltas, wait and payload drawn from the
+/// input); the fuzz target `jitter_insert` calls this. Never panics.
+pub fn fuzz_insert_pull(data: &[u8]) {
+    let Ok(decoder) = sotto_codecs::opus::OpusDecoder::new(48_000, 1) else {
+        return;
+    };
+    let config = JitterConfig {
+        max_packets: 32,
+        ..JitterConfig::default()
+    };
+    let Ok(mut jb) = JitterBuffer::new(config, Box::new(decoder)) else {
+        return;
+    };
+    let t0 = Instant::now();
+    let (mut now, mut seq, mut ts) = (0u64, 0u16, 0u32);
+    let mut out = Vec::new();
+    let mut rest = data;
+    while let [op, a, b, c, len, tail @ ..] = rest {
+        let n = usize::from(*len % 64).min(tail.len());
+        let (payload, after) = tail.split_at(n);
+        rest = after;
+        now += u64::from(*c % 30);
+        let at = t0 + std::time::Duration::from_millis(now);
+        if op % 3 == 0 {
+            jb.pull(at, &mut out);
+            while jb.poll_event().is_some() {}
+        } else {
+            seq = seq.wrapping_add(u16::from(*a % 5)).wrapping_sub(1);
+            ts = ts.wrapping_add((u32::from(*b % 7)).wrapping_sub(2).wrapping_mul(960));
+            let ssrc = u32::from(op % 7 == 1);
+            // Garbage payloads are fine: the buffer must reject them cleanly.
+            let _ = jb.insert(
+                at,
+                RtpPacket {
+                    seq,
+                    timestamp: ts,
+                    ssrc,
+                    marker: false,
+                    payload: payload.to_vec(),
+                },
+            );
+        }
+    }
+}

@@ -12,7 +12,7 @@ pub mod pesq;
 pub mod stats;
 pub mod stretch;
 
-pub use buffer::{JitterBuffer, JitterConfig, Pulled};
+pub use buffer::{JitterBuffer, JitterConfig, Pulled, fuzz_insert_pull};
 pub use error::JitterError;
 pub use packet::{DiscardReason, Event, Operation, Recovery, RtpPacket};
 pub use stats::JitterStats;
