@@ -4,6 +4,32 @@
 //! The task sleeps until a socket is readable, a command arrives or the
 //! core's `poll_timeout` deadline passes: no polling loop. Media in and out
 //! is opaque (already SRTP-protected) datagrams.
+//!
+//! ```no_run
+//! use sotto_engine::driver::{TransportEvent, TransportHandle, default_bind_addrs};
+//! use sotto_engine::ice::{IceConfig, SignalMessage, Signaller};
+//!
+//! /// The app's signalling client (here: print what would go to the peer).
+//! struct Print;
+//! impl Signaller for Print {
+//!     fn send(&mut self, msg: SignalMessage) {
+//!         println!("to peer: {msg:?}");
+//!     }
+//! }
+//!
+//! # async fn run() -> Result<(), sotto_engine::driver::DriverError> {
+//! let mut t = TransportHandle::bind(&default_bind_addrs(), IceConfig::default(), Box::new(Print)).await?;
+//! // Hand over the peer's messages as they arrive: t.signal(msg).await?;
+//! while let Some(ev) = t.recv().await {
+//!     match ev {
+//!         TransportEvent::Ice(e) => println!("{e:?}"),
+//!         // An SRTP/SRTCP/ZRTP datagram from the selected path: to MediaStream::receive.
+//!         TransportEvent::Media(datagram) => drop(datagram),
+//!     }
+//! }
+//! t.shutdown().await;
+//! # Ok(()) }
+//! ```
 
 mod io;
 

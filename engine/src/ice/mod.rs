@@ -6,6 +6,31 @@
 //! arrived on and sends what [`IceSession::poll_transmit`] returns.
 //! Candidates and credentials travel through [`Signaller`], so the engine
 //! knows nothing of a particular signalling server.
+//!
+//! Two sessions connecting in memory, with virtual time:
+//!
+//! ```
+//! use sotto_engine::ice::{IceConfig, IceSession};
+//! use std::net::SocketAddr;
+//! use std::time::{Duration, Instant};
+//!
+//! let mut now = Instant::now();
+//! let (a_sock, b_sock): (SocketAddr, SocketAddr) = ("127.0.0.1:1000".parse().unwrap(), "127.0.0.1:2000".parse().unwrap());
+//! let cfg = |controlling| IceConfig { controlling, ..IceConfig::default() };
+//! let mut a = IceSession::new(now, cfg(true), &[a_sock]).unwrap();
+//! let mut b = IceSession::new(now, cfg(false), &[b_sock]).unwrap();
+//! for _ in 0..100 {
+//!     now += Duration::from_millis(10);
+//!     while let Some(m) = a.poll_signal() { b.handle_signal(now, m).unwrap(); }
+//!     while let Some(m) = b.poll_signal() { a.handle_signal(now, m).unwrap(); }
+//!     a.handle_timeout(now);
+//!     b.handle_timeout(now);
+//!     while let Some(t) = a.poll_transmit() { b.handle_input(now, t.to, t.local, &t.data); }
+//!     while let Some(t) = b.poll_transmit() { a.handle_input(now, t.to, t.local, &t.data); }
+//! }
+//! assert_eq!(a.selected().unwrap().remote, b_sock);
+//! assert_eq!(b.selected().unwrap().remote, a_sock);
+//! ```
 
 pub mod creds;
 mod session;
