@@ -54,6 +54,9 @@ pub enum PesqError {
     /// Writing a temporary WAV failed.
     #[error("writing a temporary WAV: {0}")]
     Wav(#[from] sotto_codecs::CodecError),
+    /// The temporary directory for the WAVs could not be made.
+    #[error("making a temporary directory: {0}")]
+    TempDir(std::io::Error),
 }
 
 /// The interpreter the scores run with.
@@ -144,8 +147,9 @@ pub fn score(
     score_files(&files.reference, &files.degraded, mode)
 }
 
-/// Two temporary WAV paths, deleted on drop.
+/// Two temporary WAV paths in a private directory, deleted on drop.
 struct TempPair {
+    dir: PathBuf,
     reference: PathBuf,
     degraded: PathBuf,
 }
@@ -154,19 +158,25 @@ impl TempPair {
     fn new() -> Result<Self, PesqError> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let stem = format!("sotto-pesq-{}-{n}", std::process::id());
-        let dir = std::env::temp_dir();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir =
+            std::env::temp_dir().join(format!("sotto-pesq-{}-{n}-{nanos}", std::process::id()));
+        // create_dir fails if the name exists, so nobody else's files or
+        // links are written through.
+        std::fs::create_dir(&dir).map_err(PesqError::TempDir)?;
         Ok(Self {
-            reference: dir.join(format!("{stem}-ref.wav")),
-            degraded: dir.join(format!("{stem}-deg.wav")),
+            reference: dir.join("ref.wav"),
+            degraded: dir.join("deg.wav"),
+            dir,
         })
     }
 }
 
 impl Drop for TempPair {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.reference);
-        let _ = std::fs::remove_file(&self.degraded);
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
