@@ -225,9 +225,13 @@ fn fec_recovers_lost_frames_closer_than_plc() {
     );
 
     let (plc_err, fec_err, recovered) = loss_errors(&packets, 7);
+    eprintln!(
+        "{recovered} lost frames recovered by FEC: error energy {:.3} of PLC's",
+        fec_err / plc_err
+    );
     assert!(recovered > 0);
     assert!(
-        fec_err < 0.5 * plc_err,
+        fec_err < 0.2 * plc_err,
         "FEC {fec_err:e} vs PLC {plc_err:e}"
     );
 
@@ -303,6 +307,7 @@ fn dtx_sends_tiny_packets_in_silence_only() {
     let packets = encode_all(&mut enc, &input);
     let (first_silence, rest) = packets.split_at(100);
     let dtx_in_silence = first_silence.iter().filter(|p| enc.is_dtx(p)).count();
+    eprintln!("DTX: {dtx_in_silence}/100 frames of silence sent as DTX");
     assert!(
         dtx_in_silence > 80,
         "{dtx_in_silence}/100 DTX frames in silence"
