@@ -438,8 +438,8 @@ impl IceSession {
     }
 
     /// Begins an ICE restart (RFC 8445 §9): new credentials, candidates
-    /// trickled again; the peer answers and checks start over. The old path
-    /// keeps carrying media until a new pair is selected.
+    /// trickled again; the peer answers and checks start over. A path that
+    /// still has consent keeps carrying media until a new pair is selected.
     pub fn restart(&mut self, now: Instant) -> Result<(), IceError> {
         self.restart_local(now)?;
         self.push_credentials(true);
@@ -709,6 +709,10 @@ impl IceSession {
             AgentEvent::ConnectionStateChange(s) => {
                 let state = map_state(s);
                 self.events.push_back(IceEvent::State(state));
+                if matches!(state, IceState::Disconnected | IceState::Failed) {
+                    // Consent expired: cease sending on this 5-tuple (RFC 7675 §5.1).
+                    self.selected = None;
+                }
                 if self.cfg.auto_restart
                     && matches!(state, IceState::Disconnected | IceState::Failed)
                 {
@@ -975,6 +979,38 @@ mod tests {
         assert_eq!(p.b.selected(), Some(before));
         assert!(p.b.stats().stun_rejected >= 1);
         assert_eq!(p.b.stats().media_off_path, 1);
+    }
+
+    #[test]
+    fn media_stops_when_consent_expires() {
+        let quiet = |c| IceConfig {
+            auto_restart: false,
+            ..cfg(c)
+        };
+        let mut p = Pair::new(
+            quiet(true),
+            quiet(false),
+            &[sa("127.0.0.1:1000")],
+            &[sa("127.0.0.1:2000")],
+        );
+        for _ in 0..40 {
+            p.step(Duration::from_millis(50), &|_| false);
+        }
+        assert!(
+            p.a.send_media(p.now, &[0x80, 111, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1])
+                .is_ok()
+        );
+        while p.a.poll_transmit().is_some() {}
+        // Everything is lost from now on: no consent responses come back.
+        for _ in 0..100 {
+            p.step(Duration::from_millis(50), &|_| true);
+        }
+        assert_ne!(p.a.state(), IceState::Connected);
+        assert_eq!(p.a.selected(), None);
+        assert!(matches!(
+            p.a.send_media(p.now, &[0x80, 111, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1]),
+            Err(IceError::NotConnected)
+        ));
     }
 
     #[test]
