@@ -170,7 +170,7 @@ pub struct IceSession {
     provider: Arc<dyn RTCCryptoProvider>,
     agent: Agent,
     sockets: Vec<SocketAddr>,
-    links: Vec<(Option<usize>, TurnLink)>,
+    links: Vec<TurnLink>,
     local_cands: Vec<Candidate>,
     remote_ufrag: Option<String>,
     remote_count: usize,
@@ -273,7 +273,7 @@ impl IceSession {
                 self.cfg.turn_refresh_interval,
                 self.provider.clone(),
             ) {
-                Ok(link) => self.links.push((turn, link)),
+                Ok(link) => self.links.push(link),
                 Err(e) => self.events.push_back(IceEvent::ServerFailed {
                     server,
                     reason: e.to_string(),
@@ -378,7 +378,7 @@ impl IceSession {
         let addr = c.addr();
         if self.agent.add_remote_candidate(c)? {
             self.remote_count += 1;
-            for (_, link) in &mut self.links {
+            for link in &mut self.links {
                 if link.kind == LinkKind::Turn {
                     let _ = link.permit(now, addr);
                 }
@@ -408,15 +408,14 @@ impl IceSession {
         self.remote_count = 0;
         self.local_cands
             .retain(|c| c.candidate_type() != CandidateType::Relay);
-        for (_, link) in &mut self.links {
+        for link in &mut self.links {
             if link.kind == LinkKind::Turn {
                 link.close(now);
             }
         }
         let old = std::mem::take(&mut self.links);
-        for (turn, link) in old {
+        for mut link in old {
             // Flush the deallocations, then replace TURN links with fresh ones.
-            let mut link = link;
             while let Some(data) = link.poll_write() {
                 self.transmits.push_back(Transmit {
                     local: link.socket,
@@ -425,7 +424,7 @@ impl IceSession {
                 });
             }
             if link.kind == LinkKind::Stun {
-                self.links.push((turn, link));
+                self.links.push(link);
             }
         }
         for (i, t) in self.cfg.turn_servers.clone().iter().enumerate() {
@@ -458,10 +457,10 @@ impl IceSession {
         from: SocketAddr,
         data: &'a [u8],
     ) -> Option<&'a [u8]> {
-        if let Some((_, link)) = self
+        if let Some(link) = self
             .links
             .iter_mut()
-            .find(|(_, l)| l.socket == socket && l.server == from)
+            .find(|l| l.socket == socket && l.server == from)
         {
             if link.handle_read(now, data).is_err() {
                 self.stats.stun_rejected += 1;
@@ -521,10 +520,10 @@ impl IceSession {
     pub fn send_media(&mut self, now: Instant, data: &[u8]) -> Result<(), IceError> {
         let path = self.selected.ok_or(IceError::NotConnected)?;
         if path.relayed {
-            let (_, link) = self
+            let link = self
                 .links
                 .iter_mut()
-                .find(|(_, l)| l.relayed == Some(path.local))
+                .find(|l| l.relayed == Some(path.local))
                 .ok_or(IceError::NotConnected)?;
             link.send_to(now, data, path.remote)?;
             while let Some(d) = link.poll_write() {
@@ -551,7 +550,7 @@ impl IceSession {
     /// Advances timers (checks, consent, TURN refreshes and retransmissions).
     pub fn handle_timeout(&mut self, now: Instant) {
         let _ = self.agent.handle_timeout(now);
-        for (_, link) in &mut self.links {
+        for link in &mut self.links {
             link.handle_timeout(now);
         }
         self.pump(now);
@@ -560,7 +559,7 @@ impl IceSession {
     /// When [`IceSession::handle_timeout`] should next run.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let mut t = self.agent.poll_timeout();
-        for (_, link) in &mut self.links {
+        for link in &mut self.links {
             t = min_opt(t, link.poll_timeout());
         }
         t
@@ -583,7 +582,7 @@ impl IceSession {
 
     /// Deletes TURN allocations and stops.
     pub fn close(&mut self, now: Instant) {
-        for (_, link) in &mut self.links {
+        for link in &mut self.links {
             link.close(now);
             while let Some(data) = link.poll_write() {
                 self.transmits.push_back(Transmit {
@@ -605,11 +604,11 @@ impl IceSession {
                 self.route_agent_write(now, w);
             }
             for i in 0..self.links.len() {
-                while let Some(ev) = self.links[i].1.poll_event() {
+                while let Some(ev) = self.links[i].poll_event() {
                     progressed = true;
                     self.on_link_event(now, i, ev);
                 }
-                let link = &mut self.links[i].1;
+                let link = &mut self.links[i];
                 while let Some(data) = link.poll_write() {
                     progressed = true;
                     self.transmits.push_back(Transmit {
@@ -631,11 +630,7 @@ impl IceSession {
 
     fn route_agent_write(&mut self, now: Instant, w: TaggedBytesMut) {
         let (local, peer) = (w.transport.local_addr, w.transport.peer_addr);
-        if let Some((_, link)) = self
-            .links
-            .iter_mut()
-            .find(|(_, l)| l.relayed == Some(local))
-        {
+        if let Some(link) = self.links.iter_mut().find(|l| l.relayed == Some(local)) {
             // Dropped if the permission is not in place yet; checks retransmit.
             let _ = link.send_to(now, &w.message, peer);
         } else if self.cfg.relay_only {
@@ -650,7 +645,7 @@ impl IceSession {
     }
 
     fn on_link_event(&mut self, now: Instant, i: usize, ev: LinkEvent) {
-        let socket = self.links[i].1.socket;
+        let socket = self.links[i].socket;
         match ev {
             LinkEvent::Reflexive(addr) => {
                 if let Ok(c) = srflx_candidate(addr, socket) {
@@ -674,11 +669,11 @@ impl IceSession {
                     .map(Candidate::addr)
                     .collect();
                 for r in remotes {
-                    let _ = self.links[i].1.permit(now, r);
+                    let _ = self.links[i].permit(now, r);
                 }
             }
             LinkEvent::Data { peer, data } => {
-                let Some(relayed) = self.links[i].1.relayed else {
+                let Some(relayed) = self.links[i].relayed else {
                     return;
                 };
                 match self.stats.demux.count(&data) {
@@ -697,7 +692,7 @@ impl IceSession {
                 }
             }
             LinkEvent::Failed(reason) => {
-                let server = self.links[i].1.server;
+                let server = self.links[i].server;
                 self.events
                     .push_back(IceEvent::ServerFailed { server, reason });
             }
@@ -728,8 +723,8 @@ impl IceSession {
                 let socket = if relayed {
                     self.links
                         .iter()
-                        .find(|(_, l)| l.relayed == Some(local.addr()))
-                        .map(|(_, l)| l.socket)
+                        .find(|l| l.relayed == Some(local.addr()))
+                        .map(|l| l.socket)
                 } else {
                     Some(local.base_addr())
                 };

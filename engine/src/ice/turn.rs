@@ -36,7 +36,6 @@ pub(crate) struct TurnLink {
     pub(crate) socket: SocketAddr,
     pub(crate) server: SocketAddr,
     pub(crate) relayed: Option<SocketAddr>,
-    pub(crate) failed: bool,
     client: Client,
 }
 
@@ -83,7 +82,6 @@ impl TurnLink {
             socket,
             server,
             relayed: None,
-            failed: false,
             client,
         })
     }
@@ -160,12 +158,8 @@ impl TurnLink {
                     // client retries on its own schedule; the path is judged by ICE consent.
                     continue;
                 }
-                Event::TransactionTimeout(_) => {
-                    self.failed = true;
-                    LinkEvent::Failed("timeout".into())
-                }
+                Event::TransactionTimeout(_) => LinkEvent::Failed("timeout".into()),
                 Event::AllocateError(_, e) | Event::BindingError(_, e) => {
-                    self.failed = true;
                     LinkEvent::Failed(e.to_string())
                 }
                 Event::CreatePermissionResponse(..) | Event::CreatePermissionError(..) => continue,
