@@ -99,8 +99,15 @@ async fn srtp_audio_and_rtcp_rtt_over_the_driver() {
     );
     assert_eq!(sb.remote_stats().ssrc(), Some(0xA));
     for st in [sa.srtp_stats(), sb.srtp_stats()] {
-        assert_eq!((st.auth_failures, st.replays, st.malformed), (0, 0, 0), "{st:?}");
-        assert!(st.rtcp_unprotected >= 1 && st.rtp_unprotected >= 50, "{st:?}");
+        assert_eq!(
+            (st.auth_failures, st.replays, st.malformed),
+            (0, 0, 0),
+            "{st:?}"
+        );
+        assert!(
+            st.rtcp_unprotected >= 1 && st.rtp_unprotected >= 50,
+            "{st:?}"
+        );
     }
     let Call { a, b, .. } = call;
     a.shutdown().await;
