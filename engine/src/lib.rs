@@ -15,3 +15,7 @@ pub mod driver;
 pub mod ice;
 pub mod rtcp;
 pub mod rtp;
+
+// One call end to end (signalling, ZRTP, SRTP, audio) and its simulator.
+pub mod call;
+pub mod sim;

@@ -399,6 +399,13 @@ impl Endpoint {
         HelloHash::of_message(&self.our_hello)
     }
 
+    /// Sets the peer's Hello hash from signalling (§8.1) when it arrives
+    /// after the endpoint was created (the caller learns it from the
+    /// answer); it is checked against the peer's Hello when that arrives.
+    pub fn set_peer_hello_hash(&mut self, hash: HelloHash) {
+        self.cfg.peer_hello_hash = Some(hash);
+    }
+
     /// Our ZID.
     pub fn zid(&self) -> Zid {
         self.zid

@@ -1,0 +1,279 @@
+//! A thin tokio driver for a [`Call`]: the sockets and ICE stay in the
+//! transport driver ([`TransportHandle`]); this task only shuttles between
+//! it, the call, the application's signalling and an [`AudioPort`] ticked
+//! every 10 ms. It reads the clock; the call never does.
+
+use super::wav::{AudioPort, FRAME};
+use super::{Call, CallError, CallSignal, CallStats, Event, Input, Transmit};
+use crate::driver::{DriverError, TransportEvent, TransportHandle};
+use crate::ice::{IceConfig, SignalMessage, Signaller};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// Commands queued to the task (bounded: the app is back-pressured).
+const COMMAND_QUEUE: usize = 64;
+/// Events queued to the app; beyond this they are dropped (and counted).
+const EVENT_QUEUE: usize = 256;
+/// The audio tick.
+const TICK: Duration = Duration::from_millis(10);
+
+/// Carries [`CallSignal`]s to the peer; implemented by the app's signalling client.
+pub trait CallSignaller: Send + 'static {
+    /// Sends one message to the peer. Must not block.
+    fn send(&mut self, msg: CallSignal);
+}
+
+enum Command {
+    Place,
+    Answer,
+    Decline,
+    HangUp,
+    Mute(bool),
+    ConfirmSas(bool),
+    Signal(CallSignal),
+    Stats(oneshot::Sender<CallStats>),
+}
+
+/// Forwards our ICE session's credentials and candidates into the call task.
+struct IceForward(mpsc::UnboundedSender<SignalMessage>);
+
+impl Signaller for IceForward {
+    fn send(&mut self, msg: SignalMessage) {
+        // The ICE session bounds how many messages it produces.
+        let _ = self.0.send(msg);
+    }
+}
+
+/// The application's handle on a running call. The task ends when the
+/// call ends (after closing the transport); dropping the handle hangs up.
+pub struct CallHandle {
+    cmd: mpsc::Sender<Command>,
+    events: mpsc::Receiver<Event>,
+    task: Option<JoinHandle<()>>,
+    local: Vec<SocketAddr>,
+}
+
+impl CallHandle {
+    /// Binds UDP sockets on `bind` and starts `call` over them with `ice`
+    /// (adjusted by [`Call::ice_config`]); `audio` is ticked every 10 ms.
+    pub async fn start(
+        call: Call,
+        bind: &[SocketAddr],
+        ice: IceConfig,
+        signaller: Box<dyn CallSignaller>,
+        audio: Option<Box<dyn AudioPort>>,
+    ) -> Result<Self, DriverError> {
+        let (ice_tx, ice_rx) = mpsc::unbounded_channel();
+        let transport =
+            TransportHandle::bind(bind, call.ice_config(ice), Box::new(IceForward(ice_tx))).await?;
+        let local = transport.local_addrs().to_vec();
+        let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+        let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
+        let task = Task {
+            call,
+            transport: Some(transport),
+            signaller,
+            audio,
+            events: ev_tx,
+            frame: vec![0; FRAME],
+            dropped_events: 0,
+        };
+        let task = tokio::spawn(task.run(cmd_rx, ice_rx));
+        Ok(Self {
+            cmd: cmd_tx,
+            events: ev_rx,
+            task: Some(task),
+            local,
+        })
+    }
+
+    /// The bound local socket addresses.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local
+    }
+
+    async fn send(&self, c: Command) -> Result<(), DriverError> {
+        self.cmd.send(c).await.map_err(|_| DriverError::Stopped)
+    }
+
+    /// Places the call ([`Call::place`]).
+    pub async fn place(&self) -> Result<(), DriverError> {
+        self.send(Command::Place).await
+    }
+
+    /// Answers ([`Call::answer`]).
+    pub async fn answer(&self) -> Result<(), DriverError> {
+        self.send(Command::Answer).await
+    }
+
+    /// Declines ([`Call::decline`]).
+    pub async fn decline(&self) -> Result<(), DriverError> {
+        self.send(Command::Decline).await
+    }
+
+    /// Hangs up ([`Call::hang_up`]).
+    pub async fn hang_up(&self) -> Result<(), DriverError> {
+        self.send(Command::HangUp).await
+    }
+
+    /// Mutes or unmutes ([`Call::set_muted`]).
+    pub async fn set_muted(&self, muted: bool) -> Result<(), DriverError> {
+        self.send(Command::Mute(muted)).await
+    }
+
+    /// Confirms or rejects the SAS ([`Call::confirm_sas`]).
+    pub async fn confirm_sas(&self, matches: bool) -> Result<(), DriverError> {
+        self.send(Command::ConfirmSas(matches)).await
+    }
+
+    /// Delivers a message from the peer's signalling.
+    pub async fn signal(&self, msg: CallSignal) -> Result<(), DriverError> {
+        self.send(Command::Signal(msg)).await
+    }
+
+    /// A statistics snapshot.
+    pub async fn stats(&self) -> Result<CallStats, DriverError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Stats(tx)).await?;
+        rx.await.map_err(|_| DriverError::Stopped)
+    }
+
+    /// Next event (never [`Event::Signal`]: those go to the signaller);
+    /// `None` once the task has stopped.
+    pub async fn recv(&mut self) -> Option<Event> {
+        self.events.recv().await
+    }
+
+    /// Hangs up if still in a call and waits for the task (and its
+    /// sockets) to finish.
+    pub async fn shutdown(mut self) {
+        let _ = self.cmd.send(Command::HangUp).await;
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+struct Task {
+    call: Call,
+    transport: Option<TransportHandle>,
+    signaller: Box<dyn CallSignaller>,
+    audio: Option<Box<dyn AudioPort>>,
+    events: mpsc::Sender<Event>,
+    frame: Vec<i16>,
+    dropped_events: u64,
+}
+
+impl Task {
+    async fn run(
+        mut self,
+        mut cmd: mpsc::Receiver<Command>,
+        mut ice: mpsc::UnboundedReceiver<SignalMessage>,
+    ) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        while let Some(mut transport) = self.transport.take() {
+            let deadline = self
+                .call
+                .poll_timeout()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline));
+            let mut stop = false;
+            tokio::select! {
+                ev = transport.recv() => match ev {
+                    Some(TransportEvent::Ice(e)) => self.input(Input::Ice(e)),
+                    Some(TransportEvent::Media(d)) => self.input(Input::Datagram(&d)),
+                    None => stop = true,
+                },
+                Some(m) = ice.recv() => self.input(Input::IceSignal(m)),
+                c = cmd.recv() => match c {
+                    Some(c) => self.command(c),
+                    None => self.call.hang_up(Instant::now()),
+                },
+                _ = tick.tick() => self.audio_tick(),
+                () = sleep => self.call.handle_timeout(Instant::now()),
+            }
+            self.flush(&transport).await;
+            if stop || self.call.is_ended() {
+                transport.shutdown().await;
+            } else {
+                self.transport = Some(transport);
+            }
+        }
+        // Answer stats requests and drain commands until the handle goes.
+        drop(ice);
+        cmd.close();
+        while let Some(c) = cmd.recv().await {
+            if let Command::Stats(tx) = c {
+                let _ = tx.send(self.call.stats());
+            }
+        }
+    }
+
+    fn input(&mut self, i: Input<'_>) {
+        // A refused input (bad message, wrong state) leaves the call as it was.
+        let _ = self.call.handle_input(Instant::now(), i);
+    }
+
+    fn command(&mut self, c: Command) {
+        let now = Instant::now();
+        let r: Result<(), CallError> = match c {
+            Command::Place => self.call.place(now),
+            Command::Answer => self.call.answer(now),
+            Command::Decline => self.call.decline(now),
+            Command::HangUp => {
+                self.call.hang_up(now);
+                Ok(())
+            }
+            Command::Mute(m) => {
+                self.call.set_muted(m);
+                Ok(())
+            }
+            Command::ConfirmSas(ok) => self.call.confirm_sas(now, ok),
+            Command::Signal(s) => self.call.handle_input(now, Input::Signal(s)),
+            Command::Stats(tx) => {
+                let _ = tx.send(self.call.stats());
+                Ok(())
+            }
+        };
+        if let Err(e) = r {
+            tracing::debug!("call command refused: {e}");
+        }
+    }
+
+    fn audio_tick(&mut self) {
+        let Some(audio) = self.audio.as_mut() else {
+            return;
+        };
+        let now = Instant::now();
+        if audio.capture(&mut self.frame) && self.call.is_secure() {
+            let _ = self.call.push_audio(&self.frame);
+        }
+        self.call.pull_audio(now, &mut self.frame);
+        audio.play(&self.frame);
+    }
+
+    async fn flush(&mut self, transport: &TransportHandle) {
+        while let Some(t) = self.call.poll_transmit() {
+            let r = match t {
+                Transmit::Datagram(d) => transport.send_media(d).await,
+                Transmit::IceSignal(m) => transport.signal(m).await,
+            };
+            if r.is_err() {
+                break;
+            }
+        }
+        while let Some(e) = self.call.poll_event() {
+            match e {
+                Event::Signal(s) => self.signaller.send(s),
+                e => {
+                    if self.events.try_send(e).is_err() {
+                        self.dropped_events += 1;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! The audio pipeline of a secured call: PCM -> Opus (FEC, DTX, loss hint
+//! from RTCP) -> RTP -> SRTP on the way out; SRTP -> RTP -> jitter buffer
+//! -> Opus decode / FEC / PLC -> 10 ms PCM on the way in.
+//!
+//! It exists only once ZRTP is Secure (it is built from the SRTP keys), so
+//! no RTP can leave before then.
+
+use super::stats::{InboundRtp, OutboundRtp};
+use crate::rtcp::RtcpItem;
+use crate::rtp::{MediaStream, OPUS_PAYLOAD_TYPE, Received, RtpSender, StreamError};
+use crate::srtp::SrtpContext;
+use crate::zrtp::SecureInfo;
+use sotto_codecs::opus::{OpusConfig, OpusDecoder, OpusEncoder};
+use sotto_codecs::{CodecError, Encoder, FrameDuration};
+use sotto_jitter::{JitterBuffer, JitterConfig, JitterError, RtpPacket};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// Audio sample rate in and out of the pipeline (mono).
+pub const SAMPLE_RATE: u32 = 48_000;
+/// Samples in one encoded frame (20 ms).
+pub const FRAME_SAMPLES: usize = 960;
+/// Samples in one pull (10 ms).
+pub const PULL_SAMPLES: usize = 480;
+/// Largest SRTP datagram we build: RTP header, Opus payload, tag.
+const MAX_DATAGRAM: usize = 1500;
+/// Outgoing datagrams held until polled.
+const MAX_OUTBOX: usize = 64;
+/// Encoder packet-loss hint before the first RTCP report (%).
+const INITIAL_LOSS_HINT: u8 = 5;
+
+/// Why the pipeline could not be built or refused input.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// The negotiated cipher/tag pair has no SRTP profile here.
+    #[error("no SRTP profile for the negotiated ZRTP suite")]
+    NoProfile,
+    /// SRTP rejected the keys.
+    #[error("SRTP: {0}")]
+    Srtp(#[from] crate::srtp::Error),
+    /// Building a packet failed.
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    /// RTP setup failed.
+    #[error(transparent)]
+    Rtp(#[from] crate::rtp::RtpError),
+    /// The codec failed.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The jitter buffer refused its configuration.
+    #[error(transparent)]
+    Jitter(#[from] JitterError),
+    /// PCM frames must be 10 or 20 ms at 48 kHz mono.
+    #[error("PCM frame of {0} samples: expected 480 or 960")]
+    FrameSize(usize),
+}
+
+/// Audio settings of a call.
+#[derive(Debug, Clone)]
+pub struct AudioConfig {
+    /// Opus bitrate in bit/s.
+    pub bitrate: u32,
+    /// Opus complexity 0-10.
+    pub complexity: u8,
+    /// In-band FEC.
+    pub fec: bool,
+    /// Discontinuous transmission.
+    pub dtx: bool,
+    /// Jitter buffer tuning.
+    pub jitter: JitterConfig,
+}
+
+impl Default for AudioConfig {
+    fn default() -> Self {
+        Self {
+            bitrate: 24_000,
+            complexity: 9,
+            fec: true,
+            dtx: true,
+            jitter: JitterConfig::default(),
+        }
+    }
+}
+
+/// Both directions of audio over one SRTP stream.
+pub(crate) struct Media {
+    stream: MediaStream,
+    encoder: OpusEncoder,
+    jitter: JitterBuffer,
+    ssrc: u32,
+    pending: Vec<i16>,
+    payload: Vec<u8>,
+    prev_dtx: bool,
+    outbox: VecDeque<Vec<u8>>,
+    outbound: OutboundRtp,
+    bytes_received: u64,
+    dropped_out: u64,
+}
+
+impl Media {
+    /// Builds the pipeline from ZRTP's keys; `ssrc` is ours (also in ZRTP packets).
+    pub(crate) fn new(
+        now: Instant,
+        info: &SecureInfo,
+        ssrc: u32,
+        audio: &AudioConfig,
+        rtcp_interval: Duration,
+        ntp_anchor: (Instant, u64),
+    ) -> Result<Self, MediaError> {
+        let profile = info.srtp_profile().ok_or(MediaError::NoProfile)?;
+        let (lk, ls) = info.local_key_salt();
+        let (rk, rs) = info.remote_key_salt();
+        let tx = SrtpContext::new(profile, lk, ls)?;
+        let rx = SrtpContext::new(profile, rk, rs)?;
+        let [s0, s1, t0, t1, t2, t3]: [u8; 6] = crate::zrtp::crypto::random();
+        let sender = RtpSender::new(
+            ssrc,
+            OPUS_PAYLOAD_TYPE,
+            u16::from_be_bytes([s0, s1]),
+            u32::from_be_bytes([t0, t1, t2, t3]),
+        )?;
+        let stream = MediaStream::new(now, sender, tx, rx, ntp_anchor)
+            .with_rtcp_interval(now, rtcp_interval);
+        let encoder = OpusEncoder::new(OpusConfig {
+            frame: FrameDuration::Ms20,
+            bitrate: audio.bitrate,
+            complexity: audio.complexity,
+            fec: audio.fec,
+            dtx: audio.dtx,
+            packet_loss_pct: INITIAL_LOSS_HINT,
+            ..OpusConfig::default()
+        })?;
+        let decoder = OpusDecoder::new(SAMPLE_RATE, 1)?;
+        let jitter = JitterBuffer::new(audio.jitter.clone(), Box::new(decoder))?;
+        Ok(Self {
+            stream,
+            encoder,
+            jitter,
+            ssrc,
+            pending: Vec::with_capacity(FRAME_SAMPLES),
+            payload: Vec::new(),
+            prev_dtx: false,
+            outbox: VecDeque::new(),
+            outbound: OutboundRtp {
+                loss_hint_pct: INITIAL_LOSS_HINT,
+                ..OutboundRtp::default()
+            },
+            bytes_received: 0,
+            dropped_out: 0,
+        })
+    }
+
+    /// Takes 10 or 20 ms of PCM; every 20 ms gathered becomes one packet.
+    pub(crate) fn push_audio(&mut self, pcm: &[i16], muted: bool) -> Result<(), MediaError> {
+        if pcm.len() != PULL_SAMPLES && pcm.len() != FRAME_SAMPLES {
+            return Err(MediaError::FrameSize(pcm.len()));
+        }
+        for chunk in pcm.chunks(PULL_SAMPLES) {
+            if muted {
+                // Silence, not nothing: DTX then carries comfort noise.
+                self.pending.resize(self.pending.len() + chunk.len(), 0);
+            } else {
+                self.pending.extend_from_slice(chunk);
+            }
+            if self.pending.len() >= FRAME_SAMPLES {
+                self.encode_frame()?;
+                self.pending.clear();
+            }
+        }
+        Ok(())
+    }
+
+    fn encode_frame(&mut self) -> Result<(), MediaError> {
+        self.encoder.encode(&self.pending, &mut self.payload)?;
+        self.outbound.frames_encoded += 1;
+        let dtx = self.encoder.is_dtx(&self.payload);
+        // The first DTX frame goes out (it tells the receiver to play
+        // comfort noise); the rest of the pause is skipped.
+        let send = !dtx || !self.prev_dtx;
+        self.prev_dtx = dtx;
+        if !send {
+            self.stream.skip(FRAME_SAMPLES as u32);
+            return Ok(());
+        }
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let n = self
+            .stream
+            .send_audio(&self.payload, FRAME_SAMPLES as u32, &mut buf)?;
+        buf.truncate(n);
+        self.outbound.packets_sent += 1;
+        self.outbound.bytes_sent += self.payload.len() as u64;
+        self.queue(buf);
+        Ok(())
+    }
+
+    fn queue(&mut self, d: Vec<u8>) {
+        if self.outbox.len() < MAX_OUTBOX {
+            self.outbox.push_back(d);
+        } else {
+            self.dropped_out += 1;
+        }
+    }
+
+    /// One RTP or RTCP datagram from the path. Rejections are counted
+    /// by the SRTP context and the jitter buffer; the error says why.
+    pub(crate) fn receive(&mut self, now: Instant, data: &[u8]) -> Result<(), StreamError> {
+        let mut buf = data.to_vec();
+        let len = buf.len();
+        match self.stream.receive(now, &mut buf, len)? {
+            Received::Audio(p) => {
+                self.bytes_received += p.payload.len() as u64;
+                let pkt = RtpPacket {
+                    seq: p.header.sequence_number,
+                    timestamp: p.header.timestamp,
+                    ssrc: p.header.ssrc,
+                    marker: p.header.marker,
+                    payload: p.payload.to_vec(),
+                };
+                // Late, duplicate and undecodable packets are counted in
+                // the buffer's packetsDiscarded.
+                let _ = self.jitter.insert(now, pkt);
+            }
+            Received::Control(items) => self.on_rtcp(&items),
+        }
+        Ok(())
+    }
+
+    /// Feeds the peer's loss report about us to the encoder's FEC.
+    fn on_rtcp(&mut self, items: &[RtcpItem]) {
+        for item in items {
+            if let RtcpItem::Report { block, .. } = item
+                && block.ssrc == self.ssrc
+            {
+                // fraction_lost is in 1/256 (RFC 3550 §6.4.1).
+                let pct = (u32::from(block.fraction_lost) * 100 / 256).min(50) as u8;
+                if self.encoder.set_packet_loss_pct(pct).is_ok() {
+                    self.outbound.loss_hint_pct = pct;
+                }
+            }
+        }
+    }
+
+    /// 10 ms of received audio.
+    pub(crate) fn pull(&mut self, now: Instant, out: &mut Vec<i16>) {
+        self.jitter.pull(now, out);
+        while self.jitter.poll_event().is_some() {}
+        out.resize(PULL_SAMPLES, 0);
+    }
+
+    pub(crate) fn poll_timeout(&self) -> Instant {
+        self.stream.poll_timeout()
+    }
+
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        self.stream.handle_timeout(now);
+        while let Some(d) = self.stream.poll_transmit() {
+            self.queue(d);
+        }
+    }
+
+    pub(crate) fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.outbox.pop_front()
+    }
+
+    pub(crate) fn rtt(&self) -> Option<Duration> {
+        self.stream.rtt()
+    }
+
+    pub(crate) fn inbound(&self) -> InboundRtp {
+        let r = self.stream.remote_stats();
+        let s = self.stream.srtp_stats();
+        InboundRtp {
+            packets_received: u64::from(r.received()),
+            packets_lost: r.cumulative_lost(),
+            bytes_received: self.bytes_received,
+            jitter: f64::from(r.jitter()) / f64::from(SAMPLE_RATE),
+            srtp_rejected: s.auth_failures
+                + s.replays
+                + s.malformed
+                + s.stream_limit_drops
+                + s.key_limit_drops,
+            jitter_buffer: self.jitter.stats().clone(),
+        }
+    }
+
+    pub(crate) fn outbound(&self) -> OutboundRtp {
+        self.outbound.clone()
+    }
+}

@@ -1,0 +1,549 @@
+//! A deterministic call simulator: two [`Call`]s, each with its own
+//! [`IceSession`], joined by a signalling channel with a fixed delay and
+//! a network whose per-direction delay and loss come from `sotto_jitter`
+//! link models (real traces included), all in virtual time. Nothing here
+//! reads the clock: `t0` is given and time advances from event to event,
+//! so a minute of call takes a fraction of that to run, and the network
+//! and audio are the same on every run (keys and SSRCs stay random).
+//!
+//! Side [`Side::A`] is the caller, [`Side::B`] the callee. Each side
+//! keeps a [`Record`] log of every datagram that left its socket and every
+//! call event, in the order they happened.
+//!
+//! ```
+//! use sotto_engine::call::{CallConfig, Event};
+//! use sotto_engine::sim::{LinkSchedule, Network, Side, Sim};
+//! use std::time::{Duration, Instant};
+//!
+//! let net = Network::symmetric(LinkSchedule::fixed(Duration::from_millis(30)));
+//! let mut sim = Sim::new(Instant::now(), CallConfig::default(), CallConfig::default(), net)?;
+//! sim.place()?;
+//! assert!(sim.run_until(Duration::from_secs(5), |s| s.peer(Side::B).is_ringing()));
+//! sim.answer()?;
+//! assert!(sim.run_until(Duration::from_secs(10), |s| s.both_secure()));
+//! assert_eq!(sim.peer(Side::A).sas(), sim.peer(Side::B).sas());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod audio;
+pub mod link;
+
+pub use link::LinkSchedule;
+
+use crate::call::{Call, CallConfig, CallError, CallSignal, Event, Input, Transmit};
+use crate::demux::{PacketKind, classify};
+use crate::ice::{IceConfig, IceError, IceSession};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Audio is pushed and pulled every 10 ms.
+const TICK: Duration = Duration::from_millis(10);
+/// Samples in one tick at 48 kHz.
+const TICK_SAMPLES: usize = 480;
+
+/// One end of the simulated call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The caller.
+    A,
+    /// The callee.
+    B,
+}
+
+impl Side {
+    fn idx(self) -> usize {
+        match self {
+            Side::A => 0,
+            Side::B => 1,
+        }
+    }
+
+    fn other(self) -> Side {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
+}
+
+/// One entry of a side's log, at an offset from the start.
+#[derive(Debug, Clone)]
+pub enum Record {
+    /// A datagram left this side's socket.
+    Sent {
+        /// When.
+        at: Duration,
+        /// Its first-byte class (RFC 7983).
+        kind: PacketKind,
+        /// Its first byte.
+        first_byte: u8,
+    },
+    /// The call emitted an event.
+    Event {
+        /// When.
+        at: Duration,
+        /// The event.
+        event: Event,
+    },
+}
+
+/// The path between the two sides.
+#[derive(Debug, Clone)]
+pub struct Network {
+    /// Fate of datagrams from A to B.
+    pub a_to_b: LinkSchedule,
+    /// Fate of datagrams from B to A.
+    pub b_to_a: LinkSchedule,
+    /// One-way delay of signalling messages (lossless, in order).
+    pub signalling_delay: Duration,
+}
+
+impl Network {
+    /// The same schedule both ways, 50 ms signalling delay.
+    pub fn symmetric(link: LinkSchedule) -> Self {
+        Self {
+            a_to_b: link.clone(),
+            b_to_a: link,
+            signalling_delay: Duration::from_millis(50),
+        }
+    }
+}
+
+/// Errors setting up a simulation.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// An ICE session would not start.
+    #[error(transparent)]
+    Ice(#[from] IceError),
+}
+
+/// Media datagram counters of one direction (sent by this side).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WireStats {
+    /// RTP datagrams sent.
+    pub rtp_sent: u64,
+    /// RTP datagrams the link lost.
+    pub rtp_lost: u64,
+    /// All datagrams sent.
+    pub sent: u64,
+    /// All datagrams the link lost.
+    pub lost: u64,
+}
+
+/// One side: its call, ICE session, audio and log.
+pub struct Peer {
+    /// The call under test.
+    pub call: Call,
+    ice: IceSession,
+    addr: SocketAddr,
+    source: Vec<i16>,
+    /// Microphone audio offered to the call, one sample per 1/48000 s from the start.
+    pub sent_audio: Vec<i16>,
+    /// Audio the call played out, aligned the same way.
+    pub received_audio: Vec<i16>,
+    /// Datagrams and events, in order.
+    pub log: Vec<Record>,
+    /// What left this side's socket and what the link did to it.
+    pub wire: WireStats,
+    ended: bool,
+}
+
+impl Peer {
+    /// Events so far, in order.
+    pub fn events(&self) -> impl Iterator<Item = &Event> {
+        self.log.iter().filter_map(|r| match r {
+            Record::Event { event, .. } => Some(event),
+            Record::Sent { .. } => None,
+        })
+    }
+
+    /// Whether an incoming-call [`Event::Ringing`] has been seen.
+    pub fn is_ringing(&self) -> bool {
+        self.events()
+            .any(|e| matches!(e, Event::Ringing { incoming: true }))
+    }
+
+    /// The SAS from [`Event::SecureUp`], if secure.
+    pub fn sas(&self) -> Option<String> {
+        self.events().find_map(|e| match e {
+            Event::SecureUp { sas, .. } => Some(sas.clone()),
+            _ => None,
+        })
+    }
+
+    /// When [`Event::SecureUp`] was emitted.
+    pub fn secure_at(&self) -> Option<Duration> {
+        self.log.iter().find_map(|r| match r {
+            Record::Event {
+                at,
+                event: Event::SecureUp { .. },
+            } => Some(*at),
+            _ => None,
+        })
+    }
+}
+
+struct InFlight {
+    at: Instant,
+    seq: u64,
+    to: Side,
+    from: SocketAddr,
+    data: Vec<u8>,
+}
+
+impl PartialEq for InFlight {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for InFlight {}
+impl PartialOrd for InFlight {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for InFlight {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
+/// Rewrites a signalling message in flight (sender side given), e.g. to
+/// play a man in the middle.
+pub type SignalHook = Box<dyn FnMut(Side, &mut CallSignal)>;
+
+/// Two calls and a network in virtual time. See the module documentation.
+pub struct Sim {
+    t0: Instant,
+    now: Instant,
+    next_tick: Instant,
+    peers: [Peer; 2],
+    net: Network,
+    packets: BinaryHeap<Reverse<InFlight>>,
+    signals: VecDeque<(Instant, Side, CallSignal)>,
+    seq: u64,
+    hook: Option<SignalHook>,
+}
+
+impl Sim {
+    /// Caller A with `a`, callee B with `b`, over `net`, starting at `t0`.
+    pub fn new(t0: Instant, a: CallConfig, b: CallConfig, net: Network) -> Result<Self, SimError> {
+        let peer = |cfg: CallConfig, outgoing: bool, ip: [u8; 4]| -> Result<Peer, SimError> {
+            let call = if outgoing {
+                Call::outgoing(t0, cfg)
+            } else {
+                Call::incoming(t0, cfg)
+            };
+            let addr = SocketAddr::from((ip, 40_000));
+            let ice = IceSession::new(t0, call.ice_config(IceConfig::default()), &[addr])?;
+            Ok(Peer {
+                call,
+                ice,
+                addr,
+                source: Vec::new(),
+                sent_audio: Vec::new(),
+                received_audio: Vec::new(),
+                log: Vec::new(),
+                wire: WireStats::default(),
+                ended: false,
+            })
+        };
+        let mut sim = Self {
+            t0,
+            now: t0,
+            next_tick: t0,
+            peers: [
+                peer(a, true, [10, 0, 0, 1])?,
+                peer(b, false, [10, 0, 0, 2])?,
+            ],
+            net,
+            packets: BinaryHeap::new(),
+            signals: VecDeque::new(),
+            seq: 0,
+            hook: None,
+        };
+        sim.pump_ice(Side::A);
+        sim.pump_ice(Side::B);
+        Ok(sim)
+    }
+
+    /// The microphone of `side`: 48 kHz mono PCM, looped.
+    pub fn set_audio(&mut self, side: Side, pcm: Vec<i16>) {
+        self.peers[side.idx()].source = pcm;
+    }
+
+    /// Installs a hook that sees (and may change) every signalling message.
+    pub fn set_signal_hook(&mut self, hook: SignalHook) {
+        self.hook = Some(hook);
+    }
+
+    /// One side.
+    pub fn peer(&self, side: Side) -> &Peer {
+        &self.peers[side.idx()]
+    }
+
+    /// One side, mutably (e.g. to mute or confirm the SAS).
+    pub fn peer_mut(&mut self, side: Side) -> &mut Peer {
+        &mut self.peers[side.idx()]
+    }
+
+    /// Virtual time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.t0
+    }
+
+    /// Virtual now.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Whether both sides are Secure.
+    pub fn both_secure(&self) -> bool {
+        self.peers.iter().all(|p| p.call.is_secure())
+    }
+
+    /// A places the call.
+    pub fn place(&mut self) -> Result<(), CallError> {
+        let now = self.now;
+        self.peers[0].call.place(now)?;
+        self.drain_call(Side::A);
+        Ok(())
+    }
+
+    /// B answers.
+    pub fn answer(&mut self) -> Result<(), CallError> {
+        let now = self.now;
+        self.peers[1].call.answer(now)?;
+        self.drain_call(Side::B);
+        self.pump_ice(Side::B);
+        Ok(())
+    }
+
+    /// `side` hangs up.
+    pub fn hang_up(&mut self, side: Side) {
+        let now = self.now;
+        self.peers[side.idx()].call.hang_up(now);
+        self.drain_call(side);
+    }
+
+    /// Runs until `stop` holds (checked after every step) or the elapsed
+    /// time reaches `limit`; returns whether `stop` held.
+    pub fn run_until(&mut self, limit: Duration, mut stop: impl FnMut(&Sim) -> bool) -> bool {
+        let limit = self.t0 + limit;
+        loop {
+            if stop(self) {
+                return true;
+            }
+            if !self.step(limit) {
+                return stop(self);
+            }
+        }
+    }
+
+    /// Runs for `d` of virtual time.
+    pub fn run_for(&mut self, d: Duration) {
+        let until = self.elapsed() + d;
+        self.run_until(until, |_| false);
+    }
+
+    /// Advances to the next thing due (no later than `limit`) and does it.
+    fn step(&mut self, limit: Instant) -> bool {
+        let mut next = self.next_tick;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = next.min(t);
+            }
+        };
+        consider(self.packets.peek().map(|p| p.0.at));
+        consider(self.signals.front().map(|s| s.0));
+        for p in &mut self.peers {
+            consider(p.call.poll_timeout());
+            if !p.ended {
+                consider(p.ice.poll_timeout());
+            }
+        }
+        if next > limit {
+            self.now = self.now.max(limit);
+            return false;
+        }
+        self.now = self.now.max(next);
+        let now = self.now;
+        while self.packets.peek().is_some_and(|p| p.0.at <= now) {
+            if let Some(Reverse(p)) = self.packets.pop() {
+                self.deliver(p);
+            }
+        }
+        while self.signals.front().is_some_and(|s| s.0 <= now) {
+            if let Some((_, to, msg)) = self.signals.pop_front() {
+                let _ = self.peers[to.idx()]
+                    .call
+                    .handle_input(now, Input::Signal(msg));
+                self.drain_call(to);
+                self.pump_ice(to);
+            }
+        }
+        for side in [Side::A, Side::B] {
+            let p = &mut self.peers[side.idx()];
+            if !p.ended && p.ice.poll_timeout().is_some_and(|t| t <= now) {
+                p.ice.handle_timeout(now);
+                self.pump_ice(side);
+            }
+            let p = &mut self.peers[side.idx()];
+            if p.call.poll_timeout().is_some_and(|t| t <= now) {
+                p.call.handle_timeout(now);
+                self.drain_call(side);
+                self.pump_ice(side);
+            }
+        }
+        if now >= self.next_tick {
+            self.next_tick += TICK;
+            self.audio_tick(Side::A);
+            self.audio_tick(Side::B);
+        }
+        true
+    }
+
+    fn audio_tick(&mut self, side: Side) {
+        let now = self.now;
+        let p = &mut self.peers[side.idx()];
+        let start = p.sent_audio.len();
+        let mut frame = [0i16; TICK_SAMPLES];
+        if !p.source.is_empty() {
+            for (i, s) in frame.iter_mut().enumerate() {
+                *s = p.source[(start + i) % p.source.len()];
+            }
+        }
+        p.sent_audio.extend_from_slice(&frame);
+        // Dropped (and counted) by the call until it is Secure.
+        let _ = p.call.push_audio(&frame);
+        let mut out = Vec::with_capacity(TICK_SAMPLES);
+        p.call.pull_audio(now, &mut out);
+        p.received_audio.extend_from_slice(&out);
+        self.drain_call(side);
+        self.pump_ice(side);
+    }
+
+    fn deliver(&mut self, pkt: InFlight) {
+        let now = self.now;
+        let p = &mut self.peers[pkt.to.idx()];
+        if p.ended {
+            return;
+        }
+        if let Some(media) = p.ice.handle_input(now, p.addr, pkt.from, &pkt.data) {
+            let media = media.to_vec();
+            let _ = p.call.handle_input(now, Input::Datagram(&media));
+            self.drain_call(pkt.to);
+        }
+        self.pump_ice(pkt.to);
+    }
+
+    /// Moves the call's output to ICE, the wire and the peer's signalling:
+    /// datagrams before events, so the log shows what left first.
+    fn drain_call(&mut self, side: Side) {
+        let now = self.now;
+        loop {
+            let p = &mut self.peers[side.idx()];
+            let Some(t) = p.call.poll_transmit() else {
+                break;
+            };
+            match t {
+                // Before a pair is selected there is nowhere to send: lost.
+                Transmit::Datagram(d) => {
+                    let _ = p.ice.send_media(now, &d);
+                }
+                Transmit::IceSignal(m) => {
+                    let _ = p.ice.handle_signal(now, m);
+                }
+            }
+            self.flush_wire(side);
+        }
+        let at = now - self.t0;
+        while let Some(e) = self.peers[side.idx()].call.poll_event() {
+            match &e {
+                Event::Signal(s) => {
+                    let mut s = s.clone();
+                    if let Some(h) = self.hook.as_mut() {
+                        h(side, &mut s);
+                    }
+                    self.signals
+                        .push_back((now + self.net.signalling_delay, side.other(), s));
+                }
+                Event::Ended { .. } => {
+                    let p = &mut self.peers[side.idx()];
+                    p.ice.close(now);
+                    p.ended = true;
+                }
+                _ => {}
+            }
+            self.peers[side.idx()]
+                .log
+                .push(Record::Event { at, event: e });
+        }
+    }
+
+    /// Feeds ICE's output to the wire and the call until both are quiet.
+    fn pump_ice(&mut self, side: Side) {
+        let now = self.now;
+        loop {
+            self.flush_wire(side);
+            let p = &mut self.peers[side.idx()];
+            let input = if let Some(m) = p.ice.poll_signal() {
+                Some((Input::IceSignal(m), None))
+            } else if let Some(e) = p.ice.poll_event() {
+                Some((Input::Ice(e), None))
+            } else {
+                p.ice.poll_media().map(|d| (Input::Datagram(&[]), Some(d)))
+            };
+            let Some((input, media)) = input else {
+                break;
+            };
+            let input = match &media {
+                Some(d) => Input::Datagram(d),
+                None => input,
+            };
+            let _ = p.call.handle_input(now, input);
+            self.drain_call(side);
+        }
+    }
+
+    /// Puts ICE's datagrams on the link.
+    fn flush_wire(&mut self, side: Side) {
+        let at = self.now - self.t0;
+        let other = self.peers[side.other().idx()].addr;
+        while let Some(t) = self.peers[side.idx()].ice.poll_transmit() {
+            let kind = classify(&t.data);
+            let p = &mut self.peers[side.idx()];
+            p.log.push(Record::Sent {
+                at,
+                kind,
+                first_byte: t.data.first().copied().unwrap_or(0),
+            });
+            p.wire.sent += 1;
+            let rtp = kind == PacketKind::Rtp;
+            p.wire.rtp_sent += u64::from(rtp);
+            let link = match side {
+                Side::A => &self.net.a_to_b,
+                Side::B => &self.net.b_to_a,
+            };
+            match link.delay_at(at) {
+                Some(d) if t.to == other => {
+                    self.seq += 1;
+                    self.packets.push(Reverse(InFlight {
+                        at: self.now + d,
+                        seq: self.seq,
+                        to: side.other(),
+                        from: t.local,
+                        data: t.data,
+                    }));
+                }
+                _ => {
+                    // Lost on the link, or sent where no host listens.
+                    p.wire.lost += 1;
+                    p.wire.rtp_lost += u64::from(rtp);
+                }
+            }
+        }
+    }
+}

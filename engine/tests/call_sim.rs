@@ -1,0 +1,243 @@
+//! Whole calls in the simulator over a clean direct path: setup, SAS,
+//! the no-media-before-Secure rule, hang-up, decline, zrtp-hash and cache
+//! mismatches.
+
+use sotto_engine::call::{CallConfig, CallSignal, EndReason, Event};
+use sotto_engine::demux::PacketKind;
+use sotto_engine::sim::{LinkSchedule, Network, Record, Side, Sim};
+use sotto_engine::zrtp::ZidCache;
+use std::time::{Duration, Instant};
+
+fn net() -> Network {
+    Network::symmetric(LinkSchedule::fixed(Duration::from_millis(30)))
+}
+
+fn tone(seconds: usize) -> Vec<i16> {
+    (0..48_000 * seconds)
+        .map(|i| ((i as f64 * 0.03).sin() * 6000.0) as i16)
+        .collect()
+}
+
+/// Places, rings, answers and runs until both sides are Secure.
+fn connected(a: CallConfig, b: CallConfig) -> Sim {
+    let mut sim = Sim::new(Instant::now(), a, b, net()).unwrap();
+    sim.set_audio(Side::A, tone(2));
+    sim.set_audio(Side::B, tone(2));
+    sim.place().unwrap();
+    assert!(sim.run_until(Duration::from_secs(2), |s| s.peer(Side::B).is_ringing()));
+    sim.answer().unwrap();
+    assert!(
+        sim.run_until(Duration::from_secs(10), |s| s.both_secure()),
+        "not secure: {:?}",
+        sim.peer(Side::A).events().collect::<Vec<_>>()
+    );
+    sim
+}
+
+fn ended(sim: &Sim, side: Side) -> Option<EndReason> {
+    sim.peer(side).events().find_map(|e| match e {
+        Event::Ended { reason } => Some(*reason),
+        _ => None,
+    })
+}
+
+#[test]
+fn call_reaches_secure_with_equal_sas_and_no_rtp_before_it() {
+    let mut sim = connected(CallConfig::default(), CallConfig::default());
+    let (a, b) = (sim.peer(Side::A), sim.peer(Side::B));
+    let sas = a.sas().unwrap();
+    assert_eq!(Some(sas.clone()), b.sas());
+    assert_eq!(sas.len(), 4, "B32 SAS: {sas}");
+    // Both rang (caller: remote ringing), connected on a direct path.
+    for (p, incoming) in [(a, false), (b, true)] {
+        assert!(
+            p.events()
+                .any(|e| matches!(e, Event::Ringing { incoming: i } if *i == incoming))
+        );
+        assert!(p.events().any(|e| matches!(e, Event::Connected)));
+        assert!(
+            p.events()
+                .any(|e| matches!(e, Event::PathChanged(sotto_engine::call::PathKind::Direct)))
+        );
+    }
+    sim.run_for(Duration::from_secs(3));
+    for side in [Side::A, Side::B] {
+        let p = sim.peer(side);
+        // Every datagram that left before SecureUp was STUN or ZRTP:
+        // first byte 0-3 or 16-19 (RFC 7983), never RTP/RTCP (128-191).
+        let mut secure = false;
+        let (mut before, mut after_rtp) = (0, 0);
+        for r in &p.log {
+            match r {
+                Record::Event {
+                    event: Event::SecureUp { .. },
+                    ..
+                } => secure = true,
+                Record::Sent {
+                    first_byte, kind, ..
+                } => {
+                    if secure {
+                        after_rtp += usize::from(*kind == PacketKind::Rtp);
+                    } else {
+                        before += 1;
+                        assert!(
+                            matches!(first_byte, 0..=3 | 16..=19),
+                            "{side:?} sent first byte {first_byte} before Secure"
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        assert!(secure && before > 0);
+        assert!(
+            after_rtp > 100,
+            "{side:?}: only {after_rtp} RTP after Secure"
+        );
+        // Audio pushed before Secure was dropped, not sent in the clear.
+        assert!(p.call.audio_dropped() > 0);
+    }
+}
+
+#[test]
+fn hang_up_ends_both_sides() {
+    let mut sim = connected(CallConfig::default(), CallConfig::default());
+    sim.run_for(Duration::from_secs(1));
+    sim.hang_up(Side::B);
+    assert!(sim.run_until(Duration::from_secs(20), |s| ended(s, Side::A).is_some()));
+    assert_eq!(ended(&sim, Side::B), Some(EndReason::LocalHangup));
+    assert_eq!(ended(&sim, Side::A), Some(EndReason::RemoteHangup));
+    assert!(sim.peer(Side::A).call.is_ended() && sim.peer(Side::B).call.is_ended());
+    // Nothing more leaves either side once both have ended.
+    let sent = |s: &Sim, side| s.peer(side).wire.sent;
+    let (a, b) = (sent(&sim, Side::A), sent(&sim, Side::B));
+    sim.run_for(Duration::from_secs(5));
+    assert_eq!((a, b), (sent(&sim, Side::A), sent(&sim, Side::B)));
+}
+
+#[test]
+fn decline_and_unanswered_calls_end_with_reasons() {
+    let mut sim = Sim::new(
+        Instant::now(),
+        CallConfig::default(),
+        CallConfig::default(),
+        net(),
+    )
+    .unwrap();
+    sim.place().unwrap();
+    assert!(sim.run_until(Duration::from_secs(2), |s| s.peer(Side::B).is_ringing()));
+    let now = sim.now();
+    sim.peer_mut(Side::B).call.decline(now).unwrap();
+    assert!(sim.run_until(Duration::from_secs(3), |s| ended(s, Side::A).is_some()));
+    assert_eq!(ended(&sim, Side::A), Some(EndReason::RemoteDeclined));
+
+    let cfg = CallConfig {
+        ring_timeout: Duration::from_secs(5),
+        ..CallConfig::default()
+    };
+    let mut sim = Sim::new(Instant::now(), cfg, CallConfig::default(), net()).unwrap();
+    sim.place().unwrap();
+    assert!(sim.run_until(Duration::from_secs(30), |s| ended(s, Side::B).is_some()));
+    assert_eq!(ended(&sim, Side::A), Some(EndReason::NoAnswer));
+    assert_eq!(ended(&sim, Side::B), Some(EndReason::RemoteHangup));
+    assert!(sim.peer(Side::A).sas().is_none());
+}
+
+#[test]
+fn tampered_zrtp_hash_in_the_offer_raises_hello_hash_mismatch() {
+    let mut sim = Sim::new(
+        Instant::now(),
+        CallConfig::default(),
+        CallConfig::default(),
+        net(),
+    )
+    .unwrap();
+    // A man in the middle of signalling swaps the caller's zrtp-hash.
+    sim.set_signal_hook(Box::new(|from, msg| {
+        if let (Side::A, CallSignal::Offer(d)) = (from, msg) {
+            let mut h = d.zrtp_hash.clone().into_bytes();
+            let last = h.len() - 1;
+            h[last] = if h[last] == b'0' { b'1' } else { b'0' };
+            d.zrtp_hash = String::from_utf8(h).unwrap();
+        }
+    }));
+    sim.place().unwrap();
+    assert!(sim.run_until(Duration::from_secs(2), |s| s.peer(Side::B).is_ringing()));
+    sim.answer().unwrap();
+    assert!(
+        sim.run_until(Duration::from_secs(40), |s| ended(s, Side::B).is_some()
+            && ended(s, Side::A).is_some())
+    );
+    let b = sim.peer(Side::B);
+    assert!(b.events().any(|e| matches!(e, Event::HelloHashMismatch)));
+    assert_eq!(ended(&sim, Side::B), Some(EndReason::HelloHashMismatch));
+    assert!(sim.peer(Side::A).sas().is_none() && b.sas().is_none());
+    assert_eq!(ended(&sim, Side::A), Some(EndReason::RemoteHangup));
+    // And no media ever left either side.
+    for side in [Side::A, Side::B] {
+        assert!(sim.peer(side).log.iter().all(|r| !matches!(
+            r,
+            Record::Sent {
+                kind: PacketKind::Rtp | PacketKind::Rtcp,
+                ..
+            }
+        )));
+    }
+}
+
+#[test]
+fn second_call_with_a_lost_retained_secret_raises_cache_mismatch() {
+    let (ca, cb) = (ZidCache::new(), ZidCache::new());
+    let cfg = |c: &ZidCache| CallConfig {
+        zid_cache: c.clone(),
+        ..CallConfig::default()
+    };
+    // First call: no history, no mismatch; both caches learn rs1.
+    let mut sim = connected(cfg(&ca), cfg(&cb));
+    let first_sas = sim.peer(Side::A).sas();
+    for side in [Side::A, Side::B] {
+        assert!(
+            !sim.peer(side)
+                .events()
+                .any(|e| matches!(e, Event::CacheMismatch))
+        );
+    }
+    sim.hang_up(Side::A);
+    sim.run_for(Duration::from_secs(1));
+    let ca = sim.peer(Side::A).call.zid_cache().clone();
+    let mut cb = sim.peer(Side::B).call.zid_cache().clone();
+    assert_eq!(ca.len(), 1);
+    assert_eq!(cb.len(), 1);
+
+    // Second call with intact caches: continuity, no mismatch.
+    let mut sim = connected(cfg(&ca), cfg(&cb));
+    assert!(
+        !sim.peer(Side::A)
+            .events()
+            .any(|e| matches!(e, Event::CacheMismatch))
+    );
+    sim.hang_up(Side::A);
+    sim.run_for(Duration::from_secs(1));
+    let ca = sim.peer(Side::A).call.zid_cache().clone();
+
+    // Third call: B lost its secret for A (a new phone, or an attacker
+    // with B's ZID): A expected one and must say so loudly.
+    let a_zid = ca.self_zid();
+    cb.remove(&a_zid);
+    let sim = connected(cfg(&ca), cfg(&cb));
+    let a = sim.peer(Side::A);
+    assert!(a.events().any(|e| matches!(e, Event::CacheMismatch)));
+    assert!(a.events().any(|e| matches!(
+        e,
+        Event::SecureUp {
+            sas_verified: false,
+            ..
+        }
+    )));
+    assert_eq!(a.sas(), sim.peer(Side::B).sas());
+    assert_ne!(
+        a.sas(),
+        first_sas,
+        "fresh DH, fresh SAS (with high probability)"
+    );
+}
