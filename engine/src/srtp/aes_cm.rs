@@ -167,4 +167,49 @@ mod tests {
             h("CEBE321F6FF7716B6FD4AB49AF256A156D38BAA48F0A0ACF3C34E2359E6CDBCE")[..]
         );
     }
+
+    /// RFC 6188 §7.1: AES-256-CM keystream, first and last three blocks of
+    /// the 0xff02 blocks for packet index 0.
+    #[test]
+    fn rfc6188_7_1_aes256_keystream() {
+        let key = h("57f82fe3613fd170a85ec93c40b1f0922ec4cb0dc025b58272147cc438944a98");
+        let mut iv = [0u8; 16];
+        iv[..14].copy_from_slice(&h("F0F1F2F3F4F5F6F7F8F9FAFBFCFD"));
+        let mut ks = vec![0u8; 0xff02 * 16];
+        AesCm::new(&key).apply_keystream(&iv, &mut ks);
+        assert_eq!(
+            ks[..48],
+            h(
+                "92bdd28a93c3f52511c677d08b5515a49da71b2378a854f67050756ded165bac63c4868b7096d88421b563b8c94c9a31"
+            )[..]
+        );
+        assert_eq!(
+            ks[ks.len() - 48..],
+            h(
+                "cea518c90fd91ced9cbb18c078a547113dbc4814f4da5f00a08772b63c6a046d6eb246913062a16891433e97dd01a57f"
+            )[..]
+        );
+    }
+
+    /// RFC 6188 §7.2: AES-256 key derivation (encryption key, salt and the
+    /// 160-bit authentication key).
+    #[test]
+    fn rfc6188_7_2_aes256_key_derivation() {
+        let kdf = Kdf::new(
+            &h("f0f04914b513f2763a1b1fa130f10e2998f6f6e43e4309d1e622a0e332b9f1b6"),
+            &h("3b04803de51ee7c96423ab5b78d2"),
+        );
+        let mut enc = [0u8; 32];
+        kdf.derive(Label::RtpEncryption, &mut enc);
+        assert_eq!(
+            enc[..],
+            h("5ba1064e30ec51613cad926c5a28ef731ec7fb397f70a960653caf06554cd8c4")[..]
+        );
+        let mut salt = [0u8; 14];
+        kdf.derive(Label::RtpSalt, &mut salt);
+        assert_eq!(salt[..], h("fa31791685ca444a9e07c6c64e93")[..]);
+        let mut auth = [0u8; 20];
+        kdf.derive(Label::RtpAuth, &mut auth);
+        assert_eq!(auth[..], h("fd9c32d39ed5fbb5a9dc96b30818454d1313dc05")[..]);
+    }
 }

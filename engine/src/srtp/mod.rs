@@ -15,10 +15,11 @@
 //! is the one copy this module cannot wipe.
 //!
 //! ```
-//! use sotto_engine::srtp::{Profile, SrtpContext};
+//! use sotto_engine::srtp::{Error, Profile, SrtpContext};
 //!
-//! # fn main() -> Result<(), sotto_engine::srtp::Error> {
-//! // One context per direction, from that direction's master key and salt.
+//! # fn main() -> Result<(), Error> {
+//! // One context per direction, from that direction's master key and salt
+//! // (ZRTP: srtpkeyI/srtpsaltI for the initiator's media, R for the responder's).
 //! let (key, salt) = ([7u8; 16], [9u8; 14]);
 //! let mut sender = SrtpContext::new(Profile::AesCm128HmacSha1_80, &key, &salt)?;
 //! let mut receiver = SrtpContext::new(Profile::AesCm128HmacSha1_80, &key, &salt)?;
@@ -26,13 +27,14 @@
 //! let rtp = [0x80, 0, 0x12, 0x34, 0, 0, 0, 1, 0xca, 0xfe, 0xba, 0xbe, 1, 2, 3, 4];
 //! let mut packet = Vec::with_capacity(1500); // room for the tag: no allocation
 //! packet.extend_from_slice(&rtp);
-//! sender.protect_rtp(&mut packet)?;
+//! sender.protect_rtp(&mut packet)?; // encrypts and appends the 10-byte tag
 //! assert_eq!(packet.len(), rtp.len() + 10);
-//! receiver.unprotect_rtp(&mut packet)?;
+//! let srtp = packet.clone();
+//! receiver.unprotect_rtp(&mut packet)?; // verifies, decrypts, strips the tag
 //! assert_eq!(packet, rtp);
-//! // The same packet again is a replay.
-//! # let mut again = rtp.to_vec(); // (re-protecting the same index is refused too)
-//! # assert!(sender.protect_rtp(&mut again).is_err());
+//! // The same SRTP packet again is refused, and counted.
+//! assert_eq!(receiver.unprotect_rtp(&mut srtp.clone()), Err(Error::Replayed));
+//! assert_eq!(receiver.stats().replays, 1);
 //! # Ok(()) }
 //! ```
 
