@@ -63,7 +63,6 @@ async fn connection(state: Arc<AppState>, socket: WebSocket, device: DeviceId, p
     if let Err(e) = state.store.set_presence(&device, &node, unix_ms()).await {
         tracing::warn!("presence: {e}");
     }
-    metrics::gauge!("signald_connected_devices").increment(1.0);
     if let Some(woken) = state.hub.take_woken(&device) {
         metrics::histogram!("signald_wake_to_connect_seconds")
             .record(woken.elapsed().as_secs_f64());
@@ -109,7 +108,6 @@ async fn connection(state: Arc<AppState>, socket: WebSocket, device: DeviceId, p
     {
         tracing::warn!("presence: {e}");
     }
-    metrics::gauge!("signald_connected_devices").decrement(1.0);
 }
 
 type Tx = futures_util::stream::SplitSink<WebSocket, Message>;

@@ -1,5 +1,6 @@
 //! A local stand-in for a push service's HTTP API (the protocol boundary):
 //! records every request, answers with a scripted status per path.
+#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
