@@ -396,6 +396,14 @@ mod tests {
     }
 
     #[test]
+    fn shipped_example_parses() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/sotto-relay.toml");
+        let o = Options::from_file(&p).unwrap();
+        assert_eq!(o.realm.as_deref(), Some("turn.example.org"));
+        assert_eq!(o.relay_ip.len(), 2);
+    }
+
+    #[test]
     fn rejects_bad_configs() {
         assert!(toml::from_str::<Options>("nonsense = 1").is_err());
         assert!(Options::default().resolve().is_err(), "no credentials");

@@ -437,6 +437,16 @@ impl Relay {
         self.live
     }
 
+    /// The first live, bound allocation (tests and fuzzing).
+    pub fn first_allocation(&self) -> Option<RelayId> {
+        self.slots.iter().enumerate().find_map(|(i, a)| {
+            a.as_ref().filter(|a| a.relayed.is_some()).map(|a| RelayId {
+                index: i as u32,
+                generation: a.generation,
+            })
+        })
+    }
+
     /// The relayed address of a live allocation.
     pub fn relayed_addr(&self, relay: RelayId) -> Option<SocketAddr> {
         self.get(relay).and_then(|a| a.relayed)

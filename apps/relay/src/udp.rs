@@ -266,6 +266,12 @@ impl Worker {
                 }
                 self.control(now);
             }
+            // A short batch means the queue was empty: skip the extra
+            // recvmmsg that would only return EAGAIN. Safe with edge
+            // triggering because every later datagram raises a new edge.
+            if n < BATCH {
+                return;
+            }
         }
     }
 
