@@ -176,6 +176,9 @@ pub struct IceSession {
     remote_count: usize,
     pending_remote: Vec<(String, String)>,
     selected: Option<SelectedPath>,
+    /// Consent on the selected pair lasts until then; only an authenticated
+    /// Binding success response from the pair refreshes it (RFC 7675 §5.1).
+    consent_until: Option<Instant>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<IceEvent>,
     signals: VecDeque<SignalMessage>,
@@ -230,6 +233,7 @@ impl IceSession {
             remote_count: 0,
             pending_remote: Vec::new(),
             selected: None,
+            consent_until: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             signals: VecDeque::new(),
@@ -496,6 +500,8 @@ impl IceSession {
     }
 
     fn agent_read(&mut self, now: Instant, local: SocketAddr, from: SocketAddr, data: &[u8]) {
+        // Binding success response (RFC 5389 §6: type 0x0101).
+        let success = data.get(..2) == Some(&[0x01, 0x01][..]);
         let msg = TaggedBytesMut {
             now,
             transport: TransportContext {
@@ -508,6 +514,19 @@ impl IceSession {
         };
         if self.agent.handle_read(msg).is_err() {
             self.stats.stun_rejected += 1;
+            return;
+        }
+        // The agent verified its integrity against the peer's password.
+        let on_path = self.selected.is_some_and(|p| {
+            p.remote == from
+                && if p.relayed {
+                    p.local == local
+                } else {
+                    p.socket == local
+                }
+        });
+        if success && on_path {
+            self.consent_until = Some(now + self.cfg.consent_timeout);
         }
     }
 
@@ -549,6 +568,9 @@ impl IceSession {
 
     /// Advances timers (checks, consent, TURN refreshes and retransmissions).
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.consent_until.is_some_and(|t| now >= t) {
+            self.consent_lost(now);
+        }
         let _ = self.agent.handle_timeout(now);
         for link in &mut self.links {
             link.handle_timeout(now);
@@ -558,7 +580,7 @@ impl IceSession {
 
     /// When [`IceSession::handle_timeout`] should next run.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        let mut t = self.agent.poll_timeout();
+        let mut t = min_opt(self.agent.poll_timeout(), self.consent_until);
         for link in &mut self.links {
             t = min_opt(t, link.poll_timeout());
         }
@@ -699,23 +721,29 @@ impl IceSession {
         }
     }
 
+    /// Consent expired (or the agent gave up): cease sending on the pair
+    /// (RFC 7675 §5.1) and look for another path. Either side may restart
+    /// (a NAT rebinding is seen by one side only); simultaneous restarts
+    /// converge, as an Answer never triggers another restart.
+    fn consent_lost(&mut self, now: Instant) {
+        let had_path = self.selected.take().is_some();
+        self.consent_until = None;
+        if had_path && !matches!(self.state(), IceState::Disconnected | IceState::Failed) {
+            self.events
+                .push_back(IceEvent::State(IceState::Disconnected));
+        }
+        if self.cfg.auto_restart {
+            let _ = self.restart(now);
+        }
+    }
+
     fn on_agent_event(&mut self, now: Instant, ev: AgentEvent) {
         match ev {
             AgentEvent::ConnectionStateChange(s) => {
                 let state = map_state(s);
                 self.events.push_back(IceEvent::State(state));
                 if matches!(state, IceState::Disconnected | IceState::Failed) {
-                    // Consent expired: cease sending on this 5-tuple (RFC 7675 §5.1).
-                    self.selected = None;
-                }
-                if self.cfg.auto_restart
-                    && matches!(state, IceState::Disconnected | IceState::Failed)
-                {
-                    // Consent lost (RFC 7675 §5.1): find another path. Either
-                    // side may start it (a NAT rebinding is seen by one side
-                    // only); simultaneous restarts converge, as an Answer
-                    // never triggers another restart.
-                    let _ = self.restart(now);
+                    self.consent_lost(now);
                 }
             }
             AgentEvent::SelectedCandidatePairChange(local, remote) => {
@@ -736,6 +764,7 @@ impl IceSession {
                         relayed,
                     };
                     self.selected = Some(path);
+                    self.consent_until = Some(now + self.cfg.consent_timeout);
                     self.events.push_back(IceEvent::Selected(path));
                 }
             }
@@ -1006,6 +1035,46 @@ mod tests {
             p.a.send_media(p.now, &[0x80, 111, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1]),
             Err(IceError::NotConnected)
         ));
+    }
+
+    /// RFC 7675: only answers to our own checks keep consent. The peer's
+    /// authenticated requests still arrive, but our checks go unanswered.
+    #[test]
+    fn consent_needs_answers_not_just_peer_requests() {
+        let quiet = |c| IceConfig {
+            auto_restart: false,
+            ..cfg(c)
+        };
+        let mut p = Pair::new(
+            quiet(true),
+            quiet(false),
+            &[sa("127.0.0.1:1000")],
+            &[sa("127.0.0.1:2000")],
+        );
+        for _ in 0..40 {
+            p.step(Duration::from_millis(50), &|_| false);
+        }
+        assert!(p.a.selected().is_some());
+        while p.a.poll_event().is_some() {}
+        let b_sock = sa("127.0.0.1:2000");
+        // Drop B's Binding success responses to A; everything else flows.
+        let answers_to_a =
+            move |t: &Transmit| t.local == b_sock && t.data.get(..2) == Some(&[0x01, 0x01][..]);
+        for _ in 0..100 {
+            p.step(Duration::from_millis(50), &answers_to_a);
+        }
+        assert_eq!(
+            p.a.selected(),
+            None,
+            "consent kept alive by the peer's own requests"
+        );
+        let events: Vec<IceEvent> = std::iter::from_fn(|| p.a.poll_event()).collect();
+        assert!(
+            events.contains(&IceEvent::State(IceState::Disconnected)),
+            "{events:?}"
+        );
+        // B keeps its pair: A still answers B's checks.
+        assert!(p.b.selected().is_some());
     }
 
     #[test]
