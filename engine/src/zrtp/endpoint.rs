@@ -742,12 +742,11 @@ impl Endpoint {
     }
 
     fn on_hello_ack(&mut self, now: Instant) -> Result<(), Error> {
-        if self.state != State::Discovery {
-            return Err(Error::Unexpected("HelloACK", self.state.name()));
-        }
+        // A late HelloACK (after our Commit went out) still stops our Hello.
         self.hello_acked = true;
         self.hello_timer = None;
-        if self.cfg.role == Role::Initiator
+        if self.state == State::Discovery
+            && self.cfg.role == Role::Initiator
             && self.peer_hello.is_some()
             && self.our_commit.is_none()
         {
