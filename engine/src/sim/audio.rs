@@ -3,16 +3,19 @@
 //!
 //! The lag between sent and played audio drifts during a call (the jitter
 //! buffer stretches and shrinks it), so each short window is aligned on
-//! its own: coarsely on the 1 ms amplitude envelope, then to the sample at
-//! 8 kHz.
+//! its own: coarsely on the 5 ms amplitude envelope of the two seconds
+//! around it (long enough that speech rhythm has one clear peak), then to
+//! the sample at 8 kHz.
 
 use std::time::Duration;
 
 /// Analysis rate: 48 kHz PCM is averaged down by 6.
 const RATE: usize = 8_000;
 const DECIMATE: usize = 6;
-/// Envelope block: 1 ms at 8 kHz.
-const ENV: usize = 8;
+/// Envelope block: 5 ms at 8 kHz.
+const ENV: usize = 40;
+/// Envelope context for the coarse lag: 2 s.
+const CONTEXT: usize = 2 * RATE;
 /// Window length and hop.
 const WINDOW: usize = RATE / 5;
 const HOP: usize = RATE / 2;
@@ -27,6 +30,9 @@ pub struct Similarity {
     pub windows: usize,
     /// Median of the per-window best correlation (1 = identical shape).
     pub median_correlation: f64,
+    /// Median correlation of the 5 ms envelopes around each window
+    /// (speech rhythm; robust to time stretching).
+    pub median_envelope_correlation: f64,
     /// Fraction of scored windows whose correlation is at least 0.5.
     pub good_fraction: f64,
     /// Median lag of received behind sent audio.
@@ -97,6 +103,7 @@ pub fn compare(sent: &[i16], received: &[i16], max_lag: Duration) -> Similarity 
     let max_lag = (max_lag.as_secs_f64() * RATE as f64) as usize;
     let mut corrs = Vec::new();
     let mut lags = Vec::new();
+    let mut env_corrs = Vec::new();
     let mut start = max_lag;
     while start + WINDOW <= r.len() {
         let rw = &r[start..start + WINDOW];
@@ -104,16 +111,22 @@ pub fn compare(sent: &[i16], received: &[i16], max_lag: Duration) -> Similarity 
         if start + WINDOW > s.len() {
             break;
         }
-        // Coarse: the envelope lag (1 ms steps) with the best correlation.
-        let (eb, ew) = (start / ENV, WINDOW / ENV);
+        // Coarse: the envelope lag (5 ms steps) with the best correlation
+        // over the context around the window.
+        let lo_e = max_lag / ENV;
+        let cw = (CONTEXT / ENV).min(re.len().saturating_sub(lo_e));
+        let eb = ((start + WINDOW / 2) / ENV)
+            .saturating_sub(cw / 2)
+            .clamp(lo_e, re.len().saturating_sub(cw).max(lo_e));
         let mut best = (f64::MIN, 0usize);
-        for lag_ms in 0..=max_lag / ENV {
-            if eb < lag_ms || eb - lag_ms + ew > se.len() {
-                break;
-            }
-            let c = ncc(&re[eb..eb + ew], &se[eb - lag_ms..eb - lag_ms + ew], true);
+        for lag_e in 0..=lo_e {
+            let (Some(rc), Some(sc)) = (re.get(eb..eb + cw), se.get(eb - lag_e..eb - lag_e + cw))
+            else {
+                continue;
+            };
+            let c = ncc(rc, sc, true);
             if c > best.0 {
-                best = (c, lag_ms * ENV);
+                best = (c, lag_e * ENV);
             }
         }
         let coarse = best.1;
@@ -129,6 +142,7 @@ pub fn compare(sent: &[i16], received: &[i16], max_lag: Duration) -> Similarity 
                 }
             }
             corrs.push(bc.max(0.0));
+            env_corrs.push(best.0.max(0.0));
             lags.push(bl as f64);
         }
         start += HOP;
@@ -138,6 +152,7 @@ pub fn compare(sent: &[i16], received: &[i16], max_lag: Duration) -> Similarity 
     Similarity {
         windows,
         median_correlation: median(&mut corrs),
+        median_envelope_correlation: median(&mut env_corrs),
         good_fraction: if windows == 0 {
             0.0
         } else {
