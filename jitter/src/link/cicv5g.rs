@@ -257,23 +257,30 @@ pub struct DelayTraceConfig {
     pub start_offset: Duration,
     /// Packets whose delay exceeds this are lost (`None`: none are).
     pub deadline: Option<Duration>,
+    /// Keep arrivals in send order. The radio link layer (RLC) delivers in
+    /// order, and the trace shows outages as in-order spikes, so a packet
+    /// may not overtake one sent before it even where the interpolated
+    /// delay falls faster than the send interval (the tail of a spike).
+    pub fifo: bool,
 }
 
 impl Default for DelayTraceConfig {
     /// Half the RTT, from the start, with a 1 s deadline (a voice packet
-    /// that late is useless, and in a real UDP stream it would be lost).
+    /// that late is useless, and in a real UDP stream it would be lost),
+    /// in order.
     fn default() -> Self {
         Self {
             one_way: OneWay::HalfRtt,
             start_offset: Duration::ZERO,
             deadline: Some(Duration::from_secs(1)),
+            fifo: true,
         }
     }
 }
 
 /// A link whose per-packet delay follows a [`DelaySeries`] at each
-/// packet's send time. Packets may overtake each other when the delay
-/// falls faster than the send interval, as on a real UDP path.
+/// packet's send time (held back behind earlier packets when
+/// [`DelayTraceConfig::fifo`] is set).
 #[derive(Debug, Clone)]
 pub struct DelayTraceLink {
     series: DelaySeries,
@@ -306,18 +313,24 @@ impl Link for DelayTraceLink {
     fn run(&mut self, packets: &[SentPacket]) -> Result<Vec<Delivery>, LinkError> {
         check_sorted(packets)?;
         let offset_ms = self.config.start_offset.as_secs_f64() * 1000.0;
+        let mut latest = Duration::ZERO;
         Ok(packets
             .iter()
             .map(|p| {
                 let ms = self
                     .series
                     .delay_at(p.send.as_secs_f64() * 1000.0 + offset_ms);
-                let delay = Duration::from_secs_f64(ms.clamp(0.0, 1e9) / 1000.0);
-                let late = self.config.deadline.is_some_and(|d| delay > d);
+                let mut arrival = p.send + Duration::from_secs_f64(ms.clamp(0.0, 1e9) / 1000.0);
+                if self.config.fifo {
+                    arrival = arrival.max(latest);
+                    latest = arrival;
+                }
+                // A packet held behind a late one is as late as it is.
+                let late = self.config.deadline.is_some_and(|d| arrival - p.send > d);
                 Delivery {
                     seq: p.seq,
                     send: p.send,
-                    arrival: (!late).then(|| p.send + delay),
+                    arrival: (!late).then_some(arrival),
                 }
             })
             .collect())
@@ -416,5 +429,36 @@ mod tests {
             ..DelayTraceConfig::default()
         };
         assert!(DelayTraceLink::new(&t, bad).is_err());
+    }
+
+    #[test]
+    fn fifo_keeps_the_tail_of_a_spike_in_order() {
+        // One-way delay falls from 200 ms to 10 ms within 50 ms.
+        let text = "pub_time(ms) sub_time(ms) delay(ms)\n0 400 400\n50 70 20\n";
+        let t = Cicv5gTrace::parse(text).unwrap();
+        let stream = voice_stream(5, Duration::from_millis(10), 100);
+        let run = |fifo| {
+            DelayTraceLink::new(
+                &t,
+                DelayTraceConfig {
+                    fifo,
+                    deadline: None,
+                    ..DelayTraceConfig::default()
+                },
+            )
+            .unwrap()
+            .run(&stream)
+            .unwrap()
+        };
+        let free = run(false);
+        assert!(crate::link::LinkSummary::of(&free).reordered > 0);
+        let ordered = run(true);
+        assert_eq!(crate::link::LinkSummary::of(&ordered).reordered, 0);
+        // Held packets leave with the packet they queued behind.
+        assert!(
+            ordered
+                .iter()
+                .all(|d| d.arrival == Some(Duration::from_millis(200)))
+        );
     }
 }
