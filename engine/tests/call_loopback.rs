@@ -1,18 +1,21 @@
-//! Two Calls over the real tokio driver and UDP sockets on loopback
-//! (direct path): they reach Secure with the same SAS, exchange real
-//! speech through the headless WAV ports, hang up, and leave no socket
-//! behind.
+//! Two Calls over the real tokio driver and UDP sockets on loopback,
+//! directly and relay-only through a real coturn: they reach Secure with
+//! the same SAS, exchange real speech through the headless WAV ports, hang
+//! up, and leave no socket behind.
+
+mod transport_support;
 
 use sotto_engine::call::driver::{CallHandle, CallSignaller};
 use sotto_engine::call::wav::{HeadlessAudio, load_48k_mono, save_48k_mono};
-use sotto_engine::call::{Call, CallConfig, CallSignal, EndReason, Event};
-use sotto_engine::ice::IceConfig;
+use sotto_engine::call::{Call, CallConfig, CallSignal, EndReason, Event, PathKind};
+use sotto_engine::ice::{IceConfig, TurnServer};
 use sotto_engine::sim::audio::compare;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use transport_support::{Auth, Coturn, REALM};
 
 struct ChannelSignaller(mpsc::UnboundedSender<CallSignal>);
 
@@ -37,7 +40,7 @@ struct Side {
     recording: Arc<Mutex<Vec<i16>>>,
 }
 
-async fn start(call: Call, pcm: Vec<i16>) -> Side {
+async fn start(call: Call, pcm: Vec<i16>, ice: IceConfig) -> Side {
     let (tx, rx) = mpsc::unbounded_channel();
     let audio = HeadlessAudio::new(pcm.clone(), true, 30);
     let recording = audio.recording();
@@ -45,7 +48,7 @@ async fn start(call: Call, pcm: Vec<i16>) -> Side {
     let handle = CallHandle::start(
         call,
         &[bind],
-        IceConfig::default(),
+        ice,
         Box::new(ChannelSignaller(tx)),
         Some(Box::new(audio)),
     )
@@ -94,17 +97,20 @@ fn ended(s: &Side) -> Option<EndReason> {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_calls_over_loopback_reach_secure_and_talk() {
+/// A whole call: place, ring, answer, Secure, 4 s of speech, hang-up,
+/// shutdown; returns the path kind both sides reported.
+async fn call_flow(cfg: impl Fn() -> CallConfig, ice: IceConfig) -> PathKind {
     let now = Instant::now();
     let mut a = start(
-        Call::outgoing(now, CallConfig::default()),
+        Call::outgoing(now, cfg()),
         speech("asterisk_en_16k_g722dec/dir-intro.wav"),
+        ice.clone(),
     )
     .await;
     let mut b = start(
-        Call::incoming(now, CallConfig::default()),
+        Call::incoming(now, cfg()),
         speech("pesq_repo/speech.wav"),
+        ice,
     )
     .await;
     let ports: Vec<SocketAddr> = [&a, &b]
@@ -138,7 +144,16 @@ async fn two_calls_over_loopback_reach_secure_and_talk() {
     let st = b.handle.stats().await.unwrap();
     assert!(st.inbound.packets_received > 100, "{st:?}");
     assert!(st.inbound.jitter_buffer.jitter_buffer_emitted_count > 0);
-    assert!(!st.candidate_pair.relayed && st.candidate_pair.selected);
+    assert!(st.candidate_pair.selected);
+    let path = |s: &Side| {
+        s.events.iter().find_map(|e| match e {
+            Event::PathChanged(k) => Some(*k),
+            _ => None,
+        })
+    };
+    let kind = path(&a).unwrap();
+    assert_eq!(Some(kind), path(&b));
+    assert_eq!(st.candidate_pair.relayed, kind == PathKind::Relay);
     a.handle.hang_up().await.unwrap();
     assert!(
         run(&mut a, &mut b, Duration::from_secs(10), |a, b| ended(a)
@@ -176,4 +191,35 @@ async fn two_calls_over_loopback_reach_secure_and_talk() {
     for p in ports {
         std::net::UdpSocket::bind(p).expect("port still held after shutdown");
     }
+    kind
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_calls_over_loopback_reach_secure_and_talk() {
+    let kind = call_flow(CallConfig::default, IceConfig::default()).await;
+    assert_eq!(kind, PathKind::Direct);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_only_call_through_coturn() {
+    let turn = Coturn::start(Auth::LongTerm {
+        user: "u",
+        pass: "p",
+    });
+    let ice = IceConfig {
+        turn_servers: vec![TurnServer {
+            addr: turn.addr,
+            username: "u".into(),
+            password: "p".into(),
+            realm: REALM.into(),
+        }],
+        ..IceConfig::default()
+    };
+    let cfg = || CallConfig {
+        relay_only: true,
+        ..CallConfig::default()
+    };
+    let kind = call_flow(cfg, ice).await;
+    assert_eq!(kind, PathKind::Relay);
+    assert!(turn.log_count("allocation") > 0 || turn.log_count("ALLOCATE") > 0);
 }
