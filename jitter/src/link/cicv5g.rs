@@ -290,6 +290,10 @@ pub struct DelayTraceLink {
 impl DelayTraceLink {
     /// A link replaying `trace` under `config`.
     pub fn new(trace: &Cicv5gTrace, config: DelayTraceConfig) -> Result<Self, LinkError> {
+        super::check_delays(&[config.start_offset])?;
+        if let OneWay::Variation { base, .. } = config.one_way {
+            super::check_delays(&[base])?;
+        }
         if let OneWay::Variation { fraction, .. } = config.one_way
             && !(0.0..=1.0).contains(&fraction)
         {

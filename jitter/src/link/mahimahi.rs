@@ -17,7 +17,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::rng::Rng;
-use super::{Delivery, Link, LinkError, SentPacket, TraceError, check_sorted};
+use super::{Delivery, Link, LinkError, SentPacket, TraceError, check_delays, check_sorted};
 
 /// Bytes one delivery opportunity can carry.
 pub const OPPORTUNITY_BYTES: u32 = 1500;
@@ -285,6 +285,7 @@ struct Queued {
 impl MahimahiLink {
     /// A link over `trace` configured by `config`.
     pub fn new(trace: MahimahiTrace, config: MahimahiConfig) -> Result<Self, LinkError> {
+        check_delays(&[config.propagation, config.start_offset])?;
         let bad = |what: &str| Err(LinkError::Config(what.to_owned()));
         match config.cross {
             CrossTraffic::Constant {
@@ -518,6 +519,11 @@ mod tests {
             },
             ..MahimahiConfig::default()
         };
-        assert!(MahimahiLink::new(trace, cross).is_err());
+        assert!(MahimahiLink::new(trace.clone(), cross).is_err());
+        let endless = MahimahiConfig {
+            propagation: Duration::MAX,
+            ..MahimahiConfig::default()
+        };
+        assert!(MahimahiLink::new(trace, endless).is_err());
     }
 }

@@ -94,6 +94,18 @@ pub fn voice_stream(count: u64, interval: Duration, size: u32) -> Vec<SentPacket
         .collect()
 }
 
+/// Longest delay parameter a model accepts: a day is far beyond any
+/// call, and keeps time arithmetic far from overflow.
+pub const MAX_DELAY: Duration = Duration::from_secs(86_400);
+
+/// Fails with [`LinkError::Config`] if any of `delays` exceeds [`MAX_DELAY`].
+pub(crate) fn check_delays(delays: &[Duration]) -> Result<(), LinkError> {
+    match delays.iter().find(|&&d| d > MAX_DELAY) {
+        Some(d) => Err(LinkError::Config(format!("{d:?} is longer than a day"))),
+        None => Ok(()),
+    }
+}
+
 /// Fails with [`LinkError::Unsorted`] unless send times never go back.
 pub(crate) fn check_sorted(packets: &[SentPacket]) -> Result<(), LinkError> {
     match packets.windows(2).position(|w| w[1].send < w[0].send) {

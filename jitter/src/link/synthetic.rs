@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::rng::Rng;
-use super::{Delivery, Link, LinkError, SentPacket, check_sorted};
+use super::{Delivery, Link, LinkError, SentPacket, check_delays, check_sorted};
 
 /// Two-state Markov burst loss (Gilbert 1960, Elliott 1963).
 ///
@@ -159,6 +159,11 @@ impl SyntheticLink {
             }
             _ => {}
         }
+        let mut delays = vec![config.base_delay, config.max_jitter];
+        if let Some(h) = config.handover {
+            delays.extend([h.outage, h.spike, h.recovery]);
+        }
+        check_delays(&delays)?;
         if config.handover.is_some_and(|h| h.mean_interval.is_zero()) {
             return Err(LinkError::Config(
                 "handover interval must be positive".into(),
@@ -307,6 +312,11 @@ mod tests {
             ..SyntheticConfig::default()
         };
         assert!(SyntheticLink::new(bad_pareto).is_err());
+        let endless = SyntheticConfig {
+            base_delay: Duration::MAX,
+            ..SyntheticConfig::default()
+        };
+        assert!(SyntheticLink::new(endless).is_err());
     }
 
     #[test]
