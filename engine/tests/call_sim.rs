@@ -241,3 +241,145 @@ fn second_call_with_a_lost_retained_secret_raises_cache_mismatch() {
         "fresh DH, fresh SAS (with high probability)"
     );
 }
+
+#[test]
+fn sas_confirmed_by_both_is_verified_on_the_next_call() {
+    let (ca, cb) = (ZidCache::new(), ZidCache::new());
+    let cfg = |c: &ZidCache| CallConfig {
+        zid_cache: c.clone(),
+        ..CallConfig::default()
+    };
+    let mut sim = connected(cfg(&ca), cfg(&cb));
+    let verified = |s: &Sim, side| {
+        s.peer(side).events().any(|e| {
+            matches!(
+                e,
+                Event::SecureUp {
+                    sas_verified: true,
+                    ..
+                }
+            )
+        })
+    };
+    assert!(!verified(&sim, Side::A) && !verified(&sim, Side::B));
+    let now = sim.now();
+    for side in [Side::A, Side::B] {
+        sim.peer_mut(side).call.confirm_sas(now, true).unwrap();
+    }
+    sim.hang_up(Side::A);
+    sim.run_for(Duration::from_secs(1));
+    let (ca, cb) = (
+        sim.peer(Side::A).call.zid_cache().clone(),
+        sim.peer(Side::B).call.zid_cache().clone(),
+    );
+    let sim = connected(cfg(&ca), cfg(&cb));
+    assert!(verified(&sim, Side::A) && verified(&sim, Side::B));
+}
+
+#[test]
+fn rejecting_the_sas_ends_the_call() {
+    let mut sim = connected(CallConfig::default(), CallConfig::default());
+    let now = sim.now();
+    sim.peer_mut(Side::B).call.confirm_sas(now, false).unwrap();
+    // The driver would do this after the user's key press; run the sim on.
+    sim.run_until(Duration::from_secs(20), |s| ended(s, Side::A).is_some());
+    assert_eq!(ended(&sim, Side::B), Some(EndReason::SasRejected));
+    assert_eq!(ended(&sim, Side::A), Some(EndReason::RemoteHangup));
+}
+
+#[test]
+fn muted_side_sends_only_dtx() {
+    let mut sim = connected(CallConfig::default(), CallConfig::default());
+    sim.run_for(Duration::from_secs(2));
+    let rtp = |s: &Sim, side| s.peer(side).wire.rtp_sent;
+    sim.peer_mut(Side::A).call.set_muted(true);
+    let (a0, b0) = (rtp(&sim, Side::A), rtp(&sim, Side::B));
+    sim.run_for(Duration::from_secs(5));
+    let (a1, b1) = (rtp(&sim, Side::A), rtp(&sim, Side::B));
+    // B talks on (about 250 packets in 5 s); muted A sends a few DTX
+    // frames and the RTCP-free gaps of silence.
+    assert!(b1 - b0 > 200, "{}", b1 - b0);
+    assert!(a1 - a0 < (b1 - b0) / 5, "muted A sent {}", a1 - a0);
+    sim.peer_mut(Side::A).call.set_muted(false);
+    sim.run_for(Duration::from_secs(2));
+    assert!(rtp(&sim, Side::A) - a1 > 80);
+}
+
+#[test]
+fn a_black_hole_times_out_without_media() {
+    let lost = LinkSchedule::from_deliveries(&[sotto_jitter::link::Delivery {
+        seq: 0,
+        send: Duration::ZERO,
+        arrival: None,
+    }]);
+    let cfg = || CallConfig {
+        setup_timeout: Duration::from_secs(8),
+        ..CallConfig::default()
+    };
+    let mut sim = Sim::new(Instant::now(), cfg(), cfg(), Network::symmetric(lost)).unwrap();
+    sim.place().unwrap();
+    assert!(sim.run_until(Duration::from_secs(2), |s| s.peer(Side::B).is_ringing()));
+    sim.answer().unwrap();
+    assert!(
+        sim.run_until(Duration::from_secs(60), |s| ended(s, Side::A).is_some()
+            && ended(s, Side::B).is_some())
+    );
+    for side in [Side::A, Side::B] {
+        let r = ended(&sim, side).unwrap();
+        assert!(
+            matches!(
+                r,
+                EndReason::SetupTimeout | EndReason::ConnectionFailed | EndReason::RemoteHangup
+            ),
+            "{side:?}: {r:?}"
+        );
+        assert!(sim.peer(side).sas().is_none());
+        assert!(sim.peer(side).log.iter().all(|r| !matches!(
+            r,
+            Record::Sent {
+                kind: PacketKind::Rtp | PacketKind::Rtcp | PacketKind::Zrtp,
+                ..
+            }
+        )));
+    }
+}
+
+#[test]
+fn stats_every_second_with_w3c_names() {
+    // RTT needs an SR and the RR about it: report every second.
+    let cfg = || CallConfig {
+        rtcp_interval: Duration::from_secs(1),
+        ..CallConfig::default()
+    };
+    let mut sim = connected(cfg(), cfg());
+    sim.run_for(Duration::from_secs(5));
+    let stats: Vec<_> = sim
+        .peer(Side::B)
+        .events()
+        .filter_map(|e| match e {
+            Event::Stats(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!((5..=7).contains(&stats.len()), "{}", stats.len());
+    let last = stats.last().unwrap().w3c();
+    for name in [
+        "inbound-rtp.packetsReceived",
+        "inbound-rtp.jitterBufferDelay",
+        "inbound-rtp.jitterBufferEmittedCount",
+        "inbound-rtp.concealedSamples",
+        "outbound-rtp.packetsSent",
+        "candidate-pair.currentRoundTripTime",
+    ] {
+        let v = last.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+        assert!(
+            v.is_some_and(|v| v > 0.0 || name.contains("concealed")),
+            "{name}: {v:?}"
+        );
+    }
+    // Counters only grow.
+    for w in stats.windows(2) {
+        assert!(w[1].inbound.packets_received >= w[0].inbound.packets_received);
+        assert!(w[1].outbound.packets_sent >= w[0].outbound.packets_sent);
+    }
+}

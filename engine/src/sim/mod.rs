@@ -489,21 +489,16 @@ impl Sim {
         loop {
             self.flush_wire(side);
             let p = &mut self.peers[side.idx()];
-            let input = if let Some(m) = p.ice.poll_signal() {
-                Some((Input::IceSignal(m), None))
+            // Refused inputs (wrong state) leave the call as it was.
+            let _ = if let Some(m) = p.ice.poll_signal() {
+                p.call.handle_input(now, Input::IceSignal(m))
             } else if let Some(e) = p.ice.poll_event() {
-                Some((Input::Ice(e), None))
+                p.call.handle_input(now, Input::Ice(e))
+            } else if let Some(d) = p.ice.poll_media() {
+                p.call.handle_input(now, Input::Datagram(&d))
             } else {
-                p.ice.poll_media().map(|d| (Input::Datagram(&[]), Some(d)))
-            };
-            let Some((input, media)) = input else {
                 break;
             };
-            let input = match &media {
-                Some(d) => Input::Datagram(d),
-                None => input,
-            };
-            let _ = p.call.handle_input(now, input);
             self.drain_call(side);
         }
     }
