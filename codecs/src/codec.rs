@@ -160,4 +160,34 @@ mod tests {
         assert_eq!(FrameDuration::Ms60.samples(16_000), 960);
         assert_eq!(FrameDuration::Ms40.duration(), Duration::from_millis(40));
     }
+
+    #[test]
+    fn codecs_are_interchangeable_behind_trait_objects() {
+        use crate::g711::{MuLawDecoder, MuLawEncoder};
+        use crate::opus::{OpusConfig, OpusDecoder, OpusEncoder};
+
+        let pairs: Vec<(Box<dyn Encoder>, Box<dyn Decoder>)> = vec![
+            (
+                Box::new(OpusEncoder::new(OpusConfig::default()).unwrap()),
+                Box::new(OpusDecoder::new(48_000, 1).unwrap()),
+            ),
+            (
+                Box::new(MuLawEncoder::new(FrameDuration::Ms20).unwrap()),
+                Box::new(MuLawDecoder::new()),
+            ),
+        ];
+        for (mut enc, mut dec) in pairs {
+            let n = enc.frame_samples();
+            let pcm: Vec<i16> = (0..n).map(|i| ((i % 50) as i16 - 25) * 300).collect();
+            let mut payload = Vec::new();
+            enc.encode(&pcm, &mut payload).unwrap();
+            assert_eq!(dec.payload_samples(&payload).unwrap(), n);
+            assert_eq!(
+                dec.payload_duration(&payload).unwrap(),
+                Duration::from_millis(20)
+            );
+            assert_eq!(dec.decode(&payload).unwrap().len(), n);
+            assert_eq!(dec.conceal(n).unwrap().len(), n);
+        }
+    }
 }
