@@ -152,3 +152,39 @@ fn start_offset_selects_another_part_of_the_trace() {
     assert_eq!(a.lost + b.lost, 0);
     assert_ne!(a.mean_delay, b.mean_delay);
 }
+
+#[test]
+fn a_bulk_download_builds_a_standing_queue() {
+    let down = trace("ATT-LTE-driving-2016.down");
+    let alone = LinkSummary::of(&run(down.clone(), MahimahiConfig::default()).0);
+    let bulk = |backlog, limit| {
+        run(
+            down.clone(),
+            MahimahiConfig {
+                cross: CrossTraffic::Bulk {
+                    packet_bytes: 1500,
+                    backlog,
+                },
+                queue_limit: Some(QueueLimit::Packets(limit)),
+                ..MahimahiConfig::default()
+            },
+        )
+    };
+    // 30 full packets ahead of every voice packet: at the mean 4.56 Mbit/s
+    // that is 30 * 1500 * 8 / 4.56e6 = 79 ms of extra queueing delay.
+    let (out, link) = bulk(30, 100);
+    let s = LinkSummary::of(&out);
+    // Only the longest outages overflow the queue.
+    assert_eq!(s.reordered, 0);
+    assert!(s.loss_rate() < 0.01, "{}", s.loss_rate());
+    let extra = s.mean_delay.saturating_sub(alone.mean_delay);
+    assert!(
+        extra > Duration::from_millis(50) && extra < Duration::from_millis(200),
+        "{extra:?}"
+    );
+    assert!(link.queue_stats().max_packets <= 100);
+    // A flow that fills the whole drop-tail queue makes voice lose packets.
+    let (out, link) = bulk(100, 100);
+    assert_eq!(link.queue_stats().max_packets, 100);
+    assert!(LinkSummary::of(&out).loss_rate() > 0.05);
+}

@@ -53,6 +53,7 @@ proptest! {
         packets in stream(),
         limit in prop::option::of(1usize..40),
         cross in prop::option::of((100_000u64..5_000_000, 100u32..1500)),
+        bulk in any::<bool>(),
         seed in any::<u64>(),
     ) {
         let mut t = 0;
@@ -61,7 +62,11 @@ proptest! {
         let config = MahimahiConfig {
             queue_limit: limit.map(QueueLimit::Packets),
             cross: cross.map_or(CrossTraffic::None, |(bitrate_bps, packet_bytes)| {
-                CrossTraffic::Constant { bitrate_bps, packet_bytes }
+                if bulk {
+                    CrossTraffic::Bulk { packet_bytes, backlog: (bitrate_bps % 50 + 1) as usize }
+                } else {
+                    CrossTraffic::Constant { bitrate_bps, packet_bytes }
+                }
             }),
             seed,
             ..MahimahiConfig::default()

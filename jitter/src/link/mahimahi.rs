@@ -157,6 +157,15 @@ pub enum CrossTraffic {
         /// Mean length of an off period.
         mean_off: Duration,
     },
+    /// A bulk transfer that always has data (a TCP download filling the
+    /// link): it keeps `backlog` of its packets queued whenever the queue
+    /// limit lets it, so the stream sees a standing queue.
+    Bulk {
+        /// Packet size in bytes.
+        packet_bytes: u32,
+        /// Packets the flow keeps in the queue.
+        backlog: usize,
+    },
 }
 
 /// How a [`MahimahiLink`] runs.
@@ -238,21 +247,30 @@ impl CrossSource {
         match self.kind {
             CrossTraffic::None => 0,
             CrossTraffic::Constant { packet_bytes, .. }
-            | CrossTraffic::OnOff { packet_bytes, .. } => packet_bytes,
+            | CrossTraffic::OnOff { packet_bytes, .. }
+            | CrossTraffic::Bulk { packet_bytes, .. } => packet_bytes,
         }
     }
 
-    /// The next arrival time (µs), or `None` for no cross traffic.
+    /// The next timed arrival (µs), or `None` for no timed traffic.
     fn peek(&self) -> Option<u64> {
         match self.kind {
-            CrossTraffic::None => None,
+            CrossTraffic::None | CrossTraffic::Bulk { .. } => None,
             _ => Some(self.next_us as u64),
+        }
+    }
+
+    /// How many packets a bulk flow wants queued (0 for timed flows).
+    fn backlog(&self) -> usize {
+        match self.kind {
+            CrossTraffic::Bulk { backlog, .. } => backlog,
+            _ => 0,
         }
     }
 
     fn advance(&mut self) {
         match self.kind {
-            CrossTraffic::None => {}
+            CrossTraffic::None | CrossTraffic::Bulk { .. } => {}
             CrossTraffic::Constant {
                 bitrate_bps,
                 packet_bytes,
@@ -304,6 +322,12 @@ impl MahimahiLink {
             } if mean_on.is_zero() || mean_off.is_zero() => {
                 return bad("on/off cross traffic needs positive mean periods");
             }
+            CrossTraffic::Bulk {
+                packet_bytes,
+                backlog,
+            } if packet_bytes == 0 || backlog == 0 => {
+                return bad("bulk cross traffic needs a packet size and a backlog");
+            }
             _ => {}
         }
         if matches!(
@@ -349,6 +373,7 @@ impl Link for MahimahiLink {
         let mut next = 0usize;
         let mut unresolved = packets.len();
         let mut stats = QueueStats::default();
+        let mut cross_queued = 0usize;
 
         let (limit, propagation) = (self.config.queue_limit, self.config.propagation);
         for opp_ms in self.trace.schedule(offset_ms) {
@@ -386,6 +411,7 @@ impl Link for MahimahiLink {
                     });
                     stats.max_packets = stats.max_packets.max(queue.len());
                     stats.max_bytes = stats.max_bytes.max(queued_bytes);
+                    cross_queued += usize::from(!is_stream);
                 } else if is_stream {
                     unresolved -= 1; // dropped: arrival stays None
                     stats.stream_dropped += 1;
@@ -398,6 +424,22 @@ impl Link for MahimahiLink {
                     cross.advance();
                 }
             }
+            // A bulk flow tops its backlog up as far as the limit allows.
+            while now_us <= last_send
+                && cross_queued < cross.backlog()
+                && admits(limit, queue.len(), queued_bytes, cross_bytes)
+            {
+                queued_bytes += u64::from(cross_bytes);
+                queue.push_back(Queued {
+                    stream: None,
+                    remaining: cross_bytes,
+                    size: cross_bytes,
+                });
+                cross_queued += 1;
+                stats.cross_sent += 1;
+                stats.max_packets = stats.max_packets.max(queue.len());
+                stats.max_bytes = stats.max_bytes.max(queued_bytes);
+            }
             // Spend this opportunity's budget on the queue head.
             let mut budget = OPPORTUNITY_BYTES;
             while let Some(head) = queue.front_mut() {
@@ -407,9 +449,12 @@ impl Link for MahimahiLink {
                 }
                 budget -= head.remaining;
                 queued_bytes -= u64::from(head.size);
-                if let Some(i) = head.stream {
-                    arrival[i] = Some(Duration::from_millis(opp_ms) + propagation);
-                    unresolved -= 1;
+                match head.stream {
+                    Some(i) => {
+                        arrival[i] = Some(Duration::from_millis(opp_ms) + propagation);
+                        unresolved -= 1;
+                    }
+                    None => cross_queued -= 1,
                 }
                 queue.pop_front();
             }
