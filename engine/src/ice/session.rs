@@ -311,6 +311,22 @@ impl IceSession {
         self.selected
     }
 
+    /// W3C `currentRoundTripTime` of the selected pair: the latest STUN
+    /// check round trip on it, once one was answered.
+    pub fn current_round_trip_time(&self, now: Instant) -> Option<Duration> {
+        let (local, remote) = self.agent.get_selected_candidate_pair()?;
+        let (lid, rid) = (local.id(), remote.id());
+        self.agent
+            .get_candidate_pairs_stats(now)
+            .into_iter()
+            .find(|p| {
+                p.local_candidate_id == lid
+                    && p.remote_candidate_id == rid
+                    && p.responses_received > 0
+            })
+            .map(|p| Duration::from_secs_f64(p.current_round_trip_time.max(0.0)))
+    }
+
     /// Counters.
     pub fn stats(&self) -> IceStats {
         self.stats
@@ -953,6 +969,8 @@ mod tests {
             p.step(Duration::from_millis(50), &kill);
         }
         let second = p.a.selected().expect("recovered");
+        // Checks are answered within one virtual step here.
+        assert_eq!(p.a.current_round_trip_time(p.now), Some(Duration::ZERO));
         assert_ne!(second.remote.is_ipv4(), dead_v4, "{first:?} -> {second:?}");
         assert!(p.a.stats().restarts >= 1);
         // Media flows on the new path, both ways.
