@@ -95,24 +95,11 @@ impl Coturn {
                 args.push(format!("--static-auth-secret={s}"));
             }
         }
-        let mut c = Self::spawn(&args, port, dir);
-        c.args = args;
-        c
-    }
-
-    fn spawn(args: &[String], port: u16, dir: std::path::PathBuf) -> Self {
-        let child = Command::new("turnserver")
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("coturn (`turnserver`) must be installed: run `cargo xtask setup`");
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let c = Self {
-            child,
-            addr,
+            child: spawn_turnserver(&args),
+            addr: ([127, 0, 0, 1], port).into(),
             dir,
-            args: args.to_vec(),
+            args,
         };
         c.wait_ready();
         c
@@ -128,12 +115,8 @@ impl Coturn {
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let port = self.addr.port();
-        let new = Self::spawn(&self.args.clone(), port, self.dir.clone());
-        // Move the new child in; `new` must not kill it on drop.
-        let mut new = std::mem::ManuallyDrop::new(new);
-        self.child = std::mem::replace(&mut new.child, Command::new("true").spawn().unwrap());
-        let _ = new.child.wait();
+        self.child = spawn_turnserver(&self.args);
+        self.wait_ready();
     }
 
     /// Polls with STUN Binding requests until the server answers (generous bound).
@@ -157,6 +140,15 @@ impl Coturn {
         }
         panic!("coturn did not become ready on {}", self.addr);
     }
+}
+
+fn spawn_turnserver(args: &[String]) -> Child {
+    Command::new("turnserver")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("coturn (`turnserver`) must be installed: run `cargo xtask setup`")
 }
 
 impl Drop for Coturn {
