@@ -2,14 +2,14 @@
 
 /// An SRTP protection profile: cipher, authentication and their sizes.
 ///
-/// Names follow the IANA "DTLS-SRTP Protection Profiles" registry
-/// (RFC 5764 §4.1.2, RFC 6188, RFC 7714 §14.2).
+/// Names follow the SDES crypto-suite names (RFC 4568 §6.2, RFC 6188,
+/// RFC 7714), which cover all five; DTLS-SRTP has no AES-256-CM profile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Profile {
     /// AES-128 counter mode, HMAC-SHA1 with an 80-bit tag (RFC 3711).
     AesCm128HmacSha1_80,
     /// AES-128 counter mode, HMAC-SHA1 with a 32-bit SRTP tag; SRTCP keeps
-    /// the 80-bit tag (RFC 5764 §4.1.2).
+    /// the 80-bit tag (RFC 4568 §6.2.2, RFC 5764 §4.1.2).
     AesCm128HmacSha1_32,
     /// AES-256 counter mode, HMAC-SHA1 with an 80-bit tag (RFC 6188).
     AesCm256HmacSha1_80,
@@ -70,14 +70,14 @@ impl Profile {
         matches!(self, Profile::AeadAes128Gcm | Profile::AeadAes256Gcm)
     }
 
-    /// The profile's registry name, e.g. `SRTP_AES128_CM_HMAC_SHA1_80`.
+    /// The profile's SDES crypto-suite name, e.g. `AES_CM_128_HMAC_SHA1_80`.
     pub const fn name(self) -> &'static str {
         match self {
-            Profile::AesCm128HmacSha1_80 => "SRTP_AES128_CM_HMAC_SHA1_80",
-            Profile::AesCm128HmacSha1_32 => "SRTP_AES128_CM_HMAC_SHA1_32",
-            Profile::AesCm256HmacSha1_80 => "SRTP_AES256_CM_SHA1_80",
-            Profile::AeadAes128Gcm => "SRTP_AEAD_AES_128_GCM",
-            Profile::AeadAes256Gcm => "SRTP_AEAD_AES_256_GCM",
+            Profile::AesCm128HmacSha1_80 => "AES_CM_128_HMAC_SHA1_80",
+            Profile::AesCm128HmacSha1_32 => "AES_CM_128_HMAC_SHA1_32",
+            Profile::AesCm256HmacSha1_80 => "AES_256_CM_HMAC_SHA1_80",
+            Profile::AeadAes128Gcm => "AEAD_AES_128_GCM",
+            Profile::AeadAes256Gcm => "AEAD_AES_256_GCM",
         }
     }
 }
