@@ -18,11 +18,13 @@
 //! can leave before then.
 
 pub mod driver;
+mod fuzz;
 pub mod media;
 pub mod signal;
 pub mod stats;
 pub mod wav;
 
+pub use fuzz::fuzz_input;
 pub use media::{AudioConfig, MediaError};
 pub use signal::{CallSignal, CodecParams, SessionDescription};
 pub use stats::{CallStats, CandidatePair, InboundRtp, OutboundRtp};
@@ -702,6 +704,8 @@ impl Call {
                 zrtp::Event::HelloHashMismatch => self.event(Event::HelloHashMismatch),
                 zrtp::Event::CacheMismatch { .. } => self.event(Event::CacheMismatch),
                 zrtp::Event::Secure(info) => self.go_secure(now, &info),
+                // Once keyed, an (unauthenticated) ZRTP Error cannot end the call.
+                zrtp::Event::Failed(_) if self.media.is_some() => {}
                 zrtp::Event::Failed(Failure::HelloHashMismatch) => {
                     self.fail(EndReason::HelloHashMismatch)
                 }
