@@ -383,3 +383,59 @@ fn stats_every_second_with_w3c_names() {
         assert!(w[1].outbound.packets_sent >= w[0].outbound.packets_sent);
     }
 }
+
+#[test]
+fn media_resumes_after_a_long_outage_through_an_ice_restart() {
+    // 20 s of network, then 25.3 s of nothing: consent was last
+    // refreshed at 15 s, so it is lost at 45 s; the caller's ICE restarts
+    // through the calls' signalling, and its checks get through once the
+    // network is back (the restart's checks only run for about 0.5 s).
+    let slots = 120_000 / 10;
+    let deliveries: Vec<_> = (0..slots)
+        .map(|i| {
+            let send = Duration::from_millis(10 * i as u64);
+            let out = (2_000..4_530).contains(&i);
+            sotto_jitter::link::Delivery {
+                seq: i as u64,
+                send,
+                arrival: (!out).then(|| send + Duration::from_millis(30)),
+            }
+        })
+        .collect();
+    let net = Network::symmetric(LinkSchedule::from_deliveries(&deliveries));
+    let mut sim = Sim::new(
+        Instant::now(),
+        CallConfig::default(),
+        CallConfig::default(),
+        net,
+    )
+    .unwrap();
+    sim.set_audio(Side::A, tone(2));
+    sim.set_audio(Side::B, tone(2));
+    sim.place().unwrap();
+    assert!(sim.run_until(Duration::from_secs(2), |s| s.peer(Side::B).is_ringing()));
+    sim.answer().unwrap();
+    assert!(sim.run_until(Duration::from_secs(10), |s| s.both_secure()));
+    let sas = sim.peer(Side::A).sas();
+    let received = |s: &Sim| s.peer(Side::B).call.stats().inbound.packets_received;
+    sim.run_until(Duration::from_secs(20), |_| false);
+    let before = received(&sim);
+    sim.run_until(Duration::from_millis(45_300), |_| false);
+    assert!(received(&sim) - before < 10, "the outage let media through");
+    let at_45 = received(&sim);
+    sim.run_until(Duration::from_secs(75), |_| false);
+    let ice_signals = sim
+        .peer(Side::A)
+        .events()
+        .filter(|e| matches!(e, Event::Signal(CallSignal::Ice(_))))
+        .count();
+    println!(
+        "after the outage: {} packets, {ice_signals} ICE signals from A",
+        received(&sim) - at_45
+    );
+    assert!(!sim.peer(Side::A).call.is_ended() && !sim.peer(Side::B).call.is_ended());
+    assert!(ice_signals >= 2, "no ICE restart went through signalling");
+    assert!(received(&sim) - at_45 > 1000, "media did not resume");
+    // Same ZRTP session: no new handshake, same SAS.
+    assert_eq!(sim.peer(Side::A).sas(), sas);
+}

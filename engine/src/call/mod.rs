@@ -279,11 +279,14 @@ impl Call {
     }
 
     /// The ICE configuration this call's transport must use: `base` with
-    /// our role (the caller controls) and relay-only setting applied.
+    /// our role (the caller controls) and relay-only setting applied. Only
+    /// the caller restarts ICE by itself when consent is lost: if both did,
+    /// their two restart offers would cross.
     pub fn ice_config(&self, base: IceConfig) -> IceConfig {
         IceConfig {
             controlling: self.outgoing,
             relay_only: base.relay_only || self.cfg.relay_only,
+            auto_restart: base.auto_restart && self.outgoing,
             ..base
         }
     }
