@@ -204,6 +204,14 @@ impl Nonces {
         out
     }
 
+    /// An unguessable 8-byte token derived from a counter (RESERVATION-TOKEN).
+    pub fn token(&self, n: u64) -> [u8; 8] {
+        let full = hmac_sha256(&self.key, &[b"reservation", &n.to_be_bytes()]);
+        let mut out = [0u8; 8];
+        out.copy_from_slice(&full[..8]);
+        out
+    }
+
     /// A nonce minted at `secs` (since epoch) for `ip`.
     pub fn mint(&self, secs: u64, ip: IpAddr) -> String {
         let t = secs as u32;

@@ -141,12 +141,25 @@ pub enum Event {
         family: Family,
         /// Bind an even port (EVEN-PORT).
         even_port: bool,
+        /// Hold or use a reserved port (RESERVATION-TOKEN).
+        reservation: Reservation,
     },
     /// The allocation is gone: close its relayed socket.
     Closed {
         /// The allocation.
         relay: RelayId,
     },
+}
+
+/// Port reservation asked of the driver with [`Event::BindRelay`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// None.
+    None,
+    /// Also hold the next (odd) port under this token.
+    ReserveNext([u8; 8]),
+    /// Use the port held under this token.
+    Redeem([u8; 8]),
 }
 
 /// Why input was dropped without an answer.
@@ -329,6 +342,7 @@ struct Allocation {
     key: Key,
     integrity: Integrity,
     allocate_tid: [u8; 12],
+    token: Option<[u8; 8]>,
     expires: Instant,
     creds_expire_unix: Option<u64>,
     permissions: Vec<(IpAddr, Instant)>,
@@ -995,9 +1009,7 @@ impl Relay {
         if transport.value[0] != 17 {
             return Err(error(msg, (442, "Unsupported Transport Protocol")));
         }
-        if msg.get(attr::RESERVATION_TOKEN).is_some() {
-            return Err(error(msg, (508, "Insufficient Capacity")));
-        }
+
         let family = match msg.get(attr::REQUESTED_ADDRESS_FAMILY) {
             None => Family::V4,
             Some(a) if a.value.len() == 4 && a.value[0] == 1 => Family::V4,
@@ -1007,7 +1019,29 @@ impl Relay {
         if !self.config.families.contains(&family) {
             return Err(error(msg, (440, "Address Family not Supported")));
         }
-        let even_port = msg.get(attr::EVEN_PORT).is_some();
+        let even = msg.get(attr::EVEN_PORT);
+        let redeem = msg.get(attr::RESERVATION_TOKEN);
+        let reservation = match (even, redeem) {
+            (Some(_), Some(_)) => return Err(error(msg, (400, "Bad Request"))),
+            (None, Some(t)) => {
+                let token: [u8; 8] = t
+                    .value
+                    .try_into()
+                    .map_err(|_| error(msg, (400, "Bad Request")))?;
+                if msg.get(attr::REQUESTED_ADDRESS_FAMILY).is_some() {
+                    return Err(error(msg, (400, "Bad Request")));
+                }
+                if !self.shared.redeem(&token, now) {
+                    return Err(error(msg, (508, "Insufficient Capacity")));
+                }
+                Reservation::Redeem(token)
+            }
+            (Some(e), None) if e.value.first().is_some_and(|b| b & 0x80 != 0) => {
+                Reservation::ReserveNext([0; 8])
+            }
+            _ => Reservation::None,
+        };
+        let even_port = even.is_some();
         let life = self.lifetime(now, msg, auth);
         if life.is_zero() {
             return Err(error(msg, (400, "Bad Request")));
@@ -1015,6 +1049,14 @@ impl Relay {
         if !self.shared.quotas.acquire(auth.username) {
             return Err(error(msg, (486, "Allocation Quota Reached")));
         }
+        let reservation = match reservation {
+            Reservation::ReserveNext(_) => Reservation::ReserveNext(self.shared.reserve(now)),
+            r => r,
+        };
+        let token = match reservation {
+            Reservation::ReserveNext(t) => Some(t),
+            _ => None,
+        };
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -1034,6 +1076,7 @@ impl Relay {
             key: auth.key.clone(),
             integrity: auth.integrity,
             allocate_tid: msg.transaction_id,
+            token,
             expires: now + life,
             creds_expire_unix: auth.expires_unix,
             permissions: Vec::new(),
@@ -1052,6 +1095,7 @@ impl Relay {
             relay: RelayId { index, generation },
             family,
             even_port,
+            reservation,
         });
         Ok(None)
     }
@@ -1064,8 +1108,11 @@ impl Relay {
         let mut b = Builder::new(method::ALLOCATE, Class::Success, tid);
         b.xor_addr(attr::XOR_RELAYED_ADDRESS, a.relayed.expect("bound"))
             .u32(attr::LIFETIME, life)
-            .xor_addr(attr::XOR_MAPPED_ADDRESS, a.client.remote)
-            .integrity(a.integrity, &a.key.0);
+            .xor_addr(attr::XOR_MAPPED_ADDRESS, a.client.remote);
+        if let Some(t) = a.token {
+            b.attr(attr::RESERVATION_TOKEN, &t);
+        }
+        b.integrity(a.integrity, &a.key.0);
         b.finish_with_fingerprint()
     }
 

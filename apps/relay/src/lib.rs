@@ -14,6 +14,7 @@ pub mod config;
 pub mod core;
 pub mod metrics;
 pub mod policy;
+pub mod relay_socket;
 pub mod server;
 pub mod shared;
 pub mod stun;

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use crate::auth::Nonces;
 use crate::config::Settings;
 use crate::core::{Config, Family, Relay};
+use crate::relay_socket::ReservedSockets;
 use crate::shared::{Quotas, Shared};
 use crate::{tcp, udp};
 
@@ -21,6 +22,8 @@ pub struct Ctx {
     pub settings: Settings,
     /// Quotas, credentials, nonce key.
     pub shared: Arc<Shared>,
+    /// Ports held for RESERVATION-TOKEN.
+    pub reserved: Arc<ReservedSockets>,
     epoch: Instant,
     unix_at_epoch: u64,
 }
@@ -74,6 +77,7 @@ impl Server {
         let ctx = Arc::new(Ctx {
             settings,
             shared,
+            reserved: Arc::default(),
             epoch: Instant::now(),
             unix_at_epoch,
         });
@@ -106,6 +110,7 @@ impl Server {
                     relay_ips: (s.relay_v4, s.relay_v6),
                     advertise: advertise.clone(),
                     shutdown: stop_udp.clone(),
+                    reserved: ctx.reserved.clone(),
                 };
                 workers.push(udp::spawn(setup, format!("relay-udp-{i}"))?);
             }

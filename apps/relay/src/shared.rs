@@ -2,7 +2,9 @@
 //! (authentication and allocation create/delete), never per relayed packet.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use crate::auth::{Credentials, Nonces};
 
@@ -72,7 +74,12 @@ pub struct Shared {
     pub nonces: Nonces,
     /// Allocation quotas.
     pub quotas: Quotas,
+    reservations: Mutex<HashMap<[u8; 8], Instant>>,
+    next_token: AtomicU64,
 }
+
+/// How long a RESERVATION-TOKEN stays redeemable.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(30);
 
 impl Shared {
     /// Shared state with the given credentials, nonce key and quotas.
@@ -81,7 +88,25 @@ impl Shared {
             credentials: RwLock::new(Arc::new(credentials)),
             nonces,
             quotas,
+            reservations: Mutex::new(HashMap::new()),
+            next_token: AtomicU64::new(0),
         }
+    }
+
+    /// A fresh, unguessable RESERVATION-TOKEN redeemable until `now + 30 s`.
+    pub fn reserve(&self, now: Instant) -> [u8; 8] {
+        let n = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let token = self.nonces.token(n);
+        let mut m = self.reservations.lock().unwrap_or_else(|e| e.into_inner());
+        m.retain(|_, exp| *exp > now);
+        m.insert(token, now + TOKEN_LIFETIME);
+        token
+    }
+
+    /// Redeems a token once; false if unknown or expired.
+    pub fn redeem(&self, token: &[u8; 8], now: Instant) -> bool {
+        let mut m = self.reservations.lock().unwrap_or_else(|e| e.into_inner());
+        m.remove(token).is_some_and(|exp| exp > now)
     }
 
     /// The current credential store.

@@ -12,8 +12,11 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use crate::core::{ClientId, Dest, Event, Family, Input, PEER_HEADROOM, Relay, RelayId, Transport};
+use crate::core::{
+    ClientId, Dest, Event, Family, Input, PEER_HEADROOM, Relay, RelayId, Reservation, Transport,
+};
 use crate::metrics::Publisher;
+use crate::relay_socket;
 use crate::server::Ctx;
 use crate::stun;
 
@@ -200,9 +203,12 @@ async fn connection<S>(
             if let Some(ev) = core.poll_event() {
                 match ev {
                     Event::BindRelay {
-                        relay: id, family, ..
+                        relay: id,
+                        family,
+                        even_port,
+                        reservation,
                     } => {
-                        let bound = bind_relay(&ctx, family).await;
+                        let bound = bind_relay(&ctx, family, even_port, reservation);
                         let addr = bound.as_ref().ok().and_then(|s| s.local_addr().ok());
                         if let Ok(s) = bound {
                             relay = Some((id, s));
@@ -247,13 +253,23 @@ fn pad4(out: &mut Vec<u8>) {
     }
 }
 
-async fn bind_relay(ctx: &Ctx, family: Family) -> std::io::Result<UdpSocket> {
+fn bind_relay(
+    ctx: &Ctx,
+    family: Family,
+    even_port: bool,
+    reservation: Reservation,
+) -> std::io::Result<UdpSocket> {
     let ip = match family {
         Family::V4 => ctx.settings.relay_v4,
         Family::V6 => ctx.settings.relay_v6,
     }
     .ok_or_else(|| std::io::Error::other("family not offered"))?;
-    UdpSocket::bind(SocketAddr::new(ip, 0)).await
+    UdpSocket::from_std(relay_socket::bind(
+        ip,
+        even_port,
+        reservation,
+        &ctx.reserved,
+    )?)
 }
 
 #[cfg(test)]

@@ -18,9 +18,11 @@ use quinn_udp::{RecvMeta, UdpSocketState};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::core::{
-    ClientId, Dest, Event, Family, Forward, Input, PEER_HEADROOM, Relay, RelayId, Transport,
+    ClientId, Dest, Event, Family, Forward, Input, PEER_HEADROOM, Relay, RelayId, Reservation,
+    Transport,
 };
 use crate::metrics::Publisher;
+use crate::relay_socket::{self, ReservedSockets};
 
 const WAKER: Token = Token(usize::MAX);
 /// Tokens below this are listeners; relayed sockets follow.
@@ -58,6 +60,8 @@ pub struct WorkerSetup {
     pub advertise: Arc<dyn Fn(SocketAddr) -> SocketAddr + Send + Sync>,
     /// Set to stop the worker.
     pub shutdown: Arc<AtomicBool>,
+    /// Ports held for RESERVATION-TOKEN, shared by all drivers.
+    pub reserved: Arc<ReservedSockets>,
 }
 
 /// A running worker.
@@ -98,6 +102,7 @@ pub fn spawn(setup: WorkerSetup, name: String) -> io::Result<WorkerHandle> {
         relay_ips: setup.relay_ips,
         advertise: setup.advertise,
         shutdown: setup.shutdown,
+        reserved: setup.reserved,
         publisher: Publisher::new(),
     };
     let thread = std::thread::Builder::new()
@@ -116,6 +121,7 @@ struct Worker {
     relay_ips: (Option<std::net::IpAddr>, Option<std::net::IpAddr>),
     advertise: Arc<dyn Fn(SocketAddr) -> SocketAddr + Send + Sync>,
     shutdown: Arc<AtomicBool>,
+    reserved: Arc<ReservedSockets>,
     publisher: Publisher,
 }
 
@@ -300,8 +306,9 @@ impl Worker {
                         relay,
                         family,
                         even_port,
+                        reservation,
                     } => {
-                        let bound = self.bind_relay(relay, family, even_port);
+                        let bound = self.bind_relay(relay, family, even_port, reservation);
                         if let Err(e) = &bound {
                             tracing::warn!(error = %e, "cannot bind a relayed socket");
                         }
@@ -329,24 +336,14 @@ impl Worker {
         relay: RelayId,
         family: Family,
         even_port: bool,
+        reservation: Reservation,
     ) -> io::Result<SocketAddr> {
         let ip = match family {
             Family::V4 => self.relay_ips.0,
             Family::V6 => self.relay_ips.1,
         }
         .ok_or_else(|| io::Error::other("family not offered"))?;
-        let mut tries = 0;
-        let sock = loop {
-            let s = std::net::UdpSocket::bind(SocketAddr::new(ip, 0))?;
-            if !even_port || s.local_addr()?.port() % 2 == 0 {
-                break s;
-            }
-            tries += 1;
-            if tries > 32 {
-                return Err(io::Error::other("no even port"));
-            }
-        };
-        sock.set_nonblocking(true)?;
+        let sock = relay_socket::bind(ip, even_port, reservation, &self.reserved)?;
         let bound = sock.local_addr()?;
         let mut sock = UdpSocket::from_std(sock);
         let index = relay.index() as usize;

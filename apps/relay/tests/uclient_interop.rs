@@ -97,6 +97,51 @@ fn long_term_udp_channels() {
     );
 }
 
+/// Without `-c`, uclient also allocates an RTCP relay: EVEN-PORT with the
+/// R bit, then RESERVATION-TOKEN from a second 5-tuple (RFC 5766 style).
+#[test]
+fn rtp_rtcp_pairs_with_reservation_tokens() {
+    let s = setup(&["--allow-loopback-peers", "true"]);
+    let peer_port = s.peer.port().to_string();
+    for (port, tcp) in [
+        (s.relay.udp.unwrap().port(), false),
+        (s.relay.tcp.unwrap().port(), true),
+    ] {
+        let port = port.to_string();
+        let mut args = vec![
+            "-n",
+            "20",
+            "-m",
+            "2",
+            "-l",
+            "160",
+            "-u",
+            "alice",
+            "-w",
+            "wonderland",
+        ];
+        if tcp {
+            args.push("-t");
+        }
+        args.extend_from_slice(&[
+            "-e",
+            "127.0.0.1",
+            "-r",
+            &peer_port,
+            "-p",
+            &port,
+            "127.0.0.1",
+        ]);
+        let r = uclient(&args);
+        assert_eq!(r.sent, 40, "{}", r.output);
+        assert!(
+            r.received >= 39 && r.lost <= 1,
+            "RTP/RTCP pair mode lost packets:\n{}",
+            r.output
+        );
+    }
+}
+
 #[test]
 fn long_term_udp_send_indications() {
     let s = setup(&["--allow-loopback-peers", "true"]);
@@ -158,6 +203,57 @@ fn long_term_tls() {
         s.relay.tls.unwrap().port(),
         &["-t", "-S", "-u", "alice", "-w", "wonderland"],
     );
+}
+
+#[test]
+fn long_term_udp_and_tcp_over_ipv6() {
+    let dir = TempDir::new("v6");
+    let users = dir.write("users", "alice:wonderland\n");
+    let (_peer_proc, peer) = start_echo_peer("::1");
+    let relay = start_relay(&[
+        "--realm",
+        "sotto.test",
+        "--listen",
+        "[::1]:0",
+        "--listen-tcp",
+        "[::1]:0",
+        "--relay-ip",
+        "::1",
+        "--users-file",
+        users.to_str().unwrap(),
+        "--allow-loopback-peers",
+        "true",
+    ]);
+    let peer_port = peer.port().to_string();
+    for (port, tcp) in [
+        (relay.udp.unwrap().port(), false),
+        (relay.tcp.unwrap().port(), true),
+    ] {
+        let port = port.to_string();
+        let mut args = vec![
+            "-x",
+            "-c",
+            "-n",
+            "20",
+            "-l",
+            "160",
+            "-u",
+            "alice",
+            "-w",
+            "wonderland",
+        ];
+        if tcp {
+            args.push("-t");
+        }
+        args.extend_from_slice(&["-e", "::1", "-r", &peer_port, "-p", &port, "::1"]);
+        let r = uclient(&args);
+        assert_eq!(r.sent, 20, "{}", r.output);
+        assert!(
+            r.received >= 19 && r.lost <= 1,
+            "IPv6 relay lost packets:\n{}",
+            r.output
+        );
+    }
 }
 
 /// Fetches the Prometheus text until `pred` holds for it (metrics are

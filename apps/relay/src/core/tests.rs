@@ -474,3 +474,47 @@ fn random_input_never_panics() {
         while h.relay.poll_transmit().is_some() {}
     });
 }
+
+#[test]
+fn even_port_reservation_token_round_trip() {
+    let mut h = Harness::new();
+    h.request(method::ALLOCATE, false, |_| {});
+    let tid = h.tid();
+    let mut b = Builder::new(method::ALLOCATE, Class::Request, tid);
+    b.u32(attr::REQUESTED_TRANSPORT, 17 << 24)
+        .attr(attr::EVEN_PORT, &[0x80])
+        .attr(attr::USERNAME, b"alice")
+        .attr(attr::REALM, REALM.as_bytes())
+        .attr(attr::NONCE, h.nonce.as_bytes())
+        .integrity(Integrity::Sha1, &h.key.0);
+    h.send(&b.finish()).unwrap();
+    let Some(Event::BindRelay {
+        relay,
+        even_port: true,
+        reservation: Reservation::ReserveNext(token),
+        ..
+    }) = h.relay.poll_event()
+    else {
+        panic!("expected a reserving bind")
+    };
+    h.relay
+        .relay_bound(h.now, relay, Some("127.0.0.1:50000".parse().unwrap()));
+    let ok = h.relay.poll_transmit().unwrap().data;
+    let m = Message::parse(&ok).unwrap();
+    assert_eq!(m.get(attr::RESERVATION_TOKEN).unwrap().value, token);
+    // A second client redeems it once.
+    let mut other = Harness::with(h.relay.shared.clone(), |_| {});
+    other.client.remote = "192.0.2.99:6000".parse().unwrap();
+    other.request(method::ALLOCATE, false, |_| {});
+    let redeem = |o: &mut Harness| {
+        o.request(method::ALLOCATE, true, |b| {
+            b.u32(attr::REQUESTED_TRANSPORT, 17 << 24)
+                .attr(attr::RESERVATION_TOKEN, &token);
+        })
+    };
+    assert_eq!(code(&redeem(&mut other)), None);
+    other.client.remote = "192.0.2.99:6001".parse().unwrap();
+    other.nonce.clear();
+    other.request(method::ALLOCATE, false, |_| {});
+    assert_eq!(code(&redeem(&mut other)), Some(508));
+}
