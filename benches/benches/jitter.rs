@@ -1,0 +1,125 @@
+//! Cost of Sotto's jitter buffer per 10 ms pull (decode, and time
+//! stretching when it runs), next to one 20 ms Opus decode.
+//!
+//! Each group `jitter/<case>` times one unit of work per iteration:
+//! `sotto` = one 10 ms `pull` (plus the packet insert it needs), and
+//! `opus_decode` = one 20 ms Opus decode of the same packets. xtask's
+//! ratio (opus_decode time / sotto time) is therefore how many 10 ms pulls
+//! cost as much as one Opus decode; its inverse is the pull's cost in Opus
+//! decodes. Cases: `steady` (no stretching), `accelerate` and
+//! `preemptive_expand` (the buffer is forced to stretch every frame).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use sotto_codecs::opus::{OpusConfig, OpusDecoder, OpusEncoder};
+use sotto_codecs::{Decoder, Encoder, wav};
+use sotto_jitter::{JitterBuffer, JitterConfig, RtpPacket};
+
+/// Real speech (48 kHz) as 20 ms Opus packets with FEC.
+fn packets() -> Vec<Vec<u8>> {
+    let clip = wav::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/speech/alsa_48k/Front_Center.wav"))
+        .expect("speech");
+    let mut enc = OpusEncoder::new(OpusConfig {
+        fec: true,
+        packet_loss_pct: 10,
+        ..OpusConfig::default()
+    })
+    .expect("encoder");
+    let mut buf = Vec::new();
+    clip.samples
+        .chunks_exact(960)
+        .map(|f| {
+            enc.encode(f, &mut buf).expect("encode");
+            buf.clone()
+        })
+        .collect()
+}
+
+/// A buffer kept fed with packets so that it never starves.
+struct Fed {
+    jb: JitterBuffer,
+    payloads: Vec<Vec<u8>>,
+    t0: Instant,
+    tick: u64,
+    next: u32,
+    out: Vec<i16>,
+}
+
+impl Fed {
+    fn new(config: JitterConfig, payloads: Vec<Vec<u8>>) -> Self {
+        let jb = JitterBuffer::new(config, Box::new(OpusDecoder::new(48_000, 1).expect("decoder"))).expect("jb");
+        Self {
+            jb,
+            payloads,
+            t0: Instant::now(),
+            tick: 0,
+            next: 0,
+            out: Vec::with_capacity(480),
+        }
+    }
+
+    fn pull(&mut self) {
+        let now = self.t0 + Duration::from_millis(self.tick * 10);
+        while self.jb.packets_held() < 3 {
+            let k = self.next;
+            let payload = self.payloads[k as usize % self.payloads.len()].clone();
+            let p = RtpPacket {
+                seq: k as u16,
+                timestamp: k.wrapping_mul(960),
+                ssrc: 1,
+                marker: false,
+                payload,
+            };
+            let _ = self.jb.insert(now, p);
+            self.next += 1;
+        }
+        self.jb.pull(now, &mut self.out);
+        while self.jb.poll_event().is_some() {}
+        self.tick += 1;
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let payloads = packets();
+    let cases = [
+        ("steady", JitterConfig::default()),
+        (
+            "accelerate",
+            JitterConfig {
+                // Every decoded frame is "above target".
+                high_band_ms: -10_000.0,
+                ..JitterConfig::default()
+            },
+        ),
+        (
+            "preemptive_expand",
+            JitterConfig {
+                // Every decoded frame is "below target".
+                low_band_ms: -10_000.0,
+                ..JitterConfig::default()
+            },
+        ),
+    ];
+    for (name, config) in cases {
+        let mut g = c.benchmark_group(format!("jitter/{name}"));
+        let mut fed = Fed::new(config, payloads.clone());
+        g.bench_function("sotto", |b| b.iter(|| fed.pull()));
+        let mut dec = OpusDecoder::new(48_000, 1).expect("decoder");
+        let mut pcm = Vec::with_capacity(960);
+        let mut k = 0usize;
+        g.bench_function("opus_decode", |b| {
+            b.iter(|| {
+                pcm.clear();
+                let p = &payloads[k % payloads.len()];
+                k += 1;
+                black_box(dec.decode_into(black_box(p), &mut pcm).expect("decode"))
+            })
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
