@@ -28,6 +28,8 @@ use crate::util::unix_ms;
 /// Oldest and newest sender timestamps accepted, relative to our clock.
 const MAX_AGE_MS: u64 = 300_000;
 const MAX_FUTURE_MS: u64 = 60_000;
+/// Socket read chunk per connection (larger frames are assembled across reads).
+const READ_BUFFER: usize = 4096;
 /// Messages read from the queue per round trip to the database.
 const BATCH: i64 = 64;
 
@@ -52,6 +54,10 @@ pub(crate) async fn upgrade(
     // larger ones close the connection.
     ws.max_message_size(2 * MAX_FRAME_BYTES)
         .max_frame_size(2 * MAX_FRAME_BYTES)
+        // Signalling frames are small and mostly idle connections dominate:
+        // tungstenite's 128 KiB default buffers would cost ~130 KiB each.
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| connection(state, socket, device, peer))
 }
 
