@@ -78,7 +78,7 @@ impl Default for JitterConfig {
             initial_target_ms: 40.0,
             min_target_ms: 0.0,
             max_target_ms: 2_000.0,
-            margin_ms: 0.0,
+            margin_ms: 20.0,
             low_band_ms: 2.0,
             high_band_ms: 15.0,
             flush_excess_ms: 300.0,

@@ -14,7 +14,7 @@ pub const MAX_PERIOD: usize = RATE / 100;
 /// Decimation factor of the coarse lag search.
 const DECIMATE: usize = 4;
 /// Correlation above which a join is inaudible enough for voiced speech.
-const MIN_CORRELATION: f32 = 0.6;
+const MIN_CORRELATION: f32 = 0.9;
 /// Mean-square level under which a segment counts as near silence, where
 /// any join is inaudible (about -50 dBFS on 16-bit samples).
 const QUIET_POWER: f32 = 100.0 * 100.0;

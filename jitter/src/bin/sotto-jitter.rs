@@ -37,7 +37,7 @@ enum Format {
     Mahimahi,
     /// CICV5G per-packet round-trip trace (one-way = RTT / 2).
     Cicv5g,
-    /// Synthetic link; --trace names a preset: jitter, handover or bursty.
+    /// Synthetic link; --trace names a preset: clean, jitter, handover or bursty.
     Synthetic,
 }
 
@@ -82,7 +82,10 @@ struct EvalArgs {
     /// Tuning: backlog above target that is dropped at once, ms (default 300).
     #[arg(long)]
     flush_excess_ms: Option<f64>,
-    /// Tuning: margin added to the network target, ms (default 5).
+    /// Tuning: how far above target before accelerating, ms (default 15).
+    #[arg(long)]
+    high_band_ms: Option<f64>,
+    /// Tuning: margin added to the network target, ms (default 20).
     #[arg(long)]
     margin_ms: Option<f64>,
 }
@@ -157,6 +160,8 @@ fn preset(name: &str) -> Result<SyntheticConfig> {
         ..SyntheticConfig::default()
     };
     Ok(match name {
+        // A constant 40 ms path: every buffer should score like loss-free Opus.
+        "clean" => SyntheticConfig { fifo: true, ..base },
         // Heavy-tailed jitter and some random loss.
         "jitter" => SyntheticConfig {
             jitter: Some(Jitter::Pareto {
@@ -201,7 +206,7 @@ fn preset(name: &str) -> Result<SyntheticConfig> {
             }),
             ..base
         },
-        other => bail!("unknown synthetic preset {other:?} (jitter, handover, bursty)"),
+        other => bail!("unknown synthetic preset {other:?} (clean, jitter, handover, bursty)"),
     })
 }
 
@@ -217,6 +222,7 @@ fn run(args: &EvalArgs) -> Result<()> {
     j.estimator.peak_decay_ms_per_s = args.peak_decay.unwrap_or(j.estimator.peak_decay_ms_per_s);
     j.flush_excess_ms = args.flush_excess_ms.unwrap_or(j.flush_excess_ms);
     j.margin_ms = args.margin_ms.unwrap_or(j.margin_ms);
+    j.high_band_ms = args.high_band_ms.unwrap_or(j.high_band_ms);
     let trace_name = Path::new(&args.trace)
         .file_name()
         .map_or(args.trace.clone(), |n| n.to_string_lossy().into_owned());
