@@ -129,32 +129,25 @@ struct Worker {
 /// the receive buffer while the core is borrowed elsewhere.
 struct Out<'a> {
     listeners: &'a [UdpSocket],
-    states: &'a [UdpSocketState],
-    relay_state: &'a UdpSocketState,
     relays: &'a [Option<(RelayId, UdpSocket)>],
     publisher: &'a Publisher,
 }
 
 impl Out<'_> {
+    /// Sends with a plain `sendto`: one destination per datagram, so GSO
+    /// cannot apply, and no ancillary data keeps the kernel path short.
     fn send(&self, dest: Dest, data: &[u8]) {
-        let (sock, state, to) = match dest {
+        let (sock, to) = match dest {
             Dest::Client(c) => match self.listeners.get(c.listener as usize) {
-                Some(s) => (s, &self.states[c.listener as usize], c.remote),
+                Some(s) => (s, c.remote),
                 None => return,
             },
             Dest::Peer { relay, addr } => match self.relays.get(relay.index() as usize) {
-                Some(Some((_, s))) => (s, self.relay_state, addr),
+                Some(Some((_, s))) => (s, addr),
                 _ => return,
             },
         };
-        let t = quinn_udp::Transmit {
-            destination: to,
-            ecn: None,
-            contents: data,
-            segment_size: None,
-            src_ip: None,
-        };
-        if state.send(sock.into(), &t).is_err() {
+        if sock.send_to(data, to).is_err() {
             self.publisher.send_dropped();
         }
     }
@@ -284,8 +277,6 @@ impl Worker {
     fn out(&self) -> Out<'_> {
         Out {
             listeners: &self.listeners,
-            states: &self.states,
-            relay_state: &self.relay_state,
             relays: &self.relays,
             publisher: &self.publisher,
         }
