@@ -420,6 +420,7 @@ impl Relay {
     /// A core with its own allocation table over the shared state.
     pub fn new(config: Config, shared: Arc<Shared>) -> Self {
         let epoch = config.epoch;
+        let bps_total = config.bps_total;
         Relay {
             config,
             shared,
@@ -428,8 +429,9 @@ impl Relay {
             free: Vec::new(),
             by_client: HashMap::new(),
             unauth: HashMap::new(),
+            // Start full, as each allocation's bucket does.
             total_bucket: Bucket {
-                tokens: 0,
+                tokens: bps_total,
                 last: epoch,
             },
             transmits: VecDeque::new(),

@@ -518,3 +518,29 @@ fn even_port_reservation_token_round_trip() {
     other.request(method::ALLOCATE, false, |_| {});
     assert_eq!(code(&redeem(&mut other)), Some(508));
 }
+
+#[test]
+fn bandwidth_caps_drop_and_refill() {
+    let mut h = Harness::with(shared(10, 10), |c| c.bps_per_allocation = 1000);
+    h.allocate();
+    h.channel_bind(0x4000, PEER.parse().unwrap());
+    let mut cd = vec![0x40, 0x00, 0x00, 160];
+    cd.extend_from_slice(&[0u8; 160]);
+    let passed = (0..10)
+        .filter(|_| h.send(&cd).is_ok_and(|f| f.is_some()))
+        .count();
+    assert_eq!(
+        passed, 6,
+        "1000 bytes of budget carry six 160-byte payloads"
+    );
+    assert_eq!(h.relay.stats().drops[DropReason::Bandwidth.index()], 4);
+    h.now += Duration::from_secs(1);
+    assert!(h.send(&cd).unwrap().is_some(), "the bucket refills");
+    // The server-wide cap applies across allocations too.
+    let mut t = Harness::with(shared(10, 10), |c| c.bps_total = 320);
+    t.allocate();
+    t.channel_bind(0x4000, PEER.parse().unwrap());
+    assert!(t.send(&cd).unwrap().is_some());
+    assert!(t.send(&cd).unwrap().is_some());
+    assert_eq!(t.send(&cd), Err(DropReason::Bandwidth));
+}
