@@ -10,15 +10,15 @@
 //! §6 prescribes. Every MAC and hash-chain link is checked in constant
 //! time before a message changes any state.
 
-use super::algo::{
-    AuthTagAlgo, CipherAlgo, HashAlgo, KeyAgreement, Offer, Policy, SasAlgo, Suite, Tag,
-};
+use super::algo::{AuthTagAlgo, CipherAlgo, HashAlgo, KeyAgreement, Offer, SasAlgo, Suite, Tag};
 use super::cache::ZidCache;
+pub use super::config::{Config, Role, SessionKey};
 use super::crypto::{self, ct_eq, hash, mac64, random, sha256};
 use super::dh::KeyPair;
 use super::error::{Error, ProtocolError};
+pub use super::event::{Event, Failure, SecureInfo};
 use super::hello_hash::HelloHash;
-use super::keys::{self, Derived, SrtpSecrets};
+use super::keys::{self, Derived};
 use super::message::{
     Commit, CommitMode, Confirm, ConfirmBody, DhPart, Hello, Message, Ping, PingAck, Zid,
 };
@@ -28,202 +28,6 @@ use super::timer::{self, Due, Retransmit};
 use std::collections::VecDeque;
 use std::time::Instant;
 use zeroize::{Zeroize, Zeroizing};
-
-/// Which side sends the Commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Sends Commit (and DHPart2, Confirm2).
-    Initiator,
-    /// Answers a Commit (DHPart1, Confirm1, Conf2ACK).
-    Responder,
-}
-
-impl Role {
-    /// Lower-case name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Initiator => "initiator",
-            Role::Responder => "responder",
-        }
-    }
-}
-
-/// Keys a multistream session is derived from (§4.4.3): the first
-/// stream's ZRTPSess, its hash and the peer it was agreed with.
-#[derive(Clone, Zeroize)]
-pub struct SessionKey {
-    #[zeroize(skip)]
-    hash: HashAlgo,
-    #[zeroize(skip)]
-    peer_zid: Zid,
-    #[zeroize(skip)]
-    sas: String,
-    zrtp_sess: Vec<u8>,
-}
-
-impl Drop for SessionKey {
-    fn drop(&mut self) {
-        self.zrtp_sess.zeroize();
-    }
-}
-
-impl std::fmt::Debug for SessionKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionKey")
-            .field("hash", &self.hash)
-            .finish_non_exhaustive()
-    }
-}
-
-/// How an endpoint behaves.
-#[derive(Clone)]
-pub struct Config {
-    /// Whether we try to send the Commit.
-    pub role: Role,
-    /// When initiator, wait for the peer's HelloACK before committing
-    /// (the RFC's sequence) instead of sending Commit in place of HelloACK
-    /// as soon as the peer's Hello arrives.
-    pub commit_after_hello_ack: bool,
-    /// Algorithms offered and accepted.
-    pub policy: Policy,
-    /// Our SSRC, put in every packet header.
-    pub ssrc: u32,
-    /// Client identifier in our Hello.
-    pub client_id: [u8; 16],
-    /// The peer's Hello hash from signalling (§8.1), if known.
-    pub peer_hello_hash: Option<HelloHash>,
-    /// Auxiliary shared secret (§4.3), if the application has one.
-    pub aux_secret: Option<Vec<u8>>,
-    /// Key this stream in multistream mode from an established session.
-    pub multistream: Option<SessionKey>,
-}
-
-impl std::fmt::Debug for Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("role", &self.role)
-            .field("commit_after_hello_ack", &self.commit_after_hello_ack)
-            .field("policy", &self.policy)
-            .field("ssrc", &self.ssrc)
-            .field("peer_hello_hash", &self.peer_hello_hash)
-            .field(
-                "aux_secret",
-                &self.aux_secret.as_ref().map(|_| "<redacted>"),
-            )
-            .field("multistream", &self.multistream)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Config {
-    /// Defaults for `role`: full policy, a random SSRC.
-    pub fn new(role: Role) -> Self {
-        Config {
-            role,
-            commit_after_hello_ack: false,
-            policy: Policy::default(),
-            ssrc: u32::from_be_bytes(random()),
-            client_id: *b"Sotto ZRTP 0.1  ",
-            peer_hello_hash: None,
-            aux_secret: None,
-            multistream: None,
-        }
-    }
-}
-
-/// What an application learns when the session is secure.
-#[derive(Debug, Clone)]
-pub struct SecureInfo {
-    /// Our role in the exchange that succeeded.
-    pub role: Role,
-    /// The algorithms agreed.
-    pub suite: Suite,
-    /// The rendered SAS (the parent session's SAS for multistream).
-    pub sas: String,
-    /// The 32-bit SAS value (0 for multistream).
-    pub sas_value: u32,
-    /// Both sides had marked this peer's SAS verified and the cache
-    /// matched.
-    pub sas_verified: bool,
-    /// A retained secret was expected but did not match.
-    pub cache_mismatch: bool,
-    /// SRTP master keys and salts for both directions.
-    pub srtp: SrtpSecrets,
-    /// Exported key (§4.5.2) for applications.
-    pub exported_key: Zeroizing<Vec<u8>>,
-    /// The peer's ZID.
-    pub peer_zid: Zid,
-}
-
-impl SecureInfo {
-    /// Our sending key and salt.
-    pub fn local_key_salt(&self) -> (&[u8], &[u8]) {
-        match self.role {
-            Role::Initiator => (&self.srtp.initiator_key, &self.srtp.initiator_salt),
-            Role::Responder => (&self.srtp.responder_key, &self.srtp.responder_salt),
-        }
-    }
-
-    /// The SRTP profile these keys are for (§5.1.3, §5.1.4), if the SRTP
-    /// module implements it (AES3 with HS32 has no profile there).
-    pub fn srtp_profile(&self) -> Option<crate::srtp::Profile> {
-        use crate::srtp::Profile;
-        match (self.suite.cipher, self.suite.auth) {
-            (CipherAlgo::Aes1, AuthTagAlgo::Hs80) => Some(Profile::AesCm128HmacSha1_80),
-            (CipherAlgo::Aes1, AuthTagAlgo::Hs32) => Some(Profile::AesCm128HmacSha1_32),
-            (CipherAlgo::Aes3, AuthTagAlgo::Hs80) => Some(Profile::AesCm256HmacSha1_80),
-            (CipherAlgo::Aes3, AuthTagAlgo::Hs32) => None,
-        }
-    }
-
-    /// The peer's sending key and salt (what we decrypt with).
-    pub fn remote_key_salt(&self) -> (&[u8], &[u8]) {
-        match self.role {
-            Role::Initiator => (&self.srtp.responder_key, &self.srtp.responder_salt),
-            Role::Responder => (&self.srtp.initiator_key, &self.srtp.initiator_salt),
-        }
-    }
-}
-
-/// Why a session ended without keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    /// We detected a violation and sent this Error.
-    Local(ProtocolError),
-    /// The peer sent an Error with this §5.9 code.
-    Peer(u32),
-    /// Retransmissions ran out (Hello: the peer may not speak ZRTP).
-    Timeout,
-    /// The peer's Hello does not hash to the signalled zrtp-hash.
-    HelloHashMismatch,
-}
-
-/// Something the application should know.
-#[derive(Debug, Clone)]
-pub enum Event {
-    /// The peer's Hello arrived and names this ZID.
-    PeerHello {
-        /// The peer's ZID.
-        zid: Zid,
-    },
-    /// The peer's Hello does not match the signalled zrtp-hash (§8.1); the
-    /// handshake stops. A [`Event::Failed`] follows.
-    HelloHashMismatch,
-    /// We held retained secrets for this peer and they did not match (or
-    /// our entry was corrupt): the SAS must be compared (§4.3.2).
-    CacheMismatch {
-        /// The peer's ZID.
-        peer_zid: Zid,
-    },
-    /// Keys are ready.
-    Secure(Box<SecureInfo>),
-    /// The handshake failed.
-    Failed(Failure),
-    /// The peer asked to go clear; we refused (policy: never clear).
-    GoClearRefused,
-    /// The peer relayed a SAS (PBX); we acknowledged and ignored it.
-    SasRelayIgnored,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -584,7 +388,7 @@ impl Endpoint {
         match msg {
             Message::Hello(h) => self.on_hello(now, bytes, h),
             Message::HelloAck => self.on_hello_ack(now),
-            Message::Commit(c) => self.on_commit(now, bytes, c),
+            Message::Commit(c) => self.on_commit(bytes, c),
             Message::DhPart1(p) => self.on_dhpart1(now, bytes, p),
             Message::DhPart2(p) => self.on_dhpart2(bytes, p),
             Message::Confirm1(c) => self.on_confirm1(now, c),
@@ -788,7 +592,7 @@ impl Endpoint {
             )?;
             self.keypair = Some(kp);
             self.suite = Some(suite);
-            let dhpart2 = self.build_dhpart(false, pv);
+            let dhpart2 = self.build_dhpart(&suite, false, pv);
             let hvi_full = hash(suite.hash, &[&dhpart2, &peer_hello_bytes]);
             let mut hvi = [0u8; 32];
             hvi.copy_from_slice(&hvi_full[..32]);
@@ -820,14 +624,7 @@ impl Endpoint {
     }
 
     /// Builds our DHPart1 (responder) or DHPart2 (initiator).
-    fn build_dhpart(&mut self, responder: bool, pv: Vec<u8>) -> Vec<u8> {
-        let suite = self.suite.unwrap_or(Suite {
-            hash: HashAlgo::S256,
-            cipher: CipherAlgo::Aes1,
-            auth: AuthTagAlgo::Hs32,
-            key_agreement: KeyAgreement::X255,
-            sas: SasAlgo::B32,
-        });
+    fn build_dhpart(&self, suite: &Suite, responder: bool, pv: Vec<u8>) -> Vec<u8> {
         let label: &[u8] = if responder {
             b"Responder"
         } else {
@@ -974,7 +771,7 @@ impl Endpoint {
 
     // ----- responder -----
 
-    fn on_commit(&mut self, now: Instant, bytes: &[u8], c: Commit) -> Result<(), Error> {
+    fn on_commit(&mut self, bytes: &[u8], c: Commit) -> Result<(), Error> {
         if let Some(prev) = &self.peer_commit {
             if prev.bytes == bytes {
                 return self.resend_answer(bytes);
@@ -1060,10 +857,9 @@ impl Endpoint {
             super::algo::NegotiationError::KeyAgreement,
         ))?;
         self.keypair = Some(kp);
-        let dhpart1 = self.build_dhpart(true, pv);
+        let dhpart1 = self.build_dhpart(&suite, true, pv);
         self.our_dhpart = Some(dhpart1.clone());
         self.state = State::SentDhPart1;
-        let _ = now;
         self.answer(bytes, dhpart1);
         Ok(())
     }

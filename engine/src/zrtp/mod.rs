@@ -32,10 +32,12 @@
 
 pub mod algo;
 pub mod cache;
+mod config;
 pub mod crypto;
 mod dh;
 pub mod endpoint;
 pub mod error;
+mod event;
 pub mod hello_hash;
 mod keys;
 pub mod message;
@@ -81,5 +83,25 @@ pub fn fuzz_endpoint(data: &[u8]) {
         while ep.poll_event().is_some() {}
         rest = r;
         i += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fuzz_entry_points_take_random_input() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for len in (0..2000usize).step_by(7) {
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            super::fuzz_parse(&data);
+            super::fuzz_endpoint(&data);
+        }
     }
 }
