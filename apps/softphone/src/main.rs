@@ -1,6 +1,16 @@
 //! `sotto`: the desktop softphone and its diagnostic tools.
 #![forbid(unsafe_code)]
 
+mod audio;
+mod config;
+mod demo;
+mod impair;
+mod phone;
+mod plot;
+mod push;
+mod session;
+mod stats;
+mod wire;
 mod zrtp_probe;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +30,15 @@ enum Command {
     /// ZRTP tools.
     #[command(subcommand)]
     Zrtp(ZrtpCommand),
+    /// A whole call on this machine: embedded signald and relay, push
+    /// wake-up, relay-only media over LTE traces, ZRTP, quality report.
+    Demo(demo::DemoArgs),
+    /// Generate device keys, register them with a signald, write the config.
+    Register(phone::RegisterArgs),
+    /// Call a contact (or a device id).
+    Call(phone::CallArgs),
+    /// Wait for calls.
+    Listen(phone::ListenArgs),
 }
 
 /// `sotto zrtp …`
@@ -34,5 +53,30 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Zrtp(ZrtpCommand::Probe(args)) => zrtp_probe::main(args),
+        Command::Demo(args) => block_on(demo::run(args)),
+        Command::Register(args) => block_on(phone::register(args)),
+        Command::Call(args) => block_on(phone::call(args)),
+        Command::Listen(args) => block_on(phone::listen(args)),
+    }
+}
+
+/// Runs an async command on a multi-threaded runtime; errors exit 1.
+fn block_on(f: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sotto: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(f) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sotto: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
