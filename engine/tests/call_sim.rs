@@ -439,3 +439,20 @@ fn media_resumes_after_a_long_outage_through_an_ice_restart() {
     // Same ZRTP session: no new handshake, same SAS.
     assert_eq!(sim.peer(Side::A).sas(), sas);
 }
+
+#[test]
+fn wrong_frame_sizes_are_refused_before_and_after_secure() {
+    let mut sim = Sim::new(
+        Instant::now(),
+        CallConfig::default(),
+        CallConfig::default(),
+        net(),
+    )
+    .unwrap();
+    let bad = vec![0i16; 500];
+    assert!(sim.peer_mut(Side::A).call.push_audio(&bad).is_err());
+    let mut sim = connected(CallConfig::default(), CallConfig::default());
+    let call = &mut sim.peer_mut(Side::A).call;
+    assert!(call.push_audio(&bad).is_err());
+    assert!(call.push_audio(&[0; 960]).is_ok() && call.push_audio(&[0; 480]).is_ok());
+}

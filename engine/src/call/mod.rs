@@ -398,6 +398,9 @@ impl Call {
     /// Takes 10 or 20 ms of microphone PCM (48 kHz mono). Dropped (and
     /// counted) until the call is Secure.
     pub fn push_audio(&mut self, pcm: &[i16]) -> Result<(), CallError> {
+        if pcm.len() != media::PULL_SAMPLES && pcm.len() != media::FRAME_SAMPLES {
+            return Err(MediaError::FrameSize(pcm.len()).into());
+        }
         match self.media.as_mut() {
             Some(m) if self.state != State::Ended => {
                 m.push_audio(pcm, self.muted)?;
