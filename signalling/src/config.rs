@@ -137,6 +137,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn example_config_parses() {
+        let text = include_str!("../signald.example.toml");
+        let c = Config::from_toml(text).unwrap();
+        assert_eq!(c.ring_timeout_s, 45);
+        assert_eq!(c.turn.uris.len(), 2);
+    }
+
+    #[test]
     fn toml_overrides_defaults_and_rejects_unknown_keys() {
         let c = Config::from_toml(
             "ring_timeout_s = 30\n[turn]\nsecret = \"s\"\nuris = [\"turn:a:3478\"]\n",

@@ -272,3 +272,19 @@ async fn per_device_rate_limit() {
     assert_eq!(codes, [None, None, Some(ErrorCode::RateLimited)]);
     srv.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_ip_rate_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(dir.path());
+    cfg.ip_rate = 0.001;
+    cfg.ip_burst = 3.0;
+    let srv = server::start(cfg, None).await.unwrap();
+    let url = format!("http://{}/healthz", srv.addr);
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(reqwest::get(&url).await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
+    srv.shutdown().await;
+}

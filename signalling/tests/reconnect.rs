@@ -1,0 +1,74 @@
+//! The client library rides out a server outage: messages sent while the
+//! server is down are kept, resent after reconnecting (with back-off), and
+//! delivered once.
+
+mod common;
+
+use sotto_signalling::client::ClientEvent;
+use sotto_signalling::protocol::{CallId, MessageKind};
+use sotto_signalling::seal::CallPayload;
+use sotto_signalling::server;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unacknowledged_messages_are_resent_after_an_outage() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(dir.path());
+    let srv = server::start(cfg.clone(), None).await.unwrap();
+    let base = format!("http://{}", srv.addr);
+    let (alice, atok) = common::device(&base).await;
+    let (bob, _) = common::device(&base).await;
+    let bob_id = bob.device_id();
+    let bob_keys = alice.device_keys(&atok, &bob_id).await.unwrap();
+    let mut aconn = alice.connect(true);
+    common::wait_for(&mut aconn, "connected", |e| *e == ClientEvent::Connected).await;
+
+    // The server goes away; Alice keeps sending.
+    cfg.listen = srv.addr;
+    srv.shutdown().await;
+    common::wait_for(&mut aconn, "disconnected", |e| {
+        *e == ClientEvent::Disconnected
+    })
+    .await;
+    let call = CallId::new("outage").unwrap();
+    let offer = aconn
+        .send(
+            (&bob_id, &bob_keys),
+            call.clone(),
+            MessageKind::Offer,
+            &CallPayload::default(),
+        )
+        .unwrap();
+    let ice = aconn
+        .send(
+            (&bob_id, &bob_keys),
+            call,
+            MessageKind::Ice,
+            &CallPayload::default(),
+        )
+        .unwrap();
+
+    // Back on the same address: the driver reconnects and resends both.
+    let srv = server::start(cfg, None).await.unwrap();
+    common::wait_for(&mut aconn, "offer accepted", |e| {
+        *e == ClientEvent::Accepted(offer.clone())
+    })
+    .await;
+    common::wait_for(&mut aconn, "ice accepted", |e| {
+        *e == ClientEvent::Accepted(ice.clone())
+    })
+    .await;
+    let mut bconn = bob.connect(true);
+    let mut kinds = Vec::new();
+    while kinds.len() < 2 {
+        if let ClientEvent::Message { envelope, .. } =
+            common::wait_for(&mut bconn, "messages", |e| {
+                matches!(e, ClientEvent::Message { .. })
+            })
+            .await
+        {
+            kinds.push(envelope.kind);
+        }
+    }
+    assert_eq!(kinds, [MessageKind::Offer, MessageKind::Ice]);
+    srv.shutdown().await;
+}
