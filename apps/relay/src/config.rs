@@ -106,7 +106,7 @@ pub struct Options {
     )]
     pub deny_peers: Vec<IpNet>,
     /// Allow loopback peers (tests and benchmarks only).
-    #[arg(long, env = "SOTTO_RELAY_ALLOW_LOOPBACK_PEERS")]
+    #[arg(long, env = "SOTTO_RELAY_ALLOW_LOOPBACK_PEERS", num_args = 0..=1, default_missing_value = "true")]
     #[serde(default)]
     pub allow_loopback_peers: Option<bool>,
     /// Total allocations (default 100000).
