@@ -1,0 +1,571 @@
+//! `SottoCall`: one call on the engine's runtime. The engine's
+//! [`CallHandle`] runs in a pump task that turns its signals and events
+//! into the application's callbacks and applies the application's
+//! commands, which arrive through a bounded queue so that no `sotto_call_*`
+//! control ever blocks (they may be called from inside callbacks).
+
+use crate::audio::{self, Port, Shared};
+use crate::engine::{SottoEngine, not_on_runtime};
+use crate::error::{Error, SottoStatus, guard};
+use crate::event::{OwnedEvent, SottoEvent};
+use crate::signal;
+use sotto_engine::call::driver::{CallHandle, CallSignaller};
+use sotto_engine::call::wav::FRAME;
+use sotto_engine::call::{Call, CallConfig, CallSignal};
+use sotto_engine::ice::{IceConfig, TurnServer};
+use std::ffi::{CStr, c_char, c_void};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Samples in one 10 ms audio frame (48 kHz mono, signed 16-bit).
+pub const SOTTO_FRAME_SAMPLES: usize = 480;
+/// Most samples one `sotto_call_push_audio` takes (100 ms).
+pub const SOTTO_MAX_PUSH_SAMPLES: usize = 4800;
+// Literals for the header; they must agree with the engine.
+const _: () = assert!(SOTTO_FRAME_SAMPLES == FRAME && SOTTO_MAX_PUSH_SAMPLES == 10 * FRAME);
+
+/// Commands queued per call before `SOTTO_STATUS_BUSY`.
+const COMMAND_QUEUE: usize = 256;
+
+/// Receives one outgoing signalling message: `json` is NUL-terminated
+/// UTF-8 of `len` bytes (without the NUL), valid only during the callback.
+/// Deliver it to the peer's `sotto_call_signal`.
+pub type SottoSignalCallback =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, json: *const c_char, len: usize)>;
+
+/// Receives one event; `event` is valid only during the callback.
+pub type SottoEventCallback =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, event: *const SottoEvent)>;
+
+/// The application's callbacks for one call. They run on an SDK thread
+/// (named `sotto-sdk`), one at a time per call, never after
+/// `sotto_call_destroy` returns.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct SottoCallbacks {
+    /// Passed back to both callbacks; must be usable from SDK threads.
+    pub user_data: *mut c_void,
+    /// Required: outgoing signalling messages.
+    pub on_signal: SottoSignalCallback,
+    /// Optional (NULL): events.
+    pub on_event: SottoEventCallback,
+}
+
+// SAFETY: the header's contract makes `user_data` and the callbacks usable
+// from any thread; the SDK calls them from one task at a time per call.
+unsafe impl Send for SottoCallbacks {}
+
+/// How a call is set up. Start from `sotto_call_config_default`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct SottoCallConfig {
+    /// Local address to bind, `"ip:port"` (port 0: any). NULL: the first
+    /// non-loopback address of each IP family.
+    pub bind_address: *const c_char,
+    /// Only ever use the TURN relay (hides our addresses from the peer).
+    pub relay_only: bool,
+    /// TURN server `"ip:port"` (UDP), or NULL for none. Required with `relay_only`.
+    pub turn_server: *const c_char,
+    /// TURN long-term credential user name (NULL: empty).
+    pub turn_username: *const c_char,
+    /// TURN password (NULL: empty).
+    pub turn_password: *const c_char,
+    /// How long an unanswered call rings, ms (0: 60 s).
+    pub ring_timeout_ms: u32,
+    /// From answer to Secure before giving up, ms (0: 30 s).
+    pub setup_timeout_ms: u32,
+    /// Interval of `SOTTO_EVENT_KIND_STATS` events, ms (0: 1 s).
+    pub stats_interval_ms: u32,
+}
+
+/// One call. Opaque to C.
+pub struct SottoCall {
+    rt: Arc<Runtime>,
+    cmd: mpsc::Sender<Control>,
+    audio: Shared,
+    outgoing: bool,
+    pump: Option<JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+enum Control {
+    Place,
+    Answer,
+    Decline,
+    HangUp,
+    Mute(bool),
+    ConfirmSas(bool),
+    Signal(CallSignal),
+}
+
+struct Signals(mpsc::UnboundedSender<CallSignal>);
+
+impl CallSignaller for Signals {
+    fn send(&mut self, msg: CallSignal) {
+        // The call bounds what it signals (one description, capped candidates).
+        let _ = self.0.send(msg);
+    }
+}
+
+impl SottoCallbacks {
+    fn signal(&self, s: &CallSignal) {
+        let json = signal::encode(s);
+        let len = json.len();
+        let c = std::ffi::CString::new(json).unwrap_or_default();
+        if let Some(f) = self.on_signal {
+            // SAFETY: the application promised a valid callback and
+            // user_data; the string lives for the duration of the call.
+            unsafe { f(self.user_data, c.as_ptr(), len) };
+        }
+    }
+
+    fn event(&self, e: &sotto_engine::call::Event) {
+        if let (Some(f), Some(o)) = (self.on_event, OwnedEvent::new(e)) {
+            // SAFETY: as above; `o` outlives the call.
+            unsafe { f(self.user_data, &o.raw) };
+        }
+    }
+}
+
+async fn apply(h: &CallHandle, c: Control) {
+    // Refusals by the call (wrong state) are not reported back: the call
+    // stays as it was, and the state checks the SDK can make synchronously
+    // were made when the command was queued.
+    let _ = match c {
+        Control::Place => h.place().await,
+        Control::Answer => h.answer().await,
+        Control::Decline => h.decline().await,
+        Control::HangUp => h.hang_up().await,
+        Control::Mute(m) => h.set_muted(m).await,
+        Control::ConfirmSas(ok) => h.confirm_sas(ok).await,
+        Control::Signal(s) => h.signal(s).await,
+    };
+}
+
+/// Delivers the call's signals and events to the callbacks and applies
+/// commands until the call's task stops or the application destroys it.
+async fn pump(
+    mut handle: CallHandle,
+    mut signals: mpsc::UnboundedReceiver<CallSignal>,
+    mut cmds: mpsc::Receiver<Control>,
+    cb: SottoCallbacks,
+) {
+    let mut destroyed = false;
+    loop {
+        tokio::select! {
+            // Signals first: a Hangup should leave before Ended is reported.
+            biased;
+            Some(s) = signals.recv() => cb.signal(&s),
+            e = handle.recv() => match e {
+                Some(e) => cb.event(&e),
+                None => break,
+            },
+            c = cmds.recv(), if !destroyed => match c {
+                Some(c) => apply(&handle, c).await,
+                None => destroyed = true,
+            },
+        }
+        if destroyed {
+            break;
+        }
+    }
+    cmds.close();
+    handle.shutdown().await;
+    while let Ok(s) = signals.try_recv() {
+        cb.signal(&s);
+    }
+}
+
+fn opt_str<'a>(p: *const c_char, what: &'static str) -> Result<Option<&'a str>, Error> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-null strings in the config are NUL-terminated by contract.
+    let s = unsafe { CStr::from_ptr(p) };
+    s.to_str()
+        .map(Some)
+        .map_err(|_| Error::Invalid(format!("{what} is not UTF-8")))
+}
+
+fn addr(s: &str, what: &'static str) -> Result<SocketAddr, Error> {
+    s.parse()
+        .map_err(|_| Error::Invalid(format!("{what} `{s}` is not ip:port")))
+}
+
+fn ms(v: u32, default: Duration) -> Duration {
+    if v == 0 {
+        default
+    } else {
+        Duration::from_millis(v.into())
+    }
+}
+
+struct Setup {
+    bind: Vec<SocketAddr>,
+    ice: IceConfig,
+    call: CallConfig,
+}
+
+fn setup(c: &SottoCallConfig) -> Result<Setup, Error> {
+    let bind = match opt_str(c.bind_address, "bind_address")? {
+        Some(s) => vec![addr(s, "bind_address")?],
+        None => sotto_engine::driver::default_bind_addrs(),
+    };
+    let mut ice = IceConfig::default();
+    if let Some(t) = opt_str(c.turn_server, "turn_server")? {
+        ice.turn_servers.push(TurnServer {
+            addr: addr(t, "turn_server")?,
+            username: opt_str(c.turn_username, "turn_username")?
+                .unwrap_or_default()
+                .into(),
+            password: opt_str(c.turn_password, "turn_password")?
+                .unwrap_or_default()
+                .into(),
+            realm: String::new(),
+        });
+    }
+    if c.relay_only && ice.turn_servers.is_empty() {
+        return Err(Error::Invalid("relay_only needs a turn_server".into()));
+    }
+    let d = CallConfig::default();
+    let call = CallConfig {
+        relay_only: c.relay_only,
+        ring_timeout: ms(c.ring_timeout_ms, d.ring_timeout),
+        setup_timeout: ms(c.setup_timeout_ms, d.setup_timeout),
+        stats_interval: ms(c.stats_interval_ms, d.stats_interval),
+        ..d
+    };
+    Ok(Setup { bind, ice, call })
+}
+
+/// Fills `*out` with the defaults (bind to the interface addresses, no
+/// TURN, default timeouts).
+///
+/// # Safety
+/// `out` must be NULL or point to a writable `SottoCallConfig`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sotto_call_config_default(out: *mut SottoCallConfig) -> SottoStatus {
+    guard(|| {
+        if out.is_null() {
+            return Err(Error::Null("out"));
+        }
+        let c = SottoCallConfig {
+            bind_address: std::ptr::null(),
+            relay_only: false,
+            turn_server: std::ptr::null(),
+            turn_username: std::ptr::null(),
+            turn_password: std::ptr::null(),
+            ring_timeout_ms: 0,
+            setup_timeout_ms: 0,
+            stats_interval_ms: 0,
+        };
+        // SAFETY: non-null and writable by contract.
+        unsafe { out.write(c) };
+        Ok(())
+    })
+}
+
+/// Creates a call on `engine`, binds its sockets and starts gathering
+/// candidates; stores it in `*out`. An `outgoing` call is then placed with
+/// `sotto_call_place`; an incoming one waits for the caller's offer through
+/// `sotto_call_signal`. `config` may be NULL for the defaults. Must not be
+/// called from an SDK callback (`SOTTO_STATUS_WRONG_THREAD`).
+///
+/// # Safety
+/// `engine` must be a live engine; `config` NULL or a valid config whose
+/// strings are NUL-terminated; `out` writable; the callbacks and
+/// `user_data` valid until `sotto_call_destroy` returns.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sotto_call_new(
+    engine: *const SottoEngine,
+    config: *const SottoCallConfig,
+    outgoing: bool,
+    callbacks: SottoCallbacks,
+    out: *mut *mut SottoCall,
+) -> SottoStatus {
+    guard(|| {
+        if engine.is_null() {
+            return Err(Error::Null("engine"));
+        }
+        if out.is_null() {
+            return Err(Error::Null("out"));
+        }
+        if callbacks.on_signal.is_none() {
+            return Err(Error::Null("callbacks.on_signal"));
+        }
+        not_on_runtime("sotto_call_new")?;
+        let mut defaults = std::mem::MaybeUninit::uninit();
+        let config = if config.is_null() {
+            // SAFETY: a valid, writable out-pointer.
+            unsafe { sotto_call_config_default(defaults.as_mut_ptr()) };
+            // SAFETY: just initialised above.
+            unsafe { defaults.assume_init_ref() }
+        } else {
+            // SAFETY: non-null and valid by contract.
+            unsafe { &*config }
+        };
+        let s = setup(config)?;
+        // SAFETY: a live engine by contract.
+        let rt = Arc::clone(&unsafe { &*engine }.rt);
+        let now = Instant::now();
+        let call = if outgoing {
+            Call::outgoing(now, s.call)
+        } else {
+            Call::incoming(now, s.call)
+        };
+        let audio = Shared::default();
+        let (sig_tx, sig_rx) = mpsc::unbounded_channel();
+        let handle = rt
+            .block_on(CallHandle::start(
+                call,
+                &s.bind,
+                s.ice,
+                Box::new(Signals(sig_tx)),
+                Some(Box::new(Port(Arc::clone(&audio)))),
+            ))
+            .map_err(|e| Error::Io(e.to_string()))?;
+        let (cmd, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+        let pump = rt.spawn(pump(handle, sig_rx, cmd_rx, callbacks));
+        let c = Box::new(SottoCall {
+            rt,
+            cmd,
+            audio,
+            outgoing,
+            pump: Some(pump),
+        });
+        // SAFETY: non-null and writable by contract.
+        unsafe { out.write(Box::into_raw(c)) };
+        Ok(())
+    })
+}
+
+/// The call behind `call`, or a NullArgument error.
+fn call_ref<'a>(call: *const SottoCall) -> Result<&'a SottoCall, Error> {
+    // SAFETY: non-null pointers are live calls by every function's contract.
+    unsafe { call.as_ref() }.ok_or(Error::Null("call"))
+}
+
+impl SottoCall {
+    fn queue(&self, c: Control) -> Result<(), Error> {
+        self.cmd.try_send(c).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Error::Busy,
+            mpsc::error::TrySendError::Closed(_) => Error::Ended,
+        })
+    }
+}
+
+/// Places an outgoing call: its offer goes to the signal callback.
+///
+/// Never blocks; may be called from any thread, including SDK callbacks.
+///
+/// # Safety
+/// `call` must be NULL or a live call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sotto_call_place(call: *mut SottoCall) -> SottoStatus {
+    guard(|| {
+        let c = call_ref(call)?;
+        if !c.outgoing {
+            return Err(Error::State("only an outgoing call can be placed"));
+        }
+        c.queue(Control::Place)
+    })
+}
+
+/// Answers an incoming call that is ringing.
+///
+/// Never blocks; may be called from any thread, including SDK callbacks.
+///
+/// # Safety
+/// `call` must be NULL or a live call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sotto_call_answer(call: *mut SottoCall) -> SottoStatus {
+    guard(|| {
+        let c = call_ref(call)?;
+        if c.outgoing {
+            return Err(Error::State("an outgoing call cannot be answered"));
+        }
+        c.queue(Control::Answer)
+    })
+}
+
+/// Declines an incoming call that is ringing.
+///
+/// Never blocks; may be called from any thread, including SDK callbacks.
+///
+/// # Safety
+/// `call` must be NULL or a live call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sotto_call_decline(call: *mut SottoCall) -> SottoStatus {
+    guard(|| {
+        let c = call_ref(call)?;
+        if c.outgoing {
+            return Err(Error::State("an outgoing call cannot be declined"));
+        }
+        c.queue(Control::Decline)
+    })
+}
+
+/// Hangs up (or cancels an unanswered call). `Ended` follows.
+///
+/// Never blocks; may be called from any thread, including SDK callbacks.
+///
+/// # Safety
+/// `call` must be NULL or a live call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sotto_call_hang_up(call: *mut SottoCall) -> SottoStatus {
+    guard(|| call_ref(call)?.queue(Control::HangUp))
+}
+
+/// Mutes (`true`) or unmutes the microphone.
+///
+/// Never blocks; may be called from any thread, including SDK callbacks.
+///
+/// # Safety
+/// `call` must be NULL or a live call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sotto_call_set_muted(call: *mut SottoCall, muted: bool) -> SottoStatus {
+    guard(|| call_ref(call)?.queue(Control::Mute(muted)))
+}
+
+/// After `SecureUp`: the user compared the SAS with the peer. A match
+/// marks the peer verified; a mismatch ends the call (`SAS_REJECTED`).
+///
+/// Never blocks; may be called from any thread, including SDK callbacks.
+///
+/// # Safety
+/// `call` must be NULL or a live call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sotto_call_confirm_sas(
+    call: *mut SottoCall,
+    matches: bool,
+) -> SottoStatus {
+    guard(|| call_ref(call)?.queue(Control::ConfirmSas(matches)))
+}
+
+/// Delivers one signalling message from the peer (the bytes its signal
+/// callback produced; at most 64 KiB; need not be NUL-terminated).
+/// Malformed messages give `SOTTO_STATUS_BAD_SIGNAL`.
+///
+/// Never blocks; may be called from any thread, including SDK callbacks.
+///
+/// # Safety
+/// `call` must be NULL or a live call; `json` NULL or readable for `len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sotto_call_signal(
+    call: *mut SottoCall,
+    json: *const c_char,
+    len: usize,
+) -> SottoStatus {
+    guard(|| {
+        let c = call_ref(call)?;
+        if json.is_null() {
+            return Err(Error::Null("json"));
+        }
+        if len > signal::SOTTO_MAX_SIGNAL_BYTES {
+            return Err(Error::BadSignal(format!("{len} bytes is too long")));
+        }
+        // SAFETY: readable for `len` bytes by contract.
+        let bytes = unsafe { std::slice::from_raw_parts(json.cast::<u8>(), len) };
+        c.queue(Control::Signal(signal::decode(bytes)?))
+    })
+}
+
+/// Queues microphone audio: 48 kHz mono signed 16-bit, a whole number of
+/// 10 ms frames (`len` a multiple of `SOTTO_FRAME_SAMPLES`, at most
+/// `SOTTO_MAX_PUSH_SAMPLES`). Nothing is sent before `SecureUp`; at most
+/// 200 ms is queued, older audio is dropped.
+///
+/// Never blocks for long (a short lock shared with the SDK's 10 ms tick);
+/// call from one audio thread.
+///
+/// # Safety
+/// `call` must be NULL or a live call; `pcm` NULL or readable for `len` samples.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sotto_call_push_audio(
+    call: *mut SottoCall,
+    pcm: *const i16,
+    len: usize,
+) -> SottoStatus {
+    guard(|| {
+        let c = call_ref(call)?;
+        if pcm.is_null() {
+            return Err(Error::Null("pcm"));
+        }
+        if len == 0 || !len.is_multiple_of(FRAME) || len > SOTTO_MAX_PUSH_SAMPLES {
+            return Err(Error::Invalid(format!(
+                "{len} samples: push whole 10 ms frames of {FRAME}, at most {SOTTO_MAX_PUSH_SAMPLES}"
+            )));
+        }
+        // SAFETY: readable for `len` samples by contract.
+        audio::push_mic(&c.audio, unsafe { std::slice::from_raw_parts(pcm, len) });
+        Ok(())
+    })
+}
+
+/// Takes the next 10 ms of received audio (`len` must be
+/// `SOTTO_FRAME_SAMPLES`) into `out`. When none is queued, writes silence
+/// and sets `*got_audio` (if not NULL) to false. At most 200 ms is queued.
+///
+/// Never blocks for long; call from one audio thread.
+///
+/// # Safety
+/// `call` must be NULL or a live call; `out` NULL or writable for `len`
+/// samples; `got_audio` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sotto_call_pull_audio(
+    call: *mut SottoCall,
+    out: *mut i16,
+    len: usize,
+    got_audio: *mut bool,
+) -> SottoStatus {
+    guard(|| {
+        let c = call_ref(call)?;
+        if out.is_null() {
+            return Err(Error::Null("out"));
+        }
+        if len != FRAME {
+            return Err(Error::Invalid(format!("{len} samples: pull {FRAME}")));
+        }
+        // SAFETY: writable for `len` samples by contract.
+        let buf = unsafe { std::slice::from_raw_parts_mut(out, len) };
+        let got = audio::pull_speaker(&c.audio, buf);
+        if !got_audio.is_null() {
+            // SAFETY: non-null and writable by contract.
+            unsafe { got_audio.write(got) };
+        }
+        Ok(())
+    })
+}
+
+/// Hangs up if still in a call, closes the call's sockets, waits for its
+/// last callbacks (a final `hangup` signal and `Ended` may be delivered
+/// during this call) and frees it. NULL is accepted. Must not be called
+/// from an SDK callback (`SOTTO_STATUS_WRONG_THREAD`; the call is then
+/// left intact).
+///
+/// # Safety
+/// `call` must be NULL or a live call, not used again afterwards.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sotto_call_destroy(call: *mut SottoCall) -> SottoStatus {
+    guard(|| {
+        if call.is_null() {
+            return Ok(());
+        }
+        not_on_runtime("sotto_call_destroy")?;
+        // SAFETY: came from Box::into_raw in sotto_call_new, destroyed once.
+        let mut c = unsafe { Box::from_raw(call) };
+        let pump = c.pump.take();
+        let rt = Arc::clone(&c.rt);
+        // Closing the command queue tells the pump to shut the call down.
+        drop(c);
+        if let Some(p) = pump {
+            // A panicked pump has nothing left to wait for.
+            let _ = rt.block_on(p);
+        }
+        Ok(())
+    })
+}

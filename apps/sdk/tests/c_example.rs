@@ -1,0 +1,103 @@
+//! Builds `examples/call.c` with the system C compiler against the static
+//! library cargo built for this test run, runs it, and checks what it
+//! prints: both calls reached Secure with the same SAS, each side heard the
+//! other's tone (by its frequency), and the hang-up ended both calls.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The profile directory (`target/debug`) holding `libsotto.a`: the parent
+/// of this test binary's `deps` directory.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary under <target>/<profile>/deps")
+        .to_path_buf()
+}
+
+fn compile(out: &Path) {
+    let sdk = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let lib = profile_dir().join("libsotto.a");
+    assert!(lib.exists(), "{} not built", lib.display());
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let st = Command::new(&cc)
+        .args([
+            "-std=c11",
+            "-D_DEFAULT_SOURCE",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+        ])
+        .arg(sdk.join("examples/call.c"))
+        .arg("-I")
+        .arg(sdk.join("include"))
+        .arg(&lib)
+        // What the Rust standard library needs from libc (libopus is inside libsotto.a).
+        .args(["-lpthread", "-ldl", "-lm", "-o"])
+        .arg(out)
+        .status()
+        .unwrap_or_else(|e| panic!("running {cc}: {e}"));
+    assert!(st.success(), "compiling call.c failed");
+}
+
+/// The value after `prefix` on the line that starts with it.
+fn line<'a>(out: &'a str, prefix: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no `{prefix}` line in:\n{out}"))
+}
+
+/// `(frames, hz)` from "<who> heard N loud frames at F Hz".
+fn heard(out: &str, who: &str) -> (u32, f64) {
+    let rest = line(out, &format!("{who} heard "));
+    let w: Vec<&str> = rest.split_whitespace().collect();
+    (w[0].parse().unwrap(), w[4].parse().unwrap())
+}
+
+#[test]
+fn c_example_places_a_secure_call_and_talks() {
+    let exe = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sotto-call-example");
+    compile(&exe);
+    let mut child = Command::new(&exe)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A hang guard, not a timing assertion: the program itself needs ~2 s.
+    let give_up = Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > give_up {
+            let _ = child.kill();
+            panic!("call example hung");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    println!("{out}{err}");
+    assert!(o.status.success(), "exit {:?}:\n{out}\n{err}", o.status);
+
+    assert_eq!(line(&out, "null call: "), "argument `call` is NULL");
+    let sas_a = line(&out, "alice SAS: ");
+    let sas_b = line(&out, "bob SAS: ");
+    assert_eq!(sas_a, sas_b);
+    assert_eq!(
+        sas_a.split(' ').next().unwrap().len(),
+        4,
+        "B32 SAS: {sas_a}"
+    );
+
+    // Alice sends 440 Hz, Bob 660 Hz, for a second each.
+    let (frames_b, hz_b) = heard(&out, "bob");
+    let (frames_a, hz_a) = heard(&out, "alice");
+    assert!(frames_b >= 30 && frames_a >= 30, "{out}");
+    assert!((hz_b - 440.0).abs() < 40.0, "bob heard {hz_b} Hz");
+    assert!((hz_a - 660.0).abs() < 40.0, "alice heard {hz_a} Hz");
+
+    assert_eq!(line(&out, "alice: ended "), "(LocalHangup)");
+    assert_eq!(line(&out, "bob: ended "), "(RemoteHangup)");
+    assert!(out.lines().any(|l| l == "done"));
+}
