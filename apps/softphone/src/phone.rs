@@ -249,6 +249,9 @@ async fn run_call(
     let audio = GatedAudio::new(source, 48_000 * MAX_RECORD.as_secs() as usize);
     let (gate, recording) = (audio.gate(), audio.recording());
     let started = Started::new(call, opts.bind, ice, Box::new(audio)).await?;
+    for a in started.handle().local_addrs() {
+        println!("media socket {a}");
+    }
     match offer {
         Some(o) => started.handle().signal(o).await?,
         None => started.handle().place().await?,
