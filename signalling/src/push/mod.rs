@@ -220,12 +220,6 @@ impl Pusher {
                 metrics::counter!("signald_pushes_collapsed_total").increment(1);
                 return;
             }
-            // A cancel for a call that was never pushed wakes no one.
-            if msg.kind == PushKind::Cancel
-                && !sent.contains_key(&(device.clone(), msg.call_id.clone(), PushKind::Wake))
-            {
-                return;
-            }
             sent.insert(key, now);
         }
         let this = self.clone();

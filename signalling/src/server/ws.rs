@@ -261,14 +261,17 @@ async fn accept(
         state.hub.mark_woken(&env.to, Instant::now());
         state.pusher.push(env.to.clone(), push(PushKind::Wake));
     } else if env.kind.ends_ringing() {
-        if let Err(e) = state
+        // Only a device that still has the offer queued was (or will be)
+        // woken for it, by whichever node; the shared database knows.
+        match state
             .store
             .withdraw_offers(&env.to, env.call_id.as_str())
             .await
         {
-            tracing::warn!("withdraw: {e}");
+            Ok(0) => {}
+            Ok(_) => state.pusher.push(env.to.clone(), push(PushKind::Cancel)),
+            Err(e) => tracing::warn!("withdraw: {e}"),
         }
-        state.pusher.push(env.to.clone(), push(PushKind::Cancel));
     }
     Ok(())
 }
