@@ -1,0 +1,37 @@
+//! `sotto demo` runs to completion with a short call: push wake-up,
+//! relay-only media, equal SAS on both sides, and its outputs written.
+
+use std::process::Command;
+
+#[test]
+fn demo_runs_end_to_end_with_a_short_call() {
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_sotto"))
+        .args(["demo", "--seconds", "3", "--no-pesq", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    println!("{stdout}");
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("bob: push received"), "woken by push");
+    let last = stdout.lines().last().unwrap();
+    let summary: serde_json::Value = serde_json::from_str(last).unwrap();
+    assert_eq!(summary["ok"], true);
+    assert_eq!(summary["sas_equal"], true);
+    assert_eq!(summary["path"], serde_json::json!(["Relay", "Relay"]));
+    assert!(summary["bob"]["packets_received"].as_u64().unwrap() > 0);
+    for f in [
+        "bob_received.wav",
+        "alice_received.wav",
+        "jitter_buffer_delay.png",
+        "summary.json",
+    ] {
+        let len = std::fs::metadata(out.path().join(f)).unwrap().len();
+        assert!(len > 0, "{f} is empty");
+    }
+}
