@@ -51,7 +51,7 @@ enum Cmd {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let root = workspace_root();
+    let root = workspace_root()?;
     std::env::set_current_dir(&root)?;
     match cli.command {
         Cmd::Setup => setup::all(&root),
@@ -62,12 +62,24 @@ fn main() -> Result<()> {
     }
 }
 
-/// The workspace root: the parent of this crate's manifest directory.
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+/// The workspace root: the folder of the workspace's `Cargo.toml`.
+///
+/// Asked of cargo at run time rather than baked in at compile time, so that
+/// a binary built for another checkout sharing the target directory (CI
+/// keeps one outside the clone) never works on the wrong tree.
+fn workspace_root() -> Result<PathBuf> {
+    let out = cargo()
+        .args(["locate-project", "--workspace", "--message-format", "plain"])
+        .output()
+        .context("cargo locate-project")?;
+    if !out.status.success() {
+        bail!("cargo locate-project failed: run cargo xtask inside the Sotto checkout");
+    }
+    let manifest = PathBuf::from(String::from_utf8(out.stdout)?.trim());
+    Ok(manifest
         .parent()
-        .expect("xtask lives one level below the workspace root")
-        .to_path_buf()
+        .context("workspace manifest has no parent folder")?
+        .to_path_buf())
 }
 
 /// The cargo binary that invoked us (so toolchain overrides carry through).
