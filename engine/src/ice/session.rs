@@ -24,6 +24,9 @@ const MAX_PENDING_REMOTE: usize = 64;
 const MAX_REMOTE_CANDIDATES: usize = 32;
 /// Relayed media datagrams held until the driver polls them.
 const MAX_MEDIA_QUEUE: usize = 256;
+/// Outstanding Binding requests remembered for consent (oldest forgotten
+/// first); far more than the checks in flight in one consent timeout.
+const MAX_PENDING_CHECKS: usize = 256;
 
 /// A TURN server and the long-term (or REST-derived) credentials for it.
 #[derive(Clone)]
@@ -179,6 +182,10 @@ pub struct IceSession {
     /// Consent on the selected pair lasts until then; only an authenticated
     /// Binding success response from the pair refreshes it (RFC 7675 §5.1).
     consent_until: Option<Instant>,
+    /// Transaction IDs of our Binding requests not yet answered. Only an
+    /// answer to one of them refreshes consent: a replayed old success
+    /// response still passes the agent's integrity check (RFC 7675 §5.1).
+    pending_checks: VecDeque<[u8; 12]>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<IceEvent>,
     signals: VecDeque<SignalMessage>,
@@ -234,6 +241,7 @@ impl IceSession {
             pending_remote: Vec::new(),
             selected: None,
             consent_until: None,
+            pending_checks: VecDeque::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             signals: VecDeque::new(),
@@ -518,6 +526,7 @@ impl IceSession {
     fn agent_read(&mut self, now: Instant, local: SocketAddr, from: SocketAddr, data: &[u8]) {
         // Binding success response (RFC 5389 §6: type 0x0101).
         let success = data.get(..2) == Some(&[0x01, 0x01][..]);
+        let id = transaction_id(data);
         let msg = TaggedBytesMut {
             now,
             transport: TransportContext {
@@ -541,7 +550,13 @@ impl IceSession {
                     p.socket == local
                 }
         });
-        if success && on_path {
+        // Consumed once, so the same answer cannot be replayed later.
+        let answered = success
+            && id.is_some_and(|id| {
+                let at = self.pending_checks.iter().position(|p| *p == id);
+                at.and_then(|i| self.pending_checks.remove(i)).is_some()
+            });
+        if answered && on_path {
             self.consent_until = Some(now + self.cfg.consent_timeout);
         }
     }
@@ -668,6 +683,15 @@ impl IceSession {
 
     fn route_agent_write(&mut self, now: Instant, w: TaggedBytesMut) {
         let (local, peer) = (w.transport.local_addr, w.transport.peer_addr);
+        // Binding request (RFC 5389 §6: type 0x0001): remember it for consent.
+        if w.message.get(..2) == Some(&[0x00, 0x01][..])
+            && let Some(id) = transaction_id(&w.message)
+        {
+            if self.pending_checks.len() == MAX_PENDING_CHECKS {
+                self.pending_checks.pop_front();
+            }
+            self.pending_checks.push_back(id);
+        }
         if let Some(link) = self.links.iter_mut().find(|l| l.relayed == Some(local)) {
             // Dropped if the permission is not in place yet; checks retransmit.
             let _ = link.send_to(now, &w.message, peer);
@@ -787,6 +811,11 @@ impl IceSession {
             _ => {}
         }
     }
+}
+
+/// The STUN transaction ID (RFC 5389 §6: header bytes 8 to 20).
+fn transaction_id(data: &[u8]) -> Option<[u8; 12]> {
+    data.get(8..20)?.try_into().ok()
 }
 
 fn min_opt(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
@@ -1093,6 +1122,44 @@ mod tests {
         );
         // B keeps its pair: A still answers B's checks.
         assert!(p.b.selected().is_some());
+    }
+
+    /// An on-path attacker who recorded one authenticated answer and plays
+    /// it back must not keep consent alive (RFC 7675 §5.1: the answer must
+    /// match a request we sent).
+    #[test]
+    fn replayed_answers_do_not_keep_consent() {
+        let quiet = |c| IceConfig {
+            auto_restart: false,
+            ..cfg(c)
+        };
+        let mut p = Pair::new(
+            quiet(true),
+            quiet(false),
+            &[sa("127.0.0.1:1000")],
+            &[sa("127.0.0.1:2000")],
+        );
+        let b_sock = sa("127.0.0.1:2000");
+        let is_answer_to_a =
+            move |t: &Transmit| t.local == b_sock && t.data.get(..2) == Some(&[0x01, 0x01][..]);
+        let recorded = std::cell::RefCell::new(None);
+        for _ in 0..40 {
+            p.step(Duration::from_millis(50), &|t| {
+                if is_answer_to_a(t) {
+                    *recorded.borrow_mut() = Some(t.clone());
+                }
+                false
+            });
+        }
+        assert!(p.a.selected().is_some());
+        let answer = recorded.into_inner().expect("an answer was recorded");
+        for _ in 0..100 {
+            p.step(Duration::from_millis(50), &is_answer_to_a);
+            let replay =
+                p.a.handle_input(p.now, answer.to, answer.local, &answer.data);
+            assert!(replay.is_none());
+        }
+        assert_eq!(p.a.selected(), None, "consent kept alive by a replay");
     }
 
     #[test]
