@@ -133,6 +133,8 @@ async fn connection<S>(
     let mut filled = 0;
     let mut peer_buf = vec![0u8; PEER_HEADROOM + 65_535];
     let mut publisher = Publisher::new();
+    // Reused for every write so relayed data costs no allocation.
+    let mut out: Vec<u8> = Vec::with_capacity(PEER_HEADROOM + 65_535 + 3);
     let mut last_publish = Instant::now();
     loop {
         let deadline = core
@@ -146,7 +148,7 @@ async fn connection<S>(
             _ = shutdown.changed() => Wake::Shutdown,
         };
         let now = Instant::now();
-        let mut out: Vec<u8> = Vec::new();
+        out.clear();
         match wake {
             Wake::Client(Ok(0)) | Wake::Client(Err(_)) | Wake::Shutdown => break,
             Wake::Client(Ok(n)) => {
