@@ -248,7 +248,8 @@ async fn run_call(
     };
     let audio = GatedAudio::new(source, 48_000 * MAX_RECORD.as_secs() as usize);
     let (gate, recording) = (audio.gate(), audio.recording());
-    let started = Started::new(call, opts.bind, ice, Box::new(audio)).await?;
+    let mut started = Started::new(call, opts.bind, ice, Box::new(audio)).await?;
+    started.persist_cache(dev.dirs.zid_cache());
     for a in started.handle().local_addrs() {
         println!("media socket {a}");
     }

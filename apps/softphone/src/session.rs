@@ -15,6 +15,7 @@ use sotto_signalling::protocol::{CallId, DeviceId, MessageId};
 use sotto_signalling::seal::DevicePublic;
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -111,6 +112,7 @@ fn turn_udp_hostport(uri: &str) -> Option<&str> {
 pub struct Started {
     handle: CallHandle,
     signals: mpsc::UnboundedReceiver<CallSignal>,
+    cache: Option<PathBuf>,
 }
 
 impl Started {
@@ -125,7 +127,17 @@ impl Started {
         let handle = CallHandle::start(call, &[bind], ice, Box::new(Outbox(tx)), Some(audio))
             .await
             .context("starting the call's transport")?;
-        Ok(Self { handle, signals })
+        Ok(Self {
+            handle,
+            signals,
+            cache: None,
+        })
+    }
+
+    /// Saves the call's ZID cache to `path` once Secure and after a SAS
+    /// confirmation, so retained secrets carry over to the next call.
+    pub fn persist_cache(&mut self, path: PathBuf) {
+        self.cache = Some(path);
     }
 
     /// The engine's handle (to place the call or feed the peer's offer).
@@ -154,7 +166,12 @@ impl Started {
                         let _ = updates.send(Update::Event(Event::Ended { reason }));
                         break reason;
                     }
-                    Some(e) => { let _ = updates.send(Update::Event(e)); }
+                    Some(e) => {
+                        if matches!(e, Event::SecureUp { .. }) {
+                            self.save_cache().await?;
+                        }
+                        let _ = updates.send(Update::Event(e));
+                    }
                     None => break EndReason::ConnectionFailed,
                 },
                 Some(s) = self.signals.recv() => {
@@ -176,7 +193,12 @@ impl Started {
                     None => return Err(anyhow!("signalling connection stopped")),
                 },
                 c = controls.recv(), if controls_open => match c {
-                    Some(c) => self.control(c).await?,
+                    Some(c) => {
+                        self.control(c).await?;
+                        if matches!(c, Control::ConfirmSas(_)) {
+                            self.save_cache().await?;
+                        }
+                    }
                     None => controls_open = false,
                 },
                 _ = stats.tick() => {
@@ -202,6 +224,19 @@ impl Started {
             }
         }
         Ok(reason)
+    }
+
+    async fn save_cache(&self) -> anyhow::Result<()> {
+        let Some(path) = &self.cache else {
+            return Ok(());
+        };
+        // The call may have ended meanwhile; then there is nothing newer.
+        if let Ok(cache) = self.handle.zid_cache().await {
+            cache
+                .save(path)
+                .with_context(|| format!("saving {}", path.display()))?;
+        }
+        Ok(())
     }
 
     async fn control(&self, c: Control) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@
 
 use sotto_engine::call::wav::load_48k_mono;
 use sotto_engine::sim::audio::compare;
+use sotto_engine::zrtp::ZidCache;
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -120,87 +121,118 @@ fn field<'a>(lines: &'a [String], prefix: &str) -> Option<&'a str> {
     lines.iter().find_map(|l| l.strip_prefix(prefix))
 }
 
+/// A real relay and signald on loopback, and two registered config dirs.
+struct World {
+    dir: tempfile::TempDir,
+    relay: sotto_relay::server::Server,
+    signald: sotto_signalling::server::Running,
+    bob_id: String,
+}
+
+impl World {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let lo: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let secret = "two-process-test-secret".to_owned();
+        let relay = sotto_relay::server::Server::start(
+            sotto_relay::config::Options {
+                listen: vec![lo],
+                auth_secrets: vec![secret.clone()],
+                allow_loopback_peers: Some(true),
+                workers: Some(1),
+                ..Default::default()
+            }
+            .resolve()
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+        let mut cfg = sotto_signalling::config::Config {
+            listen: lo,
+            database_url: format!("sqlite://{}", dir.path().join("signald.db").display()),
+            ..Default::default()
+        };
+        cfg.turn.secret = Some(secret);
+        cfg.turn.uris = vec![format!("turn:{}?transport=udp", relay.udp_addrs[0])];
+        let signald = sotto_signalling::server::start(cfg, None).await.unwrap();
+        let srv = format!("http://{}", signald.addr);
+        let (ad, bd) = (dir.path().join("alice"), dir.path().join("bob"));
+        let bob_id = tokio::task::spawn_blocking(move || {
+            register(&srv, "alice", &ad);
+            register(&srv, "bob", &bd)
+        })
+        .await
+        .unwrap();
+        Self {
+            dir,
+            relay,
+            signald,
+            bob_id,
+        }
+    }
+
+    fn side(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// One relay-only call of `seconds` after Secure; (status, lines) of alice and bob.
+    async fn call(&self, seconds: u32) -> (Ran, Ran) {
+        let p = |p: &Path| p.to_str().unwrap().to_owned();
+        let common = |who: &str, input: &Path| {
+            vec![
+                "--config-dir".to_owned(),
+                p(&self.side(who)),
+                "--input".into(),
+                p(input),
+                "--output".into(),
+                p(&self.dir.path().join(format!("{who}_heard.wav"))),
+                "--bind".into(),
+                "127.0.0.1:0".into(),
+                "--relay-only".into(),
+            ]
+        };
+        let mut bargs: Vec<String> = vec!["listen".into(), "--once".into(), "--auto-answer".into()];
+        bargs.extend(common("bob", &speech(B_SPEECH)));
+        let mut aargs: Vec<String> = vec![
+            "call".into(),
+            self.bob_id.clone(),
+            "--seconds".into(),
+            seconds.to_string(),
+        ];
+        aargs.extend(common("alice", &speech(A_SPEECH)));
+        tokio::task::spawn_blocking(move || {
+            let mut bob = Proc::spawn(&bargs);
+            bob.wait_line("listening as");
+            let alice = Proc::spawn(&aargs);
+            (alice.finish(), bob.finish())
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn stop(self) {
+        self.relay.shutdown().await;
+        self.signald.shutdown().await;
+    }
+}
+
+type Ran = (std::process::ExitStatus, Vec<String>);
+
+const A_SPEECH: &str = "asterisk_en_16k_g722dec/dir-intro.wav";
+const B_SPEECH: &str = "asterisk_en_8k/demo-nogo.wav";
+
+fn sas(l: &[String]) -> String {
+    field(l, "secure sas=")
+        .map(|s| s.split_whitespace().next().unwrap().to_owned())
+        .unwrap_or_else(|| panic!("never secure: {l:?}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_sotto_processes_call_through_signald_and_relay() {
-    let dir = tempfile::tempdir().unwrap();
-    let lo: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let secret = "two-process-test-secret".to_owned();
-    let relay = sotto_relay::server::Server::start(
-        sotto_relay::config::Options {
-            listen: vec![lo],
-            auth_secrets: vec![secret.clone()],
-            allow_loopback_peers: Some(true),
-            workers: Some(1),
-            ..Default::default()
-        }
-        .resolve()
-        .unwrap(),
-    )
-    .await
-    .unwrap();
-    let mut cfg = sotto_signalling::config::Config {
-        listen: lo,
-        database_url: format!("sqlite://{}", dir.path().join("signald.db").display()),
-        ..Default::default()
-    };
-    cfg.turn.secret = Some(secret);
-    cfg.turn.uris = vec![format!("turn:{}?transport=udp", relay.udp_addrs[0])];
-    let signald = sotto_signalling::server::start(cfg, None).await.unwrap();
-    let server = format!("http://{}", signald.addr);
-
-    let (adir, bdir) = (dir.path().join("alice"), dir.path().join("bob"));
-    let (a_wav, b_wav) = (
-        dir.path().join("alice_heard.wav"),
-        dir.path().join("bob_heard.wav"),
-    );
-    let (a_in, b_in) = (
-        speech("asterisk_en_16k_g722dec/dir-intro.wav"),
-        speech("asterisk_en_8k/demo-nogo.wav"),
-    );
-    let srv = server.clone();
-    let (ad, bd) = (adir.clone(), bdir.clone());
-    let bob_id = tokio::task::spawn_blocking(move || {
-        register(&srv, "alice", &ad);
-        register(&srv, "bob", &bd)
-    })
-    .await
-    .unwrap();
-
-    let p = |p: &Path| p.to_str().unwrap().to_owned();
-    let common = |d: &Path, input: &Path, output: &Path| {
-        vec![
-            "--config-dir".to_owned(),
-            p(d),
-            "--input".into(),
-            p(input),
-            "--output".into(),
-            p(output),
-            "--bind".into(),
-            "127.0.0.1:0".into(),
-            "--relay-only".into(),
-        ]
-    };
-    let mut bargs: Vec<String> = vec!["listen".into(), "--once".into(), "--auto-answer".into()];
-    bargs.extend(common(&bdir, &b_in, &b_wav));
-    let mut aargs: Vec<String> = vec!["call".into(), bob_id, "--seconds".into(), "4".into()];
-    aargs.extend(common(&adir, &a_in, &a_wav));
-
-    let ((ast, alines), (bst, blines)) = tokio::task::spawn_blocking(move || {
-        let mut bob = Proc::spawn(&bargs);
-        bob.wait_line("listening as");
-        let alice = Proc::spawn(&aargs);
-        (alice.finish(), bob.finish())
-    })
-    .await
-    .unwrap();
+    let w = World::start().await;
+    let ((ast, alines), (bst, blines)) = w.call(4).await;
     assert!(ast.success(), "alice: {ast:?} {alines:?}");
     assert!(bst.success(), "bob: {bst:?} {blines:?}");
-
-    let sas = |l: &[String]| {
-        field(l, "secure sas=")
-            .map(|s| s.split_whitespace().next().unwrap().to_owned())
-            .unwrap_or_else(|| panic!("never secure: {l:?}"))
-    };
     assert_eq!(sas(&alines), sas(&blines));
     assert_eq!(field(&alines, "path "), Some("Relay"));
     assert_eq!(field(&blines, "path "), Some("Relay"));
@@ -209,9 +241,9 @@ async fn two_sotto_processes_call_through_signald_and_relay() {
 
     // Bob heard Alice's speech. Each recording starts when its side went
     // Secure, so 500 ms of leading silence turns any lead into a lag.
-    let sent = load_48k_mono(&a_in).unwrap();
+    let sent = load_48k_mono(speech(A_SPEECH)).unwrap();
     let mut heard = vec![0i16; 24_000];
-    heard.extend(load_48k_mono(&b_wav).unwrap());
+    heard.extend(load_48k_mono(w.dir.path().join("bob_heard.wav")).unwrap());
     let sim = compare(&sent, &heard, Duration::from_millis(1500));
     println!("alice -> bob through two processes: {sim:?}");
     // Measured on loopback: envelope about 0.9; unrelated audio about 0.3.
@@ -225,6 +257,38 @@ async fn two_sotto_processes_call_through_signald_and_relay() {
                 .expect("media port still held after exit");
         }
     }
-    relay.shutdown().await;
-    signald.shutdown().await;
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_retained_secret_is_a_cache_mismatch_warning() {
+    let w = World::start().await;
+    // First call: both caches learn the retained secret; no warning.
+    let ((ast, alines), (bst, _)) = w.call(1).await;
+    assert!(ast.success() && bst.success());
+    assert!(
+        !alines.iter().any(|l| l.contains("cache mismatch")),
+        "{alines:?}"
+    );
+    let a_cache = ZidCache::load(&w.side("alice").join("zid.cache")).unwrap();
+    let b_path = w.side("bob").join("zid.cache");
+    let mut b_cache = ZidCache::load(&b_path).unwrap();
+    assert_eq!((a_cache.len(), b_cache.len()), (1, 1), "caches persisted");
+    // Bob loses his secret for Alice (a reinstalled phone, or someone
+    // else presenting Bob's ZID): Alice expected one and must say so.
+    b_cache.remove(&a_cache.self_zid());
+    b_cache.save(&b_path).unwrap();
+    let ((_, alines), _) = w.call(1).await;
+    assert!(
+        alines
+            .iter()
+            .any(|l| l.starts_with("warning: cache mismatch")),
+        "{alines:?}"
+    );
+    assert!(
+        field(&alines, "secure sas=")
+            .unwrap()
+            .contains("verified=false")
+    );
+    w.stop().await;
 }

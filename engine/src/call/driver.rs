@@ -7,6 +7,7 @@ use super::wav::{AudioPort, FRAME};
 use super::{Call, CallError, CallSignal, CallStats, Event, Input, Transmit};
 use crate::driver::{DriverError, TransportEvent, TransportHandle};
 use crate::ice::{IceConfig, SignalMessage, Signaller};
+use crate::zrtp::ZidCache;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -34,6 +35,7 @@ enum Command {
     ConfirmSas(bool),
     Signal(CallSignal),
     Stats(oneshot::Sender<CallStats>),
+    ZidCache(oneshot::Sender<ZidCache>),
 }
 
 /// Forwards our ICE session's credentials and candidates into the call task.
@@ -140,6 +142,14 @@ impl CallHandle {
         rx.await.map_err(|_| DriverError::Stopped)
     }
 
+    /// The call's ZID cache ([`Call::zid_cache`]), to persist once Secure
+    /// (and again after a SAS confirmation); only while the call runs.
+    pub async fn zid_cache(&self) -> Result<ZidCache, DriverError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::ZidCache(tx)).await?;
+        rx.await.map_err(|_| DriverError::Stopped)
+    }
+
     /// Next event (never [`Event::Signal`]: those go to the signaller);
     /// `None` once the task has stopped.
     pub async fn recv(&mut self) -> Option<Event> {
@@ -235,6 +245,10 @@ impl Task {
             Command::Signal(s) => self.call.handle_input(now, Input::Signal(s)),
             Command::Stats(tx) => {
                 let _ = tx.send(self.call.stats());
+                Ok(())
+            }
+            Command::ZidCache(tx) => {
+                let _ = tx.send(self.call.zid_cache().clone());
                 Ok(())
             }
         };
