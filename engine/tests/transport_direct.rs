@@ -37,9 +37,7 @@ async fn direct_loopback_call_and_clean_shutdown() {
     let a_addrs = a.local_addrs().to_vec();
     let mut call = Call::new(a, from_a, b, from_b);
     assert!(
-        call.run_until(Duration::from_secs(20), |c| c.a_selected.is_some()
-            && c.b_selected.is_some())
-            .await,
+        call.connect(Duration::from_secs(20)).await,
         "ICE did not connect"
     );
     let (pa, pb) = (call.a_selected.unwrap(), call.b_selected.unwrap());

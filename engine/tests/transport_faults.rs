@@ -62,11 +62,7 @@ async fn selected_path_dies_and_media_moves_to_another_pair() {
     let mut call = Call::new(a, from_a, b, from_b);
     call.rewrite_b = Some(via_proxies(vec![p1.front, p2.front]));
     call.a_candidates_to_b = false;
-    assert!(
-        call.run_until(Duration::from_secs(20), |c| c.a_selected.is_some()
-            && c.b_selected.is_some())
-            .await
-    );
+    assert!(call.connect(Duration::from_secs(20)).await);
     assert!(call.exchange(1, 20, 18).await, "no media before the fault");
     let first = call.a_selected.unwrap();
     let (dead, other) = if first.remote == p1.front {
@@ -103,11 +99,7 @@ async fn nat_rebinding_of_the_peer_is_recovered() {
     let mut call = Call::new(a, from_a, b, from_b);
     call.rewrite_b = Some(via_proxies(vec![p.front]));
     call.a_candidates_to_b = false;
-    assert!(
-        call.run_until(Duration::from_secs(20), |c| c.a_selected.is_some()
-            && c.b_selected.is_some())
-            .await
-    );
+    assert!(call.connect(Duration::from_secs(20)).await);
     assert!(call.exchange(1, 20, 18).await);
     let before = call.b_selected.unwrap();
     p.rebind();
@@ -156,11 +148,7 @@ async fn turn_server_restart_is_recovered_by_ice_restart() {
         .await
         .unwrap();
     let mut call = Call::new(a, from_a, b, from_b);
-    assert!(
-        call.run_until(Duration::from_secs(30), |c| c.a_selected.is_some()
-            && c.b_selected.is_some())
-            .await
-    );
+    assert!(call.connect(Duration::from_secs(30)).await);
     assert!(call.exchange(1, 20, 18).await);
     let before = call.a_selected.unwrap();
     turn.restart();

@@ -64,11 +64,7 @@ async fn srtp_audio_and_rtcp_rtt_over_the_driver() {
     .await
     .unwrap();
     let mut call = Call::new(a, from_a, b, from_b);
-    assert!(
-        call.run_until(Duration::from_secs(20), |c| c.a_selected.is_some()
-            && c.b_selected.is_some())
-            .await
-    );
+    assert!(call.connect(Duration::from_secs(20)).await);
     let (mut sa, mut sb) = (stream(0xA, 1, 2), stream(0xB, 2, 1));
     let (mut got_a, mut got_b) = (0, 0);
     let mut buf = [0u8; 256];

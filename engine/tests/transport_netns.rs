@@ -129,11 +129,7 @@ async fn link_down_moves_media_to_the_other_pair() {
     let a = TransportHandle::start(a_socks, cfg(true), Box::new(sa)).unwrap();
     let b = TransportHandle::start(b_socks, cfg(false), Box::new(sb)).unwrap();
     let mut call = Call::new(a, from_a, b, from_b);
-    assert!(
-        call.run_until(Duration::from_secs(20), |c| c.a_selected.is_some()
-            && c.b_selected.is_some())
-            .await
-    );
+    assert!(call.connect(Duration::from_secs(20)).await);
     assert!(call.exchange(1, 20, 18).await, "no media before the fault");
     let first = call.a_selected.unwrap();
     let dead_v4 = first.remote.is_ipv4();

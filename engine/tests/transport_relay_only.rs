@@ -76,9 +76,7 @@ async fn relay_only_never_sends_directly_to_the_peer() {
     let b_addr = b.local_addrs()[0];
     let mut call = Call::new(a, from_a, b, from_b);
     assert!(
-        call.run_until(Duration::from_secs(30), |c| c.a_selected.is_some()
-            && c.b_selected.is_some())
-            .await,
+        call.connect(Duration::from_secs(30)).await,
         "relay-only call did not connect: {:?}",
         call.a_events
     );

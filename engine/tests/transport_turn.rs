@@ -147,9 +147,7 @@ async fn relay_only_call_through_coturn() {
         .unwrap();
     let mut call = Call::new(a, from_a, b, from_b);
     assert!(
-        call.run_until(Duration::from_secs(30), |c| c.a_selected.is_some()
-            && c.b_selected.is_some())
-            .await,
+        call.connect(Duration::from_secs(30)).await,
         "relay-only ICE did not connect: {:?}",
         call.a_events
     );
@@ -194,11 +192,7 @@ async fn allocation_is_refreshed() {
         .await
         .unwrap();
     let mut call = Call::new(a, from_a, b, from_b);
-    assert!(
-        call.run_until(Duration::from_secs(30), |c| c.a_selected.is_some()
-            && c.b_selected.is_some())
-            .await
-    );
+    assert!(call.connect(Duration::from_secs(30)).await);
     let first = call.a_selected.unwrap();
     const ACCEPTED: &str = "incoming packet REFRESH processed, success";
     let mut round = 0u8;

@@ -263,6 +263,12 @@ impl Call {
         }
     }
 
+    /// Runs until both sides have selected a pair, or `limit` passes.
+    pub async fn connect(&mut self, limit: Duration) -> bool {
+        self.run_until(limit, |c| c.a_selected.is_some() && c.b_selected.is_some())
+            .await
+    }
+
     /// Exchanges `n` RTP-shaped datagrams each way, tagged by `tag`, and
     /// waits until at least `want` arrive at each side.
     pub async fn exchange(&mut self, tag: u8, n: usize, want: usize) -> bool {
