@@ -980,6 +980,21 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// One IPv4 host pair each, without automatic restarts, so that a lost
+    /// consent stays visible.
+    fn quiet_pair() -> Pair {
+        let quiet = |c| IceConfig {
+            auto_restart: false,
+            ..cfg(c)
+        };
+        Pair::new(
+            quiet(true),
+            quiet(false),
+            &[sa("127.0.0.1:1000")],
+            &[sa("127.0.0.1:2000")],
+        )
+    }
+
     #[test]
     fn connects_in_memory_and_fails_over_when_the_path_dies() {
         let a_socks = [sa("127.0.0.1:1000"), sa("[::1]:1000")];
@@ -1054,16 +1069,7 @@ mod tests {
 
     #[test]
     fn media_stops_when_consent_expires() {
-        let quiet = |c| IceConfig {
-            auto_restart: false,
-            ..cfg(c)
-        };
-        let mut p = Pair::new(
-            quiet(true),
-            quiet(false),
-            &[sa("127.0.0.1:1000")],
-            &[sa("127.0.0.1:2000")],
-        );
+        let mut p = quiet_pair();
         for _ in 0..40 {
             p.step(Duration::from_millis(50), &|_| false);
         }
@@ -1088,16 +1094,7 @@ mod tests {
     /// authenticated requests still arrive, but our checks go unanswered.
     #[test]
     fn consent_needs_answers_not_just_peer_requests() {
-        let quiet = |c| IceConfig {
-            auto_restart: false,
-            ..cfg(c)
-        };
-        let mut p = Pair::new(
-            quiet(true),
-            quiet(false),
-            &[sa("127.0.0.1:1000")],
-            &[sa("127.0.0.1:2000")],
-        );
+        let mut p = quiet_pair();
         for _ in 0..40 {
             p.step(Duration::from_millis(50), &|_| false);
         }
@@ -1129,16 +1126,7 @@ mod tests {
     /// match a request we sent).
     #[test]
     fn replayed_answers_do_not_keep_consent() {
-        let quiet = |c| IceConfig {
-            auto_restart: false,
-            ..cfg(c)
-        };
-        let mut p = Pair::new(
-            quiet(true),
-            quiet(false),
-            &[sa("127.0.0.1:1000")],
-            &[sa("127.0.0.1:2000")],
-        );
+        let mut p = quiet_pair();
         let b_sock = sa("127.0.0.1:2000");
         let is_answer_to_a =
             move |t: &Transmit| t.local == b_sock && t.data.get(..2) == Some(&[0x01, 0x01][..]);
