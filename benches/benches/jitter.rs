@@ -19,8 +19,11 @@ use sotto_jitter::{JitterBuffer, JitterConfig, RtpPacket};
 
 /// Real speech (48 kHz) as 20 ms Opus packets with FEC.
 fn packets() -> Vec<Vec<u8>> {
-    let clip = wav::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/speech/alsa_48k/Front_Center.wav"))
-        .expect("speech");
+    let clip = wav::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../testdata/speech/alsa_48k/Front_Center.wav"
+    ))
+    .expect("speech");
     let mut enc = OpusEncoder::new(OpusConfig {
         fec: true,
         packet_loss_pct: 10,
@@ -49,7 +52,11 @@ struct Fed {
 
 impl Fed {
     fn new(config: JitterConfig, payloads: Vec<Vec<u8>>) -> Self {
-        let jb = JitterBuffer::new(config, Box::new(OpusDecoder::new(48_000, 1).expect("decoder"))).expect("jb");
+        let jb = JitterBuffer::new(
+            config,
+            Box::new(OpusDecoder::new(48_000, 1).expect("decoder")),
+        )
+        .expect("jb");
         Self {
             jb,
             payloads,
