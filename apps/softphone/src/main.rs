@@ -10,6 +10,7 @@ mod plot;
 mod push;
 mod session;
 mod stats;
+mod tui;
 mod wire;
 mod zrtp_probe;
 

@@ -13,6 +13,7 @@ use sotto_engine::zrtp::ZidCache;
 use sotto_signalling::client::{ClientEvent, Connection, SignalClient};
 use sotto_signalling::protocol::{CallId, DeviceId};
 use sotto_signalling::seal::DeviceIdentity;
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -260,51 +261,65 @@ async fn run_call(
     let (ctl_tx, ctl_rx) = mpsc::channel(8);
     let (upd_tx, mut upd_rx) = mpsc::unbounded_channel();
     let run = started.run(&mut dev.conn, &peer, &call_id, ctl_rx, upd_tx, STATS_EVERY);
-    let ui = async {
-        let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-        let mut stdin_open = true;
-        let mut muted = false;
-        let mut hangup_at: Option<tokio::time::Instant> = None;
-        let mut last: Option<(Instant, CallStats)> = None;
-        loop {
-            let far = tokio::time::Instant::now() + Duration::from_secs(3600);
-            tokio::select! {
-                u = upd_rx.recv() => match u {
-                    None => return,
-                    Some(u) => {
-                        if let Update::Event(Event::SecureUp { .. }) = &u {
-                            gate.open();
-                            hangup_at = opts.seconds.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+    let reason = if std::io::stdout().is_terminal() {
+        let gate2 = gate.clone();
+        let tui = crate::tui::run(
+            upd_rx,
+            ctl_tx.clone(),
+            move || gate2.open(),
+            auto_answer,
+            opts.seconds,
+        );
+        let (reason, ui) = tokio::join!(run, tui);
+        ui?;
+        reason
+    } else {
+        let plain = async {
+            let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+            let mut stdin_open = true;
+            let mut muted = false;
+            let mut hangup_at: Option<tokio::time::Instant> = None;
+            let mut last: Option<(Instant, CallStats)> = None;
+            loop {
+                let far = tokio::time::Instant::now() + Duration::from_secs(3600);
+                tokio::select! {
+                    u = upd_rx.recv() => match u {
+                        None => return,
+                        Some(u) => {
+                            if let Update::Event(Event::SecureUp { .. }) = &u {
+                                gate.open();
+                                hangup_at = opts.seconds.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+                            }
+                            if auto_answer && matches!(u, Update::Event(Event::Ringing { incoming: true })) {
+                                let _ = ctl_tx.send(Control::Answer).await;
+                            }
+                            show(&u, &mut last);
                         }
-                        if auto_answer && matches!(u, Update::Event(Event::Ringing { incoming: true })) {
-                            let _ = ctl_tx.send(Control::Answer).await;
+                    },
+                    l = stdin.next_line(), if stdin_open => match l {
+                        Ok(Some(l)) => {
+                            let c = match l.trim() {
+                                "a" => Some(Control::Answer),
+                                "d" => Some(Control::Decline),
+                                "y" => Some(Control::ConfirmSas(true)),
+                                "n" => Some(Control::ConfirmSas(false)),
+                                "m" => { muted = !muted; Some(Control::Mute(muted)) }
+                                "q" => Some(Control::HangUp),
+                                _ => None,
+                            };
+                            if let Some(c) = c { let _ = ctl_tx.send(c).await; }
                         }
-                        show(&u, &mut last);
+                        _ => stdin_open = false,
+                    },
+                    () = tokio::time::sleep_until(hangup_at.unwrap_or(far)) => {
+                        hangup_at = None;
+                        let _ = ctl_tx.send(Control::HangUp).await;
                     }
-                },
-                l = stdin.next_line(), if stdin_open => match l {
-                    Ok(Some(l)) => {
-                        let c = match l.trim() {
-                            "a" => Some(Control::Answer),
-                            "d" => Some(Control::Decline),
-                            "y" => Some(Control::ConfirmSas(true)),
-                            "n" => Some(Control::ConfirmSas(false)),
-                            "m" => { muted = !muted; Some(Control::Mute(muted)) }
-                            "q" => Some(Control::HangUp),
-                            _ => None,
-                        };
-                        if let Some(c) = c { let _ = ctl_tx.send(c).await; }
-                    }
-                    _ => stdin_open = false,
-                },
-                () = tokio::time::sleep_until(hangup_at.unwrap_or(far)) => {
-                    hangup_at = None;
-                    let _ = ctl_tx.send(Control::HangUp).await;
                 }
             }
-        }
+        };
+        tokio::join!(run, plain).0
     };
-    let (reason, ()) = tokio::join!(run, ui);
     let reason = reason?;
     if let Some(p) = &opts.output {
         let pcm = recording.lock().map(|r| r.clone()).unwrap_or_default();
