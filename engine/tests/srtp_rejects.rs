@@ -149,6 +149,11 @@ fn oversized_wrong_key_and_replayed_are_rejected() {
         rx.unprotect_rtp(&mut p.clone()).unwrap();
         assert_eq!(rx.unprotect_rtp(&mut p.clone()), Err(Error::Replayed));
         assert_eq!(rx.stats().replays, 1);
+        // SRTCP keeps its own window, keyed by the SRTCP index.
+        let (_, p) = protected(profile, true);
+        rx.unprotect_rtcp(&mut p.clone()).unwrap();
+        assert_eq!(rx.unprotect_rtcp(&mut p.clone()), Err(Error::Replayed));
+        assert_eq!(rx.stats().replays, 2);
     }
 }
 
