@@ -5,6 +5,9 @@
  * SAS, exchange a second of tones (Alice 440 Hz, Bob 660 Hz), and Alice
  * hangs up. Exit status 0 on success.
  *
+ * With arguments `TURN_IP:PORT USER PASSWORD` both calls are relay-only
+ * through that TURN server.
+ *
  * Build (from the repository root, after cargo build -p sotto-sdk):
  *   cc apps/sdk/examples/call.c -Iapps/sdk/include \
  *      target/debug/libsotto.a -lpthread -ldl -lm -o call
@@ -122,7 +125,7 @@ static int loud(const int16_t *frame) {
     return peak > 2000;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     Side alice = {.name = "alice"}, bob = {.name = "bob"};
     SottoEngine *engine = NULL;
     SottoCall *a = NULL, *b = NULL;
@@ -135,6 +138,15 @@ int main(void) {
     SottoCallConfig cfg;
     CHECK(sotto_call_config_default(&cfg));
     cfg.bind_address = "127.0.0.1:0";
+    if (argc == 4) {
+        cfg.relay_only = true;
+        cfg.turn_server = argv[1];
+        cfg.turn_username = argv[2];
+        cfg.turn_password = argv[3];
+    } else if (argc != 1) {
+        fprintf(stderr, "usage: %s [TURN_IP:PORT USER PASSWORD]\n", argv[0]);
+        return 2;
+    }
 
     SottoCallbacks cb_a = {.user_data = &alice, .on_signal = on_signal, .on_event = on_event};
     SottoCallbacks cb_b = {.user_data = &bob, .on_signal = on_signal, .on_event = on_event};

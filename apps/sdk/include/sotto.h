@@ -321,7 +321,9 @@ enum SottoStatus sotto_call_push_audio(struct SottoCall *call, const int16_t *pc
 
 // Takes the next 10 ms of received audio (`len` must be
 // `SOTTO_FRAME_SAMPLES`) into `out`. When none is queued, writes silence
-// and sets `*got_audio` (if not NULL) to false. At most 200 ms is queued.
+// and sets `*got_audio` (if not NULL) to false. The call plays out
+// silence until media flows (those frames count as audio). At most 200 ms
+// is queued.
 //
 // Never blocks for long; call from one audio thread.
 //

@@ -241,7 +241,8 @@ fn misuse_is_a_status_code() {
             sotto_call_pull_audio(out, frame.as_mut_ptr(), SOTTO_FRAME_SAMPLES, &mut got),
             SottoStatus::Ok
         );
-        assert!(!got, "nothing received before a call");
+        // The call plays silence (got or not) until media flows.
+        assert!(frame.iter().all(|&s| s == 0), "audio before a call");
         assert_eq!(sotto_call_destroy(out), SottoStatus::Ok);
         assert_eq!(sotto_call_destroy(ptr::null_mut()), SottoStatus::Ok);
         assert_eq!(sotto_engine_destroy(engine), SottoStatus::Ok);

@@ -1,7 +1,12 @@
 //! Builds `examples/call.c` with the system C compiler against the static
 //! library cargo built for this test run, runs it, and checks what it
 //! prints: both calls reached Secure with the same SAS, each side heard the
-//! other's tone (by its frequency), and the hang-up ended both calls.
+//! other's tone (by its frequency), and the hang-up ended both calls;
+//! directly, and relay-only through a real coturn.
+
+// The engine's coturn-on-loopback helper (free port, readiness, kill on drop).
+#[path = "../../../engine/tests/transport_support/mod.rs"]
+mod transport_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -56,11 +61,12 @@ fn heard(out: &str, who: &str) -> (u32, f64) {
     (w[0].parse().unwrap(), w[4].parse().unwrap())
 }
 
-#[test]
-fn c_example_places_a_secure_call_and_talks() {
-    let exe = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sotto-call-example");
+/// Compiles (once per test) and runs the example with `args`; its stdout.
+fn run_example(name: &str, args: &[&str]) -> String {
+    let exe = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
     compile(&exe);
     let mut child = Command::new(&exe)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -79,10 +85,14 @@ fn c_example_places_a_secure_call_and_talks() {
     let err = String::from_utf8_lossy(&o.stderr);
     println!("{out}{err}");
     assert!(o.status.success(), "exit {:?}:\n{out}\n{err}", o.status);
+    out.into_owned()
+}
 
-    assert_eq!(line(&out, "null call: "), "argument `call` is NULL");
-    let sas_a = line(&out, "alice SAS: ");
-    let sas_b = line(&out, "bob SAS: ");
+/// What every run must show: equal SAS, each tone heard, both ended.
+fn check_call(out: &str) {
+    assert_eq!(line(out, "null call: "), "argument `call` is NULL");
+    let sas_a = line(out, "alice SAS: ");
+    let sas_b = line(out, "bob SAS: ");
     assert_eq!(sas_a, sas_b);
     assert_eq!(
         sas_a.split(' ').next().unwrap().len(),
@@ -91,13 +101,34 @@ fn c_example_places_a_secure_call_and_talks() {
     );
 
     // Alice sends 440 Hz, Bob 660 Hz, for a second each.
-    let (frames_b, hz_b) = heard(&out, "bob");
-    let (frames_a, hz_a) = heard(&out, "alice");
+    let (frames_b, hz_b) = heard(out, "bob");
+    let (frames_a, hz_a) = heard(out, "alice");
     assert!(frames_b >= 30 && frames_a >= 30, "{out}");
     assert!((hz_b - 440.0).abs() < 40.0, "bob heard {hz_b} Hz");
     assert!((hz_a - 660.0).abs() < 40.0, "alice heard {hz_a} Hz");
 
-    assert_eq!(line(&out, "alice: ended "), "(LocalHangup)");
-    assert_eq!(line(&out, "bob: ended "), "(RemoteHangup)");
+    assert_eq!(line(out, "alice: ended "), "(LocalHangup)");
+    assert_eq!(line(out, "bob: ended "), "(RemoteHangup)");
     assert!(out.lines().any(|l| l == "done"));
+}
+
+#[test]
+fn c_example_places_a_secure_call_and_talks() {
+    let out = run_example("sotto-call-example", &[]);
+    check_call(&out);
+    assert_eq!(line(&out, "alice: path "), "direct");
+}
+
+#[test]
+fn c_example_relay_only_through_coturn() {
+    use transport_support::{Auth, Coturn};
+    let turn = Coturn::start(Auth::LongTerm {
+        user: "u",
+        pass: "p",
+    });
+    let addr = turn.addr.to_string();
+    let out = run_example("sotto-call-example-relay", &[&addr, "u", "p"]);
+    check_call(&out);
+    assert_eq!(line(&out, "alice: path "), "relay");
+    assert_eq!(line(&out, "bob: path "), "relay");
 }
