@@ -18,6 +18,8 @@
  *    call that was cancelled) are ignored; events tell what happened.
  *  - sotto_engine_new/destroy and sotto_call_new/destroy block and must
  *    not be called from callbacks (SOTTO_STATUS_WRONG_THREAD).
+ *    sotto_call_destroy waits for the call's running callback: do not
+ *    hold a lock that your callbacks take while calling it.
  *  - push_audio/pull_audio take a short lock; call each from one thread
  *    (typically the audio thread).
  *  - sotto_last_error_message() is per thread.
