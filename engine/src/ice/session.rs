@@ -41,6 +41,13 @@ pub struct TurnServer {
     pub realm: String,
 }
 
+impl Drop for TurnServer {
+    fn drop(&mut self) {
+        // The long-term password (or REST HMAC) is a secret for its lifetime.
+        zeroize::Zeroize::zeroize(&mut self.password);
+    }
+}
+
 impl std::fmt::Debug for TurnServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TurnServer")
