@@ -59,7 +59,7 @@ pub fn delay_plot(
         .draw_series(network.iter().map(|&p| Circle::new(p, 1, grey.filled())))
         .map_err(|x| e(&x))?;
     if labels {
-        s.label("network delay (trace-driven hop)")
+        s.label("Bob's downlink hop delay (Alice's uplink adds to it)")
             .legend(move |(x, y)| Circle::new((x + 10, y), 3, grey.filled()));
     }
     let s = chart
