@@ -22,6 +22,7 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "postgresql",
     "python3-venv",
     "openssl",
+    "iproute2",
 ];
 
 /// PyPI packages used by test and evaluation scripts: PESQ scoring and
