@@ -4,6 +4,7 @@
 mod audio;
 mod config;
 mod demo;
+mod devices;
 mod impair;
 mod phone;
 mod plot;

@@ -5,9 +5,10 @@
 
 use crate::audio::GatedAudio;
 use crate::config::{Config, Dirs};
+use crate::devices::DeviceAudio;
 use crate::session::{self, Control, Peer, Started, Update};
 use anyhow::{Context as _, anyhow};
-use sotto_engine::call::wav::{load_48k_mono, save_48k_mono};
+use sotto_engine::call::wav::{AudioPort, load_48k_mono, save_48k_mono};
 use sotto_engine::call::{Call, CallConfig, CallStats, EndReason, Event};
 use sotto_engine::zrtp::ZidCache;
 use sotto_signalling::client::{ClientEvent, Connection, SignalClient};
@@ -243,13 +244,28 @@ async fn run_call(
         }
         Err(e) => return Err(e),
     };
-    let source = match &opts.input {
-        Some(p) => load_48k_mono(p).with_context(|| format!("{}", p.display()))?,
-        None => Vec::new(),
+    let headless = |source| GatedAudio::new(source, 48_000 * MAX_RECORD.as_secs() as usize);
+    let (audio, gate, recording): (Box<dyn AudioPort>, _, _) = match &opts.input {
+        Some(p) => {
+            let a = headless(load_48k_mono(p).with_context(|| format!("{}", p.display()))?);
+            let (g, r) = (a.gate(), a.recording());
+            (Box::new(a), g, r)
+        }
+        None => match DeviceAudio::open(&dev.cfg.input_device, &dev.cfg.output_device) {
+            Ok(d) => {
+                // --output records headless calls only.
+                let a = headless(Vec::new());
+                (Box::new(d), a.gate(), a.recording())
+            }
+            Err(e) => {
+                println!("warning: {e:#}; no sound (use --input/--output WAV)");
+                let a = headless(Vec::new());
+                let (g, r) = (a.gate(), a.recording());
+                (Box::new(a), g, r)
+            }
+        },
     };
-    let audio = GatedAudio::new(source, 48_000 * MAX_RECORD.as_secs() as usize);
-    let (gate, recording) = (audio.gate(), audio.recording());
-    let mut started = Started::new(call, opts.bind, ice, Box::new(audio)).await?;
+    let mut started = Started::new(call, opts.bind, ice, audio).await?;
     started.persist_cache(dev.dirs.zid_cache());
     for a in started.handle().local_addrs() {
         println!("media socket {a}");
