@@ -29,7 +29,9 @@ const PASS: &str = "bench-password";
 const REALM: &str = "sotto.bench";
 const PAYLOAD: usize = 160;
 const STEP: Duration = Duration::from_millis(1000);
-const RATES: &[u64] = &[5_000, 10_000, 20_000, 40_000, 60_000, 80_000, 100_000, 130_000, 160_000, 200_000, 260_000];
+const RATES: &[u64] = &[
+    5_000, 10_000, 20_000, 40_000, 60_000, 80_000, 100_000, 130_000, 160_000, 200_000, 260_000,
+];
 const IDLE_ALLOCATIONS: usize = 10_000;
 
 fn main() {
@@ -67,7 +69,11 @@ fn main() {
     for imp in [Impl::Sotto, Impl::Coturn] {
         let server = Server::start(imp);
         let bytes = idle_memory(&server);
-        println!("relay/idle_{IDLE_ALLOCATIONS} {:>7}: {:>7.0} bytes RSS per idle allocation", imp.name(), bytes);
+        println!(
+            "relay/idle_{IDLE_ALLOCATIONS} {:>7}: {:>7.0} bytes RSS per idle allocation",
+            imp.name(),
+            bytes
+        );
         memory.push(bytes);
     }
 
@@ -137,7 +143,11 @@ impl Drop for Server {
 
 impl Server {
     fn start(imp: Impl) -> Server {
-        let dir = std::env::temp_dir().join(format!("sotto-relay-bench-{}-{}", imp.name(), std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "sotto-relay-bench-{}-{}",
+            imp.name(),
+            std::process::id()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         match imp {
             Impl::Sotto => {
@@ -148,20 +158,66 @@ impl Server {
                     .spawn()
                     .unwrap();
                 let mut line = String::new();
-                BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-                let addr = line.trim().strip_prefix("READY udp=").expect("READY line").parse().unwrap();
-                Server { child, addr, _dir: dir }
+                BufReader::new(child.stdout.take().unwrap())
+                    .read_line(&mut line)
+                    .unwrap();
+                let addr = line
+                    .trim()
+                    .strip_prefix("READY udp=")
+                    .expect("READY line")
+                    .parse()
+                    .unwrap();
+                Server {
+                    child,
+                    addr,
+                    _dir: dir,
+                }
             }
             Impl::Coturn => {
-                let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+                let port = UdpSocket::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port();
                 let d = dir.to_str().unwrap();
                 let child = Command::new("turnserver")
-                    .args(["-n", "--listening-ip", "127.0.0.1", "--listening-port", &port.to_string()])
-                    .args(["--relay-ip", "127.0.0.1", "--min-port", "20000", "--max-port", "60000"])
-                    .args(["--lt-cred-mech", "--user", &format!("{USER}:{PASS}"), "--realm", REALM])
-                    .args(["--allow-loopback-peers", "--no-tls", "--no-dtls", "--no-cli", "--relay-threads", "1"])
+                    .args([
+                        "-n",
+                        "--listening-ip",
+                        "127.0.0.1",
+                        "--listening-port",
+                        &port.to_string(),
+                    ])
+                    .args([
+                        "--relay-ip",
+                        "127.0.0.1",
+                        "--min-port",
+                        "20000",
+                        "--max-port",
+                        "60000",
+                    ])
+                    .args([
+                        "--lt-cred-mech",
+                        "--user",
+                        &format!("{USER}:{PASS}"),
+                        "--realm",
+                        REALM,
+                    ])
+                    .args([
+                        "--allow-loopback-peers",
+                        "--no-tls",
+                        "--no-dtls",
+                        "--no-cli",
+                        "--relay-threads",
+                        "1",
+                    ])
                     .args(["--no-rfc5780", "--no-stun-backward-compatibility"])
-                    .args(["--log-file", &format!("{d}/log"), "--userdb", &format!("{d}/db.sqlite")])
+                    .args([
+                        "--log-file",
+                        &format!("{d}/log"),
+                        "--userdb",
+                        &format!("{d}/db.sqlite"),
+                    ])
                     .args(["--pidfile", &format!("{d}/pid")])
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
@@ -169,7 +225,11 @@ impl Server {
                     .unwrap();
                 let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
                 wait_binding(addr);
-                Server { child, addr, _dir: dir }
+                Server {
+                    child,
+                    addr,
+                    _dir: dir,
+                }
             }
         }
     }
@@ -218,7 +278,10 @@ fn sotto_server_child() {
 }
 
 fn tokio_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn which(name: &str) -> bool {
@@ -233,7 +296,8 @@ fn bench_socket() -> UdpSocket {
     let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
     let _ = s.set_recv_buffer_size(4 << 20);
     let _ = s.set_send_buffer_size(4 << 20);
-    s.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into()).unwrap();
+    s.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
     s.into()
 }
 
@@ -263,7 +327,8 @@ fn transact(sock: &UdpSocket, to: SocketAddr, req: &[u8], t: [u8; 12]) -> Vec<u8
 
 fn wait_binding(addr: SocketAddr) {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let b = Builder::new(method::BINDING, Class::Request, tid(0));
     let _ = transact(&s, addr, &b.finish(), tid(0));
 }
@@ -284,12 +349,17 @@ struct Client {
 impl Client {
     fn allocate(server: SocketAddr, seq: u64) -> Client {
         let sock = bench_socket();
-        sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
         let mut b = Builder::new(method::ALLOCATE, Class::Request, tid(seq << 8));
         b.u32(attr::REQUESTED_TRANSPORT, 17 << 24);
         let r = transact(&sock, server, &b.finish_with_fingerprint(), tid(seq << 8));
         let m = Message::parse(&r).unwrap();
-        let nonce = m.get_str(attr::NONCE).unwrap().expect("401 with a nonce").to_owned();
+        let nonce = m
+            .get_str(attr::NONCE)
+            .unwrap()
+            .expect("401 with a nonce")
+            .to_owned();
         let key = Key::derive(USER, REALM, PASS);
         let mut c = Client {
             sock,
@@ -332,7 +402,9 @@ struct Throughput {
 fn throughput(server: &Server, n: usize, clk_tck: f64) -> Throughput {
     let peer = bench_socket();
     let peer_addr = peer.local_addr().unwrap();
-    let mut clients: Vec<Client> = (0..n).map(|i| Client::allocate(server.addr, i as u64 + 1)).collect();
+    let mut clients: Vec<Client> = (0..n)
+        .map(|i| Client::allocate(server.addr, i as u64 + 1))
+        .collect();
     for (i, c) in clients.iter_mut().enumerate() {
         let ch = 0x4000 + i as u16;
         c.request(server.addr, method::CHANNEL_BIND, |b| {
@@ -346,7 +418,10 @@ fn throughput(server: &Server, n: usize, clk_tck: f64) -> Throughput {
     let stop = Arc::new(AtomicBool::new(false));
     let mut poll = mio::Poll::new().unwrap();
     let mut rx: Vec<mio::net::UdpSocket> = Vec::new();
-    for (i, s) in std::iter::once(&peer).chain(clients.iter().map(|c| &c.sock)).enumerate() {
+    for (i, s) in std::iter::once(&peer)
+        .chain(clients.iter().map(|c| &c.sock))
+        .enumerate()
+    {
         let clone = s.try_clone().unwrap();
         clone.set_nonblocking(true).unwrap();
         let mut m = mio::net::UdpSocket::from_std(clone);
@@ -385,12 +460,17 @@ fn throughput(server: &Server, n: usize, clk_tck: f64) -> Throughput {
         frames.push((i + 1, server.addr, cd));
         frames.push((0, c.relayed, vec![0xab; PAYLOAD]));
     }
-    let senders: Vec<&UdpSocket> = std::iter::once(&peer).chain(clients.iter().map(|c| &c.sock)).collect();
+    let senders: Vec<&UdpSocket> = std::iter::once(&peer)
+        .chain(clients.iter().map(|c| &c.sock))
+        .collect();
 
     let (mut relayed_total, mut cpu_total) = (0u64, 0f64);
     let mut max_lossless = 0;
     for &rate in RATES {
-        let (c0, p0) = (recv_c2p.load(Ordering::Relaxed), recv_p2c.load(Ordering::Relaxed));
+        let (c0, p0) = (
+            recv_c2p.load(Ordering::Relaxed),
+            recv_p2c.load(Ordering::Relaxed),
+        );
         let cpu0 = server.cpu_ticks();
         let start = Instant::now();
         let mut sent = 0u64;
@@ -407,7 +487,8 @@ fn throughput(server: &Server, n: usize, clk_tck: f64) -> Throughput {
         }
         std::thread::sleep(Duration::from_millis(300));
         let cpu = (server.cpu_ticks() - cpu0) as f64 / clk_tck;
-        let received = recv_c2p.load(Ordering::Relaxed) - c0 + recv_p2c.load(Ordering::Relaxed) - p0;
+        let received =
+            recv_c2p.load(Ordering::Relaxed) - c0 + recv_p2c.load(Ordering::Relaxed) - p0;
         let loss = 1.0 - received as f64 / sent as f64;
         println!(
             "  {:>6} {n:>2} alloc offered {rate:>7}/s sent {sent:>7} received {received:>7} loss {:>6.3}% relay CPU {cpu:.2}s",

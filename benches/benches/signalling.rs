@@ -34,7 +34,10 @@ fn main() {
         .unwrap_or(10_000);
     // Each connection is a socket here and one in the node.
     let limit = rlimit::increase_nofile_limit(connections as u64 + 2_000).unwrap_or(0);
-    assert!(limit as usize > connections + 500, "RLIMIT_NOFILE {limit} is too low for {connections} connections");
+    assert!(
+        limit as usize > connections + 500,
+        "RLIMIT_NOFILE {limit} is too low for {connections} connections"
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -69,7 +72,9 @@ fn serve(db: &str) {
             },
             ..Config::default()
         };
-        let running = sotto_signalling::server::start(config, Some(metrics)).await.unwrap();
+        let running = sotto_signalling::server::start(config, Some(metrics))
+            .await
+            .unwrap();
         println!("{}", running.addr);
         tokio::task::spawn_blocking(|| {
             let mut sink = String::new();
@@ -132,7 +137,10 @@ async fn run(connections: usize) {
         let identity = DeviceIdentity::generate();
         let id = identity.device_id();
         let p = identity.public();
-        store.register_device(&id, &p.sign_b64(), &p.seal_b64(), unix_ms()).await.unwrap();
+        store
+            .register_device(&id, &p.sign_b64(), &p.seal_b64(), unix_ms())
+            .await
+            .unwrap();
         let token = random_token(32);
         let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()));
         store.put_session(&hash, &id, expires).await.unwrap();
@@ -148,7 +156,9 @@ async fn run(connections: usize) {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let node = Node {
         base: format!("http://{}", line.trim()),
         child,
@@ -221,7 +231,12 @@ async fn latency(node: &Node, store: &Store) -> (Vec<Duration>, Vec<Duration>) {
     for i in 0..ONLINE_SAMPLES + 20 {
         let t0 = Instant::now();
         aconn
-            .send((&bob_id, &bob_keys), CallId::new(format!("on{i}")).unwrap(), MessageKind::Offer, &offer)
+            .send(
+                (&bob_id, &bob_keys),
+                CallId::new(format!("on{i}")).unwrap(),
+                MessageKind::Offer,
+                &offer,
+            )
             .unwrap();
         next_message(&mut bconn).await;
         // The first calls warm caches and connections.
@@ -234,9 +249,19 @@ async fn latency(node: &Node, store: &Store) -> (Vec<Duration>, Vec<Duration>) {
     // Push-woken: Carol's only way to learn of a call is her push endpoint.
     let (sink, mut pushes) = push_sink().await;
     let rng = ring::rand::SystemRandom::new();
-    let ua = ring::agreement::EphemeralPrivateKey::generate(&ring::agreement::ECDH_P256, &rng).unwrap();
+    let ua =
+        ring::agreement::EphemeralPrivateKey::generate(&ring::agreement::ECDH_P256, &rng).unwrap();
     let p256dh = sotto_signalling::util::b64(ua.compute_public_key().unwrap().as_ref());
-    carol.put_push(&ctok, "webpush", &format!("{sink}/push/carol"), &p256dh, &random_token(16)).await.unwrap();
+    carol
+        .put_push(
+            &ctok,
+            "webpush",
+            &format!("{sink}/push/carol"),
+            &p256dh,
+            &random_token(16),
+        )
+        .await
+        .unwrap();
     let carol_id = carol.device_id();
     let carol_keys = alice.device_keys(&atok, &carol_id).await.unwrap();
     let mut woken = Vec::with_capacity(WOKEN_SAMPLES);
@@ -245,7 +270,12 @@ async fn latency(node: &Node, store: &Store) -> (Vec<Duration>, Vec<Duration>) {
         let mut cconn = carol.connect(false);
         let t0 = Instant::now();
         aconn
-            .send((&carol_id, &carol_keys), CallId::new(format!("wk{i}")).unwrap(), MessageKind::Offer, &offer)
+            .send(
+                (&carol_id, &carol_keys),
+                CallId::new(format!("wk{i}")).unwrap(),
+                MessageKind::Offer,
+                &offer,
+            )
             .unwrap();
         pushes.recv().await.unwrap();
         cconn.on_push_received();
@@ -291,7 +321,8 @@ async fn connect_many(node: &Node, tokens: &[String]) -> (usize, u64, u64) {
     for chunk in tokens.chunks(250) {
         let opens = chunk.iter().map(|token| {
             let mut req = ws_url.as_str().into_client_request().unwrap();
-            req.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+            req.headers_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
             tokio_tungstenite::connect_async(req)
         });
         for res in futures_util::future::join_all(opens).await {
@@ -304,7 +335,14 @@ async fn connect_many(node: &Node, tokens: &[String]) -> (usize, u64, u64) {
     }
     let http = reqwest::Client::new();
     let connected = loop {
-        let text = http.get(format!("{}/metrics", node.base)).send().await.unwrap().text().await.unwrap();
+        let text = http
+            .get(format!("{}/metrics", node.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         let n = text
             .lines()
             .find_map(|l| l.strip_prefix("signald_connected_devices "))

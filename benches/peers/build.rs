@@ -14,7 +14,9 @@ fn main() {
             continue;
         }
         let lib = pkg_config::Config::new().probe(pkg).unwrap_or_else(|e| {
-            panic!("{pkg} not found ({e}); run `cargo xtask setup` to install the Debian -dev package")
+            panic!(
+                "{pkg} not found ({e}); run `cargo xtask setup` to install the Debian -dev package"
+            )
         });
         let path = format!("shims/{shim}");
         println!("cargo:rerun-if-changed={path}");
