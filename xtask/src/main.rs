@@ -116,6 +116,12 @@ fn test(root: &Path, cargo_args: &[String]) -> Result<()> {
             "warnings",
         ]),
     )?;
+    // The fuzz targets live in their own workspace (cargo-fuzz builds them
+    // with its own flags); checking them here keeps them from rotting.
+    run(
+        "cargo check (fuzz targets)",
+        cargo().args(["check", "--manifest-path", "fuzz/Cargo.toml", "--bins"]),
+    )?;
     let mut cmd = cargo();
     cmd.args(["test", "--workspace"]).args(cargo_args);
     setup::python_env(root, &mut cmd);
