@@ -83,12 +83,13 @@ impl Server {
         });
         let s = &ctx.settings;
 
-        // UDP: the first bind resolves port 0, the others share the port.
+        // UDP: port 0 is resolved first; every worker then shares the port.
         let mut per_worker: Vec<Vec<std::net::UdpSocket>> =
             (0..s.workers).map(|_| Vec::new()).collect();
         let mut udp_addrs = Vec::new();
         for addr in &s.listen {
-            let first = udp::bind_reuseport(*addr).with_context(|| format!("bind UDP {addr}"))?;
+            let addr = udp::resolve_port_zero(*addr).with_context(|| format!("bind UDP {addr}"))?;
+            let first = udp::bind_reuseport(addr).with_context(|| format!("bind UDP {addr}"))?;
             let bound = first.local_addr()?;
             udp_addrs.push(bound);
             per_worker[0].push(first);

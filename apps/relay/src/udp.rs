@@ -32,6 +32,18 @@ const BATCH: usize = quinn_udp::BATCH_SIZE;
 const SLOT: usize = 65_536 + PEER_HEADROOM;
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
+/// Turns port 0 into a port nobody holds. Linux may give an SO_REUSEPORT
+/// socket bound to port 0 a port that another SO_REUSEPORT socket of the
+/// same user already has, silently splitting that port's traffic between
+/// the two (two relays in one test process did exactly that); a plain
+/// socket only ever gets a free port.
+pub fn resolve_port_zero(addr: SocketAddr) -> io::Result<SocketAddr> {
+    if addr.port() != 0 {
+        return Ok(addr);
+    }
+    std::net::UdpSocket::bind(addr)?.local_addr()
+}
+
 /// Binds a UDP socket with SO_REUSEPORT (one per worker on the same
 /// address), IPV6_V6ONLY for IPv6, and large buffers.
 pub fn bind_reuseport(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
@@ -353,4 +365,28 @@ impl Worker {
 enum Source {
     Listener(usize),
     Relay(usize),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn port_zero_resolves_to_a_port_no_reuseport_socket_holds() {
+        let lo: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        // Other SO_REUSEPORT sockets of ours, as another relay would hold.
+        let held: Vec<_> = (0..300).map(|_| bind_reuseport(lo).unwrap()).collect();
+        let ports: HashSet<u16> = held
+            .iter()
+            .map(|s| s.local_addr().unwrap().port())
+            .collect();
+        for _ in 0..300 {
+            let addr = resolve_port_zero(lo).unwrap();
+            assert_ne!(addr.port(), 0);
+            assert!(!ports.contains(&addr.port()), "{addr} is already held");
+        }
+        let fixed: SocketAddr = "127.0.0.1:3478".parse().unwrap();
+        assert_eq!(resolve_port_zero(fixed).unwrap(), fixed);
+    }
 }
