@@ -111,11 +111,10 @@ pub(crate) async fn classify(
         .headers()
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    // Bodies of error answers are small; cap what we read.
-    let body = res.text().await.unwrap_or_default();
-    let body = &body[..body.len().min(4096)];
+        .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
+    let body = read_capped(res, ERROR_BODY_CAP).await;
+    let body = String::from_utf8_lossy(&body);
+    let body = body.as_ref();
     match status {
         200..=299 => Attempt::Sent,
         404 | 410 => Attempt::Gone,
@@ -123,6 +122,36 @@ pub(crate) async fn classify(
         429 | 500..=599 => Attempt::Retry(retry_after),
         _ => Attempt::Failed,
     }
+}
+
+/// How much of an answer's body we read: error bodies are small, and a
+/// misbehaving service must not make us buffer without bound.
+const ERROR_BODY_CAP: usize = 4096;
+
+/// Reads at most `cap` bytes of a response body (a read error ends it).
+async fn read_capped(mut res: reqwest::Response, cap: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() < cap {
+        match res.chunk().await {
+            Ok(Some(chunk)) => {
+                let take = chunk.len().min(cap - body.len());
+                body.extend_from_slice(&chunk[..take]);
+            }
+            _ => break,
+        }
+    }
+    body
+}
+
+/// `Retry-After` (RFC 9110 §10.2.3): delay-seconds or an HTTP-date, the
+/// latter measured from `now`; a date in the past means "now".
+fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// Retry schedule for a push.
@@ -308,6 +337,25 @@ impl Pusher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(
+            parse_retry_after(" 120 ", now),
+            Some(Duration::from_secs(120))
+        );
+        // RFC 9110's example date is `now` here; 30 s later is 30 s away.
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:50:07 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
 
     #[test]
     fn retry_policy_backs_off_and_honours_retry_after() {
