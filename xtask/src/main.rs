@@ -123,7 +123,8 @@ fn test(root: &Path, cargo_args: &[String]) -> Result<()> {
         cargo().args(["check", "--manifest-path", "fuzz/Cargo.toml", "--bins"]),
     )?;
     let mut cmd = cargo();
-    cmd.args(["test", "--workspace"]).args(cargo_args);
+    cmd.args(["test", "--workspace", "--no-fail-fast"])
+        .args(cargo_args);
     setup::python_env(root, &mut cmd);
     let totals = test_summary::run_and_count(&mut cmd)?;
     // One closing line, in the form CI tooling reads.
