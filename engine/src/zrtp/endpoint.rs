@@ -696,29 +696,47 @@ impl Endpoint {
         let peer_zid = hello.msg.zid;
         let peer_h3 = hello.msg.h3;
         let shared = self.match_secrets(&suite, &peer_zid, &p, b"Responder", &peer_h3);
-        let ctx = keys::kdf_context(&self.zid, &peer_zid, &total);
+        let (zidi, zidr) = (self.zid, peer_zid);
+        self.key_from_dh(&suite, &dh, (&zidi, &zidr), &total, shared, bytes, p);
+        self.hello_timer = None;
+        self.state = State::SentDhPart2;
+        self.send_with_timer(now, dhpart2);
+        Ok(())
+    }
+
+    /// DH-mode keys (§4.4.1.4, §4.5), the same for both roles but for the
+    /// order of the ZIDs (initiator's first); keeps the peer's DHPart for
+    /// the Confirm checks.
+    #[allow(clippy::too_many_arguments)]
+    fn key_from_dh(
+        &mut self,
+        suite: &Suite,
+        dh: &[u8],
+        (zidi, zidr): (&Zid, &Zid),
+        total: &[u8],
+        shared: SharedSecrets,
+        bytes: &[u8],
+        p: DhPart,
+    ) {
+        let ctx = keys::kdf_context(zidi, zidr, total);
         let s0 = keys::s0_dh(
-            &suite,
-            &dh,
-            &self.zid,
-            &peer_zid,
-            &total,
+            suite,
+            dh,
+            zidi,
+            zidr,
+            total,
             [
                 shared.s1.as_ref().map(|s| &s[..]),
                 shared.s2.as_deref(),
                 None,
             ],
         );
-        self.derived = Some(keys::derive(&suite, &s0, &ctx));
+        self.derived = Some(keys::derive(suite, &s0, &ctx));
         self.shared = Some(shared);
         self.peer_dhpart = Some(Stored {
             bytes: bytes.to_vec(),
             msg: p,
         });
-        self.hello_timer = None;
-        self.state = State::SentDhPart2;
-        self.send_with_timer(now, dhpart2);
-        Ok(())
     }
 
     fn on_confirm1(&mut self, now: Instant, c: Confirm) -> Result<(), Error> {
@@ -909,25 +927,8 @@ impl Endpoint {
             &[&self.our_hello, &commit.bytes, &dhpart1, bytes],
         );
         let shared = self.match_secrets(&suite, &peer_zid, &p, b"Initiator", &peer_h3);
-        let ctx = keys::kdf_context(&peer_zid, &self.zid, &total);
-        let s0 = keys::s0_dh(
-            &suite,
-            &dh,
-            &peer_zid,
-            &self.zid,
-            &total,
-            [
-                shared.s1.as_ref().map(|s| &s[..]),
-                shared.s2.as_deref(),
-                None,
-            ],
-        );
-        self.derived = Some(keys::derive(&suite, &s0, &ctx));
-        self.shared = Some(shared);
-        self.peer_dhpart = Some(Stored {
-            bytes: bytes.to_vec(),
-            msg: p,
-        });
+        let (zidi, zidr) = (peer_zid, self.zid);
+        self.key_from_dh(&suite, &dh, (&zidi, &zidr), &total, shared, bytes, p);
         let confirm1 = self.seal_confirm(Role::Responder)?;
         self.state = State::SentConfirm1;
         self.answer(bytes, confirm1);
