@@ -17,6 +17,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "libsrtp2-dev",
     "libbzrtp-dev",
     "libspeexdsp-dev",
+    "libsqlite3-dev",
+    "libclang-dev",
     "coturn",
     "redis-server",
     "postgresql",

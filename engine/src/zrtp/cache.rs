@@ -1,31 +1,42 @@
 //! The retained-secret cache (RFC 6189 §4.9): our ZID and, per peer ZID,
 //! rs1, rs2 and the SAS-verified flag.
 //!
-//! Stored as a small file of our own rather than SQLite: the engine then
-//! links no SQLite at all, so it cannot clash with the `libsqlite3-sys`
-//! that `sqlx` brings into the signalling crate (DESIGN.md). Writes go to a
-//! temporary file that is synced and renamed over the old one, so a crash
-//! leaves either the old or the new cache. Each entry carries an
-//! HMAC-SHA256 under a random key kept in the file header, which detects
-//! a corrupted entry (it is then treated as a cache mismatch, never as
-//! "no history"); it is an integrity check, not protection against
-//! someone who can read the file.
+//! [`ZidCache`] is a plain in-memory value the sans-IO endpoint reads and
+//! updates; [`ZidCache::load`] and [`ZidCache::save`] persist it in a
+//! SQLite file (system `libsqlite3`, the same library bzrtp and `sqlx`
+//! link, so a process holding all three has one SQLite). A save is one
+//! transaction, so a crash leaves the old or the new cache. The file is
+//! created with mode 0600.
 //!
-//! Layout: `"SOTTOZC1" | mac key (32) | our ZID (12) | count (u32) |
-//! header MAC (32)`, then per entry `ZID (12) | flags (1) | rs1 (32) |
-//! rs2 (32) | MAC (32)`.
+//! Each peer row carries an HMAC-SHA256 under a random key kept in the
+//! `zrtp_self` row. A row whose MAC fails (disk damage, a stray edit) is
+//! reported by [`ZidCache::is_corrupt`] and treated as a cache mismatch,
+//! never as "no history"; it is an integrity check, not protection against
+//! someone who can read the file.
 
 use super::algo::HashAlgo;
 use super::crypto::{ct_eq, mac, random};
 use super::message::Zid;
+use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
 use std::path::Path;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-const MAGIC: &[u8; 8] = b"SOTTOZC1";
-const HEADER_LEN: usize = 8 + 32 + 12 + 4 + 32;
-const ENTRY_LEN: usize = 12 + 1 + 32 + 32 + 32;
+/// Schema version kept in `PRAGMA user_version`.
+const SCHEMA_VERSION: i64 = 1;
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS zrtp_self (
+    id      INTEGER PRIMARY KEY CHECK (id = 0),
+    zid     BLOB NOT NULL,
+    mac_key BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS zrtp_peers (
+    zid      BLOB PRIMARY KEY,
+    rs1      BLOB,
+    rs2      BLOB,
+    verified INTEGER NOT NULL,
+    mac      BLOB NOT NULL
+);";
 
 /// Retained secrets shared with one peer.
 #[derive(Clone, Default, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
@@ -51,12 +62,17 @@ impl std::fmt::Debug for CacheEntry {
 /// Cache file problems.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
-    /// Reading or writing failed.
+    /// Creating the file failed.
     #[error("ZID cache I/O: {0}")]
     Io(#[from] std::io::Error),
-    /// The header is not ours or is damaged (entries are checked one by one).
-    #[error("ZID cache header is corrupt")]
-    CorruptHeader,
+    /// SQLite refused the file (not a database, locked, disk full, …).
+    #[error("ZID cache database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The file is a SQLite database but not a ZID cache we can read: an
+    /// unknown schema version or a damaged `zrtp_self` row (peer rows are
+    /// checked one by one).
+    #[error("ZID cache is corrupt: {0}")]
+    Corrupt(&'static str),
 }
 
 /// Our ZID and what we retained about each peer.
@@ -153,136 +169,212 @@ impl ZidCache {
         self.corrupt.remove(peer);
     }
 
-    fn entry_mac(&self, body: &[u8]) -> Vec<u8> {
-        mac(HashAlgo::S256, &self.mac_key, &[body])
+    /// The integrity MAC of one peer row.
+    fn row_mac(&self, zid: &Zid, e: &CacheEntry) -> Vec<u8> {
+        let flags = u8::from(e.rs1.is_some())
+            | (u8::from(e.rs2.is_some()) << 1)
+            | (u8::from(e.verified) << 2);
+        mac(
+            HashAlgo::S256,
+            &self.mac_key,
+            &[
+                zid,
+                &[flags],
+                &e.rs1.unwrap_or([0; 32]),
+                &e.rs2.unwrap_or([0; 32]),
+            ],
+        )
     }
 
-    /// Serialises the cache.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEADER_LEN + ENTRY_LEN * self.entries.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&self.mac_key);
-        out.extend_from_slice(&self.self_zid);
-        out.extend_from_slice(&(self.entries.len() as u32).to_be_bytes());
-        let m = self.entry_mac(&out);
-        out.extend_from_slice(&m);
-        let mut zids: Vec<&Zid> = self.entries.keys().collect();
-        zids.sort();
-        for zid in zids {
-            let e = &self.entries[zid];
-            let start = out.len();
-            out.extend_from_slice(zid);
-            out.push(
-                u8::from(e.rs1.is_some())
-                    | (u8::from(e.rs2.is_some()) << 1)
-                    | (u8::from(e.verified) << 2),
-            );
-            out.extend_from_slice(&e.rs1.unwrap_or([0; 32]));
-            out.extend_from_slice(&e.rs2.unwrap_or([0; 32]));
-            let m = self.entry_mac(&out[start..]);
-            out.extend_from_slice(&m);
+    /// Loads the cache at `path`, or starts a new one if there is no file
+    /// (the file is only created by [`ZidCache::save`]).
+    pub fn load(path: &Path) -> Result<ZidCache, CacheError> {
+        if !path.exists() {
+            return Ok(ZidCache::new());
         }
-        out
+        let db = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        db.busy_timeout(std::time::Duration::from_secs(2))?;
+        Self::read(&db)
     }
 
-    /// Parses a serialised cache. Entries whose MAC fails are not loaded
-    /// but remembered as corrupt.
-    pub fn from_bytes(bytes: &[u8]) -> Result<ZidCache, CacheError> {
-        if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
-            return Err(CacheError::CorruptHeader);
+    fn read(db: &Connection) -> Result<ZidCache, CacheError> {
+        let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version == 0 {
+            // An empty database: nothing was ever saved here.
+            return Ok(ZidCache::new());
         }
+        if version != SCHEMA_VERSION {
+            return Err(CacheError::Corrupt("unknown schema version"));
+        }
+        let row: Option<(Vec<u8>, Vec<u8>)> = db
+            .query_row("SELECT zid, mac_key FROM zrtp_self WHERE id = 0", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        let (zid, mut key) = row.ok_or(CacheError::Corrupt("no zrtp_self row"))?;
         let mut cache = ZidCache {
-            self_zid: bytes[40..52]
+            self_zid: zid
                 .try_into()
-                .map_err(|_| CacheError::CorruptHeader)?,
-            mac_key: bytes[8..40]
+                .map_err(|_| CacheError::Corrupt("ZID length"))?,
+            mac_key: key
+                .as_slice()
                 .try_into()
-                .map_err(|_| CacheError::CorruptHeader)?,
+                .map_err(|_| CacheError::Corrupt("MAC key length"))?,
             entries: HashMap::new(),
             corrupt: HashSet::new(),
         };
-        if !ct_eq(&cache.entry_mac(&bytes[..56]), &bytes[56..HEADER_LEN]) {
-            return Err(CacheError::CorruptHeader);
-        }
-        let count = u32::from_be_bytes([bytes[52], bytes[53], bytes[54], bytes[55]]) as usize;
-        let body = &bytes[HEADER_LEN..];
-        if body.len() != count.saturating_mul(ENTRY_LEN) {
-            return Err(CacheError::CorruptHeader);
-        }
-        for rec in body.chunks_exact(ENTRY_LEN) {
-            let (data, tag) = rec.split_at(ENTRY_LEN - 32);
-            let mut zid = [0u8; 12];
-            zid.copy_from_slice(&data[..12]);
-            if !ct_eq(&cache.entry_mac(data), tag) {
+        key.zeroize();
+        let mut stmt = db.prepare("SELECT zid, rs1, rs2, verified, mac FROM zrtp_peers")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let Ok(zid) = <Zid>::try_from(r.get::<_, Vec<u8>>(0)?) else {
+                continue; // Not even a ZID: nothing to attach a warning to.
+            };
+            let secret = |i: usize| -> rusqlite::Result<Result<Option<[u8; 32]>, ()>> {
+                let mut v: Option<Vec<u8>> = r.get(i)?;
+                let out = match &v {
+                    None => Ok(None),
+                    Some(b) => <[u8; 32]>::try_from(b.as_slice()).map(Some).map_err(|_| ()),
+                };
+                v.zeroize();
+                Ok(out)
+            };
+            let (rs1, rs2) = (secret(1)?, secret(2)?);
+            let verified: i64 = r.get(3)?;
+            let tag: Vec<u8> = r.get(4)?;
+            let (Ok(rs1), Ok(rs2)) = (rs1, rs2) else {
                 cache.corrupt.insert(zid);
                 continue;
-            }
-            let flags = data[12];
-            let secret = |off: usize| {
-                let mut s = [0u8; 32];
-                s.copy_from_slice(&data[off..off + 32]);
-                s
             };
-            cache.entries.insert(
-                zid,
-                CacheEntry {
-                    rs1: (flags & 1 != 0).then(|| secret(13)),
-                    rs2: (flags & 2 != 0).then(|| secret(45)),
-                    verified: flags & 4 != 0,
-                },
-            );
+            let entry = CacheEntry {
+                rs1,
+                rs2,
+                verified: verified != 0,
+            };
+            if ct_eq(&cache.row_mac(&zid, &entry), &tag) {
+                cache.entries.insert(zid, entry);
+            } else {
+                cache.corrupt.insert(zid);
+            }
         }
         Ok(cache)
     }
 
-    /// Loads the cache at `path`, or starts a new one if there is no file.
-    pub fn load(path: &Path) -> Result<ZidCache, CacheError> {
-        match std::fs::read(path) {
-            Ok(bytes) => ZidCache::from_bytes(&bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ZidCache::new()),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Writes the cache atomically (temporary file, fsync, rename).
+    /// Writes the whole cache to `path` in one transaction, creating the
+    /// file (mode 0600) if needed. Rows that failed their integrity check
+    /// and were not renewed by a call since are dropped.
     pub fn save(&self, path: &Path) -> Result<(), CacheError> {
-        let tmp = path.with_extension("tmp");
+        create_private(path)?;
+        let mut db = Connection::open(path)?;
+        db.busy_timeout(std::time::Duration::from_secs(2))?;
+        let tx = db.transaction()?;
+        tx.execute_batch(SCHEMA)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO zrtp_self (id, zid, mac_key) VALUES (0, ?1, ?2)",
+            params![&self.self_zid[..], &self.mac_key[..]],
+        )?;
+        tx.execute("DELETE FROM zrtp_peers", [])?;
         {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&self.to_bytes())?;
-            f.sync_all()?;
+            let mut ins = tx.prepare(
+                "INSERT INTO zrtp_peers (zid, rs1, rs2, verified, mac) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (zid, e) in &self.entries {
+                ins.execute(params![
+                    &zid[..],
+                    e.rs1.as_ref().map(|s| &s[..]),
+                    e.rs2.as_ref().map(|s| &s[..]),
+                    e.verified,
+                    self.row_mac(zid, e),
+                ])?;
+            }
         }
-        std::fs::rename(&tmp, path)?;
+        tx.commit()?;
         Ok(())
     }
+}
+
+/// Creates `path` readable by its owner only, if it does not exist yet.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path).map(drop)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn temp_path(name: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("sotto-zidcache-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("zid.cache")
+    }
+
     #[test]
     fn round_trip_and_corruption_is_per_entry() {
+        let path = temp_path("rt");
         let mut c = ZidCache::new();
         c.update([1; 12], [7; 32], true);
         c.update([1; 12], [8; 32], true);
         c.update([2; 12], [9; 32], true);
         assert!(c.set_verified(&[2; 12], true));
-        let bytes = c.to_bytes();
-        let d = ZidCache::from_bytes(&bytes).unwrap();
+        c.save(&path).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let d = ZidCache::load(&path).unwrap();
         assert_eq!(d.self_zid(), c.self_zid());
         assert_eq!(d.get(&[1; 12]).unwrap().rs2, Some([7; 32]));
         assert!(d.get(&[2; 12]).unwrap().verified);
-        // Flip a byte inside the second entry's rs1.
-        let mut bad = bytes.clone();
-        bad[HEADER_LEN + ENTRY_LEN + 20] ^= 1;
-        let d = ZidCache::from_bytes(&bad).unwrap();
+
+        // Tamper with one row: only that peer is flagged.
+        let db = Connection::open(&path).unwrap();
+        db.execute(
+            "UPDATE zrtp_peers SET verified = 0 WHERE zid = ?1",
+            [&[2u8; 12][..]],
+        )
+        .unwrap();
+        let d = ZidCache::load(&path).unwrap();
         assert!(d.get(&[2; 12]).is_none() && d.is_corrupt(&[2; 12]));
-        assert!(d.get(&[1; 12]).is_some());
-        // Header damage is refused outright.
-        let mut bad = bytes.clone();
-        bad[45] ^= 1;
-        assert!(ZidCache::from_bytes(&bad).is_err());
-        assert!(ZidCache::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+        assert!(d.get(&[1; 12]).is_some() && !d.is_corrupt(&[1; 12]));
+
+        // A damaged self row or an unknown schema is refused outright.
+        db.execute("UPDATE zrtp_self SET zid = x'00'", []).unwrap();
+        assert!(matches!(ZidCache::load(&path), Err(CacheError::Corrupt(_))));
+        db.pragma_update(None, "user_version", 99).unwrap();
+        assert!(matches!(ZidCache::load(&path), Err(CacheError::Corrupt(_))));
+        drop(db);
+
+        // Not a database at all.
+        std::fs::write(
+            &path,
+            b"not a database, just some bytes that are long enough",
+        )
+        .unwrap();
+        assert!(matches!(ZidCache::load(&path), Err(CacheError::Sqlite(_))));
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn save_replaces_the_previous_contents() {
+        let path = temp_path("replace");
+        let mut c = ZidCache::new();
+        c.update([1; 12], [7; 32], true);
+        c.update([2; 12], [8; 32], true);
+        c.save(&path).unwrap();
+        c.remove(&[1; 12]);
+        c.save(&path).unwrap();
+        let d = ZidCache::load(&path).unwrap();
+        assert_eq!(d.len(), 1);
+        assert!(d.get(&[1; 12]).is_none() && !d.is_corrupt(&[1; 12]));
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 }
