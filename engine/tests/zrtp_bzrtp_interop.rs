@@ -8,7 +8,7 @@ mod zrtp_support;
 use sotto_engine::zrtp::{AuthTagAlgo, CipherAlgo, HashAlgo, SasAlgo};
 use sotto_engine::zrtp::{Config, KeyAgreement, Policy, Role, ZidCache, packet};
 use sotto_peers::bzrtp::BzrtpConfig;
-use zrtp_support::{RunOpts, assert_agree, run_udp};
+use zrtp_support::{Outcome, RunOpts, assert_agree, run_udp};
 
 fn policy(
     ka: KeyAgreement,
@@ -65,108 +65,73 @@ fn crc_byte_order_matches_bzrtp() {
         "bzrtp's packet fails our CRC check"
     );
     let n = first.len() - 4;
-    assert_eq!(first[n..], crc32c_le(&first[..n]));
+    assert_eq!(first[n..], zrtp_support::crc32c_ref(&first[..n]));
     assert_agree(&o, "X255");
 }
 
-fn crc32c_le(data: &[u8]) -> [u8; 4] {
-    // Reference bitwise CRC-32C (RFC 3309 polynomial, reflected 0x82F63B78),
-    // independent of the crate the codec uses.
-    let mut crc = !0u32;
-    for b in data {
-        crc ^= u32::from(*b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0x82F6_3B78
-            } else {
-                crc >> 1
-            };
-        }
+/// One handshake with Sotto in `role` (commit contention forced for
+/// [`Contention`]); checks agreement and returns the outcome.
+fn handshake(p: Policy, b: &BzrtpConfig, ka: &str, role: Side) -> Outcome {
+    let (cfg, opts) = match role {
+        Side::Is(role) => (config(role, p), RunOpts::default()),
+        Side::Contention => (
+            Config {
+                commit_after_hello_ack: true,
+                ..config(Role::Initiator, p)
+            },
+            RunOpts {
+                force_contention: true,
+                ..RunOpts::default()
+            },
+        ),
+    };
+    let o = run_udp(cfg, ZidCache::new(), b, opts);
+    let (_, r) = assert_agree(&o, ka);
+    if let Side::Is(role) = role {
+        assert_eq!(r, role.name());
     }
-    (!crc).to_le_bytes()
+    o
+}
+
+/// Which part Sotto plays.
+#[derive(Clone, Copy)]
+enum Side {
+    Is(Role),
+    Contention,
 }
 
 #[test]
 fn x255_sotto_initiator() {
     let (p, b) = x255();
-    let o = run_udp(
-        config(Role::Initiator, p),
-        ZidCache::new(),
-        &b,
-        RunOpts::default(),
-    );
-    let (_, role) = assert_agree(&o, "X255");
-    assert_eq!(role, "initiator");
+    handshake(p, &b, "X255", Side::Is(Role::Initiator));
 }
 
 #[test]
 fn x255_sotto_responder() {
     let (p, b) = x255();
-    let o = run_udp(
-        config(Role::Responder, p),
-        ZidCache::new(),
-        &b,
-        RunOpts::default(),
-    );
-    let (_, role) = assert_agree(&o, "X255");
-    assert_eq!(role, "responder");
+    handshake(p, &b, "X255", Side::Is(Role::Responder));
 }
 
 #[test]
 fn x255_commit_contention() {
     let (p, b) = x255();
-    let cfg = Config {
-        commit_after_hello_ack: true,
-        ..config(Role::Initiator, p)
-    };
-    let o = run_udp(
-        cfg,
-        ZidCache::new(),
-        &b,
-        RunOpts {
-            force_contention: true,
-            ..RunOpts::default()
-        },
-    );
+    let o = handshake(p, &b, "X255", Side::Contention);
     use sotto_engine::zrtp::message::MessageType::Commit;
-    assert!(
-        o.sotto_packets
-            .iter()
+    let commits = |pkts: &[Vec<u8>]| {
+        pkts.iter()
             .any(|p| zrtp_support::packet_type(p) == Some(Commit))
-    );
-    assert!(
-        o.bzrtp_packets
-            .iter()
-            .any(|p| zrtp_support::packet_type(p) == Some(Commit))
-    );
-    assert_agree(&o, "X255");
+    };
+    assert!(commits(&o.sotto_packets) && commits(&o.bzrtp_packets));
 }
 
 fn both_roles(p: Policy, b: BzrtpConfig, ka: &str) {
-    for role in [Role::Initiator, Role::Responder] {
-        let o = run_udp(
-            config(role, p.clone()),
-            ZidCache::new(),
-            &b,
-            RunOpts::default(),
-        );
-        let (_, r) = assert_agree(&o, ka);
-        assert_eq!(r, role.name());
+    for side in [
+        Side::Is(Role::Initiator),
+        Side::Is(Role::Responder),
+        Side::Contention,
+    ] {
+        handshake(p.clone(), &b, ka, side);
     }
-    let cfg = Config {
-        commit_after_hello_ack: true,
-        ..config(Role::Initiator, p)
-    };
-    let o = run_udp(
-        cfg,
-        ZidCache::new(),
-        &b,
-        RunOpts {
-            force_contention: true,
-            ..RunOpts::default()
-        },
-    );
-    assert_agree(&o, ka);
 }
 
 #[test]

@@ -85,6 +85,41 @@ where
     *pv > Uint::ONE && *pv < p_minus_1
 }
 
+/// A random 256-bit exponent and its public value 2^x mod p, for the
+/// `N`-byte MODP group `p_hex`.
+fn modp_generate<const L: usize, const N: usize>(p_hex: &[&str]) -> (Zeroizing<[u8; 32]>, Vec<u8>)
+where
+    Uint<L>: Encoding,
+{
+    let x = Zeroizing::new(random::<32>());
+    let pv = modp::<L>(&hex_be::<N>(p_hex), &Uint::<L>::from_u8(2), &x);
+    (x, pv.to_be_bytes().as_ref().to_vec())
+}
+
+/// DHResult = pv^x mod p for an `N`-byte public value, after the §4.4.1.1
+/// range check.
+fn modp_agree<const L: usize, const N: usize>(
+    p_hex: &[&str],
+    peer_pv: &[u8],
+    x: &[u8; 32],
+) -> Result<Zeroizing<Vec<u8>>, BadPublicValue>
+where
+    Uint<L>: Encoding,
+{
+    if peer_pv.len() != N {
+        return Err(BadPublicValue);
+    }
+    let p = hex_be::<N>(p_hex);
+    let pv = Uint::<L>::from_be_slice(peer_pv);
+    if !modp_pv_ok::<L>(&p, &pv) {
+        return Err(BadPublicValue);
+    }
+    let mut r = modp::<L>(&p, &pv, x);
+    let out = Zeroizing::new(r.to_be_bytes().as_ref().to_vec());
+    r.zeroize();
+    Ok(out)
+}
+
 impl KeyPair {
     /// Generates a fresh key pair and returns it with its public value.
     pub fn generate(ka: KeyAgreement) -> Option<(KeyPair, Vec<u8>)> {
@@ -113,16 +148,12 @@ impl KeyPair {
                 Some((KeyPair::X448(sk), pv))
             }
             KeyAgreement::Dh2k => {
-                let x = Zeroizing::new(random::<32>());
-                let pv =
-                    modp::<{ U2048::LIMBS }>(&hex_be::<256>(P2048_HEX), &U2048::from_u8(2), &x);
-                Some((KeyPair::Dh2k(x), pv.to_be_bytes().as_ref().to_vec()))
+                let (x, pv) = modp_generate::<{ U2048::LIMBS }, 256>(P2048_HEX);
+                Some((KeyPair::Dh2k(x), pv))
             }
             KeyAgreement::Dh3k => {
-                let x = Zeroizing::new(random::<32>());
-                let pv =
-                    modp::<{ U3072::LIMBS }>(&hex_be::<384>(P3072_HEX), &U3072::from_u8(2), &x);
-                Some((KeyPair::Dh3k(x), pv.to_be_bytes().as_ref().to_vec()))
+                let (x, pv) = modp_generate::<{ U3072::LIMBS }, 384>(P3072_HEX);
+                Some((KeyPair::Dh3k(x), pv))
             }
             _ => None,
         }
@@ -160,34 +191,8 @@ impl KeyPair {
                 let shared = secret.as_diffie_hellman(&pk).ok_or(BadPublicValue)?;
                 Ok(Zeroizing::new(shared.as_bytes().to_vec()))
             }
-            KeyPair::Dh2k(x) => {
-                if peer_pv.len() != 256 {
-                    return Err(BadPublicValue);
-                }
-                let p = hex_be::<256>(P2048_HEX);
-                let pv = U2048::from_be_slice(peer_pv);
-                if !modp_pv_ok::<{ U2048::LIMBS }>(&p, &pv) {
-                    return Err(BadPublicValue);
-                }
-                let mut r = modp::<{ U2048::LIMBS }>(&p, &pv, &x);
-                let out = Zeroizing::new(r.to_be_bytes().as_ref().to_vec());
-                r.zeroize();
-                Ok(out)
-            }
-            KeyPair::Dh3k(x) => {
-                if peer_pv.len() != 384 {
-                    return Err(BadPublicValue);
-                }
-                let p = hex_be::<384>(P3072_HEX);
-                let pv = U3072::from_be_slice(peer_pv);
-                if !modp_pv_ok::<{ U3072::LIMBS }>(&p, &pv) {
-                    return Err(BadPublicValue);
-                }
-                let mut r = modp::<{ U3072::LIMBS }>(&p, &pv, &x);
-                let out = Zeroizing::new(r.to_be_bytes().as_ref().to_vec());
-                r.zeroize();
-                Ok(out)
-            }
+            KeyPair::Dh2k(x) => modp_agree::<{ U2048::LIMBS }, 256>(P2048_HEX, peer_pv, &x),
+            KeyPair::Dh3k(x) => modp_agree::<{ U3072::LIMBS }, 384>(P3072_HEX, peer_pv, &x),
         }
     }
 }

@@ -362,7 +362,9 @@ pub fn fix_crc(p: &mut [u8]) {
     p[n..].copy_from_slice(&c);
 }
 
-fn crc32c_ref(data: &[u8]) -> [u8; 4] {
+/// Reference bitwise CRC-32C (RFC 3309 polynomial, reflected 0x82F63B78)
+/// in ZRTP's byte order, independent of the crate the codec uses.
+pub fn crc32c_ref(data: &[u8]) -> [u8; 4] {
     let mut crc = !0u32;
     for b in data {
         crc ^= u32::from(*b);
