@@ -61,23 +61,11 @@ async fn online_call_flow() {
         .send((&bob_id, &bob_keys), call.clone(), MessageKind::Ice, &ice)
         .unwrap();
 
-    let got = common::wait_for(&mut bconn, "offer", |e| {
-        matches!(e, ClientEvent::Message { .. })
-    })
-    .await;
-    let ClientEvent::Message { envelope, payload } = got else {
-        unreachable!()
-    };
+    let (envelope, payload) = common::next_message(&mut bconn, "offer").await;
     assert_eq!(envelope.kind, MessageKind::Offer);
     assert_eq!(envelope.from, alice.device_id());
     assert_eq!(*payload, offer);
-    let got = common::wait_for(&mut bconn, "ice", |e| {
-        matches!(e, ClientEvent::Message { .. })
-    })
-    .await;
-    let ClientEvent::Message { envelope, payload } = got else {
-        unreachable!()
-    };
+    let (envelope, payload) = common::next_message(&mut bconn, "ice").await;
     assert_eq!(envelope.kind, MessageKind::Ice);
     assert_eq!(*payload, ice);
 

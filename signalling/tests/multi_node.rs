@@ -95,13 +95,7 @@ async fn postgres_store_and_two_nodes_over_redis() {
     })
     .await;
     let mut bconn = bob.connect(true);
-    let ev = common::wait_for(&mut bconn, "offer on B", |e| {
-        matches!(e, ClientEvent::Message { .. })
-    })
-    .await;
-    let ClientEvent::Message { envelope, .. } = ev else {
-        unreachable!()
-    };
+    let (envelope, _) = common::next_message(&mut bconn, "offer on B").await;
     assert_eq!(envelope.kind, MessageKind::Offer);
 
     // Live both ways: B -> Redis -> A, and A -> Redis -> B.
@@ -113,13 +107,7 @@ async fn postgres_store_and_two_nodes_over_redis() {
             &CallPayload::default(),
         )
         .unwrap();
-    let ev = common::wait_for(&mut aconn, "answer on A", |e| {
-        matches!(e, ClientEvent::Message { .. })
-    })
-    .await;
-    let ClientEvent::Message { envelope, .. } = ev else {
-        unreachable!()
-    };
+    let (envelope, _) = common::next_message(&mut aconn, "answer on A").await;
     assert_eq!(
         (envelope.kind, envelope.from.clone()),
         (MessageKind::Answer, bob_id.clone())
@@ -132,13 +120,7 @@ async fn postgres_store_and_two_nodes_over_redis() {
             &CallPayload::default(),
         )
         .unwrap();
-    let ev = common::wait_for(&mut bconn, "hang-up on B", |e| {
-        matches!(e, ClientEvent::Message { .. })
-    })
-    .await;
-    let ClientEvent::Message { envelope, .. } = ev else {
-        unreachable!()
-    };
+    let (envelope, _) = common::next_message(&mut bconn, "hang-up on B").await;
     assert_eq!(envelope.kind, MessageKind::Hangup);
     a.shutdown().await;
     b.shutdown().await;

@@ -173,13 +173,7 @@ async fn offline_callee_is_woken_by_web_push() {
 
     // Bob's phone wakes on the push, connects and drains: the offer arrives once.
     bconn.on_push_received();
-    let got = common::wait_for(&mut bconn, "offer after wake", |e| {
-        matches!(e, ClientEvent::Message { .. })
-    })
-    .await;
-    let ClientEvent::Message { envelope, payload } = got else {
-        unreachable!()
-    };
+    let (envelope, payload) = common::next_message(&mut bconn, "offer after wake").await;
     assert_eq!(
         (envelope.kind, *payload),
         (MessageKind::Offer, offer.clone())
@@ -196,13 +190,7 @@ async fn offline_callee_is_woken_by_web_push() {
             &CallPayload::default(),
         )
         .unwrap();
-    let got = common::wait_for(&mut aconn, "answer", |e| {
-        matches!(e, ClientEvent::Message { .. })
-    })
-    .await;
-    let ClientEvent::Message { envelope, .. } = got else {
-        unreachable!()
-    };
+    let (envelope, _) = common::next_message(&mut aconn, "answer").await;
     assert_eq!(envelope.kind, MessageKind::Answer);
     assert_eq!(envelope.from, bob_id);
     aconn
@@ -225,13 +213,7 @@ async fn offline_callee_is_woken_by_web_push() {
     assert_eq!(carol_ua.check(&cancel, &sink)["kind"], "cancel");
     // When Carol connects she finds only the cancel: the offer was withdrawn.
     let mut cconn = carol.connect(true);
-    let got = common::wait_for(&mut cconn, "cancel", |e| {
-        matches!(e, ClientEvent::Message { .. })
-    })
-    .await;
-    let ClientEvent::Message { envelope, .. } = got else {
-        unreachable!()
-    };
+    let (envelope, _) = common::next_message(&mut cconn, "cancel").await;
     assert_eq!(envelope.kind, MessageKind::Cancel);
 
     // Exactly once: Bob reconnecting gets nothing again (his ack deleted it).

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use sotto_signalling::client::{ClientEvent, Connection, SignalClient};
 use sotto_signalling::config::Config;
-use sotto_signalling::seal::DeviceIdentity;
+use sotto_signalling::protocol::Envelope;
+use sotto_signalling::seal::{CallPayload, DeviceIdentity};
 
 /// A single-node config on loopback with a SQLite file in `dir`.
 pub fn config(dir: &Path) -> Config {
@@ -44,6 +45,15 @@ pub async fn wait_for(
     tokio::time::timeout(Duration::from_secs(30), fut)
         .await
         .unwrap_or_else(|_| panic!("no {what} within 30 s"))
+}
+
+/// Waits for the next opened call message and returns its envelope and
+/// payload.
+pub async fn next_message(conn: &mut Connection, what: &str) -> (Box<Envelope>, Box<CallPayload>) {
+    match wait_for(conn, what, |e| matches!(e, ClientEvent::Message { .. })).await {
+        ClientEvent::Message { envelope, payload } => (envelope, payload),
+        _ => unreachable!("wait_for returned an event its predicate refused"),
+    }
 }
 
 /// A free TCP port on loopback (bound then released).
