@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs `sotto-jitter eval` on every time-ordered trace in ../shared/data/traces
+# Runs `sotto-jitter eval` on every trace in ../shared/data/traces
 # and collects the final JSON line of each run in $OUT/all.jsonl.
 # Usage: jitter/scripts/eval_all.sh [SECONDS] [OUT] [extra eval flags...]
 set -euo pipefail
@@ -15,8 +15,12 @@ PY=${SOTTO_PYTHON:-$CARGO_TARGET_DIR/py-venv/bin/python3}
 [ -x "$PY" ] && export SOTTO_PYTHON=$PY
 mkdir -p "$OUT"
 : > "$OUT/all.jsonl"
-for trace in "$DATA"/mahimahi/* "$DATA"/cicv5g/*; do
-  case "$trace" in */mahimahi/*) fmt=mahimahi ;; *) fmt=cicv5g ;; esac
+for trace in "$DATA"/mahimahi/* "$DATA"/cicv5g/* "$DATA"/deterministic6g/*; do
+  case "$trace" in
+    */mahimahi/*) fmt=mahimahi ;;
+    */deterministic6g/*) fmt=histogram ;;
+    *) fmt=cicv5g ;;
+  esac
   name=$(basename "$trace")
   "$BIN" eval --trace "$trace" --format "$fmt" --seconds "$SECONDS_OF_SPEECH" \
     --out "$OUT/$name" --json "$@" | tee "$OUT/$name.txt" | tail -1 >> "$OUT/all.jsonl"

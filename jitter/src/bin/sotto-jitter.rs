@@ -12,6 +12,7 @@ use sotto_codecs::{resample, samples, wav};
 use sotto_jitter::eval::{self, EvalConfig, report};
 use sotto_jitter::link::Link;
 use sotto_jitter::link::cicv5g::{Cicv5gTrace, DelayTraceConfig, DelayTraceLink};
+use sotto_jitter::link::histogram::{DelayHistogram, HistogramLink};
 use sotto_jitter::link::mahimahi::{CrossTraffic, MahimahiConfig, MahimahiLink, MahimahiTrace};
 use sotto_jitter::link::synthetic::{
     GilbertElliott, Handover, Jitter, SyntheticConfig, SyntheticLink,
@@ -37,6 +38,9 @@ enum Format {
     Mahimahi,
     /// CICV5G per-packet round-trip trace (one-way = RTT / 2).
     Cicv5g,
+    /// One-way delay histogram (DETERMINISTIC6G): independent delays drawn
+    /// from it, delivered in order (a radio bearer delivers in sequence).
+    Histogram,
     /// Synthetic link; --trace names a preset: clean, jitter, handover or bursty.
     Synthetic,
 }
@@ -146,6 +150,10 @@ fn link_for(args: &EvalArgs) -> Result<Box<dyn Link>> {
         Format::Cicv5g => {
             let trace = Cicv5gTrace::from_path(&args.trace)?;
             Box::new(DelayTraceLink::new(&trace, DelayTraceConfig::default())?)
+        }
+        Format::Histogram => {
+            let histogram = DelayHistogram::from_path(&args.trace)?;
+            Box::new(HistogramLink::new(histogram, true, 1))
         }
         Format::Synthetic => Box::new(SyntheticLink::new(preset(&args.trace)?)?),
     })
