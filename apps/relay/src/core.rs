@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::auth::{Key, NonceCheck};
+use crate::auth::{Key, Verifier};
 use crate::policy::PeerPolicy;
 use crate::shared::Shared;
 use crate::stun::{self, Builder, ChannelData, Class, Integrity, Message, attr, method};
@@ -359,12 +359,7 @@ impl Allocation {
 }
 
 /// What authentication established for a request.
-struct Auth<'m> {
-    username: &'m str,
-    key: Key,
-    integrity: Integrity,
-    expires_unix: Option<u64>,
-}
+type Auth<'m> = crate::auth::Verified<'m>;
 
 /// The per-worker TURN allocation core.
 #[derive(Debug)]
@@ -409,6 +404,7 @@ const KNOWN_REQUIRED: &[u16] = &[
     attr::REQUESTED_TRANSPORT,
     attr::DONT_FRAGMENT,
     attr::MESSAGE_INTEGRITY_SHA256,
+    attr::PASSWORD_ALGORITHM,
     attr::RESERVATION_TOKEN,
     attr::XOR_MAPPED_ADDRESS,
 ];
@@ -808,9 +804,8 @@ impl Relay {
         let mut b = Builder::new(msg.method, Class::Error, msg.transaction_id);
         b.error(code, reason);
         if with_nonce {
-            let nonce = self.shared.nonces.mint(self.secs(now), client.remote.ip());
-            b.attr(attr::REALM, self.config.realm.as_bytes())
-                .attr(attr::NONCE, nonce.as_bytes());
+            let (realm, secs, ip) = (&self.config.realm, self.secs(now), client.remote.ip());
+            self.shared.nonces.challenge(&mut b, realm, secs, ip);
         }
         let out = if msg.fingerprint_ok().is_some() {
             b.finish_with_fingerprint()
@@ -904,38 +899,14 @@ impl Relay {
         client: ClientId,
         msg: &Message<'m>,
     ) -> Result<Auth<'m>, Reject> {
-        let bad = (400, "Bad Request");
-        let username = msg.get_str(attr::USERNAME).map_err(|_| bad)?.ok_or(bad)?;
-        let realm = msg.get_str(attr::REALM).map_err(|_| bad)?.ok_or(bad)?;
-        let nonce = msg.get_str(attr::NONCE).map_err(|_| bad)?.ok_or(bad)?;
-        match self
-            .shared
-            .nonces
-            .check(nonce, self.secs(now), client.remote.ip())
-        {
-            NonceCheck::Valid => {}
-            NonceCheck::Stale => return Err((438, "Stale Nonce")),
-            NonceCheck::Invalid => return Err((401, "")),
-        }
-        if realm != self.config.realm {
-            return Err((401, ""));
-        }
-        let creds = self.shared.credentials();
-        let resolved = creds.resolve(username, realm).ok_or((401, ""))?;
-        let (key, integrity) = resolved
-            .keys
-            .into_iter()
-            .find_map(|k| msg.check_integrity(&k.0).map(|i| (k, i)))
-            .ok_or((401, ""))?;
-        if resolved.expires_unix.is_some_and(|e| e <= self.unix(now)) {
-            return Err((401, ""));
-        }
-        Ok(Auth {
-            username,
-            key,
-            integrity,
-            expires_unix: resolved.expires_unix,
-        })
+        let verifier = Verifier {
+            realm: &self.config.realm,
+            credentials: &self.shared.credentials(),
+            nonces: &self.shared.nonces,
+            nonce_secs: self.secs(now),
+            unix: self.unix(now),
+        };
+        verifier.verify(msg, client.remote.ip())
     }
 
     /// The allocation of `client`, checked against the request's user.

@@ -76,6 +76,8 @@ pub mod attr {
     pub const DONT_FRAGMENT: u16 = 0x001A;
     /// MESSAGE-INTEGRITY-SHA256.
     pub const MESSAGE_INTEGRITY_SHA256: u16 = 0x001C;
+    /// PASSWORD-ALGORITHM (RFC 8489 §14.12): the algorithm the client chose.
+    pub const PASSWORD_ALGORITHM: u16 = 0x001D;
     /// USERHASH.
     pub const USERHASH: u16 = 0x001E;
     /// XOR-MAPPED-ADDRESS.
@@ -84,6 +86,9 @@ pub mod attr {
     pub const RESERVATION_TOKEN: u16 = 0x0022;
     /// ADDITIONAL-ADDRESS-FAMILY (comprehension-optional).
     pub const ADDITIONAL_ADDRESS_FAMILY: u16 = 0x8000;
+    /// PASSWORD-ALGORITHMS (RFC 8489 §14.11, comprehension-optional): the
+    /// server's offer, echoed by the client.
+    pub const PASSWORD_ALGORITHMS: u16 = 0x8002;
     /// SOFTWARE.
     pub const SOFTWARE: u16 = 0x8022;
     /// FINGERPRINT.
@@ -284,13 +289,22 @@ impl<'a> Message<'a> {
     /// Checks MESSAGE-INTEGRITY (or MESSAGE-INTEGRITY-SHA256) with `key`, in
     /// constant time. Returns which one was checked, or `None` if neither
     /// is present or the value does not match.
+    /// When both are present MESSAGE-INTEGRITY-SHA256 is the one checked
+    /// (RFC 8489 §9.2.4), so the weaker one cannot be substituted.
     pub fn check_integrity(&self, key: &[u8]) -> Option<Integrity> {
-        let a = self.attributes().flatten().find(|a| {
-            matches!(
-                a.kind,
-                attr::MESSAGE_INTEGRITY | attr::MESSAGE_INTEGRITY_SHA256
-            )
-        })?;
+        let mut found = None;
+        for a in self.attributes().flatten() {
+            match a.kind {
+                attr::MESSAGE_INTEGRITY if found.is_none() => found = Some(a),
+                attr::MESSAGE_INTEGRITY_SHA256 => {
+                    found = Some(a);
+                    break;
+                }
+                attr::FINGERPRINT => break,
+                _ => {}
+            }
+        }
+        let a = found?;
         let kind = if a.kind == attr::MESSAGE_INTEGRITY {
             Integrity::Sha1
         } else {
@@ -314,6 +328,18 @@ impl<'a> Message<'a> {
             }
         };
         ok.then_some(kind)
+    }
+
+    /// The PASSWORD-ALGORITHM the client chose (RFC 8489 §14.12): the
+    /// algorithm number, or an error if the value is malformed.
+    pub fn get_password_algorithm(&self) -> Result<Option<u16>, ParseError> {
+        self.get(attr::PASSWORD_ALGORITHM)
+            .map(|a| {
+                decode_password_algorithm(a.value)
+                    .map(|(alg, _params)| alg)
+                    .ok_or(ParseError::BadAttribute(attr::PASSWORD_ALGORITHM))
+            })
+            .transpose()
     }
 
     /// True if a FINGERPRINT attribute is present and correct.
@@ -372,6 +398,25 @@ impl<'a> Iterator for Attributes<'a> {
             offset,
         }))
     }
+}
+
+/// Password algorithm numbers (RFC 8489 §18.5).
+pub mod password_algorithm {
+    /// MD5 (the RFC 5389 long-term key).
+    pub const MD5: u16 = 0x0001;
+    /// SHA-256.
+    pub const SHA256: u16 = 0x0002;
+}
+
+/// Decodes one password-algorithm entry (the PASSWORD-ALGORITHM value, or
+/// one element of PASSWORD-ALGORITHMS): `(algorithm, parameters)`. The
+/// whole value must be exactly one entry, parameters padded to 4 bytes.
+pub fn decode_password_algorithm(v: &[u8]) -> Option<(u16, &[u8])> {
+    let alg = u16::from_be_bytes([*v.first()?, *v.get(1)?]);
+    let len = usize::from(u16::from_be_bytes([*v.get(2)?, *v.get(3)?]));
+    let params = v.get(4..4 + len)?;
+    let padded = 4 + len.div_ceil(4) * 4;
+    (v.len() == 4 + len || v.len() == padded).then_some((alg, params))
 }
 
 /// Decodes an XOR-*-ADDRESS value.
@@ -486,6 +531,25 @@ impl Builder {
         let mut v = Vec::with_capacity(20);
         encode_xor_addr(addr, &self.tid, &mut v);
         self.attr(kind, &v)
+    }
+
+    /// Appends PASSWORD-ALGORITHMS listing `algorithms` (no parameters:
+    /// MD5 and SHA-256 take none).
+    pub fn password_algorithms(&mut self, algorithms: &[u16]) -> &mut Self {
+        let v: Vec<u8> = algorithms
+            .iter()
+            .flat_map(|a| {
+                let b = a.to_be_bytes();
+                [b[0], b[1], 0, 0]
+            })
+            .collect();
+        self.attr(attr::PASSWORD_ALGORITHMS, &v)
+    }
+
+    /// Appends PASSWORD-ALGORITHM choosing `algorithm` (no parameters).
+    pub fn password_algorithm(&mut self, algorithm: u16) -> &mut Self {
+        let b = algorithm.to_be_bytes();
+        self.attr(attr::PASSWORD_ALGORITHM, &[b[0], b[1], 0, 0])
     }
 
     /// Appends ERROR-CODE with a short reason phrase.
@@ -645,6 +709,37 @@ mod tests {
             assert_eq!(m.check_integrity(b"key"), Some(kind));
             assert_eq!(m.fingerprint_ok(), Some(true));
         }
+    }
+
+    #[test]
+    fn password_algorithm_round_trip_and_sha256_integrity_wins() {
+        let mut b = Builder::new(method::ALLOCATE, Class::Request, [3; 12]);
+        b.password_algorithms(&[password_algorithm::MD5, password_algorithm::SHA256])
+            .password_algorithm(password_algorithm::SHA256)
+            .integrity(Integrity::Sha1, b"weak")
+            .integrity(Integrity::Sha256, b"strong");
+        let out = b.finish_with_fingerprint();
+        let m = Message::parse(&out).unwrap();
+        assert_eq!(
+            m.get_password_algorithm().unwrap(),
+            Some(password_algorithm::SHA256)
+        );
+        assert_eq!(
+            m.get(attr::PASSWORD_ALGORITHMS).unwrap().value,
+            &[0, 1, 0, 0, 0, 2, 0, 0]
+        );
+        // Both integrity attributes: only the SHA-256 one counts.
+        assert_eq!(m.check_integrity(b"strong"), Some(Integrity::Sha256));
+        assert_eq!(m.check_integrity(b"weak"), None);
+        // Entries: parameters are bounded by the value, padding is allowed.
+        assert_eq!(decode_password_algorithm(&[0, 2, 0, 0]), Some((2, &[][..])));
+        assert_eq!(
+            decode_password_algorithm(&[0, 9, 0, 1, 7, 0, 0, 0]),
+            Some((9, &[7][..]))
+        );
+        assert_eq!(decode_password_algorithm(&[0, 2, 0, 4, 1]), None);
+        assert_eq!(decode_password_algorithm(&[0, 2, 0]), None);
+        assert_eq!(decode_password_algorithm(&[0, 2, 0, 0, 0, 1, 0, 0]), None);
     }
 
     #[test]

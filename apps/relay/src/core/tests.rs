@@ -389,8 +389,10 @@ fn unauthenticated_answers_are_small_and_rate_limited() {
     for _ in 0..20 {
         if h.send(&req).is_ok() {
             let t = h.relay.poll_transmit().unwrap();
+            // RFC 8489 §9.2 grows the challenge (nonce cookie and
+            // PASSWORD-ALGORITHMS): 92 bytes here, still under 4x.
             assert!(
-                t.data.len() <= 3 * req.len(),
+                t.data.len() <= 4 * req.len(),
                 "401 is {} bytes",
                 t.data.len()
             );
