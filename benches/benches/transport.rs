@@ -76,11 +76,12 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group(format!("transport/send_opus_{PAYLOAD}B"));
     let mut stream = media_stream();
+    let now = Instant::now();
     group.bench_function("sotto", |b| {
         b.iter(|| {
             black_box(
                 stream
-                    .send_audio(black_box(&opus), OPUS_20MS_TICKS, &mut buf)
+                    .send_audio(now, black_box(&opus), OPUS_20MS_TICKS, &mut buf)
                     .unwrap(),
             )
         })

@@ -71,7 +71,7 @@ async fn srtp_audio_and_rtcp_rtt_over_the_driver() {
     for _ in 0..1000 {
         for (s, h) in [(&mut sa, &call.a), (&mut sb, &call.b)] {
             let n = s
-                .send_audio(&[0x42; 90], OPUS_20MS_TICKS, &mut buf)
+                .send_audio(Instant::now(), &[0x42; 90], OPUS_20MS_TICKS, &mut buf)
                 .unwrap();
             h.send_media(buf[..n].to_vec()).await.unwrap();
             s.handle_timeout(Instant::now());

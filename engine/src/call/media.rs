@@ -6,7 +6,7 @@
 //! no RTP can leave before then.
 
 use super::stats::{InboundRtp, OutboundRtp};
-use crate::rtcp::RtcpItem;
+use crate::rtcp::{IntervalRng, ReportSchedule, RtcpItem};
 use crate::rtp::{MediaStream, OPUS_PAYLOAD_TYPE, Received, RtpSender, StreamError};
 use crate::srtp::SrtpContext;
 use crate::zrtp::SecureInfo;
@@ -28,6 +28,10 @@ const MAX_DATAGRAM: usize = 1500;
 const MAX_OUTBOX: usize = 64;
 /// Encoder packet-loss hint before the first RTCP report (%).
 const INITIAL_LOSS_HINT: u8 = 5;
+/// Header bits per second on top of the Opus bitrate: IPv4 + UDP + RTP +
+/// SRTP tag (20 + 8 + 12 + 10 octets) 50 times a second. The RTCP share is
+/// computed from the whole session bandwidth (RFC 3550 §6.2).
+const HEADER_BITRATE: u32 = (20 + 8 + 12 + 10) * 8 * 50;
 
 /// Why the pipeline could not be built or refused input.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +72,10 @@ pub struct AudioConfig {
     pub dtx: bool,
     /// Jitter buffer tuning.
     pub jitter: JitterConfig,
+    /// Seed of the RTCP report-interval randomisation (RFC 3550 §6.3.1);
+    /// `None` seeds it from the OS. The simulator fixes it so that a
+    /// seeded call repeats exactly.
+    pub rtcp_seed: Option<u64>,
 }
 
 impl Default for AudioConfig {
@@ -78,6 +86,7 @@ impl Default for AudioConfig {
             fec: true,
             dtx: true,
             jitter: JitterConfig::default(),
+            rtcp_seed: None,
         }
     }
 }
@@ -95,6 +104,11 @@ pub(crate) struct Media {
     outbound: OutboundRtp,
     bytes_received: u64,
     dropped_out: u64,
+    /// The latest time the call gave us. PCM arrives without a time; its
+    /// packets are stamped with this for the SR's RTP/NTP mapping. Drivers
+    /// pull every 10 ms, so it trails by at most one pull, the same for
+    /// every packet.
+    clock: Instant,
 }
 
 impl Media {
@@ -119,8 +133,15 @@ impl Media {
             u16::from_be_bytes([s0, s1]),
             u32::from_be_bytes([t0, t1, t2, t3]),
         )?;
-        let stream = MediaStream::new(now, sender, tx, rx, ntp_anchor)
-            .with_rtcp_interval(now, rtcp_interval);
+        let schedule = ReportSchedule::new(
+            now,
+            rtcp_interval,
+            audio.bitrate.saturating_add(HEADER_BITRATE),
+            audio
+                .rtcp_seed
+                .map_or_else(IntervalRng::from_os, IntervalRng::from_seed),
+        );
+        let stream = MediaStream::new(now, sender, tx, rx, ntp_anchor).with_rtcp_schedule(schedule);
         let encoder = OpusEncoder::new(OpusConfig {
             frame: FrameDuration::Ms20,
             bitrate: audio.bitrate,
@@ -147,6 +168,7 @@ impl Media {
             },
             bytes_received: 0,
             dropped_out: 0,
+            clock: now,
         })
     }
 
@@ -183,9 +205,9 @@ impl Media {
             return Ok(());
         }
         let mut buf = vec![0u8; MAX_DATAGRAM];
-        let n = self
-            .stream
-            .send_audio(&self.payload, FRAME_SAMPLES as u32, &mut buf)?;
+        let n =
+            self.stream
+                .send_audio(self.clock, &self.payload, FRAME_SAMPLES as u32, &mut buf)?;
         buf.truncate(n);
         self.outbound.packets_sent += 1;
         self.outbound.bytes_sent += self.payload.len() as u64;
@@ -204,6 +226,7 @@ impl Media {
     /// One RTP or RTCP datagram from the path. Rejections are counted
     /// by the SRTP context and the jitter buffer; the error says why.
     pub(crate) fn receive(&mut self, now: Instant, data: &[u8]) -> Result<(), StreamError> {
+        self.tick(now);
         let mut buf = data.to_vec();
         let len = buf.len();
         match self.stream.receive(now, &mut buf, len)? {
@@ -242,6 +265,7 @@ impl Media {
 
     /// 10 ms of received audio.
     pub(crate) fn pull(&mut self, now: Instant, out: &mut Vec<i16>) {
+        self.tick(now);
         self.jitter.pull(now, out);
         while self.jitter.poll_event().is_some() {}
         out.resize(PULL_SAMPLES, 0);
@@ -251,7 +275,13 @@ impl Media {
         self.stream.poll_timeout()
     }
 
+    /// Advances the clock that stamps outgoing frames (never backwards).
+    fn tick(&mut self, now: Instant) {
+        self.clock = self.clock.max(now);
+    }
+
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        self.tick(now);
         self.stream.handle_timeout(now);
         while let Some(d) = self.stream.poll_transmit() {
             self.queue(d);

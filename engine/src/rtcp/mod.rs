@@ -4,7 +4,7 @@
 
 mod report;
 
-pub use report::{Reporter, ntp_from};
+pub use report::{IntervalRng, Membership, ReportSchedule, Reporter, UDP_IP_OVERHEAD, ntp_from};
 
 use bytes::Bytes;
 use rtc_rtcp::packet::Packet;

@@ -1,4 +1,6 @@
-//! Periodic SR/RR generation and round-trip time from report blocks.
+//! Periodic SR/RR generation and round-trip time from report blocks, and
+//! when to send them: RFC 3550 §6.3 / Appendix A.7's randomised interval
+//! with timer reconsideration.
 
 use super::{RtcpError, RtcpItem, encode};
 use crate::rtp::{ReceiverStats, RtpSender};
@@ -6,6 +8,21 @@ use bytes::Bytes;
 use rtc_rtcp::receiver_report::ReceiverReport;
 use rtc_rtcp::sender_report::SenderReport;
 use std::time::{Duration, Instant};
+
+/// Share of the session bandwidth RTCP may use (RFC 3550 §6.2).
+const RTCP_BANDWIDTH_FRACTION: f64 = 0.05;
+/// When senders are at most this share of the members, they get this share
+/// of the RTCP bandwidth (RFC 3550 §6.2, A.7).
+const SENDER_FRACTION: f64 = 0.25;
+/// e − 3/2: timer reconsideration converges below the intended bandwidth;
+/// dividing the randomised interval by this restores the mean (RFC 3550 A.7).
+const COMPENSATION: f64 = std::f64::consts::E - 1.5;
+/// IPv4 + UDP octets counted in an RTCP packet's size (RFC 3550 §6.2: the
+/// average size includes lower-layer headers).
+pub const UDP_IP_OVERHEAD: usize = 28;
+/// Average compound packet size assumed before any was sent or received:
+/// an SRTCP SR with one report block (8 + 20 + 24 + 4 + 10) plus UDP/IP.
+const INITIAL_AVG_RTCP_SIZE: f64 = 94.0;
 
 /// Converts `now` to a 64-bit NTP timestamp given one anchor pair (an
 /// `Instant` and the NTP time it corresponds to). The core never reads the
@@ -16,12 +33,184 @@ pub fn ntp_from(anchor: (Instant, u64), now: Instant) -> u64 {
     anchor.1.wrapping_add((d.as_secs() << 32) | frac as u64)
 }
 
+/// Source of the interval's random factor: SplitMix64, seeded from the OS
+/// in production and from a fixed seed in tests. Not for secrets: it only
+/// de-synchronises report timers.
+#[derive(Debug, Clone)]
+pub struct IntervalRng(u64);
+
+impl IntervalRng {
+    /// Seeded from the operating system's RNG.
+    pub fn from_os() -> Self {
+        Self(u64::from_be_bytes(crate::zrtp::crypto::random()))
+    }
+
+    /// Seeded with `seed`: the same seed gives the same intervals.
+    pub fn from_seed(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        // 53 random bits: every value exactly representable.
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Who the session holds as RTCP counts them (RFC 3550 A.7 inputs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Membership {
+    /// Participants, ourselves included.
+    pub members: u32,
+    /// Participants that sent RTP, ourselves included.
+    pub senders: u32,
+    /// Whether we sent RTP.
+    pub we_sent: bool,
+}
+
+/// When to send the next SR/RR: RFC 3550 §6.3 with Appendix A.7's
+/// algorithm. The deterministic interval is the larger of the bandwidth
+/// share (5% of the session bandwidth split among members, senders getting
+/// a quarter when few) and the minimum `T_min`, halved before the first
+/// report (§6.2 "initial"). Each interval is that times a uniform factor in
+/// [0.5, 1.5], divided by e − 3/2, and reconsidered when the timer fires
+/// (§6.3.6): the report goes out only if the freshly drawn interval since
+/// the last one has elapsed, else the timer moves there. With constant
+/// membership the mean interval is then the deterministic one.
+///
+/// `T_min` is 5 s for RTP/AVP (RFC 3550 §6.2); RFC 4585 lets an AVPF
+/// session use a smaller minimum, which is what a shorter configured
+/// interval means here.
+#[derive(Debug, Clone)]
+pub struct ReportSchedule {
+    min_interval: Duration,
+    /// RTCP bandwidth in octets per second.
+    rtcp_bw: f64,
+    avg_rtcp_size: f64,
+    initial: bool,
+    last_sent: Instant,
+    next: Instant,
+    rng: IntervalRng,
+}
+
+impl ReportSchedule {
+    /// A schedule starting at `now` for a session of `session_bandwidth`
+    /// bit/s (media plus lower-layer headers) with minimum interval
+    /// `min_interval`; the first report is due after about half of it.
+    pub fn new(
+        now: Instant,
+        min_interval: Duration,
+        session_bandwidth: u32,
+        rng: IntervalRng,
+    ) -> Self {
+        let mut s = Self {
+            min_interval,
+            rtcp_bw: f64::from(session_bandwidth) / 8.0 * RTCP_BANDWIDTH_FRACTION,
+            avg_rtcp_size: INITIAL_AVG_RTCP_SIZE,
+            initial: true,
+            last_sent: now,
+            next: now,
+            rng,
+        };
+        // Alone until the peer is heard from (A.7: members starts at 1).
+        let alone = Membership {
+            members: 1,
+            senders: 0,
+            we_sent: false,
+        };
+        s.next = now + s.randomised(alone);
+        s
+    }
+
+    /// The interval before randomisation for `m` (RFC 3550 A.7 up to the
+    /// random factor): the nominal interval the mean converges to.
+    pub fn deterministic_interval(&self, m: Membership) -> Duration {
+        let mut t_min = self.min_interval.as_secs_f64();
+        if self.initial {
+            t_min /= 2.0;
+        }
+        let members = f64::from(m.members.max(1));
+        let senders = f64::from(m.senders.min(m.members));
+        let (mut n, mut bw) = (members, self.rtcp_bw);
+        if senders <= members * SENDER_FRACTION {
+            if m.we_sent {
+                bw *= SENDER_FRACTION;
+                n = senders;
+            } else {
+                bw *= 1.0 - SENDER_FRACTION;
+                n -= senders;
+            }
+        }
+        let t = if bw > 0.0 {
+            self.avg_rtcp_size * n / bw
+        } else {
+            0.0
+        };
+        Duration::from_secs_f64(t.max(t_min))
+    }
+
+    fn randomised(&mut self, m: Membership) -> Duration {
+        let t = self.deterministic_interval(m).as_secs_f64();
+        Duration::from_secs_f64(t * (self.rng.unit() + 0.5) / COMPENSATION)
+    }
+
+    /// When the timer fires next.
+    pub fn next_report(&self) -> Instant {
+        self.next
+    }
+
+    /// Whether a report is due at `now` (A.7 OnExpire with reconsideration).
+    /// When it is, build and send it, then call [`ReportSchedule::on_sent`].
+    pub fn is_due(&mut self, now: Instant, m: Membership) -> bool {
+        if now < self.next {
+            return false;
+        }
+        let t = self.randomised(m);
+        if self.last_sent + t > now {
+            // Reconsidered: not yet, the membership or draw says later.
+            self.next = self.last_sent + t;
+            return false;
+        }
+        true
+    }
+
+    /// Records the report sent at `now` (`size` octets of SRTCP, without
+    /// UDP/IP; `None` if it could not be built: the timer moves on all the
+    /// same) and schedules the next.
+    pub fn on_sent(&mut self, now: Instant, size: Option<usize>, m: Membership) {
+        if let Some(size) = size {
+            self.update_avg(size);
+        }
+        self.initial = false;
+        self.last_sent = now;
+        self.next = now + self.randomised(m);
+    }
+
+    /// Records a received RTCP compound packet of `size` octets (RTCP,
+    /// without UDP/IP): it counts in the average size.
+    pub fn on_received(&mut self, size: usize) {
+        self.update_avg(size);
+    }
+
+    fn update_avg(&mut self, size: usize) {
+        let size = (size + UDP_IP_OVERHEAD) as f64;
+        self.avg_rtcp_size += (size - self.avg_rtcp_size) / 16.0;
+    }
+}
+
 /// Builds SR/RR for our stream and learns RTT from the peer's reports.
 #[derive(Debug, Clone)]
 pub struct Reporter {
     ssrc: u32,
     ntp_anchor: (Instant, u64),
     rtt: Option<Duration>,
+    /// When the latest media packet was built, and its RTP timestamp.
+    last_packet: Option<(Instant, u32)>,
 }
 
 impl Reporter {
@@ -31,6 +220,32 @@ impl Reporter {
             ssrc,
             ntp_anchor,
             rtt: None,
+            last_packet: None,
+        }
+    }
+
+    /// Records that a packet with RTP `timestamp` was built at `now`: the
+    /// anchor from which SRs extrapolate their RTP time.
+    pub fn on_packetised(&mut self, now: Instant, timestamp: u32) {
+        self.last_packet = Some((now, timestamp));
+    }
+
+    /// The RTP time at `now` on `sender`'s clock (RFC 3550 §6.4.1: the SR's
+    /// RTP timestamp is the instant of its NTP timestamp in RTP units),
+    /// extrapolated from the latest packet; the next packet's timestamp
+    /// when none was recorded.
+    fn rtp_time_at(&self, now: Instant, sender: &RtpSender) -> u32 {
+        let Some((at, ts)) = self.last_packet else {
+            return sender.next_timestamp();
+        };
+        let ticks = |d: Duration| {
+            // Rounded to the nearest tick; the RTP clock wraps mod 2^32.
+            let t = (d.as_nanos() * u128::from(sender.clock_rate()) + 500_000_000) / 1_000_000_000;
+            t as u32
+        };
+        match now.checked_duration_since(at) {
+            Some(d) => ts.wrapping_add(ticks(d)),
+            None => ts.wrapping_sub(ticks(at - now)),
         }
     }
 
@@ -55,8 +270,7 @@ impl Reporter {
                 let sr = SenderReport {
                     ssrc: self.ssrc,
                     ntp_time: ntp_from(self.ntp_anchor, now),
-                    // Not exact (the next packet's timestamp), but within one frame.
-                    rtp_time: s.next_timestamp(),
+                    rtp_time: self.rtp_time_at(now, s),
                     packet_count: s.packets_sent(),
                     octet_count: s.octets_sent(),
                     reports,
@@ -139,6 +353,7 @@ mod tests {
         let mut buf = [0u8; 200];
         for i in 0..100u32 {
             let sent = t0 + Duration::from_millis(20 * u64::from(i));
+            a_rep.on_packetised(sent, a_send.next_timestamp());
             let n = a_send
                 .packetize(&[0; 80], OPUS_20MS_TICKS, &mut buf)
                 .unwrap();
@@ -147,7 +362,7 @@ mod tests {
                 b_stats.on_packet(sent + one_way, &p.header);
             }
         }
-        let t_sr = t0 + Duration::from_secs(2);
+        let t_sr = t0 + Duration::from_millis(2005);
         let sr = a_rep.build(t_sr, Some(&a_send), None).unwrap();
         let items = parse(&sr).unwrap();
         assert!(matches!(
@@ -156,6 +371,8 @@ mod tests {
                 ssrc: 0xA,
                 packet_count: 100,
                 octet_count: 8000,
+                // Packet 99 (timestamp 99 × 960) left at 1.98 s, 25 ms earlier.
+                rtp_time: 96_240,
                 ..
             }
         ));
@@ -179,5 +396,107 @@ mod tests {
         let rtt = a_rep.rtt().unwrap();
         let err = rtt.as_secs_f64() - 0.120;
         assert!(err.abs() < 0.001, "rtt {rtt:?}");
+    }
+
+    const TWO_SENDERS: Membership = Membership {
+        members: 2,
+        senders: 2,
+        we_sent: true,
+    };
+
+    /// Runs `s` in virtual time for `n` reports of `size` octets; returns
+    /// the intervals between reports (the first from the start).
+    fn intervals(s: &mut ReportSchedule, t0: Instant, n: usize, size: usize) -> Vec<f64> {
+        let (mut last, mut out) = (t0, Vec::with_capacity(n));
+        while out.len() < n {
+            let now = s.next_report();
+            if s.is_due(now, TWO_SENDERS) {
+                out.push((now - last).as_secs_f64());
+                last = now;
+                s.on_sent(now, Some(size), TWO_SENDERS);
+            }
+        }
+        out
+    }
+
+    /// RFC 3550 §6.3 / A.7: each interval is the deterministic one times
+    /// [0.5, 1.5] / (e − 3/2); the first uses half the minimum; with timer
+    /// reconsideration the mean comes back to the deterministic interval.
+    #[test]
+    fn report_intervals_are_randomised_around_the_nominal() {
+        let t0 = Instant::now();
+        let min = Duration::from_secs(5);
+        let mut s = ReportSchedule::new(t0, min, 64_000, IntervalRng::from_seed(7));
+        // 5% of 64 kbit/s shared by two senders is 0.47 s: the minimum rules.
+        assert_eq!(s.deterministic_interval(TWO_SENDERS), min / 2);
+        let iv = intervals(&mut s, t0, 4000, 66);
+        assert_eq!(s.deterministic_interval(TWO_SENDERS), min);
+        let (lo, hi) = (0.5 / COMPENSATION, 1.5 / COMPENSATION);
+        assert!((2.5 * lo..=2.5 * hi).contains(&iv[0]), "first {}", iv[0]);
+        let rest = &iv[1..];
+        for &t in rest {
+            assert!((5.0 * lo..=5.0 * hi).contains(&t), "{t}");
+        }
+        let mean = rest.iter().sum::<f64>() / rest.len() as f64;
+        let (min_t, max_t) = rest
+            .iter()
+            .fold((f64::MAX, 0.0f64), |(a, b), &t| (a.min(t), b.max(t)));
+        println!("4000 intervals: mean {mean:.3} s, range {min_t:.3}..{max_t:.3} s");
+        // Without reconsideration the mean would be 5 / 1.218 = 4.10 s.
+        assert!((mean - 5.0).abs() < 0.1, "mean {mean}");
+        // They spread over most of the allowed range.
+        assert!(min_t < 5.0 * lo + 0.2 && max_t > 5.0 * hi - 0.2);
+    }
+
+    #[test]
+    fn report_intervals_follow_the_seed_and_the_bandwidth() {
+        let t0 = Instant::now();
+        let run = |seed, bw| {
+            let mut s = ReportSchedule::new(
+                t0,
+                Duration::from_millis(500),
+                bw,
+                IntervalRng::from_seed(seed),
+            );
+            (intervals(&mut s, t0, 200, 66), s)
+        };
+        assert_eq!(run(1, 64_000).0, run(1, 64_000).0);
+        assert_ne!(run(1, 64_000).0, run(2, 64_000).0);
+        // At 8 kbit/s RTCP has 50 octets/s: two members sending 94-octet
+        // packets (66 + UDP/IP) need 3.76 s, far above the 0.5 s minimum.
+        let (iv, s) = run(3, 8_000);
+        let nominal = s.deterministic_interval(TWO_SENDERS).as_secs_f64();
+        assert!((nominal - 3.76).abs() < 0.01, "{nominal}");
+        let mean = iv[1..].iter().sum::<f64>() / (iv.len() - 1) as f64;
+        assert!(
+            (mean - nominal).abs() < 0.1 * nominal,
+            "{mean} vs {nominal}"
+        );
+        // When senders are few (1 of 8 here), the 7 others share 3/4 of
+        // the bandwidth (A.7).
+        let m = Membership {
+            members: 8,
+            senders: 1,
+            we_sent: false,
+        };
+        let t = s.deterministic_interval(m).as_secs_f64();
+        assert!((t - 94.0 * 7.0 / (50.0 * 0.75)).abs() < 0.01, "{t}");
+    }
+
+    /// Reconsideration (RFC 3550 §6.3.6): when the timer fires early for
+    /// the membership now known, the report waits.
+    #[test]
+    fn growing_membership_postpones_the_report() {
+        let t0 = Instant::now();
+        let mut s =
+            ReportSchedule::new(t0, Duration::from_secs(5), 8_000, IntervalRng::from_seed(9));
+        let due = s.next_report();
+        let crowd = Membership {
+            members: 50,
+            senders: 50,
+            we_sent: true,
+        };
+        assert!(!s.is_due(due, crowd));
+        assert!(s.next_report() > due);
     }
 }

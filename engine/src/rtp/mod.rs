@@ -7,7 +7,7 @@ mod stream;
 
 pub use sender::RtpSender;
 pub use stats::ReceiverStats;
-pub use stream::{MediaStream, RTCP_INTERVAL, Received, StreamError};
+pub use stream::{DEFAULT_SESSION_BANDWIDTH, MediaStream, RTCP_INTERVAL, Received, StreamError};
 
 use rtc_rtp::header::Header;
 use rtc_shared::marshal::{MarshalSize, Unmarshal};

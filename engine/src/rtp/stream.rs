@@ -5,13 +5,17 @@
 
 use super::{ReceiverStats, RtpError, RtpPacket, RtpSender, parse};
 use crate::demux::{PacketKind, classify};
-use crate::rtcp::{self, Reporter, RtcpError, RtcpItem};
+use crate::rtcp::{self, IntervalRng, Membership, ReportSchedule, Reporter, RtcpError, RtcpItem};
 use crate::srtp::{self, SrtpContext};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// RTCP report interval: RFC 3550 §6.2's 5 s minimum, fixed (one stream, two parties).
+/// Minimum RTCP report interval: RFC 3550 §6.2's 5 s. Actual intervals
+/// are randomised around it (see [`ReportSchedule`]).
 pub const RTCP_INTERVAL: Duration = Duration::from_secs(5);
+/// Session bandwidth assumed for the RTCP share when none is given (bit/s):
+/// Opus at up to ~40 kbit/s plus IP/UDP/RTP/SRTP headers every 20 ms.
+pub const DEFAULT_SESSION_BANDWIDTH: u32 = 64_000;
 /// Outgoing RTCP datagrams held until polled.
 const MAX_QUEUED_RTCP: usize = 16;
 
@@ -49,8 +53,9 @@ pub struct MediaStream {
     rx: SrtpContext,
     remote: ReceiverStats,
     reporter: Reporter,
-    next_rtcp: Instant,
-    rtcp_interval: Duration,
+    schedule: ReportSchedule,
+    /// Whether anything authentic came from the peer (it counts as a member).
+    peer_heard: bool,
     outbox: VecDeque<Vec<u8>>,
 }
 
@@ -72,29 +77,48 @@ impl MediaStream {
             rx,
             remote: ReceiverStats::new(clock),
             reporter,
-            next_rtcp: now + RTCP_INTERVAL,
-            rtcp_interval: RTCP_INTERVAL,
+            schedule: ReportSchedule::new(
+                now,
+                RTCP_INTERVAL,
+                DEFAULT_SESSION_BANDWIDTH,
+                IntervalRng::from_os(),
+            ),
+            peer_heard: false,
             outbox: VecDeque::new(),
         }
     }
 
-    /// Uses `interval` between RTCP reports instead of [`RTCP_INTERVAL`]
-    /// (tests and short calls).
-    pub fn with_rtcp_interval(mut self, now: Instant, interval: Duration) -> Self {
-        self.rtcp_interval = interval;
-        self.next_rtcp = now + interval;
+    /// Uses `interval` as the minimum between RTCP reports instead of
+    /// [`RTCP_INTERVAL`] (RFC 4585 AVPF, tests and short calls).
+    pub fn with_rtcp_interval(self, now: Instant, interval: Duration) -> Self {
+        self.with_rtcp_schedule(ReportSchedule::new(
+            now,
+            interval,
+            DEFAULT_SESSION_BANDWIDTH,
+            IntervalRng::from_os(),
+        ))
+    }
+
+    /// Times RTCP reports with `schedule` (its bandwidth, minimum and RNG).
+    pub fn with_rtcp_schedule(mut self, schedule: ReportSchedule) -> Self {
+        self.schedule = schedule;
         self
     }
 
     /// Builds and protects one audio packet covering `duration` RTP ticks
-    /// into `out` (which needs room for header, payload and tag); returns its length.
+    /// into `out` (which needs room for header, payload and tag); returns
+    /// its length. `now` is when the frame is sent: SRs map it to their
+    /// NTP time.
     pub fn send_audio(
         &mut self,
+        now: Instant,
         payload: &[u8],
         duration: u32,
         out: &mut [u8],
     ) -> Result<usize, StreamError> {
+        let ts = self.sender.next_timestamp();
         let n = self.sender.packetize(payload, duration, out)?;
+        self.reporter.on_packetised(now, ts);
         Ok(self.tx.protect_rtp_in_place(out, n)?)
     }
 
@@ -117,40 +141,56 @@ impl MediaStream {
                 let buf: &'a [u8] = buf;
                 let p = parse(&buf[..n])?;
                 self.remote.on_packet(now, &p.header);
+                self.peer_heard = true;
                 Ok(Received::Audio(p))
             }
             PacketKind::Rtcp => {
                 let n = self.rx.unprotect_rtcp_in_place(buf, len)?;
                 let items = rtcp::parse(&buf[..n])?;
                 self.reporter.on_rtcp(now, &items, Some(&mut self.remote));
+                self.schedule.on_received(len);
+                self.peer_heard = true;
                 Ok(Received::Control(items))
             }
             other => Err(StreamError::NotMedia(other)),
         }
     }
 
-    /// When the next RTCP report is due.
+    /// When the next RTCP report may be due.
     pub fn poll_timeout(&self) -> Instant {
-        self.next_rtcp
+        self.schedule.next_report()
+    }
+
+    /// Us and the peer as RTCP counts us (RFC 3550 A.7).
+    fn membership(&self) -> Membership {
+        let we_sent = self.sender.packets_sent() > 0;
+        let peer_sent = self.remote.received() > 0;
+        Membership {
+            members: 1 + u32::from(self.peer_heard),
+            senders: u32::from(we_sent) + u32::from(peer_sent),
+            we_sent,
+        }
     }
 
     /// Queues an SR (or RR before we have sent) when one is due.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if now < self.next_rtcp {
+        let m = self.membership();
+        if !self.schedule.is_due(now, m) {
             return;
         }
-        self.next_rtcp = now + self.rtcp_interval;
-        let sender = (self.sender.packets_sent() > 0).then_some(&self.sender);
-        if let Ok(report) = self.reporter.build(now, sender, Some(&mut self.remote)) {
-            self.queue_rtcp(report);
-        }
+        let sender = (m.we_sent).then_some(&self.sender);
+        let size = match self.reporter.build(now, sender, Some(&mut self.remote)) {
+            Ok(report) => self.queue_rtcp(report),
+            Err(_) => None,
+        };
+        self.schedule.on_sent(now, size, m);
     }
 
     /// Asks the remote sender to retransmit `lost` (RFC 4585 generic NACK).
     pub fn request_nack(&mut self, lost: &[u16]) -> Result<(), StreamError> {
         let media = self.remote.ssrc().unwrap_or(0);
         let pkt = rtcp::build_nack(self.sender.ssrc(), media, lost)?;
-        self.queue_rtcp(pkt);
+        let _ = self.queue_rtcp(pkt);
         Ok(())
     }
 
@@ -158,13 +198,18 @@ impl MediaStream {
     pub fn request_pli(&mut self) -> Result<(), StreamError> {
         let media = self.remote.ssrc().unwrap_or(0);
         let pkt = rtcp::build_pli(self.sender.ssrc(), media)?;
-        self.queue_rtcp(pkt);
+        let _ = self.queue_rtcp(pkt);
         Ok(())
     }
 
-    fn queue_rtcp(&mut self, mut pkt: Vec<u8>) {
+    /// Protects and queues `pkt`; its SRTCP size when queued.
+    fn queue_rtcp(&mut self, mut pkt: Vec<u8>) -> Option<usize> {
         if self.outbox.len() < MAX_QUEUED_RTCP && self.tx.protect_rtcp(&mut pkt).is_ok() {
+            let n = pkt.len();
             self.outbox.push_back(pkt);
+            Some(n)
+        } else {
+            None
         }
     }
 
@@ -195,6 +240,16 @@ mod tests {
     use super::*;
     use crate::srtp::Profile;
 
+    /// A deterministic report schedule with a 1 s minimum.
+    fn schedule(now: Instant, seed: u64) -> ReportSchedule {
+        ReportSchedule::new(
+            now,
+            Duration::from_secs(1),
+            DEFAULT_SESSION_BANDWIDTH,
+            IntervalRng::from_seed(seed),
+        )
+    }
+
     fn pair(now: Instant) -> (MediaStream, MediaStream) {
         let (k1, s1, k2, s2) = ([1u8; 16], [2u8; 14], [3u8; 16], [4u8; 14]);
         let ctx =
@@ -205,14 +260,16 @@ mod tests {
             ctx(&k1, &s1),
             ctx(&k2, &s2),
             (now, 10 << 32),
-        );
+        )
+        .with_rtcp_schedule(schedule(now, 1));
         let b = MediaStream::new(
             now,
             RtpSender::new(0xB, OPUS_PAYLOAD_TYPE, 9, 7).unwrap(),
             ctx(&k2, &s2),
             ctx(&k1, &s1),
             (now, 99 << 32),
-        );
+        )
+        .with_rtcp_schedule(schedule(now, 2));
         (a, b)
     }
 
@@ -238,7 +295,7 @@ mod tests {
         for i in 0..600u32 {
             t = t0 + Duration::from_millis(20 * u64::from(i));
             let n = a
-                .send_audio(&[i as u8; 90], OPUS_20MS_TICKS, &mut buf)
+                .send_audio(t, &[i as u8; 90], OPUS_20MS_TICKS, &mut buf)
                 .unwrap();
             assert_eq!(n, 12 + 90 + 10);
             if i % 50 == 7 {
@@ -261,7 +318,9 @@ mod tests {
             "{rtt:?} at {t:?}"
         );
         // Tampering is refused and counted; the datagram is not media.
-        let n = a.send_audio(&[1; 90], OPUS_20MS_TICKS, &mut buf).unwrap();
+        let n = a
+            .send_audio(t, &[1; 90], OPUS_20MS_TICKS, &mut buf)
+            .unwrap();
         buf[20] ^= 1;
         assert!(matches!(
             b.receive(t, &mut buf, n),
@@ -278,7 +337,9 @@ mod tests {
         let t0 = Instant::now();
         let (mut a, mut b) = pair(t0);
         let mut buf = [0u8; 256];
-        let n = a.send_audio(&[0; 90], OPUS_20MS_TICKS, &mut buf).unwrap();
+        let n = a
+            .send_audio(t0, &[0; 90], OPUS_20MS_TICKS, &mut buf)
+            .unwrap();
         let _ = b.receive(t0, &mut buf, n);
         b.request_nack(&[101, 102]).unwrap();
         b.request_pli().unwrap();
@@ -299,5 +360,62 @@ mod tests {
                 RtcpItem::Pli { media_ssrc: 0xA }
             ]
         );
+    }
+
+    /// RFC 3550 §6.4.1: an SR's RTP timestamp is the instant of its NTP
+    /// timestamp on the media clock. Every packet's timestamp, predicted
+    /// from any SR's (NTP, RTP) pair and the packet's send time at 48 kHz,
+    /// must be the one it carries, across a DTX pause too.
+    #[test]
+    fn sender_report_rtp_time_matches_the_media_clock() {
+        let t0 = Instant::now();
+        let (mut a, mut b) = pair(t0);
+        let mut buf = [0u8; 256];
+        let mut packets = vec![];
+        let mut srs = vec![];
+        for i in 0..500u32 {
+            let t = t0 + Duration::from_millis(20 * u64::from(i));
+            if (200..260).contains(&i) {
+                a.skip(OPUS_20MS_TICKS); // DTX: time passes, nothing is sent
+            } else {
+                let n = a
+                    .send_audio(t, &[1; 60], OPUS_20MS_TICKS, &mut buf)
+                    .unwrap();
+                let Received::Audio(p) = b.receive(t, &mut buf, n).unwrap() else {
+                    panic!("not audio")
+                };
+                packets.push((t, p.header.timestamp));
+            }
+            // Reports fall between packets (7 ms after this one).
+            let at = t + Duration::from_millis(7);
+            a.handle_timeout(at);
+            while let Some(mut r) = a.poll_transmit() {
+                let len = r.len();
+                if let Received::Control(items) = b.receive(at, &mut r, len).unwrap() {
+                    for item in items {
+                        if let RtcpItem::SenderInfo {
+                            ntp_time, rtp_time, ..
+                        } = item
+                        {
+                            srs.push((ntp_time, rtp_time));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(srs.len() >= 5, "{} SRs in 10 s", srs.len());
+        for &(ntp, rtp) in &srs {
+            // A's NTP anchor is (t0, 10 << 32).
+            let since_t0 = (ntp - (10 << 32)) as f64 / 4_294_967_296.0;
+            for &(t, ts) in &packets {
+                let dt = (t - t0).as_secs_f64() - since_t0;
+                let predicted = (i64::from(rtp) + (dt * 48_000.0).round() as i64) as u32;
+                let err = ts.wrapping_sub(predicted) as i32;
+                assert!(
+                    err.abs() <= 1,
+                    "SR ({ntp:x}, {rtp}) vs packet {ts}: {err} ticks"
+                );
+            }
+        }
     }
 }

@@ -230,7 +230,9 @@ pub struct Sim {
 impl Sim {
     /// Caller A with `a`, callee B with `b`, over `net`, starting at `t0`.
     pub fn new(t0: Instant, a: CallConfig, b: CallConfig, net: Network) -> Result<Self, SimError> {
-        let peer = |cfg: CallConfig, outgoing: bool, ip: [u8; 4]| -> Result<Peer, SimError> {
+        let peer = |mut cfg: CallConfig, outgoing: bool, ip: [u8; 4]| -> Result<Peer, SimError> {
+            // RTCP timing is randomised: fixed here so that runs repeat.
+            cfg.audio.rtcp_seed.get_or_insert(u64::from(outgoing));
             let call = if outgoing {
                 Call::outgoing(t0, cfg)
             } else {
