@@ -143,7 +143,8 @@ impl CallHandle {
     }
 
     /// The call's ZID cache ([`Call::zid_cache`]), to persist once Secure
-    /// (and again after a SAS confirmation); only while the call runs.
+    /// (and again after a SAS confirmation); also after the call ended,
+    /// until the handle is shut down.
     pub async fn zid_cache(&self) -> Result<ZidCache, DriverError> {
         let (tx, rx) = oneshot::channel();
         self.send(Command::ZidCache(tx)).await?;
@@ -212,12 +213,19 @@ impl Task {
                 self.transport = Some(transport);
             }
         }
-        // Answer stats requests and drain commands until the handle goes.
+        // Answer stats and cache requests (the cache is final now: save it
+        // after the end too) and drain commands until the handle goes.
         drop(ice);
         cmd.close();
         while let Some(c) = cmd.recv().await {
-            if let Command::Stats(tx) = c {
-                let _ = tx.send(self.call.stats());
+            match c {
+                Command::Stats(tx) => {
+                    let _ = tx.send(self.call.stats());
+                }
+                Command::ZidCache(tx) => {
+                    let _ = tx.send(self.call.zid_cache().clone());
+                }
+                _ => {}
             }
         }
     }

@@ -169,6 +169,41 @@ impl ZidCache {
         self.corrupt.remove(peer);
     }
 
+    /// Applies to `self` what changed between `base` and `updated`, peer by
+    /// peer: each peer whose entry (or integrity flag) differs is taken
+    /// from `updated`, every other peer is left alone. Meant for several
+    /// calls running off snapshots of one shared cache (all with one ZID),
+    /// so that one call saving its cache does not undo another's update.
+    /// Returns whether `self` changed; does nothing if the ZIDs differ.
+    pub fn merge_changes(&mut self, base: &ZidCache, updated: &ZidCache) -> bool {
+        if base.self_zid != self.self_zid || updated.self_zid != self.self_zid {
+            return false;
+        }
+        let peers: HashSet<Zid> = (base.entries.keys().chain(base.corrupt.iter()))
+            .chain(updated.entries.keys().chain(updated.corrupt.iter()))
+            .copied()
+            .collect();
+        let mut changed = false;
+        for zid in peers {
+            let (old, new) = (base.entries.get(&zid), updated.entries.get(&zid));
+            let corrupt = updated.corrupt.contains(&zid);
+            if old == new && base.corrupt.contains(&zid) == corrupt {
+                continue;
+            }
+            match new {
+                Some(e) => self.entries.insert(zid, e.clone()),
+                None => self.entries.remove(&zid),
+            };
+            if corrupt {
+                self.corrupt.insert(zid);
+            } else {
+                self.corrupt.remove(&zid);
+            }
+            changed = true;
+        }
+        changed
+    }
+
     /// The integrity MAC of one peer row.
     fn row_mac(&self, zid: &Zid, e: &CacheEntry) -> Vec<u8> {
         let flags = u8::from(e.rs1.is_some())
@@ -313,6 +348,32 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir.join("zid.cache")
+    }
+
+    #[test]
+    fn merging_keeps_parallel_updates() {
+        let mut shared = ZidCache::new();
+        shared.update([1; 12], [1; 32], true);
+        let (base_a, base_b) = (shared.clone(), shared.clone());
+        let (mut a, mut b) = (base_a.clone(), base_b.clone());
+        a.update([1; 12], [2; 32], true);
+        b.update([3; 12], [3; 32], true);
+        b.set_verified(&[3; 12], true);
+        assert!(shared.merge_changes(&base_a, &a));
+        assert!(shared.merge_changes(&base_b, &b));
+        assert!(!shared.merge_changes(&b, &b), "nothing new");
+        assert_eq!(shared.get(&[1; 12]).unwrap().rs1, Some([2; 32]));
+        assert_eq!(shared.get(&[1; 12]).unwrap().rs2, Some([1; 32]));
+        assert!(shared.get(&[3; 12]).unwrap().verified);
+        let mut removed = b.clone();
+        removed.remove(&[3; 12]);
+        assert!(shared.merge_changes(&b, &removed));
+        assert!(shared.get(&[3; 12]).is_none());
+        assert!(
+            !shared.merge_changes(&ZidCache::new(), &ZidCache::new()),
+            "another ZID"
+        );
+        assert_eq!(shared.len(), 1);
     }
 
     #[test]
