@@ -10,7 +10,7 @@
  *
  * Build (from the repository root, after cargo build -p sotto-sdk):
  *   cc apps/sdk/examples/call.c -Iapps/sdk/include \
- *      target/debug/libsotto.a -lpthread -ldl -lm -o call
+ *      target/debug/libsotto.a -lsqlite3 -lpthread -ldl -lm -o call
  */
 #include "sotto.h"
 
@@ -127,14 +127,17 @@ static int loud(const int16_t *frame) {
 
 int main(int argc, char **argv) {
     Side alice = {.name = "alice"}, bob = {.name = "bob"};
-    SottoEngine *engine = NULL;
+    /* Each party is a device of its own: one engine (and ZRTP identity)
+     * each. Two calls on one engine would be the device calling itself. */
+    SottoEngine *engine_a = NULL, *engine_b = NULL;
     SottoCall *a = NULL, *b = NULL;
 
     /* Invalid arguments are errors, not crashes. */
     if (sotto_call_place(NULL) != SOTTO_STATUS_NULL_ARGUMENT) return 1;
     printf("null call: %s\n", sotto_last_error_message());
 
-    CHECK(sotto_engine_new(&engine));
+    CHECK(sotto_engine_new(NULL, &engine_a));
+    CHECK(sotto_engine_new(NULL, &engine_b));
     SottoCallConfig cfg;
     CHECK(sotto_call_config_default(&cfg));
     cfg.bind_address = "127.0.0.1:0";
@@ -150,8 +153,8 @@ int main(int argc, char **argv) {
 
     SottoCallbacks cb_a = {.user_data = &alice, .on_signal = on_signal, .on_event = on_event};
     SottoCallbacks cb_b = {.user_data = &bob, .on_signal = on_signal, .on_event = on_event};
-    CHECK(sotto_call_new(engine, &cfg, true, cb_a, &a));
-    CHECK(sotto_call_new(engine, &cfg, false, cb_b, &b));
+    CHECK(sotto_call_new(engine_a, &cfg, true, cb_a, &a));
+    CHECK(sotto_call_new(engine_b, &cfg, false, cb_b, &b));
     alice.peer = b;
     bob.peer = a;
     if (sotto_call_answer(a) != SOTTO_STATUS_WRONG_STATE) return 1;
@@ -214,7 +217,8 @@ int main(int argc, char **argv) {
         return 1;
     CHECK(sotto_call_destroy(a));
     CHECK(sotto_call_destroy(b));
-    CHECK(sotto_engine_destroy(engine));
+    CHECK(sotto_engine_destroy(engine_a));
+    CHECK(sotto_engine_destroy(engine_b));
     printf("done\n");
     return 0;
 }

@@ -1,75 +1,143 @@
 //! The call's audio port for the C API: the application pushes microphone
 //! frames and pulls speaker frames; the call's driver takes and gives one
-//! 10 ms frame per tick. Both queues are bounded and drop the oldest audio
-//! when the other side does not keep up.
+//! 10 ms frame per tick. Each direction is a wait-free single-producer
+//! single-consumer ring (rtrb), so neither the application's audio thread
+//! nor the driver ever waits for the other or allocates. A full ring drops
+//! the newest frame; frames are never split.
 
+use rtrb::{Consumer, Producer, RingBuffer};
 use sotto_engine::call::wav::{AudioPort, FRAME};
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Frames each queue holds at most (200 ms).
+/// Frames each ring holds at most (200 ms).
 const MAX_FRAMES: usize = 20;
 
-/// Audio between the application and the call's driver.
-#[derive(Debug, Default)]
-pub struct Queues {
-    mic: VecDeque<i16>,
-    speaker: VecDeque<i16>,
+/// Appends one whole frame to `ring`, or nothing if it does not fit;
+/// returns whether it was queued. Wait-free, no allocation.
+fn push_frame(ring: &mut Producer<i16>, frame: &[i16]) -> bool {
+    match ring.write_chunk_uninit(frame.len()) {
+        Ok(chunk) => {
+            chunk.fill_from_iter(frame.iter().copied());
+            true
+        }
+        Err(_) => false,
+    }
 }
 
-/// Shared by the [`Port`] (driver side) and the C API (application side).
-pub type Shared = Arc<Mutex<Queues>>;
-
-fn lock(q: &Shared) -> MutexGuard<'_, Queues> {
-    // A poisoned lock only means a panic elsewhere; the queues stay usable.
-    q.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn push_bounded(q: &mut VecDeque<i16>, pcm: &[i16]) {
-    q.extend(pcm.iter().copied());
-    let excess = q.len().saturating_sub(MAX_FRAMES * FRAME);
-    q.drain(..excess);
-}
-
-/// Queues microphone audio (whole 10 ms frames, checked by the caller).
-pub fn push_mic(q: &Shared, pcm: &[i16]) {
-    push_bounded(&mut lock(q).mic, pcm);
-}
-
-/// Takes the oldest received frame into `out`; silence and `false` when
-/// none is queued.
-pub fn pull_speaker(q: &Shared, out: &mut [i16]) -> bool {
-    let mut g = lock(q);
-    if g.speaker.len() < out.len() {
-        out.fill(0);
+/// Takes one whole frame from `ring` into `out`; `false` (and `out`
+/// untouched) if fewer samples are queued. Wait-free, no allocation.
+fn pop_frame(ring: &mut Consumer<i16>, out: &mut [i16]) -> bool {
+    let Ok(chunk) = ring.read_chunk(out.len()) else {
         return false;
-    }
-    let n = out.len();
-    for (o, s) in out.iter_mut().zip(g.speaker.drain(..n)) {
-        *o = s;
-    }
+    };
+    let (a, b) = chunk.as_slices();
+    out[..a.len()].copy_from_slice(a);
+    out[a.len()..].copy_from_slice(b);
+    chunk.commit_all();
     true
 }
 
-/// The driver's side of the queues.
-#[derive(Debug)]
-pub struct Port(pub Shared);
+/// A value one thread at a time may use. A second thread that comes while
+/// the first is inside gets `None` at once instead of waiting: the C API's
+/// "one pushing thread, one pulling thread" contract is then reported as
+/// `SOTTO_STATUS_BUSY` rather than being undefined behaviour.
+struct Exclusive<T> {
+    busy: AtomicBool,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: `value` is reached only through `try_with`, whose flag admits
+// one thread at a time; the value itself only needs to move between
+// threads (`Send`).
+unsafe impl<T: Send> Sync for Exclusive<T> {}
+
+impl<T> Exclusive<T> {
+    fn new(value: T) -> Self {
+        Self {
+            busy: AtomicBool::new(false),
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    fn try_with<R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+        struct Release<'a>(&'a AtomicBool);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        if self.busy.swap(true, Ordering::Acquire) {
+            return None;
+        }
+        let _release = Release(&self.busy);
+        // SAFETY: the flag was clear and is now ours until `_release` drops,
+        // so no other reference to `value` exists meanwhile.
+        Some(f(unsafe { &mut *self.value.get() }))
+    }
+}
+
+/// The application's ends of the two rings.
+pub struct AppAudio {
+    mic: Exclusive<Producer<i16>>,
+    speaker: Exclusive<Consumer<i16>>,
+}
+
+/// The driver's ends of the two rings.
+pub struct Port {
+    mic: Consumer<i16>,
+    speaker: Producer<i16>,
+}
+
+/// Two empty rings of [`MAX_FRAMES`] frames each.
+pub fn pair() -> (AppAudio, Port) {
+    let (mic_tx, mic_rx) = RingBuffer::new(MAX_FRAMES * FRAME);
+    let (spk_tx, spk_rx) = RingBuffer::new(MAX_FRAMES * FRAME);
+    (
+        AppAudio {
+            mic: Exclusive::new(mic_tx),
+            speaker: Exclusive::new(spk_rx),
+        },
+        Port {
+            mic: mic_rx,
+            speaker: spk_tx,
+        },
+    )
+}
+
+impl AppAudio {
+    /// Queues microphone audio, a whole number of frames (checked by the
+    /// caller); returns how many frames did not fit and were dropped, or
+    /// `None` if another thread is pushing right now.
+    pub fn push_mic(&self, pcm: &[i16]) -> Option<usize> {
+        self.mic.try_with(|ring| {
+            pcm.chunks_exact(FRAME)
+                .filter(|f| !push_frame(ring, f))
+                .count()
+        })
+    }
+
+    /// Takes the oldest received frame into `out`; silence and `false` when
+    /// none is queued; `None` if another thread is pulling right now.
+    pub fn pull_speaker(&self, out: &mut [i16]) -> Option<bool> {
+        self.speaker.try_with(|ring| {
+            let got = pop_frame(ring, out);
+            if !got {
+                out.fill(0);
+            }
+            got
+        })
+    }
+}
 
 impl AudioPort for Port {
     fn capture(&mut self, frame: &mut [i16]) -> bool {
-        let mut g = lock(&self.0);
-        if g.mic.len() < frame.len() {
-            return false;
-        }
-        let n = frame.len();
-        for (o, s) in frame.iter_mut().zip(g.mic.drain(..n)) {
-            *o = s;
-        }
-        true
+        pop_frame(&mut self.mic, frame)
     }
 
     fn play(&mut self, frame: &[i16]) {
-        push_bounded(&mut lock(&self.0).speaker, frame);
+        // The application is not pulling: drop rather than wait.
+        push_frame(&mut self.speaker, frame);
     }
 }
 
@@ -78,24 +146,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn frames_pass_in_order_and_queues_stay_bounded() {
-        let q = Shared::default();
-        let mut port = Port(Arc::clone(&q));
+    fn frames_pass_in_order_and_rings_stay_bounded() {
+        let (app, mut port) = pair();
         let mut f = vec![0i16; FRAME];
         assert!(!port.capture(&mut f), "nothing pushed yet");
         for i in 0..(MAX_FRAMES + 5) {
-            push_mic(&q, &vec![i as i16; FRAME]);
+            let dropped = app.push_mic(&vec![i as i16; FRAME]);
+            assert_eq!(dropped, Some(usize::from(i >= MAX_FRAMES)));
             port.play(&vec![i as i16; FRAME]);
         }
         assert!(port.capture(&mut f));
-        assert_eq!(f[0], 5, "the five oldest frames were dropped");
+        assert_eq!(
+            f[0], 0,
+            "the oldest frame comes first; the newest were dropped"
+        );
         let mut out = vec![1i16; FRAME];
-        assert!(pull_speaker(&q, &mut out));
-        assert_eq!(out[FRAME - 1], 5);
-        for _ in 1..MAX_FRAMES {
-            assert!(pull_speaker(&q, &mut out));
+        assert_eq!(app.pull_speaker(&mut out), Some(true));
+        assert_eq!(out[FRAME - 1], 0);
+        for i in 1..MAX_FRAMES {
+            assert_eq!(app.pull_speaker(&mut out), Some(true));
+            assert_eq!(out[0], i as i16);
         }
-        assert!(!pull_speaker(&q, &mut out));
+        assert_eq!(app.pull_speaker(&mut out), Some(false));
         assert!(out.iter().all(|&s| s == 0));
+    }
+
+    #[test]
+    fn a_second_thread_inside_is_refused_not_blocked() {
+        let (app, _port) = pair();
+        let inner = app.mic.try_with(|_| app.push_mic(&[0; FRAME]));
+        assert_eq!(inner, Some(None), "refused while the first is inside");
+        assert_eq!(app.push_mic(&[0; FRAME]), Some(0), "free again afterwards");
     }
 }

@@ -2,17 +2,19 @@
 //! [`CallHandle`] runs in a pump task that turns its signals and events
 //! into the application's callbacks and applies the application's
 //! commands, which arrive through a bounded queue so that no `sotto_call_*`
-//! control ever blocks (they may be called from inside callbacks).
+//! control ever blocks (they may be called from inside callbacks). The
+//! pump also writes the call's ZID cache back into the engine's.
 
-use crate::audio::{self, Port, Shared};
-use crate::engine::{SottoEngine, not_on_runtime};
+use crate::audio::{self, AppAudio};
+use crate::engine::{SottoEngine, ZidStore, not_on_runtime};
 use crate::error::{Error, SottoStatus, guard};
 use crate::event::{OwnedEvent, SottoEvent};
 use crate::signal;
 use sotto_engine::call::driver::{CallHandle, CallSignaller};
 use sotto_engine::call::wav::FRAME;
-use sotto_engine::call::{Call, CallConfig, CallSignal};
+use sotto_engine::call::{Call, CallConfig, CallSignal, Event};
 use sotto_engine::ice::{IceConfig, TurnServer};
+use sotto_engine::zrtp::ZidCache;
 use std::ffi::{CStr, c_char, c_void};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -86,7 +88,7 @@ pub struct SottoCallConfig {
 pub struct SottoCall {
     rt: Arc<Runtime>,
     cmd: mpsc::Sender<Control>,
-    audio: Shared,
+    audio: AppAudio,
     outgoing: bool,
     pump: Option<JoinHandle<()>>,
 }
@@ -123,11 +125,40 @@ impl SottoCallbacks {
         }
     }
 
-    fn event(&self, e: &sotto_engine::call::Event) {
-        if let (Some(f), Some(o)) = (self.on_event, OwnedEvent::new(e)) {
+    fn event(&self, e: &Event) {
+        if let Some(o) = OwnedEvent::new(e) {
+            self.deliver(&o);
+        }
+    }
+
+    fn deliver(&self, o: &OwnedEvent) {
+        if let Some(f) = self.on_event {
             // SAFETY: as above; `o` outlives the call.
             unsafe { f(self.user_data, &o.raw) };
         }
+    }
+}
+
+/// Writes what the call changed in its ZID cache back to the engine's.
+struct CacheSync {
+    store: Arc<ZidStore>,
+    /// The call's cache as last taken in (at first, the snapshot it started with).
+    base: ZidCache,
+}
+
+impl CacheSync {
+    /// Fetches the call's cache and commits it; a failed save becomes a
+    /// `SOTTO_EVENT_KIND_ZID_CACHE_ERROR` for the application.
+    async fn sync(&mut self, h: &CallHandle) -> Result<(), String> {
+        // The task answers until the handle is shut down.
+        let Ok(now) = h.zid_cache().await else {
+            return Ok(());
+        };
+        // A SQLite write may wait on the disk: keep other tasks running.
+        let r = tokio::task::block_in_place(|| self.store.commit(&self.base, &now));
+        // Merged in memory even when the file could not be written.
+        self.base = now;
+        r.map_err(|e| e.to_string())
     }
 }
 
@@ -153,6 +184,7 @@ async fn pump(
     mut signals: mpsc::UnboundedReceiver<CallSignal>,
     mut cmds: mpsc::Receiver<Control>,
     cb: SottoCallbacks,
+    mut cache: CacheSync,
 ) {
     let mut destroyed = false;
     loop {
@@ -161,11 +193,26 @@ async fn pump(
             biased;
             Some(s) = signals.recv() => cb.signal(&s),
             e = handle.recv() => match e {
-                Some(e) => cb.event(&e),
+                Some(e) => {
+                    // Saved before the application hears of it, so that a
+                    // call it starts from the callback sees the new secrets.
+                    if matches!(e, Event::SecureUp { .. } | Event::Ended { .. })
+                        && let Err(why) = cache.sync(&handle).await
+                    {
+                        cb.deliver(&OwnedEvent::zid_cache_error(&why));
+                    }
+                    cb.event(&e);
+                }
                 None => break,
             },
             c = cmds.recv(), if !destroyed => match c {
-                Some(c) => apply(&handle, c).await,
+                Some(c) => {
+                    let confirm = matches!(c, Control::ConfirmSas(_));
+                    apply(&handle, c).await;
+                    if confirm && let Err(why) = cache.sync(&handle).await {
+                        cb.deliver(&OwnedEvent::zid_cache_error(&why));
+                    }
+                }
                 None => destroyed = true,
             },
         }
@@ -310,14 +357,23 @@ pub unsafe extern "C" fn sotto_call_new(
         };
         let s = setup(config)?;
         // SAFETY: a live engine by contract.
-        let rt = Arc::clone(&unsafe { &*engine }.rt);
+        let engine = unsafe { &*engine };
+        let rt = Arc::clone(&engine.rt);
+        let cache = CacheSync {
+            store: Arc::clone(&engine.zid),
+            base: engine.zid.snapshot(),
+        };
+        let cfg = CallConfig {
+            zid_cache: cache.base.clone(),
+            ..s.call
+        };
         let now = Instant::now();
         let call = if outgoing {
-            Call::outgoing(now, s.call)
+            Call::outgoing(now, cfg)
         } else {
-            Call::incoming(now, s.call)
+            Call::incoming(now, cfg)
         };
-        let audio = Shared::default();
+        let (audio, port) = audio::pair();
         let (sig_tx, sig_rx) = mpsc::unbounded_channel();
         let handle = rt
             .block_on(CallHandle::start(
@@ -325,11 +381,11 @@ pub unsafe extern "C" fn sotto_call_new(
                 &s.bind,
                 s.ice,
                 Box::new(Signals(sig_tx)),
-                Some(Box::new(Port(Arc::clone(&audio)))),
+                Some(Box::new(port)),
             ))
             .map_err(|e| Error::Io(e.to_string()))?;
         let (cmd, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
-        let pump = rt.spawn(pump(handle, sig_rx, cmd_rx, callbacks));
+        let pump = rt.spawn(pump(handle, sig_rx, cmd_rx, callbacks, cache));
         let c = Box::new(SottoCall {
             rt,
             cmd,
@@ -432,7 +488,10 @@ pub unsafe extern "C" fn sotto_call_set_muted(call: *mut SottoCall, muted: bool)
 }
 
 /// After `SecureUp`: the user compared the SAS with the peer. A match
-/// marks the peer verified; a mismatch ends the call (`SAS_REJECTED`).
+/// marks the peer verified in the engine's ZID cache (and its file), so
+/// later calls with this peer report `sas_verified` while the retained
+/// secrets keep matching; a mismatch clears the flag there and ends the
+/// call (`SAS_REJECTED`).
 ///
 /// Never blocks; may be called from any thread, including SDK callbacks.
 ///
@@ -477,10 +536,11 @@ pub unsafe extern "C" fn sotto_call_signal(
 /// Queues microphone audio: 48 kHz mono signed 16-bit, a whole number of
 /// 10 ms frames (`len` a multiple of `SOTTO_FRAME_SAMPLES`, at most
 /// `SOTTO_MAX_PUSH_SAMPLES`). Nothing is sent before `SecureUp`; at most
-/// 200 ms is queued, older audio is dropped.
+/// 200 ms is queued: frames that do not fit are dropped (the newest).
 ///
-/// Never blocks for long (a short lock shared with the SDK's 10 ms tick);
-/// call from one audio thread.
+/// Wait-free (a single-producer ring; no lock, no allocation). Push from
+/// one thread at a time: a second thread pushing concurrently on the same
+/// call gets `SOTTO_STATUS_BUSY` and its audio is not queued.
 ///
 /// # Safety
 /// `call` must be NULL or a live call; `pcm` NULL or readable for `len` samples.
@@ -501,8 +561,12 @@ pub unsafe extern "C" fn sotto_call_push_audio(
             )));
         }
         // SAFETY: readable for `len` samples by contract.
-        audio::push_mic(&c.audio, unsafe { std::slice::from_raw_parts(pcm, len) });
-        Ok(())
+        let pcm = unsafe { std::slice::from_raw_parts(pcm, len) };
+        // Frames dropped for a full ring are not an error: audio is live.
+        c.audio
+            .push_mic(pcm)
+            .map(drop)
+            .ok_or(Error::AudioBusy("pushing"))
     })
 }
 
@@ -512,7 +576,9 @@ pub unsafe extern "C" fn sotto_call_push_audio(
 /// silence until media flows (those frames count as audio). At most 200 ms
 /// is queued.
 ///
-/// Never blocks for long; call from one audio thread.
+/// Wait-free (a single-consumer ring; no lock, no allocation). Pull from
+/// one thread at a time: a second thread pulling concurrently on the same
+/// call gets `SOTTO_STATUS_BUSY` (and `out` is left as it was).
 ///
 /// # Safety
 /// `call` must be NULL or a live call; `out` NULL or writable for `len`
@@ -534,7 +600,10 @@ pub unsafe extern "C" fn sotto_call_pull_audio(
         }
         // SAFETY: writable for `len` samples by contract.
         let buf = unsafe { std::slice::from_raw_parts_mut(out, len) };
-        let got = audio::pull_speaker(&c.audio, buf);
+        let got = c
+            .audio
+            .pull_speaker(buf)
+            .ok_or(Error::AudioBusy("pulling"))?;
         if !got_audio.is_null() {
             // SAFETY: non-null and writable by contract.
             unsafe { got_audio.write(got) };

@@ -19,7 +19,8 @@ pub enum SottoStatus {
     WrongState = 3,
     /// A signalling message could not be decoded.
     BadSignal = 4,
-    /// The call's command queue is full; retry later.
+    /// The call's command queue is full, or another thread is pushing (or
+    /// pulling) audio on this call right now; retry later.
     Busy = 5,
     /// The call has ended; only `sotto_call_destroy` is useful now.
     Ended = 6,
@@ -49,6 +50,9 @@ pub enum Error {
     /// See [`SottoStatus::Busy`].
     #[error("command queue full")]
     Busy,
+    /// See [`SottoStatus::Busy`]: two threads used one audio direction at once.
+    #[error("another thread is {0} audio on this call")]
+    AudioBusy(&'static str),
     /// See [`SottoStatus::Ended`].
     #[error("the call has ended")]
     Ended,
@@ -67,7 +71,7 @@ impl Error {
             Error::Invalid(_) => SottoStatus::InvalidArgument,
             Error::State(_) => SottoStatus::WrongState,
             Error::BadSignal(_) => SottoStatus::BadSignal,
-            Error::Busy => SottoStatus::Busy,
+            Error::Busy | Error::AudioBusy(_) => SottoStatus::Busy,
             Error::Ended => SottoStatus::Ended,
             Error::Io(_) => SottoStatus::Io,
             Error::WrongThread(_) => SottoStatus::WrongThread,

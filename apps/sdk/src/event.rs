@@ -16,9 +16,16 @@ pub enum SottoEventKind {
     Connected = 1,
     /// ZRTP is Secure: `sas`, `algorithms` and `sas_verified` are set.
     SecureUp = 2,
-    /// Retained secrets did not match: the SAS must be compared by voice.
+    /// The ZID cache holds secrets retained from earlier calls with this
+    /// peer, and the peer's did not match (it lost or reset its cache, or
+    /// someone is in the middle). Comes before `SecureUp`, which then has
+    /// `sas_verified` false. Warn the user loudly and have the SAS read out
+    /// and confirmed again (`sotto_call_confirm_sas`).
     CacheMismatch = 3,
-    /// The peer's ZRTP Hello did not match the signalled zrtp-hash.
+    /// The peer's ZRTP Hello did not match the zrtp-hash its signalling
+    /// message carried: the media path is not talking to whoever sent the
+    /// offer/answer (a man in the middle, or a broken signalling path).
+    /// Warn the user; the call then ends with `SOTTO_END_REASON_HELLO_HASH_MISMATCH`.
     HelloHashMismatch = 4,
     /// The media path changed kind: `path` is set.
     PathChanged = 5,
@@ -26,6 +33,10 @@ pub enum SottoEventKind {
     Stats = 6,
     /// The call is over: `end_reason` and `detail` are set. Last event of a call.
     Ended = 7,
+    /// The engine's ZID cache file could not be written (`detail` says
+    /// why). The call goes on and the engine keeps the secrets in memory,
+    /// but after a restart the peer will see a cache mismatch.
+    ZidCacheError = 8,
 }
 
 /// Kind of media path.
@@ -112,7 +123,7 @@ pub struct SottoEvent {
     pub path: SottoPath,
     /// `Ended`: why.
     pub end_reason: SottoEndReason,
-    /// `Ended`: a human-readable reason, else NULL.
+    /// `Ended`, `ZidCacheError`: a human-readable reason, else NULL.
     pub detail: *const c_char,
     /// `Stats`: numbers.
     pub stats: SottoStats,
@@ -189,13 +200,12 @@ pub fn stats(s: &CallStats) -> (SottoStats, String) {
 }
 
 impl OwnedEvent {
-    /// The C form of `e`; `None` for events the C API does not carry
-    /// (signals, which go to the signal callback).
-    pub fn new(e: &Event) -> Option<Self> {
-        let mut o = OwnedEvent {
+    /// An event of `kind` with every other field zero/NULL.
+    fn blank(kind: SottoEventKind) -> Self {
+        OwnedEvent {
             strings: Vec::new(),
             raw: SottoEvent {
-                kind: SottoEventKind::Connected,
+                kind,
                 incoming: false,
                 sas: ptr::null(),
                 algorithms: ptr::null(),
@@ -206,7 +216,20 @@ impl OwnedEvent {
                 stats: SottoStats::default(),
                 stats_json: ptr::null(),
             },
-        };
+        }
+    }
+
+    /// A [`SottoEventKind::ZidCacheError`] saying `why`.
+    pub fn zid_cache_error(why: &str) -> Self {
+        let mut o = Self::blank(SottoEventKind::ZidCacheError);
+        o.raw.detail = keep(&mut o.strings, why);
+        o
+    }
+
+    /// The C form of `e`; `None` for events the C API does not carry
+    /// (signals, which go to the signal callback).
+    pub fn new(e: &Event) -> Option<Self> {
+        let mut o = Self::blank(SottoEventKind::Connected);
         let OwnedEvent { strings, raw: r } = &mut o;
         match e {
             Event::Signal(_) => return None,
@@ -301,5 +324,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&text(e.raw.stats_json)).unwrap();
         assert_eq!(v["inbound-rtp.packetsReceived"], 0.0);
         assert!(OwnedEvent::new(&Event::Signal(sotto_engine::call::CallSignal::Hangup)).is_none());
+
+        let e = OwnedEvent::zid_cache_error("disk full");
+        assert_eq!(e.raw.kind, SottoEventKind::ZidCacheError);
+        assert_eq!(text(e.raw.detail), "disk full");
+        assert!(e.raw.sas.is_null());
     }
 }

@@ -1,14 +1,17 @@
 //! The C API driven from Rust as a C program would: misuse is reported as
-//! status codes, a declined call and a destroyed call end both sides, and
-//! blocking functions refuse to run inside callbacks.
+//! status codes, a declined call and a destroyed call end both sides,
+//! blocking functions refuse to run inside callbacks, retained secrets and
+//! SAS verification carry over engine restarts through the ZID cache file,
+//! and cache and zrtp-hash mismatches reach the event callback.
 
 use sotto::call::*;
 use sotto::engine::*;
 use sotto::error::sotto_last_error_message;
 use sotto::{SottoEndReason, SottoEvent, SottoEventKind, SottoStatus};
-use std::ffi::{CStr, c_char, c_void};
+use std::ffi::{CStr, CString, c_char, c_void};
+use std::path::{Path, PathBuf};
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -17,6 +20,7 @@ struct Seen {
     kinds: Vec<SottoEventKind>,
     end: Option<SottoEndReason>,
     sas: Option<String>,
+    sas_verified: Option<bool>,
     stats_json: Option<String>,
     destroy_in_callback: Option<SottoStatus>,
 }
@@ -27,6 +31,8 @@ struct Side {
     /// Held while relaying, so the test can stop relaying before a destroy.
     peer: Mutex<usize>,
     me: AtomicPtr<SottoCall>,
+    /// Corrupt the zrtp-hash of the offer this side sends (a man in the middle).
+    tamper_offer: AtomicBool,
     seen: Mutex<Seen>,
     changed: Condvar,
 }
@@ -51,6 +57,23 @@ unsafe extern "C" fn on_signal(user: *mut c_void, json: *const c_char, len: usiz
     // SAFETY: user_data is the test's `Side`, alive until the calls are destroyed.
     let side = unsafe { &*(user as *const Side) };
     let peer = side.peer.lock().unwrap();
+    let mut tampered = None;
+    if side.tamper_offer.load(Ordering::SeqCst) {
+        // SAFETY: the SDK passes `len` readable bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(json.cast::<u8>(), len) };
+        let mut v: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+        if v["type"] == "offer" {
+            let hash = v["zrtp_hash"].as_str().unwrap().to_owned();
+            // Flip the last hex digit of "1.10 <hex>".
+            let last = if hash.ends_with('0') { '1' } else { '0' };
+            v["zrtp_hash"] = format!("{}{last}", &hash[..hash.len() - 1]).into();
+            tampered = Some(v.to_string());
+        }
+    }
+    let (json, len) = match &tampered {
+        Some(t) => (t.as_ptr().cast::<c_char>(), t.len()),
+        None => (json, len),
+    };
     // SAFETY: the peer call is live while `peer` holds it (the test clears
     // it under this lock before destroying that call); `json` is readable.
     let st = unsafe { sotto_call_signal(*peer as *mut SottoCall, json, len) };
@@ -70,7 +93,10 @@ unsafe extern "C" fn on_event(user: *mut c_void, e: *const SottoEvent) {
     let mut s = side.seen.lock().unwrap();
     s.kinds.push(e.kind);
     match e.kind {
-        SottoEventKind::SecureUp => s.sas = text(e.sas),
+        SottoEventKind::SecureUp => {
+            s.sas = text(e.sas);
+            s.sas_verified = Some(e.sas_verified);
+        }
         SottoEventKind::Stats => s.stats_json = text(e.stats_json),
         SottoEventKind::Ended => {
             s.end = Some(e.end_reason);
@@ -109,27 +135,62 @@ fn loopback() -> SottoCallConfig {
     c
 }
 
-struct Pair {
-    engine: *mut SottoEngine,
+/// An engine whose ZID cache lives in `cache` (in memory if `None`).
+fn engine(cache: Option<&Path>) -> *mut SottoEngine {
+    let path = cache.map(|p| CString::new(p.to_str().unwrap()).unwrap());
+    let mut cfg = std::mem::MaybeUninit::uninit();
+    let mut e = ptr::null_mut();
+    // SAFETY: writable storage; the path string outlives the call.
+    unsafe {
+        assert_eq!(
+            sotto_engine_config_default(cfg.as_mut_ptr()),
+            SottoStatus::Ok
+        );
+        let mut cfg = cfg.assume_init();
+        cfg.zid_cache_path = path.as_ref().map_or(ptr::null(), |p| p.as_ptr());
+        assert_eq!(
+            sotto_engine_new(&cfg, &mut e),
+            SottoStatus::Ok,
+            "{}",
+            last_error()
+        );
+    }
+    e
+}
+
+fn destroy_engine(e: *mut SottoEngine) {
+    // SAFETY: a live engine, destroyed once, from a non-SDK thread.
+    assert_eq!(unsafe { sotto_engine_destroy(e) }, SottoStatus::Ok);
+}
+
+/// Alice's and Bob's calls; destroying them first stops the relaying.
+struct Pair<'s> {
+    /// Engines this pair owns (destroyed after the calls).
+    engines: Vec<*mut SottoEngine>,
+    sides: [&'s Side; 2],
     a: *mut SottoCall,
     b: *mut SottoCall,
 }
 
-/// Alice (outgoing) and Bob (incoming) on loopback, relaying to each other.
-fn pair(alice: &Side, bob: &Side) -> Pair {
-    let mut engine = ptr::null_mut();
+/// Alice (outgoing, on `ea`) and Bob (incoming, on `eb`) on loopback,
+/// relaying to each other.
+fn calls<'s>(
+    ea: *mut SottoEngine,
+    eb: *mut SottoEngine,
+    alice: &'s Side,
+    bob: &'s Side,
+) -> Pair<'s> {
     let (mut a, mut b) = (ptr::null_mut(), ptr::null_mut());
     let cfg = loopback();
-    // SAFETY: valid out-pointers, config and callbacks whose user data
-    // outlives the calls.
+    // SAFETY: live engines, valid out-pointers, config and callbacks whose
+    // user data outlives the calls.
     unsafe {
-        assert_eq!(sotto_engine_new(&mut engine), SottoStatus::Ok);
         assert_eq!(
-            sotto_call_new(engine, &cfg, true, callbacks(alice), &mut a),
+            sotto_call_new(ea, &cfg, true, callbacks(alice), &mut a),
             SottoStatus::Ok
         );
         assert_eq!(
-            sotto_call_new(engine, &cfg, false, callbacks(bob), &mut b),
+            sotto_call_new(eb, &cfg, false, callbacks(bob), &mut b),
             SottoStatus::Ok
         );
     }
@@ -137,18 +198,88 @@ fn pair(alice: &Side, bob: &Side) -> Pair {
         side.me.store(me, Ordering::SeqCst);
         *side.peer.lock().unwrap() = peer as usize;
     }
-    Pair { engine, a, b }
+    Pair {
+        engines: Vec::new(),
+        sides: [alice, bob],
+        a,
+        b,
+    }
 }
 
-impl Drop for Pair {
+/// The calls on two in-memory engines (two devices: one engine has one
+/// ZID, and ZRTP refuses a peer with our own ZID).
+fn pair<'s>(alice: &'s Side, bob: &'s Side) -> Pair<'s> {
+    let (ea, eb) = (engine(None), engine(None));
+    let mut p = calls(ea, eb, alice, bob);
+    p.engines = vec![ea, eb];
+    p
+}
+
+impl Drop for Pair<'_> {
     fn drop(&mut self) {
-        // SAFETY: live handles, destroyed once, from a non-SDK thread.
+        // A call destroyed mid-call signals a hang-up: relay it nowhere.
+        for s in self.sides {
+            *s.peer.lock().unwrap() = 0;
+        }
+        // SAFETY: live (or NULL) handles, destroyed once, from a non-SDK thread.
         unsafe {
             assert_eq!(sotto_call_destroy(self.a), SottoStatus::Ok);
             assert_eq!(sotto_call_destroy(self.b), SottoStatus::Ok);
-            assert_eq!(sotto_engine_destroy(self.engine), SottoStatus::Ok);
+        }
+        for &e in &self.engines {
+            destroy_engine(e);
         }
     }
+}
+
+/// Places and answers a call between the two engines and waits until both
+/// are Secure with the same SAS; then `after` (e.g. confirm the SAS), a
+/// hang-up by Alice, and both ends. Returns what each side saw.
+fn secure_call(
+    ea: *mut SottoEngine,
+    eb: *mut SottoEngine,
+    after: impl FnOnce(&Pair<'_>),
+) -> (Seen, Seen) {
+    let (alice, bob) = (Side::default(), Side::default());
+    {
+        let p = calls(ea, eb, &alice, &bob);
+        // SAFETY: live calls.
+        assert_eq!(unsafe { sotto_call_place(p.a) }, SottoStatus::Ok);
+        bob.wait("ringing", |s| s.kinds.contains(&SottoEventKind::Ringing));
+        // SAFETY: a live call.
+        assert_eq!(unsafe { sotto_call_answer(p.b) }, SottoStatus::Ok);
+        alice.wait("secure", |s| s.sas.is_some());
+        bob.wait("secure", |s| s.sas.is_some());
+        after(&p);
+        // SAFETY: a live call (already ended if `after` rejected the SAS).
+        let st = unsafe { sotto_call_hang_up(p.a) };
+        assert!(matches!(st, SottoStatus::Ok | SottoStatus::Ended), "{st:?}");
+        alice.wait("end", |s| s.end.is_some());
+        bob.wait("end", |s| s.end.is_some());
+    }
+    let (a, b) = (
+        alice.seen.into_inner().unwrap(),
+        bob.seen.into_inner().unwrap(),
+    );
+    assert_eq!(a.sas, b.sas, "both sides read the same SAS");
+    (a, b)
+}
+
+/// Both users say whether the SAS they read matched.
+fn confirm(p: &Pair<'_>, matches: bool) {
+    // SAFETY: live calls.
+    unsafe {
+        assert_eq!(sotto_call_confirm_sas(p.a, matches), SottoStatus::Ok);
+        assert_eq!(sotto_call_confirm_sas(p.b, matches), SottoStatus::Ok);
+    }
+}
+
+/// A fresh directory for one test's cache files.
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sotto-sdk-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
 }
 
 #[test]
@@ -159,8 +290,25 @@ fn misuse_is_a_status_code() {
     let mut frame = [0i16; SOTTO_FRAME_SAMPLES];
     // SAFETY: every pointer passed is NULL or valid.
     unsafe {
-        assert_eq!(sotto_engine_new(ptr::null_mut()), SottoStatus::NullArgument);
-        assert_eq!(sotto_engine_new(&mut engine), SottoStatus::Ok);
+        assert_eq!(
+            sotto_engine_new(ptr::null(), ptr::null_mut()),
+            SottoStatus::NullArgument
+        );
+        let dir = temp_dir("misuse");
+        let bad_cache = CString::new(dir.join("no/such/dir/zid.cache").to_str().unwrap()).unwrap();
+        let cfg = SottoEngineConfig {
+            zid_cache_path: bad_cache.as_ptr(),
+        };
+        assert_eq!(sotto_engine_new(&cfg, &mut engine), SottoStatus::Io);
+        assert!(last_error().contains("ZID cache"), "{}", last_error());
+        let not_a_cache = dir.join("garbage");
+        std::fs::write(&not_a_cache, b"not a database").unwrap();
+        let not_a_cache = CString::new(not_a_cache.to_str().unwrap()).unwrap();
+        let cfg = SottoEngineConfig {
+            zid_cache_path: not_a_cache.as_ptr(),
+        };
+        assert_eq!(sotto_engine_new(&cfg, &mut engine), SottoStatus::Io);
+        assert_eq!(sotto_engine_new(ptr::null(), &mut engine), SottoStatus::Ok);
         let cb = callbacks(&side);
         assert_eq!(
             sotto_call_new(ptr::null(), ptr::null(), true, cb, &mut out),
@@ -308,4 +456,97 @@ fn destroying_a_secure_call_hangs_up_the_peer() {
         }
     }
     panic!("ended call still takes commands");
+}
+
+#[test]
+fn verified_sas_carries_over_engine_restarts() {
+    let dir = temp_dir("continuity");
+    let (pa, pb) = (dir.join("alice.zid"), dir.join("bob.zid"));
+    let (ea, eb) = (engine(Some(&pa)), engine(Some(&pb)));
+    // First call: nothing retained yet; both users confirm the SAS.
+    let (a, b) = secure_call(ea, eb, |p| confirm(p, true));
+    assert_eq!((a.sas_verified, b.sas_verified), (Some(false), Some(false)));
+    destroy_engine(ea);
+    destroy_engine(eb);
+
+    // The apps restart: the files carry the secrets and the verified flag.
+    let (ea, eb) = (engine(Some(&pa)), engine(Some(&pb)));
+    let (a, b) = secure_call(ea, eb, |_| {});
+    assert_eq!((a.sas_verified, b.sas_verified), (Some(true), Some(true)));
+    for s in [&a, &b] {
+        assert!(
+            !s.kinds.contains(&SottoEventKind::CacheMismatch),
+            "{:?}",
+            s.kinds
+        );
+    }
+
+    // Bob now says the SAS did not match: that ends the call and clears
+    // his flag, so the next call is unverified for both.
+    let (_, b) = secure_call(ea, eb, |p| {
+        // SAFETY: a live call.
+        let st = unsafe { sotto_call_confirm_sas(p.b, false) };
+        assert_eq!(st, SottoStatus::Ok);
+    });
+    assert_eq!(b.end, Some(SottoEndReason::SasRejected));
+    destroy_engine(eb);
+    let eb = engine(Some(&pb));
+    let (a, b) = secure_call(ea, eb, |_| {});
+    assert_eq!((a.sas_verified, b.sas_verified), (Some(false), Some(false)));
+    assert!(
+        !a.kinds.contains(&SottoEventKind::CacheMismatch),
+        "secrets still match"
+    );
+    destroy_engine(ea);
+    destroy_engine(eb);
+}
+
+#[test]
+fn a_peer_that_lost_its_cache_raises_cache_mismatch() {
+    let dir = temp_dir("mismatch");
+    let (pa, pb) = (dir.join("alice.zid"), dir.join("bob.zid"));
+    let (ea, eb) = (engine(Some(&pa)), engine(Some(&pb)));
+    // Bob's cache as it was before he ever talked to Alice: his ZID only.
+    let backup = dir.join("bob.zid.bak");
+    std::fs::copy(&pb, &backup).unwrap();
+    let (a, _) = secure_call(ea, eb, |_| {});
+    assert!(!a.kinds.contains(&SottoEventKind::CacheMismatch));
+
+    // Bob restores the old backup: same ZID, no secret shared with Alice.
+    destroy_engine(eb);
+    std::fs::copy(&backup, &pb).unwrap();
+    let eb = engine(Some(&pb));
+    let (a, b) = secure_call(ea, eb, |_| {});
+    let at = |k| a.kinds.iter().position(|&x| x == k);
+    let mismatch = at(SottoEventKind::CacheMismatch).expect("Alice is warned");
+    assert!(
+        mismatch < at(SottoEventKind::SecureUp).unwrap(),
+        "{:?}",
+        a.kinds
+    );
+    assert_eq!((a.sas_verified, b.sas_verified), (Some(false), Some(false)));
+    destroy_engine(ea);
+    destroy_engine(eb);
+}
+
+#[test]
+fn a_wrong_zrtp_hash_in_the_offer_raises_hello_hash_mismatch() {
+    let (alice, bob) = (Side::default(), Side::default());
+    alice.tamper_offer.store(true, Ordering::SeqCst);
+    let p = pair(&alice, &bob);
+    // SAFETY: live calls.
+    assert_eq!(unsafe { sotto_call_place(p.a) }, SottoStatus::Ok);
+    bob.wait("ringing", |s| s.kinds.contains(&SottoEventKind::Ringing));
+    // SAFETY: a live call.
+    assert_eq!(unsafe { sotto_call_answer(p.b) }, SottoStatus::Ok);
+    bob.wait("end", |s| s.end.is_some());
+    let b = bob.seen.lock().unwrap();
+    assert!(
+        b.kinds.contains(&SottoEventKind::HelloHashMismatch),
+        "{:?}",
+        b.kinds
+    );
+    assert_eq!(b.end, Some(SottoEndReason::HelloHashMismatch));
+    assert!(b.sas.is_none(), "never Secure");
+    assert!(alice.seen.lock().unwrap().sas.is_none());
 }

@@ -39,8 +39,9 @@ fn compile(out: &Path) {
         .arg("-I")
         .arg(sdk.join("include"))
         .arg(&lib)
-        // What the Rust standard library needs from libc (libopus is inside libsotto.a).
-        .args(["-lpthread", "-ldl", "-lm", "-o"])
+        // The system SQLite (the ZID cache) and what the Rust standard
+        // library needs from libc (libopus is inside libsotto.a).
+        .args(["-lsqlite3", "-lpthread", "-ldl", "-lm", "-o"])
         .arg(out)
         .status()
         .unwrap_or_else(|e| panic!("running {cc}: {e}"));
