@@ -416,6 +416,51 @@ impl Store {
         Ok(())
     }
 
+    /// Adds or replaces the static TURN user `username` of `realm`,
+    /// storing only its long-term keys (see [`crate::turn::long_term_keys`]).
+    /// sotto-relay sees the change on its next start or SIGHUP.
+    pub async fn put_turn_user(
+        &self,
+        realm: &str,
+        username: &str,
+        password: &str,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let (md5, sha256) = crate::turn::long_term_keys(username, realm, password);
+        sqlx::query(
+            "INSERT INTO turn_users (realm, username, key_md5, key_sha256, created_ms) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (realm, username) DO UPDATE SET key_md5 = excluded.key_md5, key_sha256 = excluded.key_sha256",
+        )
+        .bind(realm)
+        .bind(username)
+        .bind(md5)
+        .bind(sha256)
+        .bind(now_ms as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes a static TURN user; false if there was none.
+    pub async fn remove_turn_user(&self, realm: &str, username: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM turn_users WHERE realm = $1 AND username = $2")
+            .bind(realm)
+            .bind(username)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The static TURN usernames of `realm`, sorted.
+    pub async fn turn_users(&self, realm: &str) -> Result<Vec<String>, StoreError> {
+        let rows =
+            sqlx::query("SELECT username FROM turn_users WHERE realm = $1 ORDER BY username")
+                .bind(realm)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
     /// Closes the pool, flushing SQLite's WAL.
     pub async fn close(&self) {
         self.pool.close().await;
@@ -503,5 +548,28 @@ mod tests {
         assert!(!store.take_challenge("n1", &d, 0).await.unwrap());
         store.put_challenge("n2", &d, 100).await.unwrap();
         assert!(!store.take_challenge("n2", &d, 100).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn turn_users_are_per_realm_and_replaceable() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        store.put_turn_user("r", "bob", "pw", 1).await.unwrap();
+        store.put_turn_user("r", "alice", "old", 1).await.unwrap();
+        store.put_turn_user("r", "alice", "new", 2).await.unwrap();
+        store
+            .put_turn_user("other", "carol", "pw", 1)
+            .await
+            .unwrap();
+        assert_eq!(store.turn_users("r").await.unwrap(), ["alice", "bob"]);
+        let row =
+            sqlx::query("SELECT key_md5 FROM turn_users WHERE realm = 'r' AND username = 'alice'")
+                .fetch_one(&store.pool)
+                .await
+                .unwrap();
+        let md5: String = row.try_get(0).unwrap();
+        assert_eq!(md5, crate::turn::long_term_keys("alice", "r", "new").0);
+        assert!(store.remove_turn_user("r", "bob").await.unwrap());
+        assert!(!store.remove_turn_user("r", "bob").await.unwrap());
+        assert_eq!(store.turn_users("r").await.unwrap(), ["alice"]);
     }
 }

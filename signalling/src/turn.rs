@@ -1,6 +1,7 @@
 //! TURN REST credentials (the scheme coturn implements as
 //! `--use-auth-secret`, and sotto-relay too): username `expiry:user`,
-//! password base64(HMAC-SHA1(shared secret, username)).
+//! password base64(HMAC-SHA1(shared secret, username)); and the long-term
+//! keys of static TURN users kept in the `turn_users` table.
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
@@ -40,9 +41,33 @@ pub fn credentials(
     }
 }
 
+/// The long-term keys of a TURN user (RFC 8489 §9.2.2), lowercase hex:
+/// `(MD5, SHA-256)` of `username ":" realm ":" password`. What the
+/// `turn_users` table stores and sotto-relay loads.
+pub fn long_term_keys(username: &str, realm: &str, password: &str) -> (String, String) {
+    use sha2::Digest as _;
+    let input = format!("{username}:{realm}:{password}");
+    let md5 = hex::encode(md5::Md5::digest(input.as_bytes()));
+    let sha256 = hex::encode(sha2::Sha256::digest(input.as_bytes()));
+    let mut input = input;
+    zeroize::Zeroize::zeroize(&mut input);
+    (md5, sha256)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_term_keys_known_answer() {
+        // `printf 'user:realm:pass' | md5sum` and `| sha256sum`.
+        let (md5, sha256) = long_term_keys("user", "realm", "pass");
+        assert_eq!(md5, "8493fbc53ba582fb4c044c456bdc40eb");
+        assert_eq!(
+            sha256,
+            "07e934117abd40836e7c6329b54731b2b2d2a5f9a71f544922d75e0730d8251b"
+        );
+    }
 
     #[test]
     fn known_answer() {

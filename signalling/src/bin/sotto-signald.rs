@@ -2,6 +2,9 @@
 //!
 //! Configuration comes from a TOML file (`--config`), then flags, then
 //! `SOTTO_SIGNALD_*` environment variables (flags and env share names).
+//!
+//! `sotto-signald turn-user add|remove|list` manages the static TURN users
+//! that sotto-relay loads from the same database (`auth_database`).
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
@@ -45,10 +48,93 @@ struct Args {
     /// Write the bound address to this file once listening (for supervisors and tests).
     #[arg(long, env = "SOTTO_SIGNALD_ADDR_FILE")]
     addr_file: Option<PathBuf>,
+    /// An administrative command instead of serving.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Static TURN users for sotto-relay (`auth_database`); the relay
+    /// picks changes up on SIGHUP.
+    TurnUser {
+        #[command(subcommand)]
+        action: TurnUserAction,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum TurnUserAction {
+    /// Adds or replaces a user. The password is read from
+    /// SOTTO_TURN_PASSWORD, else from the first line of standard input
+    /// (never from the command line, where `ps` would show it).
+    Add {
+        /// The relay's realm.
+        #[arg(long)]
+        realm: String,
+        /// TURN username.
+        username: String,
+    },
+    /// Removes a user.
+    Remove {
+        /// The relay's realm.
+        #[arg(long)]
+        realm: String,
+        /// TURN username.
+        username: String,
+    },
+    /// Lists the users of a realm.
+    List {
+        /// The relay's realm.
+        #[arg(long)]
+        realm: String,
+    },
+}
+
+async fn turn_user(database_url: &str, action: TurnUserAction) -> anyhow::Result<()> {
+    let store = sotto_signalling::store::Store::open(database_url).await?;
+    match action {
+        TurnUserAction::Add { realm, username } => {
+            let password = match std::env::var("SOTTO_TURN_PASSWORD") {
+                Ok(p) => zeroize::Zeroizing::new(p),
+                Err(_) => {
+                    let mut line = zeroize::Zeroizing::new(String::new());
+                    std::io::stdin().read_line(&mut line)?;
+                    zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned())
+                }
+            };
+            anyhow::ensure!(!password.is_empty(), "empty password");
+            anyhow::ensure!(
+                !username.is_empty() && !realm.is_empty(),
+                "empty username or realm"
+            );
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_millis() as u64;
+            store
+                .put_turn_user(&realm, &username, &password, now_ms)
+                .await?;
+            println!("TURN user {username} ({realm}) stored");
+        }
+        TurnUserAction::Remove { realm, username } => {
+            anyhow::ensure!(
+                store.remove_turn_user(&realm, &username).await?,
+                "no TURN user {username} in realm {realm}"
+            );
+            println!("TURN user {username} ({realm}) removed");
+        }
+        TurnUserAction::List { realm } => {
+            for u in store.turn_users(&realm).await? {
+                println!("{u}");
+            }
+        }
+    }
+    store.close().await;
+    Ok(())
 }
 
 impl Args {
-    fn into_config(self) -> anyhow::Result<(Config, Option<PathBuf>)> {
+    fn into_config(self) -> anyhow::Result<(Config, Option<PathBuf>, Option<Command>)> {
         let mut c = match &self.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -78,7 +164,7 @@ impl Args {
         if let Some(v) = self.vapid_key_file {
             c.push.vapid_key_file = Some(v);
         }
-        Ok((c, self.addr_file))
+        Ok((c, self.addr_file, self.command))
     }
 }
 
@@ -89,7 +175,10 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let (config, addr_file) = Args::parse().into_config()?;
+    let (config, addr_file, command) = Args::parse().into_config()?;
+    if let Some(Command::TurnUser { action }) = command {
+        return turn_user(&config.database_url, action).await;
+    }
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
