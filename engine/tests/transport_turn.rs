@@ -1,6 +1,6 @@
 //! Our TURN client against Debian coturn: allocation with long-term and
-//! with REST (use-auth-secret) credentials, and a relay-only call whose
-//! media goes through the relay.
+//! with REST (use-auth-secret) credentials, and relay-only calls whose
+//! media goes through the relay, over IPv4 and over IPv6.
 
 mod transport_support;
 
@@ -9,11 +9,12 @@ use sotto_engine::ice::creds::rest_credentials;
 use sotto_engine::ice::{IceConfig, IceEvent, IceSession, TurnServer};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use transport_support::{Auth, Call, Coturn, REALM, signalling};
+use transport_support::{Auth, Call, Coturn, REALM, has_ipv6_loopback, signalling};
 
-/// Drives one session on a real socket until it reports a relayed candidate.
+/// Drives one session on a real socket (on the server's loopback address)
+/// until it reports a relayed candidate.
 fn allocate(server: TurnServer) -> Result<String, String> {
-    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sock = std::net::UdpSocket::bind((server.addr.ip(), 0)).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(20)))
         .unwrap();
     let local = sock.local_addr().unwrap();
@@ -131,18 +132,16 @@ fn relay_cfg(controlling: bool, turn: &Coturn) -> IceConfig {
     }
 }
 
-#[tokio::test]
-async fn relay_only_call_through_coturn() {
-    let turn = Coturn::start(Auth::LongTerm {
-        user: "u",
-        pass: "p",
-    });
+/// A relay-only call between two endpoints on `turn`'s loopback address:
+/// both select a relayed pair and media flows through coturn, which bound
+/// channels for it. Returns the pair A selected.
+async fn relay_only_call(turn: &Coturn) -> sotto_engine::ice::SelectedPath {
     let (sa, from_a, sb, from_b) = signalling();
-    let v4: [SocketAddr; 1] = ["127.0.0.1:0".parse().unwrap()];
-    let a = TransportHandle::bind(&v4, relay_cfg(true, &turn), Box::new(sa))
+    let bind: [SocketAddr; 1] = [(turn.addr.ip(), 0).into()];
+    let a = TransportHandle::bind(&bind, relay_cfg(true, turn), Box::new(sa))
         .await
         .unwrap();
-    let b = TransportHandle::bind(&v4, relay_cfg(false, &turn), Box::new(sb))
+    let b = TransportHandle::bind(&bind, relay_cfg(false, turn), Box::new(sb))
         .await
         .unwrap();
     let mut call = Call::new(a, from_a, b, from_b);
@@ -152,7 +151,8 @@ async fn relay_only_call_through_coturn() {
         call.a_events
     );
     let pa = call.a_selected.unwrap();
-    assert!(pa.relayed, "{pa:?}");
+    let pb = call.b_selected.unwrap();
+    assert!(pa.relayed && pb.relayed, "{pa:?} {pb:?}");
     assert!(
         call.exchange(7, 50, 45).await,
         "media did not flow through the relay"
@@ -166,6 +166,49 @@ async fn relay_only_call_through_coturn() {
     let Call { a, b, .. } = call;
     a.shutdown().await;
     b.shutdown().await;
+    pa
+}
+
+#[tokio::test]
+async fn relay_only_call_through_coturn() {
+    let turn = Coturn::start(Auth::LongTerm {
+        user: "u",
+        pass: "p",
+    });
+    let path = relay_only_call(&turn).await;
+    assert!(path.local.is_ipv4() && path.remote.is_ipv4(), "{path:?}");
+}
+
+/// TURN over IPv6: coturn listens and relays on ::1 only; the allocation's
+/// relayed address is IPv6 and a relay-only call carries media through it.
+#[tokio::test]
+async fn relay_only_call_through_coturn_over_ipv6() {
+    if !has_ipv6_loopback() {
+        println!("SKIPPED: no IPv6 loopback (::1 missing from /proc/net/if_inet6)");
+        return;
+    }
+    let turn = Coturn::start_v6(Auth::LongTerm {
+        user: "u",
+        pass: "p",
+    });
+    let server = TurnServer {
+        addr: turn.addr,
+        username: "u".into(),
+        password: "p".into(),
+        realm: REALM.into(),
+    };
+    let cand = allocate(server).expect("IPv6 allocation");
+    assert!(
+        cand.contains(" ::1 ") && cand.contains("typ relay"),
+        "{cand}"
+    );
+    assert!(cand.contains("raddr :: rport 0"), "{cand}");
+    let path = relay_only_call(&turn).await;
+    // Our relayed address and the peer's are both IPv6 on coturn.
+    assert_eq!(path.socket.ip(), turn.addr.ip());
+    assert!(path.local.is_ipv6() && path.remote.is_ipv6(), "{path:?}");
+    assert_eq!(path.local.ip(), turn.addr.ip(), "{path:?}");
+    println!("IPv6 relayed path: {path:?}");
 }
 
 /// Refresh (RFC 8656 §7): coturn allocations do not expire during a call.

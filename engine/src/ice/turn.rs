@@ -4,7 +4,12 @@
 use super::{IceError, TurnServer};
 use rtc_ice::crypto::RTCCryptoProvider;
 use rtc_shared::TransportProtocol;
+use rtc_stun::attributes::{ATTR_FINGERPRINT, ATTR_MESSAGE_INTEGRITY, ATTR_REALM};
+use rtc_stun::fingerprint::FINGERPRINT;
+use rtc_stun::integrity::MessageIntegrity;
+use rtc_stun::message::{Message, Setter};
 use rtc_turn::client::{Client, ClientConfig, Event};
+use rtc_turn::proto::reqfamily::REQUESTED_FAMILY_IPV6;
 use sansio::Protocol;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,12 +36,18 @@ pub(crate) enum LinkEvent {
     Failed(String),
 }
 
+/// STUN message type of an Allocate request (RFC 8656 §7.1).
+const ALLOCATE_REQUEST: [u8; 2] = [0x00, 0x03];
+
 pub(crate) struct TurnLink {
     pub(crate) kind: LinkKind,
     pub(crate) socket: SocketAddr,
     pub(crate) server: SocketAddr,
     pub(crate) relayed: Option<SocketAddr>,
     client: Client,
+    /// Username and password, to re-sign an Allocate that asks for IPv6.
+    creds: Option<TurnServer>,
+    provider: Arc<dyn RTCCryptoProvider>,
 }
 
 impl TurnLink {
@@ -68,7 +79,7 @@ impl TurnLink {
             rto_in_ms: 0,
             allocation_refresh_interval_cap: refresh_cap,
         };
-        let mut client = Client::new(cfg, provider)?;
+        let mut client = Client::new(cfg, provider.clone())?;
         match kind {
             LinkKind::Stun => {
                 client.send_binding_request(now)?;
@@ -83,6 +94,8 @@ impl TurnLink {
             server,
             relayed: None,
             client,
+            creds: creds.cloned(),
+            provider,
         })
     }
 
@@ -137,7 +150,48 @@ impl TurnLink {
 
     /// Next datagram to send to the server (always from `self.socket`).
     pub(crate) fn poll_write(&mut self) -> Option<Vec<u8>> {
-        self.client.poll_write().map(|m| m.message.to_vec())
+        let m = self.client.poll_write()?.message;
+        if self.server.is_ipv6() && m.get(..2) == Some(&ALLOCATE_REQUEST[..]) {
+            // Unreadable input cannot happen (the client built it); sent as is then.
+            return Some(self.ask_for_ipv6(&m).unwrap_or_else(|| m.to_vec()));
+        }
+        Some(m.to_vec())
+    }
+
+    /// Adds REQUESTED-ADDRESS-FAMILY: IPv6 to an Allocate request and signs
+    /// it again. Without it a server allocates IPv4 (RFC 8656 §7.1, RFC 6156
+    /// §4.2; coturn answers 440 when it relays on IPv6 only), and an IPv6
+    /// client must relay on IPv6 for the peer's IPv6 candidates to pair with
+    /// ours. `rtc-turn` 0.21 cannot add the attribute itself; the rebuilt
+    /// request keeps the transaction ID, so the client matches the answer.
+    fn ask_for_ipv6(&self, raw: &[u8]) -> Option<Vec<u8>> {
+        let mut orig = Message::new();
+        orig.unmarshal_binary(raw).ok()?;
+        let mut out = Message::new();
+        out.write_header();
+        orig.typ.add_to(&mut out).ok()?;
+        orig.transaction_id.add_to(&mut out).ok()?;
+        for a in &orig.attributes.0 {
+            if a.typ != ATTR_MESSAGE_INTEGRITY && a.typ != ATTR_FINGERPRINT {
+                out.add(a.typ, &a.value);
+            }
+        }
+        REQUESTED_FAMILY_IPV6.add_to(&mut out).ok()?;
+        if orig.contains(ATTR_MESSAGE_INTEGRITY) {
+            let creds = self.creds.as_ref()?;
+            let realm = String::from_utf8(orig.get(ATTR_REALM).ok()?).ok()?;
+            MessageIntegrity::new_long_term_integrity_with_provider(
+                creds.username.clone(),
+                realm,
+                creds.password.clone(),
+                self.provider.crypto(),
+            )
+            .ok()?
+            .add_to(&mut out)
+            .ok()?;
+        }
+        FINGERPRINT.add_to(&mut out).ok()?;
+        Some(out.raw)
     }
 
     pub(crate) fn poll_event(&mut self) -> Option<LinkEvent> {

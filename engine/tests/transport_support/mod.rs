@@ -1,15 +1,16 @@
 //! Shared helpers for the transport integration tests: a Debian coturn
-//! started on loopback, an in-process signalling channel, and a call runner.
+//! started on loopback (IPv4 or IPv6), an in-process signalling channel,
+//! and a call runner.
 #![allow(dead_code)]
 
 use sotto_engine::driver::{TransportEvent, TransportHandle};
 use sotto_engine::ice::{IceEvent, SelectedPath, SignalMessage, Signaller};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// A coturn `turnserver` on 127.0.0.1, killed on drop.
+/// A coturn `turnserver` on 127.0.0.1 or ::1, killed on drop.
 pub struct Coturn {
     child: Child,
     pub addr: SocketAddr,
@@ -30,38 +31,54 @@ pub enum Auth {
 
 pub const REALM: &str = "sotto";
 
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
+fn free_udp_port(ip: IpAddr) -> u16 {
+    UdpSocket::bind((ip, 0))
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
 }
 
+/// Whether this machine has the IPv6 loopback address (`::1` on `lo` in
+/// `/proc/net/if_inet6`).
+pub fn has_ipv6_loopback() -> bool {
+    std::fs::read_to_string("/proc/net/if_inet6").is_ok_and(|t| {
+        t.lines()
+            .any(|l| l.starts_with("00000000000000000000000000000001 "))
+    })
+}
+
 impl Coturn {
-    /// Starts coturn on a free port and waits until it answers STUN.
+    /// Starts coturn on 127.0.0.1 on a free port and waits until it answers STUN.
     pub fn start(auth: Auth) -> Self {
-        Self::start_on(auth, free_udp_port())
+        Self::start_at(auth, Ipv4Addr::LOCALHOST.into(), &[])
+    }
+
+    /// Like [`Coturn::start`] on ::1: it listens and relays on IPv6 only.
+    pub fn start_v6(auth: Auth) -> Self {
+        Self::start_at(auth, Ipv6Addr::LOCALHOST.into(), &[])
     }
 
     /// Like [`Coturn::start`] with extra `turnserver` flags.
     pub fn start_with(auth: Auth, extra: &[&str]) -> Self {
-        Self::start_on_with(auth, free_udp_port(), extra)
+        Self::start_at(auth, Ipv4Addr::LOCALHOST.into(), extra)
     }
 
-    fn start_on(auth: Auth, port: u16) -> Self {
-        Self::start_on_with(auth, port, &[])
-    }
-
-    fn start_on_with(auth: Auth, port: u16, extra: &[&str]) -> Self {
-        let dir = std::env::temp_dir().join(format!("sotto-coturn-{}-{port}", std::process::id()));
+    fn start_at(auth: Auth, ip: IpAddr, extra: &[&str]) -> Self {
+        let port = free_udp_port(ip);
+        let family = if ip.is_ipv6() { "v6" } else { "v4" };
+        let dir = std::env::temp_dir().join(format!(
+            "sotto-coturn-{}-{family}-{port}",
+            std::process::id()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
+        let ip_arg = ip.to_string();
         let mut args: Vec<String> = [
             "-n",
             "--listening-ip",
-            "127.0.0.1",
+            &ip_arg,
             "--relay-ip",
-            "127.0.0.1",
+            &ip_arg,
             "--allow-loopback-peers",
             "--no-tls",
             "--no-dtls",
@@ -97,7 +114,7 @@ impl Coturn {
         }
         let c = Self {
             child: spawn_turnserver(&args),
-            addr: ([127, 0, 0, 1], port).into(),
+            addr: (ip, port).into(),
             dir,
             args,
         };
@@ -121,7 +138,7 @@ impl Coturn {
 
     /// Polls with STUN Binding requests until the server answers (generous bound).
     fn wait_ready(&self) {
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sock = UdpSocket::bind((self.addr.ip(), 0)).unwrap();
         sock.set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
         // A minimal RFC 5389 Binding request: type 0x0001, length 0, cookie, txid.
