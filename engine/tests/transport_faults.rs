@@ -1,18 +1,21 @@
 //! Faults mid-call: the selected path dies (media moves to another pair
-//! after consent failure), the TURN server restarts (the call recovers by
-//! ICE restart), and the peer's NAT rebinds its port.
+//! after consent failure, through an ICE restart), the TURN server restarts
+//! (the call recovers by ICE restart), and the peer's NAT rebinds its port.
 //!
 //! Paths are in-process UDP proxies (no network namespaces needed); consent
 //! timing is shortened through `IceConfig`, and the only bounds are generous
-//! protocol deadlines. The failover time is printed, not asserted.
+//! protocol deadlines. The failover times are printed, not asserted.
 
 mod transport_support;
 
 use sotto_engine::driver::TransportHandle;
-use sotto_engine::ice::{IceConfig, IceEvent, IceState, TurnServer};
+use sotto_engine::ice::{IceConfig, TurnServer};
 use std::net::SocketAddr;
-use std::time::Duration;
-use transport_support::{Auth, Call, Coturn, Proxy, REALM, count_tag, signalling, via_proxies};
+use std::time::{Duration, Instant};
+use transport_support::{
+    Auth, Call, Coturn, Proxy, REALM, assert_failover_by_restart, count_tag, signalling,
+    via_proxies,
+};
 
 fn fast(controlling: bool) -> IceConfig {
     IceConfig {
@@ -25,26 +28,6 @@ fn fast(controlling: bool) -> IceConfig {
 
 fn v4() -> [SocketAddr; 1] {
     ["127.0.0.1:0".parse().unwrap()]
-}
-
-/// Time from consent failure (A's, or B's restart request reaching A) to A's next selected pair.
-fn failover_time(call: &Call) -> Option<Duration> {
-    let lost = call
-        .a_events
-        .iter()
-        .find(|(_, e)| {
-            matches!(
-                e,
-                IceEvent::Restarting | IceEvent::State(IceState::Disconnected | IceState::Failed)
-            )
-        })?
-        .0;
-    let back = call
-        .a_events
-        .iter()
-        .find(|(t, e)| *t >= lost && matches!(e, IceEvent::Selected(_)))?
-        .0;
-    Some(back - lost)
 }
 
 #[tokio::test]
@@ -72,6 +55,7 @@ async fn selected_path_dies_and_media_moves_to_another_pair() {
     };
     assert_eq!(first.remote, dead.front);
     dead.cut();
+    let cut = Instant::now();
     // Keep talking through the fault, as a call would.
     let moved = call
         .run_until(Duration::from_secs(30), |c| {
@@ -83,7 +67,11 @@ async fn selected_path_dies_and_media_moves_to_another_pair() {
         call.exchange(2, 50, 45).await,
         "media did not resume on the new pair"
     );
-    println!("failover after consent loss: {:?}", failover_time(&call));
+    let f = assert_failover_by_restart(&call, cut).await;
+    println!(
+        "path cut -> consent loss and ICE restart after {:?}; restart -> new pair after {:?}",
+        f.to_restart, f.restart_to_selected
+    );
 }
 
 #[tokio::test]
@@ -152,6 +140,7 @@ async fn turn_server_restart_is_recovered_by_ice_restart() {
     assert!(call.exchange(1, 20, 18).await);
     let before = call.a_selected.unwrap();
     turn.restart();
+    let cut = Instant::now();
     let recovered = call
         .run_until(Duration::from_secs(40), |c| {
             c.a_selected.is_some_and(|p| p != before)
@@ -167,13 +156,9 @@ async fn turn_server_restart_is_recovered_by_ice_restart() {
         call.exchange(2, 50, 45).await,
         "media did not resume through the restarted relay"
     );
-    assert!(
-        call.a_events
-            .iter()
-            .any(|(_, e)| *e == IceEvent::Restarting)
-    );
+    let f = assert_failover_by_restart(&call, cut).await;
     println!(
-        "relay restart recovery after consent loss: {:?}",
-        failover_time(&call)
+        "relay restarted -> consent loss and ICE restart after {:?}; restart -> new relayed pair after {:?}",
+        f.to_restart, f.restart_to_selected
     );
 }

@@ -1,7 +1,8 @@
 //! Path failure with real kernel networking: each endpoint lives in its own
 //! network namespace, joined by two veth pairs (one IPv4, one IPv6) that the
 //! test creates and removes. Taking the selected path's link down mid-call
-//! moves media to the other pair after consent failure.
+//! moves media to the other pair after consent failure, through an ICE
+//! restart.
 //!
 //! Needs root (`ip netns`); where namespaces cannot be made, this test says
 //! why and passes: `transport_faults.rs` covers the same failover with an
@@ -11,11 +12,11 @@
 mod transport_support;
 
 use sotto_engine::driver::TransportHandle;
-use sotto_engine::ice::{IceConfig, IceEvent};
+use sotto_engine::ice::IceConfig;
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use transport_support::{Call, signalling};
+use transport_support::{Call, assert_failover_by_restart, signalling};
 
 /// A named network namespace, deleted on drop (which also deletes its veths).
 struct Netns(String);
@@ -146,21 +147,10 @@ async fn link_down_moves_media_to_the_other_pair() {
         call.exchange(2, 50, 45).await,
         "media did not resume on the other pair"
     );
-    let restart = call
-        .a_events
-        .iter()
-        .find(|(t, e)| *t >= cut && *e == IceEvent::Restarting)
-        .map(|(t, _)| *t);
-    let selected = call
-        .a_events
-        .iter()
-        .rev()
-        .find(|(_, e)| matches!(e, IceEvent::Selected(_)))
-        .map(|(t, _)| *t);
+    let f = assert_failover_by_restart(&call, cut).await;
     println!(
-        "link down -> consent loss/restart after {:?}, new pair {:?} after that",
-        restart.map(|r| r - cut),
-        restart.zip(selected).map(|(r, s)| s - r)
+        "link down -> consent loss and ICE restart after {:?}; restart -> new pair after {:?}",
+        f.to_restart, f.restart_to_selected
     );
     let Call { a, b, .. } = call;
     a.shutdown().await;

@@ -1,4 +1,47 @@
 //! The ICE session core: gathering, trickle, checks, consent, restart.
+//!
+//! # Failover is an ICE restart
+//!
+//! When the selected pair dies mid-call, consent fails (RFC 7675) and the
+//! session restarts ICE (RFC 8445 §9): new credentials go through
+//! signalling, candidates are trickled again (TURN allocations are
+//! renewed), checks run on every pair and a working one is nominated.
+//! Switching straight to another pair that was valid before is not done,
+//! for two reasons:
+//!
+//! - **The standard forbids it.** RFC 8445 §8.1.1: once the controlling
+//!   agent has nominated a pair it must not nominate another for the same
+//!   component within the ICE session; doing so requires an ICE restart.
+//!   Moving without one needs both ends to speak the non-standard
+//!   "renomination" extension, which neither `rtc-ice` nor most peers do.
+//! - **`rtc-ice` 0.21.1 cannot do it**, by construction:
+//!   - once a pair is selected, `contact_candidates`
+//!     (`agent/agent_selector.rs`, both roles) only validates that pair and
+//!     sends consent checks on it (`check_keepalive` in `agent/mod.rs`);
+//!     the other pairs get no more checks, so nothing tells whether they
+//!     still work or still have the peer's consent, which RFC 7675
+//!     requires before sending on them;
+//!   - a pair becomes selected only while none is: the controlling side on
+//!     a USE-CANDIDATE success only `if selected_pair_is_none`, the
+//!     controlled side on a USE-CANDIDATE request only if
+//!     `get_selected_pair().is_none()`, and `nominated_pair` is cleared only
+//!     by `start`, `switch_role` and `delete_all_candidates`;
+//!   - `Disconnected` keeps the dead pair selected, and `Failed`
+//!     (`update_connection_state`) clears it but also deletes every
+//!     candidate and pair (`delete_all_candidates(false)`), leaving nothing
+//!     to fail over to;
+//!   - `set_selected_pair` is crate-private: the public API can read the
+//!     best valid pair (`get_best_available_candidate_pair`) but not select
+//!     it, and offers `restart`/`apply_restart` as the way to a new pair.
+//!
+//! Doing it in this layer would mean running our own checks and
+//! nomination beside the agent, and the peer's agent would still refuse
+//! to move (the second point above applies to it too). So the restart is
+//! the mechanism. It is kept quick: consent timing comes from
+//! [`IceConfig`], only the caller restarts (see `Call::ice_config`), host
+//! and server-reflexive candidates are reused. The fault tests (`transport_faults.rs`, `transport_netns.rs`) assert that a
+//! failover goes through a restart with fresh credentials and print how
+//! long it took.
 
 use super::turn::{LinkEvent, LinkKind, TurnLink};
 use super::{IceError, SignalMessage};
@@ -769,7 +812,8 @@ impl IceSession {
     }
 
     /// Consent expired (or the agent gave up): cease sending on the pair
-    /// (RFC 7675 §5.1) and look for another path. Either side may restart
+    /// (RFC 7675 §5.1) and look for another path by an ICE restart (see
+    /// the module documentation for why not another pair directly). Either side may restart
     /// (a NAT rebinding is seen by one side only); simultaneous restarts
     /// converge, as an Answer never triggers another restart.
     fn consent_lost(&mut self, now: Instant) {

@@ -301,6 +301,66 @@ impl Call {
     }
 }
 
+/// How A's failover after a fault at `cut` went: time to the ICE restart
+/// (consent loss) and from the restart to the new selected pair.
+#[derive(Debug, Clone, Copy)]
+pub struct Failover {
+    pub to_restart: Duration,
+    pub restart_to_selected: Duration,
+}
+
+/// Asserts the protocol facts of a failover after a fault at `cut`: A
+/// restarted ICE (a `Restarting` event, counted in its stats), offered
+/// fresh credentials through signalling, B restarted in answer, and A's
+/// next pair was selected only after that restart (the agent cannot move
+/// to another pair without one; see `ice/session.rs`). Returns the timings.
+pub async fn assert_failover_by_restart(call: &Call, cut: Instant) -> Failover {
+    let restart = call
+        .a_events
+        .iter()
+        .find(|(t, e)| *t >= cut && *e == IceEvent::Restarting)
+        .map(|(t, _)| *t)
+        .unwrap_or_else(|| panic!("A did not restart ICE: {:?}", call.a_events));
+    let selected = call
+        .a_events
+        .iter()
+        .find(|(t, e)| *t >= restart && matches!(e, IceEvent::Selected(_)))
+        .map(|(t, _)| *t)
+        .unwrap_or_else(|| panic!("no pair after the restart: {:?}", call.a_events));
+    // No pair was selected between the fault and the restart.
+    assert!(
+        !call
+            .a_events
+            .iter()
+            .any(|(t, e)| *t >= cut && *t < restart && matches!(e, IceEvent::Selected(_))),
+        "a pair was selected without a restart: {:?}",
+        call.a_events
+    );
+    let offers: Vec<&String> = call
+        .a_signals
+        .iter()
+        .filter_map(|m| match m {
+            SignalMessage::Offer { ufrag, .. } => Some(ufrag),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        offers.len() >= 2 && offers.first() != offers.last(),
+        "A offered no fresh credentials: {offers:?}"
+    );
+    assert!(
+        call.b_events.contains(&IceEvent::Restarting),
+        "B did not restart: {:?}",
+        call.b_events
+    );
+    let (stats, _, _) = call.a.stats().await.unwrap();
+    assert!(stats.restarts >= 1, "{stats:?}");
+    Failover {
+        to_restart: restart - cut,
+        restart_to_selected: selected - restart,
+    }
+}
+
 /// An RTP-shaped datagram (what the SRTP layer above would hand down).
 pub fn rtp_like(tag: u8, seq: u16) -> Vec<u8> {
     let mut p = vec![0x80, 111];
