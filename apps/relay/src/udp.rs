@@ -4,9 +4,11 @@
 //! 5-tuple to one listener, so a worker never needs another's state: the
 //! ChannelData path takes no lock and allocates nothing. Datagrams are read
 //! in batches with `recvmmsg` (and GRO where the kernel has it) through
-//! `quinn-udp`, which keeps the `unsafe` out of this crate.
+//! `quinn-udp`; what one wakeup relays is queued and leaves in one
+//! `sendmmsg` per socket through `rustix`, which keep the `unsafe` out of
+//! this crate.
 
-use std::io::{self, IoSliceMut};
+use std::io::{self, IoSlice, IoSliceMut};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +17,7 @@ use std::time::{Duration, Instant};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use quinn_udp::{RecvMeta, UdpSocketState};
+use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::core::{
@@ -31,6 +34,13 @@ const BATCH: usize = quinn_udp::BATCH_SIZE;
 /// One receive slot: the largest datagram (or GRO train) plus headroom.
 const SLOT: usize = 65_536 + PEER_HEADROOM;
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+/// Most datagrams handed to one `sendmmsg`.
+const SEND_BATCH: usize = 64;
+/// Queued datagrams that force a flush before the wakeup ends.
+const MAX_QUEUED: usize = 4 * SEND_BATCH;
+/// Queued bytes that force a flush before the wakeup ends (a few
+/// full-size datagrams, or a full batch of anything smaller).
+const TX_ARENA: usize = 4 * SLOT;
 
 /// Turns port 0 into a port nobody holds. Linux may give an SO_REUSEPORT
 /// socket bound to port 0 a port that another SO_REUSEPORT socket of the
@@ -137,8 +147,8 @@ struct Worker {
     publisher: Publisher,
 }
 
-/// Sockets and send state, split from the core so a forward can borrow
-/// the receive buffer while the core is borrowed elsewhere.
+/// Sockets and send state, split from the core so a flush can borrow the
+/// sockets while the queue is borrowed elsewhere.
 struct Out<'a> {
     listeners: &'a [UdpSocket],
     relays: &'a [Option<(RelayId, UdpSocket)>],
@@ -146,23 +156,159 @@ struct Out<'a> {
 }
 
 impl Out<'_> {
-    /// Sends with a plain `sendto`: one destination per datagram, so GSO
-    /// cannot apply, and no ancillary data keeps the kernel path short.
-    fn send(&self, dest: Dest, data: &[u8]) {
-        let (sock, to) = match dest {
-            Dest::Client(c) => match self.listeners.get(c.listener as usize) {
-                Some(s) => (s, c.remote),
-                None => return,
+    /// The socket a datagram to `dest` leaves from, if it is still open.
+    fn socket(&self, dest: Dest) -> Option<&UdpSocket> {
+        match dest {
+            Dest::Client(c) => self.listeners.get(c.listener as usize),
+            Dest::Peer { relay, .. } => match self.relays.get(relay.index() as usize) {
+                Some(Some((id, s))) if *id == relay => Some(s),
+                _ => None,
             },
-            Dest::Peer { relay, addr } => match self.relays.get(relay.index() as usize) {
-                Some(Some((_, s))) => (s, addr),
-                _ => return,
-            },
-        };
-        if sock.send_to(data, to).is_err() {
-            self.publisher.send_dropped();
         }
     }
+}
+
+/// One queued datagram: its destination and its bytes in the arena.
+#[derive(Clone, Copy)]
+struct Queued {
+    dest: Dest,
+    /// Push order, so that sorting by socket keeps each flow in order.
+    seq: u32,
+    start: u32,
+    len: u32,
+}
+
+impl Queued {
+    /// Groups datagrams by the socket they leave from.
+    fn sort_key(&self) -> (u8, u32, u32) {
+        match self.dest {
+            Dest::Client(c) => (0, c.listener, self.seq),
+            Dest::Peer { relay, .. } => (1, relay.index(), self.seq),
+        }
+    }
+
+    /// Whether two datagrams leave from the same socket.
+    fn same_socket(&self, other: &Queued) -> bool {
+        match (self.dest, other.dest) {
+            (Dest::Client(a), Dest::Client(b)) => a.listener == b.listener,
+            (Dest::Peer { relay: a, .. }, Dest::Peer { relay: b, .. }) => a == b,
+            _ => false,
+        }
+    }
+
+    fn to(&self) -> SocketAddr {
+        match self.dest {
+            Dest::Client(c) => c.remote,
+            Dest::Peer { addr, .. } => addr,
+        }
+    }
+}
+
+/// Datagrams a wakeup relays, copied out of the receive buffers (which the
+/// next `recvmmsg` reuses) so that they leave together: one `sendmmsg`
+/// per socket instead of one `sendto` per datagram. The arena and the
+/// entry list keep their capacity, so queuing allocates nothing.
+struct TxQueue {
+    arena: Vec<u8>,
+    entries: Vec<Queued>,
+    /// Destination addresses in the kernel's form, reused by every batch.
+    addrs: Box<[SocketAddrAny; SEND_BATCH]>,
+}
+
+impl TxQueue {
+    fn new() -> Self {
+        TxQueue {
+            arena: Vec::with_capacity(TX_ARENA),
+            entries: Vec::with_capacity(MAX_QUEUED),
+            addrs: Box::new(std::array::from_fn(|_| {
+                SocketAddrAny::from(SocketAddr::from(([0, 0, 0, 0], 0)))
+            })),
+        }
+    }
+
+    /// Whether `len` more bytes fit without a flush.
+    fn has_room(&self, len: usize) -> bool {
+        self.arena.is_empty() || self.arena.len() + len <= TX_ARENA
+    }
+
+    fn push(&mut self, dest: Dest, data: &[u8]) {
+        let start = self.arena.len() as u32;
+        self.arena.extend_from_slice(data);
+        self.entries.push(Queued {
+            dest,
+            seq: self.entries.len() as u32,
+            start,
+            len: data.len() as u32,
+        });
+    }
+
+    /// Sends everything queued, in push order per socket.
+    fn flush(&mut self, out: &Out<'_>) {
+        self.entries.sort_unstable_by_key(Queued::sort_key);
+        let mut rest = &self.entries[..];
+        while let Some(first) = rest.first() {
+            let run = rest.iter().take_while(|e| e.same_socket(first)).count();
+            let (group, tail) = rest.split_at(run);
+            rest = tail;
+            let dropped = match out.socket(first.dest) {
+                Some(sock) => group
+                    .chunks(SEND_BATCH)
+                    .map(|c| send_batch(sock, &self.arena, c, &mut self.addrs))
+                    .sum(),
+                None => group.len(),
+            };
+            for _ in 0..dropped {
+                out.publisher.send_dropped();
+            }
+        }
+        self.entries.clear();
+        self.arena.clear();
+    }
+}
+
+/// Sends up to [`SEND_BATCH`] datagrams from one socket, with `sendmmsg`
+/// when there are several; returns how many were dropped. A full send
+/// buffer drops the rest of the batch (as a `sendto` would have dropped
+/// each); any other error drops only the datagram the kernel stopped at.
+fn send_batch(
+    sock: &UdpSocket,
+    arena: &[u8],
+    batch: &[Queued],
+    addrs: &mut [SocketAddrAny; SEND_BATCH],
+) -> usize {
+    let bytes = |e: &Queued| &arena[e.start as usize..(e.start + e.len) as usize];
+    if let [one] = batch {
+        // A lone datagram: plain sendto, no headers to build.
+        return usize::from(sock.send_to(bytes(one), one.to()).is_err());
+    }
+    for (a, e) in addrs.iter_mut().zip(batch) {
+        *a = SocketAddrAny::from(e.to());
+    }
+    let iovs: [[IoSlice<'_>; 1]; SEND_BATCH] =
+        std::array::from_fn(|i| [IoSlice::new(batch.get(i).map_or(&[][..], bytes))]);
+    let mut control: [SendAncillaryBuffer<'_, '_, '_>; SEND_BATCH] =
+        std::array::from_fn(|_| SendAncillaryBuffer::default());
+    let mut msgs: [MMsgHdr<'_>; SEND_BATCH] = {
+        let mut parts = addrs.iter().zip(&iovs).zip(control.iter_mut());
+        std::array::from_fn(|_| {
+            let ((addr, iov), control) = parts.next().expect("SEND_BATCH of each");
+            MMsgHdr::new_with_addr(addr, iov, control)
+        })
+    };
+    let n = batch.len();
+    let (mut done, mut dropped) = (0, 0);
+    while done < n {
+        match rustix::net::sendmmsg(sock, &mut msgs[done..n], SendFlags::empty()) {
+            Ok(0) | Err(rustix::io::Errno::AGAIN) => return dropped + n - done,
+            Ok(k) => done += k,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => {
+                dropped += 1;
+                done += 1;
+            }
+        }
+    }
+    dropped
 }
 
 impl Worker {
@@ -170,6 +316,7 @@ impl Worker {
         let mut events = Events::with_capacity(256);
         let mut bufs = vec![0u8; BATCH * SLOT];
         let mut metas = [RecvMeta::default(); BATCH];
+        let mut tx = TxQueue::new();
         let mut last_publish = Instant::now();
         loop {
             let now = Instant::now();
@@ -187,21 +334,28 @@ impl Worker {
                 match ev.token() {
                     WAKER => {}
                     Token(i) if i < RELAY_BASE => {
-                        self.drain(Source::Listener(i), &mut bufs, &mut metas)
+                        self.drain(Source::Listener(i), &mut bufs, &mut metas, &mut tx)
                     }
-                    Token(t) => self.drain(Source::Relay(t - RELAY_BASE), &mut bufs, &mut metas),
+                    Token(t) => self.drain(
+                        Source::Relay(t - RELAY_BASE),
+                        &mut bufs,
+                        &mut metas,
+                        &mut tx,
+                    ),
                 }
             }
             let now = Instant::now();
             self.core.handle_timeout(now);
-            self.control(now);
+            self.control(now, &mut tx);
+            tx.flush(&self.out());
             if now - last_publish >= PUBLISH_EVERY {
                 self.publisher
                     .publish(self.core.stats(), self.core.allocations());
                 last_publish = now;
             }
             if self.shutdown.load(Ordering::Relaxed) {
-                self.control(now);
+                self.control(now, &mut tx);
+                tx.flush(&self.out());
                 self.publisher.publish(self.core.stats(), 0);
                 return;
             }
@@ -209,7 +363,13 @@ impl Worker {
     }
 
     /// Reads a socket until it would block, a batch at a time.
-    fn drain(&mut self, src: Source, bufs: &mut [u8], metas: &mut [RecvMeta; BATCH]) {
+    fn drain(
+        &mut self,
+        src: Source,
+        bufs: &mut [u8],
+        metas: &mut [RecvMeta; BATCH],
+        tx: &mut TxQueue,
+    ) {
         let head = match src {
             Source::Listener(_) => 0,
             Source::Relay(_) => PEER_HEADROOM,
@@ -255,7 +415,7 @@ impl Worker {
                             let r = self
                                 .core
                                 .handle_input(now, Input::Client { client, data: seg });
-                            self.forward(r, seg);
+                            self.forward(r, seg, tx);
                         }
                     }
                     Source::Relay(i) => {
@@ -272,10 +432,10 @@ impl Worker {
                                 data,
                             },
                         );
-                        self.forward(r, &slot[..PEER_HEADROOM + meta.len]);
+                        self.forward(r, &slot[..PEER_HEADROOM + meta.len], tx);
                     }
                 }
-                self.control(now);
+                self.control(now, tx);
             }
             // A short batch means the queue was empty: skip the extra
             // recvmmsg that would only return EAGAIN. Safe with edge
@@ -294,14 +454,22 @@ impl Worker {
         }
     }
 
-    fn forward<E>(&self, r: Result<Option<Forward>, E>, buf: &[u8]) {
+    fn forward<E>(&self, r: Result<Option<Forward>, E>, buf: &[u8], tx: &mut TxQueue) {
         if let Ok(Some(f)) = r {
-            self.out().send(f.dest, &buf[f.range]);
+            self.queue(tx, f.dest, &buf[f.range]);
         }
     }
 
-    /// Acts on the core's events and sends its control answers.
-    fn control(&mut self, now: Instant) {
+    /// Queues a datagram, flushing first if the queue is full.
+    fn queue(&self, tx: &mut TxQueue, dest: Dest, data: &[u8]) {
+        if !tx.has_room(data.len()) || tx.entries.len() >= MAX_QUEUED {
+            tx.flush(&self.out());
+        }
+        tx.push(dest, data);
+    }
+
+    /// Acts on the core's events and queues its control answers.
+    fn control(&mut self, now: Instant, tx: &mut TxQueue) {
         loop {
             if let Some(ev) = self.core.poll_event() {
                 match ev {
@@ -328,7 +496,7 @@ impl Worker {
                 continue;
             }
             match self.core.poll_transmit() {
-                Some(t) => self.out().send(t.dest, &t.data),
+                Some(t) => self.queue(tx, t.dest, &t.data),
                 None => return,
             }
         }
