@@ -3,11 +3,18 @@
 //!
 //! For 160-byte ChannelData over 8 and 64 allocations (both directions:
 //! clients send ChannelData, a peer sends raw UDP to the relayed
-//! addresses), it sweeps the offered rate and reports relayed packets per
-//! CPU-second of the relay process (utime+stime from /proc/<pid>/stat) and
-//! the highest offered rate with < 0.1% loss; then the RSS growth per idle
-//! allocation at 10k allocations. Not criterion-shaped: prints its own
-//! table and a final JSON line.
+//! addresses), both relays run side by side and get the same offered
+//! rates in alternating 1 s steps (so that other load on this shared
+//! 2-core machine hits both alike). The headline figure is relayed packets
+//! per CPU-second of the relay process (scheduler runtime of all its
+//! threads from /proc/<pid>/task/*/schedstat), summed over the steps both
+//! relayed without loss; then a sweep for the highest offered rate with
+//! < 0.1% loss, and the RSS growth per idle allocation at 10k allocations.
+//! Not criterion-shaped: prints its own table and a final JSON line.
+//!
+//! `SOTTO_RELAY_BENCH_RATES=40000` runs the CPU comparison at the given
+//! rates only; `SOTTO_RELAY_BENCH_CPU_ONLY=1` skips the sweep and the
+//! memory figure (both for profiling).
 //!
 //! The sotto side runs in a child process: this bench binary re-executes
 //! itself with `SOTTO_RELAY_BENCH_SERVER` set and starts
@@ -29,9 +36,25 @@ const PASS: &str = "bench-password";
 const REALM: &str = "sotto.bench";
 const PAYLOAD: usize = 160;
 const STEP: Duration = Duration::from_millis(1000);
-const RATES: &[u64] = &[
-    5_000, 10_000, 20_000, 40_000, 60_000, 80_000, 100_000, 130_000, 160_000, 200_000, 260_000,
-];
+/// Offered rates (pkt/s, both directions together) of the CPU comparison:
+/// low enough that both relays keep up while the generator shares the
+/// machine's two cores with them.
+const CPU_RATES: &[u64] = &[10_000, 20_000, 40_000, 80_000];
+/// `CPU_RATES`, or a comma-separated list in `SOTTO_RELAY_BENCH_RATES`
+/// (for profiling one load).
+fn cpu_rates() -> Vec<u64> {
+    std::env::var("SOTTO_RELAY_BENCH_RATES")
+        .ok()
+        .and_then(|v| v.split(',').map(|r| r.trim().parse().ok()).collect())
+        .unwrap_or_else(|| CPU_RATES.to_vec())
+}
+/// Each CPU rate is run this many times per relay, alternating the order.
+const REPS: usize = 2;
+/// How often the (timer-driven) receiver drains its sockets; their 4 MiB
+/// buffers hold far more than arrives in this time.
+const RX_INTERVAL: Duration = Duration::from_micros(500);
+/// Rates tried after the CPU comparison for the highest lossless rate.
+const SWEEP_RATES: &[u64] = &[100_000, 130_000, 160_000, 200_000, 260_000];
 const IDLE_ALLOCATIONS: usize = 10_000;
 
 fn main() {
@@ -42,39 +65,34 @@ fn main() {
         which("turnserver"),
         "turnserver (Debian coturn) not found: the relay bench needs it (cargo xtask setup)"
     );
-    let clk_tck: f64 = Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0);
-
+    let only_cpu = std::env::var_os("SOTTO_RELAY_BENCH_CPU_ONLY").is_some();
     let mut rows = Vec::new();
     for allocations in [8usize, 64] {
-        let mut per_impl = Vec::new();
-        for imp in [Impl::Sotto, Impl::Coturn] {
-            let server = Server::start(imp);
-            let r = throughput(&server, allocations, clk_tck);
+        let servers = [Server::start(Impl::Sotto), Server::start(Impl::Coturn)];
+        let r = throughput(&servers, allocations, !only_cpu);
+        for (imp, r) in servers.iter().map(|s| s.imp).zip(&r) {
             println!(
-                "relay/{allocations}_allocations {:>7}: {:>9.0} relayed pkt per CPU-s, max rate with <0.1% loss {:>7} pkt/s",
+                "relay/{allocations}_allocations {:>7}: {:>9.0} relayed pkt per CPU-s ({:.2} us, {:.2} context switches per packet), max rate with <0.1% loss {:>7} pkt/s",
                 imp.name(),
                 r.per_cpu_s,
+                r.ns_per_packet / 1e3,
+                r.switches_per_packet,
                 r.max_lossless
             );
-            per_impl.push(r);
         }
-        rows.push((allocations, per_impl));
+        rows.push((allocations, r));
     }
-    let mut memory = Vec::new();
-    for imp in [Impl::Sotto, Impl::Coturn] {
-        let server = Server::start(imp);
-        let bytes = idle_memory(&server);
-        println!(
-            "relay/idle_{IDLE_ALLOCATIONS} {:>7}: {:>7.0} bytes RSS per idle allocation",
-            imp.name(),
-            bytes
-        );
-        memory.push(bytes);
+    let mut memory = vec![0.0; 2];
+    if !only_cpu {
+        for (imp, m) in [Impl::Sotto, Impl::Coturn].into_iter().zip(&mut memory) {
+            let server = Server::start(imp);
+            *m = idle_memory(&server);
+            println!(
+                "relay/idle_{IDLE_ALLOCATIONS} {:>7}: {:>7.0} bytes RSS per idle allocation",
+                imp.name(),
+                *m
+            );
+        }
     }
 
     println!();
@@ -95,8 +113,13 @@ fn main() {
             r[1].max_lossless
         );
         cases.push(format!(
-            "{{\"case\":\"{n}_allocations\",\"sotto_per_cpu_s\":{:.0},\"coturn_per_cpu_s\":{:.0},\"ratio\":{ratio:.3},\"sotto_max_lossless_pps\":{},\"coturn_max_lossless_pps\":{}}}",
-            r[0].per_cpu_s, r[1].per_cpu_s, r[0].max_lossless, r[1].max_lossless
+            "{{\"case\":\"{n}_allocations\",\"sotto_per_cpu_s\":{:.0},\"coturn_per_cpu_s\":{:.0},\"ratio\":{ratio:.3},\"sotto_switches_per_pkt\":{:.3},\"coturn_switches_per_pkt\":{:.3},\"sotto_max_lossless_pps\":{},\"coturn_max_lossless_pps\":{}}}",
+            r[0].per_cpu_s,
+            r[1].per_cpu_s,
+            r[0].switches_per_packet,
+            r[1].switches_per_packet,
+            r[0].max_lossless,
+            r[1].max_lossless
         ));
     }
     println!(
@@ -128,6 +151,7 @@ impl Impl {
 
 /// The relay under test, killed on drop.
 struct Server {
+    imp: Impl,
     child: Child,
     addr: SocketAddr,
     _dir: std::path::PathBuf,
@@ -168,6 +192,7 @@ impl Server {
                     .parse()
                     .unwrap();
                 Server {
+                    imp,
                     child,
                     addr,
                     _dir: dir,
@@ -226,6 +251,7 @@ impl Server {
                 let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
                 wait_binding(addr);
                 Server {
+                    imp,
                     child,
                     addr,
                     _dir: dir,
@@ -234,11 +260,32 @@ impl Server {
         }
     }
 
-    fn cpu_ticks(&self) -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        let after = &stat[stat.rfind(')').unwrap() + 2..];
-        let f: Vec<&str> = after.split_whitespace().collect();
-        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    /// CPU time (ns) and context switches of every thread of the relay
+    /// process so far. The scheduler's runtime is exact, where the
+    /// utime/stime of /proc/<pid>/stat are sampled at the tick; both
+    /// include the softirq work (loopback delivery) done on the process's
+    /// behalf, as this kernel does not account IRQ time apart.
+    fn cpu(&self) -> (u64, u64) {
+        let (mut ns, mut switches) = (0, 0);
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).unwrap();
+        for t in tasks.flatten() {
+            let p = t.path();
+            if let Ok(s) = std::fs::read_to_string(p.join("schedstat")) {
+                ns += s
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+            if let Ok(s) = std::fs::read_to_string(p.join("status")) {
+                switches += s
+                    .lines()
+                    .filter(|l| l.contains("ctxt_switches:"))
+                    .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                    .sum::<u64>();
+            }
+        }
+        (ns, switches)
     }
 
     fn rss_bytes(&self) -> u64 {
@@ -394,125 +441,248 @@ impl Client {
     }
 }
 
-struct Throughput {
-    per_cpu_s: f64,
-    max_lossless: u64,
+/// One allocation count's load against one relay: the clients, the peer,
+/// and a receiver thread counting what comes back in each direction.
+struct Load {
+    frames: Vec<(usize, SocketAddr, Vec<u8>)>,
+    senders: Vec<UdpSocket>,
+    received: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    receiver: Option<std::thread::JoinHandle<()>>,
 }
 
-fn throughput(server: &Server, n: usize, clk_tck: f64) -> Throughput {
-    let peer = bench_socket();
-    let peer_addr = peer.local_addr().unwrap();
-    let mut clients: Vec<Client> = (0..n)
-        .map(|i| Client::allocate(server.addr, i as u64 + 1))
-        .collect();
-    for (i, c) in clients.iter_mut().enumerate() {
-        let ch = 0x4000 + i as u16;
-        c.request(server.addr, method::CHANNEL_BIND, |b| {
-            b.u32(attr::CHANNEL_NUMBER, u32::from(ch) << 16)
-                .xor_addr(attr::XOR_PEER_ADDRESS, peer_addr);
-        });
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(r) = self.receiver.take() {
+            let _ = r.join();
+        }
     }
-    // Receivers: mio over the client sockets and the peer socket.
-    let recv_c2p = Arc::new(AtomicU64::new(0));
-    let recv_p2c = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut poll = mio::Poll::new().unwrap();
-    let mut rx: Vec<mio::net::UdpSocket> = Vec::new();
-    for (i, s) in std::iter::once(&peer)
-        .chain(clients.iter().map(|c| &c.sock))
-        .enumerate()
-    {
-        let clone = s.try_clone().unwrap();
-        clone.set_nonblocking(true).unwrap();
-        let mut m = mio::net::UdpSocket::from_std(clone);
-        poll.registry()
-            .register(&mut m, mio::Token(i), mio::Interest::READABLE)
-            .unwrap();
-        rx.push(m);
-    }
-    let receiver = {
-        let (c2p, p2c, stop) = (recv_c2p.clone(), recv_p2c.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let mut events = mio::Events::with_capacity(256);
-            let mut buf = [0u8; 2048];
-            while !stop.load(Ordering::Relaxed) {
-                let _ = poll.poll(&mut events, Some(Duration::from_millis(50)));
-                for ev in events.iter() {
-                    let i = ev.token().0;
-                    while let Ok(len) = rx[i].recv(&mut buf) {
-                        if i == 0 && len == PAYLOAD {
-                            c2p.fetch_add(1, Ordering::Relaxed);
-                        } else if i > 0 && len == PAYLOAD + 4 && buf[0] & 0xc0 == 0x40 {
-                            p2c.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-            }
-        })
-    };
-    // Datagrams to send, in round-robin order: ChannelData from each client,
-    // then raw data from the peer to each relayed address.
-    let mut frames: Vec<(usize, SocketAddr, Vec<u8>)> = Vec::new();
-    for (i, c) in clients.iter().enumerate() {
-        let mut cd = vec![0u8; 4 + PAYLOAD];
-        cd[..2].copy_from_slice(&(0x4000 + i as u16).to_be_bytes());
-        cd[2..4].copy_from_slice(&(PAYLOAD as u16).to_be_bytes());
-        frames.push((i + 1, server.addr, cd));
-        frames.push((0, c.relayed, vec![0xab; PAYLOAD]));
-    }
-    let senders: Vec<&UdpSocket> = std::iter::once(&peer)
-        .chain(clients.iter().map(|c| &c.sock))
-        .collect();
+}
 
-    let (mut relayed_total, mut cpu_total) = (0u64, 0f64);
-    let mut max_lossless = 0;
-    for &rate in RATES {
-        let (c0, p0) = (
-            recv_c2p.load(Ordering::Relaxed),
-            recv_p2c.load(Ordering::Relaxed),
-        );
-        let cpu0 = server.cpu_ticks();
+/// What one step at a fixed offered rate measured.
+#[derive(Clone, Copy, Default)]
+struct Step {
+    sent: u64,
+    received: u64,
+    cpu_ns: u64,
+    switches: u64,
+}
+
+impl Step {
+    fn loss(&self) -> f64 {
+        1.0 - self.received as f64 / self.sent.max(1) as f64
+    }
+
+    /// What the generator actually offered, per second: on a shared
+    /// 2-core machine it cannot always reach the nominal rate.
+    fn offered(&self) -> u64 {
+        self.sent * 1000 / STEP.as_millis() as u64
+    }
+}
+
+impl Load {
+    /// `n` allocations on `server`, each with a channel to one peer socket.
+    fn new(server: &Server, n: usize) -> Load {
+        let peer = bench_socket();
+        let peer_addr = peer.local_addr().unwrap();
+        let mut clients: Vec<Client> = (0..n)
+            .map(|i| Client::allocate(server.addr, i as u64 + 1))
+            .collect();
+        for (i, c) in clients.iter_mut().enumerate() {
+            let ch = 0x4000 + i as u16;
+            c.request(server.addr, method::CHANNEL_BIND, |b| {
+                b.u32(attr::CHANNEL_NUMBER, u32::from(ch) << 16)
+                    .xor_addr(attr::XOR_PEER_ADDRESS, peer_addr);
+            });
+        }
+        // Datagrams in round-robin order: ChannelData from each client,
+        // then raw data from the peer to that client's relayed address.
+        let mut frames = Vec::new();
+        for (i, c) in clients.iter().enumerate() {
+            let mut cd = vec![0u8; 4 + PAYLOAD];
+            cd[..2].copy_from_slice(&(0x4000 + i as u16).to_be_bytes());
+            cd[2..4].copy_from_slice(&(PAYLOAD as u16).to_be_bytes());
+            frames.push((i + 1, server.addr, cd));
+            frames.push((0, c.relayed, vec![0xab; PAYLOAD]));
+        }
+        let senders: Vec<UdpSocket> = std::iter::once(peer)
+            .chain(clients.into_iter().map(|c| c.sock))
+            .collect();
+        let received = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let rx: Vec<UdpSocket> = senders
+            .iter()
+            .map(|s| {
+                let clone = s.try_clone().unwrap();
+                clone.set_nonblocking(true).unwrap();
+                clone
+            })
+            .collect();
+        let receiver = {
+            let (count, stop) = (received.clone(), stop.clone());
+            std::thread::spawn(move || receive(&rx, &count, &stop))
+        };
+        Load {
+            frames,
+            senders,
+            received,
+            stop,
+            receiver: Some(receiver),
+        }
+    }
+
+    /// Offers `rate` datagrams per second for `STEP`, then waits for
+    /// stragglers and reads what the relay process spent.
+    fn step(&self, server: &Server, rate: u64) -> Step {
+        let r0 = self.received.load(Ordering::Relaxed);
+        let (cpu0, sw0) = server.cpu();
         let start = Instant::now();
         let mut sent = 0u64;
         let mut k = 0;
         while start.elapsed() < STEP {
             let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
             while sent < due {
-                let (s, to, data) = &frames[k];
-                let _ = senders[*s].send_to(data, to);
-                k = (k + 1) % frames.len();
+                let (s, to, data) = &self.frames[k];
+                let _ = self.senders[*s].send_to(data, to);
+                k = (k + 1) % self.frames.len();
                 sent += 1;
             }
             std::thread::sleep(Duration::from_micros(200));
         }
         std::thread::sleep(Duration::from_millis(300));
-        let cpu = (server.cpu_ticks() - cpu0) as f64 / clk_tck;
-        let received =
-            recv_c2p.load(Ordering::Relaxed) - c0 + recv_p2c.load(Ordering::Relaxed) - p0;
-        let loss = 1.0 - received as f64 / sent as f64;
-        println!(
-            "  {:>6} {n:>2} alloc offered {rate:>7}/s sent {sent:>7} received {received:>7} loss {:>6.3}% relay CPU {cpu:.2}s",
-            "",
-            loss * 100.0
-        );
-        // Count what the generator actually offered: on a shared 2-core
-        // machine it cannot always reach the nominal rate.
-        let offered = (sent as f64 / STEP.as_secs_f64()) as u64;
-        if loss < 0.001 {
-            max_lossless = max_lossless.max(offered);
-            relayed_total += received;
-            cpu_total += cpu;
-        }
-        if loss > 0.05 {
-            break;
+        let (cpu1, sw1) = server.cpu();
+        Step {
+            sent,
+            received: self.received.load(Ordering::Relaxed) - r0,
+            cpu_ns: cpu1 - cpu0,
+            switches: sw1 - sw0,
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    receiver.join().unwrap();
-    Throughput {
-        per_cpu_s: relayed_total as f64 / cpu_total.max(1.0 / clk_tck),
-        max_lossless,
+}
+
+/// Counts what the relay delivers until `stop`. By default it wakes on a
+/// timer and drains every socket, so that no datagram the relay sends has
+/// to wake a sleeping receiver: on loopback that wakeup (an IPI on this
+/// VM) would be charged to the relay's CPU, which a relay sending onto a
+/// real network never pays. `SOTTO_RELAY_BENCH_RX=epoll` waits in epoll
+/// instead (the receiver is then woken by the relay's sends).
+fn receive(rx: &[UdpSocket], count: &AtomicU64, stop: &AtomicBool) {
+    let epoll = std::env::var("SOTTO_RELAY_BENCH_RX").is_ok_and(|v| v == "epoll");
+    let mut poll = mio::Poll::new().unwrap();
+    // Registered only when used: a registered socket costs the sender a
+    // callback per datagram even when nobody waits.
+    for (i, s) in rx.iter().enumerate().filter(|_| epoll) {
+        use std::os::fd::AsRawFd;
+        poll.registry()
+            .register(
+                &mut mio::unix::SourceFd(&s.as_raw_fd()),
+                mio::Token(i),
+                mio::Interest::READABLE,
+            )
+            .unwrap();
     }
+    let mut events = mio::Events::with_capacity(256);
+    let mut buf = [0u8; 2048];
+    let mut drain = |i: usize, s: &UdpSocket| {
+        while let Ok(len) = s.recv(&mut buf) {
+            // The peer gets the bare payload; a client gets it as ChannelData.
+            let ok = if i == 0 {
+                len == PAYLOAD
+            } else {
+                len == PAYLOAD + 4 && buf[0] & 0xc0 == 0x40
+            };
+            if ok {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    };
+    while !stop.load(Ordering::Relaxed) {
+        if epoll {
+            let _ = poll.poll(&mut events, Some(Duration::from_millis(50)));
+            for ev in events.iter() {
+                drain(ev.token().0, &rx[ev.token().0]);
+            }
+        } else {
+            std::thread::sleep(RX_INTERVAL);
+            for (i, s) in rx.iter().enumerate() {
+                drain(i, s);
+            }
+        }
+    }
+}
+
+/// Per-relay result of one allocation count.
+#[derive(Default)]
+struct Throughput {
+    per_cpu_s: f64,
+    ns_per_packet: f64,
+    switches_per_packet: f64,
+    max_lossless: u64,
+}
+
+/// Measures both relays with `n` allocations each. The CPU comparison
+/// alternates the two relays step by step at the same offered rates, so
+/// that other load on the machine hits both alike, and counts only the
+/// steps both relayed without loss; the lossless-rate sweep follows.
+fn throughput(servers: &[Server; 2], n: usize, sweep: bool) -> [Throughput; 2] {
+    let loads = [Load::new(&servers[0], n), Load::new(&servers[1], n)];
+    let mut sums = [Step::default(); 2];
+    let mut out: [Throughput; 2] = Default::default();
+    for (i, &rate) in cpu_rates().iter().enumerate() {
+        for rep in 0..REPS {
+            let order = if (i + rep) % 2 == 0 { [0, 1] } else { [1, 0] };
+            let mut steps = [Step::default(); 2];
+            for j in order {
+                steps[j] = loads[j].step(&servers[j], rate);
+            }
+            let both_lossless = steps.iter().all(|s| s.loss() < 0.001);
+            for (j, s) in steps.iter().enumerate() {
+                println!(
+                    "  {n:>2} alloc {:>6} offered {rate:>6}/s sent {:>6} received {:>6} loss {:>6.3}% CPU {:>6.1} ms = {:>5.2} us/pkt, {:.2} switches/pkt{}",
+                    servers[j].imp.name(),
+                    s.sent,
+                    s.received,
+                    s.loss() * 100.0,
+                    s.cpu_ns as f64 / 1e6,
+                    s.cpu_ns as f64 / 1e3 / s.received.max(1) as f64,
+                    s.switches as f64 / s.received.max(1) as f64,
+                    if both_lossless { "" } else { " (not counted)" }
+                );
+                if s.loss() < 0.001 {
+                    out[j].max_lossless = out[j].max_lossless.max(s.offered());
+                }
+                if both_lossless {
+                    sums[j].received += s.received;
+                    sums[j].cpu_ns += s.cpu_ns;
+                    sums[j].switches += s.switches;
+                }
+            }
+        }
+    }
+    for j in 0..2 {
+        let s = sums[j];
+        out[j].per_cpu_s = s.received as f64 * 1e9 / s.cpu_ns.max(1) as f64;
+        out[j].ns_per_packet = s.cpu_ns as f64 / s.received.max(1) as f64;
+        out[j].switches_per_packet = s.switches as f64 / s.received.max(1) as f64;
+        for &rate in SWEEP_RATES.iter().take(if sweep { usize::MAX } else { 0 }) {
+            let s = loads[j].step(&servers[j], rate);
+            println!(
+                "  {n:>2} alloc {:>6} sweep {rate:>7}/s sent {:>7} received {:>7} loss {:>6.3}%",
+                servers[j].imp.name(),
+                s.sent,
+                s.received,
+                s.loss() * 100.0
+            );
+            if s.loss() < 0.001 {
+                out[j].max_lossless = out[j].max_lossless.max(s.offered());
+            }
+            if s.loss() > 0.05 {
+                break;
+            }
+        }
+    }
+    out
 }
 
 fn idle_memory(server: &Server) -> f64 {
