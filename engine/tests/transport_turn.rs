@@ -211,6 +211,32 @@ async fn relay_only_call_through_coturn_over_ipv6() {
     println!("IPv6 relayed path: {path:?}");
 }
 
+/// A server reached over IPv6 that relays only on IPv4 refuses the IPv6
+/// request (440, which ends the allocation without the fallback); the
+/// client asks again without it and gets an IPv4 relay.
+#[test]
+fn ipv6_client_falls_back_to_an_ipv4_relay() {
+    if !has_ipv6_loopback() {
+        println!("SKIPPED: no IPv6 loopback (::1 missing from /proc/net/if_inet6)");
+        return;
+    }
+    let turn = Coturn::start_v6_relaying_v4(Auth::LongTerm {
+        user: "u",
+        pass: "p",
+    });
+    let cand = allocate(TurnServer {
+        addr: turn.addr,
+        username: "u".into(),
+        password: "p".into(),
+        realm: REALM.into(),
+    })
+    .expect("allocation after the 440");
+    assert!(
+        cand.contains(" 127.0.0.1 ") && cand.contains("typ relay"),
+        "{cand}"
+    );
+}
+
 /// Refresh (RFC 8656 §7): coturn allocations do not expire during a call.
 /// coturn always grants its default lifetime to a client that asks for none,
 /// so the refresh interval is capped at 1 s here and coturn's own log must

@@ -45,9 +45,14 @@ pub(crate) struct TurnLink {
     pub(crate) server: SocketAddr,
     pub(crate) relayed: Option<SocketAddr>,
     client: Client,
+    /// Whether Allocate requests ask for an IPv6 relay (server reached
+    /// over IPv6, and it has not refused that family).
+    ask_ipv6: bool,
     /// Username and password, to re-sign an Allocate that asks for IPv6.
     creds: Option<TurnServer>,
     provider: Arc<dyn RTCCryptoProvider>,
+    /// Time of the latest input, for a retry decided while polling events.
+    last_now: Instant,
 }
 
 impl TurnLink {
@@ -94,13 +99,16 @@ impl TurnLink {
             server,
             relayed: None,
             client,
+            ask_ipv6: kind == LinkKind::Turn && server.is_ipv6(),
             creds: creds.cloned(),
             provider,
+            last_now: now,
         })
     }
 
     /// Feeds a datagram that came from this link's server.
     pub(crate) fn handle_read(&mut self, now: Instant, data: &[u8]) -> Result<(), IceError> {
+        self.last_now = now;
         let msg = rtc_shared::TaggedBytesMut {
             now,
             transport: rtc_shared::TransportContext {
@@ -141,6 +149,7 @@ impl TurnLink {
     }
 
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        self.last_now = now;
         let _ = self.client.handle_timeout(now);
     }
 
@@ -151,7 +160,7 @@ impl TurnLink {
     /// Next datagram to send to the server (always from `self.socket`).
     pub(crate) fn poll_write(&mut self) -> Option<Vec<u8>> {
         let m = self.client.poll_write()?.message;
-        if self.server.is_ipv6() && m.get(..2) == Some(&ALLOCATE_REQUEST[..]) {
+        if self.ask_ipv6 && m.get(..2) == Some(&ALLOCATE_REQUEST[..]) {
             // Unreadable input cannot happen (the client built it); sent as is then.
             return Some(self.ask_for_ipv6(&m).unwrap_or_else(|| m.to_vec()));
         }
@@ -162,8 +171,10 @@ impl TurnLink {
     /// it again. Without it a server allocates IPv4 (RFC 8656 §7.1, RFC 6156
     /// §4.2; coturn answers 440 when it relays on IPv6 only), and an IPv6
     /// client must relay on IPv6 for the peer's IPv6 candidates to pair with
-    /// ours. `rtc-turn` 0.21 cannot add the attribute itself; the rebuilt
-    /// request keeps the transaction ID, so the client matches the answer.
+    /// ours. A server that refuses IPv6 (440) is asked again without it
+    /// (see `poll_event`). `rtc-turn` 0.21 cannot add the attribute itself;
+    /// the rebuilt request keeps the transaction ID, so the client matches
+    /// the answer.
     fn ask_for_ipv6(&self, raw: &[u8]) -> Option<Vec<u8>> {
         let mut orig = Message::new();
         orig.unmarshal_binary(raw).ok()?;
@@ -213,6 +224,19 @@ impl TurnLink {
                     continue;
                 }
                 Event::TransactionTimeout(_) => LinkEvent::Failed("timeout".into()),
+                // 440 Address Family not Supported (RFC 8656 §7.2) to our
+                // IPv6 request: allocate again, letting the server pick its
+                // default (IPv4) relay. rtc-turn reports the code only in
+                // the error's text ("... (error 440: ...)").
+                Event::AllocateError(_, e)
+                    if self.ask_ipv6 && e.to_string().contains("(error 440") =>
+                {
+                    self.ask_ipv6 = false;
+                    match self.client.allocate(self.last_now) {
+                        Ok(_) => continue,
+                        Err(e) => LinkEvent::Failed(e.to_string()),
+                    }
+                }
                 Event::AllocateError(_, e) | Event::BindingError(_, e) => {
                     LinkEvent::Failed(e.to_string())
                 }

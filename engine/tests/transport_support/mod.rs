@@ -51,20 +51,34 @@ pub fn has_ipv6_loopback() -> bool {
 impl Coturn {
     /// Starts coturn on 127.0.0.1 on a free port and waits until it answers STUN.
     pub fn start(auth: Auth) -> Self {
-        Self::start_at(auth, Ipv4Addr::LOCALHOST.into(), &[])
+        let v4 = Ipv4Addr::LOCALHOST.into();
+        Self::start_at(auth, v4, v4, &[])
     }
 
     /// Like [`Coturn::start`] on ::1: it listens and relays on IPv6 only.
     pub fn start_v6(auth: Auth) -> Self {
-        Self::start_at(auth, Ipv6Addr::LOCALHOST.into(), &[])
+        let v6 = Ipv6Addr::LOCALHOST.into();
+        Self::start_at(auth, v6, v6, &[])
+    }
+
+    /// Listens on ::1 but relays on 127.0.0.1 only (refuses IPv6 relays).
+    pub fn start_v6_relaying_v4(auth: Auth) -> Self {
+        Self::start_at(
+            auth,
+            Ipv6Addr::LOCALHOST.into(),
+            Ipv4Addr::LOCALHOST.into(),
+            &[],
+        )
     }
 
     /// Like [`Coturn::start`] with extra `turnserver` flags.
     pub fn start_with(auth: Auth, extra: &[&str]) -> Self {
-        Self::start_at(auth, Ipv4Addr::LOCALHOST.into(), extra)
+        let v4 = Ipv4Addr::LOCALHOST.into();
+        Self::start_at(auth, v4, v4, extra)
     }
 
-    fn start_at(auth: Auth, ip: IpAddr, extra: &[&str]) -> Self {
+    /// coturn listening on `ip` and relaying from `relay`.
+    fn start_at(auth: Auth, ip: IpAddr, relay: IpAddr, extra: &[&str]) -> Self {
         let port = free_udp_port(ip);
         let family = if ip.is_ipv6() { "v6" } else { "v4" };
         let dir = std::env::temp_dir().join(format!(
@@ -72,13 +86,13 @@ impl Coturn {
             std::process::id()
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        let ip_arg = ip.to_string();
+        let (ip_arg, relay_arg) = (ip.to_string(), relay.to_string());
         let mut args: Vec<String> = [
             "-n",
             "--listening-ip",
             &ip_arg,
             "--relay-ip",
-            &ip_arg,
+            &relay_arg,
             "--allow-loopback-peers",
             "--no-tls",
             "--no-dtls",
