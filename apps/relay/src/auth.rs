@@ -678,8 +678,7 @@ mod tests {
             user: &str,
             key: &Key,
             integrity: Integrity,
-            offer: Option<&[u8]>,
-            chosen: Option<u16>,
+            (offer, chosen): (Option<&[u8]>, Option<u16>),
             nonce: &str,
             secs: u64,
         ) -> Result<(PasswordAlgorithm, Integrity), u16> {
@@ -724,15 +723,15 @@ mod tests {
         let s = Setup::new();
         let (nonce, _) = s.challenge();
         let md5 = Key::derive("alice", REALM, "pw");
-        let ok = s.check("alice", &md5, Integrity::Sha1, None, None, &nonce, 10);
+        let ok = s.check("alice", &md5, Integrity::Sha1, (None, None), &nonce, 10);
         assert_eq!(ok, Ok((PasswordAlgorithm::Md5, Integrity::Sha1)));
         // The legacy `0x` user has only an MD5 key, and it works.
         let legacy = Key::derive("legacy", REALM, "pass");
-        let ok = s.check("legacy", &legacy, Integrity::Sha1, None, None, &nonce, 10);
+        let ok = s.check("legacy", &legacy, Integrity::Sha1, (None, None), &nonce, 10);
         assert_eq!(ok, Ok((PasswordAlgorithm::Md5, Integrity::Sha1)));
         // Without algorithm attributes the SHA-256 key is not accepted.
         let sha = Key::derive_with(PasswordAlgorithm::Sha256, "alice", REALM, "pw");
-        let r = s.check("alice", &sha, Integrity::Sha256, None, None, &nonce, 10);
+        let r = s.check("alice", &sha, Integrity::Sha256, (None, None), &nonce, 10);
         assert_eq!(r, Err(401));
     }
 
@@ -745,8 +744,7 @@ mod tests {
             "alice",
             &sha,
             Integrity::Sha256,
-            Some(&offer),
-            Some(SHA256),
+            (Some(&offer), Some(SHA256)),
             &nonce,
             10,
         );
@@ -756,8 +754,7 @@ mod tests {
             "alice",
             &sha,
             Integrity::Sha1,
-            Some(&offer),
-            Some(SHA256),
+            (Some(&offer), Some(SHA256)),
             &nonce,
             10,
         );
@@ -768,8 +765,7 @@ mod tests {
             "alice",
             &md5,
             Integrity::Sha256,
-            Some(&offer),
-            Some(MD5),
+            (Some(&offer), Some(MD5)),
             &nonce,
             10,
         );
@@ -779,8 +775,7 @@ mod tests {
             "alice",
             &md5,
             Integrity::Sha256,
-            Some(&offer),
-            Some(SHA256),
+            (Some(&offer), Some(SHA256)),
             &nonce,
             10,
         );
@@ -791,8 +786,7 @@ mod tests {
             "legacy",
             &legacy,
             Integrity::Sha256,
-            Some(&offer),
-            Some(SHA256),
+            (Some(&offer), Some(SHA256)),
             &nonce,
             10,
         );
@@ -802,8 +796,7 @@ mod tests {
             "alice",
             &sha,
             Integrity::Sha256,
-            Some(&offer),
-            Some(SHA256),
+            (Some(&offer), Some(SHA256)),
             &nonce,
             611,
         );
@@ -812,8 +805,7 @@ mod tests {
             "alice",
             &md5,
             Integrity::Sha256,
-            Some(&offer),
-            Some(SHA256),
+            (Some(&offer), Some(SHA256)),
             &nonce,
             611,
         );
@@ -832,8 +824,7 @@ mod tests {
             "alice",
             &md5,
             Integrity::Sha1,
-            Some(&stripped),
-            Some(MD5),
+            (Some(&stripped), Some(MD5)),
             &nonce,
             10,
         );
@@ -844,21 +835,26 @@ mod tests {
             "alice",
             &md5,
             Integrity::Sha1,
-            Some(&reordered),
-            Some(MD5),
+            (Some(&reordered), Some(MD5)),
             &nonce,
             10,
         );
         assert_eq!(r, Err(400));
         // PASSWORD-ALGORITHM without PASSWORD-ALGORITHMS, and the reverse.
-        let r = s.check("alice", &md5, Integrity::Sha1, None, Some(MD5), &nonce, 10);
+        let r = s.check(
+            "alice",
+            &md5,
+            Integrity::Sha1,
+            (None, Some(MD5)),
+            &nonce,
+            10,
+        );
         assert_eq!(r, Err(400));
         let r = s.check(
             "alice",
             &md5,
             Integrity::Sha1,
-            Some(&offer),
-            None,
+            (Some(&offer), None),
             &nonce,
             10,
         );
@@ -868,17 +864,30 @@ mod tests {
             "alice",
             &md5,
             Integrity::Sha1,
-            Some(&offer),
-            Some(0x0003),
+            (Some(&offer), Some(0x0003)),
             &nonce,
             10,
         );
         assert_eq!(r, Err(400));
         // The cookie stripped from the nonce (to pose as an RFC 5389
         // server that offers nothing): the nonce is no longer ours.
-        let r = s.check("alice", &md5, Integrity::Sha1, None, None, &nonce[9..], 10);
+        let r = s.check(
+            "alice",
+            &md5,
+            Integrity::Sha1,
+            (None, None),
+            &nonce[9..],
+            10,
+        );
         assert_eq!(r, Err(401));
-        let r = s.check("alice", &md5, Integrity::Sha1, None, None, &nonce[13..], 10);
+        let r = s.check(
+            "alice",
+            &md5,
+            Integrity::Sha1,
+            (None, None),
+            &nonce[13..],
+            10,
+        );
         assert_eq!(r, Err(401));
     }
 

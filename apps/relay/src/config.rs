@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::auth::Credentials;
 use crate::policy::PeerPolicy;
+use crate::userdb::{self, DatabaseUrl};
 
 /// Errors in the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,9 @@ pub enum ConfigError {
     /// The users file is malformed.
     #[error("users file: {0}")]
     Users(#[from] crate::auth::CredentialError),
+    /// The signalling database could not be read.
+    #[error(transparent)]
+    UserDb(#[from] userdb::UserDbError),
     /// A setting is inconsistent.
     #[error("{0}")]
     Invalid(String),
@@ -91,6 +95,10 @@ pub struct Options {
     /// File with one TURN REST secret per line (re-read on SIGHUP).
     #[arg(long, env = "SOTTO_RELAY_AUTH_SECRETS_FILE")]
     pub auth_secrets_file: Option<PathBuf>,
+    /// Signalling database with a `turn_users` table (`sqlite:///path` or
+    /// `postgres://…`), read at start and on SIGHUP.
+    #[arg(long, env = "SOTTO_RELAY_AUTH_DATABASE", hide_env_values = true)]
+    pub auth_database: Option<String>,
     /// Peer ranges allowed although special-purpose.
     #[arg(
         long = "allow-peer",
@@ -159,6 +167,7 @@ impl Options {
             users_file: pick(self.users_file, over.users_file),
             auth_secrets: list(self.auth_secrets, over.auth_secrets),
             auth_secrets_file: pick(self.auth_secrets_file, over.auth_secrets_file),
+            auth_database: pick(self.auth_database, over.auth_database),
             allow_peers: list(self.allow_peers, over.allow_peers),
             deny_peers: list(self.deny_peers, over.deny_peers),
             allow_loopback_peers: pick(self.allow_loopback_peers, over.allow_loopback_peers),
@@ -218,15 +227,20 @@ impl Options {
         if self.allow_loopback_peers == Some(true) {
             policy.allow_loopback();
         }
-        let credentials = load_credentials(
-            &realm,
-            self.users_file.as_deref(),
-            &self.auth_secrets,
-            self.auth_secrets_file.as_deref(),
-        )?;
-        if credentials.counts() == (0, 0) {
-            return invalid("no credentials: set users_file, auth_secrets or auth_secrets_file");
+        if self.users_file.is_none()
+            && self.auth_secrets.is_empty()
+            && self.auth_secrets_file.is_none()
+            && self.auth_database.is_none()
+        {
+            return invalid(
+                "no credentials: set users_file, auth_secrets, auth_secrets_file or auth_database",
+            );
         }
+        let auth_database = self
+            .auth_database
+            .as_deref()
+            .map(DatabaseUrl::parse)
+            .transpose()?;
         let workers = self
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -247,7 +261,7 @@ impl Options {
             users_file: self.users_file,
             auth_secrets: self.auth_secrets,
             auth_secrets_file: self.auth_secrets_file,
-            credentials_summary: credentials.counts(),
+            auth_database,
             policy,
             max_allocations: self.max_allocations.unwrap_or(100_000),
             max_allocations_per_user: self.max_allocations_per_user.unwrap_or(100),
@@ -289,8 +303,8 @@ pub struct Settings {
     pub auth_secrets: Vec<String>,
     /// REST secrets file (re-read on SIGHUP).
     pub auth_secrets_file: Option<PathBuf>,
-    /// (static users, REST secrets) loaded at start.
-    pub credentials_summary: (usize, usize),
+    /// Signalling database with TURN users (re-read on SIGHUP).
+    pub auth_database: Option<DatabaseUrl>,
     /// Peer policy.
     pub policy: PeerPolicy,
     /// Total allocations.
@@ -310,14 +324,32 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Loads the credentials named by the settings (at start and on SIGHUP).
-    pub fn credentials(&self) -> Result<Credentials, ConfigError> {
-        load_credentials(
-            &self.realm,
-            self.users_file.as_deref(),
-            &self.auth_secrets,
-            self.auth_secrets_file.as_deref(),
-        )
+    /// Loads every configured credential source into one store, at start,
+    /// for `--check-config` and on SIGHUP: the users file, the REST secrets
+    /// (given and from their file) and the signalling database (whose users
+    /// win over same-named users-file lines). All or nothing: on any error
+    /// the caller keeps what it had.
+    pub async fn credentials(&self) -> Result<Credentials, ConfigError> {
+        let mut c = Credentials::new();
+        if let Some(p) = &self.users_file {
+            c.load_users(&read(p)?, &self.realm)?;
+        }
+        for s in &self.auth_secrets {
+            c.add_secret(s);
+        }
+        if let Some(p) = &self.auth_secrets_file {
+            for line in read(p)?
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            {
+                c.add_secret(line);
+            }
+        }
+        if let Some(db) = &self.auth_database {
+            userdb::load(db, &self.realm, &mut c).await?;
+        }
+        Ok(c)
     }
 
     /// The address advertised for a relayed socket bound to `bound`.
@@ -338,31 +370,6 @@ fn read(path: &Path) -> Result<String, ConfigError> {
         path: path.to_owned(),
         source,
     })
-}
-
-fn load_credentials(
-    realm: &str,
-    users_file: Option<&Path>,
-    secrets: &[String],
-    secrets_file: Option<&Path>,
-) -> Result<Credentials, ConfigError> {
-    let mut c = Credentials::new();
-    if let Some(p) = users_file {
-        c.load_users(&read(p)?, realm)?;
-    }
-    for s in secrets {
-        c.add_secret(s);
-    }
-    if let Some(p) = secrets_file {
-        for line in read(p)?
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        {
-            c.add_secret(line);
-        }
-    }
-    Ok(c)
 }
 
 #[cfg(test)]
@@ -413,5 +420,28 @@ mod tests {
             ..Options::default()
         };
         assert!(tls.resolve().is_err());
+        let db = Options {
+            auth_database: Some("mysql://db/sotto".into()),
+            ..Options::default()
+        };
+        assert!(db.resolve().is_err(), "only sqlite: and postgres: URLs");
+    }
+
+    #[tokio::test]
+    async fn sources_load_into_one_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let users = dir.path().join("users");
+        std::fs::write(&users, "alice:pw\nbob:pw\n").unwrap();
+        let secrets = dir.path().join("secrets");
+        std::fs::write(&secrets, "# current first\nnew\nold\n").unwrap();
+        let o = Options {
+            listen: vec!["127.0.0.1:3478".parse().unwrap()],
+            users_file: Some(users),
+            auth_secrets: vec!["given".into()],
+            auth_secrets_file: Some(secrets),
+            ..Options::default()
+        };
+        let s = o.resolve().unwrap();
+        assert_eq!(s.credentials().await.unwrap().counts(), (2, 3));
     }
 }

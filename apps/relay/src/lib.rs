@@ -1,7 +1,8 @@
 //! `sotto-relay`: a TURN relay (RFC 8656, compatible with RFC 5766 clients).
 //!
 //! - [`stun`]: an allocation-free STUN/TURN codec.
-//! - [`auth`]: long-term credentials, TURN REST secrets, stateless nonces.
+//! - [`auth`]: long-term credentials, TURN REST secrets, stateless nonces,
+//!   PASSWORD-ALGORITHMS; [`userdb`]: TURN users from the signalling database.
 //! - [`policy`]: which peer addresses may be reached (safe by default).
 //! - [`core`]: the sans-IO allocation core, one per worker.
 //! - [`shared`]: quotas and credentials shared by the workers.
@@ -21,6 +22,7 @@ pub mod stun;
 pub mod tcp;
 pub mod tls;
 pub mod udp;
+pub mod userdb;
 
 mod fuzz;
 pub use fuzz::fuzz_input;

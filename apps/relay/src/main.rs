@@ -42,8 +42,13 @@ fn main() -> anyhow::Result<()> {
         None => Options::default(),
     };
     let settings = base.overridden_by(cli.options).resolve()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(settings.workers.clamp(1, 4))
+        .enable_all()
+        .build()?;
     if cli.check_config {
-        let (users, secrets) = settings.credentials_summary;
+        // The same load as at start and on SIGHUP: files and database.
+        let (users, secrets) = rt.block_on(settings.credentials())?.counts();
         println!(
             "config ok: realm={} udp={:?} tcp={:?} tls={:?} relay_v4={:?} relay_v6={:?} workers={} users={users} secrets={secrets}",
             settings.realm,
@@ -56,10 +61,6 @@ fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(settings.workers.clamp(1, 4))
-        .enable_all()
-        .build()?;
     rt.block_on(run(settings))
 }
 
@@ -84,7 +85,7 @@ async fn run(settings: sotto_relay::config::Settings) -> anyhow::Result<()> {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => match server.reload_credentials() {
+            _ = hup.recv() => match server.reload_credentials().await {
                 Ok((users, secrets)) => tracing::info!(users, secrets, "credentials reloaded"),
                 Err(e) => tracing::error!(error = %e, "credential reload failed; keeping the old ones"),
             },

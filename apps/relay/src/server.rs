@@ -65,7 +65,10 @@ impl Server {
     /// Binds everything and starts the workers; TCP/TLS tasks run on the
     /// current tokio runtime.
     pub async fn start(settings: Settings) -> anyhow::Result<Server> {
-        let credentials = settings.credentials()?;
+        let credentials = settings.credentials().await?;
+        if credentials.counts() == (0, 0) {
+            tracing::warn!("no credentials loaded: nobody can allocate until a reload adds some");
+        }
         let mut nonce_key = [0u8; 32];
         getrandom::fill(&mut nonce_key).map_err(|e| anyhow::anyhow!("getrandom: {e}"))?;
         let shared = Arc::new(Shared::new(
@@ -163,10 +166,10 @@ impl Server {
         })
     }
 
-    /// Re-reads the users file and secrets (SIGHUP). On error the old
-    /// credentials stay in force.
-    pub fn reload_credentials(&self) -> anyhow::Result<(usize, usize)> {
-        let c = self.ctx.settings.credentials()?;
+    /// Re-reads the users file, secrets and database (SIGHUP). On error
+    /// the old credentials stay in force.
+    pub async fn reload_credentials(&self) -> anyhow::Result<(usize, usize)> {
+        let c = self.ctx.settings.credentials().await?;
         let counts = c.counts();
         self.ctx.shared.replace_credentials(c);
         Ok(counts)

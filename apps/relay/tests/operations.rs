@@ -67,15 +67,6 @@ fn check_config_accepts_and_rejects() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"));
 }
 
-fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill {sig} {pid}");
-}
-
 #[test]
 fn sighup_reloads_credentials_and_sigterm_stops() {
     let dir = TempDir::new("reload");

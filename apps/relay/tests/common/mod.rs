@@ -184,3 +184,23 @@ pub fn uclient(args: &[&str]) -> UclientReport {
         output,
     }
 }
+
+/// A free TCP port on 127.0.0.1 (bound then released); the name
+/// signalling's server helpers (`servers.rs`, shared by path) expect.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Sends a signal to a process with `kill`.
+pub fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
