@@ -1,11 +1,24 @@
 //! Whole calls in the simulator over a clean direct path: setup, SAS,
 //! the no-media-before-Secure rule, hang-up, decline, zrtp-hash and cache
-//! mismatches.
+//! mismatches; and a relay-only call through sotto-relay's TURN core.
 
-use sotto_engine::call::{CallConfig, CallSignal, EndReason, Event};
+use sotto_engine::call::wav::load_48k_mono;
+use sotto_engine::call::{CallConfig, CallSignal, EndReason, Event, PathKind};
 use sotto_engine::demux::PacketKind;
-use sotto_engine::sim::{LinkSchedule, Network, Record, Side, Sim};
+use sotto_engine::ice::TurnServer;
+use sotto_engine::sim::audio::compare;
+use sotto_engine::sim::{Datagram, LinkSchedule, Network, Record, Side, Sim, SimRelay};
 use sotto_engine::zrtp::ZidCache;
+use sotto_relay::auth::{Credentials, Nonces};
+use sotto_relay::core::{ClientId, Dest, Event as RelayEvent, Input, PEER_HEADROOM, Relay};
+use sotto_relay::core::{Config as RelayConfig, RelayId, Transport};
+use sotto_relay::policy::PeerPolicy;
+use sotto_relay::shared::{Quotas, Shared};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn net() -> Network {
@@ -455,4 +468,231 @@ fn wrong_frame_sizes_are_refused_before_and_after_secure() {
     let call = &mut sim.peer_mut(Side::A).call;
     assert!(call.push_audio(&bad).is_err());
     assert!(call.push_audio(&[0; 960]).is_ok() && call.push_audio(&[0; 480]).is_ok());
+}
+
+/// What the relay did, shared with the test.
+#[derive(Debug, Default, Clone, Copy)]
+struct RelayCounts {
+    /// Allocations the core created.
+    allocations: u64,
+    /// Datagrams it relayed client to peer and peer to client.
+    c2p: u64,
+    p2c: u64,
+}
+
+/// sotto-relay's sans-IO core as the simulator's relay host: the listening
+/// address 10.0.0.3:3478, relayed sockets on 10.0.0.3 from port 49152.
+struct CoreRelay {
+    core: Relay,
+    server: SocketAddr,
+    relayed: HashMap<SocketAddr, RelayId>,
+    next_port: u16,
+    counts: Rc<RefCell<RelayCounts>>,
+}
+
+const REALM: &str = "sim.sotto";
+
+impl CoreRelay {
+    fn new(t0: Instant, counts: Rc<RefCell<RelayCounts>>) -> Self {
+        let mut users = Credentials::new();
+        users.add_user("sim", REALM, "secret");
+        let shared = Shared::new(users, Nonces::new([7; 32], 600), Quotas::new(16, 16));
+        let mut cfg = RelayConfig::new(REALM, t0, 1_800_000_000);
+        // The simulated hosts live in 10/8, which the default policy refuses.
+        cfg.policy = PeerPolicy::new(vec!["10.0.0.0/8".parse().unwrap()], vec![]);
+        Self {
+            core: Relay::new(cfg, Arc::new(shared)),
+            server: "10.0.0.3:3478".parse().unwrap(),
+            relayed: HashMap::new(),
+            next_port: 49152,
+            counts,
+        }
+    }
+
+    fn datagram(&self, dest: Dest, data: Vec<u8>) -> Option<Datagram> {
+        Some(match dest {
+            Dest::Client(c) => Datagram {
+                from: self.server,
+                to: c.remote,
+                data,
+            },
+            Dest::Peer { relay, addr } => Datagram {
+                from: self.core.relayed_addr(relay)?,
+                to: addr,
+                data,
+            },
+        })
+    }
+
+    /// Binds requested relayed sockets, then collects control answers.
+    fn drain(&mut self, now: Instant, out: &mut Vec<Datagram>) {
+        while let Some(e) = self.core.poll_event() {
+            match e {
+                RelayEvent::BindRelay { relay, .. } => {
+                    let addr = SocketAddr::from(([10, 0, 0, 3], self.next_port));
+                    self.next_port += 1;
+                    self.relayed.insert(addr, relay);
+                    self.core.relay_bound(now, relay, Some(addr));
+                }
+                RelayEvent::Closed { relay } => self.relayed.retain(|_, r| *r != relay),
+            }
+        }
+        while let Some(t) = self.core.poll_transmit() {
+            out.extend(self.datagram(t.dest, t.data));
+        }
+        let s = self.core.stats();
+        *self.counts.borrow_mut() = RelayCounts {
+            allocations: s.allocations_created,
+            c2p: s.c2p_packets,
+            p2c: s.p2c_packets,
+        };
+    }
+}
+
+impl SimRelay for CoreRelay {
+    fn turn_server(&self) -> TurnServer {
+        TurnServer {
+            addr: self.server,
+            username: "sim".into(),
+            password: "secret".into(),
+            realm: String::new(),
+        }
+    }
+
+    fn owns(&self, addr: SocketAddr) -> bool {
+        addr == self.server || self.relayed.contains_key(&addr)
+    }
+
+    fn handle(&mut self, now: Instant, d: Datagram, out: &mut Vec<Datagram>) {
+        // The fast path answers with a byte range of the input to forward.
+        let forwarded = if d.to == self.server {
+            let client = ClientId {
+                transport: Transport::Udp,
+                listener: 0,
+                remote: d.from,
+            };
+            let input = Input::Client {
+                client,
+                data: &d.data,
+            };
+            let f = self.core.handle_input(now, input).ok().flatten();
+            f.map(|f| (f.dest, d.data[f.range].to_vec()))
+        } else if let Some(&relay) = self.relayed.get(&d.to) {
+            let mut buf = vec![0; PEER_HEADROOM];
+            buf.extend_from_slice(&d.data);
+            let input = Input::Peer {
+                relay,
+                from: d.from,
+                data: &mut buf,
+            };
+            let f = self.core.handle_input(now, input).ok().flatten();
+            f.map(|f| (f.dest, buf[f.range].to_vec()))
+        } else {
+            None
+        };
+        if let Some((dest, data)) = forwarded {
+            out.extend(self.datagram(dest, data));
+        }
+        self.drain(now, out);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.core.poll_timeout()
+    }
+
+    fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Datagram>) {
+        self.core.handle_timeout(now);
+        self.drain(now, out);
+    }
+}
+
+fn speech(rel: &str) -> Vec<i16> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/speech");
+    load_48k_mono(dir.join(rel)).unwrap()
+}
+
+#[test]
+fn relay_only_call_goes_through_the_relay_with_equal_sas_and_continuous_media() {
+    let t0 = Instant::now();
+    let counts = Rc::new(RefCell::new(RelayCounts::default()));
+    let relay = CoreRelay::new(t0, Rc::clone(&counts));
+    let cfg = || CallConfig {
+        relay_only: true,
+        ..CallConfig::default()
+    };
+    let hop = Duration::from_millis(20);
+    let mut sim = Sim::new_relayed(t0, cfg(), cfg(), net(), Box::new(relay), hop).unwrap();
+    sim.set_audio(Side::A, speech("asterisk_en_16k_g722dec/dir-intro.wav"));
+    sim.set_audio(Side::B, speech("pesq_repo/speech.wav"));
+    sim.place().unwrap();
+    assert!(sim.run_until(Duration::from_secs(3), |s| s.peer(Side::B).is_ringing()));
+    sim.answer().unwrap();
+    assert!(
+        sim.run_until(Duration::from_secs(15), |s| s.both_secure()),
+        "not secure: {:?}",
+        sim.peer(Side::A).events().collect::<Vec<_>>()
+    );
+    let secure_at = sim.elapsed();
+    println!("relayed setup (offer to both secure, virtual): {secure_at:?}");
+    assert_eq!(sim.peer(Side::A).sas(), sim.peer(Side::B).sas());
+    let at_secure = *counts.borrow();
+    sim.run_for(Duration::from_secs(10));
+
+    let relayed = *counts.borrow();
+    println!("relay: {relayed:?}");
+    assert_eq!(relayed.allocations, 2, "one allocation per side");
+    for side in [Side::A, Side::B] {
+        let p = sim.peer(side);
+        let paths: Vec<PathKind> = p
+            .events()
+            .filter_map(|e| match e {
+                Event::PathChanged(k) => Some(*k),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(paths, [PathKind::Relay], "{side:?}");
+        let last = p
+            .events()
+            .filter_map(|e| match e {
+                Event::Stats(s) => Some(s),
+                _ => None,
+            })
+            .last()
+            .expect("stats events");
+        assert!(last.candidate_pair.relayed);
+        let other = sim.peer(side.other());
+        assert_eq!(last.inbound.srtp_rejected, 0);
+        assert!(
+            last.inbound.packets_received + 5 >= other.wire.rtp_sent,
+            "{side:?} got {} of {} RTP",
+            last.inbound.packets_received,
+            other.wire.rtp_sent
+        );
+        // Speech came through: the received audio follows what was sent
+        // since Secure (before it, audio is dropped, not sent).
+        let from = secure_at.as_millis() as usize * 48;
+        let q = compare(
+            &other.sent_audio[from..],
+            &p.received_audio[from..],
+            Duration::from_millis(600),
+        );
+        println!("{side:?} hears: {q:?}");
+        // The speech rhythm (5 ms envelopes) is what survives Opus and the
+        // jitter buffer on both recordings; the waveform correlation of
+        // the pesq clip is low on a direct path too.
+        assert!(
+            q.windows >= 10 && q.median_envelope_correlation > 0.8,
+            "{q:?}"
+        );
+    }
+    // Media crossed the relay in both directions: each RTP packet is one
+    // client-to-peer and one peer-to-client relaying (same relay, both
+    // allocations).
+    let rtp = sim.peer(Side::A).wire.rtp_sent + sim.peer(Side::B).wire.rtp_sent;
+    let (c2p, p2c) = (relayed.c2p - at_secure.c2p, relayed.p2c - at_secure.p2c);
+    assert!(c2p + 10 >= rtp, "{c2p} taken in by the relay for {rtp} RTP");
+    assert!(
+        p2c + 10 >= rtp,
+        "{p2c} handed out by the relay for {rtp} RTP"
+    );
 }

@@ -10,6 +10,14 @@
 //! keeps a [`Record`] log of every datagram that left its socket and every
 //! call event, in the order they happened.
 //!
+//! [`Sim::new_relayed`] adds a TURN relay host: a [`SimRelay`] (a sans-IO
+//! TURN server behind an adapter, e.g. sotto-relay's core in the tests)
+//! that the calls' ICE allocates on. Datagrams a side sends to the relay
+//! cross that side's link schedule; what the relay sends on to a side
+//! takes a fixed hop delay; datagrams between two of the relay's own
+//! addresses (relay to relay) stay inside it. So a relayed path is only
+//! as good as what the relay really forwards.
+//!
 //! ```
 //! use sotto_engine::call::{CallConfig, Event};
 //! use sotto_engine::sim::{LinkSchedule, Network, Side, Sim};
@@ -32,7 +40,7 @@ pub use link::LinkSchedule;
 
 use crate::call::{Call, CallConfig, CallError, CallSignal, Event, Input, Transmit};
 use crate::demux::{PacketKind, classify};
-use crate::ice::{IceConfig, IceError, IceSession};
+use crate::ice::{IceConfig, IceError, IceSession, TurnServer};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddr;
@@ -60,7 +68,8 @@ impl Side {
         }
     }
 
-    fn other(self) -> Side {
+    /// The other side.
+    pub fn other(self) -> Side {
         match self {
             Side::A => Side::B,
             Side::B => Side::A,
@@ -109,6 +118,41 @@ impl Network {
             signalling_delay: Duration::from_millis(50),
         }
     }
+}
+
+/// A datagram between two simulated hosts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Datagram {
+    /// Sender address.
+    pub from: SocketAddr,
+    /// Destination address.
+    pub to: SocketAddr,
+    /// Payload.
+    pub data: Vec<u8>,
+}
+
+/// A TURN relay host in the simulation, sans-IO. The simulator hands it
+/// every datagram addressed to one of its addresses and carries what it
+/// sends; it reads no clock.
+pub trait SimRelay {
+    /// Where the calls' ICE reaches the relay and how it authenticates.
+    fn turn_server(&self) -> TurnServer;
+    /// Whether `addr` is the relay's (its listening or a relayed address).
+    fn owns(&self, addr: SocketAddr) -> bool;
+    /// Handles a datagram that arrived at `d.to`; datagrams to send go to `out`.
+    fn handle(&mut self, now: Instant, d: Datagram, out: &mut Vec<Datagram>);
+    /// When [`SimRelay::handle_timeout`] must next run.
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// Expires allocations, permissions and channels; datagrams to `out`.
+    fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Datagram>);
+}
+
+/// The relay host and its hop to the sides.
+struct RelayHost {
+    relay: Box<dyn SimRelay>,
+    /// Delay from the relay to either side (lossless).
+    hop: Duration,
+    out: Vec<Datagram>,
 }
 
 /// Errors setting up a simulation.
@@ -185,12 +229,18 @@ impl Peer {
     }
 }
 
+/// Which host a datagram in flight is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Host {
+    Peer(Side),
+    Relay,
+}
+
 struct InFlight {
     at: Instant,
     seq: u64,
-    to: Side,
-    from: SocketAddr,
-    data: Vec<u8>,
+    to: Host,
+    dg: Datagram,
 }
 
 impl PartialEq for InFlight {
@@ -225,11 +275,46 @@ pub struct Sim {
     signals: VecDeque<(Instant, Side, CallSignal)>,
     seq: u64,
     hook: Option<SignalHook>,
+    relay: Option<RelayHost>,
 }
 
 impl Sim {
     /// Caller A with `a`, callee B with `b`, over `net`, starting at `t0`.
     pub fn new(t0: Instant, a: CallConfig, b: CallConfig, net: Network) -> Result<Self, SimError> {
+        Self::build(t0, a, b, net, None)
+    }
+
+    /// As [`Sim::new`], with `relay` as both sides' TURN server, `hop` away
+    /// from each side on the way back (the way there crosses the sender's
+    /// link in `net`). With `relay_only` in both configs, media can only
+    /// take the relayed path. Side A is 10.0.0.1, side B 10.0.0.2.
+    pub fn new_relayed(
+        t0: Instant,
+        a: CallConfig,
+        b: CallConfig,
+        net: Network,
+        relay: Box<dyn SimRelay>,
+        hop: Duration,
+    ) -> Result<Self, SimError> {
+        let host = RelayHost {
+            relay,
+            hop,
+            out: Vec::new(),
+        };
+        Self::build(t0, a, b, net, Some(host))
+    }
+
+    fn build(
+        t0: Instant,
+        a: CallConfig,
+        b: CallConfig,
+        net: Network,
+        relay: Option<RelayHost>,
+    ) -> Result<Self, SimError> {
+        let mut base = IceConfig::default();
+        if let Some(r) = &relay {
+            base.turn_servers.push(r.relay.turn_server());
+        }
         let peer = |mut cfg: CallConfig, outgoing: bool, ip: [u8; 4]| -> Result<Peer, SimError> {
             // RTCP timing is randomised: fixed here so that runs repeat.
             cfg.audio.rtcp_seed.get_or_insert(u64::from(outgoing));
@@ -239,7 +324,7 @@ impl Sim {
                 Call::incoming(t0, cfg)
             };
             let addr = SocketAddr::from((ip, 40_000));
-            let ice = IceSession::new(t0, call.ice_config(IceConfig::default()), &[addr])?;
+            let ice = IceSession::new(t0, call.ice_config(base.clone()), &[addr])?;
             Ok(Peer {
                 call,
                 ice,
@@ -265,6 +350,7 @@ impl Sim {
             signals: VecDeque::new(),
             seq: 0,
             hook: None,
+            relay,
         };
         sim.pump_ice(Side::A);
         sim.pump_ice(Side::B);
@@ -360,6 +446,7 @@ impl Sim {
         };
         consider(self.packets.peek().map(|p| p.0.at));
         consider(self.signals.front().map(|s| s.0));
+        consider(self.relay.as_ref().and_then(|r| r.relay.poll_timeout()));
         for p in &mut self.peers {
             consider(p.call.poll_timeout());
             if !p.ended {
@@ -385,6 +472,12 @@ impl Sim {
                 self.drain_call(to);
                 self.pump_ice(to);
             }
+        }
+        if let Some(r) = self.relay.as_mut()
+            && r.relay.poll_timeout().is_some_and(|t| t <= now)
+        {
+            r.relay.handle_timeout(now, &mut r.out);
+            self.route_relay_output();
         }
         for side in [Side::A, Side::B] {
             let p = &mut self.peers[side.idx()];
@@ -429,16 +522,60 @@ impl Sim {
 
     fn deliver(&mut self, pkt: InFlight) {
         let now = self.now;
-        let p = &mut self.peers[pkt.to.idx()];
+        let side = match pkt.to {
+            Host::Peer(side) => side,
+            Host::Relay => {
+                if let Some(r) = self.relay.as_mut() {
+                    r.relay.handle(now, pkt.dg, &mut r.out);
+                    self.route_relay_output();
+                }
+                return;
+            }
+        };
+        let p = &mut self.peers[side.idx()];
         if p.ended {
             return;
         }
-        if let Some(media) = p.ice.handle_input(now, p.addr, pkt.from, &pkt.data) {
+        if let Some(media) = p.ice.handle_input(now, p.addr, pkt.dg.from, &pkt.dg.data) {
             let media = media.to_vec();
             let _ = p.call.handle_input(now, Input::Datagram(&media));
-            self.drain_call(pkt.to);
+            self.drain_call(side);
         }
-        self.pump_ice(pkt.to);
+        self.pump_ice(side);
+    }
+
+    fn send(&mut self, at: Instant, to: Host, dg: Datagram) {
+        self.seq += 1;
+        self.packets.push(Reverse(InFlight {
+            at,
+            seq: self.seq,
+            to,
+            dg,
+        }));
+    }
+
+    /// Puts what the relay sent on its way: to a side after the hop delay,
+    /// to another of its own addresses at once; anything else is lost.
+    fn route_relay_output(&mut self) {
+        let Some(r) = self.relay.as_mut() else {
+            return;
+        };
+        let out = std::mem::take(&mut r.out);
+        let hop = r.hop;
+        for dg in out {
+            let host = if dg.to == self.peers[0].addr {
+                Some((hop, Host::Peer(Side::A)))
+            } else if dg.to == self.peers[1].addr {
+                Some((hop, Host::Peer(Side::B)))
+            } else if self.relay.as_ref().is_some_and(|r| r.relay.owns(dg.to)) {
+                Some((Duration::ZERO, Host::Relay))
+            } else {
+                None
+            };
+            if let Some((delay, to)) = host {
+                self.send(self.now + delay, to, dg);
+            }
+        }
     }
 
     /// Moves the call's output to ICE, the wire and the peer's signalling:
@@ -505,11 +642,18 @@ impl Sim {
         }
     }
 
-    /// Puts ICE's datagrams on the link.
+    /// Puts ICE's datagrams on the link (to the other side or the relay).
     fn flush_wire(&mut self, side: Side) {
         let at = self.now - self.t0;
         let other = self.peers[side.other().idx()].addr;
         while let Some(t) = self.peers[side.idx()].ice.poll_transmit() {
+            let to = if t.to == other {
+                Some(Host::Peer(side.other()))
+            } else if self.relay.as_ref().is_some_and(|r| r.relay.owns(t.to)) {
+                Some(Host::Relay)
+            } else {
+                None
+            };
             let kind = classify(&t.data);
             let p = &mut self.peers[side.idx()];
             p.log.push(Record::Sent {
@@ -524,16 +668,14 @@ impl Sim {
                 Side::A => &self.net.a_to_b,
                 Side::B => &self.net.b_to_a,
             };
-            match link.delay_at(at) {
-                Some(d) if t.to == other => {
-                    self.seq += 1;
-                    self.packets.push(Reverse(InFlight {
-                        at: self.now + d,
-                        seq: self.seq,
-                        to: side.other(),
+            match (link.delay_at(at), to) {
+                (Some(d), Some(to)) => {
+                    let dg = Datagram {
                         from: t.local,
+                        to: t.to,
                         data: t.data,
-                    }));
+                    };
+                    self.send(self.now + d, to, dg);
                 }
                 _ => {
                     // Lost on the link, or sent where no host listens.
