@@ -1,14 +1,17 @@
 //! Entry point for the `relay_stun` fuzz target (and the unit tests that
 //! feed it random bytes): the codec, then a core that already holds an
 //! allocation with a channel, fed the bytes as client input, as peer input,
-//! and re-signed with valid credentials so fuzzed attributes reach the
-//! Allocate/Refresh/CreatePermission/ChannelBind handlers.
+//! and re-signed with valid credentials (MD5 with MESSAGE-INTEGRITY, and
+//! SHA-256 with MESSAGE-INTEGRITY-SHA256 after the fuzzed attributes, which
+//! may hold any PASSWORD-ALGORITHM(S)) so fuzzed attributes reach the
+//! credential check and the Allocate/Refresh/CreatePermission/ChannelBind
+//! handlers.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::auth::{Credentials, Key, Nonces};
+use crate::auth::{Credentials, Key, Nonces, PasswordAlgorithm};
 use crate::core::{ClientId, Config, Event, Input, PEER_HEADROOM, Relay, Transport};
 use crate::shared::{Quotas, Shared};
 use crate::stun::{self, Builder, Class, Integrity, Message, attr, method};
@@ -24,6 +27,10 @@ pub fn fuzz_input(data: &[u8]) {
         let _ = m.check_integrity(b"key");
         let _ = m.fingerprint_ok();
         let _ = m.get_str(attr::USERNAME);
+        let _ = m.get_password_algorithm();
+        if let Some(a) = m.get(attr::PASSWORD_ALGORITHMS) {
+            let _ = stun::decode_password_algorithm(a.value);
+        }
     }
     let _ = stun::ChannelData::parse(data);
     let _ = crate::tcp::frame_len(data);
@@ -44,31 +51,40 @@ pub fn fuzz_input(data: &[u8]) {
         );
     }
     if let Ok(m) = Message::parse(data) {
-        let mut b = Builder::new(m.method, Class::Request, m.transaction_id);
-        for a in m.attributes().flatten().filter(|a| {
-            !matches!(
-                a.kind,
-                attr::MESSAGE_INTEGRITY | attr::MESSAGE_INTEGRITY_SHA256 | attr::FINGERPRINT
-            )
-        }) {
-            b.attr(a.kind, a.value);
+        let sha = Key::derive_with(PasswordAlgorithm::Sha256, "u", REALM, "p");
+        for (integrity, key) in [(Integrity::Sha1, &key), (Integrity::Sha256, &sha)] {
+            let signed = resign(&m, integrity, key, &nonce);
+            let _ = relay.handle_input(
+                now,
+                Input::Client {
+                    client,
+                    data: &signed,
+                },
+            );
+            drain(&mut relay, now);
         }
-        b.attr(attr::USERNAME, b"u")
-            .attr(attr::REALM, REALM.as_bytes())
-            .attr(attr::NONCE, nonce.as_bytes())
-            .integrity(Integrity::Sha1, &key.0);
-        let signed = b.finish_with_fingerprint();
-        let _ = relay.handle_input(
-            now,
-            Input::Client {
-                client,
-                data: &signed,
-            },
-        );
-        drain(&mut relay, now);
     }
     relay.handle_timeout(now + Duration::from_secs(700));
     drain(&mut relay, now);
+}
+
+/// `m` as a request from user `u`: its attributes except integrity and
+/// FINGERPRINT, then credentials signed with `key` using `integrity`.
+fn resign(m: &Message<'_>, integrity: Integrity, key: &Key, nonce: &str) -> Vec<u8> {
+    let mut b = Builder::new(m.method, Class::Request, m.transaction_id);
+    for a in m.attributes().flatten().filter(|a| {
+        !matches!(
+            a.kind,
+            attr::MESSAGE_INTEGRITY | attr::MESSAGE_INTEGRITY_SHA256 | attr::FINGERPRINT
+        )
+    }) {
+        b.attr(a.kind, a.value);
+    }
+    b.attr(attr::USERNAME, b"u")
+        .attr(attr::REALM, REALM.as_bytes())
+        .attr(attr::NONCE, nonce.as_bytes())
+        .integrity(integrity, &key.0);
+    b.finish_with_fingerprint()
 }
 
 fn drain(relay: &mut Relay, now: Instant) {
@@ -145,5 +161,33 @@ mod tests {
             f.is_some(),
             "the fuzz setup must reach the ChannelData path"
         );
+    }
+
+    #[test]
+    fn resigned_sha256_input_passes_the_credential_check() {
+        // Fuzz input that names SHA-256 (echoing our offer) must get past
+        // authentication once re-signed, or the fuzzer never explores it.
+        let (mut relay, client, _, nonce, now) = ready_core();
+        let mut b = Builder::new(method::REFRESH, Class::Request, [9; 12]);
+        b.password_algorithms(&[
+            stun::password_algorithm::MD5,
+            stun::password_algorithm::SHA256,
+        ])
+        .password_algorithm(stun::password_algorithm::SHA256);
+        let raw = b.finish();
+        let m = Message::parse(&raw).unwrap();
+        let sha = Key::derive_with(PasswordAlgorithm::Sha256, "u", REALM, "p");
+        let signed = resign(&m, Integrity::Sha256, &sha, &nonce);
+        let _ = relay.handle_input(
+            now,
+            Input::Client {
+                client,
+                data: &signed,
+            },
+        );
+        let out = relay.poll_transmit().expect("an answer");
+        let answer = Message::parse(&out.data).unwrap();
+        assert_eq!(answer.class, Class::Success);
+        assert_eq!(answer.check_integrity(&sha.0), Some(Integrity::Sha256));
     }
 }
