@@ -178,7 +178,7 @@ impl MediaStream {
         if !self.schedule.is_due(now, m) {
             return;
         }
-        let sender = (m.we_sent).then_some(&self.sender);
+        let sender = m.we_sent.then_some(&self.sender);
         let size = match self.reporter.build(now, sender, Some(&mut self.remote)) {
             Ok(report) => self.queue_rtcp(report),
             Err(_) => None,
