@@ -41,6 +41,9 @@ enum Command {
     Call(phone::CallArgs),
     /// Wait for calls.
     Listen(phone::ListenArgs),
+    /// List sound devices: the ids to use with --input-device/--output-device
+    /// or in config.toml.
+    Devices,
 }
 
 /// `sotto zrtp …`
@@ -59,6 +62,25 @@ fn main() -> ExitCode {
         Command::Register(args) => block_on(phone::register(args)),
         Command::Call(args) => block_on(phone::call(args)),
         Command::Listen(args) => block_on(phone::listen(args)),
+        Command::Devices => print_devices(),
+    }
+}
+
+fn print_devices() -> ExitCode {
+    match devices::list() {
+        Ok((inputs, outputs)) => {
+            for (kind, list) in [("input", inputs), ("output", outputs)] {
+                println!("{kind} devices:");
+                for d in list {
+                    println!("  {:<40} {}", d.id, d.description);
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sotto: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

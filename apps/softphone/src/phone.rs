@@ -5,7 +5,7 @@
 
 use crate::audio::GatedAudio;
 use crate::config::{Config, Dirs};
-use crate::devices::DeviceAudio;
+use crate::devices::{DeviceAudio, Picker};
 use crate::session::{self, Control, Peer, Started, Update};
 use anyhow::{Context as _, anyhow};
 use sotto_engine::call::wav::{AudioPort, load_48k_mono, save_48k_mono};
@@ -62,6 +62,12 @@ pub struct CallOpts {
     /// Write what we hear to a WAV file.
     #[arg(long)]
     pub output: Option<PathBuf>,
+    /// Microphone device id (see `sotto devices`); overrides the config.
+    #[arg(long)]
+    pub input_device: Option<String>,
+    /// Speaker device id (see `sotto devices`); overrides the config.
+    #[arg(long)]
+    pub output_device: Option<String>,
     /// Hang up this many seconds after the call is Secure.
     #[arg(long)]
     pub seconds: Option<u64>,
@@ -245,14 +251,27 @@ async fn run_call(
         Err(e) => return Err(e),
     };
     let headless = |source| GatedAudio::new(source, 48_000 * MAX_RECORD.as_secs() as usize);
+    let input_device = opts
+        .input_device
+        .as_deref()
+        .unwrap_or(&dev.cfg.input_device);
+    let output_device = opts
+        .output_device
+        .as_deref()
+        .unwrap_or(&dev.cfg.output_device);
+    let mut picker = None;
     let (audio, gate, recording): (Box<dyn AudioPort>, _, _) = match &opts.input {
         Some(p) => {
             let a = headless(load_48k_mono(p).with_context(|| format!("{}", p.display()))?);
             let (g, r) = (a.gate(), a.recording());
             (Box::new(a), g, r)
         }
-        None => match DeviceAudio::open(&dev.cfg.input_device, &dev.cfg.output_device) {
+        None => match DeviceAudio::open(input_device, output_device) {
             Ok(d) => {
+                match Picker::new(d.switcher(), input_device, output_device) {
+                    Ok(p) => picker = Some(p),
+                    Err(e) => println!("warning: cannot list sound devices: {e:#}"),
+                }
                 // --output records headless calls only.
                 let a = headless(Vec::new());
                 (Box::new(d), a.gate(), a.recording())
@@ -282,6 +301,7 @@ async fn run_call(
         let tui = crate::tui::run(
             upd_rx,
             ctl_tx.clone(),
+            picker,
             move || gate2.open(),
             auto_answer,
             opts.seconds,

@@ -1,7 +1,9 @@
 //! The terminal UI of `call`/`listen` (ratatui + crossterm) when stdout is
 //! a terminal: call state, the SAS in large type, warnings, live stats,
-//! and keys: a answer, d decline, y/n SAS matches or not, m mute, q hang up.
+//! and keys: a answer, d decline, y/n SAS matches or not, m mute, i/o next
+//! input/output device, q hang up.
 
+use crate::devices::Picker;
 use crate::session::{Control, Update};
 use crate::stats::Line as StatsLine;
 use ratatui::crossterm::event::{self, Event as TermEvent, KeyCode, KeyEventKind};
@@ -30,6 +32,8 @@ pub struct View {
     pub stats: Option<StatsLine>,
     /// Microphone muted.
     pub muted: bool,
+    /// Sound devices in use (input, output ids), when on a sound card.
+    pub devices: Option<(String, String)>,
     last: Option<(Instant, CallStats)>,
 }
 
@@ -75,8 +79,13 @@ impl View {
         ])
         .areas(f.area());
         let mute = if self.muted { "  [muted]" } else { "" };
+        let devices = self
+            .devices
+            .as_ref()
+            .map(|(i, o)| format!("  mic: {} / speaker: {}", or_default(i), or_default(o)))
+            .unwrap_or_default();
         f.render_widget(
-            Paragraph::new(format!("{}{mute}", self.state))
+            Paragraph::new(format!("{}{mute}{devices}", self.state))
                 .block(Block::default().borders(Borders::ALL).title(" sotto ")),
             top,
         );
@@ -110,10 +119,16 @@ impl View {
             stats,
         );
         f.render_widget(
-            Paragraph::new("a answer  d decline  y/n SAS matches/not  m mute  q hang up"),
+            Paragraph::new(
+                "a answer  d decline  y/n SAS matches/not  m mute  i/o next mic/speaker  q hang up",
+            ),
             keys,
         );
     }
+}
+
+fn or_default(id: &str) -> &str {
+    if id.is_empty() { "default" } else { id }
 }
 
 /// The SAS in large type: each character as a 3x3 block of itself.
@@ -153,6 +168,7 @@ fn keys(stop: Arc<AtomicBool>) -> mpsc::UnboundedReceiver<char> {
 pub async fn run(
     mut updates: mpsc::UnboundedReceiver<Update>,
     ctl: mpsc::Sender<Control>,
+    mut picker: Option<Picker>,
     mut on_secure: impl FnMut(),
     auto_answer: bool,
     seconds: Option<u64>,
@@ -160,7 +176,10 @@ pub async fn run(
     let mut term = ratatui::init();
     let stop = Arc::new(AtomicBool::new(false));
     let mut keys = keys(Arc::clone(&stop));
-    let mut view = View::default();
+    let mut view = View {
+        devices: picker.as_ref().map(Picker::current),
+        ..View::default()
+    };
     let mut hangup_at: Option<tokio::time::Instant> = None;
     let result = loop {
         if let Err(e) = term.draw(|f| view.draw(f)) {
@@ -194,6 +213,16 @@ pub async fn run(
                         Some(Control::Mute(view.muted))
                     }
                     'q' => Some(Control::HangUp),
+                    'i' | 'o' => {
+                        if let Some(p) = picker.as_mut() {
+                            // Opening a sound card blocks for a moment.
+                            match tokio::task::block_in_place(|| p.next(c == 'i')) {
+                                Ok(now) => view.devices = Some(now),
+                                Err(e) => view.warnings.push(format!("sound device: {e:#}")),
+                            }
+                        }
+                        None
+                    }
                     _ => None,
                 };
                 if let Some(c) = c { let _ = ctl.send(c).await; }
