@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
-use quinn_udp::{RecvMeta, UdpSocketState};
+use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
 use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny};
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -36,6 +36,12 @@ const SLOT: usize = 65_536 + PEER_HEADROOM;
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 /// Most datagrams handed to one `sendmmsg`.
 const SEND_BATCH: usize = 64;
+/// Largest datagram sent as part of a GSO train: a segment larger than
+/// the path MTU makes the kernel refuse the whole train (and quinn-udp
+/// then turns GSO off for good), and TURN media stays well below this.
+const GSO_MAX_SEGMENT: usize = 1200;
+/// Most bytes in one GSO train (an IP datagram's limit, with margin).
+const GSO_MAX_BYTES: usize = 60_000;
 /// Queued datagrams that force a flush before the wakeup ends.
 const MAX_QUEUED: usize = 4 * SEND_BATCH;
 /// Queued bytes that force a flush before the wakeup ends (a few
@@ -153,6 +159,8 @@ struct Out<'a> {
     listeners: &'a [UdpSocket],
     relays: &'a [Option<(RelayId, UdpSocket)>],
     publisher: &'a Publisher,
+    /// Sends GSO trains (and knows whether the kernel can).
+    gso: &'a UdpSocketState,
 }
 
 impl Out<'_> {
@@ -179,11 +187,13 @@ struct Queued {
 }
 
 impl Queued {
-    /// Groups datagrams by the socket they leave from.
-    fn sort_key(&self) -> (u8, u32, u32) {
+    /// Groups datagrams by the socket they leave from, then by
+    /// destination (so that a train to one destination is adjacent), in
+    /// push order within each.
+    fn sort_key(&self) -> (u8, u32, SocketAddr, u32) {
         match self.dest {
-            Dest::Client(c) => (0, c.listener, self.seq),
-            Dest::Peer { relay, .. } => (1, relay.index(), self.seq),
+            Dest::Client(c) => (0, c.listener, c.remote, self.seq),
+            Dest::Peer { relay, addr } => (1, relay.index(), addr, self.seq),
         }
     }
 
@@ -211,6 +221,8 @@ impl Queued {
 struct TxQueue {
     arena: Vec<u8>,
     entries: Vec<Queued>,
+    /// A GSO train's datagrams, back to back.
+    train: Vec<u8>,
     /// Destination addresses in the kernel's form, reused by every batch.
     addrs: Box<[SocketAddrAny; SEND_BATCH]>,
 }
@@ -220,6 +232,7 @@ impl TxQueue {
         TxQueue {
             arena: Vec::with_capacity(TX_ARENA),
             entries: Vec::with_capacity(MAX_QUEUED),
+            train: Vec::with_capacity(GSO_MAX_BYTES),
             addrs: Box::new(std::array::from_fn(|_| {
                 SocketAddrAny::from(SocketAddr::from(([0, 0, 0, 0], 0)))
             })),
@@ -242,28 +255,92 @@ impl TxQueue {
         });
     }
 
-    /// Sends everything queued, in push order per socket.
+    /// Sends everything queued, in push order per destination.
     fn flush(&mut self, out: &Out<'_>) {
-        self.entries.sort_unstable_by_key(Queued::sort_key);
-        let mut rest = &self.entries[..];
+        let TxQueue {
+            arena,
+            entries,
+            train,
+            addrs,
+        } = self;
+        entries.sort_unstable_by_key(Queued::sort_key);
+        let mut rest = &entries[..];
         while let Some(first) = rest.first() {
             let run = rest.iter().take_while(|e| e.same_socket(first)).count();
             let (group, tail) = rest.split_at(run);
             rest = tail;
             let dropped = match out.socket(first.dest) {
-                Some(sock) => group
-                    .chunks(SEND_BATCH)
-                    .map(|c| send_batch(sock, &self.arena, c, &mut self.addrs))
-                    .sum(),
+                Some(sock) => send_group(sock, arena, group, out.gso, train, addrs),
                 None => group.len(),
             };
             for _ in 0..dropped {
                 out.publisher.send_dropped();
             }
         }
-        self.entries.clear();
-        self.arena.clear();
+        entries.clear();
+        arena.clear();
     }
+}
+
+/// Sends one socket's datagrams (sorted by destination): a run of
+/// same-size datagrams to one destination as one GSO `sendmsg` where the
+/// kernel can segment it (one trip through the stack instead of one per
+/// datagram), the rest in `sendmmsg` batches. Returns how many were dropped.
+fn send_group(
+    sock: &UdpSocket,
+    arena: &[u8],
+    group: &[Queued],
+    gso: &UdpSocketState,
+    train: &mut Vec<u8>,
+    addrs: &mut [SocketAddrAny; SEND_BATCH],
+) -> usize {
+    let max_segments = gso.max_gso_segments();
+    let bytes = |e: &Queued| &arena[e.start as usize..(e.start + e.len) as usize];
+    let mut dropped = 0;
+    // Start of the datagrams not yet sent nor part of a train.
+    let mut pending = 0;
+    let mut i = 0;
+    while i < group.len() {
+        let e = group[i];
+        let len = e.len as usize;
+        let run = if max_segments > 1 && len <= GSO_MAX_SEGMENT {
+            group[i..]
+                .iter()
+                .take(max_segments.min(GSO_MAX_BYTES / len.max(1)))
+                .take_while(|o| o.to() == e.to() && o.len == e.len)
+                .count()
+        } else {
+            1
+        };
+        if run < 2 {
+            i += 1;
+            continue;
+        }
+        // Datagrams before the train go first: order per destination holds.
+        for batch in group[pending..i].chunks(SEND_BATCH) {
+            dropped += send_batch(sock, arena, batch, addrs);
+        }
+        train.clear();
+        for d in &group[i..i + run] {
+            train.extend_from_slice(bytes(d));
+        }
+        let t = Transmit {
+            destination: e.to(),
+            ecn: None,
+            contents: train,
+            segment_size: Some(len),
+            src_ip: None,
+        };
+        if gso.try_send(sock.into(), &t).is_err() {
+            dropped += run;
+        }
+        i += run;
+        pending = i;
+    }
+    for batch in group[pending..].chunks(SEND_BATCH) {
+        dropped += send_batch(sock, arena, batch, addrs);
+    }
+    dropped
 }
 
 /// Sends up to [`SEND_BATCH`] datagrams from one socket, with `sendmmsg`
@@ -451,6 +528,7 @@ impl Worker {
             listeners: &self.listeners,
             relays: &self.relays,
             publisher: &self.publisher,
+            gso: &self.relay_state,
         }
     }
 
@@ -556,5 +634,73 @@ mod tests {
         }
         let fixed: SocketAddr = "127.0.0.1:3478".parse().unwrap();
         assert_eq!(resolve_port_zero(fixed).unwrap(), fixed);
+    }
+
+    fn client(listener: u32, remote: SocketAddr) -> Dest {
+        Dest::Client(ClientId {
+            transport: Transport::Udp,
+            listener,
+            remote,
+        })
+    }
+
+    /// A flush turns queued datagrams into exactly those datagrams at each
+    /// destination, in push order per destination, whether they leave as
+    /// a GSO train, in a sendmmsg batch or alone.
+    #[test]
+    fn flush_delivers_each_datagram_in_order_per_destination() {
+        let lo: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let listener = UdpSocket::bind(lo).unwrap();
+        let state = UdpSocketState::new((&listener).into()).unwrap();
+        let rx: Vec<std::net::UdpSocket> = (0..3)
+            .map(|_| {
+                let s = std::net::UdpSocket::bind(lo).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                s
+            })
+            .collect();
+        let to: Vec<SocketAddr> = rx.iter().map(|s| s.local_addr().unwrap()).collect();
+        // rx[0]: a train of 5 equal sizes broken by one odd size, then 3
+        // more; rx[1]: two alone-sized datagrams interleaved; rx[2]: one.
+        let mut expected: Vec<Vec<Vec<u8>>> = vec![Vec::new(); 3];
+        let mut plan = Vec::new();
+        for k in 0..9u8 {
+            let len = if k == 5 { 30 } else { 100 };
+            plan.push((0, vec![k; len]));
+            if k % 4 == 1 {
+                plan.push((1, vec![0x80 | k; 50 + usize::from(k)]));
+            }
+        }
+        plan.push((2, vec![0xee; 7]));
+        let mut tx = TxQueue::new();
+        for (r, data) in &plan {
+            tx.push(client(0, to[*r]), data);
+            expected[*r].push(data.clone());
+        }
+        // A listener that does not exist: dropped, not sent elsewhere.
+        tx.push(client(9, to[2]), b"nowhere");
+        let publisher = Publisher::new();
+        let out = Out {
+            listeners: std::slice::from_ref(&listener),
+            relays: &[],
+            publisher: &publisher,
+            gso: &state,
+        };
+        tx.flush(&out);
+        assert!(tx.entries.is_empty() && tx.arena.is_empty());
+        println!("GSO segments available: {}", state.max_gso_segments());
+        let mut buf = [0u8; 2048];
+        for (r, want) in expected.iter().enumerate() {
+            for w in want {
+                let (n, from) = rx[r].recv_from(&mut buf).unwrap();
+                assert_eq!(from, listener.local_addr().unwrap());
+                assert_eq!(&buf[..n], &w[..], "receiver {r}");
+            }
+            rx[r].set_nonblocking(true).unwrap();
+            assert!(
+                rx[r].recv_from(&mut buf).is_err(),
+                "receiver {r}: extra datagram"
+            );
+        }
     }
 }
