@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use futures_util::TryStreamExt as _;
 use sqlx::any::install_default_drivers;
 use sqlx::{AnyConnection, Connection as _, Row as _};
 
@@ -87,15 +88,28 @@ async fn load_rows(
 ) -> Result<usize, UserDbError> {
     install_default_drivers();
     let mut conn = AnyConnection::connect(&url.connect_url()).await?;
-    let rows = sqlx::query(
+    let result = read_users(&mut conn, realm).await;
+    conn.close().await?;
+    let users = result?;
+    let n = users.len();
+    for (username, md5, sha256) in users {
+        into.add_user_keys(&username, Some(md5), sha256);
+    }
+    Ok(n)
+}
+
+type UserRow = (String, Key, Option<Key>);
+
+/// The users of `realm`, rows streamed one at a time (100k users would
+/// otherwise hold every row's buffers at once).
+async fn read_users(conn: &mut AnyConnection, realm: &str) -> Result<Vec<UserRow>, UserDbError> {
+    let mut rows = sqlx::query(
         "SELECT username, key_md5, key_sha256 FROM turn_users WHERE realm = $1 ORDER BY username",
     )
     .bind(realm)
-    .fetch_all(&mut conn)
-    .await;
-    conn.close().await?;
+    .fetch(conn);
     let mut users = Vec::new();
-    for row in rows? {
+    while let Some(row) = rows.try_next().await? {
         let username: String = row.try_get(0)?;
         let md5: String = row.try_get(1)?;
         let sha256: Option<String> = row.try_get(2)?;
@@ -107,11 +121,7 @@ async fn load_rows(
             _ => return Err(UserDbError::BadKey(username)),
         }
     }
-    let n = users.len();
-    for (username, md5, sha256) in users {
-        into.add_user_keys(&username, Some(md5), sha256);
-    }
-    Ok(n)
+    Ok(users)
 }
 
 #[cfg(test)]
