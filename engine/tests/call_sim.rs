@@ -478,6 +478,8 @@ struct RelayCounts {
     /// Datagrams it relayed client to peer and peer to client.
     c2p: u64,
     p2c: u64,
+    /// Datagrams it dropped, by `DropReason::index`.
+    drops: [u64; 7],
 }
 
 /// sotto-relay's sans-IO core as the simulator's relay host: the listening
@@ -545,6 +547,7 @@ impl CoreRelay {
             allocations: s.allocations_created,
             c2p: s.c2p_packets,
             p2c: s.p2c_packets,
+            drops: s.drops,
         };
     }
 }
@@ -641,6 +644,9 @@ fn relay_only_call_goes_through_the_relay_with_equal_sas_and_continuous_media() 
     let relayed = *counts.borrow();
     println!("relay: {relayed:?}");
     assert_eq!(relayed.allocations, 2, "one allocation per side");
+    // The calls' TURN clients never sent what the relay refuses (data
+    // before a permission, unbound channels, ...).
+    assert_eq!(relayed.drops, [0; 7], "relay drops");
     for side in [Side::A, Side::B] {
         let p = sim.peer(side);
         let paths: Vec<PathKind> = p
