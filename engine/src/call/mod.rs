@@ -55,7 +55,9 @@ pub struct CallConfig {
     pub ring_timeout: Duration,
     /// How long from answer to Secure before giving up.
     pub setup_timeout: Duration,
-    /// Interval of RTCP reports (RFC 3550: 5 s).
+    /// Shortest RTCP report interval (RFC 3550: 5 s); each report is
+    /// scheduled at a randomised multiple of the bandwidth-based interval
+    /// (RFC 3550 §6.3), never below this.
     pub rtcp_interval: Duration,
     /// Interval of [`Event::Stats`].
     pub stats_interval: Duration,
