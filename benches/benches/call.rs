@@ -1,7 +1,9 @@
 //! `cargo xtask bench call`: what a whole call costs.
 //!
 //! - setup time (place -> both Secure) of real calls over the tokio driver
-//!   on loopback, direct path, p50/p99;
+//!   on loopback, p50/p99: on the direct path, and relay-only through an
+//!   in-process sotto-relay (the server the `sotto-relay` binary runs: two
+//!   TURN allocations, permissions and channel bindings in the setup);
 //! - CPU per second of a two-way speech call, both endpoints (Opus, SRTP,
 //!   ZRTP, ICE consent, RTCP, jitter buffer), measured as the wall time of
 //!   the single-threaded simulator running the call in virtual time, and
@@ -13,8 +15,8 @@
 
 use sotto_engine::call::driver::{CallHandle, CallSignaller};
 use sotto_engine::call::wav::load_48k_mono;
-use sotto_engine::call::{Call, CallConfig, CallSignal, Event};
-use sotto_engine::ice::IceConfig;
+use sotto_engine::call::{Call, CallConfig, CallSignal, Event, PathKind};
+use sotto_engine::ice::{IceConfig, TurnServer};
 use sotto_engine::sim::{LinkSchedule, Network, Record, Side, Sim};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -31,38 +33,90 @@ impl CallSignaller for Chan {
     }
 }
 
-/// One loopback call: place, auto-answer, until both are Secure.
-async fn setup_once() -> Duration {
+/// One loopback call: place, auto-answer, until both are Secure; relay-only
+/// through `turn` if given (and then both must report the relayed path).
+async fn setup_once(turn: Option<&TurnServer>) -> Duration {
     let now = Instant::now();
     let bind = ["127.0.0.1:0".parse().unwrap()];
     let (ta, mut ra) = mpsc::unbounded_channel();
     let (tb, mut rb) = mpsc::unbounded_channel();
-    let start =
-        |call, tx| CallHandle::start(call, &bind, IceConfig::default(), Box::new(Chan(tx)), None);
-    let mut a = start(Call::outgoing(now, CallConfig::default()), ta)
-        .await
-        .unwrap();
-    let mut b = start(Call::incoming(now, CallConfig::default()), tb)
-        .await
-        .unwrap();
+    let ice = IceConfig {
+        turn_servers: turn.into_iter().cloned().collect(),
+        ..IceConfig::default()
+    };
+    let cfg = || CallConfig {
+        relay_only: turn.is_some(),
+        ..CallConfig::default()
+    };
+    let start = |call, tx| CallHandle::start(call, &bind, ice.clone(), Box::new(Chan(tx)), None);
+    let mut a = start(Call::outgoing(now, cfg()), ta).await.unwrap();
+    let mut b = start(Call::incoming(now, cfg()), tb).await.unwrap();
     let t0 = Instant::now();
     a.place().await.unwrap();
     let mut secure = (false, false);
+    let mut relayed = (false, false);
+    let is_relay = |e: &Event| matches!(e, Event::PathChanged(PathKind::Relay));
     while secure != (true, true) {
         tokio::select! {
             Some(m) = ra.recv() => { let _ = b.signal(m).await; }
             Some(m) = rb.recv() => { let _ = a.signal(m).await; }
-            Some(e) = a.recv() => secure.0 |= matches!(e, Event::SecureUp { .. }),
+            Some(e) = a.recv() => {
+                relayed.0 |= is_relay(&e);
+                secure.0 |= matches!(e, Event::SecureUp { .. });
+            }
             Some(e) = b.recv() => match e {
                 Event::Ringing { incoming: true } => b.answer().await.unwrap(),
-                e => secure.1 |= matches!(e, Event::SecureUp { .. }),
+                e => {
+                    relayed.1 |= is_relay(&e);
+                    secure.1 |= matches!(e, Event::SecureUp { .. });
+                }
             },
         }
     }
     let took = t0.elapsed();
+    assert_eq!(relayed, (turn.is_some(), turn.is_some()), "path kind");
     a.shutdown().await;
     b.shutdown().await;
     took
+}
+
+/// An in-process sotto-relay on loopback (loopback peers allowed) and the
+/// credentials to use it.
+async fn start_relay() -> (sotto_relay::server::Server, TurnServer) {
+    const USER: &str = "bench";
+    const PASS: &str = "bench-password";
+    let dir = std::env::temp_dir().join(format!("sotto-call-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let users = dir.join("users");
+    std::fs::write(&users, format!("{USER}:{PASS}\n")).unwrap();
+    let options = sotto_relay::config::Options {
+        realm: Some("sotto.bench".into()),
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        users_file: Some(users),
+        allow_loopback_peers: Some(true),
+        workers: Some(1),
+        ..Default::default()
+    };
+    let server = sotto_relay::server::Server::start(options.resolve().unwrap())
+        .await
+        .unwrap();
+    let turn = TurnServer {
+        addr: server.udp_addrs[0],
+        username: USER.into(),
+        password: PASS.into(),
+        realm: String::new(),
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    (server, turn)
+}
+
+/// `SETUP_CALLS` setups, sorted.
+fn setups(rt: &tokio::runtime::Runtime, turn: Option<&TurnServer>) -> Vec<Duration> {
+    let mut v: Vec<Duration> = (0..SETUP_CALLS)
+        .map(|_| rt.block_on(setup_once(turn)))
+        .collect();
+    v.sort();
+    v
 }
 
 fn speech(rel: &str) -> Vec<i16> {
@@ -127,11 +181,12 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let mut setup: Vec<Duration> = (0..SETUP_CALLS)
-        .map(|_| rt.block_on(setup_once()))
-        .collect();
-    setup.sort();
+    let setup = setups(&rt, None);
     let (p50, p99) = (pct(&setup, 0.5), pct(&setup, 0.99));
+    let (relay, turn) = rt.block_on(start_relay());
+    let setup = setups(&rt, Some(&turn));
+    let (rp50, rp99) = (pct(&setup, 0.5), pct(&setup, 0.99));
+    rt.block_on(relay.shutdown());
 
     let (sa, sb) = (
         speech("asterisk_en_16k_g722dec/dir-intro.wav"),
@@ -161,6 +216,10 @@ fn main() {
 
     println!("call setup, loopback direct ({SETUP_CALLS} calls): p50 {p50:.1} ms, p99 {p99:.1} ms");
     println!(
+        "call setup, loopback relay-only via sotto-relay ({SETUP_CALLS} calls): \
+         p50 {rp50:.1} ms, p99 {rp99:.1} ms"
+    );
+    println!(
         "two-way speech call, both endpoints: {cpu_ms_per_s:.2} ms CPU per s of call \
          -> {calls_per_core:.0} simultaneous two-way calls per core (simulator overhead included)"
     );
@@ -169,6 +228,7 @@ fn main() {
     );
     println!(
         "{{\"bench\":\"call\",\"setup_direct_p50_ms\":{p50:.2},\"setup_direct_p99_ms\":{p99:.2},\
+         \"setup_relay_p50_ms\":{rp50:.2},\"setup_relay_p99_ms\":{rp99:.2},\
          \"cpu_ms_per_call_second\":{cpu_ms_per_s:.3},\"calls_per_core\":{calls_per_core:.1},\
          \"rss_kib_per_call\":{per_call_kib:.1}}}"
     );
