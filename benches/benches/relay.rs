@@ -3,7 +3,8 @@
 //!
 //! For 160-byte ChannelData over 8 and 64 allocations (both directions:
 //! clients send ChannelData, a peer sends raw UDP to the relayed
-//! addresses), both relays run side by side and get the same offered
+//! addresses; round robin, and for 8 allocations also in bursts of 4 to
+//! one destination, as a video frame's packets go), both relays run side by side and get the same offered
 //! rates in alternating 1 s steps (so that other load on this shared
 //! 2-core machine hits both alike). The headline figure is relayed packets
 //! per CPU-second of the relay process (scheduler runtime of all its
@@ -35,6 +36,10 @@ const USER: &str = "bench";
 const PASS: &str = "bench-password";
 const REALM: &str = "sotto.bench";
 const PAYLOAD: usize = 160;
+/// Allocations, and datagrams sent back to back to one destination (1:
+/// round robin over the allocations, the case; 4: a video frame's
+/// packets, where a relay can batch per destination).
+const CASES: [(usize, usize); 3] = [(8, 1), (64, 1), (8, 4)];
 const STEP: Duration = Duration::from_millis(1000);
 /// Offered rates (pkt/s, both directions together) of the CPU comparison:
 /// low enough that both relays keep up while the generator shares the
@@ -67,12 +72,16 @@ fn main() {
     );
     let only_cpu = std::env::var_os("SOTTO_RELAY_BENCH_CPU_ONLY").is_some();
     let mut rows = Vec::new();
-    for allocations in [8usize, 64] {
+    for (allocations, burst) in CASES {
+        let case = match burst {
+            1 => format!("{allocations}_allocations"),
+            b => format!("{allocations}_allocations_burst{b}"),
+        };
         let servers = [Server::start(Impl::Sotto), Server::start(Impl::Coturn)];
-        let r = throughput(&servers, allocations, !only_cpu);
+        let r = throughput(&servers, allocations, burst, !only_cpu);
         for (imp, r) in servers.iter().map(|s| s.imp).zip(&r) {
             println!(
-                "relay/{allocations}_allocations {:>7}: {:>9.0} relayed pkt per CPU-s ({:.2} us, {:.2} context switches per packet), max rate with <0.1% loss {:>7} pkt/s",
+                "relay/{case} {:>7}: {:>9.0} relayed pkt per CPU-s ({:.2} us, {:.2} context switches per packet), max rate with <0.1% loss {:>7} pkt/s",
                 imp.name(),
                 r.per_cpu_s,
                 r.ns_per_packet / 1e3,
@@ -80,7 +89,7 @@ fn main() {
                 r.max_lossless
             );
         }
-        rows.push((allocations, r));
+        rows.push((case, r));
     }
     let mut memory = vec![0.0; 2];
     if !only_cpu {
@@ -105,15 +114,10 @@ fn main() {
         let ratio = r[0].per_cpu_s / r[1].per_cpu_s;
         println!(
             "{:<22} {:>14.0} {:>14.0} {:>6.2}x {:>14} {:>14}",
-            format!("{n}_allocations"),
-            r[0].per_cpu_s,
-            r[1].per_cpu_s,
-            ratio,
-            r[0].max_lossless,
-            r[1].max_lossless
+            n, r[0].per_cpu_s, r[1].per_cpu_s, ratio, r[0].max_lossless, r[1].max_lossless
         );
         cases.push(format!(
-            "{{\"case\":\"{n}_allocations\",\"sotto_per_cpu_s\":{:.0},\"coturn_per_cpu_s\":{:.0},\"ratio\":{ratio:.3},\"sotto_switches_per_pkt\":{:.3},\"coturn_switches_per_pkt\":{:.3},\"sotto_max_lossless_pps\":{},\"coturn_max_lossless_pps\":{}}}",
+            "{{\"case\":\"{n}\",\"sotto_per_cpu_s\":{:.0},\"coturn_per_cpu_s\":{:.0},\"ratio\":{ratio:.3},\"sotto_switches_per_pkt\":{:.3},\"coturn_switches_per_pkt\":{:.3},\"sotto_max_lossless_pps\":{},\"coturn_max_lossless_pps\":{}}}",
             r[0].per_cpu_s,
             r[1].per_cpu_s,
             r[0].switches_per_packet,
@@ -483,7 +487,7 @@ impl Step {
 
 impl Load {
     /// `n` allocations on `server`, each with a channel to one peer socket.
-    fn new(server: &Server, n: usize) -> Load {
+    fn new(server: &Server, n: usize, burst: usize) -> Load {
         let peer = bench_socket();
         let peer_addr = peer.local_addr().unwrap();
         let mut clients: Vec<Client> = (0..n)
@@ -503,8 +507,12 @@ impl Load {
             let mut cd = vec![0u8; 4 + PAYLOAD];
             cd[..2].copy_from_slice(&(0x4000 + i as u16).to_be_bytes());
             cd[2..4].copy_from_slice(&(PAYLOAD as u16).to_be_bytes());
-            frames.push((i + 1, server.addr, cd));
-            frames.push((0, c.relayed, vec![0xab; PAYLOAD]));
+            for _ in 0..burst {
+                frames.push((i + 1, server.addr, cd.clone()));
+            }
+            for _ in 0..burst {
+                frames.push((0, c.relayed, vec![0xab; PAYLOAD]));
+            }
         }
         let senders: Vec<UdpSocket> = std::iter::once(peer)
             .chain(clients.into_iter().map(|c| c.sock))
@@ -625,8 +633,11 @@ struct Throughput {
 /// alternates the two relays step by step at the same offered rates, so
 /// that other load on the machine hits both alike, and counts only the
 /// steps both relayed without loss; the lossless-rate sweep follows.
-fn throughput(servers: &[Server; 2], n: usize, sweep: bool) -> [Throughput; 2] {
-    let loads = [Load::new(&servers[0], n), Load::new(&servers[1], n)];
+fn throughput(servers: &[Server; 2], n: usize, burst: usize, sweep: bool) -> [Throughput; 2] {
+    let loads = [
+        Load::new(&servers[0], n, burst),
+        Load::new(&servers[1], n, burst),
+    ];
     let mut sums = [Step::default(); 2];
     let mut out: [Throughput; 2] = Default::default();
     for (i, &rate) in cpu_rates().iter().enumerate() {
