@@ -123,7 +123,8 @@ impl Key {
             PasswordAlgorithm::Md5 => 16,
             PasswordAlgorithm::Sha256 => 32,
         };
-        if hex.len() != 2 * want || !hex.is_ascii() {
+        // Digits only: `from_str_radix` alone would take a `+` sign.
+        if hex.len() != 2 * want || !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
             return None;
         }
         let mut buf = zeroize::Zeroizing::new([0u8; 32]);
@@ -527,6 +528,9 @@ mod tests {
         assert_eq!(k.0.len(), 32);
         assert_eq!(k.algorithm(), PasswordAlgorithm::Sha256);
         assert!(Key::from_hex(PasswordAlgorithm::Sha256, md5).is_none());
+        assert!(
+            Key::from_hex(PasswordAlgorithm::Md5, "+f93fbc53ba582fb4c044c456bdc40eb").is_none()
+        );
         assert!(
             Key::from_hex(PasswordAlgorithm::Md5, "zz93fbc53ba582fb4c044c456bdc40eb").is_none()
         );
