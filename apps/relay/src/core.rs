@@ -17,8 +17,9 @@ use crate::shared::Shared;
 use crate::stun::{self, Builder, ChannelData, Class, Integrity, Message, attr, method};
 
 /// Bytes a driver must leave free before peer data so that a ChannelData
-/// header can be written in place.
-pub const PEER_HEADROOM: usize = 4;
+/// header, or a Data indication's (STUN header, XOR-PEER-ADDRESS for IPv6,
+/// DATA attribute header), can be written in place.
+pub const PEER_HEADROOM: usize = stun::HEADER_LEN + 4 + 20 + 4;
 
 /// How a client reaches us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -111,13 +112,17 @@ pub enum Dest {
     },
 }
 
-/// A zero-copy relay instruction: send `data[range]` of the input buffer.
+/// A zero-copy relay instruction: send `data[range]` of the input buffer,
+/// followed by `pad` zero bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Forward {
     /// Destination.
     pub dest: Dest,
     /// Byte range of the input buffer to send.
     pub range: std::ops::Range<usize>,
+    /// Zero bytes to append: a Data indication's last attribute is padded
+    /// to 4 bytes, which the input buffer has no room after the payload for.
+    pub pad: usize,
 }
 
 /// A datagram the core wants sent (control path).
@@ -663,6 +668,7 @@ impl Relay {
                 addr: peer,
             },
             range: 4..4 + len,
+            pad: 0,
         }))
     }
 
@@ -687,24 +693,28 @@ impl Relay {
             .iter()
             .find(|c| c.peer == from && c.expires > now)
             .map(|c| c.number);
+        // The header goes into the headroom in place: ChannelData on a
+        // bound channel, otherwise a Data indication.
+        let (start, pad) = match channel {
+            Some(number) => {
+                let start = PEER_HEADROOM - 4;
+                data[start..PEER_HEADROOM]
+                    .copy_from_slice(&stun::channel_header(number, len as u16));
+                (start, 0)
+            }
+            None => {
+                self.tid_counter += 1;
+                data_indication(data, from, indication_tid(self.tid_counter))?
+            }
+        };
         self.spend(now, relay.index, len)?;
         self.stats.p2c_packets += 1;
         self.stats.p2c_bytes += len as u64;
-        if let Some(number) = channel {
-            data[..PEER_HEADROOM].copy_from_slice(&stun::channel_header(number, len as u16));
-            return Ok(Some(Forward {
-                dest: Dest::Client(client),
-                range: 0..data.len(),
-            }));
-        }
-        let mut b = Builder::new(method::DATA, Class::Indication, {
-            self.tid_counter += 1;
-            indication_tid(self.tid_counter)
-        });
-        b.xor_addr(attr::XOR_PEER_ADDRESS, from)
-            .attr(attr::DATA, &data[PEER_HEADROOM..]);
-        self.queue(Dest::Client(client), b.finish());
-        Ok(None)
+        Ok(Some(Forward {
+            dest: Dest::Client(client),
+            range: start..data.len(),
+            pad,
+        }))
     }
 
     fn send_indication(
@@ -740,6 +750,7 @@ impl Relay {
                 addr: peer,
             },
             range: start..start + len,
+            pad: 0,
         }))
     }
 
@@ -1242,6 +1253,36 @@ fn error(msg: &Message<'_>, (code, reason): Reject) -> Builder {
 
 /// Transaction ids of Data indications need only vary (indications are
 /// never retransmitted or matched, RFC 8489 §6), so a counter will do.
+/// Writes a Data indication (RFC 8656 §11.4: XOR-PEER-ADDRESS, then DATA)
+/// into the headroom before the payload at `data[PEER_HEADROOM..]`, so the
+/// peer-to-client path allocates nothing. Returns where the message starts
+/// and how many zero bytes of padding must follow the payload.
+fn data_indication(
+    data: &mut [u8],
+    from: SocketAddr,
+    tid: [u8; 12],
+) -> Result<(usize, usize), DropReason> {
+    let len = data.len() - PEER_HEADROOM;
+    let pad = (4 - len % 4) % 4;
+    let (addr, addr_len) = stun::xor_addr_value(from, &tid);
+    let attrs = 4 + addr_len + 4;
+    let body = u16::try_from(attrs + len + pad).map_err(|_| DropReason::Malformed)?;
+    let start = PEER_HEADROOM - stun::HEADER_LEN - attrs;
+    let h = &mut data[start..PEER_HEADROOM];
+    h[..2].copy_from_slice(&stun::message_type(method::DATA, Class::Indication).to_be_bytes());
+    h[2..4].copy_from_slice(&body.to_be_bytes());
+    h[4..8].copy_from_slice(&stun::MAGIC_COOKIE.to_be_bytes());
+    h[8..20].copy_from_slice(&tid);
+    let a = &mut h[stun::HEADER_LEN..];
+    a[..2].copy_from_slice(&attr::XOR_PEER_ADDRESS.to_be_bytes());
+    a[2..4].copy_from_slice(&(addr_len as u16).to_be_bytes());
+    a[4..4 + addr_len].copy_from_slice(&addr[..addr_len]);
+    let d = &mut a[4 + addr_len..];
+    d[..2].copy_from_slice(&attr::DATA.to_be_bytes());
+    d[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+    Ok((start, pad))
+}
+
 fn indication_tid(counter: u64) -> [u8; 12] {
     let mut t = [0u8; 12];
     t[..4].copy_from_slice(b"SOTD");

@@ -447,23 +447,32 @@ pub fn decode_xor_addr(v: &[u8], tid: &[u8; 12]) -> Option<SocketAddr> {
 }
 
 fn encode_xor_addr(addr: SocketAddr, tid: &[u8; 12], out: &mut Vec<u8>) {
+    let (v, n) = xor_addr_value(addr, tid);
+    out.extend_from_slice(&v[..n]);
+}
+
+/// The value of an XOR-encoded address attribute without allocating: the
+/// bytes and how many of them are used (8 for IPv4, 20 for IPv6).
+pub fn xor_addr_value(addr: SocketAddr, tid: &[u8; 12]) -> ([u8; 20], usize) {
     let cookie = MAGIC_COOKIE.to_be_bytes();
-    let port = addr.port() ^ (MAGIC_COOKIE >> 16) as u16;
+    let port = (addr.port() ^ (MAGIC_COOKIE >> 16) as u16).to_be_bytes();
+    let mut v = [0u8; 20];
+    v[2..4].copy_from_slice(&port);
     match addr.ip() {
         IpAddr::V4(ip) => {
-            out.extend_from_slice(&[0, 0x01]);
-            out.extend_from_slice(&port.to_be_bytes());
+            v[1] = 0x01;
             for (i, b) in ip.octets().iter().enumerate() {
-                out.push(b ^ cookie[i]);
+                v[4 + i] = b ^ cookie[i];
             }
+            (v, 8)
         }
         IpAddr::V6(ip) => {
-            out.extend_from_slice(&[0, 0x02]);
-            out.extend_from_slice(&port.to_be_bytes());
+            v[1] = 0x02;
             for (i, b) in ip.octets().iter().enumerate() {
                 let k = if i < 4 { cookie[i] } else { tid[i - 4] };
-                out.push(b ^ k);
+                v[4 + i] = b ^ k;
             }
+            (v, 20)
         }
     }
 }

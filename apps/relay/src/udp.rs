@@ -244,14 +244,15 @@ impl TxQueue {
         self.arena.is_empty() || self.arena.len() + len <= TX_ARENA
     }
 
-    fn push(&mut self, dest: Dest, data: &[u8]) {
-        let start = self.arena.len() as u32;
+    fn push(&mut self, dest: Dest, data: &[u8], pad: usize) {
+        let start = self.arena.len();
         self.arena.extend_from_slice(data);
+        self.arena.resize(start + data.len() + pad, 0);
         self.entries.push(Queued {
             dest,
             seq: self.entries.len() as u32,
-            start,
-            len: data.len() as u32,
+            start: start as u32,
+            len: (data.len() + pad) as u32,
         });
     }
 
@@ -534,16 +535,17 @@ impl Worker {
 
     fn forward<E>(&self, r: Result<Option<Forward>, E>, buf: &[u8], tx: &mut TxQueue) {
         if let Ok(Some(f)) = r {
-            self.queue(tx, f.dest, &buf[f.range]);
+            self.queue(tx, f.dest, &buf[f.range], f.pad);
         }
     }
 
-    /// Queues a datagram, flushing first if the queue is full.
-    fn queue(&self, tx: &mut TxQueue, dest: Dest, data: &[u8]) {
-        if !tx.has_room(data.len()) || tx.entries.len() >= MAX_QUEUED {
+    /// Queues a datagram (`data` and `pad` zero bytes), flushing first if
+    /// the queue is full.
+    fn queue(&self, tx: &mut TxQueue, dest: Dest, data: &[u8], pad: usize) {
+        if !tx.has_room(data.len() + pad) || tx.entries.len() >= MAX_QUEUED {
             tx.flush(&self.out());
         }
-        tx.push(dest, data);
+        tx.push(dest, data, pad);
     }
 
     /// Acts on the core's events and queues its control answers.
@@ -574,7 +576,7 @@ impl Worker {
                 continue;
             }
             match self.core.poll_transmit() {
-                Some(t) => self.queue(tx, t.dest, &t.data),
+                Some(t) => self.queue(tx, t.dest, &t.data, 0),
                 None => return,
             }
         }
@@ -674,11 +676,11 @@ mod tests {
         plan.push((2, vec![0xee; 7]));
         let mut tx = TxQueue::new();
         for (r, data) in &plan {
-            tx.push(client(0, to[*r]), data);
+            tx.push(client(0, to[*r]), data, 0);
             expected[*r].push(data.clone());
         }
         // A listener that does not exist: dropped, not sent elsewhere.
-        tx.push(client(9, to[2]), b"nowhere");
+        tx.push(client(9, to[2]), b"nowhere", 0);
         let publisher = Publisher::new();
         let out = Out {
             listeners: std::slice::from_ref(&listener),

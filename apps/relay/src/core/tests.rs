@@ -202,11 +202,15 @@ fn allocate_bind_and_relay_both_ways() {
     assert_eq!(f.dest, Dest::Client(h.client));
     assert_eq!(&buf[f.range], &[0x40, 0x01, 0, 4, b'p', b'o', b'n', b'g']);
 
-    // A permitted peer without a channel gets a Data indication.
+    // A permitted peer without a channel gets a Data indication, built in
+    // the headroom (nothing queued on the control path).
     let other: SocketAddr = "127.0.0.1:7001".parse().unwrap();
-    assert_eq!(h.peer_datagram(other, b"x", &mut buf), Ok(None));
-    let t = h.relay.poll_transmit().unwrap();
-    let m = Message::parse(&t.data).unwrap();
+    let f = h.peer_datagram(other, b"x", &mut buf).unwrap().unwrap();
+    assert_eq!(f.dest, Dest::Client(h.client));
+    assert!(h.relay.poll_transmit().is_none());
+    let mut sent = buf[f.range].to_vec();
+    sent.resize(sent.len() + f.pad, 0);
+    let m = Message::parse(&sent).unwrap();
     assert_eq!((m.method, m.class), (method::DATA, Class::Indication));
     assert_eq!(m.get_xor_addr(attr::XOR_PEER_ADDRESS).unwrap(), Some(other));
     assert_eq!(m.get(attr::DATA).unwrap().value, b"x");
@@ -545,4 +549,29 @@ fn bandwidth_caps_drop_and_refill() {
     assert!(t.send(&cd).unwrap().is_some());
     assert!(t.send(&cd).unwrap().is_some());
     assert_eq!(t.send(&cd), Err(DropReason::Bandwidth));
+}
+
+/// The in-place Data indication is byte for byte what the STUN builder
+/// makes, for both address families and every padding length.
+#[test]
+fn data_indication_in_place_matches_the_builder() {
+    let peers: [SocketAddr; 2] = [
+        "198.51.100.7:5004".parse().unwrap(),
+        "[2001:db8::7]:5004".parse().unwrap(),
+    ];
+    for peer in peers {
+        for len in 0..9usize {
+            let payload: Vec<u8> = (0..len as u8).map(|b| b.wrapping_mul(37)).collect();
+            let tid = indication_tid(len as u64);
+            let mut buf = vec![0xaa; PEER_HEADROOM];
+            buf.extend_from_slice(&payload);
+            let (start, pad) = data_indication(&mut buf, peer, tid).unwrap();
+            let mut in_place = buf[start..].to_vec();
+            in_place.resize(in_place.len() + pad, 0);
+            let mut b = Builder::new(method::DATA, Class::Indication, tid);
+            b.xor_addr(attr::XOR_PEER_ADDRESS, peer)
+                .attr(attr::DATA, &payload);
+            assert_eq!(in_place, b.finish(), "{peer} with {len} bytes");
+        }
+    }
 }
