@@ -9,6 +9,7 @@ use crate::driver::{DriverError, TransportEvent, TransportHandle};
 use crate::ice::{IceConfig, SignalMessage, Signaller};
 use crate::zrtp::ZidCache;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -55,7 +56,12 @@ pub struct CallHandle {
     events: mpsc::Receiver<Event>,
     task: Option<JoinHandle<()>>,
     local: Vec<SocketAddr>,
+    final_cache: FinalCache,
 }
+
+/// The call's ZID cache as it ended, left by the task before it stops
+/// taking commands, so that it can still be saved afterwards.
+type FinalCache = Arc<Mutex<Option<ZidCache>>>;
 
 impl CallHandle {
     /// Binds UDP sockets on `bind` and starts `call` over them with `ice`
@@ -73,6 +79,7 @@ impl CallHandle {
         let local = transport.local_addrs().to_vec();
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
+        let final_cache = FinalCache::default();
         let task = Task {
             call,
             transport: Some(transport),
@@ -81,6 +88,7 @@ impl CallHandle {
             events: ev_tx,
             frame: vec![0; FRAME],
             dropped_events: 0,
+            final_cache: Arc::clone(&final_cache),
         };
         let task = tokio::spawn(task.run(cmd_rx, ice_rx));
         Ok(Self {
@@ -88,6 +96,7 @@ impl CallHandle {
             events: ev_rx,
             task: Some(task),
             local,
+            final_cache,
         })
     }
 
@@ -143,12 +152,18 @@ impl CallHandle {
     }
 
     /// The call's ZID cache ([`Call::zid_cache`]), to persist once Secure
-    /// (and again after a SAS confirmation); also after the call ended,
-    /// until the handle is shut down.
+    /// (and again after a SAS confirmation); after the call ended, the
+    /// cache as it ended (a rejected SAS ends the call and must be saved).
     pub async fn zid_cache(&self) -> Result<ZidCache, DriverError> {
         let (tx, rx) = oneshot::channel();
-        self.send(Command::ZidCache(tx)).await?;
-        rx.await.map_err(|_| DriverError::Stopped)
+        if self.send(Command::ZidCache(tx)).await.is_ok()
+            && let Ok(c) = rx.await
+        {
+            return Ok(c);
+        }
+        // The task stopped taking commands: it left the final cache first.
+        let last = self.final_cache.lock().unwrap_or_else(|e| e.into_inner());
+        last.clone().ok_or(DriverError::Stopped)
     }
 
     /// Next event (never [`Event::Signal`]: those go to the signaller);
@@ -175,6 +190,7 @@ struct Task {
     events: mpsc::Sender<Event>,
     frame: Vec<i16>,
     dropped_events: u64,
+    final_cache: FinalCache,
 }
 
 impl Task {
@@ -216,6 +232,8 @@ impl Task {
         // Answer stats and cache requests (the cache is final now: save it
         // after the end too) and drain commands until the handle goes.
         drop(ice);
+        *self.final_cache.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(self.call.zid_cache().clone());
         cmd.close();
         while let Some(c) = cmd.recv().await {
             match c {
