@@ -3,40 +3,16 @@
 //! 10 ms frame per tick. Each direction is a wait-free single-producer
 //! single-consumer ring (rtrb), so neither the application's audio thread
 //! nor the driver ever waits for the other or allocates. A full ring drops
-//! the newest frame; frames are never split.
+//! the newest frame; frames are never split (the engine's `push_frame` and
+//! `pop_frame`, which the softphone's sound-card callbacks use too).
 
 use rtrb::{Consumer, Producer, RingBuffer};
-use sotto_engine::call::wav::{AudioPort, FRAME};
+use sotto_engine::call::wav::{AudioPort, FRAME, pop_frame, push_frame};
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Frames each ring holds at most (200 ms).
 const MAX_FRAMES: usize = 20;
-
-/// Appends one whole frame to `ring`, or nothing if it does not fit;
-/// returns whether it was queued. Wait-free, no allocation.
-fn push_frame(ring: &mut Producer<i16>, frame: &[i16]) -> bool {
-    match ring.write_chunk_uninit(frame.len()) {
-        Ok(chunk) => {
-            chunk.fill_from_iter(frame.iter().copied());
-            true
-        }
-        Err(_) => false,
-    }
-}
-
-/// Takes one whole frame from `ring` into `out`; `false` (and `out`
-/// untouched) if fewer samples are queued. Wait-free, no allocation.
-fn pop_frame(ring: &mut Consumer<i16>, out: &mut [i16]) -> bool {
-    let Ok(chunk) = ring.read_chunk(out.len()) else {
-        return false;
-    };
-    let (a, b) = chunk.as_slices();
-    out[..a.len()].copy_from_slice(a);
-    out[a.len()..].copy_from_slice(b);
-    chunk.commit_all();
-    true
-}
 
 /// A value one thread at a time may use. A second thread that comes while
 /// the first is inside gets `None` at once instead of waiting: the C API's

@@ -5,7 +5,7 @@
 
 use anyhow::{Context as _, anyhow};
 use cpal::traits::{DeviceTrait as _, HostTrait as _, StreamTrait as _};
-use sotto_engine::call::wav::AudioPort;
+use sotto_engine::call::wav::{AudioPort, pop_frame, push_frame};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -279,22 +279,13 @@ impl Streams {
 impl AudioPort for DeviceAudio {
     fn capture(&mut self, frame: &mut [i16]) -> bool {
         self.adopt_switched();
-        let Ok(chunk) = self.streams.mic.read_chunk(frame.len()) else {
-            return false; // not 10 ms captured yet
-        };
-        let (a, b) = chunk.as_slices();
-        frame[..a.len()].copy_from_slice(a);
-        frame[a.len()..].copy_from_slice(b);
-        chunk.commit_all();
-        true
+        // False until 10 ms have been captured.
+        pop_frame(&mut self.streams.mic, frame)
     }
 
     fn play(&mut self, frame: &[i16]) {
-        for &s in frame {
-            if self.streams.speaker.push(s).is_err() {
-                break; // the device is behind: drop rather than wait
-            }
-        }
+        // The device is behind: drop the frame rather than wait.
+        push_frame(&mut self.streams.speaker, frame);
     }
 }
 

@@ -57,6 +57,35 @@ pub trait AudioPort: Send + 'static {
     fn play(&mut self, frame: &[i16]);
 }
 
+/// Appends one whole frame to a single-producer single-consumer ring, or
+/// nothing if it does not fit (then `false`). For the audio side of an
+/// [`AudioPort`] (device callbacks, an SDK's audio thread): wait-free, no
+/// allocation, and a full ring drops the newest frame whole instead of
+/// waiting or splitting it.
+pub fn push_frame(ring: &mut rtrb::Producer<i16>, frame: &[i16]) -> bool {
+    match ring.write_chunk_uninit(frame.len()) {
+        Ok(chunk) => {
+            chunk.fill_from_iter(frame.iter().copied());
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Takes one whole frame from a single-producer single-consumer ring into
+/// `out`; `false` (and `out` untouched) while fewer samples are queued.
+/// Wait-free, no allocation.
+pub fn pop_frame(ring: &mut rtrb::Consumer<i16>, out: &mut [i16]) -> bool {
+    let Ok(chunk) = ring.read_chunk(out.len()) else {
+        return false;
+    };
+    let (a, b) = chunk.as_slices();
+    out[..a.len()].copy_from_slice(a);
+    out[a.len()..].copy_from_slice(b);
+    chunk.commit_all();
+    true
+}
+
 /// A headless [`AudioPort`]: a WAV clip as the microphone (optionally
 /// looped, silence after its end) and an in-memory recording of what the
 /// call played, shared with the caller through [`HeadlessAudio::recording`].
@@ -138,6 +167,30 @@ mod tests {
         assert!(f.iter().all(|&s| s == 3), "looped");
         b.play(&f);
         assert_eq!(b.recording().lock().unwrap().len(), FRAME);
+    }
+
+    #[test]
+    fn ring_frames_stay_whole_in_order_and_bounded() {
+        // 2.5 frames of room: a frame that would not fit whole is dropped.
+        let (mut tx, mut rx) = rtrb::RingBuffer::new(5 * FRAME / 2);
+        let mut out = [7i16; FRAME];
+        assert!(!pop_frame(&mut rx, &mut out));
+        assert_eq!(out, [7; FRAME], "untouched while empty");
+        assert!(push_frame(&mut tx, &[1; FRAME]));
+        assert!(push_frame(&mut tx, &[2; FRAME]));
+        assert!(
+            !push_frame(&mut tx, &[3; FRAME]),
+            "no room for a whole frame"
+        );
+        assert!(pop_frame(&mut rx, &mut out));
+        assert_eq!(out, [1; FRAME]);
+        // The next frame wraps around the end of the ring's storage.
+        assert!(push_frame(&mut tx, &[4; FRAME]));
+        for want in [2, 4] {
+            assert!(pop_frame(&mut rx, &mut out));
+            assert_eq!(out, [want; FRAME]);
+        }
+        assert!(!pop_frame(&mut rx, &mut out));
     }
 
     #[test]
