@@ -84,7 +84,8 @@ pub enum Record {
     Sent {
         /// When.
         at: Duration,
-        /// Its first-byte class (RFC 7983).
+        /// Its first-byte class (RFC 7983); for TURN ChannelData, the
+        /// class of what the channel carries (RTP through a relay is RTP).
         kind: PacketKind,
         /// Its first byte.
         first_byte: u8,
@@ -257,6 +258,15 @@ impl PartialOrd for InFlight {
 impl Ord for InFlight {
     fn cmp(&self, o: &Self) -> std::cmp::Ordering {
         (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
+/// The class of a datagram, or of its payload if it is TURN ChannelData
+/// (a 4-byte header, RFC 8656 12.4).
+fn carried_kind(data: &[u8]) -> PacketKind {
+    match classify(data) {
+        PacketKind::TurnChannel => classify(data.get(4..).unwrap_or_default()),
+        k => k,
     }
 }
 
@@ -654,7 +664,7 @@ impl Sim {
             } else {
                 None
             };
-            let kind = classify(&t.data);
+            let kind = carried_kind(&t.data);
             let p = &mut self.peers[side.idx()];
             p.log.push(Record::Sent {
                 at,
