@@ -33,6 +33,11 @@ fn committed_header_is_current() {
         "sotto_call_pull_audio",
         "sotto_last_error_message",
         "SOTTO_EVENT_KIND_SECURE_UP",
+        "SOTTO_EVENT_KIND_CACHE_MISMATCH",
+        "SOTTO_EVENT_KIND_HELLO_HASH_MISMATCH",
+        "SOTTO_EVENT_KIND_ZID_CACHE_ERROR",
+        "sotto_engine_config_default",
+        "zid_cache_path",
     ] {
         assert!(text.contains(f), "{f} missing from the header");
     }
