@@ -26,6 +26,8 @@ pub const SAMPLE_RATE: u32 = 48_000;
 pub const PULL_SAMPLES: usize = 480;
 /// Samples per ms.
 const PER_MS: f64 = SAMPLE_RATE as f64 / 1000.0;
+/// Duration of one pull, ms.
+const PULL_MS: f64 = PULL_SAMPLES as f64 / PER_MS;
 /// Codec PLC works in 2.5 ms steps.
 const PLC_QUANTUM: usize = 120;
 /// Longest packet accepted: 120 ms (RFC 6716 §3.2.5).
@@ -52,8 +54,10 @@ pub struct JitterConfig {
     pub min_target_ms: f64,
     /// Upper bound on the target, ms.
     pub max_target_ms: f64,
-    /// Slack added to the network target (buffer level is measured just
-    /// before a decode, when the next packet must already be there), ms.
+    /// Most slack added to the network target (buffer level is measured
+    /// just before a decode, when the next packet must already be there),
+    /// ms. The slack used is the network target less one pull, within
+    /// 0..=margin_ms: none on a steady link.
     pub margin_ms: f64,
     /// The level may fall this far under target before stretching, ms.
     pub low_band_ms: f64,
@@ -242,7 +246,15 @@ impl JitterBuffer {
         } else {
             self.estimator.target_ms(now_ms)
         };
-        (net + self.config.margin_ms).clamp(self.config.min_target_ms, self.config.max_target_ms)
+        (net + self.margin_ms(net)).clamp(self.config.min_target_ms, self.config.max_target_ms)
+    }
+
+    /// Slack above the network target. Playout moves in 10 ms pulls, so
+    /// jitter below one pull is absorbed by the pull grid; above that the
+    /// slack grows with the jitter, up to `margin_ms` (a fixed slack would
+    /// be most of a steady link's delay).
+    fn margin_ms(&self, net_ms: f64) -> f64 {
+        (net_ms - PULL_MS).clamp(0.0, self.config.margin_ms)
     }
 
     fn push_event(&mut self, e: Event) {
@@ -594,7 +606,8 @@ impl JitterBuffer {
         self.stats.jitter_buffer_delay += wait_ms.max(0.0) / 1000.0 * n;
         self.stats.jitter_buffer_target_delay += target / 1000.0 * n;
         self.stats.jitter_buffer_minimum_delay +=
-            (self.estimator.quantile_ms() + self.config.margin_ms) / 1000.0 * n;
+            (self.estimator.quantile_ms() + self.margin_ms(self.estimator.quantile_ms())) / 1000.0
+                * n;
         self.stats.jitter_buffer_emitted_count += samples as u64;
     }
 

@@ -356,3 +356,36 @@ fn ssrc_change_resets_and_plays_the_new_stream() {
         }
     }
 }
+
+#[test]
+fn slack_follows_the_jitter_none_on_a_steady_link_the_full_margin_on_a_jittery_one() {
+    let pcm = tone(6.0);
+    let margin = JitterConfig::default().margin_ms;
+    // Constant 30 ms transit: jitter below one 10 ms pull needs no slack.
+    let steady = packets(&pcm, 1, 0, false)
+        .into_iter()
+        .enumerate()
+        .map(|(k, p)| (p, k as f64 * 20.0 + 30.0))
+        .collect();
+    let r = run(steady, 6.0);
+    let target = r.jb.target_delay_ms(Instant::now());
+    assert!(target <= 5.0, "steady link target {target} ms");
+    // 0-60 ms of jitter (deterministic LCG): quantile plus the whole margin.
+    let mut x = 12345u64;
+    let jittery = packets(&pcm, 1, 0, false)
+        .into_iter()
+        .enumerate()
+        .map(|(k, p)| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (
+                p,
+                k as f64 * 20.0 + 30.0 + (x >> 40) as f64 / (1u64 << 24) as f64 * 60.0,
+            )
+        })
+        .collect();
+    let r = run(jittery, 6.0);
+    let target = r.jb.target_delay_ms(Instant::now());
+    assert!(target >= 40.0 + margin, "jittery link target {target} ms");
+}
