@@ -238,31 +238,59 @@ impl Drop for Pair<'_> {
 fn secure_call(
     ea: *mut SottoEngine,
     eb: *mut SottoEngine,
-    after: impl FnOnce(&Pair<'_>),
+    after: impl Fn(&Pair<'_>),
 ) -> (Seen, Seen) {
-    let (alice, bob) = (Side::default(), Side::default());
+    let mut v = secure_calls(&[(ea, eb)], after);
+    v.pop().unwrap()
+}
+
+/// As `secure_call`, for several calls at once: each `(caller, callee)`
+/// pair of engines places one, all ring, are answered and go Secure
+/// before `after` runs on each and all are hung up.
+fn secure_calls(
+    engines: &[(*mut SottoEngine, *mut SottoEngine)],
+    after: impl Fn(&Pair<'_>),
+) -> Vec<(Seen, Seen)> {
+    let sides: Vec<(Side, Side)> = engines.iter().map(|_| Default::default()).collect();
     {
-        let p = calls(ea, eb, &alice, &bob);
-        // SAFETY: live calls.
-        assert_eq!(unsafe { sotto_call_place(p.a) }, SottoStatus::Ok);
-        bob.wait("ringing", |s| s.kinds.contains(&SottoEventKind::Ringing));
-        // SAFETY: a live call.
-        assert_eq!(unsafe { sotto_call_answer(p.b) }, SottoStatus::Ok);
-        alice.wait("secure", |s| s.sas.is_some());
-        bob.wait("secure", |s| s.sas.is_some());
-        after(&p);
-        // SAFETY: a live call (already ended if `after` rejected the SAS).
-        let st = unsafe { sotto_call_hang_up(p.a) };
-        assert!(matches!(st, SottoStatus::Ok | SottoStatus::Ended), "{st:?}");
-        alice.wait("end", |s| s.end.is_some());
-        bob.wait("end", |s| s.end.is_some());
+        let pairs: Vec<Pair<'_>> = engines
+            .iter()
+            .zip(&sides)
+            .map(|(&(ea, eb), (alice, bob))| calls(ea, eb, alice, bob))
+            .collect();
+        for p in &pairs {
+            // SAFETY: live calls.
+            assert_eq!(unsafe { sotto_call_place(p.a) }, SottoStatus::Ok);
+        }
+        for (p, (_, bob)) in pairs.iter().zip(&sides) {
+            bob.wait("ringing", |s| s.kinds.contains(&SottoEventKind::Ringing));
+            // SAFETY: a live call.
+            assert_eq!(unsafe { sotto_call_answer(p.b) }, SottoStatus::Ok);
+        }
+        for (alice, bob) in &sides {
+            alice.wait("secure", |s| s.sas.is_some());
+            bob.wait("secure", |s| s.sas.is_some());
+        }
+        pairs.iter().for_each(&after);
+        for (p, (alice, bob)) in pairs.iter().zip(&sides) {
+            // SAFETY: a live call (already ended if `after` rejected the SAS).
+            let st = unsafe { sotto_call_hang_up(p.a) };
+            assert!(matches!(st, SottoStatus::Ok | SottoStatus::Ended), "{st:?}");
+            alice.wait("end", |s| s.end.is_some());
+            bob.wait("end", |s| s.end.is_some());
+        }
     }
-    let (a, b) = (
-        alice.seen.into_inner().unwrap(),
-        bob.seen.into_inner().unwrap(),
-    );
-    assert_eq!(a.sas, b.sas, "both sides read the same SAS");
-    (a, b)
+    sides
+        .into_iter()
+        .map(|(alice, bob)| {
+            let (a, b) = (
+                alice.seen.into_inner().unwrap(),
+                bob.seen.into_inner().unwrap(),
+            );
+            assert_eq!(a.sas, b.sas, "both sides read the same SAS");
+            (a, b)
+        })
+        .collect()
 }
 
 /// Both users say whether the SAS they read matched.
@@ -549,4 +577,32 @@ fn a_wrong_zrtp_hash_in_the_offer_raises_hello_hash_mismatch() {
     assert_eq!(b.end, Some(SottoEndReason::HelloHashMismatch));
     assert!(b.sas.is_none(), "never Secure");
     assert!(alice.seen.lock().unwrap().sas.is_none());
+}
+
+#[test]
+fn parallel_calls_of_one_engine_keep_both_peers_secrets() {
+    let dir = temp_dir("parallel");
+    let paths = ["alice", "bob", "carol"].map(|n| dir.join(format!("{n}.zid")));
+    let [ea, eb, ec] = [0, 1, 2].map(|i| engine(Some(&paths[i])));
+    // Alice talks to Bob and Carol at the same time; both calls started
+    // from the same snapshot of her cache, and each saves it when Secure.
+    for (a, b) in secure_calls(&[(ea, eb), (ea, ec)], |p| confirm(p, true)) {
+        assert_eq!((a.sas_verified, b.sas_verified), (Some(false), Some(false)));
+    }
+    destroy_engine(ea);
+    let ea = engine(Some(&paths[0]));
+    // Her file kept both peers: no mismatch, both verified.
+    for (a, b) in secure_calls(&[(ea, eb), (ea, ec)], |_| {}) {
+        for s in [&a, &b] {
+            assert!(
+                !s.kinds.contains(&SottoEventKind::CacheMismatch),
+                "{:?}",
+                s.kinds
+            );
+        }
+        assert_eq!((a.sas_verified, b.sas_verified), (Some(true), Some(true)));
+    }
+    for e in [ea, eb, ec] {
+        destroy_engine(e);
+    }
 }
