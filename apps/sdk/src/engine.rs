@@ -20,7 +20,8 @@ pub struct SottoEngineConfig {
     /// created), NUL-terminated UTF-8. Calls read it when they are created
     /// and write it back when they reach Secure, after `sotto_call_confirm_sas`
     /// and when they end. NULL: a cache in memory for the engine's lifetime
-    /// (no key continuity across engines).
+    /// (no key continuity across engines). Use one file per engine: two
+    /// engines saving to one file overwrite each other's secrets.
     pub zid_cache_path: *const c_char,
 }
 
