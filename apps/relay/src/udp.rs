@@ -5,8 +5,9 @@
 //! ChannelData path takes no lock and allocates nothing. Datagrams are read
 //! in batches with `recvmmsg` (and GRO where the kernel has it) through
 //! `quinn-udp`; what one wakeup relays is queued and leaves in one
-//! `sendmmsg` per socket through `rustix`, which keep the `unsafe` out of
-//! this crate.
+//! `sendmmsg` per socket through `rustix` (a run of same-size datagrams to
+//! one destination as one GSO send through `quinn-udp`); both keep the
+//! `unsafe` out of this crate.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::SocketAddr;
@@ -304,10 +305,12 @@ fn send_group(
     while i < group.len() {
         let e = group[i];
         let len = e.len as usize;
-        let run = if max_segments > 1 && len <= GSO_MAX_SEGMENT {
+        // Empty datagrams never form a train: a segment size of 0 makes
+        // the kernel refuse it, and quinn-udp would turn GSO off for good.
+        let run = if max_segments > 1 && (1..=GSO_MAX_SEGMENT).contains(&len) {
             group[i..]
                 .iter()
-                .take(max_segments.min(GSO_MAX_BYTES / len.max(1)))
+                .take(max_segments.min(GSO_MAX_BYTES / len))
                 .take_while(|o| o.to() == e.to() && o.len == e.len)
                 .count()
         } else {
@@ -663,7 +666,8 @@ mod tests {
             .collect();
         let to: Vec<SocketAddr> = rx.iter().map(|s| s.local_addr().unwrap()).collect();
         // rx[0]: a train of 5 equal sizes broken by one odd size, then 3
-        // more; rx[1]: two alone-sized datagrams interleaved; rx[2]: one.
+        // more; rx[1]: two alone-sized datagrams interleaved; rx[2]: one,
+        // then two empty ones.
         let mut expected: Vec<Vec<Vec<u8>>> = vec![Vec::new(); 3];
         let mut plan = Vec::new();
         for k in 0..9u8 {
@@ -674,6 +678,9 @@ mod tests {
             }
         }
         plan.push((2, vec![0xee; 7]));
+        // Empty datagrams (a ChannelData with no payload relays as one).
+        plan.push((2, Vec::new()));
+        plan.push((2, Vec::new()));
         let mut tx = TxQueue::new();
         for (r, data) in &plan {
             tx.push(client(0, to[*r]), data, 0);
@@ -688,9 +695,11 @@ mod tests {
             publisher: &publisher,
             gso: &state,
         };
+        let gso_before = state.max_gso_segments();
         tx.flush(&out);
         assert!(tx.entries.is_empty() && tx.arena.is_empty());
-        println!("GSO segments available: {}", state.max_gso_segments());
+        println!("GSO segments available: {gso_before}");
+        assert_eq!(state.max_gso_segments(), gso_before, "GSO was turned off");
         let mut buf = [0u8; 2048];
         for (r, want) in expected.iter().enumerate() {
             for w in want {
