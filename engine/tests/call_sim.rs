@@ -464,11 +464,12 @@ fn wrong_frame_sizes_are_refused_before_and_after_secure() {
     )
     .unwrap();
     let bad = vec![0i16; 500];
-    assert!(sim.peer_mut(Side::A).call.push_audio(&bad).is_err());
+    let now = Instant::now();
+    assert!(sim.peer_mut(Side::A).call.push_audio(now, &bad).is_err());
     let mut sim = connected(CallConfig::default(), CallConfig::default());
     let call = &mut sim.peer_mut(Side::A).call;
-    assert!(call.push_audio(&bad).is_err());
-    assert!(call.push_audio(&[0; 960]).is_ok() && call.push_audio(&[0; 480]).is_ok());
+    assert!(call.push_audio(now, &bad).is_err());
+    assert!(call.push_audio(now, &[0; 960]).is_ok() && call.push_audio(now, &[0; 480]).is_ok());
 }
 
 /// What the relay did, shared with the test.
@@ -590,7 +591,12 @@ impl SimRelay for CoreRelay {
                 data: &mut buf,
             };
             let f = self.core.handle_input(now, input).ok().flatten();
-            f.map(|f| (f.dest, buf[f.range].to_vec()))
+            f.map(|f| {
+                // A Data indication's padding follows the payload.
+                let mut v = buf[f.range].to_vec();
+                v.resize(v.len() + f.pad, 0);
+                (f.dest, v)
+            })
         } else {
             None
         };

@@ -289,7 +289,7 @@ impl Task {
         };
         let now = Instant::now();
         if audio.capture(&mut self.frame) && self.call.is_secure() {
-            let _ = self.call.push_audio(&self.frame);
+            let _ = self.call.push_audio(now, &self.frame);
         }
         self.call.pull_audio(now, &mut self.frame);
         audio.play(&self.frame);

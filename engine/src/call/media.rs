@@ -173,10 +173,18 @@ impl Media {
     }
 
     /// Takes 10 or 20 ms of PCM; every 20 ms gathered becomes one packet.
-    pub(crate) fn push_audio(&mut self, pcm: &[i16], muted: bool) -> Result<(), MediaError> {
+    pub(crate) fn push_audio(
+        &mut self,
+        now: Instant,
+        pcm: &[i16],
+        muted: bool,
+    ) -> Result<(), MediaError> {
         if pcm.len() != PULL_SAMPLES && pcm.len() != FRAME_SAMPLES {
             return Err(MediaError::FrameSize(pcm.len()));
         }
+        // Frames are stamped with the time they were captured at, which
+        // the SR's (NTP, RTP) pair extrapolates from.
+        self.tick(now);
         for chunk in pcm.chunks(PULL_SAMPLES) {
             if muted {
                 // Silence, not nothing: DTX then carries comfort noise.

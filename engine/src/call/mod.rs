@@ -393,19 +393,19 @@ impl Call {
                 self.on_datagram(now, d);
                 Ok(())
             }
-            Input::Audio(pcm) => self.push_audio(pcm),
+            Input::Audio(pcm) => self.push_audio(now, pcm),
         }
     }
 
-    /// Takes 10 or 20 ms of microphone PCM (48 kHz mono). Dropped (and
-    /// counted) until the call is Secure.
-    pub fn push_audio(&mut self, pcm: &[i16]) -> Result<(), CallError> {
+    /// Takes 10 or 20 ms of microphone PCM (48 kHz mono) captured at `now`.
+    /// Dropped (and counted) until the call is Secure.
+    pub fn push_audio(&mut self, now: Instant, pcm: &[i16]) -> Result<(), CallError> {
         if pcm.len() != media::PULL_SAMPLES && pcm.len() != media::FRAME_SAMPLES {
             return Err(MediaError::FrameSize(pcm.len()).into());
         }
         match self.media.as_mut() {
             Some(m) if self.state != State::Ended => {
-                m.push_audio(pcm, self.muted)?;
+                m.push_audio(now, pcm, self.muted)?;
                 self.flush_media();
             }
             _ => self.audio_dropped += 1,

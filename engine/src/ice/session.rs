@@ -275,7 +275,13 @@ impl IceSession {
             disconnected_timeout: Some(cfg.consent_timeout),
             failed_timeout: Some(cfg.consent_timeout),
             check_interval: cfg.check_interval,
-            relay_acceptance_min_wait: Some(Duration::from_millis(500)),
+            // RFC 8445 lets a relayed pair wait for a better direct one;
+            // relay-only has no other kind, so waiting only delays setup.
+            relay_acceptance_min_wait: Some(if cfg.relay_only {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(500)
+            }),
             ..AgentConfig::default()
         };
         let agent = Agent::new(now, Arc::new(agent_cfg), provider.clone())?;

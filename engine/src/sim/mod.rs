@@ -522,7 +522,7 @@ impl Sim {
         }
         p.sent_audio.extend_from_slice(&frame);
         // Dropped (and counted) by the call until it is Secure.
-        let _ = p.call.push_audio(&frame);
+        let _ = p.call.push_audio(now, &frame);
         let mut out = Vec::with_capacity(TICK_SAMPLES);
         p.call.pull_audio(now, &mut out);
         p.received_audio.extend_from_slice(&out);
