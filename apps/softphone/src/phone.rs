@@ -307,7 +307,14 @@ async fn run_call(
             opts.seconds,
         );
         let (reason, ui) = tokio::join!(run, tui);
-        ui?;
+        if let Some((input, output)) = ui? {
+            // Remember the devices the user moved to for the next call.
+            dev.cfg.input_device = input;
+            dev.cfg.output_device = output;
+            if let Err(e) = dev.dirs.save_config(&dev.cfg) {
+                println!("warning: cannot save the device choice: {e:#}");
+            }
+        }
         reason
     } else {
         let plain = async {

@@ -165,6 +165,7 @@ fn keys(stop: Arc<AtomicBool>) -> mpsc::UnboundedReceiver<char> {
 }
 
 /// Runs the UI until `updates` closes; `on_secure` is called at Secure.
+/// Returns the sound devices the user moved the call to, if any.
 pub async fn run(
     mut updates: mpsc::UnboundedReceiver<Update>,
     ctl: mpsc::Sender<Control>,
@@ -172,7 +173,7 @@ pub async fn run(
     mut on_secure: impl FnMut(),
     auto_answer: bool,
     seconds: Option<u64>,
-) -> std::io::Result<()> {
+) -> std::io::Result<Option<(String, String)>> {
     let mut term = ratatui::init();
     let stop = Arc::new(AtomicBool::new(false));
     let mut keys = keys(Arc::clone(&stop));
@@ -181,6 +182,7 @@ pub async fn run(
         ..View::default()
     };
     let mut hangup_at: Option<tokio::time::Instant> = None;
+    let mut switched = false;
     let result = loop {
         if let Err(e) = term.draw(|f| view.draw(f)) {
             break Err(e);
@@ -217,7 +219,10 @@ pub async fn run(
                         if let Some(p) = picker.as_mut() {
                             // Opening a sound card blocks for a moment.
                             match tokio::task::block_in_place(|| p.next(c == 'i')) {
-                                Ok(now) => view.devices = Some(now),
+                                Ok(now) => {
+                                    view.devices = Some(now);
+                                    switched = true;
+                                }
                                 Err(e) => view.warnings.push(format!("sound device: {e:#}")),
                             }
                         }
@@ -239,7 +244,7 @@ pub async fn run(
         println!("warning: {w}");
     }
     println!("{}", view.state);
-    result
+    result.map(|()| view.devices.filter(|_| switched))
 }
 
 #[cfg(test)]
