@@ -145,13 +145,7 @@ fn continuity_with_bzrtp_cache_across_calls() {
         "bzrtp saw a cache mismatch"
     );
     // Corrupt our entry for bzrtp: both ends must flag the mismatch.
-    rusqlite::Connection::open(&ours)
-        .unwrap()
-        .execute(
-            "UPDATE zrtp_peers SET rs1 = zeroblob(32) WHERE zid = ?1",
-            [&bz_zid[..]],
-        )
-        .unwrap();
+    zrtp_support::corrupt_cache_row(&ours, &bz_zid);
     let o3 = call(3);
     assert!(o3.sotto.as_ref().unwrap().cache_mismatch);
     assert!(

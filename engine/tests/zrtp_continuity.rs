@@ -65,13 +65,7 @@ fn second_call_uses_retained_secrets_then_corruption_is_caught() {
 
     // Corrupt Alice's entry for Bob on disk: it is detected and the next
     // call raises CacheMismatch on both sides and clears "verified".
-    rusqlite::Connection::open(&pa)
-        .unwrap()
-        .execute(
-            "UPDATE zrtp_peers SET rs1 = zeroblob(32) WHERE zid = ?1",
-            [&bob_zid[..]],
-        )
-        .unwrap();
+    zrtp_support::corrupt_cache_row(&pa, &bob_zid);
     let loaded = ZidCache::load(&pa).unwrap();
     assert!(loaded.is_corrupt(&bob_zid) && loaded.get(&bob_zid).is_none());
     let o3 = call(&pa, &pb);

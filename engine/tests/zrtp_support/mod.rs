@@ -355,6 +355,20 @@ pub fn assert_sim_agree(o: &SimOutcome) -> (&SecureInfo, &SecureInfo) {
     (a, b)
 }
 
+/// Damages the retained secret stored for `peer` in the SQLite cache at
+/// `path`, as disk corruption or a stray edit would (its row MAC no longer
+/// matches).
+pub fn corrupt_cache_row(path: &std::path::Path, peer: &[u8; 12]) {
+    let changed = rusqlite::Connection::open(path)
+        .unwrap()
+        .execute(
+            "UPDATE zrtp_peers SET rs1 = zeroblob(32) WHERE zid = ?1",
+            [&peer[..]],
+        )
+        .unwrap();
+    assert_eq!(changed, 1, "no cache row for that peer");
+}
+
 /// Rewrites a packet's CRC after tampering, as an on-path attacker can.
 pub fn fix_crc(p: &mut [u8]) {
     let n = p.len() - 4;
