@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""Markdown tables for benches/RESULTS.md from eval_all.sh's all.jsonl.
+
+Usage: jitter/scripts/results_table.py OUT/all.jsonl
+Prints the per-buffer table and the goal table (issue 4, item 5).
+"""
+import json
+import sys
+
+ROWS = ["sotto", "speex", "oracle", "oracle_speex", "fixed_80", "fixed_200"]
+LTE = ("ATT", "TMobile", "Verizon")
+
+
+def pct(x):
+    return f"{100 * x:.2f}"
+
+
+def main(path):
+    runs = [json.loads(line) for line in open(path) if line.strip()]
+    print("| trace | buffer | mean ms | p95 ms | late % | conceal % | PESQ-WB |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for r in runs:
+        for i, name in enumerate(ROWS):
+            b = r["buffers"][name]
+            pesq = "-" if b["pesq_wb"] is None else f"{b['pesq_wb']:.2f}"
+            trace = r["trace"] if i == 0 else ""
+            print(f"| {trace} | {name} | {b['mean_delay_ms']:.1f} | {b['p95_delay_ms']:.1f} "
+                  f"| {pct(b['late_loss'])} | {pct(b['concealment'])} | {pesq} |")
+    print()
+    print("| trace | late <= 1 % | <= 0.8x Speex at <= its late loss | <= 1.25x oracle "
+          "| PESQ within 0.3 of loss-free |")
+    print("|---|---|---|---|---|")
+    for r in runs:
+        s, sp, o = (r["buffers"][k] for k in ("sotto", "speex", "oracle"))
+        met = lambda ok, text: ("met" if ok else "**not met**") + f" ({text})"
+        late = met(s["late_loss"] <= 0.01, pct(s["late_loss"]))
+        ratio = s["mean_delay_ms"] / sp["mean_delay_ms"]
+        vs_speex = met(ratio <= 0.8 and s["late_loss"] <= sp["late_loss"],
+                       f"{ratio:.2f}x; {pct(s['late_loss'])}% vs {pct(sp['late_loss'])}%")
+        ro = s["mean_delay_ms"] / o["mean_delay_ms"]
+        vs_oracle = met(ro <= 1.25, f"{ro:.2f}x")
+        if r["trace"].startswith(LTE):
+            ref = r["lossless_opus_pesq_wb"]
+            q = s["pesq_wb"]
+            pesq = met(q is not None and ref - q <= 0.3,
+                       f"{q:.2f} vs {ref:.2f}" if q is not None else "no score")
+        else:
+            pesq = "n/a (5G)"
+        print(f"| {r['trace']} | {late} | {vs_speex} | {vs_oracle} | {pesq} |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
