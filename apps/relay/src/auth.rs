@@ -741,79 +741,107 @@ mod tests {
 
     #[test]
     fn rfc8489_client_negotiates_sha256() {
+        use PasswordAlgorithm::{Md5, Sha256};
         let s = Setup::new();
         let (nonce, offer) = s.challenge();
-        let sha = Key::derive_with(PasswordAlgorithm::Sha256, "alice", REALM, "pw");
-        let ok = s.check(
-            "alice",
-            &sha,
-            Integrity::Sha256,
-            (Some(&offer), Some(SHA256)),
-            &nonce,
-            10,
-        );
-        assert_eq!(ok, Ok((PasswordAlgorithm::Sha256, Integrity::Sha256)));
-        // The key and the HMAC are independent: SHA-256 key, HMAC-SHA1.
-        let ok = s.check(
-            "alice",
-            &sha,
-            Integrity::Sha1,
-            (Some(&offer), Some(SHA256)),
-            &nonce,
-            10,
-        );
-        assert_eq!(ok, Ok((PasswordAlgorithm::Sha256, Integrity::Sha1)));
-        // Choosing MD5 explicitly from the offer is allowed too.
+        let sha = Key::derive_with(Sha256, "alice", REALM, "pw");
         let md5 = Key::derive("alice", REALM, "pw");
-        let ok = s.check(
-            "alice",
-            &md5,
-            Integrity::Sha256,
-            (Some(&offer), Some(MD5)),
-            &nonce,
-            10,
-        );
-        assert_eq!(ok, Ok((PasswordAlgorithm::Md5, Integrity::Sha256)));
-        // Claiming SHA-256 but keying with MD5 fails.
-        let r = s.check(
-            "alice",
-            &md5,
-            Integrity::Sha256,
-            (Some(&offer), Some(SHA256)),
-            &nonce,
-            10,
-        );
-        assert_eq!(r, Err(401));
         // A user with only an MD5 key cannot choose SHA-256.
-        let legacy = Key::derive_with(PasswordAlgorithm::Sha256, "legacy", REALM, "pass");
-        let r = s.check(
-            "legacy",
-            &legacy,
-            Integrity::Sha256,
-            (Some(&offer), Some(SHA256)),
-            &nonce,
-            10,
-        );
-        assert_eq!(r, Err(401));
-        // Stale only once the key is right.
-        let ok = s.check(
-            "alice",
-            &sha,
-            Integrity::Sha256,
-            (Some(&offer), Some(SHA256)),
-            &nonce,
-            611,
-        );
-        assert_eq!(ok, Err(438));
-        let r = s.check(
-            "alice",
-            &md5,
-            Integrity::Sha256,
-            (Some(&offer), Some(SHA256)),
-            &nonce,
-            611,
-        );
-        assert_eq!(r, Err(401));
+        let legacy = Key::derive_with(Sha256, "legacy", REALM, "pass");
+        type Case<'a> = (&'a str, &'a str, &'a Key, Integrity, u16, u64);
+        type Outcome = Result<(PasswordAlgorithm, Integrity), u16>;
+        let cases: [(Case, Outcome); 7] = [
+            (
+                (
+                    "SHA-256 key and HMAC",
+                    "alice",
+                    &sha,
+                    Integrity::Sha256,
+                    SHA256,
+                    10,
+                ),
+                Ok((Sha256, Integrity::Sha256)),
+            ),
+            // The key and the HMAC are independent.
+            (
+                (
+                    "SHA-256 key, HMAC-SHA1",
+                    "alice",
+                    &sha,
+                    Integrity::Sha1,
+                    SHA256,
+                    10,
+                ),
+                Ok((Sha256, Integrity::Sha1)),
+            ),
+            (
+                (
+                    "MD5 chosen from the offer",
+                    "alice",
+                    &md5,
+                    Integrity::Sha256,
+                    MD5,
+                    10,
+                ),
+                Ok((Md5, Integrity::Sha256)),
+            ),
+            (
+                (
+                    "claims SHA-256, keys with MD5",
+                    "alice",
+                    &md5,
+                    Integrity::Sha256,
+                    SHA256,
+                    10,
+                ),
+                Err(401),
+            ),
+            (
+                (
+                    "MD5-only user asks SHA-256",
+                    "legacy",
+                    &legacy,
+                    Integrity::Sha256,
+                    SHA256,
+                    10,
+                ),
+                Err(401),
+            ),
+            // Stale only once the key is right.
+            (
+                (
+                    "stale nonce, right key",
+                    "alice",
+                    &sha,
+                    Integrity::Sha256,
+                    SHA256,
+                    611,
+                ),
+                Err(438),
+            ),
+            (
+                (
+                    "stale nonce, wrong key",
+                    "alice",
+                    &md5,
+                    Integrity::Sha256,
+                    SHA256,
+                    611,
+                ),
+                Err(401),
+            ),
+        ];
+        for ((what, user, key, integrity, chosen, secs), expected) in cases {
+            let r = s.check(
+                user,
+                key,
+                integrity,
+                (Some(&offer), Some(chosen)),
+                &nonce,
+                secs,
+            );
+            assert_eq!(r, expected, "{what}");
+        }
     }
 
     #[test]
@@ -821,78 +849,39 @@ mod tests {
         let s = Setup::new();
         let (nonce, offer) = s.challenge();
         let md5 = Key::derive("alice", REALM, "pw");
-        // A man in the middle removed SHA-256 from our offer; the client
-        // echoes what it saw, under its integrity: 400.
-        let stripped = [0u8, 1, 0, 0];
-        let r = s.check(
-            "alice",
-            &md5,
-            Integrity::Sha1,
-            (Some(&stripped), Some(MD5)),
-            &nonce,
-            10,
-        );
-        assert_eq!(r, Err(400));
-        // Reordered offer: not what we sent.
-        let reordered = [0u8, 2, 0, 0, 0, 1, 0, 0];
-        let r = s.check(
-            "alice",
-            &md5,
-            Integrity::Sha1,
-            (Some(&reordered), Some(MD5)),
-            &nonce,
-            10,
-        );
-        assert_eq!(r, Err(400));
-        // PASSWORD-ALGORITHM without PASSWORD-ALGORITHMS, and the reverse.
-        let r = s.check(
-            "alice",
-            &md5,
-            Integrity::Sha1,
-            (None, Some(MD5)),
-            &nonce,
-            10,
-        );
-        assert_eq!(r, Err(400));
-        let r = s.check(
-            "alice",
-            &md5,
-            Integrity::Sha1,
-            (Some(&offer), None),
-            &nonce,
-            10,
-        );
-        assert_eq!(r, Err(400));
-        // An algorithm we never offered.
-        let r = s.check(
-            "alice",
-            &md5,
-            Integrity::Sha1,
-            (Some(&offer), Some(0x0003)),
-            &nonce,
-            10,
-        );
-        assert_eq!(r, Err(400));
-        // The cookie stripped from the nonce (to pose as an RFC 5389
-        // server that offers nothing): the nonce is no longer ours.
-        let r = s.check(
-            "alice",
-            &md5,
-            Integrity::Sha1,
-            (None, None),
-            &nonce[9..],
-            10,
-        );
-        assert_eq!(r, Err(401));
-        let r = s.check(
-            "alice",
-            &md5,
-            Integrity::Sha1,
-            (None, None),
-            &nonce[13..],
-            10,
-        );
-        assert_eq!(r, Err(401));
+        let (stripped, reordered) = ([0u8, 1, 0, 0], [0u8, 2, 0, 0, 0, 1, 0, 0]);
+        // (what, PASSWORD-ALGORITHMS sent, PASSWORD-ALGORITHM, nonce, error)
+        type Attempt<'a> = (&'a str, Option<&'a [u8]>, Option<u16>, &'a str, u16);
+        let cases: [Attempt; 7] = [
+            // A man in the middle removed SHA-256 from our offer; the
+            // client echoes what it saw, under its integrity.
+            ("stripped offer", Some(&stripped), Some(MD5), &nonce, 400),
+            ("reordered offer", Some(&reordered), Some(MD5), &nonce, 400),
+            ("algorithm without offer", None, Some(MD5), &nonce, 400),
+            ("offer without algorithm", Some(&offer), None, &nonce, 400),
+            (
+                "algorithm never offered",
+                Some(&offer),
+                Some(0x0003),
+                &nonce,
+                400,
+            ),
+            // The cookie stripped from the nonce (to pose as an RFC 5389
+            // server that offers nothing): the nonce is no longer ours.
+            ("cookie stripped", None, None, &nonce[9..], 401),
+            ("cookie and flags stripped", None, None, &nonce[13..], 401),
+        ];
+        for (what, sent_offer, chosen, nonce, code) in cases {
+            let r = s.check(
+                "alice",
+                &md5,
+                Integrity::Sha1,
+                (sent_offer, chosen),
+                nonce,
+                10,
+            );
+            assert_eq!(r, Err(code), "{what}");
+        }
     }
 
     #[test]
