@@ -97,6 +97,7 @@ fn bench(c: &mut Criterion) {
             JitterConfig {
                 // Every decoded frame is "above target".
                 high_band_ms: -10_000.0,
+                speech_high_band_ms: -10_000.0,
                 ..JitterConfig::default()
             },
         ),

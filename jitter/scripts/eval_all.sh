@@ -9,8 +9,8 @@ shift 2 || true
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 DATA=${SOTTO_TRACES:-$ROOT/../shared/data/traces}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-cargo build -q -p sotto-jitter --features eval --bin sotto-jitter
-BIN=$CARGO_TARGET_DIR/debug/sotto-jitter
+cargo build -q --release -p sotto-jitter --features eval --bin sotto-jitter
+BIN=$CARGO_TARGET_DIR/release/sotto-jitter
 PY=${SOTTO_PYTHON:-$CARGO_TARGET_DIR/py-venv/bin/python3}
 [ -x "$PY" ] && export SOTTO_PYTHON=$PY
 mkdir -p "$OUT"

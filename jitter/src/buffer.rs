@@ -36,6 +36,8 @@ const MAX_PACKET_SAMPLES: usize = 5_760;
 const HISTORY: usize = 960;
 /// Length of the merge cross-fade (5 ms).
 const MERGE_SAMPLES: usize = 240;
+/// Cross-fade at the ends of a cut in near silence (2.5 ms).
+const QUIET_FADE: usize = 120;
 /// Events kept when the caller does not poll them.
 const MAX_EVENTS: usize = 4_096;
 
@@ -61,8 +63,19 @@ pub struct JitterConfig {
     pub margin_ms: f64,
     /// The level may fall this far under target before stretching, ms.
     pub low_band_ms: f64,
-    /// The level may rise this far above target before accelerating, ms.
+    /// The level may rise this far above target before a quiet frame
+    /// (near silence) is shortened, ms.
     pub high_band_ms: f64,
+    /// The level may rise this far above target before a speech frame is
+    /// accelerated, ms. Wider than `high_band_ms`: a stretch inside speech
+    /// is heard (and shifts the words against each other), one in a pause
+    /// is not, so the excess is mostly removed in the pauses. Applies only
+    /// while pauses come: after `pause_window_ms` without a quiet frame
+    /// (music, a tone, non-stop talk) speech is accelerated at
+    /// `high_band_ms`.
+    pub speech_high_band_ms: f64,
+    /// See `speech_high_band_ms`, ms.
+    pub pause_window_ms: f64,
     /// Above target plus this, old packets are dropped to cut the delay
     /// at once (after an outage delivered a backlog), ms.
     pub flush_excess_ms: f64,
@@ -85,6 +98,8 @@ impl Default for JitterConfig {
             margin_ms: 20.0,
             low_band_ms: 2.0,
             high_band_ms: 15.0,
+            speech_high_band_ms: 80.0,
+            pause_window_ms: 3_000.0,
             flush_excess_ms: 300.0,
             max_conceal_gap_ms: 100.0,
             reset_jump_ms: 10_000.0,
@@ -135,6 +150,8 @@ pub struct JitterBuffer {
     last_ts: Option<i64>,
     highest_seq: Option<i64>,
     epoch: Option<Instant>,
+    /// When a quiet frame was last decoded, ms.
+    last_quiet_ms: Option<f64>,
     /// Smoothed buffering of decoded packets relative to the fastest
     /// recent packet (their wait plus their relative delay), ms.
     level_filter: f64,
@@ -197,6 +214,7 @@ impl JitterBuffer {
             highest_seq: None,
             epoch: None,
             level_filter: 0.0,
+            last_quiet_ms: None,
             markers: VecDeque::new(),
             appended: 0,
             emitted: 0,
@@ -294,6 +312,7 @@ impl JitterBuffer {
         self.last_ts = None;
         self.highest_seq = None;
         self.level_filter = 0.0;
+        self.last_quiet_ms = None;
         self.ssrc = Some(ssrc);
         self.push_event(Event::Reset { ssrc });
     }
@@ -591,7 +610,7 @@ impl JitterBuffer {
             self.merge_into(&mut pcm);
             op = Operation::Merge;
         } else if !dtx && self.mode == Mode::Normal {
-            op = self.stretch(&mut pcm, wait_ms + p.relative_ms, target);
+            op = self.stretch(&mut pcm, now_ms, wait_ms + p.relative_ms, target);
         }
         self.append(&pcm);
         self.play_ts = ts + decoded as i64;
@@ -614,11 +633,39 @@ impl JitterBuffer {
     /// Accelerates or stretches `pcm` when the smoothed buffering
     /// (`offset_ms`: this packet's wait plus its relative delay) is off
     /// target.
-    fn stretch(&mut self, pcm: &mut Vec<i16>, offset_ms: f64, target: f64) -> Operation {
+    fn stretch(
+        &mut self,
+        pcm: &mut Vec<i16>,
+        now_ms: f64,
+        offset_ms: f64,
+        target: f64,
+    ) -> Operation {
         self.level_filter += (offset_ms - self.level_filter) / 4.0;
-        let high = target + self.config.high_band_ms;
+        let quiet = stretch::is_quiet(pcm);
+        if quiet {
+            self.last_quiet_ms = Some(now_ms);
+        }
+        let pauses_come = self
+            .last_quiet_ms
+            .is_some_and(|t| now_ms - t < self.config.pause_window_ms);
+        let speech_band = if pauses_come {
+            self.config.speech_high_band_ms
+        } else {
+            self.config.high_band_ms
+        };
         let low = target - self.config.low_band_ms;
-        if self.level_filter > high {
+        if quiet && self.level_filter > target + self.config.high_band_ms {
+            // Near silence: cut the whole excess at once (what fits).
+            let excess = ((self.level_filter - target) * PER_MS) as usize;
+            let n = excess.min(pcm.len().saturating_sub(2 * QUIET_FADE));
+            let removed = stretch::cut(pcm, QUIET_FADE, n, QUIET_FADE);
+            if removed > 0 {
+                self.stats.removed_samples_for_acceleration += removed as u64;
+                self.level_filter -= removed as f64 / PER_MS;
+                return Operation::Accelerate;
+            }
+        }
+        if !quiet && self.level_filter > target + speech_band {
             if let Some(j) = stretch::find_join(pcm, 0) {
                 let removed = stretch::accelerate(pcm, 0, j.period);
                 self.stats.removed_samples_for_acceleration += removed as u64;
@@ -711,6 +758,9 @@ impl JitterBuffer {
                 self.stats.concealment_events += 1;
             }
             self.stats.concealed_samples += pcm.len() as u64;
+            if !advance {
+                self.stats.waiting_concealed_samples += pcm.len() as u64;
+            }
             let power = pcm
                 .iter()
                 .map(|&s| f64::from(s) * f64::from(s))

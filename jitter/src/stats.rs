@@ -37,6 +37,9 @@ pub struct JitterStats {
     pub fec_packets_discarded: u64,
     /// Not W3C: lost packets actually rebuilt from FEC.
     pub fec_packets_used: u64,
+    /// Not W3C: concealed samples played while waiting for a late packet
+    /// (not in place of a lost one): each adds to the playout delay.
+    pub waiting_concealed_samples: u64,
     /// Not W3C: samples of comfort noise played during DTX.
     pub comfort_noise_samples: u64,
     /// Not W3C: all samples pulled (10 ms per pull).

@@ -37,12 +37,7 @@ pub fn find_join(x: &[i16], start: usize) -> Option<Join> {
         return None;
     }
     let max_t = MAX_PERIOD.min(seg.len() / 2);
-    let power = seg[..2 * MIN_PERIOD]
-        .iter()
-        .map(|&s| f32::from(s) * f32::from(s))
-        .sum::<f32>()
-        / (2 * MIN_PERIOD) as f32;
-    if power < QUIET_POWER {
+    if is_quiet(&seg[..2 * MIN_PERIOD]) {
         // Near silence: remove or insert the longest period allowed.
         return Some(Join {
             period: max_t,
@@ -75,6 +70,14 @@ pub fn find_join(x: &[i16], start: usize) -> Option<Join> {
         period: fine.0,
         correlation: fine.1,
     })
+}
+
+/// Whether `x` is near silence (mean square under [`QUIET_POWER`]): a
+/// join there is inaudible, and speech quality does not suffer from
+/// shortening it.
+pub fn is_quiet(x: &[i16]) -> bool {
+    let power = x.iter().map(|&s| f32::from(s) * f32::from(s)).sum::<f32>() / x.len().max(1) as f32;
+    power < QUIET_POWER
 }
 
 /// Normalised cross-correlation of `x[..len]` with `x[lag..lag+len]`.
@@ -114,17 +117,24 @@ pub fn crossfade(from: &[i16], to: &[i16], out: &mut Vec<i16>) {
 /// Removes one period `t` at `start`: `x[start..start+2t]` becomes a
 /// cross-fade of its two halves. Returns the number of samples removed.
 pub fn accelerate(x: &mut Vec<i16>, start: usize, t: usize) -> usize {
-    if start + 2 * t > x.len() {
+    cut(x, start, t, t)
+}
+
+/// Removes `n` samples at `start`, cross-fading over `fade` samples from
+/// the audio before the cut into the audio after it. Returns the number
+/// of samples removed (0 when `x` is too short).
+pub fn cut(x: &mut Vec<i16>, start: usize, n: usize, fade: usize) -> usize {
+    if n == 0 || start + n + fade > x.len() {
         return 0;
     }
-    let mut joined = Vec::with_capacity(t);
+    let mut joined = Vec::with_capacity(fade);
     crossfade(
-        &x[start..start + t],
-        &x[start + t..start + 2 * t],
+        &x[start..start + fade],
+        &x[start + n..start + n + fade],
         &mut joined,
     );
-    x.splice(start..start + 2 * t, joined);
-    t
+    x.splice(start..start + n + fade, joined);
+    n
 }
 
 /// Inserts one period `t` at `start`: after `x[..start+t]` comes a
@@ -252,5 +262,19 @@ mod tests {
         let mut short = vec![1i16; 10];
         assert_eq!(accelerate(&mut short, 0, 240), 0);
         assert_eq!(preemptive_expand(&mut short, 0, 240), 0);
+    }
+
+    #[test]
+    fn cut_removes_the_span_and_fades_across_it() {
+        // A ramp: after the cut the samples go on from where the cut ends.
+        let mut x: Vec<i16> = (0..960).map(|i| i as i16).collect();
+        assert_eq!(cut(&mut x, 120, 600, 120), 600);
+        assert_eq!(x.len(), 360);
+        assert_eq!(&x[..120], &(0..120).collect::<Vec<i16>>()[..]);
+        assert_eq!(x[359], 959);
+        // The fade runs from the audio before the cut to the audio after.
+        assert!(x[120] < 200 && x[239] > 800, "{} {}", x[120], x[239]);
+        assert_eq!(cut(&mut x, 0, 300, 120), 0, "too short");
+        assert!(is_quiet(&[50; 480]) && !is_quiet(&[500; 480]));
     }
 }

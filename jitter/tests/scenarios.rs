@@ -389,3 +389,52 @@ fn slack_follows_the_jitter_none_on_a_steady_link_the_full_margin_on_a_jittery_o
     let target = r.jb.target_delay_ms(Instant::now());
     assert!(target >= 40.0 + margin, "jittery link target {target} ms");
 }
+
+/// Talkspurts of tone with pauses of silence, `spurts` times.
+fn talkspurts(spurts: usize) -> Vec<i16> {
+    let mut pcm = Vec::new();
+    for _ in 0..spurts {
+        pcm.extend(tone(1.0));
+        pcm.extend(std::iter::repeat_n(0i16, 19_200)); // 0.4 s
+    }
+    pcm
+}
+
+#[test]
+fn a_small_excess_is_removed_in_the_pauses_not_in_speech() {
+    let pcm = talkspurts(10);
+    let ps = packets(&pcm, 5, 0, false);
+    // Steady 30 ms, except a 60 ms freeze at 3 s: the buffer waits
+    // through it, then holds about 60 ms too much, under the speech band.
+    let arrivals: Vec<_> = ps
+        .into_iter()
+        .enumerate()
+        .map(|(k, p)| {
+            let sent = k as f64 * 20.0;
+            let a = if (150..153).contains(&k) {
+                3_090.0
+            } else {
+                sent + 30.0
+            };
+            (p, a)
+        })
+        .collect();
+    let r = run(arrivals, 14.0);
+    let s = r.jb.stats();
+    assert!(s.removed_samples_for_acceleration >= 48 * 40, "{s:?}");
+    let mut accelerated = 0;
+    for (k, op) in r.ops.iter().enumerate() {
+        if *op == Operation::Accelerate {
+            accelerated += 1;
+            let block = &r.audio[k * 480..(k + 1) * 480];
+            assert!(
+                sotto_jitter::stretch::is_quiet(block),
+                "block {k} accelerated in speech"
+            );
+        }
+    }
+    assert!(accelerated > 0);
+    // The excess is gone by the end: delay back near the steady 30 ms.
+    let late_delay = r.jb.target_delay_ms(Instant::now());
+    assert!(late_delay < 80.0, "{late_delay}");
+}

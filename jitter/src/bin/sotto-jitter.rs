@@ -86,9 +86,12 @@ struct EvalArgs {
     /// Tuning: backlog above target that is dropped at once, ms (default 300).
     #[arg(long)]
     flush_excess_ms: Option<f64>,
-    /// Tuning: how far above target before accelerating, ms (default 15).
+    /// Tuning: how far above target before shortening a quiet frame, ms (default 15).
     #[arg(long)]
     high_band_ms: Option<f64>,
+    /// Tuning: how far above target before accelerating speech, ms (default 80).
+    #[arg(long)]
+    speech_high_band_ms: Option<f64>,
     /// Tuning: margin added to the network target, ms (default 20).
     #[arg(long)]
     margin_ms: Option<f64>,
@@ -231,6 +234,7 @@ fn run(args: &EvalArgs) -> Result<()> {
     j.flush_excess_ms = args.flush_excess_ms.unwrap_or(j.flush_excess_ms);
     j.margin_ms = args.margin_ms.unwrap_or(j.margin_ms);
     j.high_band_ms = args.high_band_ms.unwrap_or(j.high_band_ms);
+    j.speech_high_band_ms = args.speech_high_band_ms.unwrap_or(j.speech_high_band_ms);
     let trace_name = Path::new(&args.trace)
         .file_name()
         .map_or(args.trace.clone(), |n| n.to_string_lossy().into_owned());

@@ -177,7 +177,7 @@ pub struct BufferRun {
     pub playout_ms: HashMap<u64, f64>,
     /// Samples removed by acceleration.
     pub removed: u64,
-    /// Samples inserted to slow down (or by buffer growth).
+    /// Samples inserted to slow down (or concealment while waiting).
     pub inserted: u64,
     /// Sotto's W3C statistics (Sotto only).
     pub stats: Option<JitterStats>,
@@ -241,7 +241,8 @@ pub struct BufferMetrics {
     pub concealment: f64,
     /// Samples removed by acceleration over samples played.
     pub accelerate_rate: f64,
-    /// Samples inserted (preemptive expand, or growth) over samples played.
+    /// Samples inserted (preemptive expand, or concealment while waiting
+    /// for a late frame, which grows the delay) over samples played.
     pub expand_rate: f64,
     /// PESQ-WB of the received speech, when scored.
     pub pesq_wb: Option<f64>,

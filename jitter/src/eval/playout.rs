@@ -26,7 +26,8 @@ pub trait Playout {
     /// frame index (RTP timestamp / 960) and sample offset of every frame
     /// whose audio started in this block.
     fn pull(&mut self, now_ms: f64, out: &mut Vec<i16>, played: &mut Vec<(u64, usize)>);
-    /// Samples removed and inserted by time stretching so far.
+    /// Samples removed and inserted so far: by time stretching, and by
+    /// concealment played while waiting (which slows playout down).
     fn stretched(&self) -> (u64, u64);
     /// W3C statistics, for buffers that keep them.
     fn w3c(&self) -> Option<JitterStats> {
@@ -87,9 +88,10 @@ impl Playout for SottoPlayout {
 
     fn stretched(&self) -> (u64, u64) {
         let s = self.jb.stats();
+        // Waiting with PLC slows playout like Speex's insertions do.
         (
             s.removed_samples_for_acceleration,
-            s.inserted_samples_for_deceleration,
+            s.inserted_samples_for_deceleration + s.waiting_concealed_samples,
         )
     }
 
