@@ -610,7 +610,12 @@ impl JitterBuffer {
             self.merge_into(&mut pcm);
             op = Operation::Merge;
         } else if !dtx && self.mode == Mode::Normal {
-            op = self.stretch(&mut pcm, now_ms, wait_ms + p.relative_ms, target);
+            // Buffering that protects this packet: its wait until the pull
+            // that decodes it, plus its relative delay. Audio still queued
+            // from the previous packet delays it further without protecting
+            // it (it had to be here for this pull either way).
+            let offset_ms = now_ms - p.arrival_ms + p.relative_ms;
+            op = self.stretch(&mut pcm, now_ms, offset_ms, target);
         }
         self.append(&pcm);
         self.play_ts = ts + decoded as i64;
@@ -654,14 +659,28 @@ impl JitterBuffer {
             self.config.high_band_ms
         };
         let low = target - self.config.low_band_ms;
-        if quiet && self.level_filter > target + self.config.high_band_ms {
-            // Near silence: cut the whole excess at once (what fits).
-            let excess = ((self.level_filter - target) * PER_MS) as usize;
-            let n = excess.min(pcm.len().saturating_sub(2 * QUIET_FADE));
+        if quiet {
+            // Near silence, where cuts are free: cut the audio still queued
+            // from the previous packet (`align` puts the next packet's first
+            // sample on a pull boundary), plus whole pulls of excess.
+            let align = (self.sync.len() + pcm.len()) % PULL_SAMPLES;
+            let excess = if self.level_filter > target + self.config.high_band_ms {
+                ((self.level_filter - target) * PER_MS) as usize
+            } else {
+                0
+            };
+            let pulls = excess.saturating_sub(align) / PULL_SAMPLES;
+            let room = pcm.len().saturating_sub(2 * QUIET_FADE);
+            let pulls = pulls.min(room.saturating_sub(align) / PULL_SAMPLES);
+            let n = if align <= room {
+                align + pulls * PULL_SAMPLES
+            } else {
+                0
+            };
             let removed = stretch::cut(pcm, QUIET_FADE, n, QUIET_FADE);
             if removed > 0 {
                 self.stats.removed_samples_for_acceleration += removed as u64;
-                self.level_filter -= removed as f64 / PER_MS;
+                self.level_filter -= (pulls * PULL_SAMPLES) as f64 / PER_MS;
                 return Operation::Accelerate;
             }
         }

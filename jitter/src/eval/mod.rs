@@ -204,6 +204,8 @@ pub fn simulate(
     let mut out = Vec::with_capacity(PULL_SAMPLES);
     let mut played = Vec::new();
     let ticks = (end_ms / 10.0).ceil() as u64;
+    let last_frame = frames.last().map(|f| f.frame);
+    let mut stretched_at_end = None;
     for tick in 0..ticks {
         let now = tick as f64 * 10.0;
         while let Some(&(a, i)) = next.peek() {
@@ -221,8 +223,13 @@ pub fn simulate(
                 .entry(f)
                 .or_insert(now + offset as f64 / 48.0);
         }
+        if stretched_at_end.is_none() && played.iter().any(|&(f, _)| Some(f) == last_frame) {
+            // What comes after the last frame is the end of the stream,
+            // not a wait.
+            stretched_at_end = Some(p.stretched());
+        }
     }
-    (run.removed, run.inserted) = p.stretched();
+    (run.removed, run.inserted) = stretched_at_end.unwrap_or_else(|| p.stretched());
     run
 }
 
