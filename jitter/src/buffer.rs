@@ -646,7 +646,7 @@ impl JitterBuffer {
         target: f64,
     ) -> Operation {
         self.level_filter += (offset_ms - self.level_filter) / 4.0;
-        let quiet = stretch::is_quiet(pcm);
+        let quiet = stretch::is_pause(pcm);
         if quiet {
             self.last_quiet_ms = Some(now_ms);
         }

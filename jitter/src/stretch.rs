@@ -73,11 +73,17 @@ pub fn find_join(x: &[i16], start: usize) -> Option<Join> {
 }
 
 /// Whether `x` is near silence (mean square under [`QUIET_POWER`]): a
-/// join there is inaudible, and speech quality does not suffer from
-/// shortening it.
+/// join there is inaudible.
 pub fn is_quiet(x: &[i16]) -> bool {
     let power = x.iter().map(|&s| f32::from(s) * f32::from(s)).sum::<f32>() / x.len().max(1) as f32;
     power < QUIET_POWER
+}
+
+/// Whether every 2.5 ms of `x` is near silence: a pause, where cutting
+/// any amount is inaudible. A frame that is quiet only on average may
+/// hold a soft consonant or the onset of a word, which must not be cut.
+pub fn is_pause(x: &[i16]) -> bool {
+    x.chunks(MIN_PERIOD).all(is_quiet)
 }
 
 /// Normalised cross-correlation of `x[..len]` with `x[lag..lag+len]`.
@@ -276,5 +282,9 @@ mod tests {
         assert!(x[120] < 200 && x[239] > 800, "{} {}", x[120], x[239]);
         assert_eq!(cut(&mut x, 0, 300, 120), 0, "too short");
         assert!(is_quiet(&[50; 480]) && !is_quiet(&[500; 480]));
+        // Quiet on average, but with a burst: not a pause.
+        let mut burst = vec![0i16; 960];
+        burst[930..].fill(500);
+        assert!(is_quiet(&burst) && !is_pause(&burst) && is_pause(&[50; 960]));
     }
 }

@@ -469,7 +469,11 @@ fn pauses_put_packet_starts_back_on_pull_boundaries() {
         .into_iter()
         .enumerate()
         .map(|(k, p)| {
-            let jitter = if k >= 150 { ((k * 37) % 41) as f64 } else { 0.0 };
+            let jitter = if k >= 150 {
+                ((k * 37) % 41) as f64
+            } else {
+                0.0
+            };
             (p, k as f64 * 20.0 + 30.0 + jitter)
         })
         .collect();

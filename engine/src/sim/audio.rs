@@ -131,9 +131,11 @@ pub fn compare(sent: &[i16], received: &[i16], max_lag: Duration) -> Similarity 
         }
         let coarse = best.1;
         if rms(sw_at(coarse)) >= MIN_RMS {
-            // Fine: to the sample within one envelope block either side.
-            let lo = coarse.saturating_sub(ENV);
-            let hi = (coarse + ENV).min(max_lag);
+            // Fine: to the sample within four envelope blocks either side:
+            // a buffer that shortens pauses moves the lag by up to 15 ms
+            // inside the 2 s the coarse lag is taken over.
+            let lo = coarse.saturating_sub(4 * ENV);
+            let hi = (coarse + 4 * ENV).min(max_lag);
             let (mut bc, mut bl) = (f64::MIN, coarse);
             for lag in lo..=hi {
                 let c = ncc(rw, sw_at(lag), false);
