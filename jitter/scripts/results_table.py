@@ -17,15 +17,16 @@ def pct(x):
 
 def main(path):
     runs = [json.loads(line) for line in open(path) if line.strip()]
-    print("| trace | buffer | mean ms | p95 ms | late % | conceal % | PESQ-WB |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("| trace | buffer | mean ms | p95 ms | late % | conceal % | accel % | expand % | PESQ-WB |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in runs:
         for i, name in enumerate(ROWS):
             b = r["buffers"][name]
             pesq = "-" if b["pesq_wb"] is None else f"{b['pesq_wb']:.2f}"
             trace = r["trace"] if i == 0 else ""
             print(f"| {trace} | {name} | {b['mean_delay_ms']:.1f} | {b['p95_delay_ms']:.1f} "
-                  f"| {pct(b['late_loss'])} | {pct(b['concealment'])} | {pesq} |")
+                  f"| {pct(b['late_loss'])} | {pct(b['concealment'])} "
+                  f"| {pct(b['accelerate_rate'])} | {pct(b['expand_rate'])} | {pesq} |")
     print()
     print("| trace | late <= 1 % | <= 0.8x Speex at <= its late loss | <= 1.25x oracle "
           "| PESQ within 0.3 of loss-free |")
