@@ -43,7 +43,7 @@ impl Default for EstimatorConfig {
             bucket_ms: 5.0,
             buckets: 400,
             forget: 0.998,
-            quantile: 0.97,
+            quantile: 0.98,
             window_ms: 2_000.0,
             peak_factor: 2.0,
             peak_min_ms: 60.0,

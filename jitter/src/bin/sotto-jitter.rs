@@ -71,7 +71,7 @@ struct EvalArgs {
     /// Skip PESQ scoring.
     #[arg(long)]
     no_pesq: bool,
-    /// Tuning: quantile of the delay histogram (default 0.97).
+    /// Tuning: quantile of the delay histogram (default 0.98).
     #[arg(long)]
     quantile: Option<f64>,
     /// Tuning: per-packet forgetting factor (default 0.998).
