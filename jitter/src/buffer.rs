@@ -6,7 +6,10 @@
 //! concealment), rebuild a lost packet from the next packet's FEC, conceal
 //! with the codec's PLC (waiting for a late packet, or replacing a lost
 //! one), or play comfort noise during DTX. The buffer level is steered
-//! towards a target derived from the [`DelayEstimator`].
+//! towards a target derived from the [`DelayEstimator`]. Excess delay is
+//! shed in pauses, where a cut is inaudible (and also puts the next packet
+//! on a pull boundary); speech is accelerated only when the excess is large
+//! or no pause has come for a while.
 
 use std::collections::VecDeque;
 use std::time::Instant;

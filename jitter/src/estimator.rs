@@ -4,7 +4,7 @@
 //!
 //! The relative delay of a packet is its transit time (arrival minus send
 //! time, from the RTP timestamp) minus the smallest transit time seen in the
-//! last [`EstimatorConfig::window`]: it is how much later than the best
+//! last [`EstimatorConfig::window_ms`]: it is how much later than the best
 //! recent packet it came, i.e. how much buffering it needed. The same idea
 //! is in WebRTC NetEq's `RelativeArrivalDelayTracker`.
 
