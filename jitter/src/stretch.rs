@@ -72,7 +72,7 @@ pub fn find_join(x: &[i16], start: usize) -> Option<Join> {
     })
 }
 
-/// Whether `x` is near silence (mean square under [`QUIET_POWER`]): a
+/// Whether `x` is near silence (mean square under about -50 dBFS): a
 /// join there is inaudible.
 pub fn is_quiet(x: &[i16]) -> bool {
     let power = x.iter().map(|&s| f32::from(s) * f32::from(s)).sum::<f32>() / x.len().max(1) as f32;
