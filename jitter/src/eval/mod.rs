@@ -426,7 +426,9 @@ pub fn evaluate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::link::synthetic::{GilbertElliott, Jitter, SyntheticConfig, SyntheticLink};
+    use crate::link::synthetic::{
+        GilbertElliott, Handover, Jitter, SyntheticConfig, SyntheticLink,
+    };
     use std::time::Duration;
 
     fn speech() -> Vec<i16> {
@@ -497,5 +499,42 @@ mod tests {
         assert!(get("speex").concealment < 0.5, "{:?}", get("speex"));
         let sotto = &report.buffers[0].0;
         assert!(sotto.stats.as_ref().unwrap().jitter_buffer_emitted_count > 0);
+    }
+
+    fn sotto_metrics(config: SyntheticConfig) -> BufferMetrics {
+        let mut link = SyntheticLink::new(config).unwrap();
+        // Ending in speech: after the last frame the buffer conceals.
+        let mut pcm = speech();
+        pcm.truncate(pcm.len() - 24_000);
+        let report = evaluate(&pcm, &mut link, &EvalConfig::default(), |_| {}).unwrap();
+        report.buffers[0].1.clone()
+    }
+
+    #[test]
+    fn waits_count_as_expansion_and_the_end_of_the_stream_does_not() {
+        // A clean link: nothing to wait for but the first DTX packet at
+        // the end of each talkspurt (a fraction of a percent). The
+        // concealment played after the last frame (the stream ended) is
+        // not a wait: counted, it would be several percent.
+        let clean = sotto_metrics(SyntheticConfig::default());
+        assert_eq!(clean.late_loss, 0.0);
+        assert!(clean.expand_rate < 0.01, "{clean:?}");
+        // Outages that hold packets back: the buffer waits through them
+        // with concealment, and that shows as expansion.
+        let outages = sotto_metrics(SyntheticConfig {
+            handover: Some(Handover {
+                mean_interval: Duration::from_secs(3),
+                outage: Duration::from_millis(300),
+                spike: Duration::ZERO,
+                recovery: Duration::ZERO,
+                drop_during_outage: false,
+            }),
+            seed: 5,
+            ..SyntheticConfig::default()
+        });
+        assert!(
+            outages.expand_rate > clean.expand_rate + 0.01,
+            "{outages:?}"
+        );
     }
 }
