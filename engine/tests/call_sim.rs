@@ -386,8 +386,12 @@ fn stats_every_second_with_w3c_names() {
         "candidate-pair.currentRoundTripTime",
     ] {
         let v = last.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+        // Zero is right for concealment on a clean link, and for the
+        // buffer's delay on this fixed 30 ms link: each packet lands on
+        // a 10 ms pull and is played at once.
+        let may_be_zero = name.contains("concealed") || name.ends_with("jitterBufferDelay");
         assert!(
-            v.is_some_and(|v| v > 0.0 || name.contains("concealed")),
+            v.is_some_and(|v| v > 0.0 || (may_be_zero && v == 0.0)),
             "{name}: {v:?}"
         );
     }

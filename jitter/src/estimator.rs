@@ -40,8 +40,8 @@ pub struct EstimatorConfig {
 impl Default for EstimatorConfig {
     fn default() -> Self {
         Self {
-            bucket_ms: 5.0,
-            buckets: 400,
+            bucket_ms: 1.0,
+            buckets: 2_000,
             forget: 0.998,
             quantile: 0.98,
             window_ms: 2_000.0,
