@@ -46,7 +46,7 @@ def main(path):
             pesq = met(q is not None and ref - q <= 0.3,
                        f"{q:.2f} vs {ref:.2f}" if q is not None else "no score")
         else:
-            pesq = "n/a (5G)"
+            pesq = "n/a (not LTE)"
         print(f"| {r['trace']} | {late} | {vs_speex} | {vs_oracle} | {pesq} |")
 
 
