@@ -62,7 +62,16 @@ const MAX_WINDOW_ENTRIES: usize = 1_000;
 #[derive(Debug, Clone)]
 pub struct DelayEstimator {
     config: EstimatorConfig,
+    /// Bucket masses, in units where the newest packet adds
+    /// `(1 - forget) * weight`: forgetting scales what is added up instead
+    /// of every bucket down (only ratios matter for a quantile).
     histogram: Vec<f64>,
+    /// Sum of `histogram`.
+    total: f64,
+    /// See `histogram`; renormalised before it overflows.
+    weight: f64,
+    /// The quantile, recomputed when the histogram changes, ms.
+    quantile: f64,
     /// (arrival ms, transit ms) of recent packets, for the running minimum.
     window: VecDeque<(f64, f64)>,
     /// Height of the held peak and when it was seen (arrival ms).
@@ -82,6 +91,9 @@ impl DelayEstimator {
         let buckets = config.buckets.max(2);
         Self {
             histogram: vec![0.0; buckets],
+            total: 0.0,
+            weight: 1.0,
+            quantile: 0.0,
             window: VecDeque::new(),
             peak: None,
             last_peak_ms: None,
@@ -94,6 +106,9 @@ impl DelayEstimator {
     /// Forgets everything (new stream).
     pub fn reset(&mut self) {
         self.histogram.iter_mut().for_each(|b| *b = 0.0);
+        self.total = 0.0;
+        self.weight = 1.0;
+        self.quantile = 0.0;
         self.window.clear();
         self.peak = None;
         self.last_peak_ms = None;
@@ -133,9 +148,18 @@ impl DelayEstimator {
         // Start with a faster forgetting factor so early packets count.
         self.seen += 1;
         let f = self.config.forget.min(1.0 - 1.0 / (self.seen as f64 + 1.0));
-        self.histogram.iter_mut().for_each(|b| *b *= f);
+        self.weight /= f;
         let bucket = ((relative / self.config.bucket_ms) as usize).min(self.histogram.len() - 1);
-        self.histogram[bucket] += 1.0 - f;
+        let add = (1.0 - f) * self.weight;
+        self.histogram[bucket] += add;
+        self.total += add;
+        if self.weight > 1e100 {
+            let w = self.weight;
+            self.histogram.iter_mut().for_each(|b| *b /= w);
+            self.total /= w;
+            self.weight = 1.0;
+        }
+        self.quantile = self.compute_quantile();
 
         let base = self.quantile_ms();
         if relative > self.config.peak_factor * base + self.config.peak_min_ms {
@@ -153,11 +177,14 @@ impl DelayEstimator {
 
     /// The histogram's quantile (upper edge of its bucket), in ms.
     pub fn quantile_ms(&self) -> f64 {
-        let total: f64 = self.histogram.iter().sum();
-        if total <= 0.0 {
+        self.quantile
+    }
+
+    fn compute_quantile(&self) -> f64 {
+        if self.total <= 0.0 {
             return 0.0;
         }
-        let want = self.config.quantile * total;
+        let want = self.config.quantile * self.total;
         let mut acc = 0.0;
         for (i, b) in self.histogram.iter().enumerate() {
             acc += b;
@@ -240,5 +267,36 @@ mod tests {
         let later = e.target_ms(14_430.0 + 250.0 + 500.0);
         assert!((100.0..=200.0).contains(&later), "{later}");
         assert!(e.target_ms(16_000.0) < 50.0, "{}", e.target_ms(16_000.0));
+    }
+
+    #[test]
+    fn forgetting_holds_up_over_hours_of_packets() {
+        // 200 000 packets (over an hour at 50/s): the lazily forgotten
+        // histogram is renormalised on the way and still follows the
+        // network both ways.
+        let mut e = DelayEstimator::new(EstimatorConfig {
+            buckets: 100,
+            ..EstimatorConfig::default()
+        });
+        let mut at = |e: &mut DelayEstimator, k: u64, extra: f64| {
+            e.update(k as f64 * 20.0 + 30.0 + extra, k as f64 * 20.0)
+        };
+        for k in 0..150_000 {
+            at(&mut e, k, 0.0);
+        }
+        assert!(e.quantile_ms() <= 1.0, "{}", e.quantile_ms());
+        for k in 150_000..190_000 {
+            at(&mut e, k, if k % 10 == 0 { 40.0 } else { 0.0 });
+        }
+        assert!(
+            (40.0..=41.0).contains(&e.quantile_ms()),
+            "{}",
+            e.quantile_ms()
+        );
+        for k in 190_000..200_000 {
+            at(&mut e, k, 0.0);
+        }
+        assert!(e.quantile_ms() <= 1.0, "{}", e.quantile_ms());
+        assert!(e.weight < 1e100);
     }
 }
