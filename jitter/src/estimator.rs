@@ -278,7 +278,7 @@ mod tests {
             buckets: 100,
             ..EstimatorConfig::default()
         });
-        let mut at = |e: &mut DelayEstimator, k: u64, extra: f64| {
+        let at = |e: &mut DelayEstimator, k: u64, extra: f64| {
             e.update(k as f64 * 20.0 + 30.0 + extra, k as f64 * 20.0)
         };
         for k in 0..150_000 {
