@@ -95,6 +95,17 @@ fn run(mut arrivals: Vec<(RtpPacket, f64)>, seconds: f64) -> Run {
     }
 }
 
+/// The packets with their arrival times: the k-th arrives at `arrival(k)` ms.
+fn arriving(ps: Vec<RtpPacket>, mut arrival: impl FnMut(usize) -> f64) -> Vec<(RtpPacket, f64)> {
+    ps.into_iter()
+        .enumerate()
+        .map(|(k, p)| {
+            let a = arrival(k);
+            (p, a)
+        })
+        .collect()
+}
+
 fn played(r: &Run) -> usize {
     r.events
         .iter()
@@ -118,15 +129,11 @@ fn reordering_and_jitter_lose_nothing_and_stay_smooth() {
     let ps = packets(&pcm, 7, 1000, false);
     let n = ps.len();
     // Deterministic jitter 0..40 ms, and every 7th packet swapped with the next.
-    let arrivals: Vec<_> = ps
-        .into_iter()
-        .enumerate()
-        .map(|(k, p)| {
-            let swap = if k % 7 == 0 { 25.0 } else { 0.0 };
-            let jitter = ((k * 37) % 41) as f64;
-            (p, k as f64 * 20.0 + 30.0 + jitter + swap)
-        })
-        .collect();
+    let arrivals = arriving(ps, |k| {
+        let swap = if k % 7 == 0 { 25.0 } else { 0.0 };
+        let jitter = ((k * 37) % 41) as f64;
+        k as f64 * 20.0 + 30.0 + jitter + swap
+    });
     let r = run(arrivals, 6.3);
     let s = r.at_last_packet.as_ref().expect("last packet played");
     // While the estimator learns the jitter, at most a couple of packets
@@ -216,19 +223,13 @@ fn queued_outage_backlog_is_flushed() {
     // backlog arrives at once and must not become 3 s of delay.
     let pcm = tone(10.0);
     let ps = packets(&pcm, 1, 0, false);
-    let arrivals: Vec<_> = ps
-        .into_iter()
-        .enumerate()
-        .map(|(k, p)| {
-            let sent = k as f64 * 20.0;
-            let a = if (100..250).contains(&k) {
-                5_000.0 + k as f64 * 0.1
-            } else {
-                sent + 30.0
-            };
-            (p, a)
-        })
-        .collect();
+    let arrivals = arriving(ps, |k| {
+        if (100..250).contains(&k) {
+            5_000.0 + k as f64 * 0.1
+        } else {
+            k as f64 * 20.0 + 30.0
+        }
+    });
     let r = run(arrivals, 10.5);
     let s = r.jb.stats();
     assert!(s.packets_discarded > 50, "{s:?}");
@@ -247,16 +248,9 @@ fn queued_outage_backlog_is_flushed() {
 fn drift(ppm: f64) -> Run {
     let pcm = tone(300.0);
     let ps = packets(&pcm, 1, 0, false);
-    let arrivals: Vec<_> = ps
-        .into_iter()
-        .enumerate()
-        .map(|(k, p)| {
-            (
-                p,
-                k as f64 * 20.0 * (1.0 - ppm * 1e-6) + 30.0 + ((k * 13) % 7) as f64,
-            )
-        })
-        .collect();
+    let arrivals = arriving(ps, |k| {
+        k as f64 * 20.0 * (1.0 - ppm * 1e-6) + 30.0 + ((k * 13) % 7) as f64
+    });
     run(arrivals, 300.0)
 }
 
@@ -330,16 +324,8 @@ fn ssrc_change_resets_and_plays_the_new_stream() {
     let a = packets(&pcm, 1, 0, false);
     let b = packets(&pcm, 2, 3_000_000_000, false);
     let na = a.len();
-    let mut arrivals: Vec<_> = a
-        .into_iter()
-        .enumerate()
-        .map(|(k, p)| (p, k as f64 * 20.0 + 30.0))
-        .collect();
-    arrivals.extend(
-        b.into_iter()
-            .enumerate()
-            .map(|(k, p)| (p, 2_000.0 + k as f64 * 20.0 + 30.0)),
-    );
+    let mut arrivals = arriving(a, |k| k as f64 * 20.0 + 30.0);
+    arrivals.extend(arriving(b, |k| 2_000.0 + k as f64 * 20.0 + 30.0));
     let r = run(arrivals, 4.5);
     let resets: Vec<_> = r
         .events
@@ -371,29 +357,18 @@ fn slack_follows_the_jitter_none_on_a_steady_link_the_full_margin_on_a_jittery_o
     let pcm = tone(6.0);
     let margin = JitterConfig::default().margin_ms;
     // Constant 30 ms transit: jitter below one 10 ms pull needs no slack.
-    let steady = packets(&pcm, 1, 0, false)
-        .into_iter()
-        .enumerate()
-        .map(|(k, p)| (p, k as f64 * 20.0 + 30.0))
-        .collect();
+    let steady = arriving(packets(&pcm, 1, 0, false), |k| k as f64 * 20.0 + 30.0);
     let r = run(steady, 6.0);
     let target = r.jb.target_delay_ms(Instant::now());
     assert!(target <= 5.0, "steady link target {target} ms");
     // 0-60 ms of jitter (deterministic LCG): quantile plus the whole margin.
     let mut x = 12345u64;
-    let jittery = packets(&pcm, 1, 0, false)
-        .into_iter()
-        .enumerate()
-        .map(|(k, p)| {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (
-                p,
-                k as f64 * 20.0 + 30.0 + (x >> 40) as f64 / (1u64 << 24) as f64 * 60.0,
-            )
-        })
-        .collect();
+    let jittery = arriving(packets(&pcm, 1, 0, false), |k| {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        k as f64 * 20.0 + 30.0 + (x >> 40) as f64 / (1u64 << 24) as f64 * 60.0
+    });
     let r = run(jittery, 6.0);
     let target = r.jb.target_delay_ms(Instant::now());
     assert!(target >= 40.0 + margin, "jittery link target {target} ms");
@@ -415,19 +390,13 @@ fn a_small_excess_is_removed_in_the_pauses_not_in_speech() {
     let ps = packets(&pcm, 5, 0, false);
     // Steady 30 ms, except a 60 ms freeze at 3 s: the buffer waits
     // through it, then holds about 60 ms too much, under the speech band.
-    let arrivals: Vec<_> = ps
-        .into_iter()
-        .enumerate()
-        .map(|(k, p)| {
-            let sent = k as f64 * 20.0;
-            let a = if (150..153).contains(&k) {
-                3_090.0
-            } else {
-                sent + 30.0
-            };
-            (p, a)
-        })
-        .collect();
+    let arrivals = arriving(ps, |k| {
+        if (150..153).contains(&k) {
+            3_090.0
+        } else {
+            k as f64 * 20.0 + 30.0
+        }
+    });
     let r = run(arrivals, 14.0);
     let s = r.jb.stats();
     assert!(s.removed_samples_for_acceleration >= 48 * 40, "{s:?}");
@@ -467,18 +436,14 @@ fn pauses_put_packet_starts_back_on_pull_boundaries() {
     let ps = packets(&pcm, 6, 0, false);
     // Steady for 3 s, then 0-40 ms of jitter: the target rises and the
     // tone is stretched by pitch periods, so packets start mid-pull.
-    let arrivals: Vec<_> = ps
-        .into_iter()
-        .enumerate()
-        .map(|(k, p)| {
-            let jitter = if k >= 150 {
-                ((k * 37) % 41) as f64
-            } else {
-                0.0
-            };
-            (p, k as f64 * 20.0 + 30.0 + jitter)
-        })
-        .collect();
+    let arrivals = arriving(ps, |k| {
+        let jitter = if k >= 150 {
+            ((k * 37) % 41) as f64
+        } else {
+            0.0
+        };
+        k as f64 * 20.0 + 30.0 + jitter
+    });
     let r = run(arrivals, 14.3);
     let offsets = start_offsets(&r);
     assert!(offsets.iter().any(|&(_, o)| o != 0), "no stretch happened");
