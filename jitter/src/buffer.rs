@@ -66,14 +66,14 @@ pub struct JitterConfig {
     pub margin_ms: f64,
     /// The level may fall this far under target before stretching, ms.
     pub low_band_ms: f64,
-    /// The level may rise this far above target before a quiet frame
-    /// (near silence) is shortened, ms.
+    /// The level may rise this far above target before a pause (a frame
+    /// near silence throughout) is shortened, ms.
     pub high_band_ms: f64,
     /// The level may rise this far above target before a speech frame is
     /// accelerated, ms. Wider than `high_band_ms`: a stretch inside speech
     /// is heard (and shifts the words against each other), one in a pause
     /// is not, so the excess is mostly removed in the pauses. Applies only
-    /// while pauses come: after `pause_window_ms` without a quiet frame
+    /// while pauses come: after `pause_window_ms` without a pause
     /// (music, a tone, non-stop talk) speech is accelerated at
     /// `high_band_ms`.
     pub speech_high_band_ms: f64,
@@ -153,8 +153,8 @@ pub struct JitterBuffer {
     last_ts: Option<i64>,
     highest_seq: Option<i64>,
     epoch: Option<Instant>,
-    /// When a quiet frame was last decoded, ms.
-    last_quiet_ms: Option<f64>,
+    /// When a pause (near-silent frame) was last decoded, ms.
+    last_pause_ms: Option<f64>,
     /// Smoothed buffering of decoded packets relative to the fastest
     /// recent packet (their wait plus their relative delay), ms.
     level_filter: f64,
@@ -217,7 +217,7 @@ impl JitterBuffer {
             highest_seq: None,
             epoch: None,
             level_filter: 0.0,
-            last_quiet_ms: None,
+            last_pause_ms: None,
             markers: VecDeque::new(),
             appended: 0,
             emitted: 0,
@@ -315,7 +315,7 @@ impl JitterBuffer {
         self.last_ts = None;
         self.highest_seq = None;
         self.level_filter = 0.0;
-        self.last_quiet_ms = None;
+        self.last_pause_ms = None;
         self.ssrc = Some(ssrc);
         self.push_event(Event::Reset { ssrc });
     }
@@ -639,8 +639,9 @@ impl JitterBuffer {
     }
 
     /// Accelerates or stretches `pcm` when the smoothed buffering
-    /// (`offset_ms`: this packet's wait plus its relative delay) is off
-    /// target.
+    /// (`offset_ms`: the buffering that protects this packet) is off
+    /// target; in a pause, also cuts what delays the next packet for
+    /// nothing.
     fn stretch(
         &mut self,
         pcm: &mut Vec<i16>,
@@ -649,12 +650,12 @@ impl JitterBuffer {
         target: f64,
     ) -> Operation {
         self.level_filter += (offset_ms - self.level_filter) / 4.0;
-        let quiet = stretch::is_pause(pcm);
-        if quiet {
-            self.last_quiet_ms = Some(now_ms);
+        let pause = stretch::is_pause(pcm);
+        if pause {
+            self.last_pause_ms = Some(now_ms);
         }
         let pauses_come = self
-            .last_quiet_ms
+            .last_pause_ms
             .is_some_and(|t| now_ms - t < self.config.pause_window_ms);
         let speech_band = if pauses_come {
             self.config.speech_high_band_ms
@@ -662,32 +663,22 @@ impl JitterBuffer {
             self.config.high_band_ms
         };
         let low = target - self.config.low_band_ms;
-        if quiet {
-            // Near silence, where cuts are free: cut the audio still queued
-            // from the previous packet (`align` puts the next packet's first
-            // sample on a pull boundary), plus whole pulls of excess.
-            let align = (self.sync.len() + pcm.len()) % PULL_SAMPLES;
+        if pause {
             let excess = if self.level_filter > target + self.config.high_band_ms {
                 ((self.level_filter - target) * PER_MS) as usize
             } else {
                 0
             };
-            let pulls = excess.saturating_sub(align) / PULL_SAMPLES;
-            let room = pcm.len().saturating_sub(2 * QUIET_FADE);
-            let pulls = pulls.min(room.saturating_sub(align) / PULL_SAMPLES);
-            let n = if align <= room {
-                align + pulls * PULL_SAMPLES
-            } else {
-                0
-            };
+            let (n, pulls) = pause_cut(self.sync.len(), pcm.len(), excess);
             let removed = stretch::cut(pcm, QUIET_FADE, n, QUIET_FADE);
             if removed > 0 {
                 self.stats.removed_samples_for_acceleration += removed as u64;
+                // Only whole pulls change when the next packet is decoded.
                 self.level_filter -= (pulls * PULL_SAMPLES) as f64 / PER_MS;
                 return Operation::Accelerate;
             }
         }
-        if !quiet && self.level_filter > target + speech_band {
+        if !pause && self.level_filter > target + speech_band {
             if let Some(j) = stretch::find_join(pcm, 0) {
                 let removed = stretch::accelerate(pcm, 0, j.period);
                 self.stats.removed_samples_for_acceleration += removed as u64;
@@ -812,6 +803,22 @@ impl JitterBuffer {
     }
 }
 
+/// How much to cut from a paused frame of `frame` samples decoded behind
+/// `queued` samples: `(samples, whole pulls of excess among them)`. The
+/// cut takes out what would be left of the frame after its last pull (so
+/// the next packet starts on a pull boundary: that remainder delays it
+/// without protecting it, as it must be there for that pull anyway), plus
+/// as many whole pulls of `excess` as fit between the cut's fades.
+fn pause_cut(queued: usize, frame: usize, excess: usize) -> (usize, usize) {
+    let align = (queued + frame) % PULL_SAMPLES;
+    let room = frame.saturating_sub(2 * QUIET_FADE);
+    if align > room {
+        return (0, 0);
+    }
+    let pulls = (excess.saturating_sub(align) / PULL_SAMPLES).min((room - align) / PULL_SAMPLES);
+    (align + pulls * PULL_SAMPLES, pulls)
+}
+
 /// Drives a buffer from arbitrary bytes (5 bytes per step: an insert or a
 /// pull, with sequence/timestamp deltas, wait and payload drawn from the
 /// input); the fuzz target `jitter_insert` calls this. Never panics.
@@ -855,5 +862,24 @@ pub fn fuzz_insert_pull(data: &[u8]) {
                 },
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pause_cut;
+
+    #[test]
+    fn pause_cut_aligns_then_takes_whole_pulls_that_fit() {
+        // Aligned already, nothing in excess: no cut.
+        assert_eq!(pause_cut(0, 960, 0), (0, 0));
+        // 200 samples would be left after the frame's last pull: cut them.
+        assert_eq!(pause_cut(200, 960, 0), (200, 0));
+        // Plus one whole pull of a 700-sample excess (a second would not
+        // fit between the 2.5 ms fades of a 20 ms frame).
+        assert_eq!(pause_cut(200, 960, 700), (680, 1));
+        assert_eq!(pause_cut(0, 960, 5_000), (480, 1));
+        // A 10 ms frame has no room to align 300 samples.
+        assert_eq!(pause_cut(300, 480, 0), (0, 0));
     }
 }
