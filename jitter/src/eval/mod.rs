@@ -246,10 +246,12 @@ pub struct BufferMetrics {
     /// Frames sent but not played (network loss plus late loss), over
     /// frames sent: the share of speech frames that were concealed.
     pub concealment: f64,
-    /// Samples removed by acceleration over samples played.
+    /// Samples removed by acceleration (until the last frame played) over
+    /// all samples the run output.
     pub accelerate_rate: f64,
     /// Samples inserted (preemptive expand, or concealment while waiting
-    /// for a late frame, which grows the delay) over samples played.
+    /// for a late frame, which grows the delay) until the last frame
+    /// played, over all samples the run output.
     pub expand_rate: f64,
     /// PESQ-WB of the received speech, when scored.
     pub pesq_wb: Option<f64>,
