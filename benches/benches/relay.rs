@@ -13,6 +13,17 @@
 //! < 0.1% loss, and the RSS growth per idle allocation at 10k allocations.
 //! Not criterion-shaped: prints its own table and a final JSON line.
 //!
+//! `SOTTO_RELAY_BENCH_NET=veth` puts both relays in a network namespace
+//! of their own, reached from the load generator over a veth pair whose
+//! receive side runs in NAPI threads (`/sys/class/net/*/threaded`): a
+//! relay's send then ends when the datagram is queued on the device, as
+//! it does at a real NIC, instead of running the receiver's whole UDP
+//! input path inside the relay's syscall as loopback does. GRO is on only
+//! to give veth its NAPI mode; `gro_max_size 0` keeps it from merging
+//! datagrams (sotto-relay asks for UDP GRO and coturn does not, and the
+//! bench's per-flow rates are far above a call's). Needs root,
+//! `iproute2` and `ethtool`.
+//!
 //! `SOTTO_RELAY_BENCH_RATES=40000` runs the CPU comparison at the given
 //! rates only; `SOTTO_RELAY_BENCH_CPU_ONLY=1` skips the sweep and the
 //! memory figure (both for profiling).
@@ -23,10 +34,10 @@
 //! so its CPU and memory are measured apart from the load generator.
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use sotto_relay::auth::Key;
@@ -71,6 +82,11 @@ fn main() {
         "turnserver (Debian coturn) not found: the relay bench needs it (cargo xtask setup)"
     );
     let only_cpu = std::env::var_os("SOTTO_RELAY_BENCH_CPU_ONLY").is_some();
+    let net = Net::from_env();
+    println!("relay bench over {}", net.describe());
+    // Deletes the namespace (if any) when main ends or panics.
+    let _netns = net.netns.clone().map(NetnsGuard);
+    let _ = NET.set(net);
     let mut rows = Vec::new();
     for (allocations, burst) in CASES {
         let case = match burst {
@@ -138,6 +154,131 @@ fn main() {
     );
 }
 
+/// Where the relays and the load generator meet: loopback, or a veth pair
+/// into a namespace of the relays' own (see the module comment).
+struct Net {
+    /// The relays' listening and relayed address.
+    relay_ip: IpAddr,
+    /// The load generator's clients and peer.
+    generator_ip: IpAddr,
+    /// The relays' network namespace.
+    netns: Option<String>,
+}
+
+static NET: OnceLock<Net> = OnceLock::new();
+
+fn net() -> &'static Net {
+    NET.get().expect("network set up in main")
+}
+
+impl Net {
+    const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    /// RFC 2544's benchmarking range (198.18.0.0/15), which sotto-relay
+    /// refuses as a peer unless allowed.
+    const VETH_GENERATOR: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
+    const VETH_RELAY: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2));
+
+    fn from_env() -> Net {
+        match std::env::var("SOTTO_RELAY_BENCH_NET").as_deref() {
+            Ok("veth") => Net::veth(),
+            Ok("loopback") | Err(_) => Net {
+                relay_ip: Net::LOOPBACK,
+                generator_ip: Net::LOOPBACK,
+                netns: None,
+            },
+            Ok(other) => panic!("SOTTO_RELAY_BENCH_NET={other}: expected loopback or veth"),
+        }
+    }
+
+    fn veth() -> Net {
+        let pid = std::process::id();
+        let ns = format!("sotto-bench-{pid}");
+        let (outer, inner) = (format!("sbg{pid}"), format!("sbr{pid}"));
+        let net = Net {
+            relay_ip: Net::VETH_RELAY,
+            generator_ip: Net::VETH_GENERATOR,
+            netns: Some(ns.clone()),
+        };
+        run(&["ip", "netns", "add", &ns]);
+        run(&[
+            "ip", "link", "add", &outer, "type", "veth", "peer", "name", &inner,
+        ]);
+        run(&["ip", "link", "set", &inner, "netns", &ns]);
+        let ends = [
+            (None, &outer, Net::VETH_GENERATOR),
+            (Some(ns.as_str()), &inner, Net::VETH_RELAY),
+        ];
+        for (ns, dev, ip) in ends {
+            let inside = |args: &[&str]| {
+                let mut all = ns.map_or(vec![], |n| vec!["ip", "netns", "exec", n]);
+                all.extend_from_slice(args);
+                run(&all);
+            };
+            inside(&["ip", "addr", "add", &format!("{ip}/30"), "dev", dev]);
+            inside(&["ip", "link", "set", dev, "up", "gro_max_size", "0"]);
+            inside(&["ip", "link", "set", "lo", "up"]);
+            // veth hands a UDP datagram to the peer's NAPI only when the
+            // sending end has no TSO (or the peer forwards UDP GRO).
+            inside(&["ethtool", "-K", dev, "gro", "on", "tso", "off"]);
+            inside(&[
+                "sh",
+                "-c",
+                &format!("echo 1 > /sys/class/net/{dev}/threaded"),
+            ]);
+        }
+        net
+    }
+
+    fn describe(&self) -> String {
+        match &self.netns {
+            None => "loopback".into(),
+            Some(ns) => format!(
+                "veth {} -> {} (namespace {ns}, threaded NAPI)",
+                self.generator_ip, self.relay_ip
+            ),
+        }
+    }
+
+    /// `program` with `args`, inside the relays' namespace if they have one.
+    fn relay_command(&self, program: &std::path::Path) -> Command {
+        match &self.netns {
+            None => Command::new(program),
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(program);
+                c
+            }
+        }
+    }
+}
+
+/// Deletes a network namespace (and the veth end inside it) on drop.
+struct NetnsGuard(String);
+
+impl Drop for NetnsGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Runs a set-up command, failing the bench loudly if it fails.
+fn run(args: &[&str]) {
+    let status = Command::new(args[0])
+        .args(&args[1..])
+        .status()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (the veth bench needs iproute2 and ethtool)",
+                args[0]
+            )
+        });
+    assert!(
+        status.success(),
+        "`{}` failed (the veth bench needs root)",
+        args.join(" ")
+    );
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Impl {
     Sotto,
@@ -179,8 +320,9 @@ impl Server {
         std::fs::create_dir_all(&dir).unwrap();
         match imp {
             Impl::Sotto => {
-                let mut child = Command::new(std::env::current_exe().unwrap())
-                    .env("SOTTO_RELAY_BENCH_SERVER", "1")
+                let mut child = net()
+                    .relay_command(&std::env::current_exe().unwrap())
+                    .env("SOTTO_RELAY_BENCH_SERVER", net().relay_ip.to_string())
                     .stdout(Stdio::piped())
                     .stderr(Stdio::inherit())
                     .spawn()
@@ -209,17 +351,19 @@ impl Server {
                     .unwrap()
                     .port();
                 let d = dir.to_str().unwrap();
-                let child = Command::new("turnserver")
+                let ip = net().relay_ip.to_string();
+                let child = net()
+                    .relay_command("turnserver".as_ref())
                     .args([
                         "-n",
                         "--listening-ip",
-                        "127.0.0.1",
+                        &ip,
                         "--listening-port",
                         &port.to_string(),
                     ])
                     .args([
                         "--relay-ip",
-                        "127.0.0.1",
+                        &ip,
                         "--min-port",
                         "20000",
                         "--max-port",
@@ -252,7 +396,7 @@ impl Server {
                     .stderr(Stdio::null())
                     .spawn()
                     .unwrap();
-                let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+                let addr = SocketAddr::new(net().relay_ip, port);
                 wait_binding(addr);
                 Server {
                     imp,
@@ -303,17 +447,23 @@ impl Server {
     }
 }
 
-/// The sotto side: one UDP worker (as coturn gets one relay thread).
+/// The sotto side: one UDP worker (as coturn gets one relay thread),
+/// listening on the address in `SOTTO_RELAY_BENCH_SERVER`.
 fn sotto_server_child() {
+    let ip: IpAddr = std::env::var("SOTTO_RELAY_BENCH_SERVER")
+        .unwrap()
+        .parse()
+        .expect("SOTTO_RELAY_BENCH_SERVER is the address to listen on");
     let dir = std::env::temp_dir().join(format!("sotto-relay-bench-child-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let users = dir.join("users");
     std::fs::write(&users, format!("{USER}:{PASS}\n")).unwrap();
     let options = sotto_relay::config::Options {
         realm: Some(REALM.into()),
-        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        listen: vec![SocketAddr::new(ip, 0)],
         users_file: Some(users),
         allow_loopback_peers: Some(true),
+        allow_peers: vec![Net::VETH_GENERATOR.into()],
         workers: Some(1),
         unauth_rate: Some(0),
         max_allocations_per_user: Some(0),
@@ -341,13 +491,13 @@ fn which(name: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// A loopback UDP socket with a 4 MiB receive buffer, so that the load
+/// A load generator's UDP socket with a 4 MiB receive buffer, so that the load
 /// generator's own scheduling gaps do not show up as relay loss.
 fn bench_socket() -> UdpSocket {
     let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
     let _ = s.set_recv_buffer_size(4 << 20);
     let _ = s.set_send_buffer_size(4 << 20);
-    s.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+    s.bind(&SocketAddr::new(net().generator_ip, 0).into())
         .unwrap();
     s.into()
 }
@@ -377,7 +527,7 @@ fn transact(sock: &UdpSocket, to: SocketAddr, req: &[u8], t: [u8; 12]) -> Vec<u8
 }
 
 fn wait_binding(addr: SocketAddr) {
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let s = UdpSocket::bind((net().generator_ip, 0)).unwrap();
     s.set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
     let b = Builder::new(method::BINDING, Class::Request, tid(0));

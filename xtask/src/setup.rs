@@ -25,6 +25,7 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "python3-venv",
     "openssl",
     "iproute2",
+    "ethtool",
 ];
 
 /// PyPI packages used by test and evaluation scripts: PESQ scoring and
