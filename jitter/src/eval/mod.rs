@@ -21,6 +21,10 @@ use sotto_codecs::opus::{OpusConfig, OpusEncoder};
 use sotto_codecs::{CodecError, Encoder};
 
 use crate::buffer::{JitterConfig, PULL_SAMPLES};
+
+/// The playout device's pull period, ms: every buffer (and the oracle)
+/// plays what it holds at these instants.
+pub const PULL_MS: f64 = PULL_SAMPLES as f64 / 48.0;
 use crate::error::JitterError;
 use crate::link::{Link, LinkError, LinkSummary, SentPacket};
 use crate::packet::RtpPacket;
@@ -203,11 +207,11 @@ pub fn simulate(
     };
     let mut out = Vec::with_capacity(PULL_SAMPLES);
     let mut played = Vec::new();
-    let ticks = (end_ms / 10.0).ceil() as u64;
+    let ticks = (end_ms / PULL_MS).ceil() as u64;
     let last_frame = frames.last().map(|f| f.frame);
     let mut stretched_at_end = None;
     for tick in 0..ticks {
-        let now = tick as f64 * 10.0;
+        let now = tick as f64 * PULL_MS;
         while let Some(&(a, i)) = next.peek() {
             if a > now {
                 break;
@@ -310,6 +314,21 @@ pub fn metrics(run: &BufferRun, frames: &[SentFrame], effective: &[Option<f64>])
     }
 }
 
+/// The first pull at or after each effective arrival: the earliest a
+/// pull-driven player can start the frame (a pull plays only what the
+/// buffer holds when it is made, as in `simulate`).
+pub fn first_pulls(effective: &[Option<f64>]) -> Vec<Option<f64>> {
+    effective
+        .iter()
+        .map(|e| {
+            e.map(|a| {
+                let t = (a / PULL_MS).ceil() * PULL_MS;
+                if t < a { t + PULL_MS } else { t }
+            })
+        })
+        .collect()
+}
+
 /// Talkspurts (runs of consecutive frames) with their effective delays.
 pub fn talkspurts(frames: &[SentFrame], effective: &[Option<f64>]) -> Vec<(Vec<usize>, Talkspurt)> {
     let mut out: Vec<(Vec<usize>, Talkspurt)> = Vec::new();
@@ -327,7 +346,9 @@ pub fn talkspurts(frames: &[SentFrame], effective: &[Option<f64>]) -> Vec<(Vec<u
 }
 
 /// The oracle run at a late-frame budget: its schedule and the playout
-/// time of each frame it plays.
+/// time of each frame it plays. `effective` is when each frame could
+/// first be played: the effective arrivals for an unconstrained player,
+/// or their [`first_pulls`] for one driven by the device's pulls.
 pub fn oracle_run(
     frames: &[SentFrame],
     effective: &[Option<f64>],
@@ -362,6 +383,10 @@ pub struct EvalReport {
     pub link: LinkSummary,
     /// Each buffer's run and figures, Sotto first; oracles last.
     pub buffers: Vec<(BufferRun, BufferMetrics)>,
+    /// Mean delay, ms, if every frame that arrived were played at the
+    /// first pull after it (its own or its FEC's) arrival: no buffer can
+    /// be lower without losing frames, however it stretches.
+    pub pull_floor_ms: f64,
 }
 
 /// Runs `pcm` (48 kHz mono speech) through Opus, `link` and every buffer.
@@ -398,8 +423,11 @@ pub fn evaluate(
         let m = metrics(&run, &frames, &effective);
         buffers.push((run, m));
     }
-    // The oracle at Sotto's and at Speex's late-frame count.
+    // The oracle at Sotto's and at Speex's late-frame count, on the pull
+    // grid every real buffer plays on: no schedule can start a frame
+    // before the first pull after it arrived.
     progress("oracle");
+    let playable = first_pulls(&effective);
     let mut oracles = Vec::new();
     for (name, budget) in buffers
         .iter()
@@ -407,7 +435,7 @@ pub fn evaluate(
         .map(|(r, m)| (r.name.clone(), m.late))
         .collect::<Vec<_>>()
     {
-        let (_, mut run) = oracle_run(&frames, &effective, budget);
+        let (_, mut run) = oracle_run(&frames, &playable, budget);
         run.name = if name == "sotto" {
             "oracle".into()
         } else {
@@ -417,11 +445,18 @@ pub fn evaluate(
         oracles.push((run, m));
     }
     buffers.extend(oracles);
+    let floors: Vec<f64> = frames
+        .iter()
+        .zip(&playable)
+        .filter_map(|(f, p)| p.map(|p| p - f.send_ms))
+        .collect();
+    let pull_floor_ms = floors.iter().sum::<f64>() / floors.len().max(1) as f64;
     Ok(EvalReport {
         frames,
         arrivals,
         link: summary,
         buffers,
+        pull_floor_ms,
     })
 }
 
@@ -432,6 +467,62 @@ mod tests {
         GilbertElliott, Handover, Jitter, SyntheticConfig, SyntheticLink,
     };
     use std::time::Duration;
+
+    #[test]
+    fn a_frame_is_playable_from_the_first_pull_after_it_arrives() {
+        let arrivals = [
+            Some(0.0),
+            Some(0.5),
+            Some(10.0),
+            Some(10.000_001),
+            Some(29.9),
+            None,
+        ];
+        assert_eq!(
+            first_pulls(&arrivals),
+            [
+                Some(0.0),
+                Some(10.0),
+                Some(10.0),
+                Some(20.0),
+                Some(30.0),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn no_buffer_plays_a_frame_before_the_first_pull_after_it_arrived() {
+        // 12 ms one way: every 20 ms frame is first playable at the pull
+        // 20 ms after it was sent.
+        let mut link = SyntheticLink::new(SyntheticConfig {
+            base_delay: Duration::from_millis(12),
+            ..SyntheticConfig::default()
+        })
+        .unwrap();
+        let report = evaluate(&speech(), &mut link, &EvalConfig::default(), |_| {}).unwrap();
+        assert!(
+            (report.pull_floor_ms - 20.0).abs() < 1e-9,
+            "{}",
+            report.pull_floor_ms
+        );
+        let playable = first_pulls(&effective_arrivals(&report.frames, &report.arrivals));
+        for (run, m) in &report.buffers {
+            for (f, p) in report.frames.iter().zip(&playable) {
+                if let (Some(&t), Some(p)) = (run.playout_ms.get(&f.frame), p) {
+                    assert!(
+                        t >= p - 1e-9,
+                        "{} played frame {} at {t} < {p}",
+                        run.name,
+                        f.frame
+                    );
+                }
+            }
+            if run.name.starts_with("oracle") {
+                assert!((m.mean_delay_ms - 20.0).abs() < 1e-9, "{m:?}");
+            }
+        }
+    }
 
     fn speech() -> Vec<i16> {
         let clip = sotto_codecs::wav::read(concat!(

@@ -108,6 +108,14 @@ pub fn goal(report: &EvalReport) -> Vec<String> {
             x.late_loss * 100.0,
             verdict(s.mean_delay_ms <= 0.8 * x.mean_delay_ms && s.late_loss <= x.late_loss)
         ));
+        if let Some(os) = get("oracle_speex").filter(|os| os.mean_delay_ms > 0.8 * x.mean_delay_ms)
+        {
+            out.push(format!(
+                "  no per-talkspurt schedule can: the oracle at speex's late loss needs {:.1} ms; \
+                 playing every frame at the first pull after it arrived would average {:.1} ms",
+                os.mean_delay_ms, report.pull_floor_ms
+            ));
+        }
     }
     out.push(format!(
         "sotto {:.1} ms <= 1.25 x oracle {:.1} ms: {}",
@@ -152,6 +160,7 @@ pub fn json(trace: &str, report: &EvalReport, reference_pesq: Option<f64>) -> se
             "p95_delay_ms": report.link.p95_delay.as_secs_f64() * 1000.0,
         },
         "lossless_opus_pesq_wb": reference_pesq,
+        "pull_floor_delay_ms": report.pull_floor_ms,
         "buffers": buffers,
         "sotto_w3c": sotto_stats,
     })
