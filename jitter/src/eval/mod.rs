@@ -15,7 +15,7 @@ pub mod report;
 #[cfg(any(feature = "eval", test))]
 pub mod speex;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use sotto_codecs::opus::{OpusConfig, OpusEncoder};
 use sotto_codecs::{CodecError, Encoder};
@@ -178,7 +178,7 @@ pub struct BufferRun {
     /// Output audio, 48 kHz.
     pub audio: Vec<i16>,
     /// Playout time (ms) of the first sample of each played frame.
-    pub playout_ms: HashMap<u64, f64>,
+    pub playout_ms: BTreeMap<u64, f64>,
     /// Samples removed by acceleration.
     pub removed: u64,
     /// Samples inserted to slow down (or concealment while waiting).
@@ -257,8 +257,12 @@ pub struct BufferMetrics {
     /// for a late frame, which grows the delay) until the last frame
     /// played, over all samples the run output.
     pub expand_rate: f64,
-    /// PESQ-WB of the received speech, when scored.
+    /// PESQ-WB of the received speech, when scored: the mean of
+    /// `pesq_wb_windows`.
     pub pesq_wb: Option<f64>,
+    /// PESQ-WB of each window of about 12 s of speech, in order (see
+    /// `quality`): where in the run the score was lost.
+    pub pesq_wb_windows: Vec<f64>,
     /// Late frames (the count behind `late_loss`).
     pub late: usize,
 }
@@ -310,6 +314,7 @@ pub fn metrics(run: &BufferRun, frames: &[SentFrame], effective: &[Option<f64>])
         accelerate_rate: run.removed as f64 / samples,
         expand_rate: run.inserted as f64 / samples,
         pesq_wb: None,
+        pesq_wb_windows: Vec::new(),
         late,
     }
 }

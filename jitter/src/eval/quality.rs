@@ -1,10 +1,15 @@
 //! Speech quality of each buffer's output: PESQ-WB (ITU-T P.862.2) on
 //! 16 kHz windows of the received audio against the sent speech.
 //!
-//! P.862 is meant for 8-20 s signals, so a long run is cut into windows of
-//! [`WINDOW_S`] seconds of send time; each window of received audio is
-//! taken at that window's median playout delay (PESQ aligns the
-//! utterances inside it) and the scores are averaged.
+//! P.862 is meant for 8-20 s signals (P.862.3 §7.1), so a long run is cut
+//! into windows of about [`WINDOW_S`] seconds of send time, each cut in
+//! the quietest stretch of the reference near its nominal end so that no
+//! utterance is split. Each window of received audio runs from where the
+//! window's first played frame was played, less its lead-in, to where its
+//! last one was played, plus its tail: an adaptive buffer's delay moves
+//! inside a window, and a window taken at one delay would cut speech off
+//! one end and add the neighbour's at the other. PESQ aligns the
+//! utterances inside each window; the scores are averaged.
 
 use sotto_codecs::opus::{OpusConfig, OpusDecoder, OpusEncoder};
 use sotto_codecs::{Decoder, Encoder, resample, samples};
@@ -43,47 +48,83 @@ pub fn lossless(pcm: &[i16], config: &EvalConfig) -> Option<Vec<i16>> {
     Some(out)
 }
 
-/// Mean PESQ over the windows of `degraded`, each shifted by `delay_ms(window)`.
+/// How far either way of a window's nominal end its cut may move, and
+/// the stretch of reference whose energy decides where, in samples.
+const CUT_SEARCH: usize = 3 * 48_000;
+const CUT_SPAN: usize = 200 * 48;
+
+/// Window boundaries in `reference`: about every [`WINDOW_S`] seconds, at
+/// the start of the quietest [`CUT_SPAN`] within [`CUT_SEARCH`] of it
+/// (searched on the 20 ms frame grid).
+fn cuts(reference: &[i16]) -> Vec<usize> {
+    let win = (WINDOW_S * 48_000.0) as usize;
+    let energy = |at: usize| -> f64 {
+        reference[at..(at + CUT_SPAN).min(reference.len())]
+            .iter()
+            .map(|&x| f64::from(x) * f64::from(x))
+            .sum()
+    };
+    let mut out = vec![0];
+    let mut nominal = win;
+    while nominal + win / 2 <= reference.len() {
+        let lo = nominal
+            .saturating_sub(CUT_SEARCH)
+            .max(out[out.len() - 1] + win / 2);
+        let hi = (nominal + CUT_SEARCH).min(reference.len() - win / 2);
+        let cut = (lo / FRAME..=hi / FRAME)
+            .map(|f| f * FRAME)
+            .filter(|&at| at >= lo && at <= hi)
+            .min_by(|&a, &b| energy(a).total_cmp(&energy(b)))
+            .unwrap_or(nominal);
+        out.push(cut);
+        nominal = cut + win;
+    }
+    out.push(reference.len());
+    out
+}
+
+/// PESQ of each window of `degraded` that could be scored.
+/// `delays(a_ms, b_ms)` gives the playout delay at a window's start and at
+/// its end (of the first and the last frame played from it).
 fn windowed(
     reference: &[i16],
     degraded: &[i16],
-    delay_ms: impl Fn(f64, f64) -> Option<f64>,
+    delays: impl Fn(f64, f64) -> Option<(f64, f64)>,
     score: Scorer<'_>,
-) -> Option<f64> {
-    let win = (WINDOW_S * 48_000.0) as usize;
+) -> Option<Vec<f64>> {
     let mut scores = Vec::new();
-    let mut start = 0;
-    while start + win / 2 <= reference.len() {
-        let end = (start + win).min(reference.len());
-        let (a_ms, b_ms) = (start as f64 / 48.0, end as f64 / 48.0);
-        if let Some(d) = delay_ms(a_ms, b_ms) {
-            let shift = (d * 48.0).round().max(0.0) as usize;
-            let (ds, de) = (start + shift, end + shift);
-            if de <= degraded.len() {
-                let r = to_16k(&reference[start..end])?;
-                let g = to_16k(&degraded[ds..de])?;
-                if let Some(s) = score(&r, &g) {
-                    scores.push(s);
-                }
+    for w in cuts(reference).windows(2) {
+        let (start, end) = (w[0], w[1]);
+        let Some((d_start, d_end)) = delays(start as f64 / 48.0, end as f64 / 48.0) else {
+            continue;
+        };
+        let at = |i: usize, d: f64| (i as f64 + d * 48.0).round().max(0.0) as usize;
+        let (ds, de) = (at(start, d_start), at(end, d_end));
+        if ds < de && de <= degraded.len() {
+            let r = to_16k(&reference[start..end])?;
+            let g = to_16k(&degraded[ds..de])?;
+            if let Some(s) = score(&r, &g) {
+                scores.push(s);
             }
         }
-        start = end;
     }
+    Some(scores)
+}
+
+fn mean(scores: &[f64]) -> Option<f64> {
     (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64)
 }
 
-/// Median playout delay of the frames a run played with send time in
-/// `[a_ms, b_ms)`.
-fn median_delay(run: &BufferRun, a_ms: f64, b_ms: f64) -> Option<f64> {
-    let mut d: Vec<f64> = run
-        .playout_ms
-        .iter()
-        .map(|(&f, &t)| (f as f64 * 20.0, t))
-        .filter(|&(s, _)| s >= a_ms && s < b_ms)
-        .map(|(s, t)| t - s)
-        .collect();
-    d.sort_by(f64::total_cmp);
-    d.get(d.len() / 2).copied()
+/// Playout delays of the first and the last frame a run played with send
+/// time in `[a_ms, b_ms)`.
+fn edge_delays(run: &BufferRun, a_ms: f64, b_ms: f64) -> Option<(f64, f64)> {
+    let first = (a_ms / 20.0).ceil() as u64;
+    let last = (b_ms / 20.0).ceil() as u64;
+    let mut played = run.playout_ms.range(first..last);
+    let delay = |(&f, &t): (&u64, &f64)| t - f as f64 * 20.0;
+    let d_start = played.next().map(delay)?;
+    let d_end = played.next_back().map(delay).unwrap_or(d_start);
+    Some((d_start, d_end))
 }
 
 /// Scores every buffer that produced audio and returns the loss-free
@@ -95,12 +136,51 @@ pub fn score_all(
     score: Scorer<'_>,
 ) -> Option<f64> {
     let clean = lossless(pcm, config)?;
-    let reference = windowed(pcm, &clean, |_, _| Some(0.0), score)?;
+    let reference = mean(&windowed(pcm, &clean, |_, _| Some((0.0, 0.0)), score)?)?;
     for (run, m) in &mut report.buffers {
         if run.audio.is_empty() {
             continue;
         }
-        m.pesq_wb = windowed(pcm, &run.audio, |a, b| median_delay(run, a, b), score);
+        m.pesq_wb_windows =
+            windowed(pcm, &run.audio, |a, b| edge_delays(run, a, b), score).unwrap_or_default();
+        m.pesq_wb = mean(&m.pesq_wb_windows);
     }
     Some(reference)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_are_cut_in_the_quiet_near_every_window_length() {
+        // Loud everywhere except 300 ms gaps at 10.5 s and 23 s.
+        let mut pcm = vec![8_000i16; 30 * 48_000];
+        for gap_s in [10.5, 23.0] {
+            let at = (gap_s * 48_000.0) as usize;
+            pcm[at..at + 300 * 48].fill(0);
+        }
+        let c = cuts(&pcm);
+        assert_eq!(c.first(), Some(&0));
+        assert_eq!(c.last(), Some(&pcm.len()));
+        assert_eq!(c.len(), 4, "{c:?}");
+        for (cut, gap_s) in c[1..3].iter().zip([10.5, 23.0]) {
+            let at = (gap_s * 48_000.0) as usize;
+            assert!((at..at + 100 * 48).contains(cut), "{cut} vs {at}");
+        }
+    }
+
+    #[test]
+    fn a_window_of_received_audio_follows_the_delay_at_its_edges() {
+        let mut run = BufferRun::default();
+        // Frames 0..=9 played at 100 ms, 10..=19 at 250 ms (a wait).
+        for f in 0..20u64 {
+            let delay = if f < 10 { 100.0 } else { 250.0 };
+            run.playout_ms.insert(f, f as f64 * 20.0 + delay);
+        }
+        assert_eq!(edge_delays(&run, 0.0, 400.0), Some((100.0, 250.0)));
+        assert_eq!(edge_delays(&run, 0.0, 200.0), Some((100.0, 100.0)));
+        assert_eq!(edge_delays(&run, 210.0, 400.0), Some((250.0, 250.0)));
+        assert_eq!(edge_delays(&run, 400.0, 500.0), None);
+    }
 }

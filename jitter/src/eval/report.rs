@@ -176,5 +176,6 @@ fn metrics_json(m: &super::BufferMetrics) -> serde_json::Value {
         "accelerate_rate": m.accelerate_rate,
         "expand_rate": m.expand_rate,
         "pesq_wb": m.pesq_wb,
+        "pesq_wb_windows": m.pesq_wb_windows,
     })
 }
