@@ -114,6 +114,31 @@ fn replays_are_ignored() {
     assert!(o.a.stats().dropped > 0 && o.b.stats().dropped > 0);
 }
 
+#[test]
+fn a_replay_with_a_forged_high_sequence_number_does_not_block_the_peer() {
+    // Ahead of every packet, an attacker replays each earlier packet of
+    // that direction with the highest sequence number. The repeats are
+    // answered or ignored; they must not make the endpoints drop the real
+    // packets that follow, whose sequence numbers are lower.
+    let mut seen: Vec<(Dir, Vec<u8>)> = Vec::new();
+    let (a, b) = pair(KeyAgreement::X255);
+    let o = simulate(a, b, &mut |dir, _, p| {
+        let mut out = Vec::new();
+        for (d, old) in &seen {
+            if *d == dir {
+                let mut forged = old.clone();
+                forged[2..4].copy_from_slice(&u16::MAX.to_be_bytes());
+                fix_crc(&mut forged);
+                out.push(forged);
+            }
+        }
+        out.push(p.clone());
+        seen.push((dir, p));
+        out
+    });
+    assert_sim_agree(&o);
+}
+
 /// Records the packets of one clean X255 handshake.
 fn clean_trace() -> Vec<(Dir, Vec<u8>)> {
     let mut trace = Vec::new();

@@ -353,10 +353,14 @@ impl Endpoint {
         if self.state == State::Idle {
             return Err(Error::Unexpected("message", "Idle"));
         }
+        let before = self.state;
         let r = self.dispatch(now, raw.message, raw.ssrc, msg);
-        if r.is_ok() {
-            // Only authenticated or harmless input moves the replay floor,
-            // so a forged high sequence number cannot block the peer.
+        if r.is_ok() && self.state != before {
+            // Only input that moved the handshake on (checked against the
+            // hash chain and MACs) moves the replay floor. A repeat that is
+            // answered or ignored does not: replayed with a forged high
+            // sequence number, it would otherwise block the peer's real
+            // packets that follow.
             self.last_peer_seq = Some(raw.seq);
         }
         if let Err(Error::Protocol(e)) = &r {
