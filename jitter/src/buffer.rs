@@ -578,7 +578,9 @@ impl JitterBuffer {
         let merge = self.mode == Mode::Expand;
         self.play_ts = ts;
         if self.sync.is_empty() {
-            self.sync_ts = ts;
+            // Forward to the new position, never backwards: the pulls that
+            // waited for a packet moved the output timestamp past it.
+            self.sync_ts = self.sync_ts.max(ts);
         }
         self.play_next(now_ms, target, merge)
     }
