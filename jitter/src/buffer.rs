@@ -29,8 +29,9 @@ pub const SAMPLE_RATE: u32 = 48_000;
 pub const PULL_SAMPLES: usize = 480;
 /// Samples per ms.
 const PER_MS: f64 = SAMPLE_RATE as f64 / 1000.0;
-/// Duration of one pull, ms.
-const PULL_MS: f64 = PULL_SAMPLES as f64 / PER_MS;
+/// Duration of one pull, ms: the playout device plays what the buffer
+/// holds at these instants.
+pub const PULL_MS: f64 = PULL_SAMPLES as f64 / PER_MS;
 /// Codec PLC works in 2.5 ms steps.
 const PLC_QUANTUM: usize = 120;
 /// Longest packet accepted: 120 ms (RFC 6716 §3.2.5).

@@ -20,11 +20,7 @@ use std::collections::BTreeMap;
 use sotto_codecs::opus::{OpusConfig, OpusEncoder};
 use sotto_codecs::{CodecError, Encoder};
 
-use crate::buffer::{JitterConfig, PULL_SAMPLES};
-
-/// The playout device's pull period, ms: every buffer (and the oracle)
-/// plays what it holds at these instants.
-pub const PULL_MS: f64 = PULL_SAMPLES as f64 / 48.0;
+use crate::buffer::{JitterConfig, PULL_MS, PULL_SAMPLES};
 use crate::error::JitterError;
 use crate::link::{Link, LinkError, LinkSummary, SentPacket};
 use crate::packet::RtpPacket;
@@ -33,8 +29,8 @@ use crate::stats::JitterStats;
 use oracle::{OracleSchedule, Talkspurt};
 use playout::{FRAME, FixedPlayout, Playout, SottoPlayout};
 
-/// Frame length in ms.
-const FRAME_MS: f64 = 20.0;
+/// Frame length in ms (frame `k` is sent at `k * FRAME_MS`).
+pub(crate) const FRAME_MS: f64 = 20.0;
 /// Bytes of IPv4 + UDP + RTP + SRTP tag around each payload on the wire.
 const OVERHEAD: u32 = 20 + 8 + 12 + 10;
 

@@ -15,7 +15,7 @@ use sotto_codecs::opus::{OpusConfig, OpusDecoder, OpusEncoder};
 use sotto_codecs::{Decoder, Encoder, resample, samples};
 
 use super::playout::FRAME;
-use super::{BufferRun, EvalConfig, EvalReport};
+use super::{BufferRun, EvalConfig, EvalReport, FRAME_MS};
 
 /// Seconds of speech per PESQ window.
 pub const WINDOW_S: f64 = 12.0;
@@ -118,10 +118,10 @@ fn mean(scores: &[f64]) -> Option<f64> {
 /// Playout delays of the first and the last frame a run played with send
 /// time in `[a_ms, b_ms)`.
 fn edge_delays(run: &BufferRun, a_ms: f64, b_ms: f64) -> Option<(f64, f64)> {
-    let first = (a_ms / 20.0).ceil() as u64;
-    let last = (b_ms / 20.0).ceil() as u64;
+    let first = (a_ms / FRAME_MS).ceil() as u64;
+    let last = (b_ms / FRAME_MS).ceil() as u64;
     let mut played = run.playout_ms.range(first..last);
-    let delay = |(&f, &t): (&u64, &f64)| t - f as f64 * 20.0;
+    let delay = |(&f, &t): (&u64, &f64)| t - f as f64 * FRAME_MS;
     let d_start = played.next().map(delay)?;
     let d_end = played.next_back().map(delay).unwrap_or(d_start);
     Some((d_start, d_end))
