@@ -19,7 +19,7 @@
 //! relay's send then ends when the datagram is queued on the device, as
 //! it does at a real NIC, instead of running the receiver's whole UDP
 //! input path inside the relay's syscall as loopback does. GRO is on only
-//! to give veth its NAPI mode; `gro_max_size 0` keeps it from merging
+//! to give veth its NAPI mode; `gro_max_size 0` leaves it no room to merge
 //! datagrams (sotto-relay asks for UDP GRO and coturn does not, and the
 //! bench's per-flow rates are far above a call's). Needs root,
 //! `iproute2` and `ethtool`.
@@ -239,7 +239,8 @@ impl Net {
         }
     }
 
-    /// `program` with `args`, inside the relays' namespace if they have one.
+    /// A command running `program`, inside the relays' namespace if they
+    /// have one.
     fn relay_command(&self, program: &std::path::Path) -> Command {
         match &self.netns {
             None => Command::new(program),
@@ -451,8 +452,8 @@ impl Server {
 /// listening on the address in `SOTTO_RELAY_BENCH_SERVER`.
 fn sotto_server_child() {
     let ip: IpAddr = std::env::var("SOTTO_RELAY_BENCH_SERVER")
-        .unwrap()
-        .parse()
+        .ok()
+        .and_then(|v| v.parse().ok())
         .expect("SOTTO_RELAY_BENCH_SERVER is the address to listen on");
     let dir = std::env::temp_dir().join(format!("sotto-relay-bench-child-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
