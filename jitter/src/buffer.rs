@@ -577,12 +577,8 @@ impl JitterBuffer {
             return self.conceal(now_ms, PULL_SAMPLES, false);
         };
         let merge = self.mode == Mode::Expand;
+        // The output timestamp follows in `append`, forward only.
         self.play_ts = ts;
-        if self.sync.is_empty() {
-            // Forward to the new position, never backwards: the pulls that
-            // waited for a packet moved the output timestamp past it.
-            self.sync_ts = self.sync_ts.max(ts);
-        }
         self.play_next(now_ms, target, merge)
     }
 
