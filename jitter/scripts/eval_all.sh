@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs `sotto-jitter eval` on every trace in ../shared/data/traces
-# and collects the final JSON line of each run in $OUT/all.jsonl.
+# and collects the final JSON line of each run in $OUT/all.jsonl. Each
+# run adds the oracle at the goal's 1 % late loss (`oracle_late1`).
 # Usage: jitter/scripts/eval_all.sh [SECONDS] [OUT] [extra eval flags...]
 set -euo pipefail
 SECONDS_OF_SPEECH=${1:-120}
@@ -23,6 +24,6 @@ for trace in "$DATA"/mahimahi/* "$DATA"/cicv5g/* "$DATA"/deterministic6g/*; do
   esac
   name=$(basename "$trace")
   "$BIN" eval --trace "$trace" --format "$fmt" --seconds "$SECONDS_OF_SPEECH" \
-    --out "$OUT/$name" --json "$@" | tee "$OUT/$name.txt" | tail -1 >> "$OUT/all.jsonl"
+    --out "$OUT/$name" --json --oracle-late-pct 1 "$@" | tee "$OUT/$name.txt" | tail -1 >> "$OUT/all.jsonl"
 done
 echo "wrote $OUT/all.jsonl"

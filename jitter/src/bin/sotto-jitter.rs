@@ -68,6 +68,12 @@ struct EvalArgs {
     /// Constant cross traffic on a mahimahi link, kbit/s.
     #[arg(long, default_value_t = 0)]
     cross_kbps: u64,
+    /// Fixed-delay buffers to run alongside, ms.
+    #[arg(long, value_delimiter = ',', default_values_t = [40u32, 80, 120, 200])]
+    fixed_ms: Vec<u32>,
+    /// Also run the oracle at these late-loss rates, percent of frames.
+    #[arg(long, value_delimiter = ',')]
+    oracle_late_pct: Vec<f64>,
     /// Skip PESQ scoring.
     #[arg(long)]
     no_pesq: bool,
@@ -225,7 +231,11 @@ fn run(args: &EvalArgs) -> Result<()> {
     let speech_path = args.speech.clone().unwrap_or_else(default_speech);
     let pcm = load_speech(&speech_path, args.seconds)?;
     let mut link = link_for(args)?;
-    let mut config = EvalConfig::default();
+    let mut config = EvalConfig {
+        fixed_delays: args.fixed_ms.clone(),
+        oracle_late_pct: args.oracle_late_pct.clone(),
+        ..EvalConfig::default()
+    };
     let j = &mut config.jitter;
     j.estimator.quantile = args.quantile.unwrap_or(j.estimator.quantile);
     j.estimator.forget = args.forget.unwrap_or(j.estimator.forget);

@@ -27,7 +27,7 @@ use crate::packet::RtpPacket;
 use crate::stats::JitterStats;
 
 use oracle::{OracleSchedule, Talkspurt};
-use playout::{FRAME, FixedPlayout, Playout, SottoPlayout};
+use playout::{FRAME, FixedPlayout, Playout, SchedulePlayout, SottoPlayout};
 
 /// Frame length in ms (frame `k` is sent at `k * FRAME_MS`).
 pub(crate) const FRAME_MS: f64 = 20.0;
@@ -71,6 +71,9 @@ pub struct EvalConfig {
     pub jitter: JitterConfig,
     /// Also run the Speex buffer (needs the `eval` feature).
     pub speex: bool,
+    /// Extra oracle runs at these late-loss rates, percent of frames
+    /// (reported as `oracle_late<rate>`).
+    pub oracle_late_pct: Vec<f64>,
 }
 
 impl Default for EvalConfig {
@@ -83,6 +86,7 @@ impl Default for EvalConfig {
             fixed_delays: vec![40, 80, 120, 200],
             jitter: JitterConfig::default(),
             speex: cfg!(feature = "eval"),
+            oracle_late_pct: Vec::new(),
         }
     }
 }
@@ -373,6 +377,35 @@ pub fn oracle_run(
     (sched, run)
 }
 
+/// The slot (ms) of every frame of a talkspurt that the oracle's
+/// `schedule` plays: its send time plus the talkspurt's offset. Frames of
+/// a talkspurt of which nothing arrived have none.
+pub fn oracle_slots(
+    frames: &[SentFrame],
+    effective: &[Option<f64>],
+    schedule: &OracleSchedule,
+) -> Vec<(u64, f64)> {
+    let spurts = talkspurts(frames, effective);
+    let mut slots = Vec::new();
+    let mut i = 0;
+    for ((idx, _), &offset) in spurts.iter().zip(&schedule.offsets) {
+        // Frames sent from this talkspurt's start to the next one's.
+        let start = i;
+        i += 1;
+        while i < frames.len() && frames[i - 1].frame + 1 == frames[i].frame {
+            i += 1;
+        }
+        if !idx.is_empty() {
+            slots.extend(
+                frames[start..i]
+                    .iter()
+                    .map(|f| (f.frame, f.send_ms + offset)),
+            );
+        }
+    }
+    slots
+}
+
 /// Everything one evaluation produced.
 #[derive(Debug, Clone)]
 pub struct EvalReport {
@@ -400,6 +433,15 @@ pub fn evaluate(
 ) -> Result<EvalReport, EvalError> {
     if pcm.len() < FRAME * 10 {
         return Err(EvalError::Input("need at least 200 ms of speech".into()));
+    }
+    if let Some(pct) = config
+        .oracle_late_pct
+        .iter()
+        .find(|p| !(0.0..=100.0).contains(*p))
+    {
+        return Err(EvalError::Input(format!(
+            "an oracle late-loss rate must be 0..=100 %, not {pct}"
+        )));
     }
     let frames = encode(pcm, config)?;
     let (arrivals, summary) = deliver(link, &frames)?;
@@ -429,19 +471,32 @@ pub fn evaluate(
     // before the first pull after it arrived.
     progress("oracle");
     let playable = first_pulls(&effective);
-    let mut oracles = Vec::new();
-    for (name, budget) in buffers
+    let named = buffers
         .iter()
         .filter(|(r, _)| r.name == "sotto" || r.name == "speex")
-        .map(|(r, m)| (r.name.clone(), m.late))
-        .collect::<Vec<_>>()
-    {
-        let (_, mut run) = oracle_run(&frames, &playable, budget);
-        run.name = if name == "sotto" {
-            "oracle".into()
-        } else {
-            format!("oracle_{name}")
-        };
+        .map(|(r, m)| {
+            let name = if r.name == "sotto" {
+                "oracle".into()
+            } else {
+                format!("oracle_{}", r.name)
+            };
+            (name, m.late)
+        });
+    let at_rates = config.oracle_late_pct.iter().map(|&pct| {
+        (
+            format!("oracle_late{pct}"),
+            (pct / 100.0 * frames.len() as f64) as usize,
+        )
+    });
+    let mut oracles = Vec::new();
+    for (name, budget) in named.chain(at_rates).collect::<Vec<_>>() {
+        let (sched, mut run) = oracle_run(&frames, &playable, budget);
+        run.name = name;
+        // Its audio, for PESQ: the schedule played like a fixed buffer
+        // whose delay changes only between talkspurts.
+        let slots = oracle_slots(&frames, &playable, &sched);
+        let mut player = SchedulePlayout::new(&run.name, slots)?;
+        run.audio = simulate(&mut player, &frames, &arrivals, end_ms).audio;
         let m = metrics(&run, &frames, &effective);
         oracles.push((run, m));
     }
@@ -525,6 +580,37 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_oracle_is_played_at_the_times_it_scheduled() {
+        let mut link = SyntheticLink::new(SyntheticConfig {
+            jitter: Some(Jitter::Pareto {
+                scale: Duration::from_millis(8),
+                shape: 2.5,
+            }),
+            seed: 5,
+            ..SyntheticConfig::default()
+        })
+        .unwrap();
+        let frames = encode(&speech(), &EvalConfig::default()).unwrap();
+        let (arrivals, _) = deliver(&mut link, &frames).unwrap();
+        let playable = first_pulls(&effective_arrivals(&frames, &arrivals));
+        for budget in [0, 3, 10] {
+            let (schedule, run) = oracle_run(&frames, &playable, budget);
+            assert!(run.playout_ms.len() > 100);
+            let slots = oracle_slots(&frames, &playable, &schedule);
+            let mut player = SchedulePlayout::new("oracle", slots).unwrap();
+            let rendered = simulate(&mut player, &frames, &arrivals, 20_000.0);
+            assert_eq!(rendered.playout_ms, run.playout_ms, "budget {budget}");
+            // Real audio where the schedule plays, not silence.
+            let loud = rendered
+                .audio
+                .iter()
+                .filter(|s| s.unsigned_abs() > 1_000)
+                .count();
+            assert!(loud > 48_000, "{loud}");
+        }
+    }
+
     fn speech() -> Vec<i16> {
         let clip = sotto_codecs::wav::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -560,6 +646,7 @@ mod tests {
         .unwrap();
         let config = EvalConfig {
             speex: true,
+            oracle_late_pct: vec![1.0],
             ..EvalConfig::default()
         };
         let report = evaluate(&speech(), &mut link, &config, |_| {}).unwrap();
@@ -578,7 +665,8 @@ mod tests {
                 "fixed_120",
                 "fixed_200",
                 "oracle",
-                "oracle_speex"
+                "oracle_speex",
+                "oracle_late1"
             ]
         );
         let get = |n: &str| &report.buffers.iter().find(|(r, _)| r.name == n).unwrap().1;
@@ -589,10 +677,37 @@ mod tests {
         assert!(get("oracle").late <= get("sotto").late);
         assert!(get("oracle").mean_delay_ms <= get("sotto").mean_delay_ms + 1e-6);
         assert!(get("oracle_speex").mean_delay_ms <= get("speex").mean_delay_ms + 1e-6);
+        // The oracle at 1 % late takes at most 1 % of the frames late,
+        // and every oracle has audio to score.
+        assert!(get("oracle_late1").late <= report.frames.len() / 100);
+        for (run, _) in report
+            .buffers
+            .iter()
+            .filter(|(r, _)| r.name.starts_with("oracle"))
+        {
+            assert!(
+                run.audio.iter().any(|s| s.unsigned_abs() > 1_000),
+                "{}",
+                run.name
+            );
+        }
         // Speex really played the stream.
         assert!(get("speex").concealment < 0.5, "{:?}", get("speex"));
         let sotto = &report.buffers[0].0;
         assert!(sotto.stats.as_ref().unwrap().jitter_buffer_emitted_count > 0);
+    }
+
+    #[test]
+    fn an_oracle_late_loss_rate_outside_0_to_100_is_refused() {
+        for pct in [-1.0, 100.5, f64::NAN, 1e12] {
+            let mut link = SyntheticLink::new(SyntheticConfig::default()).unwrap();
+            let config = EvalConfig {
+                oracle_late_pct: vec![1.0, pct],
+                ..EvalConfig::default()
+            };
+            let err = evaluate(&speech(), &mut link, &config, |_| {}).unwrap_err();
+            assert!(matches!(err, EvalError::Input(_)), "{pct}: {err}");
+        }
     }
 
     fn sotto_metrics(config: SyntheticConfig) -> BufferMetrics {

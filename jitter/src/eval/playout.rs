@@ -222,3 +222,82 @@ impl Playout for FixedPlayout {
         (0, 0)
     }
 }
+
+/// Plays an offline schedule (the oracle's): frame `k` starts at its slot
+/// `slots[k]` ms. Frames between are decoded, rebuilt from FEC or
+/// concealed on the same timeline, as a fixed buffer would; the time
+/// before a slot (a pause whose length the schedule changed) is silence.
+/// A talkspurt scheduled to start before the previous one has finished
+/// (the oracle does not forbid it) starts right after it.
+pub struct SchedulePlayout {
+    name: String,
+    /// (frame index, slot ms) of every frame to play, in sending order.
+    slots: Vec<(u64, f64)>,
+    next: usize,
+    dec: OpusDecoder,
+    received: HashMap<u64, Vec<u8>>,
+    sync: Sync,
+    pcm: Vec<i16>,
+}
+
+impl SchedulePlayout {
+    /// A player for `slots` ((frame, ms) in sending order), reported as `name`.
+    pub fn new(name: &str, slots: Vec<(u64, f64)>) -> Result<Self, EvalError> {
+        Ok(Self {
+            name: name.into(),
+            slots,
+            next: 0,
+            dec: decoder()?,
+            received: HashMap::new(),
+            sync: Sync::default(),
+            pcm: Vec::new(),
+        })
+    }
+}
+
+impl Playout for SchedulePlayout {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn insert(&mut self, _now_ms: f64, packet: &RtpPacket) {
+        let f = u64::from(packet.timestamp) / FRAME as u64;
+        if self
+            .slots
+            .get(self.next)
+            .is_some_and(|&(next, _)| f >= next)
+        {
+            self.received.insert(f, packet.payload.clone());
+        }
+    }
+
+    fn pull(&mut self, now_ms: f64, out: &mut Vec<i16>, played: &mut Vec<(u64, usize)>) {
+        while self.sync.pcm.len() < PULL_SAMPLES {
+            let Some(&(f, slot)) = self.slots.get(self.next) else {
+                break;
+            };
+            // When the next sample appended will be played.
+            let at_ms = now_ms + self.sync.pcm.len() as f64 / 48.0;
+            if slot > at_ms + 1e-6 {
+                let n = (((slot - at_ms) * 48.0).round() as usize)
+                    .clamp(1, PULL_SAMPLES - self.sync.pcm.len());
+                self.pcm.clear();
+                self.pcm.resize(n, 0);
+                self.sync.push(None, &self.pcm);
+                continue;
+            }
+            let own = self.received.remove(&f);
+            let next = self.received.get(&(f + 1)).cloned();
+            let mut pcm = std::mem::take(&mut self.pcm);
+            let real = decode_frame(&mut self.dec, own.as_deref(), next.as_deref(), &mut pcm);
+            self.sync.push(real.then_some(f), &pcm);
+            self.pcm = pcm;
+            self.next += 1;
+        }
+        self.sync.pull(out, played);
+    }
+
+    fn stretched(&self) -> (u64, u64) {
+        (0, 0)
+    }
+}
