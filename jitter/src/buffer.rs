@@ -88,6 +88,15 @@ pub struct JitterConfig {
     /// A packet this far from the playout point (ahead, or behind while
     /// its sequence number is newer) restarts the stream, ms.
     pub reset_jump_ms: f64,
+    /// How long a packet that came out of order (after a newer one) keeps
+    /// the buffer treating missing packets as possibly late, ms. Within
+    /// it, a hole is waited for while the buffer is under target, and a
+    /// wait shifts the playout. Without reordering a missing packet is
+    /// lost: a hole with packets behind it is concealed at once, and a
+    /// wait that ends with a later packet turns into the concealment of
+    /// the lost ones, so the playout delay does not grow by the wait.
+    /// Infinite: always possibly late.
+    pub reorder_window_ms: f64,
 }
 
 impl Default for JitterConfig {
@@ -107,6 +116,7 @@ impl Default for JitterConfig {
             flush_excess_ms: 300.0,
             max_conceal_gap_ms: 100.0,
             reset_jump_ms: 10_000.0,
+            reorder_window_ms: 10_000.0,
         }
     }
 }
@@ -166,6 +176,10 @@ pub struct JitterBuffer {
     events: VecDeque<Event>,
     stats: JitterStats,
     last_op: Operation,
+    /// When a packet last arrived after a newer one, ms.
+    last_reorder_ms: Option<f64>,
+    /// Samples concealed waiting since audio was last decoded.
+    waited: i64,
     scratch: Vec<i16>,
 }
 
@@ -225,6 +239,8 @@ impl JitterBuffer {
             events: VecDeque::new(),
             stats: JitterStats::default(),
             last_op: Operation::Idle,
+            last_reorder_ms: None,
+            waited: 0,
             scratch: Vec::new(),
         })
     }
@@ -317,6 +333,8 @@ impl JitterBuffer {
         self.highest_seq = None;
         self.level_filter = 0.0;
         self.last_pause_ms = None;
+        self.last_reorder_ms = None;
+        self.waited = 0;
         self.ssrc = Some(ssrc);
         self.push_event(Event::Reset { ssrc });
     }
@@ -372,6 +390,10 @@ impl JitterBuffer {
         self.last_ts = Some(self.last_ts.map_or(ts, |l| l.max(ts)));
         if newer {
             self.highest_seq = Some(seq);
+        }
+        if !newer {
+            // Out of order (or a duplicate, which is treated alike).
+            self.last_reorder_ms = Some(now_ms);
         }
         let relative_ms = self.estimator.update(now_ms, ts as f64 / PER_MS);
         let has_fec = self.decoder.has_fec(&packet.payload);
@@ -525,7 +547,32 @@ impl JitterBuffer {
                     self.flush_to(target_level);
                     return self.resync(now_ms, target);
                 }
-                let gap = first_ts - self.play_ts;
+                let mut gap = first_ts - self.play_ts;
+                if gap > 0
+                    && self.mode == Mode::Expand
+                    && self.waited > 0
+                    && !self.reordering(now_ms)
+                {
+                    // The wait was for packets that turned out to be lost:
+                    // its concealment stands in for them, so the timeline
+                    // stays where it was instead of shifting by the wait.
+                    // The frame just before the first packet comes back
+                    // from its FEC data, if it carries some.
+                    let recoverable = if first.has_fec {
+                        first.samples as i64
+                    } else {
+                        0
+                    };
+                    let credit = self.waited.min(gap - recoverable).max(0) / PLC_QUANTUM as i64
+                        * PLC_QUANTUM as i64;
+                    self.play_ts += credit;
+                    self.waited -= credit;
+                    self.stats.waiting_concealed_samples = self
+                        .stats
+                        .waiting_concealed_samples
+                        .saturating_sub(credit as u64);
+                    gap -= credit;
+                }
                 if gap == 0 {
                     return self.play_next(now_ms, target, self.mode == Mode::Expand);
                 }
@@ -542,7 +589,7 @@ impl JitterBuffer {
                 if gap == first_samples && has_fec {
                     return self.recover_fec(now_ms);
                 }
-                if level < target_level {
+                if level < target_level && self.reordering(now_ms) {
                     // The missing packet may still come: wait, concealing.
                     return self.conceal(now_ms, PULL_SAMPLES, false);
                 }
@@ -560,6 +607,15 @@ impl JitterBuffer {
                 self.conceal(now_ms, n.min(MAX_PACKET_SAMPLES / 2), true)
             }
         }
+    }
+
+    /// Whether packets may still come out of order (see
+    /// `JitterConfig::reorder_window_ms`).
+    fn reordering(&self, now_ms: f64) -> bool {
+        self.config.reorder_window_ms.is_infinite()
+            || self
+                .last_reorder_ms
+                .is_some_and(|t| now_ms - t <= self.config.reorder_window_ms)
     }
 
     /// Drops the oldest packets until the level is about `target_level`.
@@ -600,6 +656,7 @@ impl JitterBuffer {
         }
         let wait_ms = now_ms - p.arrival_ms + self.sync.len() as f64 / PER_MS;
         let decoded = pcm.len();
+        self.waited = 0;
         if dtx {
             self.stats.comfort_noise_samples += decoded as u64;
         } else {
@@ -723,6 +780,7 @@ impl JitterBuffer {
         match self.decoder.decode_fec_into(&payload, &mut pcm) {
             Ok(Some(n)) if n > 0 => {
                 self.stats.fec_packets_used += 1;
+                self.waited = 0;
                 let wait_ms = now_ms - arrival + self.sync.len() as f64 / PER_MS;
                 self.account(n, wait_ms, target);
                 let lost_ts = next_ts - n as i64;
@@ -772,6 +830,7 @@ impl JitterBuffer {
             self.stats.concealed_samples += pcm.len() as u64;
             if !advance {
                 self.stats.waiting_concealed_samples += pcm.len() as u64;
+                self.waited += pcm.len() as i64;
             }
             let power = pcm
                 .iter()

@@ -38,7 +38,9 @@ pub struct JitterStats {
     /// Not W3C: lost packets actually rebuilt from FEC.
     pub fec_packets_used: u64,
     /// Not W3C: concealed samples played while waiting for a late packet
-    /// (not in place of a lost one): each adds to the playout delay.
+    /// (not in place of a lost one): each adds to the playout delay. A
+    /// wait that ends in the place of lost packets (no reordering seen)
+    /// is their concealment, not counted here.
     pub waiting_concealed_samples: u64,
     /// Not W3C: samples of comfort noise played during DTX.
     pub comfort_noise_samples: u64,

@@ -209,6 +209,65 @@ fn burst_loss_is_concealed_and_merged() {
     );
 }
 
+/// Speech over a steady 30 ms link that loses packets 50..=53, and, with
+/// `swap_early`, delivers packets 20 and 21 out of order first.
+fn burst_after(swap_early: bool) -> Run {
+    let pcm = speech(3);
+    let ps = packets(&pcm, 1, 0, false);
+    let arrivals: Vec<_> = ps
+        .into_iter()
+        .enumerate()
+        .filter(|(k, _)| !(50..54).contains(k))
+        .map(|(k, p)| {
+            let swap = if swap_early && k == 20 { 25.0 } else { 0.0 };
+            (p, k as f64 * 20.0 + 30.0 + swap)
+        })
+        .collect();
+    run(arrivals, pcm.len() as f64 / 48_000.0)
+}
+
+/// Playout delay of packet `k` (20 ms packets from timestamp 0).
+fn delay_of(r: &Run, k: u32) -> f64 {
+    let i = r
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Played { timestamp, .. } => Some(*timestamp),
+            _ => None,
+        })
+        .position(|ts| ts == k * FRAME as u32)
+        .unwrap_or_else(|| panic!("packet {k} not played"));
+    r.delays[i]
+}
+
+#[test]
+fn a_burst_lost_on_an_in_order_link_delays_the_playout_by_no_more_than_the_fec_frame() {
+    // Nothing came out of order: the wait at the hole (80 ms, until packet
+    // 54 arrives) turns into the concealment of 50..=52, and 53 comes back
+    // from 54's FEC. Only that frame, recovered 20 ms after its slot,
+    // delays what follows (before, the buffer waited 80 ms and then
+    // concealed 50..=52 as well: 80 ms later).
+    let r = burst_after(false);
+    let s = r.jb.stats();
+    let (before, after) = (delay_of(&r, 49), delay_of(&r, 54));
+    assert!(after <= before + 20.5, "{after} vs {before}");
+    assert_eq!(s.fec_packets_used, 1, "{s:?}");
+    assert_eq!(s.waiting_concealed_samples, FRAME as u64, "{s:?}");
+    assert_eq!(s.packets_discarded, 0, "{s:?}");
+}
+
+#[test]
+fn a_burst_lost_after_reordering_is_waited_for() {
+    // A packet came out of order a second earlier (which also raised the
+    // target): the missing ones may be late, so the buffer waits for them,
+    // then conceals them too, and plays on later.
+    let r = burst_after(true);
+    let s = r.jb.stats();
+    let (before, after) = (delay_of(&r, 49), delay_of(&r, 54));
+    assert!(after > before + 20.5, "{after} vs {before}");
+    assert!(s.waiting_concealed_samples > FRAME as u64, "{s:?}");
+}
+
 #[test]
 fn three_second_outage_recovers_at_low_delay() {
     let pcm = tone(8.0);
