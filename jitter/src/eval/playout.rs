@@ -137,6 +137,37 @@ impl Sync {
     }
 }
 
+/// The frames received and not yet played, decoded one at a time into
+/// a [`Sync`]: the part of a fixed-timeline player that does not depend
+/// on when it plays.
+struct FrameQueue {
+    dec: OpusDecoder,
+    received: HashMap<u64, Vec<u8>>,
+    sync: Sync,
+    pcm: Vec<i16>,
+}
+
+impl FrameQueue {
+    fn new() -> Result<Self, EvalError> {
+        Ok(Self {
+            dec: decoder()?,
+            received: HashMap::new(),
+            sync: Sync::default(),
+            pcm: Vec::new(),
+        })
+    }
+
+    /// Plays frame `f` next: the packet, else the next one's FEC, else PLC.
+    fn play(&mut self, f: u64) {
+        let own = self.received.remove(&f);
+        let next = self.received.get(&(f + 1)).cloned();
+        let mut pcm = std::mem::take(&mut self.pcm);
+        let real = decode_frame(&mut self.dec, own.as_deref(), next.as_deref(), &mut pcm);
+        self.sync.push(real.then_some(f), &pcm);
+        self.pcm = pcm;
+    }
+}
+
 /// Decodes one frame: the packet, else the next packet's FEC, else PLC.
 /// Returns whether real audio (packet or FEC) was produced.
 pub(super) fn decode_frame(
@@ -169,11 +200,8 @@ pub(super) fn decode_frame(
 /// `20k + delay` ms if it (or the next packet, for FEC) has arrived by then.
 pub struct FixedPlayout {
     delay_ms: f64,
-    dec: OpusDecoder,
-    received: HashMap<u64, Vec<u8>>,
-    sync: Sync,
+    frames: FrameQueue,
     next_frame: u64,
-    pcm: Vec<i16>,
 }
 
 impl FixedPlayout {
@@ -181,11 +209,8 @@ impl FixedPlayout {
     pub fn new(delay_ms: f64) -> Result<Self, EvalError> {
         Ok(Self {
             delay_ms,
-            dec: decoder()?,
-            received: HashMap::new(),
-            sync: Sync::default(),
+            frames: FrameQueue::new()?,
             next_frame: 0,
-            pcm: Vec::new(),
         })
     }
 }
@@ -198,24 +223,18 @@ impl Playout for FixedPlayout {
     fn insert(&mut self, _now_ms: f64, packet: &RtpPacket) {
         let f = u64::from(packet.timestamp) / FRAME as u64;
         if f >= self.next_frame {
-            self.received.insert(f, packet.payload.clone());
+            self.frames.received.insert(f, packet.payload.clone());
         }
     }
 
     fn pull(&mut self, now_ms: f64, out: &mut Vec<i16>, played: &mut Vec<(u64, usize)>) {
         // The media time this block starts at.
         let media_ms = now_ms - self.delay_ms;
-        while self.sync.pcm.len() < PULL_SAMPLES && media_ms >= 0.0 {
-            let f = self.next_frame;
-            let own = self.received.remove(&f);
-            let next = self.received.get(&(f + 1)).cloned();
-            let mut pcm = std::mem::take(&mut self.pcm);
-            let real = decode_frame(&mut self.dec, own.as_deref(), next.as_deref(), &mut pcm);
-            self.sync.push(real.then_some(f), &pcm);
-            self.pcm = pcm;
+        while self.frames.sync.pcm.len() < PULL_SAMPLES && media_ms >= 0.0 {
+            self.frames.play(self.next_frame);
             self.next_frame += 1;
         }
-        self.sync.pull(out, played);
+        self.frames.sync.pull(out, played);
     }
 
     fn stretched(&self) -> (u64, u64) {
@@ -234,10 +253,8 @@ pub struct SchedulePlayout {
     /// (frame index, slot ms) of every frame to play, in sending order.
     slots: Vec<(u64, f64)>,
     next: usize,
-    dec: OpusDecoder,
-    received: HashMap<u64, Vec<u8>>,
-    sync: Sync,
-    pcm: Vec<i16>,
+    frames: FrameQueue,
+    silence: Vec<i16>,
 }
 
 impl SchedulePlayout {
@@ -247,10 +264,8 @@ impl SchedulePlayout {
             name: name.into(),
             slots,
             next: 0,
-            dec: decoder()?,
-            received: HashMap::new(),
-            sync: Sync::default(),
-            pcm: Vec::new(),
+            frames: FrameQueue::new()?,
+            silence: Vec::new(),
         })
     }
 }
@@ -267,34 +282,28 @@ impl Playout for SchedulePlayout {
             .get(self.next)
             .is_some_and(|&(next, _)| f >= next)
         {
-            self.received.insert(f, packet.payload.clone());
+            self.frames.received.insert(f, packet.payload.clone());
         }
     }
 
     fn pull(&mut self, now_ms: f64, out: &mut Vec<i16>, played: &mut Vec<(u64, usize)>) {
-        while self.sync.pcm.len() < PULL_SAMPLES {
+        while self.frames.sync.pcm.len() < PULL_SAMPLES {
             let Some(&(f, slot)) = self.slots.get(self.next) else {
                 break;
             };
             // When the next sample appended will be played.
-            let at_ms = now_ms + self.sync.pcm.len() as f64 / 48.0;
+            let queued = self.frames.sync.pcm.len();
+            let at_ms = now_ms + queued as f64 / 48.0;
             if slot > at_ms + 1e-6 {
-                let n = (((slot - at_ms) * 48.0).round() as usize)
-                    .clamp(1, PULL_SAMPLES - self.sync.pcm.len());
-                self.pcm.clear();
-                self.pcm.resize(n, 0);
-                self.sync.push(None, &self.pcm);
+                let n = (((slot - at_ms) * 48.0).round() as usize).clamp(1, PULL_SAMPLES - queued);
+                self.silence.resize(n, 0);
+                self.frames.sync.push(None, &self.silence[..n]);
                 continue;
             }
-            let own = self.received.remove(&f);
-            let next = self.received.get(&(f + 1)).cloned();
-            let mut pcm = std::mem::take(&mut self.pcm);
-            let real = decode_frame(&mut self.dec, own.as_deref(), next.as_deref(), &mut pcm);
-            self.sync.push(real.then_some(f), &pcm);
-            self.pcm = pcm;
+            self.frames.play(f);
             self.next += 1;
         }
-        self.sync.pull(out, played);
+        self.frames.sync.pull(out, played);
     }
 
     fn stretched(&self) -> (u64, u64) {
