@@ -35,6 +35,11 @@ pub struct EstimatorConfig {
     /// A peak only raises the target when another came within this time
     /// (a lone outage is ridden out by waiting, not by a standing target).
     pub peak_window_ms: f64,
+    /// A peak counts only as the head of a burst: the next packet arrives
+    /// right behind it with less delay (a queue draining after a gap, as in
+    /// a handover), not a lone slow packet of a jittery link, which the
+    /// quantile already covers.
+    pub peak_needs_burst: bool,
 }
 
 impl Default for EstimatorConfig {
@@ -50,6 +55,7 @@ impl Default for EstimatorConfig {
             peak_hold_ms: 250.0,
             peak_decay_ms_per_s: 500.0,
             peak_window_ms: 10_000.0,
+            peak_needs_burst: true,
         }
     }
 }
@@ -83,6 +89,9 @@ pub struct DelayEstimator {
     previous: Option<(f64, f64)>,
     /// Packets seen, for a faster start before the histogram has mass.
     seen: u64,
+    /// A peak waiting for the packet behind it (see `peak_needs_burst`):
+    /// its arrival and relative delay.
+    pending_peak: Option<(f64, f64)>,
 }
 
 impl DelayEstimator {
@@ -99,6 +108,7 @@ impl DelayEstimator {
             last_peak_ms: None,
             previous: None,
             seen: 0,
+            pending_peak: None,
             config,
         }
     }
@@ -114,6 +124,7 @@ impl DelayEstimator {
         self.last_peak_ms = None;
         self.previous = None;
         self.seen = 0;
+        self.pending_peak = None;
     }
 
     /// Records one packet: `arrival_ms` on the receiver clock and
@@ -141,6 +152,11 @@ impl DelayEstimator {
             arrival_ms - t < 1.0 && relative < d && relative > self.config.bucket_ms
         });
         self.previous = Some((arrival_ms, relative));
+        if let Some((at, height)) = self.pending_peak.take()
+            && draining
+        {
+            self.register_peak(at, height);
+        }
         if draining {
             return relative;
         }
@@ -163,16 +179,26 @@ impl DelayEstimator {
 
         let base = self.quantile_ms();
         if relative > self.config.peak_factor * base + self.config.peak_min_ms {
-            let repeated = self
-                .last_peak_ms
-                .is_some_and(|t| arrival_ms - t <= self.config.peak_window_ms);
-            if repeated {
-                let height = self.peak_level(arrival_ms).max(relative);
-                self.peak = Some((height, arrival_ms));
+            if self.config.peak_needs_burst {
+                self.pending_peak = Some((arrival_ms, relative));
+            } else {
+                self.register_peak(arrival_ms, relative);
             }
-            self.last_peak_ms = Some(arrival_ms);
         }
         relative
+    }
+
+    /// A peak of `relative` ms seen at `arrival_ms`: held if another came
+    /// within `peak_window_ms`.
+    fn register_peak(&mut self, arrival_ms: f64, relative: f64) {
+        let repeated = self
+            .last_peak_ms
+            .is_some_and(|t| arrival_ms - t <= self.config.peak_window_ms);
+        if repeated {
+            let height = self.peak_level(arrival_ms).max(relative);
+            self.peak = Some((height, arrival_ms));
+        }
+        self.last_peak_ms = Some(arrival_ms);
     }
 
     /// The histogram's quantile (upper edge of its bucket), in ms.
@@ -247,26 +273,61 @@ mod tests {
         assert!(e.target_ms(60_000.0) <= 5.0, "{}", e.target_ms(60_000.0));
     }
 
+    /// Packets `k0..k0 + n` of a 30 ms link held up by a gap of `gap_ms`
+    /// at `k0`: the queue then drains, 0.5 ms apart, until it has caught up.
+    fn handover(e: &mut DelayEstimator, k0: u64, n: u64, gap_ms: f64) {
+        let resume = k0 as f64 * 20.0 + 30.0 + gap_ms;
+        for k in k0..k0 + n {
+            let sent = k as f64 * 20.0;
+            let arrival = (sent + 30.0).max(resume + (k - k0) as f64 * 0.5);
+            e.update(arrival, sent);
+        }
+    }
+
     #[test]
     fn repeated_spikes_are_held_briefly_a_lone_one_is_not() {
         let mut e = DelayEstimator::new(EstimatorConfig::default());
         for k in 0..500 {
             e.update(k as f64 * 20.0 + 30.0, k as f64 * 20.0);
         }
-        // A lone 400 ms handover spike: ridden out by waiting, no hold.
-        e.update(500.0 * 20.0 + 430.0, 500.0 * 20.0);
-        assert!(e.target_ms(10_000.0) < 50.0, "{}", e.target_ms(10_000.0));
-        for k in 501..700 {
-            e.update(k as f64 * 20.0 + 30.0, k as f64 * 20.0);
-        }
+        // A lone 400 ms handover: ridden out by waiting, no hold.
+        handover(&mut e, 500, 200, 400.0);
+        assert!(e.target_ms(14_000.0) < 50.0, "{}", e.target_ms(14_000.0));
         // A second one 4 s later: now the target jumps to it...
-        e.update(700.0 * 20.0 + 430.0, 700.0 * 20.0);
+        handover(&mut e, 700, 200, 400.0);
         assert!(e.target_ms(14_430.0) >= 400.0);
         // ...holds for 250 ms, then decays at 500 ms/s.
         assert!(e.target_ms(14_650.0) >= 400.0);
         let later = e.target_ms(14_430.0 + 250.0 + 500.0);
         assert!((100.0..=200.0).contains(&later), "{later}");
         assert!(e.target_ms(16_000.0) < 50.0, "{}", e.target_ms(16_000.0));
+    }
+
+    #[test]
+    fn lone_slow_packets_are_not_peaks() {
+        // Every 2 s one packet is 400 ms late while those behind it come
+        // on time (a jittery link, not a queue): the quantile covers such
+        // a tail, and no peak holds the target up at 400 ms.
+        let mut e = DelayEstimator::new(EstimatorConfig::default());
+        for k in 0..2_000u64 {
+            let extra = if k % 100 == 50 { 400.0 } else { 0.0 };
+            e.update(k as f64 * 20.0 + 30.0 + extra, k as f64 * 20.0);
+            assert!(
+                e.peak_level(k as f64 * 20.0 + 30.0 + extra) == 0.0,
+                "packet {k}"
+            );
+        }
+        // Taking every slow packet as a peak, the second one holds the
+        // target at 400 ms.
+        let mut e = DelayEstimator::new(EstimatorConfig {
+            peak_needs_burst: false,
+            ..EstimatorConfig::default()
+        });
+        for k in 0..=150u64 {
+            let extra = if k % 100 == 50 { 400.0 } else { 0.0 };
+            e.update(k as f64 * 20.0 + 30.0 + extra, k as f64 * 20.0);
+        }
+        assert!(e.peak_level(3_430.0) >= 400.0, "{}", e.peak_level(3_430.0));
     }
 
     #[test]

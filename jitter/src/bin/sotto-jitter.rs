@@ -101,6 +101,9 @@ struct EvalArgs {
     /// Tuning: margin added to the network target, ms (default 20).
     #[arg(long)]
     margin_ms: Option<f64>,
+    /// Tuning: a delay peak counts only as the head of a burst of arrivals.
+    #[arg(long)]
+    peak_needs_burst: Option<bool>,
     /// Tuning: how long a packet out of order keeps missing packets treated as possibly late, ms (default 10000; inf = always).
     #[arg(long)]
     reorder_window_ms: Option<f64>,
@@ -246,6 +249,9 @@ fn run(args: &EvalArgs) -> Result<()> {
     j.estimator.peak_decay_ms_per_s = args.peak_decay.unwrap_or(j.estimator.peak_decay_ms_per_s);
     j.flush_excess_ms = args.flush_excess_ms.unwrap_or(j.flush_excess_ms);
     j.margin_ms = args.margin_ms.unwrap_or(j.margin_ms);
+    j.estimator.peak_needs_burst = args
+        .peak_needs_burst
+        .unwrap_or(j.estimator.peak_needs_burst);
     j.reorder_window_ms = args.reorder_window_ms.unwrap_or(j.reorder_window_ms);
     j.high_band_ms = args.high_band_ms.unwrap_or(j.high_band_ms);
     j.speech_high_band_ms = args.speech_high_band_ms.unwrap_or(j.speech_high_band_ms);
