@@ -334,20 +334,31 @@ pub fn first_pulls(effective: &[Option<f64>]) -> Vec<Option<f64>> {
         .collect()
 }
 
-/// Talkspurts (runs of consecutive frames) with their effective delays.
-pub fn talkspurts(frames: &[SentFrame], effective: &[Option<f64>]) -> Vec<(Vec<usize>, Talkspurt)> {
-    let mut out: Vec<(Vec<usize>, Talkspurt)> = Vec::new();
+/// The index ranges of the talkspurts: runs of consecutive frames.
+fn spurt_ranges(frames: &[SentFrame]) -> Vec<std::ops::Range<usize>> {
+    let mut out: Vec<std::ops::Range<usize>> = Vec::new();
     for (i, f) in frames.iter().enumerate() {
-        let new = i == 0 || frames[i - 1].frame + 1 != f.frame;
-        if new {
-            out.push((Vec::new(), Talkspurt { delays: Vec::new() }));
-        }
-        if let (Some(e), Some(last)) = (effective[i], out.last_mut()) {
-            last.0.push(i);
-            last.1.delays.push(e - f.send_ms);
+        match out.last_mut() {
+            Some(r) if frames[i - 1].frame + 1 == f.frame => r.end = i + 1,
+            _ => out.push(i..i + 1),
         }
     }
     out
+}
+
+/// Talkspurts (runs of consecutive frames) with their effective delays.
+pub fn talkspurts(frames: &[SentFrame], effective: &[Option<f64>]) -> Vec<(Vec<usize>, Talkspurt)> {
+    spurt_ranges(frames)
+        .into_iter()
+        .map(|r| {
+            let idx: Vec<usize> = r.filter(|&i| effective[i].is_some()).collect();
+            let delays = idx
+                .iter()
+                .filter_map(|&i| effective[i].map(|e| e - frames[i].send_ms))
+                .collect();
+            (idx, Talkspurt { delays })
+        })
+        .collect()
 }
 
 /// The oracle run at a late-frame budget: its schedule and the playout
@@ -385,25 +396,12 @@ pub fn oracle_slots(
     effective: &[Option<f64>],
     schedule: &OracleSchedule,
 ) -> Vec<(u64, f64)> {
-    let spurts = talkspurts(frames, effective);
-    let mut slots = Vec::new();
-    let mut i = 0;
-    for ((idx, _), &offset) in spurts.iter().zip(&schedule.offsets) {
-        // Frames sent from this talkspurt's start to the next one's.
-        let start = i;
-        i += 1;
-        while i < frames.len() && frames[i - 1].frame + 1 == frames[i].frame {
-            i += 1;
-        }
-        if !idx.is_empty() {
-            slots.extend(
-                frames[start..i]
-                    .iter()
-                    .map(|f| (f.frame, f.send_ms + offset)),
-            );
-        }
-    }
-    slots
+    spurt_ranges(frames)
+        .into_iter()
+        .zip(&schedule.offsets)
+        .filter(|(r, _)| r.clone().any(|i| effective[i].is_some()))
+        .flat_map(|(r, &offset)| frames[r].iter().map(move |f| (f.frame, f.send_ms + offset)))
+        .collect()
 }
 
 /// Everything one evaluation produced.
