@@ -539,7 +539,7 @@ impl JitterBuffer {
                 let Some((first_ts, first)) = self.packets.first() else {
                     return self.conceal(now_ms, PULL_SAMPLES, false);
                 };
-                let first_samples = first.samples;
+                let (first_samples, has_fec) = (first.samples, first.has_fec);
                 let level = self.level();
                 // A backlog far above target: drop the oldest audio.
                 let flush_level = target_level + (self.config.flush_excess_ms * PER_MS) as usize;
@@ -547,32 +547,8 @@ impl JitterBuffer {
                     self.flush_to(target_level);
                     return self.resync(now_ms, target);
                 }
-                let mut gap = first_ts - self.play_ts;
-                if gap > 0
-                    && self.mode == Mode::Expand
-                    && self.waited > 0
-                    && !self.reordering(now_ms)
-                {
-                    // The wait was for packets that turned out to be lost:
-                    // its concealment stands in for them, so the timeline
-                    // stays where it was instead of shifting by the wait.
-                    // The frame just before the first packet comes back
-                    // from its FEC data, if it carries some.
-                    let recoverable = if first.has_fec {
-                        first.samples as i64
-                    } else {
-                        0
-                    };
-                    let credit = self.waited.min(gap - recoverable).max(0) / PLC_QUANTUM as i64
-                        * PLC_QUANTUM as i64;
-                    self.play_ts += credit;
-                    self.waited -= credit;
-                    self.stats.waiting_concealed_samples = self
-                        .stats
-                        .waiting_concealed_samples
-                        .saturating_sub(credit as u64);
-                    gap -= credit;
-                }
+                let recoverable = if has_fec { first_samples } else { 0 };
+                let gap = self.credit_wait(now_ms, first_ts - self.play_ts, recoverable);
                 if gap == 0 {
                     return self.play_next(now_ms, target, self.mode == Mode::Expand);
                 }
@@ -584,7 +560,6 @@ impl JitterBuffer {
                     return self.conceal(now_ms, PULL_SAMPLES, false);
                 }
                 // A hole at the playout point.
-                let has_fec = first.has_fec;
                 let gap = gap as usize;
                 if gap == first_samples && has_fec {
                     return self.recover_fec(now_ms);
@@ -607,6 +582,27 @@ impl JitterBuffer {
                 self.conceal(now_ms, n.min(MAX_PACKET_SAMPLES / 2), true)
             }
         }
+    }
+
+    /// Takes the wait just ended by a packet `gap` samples past the
+    /// playout point as the concealment of the packets missing before it
+    /// when they are lost (no reordering lately): the playout point moves
+    /// over them instead of the delay growing by the wait. The last
+    /// `recoverable` samples (a frame the packet's FEC rebuilds) are left
+    /// to it. Returns the gap that remains.
+    fn credit_wait(&mut self, now_ms: f64, gap: i64, recoverable: usize) -> i64 {
+        if gap <= 0 || self.mode != Mode::Expand || self.waited == 0 || self.reordering(now_ms) {
+            return gap;
+        }
+        let quantum = PLC_QUANTUM as i64;
+        let credit = self.waited.min(gap - recoverable as i64).max(0) / quantum * quantum;
+        self.play_ts += credit;
+        self.waited -= credit;
+        self.stats.waiting_concealed_samples = self
+            .stats
+            .waiting_concealed_samples
+            .saturating_sub(credit as u64);
+        gap - credit
     }
 
     /// Whether packets may still come out of order (see
