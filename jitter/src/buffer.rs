@@ -121,6 +121,49 @@ impl Default for JitterConfig {
     }
 }
 
+impl JitterConfig {
+    /// Checks that every setting is in range: a buffer is built only from
+    /// a configuration that passes.
+    pub fn validate(&self) -> Result<(), JitterError> {
+        let bad = |m: String| Err(JitterError::Config(m));
+        if self.max_packets == 0 || self.max_payload == 0 {
+            return bad("max_packets and max_payload must be >= 1".into());
+        }
+        let durations = [
+            ("initial_target_ms", self.initial_target_ms),
+            ("min_target_ms", self.min_target_ms),
+            ("max_target_ms", self.max_target_ms),
+            ("margin_ms", self.margin_ms),
+            ("low_band_ms", self.low_band_ms),
+            ("high_band_ms", self.high_band_ms),
+            ("speech_high_band_ms", self.speech_high_band_ms),
+            ("pause_window_ms", self.pause_window_ms),
+            ("flush_excess_ms", self.flush_excess_ms),
+            ("max_conceal_gap_ms", self.max_conceal_gap_ms),
+            ("reset_jump_ms", self.reset_jump_ms),
+        ];
+        for (name, v) in durations {
+            if !(v >= 0.0 && v.is_finite()) {
+                return bad(format!("{name} {v} must be finite and >= 0"));
+            }
+        }
+        // Infinite is allowed: missing packets are always possibly late.
+        if self.reorder_window_ms.is_nan() || self.reorder_window_ms < 0.0 {
+            return bad(format!(
+                "reorder_window_ms {} must be >= 0",
+                self.reorder_window_ms
+            ));
+        }
+        if self.min_target_ms > self.max_target_ms {
+            return bad(format!(
+                "min_target_ms {} is above max_target_ms {}",
+                self.min_target_ms, self.max_target_ms
+            ));
+        }
+        self.estimator.validate().map_err(JitterError::Config)
+    }
+}
+
 /// Where the player is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -210,6 +253,7 @@ fn unwrap32(last: Option<i64>, v: u32) -> i64 {
 impl JitterBuffer {
     /// A buffer decoding through `decoder`, which must produce 48 kHz mono.
     pub fn new(config: JitterConfig, decoder: Box<dyn Decoder>) -> Result<Self, JitterError> {
+        config.validate()?;
         if decoder.sample_rate() != SAMPLE_RATE || decoder.channels() != 1 {
             return Err(JitterError::Undecodable(format!(
                 "decoder must give 48 kHz mono, not {} Hz x{}",
@@ -921,7 +965,76 @@ pub fn fuzz_insert_pull(data: &[u8]) {
 
 #[cfg(test)]
 mod tests {
-    use super::pause_cut;
+    use super::{JitterConfig, JitterError, pause_cut};
+    use crate::estimator::EstimatorConfig;
+
+    #[test]
+    fn a_configuration_out_of_range_is_refused_with_a_typed_error() {
+        let d = JitterConfig::default();
+        assert!(d.validate().is_ok());
+        let bad = [
+            JitterConfig {
+                max_packets: 0,
+                ..d.clone()
+            },
+            JitterConfig {
+                margin_ms: f64::NAN,
+                ..d.clone()
+            },
+            JitterConfig {
+                flush_excess_ms: -1.0,
+                ..d.clone()
+            },
+            JitterConfig {
+                max_target_ms: f64::INFINITY,
+                ..d.clone()
+            },
+            JitterConfig {
+                min_target_ms: 500.0,
+                max_target_ms: 100.0,
+                ..d.clone()
+            },
+            JitterConfig {
+                reorder_window_ms: f64::NAN,
+                ..d.clone()
+            },
+            JitterConfig {
+                estimator: EstimatorConfig {
+                    quantile: 1.0,
+                    ..EstimatorConfig::default()
+                },
+                ..d.clone()
+            },
+            JitterConfig {
+                estimator: EstimatorConfig {
+                    buckets: 1 << 40,
+                    ..EstimatorConfig::default()
+                },
+                ..d.clone()
+            },
+            JitterConfig {
+                estimator: EstimatorConfig {
+                    bucket_ms: 0.0,
+                    ..EstimatorConfig::default()
+                },
+                ..d.clone()
+            },
+        ];
+        for c in bad {
+            assert!(matches!(c.validate(), Err(JitterError::Config(_))), "{c:?}");
+            let decoder = sotto_codecs::opus::OpusDecoder::new(48_000, 1).unwrap();
+            assert!(matches!(
+                super::JitterBuffer::new(c, Box::new(decoder)),
+                Err(JitterError::Config(_))
+            ));
+        }
+        // Waiting for every missing packet, whatever the link, is allowed.
+        let always = JitterConfig {
+            reorder_window_ms: f64::INFINITY,
+            ..d
+        };
+        assert!(always.validate().is_ok());
+    }
 
     #[test]
     fn pause_cut_aligns_then_takes_whole_pulls_that_fit() {

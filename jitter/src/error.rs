@@ -2,8 +2,8 @@
 
 use sotto_codecs::CodecError;
 
-/// Why a packet was refused by the jitter buffer (it is also counted in
-/// `packetsDiscarded`).
+/// Why a buffer could not be built, or a packet was refused (a refused
+/// packet is also counted in `packetsDiscarded`).
 #[derive(Debug, thiserror::Error)]
 pub enum JitterError {
     /// The payload is empty or larger than the configured maximum.
@@ -19,6 +19,9 @@ pub enum JitterError {
     /// more than 120 ms).
     #[error("undecodable payload: {0}")]
     Undecodable(String),
+    /// A setting of the configuration is out of range.
+    #[error("jitter buffer configuration: {0}")]
+    Config(String),
     /// The codec failed.
     #[error(transparent)]
     Codec(#[from] CodecError),

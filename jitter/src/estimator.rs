@@ -60,6 +60,42 @@ impl Default for EstimatorConfig {
     }
 }
 
+impl EstimatorConfig {
+    /// Checks that every setting is in range.
+    pub fn validate(&self) -> Result<(), String> {
+        let c = self;
+        if !(c.bucket_ms > 0.0 && c.bucket_ms.is_finite()) {
+            return Err(format!("bucket_ms {} must be > 0", c.bucket_ms));
+        }
+        if !(2..=MAX_BUCKETS).contains(&c.buckets) {
+            return Err(format!("buckets {} must be 2..={MAX_BUCKETS}", c.buckets));
+        }
+        if !(c.forget > 0.0 && c.forget <= 1.0) {
+            return Err(format!("forget {} must be in (0, 1]", c.forget));
+        }
+        if !(c.quantile > 0.0 && c.quantile < 1.0) {
+            return Err(format!("quantile {} must be in (0, 1)", c.quantile));
+        }
+        for (name, v) in [
+            ("window_ms", c.window_ms),
+            ("peak_factor", c.peak_factor),
+            ("peak_min_ms", c.peak_min_ms),
+            ("peak_hold_ms", c.peak_hold_ms),
+            ("peak_decay_ms_per_s", c.peak_decay_ms_per_s),
+            ("peak_window_ms", c.peak_window_ms),
+        ] {
+            if !(v >= 0.0 && v.is_finite()) {
+                return Err(format!("{name} {v} must be finite and >= 0"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Most histogram buckets a configuration may ask for (memory stays
+/// bounded: 8 bytes each).
+pub const MAX_BUCKETS: usize = 100_000;
+
 /// Most transit samples kept for the running minimum (bounds memory even
 /// when a burst of packets arrives at once).
 const MAX_WINDOW_ENTRIES: usize = 1_000;
