@@ -17,7 +17,7 @@ use std::time::Instant;
 use sotto_codecs::Decoder;
 
 use crate::error::JitterError;
-use crate::estimator::{DelayEstimator, EstimatorConfig};
+use crate::estimator::{DelayEstimator, EstimatorConfig, non_negative};
 use crate::packet::{DiscardReason, Event, Operation, Recovery, RtpPacket};
 use crate::packet_buffer::{PacketBuffer, Stored};
 use crate::stats::JitterStats;
@@ -129,7 +129,7 @@ impl JitterConfig {
         if self.max_packets == 0 || self.max_payload == 0 {
             return bad("max_packets and max_payload must be >= 1".into());
         }
-        let durations = [
+        non_negative(&[
             ("initial_target_ms", self.initial_target_ms),
             ("min_target_ms", self.min_target_ms),
             ("max_target_ms", self.max_target_ms),
@@ -141,12 +141,8 @@ impl JitterConfig {
             ("flush_excess_ms", self.flush_excess_ms),
             ("max_conceal_gap_ms", self.max_conceal_gap_ms),
             ("reset_jump_ms", self.reset_jump_ms),
-        ];
-        for (name, v) in durations {
-            if !(v >= 0.0 && v.is_finite()) {
-                return bad(format!("{name} {v} must be finite and >= 0"));
-            }
-        }
+        ])
+        .map_err(JitterError::Config)?;
         // Infinite is allowed: missing packets are always possibly late.
         if self.reorder_window_ms.is_nan() || self.reorder_window_ms < 0.0 {
             return bad(format!(

@@ -76,19 +76,22 @@ impl EstimatorConfig {
         if !(c.quantile > 0.0 && c.quantile < 1.0) {
             return Err(format!("quantile {} must be in (0, 1)", c.quantile));
         }
-        for (name, v) in [
+        non_negative(&[
             ("window_ms", c.window_ms),
             ("peak_factor", c.peak_factor),
             ("peak_min_ms", c.peak_min_ms),
             ("peak_hold_ms", c.peak_hold_ms),
             ("peak_decay_ms_per_s", c.peak_decay_ms_per_s),
             ("peak_window_ms", c.peak_window_ms),
-        ] {
-            if !(v >= 0.0 && v.is_finite()) {
-                return Err(format!("{name} {v} must be finite and >= 0"));
-            }
-        }
-        Ok(())
+        ])
+    }
+}
+
+/// Checks that each named setting is finite and not negative.
+pub(crate) fn non_negative(settings: &[(&str, f64)]) -> Result<(), String> {
+    match settings.iter().find(|(_, v)| !(*v >= 0.0 && v.is_finite())) {
+        Some((name, v)) => Err(format!("{name} {v} must be finite and >= 0")),
+        None => Ok(()),
     }
 }
 
