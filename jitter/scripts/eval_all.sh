@@ -24,6 +24,7 @@ for trace in "$DATA"/mahimahi/* "$DATA"/cicv5g/* "$DATA"/deterministic6g/*; do
   esac
   name=$(basename "$trace")
   "$BIN" eval --trace "$trace" --format "$fmt" --seconds "$SECONDS_OF_SPEECH" \
-    --out "$OUT/$name" --json --oracle-late-pct 1 "$@" | tee "$OUT/$name.txt" | tail -1 >> "$OUT/all.jsonl"
+    --out "$OUT/$name" --json --oracle-late-pct 1 \
+    --oracle-change-penalty 2000,10000,50000,250000 "$@" | tee "$OUT/$name.txt" | tail -1 >> "$OUT/all.jsonl"
 done
 echo "wrote $OUT/all.jsonl"

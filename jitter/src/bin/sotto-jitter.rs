@@ -71,9 +71,14 @@ struct EvalArgs {
     /// Fixed-delay buffers to run alongside, ms.
     #[arg(long, value_delimiter = ',', default_values_t = [40u32, 80, 120, 200])]
     fixed_ms: Vec<u32>,
-    /// Also run the oracle at these late-loss rates, percent of frames.
+    /// Also run the oracles at these late-loss rates, percent of frames.
     #[arg(long, value_delimiter = ',')]
     oracle_late_pct: Vec<f64>,
+    /// At those rates, also run the pause oracle charging this much per
+    /// change of delay (ms summed over frames; e.g. 10000 = 10 ms over
+    /// 20 s of frames).
+    #[arg(long, value_delimiter = ',')]
+    oracle_change_penalty: Vec<f64>,
     /// Skip PESQ scoring.
     #[arg(long)]
     no_pesq: bool,
@@ -240,6 +245,7 @@ fn run(args: &EvalArgs) -> Result<()> {
     let mut config = EvalConfig {
         fixed_delays: args.fixed_ms.clone(),
         oracle_late_pct: args.oracle_late_pct.clone(),
+        oracle_change_penalty: args.oracle_change_penalty.clone(),
         ..EvalConfig::default()
     };
     let j = &mut config.jitter;

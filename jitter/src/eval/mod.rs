@@ -16,6 +16,7 @@ pub mod report;
 pub mod speex;
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use sotto_codecs::opus::{OpusConfig, OpusEncoder};
 use sotto_codecs::{CodecError, Encoder};
@@ -26,7 +27,7 @@ use crate::link::{Link, LinkError, LinkSummary, SentPacket};
 use crate::packet::RtpPacket;
 use crate::stats::JitterStats;
 
-use oracle::{OracleSchedule, Talkspurt};
+use oracle::{OracleSchedule, Segment, Talkspurt};
 use playout::{FRAME, FixedPlayout, Playout, SchedulePlayout, SottoPlayout};
 
 /// Frame length in ms (frame `k` is sent at `k * FRAME_MS`).
@@ -72,8 +73,12 @@ pub struct EvalConfig {
     /// Also run the Speex buffer (needs the `eval` feature).
     pub speex: bool,
     /// Extra oracle runs at these late-loss rates, percent of frames
-    /// (reported as `oracle_late<rate>`).
+    /// (reported as `oracle_late<rate>` and `oracle_pauses_late<rate>`).
     pub oracle_late_pct: Vec<f64>,
+    /// At each of those rates, also the pause oracle charged this much
+    /// per change of delay (ms summed over frames; reported as
+    /// `oracle_pauses_late<rate>_c<penalty>`).
+    pub oracle_change_penalty: Vec<f64>,
 }
 
 impl Default for EvalConfig {
@@ -87,6 +92,7 @@ impl Default for EvalConfig {
             jitter: JitterConfig::default(),
             speex: cfg!(feature = "eval"),
             oracle_late_pct: Vec::new(),
+            oracle_change_penalty: Vec::new(),
         }
     }
 }
@@ -102,6 +108,9 @@ pub struct SentFrame {
     pub packet: RtpPacket,
     /// It carries FEC for the frame before it.
     pub has_fec: bool,
+    /// Its decoded audio is a pause throughout ([`crate::stretch::is_pause`]):
+    /// a schedule may cut it.
+    pub quiet: bool,
 }
 
 /// Encodes 48 kHz mono speech into 20 ms Opus packets; with DTX only the
@@ -115,8 +124,11 @@ pub fn encode(pcm: &[i16], config: &EvalConfig) -> Result<Vec<SentFrame>, EvalEr
         ..OpusConfig::default()
     })?;
     let probe = sotto_codecs::opus::OpusDecoder::new(48_000, 1)?;
+    // Decodes what is sent, as a receiver that lost nothing would.
+    let mut listener = sotto_codecs::opus::OpusDecoder::new(48_000, 1)?;
     let mut out = Vec::new();
     let mut buf = Vec::new();
+    let mut heard = Vec::new();
     let mut prev_dtx = false;
     let mut seq = 0u16;
     for (k, frame) in pcm.chunks_exact(FRAME).enumerate() {
@@ -128,7 +140,10 @@ pub fn encode(pcm: &[i16], config: &EvalConfig) -> Result<Vec<SentFrame>, EvalEr
         if !send {
             continue;
         }
+        heard.clear();
+        sotto_codecs::Decoder::decode_into(&mut listener, &buf, &mut heard)?;
         out.push(SentFrame {
+            quiet: crate::stretch::is_pause(&heard),
             frame: k as u64,
             send_ms: k as f64 * FRAME_MS,
             has_fec: sotto_codecs::Decoder::has_fec(&probe, &buf),
@@ -335,8 +350,8 @@ pub fn first_pulls(effective: &[Option<f64>]) -> Vec<Option<f64>> {
 }
 
 /// The index ranges of the talkspurts: runs of consecutive frames.
-fn spurt_ranges(frames: &[SentFrame]) -> Vec<std::ops::Range<usize>> {
-    let mut out: Vec<std::ops::Range<usize>> = Vec::new();
+fn spurt_ranges(frames: &[SentFrame]) -> Vec<Range<usize>> {
+    let mut out: Vec<Range<usize>> = Vec::new();
     for (i, f) in frames.iter().enumerate() {
         match out.last_mut() {
             Some(r) if frames[i - 1].frame + 1 == f.frame => r.end = i + 1,
@@ -346,62 +361,130 @@ fn spurt_ranges(frames: &[SentFrame]) -> Vec<std::ops::Range<usize>> {
     out
 }
 
-/// Talkspurts (runs of consecutive frames) with their effective delays.
-pub fn talkspurts(frames: &[SentFrame], effective: &[Option<f64>]) -> Vec<(Vec<usize>, Talkspurt)> {
+/// Talkspurts split before every frame of speech that follows a quiet
+/// one: stretches of speech, each ending with the pause after it.
+fn segment_ranges(frames: &[SentFrame]) -> Vec<Range<usize>> {
     spurt_ranges(frames)
         .into_iter()
-        .map(|r| {
-            let idx: Vec<usize> = r.filter(|&i| effective[i].is_some()).collect();
-            let delays = idx
-                .iter()
-                .filter_map(|&i| effective[i].map(|e| e - frames[i].send_ms))
-                .collect();
-            (idx, Talkspurt { delays })
+        .flat_map(|r| {
+            let mut parts: Vec<Range<usize>> = Vec::new();
+            for i in r {
+                // A new segment where speech follows a pause.
+                let resumes = i > 0 && frames[i - 1].quiet && !frames[i].quiet;
+                match parts.last_mut() {
+                    Some(p) if !resumes => p.end = i + 1,
+                    _ => parts.push(i..i + 1),
+                }
+            }
+            parts
         })
         .collect()
 }
 
-/// The oracle run at a late-frame budget: its schedule and the playout
-/// time of each frame it plays. `effective` is when each frame could
-/// first be played: the effective arrivals for an unconstrained player,
-/// or their [`first_pulls`] for one driven by the device's pulls.
+/// Which offline bound an oracle row is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OracleKind {
+    /// One offset per talkspurt ([`oracle::schedule`]; Moon, Kurose &
+    /// Towsley): the bound the goal compares against.
+    Talkspurts,
+    /// One offset per stretch of speech between pauses, falling only by
+    /// the pause it can cut ([`oracle::schedule_with_cuts`]): the bound
+    /// for a buffer that changes its delay only where it is inaudible.
+    /// Each change of delay is charged `change_penalty` (ms summed over
+    /// frames, like the delay).
+    Pauses {
+        /// What a change of delay must save to be made.
+        change_penalty: f64,
+    },
+}
+
+/// One frame's place in an offline schedule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Slot {
+    /// Frame index.
+    pub frame: u64,
+    /// When it starts, ms.
+    pub at_ms: f64,
+    /// It is a pause the player may cut to meet the next slot.
+    pub cuttable: bool,
+}
+
+/// An oracle at a late-frame budget: its schedule, the playout time of
+/// each frame it plays, and the slot of every frame of the ranges it
+/// plays (frames of a range of which nothing arrived have none), for
+/// [`SchedulePlayout`]. `effective` is when each frame could first be
+/// played: the effective arrivals for an unconstrained player, or their
+/// [`first_pulls`] for one driven by the device's pulls.
 pub fn oracle_run(
     frames: &[SentFrame],
     effective: &[Option<f64>],
     budget: usize,
-) -> (OracleSchedule, BufferRun) {
-    let spurts = talkspurts(frames, effective);
-    let just: Vec<Talkspurt> = spurts.iter().map(|(_, t)| t.clone()).collect();
-    let sched = oracle::schedule(&just, budget);
+    kind: OracleKind,
+) -> (OracleSchedule, BufferRun, Vec<Slot>) {
+    let ranges = match kind {
+        OracleKind::Talkspurts => spurt_ranges(frames),
+        OracleKind::Pauses { .. } => segment_ranges(frames),
+    };
+    let delays: Vec<Vec<f64>> = ranges
+        .iter()
+        .map(|r| {
+            r.clone()
+                .filter_map(|i| effective[i].map(|e| e - frames[i].send_ms))
+                .collect()
+        })
+        .collect();
+    let sched = match kind {
+        OracleKind::Talkspurts => {
+            let spurts: Vec<Talkspurt> = delays
+                .into_iter()
+                .map(|delays| Talkspurt { delays })
+                .collect();
+            oracle::schedule(&spurts, budget)
+        }
+        OracleKind::Pauses { change_penalty } => {
+            let segments: Vec<Segment> = delays
+                .into_iter()
+                .zip(&ranges)
+                .zip(ranges.iter().skip(1).map(Some).chain([None]))
+                .map(|((delays, r), next)| {
+                    let quiet = frames[r.clone()]
+                        .iter()
+                        .rev()
+                        .take_while(|f| f.quiet)
+                        .count();
+                    let untransmitted =
+                        next.map_or(0, |n| frames[n.start].frame - frames[r.end - 1].frame - 1);
+                    Segment {
+                        delays,
+                        cut_after_ms: (quiet as u64 + untransmitted) as f64 * FRAME_MS,
+                    }
+                })
+                .collect();
+            oracle::schedule_with_cuts(&segments, budget, PULL_MS, change_penalty)
+        }
+    };
     let mut run = BufferRun {
         name: "oracle".into(),
         ..BufferRun::default()
     };
-    for ((idx, t), &offset) in spurts.iter().zip(&sched.offsets) {
-        for (&i, &d) in idx.iter().zip(&t.delays) {
-            if d <= offset {
-                run.playout_ms
-                    .insert(frames[i].frame, frames[i].send_ms + offset);
+    let mut slots = Vec::new();
+    for (r, &offset) in ranges.into_iter().zip(&sched.offsets) {
+        if !r.clone().any(|i| effective[i].is_some()) {
+            continue;
+        }
+        for i in r {
+            let (f, at_ms) = (frames[i].frame, frames[i].send_ms + offset);
+            if effective[i].is_some_and(|e| e - frames[i].send_ms <= offset + 1e-9) {
+                run.playout_ms.insert(f, at_ms);
             }
+            slots.push(Slot {
+                frame: f,
+                at_ms,
+                cuttable: matches!(kind, OracleKind::Pauses { .. }) && frames[i].quiet,
+            });
         }
     }
-    (sched, run)
-}
-
-/// The slot (ms) of every frame of a talkspurt that the oracle's
-/// `schedule` plays: its send time plus the talkspurt's offset. Frames of
-/// a talkspurt of which nothing arrived have none.
-pub fn oracle_slots(
-    frames: &[SentFrame],
-    effective: &[Option<f64>],
-    schedule: &OracleSchedule,
-) -> Vec<(u64, f64)> {
-    spurt_ranges(frames)
-        .into_iter()
-        .zip(&schedule.offsets)
-        .filter(|(r, _)| r.clone().any(|i| effective[i].is_some()))
-        .flat_map(|(r, &offset)| frames[r].iter().map(move |f| (f.frame, f.send_ms + offset)))
-        .collect()
+    (sched, run, slots)
 }
 
 /// Everything one evaluation produced.
@@ -441,6 +524,15 @@ pub fn evaluate(
             "an oracle late-loss rate must be 0..=100 %, not {pct}"
         )));
     }
+    if let Some(p) = config
+        .oracle_change_penalty
+        .iter()
+        .find(|p| !(p.is_finite() && **p >= 0.0))
+    {
+        return Err(EvalError::Input(format!(
+            "an oracle change penalty must be finite and >= 0, not {p}"
+        )));
+    }
     let frames = encode(pcm, config)?;
     let (arrivals, summary) = deliver(link, &frames)?;
     let effective = effective_arrivals(&frames, &arrivals);
@@ -469,30 +561,39 @@ pub fn evaluate(
     // before the first pull after it arrived.
     progress("oracle");
     let playable = first_pulls(&effective);
-    let named = buffers
-        .iter()
-        .filter(|(r, _)| r.name == "sotto" || r.name == "speex")
-        .map(|(r, m)| {
-            let name = if r.name == "sotto" {
-                "oracle".into()
-            } else {
-                format!("oracle_{}", r.name)
-            };
-            (name, m.late)
+    let free = OracleKind::Pauses {
+        change_penalty: 0.0,
+    };
+    let named = buffers.iter().flat_map(|(r, m)| match r.name.as_str() {
+        "sotto" => vec![
+            ("oracle".to_string(), m.late, OracleKind::Talkspurts),
+            ("oracle_pauses".to_string(), m.late, free),
+        ],
+        "speex" => vec![("oracle_speex".to_string(), m.late, OracleKind::Talkspurts)],
+        _ => vec![],
+    });
+    let at_rates = config.oracle_late_pct.iter().flat_map(|&pct| {
+        let budget = (pct / 100.0 * frames.len() as f64) as usize;
+        let penalised = config.oracle_change_penalty.iter().map(move |&p| {
+            (
+                format!("oracle_pauses_late{pct}_c{p}"),
+                budget,
+                OracleKind::Pauses { change_penalty: p },
+            )
         });
-    let at_rates = config.oracle_late_pct.iter().map(|&pct| {
-        (
-            format!("oracle_late{pct}"),
-            (pct / 100.0 * frames.len() as f64) as usize,
-        )
+        [
+            (format!("oracle_late{pct}"), budget, OracleKind::Talkspurts),
+            (format!("oracle_pauses_late{pct}"), budget, free),
+        ]
+        .into_iter()
+        .chain(penalised)
     });
     let mut oracles = Vec::new();
-    for (name, budget) in named.chain(at_rates).collect::<Vec<_>>() {
-        let (sched, mut run) = oracle_run(&frames, &playable, budget);
+    for (name, budget, kind) in named.chain(at_rates).collect::<Vec<_>>() {
+        let (_, mut run, slots) = oracle_run(&frames, &playable, budget, kind);
         run.name = name;
         // Its audio, for PESQ: the schedule played like a fixed buffer
-        // whose delay changes only between talkspurts.
-        let slots = oracle_slots(&frames, &playable, &sched);
+        // whose delay changes only at the schedule's boundaries.
         let mut player = SchedulePlayout::new(&run.name, slots)?;
         run.audio = simulate(&mut player, &frames, &arrivals, end_ms).audio;
         let m = metrics(&run, &frames, &effective);
@@ -579,6 +680,40 @@ mod tests {
     }
 
     #[test]
+    fn segments_start_where_speech_follows_a_pause_or_a_gap() {
+        // Frames 0-5 sent (speech, speech, quiet, quiet, speech, quiet),
+        // then a DTX gap, then 9-10 (quiet, speech).
+        let sent = [
+            (0, false),
+            (1, false),
+            (2, true),
+            (3, true),
+            (4, false),
+            (5, true),
+            (9, true),
+            (10, false),
+        ];
+        let frames: Vec<SentFrame> = sent
+            .iter()
+            .map(|&(k, quiet)| SentFrame {
+                frame: k,
+                send_ms: k as f64 * FRAME_MS,
+                packet: RtpPacket {
+                    seq: k as u16,
+                    timestamp: (k as usize * FRAME) as u32,
+                    ssrc: 1,
+                    marker: false,
+                    payload: vec![0],
+                },
+                has_fec: false,
+                quiet,
+            })
+            .collect();
+        assert_eq!(spurt_ranges(&frames), vec![0..6, 6..8]);
+        assert_eq!(segment_ranges(&frames), vec![0..4, 4..6, 6..7, 7..8]);
+    }
+
+    #[test]
     fn the_oracle_is_played_at_the_times_it_scheduled() {
         let mut link = SyntheticLink::new(SyntheticConfig {
             jitter: Some(Jitter::Pareto {
@@ -592,13 +727,36 @@ mod tests {
         let frames = encode(&speech(), &EvalConfig::default()).unwrap();
         let (arrivals, _) = deliver(&mut link, &frames).unwrap();
         let playable = first_pulls(&effective_arrivals(&frames, &arrivals));
-        for budget in [0, 3, 10] {
-            let (schedule, run) = oracle_run(&frames, &playable, budget);
+        for (budget, kind) in [0, 3, 10].into_iter().flat_map(|b| {
+            [
+                (b, OracleKind::Talkspurts),
+                (
+                    b,
+                    OracleKind::Pauses {
+                        change_penalty: 0.0,
+                    },
+                ),
+            ]
+        }) {
+            let (_, run, slots) = oracle_run(&frames, &playable, budget, kind);
             assert!(run.playout_ms.len() > 100);
-            let slots = oracle_slots(&frames, &playable, &schedule);
+            let speech: Vec<u64> = slots
+                .iter()
+                .filter(|s| !s.cuttable)
+                .map(|s| s.frame)
+                .collect();
             let mut player = SchedulePlayout::new("oracle", slots).unwrap();
             let rendered = simulate(&mut player, &frames, &arrivals, 20_000.0);
-            assert_eq!(rendered.playout_ms, run.playout_ms, "budget {budget}");
+            // Every frame of speech plays at its slot (a pause it may cut
+            // starts early or not at all).
+            let at_slots = |p: &BTreeMap<u64, f64>| {
+                speech.iter().map(|f| p.get(f).copied()).collect::<Vec<_>>()
+            };
+            assert_eq!(
+                at_slots(&rendered.playout_ms),
+                at_slots(&run.playout_ms),
+                "budget {budget}, {kind:?}"
+            );
             // Real audio where the schedule plays, not silence.
             let loud = rendered
                 .audio
@@ -663,8 +821,10 @@ mod tests {
                 "fixed_120",
                 "fixed_200",
                 "oracle",
+                "oracle_pauses",
                 "oracle_speex",
-                "oracle_late1"
+                "oracle_late1",
+                "oracle_pauses_late1"
             ]
         );
         let get = |n: &str| &report.buffers.iter().find(|(r, _)| r.name == n).unwrap().1;
@@ -678,6 +838,7 @@ mod tests {
         // The oracle at 1 % late takes at most 1 % of the frames late,
         // and every oracle has audio to score.
         assert!(get("oracle_late1").late <= report.frames.len() / 100);
+        assert!(get("oracle_pauses_late1").late <= report.frames.len() / 100);
         for (run, _) in report
             .buffers
             .iter()
@@ -696,15 +857,21 @@ mod tests {
     }
 
     #[test]
-    fn an_oracle_late_loss_rate_outside_0_to_100_is_refused() {
-        for pct in [-1.0, 100.5, f64::NAN, 1e12] {
+    fn an_oracle_late_loss_rate_outside_0_to_100_or_a_bad_penalty_is_refused() {
+        let bad_rates = [-1.0, 100.5, f64::NAN, 1e12].map(|pct| (vec![1.0, pct], vec![]));
+        let bad_penalties = [-1.0, f64::NAN, f64::INFINITY].map(|p| (vec![1.0], vec![10.0, p]));
+        for (rates, penalties) in bad_rates.into_iter().chain(bad_penalties) {
             let mut link = SyntheticLink::new(SyntheticConfig::default()).unwrap();
             let config = EvalConfig {
-                oracle_late_pct: vec![1.0, pct],
+                oracle_late_pct: rates.clone(),
+                oracle_change_penalty: penalties.clone(),
                 ..EvalConfig::default()
             };
             let err = evaluate(&speech(), &mut link, &config, |_| {}).unwrap_err();
-            assert!(matches!(err, EvalError::Input(_)), "{pct}: {err}");
+            assert!(
+                matches!(err, EvalError::Input(_)),
+                "{rates:?} {penalties:?}: {err}"
+            );
         }
     }
 

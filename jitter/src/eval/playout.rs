@@ -11,7 +11,7 @@ use crate::buffer::{JitterBuffer, JitterConfig, PULL_SAMPLES};
 use crate::packet::{Event, RtpPacket};
 use crate::stats::JitterStats;
 
-use super::EvalError;
+use super::{EvalError, FRAME_MS, Slot};
 
 /// Samples in one 20 ms frame at 48 kHz.
 pub const FRAME: usize = 960;
@@ -157,12 +157,14 @@ impl FrameQueue {
         })
     }
 
-    /// Plays frame `f` next: the packet, else the next one's FEC, else PLC.
-    fn play(&mut self, f: u64) {
+    /// Plays frame `f` next: the packet, else the next one's FEC, else PLC;
+    /// only its first `keep` samples.
+    fn play(&mut self, f: u64, keep: usize) {
         let own = self.received.remove(&f);
         let next = self.received.get(&(f + 1)).cloned();
         let mut pcm = std::mem::take(&mut self.pcm);
         let real = decode_frame(&mut self.dec, own.as_deref(), next.as_deref(), &mut pcm);
+        pcm.truncate(keep);
         self.sync.push(real.then_some(f), &pcm);
         self.pcm = pcm;
     }
@@ -231,7 +233,7 @@ impl Playout for FixedPlayout {
         // The media time this block starts at.
         let media_ms = now_ms - self.delay_ms;
         while self.frames.sync.pcm.len() < PULL_SAMPLES && media_ms >= 0.0 {
-            self.frames.play(self.next_frame);
+            self.frames.play(self.next_frame, FRAME);
             self.next_frame += 1;
         }
         self.frames.sync.pull(out, played);
@@ -242,24 +244,26 @@ impl Playout for FixedPlayout {
     }
 }
 
-/// Plays an offline schedule (the oracle's): frame `k` starts at its slot
-/// `slots[k]` ms. Frames between are decoded, rebuilt from FEC or
-/// concealed on the same timeline, as a fixed buffer would; the time
-/// before a slot (a pause whose length the schedule changed) is silence.
-/// A talkspurt scheduled to start before the previous one has finished
-/// (the oracle does not forbid it) starts right after it.
+/// Plays an offline schedule (an oracle's): each frame starts at its
+/// slot. Frames are decoded, rebuilt from FEC or concealed on that
+/// timeline, as a fixed buffer would; the time before a slot (a pause the
+/// schedule made longer) is silence, and a cuttable frame (a pause the
+/// schedule made shorter) is cut so that the next frame of speech starts
+/// at its slot. A talkspurt scheduled to start before the previous one has
+/// finished (the per-talkspurt oracle does not forbid it) starts right
+/// after it.
 pub struct SchedulePlayout {
     name: String,
-    /// (frame index, slot ms) of every frame to play, in sending order.
-    slots: Vec<(u64, f64)>,
+    /// Every frame to play, in sending order.
+    slots: Vec<Slot>,
     next: usize,
     frames: FrameQueue,
     silence: Vec<i16>,
 }
 
 impl SchedulePlayout {
-    /// A player for `slots` ((frame, ms) in sending order), reported as `name`.
-    pub fn new(name: &str, slots: Vec<(u64, f64)>) -> Result<Self, EvalError> {
+    /// A player for `slots` (in sending order), reported as `name`.
+    pub fn new(name: &str, slots: Vec<Slot>) -> Result<Self, EvalError> {
         Ok(Self {
             name: name.into(),
             slots,
@@ -267,6 +271,24 @@ impl SchedulePlayout {
             frames: FrameQueue::new()?,
             silence: Vec::new(),
         })
+    }
+
+    /// The next frame's slot, and for a cuttable one the time the pause
+    /// it starts must end: its next frame of speech's slot.
+    fn next_slot(&self) -> Option<(Slot, Option<f64>)> {
+        let slot = *self.slots.get(self.next)?;
+        if !slot.cuttable {
+            return Some((slot, None));
+        }
+        let pause = self.slots[self.next..]
+            .iter()
+            .take_while(|s| s.cuttable)
+            .count();
+        let end = self
+            .slots
+            .get(self.next + pause)
+            .map(|speech| speech.at_ms - (pause - 1) as f64 * FRAME_MS);
+        Some((slot, end))
     }
 }
 
@@ -280,7 +302,7 @@ impl Playout for SchedulePlayout {
         if self
             .slots
             .get(self.next)
-            .is_some_and(|&(next, _)| f >= next)
+            .is_some_and(|next| f >= next.frame)
         {
             self.frames.received.insert(f, packet.payload.clone());
         }
@@ -288,19 +310,26 @@ impl Playout for SchedulePlayout {
 
     fn pull(&mut self, now_ms: f64, out: &mut Vec<i16>, played: &mut Vec<(u64, usize)>) {
         while self.frames.sync.pcm.len() < PULL_SAMPLES {
-            let Some(&(f, slot)) = self.slots.get(self.next) else {
+            let Some((slot, pause_end)) = self.next_slot() else {
                 break;
             };
             // When the next sample appended will be played.
             let queued = self.frames.sync.pcm.len();
             let at_ms = now_ms + queued as f64 / 48.0;
-            if slot > at_ms + 1e-6 {
-                let n = (((slot - at_ms) * 48.0).round() as usize).clamp(1, PULL_SAMPLES - queued);
+            // A pause that must end sooner than its slot says is cut: it
+            // starts now, as long as the rest of it allows.
+            let start_ms = pause_end.map_or(slot.at_ms, |end| slot.at_ms.min(end - FRAME_MS));
+            if start_ms > at_ms + 1e-6 {
+                let n =
+                    (((start_ms - at_ms) * 48.0).round() as usize).clamp(1, PULL_SAMPLES - queued);
                 self.silence.resize(n, 0);
                 self.frames.sync.push(None, &self.silence[..n]);
                 continue;
             }
-            self.frames.play(f);
+            let keep = pause_end.map_or(FRAME, |end| {
+                (((end - at_ms) * 48.0).round().max(0.0) as usize).min(FRAME)
+            });
+            self.frames.play(slot.frame, keep);
             self.next += 1;
         }
         self.frames.sync.pull(out, played);

@@ -60,14 +60,19 @@ pub fn write_wavs(dir: &Path, report: &EvalReport) -> Result<(), EvalError> {
 
 /// A fixed-width table of the figures.
 pub fn table(report: &EvalReport) -> String {
+    let w = report
+        .buffers
+        .iter()
+        .map(|(r, _)| r.name.len())
+        .fold(14, usize::max);
     let mut t = format!(
-        "{:<14} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7}\n",
+        "{:<w$} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>7}\n",
         "buffer", "mean_ms", "p95_ms", "late%", "conceal%", "accel%", "expand%", "pesq"
     );
     for (run, m) in &report.buffers {
         let _ = writeln!(
             t,
-            "{:<14} {:>9.1} {:>9.1} {:>9.2} {:>9.2} {:>8.2} {:>8.2} {:>7}",
+            "{:<w$} {:>9.1} {:>9.1} {:>9.2} {:>9.2} {:>8.2} {:>8.2} {:>7}",
             run.name,
             m.mean_delay_ms,
             m.p95_delay_ms,
