@@ -95,17 +95,25 @@ fn bench(c: &mut Criterion) {
         (
             "accelerate",
             JitterConfig {
-                // Every decoded frame is "above target".
-                high_band_ms: -10_000.0,
-                speech_high_band_ms: -10_000.0,
+                // A zero target: every decoded frame is above it.
+                initial_target_ms: 0.0,
+                min_target_ms: 0.0,
+                max_target_ms: 0.0,
+                margin_ms: 0.0,
+                high_band_ms: 0.0,
+                speech_high_band_ms: 0.0,
                 ..JitterConfig::default()
             },
         ),
         (
             "preemptive_expand",
             JitterConfig {
-                // Every decoded frame is "below target".
-                low_band_ms: -10_000.0,
+                // A 1 s target that the three packets held never reach:
+                // every decoded frame (speech too) is below it.
+                initial_target_ms: 1_000.0,
+                min_target_ms: 1_000.0,
+                low_band_ms: 0.0,
+                speech_low_band_ms: 0.0,
                 ..JitterConfig::default()
             },
         ),
@@ -114,6 +122,15 @@ fn bench(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("jitter/{name}"));
         let mut fed = Fed::new(config, payloads.clone());
         g.bench_function("sotto", |b| b.iter(|| fed.pull()));
+        // The forced cases really stretched (as opposed to timing a
+        // buffer that never started).
+        let s = fed.jb.stats();
+        let stretched = match name {
+            "accelerate" => s.removed_samples_for_acceleration,
+            "preemptive_expand" => s.inserted_samples_for_deceleration,
+            _ => s.jitter_buffer_emitted_count,
+        };
+        assert!(stretched > 0, "jitter/{name} did not do its work: {s:?}");
         let mut dec = OpusDecoder::new(48_000, 1).expect("decoder");
         let mut pcm = Vec::with_capacity(960);
         let mut k = 0usize;
