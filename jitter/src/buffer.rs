@@ -78,6 +78,13 @@ pub struct JitterConfig {
     /// (music, a tone, non-stop talk) speech is accelerated at
     /// `high_band_ms`.
     pub speech_high_band_ms: f64,
+    /// The level may fall this far under target before a speech frame is
+    /// stretched, ms; a pause is lengthened at `low_band_ms`. Applies only
+    /// while pauses come (see `speech_high_band_ms`). Infinite (the
+    /// default): while pauses come the delay grows only in them, where
+    /// PESQ-WB hardly notices, and by the waits for late packets; a
+    /// stretch inside a word shifts the words against each other.
+    pub speech_low_band_ms: f64,
     /// See `speech_high_band_ms`, ms.
     pub pause_window_ms: f64,
     /// Above target plus this, old packets are dropped to cut the delay
@@ -112,6 +119,7 @@ impl Default for JitterConfig {
             low_band_ms: 2.0,
             high_band_ms: 15.0,
             speech_high_band_ms: 80.0,
+            speech_low_band_ms: f64::INFINITY,
             pause_window_ms: 3_000.0,
             flush_excess_ms: 300.0,
             max_conceal_gap_ms: 100.0,
@@ -143,12 +151,15 @@ impl JitterConfig {
             ("reset_jump_ms", self.reset_jump_ms),
         ])
         .map_err(JitterError::Config)?;
-        // Infinite is allowed: missing packets are always possibly late.
-        if self.reorder_window_ms.is_nan() || self.reorder_window_ms < 0.0 {
-            return bad(format!(
-                "reorder_window_ms {} must be >= 0",
-                self.reorder_window_ms
-            ));
+        // Infinite is allowed here: missing packets are always possibly
+        // late; speech is never slowed while pauses come.
+        for (name, v) in [
+            ("reorder_window_ms", self.reorder_window_ms),
+            ("speech_low_band_ms", self.speech_low_band_ms),
+        ] {
+            if v.is_nan() || v < 0.0 {
+                return bad(format!("{name} {v} must be >= 0"));
+            }
         }
         if self.min_target_ms > self.max_target_ms {
             return bad(format!(
@@ -749,12 +760,20 @@ impl JitterBuffer {
         let pauses_come = self
             .last_pause_ms
             .is_some_and(|t| now_ms - t < self.config.pause_window_ms);
-        let speech_band = if pauses_come {
-            self.config.speech_high_band_ms
+        let (speech_band, speech_low_band) = if pauses_come {
+            (
+                self.config.speech_high_band_ms,
+                self.config.speech_low_band_ms,
+            )
         } else {
-            self.config.high_band_ms
+            (self.config.high_band_ms, self.config.low_band_ms)
         };
-        let low = target - self.config.low_band_ms;
+        let low = target
+            - if pause {
+                self.config.low_band_ms
+            } else {
+                speech_low_band
+            };
         if pause {
             let excess = if self.level_filter > target + self.config.high_band_ms {
                 ((self.level_filter - target) * PER_MS) as usize
@@ -992,6 +1011,10 @@ mod tests {
             },
             JitterConfig {
                 reorder_window_ms: f64::NAN,
+                ..d.clone()
+            },
+            JitterConfig {
+                speech_low_band_ms: -1.0,
                 ..d.clone()
             },
             JitterConfig {

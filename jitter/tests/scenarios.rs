@@ -57,13 +57,18 @@ struct Run {
 }
 
 /// Delivers `(packet, arrival ms)` and pulls every 10 ms for `seconds`.
-fn run(mut arrivals: Vec<(RtpPacket, f64)>, seconds: f64) -> Run {
+fn run(arrivals: Vec<(RtpPacket, f64)>, seconds: f64) -> Run {
+    run_with(JitterConfig::default(), arrivals, seconds)
+}
+
+/// [`run`] with a buffer of `config`.
+fn run_with(config: JitterConfig, mut arrivals: Vec<(RtpPacket, f64)>, seconds: f64) -> Run {
     arrivals.sort_by(|a, b| a.1.total_cmp(&b.1));
     let last_ts = arrivals.iter().map(|(p, _)| p.timestamp).max();
     let mut at_last_packet = None;
     let mut delays = Vec::new();
     let dec = OpusDecoder::new(48_000, 1).unwrap();
-    let mut jb = JitterBuffer::new(JitterConfig::default(), Box::new(dec)).unwrap();
+    let mut jb = JitterBuffer::new(config, Box::new(dec)).unwrap();
     let t0 = Instant::now();
     let at = |ms: f64| t0 + Duration::from_secs_f64(ms / 1000.0);
     let mut next = arrivals.into_iter().peekable();
@@ -486,6 +491,41 @@ fn a_small_excess_is_removed_in_the_pauses_not_in_speech() {
     assert!(at_end <= 40.0, "{at_end}");
 }
 
+#[test]
+fn a_rising_target_adds_delay_in_the_pauses_not_in_speech() {
+    let pcm = talkspurts(12);
+    let ps = packets(&pcm, 6, 0, false);
+    // Steady 30 ms for 3 s, then every fifth packet 50 ms slower: the
+    // target rises while the level of the others stays where it was.
+    let arrivals = arriving(ps, |k| {
+        let slow = k >= 150 && k % 5 == 0;
+        k as f64 * 20.0 + 30.0 + if slow { 50.0 } else { 0.0 }
+    });
+    let r = run(arrivals, 17.0);
+    let mut expanded = 0;
+    for (k, op) in r.ops.iter().enumerate() {
+        if *op == Operation::PreemptiveExpand {
+            expanded += 1;
+            let block = &r.audio[k * 480..(k + 1) * 480];
+            assert!(
+                sotto_jitter::stretch::is_quiet(block),
+                "block {k} slowed in speech"
+            );
+        }
+    }
+    assert!(expanded > 0);
+    // The delay did rise, to cover the slow packets without late loss.
+    let early = r.delays[..100].iter().copied().fold(0.0, f64::max);
+    let late = r.delays[r.delays.len() - 100..]
+        .iter()
+        .copied()
+        .fold(f64::MAX, f64::min);
+    assert!(late >= early + 30.0, "{early} -> {late}");
+    // Only slow packets of the first second, before the target rose, were
+    // late.
+    assert!(r.jb.stats().packets_discarded <= 10, "{:?}", r.jb.stats());
+}
+
 /// (packet index, sample offset within its pull) of every packet played.
 fn start_offsets(r: &Run) -> Vec<(u32, usize)> {
     r.events
@@ -503,8 +543,9 @@ fn start_offsets(r: &Run) -> Vec<(u32, usize)> {
 fn pauses_put_packet_starts_back_on_pull_boundaries() {
     let pcm = talkspurts(10);
     let ps = packets(&pcm, 6, 0, false);
-    // Steady for 3 s, then 0-40 ms of jitter: the target rises and the
-    // tone is stretched by pitch periods, so packets start mid-pull.
+    // Steady for 3 s, then 0-40 ms of jitter: the target rises and (with
+    // speech slowed as soon as the level is under target) the tone is
+    // stretched by pitch periods, so packets start mid-pull.
     let arrivals = arriving(ps, |k| {
         let jitter = if k >= 150 {
             ((k * 37) % 41) as f64
@@ -513,7 +554,11 @@ fn pauses_put_packet_starts_back_on_pull_boundaries() {
         };
         k as f64 * 20.0 + 30.0 + jitter
     });
-    let r = run(arrivals, 14.3);
+    let config = JitterConfig {
+        speech_low_band_ms: 2.0,
+        ..JitterConfig::default()
+    };
+    let r = run_with(config, arrivals, 14.3);
     let offsets = start_offsets(&r);
     assert!(offsets.iter().any(|&(_, o)| o != 0), "no stretch happened");
     // Audio of the previous packet queued in front of a packet delays it

@@ -103,6 +103,9 @@ struct EvalArgs {
     /// Tuning: how far above target before accelerating speech, ms (default 80).
     #[arg(long)]
     speech_high_band_ms: Option<f64>,
+    /// Tuning: how far below target before stretching speech, ms (default 2).
+    #[arg(long)]
+    speech_low_band_ms: Option<f64>,
     /// Tuning: margin added to the network target, ms (default 20).
     #[arg(long)]
     margin_ms: Option<f64>,
@@ -261,6 +264,7 @@ fn run(args: &EvalArgs) -> Result<()> {
     j.reorder_window_ms = args.reorder_window_ms.unwrap_or(j.reorder_window_ms);
     j.high_band_ms = args.high_band_ms.unwrap_or(j.high_band_ms);
     j.speech_high_band_ms = args.speech_high_band_ms.unwrap_or(j.speech_high_band_ms);
+    j.speech_low_band_ms = args.speech_low_band_ms.unwrap_or(j.speech_low_band_ms);
     let trace_name = Path::new(&args.trace)
         .file_name()
         .map_or(args.trace.clone(), |n| n.to_string_lossy().into_owned());
