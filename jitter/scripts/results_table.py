@@ -71,6 +71,8 @@ def main(path):
             if paused:
                 q1, x1, n1 = max(paused)
                 pesq += f"; in pauses only: {q1:.2f} at {x1:.2f}x Speex ({n1})"
+            else:
+                pesq += "; in pauses only: none at <= 0.8x Speex"
         else:
             pesq = "n/a (not LTE)"
         print(f"| {r['trace']} | {late} | {vs_speex} | {vs_oracle} | {pesq} |")
