@@ -87,6 +87,13 @@ pub struct JitterConfig {
     pub speech_low_band_ms: f64,
     /// See `speech_high_band_ms`, ms.
     pub pause_window_ms: f64,
+    /// A pause is shortened or lengthened only once it has lasted this
+    /// long (quiet decoded audio), ms, unless the level is over target by
+    /// the speech band: a short quiet stretch may be a gap between words
+    /// of a phrase, and each edit there moves the words after it against
+    /// those before, which PESQ-WB counts (many small cuts add up); a
+    /// longer pause ends a phrase.
+    pub pause_edit_after_ms: f64,
     /// Above target plus this, old packets are dropped to cut the delay
     /// at once (after an outage delivered a backlog), ms.
     pub flush_excess_ms: f64,
@@ -120,6 +127,7 @@ impl Default for JitterConfig {
             high_band_ms: 15.0,
             speech_high_band_ms: 80.0,
             speech_low_band_ms: f64::INFINITY,
+            pause_edit_after_ms: 40.0,
             pause_window_ms: 3_000.0,
             flush_excess_ms: 300.0,
             max_conceal_gap_ms: 100.0,
@@ -146,6 +154,7 @@ impl JitterConfig {
             ("high_band_ms", self.high_band_ms),
             ("speech_high_band_ms", self.speech_high_band_ms),
             ("pause_window_ms", self.pause_window_ms),
+            ("pause_edit_after_ms", self.pause_edit_after_ms),
             ("flush_excess_ms", self.flush_excess_ms),
             ("max_conceal_gap_ms", self.max_conceal_gap_ms),
             ("reset_jump_ms", self.reset_jump_ms),
@@ -216,6 +225,8 @@ pub struct JitterBuffer {
     epoch: Option<Instant>,
     /// When a pause (near-silent frame) was last decoded, ms.
     last_pause_ms: Option<f64>,
+    /// How long the pause being decoded has lasted before this frame, ms.
+    pause_run_ms: f64,
     /// Smoothed buffering of decoded packets relative to the fastest
     /// recent packet (their wait plus their relative delay), ms.
     level_filter: f64,
@@ -284,6 +295,7 @@ impl JitterBuffer {
             epoch: None,
             level_filter: 0.0,
             last_pause_ms: None,
+            pause_run_ms: 0.0,
             markers: VecDeque::new(),
             appended: 0,
             emitted: 0,
@@ -384,6 +396,7 @@ impl JitterBuffer {
         self.highest_seq = None;
         self.level_filter = 0.0;
         self.last_pause_ms = None;
+        self.pause_run_ms = 0.0;
         self.last_reorder_ms = None;
         self.waited = 0;
         self.ssrc = Some(ssrc);
@@ -753,8 +766,8 @@ impl JitterBuffer {
         target: f64,
     ) -> Operation {
         self.level_filter += (offset_ms - self.level_filter) / 4.0;
-        let pause = stretch::is_pause(pcm);
-        if pause {
+        let quiet = stretch::is_pause(pcm);
+        if quiet {
             self.last_pause_ms = Some(now_ms);
         }
         let pauses_come = self
@@ -767,6 +780,16 @@ impl JitterBuffer {
             )
         } else {
             (self.config.high_band_ms, self.config.low_band_ms)
+        };
+        // Only a pause that has lasted a while is edited, unless the
+        // excess is so large that speech would be accelerated.
+        let pause = quiet
+            && (self.pause_run_ms >= self.config.pause_edit_after_ms
+                || self.level_filter > target + speech_band);
+        self.pause_run_ms = if quiet {
+            self.pause_run_ms + pcm.len() as f64 / PER_MS
+        } else {
+            0.0
         };
         let low = target
             - if pause {
@@ -789,7 +812,7 @@ impl JitterBuffer {
                 return Operation::Accelerate;
             }
         }
-        if !pause && self.level_filter > target + speech_band {
+        if !quiet && self.level_filter > target + speech_band {
             if let Some(j) = stretch::find_join(pcm, 0) {
                 let removed = stretch::accelerate(pcm, 0, j.period);
                 self.stats.removed_samples_for_acceleration += removed as u64;

@@ -46,6 +46,8 @@ struct Run {
     audio: Vec<i16>,
     ops: Vec<Operation>,
     events: Vec<Event>,
+    /// The pull (10 ms tick) each event came out of.
+    event_ticks: Vec<usize>,
     timestamps: Vec<Option<u32>>,
     jb: JitterBuffer,
     /// Statistics when the last packet sent started playing (after it,
@@ -73,6 +75,7 @@ fn run_with(config: JitterConfig, mut arrivals: Vec<(RtpPacket, f64)>, seconds: 
     let at = |ms: f64| t0 + Duration::from_secs_f64(ms / 1000.0);
     let mut next = arrivals.into_iter().peekable();
     let (mut audio, mut ops, mut events, mut timestamps) = (vec![], vec![], vec![], vec![]);
+    let mut event_ticks = vec![];
     let mut out = Vec::new();
     for tick in 0..(seconds * 100.0) as usize {
         let now = tick as f64 * 10.0;
@@ -98,12 +101,14 @@ fn run_with(config: JitterConfig, mut arrivals: Vec<(RtpPacket, f64)>, seconds: 
                 delays.push(now + offset as f64 / 48.0 - f64::from(timestamp) / 48.0);
             }
             events.push(e);
+            event_ticks.push(tick);
         }
     }
     Run {
         audio,
         ops,
         events,
+        event_ticks,
         timestamps,
         jb,
         at_last_packet,
@@ -524,6 +529,52 @@ fn a_rising_target_adds_delay_in_the_pauses_not_in_speech() {
     // Only slow packets of the first second, before the target rose, were
     // late.
     assert!(r.jb.stats().packets_discarded <= 10, "{:?}", r.jb.stats());
+}
+
+#[test]
+fn short_pauses_inside_speech_are_not_edited() {
+    // Talkspurts of four 160 ms tones with 60 ms gaps (as between the
+    // words of a phrase), then a 400 ms pause: 64 frames a cycle, the
+    // long pause from frame 44 of each.
+    let mut pcm = Vec::new();
+    for _ in 0..12 {
+        for _ in 0..4 {
+            pcm.extend(tone(0.16));
+            pcm.extend(std::iter::repeat_n(0i16, 3 * FRAME));
+        }
+        pcm.extend(std::iter::repeat_n(0i16, 20 * FRAME));
+    }
+    let ps = packets(&pcm, 7, 0, false);
+    // Steady 30 ms but for a 60 ms freeze at 3 s: the buffer then holds
+    // about 60 ms too much, which the pauses take back.
+    let arrivals = arriving(ps, |k| {
+        if (150..153).contains(&k) {
+            3_090.0
+        } else {
+            k as f64 * 20.0 + 30.0
+        }
+    });
+    let r = run(arrivals, 17.0);
+    assert!(
+        r.jb.stats().removed_samples_for_acceleration >= 48 * 40,
+        "{:?}",
+        r.jb.stats()
+    );
+    // Every frame cut (decoded in a pull that accelerated) lies in a long
+    // pause, none in the gaps between the words.
+    let cut: Vec<u32> = r
+        .events
+        .iter()
+        .zip(&r.event_ticks)
+        .filter_map(|(e, &tick)| match e {
+            Event::Played { timestamp, .. } if r.ops[tick] == Operation::Accelerate => {
+                Some(timestamp / FRAME as u32)
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(!cut.is_empty());
+    assert!(cut.iter().all(|f| f % 64 >= 44), "{cut:?}");
 }
 
 /// (packet index, sample offset within its pull) of every packet played.

@@ -106,6 +106,9 @@ struct EvalArgs {
     /// Tuning: how far below target before stretching speech, ms (default 2).
     #[arg(long)]
     speech_low_band_ms: Option<f64>,
+    /// Tuning: a pause is edited only once it has lasted this long, ms (default 0).
+    #[arg(long)]
+    pause_edit_after_ms: Option<f64>,
     /// Tuning: margin added to the network target, ms (default 20).
     #[arg(long)]
     margin_ms: Option<f64>,
@@ -265,6 +268,7 @@ fn run(args: &EvalArgs) -> Result<()> {
     j.high_band_ms = args.high_band_ms.unwrap_or(j.high_band_ms);
     j.speech_high_band_ms = args.speech_high_band_ms.unwrap_or(j.speech_high_band_ms);
     j.speech_low_band_ms = args.speech_low_band_ms.unwrap_or(j.speech_low_band_ms);
+    j.pause_edit_after_ms = args.pause_edit_after_ms.unwrap_or(j.pause_edit_after_ms);
     let trace_name = Path::new(&args.trace)
         .file_name()
         .map_or(args.trace.clone(), |n| n.to_string_lossy().into_owned());
