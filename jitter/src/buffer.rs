@@ -6,10 +6,13 @@
 //! concealment), rebuild a lost packet from the next packet's FEC, conceal
 //! with the codec's PLC (waiting for a late packet, or replacing a lost
 //! one), or play comfort noise during DTX. The buffer level is steered
-//! towards a target derived from the [`DelayEstimator`]. Excess delay is
-//! shed in pauses, where a cut is inaudible (and also puts the next packet
-//! on a pull boundary); speech is accelerated only when the excess is large
-//! or no pause has come for a while.
+//! towards a target derived from the [`DelayEstimator`]. The delay is
+//! changed in pauses, where an edit is inaudible: excess is cut there (the
+//! cut also puts the next packet on a pull boundary) and a shortfall is
+//! made up there, and only in pauses long enough to end a phrase, so the
+//! words of a phrase keep their timing. Speech is accelerated only when
+//! the excess is large, and stretched only when no pause has come for a
+//! while.
 
 use std::collections::VecDeque;
 use std::time::Instant;
