@@ -133,6 +133,8 @@ pub struct Segment {
 ///
 /// Exact: a dynamic programme over (segment, late packets, offset), with a
 /// running minimum over the offsets the previous segment may fall from.
+/// It keeps a back-pointer per state: segments x (budget + 1) x offsets x
+/// 2 bytes (about 170 MB peak for 120 s of ATT up at 6.4 % late).
 pub fn schedule_with_cuts(
     segments: &[Segment],
     budget: usize,
