@@ -456,34 +456,42 @@ fn talkspurts(spurts: usize) -> Vec<i16> {
     pcm
 }
 
-#[test]
-fn a_small_excess_is_removed_in_the_pauses_not_in_speech() {
-    let pcm = talkspurts(10);
-    let ps = packets(&pcm, 5, 0, false);
-    // Steady 30 ms, except a 60 ms freeze at 3 s: the buffer waits
-    // through it, then holds about 60 ms too much, under the speech band.
-    let arrivals = arriving(ps, |k| {
+/// Asserts that every 10 ms block whose pull did `op` is quiet (the
+/// stretch fell in a pause, not in speech); returns how many there were.
+fn quiet_wherever(r: &Run, op: Operation) -> usize {
+    let mut n = 0;
+    for (k, _) in r.ops.iter().enumerate().filter(|(_, o)| **o == op) {
+        n += 1;
+        let block = &r.audio[k * 480..(k + 1) * 480];
+        assert!(
+            sotto_jitter::stretch::is_quiet(block),
+            "block {k} ({op:?}) in speech"
+        );
+    }
+    n
+}
+
+/// Steady 30 ms transit, but for a 60 ms freeze at 3 s (packets 150-152
+/// arrive together with packet 153, at 3.09 s).
+fn frozen_at_3s(ps: Vec<RtpPacket>) -> Vec<(RtpPacket, f64)> {
+    arriving(ps, |k| {
         if (150..153).contains(&k) {
             3_090.0
         } else {
             k as f64 * 20.0 + 30.0
         }
-    });
-    let r = run(arrivals, 14.0);
+    })
+}
+
+#[test]
+fn a_small_excess_is_removed_in_the_pauses_not_in_speech() {
+    let pcm = talkspurts(10);
+    // The buffer waits through the freeze, then holds about 60 ms too
+    // much, under the speech band.
+    let r = run(frozen_at_3s(packets(&pcm, 5, 0, false)), 14.0);
     let s = r.jb.stats();
     assert!(s.removed_samples_for_acceleration >= 48 * 40, "{s:?}");
-    let mut accelerated = 0;
-    for (k, op) in r.ops.iter().enumerate() {
-        if *op == Operation::Accelerate {
-            accelerated += 1;
-            let block = &r.audio[k * 480..(k + 1) * 480];
-            assert!(
-                sotto_jitter::stretch::is_quiet(block),
-                "block {k} accelerated in speech"
-            );
-        }
-    }
-    assert!(accelerated > 0);
+    assert!(quiet_wherever(&r, Operation::Accelerate) > 0);
     // The wait put the delay up by about 60 ms; the pauses took it back to
     // the steady 30 ms transit plus less than the 15 ms band (on the pull
     // grid: 40 ms).
@@ -507,18 +515,7 @@ fn a_rising_target_adds_delay_in_the_pauses_not_in_speech() {
         k as f64 * 20.0 + 30.0 + if slow { 50.0 } else { 0.0 }
     });
     let r = run(arrivals, 17.0);
-    let mut expanded = 0;
-    for (k, op) in r.ops.iter().enumerate() {
-        if *op == Operation::PreemptiveExpand {
-            expanded += 1;
-            let block = &r.audio[k * 480..(k + 1) * 480];
-            assert!(
-                sotto_jitter::stretch::is_quiet(block),
-                "block {k} slowed in speech"
-            );
-        }
-    }
-    assert!(expanded > 0);
+    assert!(quiet_wherever(&r, Operation::PreemptiveExpand) > 0);
     // The delay did rise, to cover the slow packets without late loss.
     let early = r.delays[..100].iter().copied().fold(0.0, f64::max);
     let late = r.delays[r.delays.len() - 100..]
@@ -544,17 +541,9 @@ fn short_pauses_inside_speech_are_not_edited() {
         }
         pcm.extend(std::iter::repeat_n(0i16, 20 * FRAME));
     }
-    let ps = packets(&pcm, 7, 0, false);
-    // Steady 30 ms but for a 60 ms freeze at 3 s: the buffer then holds
-    // about 60 ms too much, which the pauses take back.
-    let arrivals = arriving(ps, |k| {
-        if (150..153).contains(&k) {
-            3_090.0
-        } else {
-            k as f64 * 20.0 + 30.0
-        }
-    });
-    let r = run(arrivals, 17.0);
+    // After the freeze the buffer holds about 60 ms too much, which the
+    // pauses take back.
+    let r = run(frozen_at_3s(packets(&pcm, 7, 0, false)), 17.0);
     assert!(
         r.jb.stats().removed_samples_for_acceleration >= 48 * 40,
         "{:?}",
