@@ -104,3 +104,29 @@ fn block_on(f: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCod
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn callee(args: &[&str]) -> String {
+        match Cli::try_parse_from(args).map(|c| c.command) {
+            Ok(Command::Call(a)) => a.user,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_device_id_starting_with_a_hyphen_can_be_called() {
+        // A real id from a run where `sotto call` refused it as a flag.
+        let id = "-gfDc0NvdVrWK50yd0ho5Q";
+        assert_eq!(callee(&["sotto", "call", id, "--seconds", "3"]), id);
+        assert_eq!(callee(&["sotto", "call", "--seconds", "3", id]), id);
+        assert_eq!(callee(&["sotto", "call", "alice", "--relay-only"]), "alice");
+        // Options after it are still options.
+        match Cli::try_parse_from(["sotto", "call", id, "--seconds", "3"]).map(|c| c.command) {
+            Ok(Command::Call(a)) => assert_eq!(a.opts.seconds, Some(3)),
+            other => panic!("{other:?}"),
+        }
+    }
+}

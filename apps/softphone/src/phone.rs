@@ -84,10 +84,12 @@ pub struct CallOpts {
 /// `sotto call <user>`.
 #[derive(Debug, clap::Args)]
 pub struct CallArgs {
-    /// A contact name from config.toml, or a device id.
+    /// A contact name from config.toml, or a device id. Ids are base64url
+    /// and one in 64 starts with '-', so a leading hyphen is a value here.
+    #[arg(allow_hyphen_values = true)]
     pub user: String,
     #[command(flatten)]
-    opts: CallOpts,
+    pub(crate) opts: CallOpts,
 }
 
 /// `sotto listen`.
