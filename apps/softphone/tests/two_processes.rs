@@ -203,8 +203,11 @@ impl World {
         tokio::task::spawn_blocking(move || {
             let mut bob = Proc::spawn(&bargs);
             bob.wait_line("listening as");
-            let alice = Proc::spawn(&aargs);
-            (alice.finish(), bob.finish())
+            let alice = Proc::spawn(&aargs).finish();
+            // A caller that failed leaves the callee listening: say why
+            // now rather than after bob's 60 s guard.
+            assert!(alice.0.success(), "alice: {:?} {:?}", alice.0, alice.1);
+            (alice, bob.finish())
         })
         .await
         .unwrap()
