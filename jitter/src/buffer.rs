@@ -20,7 +20,7 @@ use std::time::Instant;
 use sotto_codecs::Decoder;
 
 use crate::error::JitterError;
-use crate::estimator::{DelayEstimator, EstimatorConfig, non_negative};
+use crate::estimator::{DelayEstimator, EstimatorConfig, non_negative, non_negative_or_infinite};
 use crate::packet::{DiscardReason, Event, Operation, Recovery, RtpPacket};
 use crate::packet_buffer::{PacketBuffer, Stored};
 use crate::stats::JitterStats;
@@ -165,14 +165,11 @@ impl JitterConfig {
         .map_err(JitterError::Config)?;
         // Infinite is allowed here: missing packets are always possibly
         // late; speech is never slowed while pauses come.
-        for (name, v) in [
+        non_negative_or_infinite(&[
             ("reorder_window_ms", self.reorder_window_ms),
             ("speech_low_band_ms", self.speech_low_band_ms),
-        ] {
-            if v.is_nan() || v < 0.0 {
-                return bad(format!("{name} {v} must be >= 0"));
-            }
-        }
+        ])
+        .map_err(JitterError::Config)?;
         if self.min_target_ms > self.max_target_ms {
             return bad(format!(
                 "min_target_ms {} is above max_target_ms {}",

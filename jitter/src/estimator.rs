@@ -95,6 +95,15 @@ pub(crate) fn non_negative(settings: &[(&str, f64)]) -> Result<(), String> {
     }
 }
 
+/// Checks that each named setting is not negative (nor NaN); infinity is
+/// allowed, for settings where it means "always" or "never".
+pub(crate) fn non_negative_or_infinite(settings: &[(&str, f64)]) -> Result<(), String> {
+    match settings.iter().find(|(_, v)| v.is_nan() || *v < 0.0) {
+        Some((name, v)) => Err(format!("{name} {v} must be >= 0")),
+        None => Ok(()),
+    }
+}
+
 /// Most histogram buckets a configuration may ask for (memory stays
 /// bounded: 8 bytes each).
 pub const MAX_BUCKETS: usize = 100_000;
