@@ -103,10 +103,10 @@ struct EvalArgs {
     /// Tuning: how far above target before accelerating speech, ms (default 80).
     #[arg(long)]
     speech_high_band_ms: Option<f64>,
-    /// Tuning: how far below target before stretching speech, ms (default 2).
+    /// Tuning: how far below target before stretching speech while pauses come, ms (default: infinite, never).
     #[arg(long)]
     speech_low_band_ms: Option<f64>,
-    /// Tuning: a pause is edited only once it has lasted this long, ms (default 0).
+    /// Tuning: a pause is edited only once it has lasted this long, ms (default 40).
     #[arg(long)]
     pause_edit_after_ms: Option<f64>,
     /// Tuning: margin added to the network target, ms (default 20).

@@ -854,6 +854,16 @@ mod tests {
         assert!(get("speex").concealment < 0.5, "{:?}", get("speex"));
         let sotto = &report.buffers[0].0;
         assert!(sotto.stats.as_ref().unwrap().jitter_buffer_emitted_count > 0);
+        // The CSV has a row per frame, with its pause flag and every buffer.
+        let csv = report::csv(&report);
+        let mut lines = csv.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        assert_eq!(header[4], "quiet");
+        assert_eq!(header.len(), 5 + names.len());
+        let quiet: Vec<bool> = lines.map(|l| l.split(',').nth(4) == Some("1")).collect();
+        let sent: Vec<bool> = report.frames.iter().map(|f| f.quiet).collect();
+        assert_eq!(quiet, sent);
+        assert!(sent.contains(&true) && sent.contains(&false));
     }
 
     #[test]

@@ -9,11 +9,12 @@ use sotto_codecs::wav::{self, Clip};
 
 use super::{EvalError, EvalReport};
 
-/// Writes one row per transmitted packet: frame, send and arrival time,
-/// network delay, then each buffer's playout delay (empty when the frame
+/// The per-packet CSV: one row per transmitted packet with its frame,
+/// send and arrival time, network delay, whether its audio is a pause (1)
+/// or speech (0), then each buffer's playout delay (empty when the frame
 /// was not played).
-pub fn write_csv(path: &Path, report: &EvalReport) -> Result<(), EvalError> {
-    let mut text = String::from("frame,send_ms,arrival_ms,network_delay_ms");
+pub fn csv(report: &EvalReport) -> String {
+    let mut text = String::from("frame,send_ms,arrival_ms,network_delay_ms,quiet");
     for (run, _) in &report.buffers {
         let _ = write!(text, ",{}_playout_delay_ms", run.name);
     }
@@ -26,6 +27,7 @@ pub fn write_csv(path: &Path, report: &EvalReport) -> Result<(), EvalError> {
             }
             None => text.push_str(",,"),
         }
+        let _ = write!(text, ",{}", u8::from(f.quiet));
         for (run, _) in &report.buffers {
             match run.playout_ms.get(&f.frame) {
                 Some(t) => {
@@ -36,9 +38,14 @@ pub fn write_csv(path: &Path, report: &EvalReport) -> Result<(), EvalError> {
         }
         text.push('\n');
     }
+    text
+}
+
+/// Writes [`csv`] to `path`.
+pub fn write_csv(path: &Path, report: &EvalReport) -> Result<(), EvalError> {
     let mut file = std::fs::File::create(path)
         .map_err(|e| EvalError::Input(format!("{}: {e}", path.display())))?;
-    file.write_all(text.as_bytes())
+    file.write_all(csv(report).as_bytes())
         .map_err(|e| EvalError::Input(format!("{}: {e}", path.display())))
 }
 
