@@ -471,15 +471,14 @@ fn quiet_wherever(r: &Run, op: Operation) -> usize {
     n
 }
 
-/// Steady 30 ms transit, but for a 60 ms freeze at 3 s (packets 150-152
-/// arrive together with packet 153, at 3.09 s).
-fn frozen_at_3s(ps: Vec<RtpPacket>) -> Vec<(RtpPacket, f64)> {
+/// Steady 30 ms transit, but for a freeze of `frames` packets at 3 s
+/// (packets 150.. arrive together with the first packet after them: for
+/// 3 frames, packets 150-152 with packet 153, at 3.09 s).
+fn frozen_at_3s(ps: Vec<RtpPacket>, frames: usize) -> Vec<(RtpPacket, f64)> {
+    let end = 150 + frames;
     arriving(ps, |k| {
-        if (150..153).contains(&k) {
-            3_090.0
-        } else {
-            k as f64 * 20.0 + 30.0
-        }
+        let k = if (150..end).contains(&k) { end } else { k };
+        k as f64 * 20.0 + 30.0
     })
 }
 
@@ -488,7 +487,7 @@ fn a_small_excess_is_removed_in_the_pauses_not_in_speech() {
     let pcm = talkspurts(10);
     // The buffer waits through the freeze, then holds about 60 ms too
     // much, under the speech band.
-    let r = run(frozen_at_3s(packets(&pcm, 5, 0, false)), 14.0);
+    let r = run(frozen_at_3s(packets(&pcm, 5, 0, false), 3), 14.0);
     let s = r.jb.stats();
     assert!(s.removed_samples_for_acceleration >= 48 * 40, "{s:?}");
     assert!(quiet_wherever(&r, Operation::Accelerate) > 0);
@@ -501,6 +500,27 @@ fn a_small_excess_is_removed_in_the_pauses_not_in_speech() {
         .copied()
         .fold(0.0, f64::max);
     assert!(worst >= 80.0, "{worst}");
+    assert!(at_end <= 40.0, "{at_end}");
+}
+
+#[test]
+fn the_backlog_of_a_long_freeze_is_removed_in_the_pauses_not_in_speech() {
+    let pcm = talkspurts(12);
+    // A 340 ms freeze: the buffer waits through it, then holds about
+    // 340 ms too much. Less than the speech band (400 ms) and the flush
+    // threshold (1 s): the pauses take it all back; no speech is
+    // accelerated and no audio dropped.
+    let r = run(frozen_at_3s(packets(&pcm, 8, 0, false), 17), 17.0);
+    let s = r.jb.stats();
+    assert!(s.removed_samples_for_acceleration >= 48 * 300, "{s:?}");
+    assert!(quiet_wherever(&r, Operation::Accelerate) > 0);
+    assert_eq!(s.packets_discarded, 0, "{s:?}");
+    let worst = r.delays.iter().copied().fold(0.0, f64::max);
+    let at_end = r.delays[r.delays.len() - 100..]
+        .iter()
+        .copied()
+        .fold(0.0, f64::max);
+    assert!(worst >= 350.0, "{worst}");
     assert!(at_end <= 40.0, "{at_end}");
 }
 
@@ -543,7 +563,7 @@ fn short_pauses_inside_speech_are_not_edited() {
     }
     // After the freeze the buffer holds about 60 ms too much, which the
     // pauses take back.
-    let r = run(frozen_at_3s(packets(&pcm, 7, 0, false)), 17.0);
+    let r = run(frozen_at_3s(packets(&pcm, 7, 0, false), 3), 17.0);
     assert!(
         r.jb.stats().removed_samples_for_acceleration >= 48 * 40,
         "{:?}",

@@ -94,13 +94,13 @@ struct EvalArgs {
     /// Tuning: peak decay after the hold, ms per second (default 100).
     #[arg(long)]
     peak_decay: Option<f64>,
-    /// Tuning: backlog above target that is dropped at once, ms (default 300).
+    /// Tuning: backlog above target that is dropped at once, ms (default 1000).
     #[arg(long)]
     flush_excess_ms: Option<f64>,
     /// Tuning: how far above target before shortening a quiet frame, ms (default 15).
     #[arg(long)]
     high_band_ms: Option<f64>,
-    /// Tuning: how far above target before accelerating speech, ms (default 80).
+    /// Tuning: how far above target before accelerating speech while pauses come, ms (default 400).
     #[arg(long)]
     speech_high_band_ms: Option<f64>,
     /// Tuning: how far below target before stretching speech while pauses come, ms (default: infinite, never).
