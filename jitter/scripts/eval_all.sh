@@ -3,6 +3,9 @@
 # and collects the final JSON line of each run in $OUT/all.jsonl. Each
 # run adds the oracle at the goal's 1 % late loss (`oracle_late1`).
 # Usage: jitter/scripts/eval_all.sh [SECONDS] [OUT] [extra eval flags...]
+# SOTTO_TRACES=DIR takes the traces from DIR instead (same subfolders:
+# mahimahi/, cicv5g/, deterministic6g/; missing ones are skipped), e.g.
+# testdata/traces/unseen for the traces no setting was tuned on.
 set -euo pipefail
 SECONDS_OF_SPEECH=${1:-120}
 OUT=${2:-jitter-eval}
@@ -17,6 +20,7 @@ PY=${SOTTO_PYTHON:-$CARGO_TARGET_DIR/py-venv/bin/python3}
 mkdir -p "$OUT"
 : > "$OUT/all.jsonl"
 for trace in "$DATA"/mahimahi/* "$DATA"/cicv5g/* "$DATA"/deterministic6g/*; do
+  [ -f "$trace" ] || continue
   case "$trace" in
     */mahimahi/*) fmt=mahimahi ;;
     */deterministic6g/*) fmt=histogram ;;

@@ -9,7 +9,12 @@ import sys
 
 ROWS = ["sotto", "speex", "oracle", "oracle_pauses", "oracle_speex", "oracle_late1",
         "oracle_pauses_late1", "fixed_80", "fixed_200"]
-LTE = ("ATT", "TMobile", "Verizon")
+
+
+def is_lte(trace):
+    """An LTE capacity trace (mahimahi names: Carrier-LTE-...), where the
+    goal also asks for PESQ-WB; not UMTS or EVDO."""
+    return "-LTE-" in trace
 
 
 def pct(x):
@@ -49,7 +54,7 @@ def main(path):
                          f"pull floor {r['pull_floor_delay_ms'] / sp['mean_delay_ms']:.2f}x")
         ro = s["mean_delay_ms"] / o["mean_delay_ms"]
         vs_oracle = met(ro <= 1.25, f"{ro:.2f}x")
-        if r["trace"].startswith(LTE):
+        if is_lte(r["trace"]):
             ref = r["lossless_opus_pesq_wb"]
             q = s["pesq_wb"]
             pesq = met(q is not None and ref - q <= 0.3,
