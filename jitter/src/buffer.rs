@@ -77,10 +77,11 @@ pub struct JitterConfig {
     /// accelerated, ms. Much wider than `high_band_ms`: a stretch inside
     /// speech is heard (and shifts the words against each other), one in a
     /// pause is not, so the excess a wait leaves behind is removed in the
-    /// pauses, each pause taking up to three quarters of its length. One
-    /// pitch period taken out of a word costs little (PESQ-WB 4.64 -> 4.59
-    /// in a 12 s window, benches/RESULTS.md), but a backlog of a few
-    /// hundred ms sped through in speech takes dozens of them. Applies only while pauses come: after
+    /// pauses (whole 10 ms pulls cut from quiet frames, up to 10 ms from
+    /// each quiet 20 ms frame). One pitch period taken out of a word costs
+    /// little (PESQ-WB 4.64 -> 4.59 in a 12 s window, benches/RESULTS.md),
+    /// but a backlog of a few hundred ms sped through in speech takes
+    /// dozens of them. Applies only while pauses come: after
     /// `pause_window_ms` without a pause (music, a tone, non-stop talk)
     /// speech is accelerated at `high_band_ms`.
     pub speech_high_band_ms: f64,
