@@ -347,6 +347,26 @@ fn sender_clock_slow_by_100_ppm_is_absorbed_without_underruns() {
     assert!(s.concealed_samples <= 4 * 480, "{s:?}");
 }
 
+/// The packets a DTX sender transmits, with their frame index: DTX
+/// frames only as the first of a run.
+fn transmitted(all: Vec<RtpPacket>) -> Vec<(usize, RtpPacket)> {
+    let enc = OpusEncoder::new(OpusConfig {
+        dtx: true,
+        ..OpusConfig::default()
+    })
+    .unwrap();
+    let mut prev_dtx = false;
+    all.into_iter()
+        .enumerate()
+        .filter(|(_, p)| {
+            let d = enc.is_dtx(&p.payload);
+            let keep = !d || !prev_dtx;
+            prev_dtx = d;
+            keep
+        })
+        .collect()
+}
+
 #[test]
 fn dtx_pause_plays_comfort_noise_not_concealment() {
     let speech = sotto_codecs::wav::read(concat!(
@@ -357,24 +377,10 @@ fn dtx_pause_plays_comfort_noise_not_concealment() {
     let mut pcm = speech.samples.clone();
     pcm.extend(std::iter::repeat_n(0i16, 48_000 * 2));
     pcm.extend_from_slice(&speech.samples);
-    let enc = OpusEncoder::new(OpusConfig {
-        dtx: true,
-        ..OpusConfig::default()
-    })
-    .unwrap();
     let all = packets(&pcm, 3, 0, true);
     let total = all.len();
-    // The sender does not transmit DTX frames, except the first of a run.
-    let mut prev_dtx = false;
-    let sent: Vec<_> = all
+    let sent: Vec<_> = transmitted(all)
         .into_iter()
-        .enumerate()
-        .filter(|(_, p)| {
-            let d = enc.is_dtx(&p.payload);
-            let keep = !d || !prev_dtx;
-            prev_dtx = d;
-            keep
-        })
         .map(|(k, p)| (p, k as f64 * 20.0 + 30.0))
         .collect();
     let n_sent = sent.len();
@@ -522,6 +528,45 @@ fn the_backlog_of_a_long_freeze_is_removed_in_the_pauses_not_in_speech() {
         .fold(0.0, f64::max);
     assert!(worst >= 350.0, "{worst}");
     assert!(at_end <= 40.0, "{at_end}");
+}
+
+#[test]
+fn a_dtx_pause_takes_back_the_backlog_of_the_talkspurt_before_it() {
+    // 2 s of tone with a 340 ms freeze at 1 s, 2 s of silence (DTX, as
+    // while the other party talks), 2 s of tone. Bands so wide that
+    // nothing is accelerated: the first talkspurt keeps its backlog to
+    // its end, and only the DTX pause can take it back.
+    let mut pcm = tone(2.0);
+    pcm.extend(std::iter::repeat_n(0i16, 2 * 48_000));
+    pcm.extend(tone(2.0));
+    let sent: Vec<_> = transmitted(packets(&pcm, 9, 0, true))
+        .into_iter()
+        .map(|(k, p)| {
+            let k_arrives = if (50..67).contains(&k) { 67 } else { k };
+            (p, k_arrives as f64 * 20.0 + 30.0)
+        })
+        .collect();
+    let config = JitterConfig {
+        high_band_ms: 1_000.0,
+        speech_high_band_ms: 1_000.0,
+        ..JitterConfig::default()
+    };
+    let r = run_with(config, sent, 6.5);
+    // Played packets' delays, by frame.
+    let by_frame: Vec<(u32, f64)> = r
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Played { timestamp, .. } => Some(timestamp / FRAME as u32),
+            _ => None,
+        })
+        .zip(r.delays.iter().copied())
+        .collect();
+    let delay = |frame: u32| by_frame.iter().find(|(f, _)| *f == frame).map(|d| d.1);
+    let end_of_first = delay(99).unwrap();
+    let start_of_second = delay(200).unwrap();
+    assert!(end_of_first >= 340.0, "{end_of_first}");
+    assert!(start_of_second <= 100.0, "{start_of_second}");
 }
 
 #[test]
