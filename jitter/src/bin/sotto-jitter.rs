@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use sotto_codecs::{resample, samples, wav};
+use sotto_jitter::JitterConfig;
 use sotto_jitter::eval::{self, EvalConfig, report};
 use sotto_jitter::link::Link;
 use sotto_jitter::link::cicv5g::{Cicv5gTrace, DelayTraceConfig, DelayTraceLink};
@@ -82,42 +83,48 @@ struct EvalArgs {
     /// Skip PESQ scoring.
     #[arg(long)]
     no_pesq: bool,
-    /// Tuning: quantile of the delay histogram (default 0.98).
-    #[arg(long)]
-    quantile: Option<f64>,
-    /// Tuning: per-packet forgetting factor (default 0.998).
-    #[arg(long)]
-    forget: Option<f64>,
-    /// Tuning: peak hold time, ms (default 5000).
-    #[arg(long)]
-    peak_hold_ms: Option<f64>,
-    /// Tuning: peak decay after the hold, ms per second (default 100).
-    #[arg(long)]
-    peak_decay: Option<f64>,
-    /// Tuning: backlog above target that is dropped at once, ms (default 1000).
-    #[arg(long)]
-    flush_excess_ms: Option<f64>,
-    /// Tuning: how far above target before shortening a quiet frame, ms (default 15).
-    #[arg(long)]
-    high_band_ms: Option<f64>,
-    /// Tuning: how far above target before accelerating speech while pauses come, ms (default 400).
-    #[arg(long)]
-    speech_high_band_ms: Option<f64>,
-    /// Tuning: how far below target before stretching speech while pauses come, ms (default: infinite, never).
-    #[arg(long)]
-    speech_low_band_ms: Option<f64>,
-    /// Tuning: a pause is edited only once it has lasted this long, ms (default 40).
-    #[arg(long)]
-    pause_edit_after_ms: Option<f64>,
-    /// Tuning: margin added to the network target, ms (default 20).
-    #[arg(long)]
-    margin_ms: Option<f64>,
+    /// Tuning: quantile of the delay histogram.
+    #[arg(long, default_value_t = defaults().estimator.quantile)]
+    quantile: f64,
+    /// Tuning: per-packet forgetting factor of the delay histogram.
+    #[arg(long, default_value_t = defaults().estimator.forget)]
+    forget: f64,
+    /// Tuning: how long a delay peak holds the target up, ms.
+    #[arg(long, default_value_t = defaults().estimator.peak_hold_ms)]
+    peak_hold_ms: f64,
+    /// Tuning: peak decay after the hold, ms per second.
+    #[arg(long, default_value_t = defaults().estimator.peak_decay_ms_per_s)]
+    peak_decay: f64,
     /// Tuning: a delay peak counts only as the head of a burst of arrivals.
-    #[arg(long)]
-    peak_needs_burst: Option<bool>,
-    /// Tuning: how long a packet out of order keeps missing packets treated as possibly late, ms (default 10000; inf = always).
-    #[arg(long)]
-    reorder_window_ms: Option<f64>,
+    #[arg(long, default_value_t = defaults().estimator.peak_needs_burst, action = clap::ArgAction::Set)]
+    peak_needs_burst: bool,
+    /// Tuning: backlog above target that is dropped at once, ms.
+    #[arg(long, default_value_t = defaults().flush_excess_ms)]
+    flush_excess_ms: f64,
+    /// Tuning: how far above target before shortening a pause, ms.
+    #[arg(long, default_value_t = defaults().high_band_ms)]
+    high_band_ms: f64,
+    /// Tuning: how far above target before accelerating speech while pauses come, ms.
+    #[arg(long, default_value_t = defaults().speech_high_band_ms)]
+    speech_high_band_ms: f64,
+    /// Tuning: how far below target before stretching speech while pauses come, ms (inf = never).
+    #[arg(long, default_value_t = defaults().speech_low_band_ms)]
+    speech_low_band_ms: f64,
+    /// Tuning: a pause is edited only once it has lasted this long, ms.
+    #[arg(long, default_value_t = defaults().pause_edit_after_ms)]
+    pause_edit_after_ms: f64,
+    /// Tuning: most slack added to the network target, ms.
+    #[arg(long, default_value_t = defaults().margin_ms)]
+    margin_ms: f64,
+    /// Tuning: how long a packet out of order keeps missing packets treated as possibly late, ms (inf = always).
+    #[arg(long, default_value_t = defaults().reorder_window_ms)]
+    reorder_window_ms: f64,
+}
+
+/// The buffer's defaults, which the tuning options start from (and show
+/// in `--help`).
+fn defaults() -> JitterConfig {
+    JitterConfig::default()
 }
 
 fn main() -> Result<()> {
@@ -255,20 +262,18 @@ fn run(args: &EvalArgs) -> Result<()> {
         ..EvalConfig::default()
     };
     let j = &mut config.jitter;
-    j.estimator.quantile = args.quantile.unwrap_or(j.estimator.quantile);
-    j.estimator.forget = args.forget.unwrap_or(j.estimator.forget);
-    j.estimator.peak_hold_ms = args.peak_hold_ms.unwrap_or(j.estimator.peak_hold_ms);
-    j.estimator.peak_decay_ms_per_s = args.peak_decay.unwrap_or(j.estimator.peak_decay_ms_per_s);
-    j.flush_excess_ms = args.flush_excess_ms.unwrap_or(j.flush_excess_ms);
-    j.margin_ms = args.margin_ms.unwrap_or(j.margin_ms);
-    j.estimator.peak_needs_burst = args
-        .peak_needs_burst
-        .unwrap_or(j.estimator.peak_needs_burst);
-    j.reorder_window_ms = args.reorder_window_ms.unwrap_or(j.reorder_window_ms);
-    j.high_band_ms = args.high_band_ms.unwrap_or(j.high_band_ms);
-    j.speech_high_band_ms = args.speech_high_band_ms.unwrap_or(j.speech_high_band_ms);
-    j.speech_low_band_ms = args.speech_low_band_ms.unwrap_or(j.speech_low_band_ms);
-    j.pause_edit_after_ms = args.pause_edit_after_ms.unwrap_or(j.pause_edit_after_ms);
+    j.estimator.quantile = args.quantile;
+    j.estimator.forget = args.forget;
+    j.estimator.peak_hold_ms = args.peak_hold_ms;
+    j.estimator.peak_decay_ms_per_s = args.peak_decay;
+    j.estimator.peak_needs_burst = args.peak_needs_burst;
+    j.flush_excess_ms = args.flush_excess_ms;
+    j.high_band_ms = args.high_band_ms;
+    j.speech_high_band_ms = args.speech_high_band_ms;
+    j.speech_low_band_ms = args.speech_low_band_ms;
+    j.pause_edit_after_ms = args.pause_edit_after_ms;
+    j.margin_ms = args.margin_ms;
+    j.reorder_window_ms = args.reorder_window_ms;
     let trace_name = Path::new(&args.trace)
         .file_name()
         .map_or(args.trace.clone(), |n| n.to_string_lossy().into_owned());
