@@ -138,7 +138,7 @@ impl Default for JitterConfig {
             speech_low_band_ms: f64::INFINITY,
             pause_edit_after_ms: 40.0,
             pause_window_ms: 3_000.0,
-            flush_excess_ms: 1_000.0,
+            flush_excess_ms: 800.0,
             max_conceal_gap_ms: 100.0,
             reset_jump_ms: 10_000.0,
             reorder_window_ms: 10_000.0,

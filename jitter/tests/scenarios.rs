@@ -528,7 +528,7 @@ fn a_small_excess_is_removed_in_the_pauses_not_in_speech() {
 fn the_backlog_of_a_long_freeze_is_removed_in_the_pauses_not_in_speech() {
     // A 340 ms freeze: the buffer waits through it, then holds about
     // 340 ms too much. Less than the speech band (400 ms) and the flush
-    // threshold (1 s): the pauses take it all back; no speech is
+    // threshold (800 ms): the pauses take it all back; no speech is
     // accelerated and no audio dropped.
     let (r, worst) = excess_taken_back_in_the_pauses(12, 17, 17.0, 300);
     assert_eq!(r.jb.stats().packets_discarded, 0, "{:?}", r.jb.stats());
