@@ -1055,6 +1055,20 @@ mod tests {
             },
             JitterConfig {
                 estimator: EstimatorConfig {
+                    quantile_max: 0.9,
+                    ..EstimatorConfig::default()
+                },
+                ..d.clone()
+            },
+            JitterConfig {
+                estimator: EstimatorConfig {
+                    late_cost_ms: f64::INFINITY,
+                    ..EstimatorConfig::default()
+                },
+                ..d.clone()
+            },
+            JitterConfig {
+                estimator: EstimatorConfig {
                     buckets: 1 << 40,
                     ..EstimatorConfig::default()
                 },

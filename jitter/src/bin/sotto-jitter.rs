@@ -83,9 +83,15 @@ struct EvalArgs {
     /// Skip PESQ scoring.
     #[arg(long)]
     no_pesq: bool,
-    /// Tuning: quantile of the delay histogram.
+    /// Tuning: lowest quantile of the delay histogram the target uses.
     #[arg(long, default_value_t = defaults().estimator.quantile)]
     quantile: f64,
+    /// Tuning: highest quantile the target may rise to (see --late-cost-ms).
+    #[arg(long, default_value_t = defaults().estimator.quantile_max)]
+    quantile_max: f64,
+    /// Tuning: what a late packet costs, ms of delay per unit of probability (0 = plain quantile).
+    #[arg(long, default_value_t = defaults().estimator.late_cost_ms)]
+    late_cost_ms: f64,
     /// Tuning: per-packet forgetting factor of the delay histogram.
     #[arg(long, default_value_t = defaults().estimator.forget)]
     forget: f64,
@@ -263,6 +269,8 @@ fn run(args: &EvalArgs) -> Result<()> {
     };
     let j = &mut config.jitter;
     j.estimator.quantile = args.quantile;
+    j.estimator.quantile_max = args.quantile_max;
+    j.estimator.late_cost_ms = args.late_cost_ms;
     j.estimator.forget = args.forget;
     j.estimator.peak_hold_ms = args.peak_hold_ms;
     j.estimator.peak_decay_ms_per_s = args.peak_decay;
