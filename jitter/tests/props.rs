@@ -1,6 +1,7 @@
 //! Property tests: arbitrary arrival sequences (reordering, duplicates,
 //! jumps, SSRC changes, garbage payloads) never panic, keep memory within
-//! the configured bounds and give monotonic output timestamps.
+//! the configured bounds and give monotonic output timestamps; arbitrary
+//! delays keep the estimator's late-cost target between its quantiles.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -137,5 +138,44 @@ fn fuzz_entry_survives_random_bytes() {
             })
             .collect();
         sotto_jitter::fuzz_insert_pull(&bytes);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever the delays, the late-cost target reads the histogram
+    /// between its two quantiles.
+    #[test]
+    fn the_late_cost_target_lies_between_its_quantiles(
+        delays in proptest::collection::vec(
+            prop_oneof![
+                // A tight core with a thin tail just above it (where the
+                // rule matters), or a long tail.
+                60 => 0.0f64..5.0, 1 => 5.0f64..40.0, 1 => 0.0f64..3_000.0
+            ], 1..600),
+        late_cost_ms in 0.0f64..20_000.0,
+    ) {
+        use sotto_jitter::estimator::{DelayEstimator, EstimatorConfig};
+        let with = |quantile: f64, quantile_max: f64, late_cost_ms: f64| {
+            DelayEstimator::new(EstimatorConfig {
+                quantile,
+                quantile_max,
+                late_cost_ms,
+                ..EstimatorConfig::default()
+            })
+        };
+        let (q, q_max) = (0.98, 0.995);
+        let mut low = with(q, q, 0.0);
+        let mut high = with(q_max, q_max, 0.0);
+        let mut cost = with(q, q_max, late_cost_ms);
+        for (k, d) in delays.iter().enumerate() {
+            let sent = k as f64 * 20.0;
+            for e in [&mut low, &mut high, &mut cost] {
+                e.update(sent + 30.0 + d, sent);
+            }
+            prop_assert!(low.quantile_ms() <= cost.quantile_ms());
+            prop_assert!(cost.quantile_ms() <= high.quantile_ms());
+        }
     }
 }
