@@ -348,7 +348,7 @@ impl JitterBuffer {
     }
 
     fn target_ms(&self, now_ms: f64) -> f64 {
-        let net = if self.estimator.quantile_ms() <= 0.0 && self.mode == Mode::Idle {
+        let net = if self.estimator.histogram_target_ms() <= 0.0 && self.mode == Mode::Idle {
             self.config.initial_target_ms
         } else {
             self.estimator.target_ms(now_ms)
@@ -754,9 +754,10 @@ impl JitterBuffer {
         let n = samples as f64;
         self.stats.jitter_buffer_delay += wait_ms.max(0.0) / 1000.0 * n;
         self.stats.jitter_buffer_target_delay += target / 1000.0 * n;
-        self.stats.jitter_buffer_minimum_delay +=
-            (self.estimator.quantile_ms() + self.margin_ms(self.estimator.quantile_ms())) / 1000.0
-                * n;
+        self.stats.jitter_buffer_minimum_delay += (self.estimator.histogram_target_ms()
+            + self.margin_ms(self.estimator.histogram_target_ms()))
+            / 1000.0
+            * n;
         self.stats.jitter_buffer_emitted_count += samples as u64;
     }
 

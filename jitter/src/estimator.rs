@@ -145,8 +145,8 @@ pub struct DelayEstimator {
     total: f64,
     /// See `histogram`; renormalised before it overflows.
     weight: f64,
-    /// The quantile, recomputed when the histogram changes, ms.
-    quantile: f64,
+    /// What the histogram asks for, recomputed when it changes, ms.
+    histogram_target: f64,
     /// (arrival ms, transit ms) of recent packets, for the running minimum.
     window: VecDeque<(f64, f64)>,
     /// Height of the held peak and when it was seen (arrival ms).
@@ -171,7 +171,7 @@ impl DelayEstimator {
             histogram: vec![0.0; buckets],
             total: 0.0,
             weight: 1.0,
-            quantile: 0.0,
+            histogram_target: 0.0,
             window: VecDeque::new(),
             peak: None,
             last_peak_ms: None,
@@ -187,7 +187,7 @@ impl DelayEstimator {
         self.histogram.iter_mut().for_each(|b| *b = 0.0);
         self.total = 0.0;
         self.weight = 1.0;
-        self.quantile = 0.0;
+        self.histogram_target = 0.0;
         self.window.clear();
         self.peak = None;
         self.last_peak_ms = None;
@@ -244,9 +244,9 @@ impl DelayEstimator {
             self.total /= w;
             self.weight = 1.0;
         }
-        self.quantile = self.compute_quantile();
+        self.histogram_target = self.compute_histogram_target();
 
-        let base = self.quantile_ms();
+        let base = self.histogram_target_ms();
         if relative > self.config.peak_factor * base + self.config.peak_min_ms {
             if self.config.peak_needs_burst {
                 self.pending_peak = Some((arrival_ms, relative));
@@ -273,11 +273,11 @@ impl DelayEstimator {
     /// The delay the histogram asks for (upper edge of its bucket), in
     /// ms: its `quantile`, or up to its `quantile_max` where the late cost
     /// says so.
-    pub fn quantile_ms(&self) -> f64 {
-        self.quantile
+    pub fn histogram_target_ms(&self) -> f64 {
+        self.histogram_target
     }
 
-    fn compute_quantile(&self) -> f64 {
+    fn compute_histogram_target(&self) -> f64 {
         if self.total <= 0.0 {
             return 0.0;
         }
@@ -322,9 +322,9 @@ impl DelayEstimator {
     }
 
     /// The relative delay to buffer for at `now_ms`: the larger of the
-    /// quantile and the held peak.
+    /// histogram's target and the held peak.
     pub fn target_ms(&self, now_ms: f64) -> f64 {
-        self.quantile_ms().max(self.peak_level(now_ms))
+        self.histogram_target_ms().max(self.peak_level(now_ms))
     }
 }
 
@@ -458,19 +458,27 @@ mod tests {
         for k in 0..150_000 {
             at(&mut e, k, 0.0);
         }
-        assert!(e.quantile_ms() <= 1.0, "{}", e.quantile_ms());
+        assert!(
+            e.histogram_target_ms() <= 1.0,
+            "{}",
+            e.histogram_target_ms()
+        );
         for k in 150_000..190_000 {
             at(&mut e, k, if k % 10 == 0 { 40.0 } else { 0.0 });
         }
         assert!(
-            (40.0..=41.0).contains(&e.quantile_ms()),
+            (40.0..=41.0).contains(&e.histogram_target_ms()),
             "{}",
-            e.quantile_ms()
+            e.histogram_target_ms()
         );
         for k in 190_000..200_000 {
             at(&mut e, k, 0.0);
         }
-        assert!(e.quantile_ms() <= 1.0, "{}", e.quantile_ms());
+        assert!(
+            e.histogram_target_ms() <= 1.0,
+            "{}",
+            e.histogram_target_ms()
+        );
         assert!(e.weight < 1e100);
     }
 }

@@ -174,8 +174,8 @@ proptest! {
             for e in [&mut low, &mut high, &mut cost] {
                 e.update(sent + 30.0 + d, sent);
             }
-            prop_assert!(low.quantile_ms() <= cost.quantile_ms());
-            prop_assert!(cost.quantile_ms() <= high.quantile_ms());
+            prop_assert!(low.histogram_target_ms() <= cost.histogram_target_ms());
+            prop_assert!(cost.histogram_target_ms() <= high.histogram_target_ms());
         }
     }
 }
