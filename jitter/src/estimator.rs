@@ -92,8 +92,8 @@ impl EstimatorConfig {
         }
         if !(c.quantile_max >= c.quantile && c.quantile_max < 1.0) {
             return Err(format!(
-                "quantile_max {} must be in [quantile, 1)",
-                c.quantile_max
+                "quantile_max {} must be in [quantile ({}), 1)",
+                c.quantile_max, c.quantile
             ));
         }
         non_negative(&[
