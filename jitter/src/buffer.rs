@@ -761,10 +761,10 @@ impl JitterBuffer {
         self.stats.jitter_buffer_emitted_count += samples as u64;
     }
 
-    /// Accelerates or stretches `pcm` when the smoothed buffering
-    /// (`offset_ms`: the buffering that protects this packet) is off
-    /// target; in a pause, also cuts what delays the next packet for
-    /// nothing.
+    /// Accelerates `pcm` when the smoothed buffering (of `offset_ms`: the
+    /// buffering that protects this packet) is over target, stretches it
+    /// when that and this packet's own are under; in a pause, also cuts
+    /// what delays the next packet for nothing.
     fn stretch(
         &mut self,
         pcm: &mut Vec<i16>,
@@ -827,6 +827,10 @@ impl JitterBuffer {
                 return Operation::Accelerate;
             }
         } else if self.level_filter < low
+            // This packet's own buffering must be short too: after a wait
+            // the packets come buffered as far as the wait, and slowing
+            // them while the filter catches up only adds to the backlog.
+            && offset_ms < low
             && let Some(j) = stretch::find_join(pcm, 0)
         {
             let added = stretch::preemptive_expand(pcm, 0, j.period);

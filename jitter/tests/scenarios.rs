@@ -337,14 +337,24 @@ fn sender_clock_fast_by_100_ppm_is_absorbed_by_acceleration() {
 }
 
 #[test]
-fn sender_clock_slow_by_100_ppm_is_absorbed_without_underruns() {
+fn sender_clock_slow_by_100_ppm_costs_one_10_ms_wait_per_10_ms_of_drift() {
     let r = drift(-100.0);
     let s = r.jb.stats();
-    assert!(s.inserted_samples_for_deceleration > 0, "{s:?}");
     assert_eq!(s.packets_discarded, 0);
-    // A few 10 ms underruns in five minutes, not one per drifted packet.
+    // The sender falls 10 ms behind every 100 s. The buffer plays on the
+    // 10 ms pull grid with a few ms of slack (the link's jitter), so once
+    // the drift has eaten the slack one packet misses its pull and the
+    // buffer waits one pull for it: the start-up wait plus three in five
+    // minutes, not one per drifted packet, and nothing slowed to get
+    // there (the buffering each packet had stayed within the band).
     assert!(s.concealment_events <= 4, "{s:?}");
     assert!(s.concealed_samples <= 4 * 480, "{s:?}");
+    assert_eq!(s.inserted_samples_for_deceleration, 0, "{s:?}");
+    // Measured against the sender's timestamps, the delay grows by the
+    // drift (30 ms in five minutes, as the transit does) and no more:
+    // each wait only undoes the drift since the one before.
+    let (first, last) = (r.delays[100], r.delays[r.delays.len() - 100]);
+    assert!(last - first <= 30.0 + 10.0, "{first} -> {last}");
 }
 
 /// The packets a DTX sender transmits, with their frame index: DTX
@@ -712,4 +722,36 @@ fn a_short_tail_of_slow_packets_is_buffered_for_not_waited_for() {
     // late cost only while the histogram is still learning them.
     assert!(waits(&plain) >= 20, "{:?}", plain.jb.stats());
     assert!(waits(&covered) <= 3, "{:?}", covered.jb.stats());
+}
+
+#[test]
+fn after_a_freeze_the_playout_is_slowed_no_more_than_the_margin_over_the_peak() {
+    // Non-stop tone (no pauses: speech is stretched at the narrow bands)
+    // over a steady 30 ms link that freezes for 300 ms at 2 s and for
+    // 600 ms at 5 s; each backlog arrives at once when the freeze ends.
+    // The second freeze is a repeated peak, so the target jumps to it
+    // (plus the margin). The buffer waited through the freeze, so its
+    // packets are buffered about as far as the peak; but the smoothed
+    // level still remembers the steady link and takes a dozen packets to
+    // follow. Stretching on the smoothed level alone would slow the
+    // playout by 73 ms there, all of which must then be accelerated away.
+    let ps = packets(&tone(9.0), 10, 0, false);
+    let arrivals = arriving(ps, |k| {
+        let k = match k {
+            100..115 => 115,
+            250..280 => 280,
+            k => k,
+        };
+        k as f64 * 20.0 + 30.0
+    });
+    let r = run(arrivals, 9.0);
+    let s = r.jb.stats();
+    let margin = JitterConfig::default().margin_ms;
+    assert!(
+        s.inserted_samples_for_deceleration as f64 <= margin * 48.0,
+        "{s:?}"
+    );
+    // It did wait through both freezes and take the backlog back.
+    assert!(s.waiting_concealed_samples >= 48 * 800, "{s:?}");
+    assert!(s.removed_samples_for_acceleration >= 48 * 800, "{s:?}");
 }
