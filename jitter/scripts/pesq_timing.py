@@ -17,6 +17,11 @@ Edits (each at the start of a 10 ms block):
              frame under a crude concealment: no change of timing)
 Places: "speech" = blocks among the loudest 30 %; "pause" = blocks with
 no sample above 300 within 20 ms either side.
+
+Then longer changes, once per placement, to see whether the cost grows
+with the length: a gap of 10, 30, 60 or 120 ms (silence) in speech or
+in a pause, and the same time added to speech by stretching (one pitch
+period, cross-faded, per 20 ms from the placement on).
 """
 import sys
 import wave
@@ -69,6 +74,21 @@ def edit(x, at, kind):
     return np.concatenate([x[:at], a * (1 - up) + b * up, x[at + 2 * t :]])
 
 
+def lengthen(x, at, kind, ms):
+    """Adds `ms` at `at`: one gap of silence, or pitch periods stretched in
+    (`period+`), one per 20 ms from `at` on, until at least `ms` is added."""
+    n = ms * RATE // 1000
+    if kind == "gap":
+        return np.concatenate([x[:at], np.zeros(n), x[at:]])
+    y, added = x, 0
+    while added < n:
+        before = len(y)
+        y = edit(y, at + added, "period+")
+        added += len(y) - before
+        at += 2 * BLOCK
+    return y
+
+
 def main():
     default = Path(__file__).resolve().parents[2] / "testdata/speech/asterisk_en_16k_g722dec/dir-intro.wav"
     ref = load(sys.argv[1] if len(sys.argv) > 1 else default)
@@ -94,6 +114,14 @@ def main():
                     scores.append(pesq(RATE, ref, y, "wb"))
                 print(f"{place:7} {kind:8} {k:2}  {np.mean(scores):.2f} "
                       f"({min(scores):.2f}-{max(scores):.2f})")
+    print("place   change    ms  PESQ-WB mean (min-max over", TRIALS, "placements)")
+    rng = np.random.default_rng(3)
+    for place, kind in (("speech", "gap"), ("pause", "gap"), ("speech", "stretch")):
+        for ms in (10, 30, 60, 120):
+            scores = [pesq(RATE, ref, lengthen(ref, int(rng.choice(places[place])) * BLOCK, kind, ms), "wb")
+                      for _ in range(TRIALS)]
+            print(f"{place:7} {kind:8} {ms:3}  {np.mean(scores):.2f} "
+                  f"({min(scores):.2f}-{max(scores):.2f})")
 
 
 if __name__ == "__main__":

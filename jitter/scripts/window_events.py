@@ -2,8 +2,11 @@
 """Where a buffer's PESQ-WB goes: changes of timing inside speech per window.
 
 For each trace directory of an `eval_all.sh` run (packets.csv and
-summary.json), counts in each PESQ window (`pesq_wb_windows`) the
-buffer's changes of timing between two speech frames (the `quiet` column
+summary.json), counts in each PESQ window (`pesq_wb_windows`; taken here
+as equal runs of frames: the evaluation cuts its windows of about 12 s
+in pauses, so a change near a window's edge may be counted in the
+window next to it) the buffer's changes of timing between two speech
+frames (the `quiet` column
 is 0 for both): waits (delay up by 5 ms or more) and runs of
 acceleration (delay down), each run of consecutive frames counted once,
 and the frames it did not play. Then fits, over all windows, PESQ-WB =
