@@ -170,7 +170,11 @@ pub fn deliver(
         .enumerate()
         .map(|(i, f)| SentPacket {
             seq: i as u64,
-            send: std::time::Duration::from_secs_f64(f.send_ms / 1000.0),
+            // Whole nanoseconds both ways: a trace's integer-ms times stay
+            // exact, so an arrival on a pull boundary is not pushed past it
+            // by rounding (as `as_secs_f64() * 1000.0` can: 16 010 ms came
+            // out as 16 010.000000000002 and missed its pull).
+            send: std::time::Duration::from_nanos((f.send_ms * 1e6).round() as u64),
             size: f.packet.payload.len() as u32 + OVERHEAD,
         })
         .collect();
@@ -179,7 +183,7 @@ pub fn deliver(
     let mut arrivals = vec![None; frames.len()];
     for d in deliveries {
         if let Some(slot) = arrivals.get_mut(d.seq as usize) {
-            *slot = d.arrival.map(|a| a.as_secs_f64() * 1000.0);
+            *slot = d.arrival.map(|a| a.as_nanos() as f64 / 1e6);
         }
     }
     Ok((arrivals, summary))
@@ -711,6 +715,38 @@ mod tests {
             .collect();
         assert_eq!(spurt_ranges(&frames), vec![0..6, 6..8]);
         assert_eq!(segment_ranges(&frames), vec![0..4, 4..6, 6..7, 7..8]);
+    }
+
+    #[test]
+    fn whole_ms_arrivals_stay_whole_and_catch_their_pull() {
+        use crate::link::mahimahi::{MahimahiConfig, MahimahiLink, MahimahiTrace};
+        // An opportunity every ms from 1 ms and 30 ms of propagation: a
+        // frame sent at 15 980 ms arrives at 16 010 ms, on a pull boundary.
+        let opportunities: String = (1..=20_000).map(|t| format!("{t}\n")).collect();
+        let mut link = MahimahiLink::new(
+            MahimahiTrace::parse(&opportunities).unwrap(),
+            MahimahiConfig::default(),
+        )
+        .unwrap();
+        let frames: Vec<SentFrame> = (0..1_000u64)
+            .map(|k| SentFrame {
+                frame: k,
+                send_ms: k as f64 * FRAME_MS,
+                packet: RtpPacket {
+                    seq: k as u16,
+                    timestamp: (k as usize * FRAME) as u32,
+                    ssrc: 1,
+                    marker: false,
+                    payload: vec![0; 60],
+                },
+                has_fec: false,
+                quiet: false,
+            })
+            .collect();
+        let (arrivals, _) = deliver(&mut link, &frames).unwrap();
+        for (f, a) in frames.iter().zip(first_pulls(&arrivals)).skip(1) {
+            assert_eq!(a, Some(f.send_ms + 30.0), "frame {}", f.frame);
+        }
     }
 
     #[test]
