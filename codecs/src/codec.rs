@@ -102,9 +102,18 @@ pub trait Decoder: Send {
     fn decode_into(&mut self, payload: &[u8], out: &mut Vec<i16>) -> Result<usize, CodecError>;
 
     /// Produces `samples` per channel of concealment audio (PLC) for lost
-    /// packets, appending to `out`. The decoder's state continues from the
-    /// concealed audio, so the next real packet joins smoothly.
+    /// packets, appending to `out`.
     fn conceal_into(&mut self, samples: usize, out: &mut Vec<i16>) -> Result<usize, CodecError>;
+
+    /// Whether the first packet decoded after [`Decoder::conceal_into`]
+    /// joins the concealed audio smoothly by itself, because the decoder
+    /// carries its state over the concealment (Opus does). When it does
+    /// not (a stateless codec such as G.711 jumps straight to the new
+    /// samples), the caller fades from the concealment into the decoded
+    /// audio.
+    fn joins_after_concealment(&self) -> bool {
+        false
+    }
 
     /// Whether `payload` carries forward error correction data for the
     /// packet before it.

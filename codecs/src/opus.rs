@@ -346,6 +346,13 @@ impl Decoder for OpusDecoder {
     fn is_dtx(&self, payload: &[u8]) -> bool {
         !payload.is_empty() && payload.len() <= DTX_MAX_LEN
     }
+
+    /// libopus carries its state over a concealment: CELT overlap-adds the
+    /// next frame onto the concealed one and SILK glues the energy of the
+    /// two, so the first decoded sample continues the concealed audio.
+    fn joins_after_concealment(&self) -> bool {
+        true
+    }
 }
 
 /// Whether an Opus packet carries LBRR (FEC) data for the previous packet.

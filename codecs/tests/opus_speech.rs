@@ -357,3 +357,44 @@ fn plc_continues_speech_and_the_next_packet_joins() {
     assert_eq!(dec.conceal(480).unwrap().len(), 480);
     assert_eq!(dec.conceal(120).unwrap().len(), 120);
 }
+
+#[test]
+fn the_packet_after_a_concealment_continues_it_without_a_step() {
+    // What `joins_after_concealment` promises the jitter buffer: a loud
+    // frame lost (and one 10 ms wait) in speech, the next packet's first
+    // sample steps from the last concealed one no more than the loss-free
+    // decode steps anywhere in the 40 ms around it.
+    let speech = speech_48k();
+    let mut enc = OpusEncoder::new(OpusConfig::default()).unwrap();
+    let packets = encode_all(&mut enc, &speech);
+    let clean = decode_all(&mut OpusDecoder::new(48_000, 1).unwrap(), &packets);
+    assert!(
+        OpusDecoder::new(48_000, 1)
+            .unwrap()
+            .joins_after_concealment()
+    );
+    let loud: Vec<usize> = (50..packets.len() - 1)
+        .filter(|&k| packets[k].len() > 60)
+        .step_by(7)
+        .take(20)
+        .collect();
+    assert_eq!(loud.len(), 20);
+    for conceal in [960, 480] {
+        for &k in &loud {
+            let mut dec = OpusDecoder::new(48_000, 1).unwrap();
+            for p in &packets[..k] {
+                dec.decode(p).unwrap();
+            }
+            let concealed = dec.conceal(conceal).unwrap();
+            let next = dec.decode(&packets[k + 1]).unwrap();
+            let join = (i32::from(next[0]) - i32::from(concealed[conceal - 1])).abs();
+            let around = &clean[(k - 1) * 960..(k + 1) * 960];
+            let natural = around
+                .windows(2)
+                .map(|w| (i32::from(w[1]) - i32::from(w[0])).abs())
+                .max()
+                .unwrap();
+            assert!(join <= natural, "frame {k}: {join} vs {natural}");
+        }
+    }
+}
