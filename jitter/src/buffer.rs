@@ -842,8 +842,14 @@ impl JitterBuffer {
     }
 
     /// Cross-fades the start of `pcm` from a pitch-periodic continuation of
-    /// the audio played so far (the merge after concealment).
+    /// the audio played so far (the merge after concealment), unless the
+    /// decoder joins its concealment by itself: then `pcm` already
+    /// continues what was played, and a fade from a guess would only blur
+    /// (or, where the guess is off, click) the join.
     fn merge_into(&mut self, pcm: &mut [i16]) {
+        if self.decoder.joins_after_concealment() {
+            return;
+        }
         let hist: Vec<i16> = self.history.iter().copied().collect();
         let n = MERGE_SAMPLES.min(pcm.len());
         let ext = stretch::periodic_extension(&hist, n);

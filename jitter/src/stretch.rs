@@ -160,39 +160,46 @@ pub fn preemptive_expand(x: &mut Vec<i16>, start: usize, t: usize) -> usize {
     t
 }
 
-/// Continues `history` by repeating its last pitch period for `len`
-/// samples (the basis a merge fades out of). Empty when there is too
-/// little history.
+/// Continues `history` for `len` samples by repeating its last pitch
+/// period: the lag at which its last period best matches the one before,
+/// with the level falling period by period as it fell over the last one
+/// (concealment fades), and the first samples shifted so that the
+/// continuation starts where `history` ends, without a step. The basis a
+/// merge fades out of. Empty when there is too little history.
 pub fn periodic_extension(history: &[i16], len: usize) -> Vec<i16> {
     let n = history.len();
     if n < 2 * MIN_PERIOD {
         return Vec::new();
     }
     let x: Vec<f32> = history.iter().map(|&s| f32::from(s)).collect();
-    let win = MIN_PERIOD;
-    let max_t = MAX_PERIOD.min(n - win);
-    // The lag whose window best matches the last `win` samples.
-    let tail = &x[n - win..];
     let mut best = (MIN_PERIOD, f32::MIN);
-    for t in MIN_PERIOD..=max_t {
-        let cand = &x[n - win - t..n - t];
-        let (mut xy, mut xx, mut yy) = (0f32, 0f32, 0f32);
-        for (a, b) in tail.iter().zip(cand) {
-            xy += a * b;
-            xx += a * a;
-            yy += b * b;
-        }
-        let c = if xx > 0.0 && yy > 0.0 {
-            xy / (xx * yy).sqrt()
-        } else {
-            0.0
-        };
+    for t in MIN_PERIOD..=MAX_PERIOD.min(n / 2) {
+        let c = ncc(&x[n - 2 * t..], t, t);
         if c > best.1 {
             best = (t, c);
         }
     }
     let t = best.0;
-    (0..len).map(|i| history[n - t + (i % t)]).collect()
+    let energy = |s: &[f32]| s.iter().map(|v| v * v).sum::<f32>();
+    let (before, last) = (energy(&x[n - 2 * t..n - t]), energy(&x[n - t..]));
+    let gain = if before > 0.0 {
+        (last / before).sqrt().min(1.0)
+    } else {
+        1.0
+    };
+    // The repeated period would continue from x[n - t - 1] (scaled); move
+    // its start onto x[n - 1], the shift fading out over MIN_PERIOD.
+    let shift = x[n - 1] - gain * x[n - t - 1];
+    (0..len)
+        .map(|i| {
+            // The period fades within itself already; each repeat starts
+            // at the level where the one before ended.
+            let level = gain.powi(1 + (i / t) as i32);
+            let ramp = 1.0 - (i as f32 / MIN_PERIOD as f32).min(1.0);
+            let v = x[n - t + i % t] * level + shift * ramp;
+            v.round().clamp(-32768.0, 32767.0) as i16
+        })
+        .collect()
 }
 
 /// Largest sample-to-sample step in `x` (a click detector for tests and
@@ -268,6 +275,41 @@ mod tests {
         let mut short = vec![1i16; 10];
         assert_eq!(accelerate(&mut short, 0, 240), 0);
         assert_eq!(preemptive_expand(&mut short, 0, 240), 0);
+    }
+
+    #[test]
+    fn a_periodic_extension_goes_on_from_the_last_sample_and_keeps_fading() {
+        // A 220 Hz tone (period 218.2 samples, not a whole number) fading
+        // by half every 10 ms, as a concealment does, cut off mid-swing.
+        let fade = |i: usize| 0.5f32.powf(i as f32 / 480.0);
+        let x: Vec<i16> = tone(220.0, 960, 8000.0)
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| (f32::from(s) * fade(i)) as i16)
+            .collect();
+        let ext = periodic_extension(&x[..900], 240);
+        assert_eq!(ext.len(), 240);
+        let mut joined = x[..900].to_vec();
+        joined.extend_from_slice(&ext);
+        // No step where it starts, or where its period repeats.
+        let natural = max_step(&x[850..]);
+        assert!(
+            max_step(&joined[850..]) <= natural * 3 / 2,
+            "{} vs {natural}",
+            max_step(&joined[850..])
+        );
+        // It goes on fading rather than jumping back to the level of a
+        // period before.
+        let rms = |s: &[i16]| {
+            (s.iter().map(|&v| f32::from(v).powi(2)).sum::<f32>() / s.len() as f32).sqrt()
+        };
+        assert!(
+            rms(&ext[20..238]) < rms(&x[682..900]),
+            "{} vs {}",
+            rms(&ext[20..238]),
+            rms(&x[682..900])
+        );
+        assert!(periodic_extension(&x[..200], 240).is_empty());
     }
 
     #[test]
