@@ -86,6 +86,12 @@ pub trait Decoder: Send {
     /// Number of interleaved output channels.
     fn channels(&self) -> u16;
 
+    /// RTP clock rate of the payloads, in Hz: the unit of their timestamps.
+    /// Usually the sample rate; Opus always counts at 48 kHz (RFC 7587).
+    fn clock_rate(&self) -> u32 {
+        self.sample_rate()
+    }
+
     /// Samples per channel that decoding `payload` will produce, without
     /// decoding it.
     fn payload_samples(&self, payload: &[u8]) -> Result<usize, CodecError>;

@@ -8,7 +8,9 @@
 //!
 //! PCM everywhere is interleaved signed 16-bit at the codec's own rate;
 //! [`samples`] converts to and from `f32`, [`resample`] converts between
-//! device rates and the codec rate, and [`wav`] reads and writes files.
+//! device rates and the codec rate, [`resampled`] puts a decoder's output
+//! at a higher rate (G.711 into the 48 kHz jitter buffer), and [`wav`]
+//! reads and writes files.
 //!
 //! ```
 //! use sotto_codecs::opus::{OpusConfig, OpusDecoder, OpusEncoder};
@@ -35,6 +37,7 @@ pub mod error;
 pub mod g711;
 pub mod opus;
 pub mod resample;
+pub mod resampled;
 pub mod samples;
 pub mod wav;
 

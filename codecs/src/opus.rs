@@ -296,6 +296,11 @@ impl Decoder for OpusDecoder {
         self.sample_rate
     }
 
+    /// 48 kHz whatever rate it decodes at (RFC 7587 §4.1).
+    fn clock_rate(&self) -> u32 {
+        48_000
+    }
+
     fn channels(&self) -> u16 {
         self.channels
     }
