@@ -13,6 +13,11 @@
 //! words of a phrase keep their timing. Speech is accelerated only when
 //! the excess is large, and stretched only when no pause has come for a
 //! while.
+//!
+//! The buffer works at 48 kHz through any [`Decoder`]: a codec at a lower
+//! rate plays through [`sotto_codecs::resampled::Resampled`], and packet
+//! timestamps are read on the decoder's RTP clock (8 kHz for G.711), so a
+//! codec is added without changing the buffer.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -26,7 +31,7 @@ use crate::packet_buffer::{PacketBuffer, Stored};
 use crate::stats::JitterStats;
 use crate::stretch;
 
-/// Output sample rate (RTP clock of Opus).
+/// Output sample rate (and the RTP clock of Opus).
 pub const SAMPLE_RATE: u32 = 48_000;
 /// Samples in one pull (10 ms).
 pub const PULL_SAMPLES: usize = 480;
@@ -225,7 +230,10 @@ pub struct JitterBuffer {
     play_ts: i64,
     mode: Mode,
     ssrc: Option<u32>,
-    /// Reference for timestamp / sequence unwrapping.
+    /// Samples (48 kHz) per tick of the RTP clock (6 for G.711's 8 kHz).
+    clock_scale: i64,
+    /// Highest RTP timestamp seen, unwrapped, in RTP ticks: the reference
+    /// for unwrapping the next one.
     last_ts: Option<i64>,
     highest_seq: Option<i64>,
     epoch: Option<Instant>,
@@ -275,7 +283,10 @@ fn unwrap32(last: Option<i64>, v: u32) -> i64 {
 }
 
 impl JitterBuffer {
-    /// A buffer decoding through `decoder`, which must produce 48 kHz mono.
+    /// A buffer decoding through `decoder`, which must produce 48 kHz mono
+    /// (a codec at a lower rate plays through
+    /// [`sotto_codecs::resampled::Resampled`]) from payloads whose RTP
+    /// clock divides 48 kHz.
     pub fn new(config: JitterConfig, decoder: Box<dyn Decoder>) -> Result<Self, JitterError> {
         config.validate()?;
         if decoder.sample_rate() != SAMPLE_RATE || decoder.channels() != 1 {
@@ -285,7 +296,14 @@ impl JitterBuffer {
                 decoder.channels()
             )));
         }
+        let clock = decoder.clock_rate();
+        if clock == 0 || !SAMPLE_RATE.is_multiple_of(clock) {
+            return Err(JitterError::Undecodable(format!(
+                "an RTP clock of {clock} Hz does not divide 48 kHz"
+            )));
+        }
         Ok(Self {
+            clock_scale: i64::from(SAMPLE_RATE / clock),
             estimator: DelayEstimator::new(config.estimator.clone()),
             config,
             decoder,
@@ -364,6 +382,11 @@ impl JitterBuffer {
         (net_ms - PULL_MS).clamp(0.0, self.config.margin_ms)
     }
 
+    /// The RTP timestamp of unwrapped sample position `ts`.
+    fn rtp_timestamp(&self, ts: i64) -> u32 {
+        ts.div_euclid(self.clock_scale) as u32
+    }
+
     fn push_event(&mut self, e: Event) {
         if self.events.len() >= MAX_EVENTS {
             self.events.pop_front();
@@ -375,7 +398,7 @@ impl JitterBuffer {
         self.stats.packets_discarded += 1;
         self.push_event(Event::Discarded {
             seq,
-            timestamp: ts as u32,
+            timestamp: self.rtp_timestamp(ts),
             reason,
         });
     }
@@ -429,7 +452,7 @@ impl JitterBuffer {
             Ok(n) => {
                 self.discard(
                     packet.seq,
-                    i64::from(packet.timestamp),
+                    i64::from(packet.timestamp) * self.clock_scale,
                     DiscardReason::Undecodable,
                 );
                 return Err(JitterError::Undecodable(format!("{n} samples")));
@@ -437,7 +460,7 @@ impl JitterBuffer {
             Err(e) => {
                 self.discard(
                     packet.seq,
-                    i64::from(packet.timestamp),
+                    i64::from(packet.timestamp) * self.clock_scale,
                     DiscardReason::Undecodable,
                 );
                 return Err(e.into());
@@ -446,7 +469,8 @@ impl JitterBuffer {
         if self.ssrc != Some(packet.ssrc) {
             self.reset(packet.ssrc);
         }
-        let mut ts = unwrap32(self.last_ts, packet.timestamp);
+        let mut rtp = unwrap32(self.last_ts, packet.timestamp);
+        let mut ts = rtp * self.clock_scale;
         let seq = unwrap16(self.highest_seq, packet.seq);
         let jump = (self.config.reset_jump_ms * PER_MS) as i64;
         let newer = self.highest_seq.is_none_or(|h| seq > h);
@@ -455,9 +479,10 @@ impl JitterBuffer {
         {
             // The sender's timestamp jumped: start over at the new position.
             self.reset(packet.ssrc);
-            ts = i64::from(packet.timestamp);
+            rtp = i64::from(packet.timestamp);
+            ts = rtp * self.clock_scale;
         }
-        self.last_ts = Some(self.last_ts.map_or(ts, |l| l.max(ts)));
+        self.last_ts = Some(self.last_ts.map_or(rtp, |l| l.max(rtp)));
         if newer {
             self.highest_seq = Some(seq);
         }
@@ -524,8 +549,8 @@ impl JitterBuffer {
                 break;
             }
         }
-        let timestamp =
-            (self.mode != Mode::Idle || !self.sync.is_empty()).then_some(self.sync_ts as u32);
+        let timestamp = (self.mode != Mode::Idle || !self.sync.is_empty())
+            .then(|| self.rtp_timestamp(self.sync_ts));
         let n = self.sync.len().min(PULL_SAMPLES);
         out.extend(self.sync.drain(..n));
         out.resize(PULL_SAMPLES, 0);
@@ -728,8 +753,12 @@ impl JitterBuffer {
         } else {
             self.account(decoded, wait_ms, target);
         }
-        self.markers
-            .push_back((self.appended, p.seq, ts as u32, Recovery::Decoded));
+        self.markers.push_back((
+            self.appended,
+            p.seq,
+            self.rtp_timestamp(ts),
+            Recovery::Decoded,
+        ));
         let mut op = Operation::Normal;
         if merge && !dtx {
             self.merge_into(&mut pcm);
@@ -882,7 +911,7 @@ impl JitterBuffer {
                 self.markers.push_back((
                     self.appended,
                     next_seq.wrapping_sub(1),
-                    lost_ts as u32,
+                    self.rtp_timestamp(lost_ts),
                     Recovery::Fec,
                 ));
                 if self.mode == Mode::Expand {
