@@ -699,22 +699,27 @@ mod tests {
         ];
         let frames: Vec<SentFrame> = sent
             .iter()
-            .map(|&(k, quiet)| SentFrame {
-                frame: k,
-                send_ms: k as f64 * FRAME_MS,
-                packet: RtpPacket {
-                    seq: k as u16,
-                    timestamp: (k as usize * FRAME) as u32,
-                    ssrc: 1,
-                    marker: false,
-                    payload: vec![0],
-                },
-                has_fec: false,
-                quiet,
-            })
+            .map(|&(k, quiet)| sent_frame(k, quiet, vec![0]))
             .collect();
         assert_eq!(spurt_ranges(&frames), vec![0..6, 6..8]);
         assert_eq!(segment_ranges(&frames), vec![0..4, 4..6, 6..7, 7..8]);
+    }
+
+    /// Frame `k` of a stream sent every 20 ms from 0, without FEC.
+    fn sent_frame(k: u64, quiet: bool, payload: Vec<u8>) -> SentFrame {
+        SentFrame {
+            frame: k,
+            send_ms: k as f64 * FRAME_MS,
+            packet: RtpPacket {
+                seq: k as u16,
+                timestamp: (k as usize * FRAME) as u32,
+                ssrc: 1,
+                marker: false,
+                payload,
+            },
+            has_fec: false,
+            quiet,
+        }
     }
 
     #[test]
@@ -729,19 +734,7 @@ mod tests {
         )
         .unwrap();
         let frames: Vec<SentFrame> = (0..1_000u64)
-            .map(|k| SentFrame {
-                frame: k,
-                send_ms: k as f64 * FRAME_MS,
-                packet: RtpPacket {
-                    seq: k as u16,
-                    timestamp: (k as usize * FRAME) as u32,
-                    ssrc: 1,
-                    marker: false,
-                    payload: vec![0; 60],
-                },
-                has_fec: false,
-                quiet: false,
-            })
+            .map(|k| sent_frame(k, false, vec![0; 60]))
             .collect();
         let (arrivals, _) = deliver(&mut link, &frames).unwrap();
         for (f, a) in frames.iter().zip(first_pulls(&arrivals)).skip(1) {
