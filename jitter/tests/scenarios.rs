@@ -983,6 +983,15 @@ fn g711_plays_through_the_buffer_at_its_own_rtp_clock() {
         .filter(|(p, _)| !lost.contains(&p.seq))
         .collect();
     let n = arrivals.len();
+    // Not at 48 kHz mono, a decoder is refused, with the reason.
+    for wrong in [
+        Box::new(MuLawDecoder::new()) as Box<dyn Decoder>,
+        Box::new(OpusDecoder::new(16_000, 1).unwrap()),
+        Box::new(OpusDecoder::new(48_000, 2).unwrap()),
+    ] {
+        let e = JitterBuffer::new(JitterConfig::default(), wrong).unwrap_err();
+        assert!(e.to_string().contains("48 kHz mono"), "{e}");
+    }
     let decoder = Resampled::new(MuLawDecoder::new(), 48_000).unwrap();
     let r = run_decoding(JitterConfig::default(), Box::new(decoder), arrivals, 4.5);
     let s = r.jb.stats();
