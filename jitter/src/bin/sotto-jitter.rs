@@ -60,6 +60,11 @@ struct EvalArgs {
     /// Seconds of speech to send.
     #[arg(long, default_value_t = 60.0)]
     seconds: f64,
+    /// Background noise mixed into the speech (what is sent and what it
+    /// is scored against), dBFS RMS; -40 puts it 23 dB under the default
+    /// speech.
+    #[arg(long, allow_hyphen_values = true)]
+    noise_dbfs: Option<f64>,
     /// Output directory for WAVs, CSV, PNG and JSON.
     #[arg(long, default_value = "jitter-eval")]
     out: PathBuf,
@@ -259,7 +264,13 @@ fn preset(name: &str) -> Result<SyntheticConfig> {
 
 fn run(args: &EvalArgs) -> Result<()> {
     let speech_path = args.speech.clone().unwrap_or_else(default_speech);
-    let pcm = load_speech(&speech_path, args.seconds)?;
+    let mut pcm = load_speech(&speech_path, args.seconds)?;
+    if let Some(db) = args.noise_dbfs {
+        if !(db.is_finite() && db <= 0.0) {
+            bail!("--noise-dbfs {db}: need a level at or under 0 dBFS");
+        }
+        eval::add_noise(&mut pcm, db, 1);
+    }
     let mut link = link_for(args)?;
     let mut config = EvalConfig {
         fixed_delays: args.fixed_ms.clone(),

@@ -113,6 +113,22 @@ pub struct SentFrame {
     pub quiet: bool,
 }
 
+/// Mixes steady background noise at `dbfs` (RMS, dB below full scale)
+/// into `pcm`, as a phone's microphone hears a room, a street or a car:
+/// Gaussian noise through a 4-sample moving average (a gentle low-pass),
+/// the same for a seed on every platform.
+pub fn add_noise(pcm: &mut [i16], dbfs: f64, seed: u64) {
+    let mut rng = crate::link::rng::Rng::new(seed);
+    // Four averaged unit normals have a standard deviation of 1/2.
+    let scale = 2.0 * 32_768.0 * 10f64.powf(dbfs / 20.0);
+    let mut taps = [0.0f64; 4];
+    for (i, s) in pcm.iter_mut().enumerate() {
+        taps[i % 4] = rng.normal();
+        let noise = taps.iter().sum::<f64>() / 4.0 * scale;
+        *s = (f64::from(*s) + noise).round().clamp(-32_768.0, 32_767.0) as i16;
+    }
+}
+
 /// Encodes 48 kHz mono speech into 20 ms Opus packets; with DTX only the
 /// first DTX frame of each pause is sent (as WebRTC does).
 pub fn encode(pcm: &[i16], config: &EvalConfig) -> Result<Vec<SentFrame>, EvalError> {
@@ -720,6 +736,20 @@ mod tests {
             has_fec: false,
             quiet,
         }
+    }
+
+    #[test]
+    fn noise_is_mixed_in_at_its_level_and_repeats_for_a_seed() {
+        let mut a = vec![0i16; 48_000];
+        add_noise(&mut a, -40.0, 3);
+        let rms = (a.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / a.len() as f64).sqrt();
+        let db = 20.0 * (rms / 32_768.0).log10();
+        assert!((db + 40.0).abs() < 0.2, "{db} dBFS");
+        let mut b = vec![0i16; 48_000];
+        add_noise(&mut b, -40.0, 3);
+        assert_eq!(a, b);
+        add_noise(&mut b, -40.0, 4);
+        assert_ne!(a, b);
     }
 
     #[test]
