@@ -237,6 +237,8 @@ pub struct JitterBuffer {
     last_ts: Option<i64>,
     highest_seq: Option<i64>,
     epoch: Option<Instant>,
+    /// Tells the decoded frames that are pauses.
+    pauses: stretch::PauseDetector,
     /// When a pause (near-silent frame) was last decoded, ms.
     last_pause_ms: Option<f64>,
     /// How long the pause being decoded has lasted before this frame, ms.
@@ -318,6 +320,7 @@ impl JitterBuffer {
             highest_seq: None,
             epoch: None,
             level_filter: 0.0,
+            pauses: stretch::PauseDetector::default(),
             last_pause_ms: None,
             pause_run_ms: 0.0,
             markers: VecDeque::new(),
@@ -424,6 +427,7 @@ impl JitterBuffer {
         self.last_ts = None;
         self.highest_seq = None;
         self.level_filter = 0.0;
+        self.pauses = stretch::PauseDetector::default();
         self.last_pause_ms = None;
         self.pause_run_ms = 0.0;
         self.last_reorder_ms = None;
@@ -802,7 +806,7 @@ impl JitterBuffer {
         target: f64,
     ) -> Operation {
         self.level_filter += (offset_ms - self.level_filter) / 4.0;
-        let quiet = stretch::is_pause(pcm);
+        let quiet = self.pauses.is_pause(pcm);
         if quiet {
             self.last_pause_ms = Some(now_ms);
         }

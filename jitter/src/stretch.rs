@@ -75,15 +75,49 @@ pub fn find_join(x: &[i16], start: usize) -> Option<Join> {
 /// Whether `x` is near silence (mean square under about -50 dBFS): a
 /// join there is inaudible.
 pub fn is_quiet(x: &[i16]) -> bool {
-    let power = x.iter().map(|&s| f32::from(s) * f32::from(s)).sum::<f32>() / x.len().max(1) as f32;
-    power < QUIET_POWER
+    power(x) < QUIET_POWER
 }
 
-/// Whether every 2.5 ms of `x` is near silence: a pause, where cutting
-/// any amount is inaudible. A frame that is quiet only on average may
-/// hold a soft consonant or the onset of a word, which must not be cut.
-pub fn is_pause(x: &[i16]) -> bool {
-    x.chunks(MIN_PERIOD).all(is_quiet)
+fn power(x: &[i16]) -> f32 {
+    x.iter().map(|&s| f32::from(s) * f32::from(s)).sum::<f32>() / x.len().max(1) as f32
+}
+
+/// Tells pauses from speech, frame by frame, over whatever noise the
+/// speech comes with. A pause is a frame in which every 2.5 ms is near
+/// silence or within 6 dB of the noise floor: cutting it, or adding to
+/// it, is inaudible. A frame that is quiet only on average may hold a
+/// soft consonant or the onset of a word, which must not be cut.
+///
+/// The floor is the level of the quietest frame heard lately (minimum
+/// statistics): it falls at once to a quieter frame and rises again by
+/// 3 dB a second, so it follows a noise that gets louder within seconds,
+/// while speech, whose words leave gaps at the level of the noise, does
+/// not lift it. It is capped at -40 dBFS, so no pause is louder than -34.
+#[derive(Debug, Clone, Default)]
+pub struct PauseDetector {
+    /// Mean square of the noise floor.
+    floor: f32,
+}
+
+impl PauseDetector {
+    /// How far over the floor a 2.5 ms block of a pause may be (6 dB).
+    const OVER_FLOOR: f32 = 4.0;
+    /// Highest floor: -40 dBFS.
+    const MAX_FLOOR: f32 = 328.0 * 328.0;
+    /// Rise of the floor per second (3 dB).
+    const RISE_PER_S: f32 = 2.0;
+
+    /// Takes the next frame of audio (48 kHz) and says whether it is a
+    /// pause.
+    pub fn is_pause(&mut self, x: &[i16]) -> bool {
+        let rise = Self::RISE_PER_S.powf(x.len() as f32 / RATE as f32);
+        // Below a quarter of `QUIET_POWER` the floor decides nothing, so
+        // it rises from there at the least (and so can rise from zero).
+        let base = self.floor.max(QUIET_POWER / Self::OVER_FLOOR);
+        self.floor = (base * rise).min(power(x)).min(Self::MAX_FLOOR);
+        let limit = QUIET_POWER.max(self.floor * Self::OVER_FLOOR);
+        x.chunks(MIN_PERIOD).all(|block| power(block) < limit)
+    }
 }
 
 /// Normalised cross-correlation of `x[..len]` with `x[lag..lag+len]`.
@@ -313,6 +347,48 @@ mod tests {
     }
 
     #[test]
+    fn pauses_are_found_over_steady_noise_but_soft_sounds_are_not_pauses() {
+        // Noise at about -40 dBFS (uniform, from an LCG), 20 ms frames.
+        let mut state = 7u32;
+        let mut noise = |n: usize, amp: f32| -> Vec<f32> {
+            (0..n)
+                .map(|_| {
+                    state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    ((state >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 2.0 * amp
+                })
+                .collect()
+        };
+        let frame = |noise: Vec<f32>, tone_amp: f32| -> Vec<i16> {
+            let t = tone(200.0, 960, tone_amp);
+            noise
+                .iter()
+                .zip(&t)
+                .map(|(n, &s)| (n + f32::from(s)) as i16)
+                .collect()
+        };
+        let mut d = PauseDetector::default();
+        // Noise alone: once the floor has risen to it (3 dB a second from
+        // -56 dBFS), it is a pause.
+        let heard: Vec<bool> = (0..250)
+            .map(|_| d.is_pause(&frame(noise(960, 570.0), 0.0)))
+            .collect();
+        assert!(!heard[0], "not before the floor is known");
+        assert!(
+            heard[200..].iter().all(|&p| p),
+            "noise after 4 s is a pause"
+        );
+        // Speech-like tone over it is not; nor is a soft one 9 dB over
+        // the noise; the noise after them still is.
+        assert!(!d.is_pause(&frame(noise(960, 570.0), 8000.0)));
+        assert!(!d.is_pause(&frame(noise(960, 570.0), 1300.0)));
+        assert!(d.is_pause(&frame(noise(960, 570.0), 0.0)));
+        // Digital silence is a pause at once, and drops the floor to it.
+        let mut fresh = PauseDetector::default();
+        assert!(fresh.is_pause(&[0; 960]));
+        assert!(!fresh.is_pause(&frame(noise(960, 570.0), 0.0)));
+    }
+
+    #[test]
     fn cut_removes_the_span_and_fades_across_it() {
         // A ramp: after the cut the samples go on from where the cut ends.
         let mut x: Vec<i16> = (0..960).map(|i| i as i16).collect();
@@ -327,6 +403,7 @@ mod tests {
         // Quiet on average, but with a burst: not a pause.
         let mut burst = vec![0i16; 960];
         burst[930..].fill(500);
-        assert!(is_quiet(&burst) && !is_pause(&burst) && is_pause(&[50; 960]));
+        let pause = |x: &[i16]| PauseDetector::default().is_pause(x);
+        assert!(is_quiet(&burst) && !pause(&burst) && pause(&[50; 960]));
     }
 }

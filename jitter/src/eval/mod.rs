@@ -108,7 +108,7 @@ pub struct SentFrame {
     pub packet: RtpPacket,
     /// It carries FEC for the frame before it.
     pub has_fec: bool,
-    /// Its decoded audio is a pause throughout ([`crate::stretch::is_pause`]):
+    /// Its decoded audio is a pause throughout ([`crate::stretch::PauseDetector`]):
     /// a schedule may cut it.
     pub quiet: bool,
 }
@@ -145,6 +145,7 @@ pub fn encode(pcm: &[i16], config: &EvalConfig) -> Result<Vec<SentFrame>, EvalEr
     let mut out = Vec::new();
     let mut buf = Vec::new();
     let mut heard = Vec::new();
+    let mut pauses = crate::stretch::PauseDetector::default();
     let mut prev_dtx = false;
     let mut seq = 0u16;
     for (k, frame) in pcm.chunks_exact(FRAME).enumerate() {
@@ -159,7 +160,7 @@ pub fn encode(pcm: &[i16], config: &EvalConfig) -> Result<Vec<SentFrame>, EvalEr
         heard.clear();
         sotto_codecs::Decoder::decode_into(&mut listener, &buf, &mut heard)?;
         out.push(SentFrame {
-            quiet: crate::stretch::is_pause(&heard),
+            quiet: pauses.is_pause(&heard),
             frame: k as u64,
             send_ms: k as f64 * FRAME_MS,
             has_fec: sotto_codecs::Decoder::has_fec(&probe, &buf),
