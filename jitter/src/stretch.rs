@@ -110,13 +110,20 @@ impl PauseDetector {
     /// Takes the next frame of audio (48 kHz) and says whether it is a
     /// pause.
     pub fn is_pause(&mut self, x: &[i16]) -> bool {
+        // One pass: the frame's level and its loudest 2.5 ms.
+        let (mut energy, mut loudest) = (0.0f32, 0.0f32);
+        for block in x.chunks(MIN_PERIOD) {
+            let p = power(block);
+            energy += p * block.len() as f32;
+            loudest = loudest.max(p);
+        }
         let rise = Self::RISE_PER_S.powf(x.len() as f32 / RATE as f32);
         // Below a quarter of `QUIET_POWER` the floor decides nothing, so
         // it rises from there at the least (and so can rise from zero).
         let base = self.floor.max(QUIET_POWER / Self::OVER_FLOOR);
-        self.floor = (base * rise).min(power(x)).min(Self::MAX_FLOOR);
-        let limit = QUIET_POWER.max(self.floor * Self::OVER_FLOOR);
-        x.chunks(MIN_PERIOD).all(|block| power(block) < limit)
+        let level = energy / x.len().max(1) as f32;
+        self.floor = (base * rise).min(level).min(Self::MAX_FLOOR);
+        loudest < QUIET_POWER.max(self.floor * Self::OVER_FLOOR)
     }
 }
 
