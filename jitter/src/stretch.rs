@@ -92,7 +92,9 @@ fn power(x: &[i16]) -> f32 {
 /// statistics): it falls at once to a quieter frame and rises again by
 /// 3 dB a second, so it follows a noise that gets louder within seconds,
 /// while speech, whose words leave gaps at the level of the noise, does
-/// not lift it. It is capped at -40 dBFS, so no pause is louder than -34.
+/// not lift it. It is capped at -30 dBFS, so no pause is louder than -24:
+/// speech that loud is never taken for noise, and noise louder than that
+/// (13 dB under the speech) leaves the buffer to treat all as speech.
 #[derive(Debug, Clone, Default)]
 pub struct PauseDetector {
     /// Mean square of the noise floor.
@@ -102,8 +104,8 @@ pub struct PauseDetector {
 impl PauseDetector {
     /// How far over the floor a 2.5 ms block of a pause may be (6 dB).
     const OVER_FLOOR: f32 = 4.0;
-    /// Highest floor: -40 dBFS.
-    const MAX_FLOOR: f32 = 328.0 * 328.0;
+    /// Highest floor: -30 dBFS.
+    const MAX_FLOOR: f32 = 1036.0 * 1036.0;
     /// Rise of the floor per second (3 dB).
     const RISE_PER_S: f32 = 2.0;
 
