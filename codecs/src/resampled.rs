@@ -54,11 +54,6 @@ impl<D: Decoder> Resampled<D> {
         })
     }
 
-    /// The wrapped decoder.
-    pub fn inner(&self) -> &D {
-        &self.inner
-    }
-
     /// Resamples `self.decoded` and appends as many samples to `out`, times
     /// the factor. Returns the samples per channel appended.
     fn hand_out(&mut self, out: &mut Vec<i16>) -> Result<usize, CodecError> {

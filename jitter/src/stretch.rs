@@ -223,8 +223,7 @@ pub fn periodic_extension(history: &[i16], len: usize) -> Vec<i16> {
         }
     }
     let t = best.0;
-    let energy = |s: &[f32]| s.iter().map(|v| v * v).sum::<f32>();
-    let (before, last) = (energy(&x[n - 2 * t..n - t]), energy(&x[n - t..]));
+    let (before, last) = (power(&history[n - 2 * t..n - t]), power(&history[n - t..]));
     let gain = if before > 0.0 {
         (last / before).sqrt().min(1.0)
     } else {
