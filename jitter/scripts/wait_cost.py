@@ -7,7 +7,8 @@ same link with a capacity gap of GAP ms starting under a word about every
 6 s (19 gaps in 120 s; the packet sent into the gap and those behind it
 queue, as on LTE). A buffer that plays below GAP waits at each; fixed
 200 ms does not. Prints each buffer's PESQ-WB, Sotto's waits inside speech
-(its delay up by 5 ms or more between two speech frames, `packets.csv`)
+(as `window_events.py` counts them: delay up by 5 ms or more between two
+speech frames of `packets.csv`)
 and the PESQ-WB each costs, against the steady link.
 
 Usage: jitter/scripts/wait_cost.py OUT_DIR [GAP_MS ...]   (default 30 60 120)
@@ -18,6 +19,8 @@ import json
 import os
 import subprocess
 import sys
+
+from window_events import windows
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
@@ -33,6 +36,8 @@ def trace(path, gaps, gap_ms):
 
 
 def run(out, trace_path):
+    """Runs the eval into `out`: (buffers of summary.json, packets.csv rows,
+    Sotto's waits inside speech)."""
     env = dict(os.environ, CARGO_TARGET_DIR=TARGET)
     env.setdefault("SOTTO_PYTHON", os.path.join(TARGET, "py-venv", "bin", "python3"))
     subprocess.run(
@@ -43,17 +48,8 @@ def run(out, trace_path):
         buffers = json.load(f)["buffers"]
     with open(os.path.join(out, "packets.csv")) as f:
         rows = list(csv.DictReader(f))
-    return buffers, rows
-
-
-def speech_waits(rows):
-    waits = 0
-    for a, b in zip(rows, rows[1:]):
-        x, y = a["sotto_playout_delay_ms"], b["sotto_playout_delay_ms"]
-        if x in ("", "nan") or y in ("", "nan") or a["quiet"] != "0" or b["quiet"] != "0":
-            continue
-        waits += float(y) - float(x) >= 5
-    return waits
+    waits = sum(w for _, w, _, _ in windows(out, "sotto"))
+    return buffers, rows, waits
 
 
 def main():
@@ -67,7 +63,7 @@ def main():
                    env=dict(os.environ, CARGO_TARGET_DIR=TARGET))
     steady = os.path.join(out, "steady.trace")
     trace(steady, [], 0)
-    base, rows = run(os.path.join(out, "steady"), steady)
+    base, rows, base_waits = run(os.path.join(out, "steady"), steady)
     # Gap starts: a frame with 200 ms of speech either side, every 6 s.
     quiet = {int(r["frame"]): r["quiet"] == "1" for r in rows}
     send = {int(r["frame"]): float(r["send_ms"]) for r in rows}
@@ -81,12 +77,11 @@ def main():
     names = ("sotto", "speex", "fixed_200")
     print("link        " + "".join(f"{n:>11}" for n in names) + "   sotto waits  PESQ-WB per wait")
     print("steady      " + "".join(f"{base[n]['pesq_wb']:>11.3f}" for n in names)
-          + f"   {speech_waits(rows):>11}")
+          + f"   {base_waits:>11}")
     for gap in gap_lengths:
         path = os.path.join(out, f"gap{gap}.trace")
         trace(path, gaps, gap)
-        buffers, rows = run(os.path.join(out, f"gap{gap}"), path)
-        waits = speech_waits(rows)
+        buffers, _, waits = run(os.path.join(out, f"gap{gap}"), path)
         cost = (base["sotto"]["pesq_wb"] - buffers["sotto"]["pesq_wb"]) / max(waits, 1)
         windows = len(buffers["sotto"]["pesq_wb_windows"])
         print(f"{len(gaps)} x {gap:>3} ms " + "".join(f"{buffers[n]['pesq_wb']:>11.3f}" for n in names)
