@@ -12,19 +12,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The profile directory (`target/debug`) holding `libsotto.a`: the parent
-/// of this test binary's `deps` directory.
-fn profile_dir() -> PathBuf {
+/// The directory (`target/<profile>/deps`) holding this test binary and the
+/// `libsotto.a` cargo built with it: `cargo test` leaves the static library
+/// there and copies it up to `target/<profile>` only on `cargo build`, so a
+/// cold target directory has it here alone.
+fn deps_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     exe.parent()
-        .and_then(Path::parent)
         .expect("test binary under <target>/<profile>/deps")
         .to_path_buf()
 }
 
 fn compile(out: &Path) {
     let sdk = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let lib = profile_dir().join("libsotto.a");
+    let lib = deps_dir().join("libsotto.a");
     assert!(lib.exists(), "{} not built", lib.display());
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let st = Command::new(&cc)
