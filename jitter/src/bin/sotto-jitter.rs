@@ -65,6 +65,10 @@ struct EvalArgs {
     /// speech.
     #[arg(long, allow_hyphen_values = true)]
     noise_dbfs: Option<f64>,
+    /// Send every frame, pauses too, as a sender without Opus DTX does
+    /// (WebRTC's default): the pauses reach the buffer as quiet frames.
+    #[arg(long)]
+    no_dtx: bool,
     /// Output directory for WAVs, CSV, PNG and JSON.
     #[arg(long, default_value = "jitter-eval")]
     out: PathBuf,
@@ -276,6 +280,7 @@ fn run(args: &EvalArgs) -> Result<()> {
         fixed_delays: args.fixed_ms.clone(),
         oracle_late_pct: args.oracle_late_pct.clone(),
         oracle_change_penalty: args.oracle_change_penalty.clone(),
+        dtx: !args.no_dtx,
         ..EvalConfig::default()
     };
     let j = &mut config.jitter;
