@@ -106,6 +106,14 @@ pub struct JitterConfig {
     /// those before, which PESQ-WB counts (many small cuts add up); a
     /// longer pause ends a phrase.
     pub pause_edit_after_ms: f64,
+    /// `pause_edit_after_ms` while the speech comes with background noise
+    /// ([`stretch::PauseDetector::over_noise`]), ms. Near silence a quiet
+    /// frame is a pause; within a few dB of a noise floor it may be a soft
+    /// sound of a word that the noise covers, so a pause is edited only
+    /// once it is longer. With noise 13 dB under the speech, of the frames
+    /// taken for pauses after 40 ms of quiet, more than a quarter are
+    /// speech in the clean recording; after 80 ms, one in ten.
+    pub noisy_pause_edit_after_ms: f64,
     /// Above target plus this, old packets are dropped to cut the delay
     /// at once (after an outage delivered a backlog), ms. Dropping audio
     /// is a loss of speech, so only a backlog too large for the pauses to
@@ -142,6 +150,7 @@ impl Default for JitterConfig {
             speech_high_band_ms: 400.0,
             speech_low_band_ms: f64::INFINITY,
             pause_edit_after_ms: 40.0,
+            noisy_pause_edit_after_ms: 80.0,
             pause_window_ms: 3_000.0,
             flush_excess_ms: 800.0,
             max_conceal_gap_ms: 100.0,
@@ -169,6 +178,7 @@ impl JitterConfig {
             ("speech_high_band_ms", self.speech_high_band_ms),
             ("pause_window_ms", self.pause_window_ms),
             ("pause_edit_after_ms", self.pause_edit_after_ms),
+            ("noisy_pause_edit_after_ms", self.noisy_pause_edit_after_ms),
             ("flush_excess_ms", self.flush_excess_ms),
             ("max_conceal_gap_ms", self.max_conceal_gap_ms),
             ("reset_jump_ms", self.reset_jump_ms),
@@ -823,9 +833,13 @@ impl JitterBuffer {
         };
         // Only a pause that has lasted a while is edited, unless the
         // excess is so large that speech would be accelerated.
+        let edit_after_ms = if self.pauses.over_noise() {
+            self.config.noisy_pause_edit_after_ms
+        } else {
+            self.config.pause_edit_after_ms
+        };
         let pause = quiet
-            && (self.pause_run_ms >= self.config.pause_edit_after_ms
-                || self.level_filter > target + speech_band);
+            && (self.pause_run_ms >= edit_after_ms || self.level_filter > target + speech_band);
         self.pause_run_ms = if quiet {
             self.pause_run_ms + pcm.len() as f64 / PER_MS
         } else {

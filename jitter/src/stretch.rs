@@ -127,6 +127,13 @@ impl PauseDetector {
         self.floor = (base * rise).min(level).min(Self::MAX_FLOOR);
         loudest < QUIET_POWER.max(self.floor * Self::OVER_FLOOR)
     }
+
+    /// Whether the noise floor, not near-silence, decides what a pause
+    /// is: the speech comes with background noise, so a frame taken for a
+    /// pause may also be a soft sound of speech that the noise covers.
+    pub fn over_noise(&self) -> bool {
+        self.floor * Self::OVER_FLOOR > QUIET_POWER
+    }
 }
 
 /// Normalised cross-correlation of `x[..len]` with `x[lag..lag+len]`.
@@ -390,9 +397,11 @@ mod tests {
         assert!(!d.is_pause(&frame(noise(960, 570.0), 8000.0)));
         assert!(!d.is_pause(&frame(noise(960, 570.0), 1300.0)));
         assert!(d.is_pause(&frame(noise(960, 570.0), 0.0)));
+        assert!(d.over_noise(), "the noise floor decides");
         // Digital silence is a pause at once, and drops the floor to it.
         let mut fresh = PauseDetector::default();
         assert!(fresh.is_pause(&[0; 960]));
+        assert!(!fresh.over_noise(), "near-silence decides");
         assert!(!fresh.is_pause(&frame(noise(960, 570.0), 0.0)));
     }
 

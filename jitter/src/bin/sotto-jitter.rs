@@ -128,6 +128,9 @@ struct EvalArgs {
     /// Tuning: a pause is edited only once it has lasted this long, ms.
     #[arg(long, default_value_t = defaults().pause_edit_after_ms)]
     pause_edit_after_ms: f64,
+    /// Tuning: the same while the speech comes with background noise, ms.
+    #[arg(long, default_value_t = defaults().noisy_pause_edit_after_ms)]
+    noisy_pause_edit_after_ms: f64,
     /// Tuning: most slack added to the network target, ms.
     #[arg(long, default_value_t = defaults().margin_ms)]
     margin_ms: f64,
@@ -296,6 +299,7 @@ fn run(args: &EvalArgs) -> Result<()> {
     j.speech_high_band_ms = args.speech_high_band_ms;
     j.speech_low_band_ms = args.speech_low_band_ms;
     j.pause_edit_after_ms = args.pause_edit_after_ms;
+    j.noisy_pause_edit_after_ms = args.noisy_pause_edit_after_ms;
     j.margin_ms = args.margin_ms;
     j.reorder_window_ms = args.reorder_window_ms;
     let trace_name = Path::new(&args.trace)
