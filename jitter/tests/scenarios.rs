@@ -689,8 +689,8 @@ fn short_pauses_inside_speech_are_not_edited() {
 #[test]
 fn over_background_noise_longer_gaps_inside_speech_are_not_edited_either() {
     // Over noise, a quiet stretch may be a soft sound of a word that the
-    // noise covers: an 80 ms gap is left alone there, though in silence
-    // it would be edited after 40 ms.
+    // noise covers: a pause is edited only after 80 ms there (40 ms in
+    // silence), so an 80 ms gap is left alone. Fails with 40 ms.
     cuts_only_in_long_pauses(4, Some(-40.0));
 }
 
