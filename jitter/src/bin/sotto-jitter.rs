@@ -119,6 +119,9 @@ struct EvalArgs {
     /// Tuning: how far above target before shortening a pause, ms.
     #[arg(long, default_value_t = defaults().high_band_ms)]
     high_band_ms: f64,
+    /// Tuning: how far below target before lengthening a pause (or stretching speech when no pauses come), ms.
+    #[arg(long, default_value_t = defaults().low_band_ms)]
+    low_band_ms: f64,
     /// Tuning: how far above target before accelerating speech while pauses come, ms.
     #[arg(long, default_value_t = defaults().speech_high_band_ms)]
     speech_high_band_ms: f64,
@@ -296,6 +299,7 @@ fn run(args: &EvalArgs) -> Result<()> {
     j.estimator.peak_needs_burst = args.peak_needs_burst;
     j.flush_excess_ms = args.flush_excess_ms;
     j.high_band_ms = args.high_band_ms;
+    j.low_band_ms = args.low_band_ms;
     j.speech_high_band_ms = args.speech_high_band_ms;
     j.speech_low_band_ms = args.speech_low_band_ms;
     j.pause_edit_after_ms = args.pause_edit_after_ms;
