@@ -52,6 +52,9 @@ const MERGE_SAMPLES: usize = 240;
 const QUIET_FADE: usize = 120;
 /// Events kept when the caller does not poll them.
 const MAX_EVENTS: usize = 4_096;
+/// A sender clock this much slower than ours (ppm) is treated as
+/// drifting: above what the transit floor of a steady path wobbles by.
+const SLOW_SENDER_PPM: f64 = 10.0;
 
 /// Buffer configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,7 +76,9 @@ pub struct JitterConfig {
     /// ms. The slack used is the network target less one pull, within
     /// 0..=margin_ms: none on a steady link.
     pub margin_ms: f64,
-    /// The level may fall this far under target before stretching, ms.
+    /// The level may fall this far under target before stretching, ms;
+    /// none while the sender's clock runs slow (the level then only
+    /// sinks).
     pub low_band_ms: f64,
     /// The level may rise this far above target before a pause (a frame
     /// near silence throughout) is shortened, ms.
@@ -823,13 +828,27 @@ impl JitterBuffer {
         let pauses_come = self
             .last_pause_ms
             .is_some_and(|t| now_ms - t < self.config.pause_window_ms);
+        // A sender whose clock runs slow sends less audio than is played:
+        // the level sinks steadily, and within the band it would sink to
+        // where packets are late and waited for, inside speech (at 100 ppm
+        // once every 100 s). While it does, stretch as soon as the level
+        // is under target.
+        let low_band = if self
+            .estimator
+            .sender_lag_ppm()
+            .is_some_and(|ppm| ppm > SLOW_SENDER_PPM)
+        {
+            0.0
+        } else {
+            self.config.low_band_ms
+        };
         let (speech_band, speech_low_band) = if pauses_come {
             (
                 self.config.speech_high_band_ms,
                 self.config.speech_low_band_ms,
             )
         } else {
-            (self.config.high_band_ms, self.config.low_band_ms)
+            (self.config.high_band_ms, low_band)
         };
         // Only a pause that has lasted a while is edited, unless the
         // excess is so large that speech would be accelerated.
@@ -845,12 +864,7 @@ impl JitterBuffer {
         } else {
             0.0
         };
-        let low = target
-            - if pause {
-                self.config.low_band_ms
-            } else {
-                speech_low_band
-            };
+        let low = target - if pause { low_band } else { speech_low_band };
         if pause {
             let excess = if self.level_filter > target + self.config.high_band_ms {
                 ((self.level_filter - target) * PER_MS) as usize

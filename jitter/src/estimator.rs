@@ -11,6 +11,8 @@
 
 use std::collections::VecDeque;
 
+use crate::skew::SkewTracker;
+
 /// Tuning of the [`DelayEstimator`]. Times are in milliseconds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EstimatorConfig {
@@ -161,6 +163,8 @@ pub struct DelayEstimator {
     /// A peak waiting for the packet behind it (see `peak_needs_burst`):
     /// its arrival and relative delay.
     pending_peak: Option<(f64, f64)>,
+    /// Clock skew between sender and receiver.
+    skew: SkewTracker,
 }
 
 impl DelayEstimator {
@@ -178,6 +182,7 @@ impl DelayEstimator {
             previous: None,
             seen: 0,
             pending_peak: None,
+            skew: SkewTracker::default(),
             config,
         }
     }
@@ -194,6 +199,7 @@ impl DelayEstimator {
         self.previous = None;
         self.seen = 0;
         self.pending_peak = None;
+        self.skew.reset();
     }
 
     /// Records one packet: `arrival_ms` on the receiver clock and
@@ -201,6 +207,7 @@ impl DelayEstimator {
     /// relative delay in ms.
     pub fn update(&mut self, arrival_ms: f64, sent_ms: f64) -> f64 {
         let transit = arrival_ms - sent_ms;
+        self.skew.observe(arrival_ms, transit);
         while let Some(&(t, _)) = self.window.front() {
             if arrival_ms - t > self.config.window_ms || self.window.len() >= MAX_WINDOW_ENTRIES {
                 self.window.pop_front();
@@ -319,6 +326,12 @@ impl DelayEstimator {
             (height - (age - self.config.peak_hold_ms) / 1000.0 * self.config.peak_decay_ms_per_s)
                 .max(0.0)
         }
+    }
+
+    /// How much slower the sender's clock runs than the receiver's, ppm
+    /// (see [`SkewTracker::sender_lag_ppm`]).
+    pub fn sender_lag_ppm(&self) -> Option<f64> {
+        self.skew.sender_lag_ppm()
     }
 
     /// The relative delay to buffer for at `now_ms`: the larger of the

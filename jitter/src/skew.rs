@@ -1,0 +1,116 @@
+//! Clock skew between sender and receiver, from the floor of the transit
+//! times.
+//!
+//! A sender whose clock runs slow against the receiver's sends less than
+//! a second of audio per second of the receiver's: every packet's transit
+//! (arrival minus send time from its RTP timestamp) is a little longer
+//! than the one before, by the skew (100 ppm: 0.1 ms per second). Jitter
+//! only adds to a transit, so the smallest transit of a stretch of time is
+//! the path's propagation plus the skew's drift, and its slope over a
+//! minute is the skew. A path change moves that floor too, but at once
+//! and by milliseconds: a slope far above what a clock can do is taken
+//! for one and not reported.
+
+use std::collections::VecDeque;
+
+/// Length of one block whose smallest transit is kept, ms.
+const BLOCK_MS: f64 = 5_000.0;
+/// Blocks kept: the slope is read between the floors of the older and
+/// the newer half (a minute in all).
+const BLOCKS: usize = 12;
+/// Largest skew reported, ppm: crystals drift by tens of ppm, a sound
+/// card's clock by up to a few hundred; beyond that the floor moved
+/// because the path did.
+const MAX_PPM: f64 = 500.0;
+
+/// Tracks the floor of the transit times to estimate the clock skew.
+#[derive(Debug, Clone, Default)]
+pub struct SkewTracker {
+    /// Smallest transit of each finished block, oldest first, ms.
+    floors: VecDeque<f64>,
+    /// Start (arrival ms) and smallest transit of the block in progress.
+    current: Option<(f64, f64)>,
+}
+
+impl SkewTracker {
+    /// Records a packet's transit (`arrival_ms` on the receiver clock,
+    /// `transit_ms` = arrival minus send time).
+    pub fn observe(&mut self, arrival_ms: f64, transit_ms: f64) {
+        let (start, floor) = match self.current {
+            Some((start, floor)) if arrival_ms - start < BLOCK_MS => (start, floor.min(transit_ms)),
+            Some((_, floor)) => {
+                self.floors.push_back(floor);
+                if self.floors.len() > BLOCKS {
+                    self.floors.pop_front();
+                }
+                (arrival_ms, transit_ms)
+            }
+            None => (arrival_ms, transit_ms),
+        };
+        self.current = Some((start, floor));
+    }
+
+    /// How much slower the sender's clock runs than the receiver's, in
+    /// ppm (negative: faster), once a minute of packets has been seen and
+    /// while the floor moves as a clock would.
+    pub fn sender_lag_ppm(&self) -> Option<f64> {
+        if self.floors.len() < BLOCKS {
+            return None;
+        }
+        let half = BLOCKS / 2;
+        let floor = |it: &mut dyn Iterator<Item = &f64>| it.copied().fold(f64::INFINITY, f64::min);
+        let older = floor(&mut self.floors.iter().take(half));
+        let newer = floor(&mut self.floors.iter().skip(half));
+        let ppm = (newer - older) / (half as f64 * BLOCK_MS) * 1e6;
+        (ppm.abs() <= MAX_PPM).then_some(ppm)
+    }
+
+    /// Forgets everything (new stream).
+    pub fn reset(&mut self) {
+        self.floors.clear();
+        self.current = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds 100 s of 20 ms packets from a sender `ppm` slow, with 0-30
+    /// ms of jitter and a transit of 40 ms, plus `step` ms from 60 s on.
+    fn fed(ppm: f64, step: f64) -> SkewTracker {
+        let mut s = SkewTracker::default();
+        for k in 0..5_000u32 {
+            let sent = f64::from(k) * 20.0;
+            let jitter = f64::from((k * 7_919) % 31);
+            let later = if sent >= 60_000.0 { step } else { 0.0 };
+            let arrival = sent * (1.0 + ppm * 1e-6) + 40.0 + jitter + later;
+            s.observe(arrival, arrival - sent);
+        }
+        s
+    }
+
+    #[test]
+    fn a_slow_or_fast_sender_clock_is_measured() {
+        for ppm in [100.0, 20.0, 0.0, -100.0] {
+            let got = fed(ppm, 0.0).sender_lag_ppm().unwrap();
+            assert!((got - ppm).abs() < 5.0, "{ppm}: {got}");
+        }
+    }
+
+    #[test]
+    fn nothing_is_said_before_a_minute_or_across_a_path_change() {
+        let mut s = SkewTracker::default();
+        for k in 0..2_000u32 {
+            let sent = f64::from(k) * 20.0;
+            s.observe(sent + 40.0, 40.0);
+        }
+        assert_eq!(s.sender_lag_ppm(), None);
+        // The path grew 50 ms longer at 60 s: the floor of the last 30 s
+        // against that of the 30 s before is not a clock.
+        assert_eq!(fed(0.0, 50.0).sender_lag_ppm(), None);
+        let mut s = fed(100.0, 0.0);
+        s.reset();
+        assert_eq!(s.sender_lag_ppm(), None);
+    }
+}
