@@ -23,31 +23,52 @@ const BLOCKS: usize = 12;
 /// because the path did.
 const MAX_PPM: f64 = 500.0;
 
+/// The smallest transit of a block, ms, and its arrival time, ms.
+#[derive(Debug, Clone, Copy)]
+struct Floor {
+    transit: f64,
+    at: f64,
+}
+
+impl Floor {
+    fn lower(self, other: Floor) -> Floor {
+        if other.transit < self.transit {
+            other
+        } else {
+            self
+        }
+    }
+}
+
 /// Tracks the floor of the transit times to estimate the clock skew.
 #[derive(Debug, Clone, Default)]
 pub struct SkewTracker {
-    /// Smallest transit of each finished block, oldest first, ms.
-    floors: VecDeque<f64>,
-    /// Start (arrival ms) and smallest transit of the block in progress.
-    current: Option<(f64, f64)>,
+    /// Smallest transit of each finished block and when it came (arrival
+    /// ms), oldest first, ms.
+    floors: VecDeque<Floor>,
+    /// The block in progress: its start (arrival ms) and floor so far.
+    current: Option<(f64, Floor)>,
 }
 
 impl SkewTracker {
     /// Records a packet's transit (`arrival_ms` on the receiver clock,
     /// `transit_ms` = arrival minus send time).
     pub fn observe(&mut self, arrival_ms: f64, transit_ms: f64) {
-        let (start, floor) = match self.current {
-            Some((start, floor)) if arrival_ms - start < BLOCK_MS => (start, floor.min(transit_ms)),
+        let packet = Floor {
+            transit: transit_ms,
+            at: arrival_ms,
+        };
+        self.current = Some(match self.current {
+            Some((start, floor)) if arrival_ms - start < BLOCK_MS => (start, floor.lower(packet)),
             Some((_, floor)) => {
                 self.floors.push_back(floor);
                 if self.floors.len() > BLOCKS {
                     self.floors.pop_front();
                 }
-                (arrival_ms, transit_ms)
+                (arrival_ms, packet)
             }
-            None => (arrival_ms, transit_ms),
-        };
-        self.current = Some((start, floor));
+            None => (arrival_ms, packet),
+        });
     }
 
     /// How much slower the sender's clock runs than the receiver's, in
@@ -57,11 +78,17 @@ impl SkewTracker {
         if self.floors.len() < BLOCKS {
             return None;
         }
+        // The floor of each half, and the slope between them over the
+        // time between them (longer than half a minute after an outage).
         let half = BLOCKS / 2;
-        let floor = |it: &mut dyn Iterator<Item = &f64>| it.copied().fold(f64::INFINITY, f64::min);
-        let older = floor(&mut self.floors.iter().take(half));
-        let newer = floor(&mut self.floors.iter().skip(half));
-        let ppm = (newer - older) / (half as f64 * BLOCK_MS) * 1e6;
+        let floor = |blocks: &mut dyn Iterator<Item = &Floor>| blocks.copied().reduce(Floor::lower);
+        let (Some(older), Some(newer)) = (
+            floor(&mut self.floors.iter().take(half)),
+            floor(&mut self.floors.iter().skip(half)),
+        ) else {
+            return None;
+        };
+        let ppm = (newer.transit - older.transit) / (newer.at - older.at) * 1e6;
         (ppm.abs() <= MAX_PPM).then_some(ppm)
     }
 
@@ -96,6 +123,20 @@ mod tests {
             let got = fed(ppm, 0.0).sender_lag_ppm().unwrap();
             assert!((got - ppm).abs() < 5.0, "{ppm}: {got}");
         }
+    }
+
+    #[test]
+    fn an_outage_does_not_stretch_the_reading() {
+        // 100 ppm slow, nothing arrives from 40 to 60 s: the blocks around
+        // the gap are 20 s apart, not 5.
+        let mut s = SkewTracker::default();
+        for k in (0..5_000u32).filter(|k| !(2_000..3_000).contains(k)) {
+            let sent = f64::from(k) * 20.0;
+            let arrival = sent * (1.0 + 100e-6) + 40.0 + f64::from((k * 7_919) % 31);
+            s.observe(arrival, arrival - sent);
+        }
+        let got = s.sender_lag_ppm().unwrap();
+        assert!((got - 100.0).abs() < 5.0, "{got}");
     }
 
     #[test]
