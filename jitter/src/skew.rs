@@ -18,9 +18,8 @@ const BLOCK_MS: f64 = 5_000.0;
 /// Blocks kept: the slope is read between the floors of the older and
 /// the newer half (a minute in all).
 const BLOCKS: usize = 12;
-/// Largest skew reported, ppm: crystals drift by tens of ppm, a sound
-/// card's clock by up to a few hundred; beyond that the floor moved
-/// because the path did.
+/// Largest skew reported, ppm: five times the +-100 ppm the buffer is
+/// built for (issue 4); a steeper floor is the path moving, not a clock.
 const MAX_PPM: f64 = 500.0;
 
 /// The smallest transit of a block, ms, and its arrival time, ms.

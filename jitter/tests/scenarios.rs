@@ -395,6 +395,7 @@ fn sender_clock_slow_by_100_ppm_is_absorbed_by_stretching_once_measured() {
     // packet is late and waits for it; from then on it stretches before
     // that, and waits no more (before, it waited every 100 s).
     assert_eq!(waits_after(&r, 70), 0, "{s:?}");
+    assert!(s.concealment_events <= 2, "{s:?}");
     assert!(s.inserted_samples_for_deceleration > 0, "{s:?}");
     // No packet is slowed at the start, while the smoothed level is
     // still climbing to the buffering the first packets already have.
