@@ -1,6 +1,8 @@
 //! The call's audio port for the C API: the application pushes microphone
-//! frames and pulls speaker frames; the call's driver takes and gives one
-//! 10 ms frame per tick. Each direction is a wait-free single-producer
+//! frames and pulls speaker frames; the call's driver takes what the
+//! application pushed and keeps the speaker queue short
+//! ([`sotto_engine::call::pacer`]), so the application's audio clock, not
+//! the driver's tick, sets the pace. Each direction is a wait-free single-producer
 //! single-consumer ring (rtrb), so neither the application's audio thread
 //! nor the driver ever waits for the other or allocates. A full ring drops
 //! the newest frame; frames are never split (the engine's `push_frame` and
@@ -115,11 +117,38 @@ impl AudioPort for Port {
         // The application is not pulling: drop rather than wait.
         push_frame(&mut self.speaker, frame);
     }
+
+    fn captured_frames(&self) -> usize {
+        self.mic.slots() / FRAME
+    }
+
+    fn queued_playout_frames(&self) -> Option<usize> {
+        Some((MAX_FRAMES * FRAME - self.speaker.slots()) / FRAME)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_port_reports_its_queues_to_the_driver() {
+        // What the driver paces by: frames the application pushed and not
+        // yet taken, frames played and not yet pulled.
+        let (app, mut port) = pair();
+        assert_eq!(port.captured_frames(), 0);
+        assert_eq!(app.push_mic(&[7; 3 * FRAME]), Some(0));
+        assert_eq!(port.captured_frames(), 3);
+        let mut f = vec![0i16; FRAME];
+        assert!(port.capture(&mut f));
+        assert_eq!(port.captured_frames(), 2);
+        assert_eq!(port.queued_playout_frames(), Some(0));
+        port.play(&[1; FRAME]);
+        port.play(&[2; FRAME]);
+        assert_eq!(port.queued_playout_frames(), Some(2));
+        assert_eq!(app.pull_speaker(&mut f), Some(true));
+        assert_eq!(port.queued_playout_frames(), Some(1));
+    }
 
     #[test]
     fn frames_pass_in_order_and_rings_stay_bounded() {

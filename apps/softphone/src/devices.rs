@@ -5,7 +5,7 @@
 
 use anyhow::{Context as _, anyhow};
 use cpal::traits::{DeviceTrait as _, HostTrait as _, StreamTrait as _};
-use sotto_engine::call::wav::{AudioPort, pop_frame, push_frame};
+use sotto_engine::call::wav::{AudioPort, FRAME, pop_frame, push_frame};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -286,6 +286,14 @@ impl AudioPort for DeviceAudio {
     fn play(&mut self, frame: &[i16]) {
         // The device is behind: drop the frame rather than wait.
         push_frame(&mut self.streams.speaker, frame);
+    }
+
+    fn captured_frames(&self) -> usize {
+        self.streams.mic.slots() / FRAME
+    }
+
+    fn queued_playout_frames(&self) -> Option<usize> {
+        Some((RING - self.streams.speaker.slots()) / FRAME)
     }
 }
 

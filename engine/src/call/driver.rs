@@ -3,6 +3,7 @@
 //! it, the call, the application's signalling and an [`AudioPort`] ticked
 //! every 10 ms. It reads the clock; the call never does.
 
+use super::pacer::PlayoutPacer;
 use super::wav::{AudioPort, FRAME};
 use super::{Call, CallError, CallSignal, CallStats, Event, Input, Transmit};
 use crate::driver::{DriverError, TransportEvent, TransportHandle};
@@ -20,6 +21,9 @@ const COMMAND_QUEUE: usize = 64;
 const EVENT_QUEUE: usize = 256;
 /// The audio tick.
 const TICK: Duration = Duration::from_millis(10);
+/// Most microphone frames taken at one tick: a late tick catches up, a
+/// flood from a port cannot hold the task.
+const MAX_FRAMES_PER_TICK: usize = 5;
 
 /// Carries [`CallSignal`]s to the peer; implemented by the app's signalling client.
 pub trait CallSignaller: Send + 'static {
@@ -87,6 +91,7 @@ impl CallHandle {
             audio,
             events: ev_tx,
             frame: vec![0; FRAME],
+            pacer: PlayoutPacer::default(),
             dropped_events: 0,
             final_cache: Arc::clone(&final_cache),
         };
@@ -189,6 +194,7 @@ struct Task {
     audio: Option<Box<dyn AudioPort>>,
     events: mpsc::Sender<Event>,
     frame: Vec<i16>,
+    pacer: PlayoutPacer,
     dropped_events: u64,
     final_cache: FinalCache,
 }
@@ -288,11 +294,19 @@ impl Task {
             return;
         };
         let now = Instant::now();
-        if audio.capture(&mut self.frame) && self.call.is_secure() {
-            let _ = self.call.push_audio(now, &self.frame);
+        for _ in 0..audio.captured_frames().min(MAX_FRAMES_PER_TICK) {
+            if !audio.capture(&mut self.frame) {
+                break;
+            }
+            if self.call.is_secure() {
+                let _ = self.call.push_audio(now, &self.frame);
+            }
         }
-        self.call.pull_audio(now, &mut self.frame);
-        audio.play(&self.frame);
+        let play = self.pacer.frames_to_play(audio.queued_playout_frames());
+        for _ in 0..play {
+            self.call.pull_audio(now, &mut self.frame);
+            audio.play(&self.frame);
+        }
     }
 
     async fn flush(&mut self, transport: &TransportHandle) {

@@ -48,6 +48,7 @@
 pub mod driver;
 mod fuzz;
 pub mod media;
+pub mod pacer;
 pub mod signal;
 pub mod stats;
 pub mod wav;

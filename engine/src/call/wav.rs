@@ -55,6 +55,22 @@ pub trait AudioPort: Send + 'static {
     fn capture(&mut self, frame: &mut [i16]) -> bool;
     /// Plays 10 ms of received audio.
     fn play(&mut self, frame: &[i16]);
+    /// Whole 10 ms frames of microphone audio ready now. A port fed by a
+    /// device's clock reports its queue, and the driver takes them all at
+    /// a tick (up to a bound), so that the device sets the pace and the
+    /// queue does not grow; a port paced by the driver's tick has one (the
+    /// default).
+    fn captured_frames(&self) -> usize {
+        1
+    }
+    /// Whole 10 ms frames queued for the device and not yet played, for a
+    /// port played by a device's clock: the driver then plays one frame
+    /// more or less at a tick to keep that queue short
+    /// ([`super::pacer::PlayoutPacer`]). `None` (the default): one frame
+    /// per tick.
+    fn queued_playout_frames(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Appends one whole frame to a single-producer single-consumer ring, or
