@@ -294,7 +294,9 @@ impl Task {
             return;
         };
         let now = Instant::now();
-        for _ in 0..audio.captured_frames().min(MAX_FRAMES_PER_TICK) {
+        // At least one try per tick: a port may do its housekeeping there
+        // (the softphone's switches to other devices).
+        for _ in 0..audio.captured_frames().clamp(1, MAX_FRAMES_PER_TICK) {
             if !audio.capture(&mut self.frame) {
                 break;
             }
