@@ -1,11 +1,12 @@
 //! Paces playout to a sound device's clock.
 //!
 //! The call's driver ticks every 10 ms of the system clock; a sound card
-//! plays at its own crystal's rate, which differs by up to a few hundred
-//! ppm. One frame per tick into the device's queue then either fills it
-//! (a slow device: the delay creeps up until the queue is full, 200 ms
-//! and more over a long call) or drains it (a fast one: the device plays
-//! silence each time it runs dry). The pacer watches how much of the
+//! plays at its own crystal's rate, which is never quite the same (the
+//! jitter buffer is built for clocks +-100 ppm apart, issue 4). One frame
+//! per tick into the device's queue then either fills it (a slow device:
+//! the delay creeps up until the queue is full, 200 ms for the
+//! softphone's and the SDK's rings) or drains it (a fast one: the device
+//! plays silence each time it runs dry). The pacer watches how much of the
 //! queue the device never used and plays one frame more or less per tick
 //! to keep that small: the jitter buffer then takes up the difference
 //! (it cuts or lengthens pauses), as it does for a sender's clock.
