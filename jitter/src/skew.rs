@@ -47,6 +47,8 @@ pub struct SkewTracker {
     floors: VecDeque<Floor>,
     /// The block in progress: its start (arrival ms) and floor so far.
     current: Option<(f64, Floor)>,
+    /// The reading, renewed when a block closes.
+    lag_ppm: Option<f64>,
 }
 
 impl SkewTracker {
@@ -64,6 +66,7 @@ impl SkewTracker {
                 if self.floors.len() > BLOCKS {
                     self.floors.pop_front();
                 }
+                self.lag_ppm = self.read();
                 (arrival_ms, packet)
             }
             None => (arrival_ms, packet),
@@ -74,6 +77,11 @@ impl SkewTracker {
     /// ppm (negative: faster), once a minute of packets has been seen and
     /// while the floor moves as a clock would.
     pub fn sender_lag_ppm(&self) -> Option<f64> {
+        self.lag_ppm
+    }
+
+    /// The reading from the blocks kept.
+    fn read(&self) -> Option<f64> {
         if self.floors.len() < BLOCKS {
             return None;
         }
@@ -93,8 +101,7 @@ impl SkewTracker {
 
     /// Forgets everything (new stream).
     pub fn reset(&mut self) {
-        self.floors.clear();
-        self.current = None;
+        *self = Self::default();
     }
 }
 

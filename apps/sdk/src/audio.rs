@@ -9,7 +9,7 @@
 //! `pop_frame`, which the softphone's sound-card callbacks use too).
 
 use rtrb::{Consumer, Producer, RingBuffer};
-use sotto_engine::call::wav::{AudioPort, FRAME, pop_frame, push_frame};
+use sotto_engine::call::wav::{AudioPort, FRAME, frames_in, frames_ready, pop_frame, push_frame};
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -119,11 +119,11 @@ impl AudioPort for Port {
     }
 
     fn captured_frames(&self) -> usize {
-        self.mic.slots() / FRAME
+        frames_ready(&self.mic)
     }
 
     fn queued_playout_frames(&self) -> Option<usize> {
-        Some((MAX_FRAMES * FRAME - self.speaker.slots()) / FRAME)
+        Some(frames_in(&self.speaker))
     }
 }
 

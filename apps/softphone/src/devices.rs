@@ -5,7 +5,7 @@
 
 use anyhow::{Context as _, anyhow};
 use cpal::traits::{DeviceTrait as _, HostTrait as _, StreamTrait as _};
-use sotto_engine::call::wav::{AudioPort, FRAME, pop_frame, push_frame};
+use sotto_engine::call::wav::{AudioPort, frames_in, frames_ready, pop_frame, push_frame};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -289,11 +289,11 @@ impl AudioPort for DeviceAudio {
     }
 
     fn captured_frames(&self) -> usize {
-        self.streams.mic.slots() / FRAME
+        frames_ready(&self.streams.mic)
     }
 
     fn queued_playout_frames(&self) -> Option<usize> {
-        Some((RING - self.streams.speaker.slots()) / FRAME)
+        Some(frames_in(&self.streams.speaker))
     }
 }
 

@@ -44,7 +44,6 @@ impl PlayoutPacer {
         let Some(queued) = queued else {
             return 1;
         };
-
         if queued == 0 {
             // The device took all there was: it may run dry before the
             // next tick. One frame ahead.
