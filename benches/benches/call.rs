@@ -152,7 +152,7 @@ fn sim_records(sim: &Sim) -> isize {
         .iter()
         .map(|&s| {
             let p = sim.peer(s);
-            (2 * (p.sent_audio.capacity() + p.received_audio.capacity())
+            (2 * (p.audio.sent.capacity() + p.audio.received.capacity())
                 + p.log.capacity() * std::mem::size_of::<Record>()) as isize
         })
         .sum()

@@ -90,8 +90,8 @@ fn run_call(seconds: u64, seed: u64) -> Outcome {
 
 fn similarity(sim: &Sim, from: Side) -> Similarity {
     compare(
-        &sim.peer(from).sent_audio,
-        &sim.peer(from.other_side()).received_audio,
+        &sim.peer(from).audio.sent,
+        &sim.peer(from.other_side()).audio.received,
         Duration::from_millis(600),
     )
 }
@@ -185,7 +185,7 @@ fn same_seed_same_call() {
         assert_eq!(p.wire, q.wire, "{side:?}");
         assert_eq!(p.secure_at(), q.secure_at());
         assert!(
-            p.received_audio == q.received_audio,
+            p.audio.received == q.audio.received,
             "{side:?} audio differs"
         );
     }

@@ -1,13 +1,16 @@
 //! Whole calls in the simulator over a clean direct path: setup, SAS,
 //! the no-media-before-Secure rule, hang-up, decline, zrtp-hash and cache
-//! mismatches; and a relay-only call through sotto-relay's TURN core.
+//! mismatches; a relay-only call through sotto-relay's TURN core; and
+//! sound cards whose clocks are not the system's.
 
 use sotto_engine::call::wav::load_48k_mono;
 use sotto_engine::call::{CallConfig, CallSignal, EndReason, Event, PathKind};
 use sotto_engine::demux::PacketKind;
 use sotto_engine::ice::TurnServer;
 use sotto_engine::sim::audio::{Similarity, compare};
-use sotto_engine::sim::{Datagram, LinkSchedule, Network, Record, Side, Sim, SimRelay};
+use sotto_engine::sim::{
+    Datagram, DeviceClock, LinkSchedule, Network, Record, Side, Sim, SimRelay,
+};
 use sotto_engine::zrtp::ZidCache;
 use sotto_jitter::link::mahimahi::{MahimahiConfig, MahimahiLink, MahimahiTrace};
 use sotto_relay::auth::{Credentials, Nonces};
@@ -650,8 +653,8 @@ fn hearing(sim: &Sim, from: Duration) -> [Similarity; 2] {
     [Side::A, Side::B].map(|side| {
         let from = from.as_millis() as usize * 48;
         let q = compare(
-            &sim.peer(side.other()).sent_audio[from..],
-            &sim.peer(side).received_audio[from..],
+            &sim.peer(side.other()).audio.sent[from..],
+            &sim.peer(side).audio.received[from..],
             Duration::from_millis(600),
         );
         println!("{side:?} hears: {q:?}");
@@ -783,6 +786,55 @@ fn relay_only_call_over_a_real_lte_trace() {
         assert!(
             r.median_envelope_correlation >= d.median_envelope_correlation - 0.1,
             "relayed {r:?}\ndirect {d:?}"
+        );
+    }
+}
+
+/// Sound cards on their own clocks, 300 ppm off the system's (A's fast,
+/// B's slow; callbacks of 1 024 and 256 samples), over three minutes of
+/// speech each way: the cards' queues neither run dry nor fill up, and
+/// each side's jitter buffer takes up the difference between the other
+/// card's microphone and its own speaker (600 ppm: 108 ms in three
+/// minutes).
+#[test]
+fn sound_cards_off_the_system_clock_neither_starve_nor_fill_their_queues() {
+    let cfg = CallConfig::default;
+    let mut sim = Sim::new(Instant::now(), cfg(), cfg(), net()).unwrap();
+    let cards = [(Side::A, -300.0, 1_024), (Side::B, 300.0, 256)];
+    for (side, slow_ppm, period) in cards {
+        sim.set_device(side, DeviceClock { slow_ppm, period });
+    }
+    let at = speech_until_secure(&mut sim);
+    sim.run_for(Duration::from_secs(180));
+    // Net time the buffer inserted, ms: what it took up.
+    let mut took_up = [0.0; 2];
+    for (i, (side, _, period)) in cards.into_iter().enumerate() {
+        let p = sim.peer(side);
+        let card = p.audio.device_stats().unwrap();
+        let jb = p.call.stats().inbound.jitter_buffer;
+        took_up[i] = (jb.inserted_samples_for_deceleration as f64
+            - jb.removed_samples_for_acceleration as f64)
+            / 48.0;
+        println!(
+            "{side:?}: {card:?}\n  {jb:?}\n  took up {:.1} ms",
+            took_up[i]
+        );
+        assert_eq!(card.underruns, 0, "{side:?}");
+        assert_eq!((card.playout_overflows, card.capture_overflows), (0, 0));
+        // One callback's worth and three frames: the pacer's slack.
+        assert!(card.most_queued <= period + 3 * 480, "{side:?}");
+        // The 108 ms went into the pauses, not into waits in speech.
+        assert!(jb.concealment_events <= 3, "{side:?}");
+    }
+    // A's speaker plays faster than B's microphone records: A lengthened
+    // pauses by the 108 ms. B removed them, and more: its target fell
+    // after the start-up.
+    assert!((80.0..140.0).contains(&took_up[0]), "{took_up:?}");
+    assert!(took_up[1] <= -80.0, "{took_up:?}");
+    for q in hearing(&sim, at) {
+        assert!(
+            q.windows >= 100 && q.median_envelope_correlation > 0.8,
+            "{q:?}"
         );
     }
 }

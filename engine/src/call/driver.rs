@@ -3,8 +3,8 @@
 //! it, the call, the application's signalling and an [`AudioPort`] ticked
 //! every 10 ms. It reads the clock; the call never does.
 
-use super::pacer::PlayoutPacer;
-use super::wav::{AudioPort, FRAME};
+use super::pump::AudioPump;
+use super::wav::AudioPort;
 use super::{Call, CallError, CallSignal, CallStats, Event, Input, Transmit};
 use crate::driver::{DriverError, TransportEvent, TransportHandle};
 use crate::ice::{IceConfig, SignalMessage, Signaller};
@@ -21,9 +21,6 @@ const COMMAND_QUEUE: usize = 64;
 const EVENT_QUEUE: usize = 256;
 /// The audio tick.
 const TICK: Duration = Duration::from_millis(10);
-/// Most microphone frames taken at one tick: a late tick catches up, a
-/// flood from a port cannot hold the task.
-const MAX_FRAMES_PER_TICK: usize = 5;
 
 /// Carries [`CallSignal`]s to the peer; implemented by the app's signalling client.
 pub trait CallSignaller: Send + 'static {
@@ -90,8 +87,7 @@ impl CallHandle {
             signaller,
             audio,
             events: ev_tx,
-            frame: vec![0; FRAME],
-            pacer: PlayoutPacer::default(),
+            pump: AudioPump::default(),
             dropped_events: 0,
             final_cache: Arc::clone(&final_cache),
         };
@@ -193,8 +189,7 @@ struct Task {
     signaller: Box<dyn CallSignaller>,
     audio: Option<Box<dyn AudioPort>>,
     events: mpsc::Sender<Event>,
-    frame: Vec<i16>,
-    pacer: PlayoutPacer,
+    pump: AudioPump,
     dropped_events: u64,
     final_cache: FinalCache,
 }
@@ -290,24 +285,9 @@ impl Task {
     }
 
     fn audio_tick(&mut self) {
-        let Some(audio) = self.audio.as_mut() else {
-            return;
-        };
-        let now = Instant::now();
-        // At least one try per tick: a port may do its housekeeping there
-        // (the softphone's switches to other devices).
-        for _ in 0..audio.captured_frames().clamp(1, MAX_FRAMES_PER_TICK) {
-            if !audio.capture(&mut self.frame) {
-                break;
-            }
-            if self.call.is_secure() {
-                let _ = self.call.push_audio(now, &self.frame);
-            }
-        }
-        let play = self.pacer.frames_to_play(audio.queued_playout_frames());
-        for _ in 0..play {
-            self.call.pull_audio(now, &mut self.frame);
-            audio.play(&self.frame);
+        if let Some(audio) = self.audio.as_mut() {
+            self.pump
+                .tick(Instant::now(), &mut self.call, audio.as_mut());
         }
     }
 

@@ -49,6 +49,7 @@ pub mod driver;
 mod fuzz;
 pub mod media;
 pub mod pacer;
+pub mod pump;
 pub mod signal;
 pub mod stats;
 pub mod wav;

@@ -10,6 +10,10 @@
 //! keeps a [`Record`] log of every datagram that left its socket and every
 //! call event, in the order they happened.
 //!
+//! Each side's microphone and speaker ([`SimAudio`]) are paced by the
+//! 10 ms tick, or with [`Sim::set_device`] by a sound card on its own
+//! clock; the call reaches them through the driver's own [`AudioPump`].
+//!
 //! [`Sim::new_relayed`] adds a TURN relay host: a [`SimRelay`] (a sans-IO
 //! TURN server behind an adapter, e.g. sotto-relay's core in the tests)
 //! that the calls' ICE allocates on. Datagrams a side sends to the relay
@@ -35,9 +39,12 @@
 
 pub mod audio;
 pub mod link;
+pub mod port;
 
 pub use link::LinkSchedule;
+pub use port::{DeviceClock, DeviceStats, SimAudio};
 
+use crate::call::pump::AudioPump;
 use crate::call::{Call, CallConfig, CallError, CallSignal, Event, Input, Transmit};
 use crate::demux::{PacketKind, classify};
 use crate::ice::{IceConfig, IceError, IceSession, TurnServer};
@@ -48,8 +55,6 @@ use std::time::{Duration, Instant};
 
 /// Audio is pushed and pulled every 10 ms.
 const TICK: Duration = Duration::from_millis(10);
-/// Samples in one tick at 48 kHz.
-const TICK_SAMPLES: usize = 480;
 
 /// One end of the simulated call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,11 +188,9 @@ pub struct Peer {
     pub call: Call,
     ice: IceSession,
     addr: SocketAddr,
-    source: Vec<i16>,
-    /// Microphone audio offered to the call, one sample per 1/48000 s from the start.
-    pub sent_audio: Vec<i16>,
-    /// Audio the call played out, aligned the same way.
-    pub received_audio: Vec<i16>,
+    /// Its microphone and speaker: what it said and what it heard.
+    pub audio: SimAudio,
+    pump: AudioPump,
     /// Datagrams and events, in order.
     pub log: Vec<Record>,
     /// What left this side's socket and what the link did to it.
@@ -339,9 +342,8 @@ impl Sim {
                 call,
                 ice,
                 addr,
-                source: Vec::new(),
-                sent_audio: Vec::new(),
-                received_audio: Vec::new(),
+                audio: SimAudio::default(),
+                pump: AudioPump::default(),
                 log: Vec::new(),
                 wire: WireStats::default(),
                 ended: false,
@@ -369,7 +371,14 @@ impl Sim {
 
     /// The microphone of `side`: 48 kHz mono PCM, looped.
     pub fn set_audio(&mut self, side: Side, pcm: Vec<i16>) {
-        self.peers[side.idx()].source = pcm;
+        self.peers[side.idx()].audio.set_source(pcm);
+    }
+
+    /// Gives `side` a sound card with its own `clock`: from now on its
+    /// microphone and speaker run on that clock, behind queues the call
+    /// reaches at each tick of the system clock ([`SimAudio`]).
+    pub fn set_device(&mut self, side: Side, clock: DeviceClock) {
+        self.peers[side.idx()].audio.set_device(clock);
     }
 
     /// Installs a hook that sees (and may change) every signalling message.
@@ -513,19 +522,8 @@ impl Sim {
     fn audio_tick(&mut self, side: Side) {
         let now = self.now;
         let p = &mut self.peers[side.idx()];
-        let start = p.sent_audio.len();
-        let mut frame = [0i16; TICK_SAMPLES];
-        if !p.source.is_empty() {
-            for (i, s) in frame.iter_mut().enumerate() {
-                *s = p.source[(start + i) % p.source.len()];
-            }
-        }
-        p.sent_audio.extend_from_slice(&frame);
-        // Dropped (and counted) by the call until it is Secure.
-        let _ = p.call.push_audio(now, &frame);
-        let mut out = Vec::with_capacity(TICK_SAMPLES);
-        p.call.pull_audio(now, &mut out);
-        p.received_audio.extend_from_slice(&out);
+        p.audio.advance(now - self.t0);
+        p.pump.tick(now, &mut p.call, &mut p.audio);
         self.drain_call(side);
         self.pump_ice(side);
     }
