@@ -384,7 +384,7 @@ impl JitterBuffer {
     }
 
     fn target_ms(&self, now_ms: f64) -> f64 {
-        let net = if self.estimator.histogram_target_ms() <= 0.0 && self.mode == Mode::Idle {
+        let net = if !self.estimator.has_history() && self.mode == Mode::Idle {
             self.config.initial_target_ms
         } else {
             self.estimator.target_ms(now_ms)
@@ -637,12 +637,10 @@ impl JitterBuffer {
                 let Some((first_ts, first)) = self.packets.first() else {
                     return Operation::Idle;
                 };
-                // Start once the first packet has waited as long as a packet
-                // that came at the fastest recent transit would wait.
-                let offset = now_ms - first.arrival_ms + first.relative_ms;
-                if offset < target && self.level() < target_level {
+                if !self.may_start(now_ms, first, target, target_level) {
                     return Operation::Idle;
                 }
+                let offset = now_ms - first.arrival_ms + first.relative_ms;
                 self.play_ts = first_ts;
                 self.sync_ts = first_ts;
                 self.mode = Mode::Normal;
@@ -654,6 +652,7 @@ impl JitterBuffer {
                     return self.conceal(now_ms, PULL_SAMPLES, false);
                 };
                 let (first_samples, has_fec) = (first.samples, first.has_fec);
+                let may_start = self.may_start(now_ms, first, target, target_level);
                 let level = self.level();
                 // A backlog far above target: drop the oldest audio.
                 let flush_level = target_level + (self.config.flush_excess_ms * PER_MS) as usize;
@@ -667,8 +666,7 @@ impl JitterBuffer {
                     return self.play_next(now_ms, target, self.mode == Mode::Expand);
                 }
                 if self.mode == Mode::Dtx {
-                    // Start the next talkspurt once enough of it is buffered.
-                    if level >= target_level {
+                    if may_start {
                         return self.resync(now_ms, target);
                     }
                     return self.conceal(now_ms, PULL_SAMPLES, false);
@@ -696,6 +694,21 @@ impl JitterBuffer {
                 self.conceal(now_ms, n.min(MAX_PACKET_SAMPLES / 2), true)
             }
         }
+    }
+
+    /// Whether playout may start, or the next talkspurt after a DTX pause,
+    /// with `first` at the head: enough audio is buffered, *and* the first
+    /// packet has waited as long as a packet that came at the fastest
+    /// recent transit would wait. The level alone is not enough: one 20 ms
+    /// frame fills a target under 10 ms, and a talkspurt started at the
+    /// pull after its first packet came then waits for every later packet
+    /// slower than that one (on a 5G link with 3-11 ms of delay, a wait in
+    /// speech every few talkspurts). Nor is the wait alone: a talkspurt
+    /// whose head was queued has waited long enough at once, while the
+    /// packets behind it are still on their way.
+    fn may_start(&self, now_ms: f64, first: &Stored, target: f64, target_level: usize) -> bool {
+        let offset = now_ms - first.arrival_ms + first.relative_ms;
+        offset >= target && self.level() >= target_level
     }
 
     /// Takes the wait just ended by a packet `gap` samples past the

@@ -131,6 +131,10 @@ pub(crate) fn non_negative_or_infinite(settings: &[(&str, f64)]) -> Result<(), S
 /// bounded: 8 bytes each).
 pub const MAX_BUCKETS: usize = 100_000;
 
+/// Timing noise a relative delay may carry, in buckets (see
+/// `DelayEstimator::update`).
+const EDGE_NOISE: f64 = 1e-6;
+
 /// Most transit samples kept for the running minimum (bounds memory even
 /// when a burst of packets arrives at once).
 const MAX_WINDOW_ENTRIES: usize = 1_000;
@@ -241,7 +245,14 @@ impl DelayEstimator {
         self.seen += 1;
         let f = self.config.forget.min(1.0 - 1.0 / (self.seen as f64 + 1.0));
         self.weight /= f;
-        let bucket = ((relative / self.config.bucket_ms) as usize).min(self.histogram.len() - 1);
+        // Bucket i holds ((i - 1) b, i b]: its upper edge covers all of it,
+        // and a packet as fast as the fastest (relative 0) asks for nothing.
+        // Times that went through `Instant` carry noise of about 1e-12 ms,
+        // which must not push a delay on an edge into the next bucket.
+        let edges = (relative / self.config.bucket_ms - EDGE_NOISE)
+            .ceil()
+            .max(0.0);
+        let bucket = (edges as usize).min(self.histogram.len() - 1);
         let add = (1.0 - f) * self.weight;
         self.histogram[bucket] += add;
         self.total += add;
@@ -277,6 +288,12 @@ impl DelayEstimator {
         self.last_peak_ms = Some(arrival_ms);
     }
 
+    /// Whether any packet has been recorded since the start or the last
+    /// reset.
+    pub fn has_history(&self) -> bool {
+        self.total > 0.0
+    }
+
     /// The delay the histogram asks for (upper edge of its bucket), in
     /// ms: its `quantile`, or up to its `quantile_max` where the late cost
     /// says so.
@@ -301,7 +318,7 @@ impl DelayEstimator {
             if acc < low {
                 continue;
             }
-            let d = (i + 1) as f64 * c.bucket_ms;
+            let d = i as f64 * c.bucket_ms;
             let cost = d + c.late_cost_ms * (self.total - acc).max(0.0) / self.total;
             if best.is_none_or(|(_, bc)| cost < bc) {
                 best = Some((d, cost));
@@ -310,7 +327,7 @@ impl DelayEstimator {
                 break;
             }
         }
-        best.map_or(self.histogram.len() as f64 * c.bucket_ms, |(d, _)| d)
+        best.map_or((self.histogram.len() - 1) as f64 * c.bucket_ms, |(d, _)| d)
     }
 
     /// What the last peak still asks for at `now_ms`: its height during the
@@ -454,6 +471,26 @@ mod tests {
             ..EstimatorConfig::default()
         };
         assert!(target_with_tail(plain, 10.0) <= 1.0);
+    }
+
+    #[test]
+    fn a_steady_link_asks_for_nothing_and_a_delay_on_an_edge_for_that_edge() {
+        // Transits with the noise of `Instant` arithmetic (1e-12 ms): the
+        // relative delays are 0, and so is the target (not the 1 ms upper
+        // edge of a bucket [0, 1), which would start a talkspurt a pull
+        // later than its first packet allows).
+        let mut e = DelayEstimator::new(EstimatorConfig::default());
+        let noise = |k: u64| if k.is_multiple_of(2) { 1e-12 } else { 0.0 };
+        for k in 0..500u64 {
+            e.update(k as f64 * 20.0 + 30.0 + noise(k), k as f64 * 20.0);
+        }
+        assert_eq!(e.histogram_target_ms(), 0.0);
+        // Every tenth packet 5 ms slower: the target is 5 ms, not 6.
+        for k in 500..3_000u64 {
+            let extra = if k % 10 == 0 { 5.0 } else { 0.0 };
+            e.update(k as f64 * 20.0 + 30.0 + extra + noise(k), k as f64 * 20.0);
+        }
+        assert_eq!(e.histogram_target_ms(), 5.0);
     }
 
     #[test]

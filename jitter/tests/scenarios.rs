@@ -814,6 +814,30 @@ fn pauses_put_packet_starts_back_on_pull_boundaries() {
 }
 
 #[test]
+fn talkspurts_after_dtx_start_late_enough_for_the_packets_behind_them() {
+    // Talkspurts of a second, each after a second of DTX, over a link of
+    // 3-11 ms (as the 5G traces), so the target is under one pull. The
+    // first packet of a talkspurt alone fills the target level; started
+    // at the pull after it came, the packets behind it are late whenever
+    // they are slower than 10 ms, one in eight: a wait in nearly every
+    // talkspurt. Started once it has waited as long as the target asks,
+    // none is late.
+    let mut pcm = Vec::new();
+    for _ in 0..30 {
+        pcm.extend(tone(1.0));
+        pcm.extend(std::iter::repeat_n(0i16, 48_000));
+    }
+    let sent: Vec<_> = transmitted(packets(&pcm, 5, 0, true))
+        .into_iter()
+        .map(|(k, p)| (p, k as f64 * 20.0 + 3.0 + ((k * 37) % 80) as f64 / 10.0))
+        .collect();
+    let r = run(sent, pcm.len() as f64 / 48_000.0);
+    let s = r.jb.stats();
+    assert!(s.comfort_noise_samples > 20 * 48_000, "{s:?}");
+    assert_eq!(waits_after(&r, 5), 0, "{s:?}");
+}
+
+#[test]
 fn a_short_tail_of_slow_packets_is_buffered_for_not_waited_for() {
     // Talkspurts over a steady 30 ms link on which every 60th packet
     // (1.7 %) comes 15 ms late, still in order. Leaving them late would
