@@ -803,7 +803,15 @@ fn sound_cards_off_the_system_clock_neither_starve_nor_fill_their_queues() {
     let mut sim = Sim::new(Instant::now(), cfg(), cfg(), net()).unwrap();
     let cards = [(Side::A, -300.0, 1_024), (Side::B, 300.0, 256)];
     for (side, slow_ppm, period) in cards {
-        sim.set_device(side, DeviceClock { slow_ppm, period });
+        sim.set_device(side, DeviceClock { slow_ppm, period })
+            .unwrap();
+    }
+    for bad in [(f64::NAN, 480), (-1e6, 480), (0.0, 0)] {
+        let clock = DeviceClock {
+            slow_ppm: bad.0,
+            period: bad.1,
+        };
+        assert!(sim.set_device(Side::A, clock).is_err(), "{bad:?}");
     }
     let at = speech_until_secure(&mut sim);
     let buffers =

@@ -167,6 +167,9 @@ pub enum SimError {
     /// An ICE session would not start.
     #[error(transparent)]
     Ice(#[from] IceError),
+    /// A sound card's clock out of range (see [`DeviceClock::validate`]).
+    #[error("device clock: {0}")]
+    DeviceClock(String),
 }
 
 /// Media datagram counters of one direction (sent by this side).
@@ -377,8 +380,10 @@ impl Sim {
     /// Gives `side` a sound card with its own `clock`: from now on its
     /// microphone and speaker run on that clock, behind queues the call
     /// reaches at each tick of the system clock ([`SimAudio`]).
-    pub fn set_device(&mut self, side: Side, clock: DeviceClock) {
+    pub fn set_device(&mut self, side: Side, clock: DeviceClock) -> Result<(), SimError> {
+        clock.validate().map_err(SimError::DeviceClock)?;
         self.peers[side.idx()].audio.set_device(clock);
+        Ok(())
     }
 
     /// Installs a hook that sees (and may change) every signalling message.

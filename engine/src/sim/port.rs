@@ -25,6 +25,23 @@ pub struct DeviceClock {
     pub period: usize,
 }
 
+impl DeviceClock {
+    /// Checks that the card runs at all (within 10 % of the system clock)
+    /// and calls back at least once a second.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.slow_ppm.is_nan() || self.slow_ppm.abs() > 100_000.0 {
+            return Err(format!(
+                "slow_ppm {} must be within +-100 000",
+                self.slow_ppm
+            ));
+        }
+        if !(1..=48_000).contains(&self.period) {
+            return Err(format!("period {} must be 1..=48 000 samples", self.period));
+        }
+        Ok(())
+    }
+}
+
 /// What a simulated sound card saw.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DeviceStats {
@@ -93,7 +110,7 @@ impl SimAudio {
         let Some(d) = self.device.as_mut() else {
             return;
         };
-        let period = d.clock.period.max(1);
+        let period = d.clock.period;
         // Samples of the card's clock by now.
         let card = elapsed.as_secs_f64() * 48_000.0 / (1.0 + d.clock.slow_ppm * 1e-6);
         while ((d.callbacks + 1) * period as u64) as f64 <= card {
