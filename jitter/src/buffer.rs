@@ -653,6 +653,7 @@ impl JitterBuffer {
                 };
                 let (first_samples, has_fec) = (first.samples, first.has_fec);
                 let may_start = self.may_start(now_ms, first, target, target_level);
+                let comfort_noise = self.mode == Mode::Dtx && self.head_is_comfort_noise();
                 let level = self.level();
                 // A backlog far above target: drop the oldest audio.
                 let flush_level = target_level + (self.config.flush_excess_ms * PER_MS) as usize;
@@ -666,7 +667,13 @@ impl JitterBuffer {
                     return self.play_next(now_ms, target, self.mode == Mode::Expand);
                 }
                 if self.mode == Mode::Dtx {
-                    if may_start {
+                    // A comfort-noise update (every 400 ms of a long pause
+                    // from Opus) is played as it comes: nothing follows it
+                    // closely, so no audio behind it ever reaches the
+                    // target, and held back for that, the updates of a
+                    // long pause would pile up in front of the next
+                    // talkspurt.
+                    if may_start || comfort_noise {
                         return self.resync(now_ms, target);
                     }
                     return self.conceal(now_ms, PULL_SAMPLES, false);
@@ -697,18 +704,42 @@ impl JitterBuffer {
     }
 
     /// Whether playout may start, or the next talkspurt after a DTX pause,
-    /// with `first` at the head: enough audio is buffered, *and* the first
+    /// with `first` at the head: enough audio is buffered *and* the first
     /// packet has waited as long as a packet that came at the fastest
-    /// recent transit would wait. The level alone is not enough: one 20 ms
-    /// frame fills a target under 10 ms, and a talkspurt started at the
-    /// pull after its first packet came then waits for every later packet
-    /// slower than that one (on a 5G link with 3-11 ms of delay, a wait in
-    /// speech every few talkspurts). Nor is the wait alone: a talkspurt
-    /// whose head was queued has waited long enough at once, while the
-    /// packets behind it are still on their way.
+    /// recent transit would wait; or the audio behind the first packet
+    /// alone covers the target.
+    ///
+    /// The level alone is not enough: one 20 ms frame fills a target under
+    /// 10 ms, and a talkspurt started at the pull after its first packet
+    /// came then waits for every later packet slower than that one (on a
+    /// 5G link with 3-11 ms of delay, a wait in speech every few
+    /// talkspurts). Nor is the wait alone: a talkspurt whose head was
+    /// queued has waited long enough at once, while the packets behind it
+    /// are still on their way. But a backlog that came after an outage
+    /// covers the target by itself, while its head's relative delay is 0
+    /// (nothing older is left in the estimator's window): waiting on top
+    /// would only add to it.
     fn may_start(&self, now_ms: f64, first: &Stored, target: f64, target_level: usize) -> bool {
         let offset = now_ms - first.arrival_ms + first.relative_ms;
-        offset >= target && self.level() >= target_level
+        let level = self.level();
+        (offset >= target && level >= target_level) || level >= target_level + first.samples
+    }
+
+    /// Whether the packet at the head is comfort noise, or the refresh
+    /// of it that an Opus sender in DTX sends every 400 ms (one coded
+    /// frame, then a DTX frame right behind it).
+    fn head_is_comfort_noise(&self) -> bool {
+        let mut next = None;
+        for (ts, p) in self.packets.iter().take(2) {
+            if next.is_some_and(|n| n != ts) {
+                break;
+            }
+            if self.decoder.is_dtx(&p.payload) {
+                return true;
+            }
+            next = Some(ts + p.samples as i64);
+        }
+        false
     }
 
     /// Takes the wait just ended by a packet `gap` samples past the

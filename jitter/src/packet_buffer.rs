@@ -59,6 +59,11 @@ impl PacketBuffer {
         self.packets.iter_mut().next().map(|(&t, p)| (t, p))
     }
 
+    /// The packets in timestamp order.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &Stored)> {
+        self.packets.iter().map(|(&t, p)| (t, p))
+    }
+
     /// Removes the earliest packet.
     pub fn pop_first(&mut self) -> Option<(i64, Stored)> {
         self.packets.pop_first()

@@ -838,6 +838,71 @@ fn talkspurts_after_dtx_start_late_enough_for_the_packets_behind_them() {
 }
 
 #[test]
+fn a_talkspurt_that_comes_as_a_backlog_starts_at_once() {
+    // Talkspurts of 2 s after 3 s of DTX, over a 30 ms queue that holds
+    // every tenth packet 200 ms (and those behind it), so the target is
+    // high. An outage from 2.5 s before the third talkspurt to 700 ms
+    // into it loses what was sent in the pause and queues the rest. The
+    // talkspurt's first packet then has a relative delay of 0 (the window
+    // holds nothing older), but the audio behind it already covers the
+    // target: waiting for the target on top would only add to the
+    // backlog (on the held-out UMTS traces, until it was flushed).
+    let mut pcm = Vec::new();
+    for _ in 0..3 {
+        pcm.extend(tone(2.0));
+        pcm.extend(std::iter::repeat_n(0i16, 3 * 48_000));
+    }
+    let third = 2 * 250; // first frame of the third talkspurt
+    let resume = third as f64 * 20.0 + 700.0;
+    let mut free = 0.0f64;
+    let sent: Vec<_> = transmitted(packets(&pcm, 6, 0, true))
+        .into_iter()
+        .filter(|(k, _)| !(third - 125..third).contains(k))
+        .map(|(k, p)| {
+            let held = if k % 10 == 0 { 200.0 } else { 0.0 };
+            let queued = if (third..third + 35).contains(&k) {
+                resume
+            } else {
+                0.0
+            };
+            free = free.max(k as f64 * 20.0 + 30.0 + held).max(queued);
+            (p, free)
+        })
+        .collect();
+    let arrivals: Vec<(u32, f64)> = sent
+        .iter()
+        .map(|(p, a)| (p.timestamp / FRAME as u32, *a))
+        .collect();
+    let r = run(sent, pcm.len() as f64 / 48_000.0);
+    let target = r.jb.target_delay_ms(Instant::now());
+    assert!(target >= 150.0, "{target}");
+    let played: Vec<(u32, f64)> = r
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Played { timestamp, .. } => Some(timestamp / FRAME as u32),
+            _ => None,
+        })
+        .zip(r.delays.iter().copied())
+        .collect();
+    let delay = |frame: usize| played.iter().find(|(f, _)| *f == frame as u32).unwrap().1;
+    // Played at the first pull after it came.
+    assert!(delay(third) <= 700.0 + 10.0, "{}", delay(third));
+    // The comfort-noise refreshes of the first pause (a coded frame every
+    // 400 ms, a DTX frame behind it) are played as they come, not held
+    // until the next talkspurt brings enough audio behind them.
+    let refreshes = (120..250).filter(|k| arrivals.iter().any(|(f, _)| *f == *k as u32));
+    for k in refreshes {
+        let came = arrivals.iter().find(|(f, _)| *f == k as u32).unwrap().1 - k as f64 * 20.0;
+        assert!(
+            delay(k) <= came + 30.0,
+            "frame {k}: came {came} ms late, played {}",
+            delay(k)
+        );
+    }
+}
+
+#[test]
 fn a_short_tail_of_slow_packets_is_buffered_for_not_waited_for() {
     // Talkspurts over a steady 30 ms link on which every 60th packet
     // (1.7 %) comes 15 ms late, still in order. Leaving them late would
