@@ -637,7 +637,7 @@ impl JitterBuffer {
                 let Some((first_ts, first)) = self.packets.first() else {
                     return Operation::Idle;
                 };
-                if !self.may_start(now_ms, first, target, target_level) {
+                if !self.may_start(now_ms, target, target_level) {
                     return Operation::Idle;
                 }
                 let offset = now_ms - first.arrival_ms + first.relative_ms;
@@ -652,8 +652,6 @@ impl JitterBuffer {
                     return self.conceal(now_ms, PULL_SAMPLES, false);
                 };
                 let (first_samples, has_fec) = (first.samples, first.has_fec);
-                let may_start = self.may_start(now_ms, first, target, target_level);
-                let comfort_noise = self.mode == Mode::Dtx && self.head_is_comfort_noise();
                 let level = self.level();
                 // A backlog far above target: drop the oldest audio.
                 let flush_level = target_level + (self.config.flush_excess_ms * PER_MS) as usize;
@@ -667,13 +665,7 @@ impl JitterBuffer {
                     return self.play_next(now_ms, target, self.mode == Mode::Expand);
                 }
                 if self.mode == Mode::Dtx {
-                    // A comfort-noise update (every 400 ms of a long pause
-                    // from Opus) is played as it comes: nothing follows it
-                    // closely, so no audio behind it ever reaches the
-                    // target, and held back for that, the updates of a
-                    // long pause would pile up in front of the next
-                    // talkspurt.
-                    if may_start || comfort_noise {
+                    if self.may_start(now_ms, target, target_level) {
                         return self.resync(now_ms, target);
                     }
                     return self.conceal(now_ms, PULL_SAMPLES, false);
@@ -704,10 +696,10 @@ impl JitterBuffer {
     }
 
     /// Whether playout may start, or the next talkspurt after a DTX pause,
-    /// with `first` at the head: enough audio is buffered *and* the first
+    /// with the first packet buffered: enough audio is buffered *and* the first
     /// packet has waited as long as a packet that came at the fastest
     /// recent transit would wait; or the audio behind the first packet
-    /// alone covers the target.
+    /// alone covers the target; or all of the talkspurt is here.
     ///
     /// The level alone is not enough: one 20 ms frame fills a target under
     /// 10 ms, and a talkspurt started at the pull after its first packet
@@ -718,21 +710,31 @@ impl JitterBuffer {
     /// are still on their way. But a backlog that came after an outage
     /// covers the target by itself, while its head's relative delay is 0
     /// (nothing older is left in the estimator's window): waiting on top
-    /// would only add to it.
-    fn may_start(&self, now_ms: f64, first: &Stored, target: f64, target_level: usize) -> bool {
+    /// would only add to it. And a talkspurt that is all here, up to the
+    /// DTX frame that ends it, has nothing left to protect: a short reply
+    /// shorter than the target would otherwise wait for the next packets
+    /// of the pause, and so would the comfort-noise refreshes of a long
+    /// pause (a coded frame and a DTX frame every 400 ms from Opus), which
+    /// then piled up in front of the next talkspurt.
+    fn may_start(&self, now_ms: f64, target: f64, target_level: usize) -> bool {
+        let Some((_, first)) = self.packets.first() else {
+            return false;
+        };
         let offset = now_ms - first.arrival_ms + first.relative_ms;
         let level = self.level();
-        (offset >= target && level >= target_level) || level >= target_level + first.samples
+        (offset >= target && level >= target_level)
+            || level >= target_level + first.samples
+            || self.talkspurt_is_complete()
     }
 
-    /// Whether the packet at the head is comfort noise, or the refresh
-    /// of it that an Opus sender in DTX sends every 400 ms (one coded
-    /// frame, then a DTX frame right behind it).
-    fn head_is_comfort_noise(&self) -> bool {
+    /// Whether the packets from the head on run without a gap into a DTX
+    /// frame: all of the talkspurt at the head (or a comfort-noise frame)
+    /// is buffered.
+    fn talkspurt_is_complete(&self) -> bool {
         let mut next = None;
-        for (ts, p) in self.packets.iter().take(2) {
+        for (ts, p) in self.packets.iter() {
             if next.is_some_and(|n| n != ts) {
-                break;
+                return false;
             }
             if self.decoder.is_dtx(&p.payload) {
                 return true;

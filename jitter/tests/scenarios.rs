@@ -903,6 +903,57 @@ fn a_talkspurt_that_comes_as_a_backlog_starts_at_once() {
 }
 
 #[test]
+fn a_reply_shorter_than_the_target_is_played_when_it_is_all_here() {
+    // Talkspurts of 2 s and 3 s pauses over a 30 ms queue that holds
+    // every tenth packet 400 ms, then a 100 ms reply. With Opus's DTX
+    // hangover the reply is 300 ms of frames and then a DTX frame, less
+    // than the target: the audio behind it never reaches the target, and
+    // it used to wait for the pause's comfort-noise refreshes to pile up.
+    let mut pcm = Vec::new();
+    for _ in 0..3 {
+        pcm.extend(tone(2.0));
+        pcm.extend(std::iter::repeat_n(0i16, 3 * 48_000));
+    }
+    let reply = pcm.len() / FRAME;
+    pcm.extend(tone(0.1));
+    pcm.extend(std::iter::repeat_n(0i16, 3 * 48_000));
+    let mut free = 0.0f64;
+    let sent: Vec<_> = transmitted(packets(&pcm, 7, 0, true))
+        .into_iter()
+        .map(|(k, p)| {
+            let held = if k % 10 == 0 { 400.0 } else { 0.0 };
+            free = free.max(k as f64 * 20.0 + 30.0 + held);
+            (p, free)
+        })
+        .collect();
+    let end_of_reply = sent
+        .iter()
+        .skip_while(|(p, _)| (p.timestamp as usize) < reply * FRAME)
+        .map(|(_, a)| *a)
+        .nth(15)
+        .unwrap();
+    let r = run(sent, pcm.len() as f64 / 48_000.0);
+    assert!(r.jb.target_delay_ms(Instant::now()) >= 300.0);
+    let (_, played) = r
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Played { timestamp, .. } => Some(timestamp / FRAME as u32),
+            _ => None,
+        })
+        .zip(r.delays.iter().copied())
+        .find(|(f, _)| *f == reply as u32)
+        .unwrap();
+    // Played at the first pull after its last frame and the DTX frame
+    // came (sent 300 ms after its first).
+    let came = end_of_reply - reply as f64 * 20.0;
+    assert!(
+        played <= came + 10.0,
+        "came {came} ms after it was said, played {played}"
+    );
+}
+
+#[test]
 fn a_short_tail_of_slow_packets_is_buffered_for_not_waited_for() {
     // Talkspurts over a steady 30 ms link on which every 60th packet
     // (1.7 %) comes 15 ms late, still in order. Leaving them late would
