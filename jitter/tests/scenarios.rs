@@ -670,19 +670,8 @@ fn a_dtx_pause_takes_back_the_backlog_of_the_talkspurt_before_it() {
         ..JitterConfig::default()
     };
     let r = run_with(config, sent, 6.5);
-    // Played packets' delays, by frame.
-    let by_frame: Vec<(u32, f64)> = r
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Played { timestamp, .. } => Some(timestamp / FRAME as u32),
-            _ => None,
-        })
-        .zip(r.delays.iter().copied())
-        .collect();
-    let delay = |frame: u32| by_frame.iter().find(|(f, _)| *f == frame).map(|d| d.1);
-    let end_of_first = delay(99).unwrap();
-    let start_of_second = delay(200).unwrap();
+    let end_of_first = delay_of(&r, 99);
+    let start_of_second = delay_of(&r, 200);
     assert!(end_of_first >= 340.0, "{end_of_first}");
     assert!(start_of_second <= 100.0, "{start_of_second}");
 }
@@ -837,119 +826,107 @@ fn talkspurts_after_dtx_start_late_enough_for_the_packets_behind_them() {
     assert_eq!(waits_after(&r, 5), 0, "{s:?}");
 }
 
-#[test]
-fn a_talkspurt_that_comes_as_a_backlog_starts_at_once() {
-    // Talkspurts of 2 s after 3 s of DTX, over a 30 ms queue that holds
-    // every tenth packet 200 ms (and those behind it), so the target is
-    // high. An outage from 2.5 s before the third talkspurt to 700 ms
-    // into it loses what was sent in the pause and queues the rest. The
-    // talkspurt's first packet then has a relative delay of 0 (the window
-    // holds nothing older), but the audio behind it already covers the
-    // target: waiting for the target on top would only add to the
-    // backlog (on the held-out UMTS traces, until it was flushed).
+/// `spurts` talkspurts of a 2 s tone, each followed by 3 s of silence
+/// (the other party's turn).
+fn turns(spurts: usize) -> Vec<i16> {
     let mut pcm = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..spurts {
         pcm.extend(tone(2.0));
         pcm.extend(std::iter::repeat_n(0i16, 3 * 48_000));
     }
+    pcm
+}
+
+/// `sent` (frame index, packet) through a 30 ms first-in first-out queue
+/// that holds every tenth packet `hold_ms` and so those behind it; no
+/// packet leaves before `not_before(k)` ms (an outage).
+fn through_holding_queue(
+    sent: Vec<(usize, RtpPacket)>,
+    hold_ms: f64,
+    not_before: impl Fn(usize) -> f64,
+) -> Vec<(RtpPacket, f64)> {
+    let mut free = 0.0f64;
+    sent.into_iter()
+        .map(|(k, p)| {
+            let held = if k % 10 == 0 { hold_ms } else { 0.0 };
+            free = free.max(k as f64 * 20.0 + 30.0 + held).max(not_before(k));
+            (p, free)
+        })
+        .collect()
+}
+
+#[test]
+fn a_talkspurt_that_comes_as_a_backlog_starts_at_once() {
+    // Turns over a queue that holds every tenth packet 200 ms, so the
+    // target is high. An outage from 2.5 s before the third talkspurt to
+    // 700 ms into it loses what was sent in the pause and queues the
+    // rest. The talkspurt's first packet then has a relative delay of 0
+    // (the window holds nothing older), but the audio behind it already
+    // covers the target: waiting for the target on top would only add to
+    // the backlog (on the held-out UMTS traces, until it was flushed).
+    let pcm = turns(3);
     let third = 2 * 250; // first frame of the third talkspurt
     let resume = third as f64 * 20.0 + 700.0;
-    let mut free = 0.0f64;
     let sent: Vec<_> = transmitted(packets(&pcm, 6, 0, true))
         .into_iter()
         .filter(|(k, _)| !(third - 125..third).contains(k))
-        .map(|(k, p)| {
-            let held = if k % 10 == 0 { 200.0 } else { 0.0 };
-            let queued = if (third..third + 35).contains(&k) {
-                resume
-            } else {
-                0.0
-            };
-            free = free.max(k as f64 * 20.0 + 30.0 + held).max(queued);
-            (p, free)
-        })
         .collect();
-    let arrivals: Vec<(u32, f64)> = sent
+    let arrivals = through_holding_queue(sent, 200.0, |k| {
+        if (third..third + 35).contains(&k) {
+            resume
+        } else {
+            0.0
+        }
+    });
+    let came: Vec<(u32, f64)> = arrivals
         .iter()
         .map(|(p, a)| (p.timestamp / FRAME as u32, *a))
         .collect();
-    let r = run(sent, pcm.len() as f64 / 48_000.0);
+    let r = run(arrivals, pcm.len() as f64 / 48_000.0);
     let target = r.jb.target_delay_ms(Instant::now());
     assert!(target >= 150.0, "{target}");
-    let played: Vec<(u32, f64)> = r
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Played { timestamp, .. } => Some(timestamp / FRAME as u32),
-            _ => None,
-        })
-        .zip(r.delays.iter().copied())
-        .collect();
-    let delay = |frame: usize| played.iter().find(|(f, _)| *f == frame as u32).unwrap().1;
     // Played at the first pull after it came.
-    assert!(delay(third) <= 700.0 + 10.0, "{}", delay(third));
+    let start = delay_of(&r, third as u32);
+    assert!(start <= 700.0 + 10.0, "{start}");
     // The comfort-noise refreshes of the first pause (a coded frame every
     // 400 ms, a DTX frame behind it) are played as they come, not held
     // until the next talkspurt brings enough audio behind them.
-    let refreshes = (120..250).filter(|k| arrivals.iter().any(|(f, _)| *f == *k as u32));
-    for k in refreshes {
-        let came = arrivals.iter().find(|(f, _)| *f == k as u32).unwrap().1 - k as f64 * 20.0;
+    for &(k, at) in came.iter().filter(|(k, _)| (120..250).contains(k)) {
+        let late = at - f64::from(k) * 20.0;
+        let played = delay_of(&r, k);
         assert!(
-            delay(k) <= came + 30.0,
-            "frame {k}: came {came} ms late, played {}",
-            delay(k)
+            played <= late + 30.0,
+            "frame {k}: came {late} ms late, played {played}"
         );
     }
 }
 
 #[test]
 fn a_reply_shorter_than_the_target_is_played_when_it_is_all_here() {
-    // Talkspurts of 2 s and 3 s pauses over a 30 ms queue that holds
-    // every tenth packet 400 ms, then a 100 ms reply. With Opus's DTX
-    // hangover the reply is 300 ms of frames and then a DTX frame, less
-    // than the target: the audio behind it never reaches the target, and
-    // it used to wait for the pause's comfort-noise refreshes to pile up.
-    let mut pcm = Vec::new();
-    for _ in 0..3 {
-        pcm.extend(tone(2.0));
-        pcm.extend(std::iter::repeat_n(0i16, 3 * 48_000));
-    }
+    // Turns over a queue that holds every tenth packet 400 ms, then a
+    // 100 ms reply. With Opus's DTX hangover the reply is 300 ms of
+    // frames and then a DTX frame, less than the target: the audio behind
+    // it never reaches the target, and it used to wait for the pause's
+    // comfort-noise refreshes to pile up.
+    let mut pcm = turns(3);
     let reply = pcm.len() / FRAME;
     pcm.extend(tone(0.1));
     pcm.extend(std::iter::repeat_n(0i16, 3 * 48_000));
-    let mut free = 0.0f64;
-    let sent: Vec<_> = transmitted(packets(&pcm, 7, 0, true))
-        .into_iter()
-        .map(|(k, p)| {
-            let held = if k % 10 == 0 { 400.0 } else { 0.0 };
-            free = free.max(k as f64 * 20.0 + 30.0 + held);
-            (p, free)
-        })
-        .collect();
-    let end_of_reply = sent
+    let arrivals = through_holding_queue(transmitted(packets(&pcm, 7, 0, true)), 400.0, |_| 0.0);
+    // The reply's DTX frame: 5 frames of tone, 10 of hangover.
+    let (_, all_here) = arrivals
         .iter()
-        .skip_while(|(p, _)| (p.timestamp as usize) < reply * FRAME)
-        .map(|(_, a)| *a)
+        .filter(|(p, _)| p.timestamp as usize >= reply * FRAME)
         .nth(15)
         .unwrap();
-    let r = run(sent, pcm.len() as f64 / 48_000.0);
+    let all_here = all_here - reply as f64 * 20.0;
+    let r = run(arrivals, pcm.len() as f64 / 48_000.0);
     assert!(r.jb.target_delay_ms(Instant::now()) >= 300.0);
-    let (_, played) = r
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Played { timestamp, .. } => Some(timestamp / FRAME as u32),
-            _ => None,
-        })
-        .zip(r.delays.iter().copied())
-        .find(|(f, _)| *f == reply as u32)
-        .unwrap();
-    // Played at the first pull after its last frame and the DTX frame
-    // came (sent 300 ms after its first).
-    let came = end_of_reply - reply as f64 * 20.0;
+    // Played at the first pull after that.
+    let played = delay_of(&r, reply as u32);
     assert!(
-        played <= came + 10.0,
-        "came {came} ms after it was said, played {played}"
+        played <= all_here + 10.0,
+        "all here {all_here} ms after it was said, played {played}"
     );
 }
 
