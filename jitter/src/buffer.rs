@@ -714,7 +714,7 @@ impl JitterBuffer {
     /// DTX frame that ends it, has nothing left to protect: a short reply
     /// shorter than the target would otherwise wait for the next packets
     /// of the pause, and so would the comfort-noise refreshes of a long
-    /// pause (a coded frame and a DTX frame every 400 ms from Opus), which
+    /// pause (a coded frame and a DTX frame about every 400 ms from Opus), which
     /// then piled up in front of the next talkspurt.
     fn may_start(&self, now_ms: f64, target: f64, target_level: usize) -> bool {
         let Some((_, first)) = self.packets.first() else {
