@@ -696,7 +696,7 @@ impl JitterBuffer {
     }
 
     /// Whether playout may start, or the next talkspurt after a DTX pause,
-    /// with the first packet buffered: enough audio is buffered *and* the first
+    /// with the packets buffered: enough audio is buffered *and* the first
     /// packet has waited as long as a packet that came at the fastest
     /// recent transit would wait; or the audio behind the first packet
     /// alone covers the target; or all of the talkspurt is here.
@@ -711,11 +711,11 @@ impl JitterBuffer {
     /// covers the target by itself, while its head's relative delay is 0
     /// (nothing older is left in the estimator's window): waiting on top
     /// would only add to it. And a talkspurt that is all here, up to the
-    /// DTX frame that ends it, has nothing left to protect: a short reply
+    /// DTX frame that ends it, has nothing left to protect: a reply
     /// shorter than the target would otherwise wait for the next packets
     /// of the pause, and so would the comfort-noise refreshes of a long
-    /// pause (a coded frame and a DTX frame about every 400 ms from Opus), which
-    /// then piled up in front of the next talkspurt.
+    /// pause (a coded frame and a DTX frame about every 400 ms from
+    /// Opus), which then piled up in front of the next talkspurt.
     fn may_start(&self, now_ms: f64, target: f64, target_level: usize) -> bool {
         let Some((_, first)) = self.packets.first() else {
             return false;
