@@ -640,7 +640,7 @@ impl JitterBuffer {
                 if !self.may_start(now_ms, target, target_level) {
                     return Operation::Idle;
                 }
-                let offset = now_ms - first.arrival_ms + first.relative_ms;
+                let offset = first.buffering_ms(now_ms);
                 self.play_ts = first_ts;
                 self.sync_ts = first_ts;
                 self.mode = Mode::Normal;
@@ -715,12 +715,12 @@ impl JitterBuffer {
     /// shorter than the target would otherwise wait for the next packets
     /// of the pause, and so would the comfort-noise refreshes of a long
     /// pause (a coded frame and a DTX frame about every 400 ms from
-    /// Opus), which then piled up in front of the next talkspurt.
+    /// Opus), which were all held until the next talkspurt came.
     fn may_start(&self, now_ms: f64, target: f64, target_level: usize) -> bool {
         let Some((_, first)) = self.packets.first() else {
             return false;
         };
-        let offset = now_ms - first.arrival_ms + first.relative_ms;
+        let offset = first.buffering_ms(now_ms);
         let level = self.level();
         (offset >= target && level >= target_level)
             || level >= target_level + first.samples
@@ -833,7 +833,7 @@ impl JitterBuffer {
             // that decodes it, plus its relative delay. Audio still queued
             // from the previous packet delays it further without protecting
             // it (it had to be here for this pull either way).
-            let offset_ms = now_ms - p.arrival_ms + p.relative_ms;
+            let offset_ms = p.buffering_ms(now_ms);
             op = self.stretch(&mut pcm, now_ms, offset_ms, target);
         }
         self.append(&pcm);

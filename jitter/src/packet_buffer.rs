@@ -22,6 +22,14 @@ pub struct Stored {
     pub fec_used: bool,
 }
 
+impl Stored {
+    /// The buffering that protects this packet if its first sample plays
+    /// at `now_ms`: its wait since it came plus its relative delay.
+    pub fn buffering_ms(&self, now_ms: f64) -> f64 {
+        now_ms - self.arrival_ms + self.relative_ms
+    }
+}
+
 /// Packets keyed by unwrapped RTP timestamp.
 #[derive(Debug, Default)]
 pub struct PacketBuffer {
