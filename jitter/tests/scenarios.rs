@@ -907,7 +907,7 @@ fn a_reply_shorter_than_the_target_is_played_when_it_is_all_here() {
     // 100 ms reply. With Opus's DTX hangover the reply is 300 ms of
     // frames and then a DTX frame, less than the target: the audio behind
     // it never reaches the target, and it used to wait for the pause's
-    // comfort-noise refreshes to pile up.
+    // comfort-noise refreshes to add up to it.
     let mut pcm = turns(3);
     let reply = pcm.len() / FRAME;
     pcm.extend(tone(0.1));
