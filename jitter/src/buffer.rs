@@ -52,9 +52,6 @@ const MERGE_SAMPLES: usize = 240;
 const QUIET_FADE: usize = 120;
 /// Events kept when the caller does not poll them.
 const MAX_EVENTS: usize = 4_096;
-/// A sender clock this much slower than ours (ppm) is treated as
-/// drifting: above what the transit floor of a steady path wobbles by.
-const SLOW_SENDER_PPM: f64 = 10.0;
 
 /// Buffer configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,9 +73,12 @@ pub struct JitterConfig {
     /// ms. The slack used is the network target less one pull, within
     /// 0..=margin_ms: none on a steady link.
     pub margin_ms: f64,
-    /// The level may fall this far under target before stretching, ms;
-    /// none while the sender's clock runs slow (the level then only
-    /// sinks).
+    /// The level may fall this far under target before stretching, ms.
+    /// None by default: a level that sinks steadily (a sender whose clock
+    /// runs slow, a sound card that plays fast) would otherwise sink
+    /// through the band to where a packet is late and waited for, inside
+    /// speech; stretched as soon as it is under target, it never gets
+    /// there.
     pub low_band_ms: f64,
     /// The level may rise this far above target before a pause (a frame
     /// near silence throughout) is shortened, ms.
@@ -150,7 +150,7 @@ impl Default for JitterConfig {
             min_target_ms: 0.0,
             max_target_ms: 2_000.0,
             margin_ms: 20.0,
-            low_band_ms: 2.0,
+            low_band_ms: 0.0,
             high_band_ms: 15.0,
             speech_high_band_ms: 400.0,
             speech_low_band_ms: f64::INFINITY,
@@ -874,20 +874,7 @@ impl JitterBuffer {
         let pauses_come = self
             .last_pause_ms
             .is_some_and(|t| now_ms - t < self.config.pause_window_ms);
-        // A sender whose clock runs slow sends less audio than is played:
-        // the level sinks steadily, and within the band it would sink to
-        // where packets are late and waited for, inside speech (at 100 ppm
-        // once every 100 s). While it does, stretch as soon as the level
-        // is under target.
-        let low_band = if self
-            .estimator
-            .sender_lag_ppm()
-            .is_some_and(|ppm| ppm > SLOW_SENDER_PPM)
-        {
-            0.0
-        } else {
-            self.config.low_band_ms
-        };
+        let low_band = self.config.low_band_ms;
         let (speech_band, speech_low_band) = if pauses_come {
             (
                 self.config.speech_high_band_ms,

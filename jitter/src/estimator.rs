@@ -11,8 +11,6 @@
 
 use std::collections::VecDeque;
 
-use crate::skew::SkewTracker;
-
 /// Tuning of the [`DelayEstimator`]. Times are in milliseconds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EstimatorConfig {
@@ -167,8 +165,6 @@ pub struct DelayEstimator {
     /// A peak waiting for the packet behind it (see `peak_needs_burst`):
     /// its arrival and relative delay.
     pending_peak: Option<(f64, f64)>,
-    /// Clock skew between sender and receiver.
-    skew: SkewTracker,
 }
 
 impl DelayEstimator {
@@ -186,7 +182,6 @@ impl DelayEstimator {
             previous: None,
             seen: 0,
             pending_peak: None,
-            skew: SkewTracker::default(),
             config,
         }
     }
@@ -203,7 +198,6 @@ impl DelayEstimator {
         self.previous = None;
         self.seen = 0;
         self.pending_peak = None;
-        self.skew.reset();
     }
 
     /// Records one packet: `arrival_ms` on the receiver clock and
@@ -211,7 +205,6 @@ impl DelayEstimator {
     /// relative delay in ms.
     pub fn update(&mut self, arrival_ms: f64, sent_ms: f64) -> f64 {
         let transit = arrival_ms - sent_ms;
-        self.skew.observe(arrival_ms, transit);
         while let Some(&(t, _)) = self.window.front() {
             if arrival_ms - t > self.config.window_ms || self.window.len() >= MAX_WINDOW_ENTRIES {
                 self.window.pop_front();
@@ -343,12 +336,6 @@ impl DelayEstimator {
             (height - (age - self.config.peak_hold_ms) / 1000.0 * self.config.peak_decay_ms_per_s)
                 .max(0.0)
         }
-    }
-
-    /// How much slower the sender's clock runs than the receiver's, ppm
-    /// (see [`SkewTracker::sender_lag_ppm`]).
-    pub fn sender_lag_ppm(&self) -> Option<f64> {
-        self.skew.sender_lag_ppm()
     }
 
     /// The relative delay to buffer for at `now_ms`: the larger of the

@@ -9,7 +9,6 @@ pub mod link;
 pub mod packet;
 pub mod packet_buffer;
 pub mod pesq;
-pub mod skew;
 pub mod stats;
 pub mod stretch;
 
