@@ -371,7 +371,7 @@ pub fn first_pulls(effective: &[Option<f64>]) -> Vec<Option<f64>> {
 }
 
 /// The index ranges of the talkspurts: runs of consecutive frames.
-fn spurt_ranges(frames: &[SentFrame]) -> Vec<Range<usize>> {
+pub(crate) fn spurt_ranges(frames: &[SentFrame]) -> Vec<Range<usize>> {
     let mut out: Vec<Range<usize>> = Vec::new();
     for (i, f) in frames.iter().enumerate() {
         match out.last_mut() {
@@ -723,7 +723,7 @@ mod tests {
     }
 
     /// Frame `k` of a stream sent every 20 ms from 0, without FEC.
-    fn sent_frame(k: u64, quiet: bool, payload: Vec<u8>) -> SentFrame {
+    pub(super) fn sent_frame(k: u64, quiet: bool, payload: Vec<u8>) -> SentFrame {
         SentFrame {
             frame: k,
             send_ms: k as f64 * FRAME_MS,

@@ -8,14 +8,22 @@
 //! window's first played frame was played, less its lead-in, to where its
 //! last one was played, plus its tail: an adaptive buffer's delay moves
 //! inside a window, and a window taken at one delay would cut speech off
-//! one end and add the neighbour's at the other. PESQ aligns the
-//! utterances inside each window; the scores are averaged.
+//! one end and add the neighbour's at the other. Only frames of
+//! talkspurts (runs of more than two frames sent) set the edges, not the
+//! comfort-noise refreshes (a coded frame and a DTX frame) sent alone in a
+//! DTX pause: a buffer may play those at any time without moving the
+//! words around them, and a window shifted by their delay would take in,
+//! or leave out, audio that has nothing to do with how the words were
+//! played. PESQ aligns the utterances inside each window; the scores are
+//! averaged.
+
+use std::collections::BTreeSet;
 
 use sotto_codecs::opus::{OpusConfig, OpusDecoder, OpusEncoder};
 use sotto_codecs::{Decoder, Encoder, resample, samples};
 
 use super::playout::FRAME;
-use super::{BufferRun, EvalConfig, EvalReport, FRAME_MS};
+use super::{BufferRun, EvalConfig, EvalReport, FRAME_MS, SentFrame, spurt_ranges};
 
 /// Seconds of speech per PESQ window.
 pub const WINDOW_S: f64 = 12.0;
@@ -116,15 +124,39 @@ fn mean(scores: &[f64]) -> Option<f64> {
 }
 
 /// Playout delays of the first and the last frame a run played with send
-/// time in `[a_ms, b_ms)`.
-fn edge_delays(run: &BufferRun, a_ms: f64, b_ms: f64) -> Option<(f64, f64)> {
+/// time in `[a_ms, b_ms)`, among the frames in `talkspurts` when it played
+/// any of them there.
+fn edge_delays(
+    run: &BufferRun,
+    talkspurts: &BTreeSet<u64>,
+    a_ms: f64,
+    b_ms: f64,
+) -> Option<(f64, f64)> {
     let first = (a_ms / FRAME_MS).ceil() as u64;
     let last = (b_ms / FRAME_MS).ceil() as u64;
-    let mut played = run.playout_ms.range(first..last);
+    let played = || run.playout_ms.range(first..last);
+    let in_talkspurt = || played().filter(|(f, _)| talkspurts.contains(f));
     let delay = |(&f, &t): (&u64, &f64)| t - f as f64 * FRAME_MS;
-    let d_start = played.next().map(delay)?;
-    let d_end = played.next_back().map(delay).unwrap_or(d_start);
+    let d_start = in_talkspurt()
+        .next()
+        .or_else(|| played().next())
+        .map(delay)?;
+    let d_end = in_talkspurt()
+        .next_back()
+        .or_else(|| played().next_back())
+        .map_or(d_start, delay);
     Some((d_start, d_end))
+}
+
+/// The frames of `frames` that belong to a run of more than two frames
+/// sent one after the other: all but the comfort-noise refreshes of a
+/// DTX pause.
+fn talkspurt_frames(frames: &[SentFrame]) -> BTreeSet<u64> {
+    spurt_ranges(frames)
+        .into_iter()
+        .filter(|r| r.len() > 2)
+        .flat_map(|r| frames[r].iter().map(|f| f.frame))
+        .collect()
 }
 
 /// Scores every buffer that produced audio and returns the loss-free
@@ -137,12 +169,18 @@ pub fn score_all(
 ) -> Option<f64> {
     let clean = lossless(pcm, config)?;
     let reference = mean(&windowed(pcm, &clean, |_, _| Some((0.0, 0.0)), score)?)?;
+    let talkspurts = talkspurt_frames(&report.frames);
     for (run, m) in &mut report.buffers {
         if run.audio.is_empty() {
             continue;
         }
-        m.pesq_wb_windows =
-            windowed(pcm, &run.audio, |a, b| edge_delays(run, a, b), score).unwrap_or_default();
+        m.pesq_wb_windows = windowed(
+            pcm,
+            &run.audio,
+            |a, b| edge_delays(run, &talkspurts, a, b),
+            score,
+        )
+        .unwrap_or_default();
         m.pesq_wb = mean(&m.pesq_wb_windows);
     }
     Some(reference)
@@ -178,9 +216,46 @@ mod tests {
             let delay = if f < 10 { 100.0 } else { 250.0 };
             run.playout_ms.insert(f, f as f64 * 20.0 + delay);
         }
-        assert_eq!(edge_delays(&run, 0.0, 400.0), Some((100.0, 250.0)));
-        assert_eq!(edge_delays(&run, 0.0, 200.0), Some((100.0, 100.0)));
-        assert_eq!(edge_delays(&run, 210.0, 400.0), Some((250.0, 250.0)));
-        assert_eq!(edge_delays(&run, 400.0, 500.0), None);
+        let all: BTreeSet<u64> = (0..20).collect();
+        assert_eq!(edge_delays(&run, &all, 0.0, 400.0), Some((100.0, 250.0)));
+        assert_eq!(edge_delays(&run, &all, 0.0, 200.0), Some((100.0, 100.0)));
+        assert_eq!(edge_delays(&run, &all, 210.0, 400.0), Some((250.0, 250.0)));
+        assert_eq!(edge_delays(&run, &all, 400.0, 500.0), None);
+    }
+
+    #[test]
+    fn comfort_noise_refreshes_played_at_another_delay_do_not_move_a_window() {
+        // Sent: a refresh (frames 0-1), a DTX gap, a talkspurt (4-17), a
+        // gap, a refresh (19-20), a gap, a frame alone (23).
+        let sent: Vec<u64> = [0, 1]
+            .into_iter()
+            .chain(4..18)
+            .chain([19, 20, 23])
+            .collect();
+        let frames: Vec<SentFrame> = sent
+            .iter()
+            .map(|&k| crate::eval::tests::sent_frame(k, false, vec![0]))
+            .collect();
+        let talkspurts = talkspurt_frames(&frames);
+        assert_eq!(talkspurts, (4..18).collect());
+        // The first refresh held for 3 s, the second played at once.
+        let mut run = BufferRun::default();
+        for &f in &sent {
+            let delay = match f {
+                0 | 1 => 3_000.0,
+                19.. => 10.0,
+                _ => 60.0,
+            };
+            run.playout_ms.insert(f, f as f64 * 20.0 + delay);
+        }
+        assert_eq!(
+            edge_delays(&run, &talkspurts, 0.0, 480.0),
+            Some((60.0, 60.0))
+        );
+        // A window without a talkspurt falls back on what was played.
+        assert_eq!(
+            edge_delays(&run, &talkspurts, 370.0, 480.0),
+            Some((10.0, 10.0))
+        );
     }
 }
