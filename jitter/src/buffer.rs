@@ -92,8 +92,9 @@ pub struct JitterConfig {
     /// little (PESQ-WB 4.64 -> 4.59 in a 12 s window, benches/RESULTS.md),
     /// but a backlog of a few hundred ms sped through in speech takes
     /// dozens of them. Applies only while pauses come: after
-    /// `pause_window_ms` without a pause (music, a tone, non-stop talk)
-    /// speech is accelerated at `high_band_ms`.
+    /// `pause_window_ms` without a pause (a quiet frame or DTX comfort
+    /// noise played; music, a tone, non-stop talk have none) speech is
+    /// accelerated at `high_band_ms`.
     pub speech_high_band_ms: f64,
     /// The level may fall this far under target before a speech frame is
     /// stretched, ms; a pause is lengthened at `low_band_ms`. Applies only
@@ -254,7 +255,8 @@ pub struct JitterBuffer {
     epoch: Option<Instant>,
     /// Tells the decoded frames that are pauses.
     pauses: stretch::PauseDetector,
-    /// When a pause (near-silent frame) was last decoded, ms.
+    /// When a pause was last played (a near-silent frame decoded, or
+    /// comfort noise in DTX), ms.
     last_pause_ms: Option<f64>,
     /// How long the pause being decoded has lasted before this frame, ms.
     pause_run_ms: f64,
@@ -815,6 +817,7 @@ impl JitterBuffer {
         self.waited = 0;
         if dtx {
             self.stats.comfort_noise_samples += decoded as u64;
+            self.last_pause_ms = Some(now_ms);
         } else {
             self.account(decoded, wait_ms, target);
         }
@@ -1001,7 +1004,7 @@ impl JitterBuffer {
     /// Conceals `samples` (rounded to the PLC step); `advance` moves the
     /// playout point over a lost packet, otherwise the buffer waits (its
     /// delay grows by the concealed time). In DTX it is comfort noise.
-    fn conceal(&mut self, _now_ms: f64, samples: usize, advance: bool) -> Operation {
+    fn conceal(&mut self, now_ms: f64, samples: usize, advance: bool) -> Operation {
         let n = (samples / PLC_QUANTUM).max(1) * PLC_QUANTUM;
         self.scratch.clear();
         let mut pcm = std::mem::take(&mut self.scratch);
@@ -1012,6 +1015,7 @@ impl JitterBuffer {
         let dtx = self.mode == Mode::Dtx;
         if dtx {
             self.stats.comfort_noise_samples += pcm.len() as u64;
+            self.last_pause_ms = Some(now_ms);
         } else {
             if self.mode != Mode::Expand {
                 self.stats.concealment_events += 1;

@@ -839,6 +839,27 @@ fn turns(spurts: usize) -> Vec<i16> {
     pcm
 }
 
+#[test]
+fn after_a_long_dtx_pause_speech_is_not_stretched() {
+    // The other party's turns: 2 s talkspurts after 3 s of DTX, over a
+    // link of 30-70 ms. A DTX pause is a pause: the talkspurt after it
+    // keeps the wide bands meant for speech while pauses come, and its
+    // level is changed only in the pauses, not inside the words. (Counted
+    // from the last quiet frame decoded, the 3 s of comfort noise left
+    // every talkspurt to start with the narrow bands of non-stop sound.)
+    let mut pcm = vec![0i16; 3 * 48_000];
+    pcm.extend(turns(20));
+    let sent: Vec<_> = transmitted(packets(&pcm, 6, 0, true))
+        .into_iter()
+        .map(|(k, p)| (p, k as f64 * 20.0 + 30.0 + ((k * 37) % 80) as f64 / 2.0))
+        .collect();
+    let r = run(sent, pcm.len() as f64 / 48_000.0);
+    let s = r.jb.stats();
+    assert!(s.comfort_noise_samples > 50 * 48_000, "{s:?}");
+    quiet_wherever(&r, Operation::PreemptiveExpand);
+    quiet_wherever(&r, Operation::Accelerate);
+}
+
 /// `sent` (frame index, packet) through a 30 ms first-in first-out queue
 /// that holds every tenth packet `hold_ms` and so those behind it; no
 /// packet leaves before `not_before(k)` ms (an outage).
