@@ -394,8 +394,7 @@ fn sender_clock_slow_by_100_ppm_is_absorbed_by_stretching_without_a_wait() {
     // soon as the level is under target, before it sinks to where a
     // packet is late, and so never waits after the start (with a band of
     // 2 ms it waited every 100 s; with that band and stretching only once
-    // a minute of transits had measured the skew, once in the first
-    // minute).
+    // a minute of transits had measured the skew, once in the first 70 s).
     assert_eq!(waits_after(&r, 1), 0, "{s:?}");
     assert!(s.concealment_events <= 2, "{s:?}");
     assert!(s.inserted_samples_for_deceleration > 0, "{s:?}");
