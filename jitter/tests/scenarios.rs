@@ -817,14 +817,23 @@ fn talkspurts_after_dtx_start_late_enough_for_the_packets_behind_them() {
         pcm.extend(tone(1.0));
         pcm.extend(std::iter::repeat_n(0i16, 48_000));
     }
-    let sent: Vec<_> = transmitted(packets(&pcm, 5, 0, true))
-        .into_iter()
-        .map(|(k, p)| (p, k as f64 * 20.0 + 3.0 + ((k * 37) % 80) as f64 / 10.0))
-        .collect();
-    let r = run(sent, pcm.len() as f64 / 48_000.0);
+    let r = with_dtx_over(&pcm, 3.0, 10.0);
     let s = r.jb.stats();
     assert!(s.comfort_noise_samples > 20 * 48_000, "{s:?}");
     assert_eq!(waits_after(&r, 5), 0, "{s:?}");
+}
+
+/// `pcm` sent by a DTX sender over a link whose k-th packet takes
+/// `base_ms` plus (37 k mod 80) / `jitter_div` ms.
+fn with_dtx_over(pcm: &[i16], base_ms: f64, jitter_div: f64) -> Run {
+    let sent: Vec<_> = transmitted(packets(pcm, 5, 0, true))
+        .into_iter()
+        .map(|(k, p)| {
+            let jitter = ((k * 37) % 80) as f64 / jitter_div;
+            (p, k as f64 * 20.0 + base_ms + jitter)
+        })
+        .collect();
+    run(sent, pcm.len() as f64 / 48_000.0)
 }
 
 /// `spurts` talkspurts of a 2 s tone, each followed by 3 s of silence
@@ -848,11 +857,7 @@ fn after_a_long_dtx_pause_speech_is_not_stretched() {
     // every talkspurt to start with the narrow bands of non-stop sound.)
     let mut pcm = vec![0i16; 3 * 48_000];
     pcm.extend(turns(20));
-    let sent: Vec<_> = transmitted(packets(&pcm, 6, 0, true))
-        .into_iter()
-        .map(|(k, p)| (p, k as f64 * 20.0 + 30.0 + ((k * 37) % 80) as f64 / 2.0))
-        .collect();
-    let r = run(sent, pcm.len() as f64 / 48_000.0);
+    let r = with_dtx_over(&pcm, 30.0, 2.0);
     let s = r.jb.stats();
     assert!(s.comfort_noise_samples > 50 * 48_000, "{s:?}");
     quiet_wherever(&r, Operation::PreemptiveExpand);
