@@ -816,8 +816,7 @@ impl JitterBuffer {
         let decoded = pcm.len();
         self.waited = 0;
         if dtx {
-            self.stats.comfort_noise_samples += decoded as u64;
-            self.last_pause_ms = Some(now_ms);
+            self.played_comfort_noise(decoded, now_ms);
         } else {
             self.account(decoded, wait_ms, target);
         }
@@ -844,6 +843,14 @@ impl JitterBuffer {
         self.scratch = pcm;
         self.mode = if dtx { Mode::Dtx } else { Mode::Normal };
         if dtx { Operation::ComfortNoise } else { op }
+    }
+
+    /// Counts `samples` of DTX comfort noise, and marks them as a pause:
+    /// the talkspurt after a long DTX pause keeps the bands of speech
+    /// while pauses come.
+    fn played_comfort_noise(&mut self, samples: usize, now_ms: f64) {
+        self.stats.comfort_noise_samples += samples as u64;
+        self.last_pause_ms = Some(now_ms);
     }
 
     /// W3C delay counters for `samples` decoded samples.
@@ -1014,8 +1021,7 @@ impl JitterBuffer {
         }
         let dtx = self.mode == Mode::Dtx;
         if dtx {
-            self.stats.comfort_noise_samples += pcm.len() as u64;
-            self.last_pause_ms = Some(now_ms);
+            self.played_comfort_noise(pcm.len(), now_ms);
         } else {
             if self.mode != Mode::Expand {
                 self.stats.concealment_events += 1;
