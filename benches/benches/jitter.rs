@@ -109,6 +109,21 @@ fn bench(c: &mut Criterion) {
             },
         ),
         (
+            "catch_up",
+            JitterConfig {
+                // As "accelerate", with every frame caught up: several
+                // periods cut from it, at a join found for each.
+                initial_target_ms: 0.0,
+                min_target_ms: 0.0,
+                max_target_ms: 0.0,
+                margin_ms: 0.0,
+                high_band_ms: 0.0,
+                speech_high_band_ms: 0.0,
+                catch_up_excess_ms: 0.0,
+                ..JitterConfig::default()
+            },
+        ),
+        (
             "preemptive_expand",
             JitterConfig {
                 // A 1 s target that the three packets held never reach
@@ -137,7 +152,7 @@ fn bench(c: &mut Criterion) {
         // buffer that never started).
         let s = fed.jb.stats();
         let stretched = match name {
-            "accelerate" => s.removed_samples_for_acceleration,
+            "accelerate" | "catch_up" => s.removed_samples_for_acceleration,
             "preemptive_expand" => s.inserted_samples_for_deceleration,
             _ => s.jitter_buffer_emitted_count,
         };

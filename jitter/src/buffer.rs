@@ -120,10 +120,17 @@ pub struct JitterConfig {
     /// taken for pauses after 40 ms of quiet, 28 % are speech in the clean
     /// recording; after 80 ms, 10 % (`examples/pause_truth.rs`).
     pub noisy_pause_edit_after_ms: f64,
+    /// Above target plus this, speech is played up to twice as fast, ms:
+    /// as many pitch periods are cut from each frame as fit in half of it,
+    /// at the best join whatever its correlation. A backlog this large
+    /// came with an outage, and the words in it were said: played fast
+    /// they are heard (and the backlog is gone in about as long as it
+    /// is), where a flush would drop them.
+    pub catch_up_excess_ms: f64,
     /// Above target plus this, old packets are dropped to cut the delay
-    /// at once (after an outage delivered a backlog), ms. Dropping audio
-    /// is a loss of speech, so only a backlog too large for the pauses to
-    /// take back soon is dropped.
+    /// at once, ms: a backlog of seconds (a multi-second outage) would
+    /// keep the call seconds behind for as long again even at twice the
+    /// speed.
     pub flush_excess_ms: f64,
     /// Holes longer than this are skipped instead of concealed, ms.
     pub max_conceal_gap_ms: f64,
@@ -158,7 +165,8 @@ impl Default for JitterConfig {
             pause_edit_after_ms: 40.0,
             noisy_pause_edit_after_ms: 80.0,
             pause_window_ms: 3_000.0,
-            flush_excess_ms: 800.0,
+            catch_up_excess_ms: 800.0,
+            flush_excess_ms: 3_000.0,
             max_conceal_gap_ms: 100.0,
             reset_jump_ms: 10_000.0,
             reorder_window_ms: 10_000.0,
@@ -185,6 +193,7 @@ impl JitterConfig {
             ("pause_window_ms", self.pause_window_ms),
             ("pause_edit_after_ms", self.pause_edit_after_ms),
             ("noisy_pause_edit_after_ms", self.noisy_pause_edit_after_ms),
+            ("catch_up_excess_ms", self.catch_up_excess_ms),
             ("flush_excess_ms", self.flush_excess_ms),
             ("max_conceal_gap_ms", self.max_conceal_gap_ms),
             ("reset_jump_ms", self.reset_jump_ms),
@@ -866,9 +875,10 @@ impl JitterBuffer {
     }
 
     /// Accelerates `pcm` when the smoothed buffering (of `offset_ms`: the
-    /// buffering that protects this packet) is over target, stretches it
-    /// when that and this packet's own are under; in a pause, also cuts
-    /// what delays the next packet for nothing.
+    /// buffering that protects this packet) is over target (up to twice as
+    /// fast over `catch_up_excess_ms`), stretches it when that and this
+    /// packet's own are under; in a pause, also cuts what delays the next
+    /// packet for nothing.
     fn stretch(
         &mut self,
         pcm: &mut Vec<i16>,
@@ -920,6 +930,14 @@ impl JitterBuffer {
                 self.stats.removed_samples_for_acceleration += removed as u64;
                 // Only whole pulls change when the next packet is decoded.
                 self.level_filter -= (pulls * PULL_SAMPLES) as f64 / PER_MS;
+                return Operation::Accelerate;
+            }
+        }
+        if !quiet && self.level_filter > target + self.config.catch_up_excess_ms {
+            let removed = stretch::catch_up(pcm);
+            if removed > 0 {
+                self.stats.removed_samples_for_acceleration += removed as u64;
+                self.level_filter -= removed as f64 / PER_MS;
                 return Operation::Accelerate;
             }
         }

@@ -4,6 +4,8 @@
 //! the period is the lag with the highest normalised cross-correlation, and
 //! the join is a raised-cosine cross-fade over one period between two
 //! segments that look alike, so the waveform stays continuous (no clicks).
+//! Catch-up, for a backlog after an outage, removes several periods from
+//! a frame, up to half of it, at the best joins there are.
 
 /// Sample rate the stretcher works at.
 const RATE: usize = 48_000;
@@ -32,6 +34,13 @@ pub struct Join {
 /// `x[start+T..start+2T]` are alike, or `None` when `x` is too short or no
 /// lag correlates well enough (the caller then plays the audio unchanged).
 pub fn find_join(x: &[i16], start: usize) -> Option<Join> {
+    best_join(x, start).filter(|j| j.correlation >= MIN_CORRELATION)
+}
+
+/// The period `T` at which `x[start..start+T]` and `x[start+T..start+2T]`
+/// are most alike, however little (near silence: the longest allowed), or
+/// `None` when `x` is too short.
+fn best_join(x: &[i16], start: usize) -> Option<Join> {
     let seg = x.get(start..)?;
     if seg.len() < 2 * MIN_PERIOD {
         return None;
@@ -66,7 +75,7 @@ pub fn find_join(x: &[i16], start: usize) -> Option<Join> {
             fine = (t, c);
         }
     }
-    (fine.1 >= MIN_CORRELATION).then_some(Join {
+    Some(Join {
         period: fine.0,
         correlation: fine.1,
     })
@@ -174,6 +183,24 @@ pub fn crossfade(from: &[i16], to: &[i16], out: &mut Vec<i16>) {
 /// cross-fade of its two halves. Returns the number of samples removed.
 pub fn accelerate(x: &mut Vec<i16>, start: usize, t: usize) -> usize {
     cut(x, start, t, t)
+}
+
+/// Plays `x` up to twice as fast: removes one period after another from
+/// the start, each at its best join (not anti-correlated), while the
+/// periods removed fit in half of `x`. For a backlog, where hearing the
+/// words sooner matters more than a join that cannot be heard. Returns
+/// the number of samples removed.
+pub fn catch_up(x: &mut Vec<i16>) -> usize {
+    let most = x.len() / 2;
+    let (mut start, mut removed) = (0, 0);
+    while let Some(j) = best_join(x, start).filter(|j| j.correlation >= 0.0) {
+        if removed + j.period > most || accelerate(x, start, j.period) == 0 {
+            break;
+        }
+        removed += j.period;
+        start += j.period;
+    }
+    removed
 }
 
 /// Removes `n` samples at `start`, cross-fading over `fade` samples from
@@ -304,17 +331,41 @@ mod tests {
         );
     }
 
-    #[test]
-    fn noise_without_periodicity_is_refused() {
-        // Deterministic white-ish noise from an LCG.
+    /// Deterministic white-ish noise from an LCG.
+    fn noise(n: usize) -> Vec<i16> {
         let mut s = 12345u32;
-        let x: Vec<i16> = (0..1920)
+        (0..n)
             .map(|_| {
                 s = s.wrapping_mul(1_103_515_245).wrapping_add(12345);
                 ((s >> 16) as i16) / 2
             })
-            .collect();
-        assert!(find_join(&x, 0).is_none());
+            .collect()
+    }
+
+    #[test]
+    fn noise_without_periodicity_is_refused() {
+        assert!(find_join(&noise(1920), 0).is_none());
+    }
+
+    #[test]
+    fn catch_up_removes_up_to_half_of_a_tone_smoothly_and_of_noise_too() {
+        // A 20 ms frame of a 200 Hz tone: whole periods (240 samples) up
+        // to half of it, with joins as smooth as the tone.
+        let x = tone(200.0, 960, 8000.0);
+        let mut a = x.clone();
+        let removed = catch_up(&mut a);
+        assert_eq!(removed % 240, 0);
+        assert!((360..=480).contains(&removed), "{removed}");
+        assert_eq!(a.len(), x.len() - removed);
+        assert!(max_step(&a) <= max_step(&x) + 20);
+        // Noise, which no join of `find_join` accepts, is cut too.
+        let mut n = noise(960);
+        let removed = catch_up(&mut n);
+        assert!((1..=480).contains(&removed), "{removed}");
+        assert_eq!(n.len(), 960 - removed);
+        // Too short to join: unchanged.
+        let mut short = tone(200.0, 2 * MIN_PERIOD - 1, 8000.0);
+        assert_eq!(catch_up(&mut short), 0);
     }
 
     #[test]

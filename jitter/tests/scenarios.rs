@@ -317,20 +317,62 @@ fn three_second_outage_recovers_at_low_delay() {
     assert!(r.jb.packets_held() <= 3);
 }
 
-#[test]
-fn queued_outage_backlog_is_flushed() {
-    // A 3 s outage where the network queues instead of dropping: the
-    // backlog arrives at once and must not become 3 s of delay.
-    let pcm = tone(10.0);
-    let ps = packets(&pcm, 1, 0, false);
+/// `pcm` over a steady 30 ms link that queues what is sent from 2 s on
+/// for `outage_s` and delivers it together
+/// (0.05 ms apart) as the outage ends, just before the first packet sent
+/// after it.
+fn queued_outage(pcm: &[i16], outage_s: f64) -> (Run, usize) {
+    let ps = packets(pcm, 1, 0, false);
+    let n = ps.len();
+    let end = 100 + (outage_s * 50.0) as usize;
     let arrivals = arriving(ps, |k| {
-        if (100..250).contains(&k) {
-            5_000.0 + k as f64 * 0.1
+        if (100..end).contains(&k) {
+            end as f64 * 20.0 + 20.0 + (k - 100) as f64 * 0.05
         } else {
             k as f64 * 20.0 + 30.0
         }
     });
-    let r = run(arrivals, 10.5);
+    (run(arrivals, pcm.len() as f64 / 48_000.0 + 0.5), n)
+}
+
+#[test]
+fn a_queued_outage_backlog_is_played_fast_not_dropped() {
+    // Speech, 1.5 s queued: the backlog is over the catch-up threshold
+    // (800 ms) but under the flush (3 s). Every packet is played; the
+    // delay is under 900 ms 0.8 s after the backlog came (1.5 s when only
+    // the acceleration under the threshold, one pitch period per frame
+    // where a join is good, takes it); no step of the output is over
+    // half again the steepest of the speech's own decode; and the delay
+    // is back at the link's by the end.
+    let pcm = speech(10);
+    let (r, n) = queued_outage(&pcm, 1.5);
+    let s = r.jb.stats();
+    assert_eq!(s.packets_discarded, 0, "{s:?}");
+    assert_eq!(played(&r), n);
+    let under = (100..n as u32)
+        .find(|&k| delay_of(&r, k) < 900.0)
+        .expect("delay back under 900 ms");
+    let at = f64::from(under) * 20.0 + delay_of(&r, under);
+    assert!(at <= 3_520.0 + 1_200.0, "under 900 ms from {at} ms");
+    let natural = natural_step(&pcm);
+    let after = &r.audio[3 * 48_000..];
+    assert!(
+        max_step(after) <= natural * 3 / 2,
+        "{} vs {natural}",
+        max_step(after)
+    );
+    let at_end = r.delays[r.delays.len() - 50..]
+        .iter()
+        .copied()
+        .fold(0.0, f64::max);
+    assert!(at_end <= 60.0, "{at_end}");
+}
+
+#[test]
+fn a_queued_outage_backlog_of_seconds_is_flushed() {
+    // 4 s queued: even at twice the speed it would keep the call seconds
+    // behind for as long again, so the oldest audio is dropped.
+    let (r, _) = queued_outage(&tone(10.0), 4.0);
     let s = r.jb.stats();
     assert!(s.packets_discarded > 50, "{s:?}");
     // By the end the buffer is back near the network delay.
@@ -631,8 +673,8 @@ fn a_small_excess_is_removed_in_the_pauses_not_in_speech() {
 #[test]
 fn the_backlog_of_a_long_freeze_is_removed_in_the_pauses_not_in_speech() {
     // A 340 ms freeze: the buffer waits through it, then holds about
-    // 340 ms too much. Less than the speech band (400 ms) and the flush
-    // threshold (800 ms): the pauses take it all back; no speech is
+    // 340 ms too much. Less than the speech band (400 ms), the catch-up
+    // (800 ms) and the flush (3 s): the pauses take it all back; no speech is
     // accelerated and no audio dropped.
     let (r, worst) = excess_taken_back_in_the_pauses(12, 17, 17.0, 300);
     assert_eq!(r.jb.stats().packets_discarded, 0, "{:?}", r.jb.stats());

@@ -116,6 +116,9 @@ struct EvalArgs {
     /// Tuning: backlog above target that is dropped at once, ms.
     #[arg(long, default_value_t = defaults().flush_excess_ms)]
     flush_excess_ms: f64,
+    /// Tuning: backlog above target that is played up to twice as fast, ms.
+    #[arg(long, default_value_t = defaults().catch_up_excess_ms)]
+    catch_up_excess_ms: f64,
     /// Tuning: how far above target before shortening a pause, ms.
     #[arg(long, default_value_t = defaults().high_band_ms)]
     high_band_ms: f64,
@@ -298,6 +301,7 @@ fn run(args: &EvalArgs) -> Result<()> {
     j.estimator.peak_decay_ms_per_s = args.peak_decay;
     j.estimator.peak_needs_burst = args.peak_needs_burst;
     j.flush_excess_ms = args.flush_excess_ms;
+    j.catch_up_excess_ms = args.catch_up_excess_ms;
     j.high_band_ms = args.high_band_ms;
     j.low_band_ms = args.low_band_ms;
     j.speech_high_band_ms = args.speech_high_band_ms;
