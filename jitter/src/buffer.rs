@@ -1101,8 +1101,11 @@ pub fn fuzz_insert_pull(data: &[u8]) {
     let Ok(decoder) = sotto_codecs::opus::OpusDecoder::new(48_000, 1) else {
         return;
     };
+    // Catch-up from 40 ms over target, so that the few packets held reach
+    // it too.
     let config = JitterConfig {
         max_packets: 32,
+        catch_up_excess_ms: 40.0,
         ..JitterConfig::default()
     };
     let Ok(mut jb) = JitterBuffer::new(config, Box::new(decoder)) else {

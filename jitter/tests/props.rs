@@ -78,7 +78,13 @@ proptest! {
 
     #[test]
     fn arbitrary_arrivals_are_safe(steps in proptest::collection::vec(step(), 1..400)) {
-        let config = JitterConfig { max_packets: MAX_PACKETS, ..JitterConfig::default() };
+        // Catch-up from 40 ms over target, so that the few packets held
+        // reach it too.
+        let config = JitterConfig {
+            max_packets: MAX_PACKETS,
+            catch_up_excess_ms: 40.0,
+            ..JitterConfig::default()
+        };
         let mut jb = JitterBuffer::new(config, Box::new(OpusDecoder::new(48_000, 1).unwrap())).unwrap();
         let t0 = Instant::now();
         let mut now_ms = 0u64;
