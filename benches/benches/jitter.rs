@@ -91,36 +91,32 @@ impl Fed {
     }
 }
 
+/// A zero target with no bands: every decoded frame is above it and
+/// accelerated.
+fn zero_target() -> JitterConfig {
+    JitterConfig {
+        initial_target_ms: 0.0,
+        min_target_ms: 0.0,
+        max_target_ms: 0.0,
+        margin_ms: 0.0,
+        high_band_ms: 0.0,
+        speech_high_band_ms: 0.0,
+        ..JitterConfig::default()
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let payloads = packets();
     let cases = [
         ("steady", JitterConfig::default()),
-        (
-            "accelerate",
-            JitterConfig {
-                // A zero target: every decoded frame is above it.
-                initial_target_ms: 0.0,
-                min_target_ms: 0.0,
-                max_target_ms: 0.0,
-                margin_ms: 0.0,
-                high_band_ms: 0.0,
-                speech_high_band_ms: 0.0,
-                ..JitterConfig::default()
-            },
-        ),
+        ("accelerate", zero_target()),
         (
             "catch_up",
             JitterConfig {
-                // As "accelerate", with every frame caught up: several
-                // periods cut from it, at a join found for each.
-                initial_target_ms: 0.0,
-                min_target_ms: 0.0,
-                max_target_ms: 0.0,
-                margin_ms: 0.0,
-                high_band_ms: 0.0,
-                speech_high_band_ms: 0.0,
+                // Every frame caught up: several periods cut from it, at
+                // a join found for each.
                 catch_up_excess_ms: 0.0,
-                ..JitterConfig::default()
+                ..zero_target()
             },
         ),
         (
