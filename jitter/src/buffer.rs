@@ -936,17 +936,13 @@ impl JitterBuffer {
         if !quiet && self.level_filter > target + self.config.catch_up_excess_ms {
             let removed = stretch::catch_up(pcm);
             if removed > 0 {
-                self.stats.removed_samples_for_acceleration += removed as u64;
-                self.level_filter -= removed as f64 / PER_MS;
-                return Operation::Accelerate;
+                return self.accelerated(removed);
             }
         }
         if !quiet && self.level_filter > target + speech_band {
             if let Some(j) = stretch::find_join(pcm, 0) {
                 let removed = stretch::accelerate(pcm, 0, j.period);
-                self.stats.removed_samples_for_acceleration += removed as u64;
-                self.level_filter -= removed as f64 / PER_MS;
-                return Operation::Accelerate;
+                return self.accelerated(removed);
             }
         } else if self.level_filter < low
             // This packet's own buffering must be short too: after a wait
@@ -961,6 +957,14 @@ impl JitterBuffer {
             return Operation::PreemptiveExpand;
         }
         Operation::Normal
+    }
+
+    /// Counts `removed` samples of speech taken out by acceleration; the
+    /// smoothed level falls by as much.
+    fn accelerated(&mut self, removed: usize) -> Operation {
+        self.stats.removed_samples_for_acceleration += removed as u64;
+        self.level_filter -= removed as f64 / PER_MS;
+        Operation::Accelerate
     }
 
     /// Cross-fades the start of `pcm` from a pitch-periodic continuation of

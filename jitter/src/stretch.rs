@@ -17,6 +17,9 @@ pub const MAX_PERIOD: usize = RATE / 100;
 const DECIMATE: usize = 4;
 /// Correlation above which a join is inaudible enough for voiced speech.
 const MIN_CORRELATION: f32 = 0.9;
+/// Correlation a catch-up join needs: any that is not anti-correlated
+/// (a join of opposite phases would cancel the audio across the fade).
+const CATCH_UP_MIN_CORRELATION: f32 = 0.0;
 /// Mean-square level under which a segment counts as near silence, where
 /// any join is inaudible (about -50 dBFS on 16-bit samples).
 const QUIET_POWER: f32 = 100.0 * 100.0;
@@ -193,7 +196,7 @@ pub fn accelerate(x: &mut Vec<i16>, start: usize, t: usize) -> usize {
 pub fn catch_up(x: &mut Vec<i16>) -> usize {
     let most = x.len() / 2;
     let (mut start, mut removed) = (0, 0);
-    while let Some(j) = best_join(x, start).filter(|j| j.correlation >= 0.0) {
+    while let Some(j) = best_join(x, start).filter(|j| j.correlation >= CATCH_UP_MIN_CORRELATION) {
         if removed + j.period > most || accelerate(x, start, j.period) == 0 {
             break;
         }
