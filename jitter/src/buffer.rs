@@ -122,7 +122,7 @@ pub struct JitterConfig {
     pub noisy_pause_edit_after_ms: f64,
     /// Above target plus this, speech is played up to twice as fast, ms:
     /// as many pitch periods are cut from each frame as fit in half of it,
-    /// at the best join whatever its correlation. A backlog this large
+    /// at the best join that is not anti-correlated. A backlog this large
     /// came with an outage, and the words in it were said: played fast
     /// they are heard (and the backlog is gone in about as long as it
     /// is), where a flush would drop them.
