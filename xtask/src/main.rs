@@ -99,6 +99,9 @@ fn run(what: &str, cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// Benchmarks `cargo xtask test` runs once each (see `test`).
+const SMOKE_BENCHES: [&str; 5] = ["call", "jitter", "srtp", "transport", "zrtp"];
+
 fn test(root: &Path, cargo_args: &[String]) -> Result<()> {
     setup::all(root)?;
     run(
@@ -122,6 +125,17 @@ fn test(root: &Path, cargo_args: &[String]) -> Result<()> {
         "cargo check (fuzz targets)",
         cargo().args(["check", "--manifest-path", "fuzz/Cargo.toml", "--bins"]),
     )?;
+    // Each benchmark once (criterion's test mode), so that a bench that no
+    // longer runs is found here and not when results are due. The relay
+    // and signalling benches are load runs that take minutes in any mode;
+    // their code paths are their crates' tests.
+    let mut smoke = cargo();
+    smoke.args(["test", "--package", "sotto-benches"]);
+    for bench in SMOKE_BENCHES {
+        smoke.args(["--bench", bench]);
+    }
+    setup::python_env(root, &mut smoke);
+    run("cargo test (benchmarks, each once)", &mut smoke)?;
     let mut cmd = cargo();
     cmd.args(["test", "--workspace", "--no-fail-fast"])
         .args(cargo_args);
