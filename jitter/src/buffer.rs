@@ -125,7 +125,11 @@ pub struct JitterConfig {
     /// at the best join that is not anti-correlated. A backlog this large
     /// came with an outage, and the words in it were said: played fast
     /// they are heard (and the backlog is gone in about as long as it
-    /// is), where a flush would drop them.
+    /// is), where a flush would drop them. Once started, the catch-up
+    /// goes on until the level is within `high_band_ms` of target: the
+    /// whole backlog, not just the part over this threshold (the rest
+    /// would wait seconds for pauses, at hundreds of ms of delay, since
+    /// speech is otherwise accelerated only from `speech_high_band_ms`).
     pub catch_up_excess_ms: f64,
     /// Above target plus this, old packets are dropped to cut the delay
     /// at once, ms: a backlog of seconds (a multi-second outage) would
@@ -272,6 +276,8 @@ pub struct JitterBuffer {
     /// Smoothed buffering of decoded packets relative to the fastest
     /// recent packet (their wait plus their relative delay), ms.
     level_filter: f64,
+    /// A backlog is being caught up (see `JitterConfig::catch_up_excess_ms`).
+    catching_up: bool,
     /// Stream positions (samples appended so far) where packets start.
     markers: VecDeque<(u64, u16, u32, Recovery)>,
     appended: u64,
@@ -346,6 +352,7 @@ impl JitterBuffer {
             highest_seq: None,
             epoch: None,
             level_filter: 0.0,
+            catching_up: false,
             pauses: stretch::PauseDetector::default(),
             last_pause_ms: None,
             pause_run_ms: 0.0,
@@ -453,6 +460,7 @@ impl JitterBuffer {
         self.last_ts = None;
         self.highest_seq = None;
         self.level_filter = 0.0;
+        self.catching_up = false;
         self.pauses = stretch::PauseDetector::default();
         self.last_pause_ms = None;
         self.pause_run_ms = 0.0;
@@ -876,7 +884,8 @@ impl JitterBuffer {
 
     /// Accelerates `pcm` when the smoothed buffering (of `offset_ms`: the
     /// buffering that protects this packet) is over target (up to twice as
-    /// fast over `catch_up_excess_ms`), stretches it when that and this
+    /// fast from `catch_up_excess_ms` over it until the backlog is gone),
+    /// stretches it when that and this
     /// packet's own are under; in a pause, also cuts what delays the next
     /// packet for nothing.
     fn stretch(
@@ -933,7 +942,12 @@ impl JitterBuffer {
                 return Operation::Accelerate;
             }
         }
-        if !quiet && self.level_filter > target + self.config.catch_up_excess_ms {
+        if self.level_filter > target + self.config.catch_up_excess_ms {
+            self.catching_up = true;
+        } else if self.level_filter <= target + self.config.high_band_ms {
+            self.catching_up = false;
+        }
+        if !quiet && self.catching_up {
             let removed = stretch::catch_up(pcm);
             if removed > 0 {
                 return self.accelerated(removed);
