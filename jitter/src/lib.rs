@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod buffer;
+pub mod config;
 pub mod error;
 pub mod estimator;
 pub mod eval;
@@ -12,7 +13,8 @@ pub mod pesq;
 pub mod stats;
 pub mod stretch;
 
-pub use buffer::{JitterBuffer, JitterConfig, Pulled, fuzz_insert_pull};
+pub use buffer::{JitterBuffer, Pulled, fuzz_insert_pull};
+pub use config::JitterConfig;
 pub use error::JitterError;
 pub use packet::{DiscardReason, Event, Operation, Recovery, RtpPacket};
 pub use stats::JitterStats;
