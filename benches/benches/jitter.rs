@@ -111,34 +111,49 @@ const WARM_UP_PULLS: u64 = 500;
 /// Timed pulls from which a case must have done its work at least once.
 const MIN_CHECKED_PULLS: u64 = 100;
 
-/// What a case exists to time, as counted by the buffer: samples removed
-/// (accelerate, catch-up), inserted (preemptive expand) or emitted
-/// (steady).
-fn work(case: &str, s: &JitterStats) -> u64 {
-    match case {
-        "accelerate" | "catch_up" => s.removed_samples_for_acceleration,
-        "preemptive_expand" => s.inserted_samples_for_deceleration,
-        _ => s.jitter_buffer_emitted_count,
-    }
+/// One bench case: a configuration that forces the work to time.
+struct Case {
+    name: &'static str,
+    config: JitterConfig,
+    /// What the case exists to time, as the buffer counts it.
+    work: fn(&JitterStats) -> u64,
+    /// Packets held for the first pull, before three from then on.
+    first_hold: usize,
+}
+
+fn removed(s: &JitterStats) -> u64 {
+    s.removed_samples_for_acceleration
 }
 
 fn bench(c: &mut Criterion) {
     let payloads = packets();
     let cases = [
-        ("steady", JitterConfig::default()),
-        ("accelerate", zero_target()),
-        (
-            "catch_up",
-            JitterConfig {
+        Case {
+            name: "steady",
+            config: JitterConfig::default(),
+            work: |s| s.jitter_buffer_emitted_count,
+            first_hold: 3,
+        },
+        Case {
+            name: "accelerate",
+            config: zero_target(),
+            work: removed,
+            first_hold: 3,
+        },
+        Case {
+            name: "catch_up",
+            config: JitterConfig {
                 // Every frame caught up: several periods cut from it, at
                 // a join found for each.
                 catch_up_excess_ms: 0.0,
                 ..zero_target()
             },
-        ),
-        (
-            "preemptive_expand",
-            JitterConfig {
+            work: removed,
+            first_hold: 3,
+        },
+        Case {
+            name: "preemptive_expand",
+            config: JitterConfig {
                 // A 1 s target that the three packets held never reach
                 // once playing: every decoded frame (speech too) is below
                 // it.
@@ -148,27 +163,33 @@ fn bench(c: &mut Criterion) {
                 speech_low_band_ms: 0.0,
                 ..JitterConfig::default()
             },
-        ),
+            work: |s| s.inserted_samples_for_deceleration,
+            // Playout starts once the audio behind the first packet
+            // covers the target: 1.2 s once, then three packets.
+            first_hold: 60,
+        },
     ];
-    for (name, config) in cases {
+    for Case {
+        name,
+        config,
+        work,
+        first_hold,
+    } in cases
+    {
         let mut g = c.benchmark_group(format!("jitter/{name}"));
         let mut fed = Fed::new(config, payloads.clone());
-        if name == "preemptive_expand" {
-            // Playout starts once the audio behind the first packet covers
-            // the target: 1.2 s once, then three packets.
-            fed.hold = 60;
-            fed.pull();
-            fed.hold = 3;
-        }
+        fed.hold = first_hold;
+        fed.pull();
+        fed.hold = 3;
         // Timing starts once the case does its work: the first frames of
         // the clip are quiet, and a quiet frame is not stretched as speech.
         for _ in 0..WARM_UP_PULLS {
-            if work(name, fed.jb.stats()) > 0 {
+            if work(fed.jb.stats()) > 0 {
                 break;
             }
             fed.pull();
         }
-        let (work_before, tick_before) = (work(name, fed.jb.stats()), fed.tick);
+        let (work_before, tick_before) = (work(fed.jb.stats()), fed.tick);
         g.bench_function("sotto", |b| b.iter(|| fed.pull()));
         // The timed pulls really stretched (as opposed to timing a buffer
         // that never started). Criterion's `--test` mode times one pull,
@@ -176,7 +197,7 @@ fn bench(c: &mut Criterion) {
         // is held to it.
         let (s, timed) = (fed.jb.stats(), fed.tick - tick_before);
         assert!(
-            work(name, s) > work_before || timed < MIN_CHECKED_PULLS,
+            work(s) > work_before || timed < MIN_CHECKED_PULLS,
             "jitter/{name} did not do its work in {timed} pulls: {s:?}"
         );
         let mut dec = OpusDecoder::new(48_000, 1).expect("decoder");
