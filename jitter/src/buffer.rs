@@ -719,9 +719,8 @@ impl JitterBuffer {
     /// Accelerates `pcm` when the smoothed buffering (of `offset_ms`: the
     /// buffering that protects this packet) is over target (up to twice as
     /// fast from `catch_up_excess_ms` over it until the backlog is gone),
-    /// stretches it when that and this
-    /// packet's own are under; in a pause, also cuts what delays the next
-    /// packet for nothing.
+    /// stretches it when that and this packet's own are under; in a pause,
+    /// also cuts what delays the next packet for nothing.
     fn stretch(
         &mut self,
         pcm: &mut Vec<i16>,
@@ -730,6 +729,13 @@ impl JitterBuffer {
         target: f64,
     ) -> Operation {
         self.level_filter += (offset_ms - self.level_filter) / 4.0;
+        // Every decoded frame's level starts or ends a catch-up, pauses
+        // too: a backlog cut back in a pause is gone all the same.
+        if self.level_filter > target + self.config.catch_up_excess_ms {
+            self.catching_up = true;
+        } else if self.level_filter <= target + self.config.high_band_ms {
+            self.catching_up = false;
+        }
         let quiet = self.pauses.is_pause(pcm);
         if quiet {
             self.last_pause_ms = Some(now_ms);
@@ -775,11 +781,6 @@ impl JitterBuffer {
                 self.level_filter -= (pulls * PULL_SAMPLES) as f64 / PER_MS;
                 return Operation::Accelerate;
             }
-        }
-        if self.level_filter > target + self.config.catch_up_excess_ms {
-            self.catching_up = true;
-        } else if self.level_filter <= target + self.config.high_band_ms {
-            self.catching_up = false;
         }
         if !quiet && self.catching_up {
             let removed = stretch::catch_up(pcm);
