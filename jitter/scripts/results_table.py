@@ -12,9 +12,9 @@ ROWS = ["sotto", "speex", "oracle", "oracle_pauses", "oracle_speex", "oracle_lat
 
 
 def is_lte(trace):
-    """An LTE capacity trace (mahimahi names: Carrier-LTE-...), where the
-    goal also asks for PESQ-WB; not UMTS or EVDO."""
-    return "-LTE-" in trace
+    """An LTE capacity trace (mahimahi names: Carrier-LTE-...; Orange's
+    orange-4G-...), where the goal also asks for PESQ-WB; not UMTS or EVDO."""
+    return "-LTE-" in trace or "-4G-" in trace
 
 
 def pct(x):
