@@ -41,6 +41,12 @@ const PER_MS: f64 = SAMPLE_RATE as f64 / 1000.0;
 /// Duration of one pull, ms: the playout device plays what the buffer
 /// holds at these instants.
 pub const PULL_MS: f64 = PULL_SAMPLES as f64 / PER_MS;
+/// Window over which a backlog coming in is told from live packets, ms:
+/// after an outage a mobile link delivers its queue in pieces (ATT LTE
+/// up: 240 frames in 220 ms, 13 or 14 at a time, the first two pieces
+/// 58 ms apart), while live 20 ms frames, even in clumps, bring about as
+/// much audio as the time they span.
+const BURST_WINDOW_MS: f64 = 100.0;
 /// Codec PLC works in 2.5 ms steps.
 const PLC_QUANTUM: usize = 120;
 /// Longest packet accepted: 120 ms (RFC 6716 §3.2.5).
@@ -123,6 +129,11 @@ pub struct JitterBuffer {
     last_reorder_ms: Option<f64>,
     /// Samples concealed waiting since audio was last decoded.
     waited: i64,
+    /// Lag of the last packet played: when its first sample plays less
+    /// its timestamp (ms on the buffer's clock less ms of the sender's).
+    /// A packet played now that would lag by far more was held up by an
+    /// outage (see [`JitterBuffer::held_up`]).
+    last_lag_ms: Option<f64>,
     scratch: Vec<i16>,
 }
 
@@ -198,6 +209,7 @@ impl JitterBuffer {
             last_op: Operation::Idle,
             last_reorder_ms: None,
             waited: 0,
+            last_lag_ms: None,
             scratch: Vec::new(),
         })
     }
@@ -300,6 +312,7 @@ impl JitterBuffer {
         self.pause_run_ms = 0.0;
         self.last_reorder_ms = None;
         self.waited = 0;
+        self.last_lag_ms = None;
         self.ssrc = Some(ssrc);
         self.push_event(Event::Reset { ssrc });
     }
@@ -505,6 +518,12 @@ impl JitterBuffer {
                     return self.conceal(now_ms, PULL_SAMPLES, false);
                 };
                 let (first_samples, has_fec) = (first.samples, first.has_fec);
+                if self.mode != Mode::Normal
+                    && self.config.outage_hold_ms > 0.0
+                    && self.held_up(now_ms, first_ts)
+                {
+                    return self.after_outage(now_ms, target, target_level);
+                }
                 let level = self.level();
                 // A backlog far above target: drop the oldest audio.
                 let flush_level = target_level + (self.config.flush_excess_ms * PER_MS) as usize;
@@ -627,6 +646,54 @@ impl JitterBuffer {
                 .is_some_and(|t| now_ms - t <= self.config.reorder_window_ms)
     }
 
+    /// Whether the packet at `ts`, played now, would lag more than
+    /// `flush_excess_ms` behind the last packet played: an outage held it
+    /// up, and what was sent after it is queued behind it.
+    fn held_up(&self, now_ms: f64, ts: i64) -> bool {
+        let lag = now_ms + self.sync.len() as f64 / PER_MS - ts as f64 / PER_MS;
+        self.last_lag_ms
+            .is_some_and(|last| lag - last > self.config.flush_excess_ms)
+    }
+
+    /// After an outage: the head is held up by seconds. Mobile links
+    /// deliver the backlog in pieces, over a few hundred ms; played as it
+    /// comes, its first pieces would play seconds stale and the flush
+    /// would catch only part of it, leaving what came after to play
+    /// seconds behind too. So the head waits (concealing) while packets
+    /// come in faster than real time, up to `outage_hold_ms`; then the
+    /// backlog is flushed to target, and the call is back to live. A path
+    /// whose delay stepped up and stays so brings no backlog: its head
+    /// waits one burst window and plays, nothing dropped.
+    fn after_outage(&mut self, now_ms: f64, target: f64, target_level: usize) -> Operation {
+        let Some((_, head)) = self.packets.first() else {
+            return self.conceal(now_ms, PULL_SAMPLES, false);
+        };
+        let held_ms = now_ms - head.arrival_ms;
+        if held_ms < self.config.outage_hold_ms
+            && (held_ms < BURST_WINDOW_MS || self.backlog_coming(now_ms))
+        {
+            return self.conceal(now_ms, PULL_SAMPLES, false);
+        }
+        // More audio than twice the time waited came in: a backlog.
+        if self.level() > target_level + (2.0 * held_ms * PER_MS) as usize {
+            self.flush_to(target_level);
+        }
+        self.resync(now_ms, target)
+    }
+
+    /// Whether packets are coming in faster than real time: those that
+    /// came in the last [`BURST_WINDOW_MS`] hold more than twice as much
+    /// audio.
+    fn backlog_coming(&self, now_ms: f64) -> bool {
+        let recent: usize = self
+            .packets
+            .iter()
+            .filter(|(_, p)| now_ms - p.arrival_ms < BURST_WINDOW_MS)
+            .map(|(_, p)| p.samples)
+            .sum();
+        recent as f64 / PER_MS > 2.0 * BURST_WINDOW_MS
+    }
+
     /// Drops the oldest packets until the level is about `target_level`.
     fn flush_to(&mut self, target_level: usize) {
         while self.packets.len() > 1 && self.level() > target_level {
@@ -671,12 +738,7 @@ impl JitterBuffer {
         } else {
             self.account(decoded, wait_ms, target);
         }
-        self.markers.push_back((
-            self.appended,
-            p.seq,
-            self.rtp_timestamp(ts),
-            Recovery::Decoded,
-        ));
+        self.mark_played(now_ms, ts, p.seq, Recovery::Decoded);
         let mut op = Operation::Normal;
         if merge && !dtx {
             self.merge_into(&mut pcm);
@@ -702,6 +764,14 @@ impl JitterBuffer {
     fn played_comfort_noise(&mut self, samples: usize, now_ms: f64) {
         self.stats.comfort_noise_samples += samples as u64;
         self.last_pause_ms = Some(now_ms);
+    }
+
+    /// Marks where the packet at `ts` starts in the output, and its lag.
+    fn mark_played(&mut self, now_ms: f64, ts: i64, seq: u16, recovery: Recovery) {
+        let plays_at = now_ms + self.sync.len() as f64 / PER_MS;
+        self.last_lag_ms = Some(plays_at - ts as f64 / PER_MS);
+        self.markers
+            .push_back((self.appended, seq, self.rtp_timestamp(ts), recovery));
     }
 
     /// W3C delay counters for `samples` decoded samples.
@@ -854,12 +924,7 @@ impl JitterBuffer {
                 let wait_ms = now_ms - arrival + self.sync.len() as f64 / PER_MS;
                 self.account(n, wait_ms, target);
                 let lost_ts = next_ts - n as i64;
-                self.markers.push_back((
-                    self.appended,
-                    next_seq.wrapping_sub(1),
-                    self.rtp_timestamp(lost_ts),
-                    Recovery::Fec,
-                ));
+                self.mark_played(now_ms, lost_ts, next_seq.wrapping_sub(1), Recovery::Fec);
                 if self.mode == Mode::Expand {
                     self.merge_into(&mut pcm);
                 }
@@ -954,11 +1019,13 @@ pub fn fuzz_insert_pull(data: &[u8]) {
     let Ok(decoder) = sotto_codecs::opus::OpusDecoder::new(48_000, 1) else {
         return;
     };
-    // Catch-up from 40 ms over target, so that the few packets held reach
-    // it too.
+    // Catch-up from 40 ms over target, and a flush and an outage's hold
+    // from 100 ms, so that the few packets held reach them too.
     let config = JitterConfig {
         max_packets: 32,
         catch_up_excess_ms: 40.0,
+        flush_excess_ms: 100.0,
+        outage_hold_ms: 60.0,
         ..JitterConfig::default()
     };
     let Ok(mut jb) = JitterBuffer::new(config, Box::new(decoder)) else {

@@ -89,6 +89,16 @@ pub struct JitterConfig {
     /// keep the call seconds behind for as long again even at twice the
     /// speed.
     pub flush_excess_ms: f64,
+    /// Longest wait for the backlog behind a packet that an outage held
+    /// up by more than `flush_excess_ms`, ms: the backlog comes in pieces
+    /// after it, faster than real time, and is flushed to target once it
+    /// has come, so that the call goes back to live instead of playing
+    /// the first pieces seconds stale. 0, the default: off, and a backlog
+    /// is flushed only once the level is `flush_excess_ms` over target,
+    /// so that what comes in after the flush is caught up, not dropped
+    /// (the trade is measured in `benches/RESULTS.md`, "Back to live
+    /// after an outage").
+    pub outage_hold_ms: f64,
     /// Holes longer than this are skipped instead of concealed, ms.
     pub max_conceal_gap_ms: f64,
     /// A packet this far from the playout point (ahead, or behind while
@@ -124,6 +134,7 @@ impl Default for JitterConfig {
             pause_window_ms: 3_000.0,
             catch_up_excess_ms: 800.0,
             flush_excess_ms: 3_000.0,
+            outage_hold_ms: 0.0,
             max_conceal_gap_ms: 100.0,
             reset_jump_ms: 10_000.0,
             reorder_window_ms: 10_000.0,
@@ -152,6 +163,7 @@ impl JitterConfig {
             ("noisy_pause_edit_after_ms", self.noisy_pause_edit_after_ms),
             ("catch_up_excess_ms", self.catch_up_excess_ms),
             ("flush_excess_ms", self.flush_excess_ms),
+            ("outage_hold_ms", self.outage_hold_ms),
             ("max_conceal_gap_ms", self.max_conceal_gap_ms),
             ("reset_jump_ms", self.reset_jump_ms),
         ])

@@ -78,11 +78,13 @@ proptest! {
 
     #[test]
     fn arbitrary_arrivals_are_safe(steps in proptest::collection::vec(step(), 1..400)) {
-        // Catch-up from 40 ms over target, so that the few packets held
-        // reach it too.
+        // Catch-up from 40 ms over target, and a flush and an outage's
+        // hold from 100 ms, so that the few packets held reach them too.
         let config = JitterConfig {
             max_packets: MAX_PACKETS,
             catch_up_excess_ms: 40.0,
+            flush_excess_ms: 100.0,
+            outage_hold_ms: 60.0,
             ..JitterConfig::default()
         };
         let mut jb = JitterBuffer::new(config, Box::new(OpusDecoder::new(48_000, 1).unwrap())).unwrap();

@@ -116,6 +116,11 @@ struct EvalArgs {
     /// Tuning: backlog above target that is dropped at once, ms.
     #[arg(long, default_value_t = defaults().flush_excess_ms)]
     flush_excess_ms: f64,
+    /// Tuning: longest wait for the backlog behind a packet an outage
+    /// held up by more than the flush excess, then flushed to target, ms
+    /// (0: off, the default).
+    #[arg(long, default_value_t = defaults().outage_hold_ms)]
+    outage_hold_ms: f64,
     /// Tuning: backlog above target that is played up to twice as fast, ms.
     #[arg(long, default_value_t = defaults().catch_up_excess_ms)]
     catch_up_excess_ms: f64,
@@ -301,6 +306,7 @@ fn run(args: &EvalArgs) -> Result<()> {
     j.estimator.peak_decay_ms_per_s = args.peak_decay;
     j.estimator.peak_needs_burst = args.peak_needs_burst;
     j.flush_excess_ms = args.flush_excess_ms;
+    j.outage_hold_ms = args.outage_hold_ms;
     j.catch_up_excess_ms = args.catch_up_excess_ms;
     j.high_band_ms = args.high_band_ms;
     j.low_band_ms = args.low_band_ms;
