@@ -321,17 +321,38 @@ fn three_second_outage_recovers_at_low_delay() {
 /// for `outage_s` and delivers it together (0.05 ms apart) as the outage
 /// ends, 10 ms before the first packet sent after it.
 fn queued_outage(pcm: &[i16], outage_s: f64) -> (Run, usize) {
+    outage_delivered(JitterConfig::default(), pcm, outage_s, 1, 0.05)
+}
+
+/// [`queued_outage`] through a buffer of `config`, the backlog delivered
+/// in order `per_piece` packets at a time, `gap_ms` apart, and what is
+/// sent after the outage behind it.
+fn outage_delivered(
+    config: JitterConfig,
+    pcm: &[i16],
+    outage_s: f64,
+    per_piece: usize,
+    gap_ms: f64,
+) -> (Run, usize) {
     let ps = packets(pcm, 1, 0, false);
     let n = ps.len();
     let end = 100 + (outage_s * 50.0) as usize;
-    let arrivals = arriving(ps, |k| {
-        if (100..end).contains(&k) {
-            end as f64 * 20.0 + 20.0 + (k - 100) as f64 * 0.05
-        } else {
-            k as f64 * 20.0 + 30.0
-        }
+    let piece = |k: usize| end as f64 * 20.0 + 20.0 + ((k - 100) / per_piece) as f64 * gap_ms;
+    let arrivals = arriving(ps, |k| match k {
+        0..100 => k as f64 * 20.0 + 30.0,
+        k if k < end => piece(k),
+        k => (k as f64 * 20.0 + 30.0).max(piece(end - 1)),
     });
-    (run(arrivals, pcm.len() as f64 / 48_000.0 + 0.5), n)
+    let seconds = pcm.len() as f64 / 48_000.0 + 0.5;
+    (run_with(config, arrivals, seconds), n)
+}
+
+/// The longest playout delay of the last second played, ms.
+fn delay_at_end(r: &Run) -> f64 {
+    r.delays[r.delays.len() - 50..]
+        .iter()
+        .copied()
+        .fold(0.0, f64::max)
 }
 
 #[test]
@@ -370,10 +391,7 @@ fn a_queued_outage_backlog_is_played_fast_not_dropped() {
         "{} vs {natural}",
         max_step(after)
     );
-    let at_end = r.delays[r.delays.len() - 50..]
-        .iter()
-        .copied()
-        .fold(0.0, f64::max);
+    let at_end = delay_at_end(&r);
     assert!(at_end <= 60.0, "{at_end}");
 }
 
@@ -396,25 +414,6 @@ fn a_queued_outage_backlog_of_seconds_is_flushed() {
     );
 }
 
-/// `pcm` over a steady 30 ms link that queues what is sent from 2 s on
-/// for `outage_s` and delivers it as mobile links do when an outage ends:
-/// in order, in pieces of five packets every 10 ms, so the backlog takes
-/// a while to come in behind its first packet, and what is sent after
-/// the outage comes behind the backlog.
-fn outage_in_pieces(pcm: &[i16], outage_s: f64) -> (Run, usize) {
-    let ps = packets(pcm, 1, 0, false);
-    let n = ps.len();
-    let end = 100 + (outage_s * 50.0) as usize;
-    let piece = |k: usize| end as f64 * 20.0 + 20.0 + ((k - 100) / 5) as f64 * 10.0;
-    let arrivals = arriving(ps, |k| match k {
-        0..100 => k as f64 * 20.0 + 30.0,
-        k if k < end => piece(k),
-        k => (k as f64 * 20.0 + 30.0).max(piece(end - 1) + 1.0),
-    });
-    let seconds = pcm.len() as f64 / 48_000.0 + 0.5;
-    (run_with(outage_hold(), arrivals, seconds), n)
-}
-
 /// A buffer that holds a packet an outage held up for the backlog
 /// behind it (off by default).
 fn outage_hold() -> JitterConfig {
@@ -426,20 +425,18 @@ fn outage_hold() -> JitterConfig {
 
 #[test]
 fn a_backlog_of_seconds_that_comes_in_pieces_is_not_played_stale() {
-    // 5 s queued, delivered over 0.5 s. Without the hold (the default)
-    // the first pieces play as they come, 5 s behind (on the held-out
-    // ATT LTE down trace a second of a backlog played 4.1 s behind,
-    // between two flushes). With it the call goes back to live after
-    // the outage, the link's 30 ms.
-    let (r, _) = outage_in_pieces(&tone(12.0), 5.0);
+    // 5 s queued, delivered as mobile links deliver a backlog: in
+    // pieces (five packets every 10 ms, over 0.5 s). Without the hold
+    // (the default) the first pieces play as they come, 5 s behind, and
+    // the flush catches only what has come by the time the level crosses
+    // it. With it the call goes back to live after the outage, the
+    // link's 30 ms.
+    let (r, _) = outage_delivered(outage_hold(), &tone(12.0), 5.0, 5, 10.0);
     let worst = r.delays.iter().copied().fold(0.0, f64::max);
     assert!(worst < 100.0, "played {worst} ms behind");
     let s = r.jb.stats();
     assert!(s.packets_discarded > 150, "{s:?}");
-    let at_end = r.delays[r.delays.len() - 50..]
-        .iter()
-        .copied()
-        .fold(0.0, f64::max);
+    let at_end = delay_at_end(&r);
     assert!(at_end <= 60.0, "{at_end}");
 }
 
