@@ -522,7 +522,8 @@ impl JitterBuffer {
                     && self.config.outage_hold_ms > 0.0
                     && self.held_up(now_ms, first_ts)
                 {
-                    return self.after_outage(now_ms, target, target_level);
+                    let held_ms = now_ms - first.arrival_ms;
+                    return self.after_outage(now_ms, held_ms, target, target_level);
                 }
                 let level = self.level();
                 // A backlog far above target: drop the oldest audio.
@@ -663,12 +664,15 @@ impl JitterBuffer {
     /// come in faster than real time, up to `outage_hold_ms`; then the
     /// backlog is flushed to target, and the call is back to live. A path
     /// whose delay stepped up and stays so brings no backlog: its head
-    /// waits one burst window and plays, nothing dropped.
-    fn after_outage(&mut self, now_ms: f64, target: f64, target_level: usize) -> Operation {
-        let Some((_, head)) = self.packets.first() else {
-            return self.conceal(now_ms, PULL_SAMPLES, false);
-        };
-        let held_ms = now_ms - head.arrival_ms;
+    /// waits one burst window and plays, nothing dropped. `held_ms`: how
+    /// long ago the head came.
+    fn after_outage(
+        &mut self,
+        now_ms: f64,
+        held_ms: f64,
+        target: f64,
+        target_level: usize,
+    ) -> Operation {
         if held_ms < self.config.outage_hold_ms
             && (held_ms < BURST_WINDOW_MS || self.backlog_coming(now_ms))
         {
