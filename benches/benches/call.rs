@@ -49,8 +49,12 @@ async fn setup_once(turn: Option<&TurnServer>) -> Duration {
         ..CallConfig::default()
     };
     let start = |call, tx| CallHandle::start(call, &bind, ice.clone(), Box::new(Chan(tx)), None);
-    let mut a = start(Call::outgoing(now, cfg()), ta).await.unwrap();
-    let mut b = start(Call::incoming(now, cfg()), tb).await.unwrap();
+    let mut a = start(Call::outgoing(now, cfg()).unwrap(), ta)
+        .await
+        .unwrap();
+    let mut b = start(Call::incoming(now, cfg()).unwrap(), tb)
+        .await
+        .unwrap();
     let t0 = Instant::now();
     a.place().await.unwrap();
     let mut secure = (false, false);

@@ -102,13 +102,13 @@ fn ended(s: &Side) -> Option<EndReason> {
 async fn call_flow(cfg: impl Fn() -> CallConfig, ice: IceConfig) -> PathKind {
     let now = Instant::now();
     let mut a = start(
-        Call::outgoing(now, cfg()),
+        Call::outgoing(now, cfg()).unwrap(),
         speech("asterisk_en_16k_g722dec/dir-intro.wav"),
         ice.clone(),
     )
     .await;
     let mut b = start(
-        Call::incoming(now, cfg()),
+        Call::incoming(now, cfg()).unwrap(),
         speech("pesq_repo/speech.wav"),
         ice,
     )

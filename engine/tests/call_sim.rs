@@ -4,12 +4,12 @@
 //! sound cards whose clocks are not the system's.
 
 use sotto_engine::call::wav::load_48k_mono;
-use sotto_engine::call::{CallConfig, CallSignal, EndReason, Event, PathKind};
+use sotto_engine::call::{Call, CallConfig, CallSignal, EndReason, Event, MediaError, PathKind};
 use sotto_engine::demux::PacketKind;
 use sotto_engine::ice::TurnServer;
 use sotto_engine::sim::audio::{Similarity, compare};
 use sotto_engine::sim::{
-    Datagram, DeviceClock, LinkSchedule, Network, Record, Side, Sim, SimRelay,
+    Datagram, DeviceClock, LinkSchedule, Network, Record, Side, Sim, SimError, SimRelay,
 };
 use sotto_engine::zrtp::ZidCache;
 use sotto_jitter::JitterStats;
@@ -370,9 +370,13 @@ fn a_black_hole_times_out_without_media() {
 #[test]
 fn stats_every_second_with_w3c_names() {
     // RTT needs an SR and the RR about it: report every second.
-    let cfg = || CallConfig {
-        rtcp_interval: Duration::from_secs(1),
-        ..CallConfig::default()
+    let cfg = || {
+        let mut c = CallConfig {
+            rtcp_interval: Duration::from_secs(1),
+            ..CallConfig::default()
+        };
+        c.audio.bitrate = 32_000;
+        c
     };
     // 33 ms, off the 10 ms pull grid: packets wait in the buffer.
     let network = Network::symmetric(LinkSchedule::fixed(Duration::from_millis(33)));
@@ -394,6 +398,7 @@ fn stats_every_second_with_w3c_names() {
         "inbound-rtp.jitterBufferEmittedCount",
         "inbound-rtp.concealedSamples",
         "outbound-rtp.packetsSent",
+        "outbound-rtp.targetBitrate",
         "candidate-pair.currentRoundTripTime",
     ] {
         let v = last.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
@@ -402,10 +407,39 @@ fn stats_every_second_with_w3c_names() {
             "{name}: {v:?}"
         );
     }
+    assert!(last.contains(&("outbound-rtp.targetBitrate".into(), 32_000.0)));
     // Counters only grow.
     for w in stats.windows(2) {
         assert!(w[1].inbound.packets_received >= w[0].inbound.packets_received);
         assert!(w[1].outbound.packets_sent >= w[0].outbound.packets_sent);
+    }
+}
+
+#[test]
+fn audio_settings_out_of_range_are_refused_when_the_call_is_made() {
+    let now = Instant::now();
+    let with = |f: fn(&mut CallConfig)| {
+        let mut c = CallConfig::default();
+        f(&mut c);
+        c
+    };
+    for bad in [
+        with(|c| c.audio.bitrate = 100),
+        with(|c| c.audio.complexity = 11),
+    ] {
+        let e = Call::outgoing(now, bad.clone()).unwrap_err();
+        assert!(matches!(e, MediaError::Codec(_)), "{e}");
+        assert!(Call::incoming(now, bad).is_err());
+    }
+    for bad in [
+        with(|c| c.audio.jitter.max_packets = 0),
+        with(|c| c.audio.jitter.outage_hold_ms = f64::NAN),
+    ] {
+        let e = Call::incoming(now, bad.clone()).unwrap_err();
+        assert!(matches!(e, MediaError::Jitter(_)), "{e}");
+        // The simulator refuses them too, before any packet.
+        let sim = Sim::new(now, bad, CallConfig::default(), net());
+        assert!(matches!(sim, Err(SimError::Call(MediaError::Jitter(_)))));
     }
 }
 
@@ -789,6 +823,42 @@ fn relay_only_call_over_a_real_lte_trace() {
             "relayed {r:?}\ndirect {d:?}"
         );
     }
+}
+
+/// The jitter buffer's settings reach the call. Over the ATT LTE uplink's
+/// 4.7 s outage, whose backlog the link delivers in pieces, B's buffer
+/// with the outage hold (`JitterConfig::outage_hold_ms`) waits for the
+/// whole backlog and drops it, so that the call is back to live sooner;
+/// without it the buffer plays the first pieces late and drops only what
+/// is 3 s over target.
+#[test]
+fn an_outage_hold_set_for_the_call_drops_the_backlog_and_plays_sooner() {
+    let run = |outage_hold_ms: f64| {
+        // Each side has its own ZID.
+        let cfg = || {
+            let mut c = CallConfig::default();
+            c.audio.jitter.outage_hold_ms = outage_hold_ms;
+            c
+        };
+        let net = Network {
+            a_to_b: lte("ATT-LTE-driving-2016.up", 18, Duration::from_secs(30)),
+            ..net()
+        };
+        let mut sim = Sim::new(Instant::now(), cfg(), cfg(), net).unwrap();
+        speech_until_secure(&mut sim);
+        sim.run_for(Duration::from_secs(12));
+        let heard = sim.peer(Side::B).call.stats().inbound.jitter_buffer;
+        println!(
+            "hold {outage_hold_ms} ms: {} discarded, mean delay {:.1} ms",
+            heard.packets_discarded,
+            heard.mean_delay_ms()
+        );
+        heard
+    };
+    let (off, on) = (run(0.0), run(1_000.0));
+    assert!(off.packets_discarded > 0, "{off:?}");
+    assert!(on.packets_discarded > off.packets_discarded, "{on:?}");
+    assert!(on.mean_delay_ms() < off.mean_delay_ms());
 }
 
 /// Sound cards on their own clocks, 300 ppm off the system's (A's fast,

@@ -172,6 +172,26 @@ typedef struct SottoCallConfig {
   uint32_t setup_timeout_ms;
   // Interval of `SOTTO_EVENT_KIND_STATS` events, ms (0: 1 s).
   uint32_t stats_interval_ms;
+  // Opus bitrate we send, bit/s (0: 24 000; else 500 to 512 000).
+  uint32_t audio_bitrate;
+  // In-band forward error correction: each packet also carries the
+  // one before at a lower rate, so that a lost packet is rebuilt from
+  // the next (on by default).
+  bool audio_fec;
+  // Discontinuous transmission: in silence only a comfort-noise frame
+  // every 400 ms is sent (on by default; off for music).
+  bool audio_dtx;
+  // Highest target delay of the jitter buffer, ms (0: 2 000): a link
+  // whose delay varies by more is played with late loss rather than
+  // with more delay.
+  uint32_t jitter_max_target_ms;
+  // Back to live after an outage, ms (0: off, the default). After an
+  // outage of seconds the link delivers the backlog in pieces; the
+  // buffer waits up to this long for it to come (measured with 1 000),
+  // then drops it and plays live. Off, the backlog is played up to
+  // twice as fast, and only what is more than 3 s behind is dropped:
+  // less speech lost, but the call is live later.
+  uint32_t jitter_outage_hold_ms;
 } SottoCallConfig;
 
 // Receives one outgoing signalling message: `json` is NUL-terminated
@@ -257,7 +277,8 @@ extern "C" {
 #endif // __cplusplus
 
 // Fills `*out` with the defaults (bind to the interface addresses, no
-// TURN, default timeouts).
+// TURN, default timeouts, Opus at 24 kbit/s with FEC and DTX, the jitter
+// buffer's defaults).
 //
 // # Safety
 // `out` must be NULL or point to a writable `SottoCallConfig`.

@@ -82,6 +82,26 @@ pub struct SottoCallConfig {
     pub setup_timeout_ms: u32,
     /// Interval of `SOTTO_EVENT_KIND_STATS` events, ms (0: 1 s).
     pub stats_interval_ms: u32,
+    /// Opus bitrate we send, bit/s (0: 24 000; else 500 to 512 000).
+    pub audio_bitrate: u32,
+    /// In-band forward error correction: each packet also carries the
+    /// one before at a lower rate, so that a lost packet is rebuilt from
+    /// the next (on by default).
+    pub audio_fec: bool,
+    /// Discontinuous transmission: in silence only a comfort-noise frame
+    /// every 400 ms is sent (on by default; off for music).
+    pub audio_dtx: bool,
+    /// Highest target delay of the jitter buffer, ms (0: 2 000): a link
+    /// whose delay varies by more is played with late loss rather than
+    /// with more delay.
+    pub jitter_max_target_ms: u32,
+    /// Back to live after an outage, ms (0: off, the default). After an
+    /// outage of seconds the link delivers the backlog in pieces; the
+    /// buffer waits up to this long for it to come (measured with 1 000),
+    /// then drops it and plays live. Off, the backlog is played up to
+    /// twice as fast, and only what is more than 3 s behind is dropped:
+    /// less speech lost, but the call is live later.
+    pub jitter_outage_hold_ms: u32,
 }
 
 /// One call. Opaque to C.
@@ -279,18 +299,30 @@ fn setup(c: &SottoCallConfig) -> Result<Setup, Error> {
         return Err(Error::Invalid("relay_only needs a turn_server".into()));
     }
     let d = CallConfig::default();
+    let mut audio = d.audio.clone();
+    audio.fec = c.audio_fec;
+    audio.dtx = c.audio_dtx;
+    if c.audio_bitrate != 0 {
+        audio.bitrate = c.audio_bitrate;
+    }
+    if c.jitter_max_target_ms != 0 {
+        audio.jitter.max_target_ms = c.jitter_max_target_ms.into();
+    }
+    audio.jitter.outage_hold_ms = c.jitter_outage_hold_ms.into();
     let call = CallConfig {
         relay_only: c.relay_only,
         ring_timeout: ms(c.ring_timeout_ms, d.ring_timeout),
         setup_timeout: ms(c.setup_timeout_ms, d.setup_timeout),
         stats_interval: ms(c.stats_interval_ms, d.stats_interval),
+        audio,
         ..d
     };
     Ok(Setup { bind, ice, call })
 }
 
 /// Fills `*out` with the defaults (bind to the interface addresses, no
-/// TURN, default timeouts).
+/// TURN, default timeouts, Opus at 24 kbit/s with FEC and DTX, the jitter
+/// buffer's defaults).
 ///
 /// # Safety
 /// `out` must be NULL or point to a writable `SottoCallConfig`.
@@ -300,6 +332,7 @@ pub unsafe extern "C" fn sotto_call_config_default(out: *mut SottoCallConfig) ->
         if out.is_null() {
             return Err(Error::Null("out"));
         }
+        let audio = sotto_engine::call::AudioConfig::default();
         let c = SottoCallConfig {
             bind_address: std::ptr::null(),
             relay_only: false,
@@ -309,6 +342,11 @@ pub unsafe extern "C" fn sotto_call_config_default(out: *mut SottoCallConfig) ->
             ring_timeout_ms: 0,
             setup_timeout_ms: 0,
             stats_interval_ms: 0,
+            audio_bitrate: 0,
+            audio_fec: audio.fec,
+            audio_dtx: audio.dtx,
+            jitter_max_target_ms: 0,
+            jitter_outage_hold_ms: 0,
         };
         // SAFETY: non-null and writable by contract.
         unsafe { out.write(c) };
@@ -372,7 +410,9 @@ pub unsafe extern "C" fn sotto_call_new(
             Call::outgoing(now, cfg)
         } else {
             Call::incoming(now, cfg)
-        };
+        }
+        // Audio settings out of range, refused before any socket is bound.
+        .map_err(|e| Error::Invalid(e.to_string()))?;
         let (audio, port) = audio::pair();
         let (sig_tx, sig_rx) = mpsc::unbounded_channel();
         let handle = rt

@@ -179,18 +179,18 @@ fn calls<'s>(
     eb: *mut SottoEngine,
     alice: &'s Side,
     bob: &'s Side,
+    cfg: &SottoCallConfig,
 ) -> Pair<'s> {
     let (mut a, mut b) = (ptr::null_mut(), ptr::null_mut());
-    let cfg = loopback();
     // SAFETY: live engines, valid out-pointers, config and callbacks whose
     // user data outlives the calls.
     unsafe {
         assert_eq!(
-            sotto_call_new(ea, &cfg, true, callbacks(alice), &mut a),
+            sotto_call_new(ea, cfg, true, callbacks(alice), &mut a),
             SottoStatus::Ok
         );
         assert_eq!(
-            sotto_call_new(eb, &cfg, false, callbacks(bob), &mut b),
+            sotto_call_new(eb, cfg, false, callbacks(bob), &mut b),
             SottoStatus::Ok
         );
     }
@@ -209,8 +209,13 @@ fn calls<'s>(
 /// The calls on two in-memory engines (two devices: one engine has one
 /// ZID, and ZRTP refuses a peer with our own ZID).
 fn pair<'s>(alice: &'s Side, bob: &'s Side) -> Pair<'s> {
+    pair_with(alice, bob, &loopback())
+}
+
+/// As `pair`, both calls made with `cfg`.
+fn pair_with<'s>(alice: &'s Side, bob: &'s Side, cfg: &SottoCallConfig) -> Pair<'s> {
     let (ea, eb) = (engine(None), engine(None));
-    let mut p = calls(ea, eb, alice, bob);
+    let mut p = calls(ea, eb, alice, bob, cfg);
     p.engines = vec![ea, eb];
     p
 }
@@ -256,7 +261,7 @@ fn secure_calls(
         let pairs: Vec<Pair<'_>> = engines
             .iter()
             .zip(&sides)
-            .map(|(&(ea, eb), (alice, bob))| calls(ea, eb, alice, bob))
+            .map(|(&(ea, eb), (alice, bob))| calls(ea, eb, alice, bob, &loopback()))
             .collect();
         for p in &pairs {
             // SAFETY: live calls.
@@ -364,6 +369,15 @@ fn misuse_is_a_status_code() {
             SottoStatus::InvalidArgument
         );
         assert!(last_error().contains("turn_server"), "{}", last_error());
+        for bitrate in [100, 600_000] {
+            let mut audio = loopback();
+            audio.audio_bitrate = bitrate;
+            assert_eq!(
+                sotto_call_new(engine, &audio, true, cb, &mut out),
+                SottoStatus::InvalidArgument
+            );
+            assert!(last_error().contains("bitrate"), "{}", last_error());
+        }
 
         // Blocking functions refuse to run on a runtime thread.
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -446,6 +460,28 @@ fn declined_call_ends_both_sides() {
     assert_eq!(a.destroy_in_callback, Some(SottoStatus::WrongThread));
     assert_eq!(b.destroy_in_callback, Some(SottoStatus::WrongThread));
     assert!(a.sas.is_none() && b.sas.is_none());
+}
+
+#[test]
+fn audio_settings_reach_the_call() {
+    let (alice, bob) = (Side::default(), Side::default());
+    let mut cfg = loopback();
+    cfg.audio_bitrate = 32_000;
+    cfg.audio_dtx = false;
+    cfg.jitter_max_target_ms = 1_000;
+    cfg.jitter_outage_hold_ms = 1_000;
+    let p = pair_with(&alice, &bob, &cfg);
+    // SAFETY: a live call.
+    assert_eq!(unsafe { sotto_call_place(p.a) }, SottoStatus::Ok);
+    bob.wait("ringing", |s| s.kinds.contains(&SottoEventKind::Ringing));
+    // SAFETY: a live call.
+    assert_eq!(unsafe { sotto_call_answer(p.b) }, SottoStatus::Ok);
+    for side in [&alice, &bob] {
+        side.wait("stats", |s| s.sas.is_some() && s.stats_json.is_some());
+        let json = side.seen.lock().unwrap().stats_json.clone().unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["outbound-rtp.targetBitrate"], 32_000.0, "{json}");
+    }
 }
 
 #[test]

@@ -175,7 +175,7 @@ pub async fn call(args: CallArgs) -> anyhow::Result<()> {
         keys: dev.client.device_keys(&dev.token, &peer_id).await?,
         id: peer_id,
     };
-    let call = Call::outgoing(Instant::now(), call_config(&dev, &args.opts)?);
+    let call = Call::outgoing(Instant::now(), call_config(&dev, &args.opts)?)?;
     println!("calling {}", args.user);
     let reason = run_call(
         &mut dev,
@@ -201,7 +201,7 @@ pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
             id: from,
         };
         println!("incoming call from {}", peer.id);
-        let call = Call::incoming(Instant::now(), call_config(&dev, &args.opts)?);
+        let call = Call::incoming(Instant::now(), call_config(&dev, &args.opts)?)?;
         let reason = run_call(
             &mut dev,
             &args.opts,

@@ -132,7 +132,7 @@ async fn forged_zrtp_hash_is_a_warning_and_the_call_is_refused() {
     let mut conn = alice.connect(true);
     let (tx, mut out) = mpsc::unbounded_channel();
     let mut call = CallHandle::start(
-        Call::outgoing(Instant::now(), CallConfig::default()),
+        Call::outgoing(Instant::now(), CallConfig::default()).unwrap(),
         &["127.0.0.1:0".parse().unwrap()],
         IceConfig::default(),
         Box::new(Out(tx)),

@@ -91,6 +91,31 @@ impl Default for AudioConfig {
     }
 }
 
+impl AudioConfig {
+    /// Checks the codec and jitter buffer settings, so that a call whose
+    /// audio could not be built is refused when it is created, not once it
+    /// is Secure.
+    pub fn validate(&self) -> Result<(), MediaError> {
+        OpusEncoder::new(self.opus_config())?;
+        self.jitter.validate()?;
+        Ok(())
+    }
+
+    /// The encoder settings at the start of a call: 20 ms mono frames at
+    /// 48 kHz, and the loss hint RTCP will correct.
+    fn opus_config(&self) -> OpusConfig {
+        OpusConfig {
+            frame: FrameDuration::Ms20,
+            bitrate: self.bitrate,
+            complexity: self.complexity,
+            fec: self.fec,
+            dtx: self.dtx,
+            packet_loss_pct: INITIAL_LOSS_HINT,
+            ..OpusConfig::default()
+        }
+    }
+}
+
 /// Both directions of audio over one SRTP stream.
 pub(crate) struct Media {
     stream: MediaStream,
@@ -142,15 +167,7 @@ impl Media {
                 .map_or_else(IntervalRng::from_os, IntervalRng::from_seed),
         );
         let stream = MediaStream::new(now, sender, tx, rx, ntp_anchor).with_rtcp_schedule(schedule);
-        let encoder = OpusEncoder::new(OpusConfig {
-            frame: FrameDuration::Ms20,
-            bitrate: audio.bitrate,
-            complexity: audio.complexity,
-            fec: audio.fec,
-            dtx: audio.dtx,
-            packet_loss_pct: INITIAL_LOSS_HINT,
-            ..OpusConfig::default()
-        })?;
+        let encoder = OpusEncoder::new(audio.opus_config())?;
         let decoder = OpusDecoder::new(SAMPLE_RATE, 1)?;
         let jitter = JitterBuffer::new(audio.jitter.clone(), Box::new(decoder))?;
         Ok(Self {
@@ -164,6 +181,7 @@ impl Media {
             outbox: VecDeque::new(),
             outbound: OutboundRtp {
                 loss_hint_pct: INITIAL_LOSS_HINT,
+                target_bitrate: audio.bitrate,
                 ..OutboundRtp::default()
             },
             bytes_received: 0,

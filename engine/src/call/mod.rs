@@ -274,18 +274,21 @@ impl std::fmt::Debug for Call {
 }
 
 impl Call {
-    /// A call we will place with [`Call::place`].
-    pub fn outgoing(now: Instant, cfg: CallConfig) -> Self {
+    /// A call we will place with [`Call::place`]. Refused when its audio
+    /// settings are out of range ([`AudioConfig::validate`]).
+    pub fn outgoing(now: Instant, cfg: CallConfig) -> Result<Self, MediaError> {
         Self::new(now, cfg, true)
     }
 
-    /// A call waiting for the peer's [`CallSignal::Offer`].
-    pub fn incoming(now: Instant, cfg: CallConfig) -> Self {
+    /// A call waiting for the peer's [`CallSignal::Offer`]. Refused when its
+    /// audio settings are out of range ([`AudioConfig::validate`]).
+    pub fn incoming(now: Instant, cfg: CallConfig) -> Result<Self, MediaError> {
         Self::new(now, cfg, false)
     }
 
-    fn new(now: Instant, cfg: CallConfig, outgoing: bool) -> Self {
-        Self {
+    fn new(now: Instant, cfg: CallConfig, outgoing: bool) -> Result<Self, MediaError> {
+        cfg.audio.validate()?;
+        Ok(Self {
             outgoing,
             cfg,
             state: State::Idle,
@@ -307,7 +310,7 @@ impl Call {
             audio_dropped: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
-        }
+        })
     }
 
     /// The ICE configuration this call's transport must use: `base` with

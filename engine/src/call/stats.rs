@@ -33,6 +33,8 @@ pub struct OutboundRtp {
     pub frames_encoded: u64,
     /// The packet-loss hint the encoder uses (%), from the peer's RTCP.
     pub loss_hint_pct: u8,
+    /// `targetBitrate`: the encoder's bitrate, bit/s.
+    pub target_bitrate: u32,
 }
 
 /// `RTCIceCandidatePairStats` for the selected pair.
@@ -72,6 +74,10 @@ impl CallStats {
             ("inbound-rtp.jitter".into(), i.jitter),
             ("outbound-rtp.packetsSent".into(), o.packets_sent as f64),
             ("outbound-rtp.bytesSent".into(), o.bytes_sent as f64),
+            (
+                "outbound-rtp.targetBitrate".into(),
+                f64::from(o.target_bitrate),
+            ),
         ];
         for (k, x) in i.jitter_buffer.w3c() {
             v.push((format!("inbound-rtp.{k}"), x));

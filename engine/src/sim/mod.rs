@@ -170,6 +170,9 @@ pub enum SimError {
     /// A sound card's clock out of range (see [`DeviceClock::validate`]).
     #[error("device clock: {0}")]
     DeviceClock(String),
+    /// A call's audio settings out of range.
+    #[error("call: {0}")]
+    Call(#[from] crate::call::MediaError),
 }
 
 /// Media datagram counters of one direction (sent by this side).
@@ -335,9 +338,9 @@ impl Sim {
             // RTCP timing is randomised: fixed here so that runs repeat.
             cfg.audio.rtcp_seed.get_or_insert(u64::from(outgoing));
             let call = if outgoing {
-                Call::outgoing(t0, cfg)
+                Call::outgoing(t0, cfg)?
             } else {
-                Call::incoming(t0, cfg)
+                Call::incoming(t0, cfg)?
             };
             let addr = SocketAddr::from((ip, 40_000));
             let ice = IceSession::new(t0, call.ice_config(base.clone()), &[addr])?;
