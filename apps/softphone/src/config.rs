@@ -1,11 +1,14 @@
 //! The softphone's configuration and device keys, in the user's config
 //! directory (`~/.config/sotto` on Linux) or `--config-dir`:
-//! `config.toml` (server, user name, audio devices, relay-only, contacts),
+//! `config.toml` (server, user name, audio devices, relay-only, contacts,
+//! `[audio]` codec and jitter buffer settings),
 //! `device.key` (Ed25519 + X25519 secrets, mode 0600) and `zid.cache`
 //! (ZRTP retained secrets).
 
 use anyhow::{Context as _, anyhow};
 use serde::{Deserialize, Serialize};
+use sotto_engine::call::AudioConfig;
+use sotto_jitter::JitterConfig;
 use sotto_signalling::seal::DeviceIdentity;
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -30,6 +33,63 @@ pub struct Config {
     pub relay_only: bool,
     /// Contacts: name to device id.
     pub contacts: BTreeMap<String, String>,
+    /// Codec and jitter buffer settings, `[audio]`.
+    pub audio: AudioSettings,
+}
+
+/// `[audio]` in `config.toml`: what a user may want to change about the
+/// audio of their calls. Missing keys take the engine's defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AudioSettings {
+    /// Opus bitrate we send, bit/s (500 to 512 000).
+    pub bitrate: u32,
+    /// In-band forward error correction: a lost packet is rebuilt from
+    /// the next one.
+    pub fec: bool,
+    /// Discontinuous transmission: in silence only comfort noise is sent
+    /// (off for music).
+    pub dtx: bool,
+    /// Highest target delay of the jitter buffer, ms.
+    pub max_target_ms: f64,
+    /// Back to live after an outage, ms (0: off). After an outage of
+    /// seconds the buffer waits up to this long for the backlog, then
+    /// drops it and plays live; off, it plays the backlog up to twice as
+    /// fast and drops only what is more than 3 s behind.
+    pub outage_hold_ms: f64,
+}
+
+impl Default for AudioSettings {
+    fn default() -> Self {
+        let d = AudioConfig::default();
+        Self {
+            bitrate: d.bitrate,
+            fec: d.fec,
+            dtx: d.dtx,
+            max_target_ms: d.jitter.max_target_ms,
+            outage_hold_ms: d.jitter.outage_hold_ms,
+        }
+    }
+}
+
+impl AudioSettings {
+    /// The engine's audio settings with these applied, checked.
+    pub fn audio_config(&self) -> anyhow::Result<AudioConfig> {
+        let d = AudioConfig::default();
+        let a = AudioConfig {
+            bitrate: self.bitrate,
+            fec: self.fec,
+            dtx: self.dtx,
+            jitter: JitterConfig {
+                max_target_ms: self.max_target_ms,
+                outage_hold_ms: self.outage_hold_ms,
+                ..d.jitter
+            },
+            ..d
+        };
+        a.validate().context("config.toml [audio]")?;
+        Ok(a)
+    }
 }
 
 /// Where the files live.
@@ -69,6 +129,8 @@ impl Dirs {
         let text = std::fs::read_to_string(self.config())
             .with_context(|| format!("{}: run `sotto register` first", self.config().display()))?;
         let cfg: Config = toml::from_str(&text).context("config.toml")?;
+        // Out-of-range settings stop the phone now, not at its first call.
+        cfg.audio.audio_config()?;
         let key = std::fs::read(self.key()).context("device.key")?;
         let id = DeviceIdentity::from_secret_bytes(&key).context("device.key")?;
         Ok((cfg, id))
@@ -125,5 +187,31 @@ mod tests {
         assert_eq!(id2.device_id(), id.device_id());
         let mode = std::fs::metadata(d.key()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn audio_settings_take_the_defaults_for_missing_keys_and_refuse_bad_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Dirs::new(Some(dir.path().to_path_buf())).unwrap();
+        d.save_key(&DeviceIdentity::generate()).unwrap();
+        let load = |toml: &str| {
+            std::fs::write(d.config(), toml).unwrap();
+            d.load().map(|(c, _)| c)
+        };
+        let cfg =
+            load("user = \"alice\"\n[audio]\ndtx = false\noutage_hold_ms = 1000.0\n").unwrap();
+        let audio = cfg.audio.audio_config().unwrap();
+        assert!(!audio.dtx && audio.fec);
+        assert_eq!(audio.bitrate, AudioConfig::default().bitrate);
+        assert_eq!(audio.jitter.outage_hold_ms, 1000.0);
+        assert_eq!(load("").unwrap().audio, AudioSettings::default());
+        for (bad, says) in [
+            ("[audio]\nbitrate = 100\n", "bitrate"),
+            ("[audio]\nmax_target_ms = -5.0\n", "max_target_ms"),
+            ("[audio]\nbitrat = 32000\n", "unknown field"),
+        ] {
+            let e = format!("{:#}", load(bad).unwrap_err());
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 }
