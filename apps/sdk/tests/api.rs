@@ -356,27 +356,26 @@ fn misuse_is_a_status_code() {
             sotto_call_new(engine, ptr::null(), true, no_signal, &mut out),
             SottoStatus::NullArgument
         );
-        let mut bad = loopback();
-        bad.bind_address = c"not an address".as_ptr();
-        assert_eq!(
-            sotto_call_new(engine, &bad, true, cb, &mut out),
-            SottoStatus::InvalidArgument
-        );
-        let mut relay = loopback();
-        relay.relay_only = true;
-        assert_eq!(
-            sotto_call_new(engine, &relay, true, cb, &mut out),
-            SottoStatus::InvalidArgument
-        );
-        assert!(last_error().contains("turn_server"), "{}", last_error());
-        for bitrate in [100, 600_000] {
-            let mut audio = loopback();
-            audio.audio_bitrate = bitrate;
+        // Configurations refused before any socket is bound, and why.
+        let with = |f: fn(&mut SottoCallConfig)| {
+            let mut c = loopback();
+            f(&mut c);
+            c
+        };
+        for (bad, says) in [
+            (
+                with(|c| c.bind_address = c"not an address".as_ptr()),
+                "bind_address",
+            ),
+            (with(|c| c.relay_only = true), "turn_server"),
+            (with(|c| c.audio_bitrate = 100), "bitrate"),
+            (with(|c| c.audio_bitrate = 600_000), "bitrate"),
+        ] {
             assert_eq!(
-                sotto_call_new(engine, &audio, true, cb, &mut out),
+                sotto_call_new(engine, &bad, true, cb, &mut out),
                 SottoStatus::InvalidArgument
             );
-            assert!(last_error().contains("bitrate"), "{}", last_error());
+            assert!(last_error().contains(says), "{}", last_error());
         }
 
         // Blocking functions refuse to run on a runtime thread.
