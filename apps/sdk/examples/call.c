@@ -141,6 +141,10 @@ int main(int argc, char **argv) {
     SottoCallConfig cfg;
     CHECK(sotto_call_config_default(&cfg));
     cfg.bind_address = "127.0.0.1:0";
+    /* Tones are not speech: send them without DTX. After an outage of
+     * seconds, drop the backlog and go back to live. */
+    cfg.audio_dtx = false;
+    cfg.jitter_outage_hold_ms = 1000;
     if (argc == 4) {
         cfg.relay_only = true;
         cfg.turn_server = argv[1];
