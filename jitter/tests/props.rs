@@ -80,15 +80,17 @@ proptest! {
     fn arbitrary_arrivals_are_safe(
         steps in proptest::collection::vec(step(), 1..400),
         // The settings applications choose (the SDK's and the softphone's):
-        // any highest target, the outage hold off or up to 1.5 s.
-        max_target_ms in 0.0f64..3_000.0,
+        // any lowest and highest target, the outage hold off or up to 1.5 s.
+        min_target_ms in prop_oneof![Just(0.0f64), 0.0f64..500.0],
+        above_min_ms in 0.0f64..3_000.0,
         outage_hold_ms in prop_oneof![Just(0.0f64), 0.0f64..1_500.0],
     ) {
         // Catch-up from 40 ms over target and a flush from 100 ms, so that
         // the few packets held reach them (and the hold) too.
         let config = JitterConfig {
             max_packets: MAX_PACKETS,
-            max_target_ms,
+            min_target_ms,
+            max_target_ms: min_target_ms + above_min_ms,
             catch_up_excess_ms: 40.0,
             flush_excess_ms: 100.0,
             outage_hold_ms,

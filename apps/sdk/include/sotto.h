@@ -181,6 +181,10 @@ typedef struct SottoCallConfig {
   // Discontinuous transmission: in silence only a comfort-noise frame
   // every 400 ms is sent (on by default; off for music).
   bool audio_dtx;
+  // Lowest target delay of the jitter buffer, ms (0, the default: as
+  // low as the link allows). Like WebRTC's `jitterBufferTarget`: more
+  // delay for smoother playout, e.g. for music.
+  uint32_t jitter_min_target_ms;
   // Highest target delay of the jitter buffer, ms (0: 2 000): a link
   // whose delay varies by more is played with late loss rather than
   // with more delay.

@@ -91,6 +91,10 @@ pub struct SottoCallConfig {
     /// Discontinuous transmission: in silence only a comfort-noise frame
     /// every 400 ms is sent (on by default; off for music).
     pub audio_dtx: bool,
+    /// Lowest target delay of the jitter buffer, ms (0, the default: as
+    /// low as the link allows). Like WebRTC's `jitterBufferTarget`: more
+    /// delay for smoother playout, e.g. for music.
+    pub jitter_min_target_ms: u32,
     /// Highest target delay of the jitter buffer, ms (0: 2 000): a link
     /// whose delay varies by more is played with late loss rather than
     /// with more delay.
@@ -305,6 +309,7 @@ fn setup(c: &SottoCallConfig) -> Result<Setup, Error> {
     if c.audio_bitrate != 0 {
         audio.bitrate = c.audio_bitrate;
     }
+    audio.jitter.min_target_ms = c.jitter_min_target_ms.into();
     if c.jitter_max_target_ms != 0 {
         audio.jitter.max_target_ms = c.jitter_max_target_ms.into();
     }
@@ -345,6 +350,7 @@ pub unsafe extern "C" fn sotto_call_config_default(out: *mut SottoCallConfig) ->
             audio_bitrate: 0,
             audio_fec: audio.fec,
             audio_dtx: audio.dtx,
+            jitter_min_target_ms: 0,
             jitter_max_target_ms: 0,
             jitter_outage_hold_ms: 0,
         };

@@ -370,6 +370,7 @@ fn misuse_is_a_status_code() {
             (with(|c| c.relay_only = true), "turn_server"),
             (with(|c| c.audio_bitrate = 100), "bitrate"),
             (with(|c| c.audio_bitrate = 600_000), "bitrate"),
+            (with(|c| c.jitter_min_target_ms = 3_000), "min_target_ms"),
         ] {
             assert_eq!(
                 sotto_call_new(engine, &bad, true, cb, &mut out),
@@ -467,6 +468,7 @@ fn audio_settings_reach_the_call() {
     let mut cfg = loopback();
     cfg.audio_bitrate = 32_000;
     cfg.audio_dtx = false;
+    cfg.jitter_min_target_ms = 60;
     cfg.jitter_max_target_ms = 1_000;
     cfg.jitter_outage_hold_ms = 1_000;
     let p = pair_with(&alice, &bob, &cfg);

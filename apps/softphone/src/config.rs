@@ -50,6 +50,9 @@ pub struct AudioSettings {
     /// Discontinuous transmission: in silence only comfort noise is sent
     /// (off for music).
     pub dtx: bool,
+    /// Lowest target delay of the jitter buffer, ms: more delay for
+    /// smoother playout (WebRTC's `jitterBufferTarget`).
+    pub min_target_ms: f64,
     /// Highest target delay of the jitter buffer, ms.
     pub max_target_ms: f64,
     /// Back to live after an outage, ms (0: off). After an outage of
@@ -66,6 +69,7 @@ impl Default for AudioSettings {
             bitrate: d.bitrate,
             fec: d.fec,
             dtx: d.dtx,
+            min_target_ms: d.jitter.min_target_ms,
             max_target_ms: d.jitter.max_target_ms,
             outage_hold_ms: d.jitter.outage_hold_ms,
         }
@@ -81,6 +85,7 @@ impl AudioSettings {
             fec: self.fec,
             dtx: self.dtx,
             jitter: JitterConfig {
+                min_target_ms: self.min_target_ms,
                 max_target_ms: self.max_target_ms,
                 outage_hold_ms: self.outage_hold_ms,
                 ..d.jitter
@@ -208,6 +213,7 @@ mod tests {
         for (bad, says) in [
             ("[audio]\nbitrate = 100\n", "bitrate"),
             ("[audio]\nmax_target_ms = -5.0\n", "max_target_ms"),
+            ("[audio]\nmin_target_ms = 3000.0\n", "min_target_ms"),
             ("[audio]\nbitrat = 32000\n", "unknown field"),
         ] {
             let e = format!("{:#}", load(bad).unwrap_err());
