@@ -825,6 +825,33 @@ fn relay_only_call_over_a_real_lte_trace() {
     }
 }
 
+/// A lowest target delay set for the call (like WebRTC's
+/// `jitterBufferTarget`) holds B's playout up to it on a steady link,
+/// where the buffer would otherwise play at the link's pace.
+#[test]
+fn a_lowest_target_set_for_the_call_holds_the_playout_delay_up() {
+    let run = |min_target_ms: f64| {
+        let cfg = || {
+            let mut c = CallConfig::default();
+            c.audio.jitter.min_target_ms = min_target_ms;
+            c
+        };
+        let mut sim = connected(cfg(), cfg());
+        sim.set_audio(Side::A, tone(6));
+        sim.run_for(Duration::from_secs(5));
+        let s = sim.peer(Side::B).call.stats().inbound.jitter_buffer;
+        let target = s.jitter_buffer_target_delay * 1000.0 / s.jitter_buffer_emitted_count as f64;
+        println!(
+            "lowest target {min_target_ms} ms: mean target {target:.1} ms, delay {:.1} ms",
+            s.mean_delay_ms()
+        );
+        (target, s.mean_delay_ms())
+    };
+    let (default, held) = (run(0.0), run(120.0));
+    assert!(default.0 < 60.0 && default.1 < 60.0, "{default:?}");
+    assert!(held.0 >= 120.0 && held.1 >= 100.0, "{held:?}");
+}
+
 /// The jitter buffer's settings reach the call. Over the ATT LTE uplink's
 /// 4.7 s outage, whose backlog the link delivers in pieces, B's buffer
 /// with the outage hold (`JitterConfig::outage_hold_ms`) waits for the
