@@ -12,8 +12,8 @@ use sotto_engine::sim::{
     Datagram, DeviceClock, LinkSchedule, Network, Record, Side, Sim, SimError, SimRelay,
 };
 use sotto_engine::zrtp::ZidCache;
-use sotto_jitter::JitterStats;
 use sotto_jitter::link::mahimahi::{MahimahiConfig, MahimahiLink, MahimahiTrace};
+use sotto_jitter::{JitterConfig, JitterStats};
 use sotto_relay::auth::{Credentials, Nonces};
 use sotto_relay::core::{ClientId, Dest, Event as RelayEvent, Input, PEER_HEADROOM, Relay};
 use sotto_relay::core::{Config as RelayConfig, RelayId, Transport};
@@ -825,18 +825,24 @@ fn relay_only_call_over_a_real_lte_trace() {
     }
 }
 
+/// A call config of its own (its own ZID) whose jitter buffer has `jitter`.
+fn with_jitter(jitter: &JitterConfig) -> CallConfig {
+    let mut c = CallConfig::default();
+    c.audio.jitter = jitter.clone();
+    c
+}
+
 /// A lowest target delay set for the call (like WebRTC's
 /// `jitterBufferTarget`) holds B's playout up to it on a steady link,
 /// where the buffer would otherwise play at the link's pace.
 #[test]
 fn a_lowest_target_set_for_the_call_holds_the_playout_delay_up() {
     let run = |min_target_ms: f64| {
-        let cfg = || {
-            let mut c = CallConfig::default();
-            c.audio.jitter.min_target_ms = min_target_ms;
-            c
+        let jitter = JitterConfig {
+            min_target_ms,
+            ..JitterConfig::default()
         };
-        let mut sim = connected(cfg(), cfg());
+        let mut sim = connected(with_jitter(&jitter), with_jitter(&jitter));
         sim.set_audio(Side::A, tone(6));
         sim.run_for(Duration::from_secs(5));
         let s = sim.peer(Side::B).call.stats().inbound.jitter_buffer;
@@ -861,17 +867,16 @@ fn a_lowest_target_set_for_the_call_holds_the_playout_delay_up() {
 #[test]
 fn an_outage_hold_set_for_the_call_drops_the_backlog_and_plays_sooner() {
     let run = |outage_hold_ms: f64| {
-        // Each side has its own ZID.
-        let cfg = || {
-            let mut c = CallConfig::default();
-            c.audio.jitter.outage_hold_ms = outage_hold_ms;
-            c
+        let jitter = JitterConfig {
+            outage_hold_ms,
+            ..JitterConfig::default()
         };
         let net = Network {
             a_to_b: lte("ATT-LTE-driving-2016.up", 18, Duration::from_secs(30)),
             ..net()
         };
-        let mut sim = Sim::new(Instant::now(), cfg(), cfg(), net).unwrap();
+        let (a, b) = (with_jitter(&jitter), with_jitter(&jitter));
+        let mut sim = Sim::new(Instant::now(), a, b, net).unwrap();
         speech_until_secure(&mut sim);
         sim.run_for(Duration::from_secs(12));
         let heard = sim.peer(Side::B).call.stats().inbound.jitter_buffer;
