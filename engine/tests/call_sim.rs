@@ -4,7 +4,9 @@
 //! sound cards whose clocks are not the system's.
 
 use sotto_engine::call::wav::load_48k_mono;
-use sotto_engine::call::{Call, CallConfig, CallSignal, EndReason, Event, MediaError, PathKind};
+use sotto_engine::call::{
+    Call, CallConfig, CallSignal, ConfigError, EndReason, Event, MediaError, PathKind,
+};
 use sotto_engine::demux::PacketKind;
 use sotto_engine::ice::TurnServer;
 use sotto_engine::sim::audio::{Similarity, compare};
@@ -416,30 +418,38 @@ fn stats_every_second_with_w3c_names() {
 }
 
 #[test]
-fn audio_settings_out_of_range_are_refused_when_the_call_is_made() {
+fn settings_out_of_range_are_refused_when_the_call_is_made() {
     let now = Instant::now();
     let with = |f: fn(&mut CallConfig)| {
         let mut c = CallConfig::default();
         f(&mut c);
         c
     };
-    for bad in [
-        with(|c| c.audio.bitrate = 100),
-        with(|c| c.audio.complexity = 11),
+    let codec: fn(&ConfigError) -> bool = |e| matches!(e, ConfigError::Audio(MediaError::Codec(_)));
+    let jitter: fn(&ConfigError) -> bool =
+        |e| matches!(e, ConfigError::Audio(MediaError::Jitter(_)));
+    for (bad, refused) in [
+        (with(|c| c.audio.bitrate = 100), codec),
+        (with(|c| c.audio.complexity = 11), codec),
+        (with(|c| c.audio.jitter.max_packets = 0), jitter),
+        (with(|c| c.audio.jitter.outage_hold_ms = f64::NAN), jitter),
+        // A zero interval would make the call's timer due at every turn
+        // (the simulator's clock stood still).
+        (with(|c| c.stats_interval = Duration::ZERO), |e| {
+            matches!(e, ConfigError::Zero("stats_interval"))
+        }),
     ] {
-        let e = Call::outgoing(now, bad.clone()).unwrap_err();
-        assert!(matches!(e, MediaError::Codec(_)), "{e}");
-        assert!(Call::incoming(now, bad).is_err());
-    }
-    for bad in [
-        with(|c| c.audio.jitter.max_packets = 0),
-        with(|c| c.audio.jitter.outage_hold_ms = f64::NAN),
-    ] {
-        let e = Call::incoming(now, bad.clone()).unwrap_err();
-        assert!(matches!(e, MediaError::Jitter(_)), "{e}");
+        for e in [
+            Call::outgoing(now, bad.clone()).unwrap_err(),
+            Call::incoming(now, bad.clone()).unwrap_err(),
+        ] {
+            assert!(refused(&e), "{e}");
+        }
         // The simulator refuses them too, before any packet.
-        let sim = Sim::new(now, bad, CallConfig::default(), net());
-        assert!(matches!(sim, Err(SimError::Call(MediaError::Jitter(_)))));
+        match Sim::new(now, bad, CallConfig::default(), net()) {
+            Err(SimError::Call(e)) => assert!(refused(&e), "{e}"),
+            _ => panic!("the simulator took a config that calls refuse"),
+        }
     }
 }
 

@@ -93,6 +93,17 @@ pub struct CallConfig {
     pub stats_interval: Duration,
 }
 
+impl CallConfig {
+    /// Checks the settings: a call is made only from a config that passes.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.stats_interval.is_zero() {
+            return Err(ConfigError::Zero("stats_interval"));
+        }
+        self.audio.validate()?;
+        Ok(())
+    }
+}
+
 impl Default for CallConfig {
     fn default() -> Self {
         Self {
@@ -218,6 +229,18 @@ pub enum CallError {
     Media(#[from] MediaError),
 }
 
+/// Why a call could not be made from its [`CallConfig`].
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The codec or jitter buffer settings are out of range.
+    #[error("audio: {0}")]
+    Audio(#[from] MediaError),
+    /// An interval that must be longer than zero (a zero one would make
+    /// the call's timer due at every turn).
+    #[error("{0} must be longer than zero")]
+    Zero(&'static str),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Idle,
@@ -274,20 +297,20 @@ impl std::fmt::Debug for Call {
 }
 
 impl Call {
-    /// A call we will place with [`Call::place`]. Refused when its audio
-    /// settings are out of range ([`AudioConfig::validate`]).
-    pub fn outgoing(now: Instant, cfg: CallConfig) -> Result<Self, MediaError> {
+    /// A call we will place with [`Call::place`]. Refused when its config
+    /// does not pass [`CallConfig::validate`].
+    pub fn outgoing(now: Instant, cfg: CallConfig) -> Result<Self, ConfigError> {
         Self::new(now, cfg, true)
     }
 
     /// A call waiting for the peer's [`CallSignal::Offer`]. Refused when its
-    /// audio settings are out of range ([`AudioConfig::validate`]).
-    pub fn incoming(now: Instant, cfg: CallConfig) -> Result<Self, MediaError> {
+    /// config does not pass [`CallConfig::validate`].
+    pub fn incoming(now: Instant, cfg: CallConfig) -> Result<Self, ConfigError> {
         Self::new(now, cfg, false)
     }
 
-    fn new(now: Instant, cfg: CallConfig, outgoing: bool) -> Result<Self, MediaError> {
-        cfg.audio.validate()?;
+    fn new(now: Instant, cfg: CallConfig, outgoing: bool) -> Result<Self, ConfigError> {
+        cfg.validate()?;
         Ok(Self {
             outgoing,
             cfg,

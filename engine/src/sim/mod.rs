@@ -170,9 +170,9 @@ pub enum SimError {
     /// A sound card's clock out of range (see [`DeviceClock::validate`]).
     #[error("device clock: {0}")]
     DeviceClock(String),
-    /// A call's audio settings out of range.
+    /// A call's config refused (see [`crate::call::CallConfig::validate`]).
     #[error("call: {0}")]
-    Call(#[from] crate::call::MediaError),
+    Call(#[from] crate::call::ConfigError),
 }
 
 /// Media datagram counters of one direction (sent by this side).
