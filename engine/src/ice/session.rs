@@ -257,6 +257,24 @@ impl IceSession {
                 "sockets must be bound to concrete addresses".into(),
             ));
         }
+        // The agent reads a zero interval as "off" (no consent checks, so
+        // consent would be lost) or "its default": neither is what was asked.
+        let intervals = [
+            ("consent_interval", Some(cfg.consent_interval)),
+            ("check_interval", Some(cfg.check_interval)),
+            ("turn_refresh_interval", cfg.turn_refresh_interval),
+        ];
+        if let Some((name, _)) = intervals
+            .iter()
+            .find(|(_, d)| d.is_some_and(|d| d.is_zero()))
+        {
+            return Err(IceError::Config(format!("{name} must be longer than zero")));
+        }
+        if cfg.consent_timeout <= cfg.consent_interval {
+            return Err(IceError::Config(
+                "consent_timeout must be longer than consent_interval".into(),
+            ));
+        }
         let provider =
             rtc_ice::crypto::default_provider().map_err(|e| IceError::Agent(e.to_string()))?;
         let agent_cfg = AgentConfig {
@@ -1208,14 +1226,35 @@ mod tests {
     }
 
     #[test]
-    fn relay_only_without_turn_is_a_config_error() {
-        let c = IceConfig {
-            relay_only: true,
-            ..cfg(true)
+    fn configs_that_cannot_work_are_config_errors() {
+        let with = |f: fn(&mut IceConfig)| {
+            let mut c = cfg(true);
+            f(&mut c);
+            c
         };
-        assert!(matches!(
-            IceSession::new(Instant::now(), c, &[sa("127.0.0.1:1")]),
-            Err(IceError::Config(_))
-        ));
+        for (bad, says) in [
+            (with(|c| c.relay_only = true), "TURN server"),
+            (
+                with(|c| c.consent_interval = Duration::ZERO),
+                "consent_interval",
+            ),
+            (
+                with(|c| c.check_interval = Duration::ZERO),
+                "check_interval",
+            ),
+            (
+                with(|c| c.turn_refresh_interval = Some(Duration::ZERO)),
+                "turn_refresh_interval",
+            ),
+            (
+                with(|c| c.consent_timeout = c.consent_interval),
+                "consent_timeout",
+            ),
+        ] {
+            match IceSession::new(Instant::now(), bad, &[sa("127.0.0.1:1")]) {
+                Err(IceError::Config(e)) => assert!(e.contains(says), "{e}"),
+                other => panic!("{says}: {:?}", other.err()),
+            }
+        }
     }
 }
