@@ -1103,6 +1103,10 @@ mod tests {
                 ..d.clone()
             },
             JitterConfig {
+                reset_jump_ms: d.max_target_ms + d.flush_excess_ms,
+                ..d.clone()
+            },
+            JitterConfig {
                 speech_low_band_ms: -1.0,
                 ..d.clone()
             },

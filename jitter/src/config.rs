@@ -102,7 +102,8 @@ pub struct JitterConfig {
     /// Holes longer than this are skipped instead of concealed, ms.
     pub max_conceal_gap_ms: f64,
     /// A packet this far from the playout point (ahead, or behind while
-    /// its sequence number is newer) restarts the stream, ms.
+    /// its sequence number is newer) restarts the stream, ms. Must be
+    /// above `max_target_ms + flush_excess_ms`, the most the buffer keeps.
     pub reset_jump_ms: f64,
     /// How long a packet that came out of order (after a newer one) keeps
     /// the buffer treating missing packets as possibly late, ms. Within
@@ -179,6 +180,16 @@ impl JitterConfig {
             return bad(format!(
                 "min_target_ms {} is above max_target_ms {}",
                 self.min_target_ms, self.max_target_ms
+            ));
+        }
+        // Packets that far ahead are a backlog the buffer keeps, not a
+        // jump: with a shorter reset, every packet buffered behind the
+        // next one would restart the stream.
+        let kept = self.max_target_ms + self.flush_excess_ms;
+        if self.reset_jump_ms <= kept {
+            return bad(format!(
+                "reset_jump_ms {} must be above max_target_ms + flush_excess_ms ({kept})",
+                self.reset_jump_ms
             ));
         }
         self.estimator.validate().map_err(JitterError::Config)

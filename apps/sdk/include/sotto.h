@@ -185,9 +185,9 @@ typedef struct SottoCallConfig {
   // low as the link allows). Like WebRTC's `jitterBufferTarget`: more
   // delay for smoother playout, e.g. for music.
   uint32_t jitter_min_target_ms;
-  // Highest target delay of the jitter buffer, ms (0: 2 000): a link
-  // whose delay varies by more is played with late loss rather than
-  // with more delay.
+  // Highest target delay of the jitter buffer, ms (0: 2 000; under
+  // 7 000): a link whose delay varies by more is played with late loss
+  // rather than with more delay.
   uint32_t jitter_max_target_ms;
   // Back to live after an outage, ms (0: off, the default). After an
   // outage of seconds the link delivers the backlog in pieces; the

@@ -95,9 +95,9 @@ pub struct SottoCallConfig {
     /// low as the link allows). Like WebRTC's `jitterBufferTarget`: more
     /// delay for smoother playout, e.g. for music.
     pub jitter_min_target_ms: u32,
-    /// Highest target delay of the jitter buffer, ms (0: 2 000): a link
-    /// whose delay varies by more is played with late loss rather than
-    /// with more delay.
+    /// Highest target delay of the jitter buffer, ms (0: 2 000; under
+    /// 7 000): a link whose delay varies by more is played with late loss
+    /// rather than with more delay.
     pub jitter_max_target_ms: u32,
     /// Back to live after an outage, ms (0: off, the default). After an
     /// outage of seconds the link delivers the backlog in pieces; the

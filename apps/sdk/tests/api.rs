@@ -371,6 +371,7 @@ fn misuse_is_a_status_code() {
             (with(|c| c.audio_bitrate = 100), "bitrate"),
             (with(|c| c.audio_bitrate = 600_000), "bitrate"),
             (with(|c| c.jitter_min_target_ms = 3_000), "min_target_ms"),
+            (with(|c| c.jitter_max_target_ms = 7_000), "max_target_ms"),
         ] {
             assert_eq!(
                 sotto_call_new(engine, &bad, true, cb, &mut out),

@@ -53,7 +53,7 @@ pub struct AudioSettings {
     /// Lowest target delay of the jitter buffer, ms: more delay for
     /// smoother playout (WebRTC's `jitterBufferTarget`).
     pub min_target_ms: f64,
-    /// Highest target delay of the jitter buffer, ms.
+    /// Highest target delay of the jitter buffer, ms (under 7 000).
     pub max_target_ms: f64,
     /// Back to live after an outage, ms (0: off). After an outage of
     /// seconds the buffer waits up to this long for the backlog, then
