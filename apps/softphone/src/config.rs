@@ -77,10 +77,11 @@ impl Default for AudioSettings {
 }
 
 impl AudioSettings {
-    /// The engine's audio settings with these applied, checked.
-    pub fn audio_config(&self) -> anyhow::Result<AudioConfig> {
+    /// The engine's audio settings with these applied (checked where a
+    /// call is made, and by [`Dirs::load`]).
+    pub fn audio_config(&self) -> AudioConfig {
         let d = AudioConfig::default();
-        let a = AudioConfig {
+        AudioConfig {
             bitrate: self.bitrate,
             fec: self.fec,
             dtx: self.dtx,
@@ -91,9 +92,7 @@ impl AudioSettings {
                 ..d.jitter
             },
             ..d
-        };
-        a.validate().context("config.toml [audio]")?;
-        Ok(a)
+        }
     }
 }
 
@@ -135,7 +134,10 @@ impl Dirs {
             .with_context(|| format!("{}: run `sotto register` first", self.config().display()))?;
         let cfg: Config = toml::from_str(&text).context("config.toml")?;
         // Out-of-range settings stop the phone now, not at its first call.
-        cfg.audio.audio_config()?;
+        cfg.audio
+            .audio_config()
+            .validate()
+            .context("config.toml [audio]")?;
         let key = std::fs::read(self.key()).context("device.key")?;
         let id = DeviceIdentity::from_secret_bytes(&key).context("device.key")?;
         Ok((cfg, id))
@@ -205,7 +207,7 @@ mod tests {
         };
         let cfg =
             load("user = \"alice\"\n[audio]\ndtx = false\noutage_hold_ms = 1000.0\n").unwrap();
-        let audio = cfg.audio.audio_config().unwrap();
+        let audio = cfg.audio.audio_config();
         assert!(!audio.dtx && audio.fec);
         assert_eq!(audio.bitrate, AudioConfig::default().bitrate);
         assert_eq!(audio.jitter.outage_hold_ms, 1000.0);
