@@ -257,8 +257,8 @@ impl IceSession {
                 "sockets must be bound to concrete addresses".into(),
             ));
         }
-        // The agent reads a zero interval as "off" (no consent checks, so
-        // consent would be lost) or "its default": neither is what was asked.
+        // The agent reads a zero interval as "off" (no RFC 7675 consent
+        // checks sent) or as "its default": neither is what was asked.
         let intervals = [
             ("consent_interval", Some(cfg.consent_interval)),
             ("check_interval", Some(cfg.check_interval)),
