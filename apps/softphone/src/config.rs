@@ -37,6 +37,16 @@ pub struct Config {
     pub audio: AudioSettings,
 }
 
+impl Config {
+    /// The name `device_id` is listed under in `[contacts]`, if any.
+    pub fn contact_name(&self, device_id: &str) -> Option<&str> {
+        self.contacts
+            .iter()
+            .find(|(_, id)| *id == device_id)
+            .map(|(name, _)| name.as_str())
+    }
+}
+
 /// `[audio]` in `config.toml`: what a user may want to change about the
 /// audio of their calls. Missing keys take the engine's defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -191,6 +201,8 @@ mod tests {
         d.save_key(&id).unwrap();
         let (c2, id2) = d.load().unwrap();
         assert_eq!(c2, cfg);
+        assert_eq!(c2.contact_name("abc"), Some("bob"));
+        assert_eq!(c2.contact_name("abd"), None);
         assert_eq!(id2.device_id(), id.device_id());
         let mode = std::fs::metadata(d.key()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);

@@ -193,7 +193,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             let mut ice = session::ice_config(&bob, &btok).await?;
             ice.relay_only = true;
             let call = Call::incoming(Instant::now(), call_config())?;
-            let started = Started::new(call, lo, ice, Box::new(b_audio)).await?;
+            let started = Started::new(call, &[lo], ice, Box::new(b_audio)).await?;
             let _ = bob_addr_tx.send(started.handle().local_addrs().to_vec());
             started.handle().signal(offer).await?;
             started
@@ -229,7 +229,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let (a_gate, a_rec) = (a_audio.gate(), a_audio.recording());
     let started = Started::new(
         Call::outgoing(Instant::now(), call_config())?,
-        lo,
+        &[lo],
         ice,
         Box::new(a_audio),
     )

@@ -11,7 +11,7 @@ use anyhow::{Context as _, anyhow};
 use sotto_engine::call::wav::{AudioPort, load_48k_mono, save_48k_mono};
 use sotto_engine::call::{Call, CallConfig, CallStats, EndReason, Event};
 use sotto_engine::zrtp::ZidCache;
-use sotto_signalling::client::{ClientEvent, Connection, SignalClient};
+use sotto_signalling::client::{ClientError, ClientEvent, Connection, SignalClient};
 use sotto_signalling::protocol::{CallId, DeviceId};
 use sotto_signalling::seal::DeviceIdentity;
 use std::io::IsTerminal as _;
@@ -71,9 +71,11 @@ pub struct CallOpts {
     /// Hang up this many seconds after the call is Secure.
     #[arg(long)]
     pub seconds: Option<u64>,
-    /// Local address for media sockets.
-    #[arg(long, default_value = "0.0.0.0:0")]
-    pub bind: SocketAddr,
+    /// Local address for media sockets (port 0: any). Default: this
+    /// machine's first non-loopback address of each IP family; `0.0.0.0`
+    /// or `::` also stand for that address.
+    #[arg(long)]
+    pub bind: Option<SocketAddr>,
     /// Always relay this call through TURN (also set by the config).
     #[arg(long)]
     pub relay_only: bool,
@@ -164,17 +166,27 @@ async fn device(dir: &ConfigDir) -> anyhow::Result<Device> {
 /// Places a call and runs it to the end.
 pub async fn call(args: CallArgs) -> anyhow::Result<()> {
     let mut dev = device(&args.opts.dir).await?;
-    let id = dev
-        .cfg
-        .contacts
-        .get(&args.user)
-        .cloned()
-        .unwrap_or_else(|| args.user.clone());
-    let peer_id = DeviceId::new(id).map_err(|e| anyhow!("{}: {e}", args.user))?;
-    let peer = Peer {
-        keys: dev.client.device_keys(&dev.token, &peer_id).await?,
-        id: peer_id,
+    let contact = dev.cfg.contacts.get(&args.user);
+    let not_found = || match contact {
+        Some(id) => anyhow!(
+            "contact {} ({id}) is not registered at {}",
+            args.user,
+            dev.cfg.server
+        ),
+        None => anyhow!(
+            "{} is neither a contact in config.toml nor a device registered at {}; \
+             add it under [contacts] as {} = \"DEVICE_ID\" (`sotto listen` prints a device's id)",
+            args.user,
+            dev.cfg.server,
+            args.user
+        ),
     };
+    let peer_id = DeviceId::new(contact.unwrap_or(&args.user).clone()).map_err(|_| not_found())?;
+    let keys = match dev.client.device_keys(&dev.token, &peer_id).await {
+        Err(ClientError::Status(404)) => return Err(not_found()),
+        r => r.context("fetching the callee's keys")?,
+    };
+    let peer = Peer { keys, id: peer_id };
     let call = Call::outgoing(Instant::now(), call_config(&dev, &args.opts)?)?;
     println!("calling {}", args.user);
     let reason = run_call(
@@ -200,7 +212,10 @@ pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
             keys: dev.client.device_keys(&dev.token, &from).await?,
             id: from,
         };
-        println!("incoming call from {}", peer.id);
+        match dev.cfg.contact_name(peer.id.as_str()) {
+            Some(name) => println!("incoming call from {name} ({})", peer.id),
+            None => println!("incoming call from {}", peer.id),
+        }
         let call = Call::incoming(Instant::now(), call_config(&dev, &args.opts)?)?;
         let reason = run_call(
             &mut dev,
@@ -216,6 +231,11 @@ pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
             return exit_status(reason);
         }
     }
+}
+
+/// The media sockets' addresses: the one asked for, or one per family.
+fn bind_addrs(bind: Option<SocketAddr>) -> Vec<SocketAddr> {
+    bind.map_or_else(sotto_engine::driver::default_bind_addrs, |b| vec![b])
 }
 
 fn exit_status(reason: EndReason) -> anyhow::Result<()> {
@@ -287,7 +307,7 @@ async fn run_call(
             }
         },
     };
-    let mut started = Started::new(call, opts.bind, ice, audio).await?;
+    let mut started = Started::new(call, &bind_addrs(opts.bind), ice, audio).await?;
     started.persist_cache(dev.dirs.zid_cache());
     for a in started.handle().local_addrs() {
         println!("media socket {a}");

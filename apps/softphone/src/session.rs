@@ -108,7 +108,7 @@ fn turn_udp_hostport(uri: &str) -> Option<&str> {
     (udp && hostport.contains(':')).then_some(hostport)
 }
 
-/// A call's engine started on sockets bound to `bind`.
+/// A call's engine started on sockets bound to `bind` (one per family).
 pub struct Started {
     handle: CallHandle,
     signals: mpsc::UnboundedReceiver<CallSignal>,
@@ -119,12 +119,12 @@ impl Started {
     /// Starts `call` with `audio` (see [`CallHandle::start`]).
     pub async fn new(
         call: Call,
-        bind: SocketAddr,
+        bind: &[SocketAddr],
         ice: IceConfig,
         audio: Box<dyn AudioPort>,
     ) -> anyhow::Result<Self> {
         let (tx, signals) = mpsc::unbounded_channel();
-        let handle = CallHandle::start(call, &[bind], ice, Box::new(Outbox(tx)), Some(audio))
+        let handle = CallHandle::start(call, bind, ice, Box::new(Outbox(tx)), Some(audio))
             .await
             .context("starting the call's transport")?;
         Ok(Self {

@@ -38,7 +38,7 @@ pub use io::UdpIo;
 use crate::ice::{
     IceConfig, IceError, IceEvent, IceSession, IceStats, SelectedPath, SignalMessage, Signaller,
 };
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -66,6 +66,9 @@ pub enum DriverError {
     /// Too many sockets (one IPv4 and one IPv6 at most).
     #[error("at most one IPv4 and one IPv6 socket")]
     TooManySockets,
+    /// An unspecified bind address, and no interface address of its family.
+    #[error("no {0} interface address to bind instead of the unspecified address")]
+    NoInterfaceAddress(&'static str),
 }
 
 /// One bind address per family for host candidates: the first non-loopback
@@ -73,18 +76,36 @@ pub enum DriverError {
 /// family has none. Port 0: the OS picks.
 pub fn default_bind_addrs() -> Vec<SocketAddr> {
     let ips = crate::ice::host_addresses();
-    let pick = |v4: bool| {
-        let fam = |ip: &std::net::IpAddr| ip.is_ipv4() == v4;
-        ips.iter()
-            .copied()
-            .find(|ip| fam(ip) && !ip.is_loopback())
-            .or_else(|| ips.iter().copied().find(fam))
-    };
-    [pick(true), pick(false)]
+    [default_ip(&ips, true), default_ip(&ips, false)]
         .into_iter()
         .flatten()
         .map(|ip| SocketAddr::new(ip, 0))
         .collect()
+}
+
+/// `addr`, or, when its IP is unspecified (`0.0.0.0`, `::`), the address
+/// [`default_bind_addrs`] picks for that family with `addr`'s port. A
+/// socket on a wildcard address cannot name the host candidate it receives
+/// on, so "any address" means "this machine's own".
+pub fn concrete_bind_addr(addr: SocketAddr) -> Result<SocketAddr, DriverError> {
+    if !addr.ip().is_unspecified() {
+        return Ok(addr);
+    }
+    let v4 = addr.is_ipv4();
+    let family = if v4 { "IPv4" } else { "IPv6" };
+    default_ip(&crate::ice::host_addresses(), v4)
+        .map(|ip| SocketAddr::new(ip, addr.port()))
+        .ok_or(DriverError::NoInterfaceAddress(family))
+}
+
+/// The first non-loopback address of the family in `ips`, else its loopback.
+fn default_ip(ips: &[IpAddr], v4: bool) -> Option<IpAddr> {
+    let fam = |ip: &&IpAddr| ip.is_ipv4() == v4;
+    ips.iter()
+        .filter(fam)
+        .find(|ip| !ip.is_loopback())
+        .or_else(|| ips.iter().find(fam))
+        .copied()
 }
 
 /// What the driver reports to the app.
@@ -114,8 +135,9 @@ pub struct TransportHandle {
 }
 
 impl TransportHandle {
-    /// Binds a UDP socket on each of `bind` (concrete addresses, port 0 for
-    /// any) and starts the transport on them.
+    /// Binds a UDP socket on each of `bind` (port 0 for any; an unspecified
+    /// IP stands for this machine's own, see [`concrete_bind_addr`]) and
+    /// starts the transport on them.
     pub async fn bind(
         bind: &[SocketAddr],
         ice: IceConfig,
@@ -123,7 +145,7 @@ impl TransportHandle {
     ) -> Result<Self, DriverError> {
         let mut sockets = Vec::with_capacity(bind.len());
         for b in bind {
-            sockets.push(UdpSocket::bind(b).await?);
+            sockets.push(UdpSocket::bind(concrete_bind_addr(*b)?).await?);
         }
         Self::start(sockets, ice, signaller)
     }
@@ -344,5 +366,35 @@ mod tests {
         assert!(addrs.iter().filter(|a| a.is_ipv6()).count() <= 1);
         // Loopback is always among the interface addresses.
         assert!(crate::ice::host_addresses().contains(&std::net::Ipv4Addr::LOCALHOST.into()));
+    }
+
+    #[test]
+    fn an_unspecified_bind_address_is_this_machines_own_with_its_port() {
+        let v4 = default_bind_addrs()[0];
+        assert!(v4.is_ipv4());
+        let any: SocketAddr = ([0, 0, 0, 0], 5004).into();
+        assert_eq!(
+            concrete_bind_addr(any).unwrap(),
+            SocketAddr::new(v4.ip(), 5004)
+        );
+        let given: SocketAddr = ([127, 0, 0, 1], 0).into();
+        assert_eq!(concrete_bind_addr(given).unwrap(), given);
+    }
+
+    #[tokio::test]
+    async fn a_transport_bound_to_the_unspecified_address_starts_on_a_concrete_one() {
+        struct Quiet;
+        impl Signaller for Quiet {
+            fn send(&mut self, _: SignalMessage) {}
+        }
+        let any: SocketAddr = ([0, 0, 0, 0], 0).into();
+        let t = TransportHandle::bind(&[any], IceConfig::default(), Box::new(Quiet))
+            .await
+            .unwrap();
+        let local = t.local_addrs();
+        assert_eq!(local.len(), 1);
+        assert_eq!(local[0].ip(), default_bind_addrs()[0].ip());
+        assert_ne!(local[0].port(), 0);
+        t.shutdown().await;
     }
 }
