@@ -156,7 +156,8 @@ typedef struct SottoEngine SottoEngine;
 // How a call is set up. Start from `sotto_call_config_default`.
 typedef struct SottoCallConfig {
   // Local address to bind, `"ip:port"` (port 0: any). NULL: the first
-  // non-loopback address of each IP family.
+  // non-loopback address of each IP family; `0.0.0.0` or `::` stand for
+  // that address of their family.
   const char *bind_address;
   // Only ever use the TURN relay (hides our addresses from the peer).
   bool relay_only;

@@ -66,7 +66,8 @@ unsafe impl Send for SottoCallbacks {}
 #[derive(Debug, Clone, Copy)]
 pub struct SottoCallConfig {
     /// Local address to bind, `"ip:port"` (port 0: any). NULL: the first
-    /// non-loopback address of each IP family.
+    /// non-loopback address of each IP family; `0.0.0.0` or `::` stand for
+    /// that address of their family.
     pub bind_address: *const c_char,
     /// Only ever use the TURN relay (hides our addresses from the peer).
     pub relay_only: bool,
