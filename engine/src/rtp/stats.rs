@@ -23,8 +23,9 @@ pub struct ReceiverStats {
     received: u32,
     expected_prior: u32,
     received_prior: u32,
-    /// Relative transit time of the previous packet, in RTP ticks.
-    transit: Option<i64>,
+    /// Relative transit time of the previous packet, in RTP ticks, modulo
+    /// 2^32 like the timestamps it comes from.
+    transit: Option<u32>,
     /// Jitter estimate scaled by 16 (RFC 3550 A.8).
     jitter_q4: u64,
     epoch: Option<Instant>,
@@ -128,10 +129,11 @@ impl ReceiverStats {
     fn update_jitter(&mut self, now: Instant, rtp_ts: u32) {
         let epoch = *self.epoch.get_or_insert(now);
         let arrival = ticks(now.saturating_duration_since(epoch), self.clock_rate);
-        // Wrapping subtraction keeps the difference meaningful across timestamp wrap.
-        let transit = i64::from(arrival.wrapping_sub(rtp_ts) as i32);
+        // Transit and its change are taken modulo 2^32, so they stay
+        // meaningful wherever the sender's random timestamp base puts them.
+        let transit = arrival.wrapping_sub(rtp_ts);
         if let Some(prev) = self.transit {
-            let d = (transit - prev).unsigned_abs();
+            let d = (transit.wrapping_sub(prev) as i32).unsigned_abs();
             let j = self.jitter_q4 as i64 + d as i64 - ((self.jitter_q4 as i64 + 8) >> 4);
             self.jitter_q4 = j.max(0) as u64;
         }
@@ -268,9 +270,10 @@ mod tests {
         assert_eq!(rb.total_lost, 2);
     }
 
-    #[test]
-    fn jitter_follows_rfc3550_a8() {
-        // Alternate arrivals 0 and 10 ms late: |D| = 480 ticks each step.
+    /// RFC 3550 A.8 jitter of packets alternately 0 and 10 ms late
+    /// (|D| = 480 ticks each step), from the first timestamp `ts0`, and
+    /// the same computed here from the definition.
+    fn alternating_delay_jitter(ts0: u32) -> (f64, f64) {
         let t0 = Instant::now();
         let mut s = ReceiverStats::new(48_000);
         let mut j_ref = 0f64;
@@ -278,7 +281,7 @@ mod tests {
         for i in 0..200u32 {
             let late = if i % 2 == 0 { 0 } else { 10 };
             let arr = t0 + Duration::from_millis(20 * u64::from(i) + late);
-            s.on_packet(arr, &hdr(i as u16 + 1000, i * 960));
+            s.on_packet(arr, &hdr(i as u16 + 1000, ts0.wrapping_add(i * 960)));
             if i == 0 {
                 continue; // probation swallows the first packet
             }
@@ -288,9 +291,25 @@ mod tests {
             }
             prev_transit = Some(transit);
         }
-        let j = f64::from(s.jitter());
+        (f64::from(s.jitter()), j_ref)
+    }
+
+    #[test]
+    fn jitter_follows_rfc3550_a8() {
+        let (j, j_ref) = alternating_delay_jitter(0);
         assert!((j - j_ref).abs() <= 2.0, "jitter {j} vs reference {j_ref}");
         assert!(j > 400.0);
+    }
+
+    #[test]
+    fn jitter_is_the_same_where_the_transit_crosses_the_i32_boundary() {
+        // First timestamps around 2^31: for some of them the on-time and
+        // the late transits fall on either side of i32::MIN.
+        for k in 0..32 {
+            let ts0 = 0x7FFF_F800 + k * 128;
+            let (j, j_ref) = alternating_delay_jitter(ts0);
+            assert!((j - j_ref).abs() <= 2.0, "ts0 {ts0:#x}: jitter {j} vs {j_ref}");
+        }
     }
 
     #[test]
