@@ -144,12 +144,20 @@ impl Key {
     }
 }
 
-/// Errors reading a users file.
+/// Errors in credential sources.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {
     /// A line is not `user:password` or `user:0x<32 hex digits>`.
     #[error("users file line {0}: expected user:password or user:0x<md5 key>")]
     BadLine(usize),
+    /// A users-file line has an empty password: anyone who knows the
+    /// username could authenticate.
+    #[error("users file line {0}: empty password")]
+    EmptyPassword(usize),
+    /// A TURN REST secret is empty (or only white space): anyone could
+    /// compute the password, HMAC-SHA1 under an empty key.
+    #[error("empty TURN REST secret")]
+    EmptySecret,
 }
 
 /// What a username resolves to.
@@ -206,10 +214,16 @@ impl Credentials {
             .insert(username.to_owned(), UserKeys { md5, sha256 });
     }
 
-    /// Adds a TURN REST shared secret; the first is tried first.
-    pub fn add_secret(&mut self, secret: &str) {
+    /// Adds a TURN REST shared secret; the first is tried first. An empty
+    /// (or all white space) secret is refused: it would let anyone mint
+    /// credentials.
+    pub fn add_secret(&mut self, secret: &str) -> Result<(), CredentialError> {
+        if secret.trim().is_empty() {
+            return Err(CredentialError::EmptySecret);
+        }
         self.secrets
             .push(zeroize::Zeroizing::new(secret.to_owned()));
+        Ok(())
     }
 
     /// Number of static users and of secrets.
@@ -230,6 +244,9 @@ impl Credentials {
                 .split_once(':')
                 .filter(|(u, _)| !u.is_empty())
                 .ok_or(CredentialError::BadLine(i + 1))?;
+            if pass.is_empty() {
+                return Err(CredentialError::EmptyPassword(i + 1));
+            }
             if let Some(hex) = pass.strip_prefix("0x") {
                 let key = Key::from_hex(PasswordAlgorithm::Md5, hex)
                     .ok_or(CredentialError::BadLine(i + 1))?;
@@ -542,8 +559,8 @@ mod tests {
         // Value from `printf '1700000000:alice' | openssl dgst -sha1 -hmac s3cret -binary | base64`.
         assert_eq!(rest_password("s3cret", "1700000000:alice"), REST_VECTOR);
         let mut c = Credentials::new();
-        c.add_secret("old");
-        c.add_secret("s3cret");
+        c.add_secret("old").unwrap();
+        c.add_secret("s3cret").unwrap();
         let r = c
             .resolve("1700000000:alice", "r", PasswordAlgorithm::Md5)
             .unwrap();
@@ -602,6 +619,27 @@ mod tests {
             c.load_users("x:0x12\n", "r"),
             Err(CredentialError::BadLine(1))
         ));
+        assert!(matches!(
+            c.load_users("ok:pw\nmallory:\n", "r"),
+            Err(CredentialError::EmptyPassword(2))
+        ));
+    }
+
+    #[test]
+    fn empty_secrets_are_refused() {
+        let mut c = Credentials::new();
+        for bad in ["", " ", "\t"] {
+            assert!(matches!(
+                c.add_secret(bad),
+                Err(CredentialError::EmptySecret)
+            ));
+        }
+        assert_eq!(c.counts(), (0, 0));
+        // Nobody resolves against a store that refused the empty secret.
+        assert!(
+            c.resolve("1700000000:alice", "r", PasswordAlgorithm::Md5)
+                .is_none()
+        );
     }
 
     #[test]

@@ -32,10 +32,21 @@ pub enum ConfigError {
     /// The signalling database could not be read.
     #[error(transparent)]
     UserDb(#[from] userdb::UserDbError),
+    /// A TURN REST secret is empty: anyone could compute the passwords.
+    #[error("{setting}: empty TURN REST secret (anyone could compute the passwords)")]
+    EmptySecret {
+        /// Where it came from: the setting, and the entry or line.
+        setting: String,
+    },
     /// A setting is inconsistent.
     #[error("{0}")]
     Invalid(String),
 }
+
+/// Secrets shorter than this are accepted (coturn deployments may have
+/// them) but logged as weak: they can be brute-forced from one
+/// observed username and password.
+pub const SHORT_SECRET: usize = 16;
 
 /// The TOML file and the command line share these fields; every field is
 /// optional so that flags can override a file field by field.
@@ -81,10 +92,12 @@ pub struct Options {
     /// UDP workers (default: one per CPU).
     #[arg(long, env = "SOTTO_RELAY_WORKERS")]
     pub workers: Option<usize>,
-    /// Users file: `user:password` or `user:0x<md5 key>` per line.
+    /// Users file: `user:password` or `user:0x<md5 key>` per line (an
+    /// empty password is an error).
     #[arg(long, env = "SOTTO_RELAY_USERS_FILE")]
     pub users_file: Option<PathBuf>,
     /// TURN REST shared secrets (first is current; others still accepted).
+    /// An empty secret is an error; one under 16 bytes is logged as weak.
     #[arg(
         long = "auth-secret",
         env = "SOTTO_RELAY_AUTH_SECRET",
@@ -92,7 +105,8 @@ pub struct Options {
         hide_env_values = true
     )]
     pub auth_secrets: Vec<String>,
-    /// File with one TURN REST secret per line (re-read on SIGHUP).
+    /// File with one TURN REST secret per line (re-read on SIGHUP; blank
+    /// and `#` lines skipped).
     #[arg(long, env = "SOTTO_RELAY_AUTH_SECRETS_FILE")]
     pub auth_secrets_file: Option<PathBuf>,
     /// Signalling database with a `turn_users` table (`sqlite:///path` or
@@ -236,6 +250,11 @@ impl Options {
                 "no credentials: set users_file, auth_secrets, auth_secrets_file or auth_database",
             );
         }
+        if let Some(i) = self.auth_secrets.iter().position(|s| s.trim().is_empty()) {
+            return Err(ConfigError::EmptySecret {
+                setting: format!("auth_secrets entry {}", i + 1),
+            });
+        }
         let auth_database = self
             .auth_database
             .as_deref()
@@ -334,16 +353,18 @@ impl Settings {
         if let Some(p) = &self.users_file {
             c.load_users(&read(p)?, &self.realm)?;
         }
-        for s in &self.auth_secrets {
-            c.add_secret(s);
+        for (i, s) in self.auth_secrets.iter().enumerate() {
+            add_secret(&mut c, s, || format!("auth_secrets entry {}", i + 1))?;
         }
         if let Some(p) = &self.auth_secrets_file {
-            for line in read(p)?
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            {
-                c.add_secret(line);
+            for (i, line) in read(p)?.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                add_secret(&mut c, line, || {
+                    format!("auth_secrets_file {} line {}", p.display(), i + 1)
+                })?;
             }
         }
         if let Some(db) = &self.auth_database {
@@ -363,6 +384,23 @@ impl Settings {
             None => bound,
         }
     }
+}
+
+/// Adds one REST secret; `setting` names it in the error or warning.
+fn add_secret(
+    c: &mut Credentials,
+    secret: &str,
+    setting: impl Fn() -> String,
+) -> Result<(), ConfigError> {
+    c.add_secret(secret)
+        .map_err(|_| ConfigError::EmptySecret { setting: setting() })?;
+    if secret.len() < SHORT_SECRET {
+        tracing::warn!(
+            setting = setting(),
+            "TURN REST secret shorter than {SHORT_SECRET} bytes: weak against guessing"
+        );
+    }
+    Ok(())
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
@@ -425,6 +463,42 @@ mod tests {
             ..Options::default()
         };
         assert!(db.resolve().is_err(), "only sqlite: and postgres: URLs");
+    }
+
+    #[tokio::test]
+    async fn empty_secrets_and_passwords_are_config_errors() {
+        let base = || Options {
+            listen: vec!["127.0.0.1:3478".parse().unwrap()],
+            ..Options::default()
+        };
+        for secrets in [vec![""], vec!["a-long-enough-secret", "", "b"], vec!["  "]] {
+            let o = Options {
+                auth_secrets: secrets.iter().map(|s| s.to_string()).collect(),
+                ..base()
+            };
+            let e = o.resolve().unwrap_err();
+            assert!(
+                matches!(&e, ConfigError::EmptySecret { setting } if setting.starts_with("auth_secrets entry")),
+                "{e}"
+            );
+        }
+        let from_toml: Options = toml::from_str("auth_secrets = [\"\"]").unwrap();
+        assert!(matches!(
+            from_toml.overridden_by(base()).resolve(),
+            Err(ConfigError::EmptySecret { .. })
+        ));
+        // Files are re-read on SIGHUP, so they are checked when loaded.
+        let dir = tempfile::tempdir().unwrap();
+        let users = dir.path().join("users");
+        std::fs::write(&users, "alice:pw\nmallory:\n").unwrap();
+        let s = Options {
+            users_file: Some(users),
+            ..base()
+        }
+        .resolve()
+        .unwrap();
+        let e = s.credentials().await.unwrap_err();
+        assert!(e.to_string().contains("line 2: empty password"), "{e}");
     }
 
     #[tokio::test]

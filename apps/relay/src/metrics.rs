@@ -15,6 +15,12 @@ pub fn install(listen: SocketAddr) -> Result<(), metrics_exporter_prometheus::Bu
         .install()
 }
 
+/// Counts a credential reload (SIGHUP) that failed and kept the old
+/// credentials.
+pub fn reload_failed() {
+    counter!("turn_credential_reload_failures_total").increment(1);
+}
+
 /// Publishes one core's counters.
 #[derive(Debug)]
 pub struct Publisher {

@@ -167,9 +167,15 @@ impl Server {
     }
 
     /// Re-reads the users file, secrets and database (SIGHUP). On error
-    /// the old credentials stay in force.
+    /// (an unreadable source, an empty secret or password, …) the old
+    /// credentials stay in force and the failure is counted.
     pub async fn reload_credentials(&self) -> anyhow::Result<(usize, usize)> {
-        let c = self.ctx.settings.credentials().await?;
+        let c = self
+            .ctx
+            .settings
+            .credentials()
+            .await
+            .inspect_err(|_| crate::metrics::reload_failed())?;
         let counts = c.counts();
         self.ctx.shared.replace_credentials(c);
         Ok(counts)

@@ -67,6 +67,45 @@ fn check_config_accepts_and_rejects() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"));
 }
 
+/// An empty TURN REST secret would let anyone compute the passwords
+/// (HMAC-SHA1 under an empty key): every way of giving one fails the check.
+#[test]
+fn check_config_refuses_empty_secrets() {
+    let dir = TempDir::new("empty-secret");
+    let toml = dir.write("empty.toml", "auth_secrets = [\"\"]\n");
+    let users = dir.write("users", "alice:\n");
+    let cases: Vec<(Vec<&str>, Option<&str>)> = vec![
+        (vec!["--auth-secret", ""], None),
+        (vec!["--auth-secret", "a-long-enough-secret,,b"], None),
+        (vec![], Some("")),
+        (vec![], Some(",")),
+        (vec!["--config", toml.to_str().unwrap()], None),
+        (vec!["--users-file", users.to_str().unwrap()], None),
+    ];
+    for (args, env) in cases {
+        let mut cmd = relay_cmd();
+        cmd.args(["--check-config", "--listen", "127.0.0.1:3478"])
+            .args(&args)
+            .env_remove("SOTTO_RELAY_AUTH_SECRET");
+        if let Some(v) = env {
+            cmd.env("SOTTO_RELAY_AUTH_SECRET", v);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{args:?} env={env:?} passed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(
+            stderr.contains("empty TURN REST secret")
+                || stderr.contains("empty password")
+                || stderr.contains("no credentials"),
+            "{args:?} env={env:?}: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn sighup_reloads_credentials_and_sigterm_stops() {
     let dir = TempDir::new("reload");

@@ -22,8 +22,8 @@ fn shared(max_total: usize, per_user: usize) -> Arc<Shared> {
     let mut c = Credentials::new();
     c.add_user("alice", REALM, "pw");
     c.add_user("bob", REALM, "pw");
-    c.add_secret("old-secret");
-    c.add_secret("s3cret");
+    c.add_secret("old-secret").unwrap();
+    c.add_secret("s3cret").unwrap();
     Arc::new(Shared::new(
         c,
         Nonces::new([9; 32], 600),
