@@ -113,7 +113,8 @@ pub struct Options {
     /// `postgres://…`), read at start and on SIGHUP.
     #[arg(long, env = "SOTTO_RELAY_AUTH_DATABASE", hide_env_values = true)]
     pub auth_database: Option<String>,
-    /// Peer ranges allowed although special-purpose.
+    /// Peer ranges allowed although special-purpose or the relay's own
+    /// addresses (which are refused by default).
     #[arg(
         long = "allow-peer",
         env = "SOTTO_RELAY_ALLOW_PEER",
@@ -238,6 +239,16 @@ impl Options {
             return invalid("set relay_ip: listening on a wildcard address gives no relay address");
         }
         let mut policy = PeerPolicy::new(self.allow_peers, self.deny_peers);
+        // The host's own concrete addresses (wildcard listeners name none).
+        policy.deny_own(
+            relay_ips.iter().chain(&self.external_ip).copied().chain(
+                listen
+                    .iter()
+                    .chain(&self.listen_tcp)
+                    .chain(&self.listen_tls)
+                    .map(|a| a.ip()),
+            ),
+        );
         if self.allow_loopback_peers == Some(true) {
             policy.allow_loopback();
         }
@@ -438,6 +449,39 @@ mod tests {
         assert_eq!(s.workers, 2);
         assert!(s.policy.permits("10.1.1.1".parse().unwrap()));
         assert!(!s.policy.permits("127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn own_addresses_are_not_peers() {
+        let o = Options {
+            listen: vec![
+                "9.9.9.9:3478".parse().unwrap(),
+                "0.0.0.0:3479".parse().unwrap(),
+            ],
+            listen_tcp: vec!["[2606:4700::9]:3478".parse().unwrap()],
+            relay_ip: vec!["1.2.3.4".parse().unwrap()],
+            external_ip: vec!["5.6.7.8".parse().unwrap()],
+            auth_secrets: vec!["a-long-enough-secret".into()],
+            ..Options::default()
+        };
+        let s = o.clone().resolve().unwrap();
+        for own in [
+            "1.2.3.4",
+            "5.6.7.8",
+            "9.9.9.9",
+            "2606:4700::9",
+            "::ffff:1.2.3.4",
+        ] {
+            assert!(!s.policy.permits(own.parse().unwrap()), "{own}");
+        }
+        assert!(s.policy.permits("1.2.3.5".parse().unwrap()));
+        let allowed = Options {
+            allow_peers: vec!["5.6.7.8/32".parse().unwrap()],
+            ..o
+        };
+        let s = allowed.resolve().unwrap();
+        assert!(s.policy.permits("5.6.7.8".parse().unwrap()));
+        assert!(!s.policy.permits("1.2.3.4".parse().unwrap()));
     }
 
     #[test]

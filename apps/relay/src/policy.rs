@@ -90,6 +90,19 @@ impl PeerPolicy {
         }
     }
 
+    /// Refuses the relay host's own addresses (relayed, advertised and
+    /// listen IPs) like a built-in range: a client must not reach the
+    /// relay's own services, or loop data through it, unless the
+    /// operator's allow list names them.
+    pub fn deny_own(&mut self, ips: impl IntoIterator<Item = IpAddr>) {
+        for ip in ips {
+            let net = IpNet::from(canonical(ip));
+            if !ip.is_unspecified() && !self.builtin.contains(&net) {
+                self.builtin.push(net);
+            }
+        }
+    }
+
     /// Adds loopback (127.0.0.0/8, ::1) to the allow list, for tests.
     pub fn allow_loopback(&mut self) {
         self.allow.push("127.0.0.0/8".parse().expect("literal"));
@@ -201,5 +214,17 @@ mod tests {
         assert!(p.permits(ip("127.0.0.1")));
         assert!(p.permits(ip("::1")));
         assert!(p.permits(ip("::ffff:127.0.0.1")));
+    }
+
+    #[test]
+    fn own_addresses_are_refused_unless_allowed() {
+        let mut p = PeerPolicy::new(vec!["198.18.0.0/15".parse().unwrap()], vec![]);
+        p.deny_own([ip("8.8.4.4"), ip("2606:4700::1"), ip("198.18.0.1")]);
+        assert!(!p.permits(ip("8.8.4.4")));
+        assert!(!p.permits(ip("::ffff:8.8.4.4")));
+        assert!(!p.permits(ip("2606:4700::1")));
+        assert!(p.permits(ip("8.8.4.5")));
+        // The operator's allow list still wins.
+        assert!(p.permits(ip("198.18.0.1")));
     }
 }
