@@ -60,7 +60,8 @@ typedef enum SottoStatus {
   SOTTO_STATUS_NULL_ARGUMENT = 1,
   // An argument was out of range or malformed (bad address, bad UTF-8, wrong frame size).
   SOTTO_STATUS_INVALID_ARGUMENT = 2,
-  // The operation does not fit the call (answer on an outgoing call, place twice...).
+  // The operation does not fit the call (answer or decline an outgoing
+  // call, place an incoming one).
   SOTTO_STATUS_WRONG_STATE = 3,
   // A signalling message could not be decoded.
   SOTTO_STATUS_BAD_SIGNAL = 4,

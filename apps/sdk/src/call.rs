@@ -9,6 +9,7 @@ use crate::audio::{self, AppAudio};
 use crate::engine::{SottoEngine, ZidStore, not_on_runtime};
 use crate::error::{Error, SottoStatus, guard};
 use crate::event::{OwnedEvent, SottoEvent};
+use crate::lock;
 use crate::signal;
 use sotto_engine::call::driver::{CallHandle, CallSignaller};
 use sotto_engine::call::wav::FRAME;
@@ -17,7 +18,7 @@ use sotto_engine::ice::{IceConfig, TurnServer};
 use sotto_engine::zrtp::ZidCache;
 use std::ffi::{CStr, c_char, c_void};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
@@ -112,10 +113,12 @@ pub struct SottoCallConfig {
 /// One call. Opaque to C.
 pub struct SottoCall {
     rt: Arc<Runtime>,
-    cmd: mpsc::Sender<Control>,
+    /// Taken (closed) by `sotto_call_destroy` while callbacks may still
+    /// run and call the controls: they then get `SOTTO_STATUS_ENDED`.
+    cmd: Mutex<Option<mpsc::Sender<Control>>>,
     audio: AppAudio,
     outgoing: bool,
-    pump: Option<JoinHandle<()>>,
+    pump: Mutex<Option<JoinHandle<()>>>,
 }
 
 #[derive(Debug)]
@@ -435,10 +438,10 @@ pub unsafe extern "C" fn sotto_call_new(
         let pump = rt.spawn(pump(handle, sig_rx, cmd_rx, callbacks, cache));
         let c = Box::new(SottoCall {
             rt,
-            cmd,
+            cmd: Mutex::new(Some(cmd)),
             audio,
             outgoing,
-            pump: Some(pump),
+            pump: Mutex::new(Some(pump)),
         });
         // SAFETY: non-null and writable by contract.
         unsafe { out.write(Box::into_raw(c)) };
@@ -454,7 +457,9 @@ fn call_ref<'a>(call: *const SottoCall) -> Result<&'a SottoCall, Error> {
 
 impl SottoCall {
     fn queue(&self, c: Control) -> Result<(), Error> {
-        self.cmd.try_send(c).map_err(|e| match e {
+        let cmd = lock(&self.cmd);
+        let tx = cmd.as_ref().ok_or(Error::Ended)?;
+        tx.try_send(c).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => Error::Busy,
             mpsc::error::TrySendError::Closed(_) => Error::Ended,
         })
@@ -674,16 +679,18 @@ pub unsafe extern "C" fn sotto_call_destroy(call: *mut SottoCall) -> SottoStatus
             return Ok(());
         }
         not_on_runtime("sotto_call_destroy")?;
-        // SAFETY: came from Box::into_raw in sotto_call_new, destroyed once.
-        let mut c = unsafe { Box::from_raw(call) };
-        let pump = c.pump.take();
-        let rt = Arc::clone(&c.rt);
+        let c = call_ref(call)?;
         // Closing the command queue tells the pump to shut the call down.
-        drop(c);
-        if let Some(p) = pump {
+        // The call stays allocated until the pump is done: its callbacks
+        // may still use the controls.
+        drop(lock(&c.cmd).take());
+        if let Some(p) = lock(&c.pump).take() {
             // A panicked pump has nothing left to wait for.
-            let _ = rt.block_on(p);
+            let _ = c.rt.block_on(p);
         }
+        // SAFETY: came from Box::into_raw in sotto_call_new, destroyed once;
+        // no callback of this call runs any more.
+        drop(unsafe { Box::from_raw(call) });
         Ok(())
     })
 }

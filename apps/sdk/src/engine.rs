@@ -52,9 +52,8 @@ impl ZidStore {
     }
 
     fn lock(&self) -> MutexGuard<'_, ZidCache> {
-        // A poisoned lock only means a panic elsewhere; the cache stays whole
-        // (every change to it is a single `merge_changes`).
-        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+        // Every change to the cache is a single `merge_changes`.
+        crate::lock(&self.cache)
     }
 
     /// A copy for a new call.

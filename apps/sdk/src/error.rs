@@ -15,7 +15,8 @@ pub enum SottoStatus {
     NullArgument = 1,
     /// An argument was out of range or malformed (bad address, bad UTF-8, wrong frame size).
     InvalidArgument = 2,
-    /// The operation does not fit the call (answer on an outgoing call, place twice...).
+    /// The operation does not fit the call (answer or decline an outgoing
+    /// call, place an incoming one).
     WrongState = 3,
     /// A signalling message could not be decoded.
     BadSignal = 4,

@@ -19,3 +19,10 @@ pub use call::{
 pub use engine::SottoEngine;
 pub use error::SottoStatus;
 pub use event::{SottoEndReason, SottoEvent, SottoEventKind, SottoPath, SottoStats};
+
+/// Locks `m`. A poisoned lock only means that a panic happened elsewhere
+/// (the SDK turns panics into `SOTTO_STATUS_PANIC`); what each lock
+/// guards is changed in one step, so it is never left half-changed.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
