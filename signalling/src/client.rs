@@ -45,6 +45,11 @@ pub enum ClientError {
     /// The connection's driver task has stopped.
     #[error("connection closed")]
     Closed,
+    /// The directory's keys for a device are not the ones that device
+    /// signed at registration (a swapped sealing key, or a device that has
+    /// not registered since signatures were kept): they are refused.
+    #[error("directory keys of {0} are not signed by that device")]
+    KeyBinding(DeviceId),
 }
 
 /// HTTP side of the client, bound to one device identity and server.
@@ -158,16 +163,7 @@ impl SignalClient {
             .http
             .get(format!("{}/v1/devices/{id}/keys", self.base))
             .bearer_auth(token);
-        let v = self.json(req).await?;
-        let (Some(sign), Some(seal)) = (v["sign_key"].as_str(), v["seal_key"].as_str()) else {
-            return Err(ClientError::Answer);
-        };
-        let public = DevicePublic::from_b64(sign, seal)?;
-        // The id is bound to the key: a directory cannot swap keys under an id.
-        if public.device_id() != *id {
-            return Err(ClientError::Answer);
-        }
-        Ok(public)
+        directory_keys(id, &self.json(req).await?)
     }
 
     /// TURN credentials for this device.
@@ -200,6 +196,28 @@ impl SignalClient {
             events: ev_rx,
         }
     }
+}
+
+/// Checks a key-directory answer for `id` (`sign_key`, `seal_key`, `sig`)
+/// without trusting the directory: the id is derived from the signing key,
+/// and the signing key must have signed both keys at registration, so a
+/// server can swap neither.
+pub fn directory_keys(
+    id: &DeviceId,
+    answer: &serde_json::Value,
+) -> Result<DevicePublic, ClientError> {
+    let (Some(sign), Some(seal)) = (answer["sign_key"].as_str(), answer["seal_key"].as_str())
+    else {
+        return Err(ClientError::Answer);
+    };
+    let public = DevicePublic::from_b64(sign, seal)?;
+    let signed = answer["sig"].as_str().is_some_and(|sig| {
+        crate::seal::verify_b64(&public.sign, &auth::register_bytes(sign, seal), sig).is_ok()
+    });
+    if public.device_id() != *id || !signed {
+        return Err(ClientError::KeyBinding(id.clone()));
+    }
+    Ok(public)
 }
 
 /// What the app learns from its connection.

@@ -28,6 +28,19 @@ pub struct PushEndpoint {
     pub auth: String,
 }
 
+/// A device's public keys as stored, base64url.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceKeys {
+    /// Ed25519 signing key (the device id is derived from it).
+    pub sign: String,
+    /// X25519 sealing key.
+    pub seal: String,
+    /// The signing key's signature over both keys
+    /// ([`crate::auth::register_bytes`]); none for devices registered
+    /// before signatures were kept.
+    pub reg_sig: Option<String>,
+}
+
 /// A queued message as read back for delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Queued {
@@ -88,7 +101,25 @@ impl Store {
         Ok(Self { pool })
     }
 
-    /// Registers (or re-registers with the same keys) a device.
+    /// Registers (or re-registers with the same signing key) a device,
+    /// keeping `reg_sig`, its signature over [`crate::auth::register_bytes`],
+    /// for clients to check. The caller has verified it.
+    pub async fn register_device_signed(
+        &self,
+        id: &DeviceId,
+        sign_key: &str,
+        seal_key: &str,
+        reg_sig: &str,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.put_device(id, sign_key, seal_key, Some(reg_sig), now_ms)
+            .await
+    }
+
+    /// Registers a device without a registration signature. Clients refuse
+    /// the keys of such a device ([`crate::client::ClientError::KeyBinding`]),
+    /// so this serves only tools that never need its keys looked up (load
+    /// tests that open connections).
     pub async fn register_device(
         &self,
         id: &DeviceId,
@@ -96,26 +127,47 @@ impl Store {
         seal_key: &str,
         now_ms: u64,
     ) -> Result<(), StoreError> {
+        self.put_device(id, sign_key, seal_key, None, now_ms).await
+    }
+
+    async fn put_device(
+        &self,
+        id: &DeviceId,
+        sign_key: &str,
+        seal_key: &str,
+        reg_sig: Option<&str>,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        // The seal key and its signature change together, never one alone.
         sqlx::query(
-            "INSERT INTO devices (device_id, sign_key, seal_key, created_ms) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (device_id) DO UPDATE SET seal_key = excluded.seal_key",
+            "INSERT INTO devices (device_id, sign_key, seal_key, reg_sig, created_ms) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (device_id) DO UPDATE SET seal_key = excluded.seal_key, reg_sig = excluded.reg_sig",
         )
         .bind(id.as_str())
         .bind(sign_key)
         .bind(seal_key)
+        .bind(reg_sig)
         .bind(now_ms as i64)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// A device's (signing, sealing) keys, base64url.
-    pub async fn device_keys(&self, id: &DeviceId) -> Result<Option<(String, String)>, StoreError> {
-        let row = sqlx::query("SELECT sign_key, seal_key FROM devices WHERE device_id = $1")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+    /// A device's keys as registered.
+    pub async fn device_keys(&self, id: &DeviceId) -> Result<Option<DeviceKeys>, StoreError> {
+        let row =
+            sqlx::query("SELECT sign_key, seal_key, reg_sig FROM devices WHERE device_id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| {
+            Ok(DeviceKeys {
+                sign: r.try_get(0)?,
+                seal: r.try_get(1)?,
+                reg_sig: r.try_get(2)?,
+            })
+        })
+        .transpose()
     }
 
     /// Adds or replaces a push endpoint of a device.

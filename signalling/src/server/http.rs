@@ -119,7 +119,7 @@ pub(crate) async fn register(
     let id = public.device_id();
     state
         .store
-        .register_device(&id, &req.sign_key, &req.seal_key, unix_ms())
+        .register_device_signed(&id, &req.sign_key, &req.seal_key, &req.sig, unix_ms())
         .await?;
     metrics::counter!("signald_registrations_total").increment(1);
     Ok(Json(json!({"device_id": id})))
@@ -161,12 +161,12 @@ pub(crate) async fn session(
     State(state): State<Arc<AppState>>,
     Json(req): Json<SessionReq>,
 ) -> Result<Json<SessionAnswer>, ApiError> {
-    let (sign, seal) = state
+    let keys = state
         .store
         .device_keys(&req.device_id)
         .await?
         .ok_or(ApiError::Unauthorized)?;
-    let public = DevicePublic::from_b64(&sign, &seal).map_err(|_| ApiError::Internal)?;
+    let public = DevicePublic::from_b64(&keys.sign, &keys.seal).map_err(|_| ApiError::Internal)?;
     if req.nonce.len() > 64 {
         return Err(ApiError::Unauthorized);
     }
@@ -195,7 +195,10 @@ pub(crate) async fn session(
     Ok(Json(SessionAnswer { token, expires_ms }))
 }
 
-/// `GET /v1/devices/{id}/keys`: the public keys of a device (authed).
+/// `GET /v1/devices/{id}/keys`: the public keys of a device (authed), with
+/// the device's own signature over them (`sig`, null for a device that
+/// registered before signatures were kept), so that clients need not trust
+/// this directory for the sealing key.
 pub(crate) async fn device_keys(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -203,14 +206,17 @@ pub(crate) async fn device_keys(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authed(&state, &headers, None).await?;
     let id = DeviceId::new(id).map_err(|_| ApiError::NotFound)?;
-    let (sign, seal) = state
+    let keys = state
         .store
         .device_keys(&id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(Json(
-        json!({"device_id": id, "sign_key": sign, "seal_key": seal}),
-    ))
+    Ok(Json(json!({
+        "device_id": id,
+        "sign_key": keys.sign,
+        "seal_key": keys.seal,
+        "sig": keys.reg_sig,
+    })))
 }
 
 #[derive(Deserialize)]

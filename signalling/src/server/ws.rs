@@ -223,8 +223,9 @@ async fn accept(
         .device_keys(me)
         .await
         .map_err(|_| ErrorCode::Unavailable)?;
-    let (sign, seal) = keys.ok_or(ErrorCode::Forbidden)?;
-    let sender = DevicePublic::from_b64(&sign, &seal).map_err(|_| ErrorCode::Unavailable)?;
+    let keys = keys.ok_or(ErrorCode::Forbidden)?;
+    let sender =
+        DevicePublic::from_b64(&keys.sign, &keys.seal).map_err(|_| ErrorCode::Unavailable)?;
     verify_envelope(&env, &sender).map_err(|_| ErrorCode::Forbidden)?;
     let exists = state
         .store
