@@ -19,6 +19,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
 use crate::auth;
 use crate::auth::SessionAnswer;
+use crate::error::SealError;
 use crate::protocol::{
     CallId, ClientFrame, DeviceId, Envelope, ErrorCode, MessageId, MessageKind, PROTOCOL_VERSION,
     ServerFrame,
@@ -50,6 +51,19 @@ pub enum ClientError {
     /// not registered since signatures were kept): they are refused.
     #[error("directory keys of {0} are not signed by that device")]
     KeyBinding(DeviceId),
+}
+
+impl ClientError {
+    /// Whether trying again later may succeed (transport failures, an
+    /// expired session, rate limits and server errors), as opposed to an
+    /// answer that will not change (unknown device, keys that do not verify).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Http(_) | Self::Closed => true,
+            Self::Status(s) => matches!(s, 401 | 408 | 429 | 500..),
+            Self::Answer | Self::Seal(_) | Self::KeyBinding(_) => false,
+        }
+    }
 }
 
 /// HTTP side of the client, bound to one device identity and server.
@@ -236,9 +250,13 @@ pub enum ClientEvent {
     },
     /// The server stored a message we sent.
     Accepted(MessageId),
-    /// The server refused a message we sent.
+    /// The server refused a message we sent; it was not stored and is not
+    /// resent. [`ErrorCode::Stale`]: its timestamp left the server's window
+    /// (a resend after a long outage, or this device's clock is off); seal
+    /// it again if it still matters.
     Rejected(MessageId, ErrorCode),
-    /// A delivered message failed verification and was dropped.
+    /// A delivered message failed verification, or was outside the replay
+    /// window, and was dropped.
     Dropped(MessageId),
 }
 
@@ -251,6 +269,9 @@ pub enum CoreEvent {
     Accepted(MessageId),
     /// The server refused an outgoing message.
     Rejected(MessageId, ErrorCode),
+    /// A delivered envelope was outside the replay window: acknowledged
+    /// and dropped.
+    Dropped(MessageId),
 }
 
 /// Sans-IO client state: the unacknowledged outbox, duplicate detection,
@@ -317,16 +338,22 @@ impl ClientCore {
     ) -> Result<(), crate::error::ProtocolError> {
         match ServerFrame::parse(text)? {
             ServerFrame::Deliver { msg, .. } => {
-                if self.replay.check(now_ms, &msg).is_ok() {
-                    self.events.push_back(CoreEvent::Deliver(Box::new(msg)));
-                } else {
-                    // Seen (a redelivery after reconnect) or stale: ack so
-                    // the server forgets it, and do not surface it again.
-                    self.ack(&msg);
+                match self.replay.check(now_ms, &msg) {
+                    Ok(()) => self.events.push_back(CoreEvent::Deliver(Box::new(msg))),
+                    // Seen (a redelivery after reconnect): ack so the server
+                    // forgets it, and do not surface it again.
+                    Err(SealError::Replay) => self.ack(&msg),
+                    // Stale or otherwise refused: gone for good, and the
+                    // app is told.
+                    Err(_) => {
+                        self.ack(&msg);
+                        self.events.push_back(CoreEvent::Dropped(msg.id));
+                    }
                 }
             }
             ServerFrame::Accepted { id, .. } => self.settle(id, None),
-            // Replay for one of ours means the server already stored it.
+            // Replay for one of ours means the server already stored it;
+            // anything else (stale included) means it did not.
             ServerFrame::Error {
                 code, id: Some(id), ..
             } => {
@@ -350,6 +377,14 @@ impl ClientCore {
             None => CoreEvent::Accepted(id),
             Some(code) => CoreEvent::Rejected(id, code),
         });
+    }
+
+    /// A delivered envelope could not be processed for a passing reason
+    /// (its sender's keys could not be fetched): it is not acknowledged and
+    /// its id is forgotten, so the server's redelivery on the next
+    /// connection surfaces it again.
+    pub fn defer(&mut self, env: &Envelope) {
+        self.replay.forget(env);
     }
 
     /// Acknowledges a delivered envelope (after the app has it).
@@ -519,7 +554,9 @@ impl Driver {
                         if self.core.handle_input(unix_ms(), text.as_str()).is_err() {
                             continue;
                         }
-                        self.process_events(&token).await?;
+                        if self.process_events(&token).await? == Flow::Reconnect {
+                            return Ok(());
+                        }
                     }
                     Some(Ok(_)) => {}
                     Some(Err(_)) | None => return Ok(()),
@@ -528,20 +565,38 @@ impl Driver {
         }
     }
 
-    async fn process_events(&mut self, token: &str) -> Result<(), Stop> {
+    /// Hands the core's events to the app. `Reconnect` when a delivered
+    /// message must wait for its redelivery on a new connection.
+    async fn process_events(&mut self, token: &str) -> Result<Flow, Stop> {
         while let Some(ev) = self.core.poll_event() {
             let out = match ev {
                 CoreEvent::Accepted(id) => ClientEvent::Accepted(id),
                 CoreEvent::Rejected(id, code) => ClientEvent::Rejected(id, code),
+                CoreEvent::Dropped(id) => ClientEvent::Dropped(id),
                 CoreEvent::Deliver(env) => {
                     let sender = match self.keys.get(&env.from) {
-                        Some(k) => Some(k.clone()),
-                        None => self.client.device_keys(token, &env.from).await.ok(),
+                        Some(k) => Ok(k.clone()),
+                        None => self.client.device_keys(token, &env.from).await,
                     };
-                    let opened = sender.as_ref().map(|s| self.client.identity.open(&env, s));
-                    if let Some(s) = sender {
-                        self.keys.insert(env.from.clone(), s);
-                    }
+                    let opened = match sender {
+                        Err(e) if e.is_transient() => {
+                            // Neither acked nor remembered: the server keeps
+                            // it and delivers it again after reconnecting.
+                            tracing::debug!("keys of {}: {e}; awaiting redelivery", env.from);
+                            self.core.defer(&env);
+                            if matches!(e, ClientError::Status(401)) {
+                                self.token = None;
+                            }
+                            return Ok(Flow::Reconnect);
+                        }
+                        Err(_) => None,
+                        Ok(s) => {
+                            let opened = self.client.identity.open(&env, &s);
+                            self.keys.insert(env.from.clone(), s);
+                            Some(opened)
+                        }
+                    };
+                    // Verified, or refused for good: either way it is done.
                     self.core.ack(&env);
                     match opened {
                         Some(Ok(payload)) => ClientEvent::Message {
@@ -554,8 +609,15 @@ impl Driver {
             };
             self.events.send(out).map_err(|_| Stop)?;
         }
-        Ok(())
+        Ok(Flow::Continue)
     }
+}
+
+/// Whether a connection carries on after handling events.
+#[derive(Debug, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Reconnect,
 }
 
 /// The app dropped its [`Connection`].
@@ -611,5 +673,83 @@ mod tests {
         );
         assert!(core.poll_transmit().unwrap().contains("\"ack\""));
         assert!(core.handle_input(unix_ms(), "garbage").is_err());
+    }
+
+    fn offer(ts_ms: u64) -> Envelope {
+        let bob = DeviceIdentity::generate();
+        DeviceIdentity::generate()
+            .seal(
+                (&bob.device_id(), bob.public()),
+                CallId::new("c").unwrap(),
+                MessageKind::Offer,
+                ts_ms,
+                &CallPayload::default(),
+            )
+            .unwrap()
+    }
+
+    fn refusal(code: &str, id: &MessageId) -> String {
+        format!(r#"{{"type":"error","v":1,"code":"{code}","id":"{id}"}}"#)
+    }
+
+    #[test]
+    fn a_stale_refusal_is_reported_as_rejected_not_accepted() {
+        let mut core = ClientCore::new();
+        let env = offer(unix_ms() - 600_000);
+        core.send(env.clone());
+        core.handle_input(unix_ms(), &refusal("stale", &env.id))
+            .unwrap();
+        assert_eq!(
+            core.poll_event(),
+            Some(CoreEvent::Rejected(env.id.clone(), ErrorCode::Stale))
+        );
+        assert_eq!(core.unacknowledged(), 0, "not resent forever either");
+    }
+
+    #[test]
+    fn a_stale_delivery_is_acked_and_reported_dropped() {
+        let mut core = ClientCore::new();
+        let env = offer(unix_ms() - 600_000);
+        let deliver = serde_json::to_string(&ServerFrame::Deliver {
+            v: 1,
+            msg: env.clone(),
+        })
+        .unwrap();
+        core.handle_input(unix_ms(), &deliver).unwrap();
+        assert_eq!(core.poll_event(), Some(CoreEvent::Dropped(env.id)));
+        assert!(core.poll_transmit().unwrap().contains("\"ack\""));
+    }
+
+    #[test]
+    fn a_deferred_delivery_is_not_acked_and_surfaces_again_on_redelivery() {
+        let mut core = ClientCore::new();
+        let env = offer(unix_ms());
+        let deliver = serde_json::to_string(&ServerFrame::Deliver {
+            v: 1,
+            msg: env.clone(),
+        })
+        .unwrap();
+        core.handle_input(unix_ms(), &deliver).unwrap();
+        assert!(matches!(core.poll_event(), Some(CoreEvent::Deliver(_))));
+        core.defer(&env);
+        assert_eq!(core.poll_transmit(), None, "not acknowledged");
+        core.on_disconnected(Instant::now());
+        core.on_connected();
+        core.handle_input(unix_ms(), &deliver).unwrap();
+        assert!(
+            matches!(core.poll_event(), Some(CoreEvent::Deliver(_))),
+            "the redelivery is surfaced, not taken for a replay"
+        );
+    }
+
+    #[test]
+    fn key_lookup_failures_are_transient_or_final() {
+        for s in [401, 429, 500, 503] {
+            assert!(ClientError::Status(s).is_transient(), "{s}");
+        }
+        assert!(!ClientError::Status(404).is_transient());
+        let id = DeviceIdentity::generate().device_id();
+        assert!(!ClientError::KeyBinding(id).is_transient());
+        assert!(!ClientError::Answer.is_transient());
     }
 }

@@ -34,9 +34,12 @@ pub enum SealError {
     /// HPKE could not open (or seal) the payload.
     #[error("hpke failure")]
     Hpke,
-    /// The message id was seen before, or the timestamp is out of window.
-    #[error("replayed or stale message")]
+    /// The message id was seen before.
+    #[error("replayed message")]
     Replay,
+    /// The timestamp is outside the accepted window.
+    #[error("stale message")]
+    Stale,
     /// The plaintext is not a valid payload.
     #[error(transparent)]
     Protocol(#[from] ProtocolError),

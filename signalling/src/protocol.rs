@@ -249,8 +249,15 @@ pub enum ErrorCode {
     Forbidden,
     /// Unknown recipient.
     UnknownDevice,
-    /// The message id was seen before, or its timestamp is outside the window.
+    /// The message id was seen before: the server already stored it (an
+    /// earlier `accepted` was lost), so the sender may treat it as accepted.
     Replay,
+    /// The message's timestamp is outside the server's window (older than
+    /// 5 minutes or more than 1 minute ahead of its clock): it was NOT
+    /// stored now. A resend after a long outage, or a sender whose clock
+    /// is off, gets this; the message must be sealed again with a current
+    /// timestamp, if it still means anything.
+    Stale,
     /// Too many messages; slow down.
     RateLimited,
     /// The server could not store the message; resend later.

@@ -284,10 +284,19 @@ impl ReplayGuard {
         }
     }
 
-    /// Accepts `env` once if its timestamp is inside the window at `now_ms`.
+    /// Forgets `env`'s id, so that a redelivery is accepted again (its
+    /// processing failed for a passing reason and it was not acknowledged).
+    pub fn forget(&mut self, env: &Envelope) {
+        self.seen.remove(&(env.from.clone(), env.id.clone()));
+    }
+
+    /// Accepts `env` once if its timestamp is inside the window at `now_ms`:
+    /// [`SealError::Replay`] for a repeat, [`SealError::Stale`] outside it.
     pub fn check(&mut self, now_ms: u64, env: &Envelope) -> Result<(), SealError> {
-        if env.ts_ms + self.max_age_ms < now_ms || env.ts_ms > now_ms + self.max_future_ms {
-            return Err(SealError::Replay);
+        if env.ts_ms.saturating_add(self.max_age_ms) < now_ms
+            || env.ts_ms > now_ms.saturating_add(self.max_future_ms)
+        {
+            return Err(SealError::Stale);
         }
         let key = (env.from.clone(), env.id.clone());
         if self.seen.contains_key(&key) {
@@ -386,8 +395,8 @@ mod tests {
         assert!(g.check(1_000_500, &env).is_ok());
         assert_eq!(g.check(1_000_500, &env), Err(SealError::Replay));
         let mut g = ReplayGuard::new(10_000, 1_000, 2);
-        assert_eq!(g.check(1_010_001, &env), Err(SealError::Replay));
-        assert_eq!(g.check(998_999, &env), Err(SealError::Replay));
+        assert_eq!(g.check(1_010_001, &env), Err(SealError::Stale));
+        assert_eq!(g.check(998_999, &env), Err(SealError::Stale));
     }
 
     #[test]

@@ -143,20 +143,23 @@ async fn bad_frames_are_rejected() {
         code(&roundtrip(&mut ws, send_frame(&t)).await),
         Some(ErrorCode::Forbidden)
     );
-    // A stale timestamp is a replay.
-    let old = mallory
-        .seal(
-            (&bob_id, &bob_keys),
-            call.clone(),
-            MessageKind::Offer,
-            unix_ms() - 3_600_000,
-            &CallPayload::default(),
-        )
-        .unwrap();
-    assert_eq!(
-        code(&roundtrip(&mut ws, send_frame(&old)).await),
-        Some(ErrorCode::Replay)
-    );
+    // A timestamp out of the window, old (a resend after a long outage)
+    // or ahead (a fast clock), is `stale`, not `replay`: it was not stored.
+    for ts in [unix_ms() - 3_600_000, unix_ms() + 3_600_000] {
+        let old = mallory
+            .seal(
+                (&bob_id, &bob_keys),
+                call.clone(),
+                MessageKind::Offer,
+                ts,
+                &CallPayload::default(),
+            )
+            .unwrap();
+        assert_eq!(
+            code(&roundtrip(&mut ws, send_frame(&old)).await),
+            Some(ErrorCode::Stale)
+        );
+    }
     // Unknown recipient.
     let ghost = DeviceIdentity::generate();
     let env = mallory

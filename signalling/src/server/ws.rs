@@ -215,8 +215,11 @@ async fn accept(
     if env.from != *me {
         return Err(ErrorCode::Forbidden);
     }
-    if env.ts_ms + MAX_AGE_MS < now_ms || env.ts_ms > now_ms + MAX_FUTURE_MS {
-        return Err(ErrorCode::Replay);
+    // Not `replay`: the sender must learn that this was not stored.
+    if env.ts_ms.saturating_add(MAX_AGE_MS) < now_ms
+        || env.ts_ms > now_ms.saturating_add(MAX_FUTURE_MS)
+    {
+        return Err(ErrorCode::Stale);
     }
     let keys = state
         .store
