@@ -2,9 +2,61 @@
 //! `SOTTO_SIGNALD_*` environment variables (see the binary).
 
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
 use serde::Deserialize;
+use thiserror::Error;
+
+/// A setting outside what the server can work with; it refuses to start.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{setting} = {value}: must be {expected}")]
+pub struct ConfigError {
+    /// The setting's name as written in the TOML file (`push.max_attempts`).
+    pub setting: &'static str,
+    /// The value given.
+    pub value: String,
+    /// What is accepted.
+    pub expected: String,
+}
+
+/// Checks an integer setting against its range.
+fn in_range(
+    setting: &'static str,
+    value: u64,
+    range: RangeInclusive<u64>,
+) -> Result<(), ConfigError> {
+    if range.contains(&value) {
+        return Ok(());
+    }
+    Err(ConfigError {
+        setting,
+        value: value.to_string(),
+        expected: format!("between {} and {}", range.start(), range.end()),
+    })
+}
+
+/// Checks a rate or burst: finite and at least `min` (`min` itself allowed
+/// only when `inclusive`).
+fn finite_at_least(
+    setting: &'static str,
+    value: f64,
+    min: f64,
+    inclusive: bool,
+) -> Result<(), ConfigError> {
+    let ok = value.is_finite() && (value > min || (inclusive && value == min));
+    if ok {
+        return Ok(());
+    }
+    Err(ConfigError {
+        setting,
+        value: value.to_string(),
+        expected: format!(
+            "a finite number {} {min}",
+            if inclusive { "of at least" } else { "above" }
+        ),
+    })
+}
 
 /// Everything `sotto-signald` can be told.
 #[derive(Debug, Clone, Deserialize)]
@@ -18,17 +70,19 @@ pub struct Config {
     pub node_id: String,
     /// Redis URL for routing between nodes; none for a single node.
     pub redis_url: Option<String>,
-    /// How long an offer waits for its callee (queued-message TTL), seconds.
+    /// How long an offer waits for its callee (queued-message TTL), seconds,
+    /// 1 to 300 (no longer than the 5-minute replay window, or a queued
+    /// message could not be opened when delivered).
     pub ring_timeout_s: u64,
-    /// Session lifetime, seconds.
+    /// Session lifetime, seconds, 60 to 31536000 (a year).
     pub session_ttl_s: u64,
-    /// Messages per second a device may send (sustained).
+    /// Messages per second a device may send (sustained); finite, above 0.
     pub device_rate: f64,
-    /// Burst of messages a device may send.
+    /// Burst of messages a device may send; finite, at least 1.
     pub device_burst: f64,
-    /// HTTP requests and WebSocket upgrades per second from one IP.
+    /// HTTP requests and WebSocket upgrades per second from one IP; finite, above 0.
     pub ip_rate: f64,
-    /// Burst of requests from one IP.
+    /// Burst of requests from one IP; finite, at least 1.
     pub ip_burst: f64,
     /// TURN credential issuing.
     pub turn: TurnConfig,
@@ -61,7 +115,7 @@ impl Default for Config {
 pub struct TurnConfig {
     /// Shared secret with the relays (coturn `static-auth-secret`); none disables the endpoint.
     pub secret: Option<String>,
-    /// Credential lifetime, seconds (0 means one day).
+    /// Credential lifetime, seconds (0 means one day), at most 2592000 (30 days).
     pub ttl_s: u64,
     /// Relay URIs handed out, e.g. `turn:relay.example:3478?transport=udp`.
     pub uris: Vec<String>,
@@ -80,9 +134,9 @@ pub struct PushConfig {
     pub apns: Option<ApnsConfig>,
     /// FCM HTTP v1.
     pub fcm: Option<FcmConfig>,
-    /// Delivery attempts per push.
+    /// Delivery attempts per push, 1 to 20.
     pub max_attempts: u32,
-    /// First retry delay, milliseconds (doubles each time).
+    /// First retry delay, milliseconds (doubles each time), 1 to 60000.
     pub retry_base_ms: u64,
 }
 
@@ -130,6 +184,29 @@ impl Config {
     pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
         toml::from_str(text)
     }
+
+    /// Refuses settings the server cannot run with (zero timeouts, rates
+    /// that lock everyone out, lifetimes that overflow), naming the first
+    /// one found. [`crate::server::start`] calls it.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.node_id.is_empty() || self.node_id.len() > 64 {
+            return Err(ConfigError {
+                setting: "node_id",
+                value: format!("{:?}", self.node_id),
+                expected: "1 to 64 bytes".into(),
+            });
+        }
+        in_range("ring_timeout_s", self.ring_timeout_s, 1..=300)?;
+        in_range("session_ttl_s", self.session_ttl_s, 60..=31_536_000)?;
+        finite_at_least("device_rate", self.device_rate, 0.0, false)?;
+        finite_at_least("device_burst", self.device_burst, 1.0, true)?;
+        finite_at_least("ip_rate", self.ip_rate, 0.0, false)?;
+        finite_at_least("ip_burst", self.ip_burst, 1.0, true)?;
+        in_range("turn.ttl_s", self.turn.ttl_s, 0..=2_592_000)?;
+        in_range("push.max_attempts", self.push.max_attempts.into(), 1..=20)?;
+        in_range("push.retry_base_ms", self.push.retry_base_ms, 1..=60_000)?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -137,9 +214,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn out_of_range_settings_are_refused_by_name() {
+        assert_eq!(Config::default().validate(), Ok(()));
+        type Breaks = fn(&mut Config);
+        let cases: [(&str, Breaks); 14] = [
+            ("ring_timeout_s", |c| c.ring_timeout_s = 0),
+            ("ring_timeout_s", |c| c.ring_timeout_s = u64::MAX),
+            ("session_ttl_s", |c| c.session_ttl_s = 0),
+            ("session_ttl_s", |c| c.session_ttl_s = u64::MAX / 100),
+            ("device_rate", |c| c.device_rate = 0.0),
+            ("device_rate", |c| c.device_rate = f64::NAN),
+            ("device_burst", |c| c.device_burst = f64::INFINITY),
+            ("ip_rate", |c| c.ip_rate = -1.0),
+            ("ip_burst", |c| c.ip_burst = 0.5),
+            ("turn.ttl_s", |c| c.turn.ttl_s = u64::MAX),
+            ("push.max_attempts", |c| c.push.max_attempts = 0),
+            ("push.retry_base_ms", |c| c.push.retry_base_ms = 0),
+            ("push.retry_base_ms", |c| c.push.retry_base_ms = u64::MAX),
+            ("node_id", |c| c.node_id.clear()),
+        ];
+        for (setting, break_it) in cases {
+            let mut c = Config::default();
+            break_it(&mut c);
+            let err = c.validate().unwrap_err();
+            assert_eq!(err.setting, setting, "{err}");
+            assert!(err.to_string().starts_with(setting));
+        }
+        // Large but finite rates (load tests) are fine.
+        let c = Config {
+            ip_rate: 1e9,
+            ip_burst: 1e9,
+            ..Config::default()
+        };
+        assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
     fn example_config_parses() {
         let text = include_str!("../signald.example.toml");
         let c = Config::from_toml(text).unwrap();
+        c.validate().unwrap();
         assert_eq!(c.ring_timeout_s, 45);
         assert_eq!(c.turn.uris.len(), 2);
     }

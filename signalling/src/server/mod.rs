@@ -69,7 +69,10 @@ impl Running {
 
 /// Opens the store, builds the push providers and starts serving.
 /// `metrics` is the Prometheus handle rendered at `/metrics`.
+/// Refuses to start, with a [`crate::config::ConfigError`] naming the
+/// setting, when the configuration is out of range.
 pub async fn start(config: Config, metrics: Option<PrometheusHandle>) -> anyhow::Result<Running> {
+    config.validate()?;
     let store = Store::open(&config.database_url)
         .await
         .context("opening the database")?;
@@ -77,7 +80,7 @@ pub async fn start(config: Config, metrics: Option<PrometheusHandle>) -> anyhow:
     store.clear_node(&config.node_id).await?;
     let providers = build_providers(&config).await?;
     let policy = RetryPolicy {
-        max_attempts: config.push.max_attempts.max(1),
+        max_attempts: config.push.max_attempts,
         base_delay: Duration::from_millis(config.push.retry_base_ms),
         max_delay: Duration::from_secs(config.ring_timeout_s),
     };
