@@ -151,12 +151,11 @@ impl Media {
         let (rk, rs) = info.remote_key_salt();
         let tx = SrtpContext::new(profile, lk, ls)?;
         let rx = SrtpContext::new(profile, rk, rs)?;
-        let [s0, s1, t0, t1, t2, t3]: [u8; 6] = crate::zrtp::crypto::random();
         let sender = RtpSender::new(
             ssrc,
             OPUS_PAYLOAD_TYPE,
-            u16::from_be_bytes([s0, s1]),
-            u32::from_be_bytes([t0, t1, t2, t3]),
+            first_sequence_number(),
+            u32::from_be_bytes(crate::zrtp::crypto::random()),
         )?;
         let schedule = ReportSchedule::new(
             now,
@@ -341,5 +340,24 @@ impl Media {
 
     pub(crate) fn outbound(&self) -> OutboundRtp {
         self.outbound.clone()
+    }
+}
+
+/// A random first RTP sequence number below 2^15 (as libwebrtc picks it).
+/// A receiver that missed the first packets (the ZRTP responder is Secure,
+/// and sends, half a round trip before the initiator) guesses the rollover
+/// counter as 0 (RFC 3711 §3.3.1); a start near 65535 would make that
+/// guess wrong after a few losses and fail every packet's authentication.
+fn first_sequence_number() -> u16 {
+    u16::from_be_bytes(crate::zrtp::crypto::random()) & 0x7FFF
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_sequence_number_leaves_2_15_packets_before_the_wrap() {
+        assert!((0..1000).all(|_| first_sequence_number() < 0x8000));
     }
 }
