@@ -157,11 +157,23 @@ async fn build_providers(config: &Config) -> anyhow::Result<Providers> {
     let mut providers = Providers::default();
     if let Some(path) = &config.push.vapid_key_file {
         let key = match tokio::fs::read(path).await {
-            Ok(bytes) => JwtKey::es256_from_pkcs8(&bytes)?,
+            Ok(bytes) => {
+                use std::os::unix::fs::PermissionsExt as _;
+                if let Ok(meta) = std::fs::metadata(path)
+                    && meta.permissions().mode() & 0o077 != 0
+                {
+                    tracing::warn!(
+                        "the VAPID key {} is readable by others; chmod 600 it",
+                        path.display()
+                    );
+                }
+                JwtKey::es256_from_pkcs8(&bytes)?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let (key, der) = JwtKey::generate_es256()?;
-                tokio::fs::write(path, der)
-                    .await
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || write_private(&path, &der))
+                    .await?
                     .context("saving the VAPID key")?;
                 key
             }
@@ -201,6 +213,36 @@ async fn build_providers(config: &Config) -> anyhow::Result<Providers> {
     Ok(providers)
 }
 
+/// Writes a secret key file readable by its owner only (0600), whole or
+/// not at all: a temp file beside it, synced, then renamed over `path`.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut tmp_name = path.file_name().unwrap_or_default().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    // A leftover from a crash may have other permissions: start afresh.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    // The rename itself is durable once the directory is synced.
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    std::fs::File::open(dir)?.sync_all()
+}
+
 /// Deletes expired queue rows, ids, challenges and sessions every few seconds.
 fn spawn_sweeper(store: Store, mut shutdown: watch::Receiver<bool>) {
     tokio::spawn(async move {
@@ -221,4 +263,35 @@ fn spawn_sweeper(store: Store, mut shutdown: watch::Receiver<bool>) {
 /// Resolves once shutdown is requested (or its sender is gone).
 pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[tokio::test]
+    async fn a_created_vapid_key_is_private_to_its_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vapid.der");
+        // A world-readable leftover of an interrupted earlier write.
+        std::fs::write(dir.path().join("vapid.der.tmp"), b"junk").unwrap();
+        let config = crate::config::Config {
+            push: crate::config::PushConfig {
+                vapid_key_file: Some(path.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let providers = super::build_providers(&config).await.unwrap();
+        assert!(providers.webpush.is_some());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+        assert!(!dir.path().join("vapid.der.tmp").exists());
+        // What was written is the key that is used from then on.
+        let again = super::build_providers(&config).await.unwrap();
+        assert_eq!(
+            again.webpush.unwrap().public_key_b64(),
+            providers.webpush.unwrap().public_key_b64()
+        );
+    }
 }
