@@ -84,6 +84,11 @@ pub struct Config {
     pub ip_rate: f64,
     /// Burst of requests from one IP; finite, at least 1.
     pub ip_burst: f64,
+    /// Seconds between WebSocket pings to each device, 1 to 600.
+    pub ws_ping_interval_s: u64,
+    /// Pings in a row a device may leave unanswered before its connection
+    /// is taken for dead and dropped (its offers then go by push), 1 to 10.
+    pub ws_missed_pongs: u32,
     /// TURN credential issuing.
     pub turn: TurnConfig,
     /// Push providers.
@@ -103,6 +108,8 @@ impl Default for Config {
             device_burst: 50.0,
             ip_rate: 50.0,
             ip_burst: 200.0,
+            ws_ping_interval_s: 20,
+            ws_missed_pongs: 2,
             turn: TurnConfig::default(),
             push: PushConfig::default(),
         }
@@ -202,6 +209,8 @@ impl Config {
         finite_at_least("device_burst", self.device_burst, 1.0, true)?;
         finite_at_least("ip_rate", self.ip_rate, 0.0, false)?;
         finite_at_least("ip_burst", self.ip_burst, 1.0, true)?;
+        in_range("ws_ping_interval_s", self.ws_ping_interval_s, 1..=600)?;
+        in_range("ws_missed_pongs", self.ws_missed_pongs.into(), 1..=10)?;
         in_range("turn.ttl_s", self.turn.ttl_s, 0..=2_592_000)?;
         in_range("push.max_attempts", self.push.max_attempts.into(), 1..=20)?;
         in_range("push.retry_base_ms", self.push.retry_base_ms, 1..=60_000)?;
@@ -217,7 +226,9 @@ mod tests {
     fn out_of_range_settings_are_refused_by_name() {
         assert_eq!(Config::default().validate(), Ok(()));
         type Breaks = fn(&mut Config);
-        let cases: [(&str, Breaks); 14] = [
+        let cases: [(&str, Breaks); 16] = [
+            ("ws_ping_interval_s", |c| c.ws_ping_interval_s = 0),
+            ("ws_missed_pongs", |c| c.ws_missed_pongs = 0),
             ("ring_timeout_s", |c| c.ring_timeout_s = 0),
             ("ring_timeout_s", |c| c.ring_timeout_s = u64::MAX),
             ("session_ttl_s", |c| c.session_ttl_s = 0),

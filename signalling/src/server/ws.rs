@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -77,21 +77,42 @@ async fn connection(state: Arc<AppState>, socket: WebSocket, device: DeviceId, p
     let (mut tx, mut rx) = socket.split();
     let mut last_seq = 0i64;
     let mut shutdown = state.shutdown.clone();
+    // A peer that vanished without a FIN (phone off the network) is found
+    // by its silence: pings it must answer, and writes that must complete.
+    let period = Duration::from_secs(state.config.ws_ping_interval_s);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut unanswered = 0u32;
     signals.wake.notify_one();
     loop {
         tokio::select! {
             _ = signals.wake.notified() => {
-                if drain(&state, &device, &mut last_seq, &mut tx).await.is_err() {
+                let drained = drain(&state, &device, &mut last_seq, &mut tx);
+                if !matches!(tokio::time::timeout(period, drained).await, Ok(Ok(()))) {
+                    break;
+                }
+            }
+            _ = ping.tick() => {
+                if unanswered >= state.config.ws_missed_pongs {
+                    metrics::counter!("signald_ws_dead_total").increment(1);
+                    tracing::debug!(%device, %peer, "no pong: dropping the connection");
+                    break;
+                }
+                unanswered += 1;
+                let sent = tx.send(Message::Ping(Default::default()));
+                if !matches!(tokio::time::timeout(period, sent).await, Ok(Ok(()))) {
                     break;
                 }
             }
             _ = signals.kick.notified() => break,
             _ = super::stopped(&mut shutdown) => break,
             incoming = rx.next() => {
+                // Anything from the peer shows it is alive.
+                unanswered = 0;
                 let text = match incoming {
                     Some(Ok(Message::Text(t))) => t,
                     Some(Ok(Message::Binary(_))) => {
-                        if send(&mut tx, &error(ErrorCode::Malformed, None)).await.is_err() {
+                        if send(&mut tx, &error(ErrorCode::Malformed, None), period).await.is_err() {
                             break;
                         }
                         continue;
@@ -101,26 +122,33 @@ async fn connection(state: Arc<AppState>, socket: WebSocket, device: DeviceId, p
                 };
                 let reply = handle_frame(&state, &device, text.as_str()).await;
                 if let Some(reply) = reply
-                    && send(&mut tx, &reply).await.is_err()
+                    && send(&mut tx, &reply, period).await.is_err()
                 {
                     break;
                 }
             }
         }
     }
-    let _ = tx.close().await;
+    // Gone from routing first, so new offers go by push even while the
+    // close below waits on a dead peer.
     if state.hub.detach(&device, conn_id)
         && let Err(e) = state.store.clear_presence(&device, &node).await
     {
         tracing::warn!("presence: {e}");
     }
+    let _ = tokio::time::timeout(period, tx.close()).await;
 }
 
 type Tx = futures_util::stream::SplitSink<WebSocket, Message>;
 
-async fn send(tx: &mut Tx, frame: &ServerFrame) -> Result<(), axum::Error> {
+/// Writes one frame; a write that does not complete within `limit` (the
+/// peer stopped reading) fails.
+async fn send(tx: &mut Tx, frame: &ServerFrame, limit: Duration) -> Result<(), ()> {
     let text = serde_json::to_string(frame).expect("frames serialize");
-    tx.send(Message::Text(text.into())).await
+    match tokio::time::timeout(limit, tx.send(Message::Text(text.into()))).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
 }
 
 fn error(code: ErrorCode, id: Option<MessageId>) -> ServerFrame {

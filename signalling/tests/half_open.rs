@@ -1,0 +1,91 @@
+//! A device whose connection went silent (half-open: no FIN, no reads) is
+//! found by its unanswered pings and dropped, so offers to it go by push
+//! again; a live client answers the pings and stays connected.
+
+mod common;
+#[path = "common/push_sink.rs"]
+mod push_sink;
+
+use std::time::Duration;
+
+use sotto_signalling::client::ClientEvent;
+use sotto_signalling::protocol::{CallId, MessageKind};
+use sotto_signalling::seal::CallPayload;
+use sotto_signalling::server;
+use sotto_signalling::util::b64;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+/// A Web Push subscription's keys (a P-256 point and an auth secret).
+fn ua_keys() -> (String, String) {
+    let rng = ring::rand::SystemRandom::new();
+    let key =
+        ring::agreement::EphemeralPrivateKey::generate(&ring::agreement::ECDH_P256, &rng).unwrap();
+    (
+        b64(key.compute_public_key().unwrap().as_ref()),
+        b64(&[7u8; 16]),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_is_dropped_and_its_device_is_pushed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sink, mut pushes, _) = push_sink::start().await;
+    let mut cfg = common::config(dir.path());
+    cfg.push.vapid_key_file = Some(dir.path().join("vapid.der"));
+    cfg.ws_ping_interval_s = 1;
+    cfg.ws_missed_pongs = 1;
+    let srv = server::start(cfg, None).await.unwrap();
+    let base = format!("http://{}", srv.addr);
+    let (alice, atok) = common::device(&base).await;
+    let (bob, btok) = common::device(&base).await;
+    let (p256dh, auth) = ua_keys();
+    bob.put_push(&btok, "webpush", &format!("{sink}/bob"), &p256dh, &auth)
+        .await
+        .unwrap();
+    let bob_id = bob.device_id();
+    let bob_keys = alice.device_keys(&atok, &bob_id).await.unwrap();
+    let mut aconn = alice.connect(true);
+    common::wait_for(&mut aconn, "alice connected", |e| {
+        *e == ClientEvent::Connected
+    })
+    .await;
+
+    // Bob's socket stays open but is never read again: pings go unanswered.
+    let mut req = format!("ws://{}/v1/ws", srv.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {btok}").parse().unwrap());
+    let (_silent, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+
+    // Offers go into the dead socket until the server notices; from then
+    // on they wake Bob by push. (Polled; the bound is only a hang guard.)
+    let mut woken = false;
+    for n in 0..60 {
+        let call = CallId::new(format!("c{n}")).unwrap();
+        let id = aconn
+            .send(
+                (&bob_id, &bob_keys),
+                call,
+                MessageKind::Offer,
+                &CallPayload::default(),
+            )
+            .unwrap();
+        let ev = common::wait_for(&mut aconn, "accepted", |e| {
+            matches!(e, ClientEvent::Accepted(_) | ClientEvent::Disconnected)
+        })
+        .await;
+        assert_eq!(
+            ev,
+            ClientEvent::Accepted(id),
+            "alice answers pings and stays connected"
+        );
+        if let Ok(Some(got)) = tokio::time::timeout(Duration::from_secs(1), pushes.recv()).await {
+            assert_eq!(got.path, "bob");
+            woken = true;
+            break;
+        }
+    }
+    assert!(woken, "the silent connection was never dropped");
+    srv.shutdown().await;
+}
