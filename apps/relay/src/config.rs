@@ -141,7 +141,8 @@ pub struct Options {
     /// Bytes per second per allocation (default 0 = no cap).
     #[arg(long, env = "SOTTO_RELAY_BPS_PER_ALLOCATION")]
     pub bps_per_allocation: Option<u64>,
-    /// Bytes per second for the whole server (default 0 = no cap).
+    /// Bytes per second for the whole server, one budget for UDP, TCP and
+    /// TLS allocations together (default 0 = no cap).
     #[arg(long, env = "SOTTO_RELAY_BPS_TOTAL")]
     pub bps_total: Option<u64>,
     /// Unauthenticated requests per second per source IP (default 50).

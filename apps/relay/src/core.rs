@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::auth::{Key, Verifier};
 use crate::policy::PeerPolicy;
-use crate::shared::Shared;
+use crate::shared::{Bucket, Shared};
 use crate::stun::{self, Builder, ChannelData, Class, Integrity, Message, attr, method};
 
 /// Bytes a driver must leave free before peer data so that a ChannelData
@@ -264,10 +264,9 @@ pub struct Config {
     pub max_permissions: usize,
     /// Channels per allocation.
     pub max_channels: usize,
-    /// Bytes per second per allocation, both directions (0 = no cap).
+    /// Bytes per second per allocation, both directions (0 = no cap). The
+    /// server-wide cap is in [`Shared::bandwidth`], shared by all cores.
     pub bps_per_allocation: u64,
-    /// Bytes per second for this core (0 = no cap).
-    pub bps_total: u64,
     /// Unauthenticated requests per second per source IP (burst twice that).
     pub unauth_per_ip_per_s: u32,
     /// Peer address policy.
@@ -292,40 +291,11 @@ impl Config {
             max_permissions: 64,
             max_channels: 64,
             bps_per_allocation: 0,
-            bps_total: 0,
             unauth_per_ip_per_s: 50,
             policy: PeerPolicy::default(),
             families: vec![Family::V4, Family::V6],
             unix_at_epoch,
             epoch,
-        }
-    }
-}
-
-/// A token bucket in bytes.
-#[derive(Debug, Clone)]
-struct Bucket {
-    tokens: u64,
-    last: Instant,
-}
-
-impl Bucket {
-    fn take(&mut self, now: Instant, rate: u64, n: usize) -> bool {
-        if rate == 0 {
-            return true;
-        }
-        let dt = now.saturating_duration_since(self.last);
-        let add = (dt.as_nanos() * u128::from(rate) / 1_000_000_000) as u64;
-        if add > 0 {
-            self.tokens = (self.tokens + add).min(rate);
-            self.last = now;
-        }
-        let n = n as u64;
-        if self.tokens >= n {
-            self.tokens -= n;
-            true
-        } else {
-            false
         }
     }
 }
@@ -376,7 +346,8 @@ pub struct Relay {
     free: Vec<u32>,
     by_client: HashMap<ClientId, u32>,
     unauth: HashMap<IpAddr, Bucket>,
-    total_bucket: Bucket,
+    /// Bytes taken from the server-wide budget and not spent yet.
+    total_lease: u64,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     next_sweep: Option<Instant>,
@@ -389,6 +360,9 @@ pub struct Relay {
 const MAX_QUEUED: usize = 4096;
 /// Source IPs tracked by the unauthenticated rate limiter before a reset.
 const MAX_TRACKED_IPS: usize = 65_536;
+/// A core leases the server-wide budget in slices of 1/64 of a second's
+/// worth: few enough lock round trips, little held back by idle cores.
+const LEASE_SLICES: u64 = 64;
 /// How often expiries are swept.
 const SWEEP: Duration = Duration::from_secs(1);
 
@@ -420,8 +394,6 @@ type Reject = (u16, &'static str);
 impl Relay {
     /// A core with its own allocation table over the shared state.
     pub fn new(config: Config, shared: Arc<Shared>) -> Self {
-        let epoch = config.epoch;
-        let bps_total = config.bps_total;
         Relay {
             config,
             shared,
@@ -430,11 +402,7 @@ impl Relay {
             free: Vec::new(),
             by_client: HashMap::new(),
             unauth: HashMap::new(),
-            // Start full, as each allocation's bucket does.
-            total_bucket: Bucket {
-                tokens: bps_total,
-                last: epoch,
-            },
+            total_lease: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             next_sweep: None,
@@ -614,10 +582,30 @@ impl Relay {
         let a = self.slots[index as usize]
             .as_mut()
             .ok_or(DropReason::NoAllocation)?;
-        if !a.bucket.take(now, rate, n) || !self.total_bucket.take(now, self.config.bps_total, n) {
+        if !a.bucket.take(now, rate, n) || !self.take_total(now, n as u64) {
             return Err(DropReason::Bandwidth);
         }
         Ok(())
+    }
+
+    /// Spends `n` bytes of the server-wide budget, leasing a slice of it
+    /// when this core's lease runs short.
+    fn take_total(&mut self, now: Instant, n: u64) -> bool {
+        let budget = &self.shared.bandwidth;
+        if budget.rate() == 0 {
+            return true;
+        }
+        if self.total_lease < n {
+            let need = n - self.total_lease;
+            let slice = (budget.rate() / LEASE_SLICES).max(need);
+            let got = budget.take(now, need, slice);
+            if got == 0 {
+                return false;
+            }
+            self.total_lease += got;
+        }
+        self.total_lease -= n;
+        true
     }
 
     // ---- fast path -------------------------------------------------------
@@ -1065,10 +1053,7 @@ impl Relay {
             creds_expire_unix: auth.expires_unix,
             permissions: Vec::new(),
             channels: Vec::new(),
-            bucket: Bucket {
-                tokens: self.config.bps_per_allocation,
-                last: now,
-            },
+            bucket: Bucket::full(self.config.bps_per_allocation, now),
         });
         self.by_client.insert(client, index);
         self.live += 1;

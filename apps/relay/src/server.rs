@@ -34,8 +34,6 @@ impl Ctx {
         let s = &self.settings;
         let mut c = Config::new(&s.realm, self.epoch, self.unix_at_epoch);
         c.bps_per_allocation = s.bps_per_allocation;
-        // Each worker enforces its share of the server-wide cap.
-        c.bps_total = s.bps_total / s.workers as u64;
         c.unauth_per_ip_per_s = s.unauth_rate;
         c.policy = s.policy.clone();
         c.families = [(s.relay_v4, Family::V4), (s.relay_v6, Family::V6)]
@@ -71,11 +69,15 @@ impl Server {
         }
         let mut nonce_key = [0u8; 32];
         getrandom::fill(&mut nonce_key).map_err(|e| anyhow::anyhow!("getrandom: {e}"))?;
-        let shared = Arc::new(Shared::new(
-            credentials,
-            Nonces::new(nonce_key, settings.nonce_lifetime.as_secs()),
-            Quotas::new(settings.max_allocations, settings.max_allocations_per_user),
-        ));
+        let shared = Arc::new(
+            Shared::new(
+                credentials,
+                Nonces::new(nonce_key, settings.nonce_lifetime.as_secs()),
+                Quotas::new(settings.max_allocations, settings.max_allocations_per_user),
+            )
+            // One budget for UDP workers and every TCP/TLS connection.
+            .with_bps_total(settings.bps_total),
+        );
         let unix_at_epoch = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
         let ctx = Arc::new(Ctx {
             settings,

@@ -66,6 +66,90 @@ impl Quotas {
     }
 }
 
+/// A token bucket in bytes: holds at most one second of `rate`.
+#[derive(Debug, Clone)]
+pub(crate) struct Bucket {
+    /// Bytes that may be spent now.
+    pub(crate) tokens: u64,
+    /// When tokens were last added.
+    pub(crate) last: Instant,
+}
+
+impl Bucket {
+    /// A full bucket at `now`.
+    pub(crate) fn full(rate: u64, now: Instant) -> Self {
+        Bucket {
+            tokens: rate,
+            last: now,
+        }
+    }
+
+    /// Adds what `rate` earned since the last refill.
+    pub(crate) fn refill(&mut self, now: Instant, rate: u64) {
+        let dt = now.saturating_duration_since(self.last);
+        let add = (dt.as_nanos() * u128::from(rate) / 1_000_000_000) as u64;
+        if add > 0 {
+            self.tokens = (self.tokens + add).min(rate);
+            self.last = now;
+        }
+    }
+
+    /// Takes `n` bytes if there are that many (always, at rate 0: no cap).
+    pub(crate) fn take(&mut self, now: Instant, rate: u64, n: usize) -> bool {
+        if rate == 0 {
+            return true;
+        }
+        self.refill(now, rate);
+        let n = n as u64;
+        if self.tokens >= n {
+            self.tokens -= n;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The server-wide bandwidth cap: one bucket for every core, UDP workers
+/// and TCP/TLS connections alike. Cores take it in slices (see
+/// [`Bandwidth::take`]), so the lock is taken about once per slice rather
+/// than once per packet.
+#[derive(Debug)]
+pub struct Bandwidth {
+    rate: u64,
+    bucket: Mutex<Option<Bucket>>,
+}
+
+impl Bandwidth {
+    /// A cap of `rate` bytes per second (0 = no cap).
+    pub fn new(rate: u64) -> Self {
+        Bandwidth {
+            rate,
+            bucket: Mutex::new(None),
+        }
+    }
+
+    /// The cap in bytes per second (0 = no cap).
+    pub fn rate(&self) -> u64 {
+        self.rate
+    }
+
+    /// Takes `want` bytes, or all that is left if that is at least `need`
+    /// (`need <= want`); returns how many were taken, 0 if fewer than
+    /// `need` were left. The bucket starts full, as each allocation's does.
+    pub fn take(&self, now: Instant, need: u64, want: u64) -> u64 {
+        let mut b = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
+        let b = b.get_or_insert_with(|| Bucket::full(self.rate, now));
+        b.refill(now, self.rate);
+        if b.tokens < need {
+            return 0;
+        }
+        let got = want.min(b.tokens);
+        b.tokens -= got;
+        got
+    }
+}
+
 /// Everything the workers share.
 #[derive(Debug)]
 pub struct Shared {
@@ -74,6 +158,9 @@ pub struct Shared {
     pub nonces: Nonces,
     /// Allocation quotas.
     pub quotas: Quotas,
+    /// The server-wide bandwidth cap (none unless set with
+    /// [`Shared::with_bps_total`]).
+    pub bandwidth: Bandwidth,
     reservations: Mutex<HashMap<[u8; 8], Instant>>,
     next_token: AtomicU64,
 }
@@ -88,9 +175,17 @@ impl Shared {
             credentials: RwLock::new(Arc::new(credentials)),
             nonces,
             quotas,
+            bandwidth: Bandwidth::new(0),
             reservations: Mutex::new(HashMap::new()),
             next_token: AtomicU64::new(0),
         }
+    }
+
+    /// The same, with a server-wide cap of `bps` bytes per second shared
+    /// by every core (0 = no cap).
+    pub fn with_bps_total(mut self, bps: u64) -> Self {
+        self.bandwidth = Bandwidth::new(bps);
+        self
     }
 
     /// A fresh, unguessable RESERVATION-TOKEN redeemable until `now + 30 s`.

@@ -19,16 +19,20 @@ struct Harness {
 }
 
 fn shared(max_total: usize, per_user: usize) -> Arc<Shared> {
+    Arc::new(state(max_total, per_user))
+}
+
+fn state(max_total: usize, per_user: usize) -> Shared {
     let mut c = Credentials::new();
     c.add_user("alice", REALM, "pw");
     c.add_user("bob", REALM, "pw");
     c.add_secret("old-secret").unwrap();
     c.add_secret("s3cret").unwrap();
-    Arc::new(Shared::new(
+    Shared::new(
         c,
         Nonces::new([9; 32], 600),
         Quotas::new(max_total, per_user),
-    ))
+    )
 }
 
 impl Harness {
@@ -542,13 +546,38 @@ fn bandwidth_caps_drop_and_refill() {
     assert_eq!(h.relay.stats().drops[DropReason::Bandwidth.index()], 4);
     h.now += Duration::from_secs(1);
     assert!(h.send(&cd).unwrap().is_some(), "the bucket refills");
-    // The server-wide cap applies across allocations too.
-    let mut t = Harness::with(shared(10, 10), |c| c.bps_total = 320);
-    t.allocate();
-    t.channel_bind(0x4000, PEER.parse().unwrap());
-    assert!(t.send(&cd).unwrap().is_some());
-    assert!(t.send(&cd).unwrap().is_some());
-    assert_eq!(t.send(&cd), Err(DropReason::Bandwidth));
+}
+
+/// The server-wide cap is one budget for every core (UDP workers and each
+/// TCP/TLS connection run their own), not a budget per core.
+#[test]
+fn server_wide_cap_is_shared_by_all_cores() {
+    let s = Arc::new(state(10, 10).with_bps_total(480));
+    let mut cores: Vec<Harness> = (0..3)
+        .map(|i| {
+            let mut h = Harness::with(s.clone(), |_| {});
+            h.client.remote = SocketAddr::new(h.client.remote.ip(), 6000 + i);
+            h.allocate();
+            h.channel_bind(0x4000, PEER.parse().unwrap());
+            h
+        })
+        .collect();
+    let mut cd = vec![0x40, 0x00, 0x00, 160];
+    cd.extend_from_slice(&[0u8; 160]);
+    let passed: Vec<bool> = cores
+        .iter_mut()
+        .flat_map(|h| [h.send(&cd), h.send(&cd)])
+        .map(|r| r.is_ok_and(|f| f.is_some()))
+        .collect();
+    assert_eq!(
+        passed.iter().filter(|p| **p).count(),
+        3,
+        "480 bytes/s carry three 160-byte payloads across all cores: {passed:?}"
+    );
+    for h in &mut cores {
+        h.now += Duration::from_secs(1);
+    }
+    assert!(cores[2].send(&cd).unwrap().is_some(), "the budget refills");
 }
 
 /// The in-place Data indication is byte for byte what the STUN builder
