@@ -33,6 +33,7 @@ pub struct Publisher {
     auth_failures: Counter,
     denied_peers: Counter,
     created: Counter,
+    closed: Counter,
     drops: Vec<Counter>,
     allocations: Gauge,
 }
@@ -56,6 +57,7 @@ impl Publisher {
             auth_failures: counter!("turn_auth_failures_total"),
             denied_peers: counter!("turn_denied_peers_total"),
             created: counter!("turn_allocations_created_total"),
+            closed: counter!("turn_allocations_closed_total"),
             drops: DropReason::ALL
                 .iter()
                 .map(|r| counter!("turn_drops_total", "reason" => r.label()))
@@ -78,6 +80,8 @@ impl Publisher {
             .increment(s.denied_peers - self.last.denied_peers);
         self.created
             .increment(s.allocations_created - self.last.allocations_created);
+        self.closed
+            .increment(s.allocations_closed - self.last.allocations_closed);
         for (i, c) in self.drops.iter().enumerate() {
             c.increment(s.drops[i] - self.last.drops[i]);
         }
@@ -90,5 +94,28 @@ impl Publisher {
     /// Counts a datagram the driver could not send (socket buffer full).
     pub fn send_dropped(&self) {
         counter!("turn_drops_total", "reason" => "send_failed").increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_stats_counter_is_exported() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            let mut p = Publisher::new();
+            let s = Stats {
+                allocations_created: 3,
+                allocations_closed: 2,
+                ..Stats::default()
+            };
+            p.publish(&s, 1);
+        });
+        let text = handle.render();
+        assert!(text.contains("turn_allocations_created_total 3"), "{text}");
+        assert!(text.contains("turn_allocations_closed_total 2"), "{text}");
     }
 }
