@@ -38,10 +38,28 @@ pub enum ConfigError {
         /// Where it came from: the setting, and the entry or line.
         setting: String,
     },
+    /// A number outside what the setting can mean.
+    #[error("{setting} = {value}: must be {expected}")]
+    OutOfRange {
+        /// The setting (its TOML key).
+        setting: &'static str,
+        /// The value given.
+        value: u64,
+        /// What is accepted.
+        expected: &'static str,
+    },
     /// A setting is inconsistent.
     #[error("{0}")]
     Invalid(String),
 }
+
+/// The smallest bandwidth cap, bytes per second: one 1500-byte packet.
+/// A bucket holds one second of its rate, so a packet larger than the cap
+/// could never pass; a lower cap would silently drop everything.
+pub const MIN_BPS: u64 = 1500;
+/// Nonce lifetimes accepted, in seconds: shorter ones make clients loop on
+/// 438 Stale Nonce; longer ones defeat the point of expiring them.
+pub const NONCE_LIFETIME_S: std::ops::RangeInclusive<u64> = 30..=86_400;
 
 /// Secrets shorter than this are accepted (coturn deployments may have
 /// them) but logged as weak: they can be brute-forced from one
@@ -132,23 +150,24 @@ pub struct Options {
     #[arg(long, env = "SOTTO_RELAY_ALLOW_LOOPBACK_PEERS", num_args = 0..=1, default_missing_value = "true")]
     #[serde(default)]
     pub allow_loopback_peers: Option<bool>,
-    /// Total allocations (default 100000).
+    /// Total allocations (default 100000; 0 = unlimited).
     #[arg(long, env = "SOTTO_RELAY_MAX_ALLOCATIONS")]
     pub max_allocations: Option<usize>,
     /// Allocations per username (default 100; 0 = unlimited).
     #[arg(long, env = "SOTTO_RELAY_MAX_ALLOCATIONS_PER_USER")]
     pub max_allocations_per_user: Option<usize>,
-    /// Bytes per second per allocation (default 0 = no cap).
+    /// Bytes per second per allocation (default 0 = no cap; else >= 1500).
     #[arg(long, env = "SOTTO_RELAY_BPS_PER_ALLOCATION")]
     pub bps_per_allocation: Option<u64>,
     /// Bytes per second for the whole server, one budget for UDP, TCP and
-    /// TLS allocations together (default 0 = no cap).
+    /// TLS allocations together (default 0 = no cap; else >= 1500).
     #[arg(long, env = "SOTTO_RELAY_BPS_TOTAL")]
     pub bps_total: Option<u64>,
-    /// Unauthenticated requests per second per source IP (default 50).
+    /// Unauthenticated requests per second per source IP (default 50;
+    /// 0 = no limit, for benchmarks only).
     #[arg(long, env = "SOTTO_RELAY_UNAUTH_RATE")]
     pub unauth_rate: Option<u32>,
-    /// Nonce lifetime in seconds (default 600).
+    /// Nonce lifetime in seconds (default 600; 30..=86400).
     #[arg(long, env = "SOTTO_RELAY_NONCE_LIFETIME")]
     pub nonce_lifetime: Option<u64>,
     /// Prometheus endpoint, e.g. 127.0.0.1:9641.
@@ -272,6 +291,36 @@ impl Options {
             .as_deref()
             .map(DatabaseUrl::parse)
             .transpose()?;
+        let out_of_range = |setting, value, expected| {
+            Err(ConfigError::OutOfRange {
+                setting,
+                value,
+                expected,
+            })
+        };
+        let bps_per_allocation = self.bps_per_allocation.unwrap_or(0);
+        let bps_total = self.bps_total.unwrap_or(0);
+        for (setting, bps) in [
+            ("bps_per_allocation", bps_per_allocation),
+            ("bps_total", bps_total),
+        ] {
+            if bps != 0 && bps < MIN_BPS {
+                return out_of_range(setting, bps, "0 (no cap) or at least 1500 bytes/s");
+            }
+        }
+        let nonce_lifetime = self.nonce_lifetime.unwrap_or(600);
+        if !NONCE_LIFETIME_S.contains(&nonce_lifetime) {
+            return out_of_range("nonce_lifetime", nonce_lifetime, "30..=86400 seconds");
+        }
+        let max_allocations = self.max_allocations.unwrap_or(100_000);
+        let unauth_rate = self.unauth_rate.unwrap_or(50);
+        // 0 means "no limit" for every cap; say so where it weakens defences.
+        if max_allocations == 0 {
+            tracing::warn!("max_allocations = 0: no limit on allocations");
+        }
+        if unauth_rate == 0 {
+            tracing::warn!("unauth_rate = 0: unauthenticated requests are not rate limited");
+        }
         let workers = self
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -294,12 +343,12 @@ impl Options {
             auth_secrets_file: self.auth_secrets_file,
             auth_database,
             policy,
-            max_allocations: self.max_allocations.unwrap_or(100_000),
+            max_allocations,
             max_allocations_per_user: self.max_allocations_per_user.unwrap_or(100),
-            bps_per_allocation: self.bps_per_allocation.unwrap_or(0),
-            bps_total: self.bps_total.unwrap_or(0),
-            unauth_rate: self.unauth_rate.unwrap_or(50),
-            nonce_lifetime: Duration::from_secs(self.nonce_lifetime.unwrap_or(600)),
+            bps_per_allocation,
+            bps_total,
+            unauth_rate,
+            nonce_lifetime: Duration::from_secs(nonce_lifetime),
             metrics_listen: self.metrics_listen,
         })
     }
@@ -508,6 +557,58 @@ mod tests {
             ..Options::default()
         };
         assert!(db.resolve().is_err(), "only sqlite: and postgres: URLs");
+    }
+
+    #[test]
+    fn values_that_would_change_meaning_are_errors() {
+        let base = || Options {
+            listen: vec!["127.0.0.1:3478".parse().unwrap()],
+            auth_secrets: vec!["a-long-enough-secret".into()],
+            workers: Some(4),
+            ..Options::default()
+        };
+        let refused = |o: Options, setting: &str| match o.resolve() {
+            Err(ConfigError::OutOfRange { setting: s, .. }) => assert_eq!(s, setting),
+            other => panic!("{setting}: {other:?}"),
+        };
+        for n in [0, 29, 86_401] {
+            let o = Options {
+                nonce_lifetime: Some(n),
+                ..base()
+            };
+            refused(o, "nonce_lifetime");
+        }
+        for bps in [1, MIN_BPS - 1] {
+            let o = Options {
+                bps_per_allocation: Some(bps),
+                ..base()
+            };
+            refused(o, "bps_per_allocation");
+            let o = Options {
+                bps_total: Some(bps),
+                ..base()
+            };
+            refused(o, "bps_total");
+        }
+        // A small server-wide cap is one budget, not divided per worker.
+        let s = Options {
+            bps_total: Some(MIN_BPS),
+            nonce_lifetime: Some(30),
+            ..base()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(s.bps_total, MIN_BPS);
+        // 0 is "no limit" for every cap, as documented.
+        let s = Options {
+            max_allocations: Some(0),
+            unauth_rate: Some(0),
+            bps_total: Some(0),
+            ..base()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!((s.max_allocations, s.unauth_rate, s.bps_total), (0, 0, 0));
     }
 
     #[tokio::test]

@@ -106,6 +106,26 @@ fn check_config_refuses_empty_secrets() {
     }
 }
 
+/// Values that would silently mean something else (every nonce stale, a
+/// cap that drops every packet) fail the check with the setting named.
+#[test]
+fn check_config_refuses_values_that_change_meaning() {
+    for (flag, value, setting) in [
+        ("--nonce-lifetime", "0", "nonce_lifetime"),
+        ("--bps-per-allocation", "1", "bps_per_allocation"),
+        ("--bps-total", "2", "bps_total"),
+    ] {
+        let out = relay_cmd()
+            .args(["--check-config", "--listen", "127.0.0.1:3478"])
+            .args(["--auth-secret", "a-long-enough-secret", flag, value])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flag} {value} passed");
+        assert!(stderr.contains(setting), "{flag} {value}: {stderr}");
+    }
+}
+
 #[test]
 fn sighup_reloads_credentials_and_sigterm_stops() {
     let dir = TempDir::new("reload");
