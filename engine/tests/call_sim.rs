@@ -438,6 +438,16 @@ fn settings_out_of_range_are_refused_when_the_call_is_made() {
         (with(|c| c.stats_interval = Duration::ZERO), |e| {
             matches!(e, ConfigError::Zero("stats_interval"))
         }),
+        // A zero timeout would end the call at its first turn.
+        (with(|c| c.ring_timeout = Duration::ZERO), |e| {
+            matches!(e, ConfigError::Zero("ring_timeout"))
+        }),
+        (with(|c| c.setup_timeout = Duration::ZERO), |e| {
+            matches!(e, ConfigError::Zero("setup_timeout"))
+        }),
+        (with(|c| c.media_timeout = Duration::ZERO), |e| {
+            matches!(e, ConfigError::Zero("media_timeout"))
+        }),
     ] {
         for e in [
             Call::outgoing(now, bad.clone()).unwrap_err(),
@@ -453,25 +463,62 @@ fn settings_out_of_range_are_refused_when_the_call_is_made() {
     }
 }
 
+/// 120 s of a link with a 30 ms delay that carries nothing sent in `out`.
+fn outage(out: std::ops::Range<Duration>) -> Network {
+    let deliveries: Vec<_> = (0..12_000u64)
+        .map(|i| {
+            let send = Duration::from_millis(10 * i);
+            sotto_jitter::link::Delivery {
+                seq: i,
+                send,
+                arrival: (!out.contains(&send)).then(|| send + Duration::from_millis(30)),
+            }
+        })
+        .collect();
+    Network::symmetric(LinkSchedule::from_deliveries(&deliveries))
+}
+
+#[test]
+fn a_peer_that_vanishes_after_secure_ends_the_call_by_media_timeout() {
+    let cfg = || CallConfig {
+        media_timeout: Duration::from_secs(10),
+        ..CallConfig::default()
+    };
+    let mut sim = connected_over(cfg(), cfg(), outage(Duration::from_secs(5)..Duration::MAX));
+    // Both muted: DTX and RTCP alone keep a silent call up.
+    sim.peer_mut(Side::A).call.set_muted(true);
+    sim.peer_mut(Side::B).call.set_muted(true);
+    sim.run_until(Duration::from_millis(4_900), |_| false);
+    assert!(!sim.peer(Side::A).call.is_ended() && !sim.peer(Side::B).call.is_ended());
+    // Then the network is gone for good, and neither side hangs up.
+    assert!(
+        sim.run_until(Duration::from_secs(30), |s| ended(s, Side::A).is_some()
+            && ended(s, Side::B).is_some())
+    );
+    for side in [Side::A, Side::B] {
+        assert_eq!(ended(&sim, side), Some(EndReason::MediaTimeout), "{side:?}");
+    }
+    // Not before the timeout after the last packet: DTX sends one at
+    // least every 400 ms, so the last one came after 4.6 s.
+    assert!(
+        sim.elapsed() >= Duration::from_millis(14_600),
+        "{:?}",
+        sim.elapsed()
+    );
+    assert!(
+        sim.elapsed() <= Duration::from_millis(15_100),
+        "{:?}",
+        sim.elapsed()
+    );
+}
+
 #[test]
 fn media_resumes_after_a_long_outage_through_an_ice_restart() {
     // 20 s of network, then 25.3 s of nothing: consent was last
     // refreshed at 15 s, so it is lost at 45 s; the caller's ICE restarts
     // through the calls' signalling, and its checks get through once the
     // network is back (the restart's checks only run for about 0.5 s).
-    let slots = 120_000 / 10;
-    let deliveries: Vec<_> = (0..slots)
-        .map(|i| {
-            let send = Duration::from_millis(10 * i as u64);
-            let out = (2_000..4_530).contains(&i);
-            sotto_jitter::link::Delivery {
-                seq: i as u64,
-                send,
-                arrival: (!out).then(|| send + Duration::from_millis(30)),
-            }
-        })
-        .collect();
-    let net = Network::symmetric(LinkSchedule::from_deliveries(&deliveries));
+    let net = outage(Duration::from_secs(20)..Duration::from_millis(45_300));
     let mut sim = Sim::new(
         Instant::now(),
         CallConfig::default(),

@@ -145,6 +145,9 @@ typedef enum SottoEndReason {
   SOTTO_END_REASON_CONNECTION_FAILED = 10,
   // Not secure within the setup timeout.
   SOTTO_END_REASON_SETUP_TIMEOUT = 11,
+  // Secure, then nothing from the peer for the media timeout (it
+  // vanished without hanging up).
+  SOTTO_END_REASON_MEDIA_TIMEOUT = 12,
 } SottoEndReason;
 
 // One call. Opaque to C.
@@ -198,6 +201,10 @@ typedef struct SottoCallConfig {
   // twice as fast, and only what is more than 3 s behind is dropped:
   // less speech lost, but the call is live later.
   uint32_t jitter_outage_hold_ms;
+  // How long a Secure call goes without one packet from the peer before
+  // it ends with `SOTTO_END_REASON_MEDIA_TIMEOUT`, ms (0: 30 s): a peer
+  // that lost power or network never hangs up.
+  uint32_t media_timeout_ms;
 } SottoCallConfig;
 
 // Receives one outgoing signalling message: `json` is NUL-terminated

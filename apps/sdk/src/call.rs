@@ -108,6 +108,10 @@ pub struct SottoCallConfig {
     /// twice as fast, and only what is more than 3 s behind is dropped:
     /// less speech lost, but the call is live later.
     pub jitter_outage_hold_ms: u32,
+    /// How long a Secure call goes without one packet from the peer before
+    /// it ends with `SOTTO_END_REASON_MEDIA_TIMEOUT`, ms (0: 30 s): a peer
+    /// that lost power or network never hangs up.
+    pub media_timeout_ms: u32,
 }
 
 /// One call. Opaque to C.
@@ -322,6 +326,7 @@ fn setup(c: &SottoCallConfig) -> Result<Setup, Error> {
         relay_only: c.relay_only,
         ring_timeout: ms(c.ring_timeout_ms, d.ring_timeout),
         setup_timeout: ms(c.setup_timeout_ms, d.setup_timeout),
+        media_timeout: ms(c.media_timeout_ms, d.media_timeout),
         stats_interval: ms(c.stats_interval_ms, d.stats_interval),
         audio,
         ..d
@@ -357,6 +362,7 @@ pub unsafe extern "C" fn sotto_call_config_default(out: *mut SottoCallConfig) ->
             jitter_min_target_ms: 0,
             jitter_max_target_ms: 0,
             jitter_outage_hold_ms: 0,
+            media_timeout_ms: 0,
         };
         // SAFETY: non-null and writable by contract.
         unsafe { out.write(c) };

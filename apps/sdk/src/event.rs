@@ -79,6 +79,9 @@ pub enum SottoEndReason {
     ConnectionFailed = 10,
     /// Not secure within the setup timeout.
     SetupTimeout = 11,
+    /// Secure, then nothing from the peer for the media timeout (it
+    /// vanished without hanging up).
+    MediaTimeout = 12,
 }
 
 /// A few statistics as numbers (all of them, with W3C names, are in `stats_json`).
@@ -166,6 +169,7 @@ fn end_reason(r: EndReason) -> SottoEndReason {
         EndReason::NoSrtpProfile => SottoEndReason::NoSrtpProfile,
         EndReason::ConnectionFailed => SottoEndReason::ConnectionFailed,
         EndReason::SetupTimeout => SottoEndReason::SetupTimeout,
+        EndReason::MediaTimeout => SottoEndReason::MediaTimeout,
     }
 }
 

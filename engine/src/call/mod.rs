@@ -85,6 +85,11 @@ pub struct CallConfig {
     pub ring_timeout: Duration,
     /// How long from answer to Secure before giving up.
     pub setup_timeout: Duration,
+    /// How long a Secure call goes without one authenticated RTP or RTCP
+    /// packet from the peer before it ends ([`EndReason::MediaTimeout`]):
+    /// a peer that lost power or network never hangs up. A live peer sends
+    /// even in silence (DTX comfort noise, RTCP reports).
+    pub media_timeout: Duration,
     /// Shortest RTCP report interval (RFC 3550: 5 s); each report is
     /// scheduled at a randomised multiple of the bandwidth-based interval
     /// (RFC 3550 §6.3), never below this.
@@ -96,8 +101,14 @@ pub struct CallConfig {
 impl CallConfig {
     /// Checks the settings: a call is made only from a config that passes.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.stats_interval.is_zero() {
-            return Err(ConfigError::Zero("stats_interval"));
+        let intervals = [
+            ("ring_timeout", self.ring_timeout),
+            ("setup_timeout", self.setup_timeout),
+            ("media_timeout", self.media_timeout),
+            ("stats_interval", self.stats_interval),
+        ];
+        if let Some((name, _)) = intervals.iter().find(|(_, d)| d.is_zero()) {
+            return Err(ConfigError::Zero(name));
         }
         self.audio.validate()?;
         Ok(())
@@ -113,6 +124,7 @@ impl Default for CallConfig {
             relay_only: false,
             ring_timeout: Duration::from_secs(60),
             setup_timeout: Duration::from_secs(30),
+            media_timeout: Duration::from_secs(30),
             rtcp_interval: crate::rtp::RTCP_INTERVAL,
             stats_interval: Duration::from_secs(1),
         }
@@ -177,6 +189,9 @@ pub enum EndReason {
     ConnectionFailed,
     /// Not secure within the setup timeout.
     SetupTimeout,
+    /// Secure, then nothing authenticated from the peer for the media
+    /// timeout: it vanished without hanging up.
+    MediaTimeout,
 }
 
 /// What the application should know.
@@ -235,8 +250,8 @@ pub enum ConfigError {
     /// The codec or jitter buffer settings are out of range.
     #[error("audio: {0}")]
     Audio(#[from] MediaError),
-    /// An interval that must be longer than zero (a zero one would make
-    /// the call's timer due at every turn).
+    /// A timeout or interval that must be longer than zero (a zero one
+    /// would end the call at once, or make its timer due at every turn).
     #[error("{0} must be longer than zero")]
     Zero(&'static str),
 }
@@ -278,6 +293,8 @@ pub struct Call {
     path: Option<SelectedPath>,
     media: Option<Media>,
     muted: bool,
+    /// When the call ends unless something happens first: no answer, not
+    /// Secure, or (once Secure) nothing from the peer.
     deadline: Option<Instant>,
     next_stats: Option<Instant>,
     ntp_anchor: (Instant, u64),
@@ -481,7 +498,7 @@ impl Call {
         }
     }
 
-    /// Advances timers: ring and setup timeouts, ZRTP retransmissions,
+    /// Advances timers: ring, setup and media timeouts, ZRTP retransmissions,
     /// RTCP reports and statistics.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.state == State::Ended {
@@ -490,6 +507,7 @@ impl Call {
         if self.deadline.is_some_and(|d| d <= now) {
             self.deadline = None;
             let reason = match self.state {
+                State::Answered if self.media.is_some() => EndReason::MediaTimeout,
                 State::Answered => EndReason::SetupTimeout,
                 _ => EndReason::NoAnswer,
             };
@@ -741,8 +759,11 @@ impl Call {
             }
             PacketKind::Rtp | PacketKind::Rtcp => {
                 if let Some(m) = self.media.as_mut() {
-                    // Rejections are counted (SRTP stats, packetsDiscarded).
-                    let _ = m.receive(now, d);
+                    // Rejections are counted (SRTP stats, packetsDiscarded);
+                    // only what authenticates shows that the peer is there.
+                    if m.receive(now, d).is_ok() {
+                        self.deadline = Some(now + self.cfg.media_timeout);
+                    }
                     self.flush_media();
                 }
             }
@@ -793,7 +814,7 @@ impl Call {
         ) {
             Ok(m) => {
                 self.media = Some(m);
-                self.deadline = None;
+                self.deadline = Some(now + self.cfg.media_timeout);
                 self.event(Event::SecureUp {
                     sas: info.sas.clone(),
                     algorithms: info.suite,

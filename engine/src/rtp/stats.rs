@@ -308,7 +308,10 @@ mod tests {
         for k in 0..32 {
             let ts0 = 0x7FFF_F800 + k * 128;
             let (j, j_ref) = alternating_delay_jitter(ts0);
-            assert!((j - j_ref).abs() <= 2.0, "ts0 {ts0:#x}: jitter {j} vs {j_ref}");
+            assert!(
+                (j - j_ref).abs() <= 2.0,
+                "ts0 {ts0:#x}: jitter {j} vs {j_ref}"
+            );
         }
     }
 
