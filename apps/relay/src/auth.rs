@@ -311,7 +311,7 @@ pub const NONCE_COOKIE: &str = "obMatJos2gAAA";
 /// Mints and checks stateless nonces: [`NONCE_COOKIE`] then
 /// `base64url(t || mac)`, where `t` (4 bytes) is seconds since the relay's
 /// epoch and `mac` (8 bytes) binds the cookie and `t` to the client IP.
-/// 29 characters: the 401 stays small (no amplification).
+/// 29 characters, so the 401 challenge stays small and of fixed size.
 #[derive(Clone)]
 pub struct Nonces {
     key: [u8; 32],

@@ -790,8 +790,11 @@ impl Relay {
         }
     }
 
-    /// An unauthenticated error answer: small, and with FINGERPRINT only if
-    /// the request had one, so it is never much larger than the request.
+    /// An unauthenticated error answer, with FINGERPRINT only if the
+    /// request had one. Its size is fixed (about 90 bytes with a 401
+    /// challenge and a short realm), not proportional to the request: a
+    /// bare 20-byte request gets over 4x back, so reflection is bounded by
+    /// the per-IP rate limit ([`Config::unauth_per_ip_per_s`]).
     fn reply_plain(
         &mut self,
         now: Instant,
@@ -931,14 +934,24 @@ impl Relay {
         Ok(index)
     }
 
-    fn lifetime(&self, now: Instant, msg: &Message<'_>, auth: &Auth<'_>) -> Duration {
+    /// The lifetime to grant: the one asked for, clamped to
+    /// default..=max and to REST credential expiry. A LIFETIME of 0 means
+    /// "delete" in a Refresh (`zero_deletes`); in an Allocate it is just
+    /// below the minimum, so the default applies (RFC 8656 §7.2).
+    fn lifetime(
+        &self,
+        now: Instant,
+        msg: &Message<'_>,
+        auth: &Auth<'_>,
+        zero_deletes: bool,
+    ) -> Duration {
         let asked = msg
             .get_u32(attr::LIFETIME)
             .ok()
             .flatten()
             .map(|s| Duration::from_secs(u64::from(s)));
         let mut life = match asked {
-            Some(d) if d.is_zero() => return d,
+            Some(d) if d.is_zero() && zero_deletes => return d,
             Some(d) => d.clamp(self.config.default_lifetime, self.config.max_lifetime),
             None => self.config.default_lifetime,
         };
@@ -1014,10 +1027,8 @@ impl Relay {
             _ => Reservation::None,
         };
         let even_port = even.is_some();
-        let life = self.lifetime(now, msg, auth);
-        if life.is_zero() {
-            return Err(error(msg, (400, "Bad Request")));
-        }
+        // Never zero: expired REST credentials fail authentication.
+        let life = self.lifetime(now, msg, auth, false);
         if !self.shared.quotas.acquire(auth.username) {
             return Err(error(msg, (486, "Allocation Quota Reached")));
         }
@@ -1093,7 +1104,7 @@ impl Relay {
         auth: &Auth<'_>,
     ) -> Result<Option<Builder>, Builder> {
         let index = self.own_allocation(client, msg, auth)?;
-        let life = self.lifetime(now, msg, auth);
+        let life = self.lifetime(now, msg, auth, true);
         if life.is_zero() {
             self.remove(index);
         } else {

@@ -386,24 +386,51 @@ fn rest_old_secret_still_works_during_rotation() {
 }
 
 #[test]
-fn unauthenticated_answers_are_small_and_rate_limited() {
+fn allocate_with_lifetime_zero_gets_the_default() {
+    let mut h = Harness::new();
+    h.request(method::ALLOCATE, false, |_| {});
+    let ok = h.request(method::ALLOCATE, true, |b| {
+        b.u32(attr::REQUESTED_TRANSPORT, 17 << 24)
+            .u32(attr::LIFETIME, 0);
+    });
+    assert_eq!(
+        code(&ok),
+        None,
+        "RFC 8656 §7.2: below the minimum, use the default"
+    );
+    let m = Message::parse(&ok).unwrap();
+    assert_eq!(m.get_u32(attr::LIFETIME).unwrap(), Some(600));
+    assert_eq!(h.relay.allocations(), 1);
+}
+
+/// The 401 challenge has a fixed size whatever the request's: ERROR-CODE,
+/// REALM, a 29-byte nonce and PASSWORD-ALGORITHMS (RFC 8489 §9.2). For the
+/// smallest request (a bare 20-byte header) that is more than 4x, so what
+/// bounds reflection is its fixed size and the per-IP rate limit, not a
+/// ratio to the request.
+#[test]
+fn unauthenticated_answers_have_a_fixed_size_and_are_rate_limited() {
     let mut h = Harness::with(shared(10, 10), |c| c.unauth_per_ip_per_s = 5);
-    // A minimal Allocate: header + REQUESTED-TRANSPORT = 28 bytes.
-    let mut b = Builder::new(method::ALLOCATE, Class::Request, [1; 12]);
+    let bare = Builder::new(method::ALLOCATE, Class::Request, [1; 12]).finish();
+    assert_eq!(bare.len(), stun::HEADER_LEN);
+    let mut b = Builder::new(method::ALLOCATE, Class::Request, [2; 12]);
     b.u32(attr::REQUESTED_TRANSPORT, 17 << 24);
     let req = b.finish();
-    assert_eq!(req.len(), 28);
-    let mut answered = 0;
-    for _ in 0..20 {
+    let padded = |n: usize| 4 + n.div_ceil(4) * 4;
+    let challenge = stun::HEADER_LEN
+        + padded(4) // ERROR-CODE 401, empty reason
+        + padded(REALM.len())
+        + padded(crate::auth::NONCE_COOKIE.len() + 16)
+        + padded(8); // PASSWORD-ALGORITHMS: MD5, SHA-256
+    for r in [&bare, &req] {
+        assert_eq!(h.send(r), Ok(None));
+        let t = h.relay.poll_transmit().unwrap();
+        assert_eq!(t.data.len(), challenge, "for a {}-byte request", r.len());
+    }
+    let mut answered = 2;
+    for _ in 0..18 {
         if h.send(&req).is_ok() {
-            let t = h.relay.poll_transmit().unwrap();
-            // RFC 8489 §9.2 grows the challenge (nonce cookie and
-            // PASSWORD-ALGORITHMS): 92 bytes here, still under 4x.
-            assert!(
-                t.data.len() <= 4 * req.len(),
-                "401 is {} bytes",
-                t.data.len()
-            );
+            h.relay.poll_transmit().unwrap();
             answered += 1;
         }
     }
