@@ -145,6 +145,15 @@ pub struct PushConfig {
     pub max_attempts: u32,
     /// First retry delay, milliseconds (doubles each time), 1 to 60000.
     pub retry_base_ms: u64,
+    /// Push endpoints a device may register, 1 to 100; more are refused
+    /// (409 `too_many_endpoints`) until dead ones are pruned.
+    pub max_endpoints_per_device: u32,
+    /// Hosts (names or IP literals, as written in endpoint URLs) that Web
+    /// Push and UnifiedPush endpoints may name although they are not public
+    /// `https:` hosts: plain `http:`, loopback and private addresses are
+    /// allowed for these only. Empty by default; e.g. `["127.0.0.1"]` for a
+    /// push distributor on this machine.
+    pub endpoint_allow_hosts: Vec<String>,
 }
 
 impl Default for PushConfig {
@@ -156,6 +165,8 @@ impl Default for PushConfig {
             fcm: None,
             max_attempts: 4,
             retry_base_ms: 250,
+            max_endpoints_per_device: 10,
+            endpoint_allow_hosts: Vec::new(),
         }
     }
 }
@@ -214,6 +225,11 @@ impl Config {
         in_range("turn.ttl_s", self.turn.ttl_s, 0..=2_592_000)?;
         in_range("push.max_attempts", self.push.max_attempts.into(), 1..=20)?;
         in_range("push.retry_base_ms", self.push.retry_base_ms, 1..=60_000)?;
+        in_range(
+            "push.max_endpoints_per_device",
+            self.push.max_endpoints_per_device.into(),
+            1..=100,
+        )?;
         Ok(())
     }
 }
@@ -226,7 +242,10 @@ mod tests {
     fn out_of_range_settings_are_refused_by_name() {
         assert_eq!(Config::default().validate(), Ok(()));
         type Breaks = fn(&mut Config);
-        let cases: [(&str, Breaks); 16] = [
+        let cases: [(&str, Breaks); 17] = [
+            ("push.max_endpoints_per_device", |c| {
+                c.push.max_endpoints_per_device = 0
+            }),
             ("ws_ping_interval_s", |c| c.ws_ping_interval_s = 0),
             ("ws_missed_pongs", |c| c.ws_missed_pongs = 0),
             ("ring_timeout_s", |c| c.ring_timeout_s = 0),

@@ -170,14 +170,19 @@ impl Store {
         .transpose()
     }
 
-    /// Adds or replaces a push endpoint of a device.
+    /// Adds or replaces a push endpoint of a device; false (and nothing
+    /// stored) when it is new and the device already has `max` others.
     pub async fn put_push_endpoint(
         &self,
         id: &DeviceId,
         ep: &PushEndpoint,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO push_endpoints (device_id, provider, endpoint, p256dh, auth) VALUES ($1, $2, $3, $4, $5) \
+        max: u32,
+    ) -> Result<bool, StoreError> {
+        // One statement, so the count and the insert see the same rows.
+        let done = sqlx::query(
+            "INSERT INTO push_endpoints (device_id, provider, endpoint, p256dh, auth) \
+             SELECT $1, $2, $3, $4, $5 \
+             WHERE (SELECT COUNT(*) FROM push_endpoints WHERE device_id = $1 AND endpoint <> $3) < $6 \
              ON CONFLICT (device_id, endpoint) DO UPDATE SET provider = excluded.provider, \
              p256dh = excluded.p256dh, auth = excluded.auth",
         )
@@ -186,9 +191,10 @@ impl Store {
         .bind(ep.endpoint.as_str())
         .bind(ep.p256dh.as_str())
         .bind(ep.auth.as_str())
+        .bind(i64::from(max))
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 
     /// The push endpoints of a device.
@@ -583,6 +589,28 @@ mod tests {
         // Expired messages are not delivered.
         assert!(store.fetch(&bob, 0, 10_000, 10).await.unwrap().is_empty());
         assert_eq!(store.withdraw_offers(&bob, "c1").await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn push_endpoints_are_capped_per_device() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let (d, e) = (DeviceId::new("d").unwrap(), DeviceId::new("e").unwrap());
+        let ep = |n: u32| PushEndpoint {
+            provider: "fcm".into(),
+            endpoint: format!("t{n}"),
+            p256dh: String::new(),
+            auth: String::new(),
+        };
+        for n in 0..3 {
+            assert!(store.put_push_endpoint(&d, &ep(n), 3).await.unwrap());
+        }
+        assert!(!store.put_push_endpoint(&d, &ep(3), 3).await.unwrap());
+        // Replacing one it has is not adding one; other devices are apart.
+        assert!(store.put_push_endpoint(&d, &ep(1), 3).await.unwrap());
+        assert!(store.put_push_endpoint(&e, &ep(3), 3).await.unwrap());
+        assert_eq!(store.push_endpoints(&d).await.unwrap().len(), 3);
+        store.remove_push_endpoint(&d, "t0").await.unwrap();
+        assert!(store.put_push_endpoint(&d, &ep(3), 3).await.unwrap());
     }
 
     #[tokio::test]

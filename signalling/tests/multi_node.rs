@@ -63,6 +63,16 @@ async fn postgres_store_and_two_nodes_over_redis() {
     );
     assert!(store.ack(&bob, &env.from, "m1").await.unwrap());
     assert_eq!(store.fetch(&bob, 0, unix_ms(), 10).await.unwrap().len(), 1);
+    // The per-device cap on push endpoints holds on PostgreSQL too.
+    let ep = |token: &str| sotto_signalling::store::PushEndpoint {
+        provider: "fcm".into(),
+        endpoint: token.into(),
+        p256dh: String::new(),
+        auth: String::new(),
+    };
+    assert!(store.put_push_endpoint(&bob, &ep("t0"), 1).await.unwrap());
+    assert!(!store.put_push_endpoint(&bob, &ep("t1"), 1).await.unwrap());
+    assert!(store.put_push_endpoint(&bob, &ep("t0"), 1).await.unwrap());
     store.close().await;
 
     // Two nodes, one database, Redis between them.

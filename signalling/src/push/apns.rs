@@ -37,6 +37,9 @@ impl Apns {
         // APNs speaks only HTTP/2.
         let http = reqwest::Client::builder()
             .http2_prior_knowledge()
+            // A push service has no reason to redirect; following one
+            // would let it point our requests anywhere.
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(std::time::Duration::from_secs(10))
             .build()?;
         Ok(Self {

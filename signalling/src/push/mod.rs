@@ -9,6 +9,7 @@ pub mod jwt;
 pub mod webpush;
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,127 @@ pub enum PushError {
     /// The provider's OAuth token endpoint failed.
     #[error("oauth: {0}")]
     OAuth(String),
+}
+
+/// Why a Web Push or UnifiedPush endpoint is refused: the server would
+/// otherwise POST wherever a device points it (SSRF).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum EndpointRefused {
+    /// Not an absolute URL with a host.
+    #[error("not a URL")]
+    NotUrl,
+    /// Not `https:` (plain `http:` only for allow-listed hosts).
+    #[error("not https")]
+    NotHttps,
+    /// A loopback, private, link-local or otherwise non-public address
+    /// (or `localhost`) that is not allow-listed.
+    #[error("not a public host")]
+    NotPublic,
+}
+
+/// Whether `host` is in the operator's allow list (`push.endpoint_allow_hosts`).
+fn allow_listed(host: &str, allow_hosts: &[String]) -> bool {
+    allow_hosts.iter().any(|a| a.eq_ignore_ascii_case(host))
+}
+
+/// Checks a push endpoint URL: `https:` to a public host, unless its host
+/// is allow-listed (then `http:` and private addresses are fine). Names
+/// are checked again when resolved ([`PublicResolver`]).
+pub fn check_endpoint(endpoint: &str, allow_hosts: &[String]) -> Result<(), EndpointRefused> {
+    let url = reqwest::Url::parse(endpoint).map_err(|_| EndpointRefused::NotUrl)?;
+    // IPv6 literals come in brackets; they are listed and parsed without.
+    let host = url.host_str().ok_or(EndpointRefused::NotUrl)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if allow_listed(host, allow_hosts) {
+        return match url.scheme() {
+            "https" | "http" => Ok(()),
+            _ => Err(EndpointRefused::NotHttps),
+        };
+    }
+    if url.scheme() != "https" {
+        return Err(EndpointRefused::NotHttps);
+    }
+    let public = match host.parse::<IpAddr>() {
+        Ok(ip) => is_public(ip),
+        Err(_) => {
+            let d = host.trim_end_matches('.').to_ascii_lowercase();
+            d != "localhost" && !d.ends_with(".localhost")
+        }
+    };
+    if public {
+        Ok(())
+    } else {
+        Err(EndpointRefused::NotPublic)
+    }
+}
+
+/// Whether `ip` is a globally routable unicast address.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || a >= 240
+                || (a == 100 && (64..128).contains(&b)) // shared (CGNAT)
+                || (a == 192 && b == 0 && c == 0)
+                || (a == 198 && (18..20).contains(&b)))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00 // unique local
+                || (first & 0xffc0) == 0xfe80 // link-local
+                || first == 0x2001 && v6.segments()[1] == 0x0db8) // documentation
+        }
+    }
+}
+
+/// A resolver for push requests that drops non-public addresses of names
+/// that are not allow-listed, so a public name pointed at an internal
+/// address (or re-pointed after registration) reaches nothing.
+#[derive(Debug, Clone)]
+pub struct PublicResolver {
+    allow_hosts: Arc<[String]>,
+}
+
+impl PublicResolver {
+    /// A resolver allowing any address for the names in `allow_hosts`.
+    pub fn new(allow_hosts: &[String]) -> Self {
+        Self {
+            allow_hosts: allow_hosts.into(),
+        }
+    }
+}
+
+impl reqwest::dns::Resolve for PublicResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow_hosts = self.allow_hosts.clone();
+        Box::pin(async move {
+            let host = name.as_str();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, 0)).await?.collect();
+            let any = allow_listed(host, &allow_hosts);
+            let addrs: Vec<SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| any || is_public(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(Box::new(EndpointRefused::NotPublic) as _);
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
 }
 
 /// Why a device is being pushed.

@@ -94,16 +94,26 @@ pub struct WebPush {
     vapid: JwtKey,
     subject: String,
     http: reqwest::Client,
+    allow_hosts: Vec<String>,
 }
 
 impl WebPush {
     /// A sender signing with `vapid` (P-256) and naming `subject`
     /// (`mailto:` or `https:` contact, RFC 8292 §2.1).
-    pub fn new(vapid: JwtKey, subject: String, http: reqwest::Client) -> Self {
+    /// Endpoints must pass [`super::check_endpoint`] with `allow_hosts`;
+    /// give it an `http` client that resolves with [`super::PublicResolver`]
+    /// and follows no redirects.
+    pub fn new(
+        vapid: JwtKey,
+        subject: String,
+        http: reqwest::Client,
+        allow_hosts: Vec<String>,
+    ) -> Self {
         Self {
             vapid,
             subject,
             http,
+            allow_hosts,
         }
     }
 
@@ -124,6 +134,10 @@ impl WebPush {
 
     /// One delivery attempt.
     pub async fn send(&self, ep: &PushEndpoint, msg: &PushMessage, now_s: u64) -> Attempt {
+        // Stored before the checks existed, or the allow list changed.
+        if super::check_endpoint(&ep.endpoint, &self.allow_hosts).is_err() {
+            return Attempt::Gone;
+        }
         let (Some(p256dh), Some(auth)) = (unb64(&ep.p256dh), unb64(&ep.auth)) else {
             return Attempt::Gone;
         };

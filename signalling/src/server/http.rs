@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use super::AppState;
 use crate::auth::{self, SessionAnswer};
 use crate::protocol::DeviceId;
+use crate::push::{EndpointRefused, check_endpoint};
 use crate::seal::{DevicePublic, verify_b64};
 use crate::store::PushEndpoint;
 use crate::util::{random_token, unix_ms};
@@ -27,6 +28,7 @@ pub(crate) enum ApiError {
     BadRequest(&'static str),
     Unauthorized,
     NotFound,
+    Conflict(&'static str),
     RateLimited,
     Internal,
 }
@@ -37,6 +39,7 @@ impl IntoResponse for ApiError {
             Self::BadRequest(c) => (StatusCode::BAD_REQUEST, c),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Conflict(c) => (StatusCode::CONFLICT, c),
             Self::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
@@ -230,7 +233,10 @@ pub(crate) struct PushReq {
     auth: String,
 }
 
-/// `PUT /v1/push`: adds a push endpoint to the caller's own device.
+/// `PUT /v1/push`: adds a push endpoint to the caller's own device. Web
+/// Push endpoints must be public `https:` URLs unless their host is in
+/// `push.endpoint_allow_hosts` (400 `endpoint_not_allowed`); a device has
+/// at most `push.max_endpoints_per_device` (409 `too_many_endpoints`).
 pub(crate) async fn put_push(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -246,13 +252,19 @@ pub(crate) async fn put_push(
     }
     match req.provider.as_str() {
         "webpush" | "unifiedpush" => {
-            let url = reqwest::Url::parse(&req.endpoint)
-                .map_err(|_| ApiError::BadRequest("bad_endpoint"))?;
             let keys_ok = crate::util::unb64(&req.p256dh).is_some_and(|k| k.len() == 65)
                 && crate::util::unb64(&req.auth).is_some_and(|a| a.len() == 16);
-            if !matches!(url.scheme(), "https" | "http") || !keys_ok {
+            if !keys_ok {
                 return Err(ApiError::BadRequest("bad_endpoint"));
             }
+            check_endpoint(&req.endpoint, &state.config.push.endpoint_allow_hosts).map_err(
+                |e| match e {
+                    EndpointRefused::NotUrl => ApiError::BadRequest("bad_endpoint"),
+                    EndpointRefused::NotHttps | EndpointRefused::NotPublic => {
+                        ApiError::BadRequest("endpoint_not_allowed")
+                    }
+                },
+            )?;
         }
         "apns" | "fcm" => {}
         _ => return Err(ApiError::BadRequest("bad_provider")),
@@ -263,7 +275,10 @@ pub(crate) async fn put_push(
         p256dh: req.p256dh,
         auth: req.auth,
     };
-    state.store.put_push_endpoint(&device, &ep).await?;
+    let max = state.config.push.max_endpoints_per_device;
+    if !state.store.put_push_endpoint(&device, &ep, max).await? {
+        return Err(ApiError::Conflict("too_many_endpoints"));
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

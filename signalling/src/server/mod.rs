@@ -150,8 +150,18 @@ fn router(state: Arc<AppState>) -> Router {
 }
 
 async fn build_providers(config: &Config) -> anyhow::Result<Providers> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
+    // Push services have no reason to redirect; following one would let a
+    // device's endpoint send our requests anywhere.
+    let builder = || {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+    };
+    let http = builder().build().context("building the HTTP client")?;
+    let allow_hosts = &config.push.endpoint_allow_hosts;
+    // Endpoints come from devices: names resolve to public addresses only.
+    let device_http = builder()
+        .dns_resolver(Arc::new(crate::push::PublicResolver::new(allow_hosts)))
         .build()
         .context("building the HTTP client")?;
     let mut providers = Providers::default();
@@ -182,7 +192,8 @@ async fn build_providers(config: &Config) -> anyhow::Result<Providers> {
         providers.webpush = Some(crate::push::webpush::WebPush::new(
             key,
             config.push.vapid_subject.clone(),
-            http.clone(),
+            device_http,
+            allow_hosts.clone(),
         ));
     }
     if let Some(a) = &config.push.apns {

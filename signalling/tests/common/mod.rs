@@ -11,12 +11,15 @@ use sotto_signalling::protocol::Envelope;
 use sotto_signalling::seal::{CallPayload, DeviceIdentity};
 
 /// A single-node config on loopback with a SQLite file in `dir`.
+/// The test push services listen on loopback, so 127.0.0.1 is allow-listed.
 pub fn config(dir: &Path) -> Config {
-    Config {
+    let mut c = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         database_url: format!("sqlite://{}", dir.join("signald.db").display()),
         ..Config::default()
-    }
+    };
+    c.push.endpoint_allow_hosts = vec!["127.0.0.1".into()];
+    c
 }
 
 /// A registered device with a session token.

@@ -54,6 +54,10 @@ async fn handle(
     if let Some(ra) = answer.1 {
         h.insert("retry-after", ra.to_string().parse().unwrap());
     }
+    // A redirect points at another path of this sink.
+    if (300..400).contains(&answer.0) {
+        h.insert("location", "/redirected".parse().unwrap());
+    }
     (StatusCode::from_u16(answer.0).unwrap(), h, "")
 }
 
