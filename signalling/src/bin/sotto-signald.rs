@@ -36,7 +36,7 @@ struct Args {
     /// Redis URL for multi-node routing.
     #[arg(long, env = "SOTTO_SIGNALD_REDIS_URL")]
     redis_url: Option<String>,
-    /// Ring timeout (queued offer TTL), seconds.
+    /// Ring timeout (queued offer TTL), seconds, 1 to 300.
     #[arg(long, env = "SOTTO_SIGNALD_RING_TIMEOUT_S")]
     ring_timeout_s: Option<u64>,
     /// TURN shared secret.
