@@ -170,6 +170,18 @@ pub struct Options {
     /// Nonce lifetime in seconds (default 600; 30..=86400).
     #[arg(long, env = "SOTTO_RELAY_NONCE_LIFETIME")]
     pub nonce_lifetime: Option<u64>,
+    /// Concurrent TCP and TLS connections (default 10000; 0 = no limit).
+    #[arg(long, env = "SOTTO_RELAY_MAX_TCP_CONNECTIONS")]
+    pub max_tcp_connections: Option<usize>,
+    /// Concurrent TCP and TLS connections per source IP (default 64;
+    /// 0 = no limit).
+    #[arg(long, env = "SOTTO_RELAY_MAX_TCP_CONNECTIONS_PER_IP")]
+    pub max_tcp_connections_per_ip: Option<usize>,
+    /// Seconds a TCP/TLS connection may go without an allocation before it
+    /// is closed: after connecting, and after its allocation ends
+    /// (default 10; 1..=3600).
+    #[arg(long, env = "SOTTO_RELAY_TCP_ALLOCATE_TIMEOUT")]
+    pub tcp_allocate_timeout: Option<u64>,
     /// Prometheus endpoint, e.g. 127.0.0.1:9641.
     #[arg(long, env = "SOTTO_RELAY_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -215,6 +227,12 @@ impl Options {
             bps_total: pick(self.bps_total, over.bps_total),
             unauth_rate: pick(self.unauth_rate, over.unauth_rate),
             nonce_lifetime: pick(self.nonce_lifetime, over.nonce_lifetime),
+            max_tcp_connections: pick(self.max_tcp_connections, over.max_tcp_connections),
+            max_tcp_connections_per_ip: pick(
+                self.max_tcp_connections_per_ip,
+                over.max_tcp_connections_per_ip,
+            ),
+            tcp_allocate_timeout: pick(self.tcp_allocate_timeout, over.tcp_allocate_timeout),
             metrics_listen: pick(self.metrics_listen, over.metrics_listen),
         }
     }
@@ -312,6 +330,14 @@ impl Options {
         if !NONCE_LIFETIME_S.contains(&nonce_lifetime) {
             return out_of_range("nonce_lifetime", nonce_lifetime, "30..=86400 seconds");
         }
+        let tcp_allocate_timeout = self.tcp_allocate_timeout.unwrap_or(10);
+        if !(1..=3600).contains(&tcp_allocate_timeout) {
+            return out_of_range(
+                "tcp_allocate_timeout",
+                tcp_allocate_timeout,
+                "1..=3600 seconds",
+            );
+        }
         let max_allocations = self.max_allocations.unwrap_or(100_000);
         let unauth_rate = self.unauth_rate.unwrap_or(50);
         // 0 means "no limit" for every cap; say so where it weakens defences.
@@ -349,6 +375,9 @@ impl Options {
             bps_total,
             unauth_rate,
             nonce_lifetime: Duration::from_secs(nonce_lifetime),
+            max_tcp_connections: self.max_tcp_connections.unwrap_or(10_000),
+            max_tcp_connections_per_ip: self.max_tcp_connections_per_ip.unwrap_or(64),
+            tcp_allocate_timeout: Duration::from_secs(tcp_allocate_timeout),
             metrics_listen: self.metrics_listen,
         })
     }
@@ -399,6 +428,12 @@ pub struct Settings {
     pub unauth_rate: u32,
     /// Nonce lifetime.
     pub nonce_lifetime: Duration,
+    /// Concurrent TCP/TLS connections (0 = no limit).
+    pub max_tcp_connections: usize,
+    /// Concurrent TCP/TLS connections per source IP (0 = no limit).
+    pub max_tcp_connections_per_ip: usize,
+    /// How long a TCP/TLS connection may go without an allocation.
+    pub tcp_allocate_timeout: Duration,
     /// Prometheus endpoint.
     pub metrics_listen: Option<SocketAddr>,
 }
@@ -571,6 +606,13 @@ mod tests {
             Err(ConfigError::OutOfRange { setting: s, .. }) => assert_eq!(s, setting),
             other => panic!("{setting}: {other:?}"),
         };
+        for n in [0, 3601] {
+            let o = Options {
+                tcp_allocate_timeout: Some(n),
+                ..base()
+            };
+            refused(o, "tcp_allocate_timeout");
+        }
         for n in [0, 29, 86_401] {
             let o = Options {
                 nonce_lifetime: Some(n),

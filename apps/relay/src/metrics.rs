@@ -15,6 +15,12 @@ pub fn install(listen: SocketAddr) -> Result<(), metrics_exporter_prometheus::Bu
         .install()
 }
 
+/// Counts one drop in `turn_drops_total` under a driver's `reason` (core
+/// drops are published by [`Publisher`]).
+pub fn count_drop(reason: &'static str) {
+    counter!("turn_drops_total", "reason" => reason).increment(1);
+}
+
 /// Counts a credential reload (SIGHUP) that failed and kept the old
 /// credentials.
 pub fn reload_failed() {
@@ -93,7 +99,7 @@ impl Publisher {
 
     /// Counts a datagram the driver could not send (socket buffer full).
     pub fn send_dropped(&self) {
-        counter!("turn_drops_total", "reason" => "send_failed").increment(1);
+        count_drop("send_failed");
     }
 }
 

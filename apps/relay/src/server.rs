@@ -24,6 +24,8 @@ pub struct Ctx {
     pub shared: Arc<Shared>,
     /// Ports held for RESERVATION-TOKEN.
     pub reserved: Arc<ReservedSockets>,
+    /// Caps on TCP/TLS connections, shared by every TCP and TLS listener.
+    pub tcp_connections: Arc<tcp::ConnectionLimits>,
     epoch: Instant,
     unix_at_epoch: u64,
 }
@@ -78,11 +80,16 @@ impl Server {
             // One budget for UDP workers and every TCP/TLS connection.
             .with_bps_total(settings.bps_total),
         );
+        let tcp_connections = Arc::new(tcp::ConnectionLimits::new(
+            settings.max_tcp_connections,
+            settings.max_tcp_connections_per_ip,
+        ));
         let unix_at_epoch = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
         let ctx = Arc::new(Ctx {
             settings,
             shared,
             reserved: Arc::default(),
+            tcp_connections,
             epoch: Instant::now(),
             unix_at_epoch,
         });

@@ -4,9 +4,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::net::SocketAddr;
 
 use common::*;
 
@@ -256,34 +254,9 @@ fn long_term_udp_and_tcp_over_ipv6() {
     }
 }
 
-/// Fetches the Prometheus text until `pred` holds for it (metrics are
-/// published about once a second).
-fn metrics_until(addr: SocketAddr, pred: impl Fn(&str) -> bool) -> String {
-    let mut last = String::new();
-    for _ in 0..150 {
-        if let Ok(mut c) = TcpStream::connect(addr) {
-            let _ = c.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
-            last.clear();
-            let _ = c.read_to_string(&mut last);
-            if pred(&last) {
-                return last;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("metrics never matched; last scrape:\n{last}");
-}
-
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[test]
 fn wrong_password_and_denied_peer_are_refused_and_counted() {
-    let mport = free_tcp_port();
+    let mport = free_port();
     let maddr: SocketAddr = format!("127.0.0.1:{mport}").parse().unwrap();
     // Safe defaults: loopback peers are refused.
     let s = setup(&["--metrics-listen", &maddr.to_string()]);
@@ -338,7 +311,7 @@ fn wrong_password_and_denied_peer_are_refused_and_counted() {
 
 #[test]
 fn metrics_are_live_during_allocations() {
-    let mport = free_tcp_port();
+    let mport = free_port();
     let maddr: SocketAddr = format!("127.0.0.1:{mport}").parse().unwrap();
     let s = setup(&[
         "--allow-loopback-peers",
@@ -387,12 +360,4 @@ fn metrics_are_live_during_allocations() {
     );
     let _ = child.kill();
     let _ = child.wait();
-}
-
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

@@ -1,8 +1,8 @@
 //! Helpers for tests that run the real `sotto-relay` binary and coturn's tools.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, UdpSocket};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -203,4 +203,30 @@ pub fn signal(pid: u32, sig: &str) {
         .unwrap()
         .success();
     assert!(ok, "kill {sig} {pid}");
+}
+
+/// Fetches the Prometheus text until `pred` holds for it (metrics are
+/// published about once a second); gives up after about a minute.
+pub fn metrics_until(addr: SocketAddr, pred: impl Fn(&str) -> bool) -> String {
+    let mut last = String::new();
+    for _ in 0..300 {
+        if let Ok(mut c) = TcpStream::connect(addr) {
+            let _ = c.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
+            last.clear();
+            let _ = c.read_to_string(&mut last);
+            if pred(&last) {
+                return last;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("metrics never matched; last scrape:\n{last}");
+}
+
+/// The sum of every sample of `name` (a metric name, with labels if given).
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
