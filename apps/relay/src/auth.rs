@@ -434,6 +434,21 @@ pub struct Verified<'m> {
     pub expires_unix: Option<u64>,
 }
 
+impl<'m> Verified<'m> {
+    /// Whose allocation quota the request counts against. For TURN REST
+    /// credentials (`<expiry>:<user>`) it is the part after the first ':'
+    /// (the whole username if there is none), as coturn counts them with
+    /// `use-auth-secret`: each credential fetch mints a new expiry, so
+    /// keying on the whole username would give every fetch a fresh quota.
+    /// Static users are counted by their full name.
+    pub fn quota_user(&self) -> &'m str {
+        match (self.expires_unix, self.username.split_once(':')) {
+            (Some(_), Some((_, user))) => user,
+            _ => self.username,
+        }
+    }
+}
+
 /// Checks the long-term credentials of requests (RFC 8489 §9.2.4).
 #[derive(Debug, Clone, Copy)]
 pub struct Verifier<'a> {

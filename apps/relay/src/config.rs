@@ -153,7 +153,9 @@ pub struct Options {
     /// Total allocations (default 100000; 0 = unlimited).
     #[arg(long, env = "SOTTO_RELAY_MAX_ALLOCATIONS")]
     pub max_allocations: Option<usize>,
-    /// Allocations per username (default 100; 0 = unlimited).
+    /// Allocations per user (default 100; 0 = unlimited). TURN REST
+    /// usernames `<expiry>:<user>` count against `<user>`, so fresh
+    /// credentials do not give a fresh quota.
     #[arg(long, env = "SOTTO_RELAY_MAX_ALLOCATIONS_PER_USER")]
     pub max_allocations_per_user: Option<usize>,
     /// Bytes per second per allocation (default 0 = no cap; else >= 1500).

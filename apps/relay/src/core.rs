@@ -314,6 +314,8 @@ struct Allocation {
     relayed: Option<SocketAddr>,
     family: Family,
     username: Box<str>,
+    /// The quota this allocation holds a slot of ([`crate::auth::Verified::quota_user`]).
+    quota_user: Box<str>,
     key: Key,
     integrity: Integrity,
     allocate_tid: [u8; 12],
@@ -548,7 +550,7 @@ impl Relay {
             return;
         };
         self.by_client.remove(&a.client);
-        self.shared.quotas.release(&a.username);
+        self.shared.quotas.release(&a.quota_user);
         self.live -= 1;
         if a.relayed.is_some() {
             self.stats.allocations_closed += 1;
@@ -1029,7 +1031,7 @@ impl Relay {
         let even_port = even.is_some();
         // Never zero: expired REST credentials fail authentication.
         let life = self.lifetime(now, msg, auth, false);
-        if !self.shared.quotas.acquire(auth.username) {
+        if !self.shared.quotas.acquire(auth.quota_user()) {
             return Err(error(msg, (486, "Allocation Quota Reached")));
         }
         let reservation = match reservation {
@@ -1056,6 +1058,7 @@ impl Relay {
             relayed: None,
             family,
             username: auth.username.into(),
+            quota_user: auth.quota_user().into(),
             key: auth.key.clone(),
             integrity: auth.integrity,
             allocate_tid: msg.transaction_id,

@@ -377,6 +377,41 @@ fn rest_credentials_expire_for_the_life_of_the_allocation() {
     assert_eq!(code(&late.allocate()), Some(401));
 }
 
+/// signald mints `<now+ttl>:<user>` on every credential fetch: all of one
+/// user's REST usernames share one quota, while static users keep theirs.
+#[test]
+fn rest_quota_is_per_user_not_per_username() {
+    let s = shared(10, 1);
+    let rest = |h: &mut Harness, expiry: u64, user: &str| {
+        h.user = format!("{expiry}:{user}");
+        h.key = Key::derive(&h.user, REALM, &rest_password("s3cret", &h.user));
+    };
+    let mut first = Harness::with(s.clone(), |_| {});
+    rest(&mut first, UNIX0 + 1000, "carol");
+    assert_eq!(code(&first.allocate()), None);
+    let mut refetched = Harness::with(s.clone(), |_| {});
+    refetched.client.remote = "192.0.2.51:5000".parse().unwrap();
+    rest(&mut refetched, UNIX0 + 1001, "carol");
+    assert_eq!(code(&refetched.allocate()), Some(486));
+    // Another REST user, and a static user, have quotas of their own.
+    let mut other = Harness::with(s.clone(), |_| {});
+    other.client.remote = "192.0.2.52:5000".parse().unwrap();
+    rest(&mut other, UNIX0 + 1001, "dave");
+    assert_eq!(code(&other.allocate()), None);
+    let mut alice = Harness::with(s.clone(), |_| {});
+    alice.client.remote = "192.0.2.53:5000".parse().unwrap();
+    assert_eq!(code(&alice.allocate()), None);
+    // Deleting carol's first allocation frees carol's slot.
+    first.request(method::REFRESH, true, |b| {
+        b.u32(attr::LIFETIME, 0);
+    });
+    let again = refetched.request(method::ALLOCATE, true, |b| {
+        b.u32(attr::REQUESTED_TRANSPORT, 17 << 24);
+    });
+    assert_eq!(code(&again), None);
+    assert_eq!(s.quotas.total(), 3);
+}
+
 #[test]
 fn rest_old_secret_still_works_during_rotation() {
     let mut h = Harness::new();
