@@ -5,9 +5,9 @@ mod common;
 #[path = "common/servers.rs"]
 mod servers;
 
-use sotto_signalling::client::ClientEvent;
+use sotto_signalling::client::{ClientEvent, Connection, SignalClient};
 use sotto_signalling::protocol::{CallId, DeviceId, MessageKind};
-use sotto_signalling::seal::CallPayload;
+use sotto_signalling::seal::{CallPayload, DevicePublic};
 use sotto_signalling::server;
 use sotto_signalling::store::{Enqueued, Store};
 use sotto_signalling::util::unix_ms;
@@ -20,6 +20,56 @@ fn node_config(pg: &str, redis: &str, node: &str) -> sotto_signalling::config::C
         node_id: node.into(),
         ..Default::default()
     }
+}
+
+/// Two nodes, one database, Redis between them; Alice registered on node
+/// A and Bob on node B, each holding the other's keys.
+struct TwoNodes {
+    a: server::Running,
+    b: server::Running,
+    alice: SignalClient,
+    bob: SignalClient,
+    bob_keys: DevicePublic,
+    alice_keys: DevicePublic,
+}
+
+impl TwoNodes {
+    async fn start(pg: &str, redis: &str) -> Self {
+        let a = server::start(node_config(pg, redis, "node-a"), None)
+            .await
+            .unwrap();
+        let b = server::start(node_config(pg, redis, "node-b"), None)
+            .await
+            .unwrap();
+        let (alice, atok) = common::device(&format!("http://{}", a.addr)).await;
+        let (bob, btok) = common::device(&format!("http://{}", b.addr)).await;
+        let bob_keys = alice.device_keys(&atok, &bob.device_id()).await.unwrap();
+        let alice_keys = bob.device_keys(&btok, &alice.device_id()).await.unwrap();
+        Self {
+            a,
+            b,
+            alice,
+            bob,
+            bob_keys,
+            alice_keys,
+        }
+    }
+}
+
+/// Sends an offer for `call` from `from` to `to` and waits until it is accepted.
+async fn offer(from: &mut Connection, to: (&DeviceId, &DevicePublic), call: &str) {
+    let id = from
+        .send(
+            to,
+            CallId::new(call).unwrap(),
+            MessageKind::Offer,
+            &CallPayload::default(),
+        )
+        .unwrap();
+    common::wait_for(from, "offer accepted", |e| {
+        *e == ClientEvent::Accepted(id.clone())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,18 +125,15 @@ async fn postgres_store_and_two_nodes_over_redis() {
     assert!(store.put_push_endpoint(&bob, &ep("t0"), 1).await.unwrap());
     store.close().await;
 
-    // Two nodes, one database, Redis between them.
-    let a = server::start(node_config(&pg.url, &redis.url, "node-a"), None)
-        .await
-        .unwrap();
-    let b = server::start(node_config(&pg.url, &redis.url, "node-b"), None)
-        .await
-        .unwrap();
-    let (alice, atok) = common::device(&format!("http://{}", a.addr)).await;
-    let (bob, btok) = common::device(&format!("http://{}", b.addr)).await;
+    let TwoNodes {
+        a,
+        b,
+        alice,
+        bob,
+        bob_keys,
+        alice_keys,
+    } = TwoNodes::start(&pg.url, &redis.url).await;
     let (bob_id, alice_id) = (bob.device_id(), alice.device_id());
-    let bob_keys = alice.device_keys(&atok, &bob_id).await.unwrap();
-    let alice_keys = bob.device_keys(&btok, &alice_id).await.unwrap();
 
     // Queued on node A while Bob is offline, delivered when he connects to B.
     let mut aconn = alice.connect(true);
@@ -134,4 +181,38 @@ async fn postgres_store_and_two_nodes_over_redis() {
     assert_eq!(envelope.kind, MessageKind::Hangup);
     a.shutdown().await;
     b.shutdown().await;
+}
+
+/// A Redis restart drops both nodes' links to it (node A's PUBLISH
+/// connection, node B's subscription); both come back by themselves and
+/// an offer from A still reaches Bob, connected to B all along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_survives_a_redis_restart() {
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .unwrap();
+    let pg = servers::Postgres::start();
+    let mut redis = servers::Redis::start();
+    let nodes = TwoNodes::start(&pg.url, &redis.url).await;
+    let bob_id = nodes.bob.device_id();
+    let mut aconn = nodes.alice.connect(true);
+    let mut bconn = nodes.bob.connect(true);
+    common::wait_for(&mut aconn, "alice on A", |e| *e == ClientEvent::Connected).await;
+    common::wait_for(&mut bconn, "bob on B", |e| *e == ClientEvent::Connected).await;
+
+    offer(&mut aconn, (&bob_id, &nodes.bob_keys), "before-restart").await;
+    let (envelope, _) = common::next_message(&mut bconn, "offer before the restart").await;
+    assert_eq!(envelope.call_id.as_str(), "before-restart");
+
+    redis.restart();
+    offer(&mut aconn, (&bob_id, &nodes.bob_keys), "after-restart").await;
+    let (envelope, _) = common::next_message(&mut bconn, "offer after the restart").await;
+    assert_eq!(envelope.call_id.as_str(), "after-restart");
+    let text = metrics.render();
+    for link in ["publish", "subscribe"] {
+        let needle = format!("signald_redis_reconnects_total{{link=\"{link}\"}}");
+        assert!(text.contains(&needle), "missing {needle:?} in:\n{text}");
+    }
+    nodes.a.shutdown().await;
+    nodes.b.shutdown().await;
 }

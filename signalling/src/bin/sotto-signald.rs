@@ -33,7 +33,8 @@ struct Args {
     /// This node's id.
     #[arg(long, env = "SOTTO_SIGNALD_NODE_ID")]
     node_id: Option<String>,
-    /// Redis URL for multi-node routing.
+    /// Redis URL for multi-node routing (must answer at start; reconnected
+    /// by itself after a Redis restart).
     #[arg(long, env = "SOTTO_SIGNALD_REDIS_URL")]
     redis_url: Option<String>,
     /// Ring timeout (queued offer TTL), seconds, 1 to 300.

@@ -4,14 +4,23 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
+use redis::aio::{MultiplexedConnection, PubSub};
 use tokio::sync::Notify;
 
 use crate::protocol::DeviceId;
 use crate::store::Store;
+
+/// Longest a connect or a command to Redis may take: an unreachable Redis
+/// must not hold up routing (the caller falls back to a push).
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+/// First wait between re-subscribe attempts; it doubles up to the cap.
+const RESUBSCRIBE_FIRST: Duration = Duration::from_millis(100);
+/// Longest wait between re-subscribe attempts.
+const RESUBSCRIBE_MAX: Duration = Duration::from_secs(10);
 
 /// Signals to one connection task.
 #[derive(Debug, Default)]
@@ -31,7 +40,7 @@ pub struct Hub {
     local: Mutex<HashMap<DeviceId, (u64, Arc<ConnSignals>)>>,
     /// When a wake push was sent to a device (for wake-to-connect latency).
     woken: Mutex<HashMap<DeviceId, Instant>>,
-    redis: Option<redis::aio::MultiplexedConnection>,
+    redis: Option<Publisher>,
 }
 
 /// Redis channel of a node.
@@ -39,9 +48,157 @@ fn channel(node: &str) -> String {
     format!("sotto-signald:node:{node}")
 }
 
+fn redis_timeout() -> redis::RedisError {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, "redis did not answer").into()
+}
+
+/// The connection PUBLISH goes over, replaced when it breaks (a Redis
+/// restart closes it for good).
+#[derive(Debug)]
+struct Publisher {
+    client: redis::Client,
+    slot: tokio::sync::Mutex<PublishSlot>,
+    /// Failed connect attempts so far: a caller that waited while one
+    /// failed gives up at once instead of trying again in turn.
+    failed_connects: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct PublishSlot {
+    conn: Option<MultiplexedConnection>,
+    /// Bumped per new connection, so a broken one is dropped only once.
+    generation: u64,
+}
+
+impl Publisher {
+    async fn connect(client: redis::Client) -> redis::RedisResult<Self> {
+        let this = Self {
+            client,
+            slot: tokio::sync::Mutex::default(),
+            failed_connects: AtomicU64::new(0),
+        };
+        this.connection().await?;
+        Ok(this)
+    }
+
+    /// The current connection and its generation, connecting if there is none.
+    async fn connection(&self) -> redis::RedisResult<(u64, MultiplexedConnection)> {
+        let failed_before = self.failed_connects.load(Ordering::Acquire);
+        let mut slot = self.slot.lock().await;
+        if let Some(conn) = &slot.conn {
+            return Ok((slot.generation, conn.clone()));
+        }
+        if self.failed_connects.load(Ordering::Acquire) != failed_before {
+            return Err(
+                std::io::Error::new(std::io::ErrorKind::NotConnected, "redis unreachable").into(),
+            );
+        }
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT));
+        let conn = match self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+        {
+            Ok(conn) => conn,
+            Err(e) => {
+                self.failed_connects.fetch_add(1, Ordering::Release);
+                return Err(e);
+            }
+        };
+        if slot.generation > 0 {
+            metrics::counter!("signald_redis_reconnects_total", "link" => "publish").increment(1);
+        }
+        slot.generation += 1;
+        slot.conn = Some(conn.clone());
+        Ok((slot.generation, conn))
+    }
+
+    /// PUBLISH `message` on `channel`: the number of subscribers that got
+    /// it. A broken connection is replaced and the command sent once more.
+    async fn publish(&self, channel: &str, message: &str) -> redis::RedisResult<i64> {
+        let mut retried = false;
+        loop {
+            let (generation, mut conn) = self.connection().await?;
+            let published = redis::cmd("PUBLISH")
+                .arg(channel)
+                .arg(message)
+                .query_async(&mut conn)
+                .await;
+            match published {
+                Err(e) if e.is_io_error() || e.is_unrecoverable_error() => {
+                    let mut slot = self.slot.lock().await;
+                    if slot.generation == generation {
+                        slot.conn = None;
+                    }
+                    drop(slot);
+                    if retried {
+                        return Err(e);
+                    }
+                    retried = true;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Connects to Redis and subscribes to `channel`.
+async fn subscribe(client: &redis::Client, channel: &str) -> redis::RedisResult<PubSub> {
+    let mut pubsub = tokio::time::timeout(REDIS_TIMEOUT, client.get_async_pubsub())
+        .await
+        .map_err(|_| redis_timeout())??;
+    tokio::time::timeout(REDIS_TIMEOUT, pubsub.subscribe(channel))
+        .await
+        .map_err(|_| redis_timeout())??;
+    Ok(pubsub)
+}
+
+/// Wakes the local connections named on this node's channel; when the
+/// subscription breaks (Redis restarted), subscribes again with capped
+/// exponential back-off. Ends when the hub is gone.
+async fn listen(hub: Weak<Hub>, client: redis::Client, channel: String, mut pubsub: PubSub) {
+    loop {
+        let mut stream = pubsub.into_on_message();
+        while let Some(msg) = stream.next().await {
+            let Some(hub) = hub.upgrade() else { return };
+            let Ok(text) = msg.get_payload::<String>() else {
+                continue;
+            };
+            if let Ok(device) = DeviceId::new(text) {
+                metrics::counter!("signald_routed_in_total").increment(1);
+                hub.wake_local(&device);
+            }
+        }
+        tracing::warn!("redis subscription lost; subscribing again");
+        let mut delay = RESUBSCRIBE_FIRST;
+        pubsub = loop {
+            if hub.strong_count() == 0 {
+                return;
+            }
+            match subscribe(&client, &channel).await {
+                Ok(pubsub) => break pubsub,
+                Err(e) => {
+                    tracing::warn!("redis subscribe: {e}; next try in {delay:?}");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(RESUBSCRIBE_MAX);
+                }
+            }
+        };
+        metrics::counter!("signald_redis_reconnects_total", "link" => "subscribe").increment(1);
+        tracing::info!("redis subscription restored");
+        // Wakes published while we were not subscribed are lost, but the
+        // messages were stored before routing: every connection re-reads.
+        let Some(hub) = hub.upgrade() else { return };
+        hub.wake_all();
+    }
+}
+
 impl Hub {
     /// A hub for `node_id`; with `redis_url`, it also subscribes to this
-    /// node's channel and wakes local connections named there.
+    /// node's channel and wakes local connections named there. Both Redis
+    /// links reconnect by themselves after Redis restarts.
     pub async fn new(
         node_id: String,
         store: Store,
@@ -51,7 +208,7 @@ impl Hub {
             Some(url) => {
                 let client = redis::Client::open(url)?;
                 (
-                    Some(client.get_multiplexed_async_connection().await?),
+                    Some(Publisher::connect(client.clone()).await?),
                     Some(client),
                 )
             }
@@ -66,22 +223,9 @@ impl Hub {
             redis,
         });
         if let Some(client) = client {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(channel(&hub.node_id)).await?;
-            let weak = Arc::downgrade(&hub);
-            tokio::spawn(async move {
-                let mut stream = pubsub.into_on_message();
-                while let Some(msg) = stream.next().await {
-                    let Some(hub) = weak.upgrade() else { break };
-                    let Ok(text) = msg.get_payload::<String>() else {
-                        continue;
-                    };
-                    if let Ok(device) = DeviceId::new(text) {
-                        metrics::counter!("signald_routed_in_total").increment(1);
-                        hub.wake_local(&device);
-                    }
-                }
-            });
+            let channel = channel(&hub.node_id);
+            let pubsub = subscribe(&client, &channel).await?;
+            tokio::spawn(listen(Arc::downgrade(&hub), client, channel, pubsub));
         }
         Ok(hub)
     }
@@ -133,6 +277,14 @@ impl Hub {
         }
     }
 
+    /// Wakes every local connection to re-read its queue.
+    fn wake_all(&self) {
+        let local = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, signals) in local.values() {
+            signals.wake.notify_one();
+        }
+    }
+
     /// Tells `device`'s connection, here or on another node, that messages
     /// are queued. False when it has no connection anywhere.
     pub async fn route(&self, device: &DeviceId) -> bool {
@@ -143,15 +295,10 @@ impl Hub {
             Ok(Some(node)) if node != self.node_id => node,
             _ => return false,
         };
-        let Some(mut conn) = self.redis.clone() else {
+        let Some(redis) = &self.redis else {
             return false;
         };
-        let published: redis::RedisResult<i64> = redis::cmd("PUBLISH")
-            .arg(channel(&node))
-            .arg(device.as_str())
-            .query_async(&mut conn)
-            .await;
-        match published {
+        match redis.publish(&channel(&node), device.as_str()).await {
             // Zero subscribers: that node is gone; fall back to a push.
             Ok(n) => {
                 metrics::counter!("signald_routed_out_total").increment(1);

@@ -94,31 +94,47 @@ impl Drop for Postgres {
 /// A throwaway redis-server.
 pub struct Redis {
     child: Child,
+    port: u16,
     pub url: String,
 }
 
 impl Redis {
     pub fn start() -> Self {
         let port = crate::common::free_port();
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--port", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (cargo xtask setup)");
-        let redis = Self {
-            child,
+        Self {
+            child: spawn_redis(port),
+            port,
             url: format!("redis://127.0.0.1:{port}"),
-        };
-        for _ in 0..500 {
-            if ping(port) {
-                return redis;
-            }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("redis-server did not start");
     }
+
+    /// Kills the server (every connection to it drops) and starts a fresh
+    /// one, with no subscriptions, on the same port.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn_redis(self.port);
+    }
+}
+
+/// Starts redis-server on `port` and waits until it answers.
+fn spawn_redis(port: u16) -> Child {
+    let mut child = Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(["--port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server is installed (cargo xtask setup)");
+    for _ in 0..500 {
+        if ping(port) {
+            return child;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("redis-server did not start");
 }
 
 fn ping(port: u16) -> bool {
