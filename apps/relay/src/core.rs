@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::auth::{Key, Verifier};
 use crate::policy::PeerPolicy;
-use crate::shared::{Bucket, Shared};
+use crate::shared::{Bucket, RESERVATION_LIFETIME, ReserveError, Shared};
 use crate::stun::{self, Builder, ChannelData, Class, Integrity, Message, attr, method};
 
 /// Bytes a driver must leave free before peer data so that a ChannelData
@@ -153,6 +153,12 @@ pub enum Event {
     Closed {
         /// The allocation.
         relay: RelayId,
+    },
+    /// A reservation this core made ended unredeemed (it expired, or
+    /// [`Relay::release_reservations`]): close the port held under it.
+    Unreserve {
+        /// The RESERVATION-TOKEN.
+        token: [u8; 8],
     },
 }
 
@@ -352,6 +358,9 @@ pub struct Relay {
     total_lease: u64,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
+    /// Reservations this core made, oldest (first to expire) first; it
+    /// ends them when they expire, whoever else could redeem them.
+    reservations: VecDeque<(Instant, [u8; 8])>,
     next_sweep: Option<Instant>,
     stats: Stats,
     live: usize,
@@ -407,6 +416,7 @@ impl Relay {
             total_lease: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            reservations: VecDeque::new(),
             next_sweep: None,
             stats: Stats::default(),
             live: 0,
@@ -456,10 +466,16 @@ impl Relay {
         r
     }
 
-    /// Expires allocations, permissions and channels.
+    /// Expires allocations, permissions, channels and reservations.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.next_sweep.is_some_and(|t| t > now) {
             return;
+        }
+        while let Some(&(expires, token)) = self.reservations.front()
+            && expires <= now
+        {
+            self.reservations.pop_front();
+            self.end_reservation(token);
         }
         for i in 0..self.slots.len() {
             let Some(a) = self.slots[i].as_mut() else {
@@ -472,7 +488,24 @@ impl Relay {
             a.permissions.retain(|(_, exp)| *exp > now);
             a.channels.retain(|c| c.expires > now);
         }
-        self.next_sweep = (self.live > 0).then(|| now + SWEEP);
+        self.next_sweep = (self.live > 0 || !self.reservations.is_empty()).then(|| now + SWEEP);
+    }
+
+    /// Ends every reservation this core made and still held, for a driver
+    /// whose core goes away (a TCP/TLS connection closing): nothing would
+    /// expire them later. Queues an [`Event::Unreserve`] for each.
+    pub fn release_reservations(&mut self) {
+        while let Some((_, token)) = self.reservations.pop_front() {
+            self.end_reservation(token);
+        }
+    }
+
+    /// Frees a reservation's quota slot and, unless it was redeemed, has
+    /// the driver close its port.
+    fn end_reservation(&mut self, token: [u8; 8]) {
+        if self.shared.unreserve(&token) {
+            self.events.push_back(Event::Unreserve { token });
+        }
     }
 
     /// The next datagram to send on the control path.
@@ -508,6 +541,10 @@ impl Relay {
             None => {
                 let (client, tid, key, integrity) =
                     (a.client, a.allocate_tid, a.key.clone(), a.integrity);
+                // No port pair was bound: nothing is held under the token.
+                if let Some(token) = a.token {
+                    self.shared.unreserve(&token);
+                }
                 self.remove(relay.index);
                 let mut b = Builder::new(method::ALLOCATE, Class::Error, tid);
                 b.error(508, "Insufficient Capacity")
@@ -997,51 +1034,67 @@ impl Relay {
             return Err(error(msg, (442, "Unsupported Transport Protocol")));
         }
 
-        let family = match msg.get(attr::REQUESTED_ADDRESS_FAMILY) {
+        let even = msg.get(attr::EVEN_PORT);
+        let requested = msg.get(attr::REQUESTED_ADDRESS_FAMILY);
+        let redeem = msg.get(attr::RESERVATION_TOKEN);
+        // RFC 8656 §7.2: a token names the port, family included.
+        if redeem.is_some() && (even.is_some() || requested.is_some()) {
+            return Err(error(msg, (400, "Bad Request")));
+        }
+        let mut family = match requested {
             None => Family::V4,
             Some(a) if a.value.len() == 4 && a.value[0] == 1 => Family::V4,
             Some(a) if a.value.len() == 4 && a.value[0] == 2 => Family::V6,
             Some(_) => return Err(error(msg, (440, "Address Family not Supported"))),
         };
+        let mut reservation = Reservation::None;
+        if let Some(t) = redeem {
+            let token: [u8; 8] = t
+                .value
+                .try_into()
+                .map_err(|_| error(msg, (400, "Bad Request")))?;
+            // The allocation gets the held port, of the family reserved.
+            family = self
+                .shared
+                .redeem(&token, now)
+                .ok_or_else(|| error(msg, (508, "Insufficient Capacity")))?;
+            reservation = Reservation::Redeem(token);
+        }
         if !self.config.families.contains(&family) {
+            self.drop_redeemed(reservation);
             return Err(error(msg, (440, "Address Family not Supported")));
         }
-        let even = msg.get(attr::EVEN_PORT);
-        let redeem = msg.get(attr::RESERVATION_TOKEN);
-        let reservation = match (even, redeem) {
-            (Some(_), Some(_)) => return Err(error(msg, (400, "Bad Request"))),
-            (None, Some(t)) => {
-                let token: [u8; 8] = t
-                    .value
-                    .try_into()
-                    .map_err(|_| error(msg, (400, "Bad Request")))?;
-                if msg.get(attr::REQUESTED_ADDRESS_FAMILY).is_some() {
-                    return Err(error(msg, (400, "Bad Request")));
-                }
-                if !self.shared.redeem(&token, now) {
-                    return Err(error(msg, (508, "Insufficient Capacity")));
-                }
-                Reservation::Redeem(token)
-            }
-            (Some(e), None) if e.value.first().is_some_and(|b| b & 0x80 != 0) => {
-                Reservation::ReserveNext([0; 8])
-            }
-            _ => Reservation::None,
-        };
+        let reserve_next = even.is_some_and(|e| e.value.first().is_some_and(|b| b & 0x80 != 0));
         let even_port = even.is_some();
         // Never zero: expired REST credentials fail authentication.
         let life = self.lifetime(now, msg, auth, false);
-        if !self.shared.quotas.acquire(auth.quota_user()) {
+        let quota_user = auth.quota_user();
+        if !self.shared.quotas.acquire(quota_user) {
+            self.drop_redeemed(reservation);
             return Err(error(msg, (486, "Allocation Quota Reached")));
         }
-        let reservation = match reservation {
-            Reservation::ReserveNext(_) => Reservation::ReserveNext(self.shared.reserve(now)),
-            r => r,
-        };
-        let token = match reservation {
-            Reservation::ReserveNext(t) => Some(t),
-            _ => None,
-        };
+        let mut token = None;
+        if reserve_next {
+            // The odd port is held outside this allocation, so it takes a
+            // quota slot of its own until redeemed or expired.
+            match self.shared.reserve(now, family, quota_user) {
+                Ok(t) => {
+                    self.reservations.push_back((now + RESERVATION_LIFETIME, t));
+                    reservation = Reservation::ReserveNext(t);
+                    token = Some(t);
+                }
+                Err(e) => {
+                    self.shared.quotas.release(quota_user);
+                    return Err(error(
+                        msg,
+                        match e {
+                            ReserveError::Quota => (486, "Allocation Quota Reached"),
+                            ReserveError::Capacity => (508, "Insufficient Capacity"),
+                        },
+                    ));
+                }
+            }
+        }
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -1081,6 +1134,13 @@ impl Relay {
             reservation,
         });
         Ok(None)
+    }
+
+    /// A redeemed token whose allocation was refused: its port is closed.
+    fn drop_redeemed(&mut self, reservation: Reservation) {
+        if let Reservation::Redeem(token) = reservation {
+            self.events.push_back(Event::Unreserve { token });
+        }
     }
 
     fn allocate_success(&self, now: Instant, index: u32, tid: [u8; 12]) -> Vec<u8> {

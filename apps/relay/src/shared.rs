@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::auth::{Credentials, Nonces};
+use crate::core::Family;
 
 /// Allocation quotas across all workers.
 #[derive(Debug)]
@@ -161,12 +162,40 @@ pub struct Shared {
     /// The server-wide bandwidth cap (none unless set with
     /// [`Shared::with_bps_total`]).
     pub bandwidth: Bandwidth,
-    reservations: Mutex<HashMap<[u8; 8], Instant>>,
+    reservations: Mutex<HashMap<[u8; 8], Held>>,
+    max_reservations: usize,
     next_token: AtomicU64,
 }
 
-/// How long a RESERVATION-TOKEN stays redeemable.
-const TOKEN_LIFETIME: Duration = Duration::from_secs(30);
+/// How long a RESERVATION-TOKEN stays redeemable and its port held
+/// (RFC 8656 §7.2: about 30 s).
+pub const RESERVATION_LIFETIME: Duration = Duration::from_secs(30);
+
+/// Reservations held at once, server-wide: each holds a bound UDP port,
+/// so this bounds what they can take of the ephemeral range (about 28000
+/// ports on Linux) whatever the allocation quotas are.
+pub const MAX_RESERVATIONS: usize = 4096;
+
+/// A port held under a RESERVATION-TOKEN.
+#[derive(Debug)]
+struct Held {
+    expires: Instant,
+    /// The held port's family, which the redeeming allocation gets.
+    family: Family,
+    /// Whose quota the held port counts against.
+    quota_user: Box<str>,
+}
+
+/// Why [`Shared::reserve`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ReserveError {
+    /// The user's (or the total) allocation quota is full.
+    #[error("allocation quota reached")]
+    Quota,
+    /// [`MAX_RESERVATIONS`] (or the configured cap) are held already.
+    #[error("too many reservations")]
+    Capacity,
+}
 
 impl Shared {
     /// Shared state with the given credentials, nonce key and quotas.
@@ -177,8 +206,15 @@ impl Shared {
             quotas,
             bandwidth: Bandwidth::new(0),
             reservations: Mutex::new(HashMap::new()),
+            max_reservations: MAX_RESERVATIONS,
             next_token: AtomicU64::new(0),
         }
+    }
+
+    /// The same, holding at most `n` reservations at once.
+    pub fn with_max_reservations(mut self, n: usize) -> Self {
+        self.max_reservations = n;
+        self
     }
 
     /// The same, with a server-wide cap of `bps` bytes per second shared
@@ -188,20 +224,65 @@ impl Shared {
         self
     }
 
-    /// A fresh, unguessable RESERVATION-TOKEN redeemable until `now + 30 s`.
-    pub fn reserve(&self, now: Instant) -> [u8; 8] {
+    /// A fresh, unguessable RESERVATION-TOKEN for a `family` port, held
+    /// until `now + RESERVATION_LIFETIME`. The held port takes a slot of
+    /// `quota_user`'s allocation quota until it is redeemed or released,
+    /// so reserving cannot hold ports outside the quotas.
+    pub fn reserve(
+        &self,
+        now: Instant,
+        family: Family,
+        quota_user: &str,
+    ) -> Result<[u8; 8], ReserveError> {
+        let mut m = self.reservations.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() >= self.max_reservations {
+            return Err(ReserveError::Capacity);
+        }
+        if !self.quotas.acquire(quota_user) {
+            return Err(ReserveError::Quota);
+        }
         let n = self.next_token.fetch_add(1, Ordering::Relaxed);
         let token = self.nonces.token(n);
-        let mut m = self.reservations.lock().unwrap_or_else(|e| e.into_inner());
-        m.retain(|_, exp| *exp > now);
-        m.insert(token, now + TOKEN_LIFETIME);
-        token
+        let held = Held {
+            expires: now + RESERVATION_LIFETIME,
+            family,
+            quota_user: quota_user.into(),
+        };
+        m.insert(token, held);
+        Ok(token)
     }
 
-    /// Redeems a token once; false if unknown or expired.
-    pub fn redeem(&self, token: &[u8; 8], now: Instant) -> bool {
-        let mut m = self.reservations.lock().unwrap_or_else(|e| e.into_inner());
-        m.remove(token).is_some_and(|exp| exp > now)
+    /// Redeems a token once: the held port's family, or `None` if the
+    /// token is unknown or expired. Frees the reservation's quota slot
+    /// (the redeeming allocation takes its own).
+    pub fn redeem(&self, token: &[u8; 8], now: Instant) -> Option<Family> {
+        let held = self.take_reservation(token)?;
+        (held.expires > now).then_some(held.family)
+    }
+
+    /// Ends a reservation that was not redeemed (it expired, or its port
+    /// could not be bound) and frees its quota slot. False if it had been
+    /// redeemed or ended already: then the driver holds no port for it.
+    pub fn unreserve(&self, token: &[u8; 8]) -> bool {
+        self.take_reservation(token).is_some()
+    }
+
+    fn take_reservation(&self, token: &[u8; 8]) -> Option<Held> {
+        let held = self
+            .reservations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(token)?;
+        self.quotas.release(&held.quota_user);
+        Some(held)
+    }
+
+    /// Reservations held now.
+    pub fn reservations(&self) -> usize {
+        self.reservations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 
     /// The current credential store.
@@ -233,5 +314,31 @@ mod tests {
         q.release("a");
         assert!(q.acquire("c"));
         assert_eq!(q.total(), 3);
+    }
+
+    #[test]
+    fn reservations_count_against_quotas_and_a_cap() {
+        let s = Shared::new(
+            Credentials::new(),
+            Nonces::new([1; 32], 600),
+            Quotas::new(0, 2),
+        )
+        .with_max_reservations(3);
+        let now = Instant::now();
+        let a = s.reserve(now, Family::V6, "a").unwrap();
+        s.reserve(now, Family::V4, "a").unwrap();
+        assert_eq!(s.reserve(now, Family::V4, "a"), Err(ReserveError::Quota));
+        s.reserve(now, Family::V4, "b").unwrap();
+        assert_eq!(s.reserve(now, Family::V4, "c"), Err(ReserveError::Capacity));
+        assert_eq!(s.quotas.total(), 3);
+        // Redeeming gives the family and frees the slot, once.
+        assert_eq!(s.redeem(&a, now), Some(Family::V6));
+        assert_eq!(s.redeem(&a, now), None);
+        assert!(!s.unreserve(&a));
+        assert_eq!((s.quotas.total(), s.reservations()), (2, 2));
+        // An expired token is not redeemable, and frees its slot too.
+        let late = s.reserve(now, Family::V4, "a").unwrap();
+        assert_eq!(s.redeem(&late, now + RESERVATION_LIFETIME), None);
+        assert_eq!((s.quotas.total(), s.reservations()), (2, 2));
     }
 }

@@ -382,6 +382,7 @@ async fn connection<S>(
                         core.relay_bound(now, id, addr.map(|a| ctx.settings.advertised(a)));
                     }
                     Event::Closed { .. } => relay = None,
+                    Event::Unreserve { token } => ctx.reserved.release(&token),
                 }
                 continue;
             }
@@ -422,6 +423,14 @@ async fn connection<S>(
         metrics::count_drop(why.label());
     }
     core.client_gone(client);
+    // This core goes with the connection: nothing would expire its
+    // reservations later, so they end now.
+    core.release_reservations();
+    while let Some(ev) = core.poll_event() {
+        if let Event::Unreserve { token } = ev {
+            ctx.reserved.release(&token);
+        }
+    }
     publisher.publish(core.stats(), 0);
     // Bounded too: a client that does not read must not hold the task.
     let _ = tokio::time::timeout(WRITE_STALL, wr.shutdown()).await;

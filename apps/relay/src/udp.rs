@@ -575,6 +575,7 @@ impl Worker {
                             let _ = self.poll.registry().deregister(&mut s);
                         }
                     }
+                    Event::Unreserve { token } => self.reserved.release(&token),
                 }
                 continue;
             }

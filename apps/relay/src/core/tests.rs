@@ -16,6 +16,8 @@ struct Harness {
     key: Key,
     next_tid: u8,
     relayed: Option<RelayId>,
+    /// Every [`Event::BindRelay`] answered so far.
+    binds: Vec<Event>,
 }
 
 fn shared(max_total: usize, per_user: usize) -> Arc<Shared> {
@@ -58,6 +60,7 @@ impl Harness {
             key: Key::derive("alice", REALM, "pw"),
             next_tid: 0,
             relayed: None,
+            binds: Vec::new(),
         }
     }
 
@@ -106,6 +109,7 @@ impl Harness {
                 self.relay
                     .relay_bound(self.now, relay, Some("127.0.0.1:50000".parse().unwrap()));
                 self.relayed = Some(relay);
+                self.binds.push(ev);
             }
         }
     }
@@ -589,6 +593,128 @@ fn even_port_reservation_token_round_trip() {
     other.nonce.clear();
     other.request(method::ALLOCATE, false, |_| {});
     assert_eq!(code(&redeem(&mut other)), Some(508));
+}
+
+/// An Allocate asking for a port pair (EVEN-PORT with R); returns the
+/// answer and the RESERVATION-TOKEN it carries, if any.
+fn allocate_pair(h: &mut Harness, family: u8) -> (Vec<u8>, Option<[u8; 8]>) {
+    let r = h.request(method::ALLOCATE, true, |b| {
+        b.u32(attr::REQUESTED_TRANSPORT, 17 << 24)
+            .u32(attr::REQUESTED_ADDRESS_FAMILY, u32::from(family) << 24)
+            .attr(attr::EVEN_PORT, &[0x80]);
+    });
+    let token = Message::parse(&r)
+        .unwrap()
+        .get(attr::RESERVATION_TOKEN)
+        .map(|t| t.value.try_into().unwrap());
+    (r, token)
+}
+
+/// Allocate with EVEN-PORT (R) then Refresh 0, over and over: each cycle
+/// leaves a port held. Held ports count against the user's quota, and end
+/// on the core's timer when they expire, freeing the quota and the port.
+#[test]
+fn reservations_count_against_the_quota_and_expire_on_the_timer() {
+    let s = shared(100, 3);
+    let mut h = Harness::with(s.clone(), |_| {});
+    h.request(method::ALLOCATE, false, |_| {});
+    let delete = |h: &mut Harness| {
+        let r = h.request(method::REFRESH, true, |b| {
+            b.u32(attr::LIFETIME, 0);
+        });
+        assert_eq!(code(&r), None);
+    };
+    let mut tokens = Vec::new();
+    for _ in 0..2 {
+        let (r, token) = allocate_pair(&mut h, 1);
+        assert_eq!(code(&r), None);
+        tokens.push(token.unwrap());
+        delete(&mut h);
+    }
+    assert_eq!((s.quotas.total(), s.reservations()), (2, 2));
+    // The third pair would be a fourth slot: refused, and nothing leaks.
+    assert_eq!(code(&allocate_pair(&mut h, 1).0), Some(486));
+    assert_eq!((s.quotas.total(), s.reservations()), (2, 2));
+    // A lone allocation still fits in the one slot left.
+    assert_eq!(code(&h.allocate()), None);
+    delete(&mut h);
+    // No allocation is left, yet the timer runs for the held ports.
+    assert_eq!(h.relay.allocations(), 0);
+    let due = h
+        .relay
+        .poll_timeout()
+        .expect("a timer while ports are held");
+    h.now += crate::shared::RESERVATION_LIFETIME;
+    assert!(due <= h.now);
+    h.relay.handle_timeout(h.now);
+    let mut released = Vec::new();
+    while let Some(ev) = h.relay.poll_event() {
+        if let Event::Unreserve { token } = ev {
+            released.push(token);
+        }
+    }
+    assert_eq!(released, tokens);
+    assert_eq!((s.quotas.total(), s.reservations()), (0, 0));
+    h.nonce.clear();
+    h.request(method::ALLOCATE, false, |_| {});
+    assert_eq!(code(&allocate_pair(&mut h, 1).0), None);
+}
+
+/// A core that goes away (a TCP/TLS connection closing) ends the
+/// reservations it made: nothing would expire them later.
+#[test]
+fn a_closing_core_releases_its_reservations() {
+    let s = shared(100, 10);
+    let mut h = Harness::with(s.clone(), |_| {});
+    h.request(method::ALLOCATE, false, |_| {});
+    let token = allocate_pair(&mut h, 1).1.unwrap();
+    h.relay.client_gone(h.client);
+    h.relay.release_reservations();
+    let events: Vec<Event> = std::iter::from_fn(|| h.relay.poll_event()).collect();
+    assert!(events.contains(&Event::Unreserve { token }), "{events:?}");
+    assert_eq!((s.quotas.total(), s.reservations()), (0, 0));
+}
+
+/// RFC 8656 §7.2: the allocation that redeems a token gets the reserved
+/// port's family; an IPv6 reservation used to come back as IPv4.
+#[test]
+fn a_redeemed_reservation_keeps_its_family() {
+    let mut h = Harness::new();
+    h.request(method::ALLOCATE, false, |_| {});
+    let (r, token) = allocate_pair(&mut h, 2);
+    assert_eq!(code(&r), None);
+    let token = token.unwrap();
+    assert!(matches!(
+        h.binds.last(),
+        Some(Event::BindRelay { family: Family::V6, reservation: Reservation::ReserveNext(t), .. }) if *t == token
+    ));
+    let mut other = Harness::with(h.relay.shared.clone(), |_| {});
+    other.client.remote = "192.0.2.99:6000".parse().unwrap();
+    other.request(method::ALLOCATE, false, |_| {});
+    let with_family = other.request(method::ALLOCATE, true, |b| {
+        b.u32(attr::REQUESTED_TRANSPORT, 17 << 24)
+            .u32(attr::REQUESTED_ADDRESS_FAMILY, 2 << 24)
+            .attr(attr::RESERVATION_TOKEN, &token);
+    });
+    assert_eq!(code(&with_family), Some(400));
+    let ok = other.request(method::ALLOCATE, true, |b| {
+        b.u32(attr::REQUESTED_TRANSPORT, 17 << 24)
+            .attr(attr::RESERVATION_TOKEN, &token);
+    });
+    assert_eq!(code(&ok), None);
+    assert!(matches!(
+        other.binds.last(),
+        Some(Event::BindRelay { family: Family::V6, reservation: Reservation::Redeem(t), .. }) if *t == token
+    ));
+    // IPv6 peers are this allocation's peers, IPv4 ones are not.
+    assert_eq!(
+        code(&other.channel_bind(0x4000, "[::1]:7000".parse().unwrap())),
+        None
+    );
+    assert_eq!(
+        code(&other.channel_bind(0x4001, PEER.parse().unwrap())),
+        Some(443)
+    );
 }
 
 #[test]
