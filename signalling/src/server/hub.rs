@@ -299,13 +299,21 @@ impl Hub {
             return false;
         };
         match redis.publish(&channel(&node), device.as_str()).await {
-            // Zero subscribers: that node is gone; fall back to a push.
-            Ok(n) => {
+            Ok(n) if n > 0 => {
                 metrics::counter!("signald_routed_out_total").increment(1);
-                n > 0
+                true
+            }
+            // Nobody listens on that node's channel (it is gone, or between
+            // Redis connections): not routed; the caller falls back to a push.
+            Ok(_) => {
+                metrics::counter!("signald_routed_out_failed_total", "reason" => "no_subscriber")
+                    .increment(1);
+                false
             }
             Err(e) => {
                 tracing::warn!("redis publish: {e}");
+                metrics::counter!("signald_routed_out_failed_total", "reason" => "redis_error")
+                    .increment(1);
                 false
             }
         }

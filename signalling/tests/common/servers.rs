@@ -1,5 +1,7 @@
 //! Real PostgreSQL and Redis servers on loopback for the tests: started in
 //! a temp dir on a free port, waited for, and stopped on drop.
+// Each test binary uses only some of these.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
