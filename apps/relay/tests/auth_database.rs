@@ -6,8 +6,8 @@
 //! MESSAGE-INTEGRITY-SHA256, and a bid-down attempt). SQLite and PostgreSQL.
 
 mod common;
-// signalling's throwaway PostgreSQL, shared by path rather than copied.
-#[allow(dead_code)]
+// signalling's throwaway PostgreSQL, shared by path rather than copied
+// (the file allows its own dead code).
 #[path = "../../../signalling/tests/common/servers.rs"]
 mod servers;
 
