@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,10 +20,12 @@ use ring::signature::{self, UnparsedPublicKey};
 use sotto_signalling::client::ClientEvent;
 use sotto_signalling::config::{ApnsConfig, FcmConfig};
 use sotto_signalling::protocol::{CallId, MessageKind};
+use sotto_signalling::push::fcm::{Fcm, ServiceAccount};
 use sotto_signalling::push::jwt::JwtKey;
+use sotto_signalling::push::{Attempt, PushKind, PushMessage};
 use sotto_signalling::seal::CallPayload;
 use sotto_signalling::server;
-use sotto_signalling::store::Store;
+use sotto_signalling::store::{PushEndpoint, Store};
 use sotto_signalling::util::unb64;
 use tokio::sync::mpsc;
 
@@ -32,6 +35,13 @@ struct Provider {
     rsa_key: Arc<Vec<u8>>,
     tx: mpsc::UnboundedSender<(String, serde_json::Value)>,
     oauth_grants: Arc<Mutex<u32>>,
+    /// Access tokens FCM refuses with 401 (revoked); `*` refuses them all.
+    revoked: Arc<Mutex<HashSet<String>>>,
+}
+
+/// The access token the stand-in OAuth endpoint issues as grant `n`.
+fn access_token(n: u32) -> String {
+    format!("ya29.test-token-{n}")
 }
 
 fn jwt_parts(jwt: &str) -> (serde_json::Value, serde_json::Value, String, Vec<u8>) {
@@ -96,9 +106,10 @@ async fn oauth(State(p): State<Provider>, body: Bytes) -> impl IntoResponse {
         "https://www.googleapis.com/auth/firebase.messaging"
     );
     assert_eq!(claims["iss"], "signald@test.iam.example");
-    *p.oauth_grants.lock().unwrap() += 1;
+    let mut grants = p.oauth_grants.lock().unwrap();
+    *grants += 1;
     axum::Json(
-        serde_json::json!({"access_token": "ya29.test-token", "expires_in": 3600, "token_type": "Bearer"}),
+        serde_json::json!({"access_token": access_token(*grants), "expires_in": 3600, "token_type": "Bearer"}),
     )
 }
 
@@ -130,7 +141,22 @@ fn url_decode(body: &[u8]) -> Vec<(String, String)> {
 
 async fn fcm(State(p): State<Provider>, req: Request) -> impl IntoResponse {
     let auth = req.headers()["authorization"].to_str().unwrap().to_owned();
-    assert_eq!(auth, "Bearer ya29.test-token");
+    let token = auth.strip_prefix("Bearer ").unwrap();
+    let grants = *p.oauth_grants.lock().unwrap();
+    assert!(
+        (1..=grants).any(|n| access_token(n) == token),
+        "{token} was issued"
+    );
+    let refused = {
+        let revoked = p.revoked.lock().unwrap();
+        revoked.contains(token) || revoked.contains("*")
+    };
+    if refused {
+        return (
+            StatusCode::UNAUTHORIZED,
+            r#"{"error":{"code":401,"status":"UNAUTHENTICATED"}}"#,
+        );
+    }
     let body: serde_json::Value =
         serde_json::from_slice(&axum::body::to_bytes(req.into_body(), 4096).await.unwrap())
             .unwrap();
@@ -154,62 +180,97 @@ fn openssl(args: &[&str]) {
     assert!(ok.success(), "openssl {args:?}");
 }
 
+/// Keys (an APNs .p8 and a service account), and the stand-in for the
+/// APNs, FCM and OAuth endpoints on loopback.
+struct Fixture {
+    dir: tempfile::TempDir,
+    base: String,
+    provider: Provider,
+    rx: mpsc::UnboundedReceiver<(String, serde_json::Value)>,
+}
+
+impl Fixture {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = |n: &str| dir.path().join(n).display().to_string();
+        // APNs key (.p8 is PKCS#8 P-256) and a service-account RSA key.
+        let (_, apns_der) = JwtKey::generate_es256().unwrap();
+        let apns_pem = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(&apns_der)
+        );
+        std::fs::write(d("AuthKey.p8"), &apns_pem).unwrap();
+        let apns_pub = JwtKey::es256_from_pkcs8(&apns_der).unwrap().public_key();
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            &d("sa.pem"),
+        ]);
+        openssl(&[
+            "rsa",
+            "-in",
+            &d("sa.pem"),
+            "-RSAPublicKey_out",
+            "-outform",
+            "DER",
+            "-out",
+            &d("sa.pub"),
+        ]);
+
+        let (tx, rx) = mpsc::unbounded_channel();
+        let provider = Provider {
+            apns_key: Arc::new(apns_pub),
+            rsa_key: Arc::new(std::fs::read(d("sa.pub")).unwrap()),
+            tx,
+            oauth_grants: Arc::default(),
+            revoked: Arc::default(),
+        };
+        let app = Router::new()
+            .route("/3/device/{token}", post(apns))
+            .route("/token", post(oauth))
+            .route("/v1/projects/sotto-test/messages:send", post(fcm))
+            .with_state(provider.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let account = serde_json::json!({
+            "type": "service_account",
+            "project_id": "sotto-test",
+            "client_email": "signald@test.iam.example",
+            "private_key": std::fs::read_to_string(d("sa.pem")).unwrap(),
+            "token_uri": format!("{base}/token"),
+        });
+        std::fs::write(d("sa.json"), account.to_string()).unwrap();
+        Self {
+            dir,
+            base,
+            provider,
+            rx,
+        }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    fn grants(&self) -> u32 {
+        *self.provider.oauth_grants.lock().unwrap()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apns_and_fcm_adapters() {
-    let dir = tempfile::tempdir().unwrap();
+    let Fixture {
+        dir,
+        base,
+        provider,
+        mut rx,
+    } = Fixture::start().await;
     let d = |n: &str| dir.path().join(n).display().to_string();
-    // APNs key (.p8 is PKCS#8 P-256) and a service-account RSA key.
-    let (_, apns_der) = JwtKey::generate_es256().unwrap();
-    let apns_pem = format!(
-        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-        base64::engine::general_purpose::STANDARD.encode(&apns_der)
-    );
-    std::fs::write(d("AuthKey.p8"), &apns_pem).unwrap();
-    let apns_pub = JwtKey::es256_from_pkcs8(&apns_der).unwrap().public_key();
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "RSA",
-        "-pkeyopt",
-        "rsa_keygen_bits:2048",
-        "-out",
-        &d("sa.pem"),
-    ]);
-    openssl(&[
-        "rsa",
-        "-in",
-        &d("sa.pem"),
-        "-RSAPublicKey_out",
-        "-outform",
-        "DER",
-        "-out",
-        &d("sa.pub"),
-    ]);
-
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let provider = Provider {
-        apns_key: Arc::new(apns_pub),
-        rsa_key: Arc::new(std::fs::read(d("sa.pub")).unwrap()),
-        tx,
-        oauth_grants: Arc::default(),
-    };
-    let app = Router::new()
-        .route("/3/device/{token}", post(apns))
-        .route("/token", post(oauth))
-        .route("/v1/projects/sotto-test/messages:send", post(fcm))
-        .with_state(provider.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let account = serde_json::json!({
-        "type": "service_account",
-        "project_id": "sotto-test",
-        "client_email": "signald@test.iam.example",
-        "private_key": std::fs::read_to_string(d("sa.pem")).unwrap(),
-        "token_uri": format!("{base}/token"),
-    });
-    std::fs::write(d("sa.json"), account.to_string()).unwrap();
-
     let mut cfg = common::config(dir.path());
     cfg.push.apns = Some(ApnsConfig {
         base_url: base.clone(),
@@ -300,4 +361,41 @@ async fn apns_and_fcm_adapters() {
     }
     assert_eq!(left, ["aa01", "live"]);
     srv.shutdown().await;
+}
+
+/// A revoked access token (FCM answers 401) is dropped and replaced at
+/// once, not used until it would have expired; a 401 with the fresh token
+/// too ends the attempt instead of looping.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fcm_replaces_a_revoked_access_token() {
+    let fx = Fixture::start().await;
+    let account: ServiceAccount =
+        serde_json::from_slice(&std::fs::read(fx.path("sa.json")).unwrap()).unwrap();
+    let fcm = Fcm::new(fx.base.clone(), account, reqwest::Client::new()).unwrap();
+    let ep = PushEndpoint {
+        provider: "fcm".into(),
+        endpoint: "live".into(),
+        p256dh: String::new(),
+        auth: String::new(),
+    };
+    let msg = PushMessage {
+        call_id: CallId::new("call-revoked").unwrap(),
+        kind: PushKind::Wake,
+        ttl_s: 45,
+    };
+    let now_s = sotto_signalling::util::unix_ms() / 1000;
+
+    assert_eq!(fcm.send(&ep, &msg, now_s).await, Attempt::Sent);
+    assert_eq!(fcm.send(&ep, &msg, now_s).await, Attempt::Sent);
+    assert_eq!(fx.grants(), 1, "the access token is cached");
+
+    fx.provider.revoked.lock().unwrap().insert(access_token(1));
+    assert_eq!(fcm.send(&ep, &msg, now_s).await, Attempt::Sent);
+    assert_eq!(fx.grants(), 2, "a new token replaced the revoked one");
+    assert_eq!(fcm.send(&ep, &msg, now_s).await, Attempt::Sent);
+    assert_eq!(fx.grants(), 2, "the new token is cached");
+
+    fx.provider.revoked.lock().unwrap().insert("*".into());
+    assert_eq!(fcm.send(&ep, &msg, now_s).await, Attempt::Failed);
+    assert_eq!(fx.grants(), 3, "one new token per refused send, no more");
 }

@@ -103,15 +103,51 @@ impl Fcm {
         Ok(answer.access_token)
     }
 
+    /// Drops the cached access token if it is still `token`.
+    async fn forget_token(&self, token: &str) {
+        let mut cached = self.token.lock().await;
+        if cached.as_ref().is_some_and(|(_, t)| t == token) {
+            *cached = None;
+        }
+    }
+
     /// One delivery attempt to the registration token in `ep.endpoint`.
+    /// A 401 means the cached access token was revoked before it expired:
+    /// it is dropped and the message sent once more with a fresh one.
     pub async fn send(&self, ep: &PushEndpoint, msg: &PushMessage, now_s: u64) -> Attempt {
-        let token = match self.access_token(now_s).await {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!("fcm: {e}");
-                return Attempt::Retry(None);
+        let mut renewed = false;
+        loop {
+            let token = match self.access_token(now_s).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!("fcm: {e}");
+                    return Attempt::Retry(None);
+                }
+            };
+            let res = self.post(ep, msg, &token).await;
+            if !renewed
+                && res
+                    .as_ref()
+                    .is_ok_and(|r| r.status() == reqwest::StatusCode::UNAUTHORIZED)
+            {
+                tracing::info!("fcm: access token refused; getting a new one");
+                self.forget_token(&token).await;
+                renewed = true;
+                continue;
             }
-        };
+            return classify(res, |status, body| {
+                status == 400 && body.contains("UNREGISTERED")
+            })
+            .await;
+        }
+    }
+
+    async fn post(
+        &self,
+        ep: &PushEndpoint,
+        msg: &PushMessage,
+        token: &str,
+    ) -> reqwest::Result<reqwest::Response> {
         let kind = match msg.kind {
             PushKind::Wake => "wake",
             PushKind::Cancel => "cancel",
@@ -121,8 +157,7 @@ impl Fcm {
             "data": {"call_id": msg.call_id.as_str(), "kind": kind},
             "android": {"priority": "HIGH", "ttl": format!("{}s", msg.ttl_s), "collapse_key": msg.topic()},
         }});
-        let res = self
-            .http
+        self.http
             .post(format!(
                 "{}/v1/projects/{}/messages:send",
                 self.base_url, self.account.project_id
@@ -131,10 +166,6 @@ impl Fcm {
             .header("content-type", "application/json")
             .body(body.to_string())
             .send()
-            .await;
-        classify(res, |status, body| {
-            status == 400 && body.contains("UNREGISTERED")
-        })
-        .await
+            .await
     }
 }
