@@ -147,7 +147,9 @@ impl SignalClient {
         Ok(s.token)
     }
 
-    /// Registers a push endpoint (`webpush`, `unifiedpush`, `apns`, `fcm`).
+    /// Registers a push endpoint (`webpush`, `unifiedpush`, `fcm`, `apns`
+    /// for an iOS PushKit token, `apns-app` for the app's ordinary APNs
+    /// device token, which gets call cancels).
     pub async fn put_push(
         &self,
         token: &str,

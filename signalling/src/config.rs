@@ -137,7 +137,7 @@ pub struct PushConfig {
     pub vapid_key_file: Option<PathBuf>,
     /// VAPID contact (`mailto:` or `https:`).
     pub vapid_subject: String,
-    /// APNs VoIP.
+    /// APNs (VoIP wakes, background cancels).
     pub apns: Option<ApnsConfig>,
     /// FCM HTTP v1.
     pub fcm: Option<FcmConfig>,

@@ -18,7 +18,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// A registered push endpoint of a device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushEndpoint {
-    /// Provider name: `webpush`, `unifiedpush`, `apns` or `fcm`.
+    /// Provider name: `webpush`, `unifiedpush`, `apns` (PushKit token),
+    /// `apns-app` (the app's ordinary APNs token) or `fcm`.
     pub provider: String,
     /// Push resource URL (Web Push, UnifiedPush) or device token (APNs, FCM).
     pub endpoint: String,

@@ -20,6 +20,7 @@ use ring::signature::{self, UnparsedPublicKey};
 use sotto_signalling::client::ClientEvent;
 use sotto_signalling::config::{ApnsConfig, FcmConfig};
 use sotto_signalling::protocol::{CallId, MessageKind};
+use sotto_signalling::push::apns::Apns;
 use sotto_signalling::push::fcm::{Fcm, ServiceAccount};
 use sotto_signalling::push::jwt::JwtKey;
 use sotto_signalling::push::{Attempt, PushKind, PushMessage};
@@ -187,6 +188,8 @@ struct Fixture {
     base: String,
     provider: Provider,
     rx: mpsc::UnboundedReceiver<(String, serde_json::Value)>,
+    /// The APNs key, PKCS#8 DER.
+    apns_der: Vec<u8>,
 }
 
 impl Fixture {
@@ -250,6 +253,7 @@ impl Fixture {
             base,
             provider,
             rx,
+            apns_der,
         }
     }
 
@@ -269,6 +273,7 @@ async fn apns_and_fcm_adapters() {
         base,
         provider,
         mut rx,
+        ..
     } = Fixture::start().await;
     let d = |n: &str| dir.path().join(n).display().to_string();
     let mut cfg = common::config(dir.path());
@@ -398,4 +403,41 @@ async fn fcm_replaces_a_revoked_access_token() {
     fx.provider.revoked.lock().unwrap().insert("*".into());
     assert_eq!(fcm.send(&ep, &msg, now_s).await, Attempt::Failed);
     assert_eq!(fx.grants(), 3, "one new token per refused send, no more");
+}
+
+/// A cancel is not a VoIP push (iOS would terminate an app that does not
+/// report it to CallKit as a new call) but a background push to the app's
+/// own topic, at the priority Apple requires for one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apns_cancel_is_a_background_push() {
+    let mut fx = Fixture::start().await;
+    let apns = Apns::new(
+        fx.base.clone(),
+        "TEAM123456".into(),
+        "KEY1234567".into(),
+        "org.sotto.app".into(),
+        JwtKey::es256_from_pkcs8(&fx.apns_der).unwrap(),
+    )
+    .unwrap();
+    let ep = PushEndpoint {
+        provider: "apns-app".into(),
+        endpoint: "cc03".into(),
+        p256dh: String::new(),
+        auth: String::new(),
+    };
+    let msg = PushMessage {
+        call_id: CallId::new("call-cancelled").unwrap(),
+        kind: PushKind::Cancel,
+        ttl_s: 45,
+    };
+    let now_s = sotto_signalling::util::unix_ms() / 1000;
+    assert_eq!(apns.send(&ep, &msg, now_s).await, Attempt::Sent);
+    let (path, seen) = fx.rx.recv().await.unwrap();
+    assert_eq!(path, "apns/cc03");
+    assert_eq!(seen["push_type"], "background");
+    assert_eq!(seen["topic"], "org.sotto.app");
+    assert_eq!(seen["priority"], "5");
+    assert_eq!(seen["body"]["aps"]["content-available"], 1);
+    assert_eq!(seen["body"]["kind"], "cancel");
+    assert_eq!(seen["body"]["call_id"], "call-cancelled");
 }

@@ -1,4 +1,5 @@
-//! APNs VoIP pushes over HTTP/2 with token-based (ES256 JWT) auth.
+//! APNs pushes over HTTP/2 with token-based (ES256 JWT) auth: wakes as
+//! VoIP pushes, cancels as background pushes (see [`super::serves`]).
 
 use std::sync::Mutex;
 
@@ -26,7 +27,7 @@ const TOKEN_LIFETIME_S: u64 = 50 * 60;
 
 impl Apns {
     /// An adapter posting to `base_url` (e.g. `https://api.push.apple.com`)
-    /// for app `topic` (the bundle id; `.voip` is appended).
+    /// for app `topic` (the bundle id; `.voip` is appended for VoIP pushes).
     pub fn new(
         base_url: String,
         team_id: String,
@@ -71,7 +72,9 @@ impl Apns {
         Some(tok)
     }
 
-    /// One delivery attempt to the device token in `ep.endpoint`.
+    /// One delivery attempt to the device token in `ep.endpoint`: a wake
+    /// as a VoIP push (`ep` an `apns` PushKit token), a cancel as a
+    /// background push (`ep` an `apns-app` token of the app itself).
     pub async fn send(&self, ep: &PushEndpoint, msg: &PushMessage, now_s: u64) -> Attempt {
         let Some(token) = self.provider_token(now_s) else {
             return Attempt::Failed;
@@ -79,18 +82,33 @@ impl Apns {
         if !ep.endpoint.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Attempt::Gone;
         }
-        let kind = match msg.kind {
-            PushKind::Wake => "wake",
-            PushKind::Cancel => "cancel",
+        // iOS terminates an app that does not report each VoIP push to
+        // CallKit as a new call, so only a wake is one. A background push
+        // goes to the bundle id itself, and Apple requires priority 5.
+        let (kind, push_type, topic, priority, aps) = match msg.kind {
+            PushKind::Wake => (
+                "wake",
+                "voip",
+                format!("{}.voip", self.topic),
+                "10",
+                json!({}),
+            ),
+            PushKind::Cancel => (
+                "cancel",
+                "background",
+                self.topic.clone(),
+                "5",
+                json!({"content-available": 1}),
+            ),
         };
-        let body = json!({"aps": {}, "call_id": msg.call_id.as_str(), "kind": kind}).to_string();
+        let body = json!({"aps": aps, "call_id": msg.call_id.as_str(), "kind": kind}).to_string();
         let res = self
             .http
             .post(format!("{}/3/device/{}", self.base_url, ep.endpoint))
             .header("authorization", format!("bearer {token}"))
-            .header("apns-push-type", "voip")
-            .header("apns-topic", format!("{}.voip", self.topic))
-            .header("apns-priority", "10")
+            .header("apns-push-type", push_type)
+            .header("apns-topic", topic)
+            .header("apns-priority", priority)
             .header("apns-expiration", (now_s + msg.ttl_s).to_string())
             .header("apns-collapse-id", msg.topic())
             .header("content-type", "application/json")

@@ -1,5 +1,5 @@
 //! Push wakeups for devices without a live connection: Web Push and
-//! UnifiedPush ([`webpush`]), APNs VoIP ([`apns`]) and FCM HTTP v1
+//! UnifiedPush ([`webpush`]), APNs ([`apns`]) and FCM HTTP v1
 //! ([`fcm`]), behind one dispatcher that collapses by call id, retries with
 //! back-off honouring `Retry-After`, and prunes dead tokens.
 
@@ -171,6 +171,20 @@ pub enum PushKind {
     Cancel,
 }
 
+/// Whether an endpoint of `provider` takes pushes of `kind`. An `apns`
+/// endpoint is a PushKit (VoIP) token: iOS terminates an app that does not
+/// report every VoIP push to CallKit as a new incoming call, so it gets
+/// wakes only. Cancels go as background pushes, which need the app's
+/// ordinary device token (PushKit tokens are refused for the app's own
+/// topic): an `apns-app` endpoint, which gets cancels only.
+pub fn serves(provider: &str, kind: PushKind) -> bool {
+    match provider {
+        "apns" => kind == PushKind::Wake,
+        "apns-app" => kind == PushKind::Cancel,
+        _ => true,
+    }
+}
+
 /// What is pushed: the call id and why. The call itself stays sealed on
 /// the server until the device connects.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -315,7 +329,7 @@ impl RetryPolicy {
 pub struct Providers {
     /// Web Push and UnifiedPush (same protocol).
     pub webpush: Option<webpush::WebPush>,
-    /// APNs VoIP.
+    /// APNs (VoIP wakes, background cancels).
     pub apns: Option<apns::Apns>,
     /// FCM HTTP v1.
     pub fcm: Option<fcm::Fcm>,
@@ -388,6 +402,7 @@ impl Pusher {
         };
         let sends = endpoints
             .iter()
+            .filter(|ep| serves(&ep.provider, msg.kind))
             .map(|ep| self.push_endpoint(device, ep, msg));
         futures_util::future::join_all(sends).await;
     }
@@ -403,7 +418,7 @@ impl Pusher {
                     Some(w) => w.send(ep, msg, now_s).await,
                     None => Attempt::Failed,
                 },
-                "apns" => match &p.apns {
+                "apns" | "apns-app" => match &p.apns {
                     Some(a) => a.send(ep, msg, now_s).await,
                     None => Attempt::Failed,
                 },
@@ -490,6 +505,17 @@ mod tests {
         );
         assert_eq!(p.delay(1, Some(Duration::from_secs(60))), None);
         assert_eq!(p.delay(4, None), None);
+    }
+
+    #[test]
+    fn voip_tokens_get_wakes_and_app_tokens_cancels() {
+        assert!(serves("apns", PushKind::Wake));
+        assert!(!serves("apns", PushKind::Cancel));
+        assert!(!serves("apns-app", PushKind::Wake));
+        assert!(serves("apns-app", PushKind::Cancel));
+        for p in ["webpush", "unifiedpush", "fcm"] {
+            assert!(serves(p, PushKind::Wake) && serves(p, PushKind::Cancel));
+        }
     }
 
     #[test]

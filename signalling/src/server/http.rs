@@ -266,7 +266,7 @@ pub(crate) async fn put_push(
                 },
             )?;
         }
-        "apns" | "fcm" => {}
+        "apns" | "apns-app" | "fcm" => {}
         _ => return Err(ApiError::BadRequest("bad_provider")),
     }
     let ep = PushEndpoint {
