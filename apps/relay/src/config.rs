@@ -132,7 +132,9 @@ pub struct Options {
     #[arg(long, env = "SOTTO_RELAY_AUTH_DATABASE", hide_env_values = true)]
     pub auth_database: Option<String>,
     /// Peer ranges allowed although special-purpose or the relay's own
-    /// addresses (which are refused by default).
+    /// addresses (which are refused by default: relay, external and
+    /// listen IPs, and with a wildcard listener every interface address,
+    /// re-read on SIGHUP).
     #[arg(
         long = "allow-peer",
         env = "SOTTO_RELAY_ALLOW_PEER",
@@ -469,6 +471,17 @@ impl Settings {
             userdb::load(db, &self.realm, &mut c).await?;
         }
         Ok(c)
+    }
+
+    /// Whether a listener is bound to a wildcard address (0.0.0.0, ::):
+    /// then the settings name none of the host's addresses, which the
+    /// server reads from its interfaces instead (at start and on SIGHUP).
+    pub fn listens_on_wildcard(&self) -> bool {
+        self.listen
+            .iter()
+            .chain(&self.listen_tcp)
+            .chain(&self.listen_tls)
+            .any(|a| a.ip().is_unspecified())
     }
 
     /// The address advertised for a relayed socket bound to `bound`.

@@ -85,10 +85,15 @@ async fn run(settings: sotto_relay::config::Settings) -> anyhow::Result<()> {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => match server.reload_credentials().await {
-                Ok((users, secrets)) => tracing::info!(users, secrets, "credentials reloaded"),
-                Err(e) => tracing::error!(error = %e, "credential reload failed; keeping the old ones"),
-            },
+            _ = hup.recv() => {
+                match server.reload_credentials().await {
+                    Ok((users, secrets)) => tracing::info!(users, secrets, "credentials reloaded"),
+                    Err(e) => tracing::error!(error = %e, "credential reload failed; keeping the old ones"),
+                }
+                if let Err(e) = server.refresh_host_addresses() {
+                    tracing::error!(error = %e, "reading interface addresses failed; keeping the old ones");
+                }
+            }
         }
     }
     tracing::info!(allocations = server.allocations(), "shutting down");

@@ -6,6 +6,7 @@
 //! (RFC 6890 and its updates) plus well-known cloud metadata addresses.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, RwLock};
 
 use ipnet::IpNet;
 
@@ -57,12 +58,20 @@ const DENY_V6: &[(&str, &str)] = &[
 ];
 
 /// Peer address policy: explicit deny, then explicit allow, then the
-/// built-in special-purpose ranges.
+/// built-in special-purpose ranges and this host's own addresses.
+///
+/// Clones share the host's interface addresses
+/// ([`PeerPolicy::set_host_addresses`]), so a refresh on SIGHUP reaches
+/// every core built from one policy.
 #[derive(Debug, Clone)]
 pub struct PeerPolicy {
     allow: Vec<IpNet>,
     deny: Vec<IpNet>,
     builtin: Vec<IpNet>,
+    /// Interface addresses, when the relay listens on a wildcard address
+    /// (and so names none of them in its settings). Read only on the
+    /// control path (CreatePermission, ChannelBind).
+    host: Arc<RwLock<Vec<IpAddr>>>,
 }
 
 impl Default for PeerPolicy {
@@ -76,6 +85,7 @@ impl Default for PeerPolicy {
             allow: Vec::new(),
             deny: Vec::new(),
             builtin,
+            host: Arc::default(),
         }
     }
 }
@@ -103,6 +113,26 @@ impl PeerPolicy {
         }
     }
 
+    /// Replaces the host's interface addresses, refused like the built-in
+    /// ranges (unless allowed) by this policy and every clone of it.
+    pub fn set_host_addresses(&self, ips: impl IntoIterator<Item = IpAddr>) {
+        let ips = ips
+            .into_iter()
+            .filter(|ip| !ip.is_unspecified())
+            .map(canonical)
+            .collect();
+        *self.host.write().unwrap_or_else(|e| e.into_inner()) = ips;
+    }
+
+    /// Whether `ip` is one of the host's interface addresses as last set.
+    pub fn is_host_address(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.host
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&ip)
+    }
+
     /// Adds loopback (127.0.0.0/8, ::1) to the allow list, for tests.
     pub fn allow_loopback(&mut self) {
         self.allow.push("127.0.0.0/8".parse().expect("literal"));
@@ -118,7 +148,7 @@ impl PeerPolicy {
         if self.allow.iter().any(|n| n.contains(&ip)) {
             return true;
         }
-        !self.builtin.iter().any(|n| n.contains(&ip))
+        !self.builtin.iter().any(|n| n.contains(&ip)) && !self.is_host_address(ip)
     }
 }
 
@@ -226,5 +256,22 @@ mod tests {
         assert!(p.permits(ip("8.8.4.5")));
         // The operator's allow list still wins.
         assert!(p.permits(ip("198.18.0.1")));
+    }
+
+    #[test]
+    fn host_addresses_are_refused_in_every_clone_and_replaced() {
+        let p = PeerPolicy::new(vec!["198.18.0.0/15".parse().unwrap()], vec![]);
+        let core = p.clone();
+        assert!(core.permits(ip("8.8.4.4")));
+        p.set_host_addresses([ip("8.8.4.4"), ip("2606:4700::1"), ip("198.18.0.1")]);
+        for own in ["8.8.4.4", "::ffff:8.8.4.4", "2606:4700::1"] {
+            assert!(!core.permits(ip(own)), "{own}");
+            assert!(core.is_host_address(ip(own)), "{own}");
+        }
+        assert!(core.permits(ip("198.18.0.1")), "the allow list wins");
+        // A refresh (SIGHUP) replaces the list: a removed address is a peer again.
+        p.set_host_addresses([ip("1.1.1.1")]);
+        assert!(core.permits(ip("8.8.4.4")));
+        assert!(!core.permits(ip("1.1.1.1")));
     }
 }

@@ -1,6 +1,6 @@
 //! Wires settings, shared state, UDP workers and TCP/TLS listeners together.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -46,6 +46,32 @@ impl Ctx {
     }
 }
 
+/// This host's interface addresses (getifaddrs), both families.
+pub fn host_addresses() -> std::io::Result<Vec<IpAddr>> {
+    let addrs = nix::ifaddrs::getifaddrs().map_err(std::io::Error::from)?;
+    Ok(addrs
+        .filter_map(|i| {
+            let a = i.address?;
+            a.as_sockaddr_in()
+                .map(|v4| IpAddr::V4(v4.ip()))
+                .or_else(|| a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+        })
+        .collect())
+}
+
+/// Refuses this host's interface addresses as peers if a listener is on a
+/// wildcard address (concrete listen, relay and external IPs are refused
+/// from the settings already); returns how many are refused.
+fn refresh_host_addresses(settings: &Settings) -> std::io::Result<usize> {
+    if !settings.listens_on_wildcard() {
+        return Ok(0);
+    }
+    let ips = host_addresses()?;
+    let n = ips.len();
+    settings.policy.set_host_addresses(ips);
+    Ok(n)
+}
+
 /// A running relay.
 pub struct Server {
     ctx: Arc<Ctx>,
@@ -84,6 +110,9 @@ impl Server {
             settings.max_tcp_connections,
             settings.max_tcp_connections_per_ip,
         ));
+        // Before any core exists: a wildcard listener must not let a client
+        // reach this host's own addresses from the first request on.
+        refresh_host_addresses(&settings).context("reading interface addresses")?;
         let unix_at_epoch = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
         let ctx = Arc::new(Ctx {
             settings,
@@ -190,6 +219,14 @@ impl Server {
         Ok(counts)
     }
 
+    /// Re-reads this host's interface addresses into the peer policy when
+    /// a listener is on a wildcard address (SIGHUP: addresses come and go
+    /// with DHCP, VPNs and containers). Returns how many are refused; on
+    /// error the old list stays.
+    pub fn refresh_host_addresses(&self) -> std::io::Result<usize> {
+        refresh_host_addresses(&self.ctx.settings)
+    }
+
     /// Live allocations across all workers and connections.
     pub fn allocations(&self) -> usize {
         self.ctx.shared.quotas.total()
@@ -208,5 +245,51 @@ impl Server {
         for w in self.workers {
             let _ = tokio::task::spawn_blocking(move || w.thread.join()).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Options;
+
+    /// The address this host would send from towards the Internet: an
+    /// interface address found without getifaddrs (a UDP connect sends
+    /// nothing). None without a route.
+    fn route_source() -> Option<IpAddr> {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+        s.connect("198.51.100.1:9").ok()?;
+        Some(s.local_addr().ok()?.ip())
+    }
+
+    /// Listening on 0.0.0.0, the relay names none of its addresses; its
+    /// interfaces' addresses (here the route source, and every one
+    /// getifaddrs lists) are refused as peers by default all the same.
+    #[tokio::test]
+    async fn wildcard_listener_refuses_this_hosts_addresses() {
+        let settings = Options {
+            listen: vec!["0.0.0.0:0".parse().unwrap()],
+            relay_ip: vec!["127.0.0.1".parse().unwrap()],
+            auth_secrets: vec!["a-long-enough-secret".into()],
+            workers: Some(1),
+            ..Options::default()
+        }
+        .resolve()
+        .unwrap();
+        assert!(settings.listens_on_wildcard());
+        let server = Server::start(settings).await.unwrap();
+        let policy = server.ctx.core_config().policy;
+        let mut own = host_addresses().unwrap();
+        assert!(!own.is_empty());
+        match route_source() {
+            Some(ip) => own.push(ip),
+            None => eprintln!("no route: checking getifaddrs' addresses only"),
+        }
+        for ip in own {
+            assert!(policy.is_host_address(ip), "{ip} is not known as ours");
+            assert!(!policy.permits(ip), "{ip} is accepted as a peer");
+        }
+        assert!(server.refresh_host_addresses().unwrap() > 0);
+        server.shutdown().await;
     }
 }
