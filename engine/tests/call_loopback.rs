@@ -223,3 +223,44 @@ async fn relay_only_call_through_coturn() {
     assert_eq!(kind, PathKind::Relay);
     assert!(turn.log_count("allocation") > 0 || turn.log_count("ALLOCATE") > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ended_reaches_an_app_that_stopped_reading_events() {
+    // Statistics every millisecond fill the event queue within a second.
+    let cfg = || CallConfig {
+        stats_interval: Duration::from_millis(1),
+        ..CallConfig::default()
+    };
+    let now = Instant::now();
+    let pcm = || speech("asterisk_en_16k_g722dec/dir-intro.wav");
+    let ice = IceConfig::default();
+    let mut a = start(Call::outgoing(now, cfg()).unwrap(), pcm(), ice.clone()).await;
+    let mut b = start(Call::incoming(now, cfg()).unwrap(), pcm(), ice).await;
+    a.handle.place().await.unwrap();
+    let rang = |_: &Side, b: &Side| {
+        b.events
+            .iter()
+            .any(|e| matches!(e, Event::Ringing { incoming: true }))
+    };
+    assert!(run(&mut a, &mut b, Duration::from_secs(10), rang).await);
+    b.handle.answer().await.unwrap();
+    let secure = |a: &Side, b: &Side| sas(a).is_some() && sas(b).is_some();
+    assert!(run(&mut a, &mut b, Duration::from_secs(20), secure).await);
+    // A's app stops reading events; its queue fills with statistics.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    a.handle.hang_up().await.unwrap();
+    let mut last = None;
+    while let Some(e) = a.handle.recv().await {
+        last = Some(e);
+    }
+    assert!(
+        matches!(
+            last,
+            Some(Event::Ended {
+                reason: EndReason::LocalHangup
+            })
+        ),
+        "{last:?}"
+    );
+    b.handle.shutdown().await;
+}

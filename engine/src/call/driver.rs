@@ -89,6 +89,7 @@ impl CallHandle {
             events: ev_tx,
             pump: AudioPump::default(),
             dropped_events: 0,
+            ended: None,
             final_cache: Arc::clone(&final_cache),
         };
         let task = tokio::spawn(task.run(cmd_rx, ice_rx));
@@ -174,8 +175,10 @@ impl CallHandle {
     }
 
     /// Hangs up if still in a call and waits for the task (and its
-    /// sockets) to finish.
+    /// sockets) to finish. Events not received yet are dropped.
     pub async fn shutdown(mut self) {
+        // The task must not wait for room in a queue nobody reads.
+        self.events.close();
         let _ = self.cmd.send(Command::HangUp).await;
         if let Some(t) = self.task.take() {
             let _ = t.await;
@@ -191,6 +194,8 @@ struct Task {
     events: mpsc::Sender<Event>,
     pump: AudioPump,
     dropped_events: u64,
+    /// `Ended`, when the event queue was full as the call ended.
+    ended: Option<Event>,
     final_cache: FinalCache,
 }
 
@@ -213,7 +218,10 @@ impl Task {
                 ev = transport.recv() => match ev {
                     Some(TransportEvent::Ice(e)) => self.input(Input::Ice(e)),
                     Some(TransportEvent::Media(d)) => self.input(Input::Datagram(&d)),
-                    None => stop = true,
+                    None => {
+                        self.input(Input::TransportClosed);
+                        stop = true;
+                    }
                 },
                 Some(m) = ice.recv() => self.input(Input::IceSignal(m)),
                 c = cmd.recv() => match c {
@@ -246,6 +254,13 @@ impl Task {
                 }
                 _ => {}
             }
+        }
+        // No command can wait for this task now: wait for the app to take
+        // the `Ended` its full queue had no room for.
+        if let Some(e) = self.ended.take()
+            && self.events.send(e).await.is_err()
+        {
+            self.dropped_events += 1;
         }
     }
 
@@ -304,6 +319,14 @@ impl Task {
         while let Some(e) = self.call.poll_event() {
             match e {
                 Event::Signal(s) => self.signaller.send(s),
+                // The last event: kept for after the loop when the app is
+                // behind (waiting here could deadlock with an app that
+                // waits for this task's answer to a command).
+                e @ Event::Ended { .. } => {
+                    if let Err(mpsc::error::TrySendError::Full(e)) = self.events.try_send(e) {
+                        self.ended = Some(e);
+                    }
+                }
                 e => {
                     if self.events.try_send(e).is_err() {
                         self.dropped_events += 1;

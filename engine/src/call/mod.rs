@@ -144,6 +144,9 @@ pub enum Input<'a> {
     Datagram(&'a [u8]),
     /// 10 or 20 ms of microphone PCM, 48 kHz mono.
     Audio(&'a [i16]),
+    /// The transport under the call stopped for good (its driver ended):
+    /// the call ends with [`EndReason::ConnectionFailed`].
+    TransportClosed,
 }
 
 /// Something for the transport to carry.
@@ -185,7 +188,8 @@ pub enum EndReason {
     ZrtpFailed(Failure),
     /// The negotiated suite has no SRTP profile.
     NoSrtpProfile,
-    /// ICE failed before the call was secure.
+    /// ICE failed before the call was secure, or the transport under the
+    /// call stopped.
     ConnectionFailed,
     /// Not secure within the setup timeout.
     SetupTimeout,
@@ -467,6 +471,10 @@ impl Call {
                 Ok(())
             }
             Input::Audio(pcm) => self.push_audio(now, pcm),
+            Input::TransportClosed => {
+                self.fail(EndReason::ConnectionFailed);
+                Ok(())
+            }
         }
     }
 
@@ -862,7 +870,10 @@ impl Call {
     }
 
     fn event(&mut self, e: Event) {
-        if self.events.len() < MAX_QUEUE {
+        // The hangup and `Ended` come once per call and must not be lost
+        // to an app that was slow to poll.
+        let last_words = matches!(e, Event::Ended { .. } | Event::Signal(CallSignal::Hangup));
+        if self.events.len() < MAX_QUEUE || last_words {
             self.events.push_back(e);
         }
     }
@@ -894,5 +905,47 @@ fn signal_name(s: &CallSignal) -> &'static str {
         CallSignal::Decline => "decline",
         CallSignal::Hangup => "hangup",
         CallSignal::Ice(_) => "ICE message",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hangup_and_ended_are_queued_when_the_event_queue_is_full() {
+        let now = Instant::now();
+        let mut call = Call::outgoing(now, CallConfig::default()).unwrap();
+        for _ in 0..MAX_QUEUE + 10 {
+            call.event(Event::Connected);
+        }
+        call.hang_up(now);
+        let events: Vec<_> = std::iter::from_fn(|| call.poll_event()).collect();
+        assert_eq!(events.len(), MAX_QUEUE + 2);
+        assert!(matches!(
+            events[MAX_QUEUE],
+            Event::Signal(CallSignal::Hangup)
+        ));
+        assert!(matches!(
+            events[MAX_QUEUE + 1],
+            Event::Ended {
+                reason: EndReason::LocalHangup
+            }
+        ));
+    }
+
+    #[test]
+    fn a_transport_that_stops_ends_the_call() {
+        let now = Instant::now();
+        let mut call = Call::outgoing(now, CallConfig::default()).unwrap();
+        call.place(now).unwrap();
+        call.handle_input(now, Input::TransportClosed).unwrap();
+        assert!(call.is_ended());
+        assert!(std::iter::from_fn(|| call.poll_event()).any(|e| matches!(
+            e,
+            Event::Ended {
+                reason: EndReason::ConnectionFailed
+            }
+        )));
     }
 }
