@@ -68,6 +68,8 @@ fn serve(db: &str) {
             device_burst: 1e6,
             push: sotto_signalling::config::PushConfig {
                 vapid_key_file: Some(std::env::var("SOTTO_SIGNALD_BENCH_VAPID").unwrap().into()),
+                // The bench's push sink is on loopback.
+                endpoint_allow_hosts: vec!["127.0.0.1".into()],
                 ..Default::default()
             },
             ..Config::default()

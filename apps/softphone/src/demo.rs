@@ -127,6 +127,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     cfg.turn.uris = vec![format!("turn:{}?transport=udp", hop.addr)];
     cfg.push.vapid_key_file = Some(work.path().join("vapid.der"));
     cfg.push.retry_base_ms = 50;
+    // The demo's push distributor is on loopback, which signald refuses
+    // as a push endpoint unless allowed.
+    cfg.push.endpoint_allow_hosts = vec![lo.ip().to_string()];
     let signald = sotto_signalling::server::start(cfg, None).await?;
     let base = format!("http://{}", signald.addr);
     clock.say(format!(

@@ -141,6 +141,12 @@ async fn device(dir: &ConfigDir) -> anyhow::Result<Device> {
     let dirs = Dirs::new(dir.config_dir.clone())?;
     let (cfg, id) = dirs.load()?;
     let client = SignalClient::new(&cfg.server, Arc::new(id));
+    // Registering again changes nothing but gives a server that predates
+    // signed key entries our signature, without which callers refuse our keys.
+    client
+        .register()
+        .await
+        .context("registering with signald")?;
     let token = client.login().await.context("logging in to signald")?;
     let mut conn = client.connect(true);
     tokio::time::timeout(CONNECT_TIMEOUT, async {
