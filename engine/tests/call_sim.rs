@@ -641,6 +641,8 @@ impl CoreRelay {
                     self.core.relay_bound(now, relay, Some(addr));
                 }
                 RelayEvent::Closed { relay } => self.relayed.retain(|_, r| *r != relay),
+                // The engine's TURN client reserves no ports.
+                RelayEvent::Unreserve { .. } => {}
             }
         }
         while let Some(t) = self.core.poll_transmit() {
