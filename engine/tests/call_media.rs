@@ -137,7 +137,7 @@ fn a_minute_over_lte_traces_keeps_speech_and_honest_stats() {
             jb.concealed_samples,
             jb.total_samples_pulled,
             jb.fec_packets_used,
-            tx_stats.candidate_pair.current_round_trip_time,
+            tx_stats.remote_inbound.round_trip_time,
             tx_stats.outbound.loss_hint_pct,
         );
         // What the call says it sent is what left the socket.
@@ -161,7 +161,7 @@ fn a_minute_over_lte_traces_keeps_speech_and_honest_stats() {
         let concealed = jb.concealed_samples as f64 / jb.total_samples_pulled.max(1) as f64;
         assert!(concealed < 0.25, "concealed {concealed:.3}");
         // RTCP RTT covers both one-way paths (at least 2 x 30 ms propagation).
-        let rtt = tx_stats.candidate_pair.current_round_trip_time.unwrap();
+        let rtt = tx_stats.remote_inbound.round_trip_time.unwrap();
         assert!(
             rtt >= Duration::from_millis(60) && rtt < Duration::from_secs(2),
             "{rtt:?}"

@@ -401,7 +401,7 @@ fn stats_every_second_with_w3c_names() {
         "inbound-rtp.concealedSamples",
         "outbound-rtp.packetsSent",
         "outbound-rtp.targetBitrate",
-        "candidate-pair.currentRoundTripTime",
+        "remote-inbound-rtp.roundTripTime",
     ] {
         let v = last.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
         assert!(

@@ -226,7 +226,8 @@ typedef struct SottoStats {
   double jitter_buffer_delay;
   // `inbound-rtp.concealedSamples`.
   uint64_t concealed_samples;
-  // `candidate-pair.currentRoundTripTime`, seconds; negative when not measured yet.
+  // `remote-inbound-rtp.roundTripTime` (from RTCP), seconds; negative
+  // when not measured yet.
   double round_trip_time;
   // Whether the selected path goes through a TURN relay.
   bool relayed;

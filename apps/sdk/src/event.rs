@@ -2,7 +2,6 @@
 //! [`OwnedEvent`] and live for the duration of one callback.
 
 use sotto_engine::call::{CallStats, EndReason, Event, PathKind};
-use sotto_engine::zrtp::Suite;
 use std::ffi::{CString, c_char};
 use std::ptr;
 
@@ -100,7 +99,8 @@ pub struct SottoStats {
     pub jitter_buffer_delay: f64,
     /// `inbound-rtp.concealedSamples`.
     pub concealed_samples: u64,
-    /// `candidate-pair.currentRoundTripTime`, seconds; negative when not measured yet.
+    /// `remote-inbound-rtp.roundTripTime` (from RTCP), seconds; negative
+    /// when not measured yet.
     pub round_trip_time: f64,
     /// Whether the selected path goes through a TURN relay.
     pub relayed: bool,
@@ -145,17 +145,6 @@ fn cstring(s: &str) -> CString {
     CString::new(s.replace('\0', " ")).unwrap_or_default()
 }
 
-fn algorithms(s: &Suite) -> String {
-    format!(
-        "{} {} {} {} {}",
-        s.hash.name(),
-        s.cipher.name(),
-        s.auth.name(),
-        s.key_agreement.name(),
-        s.sas.name()
-    )
-}
-
 fn end_reason(r: EndReason) -> SottoEndReason {
     match r {
         EndReason::LocalHangup => SottoEndReason::LocalHangup,
@@ -184,8 +173,8 @@ pub fn stats(s: &CallStats) -> (SottoStats, String) {
         jitter_buffer_delay: i.jitter_buffer.mean_delay_ms() / 1000.0,
         concealed_samples: i.jitter_buffer.concealed_samples,
         round_trip_time: s
-            .candidate_pair
-            .current_round_trip_time
+            .remote_inbound
+            .round_trip_time
             .map_or(-1.0, |d| d.as_secs_f64()),
         relayed: s.candidate_pair.relayed,
     };
@@ -250,7 +239,7 @@ impl OwnedEvent {
                 r.kind = SottoEventKind::SecureUp;
                 r.sas_verified = *sas_verified;
                 r.sas = keep(strings, sas);
-                r.algorithms = keep(strings, &algorithms(suite));
+                r.algorithms = keep(strings, &suite.to_string());
             }
             Event::CacheMismatch => r.kind = SottoEventKind::CacheMismatch,
             Event::HelloHashMismatch => r.kind = SottoEventKind::HelloHashMismatch,

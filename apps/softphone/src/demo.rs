@@ -306,7 +306,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             Update::Event(Event::SecureUp {
                 sas: s, algorithms, ..
             }) => {
-                clock.say(format!("{who}: ZRTP Secure, SAS \"{s}\" ({algorithms:?})"));
+                clock.say(format!("{who}: ZRTP Secure, SAS \"{s}\" ({algorithms})"));
                 sas[side] = Some(s);
                 [&a_gate, &b_gate][side].open();
                 if side == 0 {

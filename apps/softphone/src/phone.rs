@@ -413,7 +413,7 @@ fn show(u: &Update, last: &mut Option<(Instant, CallStats)>) {
                 algorithms,
                 sas_verified,
             } => println!(
-                "secure sas={sas} verified={sas_verified} algorithms={algorithms:?} (y: SAS matches, n: it does not)"
+                "secure sas={sas} verified={sas_verified} algorithms={algorithms} (y: SAS matches, n: it does not)"
             ),
             Event::CacheMismatch => {
                 println!("warning: cache mismatch: retained secrets differ, compare the SAS aloud")

@@ -28,8 +28,8 @@ impl Line {
         let j = &i.jitter_buffer;
         Self {
             rtt_ms: s
-                .candidate_pair
-                .current_round_trip_time
+                .remote_inbound
+                .round_trip_time
                 .map(|d| d.as_secs_f64() * 1000.0),
             loss_pct: if expected > 0.0 {
                 100.0 * lost / expected

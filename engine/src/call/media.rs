@@ -127,6 +127,9 @@ pub(crate) struct Media {
     prev_dtx: bool,
     outbox: VecDeque<Vec<u8>>,
     outbound: OutboundRtp,
+    /// Authenticated RTP packets, for the whole call (the RFC 3550
+    /// counters restart with a new source).
+    packets_received: u64,
     bytes_received: u64,
     dropped_out: u64,
     /// The latest time the call gave us. PCM arrives without a time; its
@@ -183,6 +186,7 @@ impl Media {
                 target_bitrate: audio.bitrate,
                 ..OutboundRtp::default()
             },
+            packets_received: 0,
             bytes_received: 0,
             dropped_out: 0,
             clock: now,
@@ -256,6 +260,7 @@ impl Media {
         let len = buf.len();
         match self.stream.receive(now, &mut buf, len)? {
             Received::Audio(p) => {
+                self.packets_received += 1;
                 self.bytes_received += p.payload.len() as u64;
                 let pkt = RtpPacket {
                     seq: p.header.sequence_number,
@@ -325,7 +330,7 @@ impl Media {
         let r = self.stream.remote_stats();
         let s = self.stream.srtp_stats();
         InboundRtp {
-            packets_received: u64::from(r.received()),
+            packets_received: self.packets_received,
             packets_lost: r.cumulative_lost(),
             bytes_received: self.bytes_received,
             jitter: f64::from(r.jitter()) / f64::from(SAMPLE_RATE),

@@ -57,7 +57,7 @@ pub mod wav;
 pub use fuzz::fuzz_input;
 pub use media::{AudioConfig, MediaError};
 pub use signal::{CallSignal, CodecParams, SessionDescription};
-pub use stats::{CallStats, CandidatePair, InboundRtp, OutboundRtp};
+pub use stats::{CallStats, CandidatePair, InboundRtp, OutboundRtp, RemoteInboundRtp};
 
 use crate::demux::{PacketKind, classify};
 use crate::ice::{IceConfig, IceEvent, IceState, SelectedPath, SignalMessage};
@@ -578,7 +578,7 @@ impl Call {
         if let Some(m) = &self.media {
             s.inbound = m.inbound();
             s.outbound = m.outbound();
-            s.candidate_pair.current_round_trip_time = m.rtt();
+            s.remote_inbound.round_trip_time = m.rtt();
         }
         s.candidate_pair.selected = self.path.is_some();
         s.candidate_pair.relayed = self.path.is_some_and(|p| p.relayed);

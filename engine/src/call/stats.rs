@@ -1,5 +1,6 @@
 //! Call statistics under W3C WebRTC names (webrtc-stats: `inbound-rtp`,
-//! `outbound-rtp`, `candidate-pair`), emitted once a second.
+//! `outbound-rtp`, `remote-inbound-rtp`, `candidate-pair`), emitted once a
+//! second.
 
 use sotto_jitter::JitterStats;
 use std::time::Duration;
@@ -7,7 +8,7 @@ use std::time::Duration;
 /// `RTCInboundRtpStreamStats` for the received audio.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct InboundRtp {
-    /// `packetsReceived`: packets that passed SRTP.
+    /// `packetsReceived`: RTP packets that passed SRTP, over the whole call.
     pub packets_received: u64,
     /// `packetsLost`: expected minus received (RFC 3550 A.3), may be negative.
     pub packets_lost: i64,
@@ -37,6 +38,15 @@ pub struct OutboundRtp {
     pub target_bitrate: u32,
 }
 
+/// `RTCRemoteInboundRtpStreamStats`: what the peer's RTCP reports say of
+/// the audio we send.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RemoteInboundRtp {
+    /// `roundTripTime`, from the LSR/DLSR of the peer's reception reports
+    /// (RFC 3550 §6.4.1), if measured.
+    pub round_trip_time: Option<Duration>,
+}
+
 /// `RTCIceCandidatePairStats` for the selected pair.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CandidatePair {
@@ -44,8 +54,6 @@ pub struct CandidatePair {
     pub selected: bool,
     /// Whether our side of it goes through a TURN relay.
     pub relayed: bool,
-    /// `currentRoundTripTime` (from RTCP SR/RR), if measured.
-    pub current_round_trip_time: Option<Duration>,
 }
 
 /// One snapshot of a call's statistics.
@@ -55,6 +63,8 @@ pub struct CallStats {
     pub inbound: InboundRtp,
     /// Sent audio.
     pub outbound: OutboundRtp,
+    /// The peer's reports on the sent audio.
+    pub remote_inbound: RemoteInboundRtp,
     /// The path.
     pub candidate_pair: CandidatePair,
 }
@@ -82,11 +92,8 @@ impl CallStats {
         for (k, x) in i.jitter_buffer.w3c() {
             v.push((format!("inbound-rtp.{k}"), x));
         }
-        if let Some(rtt) = self.candidate_pair.current_round_trip_time {
-            v.push((
-                "candidate-pair.currentRoundTripTime".into(),
-                rtt.as_secs_f64(),
-            ));
+        if let Some(rtt) = self.remote_inbound.round_trip_time {
+            v.push(("remote-inbound-rtp.roundTripTime".into(), rtt.as_secs_f64()));
         }
         v
     }

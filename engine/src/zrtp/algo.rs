@@ -156,6 +156,18 @@ pub struct Suite {
     pub sas: SasAlgo,
 }
 
+/// The ZRTP names in the order of the Hello's algorithm lists (RFC 6189
+/// §5.2): `S256 AES1 HS32 X255 B32`.
+impl fmt::Display for Suite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} {} {} {}",
+            self.hash, self.cipher, self.auth, self.key_agreement, self.sas
+        )
+    }
+}
+
 /// What we offer in our Hello and accept in a peer's Commit.
 ///
 /// Each list is in our order of preference; algorithms missing from a list
