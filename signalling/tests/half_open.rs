@@ -12,19 +12,7 @@ use sotto_signalling::client::ClientEvent;
 use sotto_signalling::protocol::{CallId, MessageKind};
 use sotto_signalling::seal::CallPayload;
 use sotto_signalling::server;
-use sotto_signalling::util::b64;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-
-/// A Web Push subscription's keys (a P-256 point and an auth secret).
-fn ua_keys() -> (String, String) {
-    let rng = ring::rand::SystemRandom::new();
-    let key =
-        ring::agreement::EphemeralPrivateKey::generate(&ring::agreement::ECDH_P256, &rng).unwrap();
-    (
-        b64(key.compute_public_key().unwrap().as_ref()),
-        b64(&[7u8; 16]),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_connection_is_dropped_and_its_device_is_pushed_again() {
@@ -38,7 +26,7 @@ async fn a_silent_connection_is_dropped_and_its_device_is_pushed_again() {
     let base = format!("http://{}", srv.addr);
     let (alice, atok) = common::device(&base).await;
     let (bob, btok) = common::device(&base).await;
-    let (p256dh, auth) = ua_keys();
+    let (p256dh, auth) = push_sink::ua_keys();
     bob.put_push(&btok, "webpush", &format!("{sink}/bob"), &p256dh, &auth)
         .await
         .unwrap();

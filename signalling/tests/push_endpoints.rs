@@ -12,17 +12,6 @@ use sotto_signalling::client::{ClientError, ClientEvent};
 use sotto_signalling::protocol::{CallId, MessageKind};
 use sotto_signalling::seal::CallPayload;
 use sotto_signalling::server;
-use sotto_signalling::util::b64;
-
-fn ua_keys() -> (String, String) {
-    let rng = ring::rand::SystemRandom::new();
-    let key =
-        ring::agreement::EphemeralPrivateKey::generate(&ring::agreement::ECDH_P256, &rng).unwrap();
-    (
-        b64(key.compute_public_key().unwrap().as_ref()),
-        b64(&[7u8; 16]),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints_must_be_public_https_and_few() {
@@ -33,7 +22,7 @@ async fn endpoints_must_be_public_https_and_few() {
     let srv = server::start(cfg, None).await.unwrap();
     let base = format!("http://{}", srv.addr);
     let (bob, btok) = common::device(&base).await;
-    let (p256dh, auth) = ua_keys();
+    let (p256dh, auth) = push_sink::ua_keys();
     let put = |endpoint: &'static str| {
         let (bob, btok, p256dh, auth) = (bob.clone(), btok.clone(), p256dh.clone(), auth.clone());
         async move {
@@ -89,7 +78,7 @@ async fn a_redirecting_push_service_is_not_followed() {
     let base = format!("http://{}", srv.addr);
     let (alice, atok) = common::device(&base).await;
     let (bob, btok) = common::device(&base).await;
-    let (p256dh, auth) = ua_keys();
+    let (p256dh, auth) = push_sink::ua_keys();
     bob.put_push(&btok, "webpush", &format!("{sink}/bob"), &p256dh, &auth)
         .await
         .unwrap();

@@ -13,6 +13,17 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use tokio::sync::mpsc;
 
+/// A Web Push subscription's keys (a P-256 point and an auth secret).
+pub fn ua_keys() -> (String, String) {
+    let rng = ring::rand::SystemRandom::new();
+    let key =
+        ring::agreement::EphemeralPrivateKey::generate(&ring::agreement::ECDH_P256, &rng).unwrap();
+    (
+        sotto_signalling::util::b64(key.compute_public_key().unwrap().as_ref()),
+        sotto_signalling::util::b64(&[7u8; 16]),
+    )
+}
+
 /// One request received by the sink.
 #[derive(Debug, Clone)]
 pub struct Received {
