@@ -660,11 +660,7 @@ mod tests {
         assert_eq!(core.poll_event(), Some(CoreEvent::Accepted(env.id.clone())));
         assert_eq!(core.unacknowledged(), 0);
 
-        let deliver = serde_json::to_string(&ServerFrame::Deliver {
-            v: 1,
-            msg: env.clone(),
-        })
-        .unwrap();
+        let deliver = deliver_frame(&env);
         core.handle_input(unix_ms(), &deliver).unwrap();
         assert!(matches!(core.poll_event(), Some(CoreEvent::Deliver(_))));
         core.handle_input(unix_ms(), &deliver).unwrap();
@@ -690,6 +686,14 @@ mod tests {
             .unwrap()
     }
 
+    fn deliver_frame(env: &Envelope) -> String {
+        serde_json::to_string(&ServerFrame::Deliver {
+            v: 1,
+            msg: env.clone(),
+        })
+        .unwrap()
+    }
+
     fn refusal(code: &str, id: &MessageId) -> String {
         format!(r#"{{"type":"error","v":1,"code":"{code}","id":"{id}"}}"#)
     }
@@ -712,11 +716,7 @@ mod tests {
     fn a_stale_delivery_is_acked_and_reported_dropped() {
         let mut core = ClientCore::new();
         let env = offer(unix_ms() - 600_000);
-        let deliver = serde_json::to_string(&ServerFrame::Deliver {
-            v: 1,
-            msg: env.clone(),
-        })
-        .unwrap();
+        let deliver = deliver_frame(&env);
         core.handle_input(unix_ms(), &deliver).unwrap();
         assert_eq!(core.poll_event(), Some(CoreEvent::Dropped(env.id)));
         assert!(core.poll_transmit().unwrap().contains("\"ack\""));
@@ -726,11 +726,7 @@ mod tests {
     fn a_deferred_delivery_is_not_acked_and_surfaces_again_on_redelivery() {
         let mut core = ClientCore::new();
         let env = offer(unix_ms());
-        let deliver = serde_json::to_string(&ServerFrame::Deliver {
-            v: 1,
-            msg: env.clone(),
-        })
-        .unwrap();
+        let deliver = deliver_frame(&env);
         core.handle_input(unix_ms(), &deliver).unwrap();
         assert!(matches!(core.poll_event(), Some(CoreEvent::Deliver(_))));
         core.defer(&env);
