@@ -45,13 +45,24 @@ impl StreamResampler {
     /// Both rates must be multiples of 100 Hz, so that 10 ms is a whole
     /// number of frames on both sides (44.1 kHz is 441 frames).
     pub fn new(input_rate: u32, output_rate: u32, channels: u16) -> Result<Self, CodecError> {
-        if input_rate == 0
-            || output_rate == 0
-            || !input_rate.is_multiple_of(100)
-            || !output_rate.is_multiple_of(100)
-        {
+        if !input_rate.is_multiple_of(100) || !output_rate.is_multiple_of(100) {
             return Err(CodecError::Config(format!(
                 "resampling {input_rate} -> {output_rate} Hz: rates must be non-zero multiples of 100"
+            )));
+        }
+        Self::with_chunk(input_rate, output_rate, channels, input_rate as usize / 100)
+    }
+
+    /// A resampler taking `chunk` input frames per call, any non-zero rates.
+    fn with_chunk(
+        input_rate: u32,
+        output_rate: u32,
+        channels: u16,
+        chunk: usize,
+    ) -> Result<Self, CodecError> {
+        if input_rate == 0 || output_rate == 0 {
+            return Err(CodecError::Config(format!(
+                "resampling {input_rate} -> {output_rate} Hz: rates must be non-zero"
             )));
         }
         if channels == 0 {
@@ -59,7 +70,6 @@ impl StreamResampler {
                 "resampler needs at least one channel".into(),
             ));
         }
-        let chunk = input_rate as usize / 100;
         let inner = Fft::new(
             input_rate as usize,
             output_rate as usize,
@@ -125,6 +135,22 @@ impl StreamResampler {
     }
 }
 
+/// Input frames per step of [`resample_clip`] at rates that are not
+/// multiples of 100 Hz: the fewest whole periods of the two rates' ratio
+/// (147 input frames to 640 output ones at 11.025 -> 48 kHz) that make at
+/// least 10 ms, so every step maps to a whole number of output frames.
+fn clip_chunk(input_rate: u32, output_rate: u32) -> usize {
+    let gcd = |mut a: u32, mut b: u32| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    let unit = (input_rate / gcd(input_rate, output_rate).max(1)).max(1) as usize;
+    let ten_ms = (input_rate as usize).div_ceil(100);
+    ten_ms.div_ceil(unit) * unit
+}
+
 /// Resamples a whole clip offline, with the resampler delay trimmed so the
 /// output lines up with the input.
 pub fn resample_clip(
@@ -133,7 +159,19 @@ pub fn resample_clip(
     input_rate: u32,
     output_rate: u32,
 ) -> Result<Vec<f32>, CodecError> {
-    let mut r = StreamResampler::new(input_rate, output_rate, channels)?;
+    // A whole clip needs no 10 ms chunks, so any rate will do: a WAV at
+    // 22.05 or 11.025 kHz has no whole number of frames in 10 ms. Rates
+    // that do keep them, so their output stays what it was.
+    let mut r = if input_rate.is_multiple_of(100) && output_rate.is_multiple_of(100) {
+        StreamResampler::new(input_rate, output_rate, channels)?
+    } else {
+        StreamResampler::with_chunk(
+            input_rate,
+            output_rate,
+            channels,
+            clip_chunk(input_rate, output_rate),
+        )?
+    };
     let ch = usize::from(channels);
     let frames = input.len() / ch;
     let adapter = InterleavedSlice::new(input, ch, frames).map_err(err)?;

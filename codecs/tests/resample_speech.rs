@@ -27,7 +27,8 @@ fn snr_db(a: &[f32], b: &[f32], edge: usize) -> f64 {
 #[test]
 fn device_rates_round_trip_through_48k() {
     let speech = speech_16k();
-    for rate in [8_000u32, 16_000, 44_100] {
+    // 11.025 and 22.05 kHz: WAV rates with no whole number of frames in 10 ms.
+    for rate in [8_000u32, 11_025, 16_000, 22_050, 44_100] {
         // The source at `rate`: band-limited, as a device would deliver it.
         let source = resample_clip(&speech, 1, 16_000, rate).unwrap();
         let up = resample_clip(&source, 1, rate, 48_000).unwrap();
