@@ -12,7 +12,6 @@ use sotto_jitter::JitterConfig;
 use sotto_signalling::seal::DeviceIdentity;
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 /// `config.toml`.
@@ -125,6 +124,11 @@ impl Dirs {
         Ok(Self { root })
     }
 
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     fn config(&self) -> PathBuf {
         self.root.join("config.toml")
     }
@@ -138,11 +142,28 @@ impl Dirs {
         self.root.join("zid.cache")
     }
 
+    /// Whether a device key exists (a registered device lives here).
+    pub fn has_key(&self) -> bool {
+        self.key().exists()
+    }
+
+    /// Reads `config.toml`, `None` when there is none.
+    pub fn read_config_if_any(&self) -> anyhow::Result<Option<Config>> {
+        match std::fs::read_to_string(self.config()) {
+            Ok(text) => Ok(Some(toml::from_str(&text).context("config.toml")?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).context("config.toml"),
+        }
+    }
+
     /// Reads `config.toml` and `device.key`.
     pub fn load(&self) -> anyhow::Result<(Config, DeviceIdentity)> {
-        let text = std::fs::read_to_string(self.config())
-            .with_context(|| format!("{}: run `sotto register` first", self.config().display()))?;
-        let cfg: Config = toml::from_str(&text).context("config.toml")?;
+        let cfg = self.read_config_if_any()?.ok_or_else(|| {
+            anyhow!(
+                "{} not found: run `sotto register` first",
+                self.config().display()
+            )
+        })?;
         // Out-of-range settings stop the phone now, not at its first call.
         cfg.audio
             .audio_config()
@@ -155,28 +176,40 @@ impl Dirs {
 
     /// Writes `config.toml`.
     pub fn save_config(&self, cfg: &Config) -> anyhow::Result<()> {
-        std::fs::create_dir_all(&self.root)?;
-        std::fs::write(self.config(), toml::to_string_pretty(cfg)?)?;
-        Ok(())
+        write_private(&self.config(), toml::to_string_pretty(cfg)?.as_bytes())
+            .context("writing config.toml")
+    }
+
+    /// Sets the sound devices in `config.toml` as it is now on disk (the
+    /// user may have edited it during the call), leaving the rest alone.
+    pub fn save_devices(&self, input: &str, output: &str) -> anyhow::Result<()> {
+        let mut cfg = self.read_config_if_any()?.unwrap_or_default();
+        cfg.input_device = input.to_owned();
+        cfg.output_device = output.to_owned();
+        self.save_config(&cfg)
     }
 
     /// Writes `device.key`, readable by the owner only.
     pub fn save_key(&self, id: &DeviceIdentity) -> anyhow::Result<()> {
-        std::fs::create_dir_all(&self.root)?;
-        write_private(&self.key(), &id.to_secret_bytes())
+        write_private(&self.key(), &id.to_secret_bytes()).context("writing device.key")
     }
 }
 
-/// Creates (or truncates) `path` with mode 0600 and writes `bytes`.
+/// Replaces `path` with `bytes`, mode 0600, all or nothing: a temp file in
+/// the same directory is written, synced and renamed over it, so a crash
+/// leaves the old file or the new one, never a truncated one.
 fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
+    let dir = path
+        .parent()
+        .ok_or_else(|| anyhow!("{}: no directory", path.display()))?;
+    std::fs::create_dir_all(dir)?;
+    // tempfile creates it 0600.
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)?;
+    // The rename itself is durable once the directory is synced.
+    std::fs::File::open(dir)?.sync_all()?;
     Ok(())
 }
 
@@ -206,6 +239,49 @@ mod tests {
         assert_eq!(id2.device_id(), id.device_id());
         let mode = std::fs::metadata(d.key()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn saving_replaces_the_file_whole_and_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Dirs::new(Some(dir.path().to_path_buf())).unwrap();
+        // A key file left readable by an older version gets 0600 on rewrite.
+        std::fs::write(d.key(), b"old").unwrap();
+        std::fs::set_permissions(d.key(), std::fs::Permissions::from_mode(0o644)).unwrap();
+        d.save_key(&DeviceIdentity::generate()).unwrap();
+        let mode = std::fs::metadata(d.key()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // No temp file is left beside them.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["device.key"]);
+    }
+
+    #[test]
+    fn a_device_switch_changes_only_the_device_fields_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Dirs::new(Some(dir.path().to_path_buf())).unwrap();
+        d.save_config(&Config {
+            user: "alice".into(),
+            ..Config::default()
+        })
+        .unwrap();
+        // Edited by hand while a call ran.
+        std::fs::write(
+            d.config(),
+            "user = \"alice\"\n[contacts]\nbob = \"abc\"\n[audio]\ndtx = false\n",
+        )
+        .unwrap();
+        d.save_devices("mic", "speaker").unwrap();
+        let c = d.read_config_if_any().unwrap().unwrap();
+        assert_eq!(
+            (c.input_device.as_str(), c.output_device.as_str()),
+            ("mic", "speaker")
+        );
+        assert_eq!(c.contact_name("abc"), Some("bob"));
+        assert!(!c.audio.dtx);
     }
 
     #[test]

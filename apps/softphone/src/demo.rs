@@ -10,7 +10,7 @@ use crate::audio::{GatedAudio, repeat_to};
 use crate::impair::{ClientLink, Hop, Schedule};
 use crate::plot::delay_plot;
 use crate::push::Distributor;
-use crate::session::{self, Control, Peer, Started, Update};
+use crate::session::{self, Account, Control, Peer, Started, Update};
 use anyhow::{Context as _, anyhow};
 use sotto_engine::call::wav::{load_48k_mono, save_48k_mono};
 use sotto_engine::call::{Call, CallConfig, CallStats, Event, PathKind};
@@ -142,10 +142,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let bob = SignalClient::new(&base, Arc::new(DeviceIdentity::generate()));
     alice.register().await?;
     bob.register().await?;
-    let atok = alice.login().await?;
-    let btok = bob.login().await?;
+    let alice_acc = Account::login(alice.clone()).await?;
+    let bob_acc = Account::login(bob.clone()).await?;
     let sub = push.subscribe("bob")?;
-    bob.put_push(&btok, "unifiedpush", &sub.endpoint, &sub.p256dh, &sub.auth)
+    let (b, sub) = (&bob, &sub);
+    bob_acc
+        .with_token(|t| async move {
+            b.put_push(&t, "unifiedpush", &sub.endpoint, &sub.p256dh, &sub.auth)
+                .await
+        })
         .await?;
     clock.say(format!(
         "registered alice {} and bob {}; bob's push endpoint {}; bob goes to sleep",
@@ -190,10 +195,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             let (call_id, from, offer, _) = session::next_offer(&mut conn).await?;
             let _ = bob_info_tx.send("bob: connected, offer received".into());
             let peer = Peer {
-                keys: bob.device_keys(&btok, &from).await?,
+                keys: bob_acc.device_keys(&from).await?,
                 id: from,
             };
-            let mut ice = session::ice_config(&bob, &btok).await?;
+            let mut ice = bob_acc.ice_config().await?;
             ice.relay_only = true;
             let call = Call::incoming(Instant::now(), call_config())?;
             let started = Started::new(call, &[lo], ice, Box::new(b_audio)).await?;
@@ -201,6 +206,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             started.handle().signal(offer).await?;
             started
                 .run(
+                    &bob_acc,
                     &mut conn,
                     &peer,
                     &call_id,
@@ -223,10 +229,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     let bob_id = bob.device_id();
     let peer = Peer {
-        keys: alice.device_keys(&atok, &bob_id).await?,
+        keys: alice_acc.device_keys(&bob_id).await?,
         id: bob_id,
     };
-    let mut ice = session::ice_config(&alice, &atok).await?;
+    let mut ice = alice_acc.ice_config().await?;
     ice.relay_only = true;
     let a_audio = GatedAudio::new(a_src.clone(), record);
     let (a_gate, a_rec) = (a_audio.gate(), a_audio.recording());
@@ -246,6 +252,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let alice_task = tokio::spawn(async move {
         started
             .run(
+                &alice_acc,
                 &mut aconn,
                 &peer,
                 &call_id,
@@ -350,6 +357,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 }
             }
             Update::Dropped(m) => clock.say(format!("{who}: dropped signalling message: {m}")),
+            Update::Busy(from) => clock.say(format!("{who}: declined a call from {from}: busy")),
         }
     }
     let a_end = alice_task.await??;

@@ -11,6 +11,7 @@ mod plot;
 mod push;
 mod session;
 mod stats;
+mod stop;
 mod tui;
 mod wire;
 mod zrtp_probe;
@@ -128,5 +129,24 @@ mod tests {
             Ok(Command::Call(a)) => assert_eq!(a.opts.seconds, Some(3)),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn seconds_is_bounded_so_the_hang_up_timer_cannot_overflow() {
+        let parse = |s: &str| Cli::try_parse_from(["sotto", "call", "bob", "--seconds", s]);
+        assert!(parse("18446744073709551615").is_err());
+        assert!(parse("31536001").is_err());
+        assert!(parse("31536000").is_ok());
+        assert!(parse("0").is_ok());
+    }
+
+    #[test]
+    fn output_without_input_is_refused() {
+        let e = Cli::try_parse_from(["sotto", "listen", "--output", "heard.wav"]).unwrap_err();
+        assert!(e.to_string().contains("--input"), "{e}");
+        assert!(
+            Cli::try_parse_from(["sotto", "listen", "--input", "a.wav", "--output", "b.wav"])
+                .is_ok()
+        );
     }
 }

@@ -1,12 +1,14 @@
 //! `sotto register`, `sotto call <user>` and `sotto listen`: the softphone
 //! against a signald, headless (`--input`/`--output` WAV) with plain line
 //! output; keys from stdin lines control the call (a answer, d decline,
-//! y/n SAS matches or not, m mute, q hang up).
+//! y/n SAS matches or not, m mute, q hang up); Ctrl-C, SIGTERM and SIGHUP
+//! hang up too, then end the process.
 
 use crate::audio::GatedAudio;
 use crate::config::{Config, Dirs};
 use crate::devices::{DeviceAudio, Picker};
-use crate::session::{self, Control, Peer, Started, Update};
+use crate::session::{self, Account, Control, Peer, Started, Update};
+use crate::stop::StopSignals;
 use anyhow::{Context as _, anyhow};
 use sotto_engine::call::wav::{AudioPort, load_48k_mono, save_48k_mono};
 use sotto_engine::call::{Call, CallConfig, CallStats, EndReason, Event};
@@ -28,6 +30,8 @@ const MAX_RECORD: Duration = Duration::from_secs(600);
 const STATS_EVERY: Duration = Duration::from_secs(1);
 /// Connecting to signald, a hang guard.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Longest `--seconds`: a year, far from the timer's overflow.
+const MAX_SECONDS: u64 = 365 * 24 * 3600;
 
 /// Where the configuration lives.
 #[derive(Debug, Clone, clap::Args)]
@@ -49,6 +53,10 @@ pub struct RegisterArgs {
     /// Always relay calls through TURN.
     #[arg(long)]
     pub relay_only: bool,
+    /// Replace this directory's existing device key with a new device
+    /// (contacts, sound devices and [audio] in config.toml are kept).
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     dir: ConfigDir,
 }
@@ -56,11 +64,12 @@ pub struct RegisterArgs {
 /// Options shared by `call` and `listen`.
 #[derive(Debug, clap::Args)]
 pub struct CallOpts {
-    /// Microphone from a WAV file instead of a device.
+    /// Microphone from a WAV file instead of a device (read at start).
     #[arg(long)]
     pub input: Option<PathBuf>,
-    /// Write what we hear to a WAV file.
-    #[arg(long)]
+    /// Write what we hear to a WAV file. Headless calls only, so it needs
+    /// --input: what a sound device plays is not recorded.
+    #[arg(long, requires = "input")]
     pub output: Option<PathBuf>,
     /// Microphone device id (see `sotto devices`); overrides the config.
     #[arg(long)]
@@ -68,8 +77,8 @@ pub struct CallOpts {
     /// Speaker device id (see `sotto devices`); overrides the config.
     #[arg(long)]
     pub output_device: Option<String>,
-    /// Hang up this many seconds after the call is Secure.
-    #[arg(long)]
+    /// Hang up this many seconds after the call is Secure (at most a year).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(..=MAX_SECONDS))]
     pub seconds: Option<u64>,
     /// Local address for media sockets (port 0: any). Default: this
     /// machine's first non-loopback address of each IP family; `0.0.0.0`
@@ -107,9 +116,19 @@ pub struct ListenArgs {
     opts: CallOpts,
 }
 
-/// Generates device keys, registers them and writes the config.
+/// Generates device keys, registers them and writes the config. An
+/// existing device key is replaced only with `--force`, and then the rest
+/// of the old config (contacts, sound devices, `[audio]`) is kept.
 pub async fn register(args: RegisterArgs) -> anyhow::Result<()> {
     let dirs = Dirs::new(args.dir.config_dir)?;
+    if dirs.has_key() && !args.force {
+        return Err(anyhow!(
+            "{} already holds a registered device; pass --force to replace its key \
+             (the old device id stops working for this directory)",
+            dirs.root().display()
+        ));
+    }
+    let old = dirs.read_config_if_any()?.unwrap_or_default();
     let id = Arc::new(DeviceIdentity::generate());
     let client = SignalClient::new(&args.server, Arc::clone(&id));
     let device = client
@@ -121,8 +140,8 @@ pub async fn register(args: RegisterArgs) -> anyhow::Result<()> {
         server: args.server,
         user: args.name,
         device_id: device.to_string(),
-        relay_only: args.relay_only,
-        ..Config::default()
+        relay_only: args.relay_only || old.relay_only,
+        ..old
     })?;
     println!("registered device {device}");
     Ok(())
@@ -132,8 +151,7 @@ pub async fn register(args: RegisterArgs) -> anyhow::Result<()> {
 struct Device {
     cfg: Config,
     dirs: Dirs,
-    client: SignalClient,
-    token: String,
+    account: Account,
     conn: Connection,
 }
 
@@ -147,8 +165,10 @@ async fn device(dir: &ConfigDir) -> anyhow::Result<Device> {
         .register()
         .await
         .context("registering with signald")?;
-    let token = client.login().await.context("logging in to signald")?;
-    let mut conn = client.connect(true);
+    let account = Account::login(client)
+        .await
+        .context("logging in to signald")?;
+    let mut conn = account.client().connect(true);
     tokio::time::timeout(CONNECT_TIMEOUT, async {
         loop {
             match conn.next_event().await {
@@ -163,14 +183,22 @@ async fn device(dir: &ConfigDir) -> anyhow::Result<Device> {
     Ok(Device {
         cfg,
         dirs,
-        client,
-        token,
+        account,
         conn,
     })
 }
 
+/// The `--input` WAV, read and checked before any call.
+fn load_input(opts: &CallOpts) -> anyhow::Result<Option<Vec<i16>>> {
+    opts.input
+        .as_ref()
+        .map(|p| load_48k_mono(p).with_context(|| format!("--input {}", p.display())))
+        .transpose()
+}
+
 /// Places a call and runs it to the end.
 pub async fn call(args: CallArgs) -> anyhow::Result<()> {
+    let input = load_input(&args.opts)?;
     let mut dev = device(&args.opts.dir).await?;
     let contact = dev.cfg.contacts.get(&args.user);
     let not_found = || match contact {
@@ -188,16 +216,19 @@ pub async fn call(args: CallArgs) -> anyhow::Result<()> {
         ),
     };
     let peer_id = DeviceId::new(contact.unwrap_or(&args.user).clone()).map_err(|_| not_found())?;
-    let keys = match dev.client.device_keys(&dev.token, &peer_id).await {
+    let keys = match dev.account.device_keys(&peer_id).await {
         Err(ClientError::Status(404)) => return Err(not_found()),
         r => r.context("fetching the callee's keys")?,
     };
     let peer = Peer { keys, id: peer_id };
     let call = Call::outgoing(Instant::now(), call_config(&dev, &args.opts)?)?;
+    let mut signals = StopSignals::new()?;
     println!("calling {}", args.user);
-    let reason = run_call(
+    let ended = run_call(
         &mut dev,
         &args.opts,
+        input,
+        &mut signals,
         call,
         None,
         peer,
@@ -205,38 +236,99 @@ pub async fn call(args: CallArgs) -> anyhow::Result<()> {
         false,
     )
     .await?;
-    exit_status(reason)
+    exit_status(ended.reason)
 }
 
-/// Waits for calls and runs them.
+/// Waits for calls and runs them. A call that fails on our side (no TURN
+/// relay, no sound) is declined and the phone keeps listening; a stop
+/// signal ends the call in progress and then the phone.
 pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
+    let input = load_input(&args.opts)?;
     let mut dev = device(&args.opts.dir).await?;
-    println!("listening as {} ({})", dev.cfg.user, dev.client.device_id());
+    // The ZID cache is read for every call; a broken one fails now.
+    call_config(&dev, &args.opts)?;
+    let mut signals = StopSignals::new()?;
+    println!(
+        "listening as {} ({})",
+        dev.cfg.user,
+        dev.account.client().device_id()
+    );
     loop {
-        let (call_id, from, offer, _) = session::next_offer(&mut dev.conn).await?;
-        let peer = Peer {
-            keys: dev.client.device_keys(&dev.token, &from).await?,
-            id: from,
+        let (call_id, from, offer, _) = tokio::select! {
+            o = session::next_offer(&mut dev.conn) => o?,
+            name = signals.recv() => {
+                println!("{name}: stopped listening");
+                return Ok(());
+            }
         };
-        match dev.cfg.contact_name(peer.id.as_str()) {
-            Some(name) => println!("incoming call from {name} ({})", peer.id),
-            None => println!("incoming call from {}", peer.id),
-        }
-        let call = Call::incoming(Instant::now(), call_config(&dev, &args.opts)?)?;
-        let reason = run_call(
+        let ended = answer(
             &mut dev,
-            &args.opts,
-            call,
-            Some(offer),
-            peer,
-            call_id,
-            args.auto_answer,
+            &args,
+            input.clone(),
+            &mut signals,
+            (call_id.clone(), from.clone()),
+            offer,
         )
-        .await?;
-        if args.once {
-            return exit_status(reason);
+        .await;
+        match ended {
+            Ok(ended) if args.once || ended.stopped => return exit_status(ended.reason),
+            Ok(_) => {}
+            Err(e) => {
+                println!("call from {from} failed: {e:#}; declined");
+                if let Err(d) =
+                    session::decline_offer(&dev.account, &dev.conn, &from, call_id).await
+                {
+                    println!("warning: cannot decline the call: {d:#}");
+                }
+                if args.once {
+                    return Err(e);
+                }
+            }
         }
     }
+}
+
+/// Runs one incoming call (its call id and caller, and their offer) to the end.
+async fn answer(
+    dev: &mut Device,
+    args: &ListenArgs,
+    input: Option<Vec<i16>>,
+    signals: &mut StopSignals,
+    (call_id, from): (CallId, DeviceId),
+    offer: sotto_engine::call::CallSignal,
+) -> anyhow::Result<Ended> {
+    let peer = Peer {
+        keys: dev
+            .account
+            .device_keys(&from)
+            .await
+            .context("fetching the caller's keys")?,
+        id: from,
+    };
+    match dev.cfg.contact_name(peer.id.as_str()) {
+        Some(name) => println!("incoming call from {name} ({})", peer.id),
+        None => println!("incoming call from {}", peer.id),
+    }
+    let call = Call::incoming(Instant::now(), call_config(dev, &args.opts)?)?;
+    run_call(
+        dev,
+        &args.opts,
+        input,
+        signals,
+        call,
+        Some(offer),
+        peer,
+        call_id,
+        args.auto_answer,
+    )
+    .await
+}
+
+/// How a call ended.
+struct Ended {
+    reason: EndReason,
+    /// A stop signal hung it up: the phone exits after it.
+    stopped: bool,
 }
 
 /// The media sockets' addresses: the one asked for, or one per family.
@@ -264,14 +356,16 @@ fn call_config(dev: &Device, opts: &CallOpts) -> anyhow::Result<CallConfig> {
 async fn run_call(
     dev: &mut Device,
     opts: &CallOpts,
+    input: Option<Vec<i16>>,
+    signals: &mut StopSignals,
     call: Call,
     offer: Option<sotto_engine::call::CallSignal>,
     peer: Peer,
     call_id: CallId,
     auto_answer: bool,
-) -> anyhow::Result<EndReason> {
+) -> anyhow::Result<Ended> {
     let relay_only = opts.relay_only || dev.cfg.relay_only;
-    let ice = match session::ice_config(&dev.client, &dev.token).await {
+    let ice = match dev.account.ice_config().await {
         Ok(ice) => ice,
         Err(e) if !relay_only => {
             println!("warning: no TURN relay ({e:#}); direct paths only");
@@ -289,9 +383,9 @@ async fn run_call(
         .as_deref()
         .unwrap_or(&dev.cfg.output_device);
     let mut picker = None;
-    let (audio, gate, recording): (Box<dyn AudioPort>, _, _) = match &opts.input {
-        Some(p) => {
-            let a = headless(load_48k_mono(p).with_context(|| format!("{}", p.display()))?);
+    let (audio, gate, recording): (Box<dyn AudioPort>, _, _) = match input {
+        Some(pcm) => {
+            let a = headless(pcm);
             let (g, r) = (a.gate(), a.recording());
             (Box::new(a), g, r)
         }
@@ -301,7 +395,7 @@ async fn run_call(
                     Ok(p) => picker = Some(p),
                     Err(e) => println!("warning: cannot list sound devices: {e:#}"),
                 }
-                // --output records headless calls only.
+                // --output needs --input: nothing to record here.
                 let a = headless(Vec::new());
                 (Box::new(d), a.gate(), a.recording())
             }
@@ -323,81 +417,116 @@ async fn run_call(
         None => started.handle().place().await?,
     }
     let (ctl_tx, ctl_rx) = mpsc::channel(8);
-    let (upd_tx, mut upd_rx) = mpsc::unbounded_channel();
-    let run = started.run(&mut dev.conn, &peer, &call_id, ctl_rx, upd_tx, STATS_EVERY);
-    let reason = if std::io::stdout().is_terminal() {
-        let gate2 = gate.clone();
-        let tui = crate::tui::run(
-            upd_rx,
-            ctl_tx.clone(),
-            picker,
-            move || gate2.open(),
-            auto_answer,
-            opts.seconds,
-        );
-        let (reason, ui) = tokio::join!(run, tui);
-        if let Some((input, output)) = ui? {
-            // Remember the devices the user moved to for the next call.
-            dev.cfg.input_device = input;
-            dev.cfg.output_device = output;
-            if let Err(e) = dev.dirs.save_config(&dev.cfg) {
-                println!("warning: cannot save the device choice: {e:#}");
+    let (upd_tx, upd_rx) = mpsc::unbounded_channel();
+    let run = started.run(
+        &dev.account,
+        &mut dev.conn,
+        &peer,
+        &call_id,
+        ctl_rx,
+        upd_tx,
+        STATS_EVERY,
+    );
+    let ui = async {
+        if std::io::stdout().is_terminal() {
+            let gate2 = gate.clone();
+            let devices = crate::tui::run(
+                upd_rx,
+                ctl_tx.clone(),
+                picker,
+                move || gate2.open(),
+                auto_answer,
+                opts.seconds,
+            )
+            .await?;
+            return Ok(devices);
+        }
+        plain(upd_rx, &ctl_tx, &gate, auto_answer, opts.seconds).await;
+        Ok::<_, std::io::Error>(None)
+    };
+    let both = async { tokio::join!(run, ui) };
+    tokio::pin!(both);
+    let mut stopped = false;
+    let (reason, ui) = loop {
+        tokio::select! {
+            r = &mut both => break r,
+            // A hang-up like `q`: the peer hears it, the terminal is restored.
+            _ = signals.recv(), if !stopped => {
+                stopped = true;
+                let _ = ctl_tx.send(Control::HangUp).await;
             }
         }
-        reason
-    } else {
-        let plain = async {
-            let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-            let mut stdin_open = true;
-            let mut muted = false;
-            let mut hangup_at: Option<tokio::time::Instant> = None;
-            let mut last: Option<(Instant, CallStats)> = None;
-            loop {
-                let far = tokio::time::Instant::now() + Duration::from_secs(3600);
-                tokio::select! {
-                    u = upd_rx.recv() => match u {
-                        None => return,
-                        Some(u) => {
-                            if let Update::Event(Event::SecureUp { .. }) = &u {
-                                gate.open();
-                                hangup_at = opts.seconds.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
-                            }
-                            if auto_answer && matches!(u, Update::Event(Event::Ringing { incoming: true })) {
-                                let _ = ctl_tx.send(Control::Answer).await;
-                            }
-                            show(&u, &mut last);
-                        }
-                    },
-                    l = stdin.next_line(), if stdin_open => match l {
-                        Ok(Some(l)) => {
-                            let c = match l.trim() {
-                                "a" => Some(Control::Answer),
-                                "d" => Some(Control::Decline),
-                                "y" => Some(Control::ConfirmSas(true)),
-                                "n" => Some(Control::ConfirmSas(false)),
-                                "m" => { muted = !muted; Some(Control::Mute(muted)) }
-                                "q" => Some(Control::HangUp),
-                                _ => None,
-                            };
-                            if let Some(c) = c { let _ = ctl_tx.send(c).await; }
-                        }
-                        _ => stdin_open = false,
-                    },
-                    () = tokio::time::sleep_until(hangup_at.unwrap_or(far)) => {
-                        hangup_at = None;
-                        let _ = ctl_tx.send(Control::HangUp).await;
-                    }
-                }
-            }
-        };
-        tokio::join!(run, plain).0
     };
+    match ui {
+        Ok(Some((input, output))) => {
+            // Remember the devices the user moved to for the next call.
+            if let Err(e) = dev.dirs.save_devices(&input, &output) {
+                println!("warning: cannot save the device choice: {e:#}");
+            }
+            dev.cfg.input_device = input;
+            dev.cfg.output_device = output;
+        }
+        Ok(None) => {}
+        Err(e) => println!("warning: terminal: {e}"),
+    }
     let reason = reason?;
     if let Some(p) = &opts.output {
         let pcm = recording.lock().map(|r| r.clone()).unwrap_or_default();
         save_48k_mono(p, &pcm).with_context(|| format!("{}", p.display()))?;
     }
-    Ok(reason)
+    Ok(Ended { reason, stopped })
+}
+
+/// Plain line output and stdin keys, until the call's updates end.
+async fn plain(
+    mut upd_rx: mpsc::UnboundedReceiver<Update>,
+    ctl_tx: &mpsc::Sender<Control>,
+    gate: &crate::audio::Gate,
+    auto_answer: bool,
+    seconds: Option<u64>,
+) {
+    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin_open = true;
+    let mut muted = false;
+    let mut hangup_at: Option<tokio::time::Instant> = None;
+    let mut last: Option<(Instant, CallStats)> = None;
+    loop {
+        let far = tokio::time::Instant::now() + Duration::from_secs(3600);
+        tokio::select! {
+            u = upd_rx.recv() => match u {
+                None => return,
+                Some(u) => {
+                    if let Update::Event(Event::SecureUp { .. }) = &u {
+                        gate.open();
+                        hangup_at = seconds.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+                    }
+                    if auto_answer && matches!(u, Update::Event(Event::Ringing { incoming: true })) {
+                        let _ = ctl_tx.send(Control::Answer).await;
+                    }
+                    show(&u, &mut last);
+                }
+            },
+            l = stdin.next_line(), if stdin_open => match l {
+                Ok(Some(l)) => {
+                    let c = match l.trim() {
+                        "a" => Some(Control::Answer),
+                        "d" => Some(Control::Decline),
+                        "y" => Some(Control::ConfirmSas(true)),
+                        "n" => Some(Control::ConfirmSas(false)),
+                        "m" => { muted = !muted; Some(Control::Mute(muted)) }
+                        "q" => Some(Control::HangUp),
+                        _ => None,
+                    };
+                    if let Some(c) = c { let _ = ctl_tx.send(c).await; }
+                }
+                _ => stdin_open = false,
+            },
+            () = tokio::time::sleep_until(hangup_at.unwrap_or(far)) => {
+                hangup_at = None;
+                let _ = ctl_tx.send(Control::HangUp).await;
+            }
+        }
+    }
 }
 
 /// One plain output line per event; statistics every 5 s.
@@ -439,5 +568,6 @@ fn show(u: &Update, last: &mut Option<(Instant, CallStats)>) {
             *last = Some((now, (**s).clone()));
         }
         Update::Dropped(m) => println!("dropped signalling message: {m}"),
+        Update::Busy(from) => println!("declined a call from {from}: busy"),
     }
 }

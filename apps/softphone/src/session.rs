@@ -10,10 +10,11 @@ use sotto_engine::call::driver::{CallHandle, CallSignaller};
 use sotto_engine::call::wav::AudioPort;
 use sotto_engine::call::{Call, CallSignal, CallStats, EndReason, Event};
 use sotto_engine::ice::{IceConfig, TurnServer};
-use sotto_signalling::client::{ClientEvent, Connection, SignalClient};
-use sotto_signalling::protocol::{CallId, DeviceId, MessageId};
+use sotto_signalling::client::{ClientError, ClientEvent, Connection, SignalClient};
+use sotto_signalling::protocol::{CallId, DeviceId, MessageId, MessageKind};
 use sotto_signalling::seal::DevicePublic;
 use std::collections::HashSet;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -55,6 +56,8 @@ pub enum Update {
     Stats(Box<CallStats>),
     /// A signalling message was dropped (undecodable or not ours).
     Dropped(String),
+    /// Another device called during this call; it was told we are busy.
+    Busy(DeviceId),
 }
 
 /// Queues the call's outgoing signals for [`run`] to seal and send.
@@ -67,37 +70,89 @@ impl CallSignaller for Outbox {
     }
 }
 
-/// TURN servers for the call's ICE from the signalling server's REST
-/// credentials (`turn:host:port[?transport=udp]` URIs; others are skipped).
-pub async fn ice_config(client: &SignalClient, token: &str) -> anyhow::Result<IceConfig> {
-    let creds = client
-        .turn_credentials(token)
-        .await
-        .context("fetching TURN credentials from signald")?;
-    let mut turn_servers = Vec::new();
-    for uri in &creds.uris {
-        let Some(hostport) = turn_udp_hostport(uri) else {
-            continue;
-        };
-        for addr in tokio::net::lookup_host(hostport).await? {
-            turn_servers.push(TurnServer {
-                addr,
-                username: creds.username.clone(),
-                password: creds.password.clone(),
-                realm: String::new(),
-            });
+/// A signalling client and its session token. The token is renewed when
+/// the server says it expired (401), so a `listen` outlives its session.
+pub struct Account {
+    client: SignalClient,
+    token: tokio::sync::Mutex<String>,
+}
+
+impl Account {
+    /// Logs `client` in.
+    pub async fn login(client: SignalClient) -> Result<Self, ClientError> {
+        let token = client.login().await?;
+        Ok(Self {
+            client,
+            token: tokio::sync::Mutex::new(token),
+        })
+    }
+
+    /// The client.
+    pub fn client(&self) -> &SignalClient {
+        &self.client
+    }
+
+    /// Runs `op` with the session token; on a 401 (the session expired or
+    /// was revoked) logs in again and runs it once more.
+    pub async fn with_token<T, Fut>(&self, op: impl Fn(String) -> Fut) -> Result<T, ClientError>
+    where
+        Fut: Future<Output = Result<T, ClientError>>,
+    {
+        let used = self.token.lock().await.clone();
+        match op(used.clone()).await {
+            Err(ClientError::Status(401)) => {
+                let fresh = {
+                    let mut token = self.token.lock().await;
+                    // Someone else may have renewed it meanwhile.
+                    if *token == used {
+                        *token = self.client.login().await?;
+                    }
+                    token.clone()
+                };
+                op(fresh).await
+            }
+            r => r,
         }
     }
-    if turn_servers.is_empty() {
-        return Err(anyhow!(
-            "signald offered no usable TURN URI: {:?}",
-            creds.uris
-        ));
+
+    /// Another device's public keys from the server's directory.
+    pub async fn device_keys(&self, id: &DeviceId) -> Result<DevicePublic, ClientError> {
+        self.with_token(|t| async move { self.client.device_keys(&t, id).await })
+            .await
     }
-    Ok(IceConfig {
-        turn_servers,
-        ..IceConfig::default()
-    })
+
+    /// TURN servers for the call's ICE from the signalling server's REST
+    /// credentials (`turn:host:port[?transport=udp]` URIs; others are skipped).
+    pub async fn ice_config(&self) -> anyhow::Result<IceConfig> {
+        let creds = self
+            .with_token(|t| async move { self.client.turn_credentials(&t).await })
+            .await
+            .context("fetching TURN credentials from signald")?;
+        let mut turn_servers = Vec::new();
+        for uri in &creds.uris {
+            let Some(hostport) = turn_udp_hostport(uri) else {
+                continue;
+            };
+            for addr in tokio::net::lookup_host(hostport).await? {
+                turn_servers.push(TurnServer {
+                    addr,
+                    username: creds.username.clone(),
+                    password: creds.password.clone(),
+                    realm: String::new(),
+                });
+            }
+        }
+        if turn_servers.is_empty() {
+            return Err(anyhow!(
+                "signald offered no usable TURN URI: {:?}",
+                creds.uris
+            ));
+        }
+        Ok(IceConfig {
+            turn_servers,
+            ..IceConfig::default()
+        })
+    }
 }
 
 /// `host:port` of a UDP `turn:` URI (RFC 7065), `None` for other schemes.
@@ -147,8 +202,10 @@ impl Started {
 
     /// Runs the call until it ends, then shuts it down and flushes the
     /// last messages; returns why it ended.
+    #[allow(clippy::too_many_arguments)]
     pub async fn run(
         mut self,
+        account: &Account,
         conn: &mut Connection,
         peer: &Peer,
         call_id: &CallId,
@@ -179,6 +236,15 @@ impl Started {
                 }
                 ev = conn.next_event() => match ev {
                     Some(ClientEvent::Message { envelope, payload }) => {
+                        if envelope.call_id != *call_id && envelope.kind == MessageKind::Offer {
+                            // A second caller: decline rather than leave them ringing.
+                            let from = envelope.from;
+                            match decline_offer(account, conn, &from, envelope.call_id).await {
+                                Ok(()) => { let _ = updates.send(Update::Busy(from)); }
+                                Err(e) => { let _ = updates.send(Update::Dropped(format!("offer from {from}: {e:#}"))); }
+                            }
+                            continue;
+                        }
                         if envelope.call_id != *call_id || envelope.from != peer.id {
                             let _ = updates.send(Update::Dropped(format!("{} for another call", envelope.kind.as_str())));
                             continue;
@@ -260,6 +326,24 @@ fn send(
 ) -> anyhow::Result<MessageId> {
     let (kind, payload) = wire::encode(s);
     Ok(conn.send((&peer.id, &peer.keys), call_id.clone(), kind, &payload)?)
+}
+
+/// Declines the offer `call_id` from `from` (the caller hears we are busy).
+pub async fn decline_offer(
+    account: &Account,
+    conn: &Connection,
+    from: &DeviceId,
+    call_id: CallId,
+) -> anyhow::Result<()> {
+    let peer = Peer {
+        keys: account
+            .device_keys(from)
+            .await
+            .context("fetching the caller's keys")?,
+        id: from.clone(),
+    };
+    send(conn, &peer, &call_id, &CallSignal::Decline)?;
+    Ok(())
 }
 
 /// Waits for the first offer addressed to us; returns it with its call id

@@ -1,12 +1,14 @@
 //! The terminal UI of `call`/`listen` (ratatui + crossterm) when stdout is
 //! a terminal: call state, the SAS in large type, warnings, live stats,
 //! and keys: a answer, d decline, y/n SAS matches or not, m mute, i/o next
-//! input/output device, q hang up.
+//! input/output device, q (or Ctrl-C) hang up.
 
 use crate::devices::Picker;
 use crate::session::{Control, Update};
 use crate::stats::Line as StatsLine;
-use ratatui::crossterm::event::{self, Event as TermEvent, KeyCode, KeyEventKind};
+use ratatui::crossterm::event::{
+    self, Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers,
+};
 use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -66,6 +68,30 @@ impl View {
                 self.last = Some((now, (**s).clone()));
             }
             Update::Dropped(_) => {}
+            Update::Busy(from) => self
+                .warnings
+                .push(format!("declined a call from {from}: busy")),
+        }
+    }
+
+    /// What key `c` asks of the call, noting in the view what it changes
+    /// (`i`/`o`, the sound devices, are the caller's).
+    pub fn key(&mut self, c: char) -> Option<Control> {
+        match c {
+            'a' => Some(Control::Answer),
+            'd' => Some(Control::Decline),
+            // The engine takes a verdict only once Secure; before that
+            // the screen must not claim one either.
+            'y' | 'n' if self.sas.is_some() => {
+                self.confirmed = Some(c == 'y');
+                Some(Control::ConfirmSas(c == 'y'))
+            }
+            'm' => {
+                self.muted = !self.muted;
+                Some(Control::Mute(self.muted))
+            }
+            'q' => Some(Control::HangUp),
+            _ => None,
         }
     }
 
@@ -144,6 +170,18 @@ fn big(sas: &str) -> Vec<Line<'static>> {
         .collect()
 }
 
+/// The key a press stands for. Raw mode turns Ctrl-C into a key: it hangs
+/// up (`q`); other keys with Ctrl or Alt are not ours (Ctrl-D is no `d`).
+fn key_char(k: KeyEvent) -> Option<char> {
+    let KeyCode::Char(c) = k.code else {
+        return None;
+    };
+    if k.modifiers == KeyModifiers::CONTROL && c.eq_ignore_ascii_case(&'c') {
+        return Some('q');
+    }
+    (k.modifiers - KeyModifiers::SHIFT).is_empty().then_some(c)
+}
+
 /// Key presses, read on a thread (crossterm's reader blocks).
 fn keys(stop: Arc<AtomicBool>) -> mpsc::UnboundedReceiver<char> {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -154,7 +192,7 @@ fn keys(stop: Arc<AtomicBool>) -> mpsc::UnboundedReceiver<char> {
             }
             if let Ok(TermEvent::Key(k)) = event::read()
                 && k.kind == KeyEventKind::Press
-                && let KeyCode::Char(c) = k.code
+                && let Some(c) = key_char(k)
                 && tx.send(c).is_err()
             {
                 break;
@@ -204,17 +242,6 @@ pub async fn run(
             },
             Some(c) = keys.recv() => {
                 let c = match c {
-                    'a' => Some(Control::Answer),
-                    'd' => Some(Control::Decline),
-                    'y' | 'n' => {
-                        view.confirmed = Some(c == 'y');
-                        Some(Control::ConfirmSas(c == 'y'))
-                    }
-                    'm' => {
-                        view.muted = !view.muted;
-                        Some(Control::Mute(view.muted))
-                    }
-                    'q' => Some(Control::HangUp),
                     'i' | 'o' => {
                         if let Some(p) = picker.as_mut() {
                             // Opening a sound card blocks for a moment.
@@ -228,7 +255,7 @@ pub async fn run(
                         }
                         None
                     }
-                    _ => None,
+                    c => view.key(c),
                 };
                 if let Some(c) = c { let _ = ctl.send(c).await; }
             }
@@ -253,6 +280,28 @@ mod tests {
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
     use sotto_engine::call::EndReason;
+
+    #[test]
+    fn a_sas_verdict_before_secure_is_ignored() {
+        let mut v = View::default();
+        assert_eq!(v.key('y'), None);
+        assert_eq!(v.key('n'), None);
+        assert_eq!(v.confirmed, None);
+        v.sas = Some("ab12".into()); // what SecureUp sets
+        assert_eq!(v.key('n'), Some(Control::ConfirmSas(false)));
+        assert_eq!(v.confirmed, Some(false));
+    }
+
+    #[test]
+    fn ctrl_c_hangs_up_and_other_modified_keys_are_ignored() {
+        let k = |c, m| key_char(KeyEvent::new(KeyCode::Char(c), m));
+        assert_eq!(k('c', KeyModifiers::CONTROL), Some('q'));
+        assert_eq!(k('d', KeyModifiers::CONTROL), None);
+        assert_eq!(k('n', KeyModifiers::CONTROL), None);
+        assert_eq!(k('y', KeyModifiers::ALT), None);
+        assert_eq!(k('d', KeyModifiers::NONE), Some('d'));
+        assert_eq!(k('Y', KeyModifiers::SHIFT), Some('Y'));
+    }
 
     #[test]
     fn sas_warnings_and_state_are_drawn() {

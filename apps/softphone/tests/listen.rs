@@ -1,0 +1,197 @@
+//! `sotto listen` and `sotto call` as long-running processes: a listener
+//! outlives its login session, declines a call it cannot take (and a
+//! second caller during a call) and keeps listening, and SIGTERM hangs up
+//! the call in progress so the peer hears it.
+
+mod common;
+
+use common::{A_SPEECH, B_SPEECH, Proc, SOTTO, World, field};
+
+/// The rest of the last line starting with `prefix`.
+fn last<'a>(lines: &'a [String], prefix: &str) -> Option<&'a str> {
+    lines.iter().rev().find_map(|l| l.strip_prefix(prefix))
+}
+
+fn listen(w: &World, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = vec!["listen".into(), "--auto-answer".into()];
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a.extend(w.args("bob", B_SPEECH));
+    a
+}
+
+fn call(w: &World, who: &str, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = vec!["call".into(), w.ids["bob"].clone()];
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a.extend(w.args(who, A_SPEECH));
+    a
+}
+
+/// Deletes every session from signald's database: each token expires now.
+fn expire_sessions(w: &World) -> u64 {
+    let url = format!("sqlite://{}", w.db().display());
+    tokio::runtime::Handle::current().block_on(async {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let n = sqlx::query("DELETE FROM sessions")
+            .execute(&pool)
+            .await
+            .unwrap()
+            .rows_affected();
+        pool.close().await;
+        n
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_logs_in_again_once_its_session_expired() {
+    let w = World::start().await;
+    let w = tokio::task::spawn_blocking(move || {
+        let mut bob = Proc::spawn(&listen(&w, &["--once"]));
+        bob.wait_line("listening as");
+        // What signald does once session_ttl_s has passed.
+        assert!(expire_sessions(&w) >= 1, "bob's session was stored");
+        let (ast, alines) = Proc::spawn(&call(&w, "alice", &["--seconds", "1"])).finish();
+        assert!(ast.success(), "alice: {ast:?} {alines:?}");
+        let (bst, blines) = bob.finish();
+        assert!(bst.success(), "bob: {bst:?} {blines:?}");
+        assert_eq!(field(&blines, "ended "), Some("RemoteHangup"));
+        w
+    })
+    .await
+    .unwrap();
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_fails_here_is_declined_and_listen_goes_on() {
+    // No TURN at signald: a relay-only callee cannot take any call.
+    let w = World::start_with(&["alice", "bob"], false).await;
+    let w = tokio::task::spawn_blocking(move || {
+        // A missing --input stops listen at start, not at the first call.
+        let mut bad = listen(&w, &[]);
+        let i = bad.iter().position(|a| a == "--input").unwrap();
+        bad[i + 1] = w.dir.path().join("missing.wav").display().to_string();
+        let (st, lines) = Proc::spawn(&bad).finish();
+        assert!(!st.success(), "{lines:?}");
+        assert!(
+            !lines.iter().any(|l| l.starts_with("listening as")),
+            "{lines:?}"
+        );
+
+        let mut bob = Proc::spawn(&listen(&w, &["--relay-only"]));
+        bob.wait_line("listening as");
+        let (ast, alines) = Proc::spawn(&call(&w, "alice", &[])).finish();
+        assert!(!ast.success(), "{alines:?}");
+        assert_eq!(field(&alines, "ended "), Some("RemoteDeclined"));
+        let why = bob.wait_line("call from ");
+        assert!(why.contains("TURN") && why.ends_with("declined"), "{why}");
+        // Still listening: it ends only when told to.
+        bob.terminate();
+        let (bst, blines) = bob.finish();
+        assert!(bst.success(), "bob: {bst:?} {blines:?}");
+        assert!(
+            blines.iter().any(|l| l == "SIGTERM: stopped listening"),
+            "{blines:?}"
+        );
+        w
+    })
+    .await
+    .unwrap();
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_hangs_up_and_a_second_caller_hears_busy() {
+    let w = World::start_with(&["alice", "bob", "carol"], true).await;
+    let w = tokio::task::spawn_blocking(move || {
+        let mut bob = Proc::spawn(&listen(&w, &[]));
+        bob.wait_line("listening as");
+        let mut alice = Proc::spawn(&call(&w, "alice", &[]));
+        alice.wait_line("secure ");
+        bob.wait_line("secure ");
+
+        // Carol calls Bob during the call: declined, not left ringing.
+        let (cst, clines) = Proc::spawn(&call(&w, "carol", &[])).finish();
+        assert!(!cst.success(), "{clines:?}");
+        assert_eq!(field(&clines, "ended "), Some("RemoteDeclined"));
+        bob.wait_line("declined a call from");
+
+        // SIGTERM to the caller: a hang-up Bob hears; Bob listens on.
+        alice.terminate();
+        let (ast, alines) = alice.finish();
+        assert!(ast.success(), "alice: {ast:?} {alines:?}");
+        assert_eq!(field(&alines, "ended "), Some("LocalHangup"));
+        assert_eq!(bob.wait_line("ended "), "ended RemoteHangup");
+
+        // SIGTERM to the listener mid-call: Alice hears the hang-up.
+        let alice = Proc::spawn(&call(&w, "alice", &[]));
+        bob.wait_line("secure ");
+        bob.terminate();
+        let (ast, alines) = alice.finish();
+        assert_eq!(field(&alines, "ended "), Some("RemoteHangup"), "{alines:?}");
+        assert!(ast.success(), "alice: {ast:?} {alines:?}");
+        let (bst, blines) = bob.finish();
+        assert!(bst.success(), "bob: {bst:?} {blines:?}");
+        assert_eq!(last(&blines, "ended "), Some("LocalHangup"));
+        w
+    })
+    .await
+    .unwrap();
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_keeps_an_existing_device_unless_forced() {
+    let w = World::start().await;
+    let server = {
+        let cfg = std::fs::read_to_string(w.side("bob").join("config.toml")).unwrap();
+        cfg.lines()
+            .find_map(|l| l.strip_prefix("server = "))
+            .unwrap()
+            .trim_matches('"')
+            .to_owned()
+    };
+    let w = tokio::task::spawn_blocking(move || {
+        let dir = w.side("bob");
+        let cfg = dir.join("config.toml");
+        let key = dir.join("device.key");
+        let mut text = std::fs::read_to_string(&cfg).unwrap();
+        for (from, to) in [
+            ("[contacts]\n", "[contacts]\nalice = \"abc\"\n"),
+            ("dtx = true", "dtx = false"),
+        ] {
+            assert!(text.contains(from), "{text}");
+            text = text.replace(from, to);
+        }
+        std::fs::write(&cfg, &text).unwrap();
+        let old_key = std::fs::read(&key).unwrap();
+        let reg = |extra: &[&str]| {
+            std::process::Command::new(SOTTO)
+                .args(["register", "--server", &server, "--name", "bob2"])
+                .args(extra)
+                .arg("--config-dir")
+                .arg(&dir)
+                .output()
+                .unwrap()
+        };
+        let out = reg(&[]);
+        assert!(!out.status.success(), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("--force"),
+            "{out:?}"
+        );
+        assert_eq!(std::fs::read(&key).unwrap(), old_key);
+        assert_eq!(std::fs::read_to_string(&cfg).unwrap(), text);
+
+        let out = reg(&["--force"]);
+        assert!(out.status.success(), "{out:?}");
+        assert_ne!(std::fs::read(&key).unwrap(), old_key);
+        let now = std::fs::read_to_string(&cfg).unwrap();
+        assert!(now.contains("user = \"bob2\""), "{now}");
+        assert!(now.contains("alice = \"abc\""), "{now}");
+        assert!(now.contains("dtx = false"), "{now}");
+        w
+    })
+    .await
+    .unwrap();
+    w.stop().await;
+}
