@@ -37,6 +37,10 @@ async fn endpoints_must_be_public_https_and_few() {
         "https://169.254.169.254/latest",
         "https://[::1]/p",
         "https://[::ffff:192.168.0.1]/p",
+        // NAT64 and 6to4 addresses that reach the metadata service and a
+        // private IPv4 network.
+        "https://[64:ff9b::a9fe:a9fe]/latest",
+        "https://[2002:c0a8:101::1]/p",
         "https://localhost/p",
         "http://push.example.com/p",
         "ftp://push.example.com/p",

@@ -1,61 +1,14 @@
 //! Which peer addresses a client may reach through the relay.
 //!
 //! Safe by default (the coturn CVE-2020-26262 class): special-purpose
-//! ranges are refused unless the operator allows them explicitly. Ranges
-//! from the IANA IPv4 and IPv6 Special-Purpose Address Registries
-//! (RFC 6890 and its updates) plus well-known cloud metadata addresses.
+//! ranges ([`sotto_addr`]) are refused unless the operator allows them
+//! explicitly.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
 use ipnet::IpNet;
-
-/// IPv4 ranges refused by default.
-const DENY_V4: &[(&str, &str)] = &[
-    ("0.0.0.0/8", "this network / unspecified"),
-    ("10.0.0.0/8", "RFC 1918 private"),
-    (
-        "100.64.0.0/10",
-        "CGNAT shared space (also Alibaba metadata 100.100.100.200)",
-    ),
-    ("127.0.0.0/8", "loopback"),
-    (
-        "169.254.0.0/16",
-        "link-local (cloud metadata 169.254.169.254)",
-    ),
-    ("172.16.0.0/12", "RFC 1918 private"),
-    (
-        "192.0.0.0/24",
-        "IETF protocol assignments (Oracle metadata 192.0.0.192)",
-    ),
-    ("192.0.2.0/24", "documentation TEST-NET-1"),
-    ("192.88.99.0/24", "6to4 relay anycast"),
-    ("192.168.0.0/16", "RFC 1918 private"),
-    ("198.18.0.0/15", "benchmarking"),
-    ("198.51.100.0/24", "documentation TEST-NET-2"),
-    ("203.0.113.0/24", "documentation TEST-NET-3"),
-    ("224.0.0.0/4", "multicast"),
-    ("240.0.0.0/4", "reserved and limited broadcast"),
-];
-
-/// IPv6 ranges refused by default. IPv4-mapped and NAT64 addresses are
-/// judged by the IPv4 address they embed instead.
-const DENY_V6: &[(&str, &str)] = &[
-    ("::/128", "unspecified"),
-    ("::1/128", "loopback"),
-    ("::/96", "IPv4-compatible (deprecated)"),
-    ("100::/64", "discard-only"),
-    ("2001::/32", "Teredo"),
-    ("2001:10::/28", "ORCHID"),
-    ("2001:db8::/32", "documentation"),
-    ("2002::/16", "6to4"),
-    ("3fff::/20", "documentation"),
-    ("5f00::/16", "segment routing SIDs"),
-    ("fc00::/7", "unique local (ULA; AWS metadata fd00:ec2::254)"),
-    ("fe80::/10", "link-local"),
-    ("fec0::/10", "site-local (deprecated)"),
-    ("ff00::/8", "multicast"),
-];
+use sotto_addr::canonical;
 
 /// Peer address policy: explicit deny, then explicit allow, then the
 /// built-in special-purpose ranges and this host's own addresses.
@@ -76,11 +29,7 @@ pub struct PeerPolicy {
 
 impl Default for PeerPolicy {
     fn default() -> Self {
-        let builtin = DENY_V4
-            .iter()
-            .chain(DENY_V6)
-            .map(|(net, _)| net.parse().expect("built-in ranges parse"))
-            .collect();
+        let builtin = sotto_addr::special_ranges().to_vec();
         PeerPolicy {
             allow: Vec::new(),
             deny: Vec::new(),
@@ -149,30 +98,6 @@ impl PeerPolicy {
             return true;
         }
         !self.builtin.iter().any(|n| n.contains(&ip)) && !self.is_host_address(ip)
-    }
-}
-
-/// Maps IPv4-mapped (`::ffff:a.b.c.d`) and NAT64 well-known-prefix
-/// (`64:ff9b::a.b.c.d`, RFC 6052) addresses to the IPv4 address they reach.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return IpAddr::V4(v4);
-            }
-            let s = v6.segments();
-            if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
-                let o = v6.octets();
-                return IpAddr::V4(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
-            }
-            // NAT64 local-use prefix 64:ff9b:1::/48 (RFC 8215): embedded v4 at the end.
-            if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 {
-                let o = v6.octets();
-                return IpAddr::V4(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
-            }
-            IpAddr::V6(v6)
-        }
-        v4 => v4,
     }
 }
 

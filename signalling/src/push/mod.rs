@@ -80,7 +80,7 @@ pub fn check_endpoint(endpoint: &str, allow_hosts: &[String]) -> Result<(), Endp
         return Err(EndpointRefused::NotHttps);
     }
     let public = match host.parse::<IpAddr>() {
-        Ok(ip) => is_public(ip),
+        Ok(ip) => !sotto_addr::is_special(ip),
         Err(_) => {
             let d = host.trim_end_matches('.').to_ascii_lowercase();
             d != "localhost" && !d.ends_with(".localhost")
@@ -90,39 +90,6 @@ pub fn check_endpoint(endpoint: &str, allow_hosts: &[String]) -> Result<(), Endp
         Ok(())
     } else {
         Err(EndpointRefused::NotPublic)
-    }
-}
-
-/// Whether `ip` is a globally routable unicast address.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, c, _] = v4.octets();
-            !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || a == 0
-                || a >= 240
-                || (a == 100 && (64..128).contains(&b)) // shared (CGNAT)
-                || (a == 192 && b == 0 && c == 0)
-                || (a == 198 && (18..20).contains(&b)))
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local
-                || (first & 0xffc0) == 0xfe80 // link-local
-                || first == 0x2001 && v6.segments()[1] == 0x0db8) // documentation
-        }
     }
 }
 
@@ -152,7 +119,7 @@ impl reqwest::dns::Resolve for PublicResolver {
             let any = allow_listed(host, &allow_hosts);
             let addrs: Vec<SocketAddr> = addrs
                 .into_iter()
-                .filter(|a| any || is_public(a.ip()))
+                .filter(|a| any || !sotto_addr::is_special(a.ip()))
                 .collect();
             if addrs.is_empty() {
                 return Err(Box::new(EndpointRefused::NotPublic) as _);
