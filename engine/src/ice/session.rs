@@ -55,6 +55,10 @@ use rtc_ice::mdns::MulticastDnsMode;
 use rtc_ice::state::ConnectionState;
 use rtc_ice::{Agent, AgentConfig, Event as AgentEvent};
 use rtc_shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use rtc_stun::attributes::ATTR_USERNAME;
+use rtc_stun::integrity::MessageIntegrity;
+use rtc_stun::message::{CLASS_REQUEST, Message};
+use rtc_stun::textattrs::TextAttribute;
 use sansio::Protocol;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -598,6 +602,10 @@ impl IceSession {
     }
 
     fn agent_read(&mut self, now: Instant, local: SocketAddr, from: SocketAddr, data: &[u8]) {
+        if !self.authentic(data) {
+            self.stats.stun_rejected += 1;
+            return;
+        }
         // Binding success response (RFC 5389 §6: type 0x0101).
         let success = data.get(..2) == Some(&[0x01, 0x01][..]);
         let id = transaction_id(data);
@@ -633,6 +641,39 @@ impl IceSession {
         if answered && on_path {
             self.consent_until = Some(now + self.cfg.consent_timeout);
         }
+    }
+
+    /// Whether a Binding request may reach the agent: USERNAME is
+    /// `ours:theirs` and MESSAGE-INTEGRITY verifies under our password
+    /// (RFC 8445 §7.3). `rtc-ice` 0.21 repairs role conflicts (§7.3.1.1:
+    /// switching role and dropping its nomination) before it checks either,
+    /// so an unauthenticated request from anyone could flip our role.
+    /// Other classes are left to the agent, which authenticates responses
+    /// and acts on nothing else.
+    fn authentic(&self, data: &[u8]) -> bool {
+        let mut m = Message {
+            raw: data.to_vec(),
+            ..Message::default()
+        };
+        if m.decode().is_err() {
+            return false;
+        }
+        if m.typ.class != CLASS_REQUEST {
+            return true;
+        }
+        let Some(remote) = self.agent.get_remote_credentials() else {
+            return false; // the agent cannot answer before it knows the peer
+        };
+        let local = self.agent.get_local_credentials();
+        let username_ok = TextAttribute::get_from_as(&m, ATTR_USERNAME).is_ok_and(|u| {
+            u.text
+                .strip_prefix(local.ufrag.as_str())
+                .and_then(|r| r.strip_prefix(':'))
+                == Some(remote.ufrag.as_str())
+        });
+        // HMAC compared in constant time by the crypto provider.
+        username_ok
+            && MessageIntegrity::check(&mut m, local.pwd.as_bytes(), self.provider.crypto()).is_ok()
     }
 
     /// Relayed media that arrived on the selected path.
@@ -1223,6 +1264,38 @@ mod tests {
             assert!(replay.is_none());
         }
         assert_eq!(p.a.selected(), None, "consent kept alive by a replay");
+    }
+
+    /// RFC 8445 §7.3.1.1 repairs role conflicts on *authenticated* requests
+    /// only: anyone who can send a datagram to our socket must not be able
+    /// to flip our role (and so clear our nomination).
+    #[test]
+    fn unauthenticated_role_conflict_does_not_switch_role() {
+        let mut p = quiet_pair();
+        p.step(Duration::from_millis(10), &|_| false);
+        let stranger = sa("127.0.0.1:6666");
+        let forged = |attr: Box<dyn rtc_stun::message::Setter>| {
+            let mut m = rtc_stun::message::Message::new();
+            m.build(&[
+                Box::new(rtc_stun::message::BINDING_REQUEST),
+                Box::new(rtc_stun::message::TransactionId::new()),
+                attr,
+                Box::new(rtc_stun::fingerprint::FINGERPRINT),
+            ])
+            .unwrap();
+            m.raw
+        };
+        let to_a = forged(Box::new(rtc_ice::attributes::control::AttrControlling(
+            u64::MAX,
+        )));
+        let to_b = forged(Box::new(rtc_ice::attributes::control::AttrControlled(0)));
+        let _ =
+            p.a.handle_input(p.now, sa("127.0.0.1:1000"), stranger, &to_a);
+        let _ =
+            p.b.handle_input(p.now, sa("127.0.0.1:2000"), stranger, &to_b);
+        assert!(p.a.agent.role(), "A lost the controlling role");
+        assert!(!p.b.agent.role(), "B took the controlling role");
+        assert!(p.a.stats().stun_rejected >= 1);
     }
 
     #[test]
