@@ -10,7 +10,7 @@ pub use stats::ReceiverStats;
 pub use stream::{DEFAULT_SESSION_BANDWIDTH, MediaStream, RTCP_INTERVAL, Received, StreamError};
 
 use rtc_rtp::header::Header;
-use rtc_shared::marshal::{MarshalSize, Unmarshal};
+use rtc_shared::marshal::Unmarshal;
 
 /// Opus always runs an RTP clock of 48 kHz whatever the coded bandwidth (RFC 7587 §4.1).
 pub const OPUS_CLOCK_RATE: u32 = 48_000;
@@ -52,7 +52,18 @@ pub fn parse(buf: &[u8]) -> Result<RtpPacket<'_>, RtpError> {
     if header.version != 2 {
         return Err(RtpError::Malformed(format!("version {}", header.version)));
     }
-    let hlen = header.marshal_size();
+    // The payload starts where the header's own length fields put it (RFC
+    // 3550 §5.1, §5.3.1), not at rtc-rtp's re-marshalled size, which counts
+    // only the RFC 8285 elements it kept: an element with ID 15 ends element
+    // parsing but not the block, and would have left extension bytes in the
+    // payload.
+    let hlen = wire_header_len(buf)
+        .ok_or_else(|| RtpError::Malformed("header longer than datagram".into()))?;
+    if buf.len() - rd.len() > hlen {
+        return Err(RtpError::Malformed(
+            "header extension element runs past its block".into(),
+        ));
+    }
     let mut payload = buf
         .get(hlen..)
         .ok_or_else(|| RtpError::Malformed("header longer than datagram".into()))?;
@@ -69,6 +80,18 @@ pub fn parse(buf: &[u8]) -> Result<RtpPacket<'_>, RtpError> {
         payload = &payload[..payload.len() - pad];
     }
     Ok(RtpPacket { header, payload })
+}
+
+/// Length of the RTP header of `buf` as its CC and extension length fields
+/// give it; `None` if the datagram is shorter.
+fn wire_header_len(buf: &[u8]) -> Option<usize> {
+    let b0 = *buf.first()?;
+    let mut len = 12 + 4 * usize::from(b0 & 0x0f);
+    if b0 & 0x10 != 0 {
+        let words = buf.get(len + 2..len + 4)?;
+        len += 4 + 4 * usize::from(u16::from_be_bytes([words[0], words[1]]));
+    }
+    (len <= buf.len()).then_some(len)
 }
 
 /// Fuzz entry point for the RTP parser and the receiver statistics.
@@ -101,6 +124,44 @@ mod tests {
         // Padding longer than the payload.
         let bad = [0xA0, 111, 0, 1, 0, 0, 0, 5, 0, 0, 0, 9, 0xAB, 0x09];
         assert!(parse(&bad).is_err());
+    }
+
+    /// The payload starts where RFC 3550 §5.3.1's extension length says,
+    /// whatever the RFC 8285 elements inside claim: an element with the
+    /// reserved ID 15 ends element parsing but not the block, and an
+    /// element running past the block does not eat into the payload.
+    #[test]
+    fn payload_starts_after_the_declared_extension_block() {
+        let fixed = [0x90, 111, 0, 1, 0, 0, 0, 5, 0, 0, 0, 9];
+        let packet = |block: [u8; 8]| {
+            let mut pkt = fixed.to_vec();
+            pkt.extend_from_slice(&block);
+            pkt.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+            pkt
+        };
+        // One-byte profile: ID 15 stops element parsing (RFC 8285 §4.2).
+        let pkt = packet([0xBE, 0xDE, 0, 1, 0xF0, 0xAA, 0xBB, 0xCC]);
+        let p = parse(&pkt).unwrap();
+        assert_eq!(p.payload, &[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert!(p.header.extensions.is_empty());
+        for block in [
+            // One-byte element of 4 data bytes in a 4-byte block.
+            [0xBE, 0xDE, 0, 1, 0x13, 0xAA, 0xBB, 0xCC],
+            // Two-byte element of 3 data bytes in a 4-byte block.
+            [0x10, 0x00, 0, 1, 0x01, 3, 0xBB, 0xCC],
+        ] {
+            assert!(
+                matches!(parse(&packet(block)), Err(RtpError::Malformed(_))),
+                "{block:x?}"
+            );
+        }
+        // A well-formed one-byte block still parses, elements and all.
+        let mut pkt = fixed.to_vec();
+        pkt.extend_from_slice(&[0xBE, 0xDE, 0, 2, 0x10, 0xAA, 0x22, 1, 2, 3, 0, 0]);
+        pkt.extend_from_slice(&[9, 9]);
+        let p = parse(&pkt).unwrap();
+        assert_eq!(p.payload, &[9, 9]);
+        assert_eq!(p.header.extensions.len(), 2);
     }
 
     #[test]
