@@ -56,8 +56,9 @@ use rtc_ice::state::ConnectionState;
 use rtc_ice::{Agent, AgentConfig, Event as AgentEvent};
 use rtc_shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use rtc_stun::attributes::ATTR_USERNAME;
+use rtc_stun::fingerprint::FINGERPRINT;
 use rtc_stun::integrity::MessageIntegrity;
-use rtc_stun::message::{CLASS_REQUEST, Message};
+use rtc_stun::message::{CLASS_INDICATION, CLASS_REQUEST, Message};
 use rtc_stun::textattrs::TextAttribute;
 use sansio::Protocol;
 use std::collections::VecDeque;
@@ -643,19 +644,27 @@ impl IceSession {
         }
     }
 
-    /// Whether a Binding request may reach the agent: USERNAME is
-    /// `ours:theirs` and MESSAGE-INTEGRITY verifies under our password
-    /// (RFC 8445 §7.3). `rtc-ice` 0.21 repairs role conflicts (§7.3.1.1:
+    /// Whether a STUN message may reach the agent: a valid FINGERPRINT on
+    /// requests and responses and, on a request, USERNAME `ours:theirs`
+    /// and MESSAGE-INTEGRITY under our password (RFC 8445 §7.3). `rtc-ice` 0.21 repairs role conflicts (§7.3.1.1:
     /// switching role and dropping its nomination) before it checks either,
     /// so an unauthenticated request from anyone could flip our role.
-    /// Other classes are left to the agent, which authenticates responses
-    /// and acts on nothing else.
+    /// The agent checks the integrity of responses itself.
     fn authentic(&self, data: &[u8]) -> bool {
         let mut m = Message {
             raw: data.to_vec(),
             ..Message::default()
         };
         if m.decode().is_err() {
+            return false;
+        }
+        if m.typ.class == CLASS_INDICATION {
+            return true; // keepalives (RFC 8445 §11): the agent acts on none
+        }
+        // Every check and answer carries FINGERPRINT (RFC 8445 §7.2.2) and
+        // a wrong one means the datagram is not STUN (RFC 5389 §7.3); the
+        // agent does not check it.
+        if FINGERPRINT.check(&m).is_err() {
             return false;
         }
         if m.typ.class != CLASS_REQUEST {
@@ -1296,6 +1305,44 @@ mod tests {
         assert!(p.a.agent.role(), "A lost the controlling role");
         assert!(!p.b.agent.role(), "B took the controlling role");
         assert!(p.a.stats().stun_rejected >= 1);
+    }
+
+    /// A Binding request (type 0x0001) from `from`'s socket, as sent.
+    fn is_request_from(t: &Transmit, from: SocketAddr) -> bool {
+        t.local == from && t.data.get(..2) == Some(&[0x00, 0x01][..])
+    }
+
+    /// Connects a quiet pair and returns one of B's authenticated checks to A.
+    fn connected_with_recorded_check() -> (Pair, Transmit) {
+        let mut p = quiet_pair();
+        let b_sock = sa("127.0.0.1:2000");
+        let recorded = std::cell::RefCell::new(None);
+        for _ in 0..40 {
+            p.step(Duration::from_millis(50), &|t| {
+                if is_request_from(t, b_sock) {
+                    *recorded.borrow_mut() = Some(t.clone());
+                }
+                false
+            });
+        }
+        assert!(p.a.selected().is_some());
+        let check = recorded.into_inner().expect("a check was recorded");
+        (p, check)
+    }
+
+    /// RFC 5389 §7.3 / RFC 8445 §7: a check whose FINGERPRINT is wrong is
+    /// not a check, even with a valid MESSAGE-INTEGRITY.
+    #[test]
+    fn checks_with_a_bad_fingerprint_are_dropped() {
+        let (mut p, check) = connected_with_recorded_check();
+        while p.a.poll_transmit().is_some() {}
+        let mut bad = check.data.clone();
+        *bad.last_mut().unwrap() ^= 0x01;
+        let _ = p.a.handle_input(p.now, check.to, check.local, &bad);
+        let id = transaction_id(&bad);
+        let answered = std::iter::from_fn(|| p.a.poll_transmit())
+            .any(|t| t.data.get(..2) == Some(&[0x01, 0x01][..]) && transaction_id(&t.data) == id);
+        assert!(!answered, "a check with a bad FINGERPRINT was answered");
     }
 
     #[test]
