@@ -386,3 +386,53 @@ fn state_machine_fuzz_entry_survives_random_input() {
         sotto_engine::zrtp::fuzz_parse(&data);
     }
 }
+
+#[test]
+fn zrtp_hash_learnt_after_the_hello_still_catches_a_man_in_the_middle() {
+    // The caller learns Bob's zrtp-hash from the answer, which can arrive
+    // after Mallory's Hello (media before the answer): the late hash must
+    // be checked against the Hello already received.
+    let bob_hash = Endpoint::new(Config::new(Role::Responder), ZidCache::new()).hello_hash();
+    let now = std::time::Instant::now();
+    let mut alice = Endpoint::new(Config::new(Role::Initiator), ZidCache::new());
+    let mut m1 = Endpoint::new(Config::new(Role::Responder), ZidCache::new());
+    alice.start(now);
+    m1.start(now);
+    let hello = m1.poll_transmit().unwrap();
+    alice.handle_input(now, &hello).unwrap();
+    alice.set_peer_hello_hash(bob_hash);
+    let o = simulate(alice, m1, &mut perfect());
+    assert!(
+        o.a_events
+            .iter()
+            .any(|e| matches!(e, Event::HelloHashMismatch)),
+        "{:?}",
+        o.a_events
+    );
+    assert!(o.a_secure.is_none());
+
+    // Learnt only once the session is already secure: still loud, and the
+    // session no longer counts as secure nor keys a multistream session.
+    let bob_hash = Endpoint::new(Config::new(Role::Responder), ZidCache::new()).hello_hash();
+    let (a, m1) = pair(KeyAgreement::X255);
+    let mut o = simulate(a, m1, &mut perfect());
+    let peer = assert_sim_agree(&o).0.peer_zid;
+    assert!(o.a.cache().get(&peer).is_some());
+    o.a.set_peer_hello_hash(bob_hash);
+    // The secret retained from Mallory's session is forgotten again.
+    assert!(o.a.cache().get(&peer).is_none());
+    let events: Vec<Event> = std::iter::from_fn(|| o.a.poll_event()).collect();
+    assert!(
+        events.iter().any(|e| matches!(e, Event::HelloHashMismatch)),
+        "{events:?}"
+    );
+    assert!(!o.a.is_secure() && o.a.session_key().is_none());
+
+    // The right hash, learnt late, changes nothing.
+    let (a, b) = pair(KeyAgreement::X255);
+    let b_hash = b.hello_hash();
+    let mut o = simulate(a, b, &mut perfect());
+    assert_sim_agree(&o);
+    o.a.set_peer_hello_hash(b_hash);
+    assert!(o.a.poll_event().is_none() && o.a.is_secure());
+}

@@ -163,6 +163,25 @@ impl ZidCache {
         self.corrupt.remove(&peer);
     }
 
+    /// What is held about `peer` (entry and integrity flag), for
+    /// [`ZidCache::restore`].
+    pub(crate) fn snapshot(&self, peer: &Zid) -> (Option<CacheEntry>, bool) {
+        (self.entries.get(peer).cloned(), self.corrupt.contains(peer))
+    }
+
+    /// Puts back what [`ZidCache::snapshot`] returned, undoing an update.
+    pub(crate) fn restore(&mut self, peer: Zid, (entry, corrupt): (Option<CacheEntry>, bool)) {
+        match entry {
+            Some(e) => self.entries.insert(peer, e),
+            None => self.entries.remove(&peer),
+        };
+        if corrupt {
+            self.corrupt.insert(peer);
+        } else {
+            self.corrupt.remove(&peer);
+        }
+    }
+
     /// Forgets everything about `peer`.
     pub fn remove(&mut self, peer: &Zid) {
         self.entries.remove(peer);

@@ -119,6 +119,9 @@ pub struct Endpoint {
     derived: Option<Derived>,
     shared: Option<SharedSecrets>,
     peer_verified: bool,
+    /// The peer's cache entry before this session updated it, put back if
+    /// the session turns out to be with the wrong peer.
+    cache_before: Option<(Option<super::cache::CacheEntry>, bool)>,
     /// The responder's last (trigger, answer), resent on a repeat.
     last_answer: Option<(Vec<u8>, Vec<u8>)>,
     hello_timer: Option<Retransmit>,
@@ -187,6 +190,7 @@ impl Endpoint {
             derived: None,
             shared: None,
             peer_verified: false,
+            cache_before: None,
             last_answer: None,
             hello_timer: None,
             msg_timer: None,
@@ -205,9 +209,35 @@ impl Endpoint {
 
     /// Sets the peer's Hello hash from signalling (§8.1) when it arrives
     /// after the endpoint was created (the caller learns it from the
-    /// answer); it is checked against the peer's Hello when that arrives.
+    /// answer). It is checked against the peer's Hello when that arrives,
+    /// or at once if it already has: a mismatch raises
+    /// [`Event::HelloHashMismatch`] and fails the session, even one that
+    /// is already secure (its keys were agreed with someone else).
     pub fn set_peer_hello_hash(&mut self, hash: HelloHash) {
+        let mismatch = self
+            .peer_hello
+            .as_ref()
+            .is_some_and(|h| !hash.matches(&h.bytes));
         self.cfg.peer_hello_hash = Some(hash);
+        if mismatch && self.state != State::Failed {
+            self.hello_hash_mismatch();
+        }
+    }
+
+    /// The peer's Hello is not the one signalled: stop, loudly, and forget
+    /// every key agreed with that Hello's sender.
+    fn hello_hash_mismatch(&mut self) {
+        self.state = State::Failed;
+        self.hello_timer = None;
+        self.msg_timer = None;
+        self.keypair = None;
+        self.derived = None;
+        if let (Some(before), Some(h)) = (self.cache_before.take(), &self.peer_hello) {
+            self.cache.restore(h.msg.zid, before);
+        }
+        self.events.push_back(Event::HelloHashMismatch);
+        self.events
+            .push_back(Event::Failed(Failure::HelloHashMismatch));
     }
 
     /// Our ZID.
@@ -491,12 +521,7 @@ impl Endpoint {
         if let Some(expected) = &self.cfg.peer_hello_hash
             && !expected.matches(bytes)
         {
-            self.state = State::Failed;
-            self.hello_timer = None;
-            self.msg_timer = None;
-            self.events.push_back(Event::HelloHashMismatch);
-            self.events
-                .push_back(Event::Failed(Failure::HelloHashMismatch));
+            self.hello_hash_mismatch();
             return Ok(());
         }
         if &h.version[..3] != b"1.1" {
@@ -1152,6 +1177,7 @@ impl Endpoint {
             peer_zid,
         };
         if self.cfg.multistream.is_none() {
+            self.cache_before = Some(self.cache.snapshot(&peer_zid));
             let mut rs1 = [0u8; 32];
             rs1.copy_from_slice(&d.new_rs1);
             self.cache.update(peer_zid, rs1, !mismatch);

@@ -83,7 +83,8 @@ pub enum Event {
         zid: Zid,
     },
     /// The peer's Hello does not match the signalled zrtp-hash (§8.1); the
-    /// handshake stops. A [`Event::Failed`] follows.
+    /// handshake stops, or the session ends if the hash was learnt after it
+    /// became secure. A [`Event::Failed`] follows.
     HelloHashMismatch,
     /// We held retained secrets for this peer and they did not match (or
     /// our entry was corrupt): the SAS must be compared (§4.3.2).
