@@ -70,6 +70,9 @@ use std::time::{Duration, Instant};
 const MAX_PENDING_REMOTE: usize = 64;
 /// Remote candidates accepted per ICE generation (bounds pairs and memory).
 const MAX_REMOTE_CANDIDATES: usize = 32;
+/// Peer-reflexive remote candidates learned per ICE generation; more than a
+/// peer behind a few NATs needs (its checks from a known address still count).
+const MAX_PEER_REFLEXIVE: usize = 8;
 /// Relayed media datagrams held until the driver polls them.
 const MAX_MEDIA_QUEUE: usize = 256;
 /// Outstanding Binding requests remembered for consent (oldest forgotten
@@ -603,7 +606,7 @@ impl IceSession {
     }
 
     fn agent_read(&mut self, now: Instant, local: SocketAddr, from: SocketAddr, data: &[u8]) {
-        if !self.authentic(data) {
+        if !self.authentic(data) || self.too_many_peer_reflexive(from, data) {
             self.stats.stun_rejected += 1;
             return;
         }
@@ -683,6 +686,22 @@ impl IceSession {
         // HMAC compared in constant time by the crypto provider.
         username_ok
             && MessageIntegrity::check(&mut m, local.pwd.as_bytes(), self.provider.crypto()).is_ok()
+    }
+
+    /// Whether `data` is a Binding request from an unknown address while
+    /// [`MAX_PEER_REFLEXIVE`] peer-reflexive candidates are already known.
+    /// The agent learns one from each such request (RFC 8445 §7.3.1.3),
+    /// without bound: an authenticated check replayed from ever new source
+    /// addresses would grow its candidates and pairs forever.
+    fn too_many_peer_reflexive(&self, from: SocketAddr, data: &[u8]) -> bool {
+        let remotes = self.agent.get_remote_candidates();
+        data.get(..2) == Some(&[0x00, 0x01][..])
+            && !remotes.iter().any(|c| c.addr() == from)
+            && remotes
+                .iter()
+                .filter(|c| c.candidate_type() == CandidateType::PeerReflexive)
+                .count()
+                >= MAX_PEER_REFLEXIVE
     }
 
     /// Relayed media that arrived on the selected path.
@@ -1343,6 +1362,25 @@ mod tests {
         let answered = std::iter::from_fn(|| p.a.poll_transmit())
             .any(|t| t.data.get(..2) == Some(&[0x01, 0x01][..]) && transaction_id(&t.data) == id);
         assert!(!answered, "a check with a bad FINGERPRINT was answered");
+    }
+
+    /// An authenticated check replayed from ever new source addresses makes
+    /// a peer-reflexive candidate each time (RFC 8445 §7.3.1.3); their
+    /// number (and that of pairs) must stay bounded.
+    #[test]
+    fn replayed_checks_from_many_addresses_are_bounded() {
+        let (mut p, check) = connected_with_recorded_check();
+        for port in 0..1000u16 {
+            let from = SocketAddr::from(([127, 0, 0, 2], 10_000 + port));
+            let _ = p.a.handle_input(p.now, check.to, from, &check.data);
+            while p.a.poll_transmit().is_some() {}
+        }
+        let remotes = p.a.agent.get_remote_candidates().len();
+        assert!(
+            remotes <= MAX_REMOTE_CANDIDATES + MAX_PEER_REFLEXIVE,
+            "{remotes} remote candidates"
+        );
+        assert!(p.a.stats().stun_rejected >= 900);
     }
 
     #[test]
