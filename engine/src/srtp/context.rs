@@ -9,11 +9,16 @@ use super::index::{INDEX_LIMIT, estimate};
 use super::replay::{MAX_REPLAY_WINDOW, ReplayWindow};
 use super::{Error, PacketKind, Profile};
 
+/// SRTCP replay window in packets. libsrtp2 keeps a fixed 128-packet SRTCP
+/// window whatever the SRTP one; the same size makes the two accept and
+/// refuse the same reordered SRTCP packets.
+pub const SRTCP_REPLAY_WINDOW: usize = 128;
+
 /// Tunables of a context. [`Config::default`] suits a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Replay window in packets, for SRTP and SRTCP alike (1 to 32768;
-    /// default 64, the RFC 3711 minimum).
+    /// SRTP replay window in packets (1 to 32768; default 64, the RFC 3711
+    /// minimum). SRTCP always has a window of [`SRTCP_REPLAY_WINDOW`].
     pub replay_window: usize,
     /// Most SSRCs tracked at once; a packet of a further SSRC is dropped
     /// with [`Error::TooManyStreams`] (default 32).
@@ -401,7 +406,7 @@ fn stream_slot<'a>(
     }
     Ok(streams.entry(ssrc).or_insert_with(|| Stream {
         rtp: ReplayWindow::new(config.replay_window),
-        rtcp: ReplayWindow::new(config.replay_window),
+        rtcp: ReplayWindow::new(SRTCP_REPLAY_WINDOW),
         rtcp_next: 1,
     }))
 }

@@ -5,7 +5,8 @@
 //! Profiles: AES_CM_128_HMAC_SHA1_80 and _32, AES_256_CM_HMAC_SHA1_80,
 //! AEAD_AES_128_GCM and AEAD_AES_256_GCM. Per SSRC the context keeps the
 //! rollover counter (index estimation across wrap and reordering), a
-//! replay window (64 packets by default, up to 32768) and the SRTCP index.
+//! replay window (64 packets by default, up to 32768), the SRTCP index and
+//! the SRTCP replay window (128 packets, as libsrtp2's).
 //! A stream's state changes only after its packet has authenticated.
 //!
 //! Built over `ring` (AES-GCM) and RustCrypto (`aes` with AES-NI for the
@@ -49,7 +50,7 @@ mod index;
 mod profile;
 mod replay;
 
-pub use context::{Config, Event, SrtpContext, Stats};
+pub use context::{Config, Event, SRTCP_REPLAY_WINDOW, SrtpContext, Stats};
 pub use error::{Error, PacketKind};
 pub use fuzz::fuzz_unprotect;
 pub use profile::Profile;
