@@ -240,10 +240,13 @@ pub struct IceSession {
     /// Consent on the selected pair lasts until then; only an authenticated
     /// Binding success response from the pair refreshes it (RFC 7675 §5.1).
     consent_until: Option<Instant>,
-    /// Transaction IDs of our Binding requests not yet answered. Only an
-    /// answer to one of them refreshes consent: a replayed old success
-    /// response still passes the agent's integrity check (RFC 7675 §5.1).
-    pending_checks: VecDeque<[u8; 12]>,
+    /// Our Binding requests not yet answered: transaction ID, the local
+    /// address it left from and its destination. Only an answer to one of
+    /// them, from that destination to that address, refreshes consent: a
+    /// replayed old success response still passes the agent's integrity
+    /// check (RFC 7675 §5.1), and the agent reports no source mismatch
+    /// (RFC 8445 §7.2.5.2.1) as an error.
+    pending_checks: VecDeque<([u8; 12], SocketAddr, SocketAddr)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<IceEvent>,
     signals: VecDeque<SignalMessage>,
@@ -639,7 +642,10 @@ impl IceSession {
         // Consumed once, so the same answer cannot be replayed later.
         let answered = success
             && id.is_some_and(|id| {
-                let at = self.pending_checks.iter().position(|p| *p == id);
+                let at = self
+                    .pending_checks
+                    .iter()
+                    .position(|p| *p == (id, local, from));
                 at.and_then(|i| self.pending_checks.remove(i)).is_some()
             });
         if answered && on_path {
@@ -833,7 +839,7 @@ impl IceSession {
             if self.pending_checks.len() == MAX_PENDING_CHECKS {
                 self.pending_checks.pop_front();
             }
-            self.pending_checks.push_back(id);
+            self.pending_checks.push_back((id, local, peer));
         }
         if let Some(link) = self.links.iter_mut().find(|l| l.relayed == Some(local)) {
             // Dropped if the permission is not in place yet; checks retransmit.
@@ -1381,6 +1387,54 @@ mod tests {
             "{remotes} remote candidates"
         );
         assert!(p.a.stats().stun_rejected >= 900);
+    }
+
+    /// RFC 8445 §7.2.5.2.1 / RFC 7675 §5.1: an answer refreshes consent only
+    /// if it comes from the address the request was sent to. An answer to a
+    /// check on another pair, replayed from the selected remote, must not.
+    #[test]
+    fn answers_from_another_address_do_not_keep_consent() {
+        let mut p = Pair::new(
+            IceConfig {
+                auto_restart: false,
+                ..cfg(true)
+            },
+            IceConfig {
+                auto_restart: false,
+                ..cfg(false)
+            },
+            &[sa("127.0.0.1:1000")],
+            &[sa("127.0.0.1:2000"), sa("127.0.0.1:2001")],
+        );
+        let other = sa("127.0.0.1:2001");
+        // B's answers from its second socket never reach A; one is kept.
+        let recorded = std::cell::RefCell::new(None);
+        let drop_other = |t: &Transmit| {
+            let answer = t.local == other && t.data.get(..2) == Some(&[0x01, 0x01][..]);
+            if answer {
+                *recorded.borrow_mut() = Some(t.clone());
+            }
+            answer
+        };
+        for _ in 0..40 {
+            p.step(Duration::from_millis(50), &drop_other);
+        }
+        let path = p.a.selected().expect("connected");
+        assert_eq!(path.remote, sa("127.0.0.1:2000"));
+        let answer = recorded.into_inner().expect("an answer from 2001");
+        // Everything is lost from now on; late in the consent period the
+        // recorded answer is replayed as if from the selected remote.
+        // Consent (2 s) was last refreshed at most 2 s ago; the replay
+        // comes 1.5 s after the cut and the check 0.8 s after that.
+        for _ in 0..30 {
+            p.step(Duration::from_millis(50), &|_| true);
+        }
+        let _ =
+            p.a.handle_input(p.now, path.socket, path.remote, &answer.data);
+        for _ in 0..16 {
+            p.step(Duration::from_millis(50), &|_| true);
+        }
+        assert_eq!(p.a.selected(), None, "consent kept by a misrouted answer");
     }
 
     #[test]
