@@ -283,14 +283,17 @@ fn bad_keys_and_config_are_refused() {
             got: 14
         }
     );
-    let config = Config {
-        replay_window: 0,
-        ..Config::default()
-    };
-    assert!(matches!(
-        SrtpContext::with_config(Profile::AeadAes128Gcm, &[0; 16], &[0; 12], config),
-        Err(Error::Config(_))
-    ));
+    // Outside 64 (the RFC 3711 minimum, which libsrtp2 enforces too) to 32768.
+    for replay_window in [0, 1, 63, 32_769] {
+        let config = Config {
+            replay_window,
+            ..Config::default()
+        };
+        assert!(matches!(
+            SrtpContext::with_config(Profile::AeadAes128Gcm, &[0; 16], &[0; 12], config),
+            Err(Error::Config(_))
+        ));
+    }
 }
 
 fn peer(profile: Profile) -> libsrtp2::Profile {

@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use super::crypto::{RTCP_HEADER, SessionKeys};
 use super::header::{RtpHeader, rtcp_ssrc};
 use super::index::{INDEX_LIMIT, estimate};
-use super::replay::{MAX_REPLAY_WINDOW, ReplayWindow};
+use super::replay::{MAX_REPLAY_WINDOW, MIN_REPLAY_WINDOW, ReplayWindow};
 use super::{Error, PacketKind, Profile};
 
 /// SRTCP replay window in packets. libsrtp2 keeps a fixed 128-packet SRTCP
@@ -17,8 +17,9 @@ pub const SRTCP_REPLAY_WINDOW: usize = 128;
 /// Tunables of a context. [`Config::default`] suits a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// SRTP replay window in packets (1 to 32768; default 64, the RFC 3711
-    /// minimum). SRTCP always has a window of [`SRTCP_REPLAY_WINDOW`].
+    /// SRTP replay window in packets (64, the RFC 3711 minimum and the
+    /// default, to 32768), rounded up to a multiple of 32 as libsrtp2 does.
+    /// SRTCP always has a window of [`SRTCP_REPLAY_WINDOW`].
     pub replay_window: usize,
     /// Most SSRCs tracked at once; a packet of a further SSRC is dropped
     /// with [`Error::TooManyStreams`] (default 32).
@@ -142,8 +143,8 @@ impl SrtpContext {
                 got: master_salt.len(),
             });
         }
-        if !(1..=MAX_REPLAY_WINDOW).contains(&config.replay_window) {
-            return Err(Error::Config("replay window must be 1..=32768 packets"));
+        if !(MIN_REPLAY_WINDOW..=MAX_REPLAY_WINDOW).contains(&config.replay_window) {
+            return Err(Error::Config("replay window must be 64..=32768 packets"));
         }
         if config.max_streams == 0 {
             return Err(Error::Config("max_streams must be at least 1"));
@@ -405,7 +406,9 @@ fn stream_slot<'a>(
         return Err(Error::TooManyStreams);
     }
     Ok(streams.entry(ssrc).or_insert_with(|| Stream {
-        rtp: ReplayWindow::new(config.replay_window),
+        // libsrtp2 keeps the window in whole 32-bit words: round the same
+        // way so both accept the same late packets.
+        rtp: ReplayWindow::new(config.replay_window.next_multiple_of(32)),
         rtcp: ReplayWindow::new(SRTCP_REPLAY_WINDOW),
         rtcp_next: 1,
     }))

@@ -54,4 +54,4 @@ pub use context::{Config, Event, SRTCP_REPLAY_WINDOW, SrtpContext, Stats};
 pub use error::{Error, PacketKind};
 pub use fuzz::fuzz_unprotect;
 pub use profile::Profile;
-pub use replay::MAX_REPLAY_WINDOW;
+pub use replay::{MAX_REPLAY_WINDOW, MIN_REPLAY_WINDOW};

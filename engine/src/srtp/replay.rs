@@ -4,6 +4,10 @@
 
 use super::Error;
 
+/// Smallest configurable SRTP window, in packets: the minimum RFC 3711
+/// §3.3.2 requires (libsrtp2 refuses smaller ones too).
+pub const MIN_REPLAY_WINDOW: usize = 64;
+
 /// Largest configurable window, in packets.
 pub const MAX_REPLAY_WINDOW: usize = 32_768;
 
