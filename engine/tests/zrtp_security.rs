@@ -436,3 +436,41 @@ fn zrtp_hash_learnt_after_the_hello_still_catches_a_man_in_the_middle() {
     o.a.set_peer_hello_hash(b_hash);
     assert!(o.a.poll_event().is_none() && o.a.is_secure());
 }
+
+#[test]
+fn a_tampered_hello_or_commit_is_a_loud_failure_on_both_sides() {
+    // An on-path attacker alters a Hello (one byte of the client id) or the
+    // Commit (one byte of hvi), CRC fixed. Once the hash chain reveals the
+    // key of that message's MAC, the MAC fails under a genuine key: proof
+    // of tampering, which must end the session with an Error on both
+    // sides, not stall into a timeout (or, for the responder, wait
+    // forever).
+    let cases = [
+        (Dir::AtoB, MessageType::Hello, 12 + 4),
+        (Dir::BtoA, MessageType::Hello, 12 + 4),
+        (Dir::AtoB, MessageType::Commit, 12 + 32 + 12 + 20),
+    ];
+    for (dir, ty, offset) in cases {
+        let (a, b) = pair(KeyAgreement::X255);
+        let mut tampered = false;
+        let o = simulate(a, b, &mut |d, _, mut p| {
+            if d == dir && packet_type(&p) == Some(ty) {
+                p[packet::HEADER_LEN + offset] ^= 0x01;
+                fix_crc(&mut p);
+                tampered = true;
+            }
+            vec![p]
+        });
+        assert!(tampered);
+        assert!(o.a_secure.is_none() && o.b_secure.is_none());
+        for events in [&o.a_events, &o.b_events] {
+            assert!(
+                events.iter().any(|e| matches!(
+                    e,
+                    Event::Failed(Failure::Local(_)) | Event::Failed(Failure::Peer(_))
+                )),
+                "{dir:?} {ty:?}: {events:?}"
+            );
+        }
+    }
+}

@@ -703,9 +703,12 @@ impl Endpoint {
             .ok_or(Error::Unexpected("DHPart1", "no Hello"))?;
         // H1 -> H2 -> H3 must reach the Hello's H3, and H2 keys its MAC.
         let h2 = sha256(&p.h1);
-        if !ct_eq(&sha256(&h2), &hello.msg.h3) || !crypto::check_message_mac(&hello.bytes, &h2) {
-            return Err(Error::Auth("DHPart1 hash chain / Hello MAC"));
-        }
+        check_link(
+            ct_eq(&sha256(&h2), &hello.msg.h3),
+            crypto::check_message_mac(&hello.bytes, &h2),
+            "DHPart1 hash chain",
+            ProtocolError::HelloMismatch,
+        )?;
         let suite = self.suite.ok_or(Error::Unexpected("DHPart1", "no suite"))?;
         if Some(p.pv.len()) != suite.key_agreement.pv_len() {
             return Err(ProtocolError::Malformed.into());
@@ -785,19 +788,27 @@ impl Endpoint {
                 .as_ref()
                 .ok_or(Error::Unexpected("Confirm1", "no Hello"))?;
             let h2 = sha256(&h1);
-            if !ct_eq(&sha256(&h2), &hello.msg.h3) || !crypto::check_message_mac(&hello.bytes, &h2)
-            {
+            let link = check_link(
+                ct_eq(&sha256(&h2), &hello.msg.h3),
+                crypto::check_message_mac(&hello.bytes, &h2),
+                "Confirm1 hash chain",
+                ProtocolError::HelloMismatch,
+            );
+            if link.is_err() {
                 self.derived = None;
-                return Err(Error::Auth("Confirm1 hash chain / Hello MAC"));
             }
+            link?;
         } else {
             let dh1 = self
                 .peer_dhpart
                 .as_ref()
                 .ok_or(Error::Unexpected("Confirm1", "no DHPart1"))?;
-            if !ct_eq(&h1, &dh1.msg.h1) || !crypto::check_message_mac(&dh1.bytes, &body.h0) {
-                return Err(Error::Auth("Confirm1 hash chain / DHPart1 MAC"));
-            }
+            check_link(
+                ct_eq(&h1, &dh1.msg.h1),
+                crypto::check_message_mac(&dh1.bytes, &body.h0),
+                "Confirm1 hash chain",
+                ProtocolError::MessageMac,
+            )?;
         }
         self.peer_verified = body.v;
         let confirm2 = self.seal_confirm(Role::Initiator)?;
@@ -832,10 +843,12 @@ impl Endpoint {
             .peer_hello
             .as_ref()
             .ok_or(Error::Unexpected("Commit", "no Hello"))?;
-        if !ct_eq(&sha256(&c.h2), &hello.msg.h3) || !crypto::check_message_mac(&hello.bytes, &c.h2)
-        {
-            return Err(Error::Auth("Commit hash chain / Hello MAC"));
-        }
+        check_link(
+            ct_eq(&sha256(&c.h2), &hello.msg.h3),
+            crypto::check_message_mac(&hello.bytes, &c.h2),
+            "Commit hash chain",
+            ProtocolError::HelloMismatch,
+        )?;
         if c.zid != hello.msg.zid {
             return Err(ProtocolError::HelloMismatch.into());
         }
@@ -922,11 +935,12 @@ impl Endpoint {
             .peer_commit
             .as_ref()
             .ok_or(Error::Unexpected("DHPart2", "no Commit"))?;
-        if !ct_eq(&sha256(&p.h1), &commit.msg.h2)
-            || !crypto::check_message_mac(&commit.bytes, &p.h1)
-        {
-            return Err(Error::Auth("DHPart2 hash chain / Commit MAC"));
-        }
+        check_link(
+            ct_eq(&sha256(&p.h1), &commit.msg.h2),
+            crypto::check_message_mac(&commit.bytes, &p.h1),
+            "DHPart2 hash chain",
+            ProtocolError::MessageMac,
+        )?;
         let suite = self.suite.ok_or(Error::Unexpected("DHPart2", "no suite"))?;
         let CommitMode::Dh { hvi } = commit.msg.mode else {
             return Err(Error::Unexpected("DHPart2", "multistream"));
@@ -978,19 +992,23 @@ impl Endpoint {
                 .peer_commit
                 .as_ref()
                 .ok_or(Error::Unexpected("Confirm2", "no Commit"))?;
-            if !ct_eq(&sha256(&h1), &commit.msg.h2)
-                || !crypto::check_message_mac(&commit.bytes, &h1)
-            {
-                return Err(Error::Auth("Confirm2 hash chain / Commit MAC"));
-            }
+            check_link(
+                ct_eq(&sha256(&h1), &commit.msg.h2),
+                crypto::check_message_mac(&commit.bytes, &h1),
+                "Confirm2 hash chain",
+                ProtocolError::MessageMac,
+            )?;
         } else {
             let dh2 = self
                 .peer_dhpart
                 .as_ref()
                 .ok_or(Error::Unexpected("Confirm2", "no DHPart2"))?;
-            if !ct_eq(&h1, &dh2.msg.h1) || !crypto::check_message_mac(&dh2.bytes, &body.h0) {
-                return Err(Error::Auth("Confirm2 hash chain / DHPart2 MAC"));
-            }
+            check_link(
+                ct_eq(&h1, &dh2.msg.h1),
+                crypto::check_message_mac(&dh2.bytes, &body.h0),
+                "Confirm2 hash chain",
+                ProtocolError::MessageMac,
+            )?;
         }
         self.peer_verified = body.v;
         self.answer(bytes, Message::Conf2Ack.encode());
@@ -1202,6 +1220,28 @@ impl Endpoint {
             ssrc,
         }));
     }
+}
+
+/// Checks one hash-chain link (§9) and the MAC of the earlier message it
+/// keys. A broken link means the new message is not from the peer whose
+/// chain we hold (forged or stray): it is dropped. A sound link with a
+/// failing MAC means the key is genuine but the stored message is not what
+/// the peer sent, i.e. it was altered in transit: a man-in-the-middle
+/// sign, so the session fails loudly with `altered` instead of stalling
+/// into a timeout.
+fn check_link(
+    link_ok: bool,
+    mac_ok: bool,
+    what: &'static str,
+    altered: ProtocolError,
+) -> Result<(), Error> {
+    if !link_ok {
+        return Err(Error::Auth(what));
+    }
+    if !mac_ok {
+        return Err(altered.into());
+    }
+    Ok(())
 }
 
 /// Maps a Commit's tags to a suite, with the §5.9 code for an unknown one.

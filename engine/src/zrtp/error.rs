@@ -79,6 +79,12 @@ pub enum ProtocolError {
     /// 0x40 Hello components mismatch.
     #[error("Hello components mismatch")]
     HelloMismatch,
+    /// A Commit or DHPart whose MAC fails under the key its sender's hash
+    /// chain revealed later (§9): it was altered in transit. Sent as 0x10
+    /// (malformed packet), §5.9 having no closer code; a Hello altered in
+    /// this way is reported as [`ProtocolError::HelloMismatch`].
+    #[error("message altered in transit (MAC under the hash chain fails)")]
+    MessageMac,
     /// 0x51–0x55 negotiation failure.
     #[error("negotiation: {0}")]
     Negotiation(NegotiationError),
@@ -115,6 +121,7 @@ impl ProtocolError {
             ProtocolError::Malformed => 0x10,
             ProtocolError::Version => 0x30,
             ProtocolError::HelloMismatch => 0x40,
+            ProtocolError::MessageMac => 0x10,
             ProtocolError::Negotiation(n) => n.code(),
             ProtocolError::BadPublicValue => 0x61,
             ProtocolError::HviMismatch => 0x62,
