@@ -374,8 +374,11 @@ impl Endpoint {
 
     fn input(&mut self, now: Instant, datagram: &[u8]) -> Result<(), Error> {
         let raw = packet::parse(datagram)?;
+        // Sequence numbers are a 16-bit counter the peer may start anywhere,
+        // so compare them in serial-number arithmetic (RFC 1982): newer
+        // means less than half the space ahead, across the wrap to 0.
         if let Some(last) = self.last_peer_seq
-            && raw.seq <= last
+            && !matches!(raw.seq.wrapping_sub(last), 1..0x8000)
         {
             return Err(Error::Replay(raw.seq));
         }
@@ -1255,4 +1258,56 @@ fn commit_suite(c: &Commit) -> Result<Suite, ProtocolError> {
             .ok_or(ProtocolError::Negotiation(N::KeyAgreement))?,
         sas: SasAlgo::from_tag(c.sas).ok_or(ProtocolError::Negotiation(N::Sas))?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs two endpoints on a perfect network until neither has more to
+    /// send; returns whether both are secure.
+    fn run(a: &mut Endpoint, b: &mut Endpoint) -> bool {
+        let now = Instant::now();
+        a.start(now);
+        b.start(now);
+        for _ in 0..50 {
+            while let Some(p) = a.poll_transmit() {
+                let _ = b.handle_input(now, &p);
+            }
+            while let Some(p) = b.poll_transmit() {
+                let _ = a.handle_input(now, &p);
+            }
+        }
+        a.is_secure() && b.is_secure()
+    }
+
+    #[test]
+    fn a_peer_sequence_number_that_wraps_is_accepted() {
+        // The sequence number is a 16-bit counter that a peer may start
+        // anywhere: its wrap from 0xffff to 0 is not a replay.
+        for start in [0xfffd, 0xfffe, 0xffff] {
+            let mut a = Endpoint::new(Config::new(Role::Initiator), ZidCache::new());
+            let mut b = Endpoint::new(Config::new(Role::Responder), ZidCache::new());
+            b.next_seq = start;
+            a.next_seq = start;
+            assert!(run(&mut a, &mut b), "start {start:#x}");
+        }
+    }
+
+    #[test]
+    fn stale_sequence_numbers_are_still_replays() {
+        let mut a = Endpoint::new(Config::new(Role::Initiator), ZidCache::new());
+        a.last_peer_seq = Some(5);
+        a.start(Instant::now());
+        for seq in [5u16, 4, 0, 0x8006] {
+            let p = packet::build(seq, 1, &Message::HelloAck.encode());
+            assert_eq!(
+                a.handle_input(Instant::now(), &p),
+                Err(Error::Replay(seq)),
+                "{seq:#x}"
+            );
+        }
+        let p = packet::build(6, 1, &Message::HelloAck.encode());
+        assert_eq!(a.handle_input(Instant::now(), &p), Ok(()));
+    }
 }
