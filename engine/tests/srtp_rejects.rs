@@ -296,6 +296,23 @@ fn bad_keys_and_config_are_refused() {
     }
 }
 
+/// RFC 3711 §9.2: one master key protects at most 2^48 SRTP and 2^31
+/// SRTCP packets; a configuration cannot raise those limits.
+#[test]
+fn key_limits_above_rfc3711_are_refused() {
+    for (srtp_key_limit, srtcp_key_limit) in [((1 << 48) + 1, 1 << 31), (1 << 48, (1 << 31) + 1)] {
+        let config = Config {
+            srtp_key_limit,
+            srtcp_key_limit,
+            ..Config::default()
+        };
+        assert!(matches!(
+            SrtpContext::with_config(Profile::AesCm128HmacSha1_80, &[0; 16], &[0; 14], config),
+            Err(Error::Config(_))
+        ));
+    }
+}
+
 fn peer(profile: Profile) -> libsrtp2::Profile {
     [
         libsrtp2::Profile::AesCm128HmacSha1_80,

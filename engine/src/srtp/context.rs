@@ -27,9 +27,10 @@ pub struct Config {
     /// Longest packet accepted, in bytes, protected or not (default 9216,
     /// a jumbo frame).
     pub max_packet_len: usize,
-    /// SRTP packets one master key may process (default 2^48, RFC 3711 §9.2).
+    /// SRTP packets one master key may process (default and maximum 2^48,
+    /// RFC 3711 §9.2).
     pub srtp_key_limit: u64,
-    /// SRTCP packets one master key may process (default 2^31).
+    /// SRTCP packets one master key may process (default and maximum 2^31).
     pub srtcp_key_limit: u64,
     /// [`Event::RekeyNeeded`] is raised this many packets before a limit
     /// (default 2^16), so that a new key can be agreed in time.
@@ -145,6 +146,12 @@ impl SrtpContext {
         }
         if !(MIN_REPLAY_WINDOW..=MAX_REPLAY_WINDOW).contains(&config.replay_window) {
             return Err(Error::Config("replay window must be 64..=32768 packets"));
+        }
+        // RFC 3711 §9.2: these are the most one master key may protect.
+        if config.srtp_key_limit > INDEX_LIMIT || config.srtcp_key_limit > 1 << 31 {
+            return Err(Error::Config(
+                "key limits may not exceed 2^48 SRTP and 2^31 SRTCP packets",
+            ));
         }
         if config.max_streams == 0 {
             return Err(Error::Config("max_streams must be at least 1"));
