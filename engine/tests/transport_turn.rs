@@ -334,3 +334,58 @@ fn gathers_server_reflexive_candidate() {
     );
     assert!(srflx.ends_with(&want), "{srflx}");
 }
+
+/// One coturn as both STUN and TURN server (the usual deployment): the
+/// session gets a server-reflexive and a relayed candidate from it, both
+/// links sharing one local socket and one server address.
+#[test]
+fn one_server_for_stun_and_turn_gives_both_candidates() {
+    let turn = Coturn::start(Auth::LongTerm {
+        user: "u",
+        pass: "p",
+    });
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let local = sock.local_addr().unwrap();
+    let cfg = IceConfig {
+        stun_servers: vec![turn.addr],
+        turn_servers: vec![TurnServer {
+            addr: turn.addr,
+            username: "u".into(),
+            password: "p".into(),
+            realm: REALM.into(),
+        }],
+        ..IceConfig::default()
+    };
+    let mut s = IceSession::new(Instant::now(), cfg, &[local]).unwrap();
+    let has = |s: &IceSession, typ: &str| s.local_candidates().iter().any(|c| c.contains(typ));
+    // A generous protocol bound (the TURN client gives up after ~8 s).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut buf = [0u8; 2048];
+    while !(has(&s, "typ srflx") && has(&s, "typ relay")) {
+        assert!(
+            Instant::now() < deadline,
+            "candidates: {:?}",
+            s.local_candidates()
+        );
+        while let Some(t) = s.poll_transmit() {
+            sock.send_to(&t.data, t.to).unwrap();
+        }
+        while let Some(e) = s.poll_event() {
+            assert!(
+                !matches!(e, IceEvent::ServerFailed { .. }),
+                "{e:?}; candidates: {:?}",
+                s.local_candidates()
+            );
+        }
+        if let Ok((n, from)) = sock.recv_from(&mut buf) {
+            let _ = s.handle_input(Instant::now(), local, from, &buf[..n]);
+        }
+        s.handle_timeout(Instant::now());
+    }
+    s.close(Instant::now());
+    while let Some(t) = s.poll_transmit() {
+        sock.send_to(&t.data, t.to).unwrap();
+    }
+}

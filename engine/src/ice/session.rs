@@ -570,11 +570,13 @@ impl IceSession {
         from: SocketAddr,
         data: &'a [u8],
     ) -> Option<&'a [u8]> {
-        if let Some(link) = self
-            .links
-            .iter_mut()
-            .find(|l| l.socket == socket && l.server == from)
-        {
+        // A STUN and a TURN link may share the server: the one that claims
+        // the datagram gets it, else the first one (which counts it).
+        let of_server = |l: &TurnLink| l.socket == socket && l.server == from;
+        let at = (self.links.iter())
+            .position(|l| of_server(l) && l.claims(data))
+            .or_else(|| self.links.iter().position(of_server));
+        if let Some(link) = at.map(|i| &mut self.links[i]) {
             if link.handle_read(now, data).is_err() {
                 self.stats.stun_rejected += 1;
             }

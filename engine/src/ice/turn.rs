@@ -7,7 +7,7 @@ use rtc_shared::TransportProtocol;
 use rtc_stun::attributes::{ATTR_FINGERPRINT, ATTR_MESSAGE_INTEGRITY, ATTR_REALM};
 use rtc_stun::fingerprint::FINGERPRINT;
 use rtc_stun::integrity::MessageIntegrity;
-use rtc_stun::message::{Message, Setter};
+use rtc_stun::message::{Message, Setter, TransactionId};
 use rtc_turn::client::{Client, ClientConfig, Event};
 use rtc_turn::proto::reqfamily::REQUESTED_FAMILY_IPV6;
 use sansio::Protocol;
@@ -120,6 +120,22 @@ impl TurnLink {
             message: bytes::BytesMut::from(data),
         };
         self.client.handle_read(msg).map_err(IceError::from)
+    }
+
+    /// Whether `data`, from this link's server, is for this link: a
+    /// response to one of its transactions, or anything else (indications,
+    /// ChannelData) when it is a TURN link. A STUN link and a TURN link on
+    /// one socket often share a server (one coturn for both), and each
+    /// drops the other's responses as unknown transactions.
+    pub(crate) fn claims(&self, data: &[u8]) -> bool {
+        // Response classes have the C1 bit (0x0100) of the type set (RFC 5389 §6).
+        let response = rtc_stun::message::is_stun_message(data) && data[0] & 0x01 != 0;
+        if !response {
+            return self.kind == LinkKind::Turn;
+        }
+        data.get(8..20)
+            .and_then(|id| <[u8; 12]>::try_from(id).ok())
+            .is_some_and(|id| self.client.has_transaction(&TransactionId(id)))
     }
 
     /// Relays `data` to `peer` (ChannelData once bound, Send indication before).
