@@ -313,6 +313,37 @@ fn key_limits_above_rfc3711_are_refused() {
     }
 }
 
+/// AES-CM gives each packet index a keystream segment of 2^16 blocks
+/// (RFC 3711 §4.1.1): a longer packet would run into the next index's
+/// keystream and reuse it. The packet length limit cannot go past it.
+#[test]
+fn packets_cannot_outgrow_the_keystream_segment() {
+    let config = |max_packet_len| Config {
+        max_packet_len,
+        ..Config::default()
+    };
+    assert!(matches!(
+        SrtpContext::with_config(
+            Profile::AesCm128HmacSha1_80,
+            &[0; 16],
+            &[0; 14],
+            config((1 << 20) + 1)
+        ),
+        Err(Error::Config(_))
+    ));
+    // Up to 2^20 bytes, the encrypted part stays within its 2^16 blocks.
+    let mut tx = SrtpContext::with_config(
+        Profile::AesCm128HmacSha1_80,
+        &[0; 16],
+        &[0; 14],
+        config(1 << 20),
+    )
+    .unwrap();
+    let mut big = rtp(0, &[]);
+    big.resize(1 << 20, 0);
+    tx.protect_rtp(&mut big).unwrap();
+}
+
 fn peer(profile: Profile) -> libsrtp2::Profile {
     [
         libsrtp2::Profile::AesCm128HmacSha1_80,

@@ -14,6 +14,10 @@ use super::{Error, PacketKind, Profile};
 /// refuse the same reordered SRTCP packets.
 pub const SRTCP_REPLAY_WINDOW: usize = 128;
 
+/// Largest [`Config::max_packet_len`]: 2^20 bytes, the 2^16 AES blocks of
+/// keystream each packet index gets in AES-CM (RFC 3711 §4.1.1).
+pub const MAX_PACKET_LEN: usize = 1 << 20;
+
 /// Tunables of a context. [`Config::default`] suits a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -25,7 +29,7 @@ pub struct Config {
     /// with [`Error::TooManyStreams`] (default 32).
     pub max_streams: usize,
     /// Longest packet accepted, in bytes, protected or not (default 9216,
-    /// a jumbo frame).
+    /// a jumbo frame; at most [`MAX_PACKET_LEN`]).
     pub max_packet_len: usize,
     /// SRTP packets one master key may process (default and maximum 2^48,
     /// RFC 3711 §9.2).
@@ -146,6 +150,11 @@ impl SrtpContext {
         }
         if !(MIN_REPLAY_WINDOW..=MAX_REPLAY_WINDOW).contains(&config.replay_window) {
             return Err(Error::Config("replay window must be 64..=32768 packets"));
+        }
+        // AES-CM gives each index 2^16 keystream blocks (RFC 3711 §4.1.1):
+        // a longer packet would encrypt with the next index's keystream.
+        if config.max_packet_len > MAX_PACKET_LEN {
+            return Err(Error::Config("max_packet_len may not exceed 2^20 bytes"));
         }
         // RFC 3711 §9.2: these are the most one master key may protect.
         if config.srtp_key_limit > INDEX_LIMIT || config.srtcp_key_limit > 1 << 31 {
