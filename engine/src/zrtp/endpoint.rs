@@ -521,14 +521,20 @@ impl Endpoint {
             }
             return Ok(());
         }
+        // §4.1.1: a Hello of a newer version than ours is ignored (the peer
+        // falls back to a Hello of our version, which is the one the
+        // signalled hash is for); an older one we cannot speak is fatal.
+        if h.version[..3] != *b"1.1" {
+            if h.version[..3] > b"1.1"[..] {
+                return Err(Error::Unexpected("Hello of a newer version", "any"));
+            }
+            return Err(ProtocolError::Version.into());
+        }
         if let Some(expected) = &self.cfg.peer_hello_hash
             && !expected.matches(bytes)
         {
             self.hello_hash_mismatch();
             return Ok(());
-        }
-        if &h.version[..3] != b"1.1" {
-            return Err(ProtocolError::Version.into());
         }
         if h.zid == self.zid {
             return Err(ProtocolError::EqualZid.into());
@@ -1309,5 +1315,35 @@ mod tests {
         }
         let p = packet::build(6, 1, &Message::HelloAck.encode());
         assert_eq!(a.handle_input(Instant::now(), &p), Ok(()));
+    }
+    #[test]
+    fn a_hello_of_a_newer_version_is_ignored_not_fatal() {
+        // §4.1.1: a Hello with a higher version than ours is ignored; the
+        // peer falls back to a Hello of our version.
+        let now = Instant::now();
+        let mut a = Endpoint::new(Config::new(Role::Initiator), ZidCache::new());
+        let mut b = Endpoint::new(Config::new(Role::Responder), ZidCache::new());
+        a.start(now);
+        b.start(now);
+        let hello = b.poll_transmit().unwrap();
+        let raw = packet::parse(&hello).unwrap();
+        let mut newer = raw.message.to_vec();
+        newer[12..16].copy_from_slice(b"2.00");
+        let newer = packet::build(raw.seq, raw.ssrc, &newer);
+        assert!(a.handle_input(now, &newer).is_err());
+        assert!(!a.is_failed());
+        // An older version we do not speak is still a failure (0x30).
+        let mut c = Endpoint::new(Config::new(Role::Initiator), ZidCache::new());
+        c.start(now);
+        let mut older = raw.message.to_vec();
+        older[12..16].copy_from_slice(b"1.00");
+        let older = packet::build(raw.seq, raw.ssrc, &older);
+        assert_eq!(
+            c.handle_input(now, &older),
+            Err(Error::Protocol(ProtocolError::Version))
+        );
+        // The real Hello still gets through.
+        assert_eq!(a.handle_input(now, &hello), Ok(()));
+        assert!(run(&mut a, &mut b));
     }
 }
