@@ -257,13 +257,16 @@ impl Endpoint {
     }
 
     /// Marks the SAS of the current peer verified (or not) in the cache.
+    /// Only a secure session has a SAS and a peer ZID that the handshake
+    /// authenticated; otherwise (still negotiating, failed) nothing changes
+    /// and this returns false.
     pub fn set_sas_verified(&mut self, verified: bool) -> bool {
         match &self.peer_hello {
-            Some(h) => {
+            Some(h) if self.state == State::Secure => {
                 let zid = h.msg.zid;
                 self.cache.set_verified(&zid, verified)
             }
-            None => false,
+            _ => false,
         }
     }
 
@@ -1345,5 +1348,34 @@ mod tests {
         // The real Hello still gets through.
         assert_eq!(a.handle_input(now, &hello), Ok(()));
         assert!(run(&mut a, &mut b));
+    }
+    #[test]
+    fn the_sas_can_only_be_marked_verified_on_a_secure_session() {
+        let (mut a, mut b) = (
+            Endpoint::new(Config::new(Role::Initiator), ZidCache::new()),
+            Endpoint::new(Config::new(Role::Responder), ZidCache::new()),
+        );
+        assert!(run(&mut a, &mut b));
+        let bob = b.zid();
+        // Next call: Bob's Hello (unauthenticated until the hash chain and
+        // the Confirm check it) names a ZID we know, but there is no SAS yet.
+        let now = Instant::now();
+        let mut a2 = Endpoint::new(Config::new(Role::Initiator), a.cache().clone());
+        let mut b2 = Endpoint::new(Config::new(Role::Responder), b.cache().clone());
+        a2.start(now);
+        b2.start(now);
+        let hello = b2.poll_transmit().unwrap();
+        a2.handle_input(now, &hello).unwrap();
+        assert!(!a2.set_sas_verified(true));
+        assert!(!a2.cache().get(&bob).unwrap().verified);
+        // Once secure, it can.
+        assert!(run(&mut a2, &mut b2));
+        assert!(a2.set_sas_verified(true));
+        assert!(a2.cache().get(&bob).unwrap().verified);
+        // A session that failed (here: the signalled hash is not Bob's
+        // Hello's) cannot either.
+        a2.set_peer_hello_hash(HelloHash::of_message(b"not this Hello"));
+        assert!(a2.is_failed());
+        assert!(!a2.set_sas_verified(false));
     }
 }
