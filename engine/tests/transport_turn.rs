@@ -389,3 +389,156 @@ fn one_server_for_stun_and_turn_gives_both_candidates() {
         sock.send_to(&t.data, t.to).unwrap();
     }
 }
+
+/// A relay-only endpoint and a direct one, driven on real loopback sockets
+/// in this thread, with B's candidates held back until `release` says so.
+struct SyncPair {
+    a: IceSession,
+    b: IceSession,
+    a_sock: std::net::UdpSocket,
+    b_sock: std::net::UdpSocket,
+    held: Vec<sotto_engine::ice::SignalMessage>,
+}
+
+impl SyncPair {
+    fn new(turn: &Coturn) -> Self {
+        let bind = || {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_nonblocking(true).unwrap();
+            s
+        };
+        let (a_sock, b_sock) = (bind(), bind());
+        let now = Instant::now();
+        let a = IceSession::new(now, relay_cfg(true, turn), &[a_sock.local_addr().unwrap()]);
+        let b_cfg = IceConfig {
+            controlling: false,
+            ..IceConfig::default()
+        };
+        let b = IceSession::new(now, b_cfg, &[b_sock.local_addr().unwrap()]);
+        Self {
+            a: a.unwrap(),
+            b: b.unwrap(),
+            a_sock,
+            b_sock,
+            held: Vec::new(),
+        }
+    }
+
+    /// One round of signalling, datagrams and timers.
+    fn step(&mut self, release: bool) {
+        use sotto_engine::ice::SignalMessage;
+        let now = Instant::now();
+        while let Some(m) = self.a.poll_signal() {
+            self.b.handle_signal(now, m).unwrap();
+        }
+        while let Some(m) = self.b.poll_signal() {
+            match m {
+                SignalMessage::Candidate { .. } => self.held.push(m),
+                m => self.a.handle_signal(now, m).unwrap(),
+            }
+        }
+        if release {
+            for m in std::mem::take(&mut self.held) {
+                self.a.handle_signal(now, m).unwrap();
+            }
+        }
+        for (s, sock) in [(&mut self.a, &self.a_sock), (&mut self.b, &self.b_sock)] {
+            while let Some(t) = s.poll_transmit() {
+                let _ = sock.send_to(&t.data, t.to);
+            }
+            let local = sock.local_addr().unwrap();
+            let mut buf = [0u8; 2048];
+            while let Ok((n, from)) = sock.recv_from(&mut buf) {
+                let _ = s.handle_input(now, local, from, &buf[..n]);
+            }
+            s.handle_timeout(now);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// coturn with `--stale-nonce=1` answers 438 (Stale Nonce) with a fresh
+/// NONCE to a CreatePermission sent with an older one (RFC 8656 §9.2,
+/// RFC 8489 §9.2.5). The permission must be asked again with the new
+/// nonce, or the relay never lets the peer in and the call cannot connect.
+#[test]
+fn permission_refused_for_a_stale_nonce_is_asked_again() {
+    let turn = Coturn::start_with(
+        Auth::LongTerm {
+            user: "u",
+            pass: "p",
+        },
+        &["--stale-nonce=1"],
+    );
+    let mut p = SyncPair::new(&turn);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // Allocate first, then let the nonce go stale before the peer's
+    // candidates (and so the permissions for them) arrive.
+    while !p
+        .a
+        .local_candidates()
+        .iter()
+        .any(|c| c.contains("typ relay"))
+    {
+        assert!(Instant::now() < deadline, "no allocation");
+        p.step(false);
+    }
+    let stale = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < stale {
+        p.step(false);
+    }
+    while p.a.selected().is_none() || p.b.selected().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "no pair; coturn sent {} stale-nonce answers; A: {:?}",
+            turn.log_count("438"),
+            p.a.stats()
+        );
+        p.step(true);
+    }
+    assert!(p.a.selected().unwrap().relayed);
+}
+
+/// coturn with `--stale-nonce=1` answers each Refresh sent more than a
+/// second after the nonce was issued with 438 and a fresh NONCE. With a
+/// refresh every 2 s, a client that waits for its next timer to use the
+/// new nonce never gets a Refresh accepted and loses the allocation; it
+/// must send the Refresh again at once.
+#[test]
+fn refresh_refused_for_a_stale_nonce_is_sent_again() {
+    let turn = Coturn::start_with(
+        Auth::LongTerm {
+            user: "u",
+            pass: "p",
+        },
+        &["--stale-nonce=1"],
+    );
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let local = sock.local_addr().unwrap();
+    let cfg = IceConfig {
+        turn_refresh_interval: Some(Duration::from_secs(2)),
+        ..relay_cfg(true, &turn)
+    };
+    let mut s = IceSession::new(Instant::now(), cfg, &[local]).unwrap();
+    const ACCEPTED: &str = "incoming packet REFRESH processed, success";
+    // A generous protocol bound: several refresh intervals.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut buf = [0u8; 2048];
+    while turn.log_count(ACCEPTED) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "coturn accepted {} refreshes and answered 438 to {}",
+            turn.log_count(ACCEPTED),
+            turn.log_count("438")
+        );
+        while let Some(t) = s.poll_transmit() {
+            sock.send_to(&t.data, t.to).unwrap();
+        }
+        if let Ok((n, from)) = sock.recv_from(&mut buf) {
+            let _ = s.handle_input(Instant::now(), local, from, &buf[..n]);
+        }
+        s.handle_timeout(Instant::now());
+    }
+}

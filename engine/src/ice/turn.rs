@@ -5,9 +5,13 @@ use super::{IceError, TurnServer};
 use rtc_ice::crypto::RTCCryptoProvider;
 use rtc_shared::TransportProtocol;
 use rtc_stun::attributes::{ATTR_FINGERPRINT, ATTR_MESSAGE_INTEGRITY, ATTR_REALM};
+use rtc_stun::error_code::{CODE_STALE_NONCE, ErrorCode, ErrorCodeAttribute};
 use rtc_stun::fingerprint::FINGERPRINT;
 use rtc_stun::integrity::MessageIntegrity;
-use rtc_stun::message::{Message, Setter, TransactionId};
+use rtc_stun::message::{
+    CLASS_SUCCESS_RESPONSE, Getter, METHOD_CREATE_PERMISSION, METHOD_REFRESH, Message, Method,
+    Setter, TransactionId,
+};
 use rtc_turn::client::{Client, ClientConfig, Event};
 use rtc_turn::proto::reqfamily::REQUESTED_FAMILY_IPV6;
 use sansio::Protocol;
@@ -38,6 +42,9 @@ pub(crate) enum LinkEvent {
 
 /// STUN message type of an Allocate request (RFC 8656 §7.1).
 const ALLOCATE_REQUEST: [u8; 2] = [0x00, 0x03];
+/// Requests sent again in a row after 438 (Stale Nonce) answers; a server
+/// that keeps calling a fresh nonce stale is broken, not slow.
+const MAX_STALE_NONCE_RETRIES: u32 = 3;
 
 pub(crate) struct TurnLink {
     pub(crate) kind: LinkKind,
@@ -53,6 +60,12 @@ pub(crate) struct TurnLink {
     provider: Arc<dyn RTCCryptoProvider>,
     /// Time of the latest input, for a retry decided while polling events.
     last_now: Instant,
+    /// Peers we asked permissions for, to ask again after a 438.
+    peers: Vec<SocketAddr>,
+    /// 438 answers retried since the last success response.
+    stale_retries: u32,
+    /// The relayed address being deleted by [`TurnLink::close`].
+    closing: Option<SocketAddr>,
 }
 
 impl TurnLink {
@@ -103,12 +116,16 @@ impl TurnLink {
             creds: creds.cloned(),
             provider,
             last_now: now,
+            peers: Vec::new(),
+            stale_retries: 0,
+            closing: None,
         })
     }
 
     /// Feeds a datagram that came from this link's server.
     pub(crate) fn handle_read(&mut self, now: Instant, data: &[u8]) -> Result<(), IceError> {
         self.last_now = now;
+        let answer = self.our_answer(data);
         let msg = rtc_shared::TaggedBytesMut {
             now,
             transport: rtc_shared::TransportContext {
@@ -119,7 +136,54 @@ impl TurnLink {
             },
             message: bytes::BytesMut::from(data),
         };
-        self.client.handle_read(msg).map_err(IceError::from)
+        self.client.handle_read(msg)?;
+        match answer {
+            Some((_, None)) => self.stale_retries = 0,
+            Some((method, Some(CODE_STALE_NONCE))) => self.after_stale_nonce(now, method),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The method and error code (none for a success) of `data` when it
+    /// answers one of our pending transactions.
+    fn our_answer(&self, data: &[u8]) -> Option<(Method, Option<ErrorCode>)> {
+        if !self.claims(data) || !rtc_stun::message::is_stun_message(data) {
+            return None;
+        }
+        let mut m = Message::new();
+        m.unmarshal_binary(data).ok()?;
+        if m.typ.class == CLASS_SUCCESS_RESPONSE {
+            return Some((m.typ.method, None));
+        }
+        let mut code = ErrorCodeAttribute::default();
+        code.get_from(&m).ok()?;
+        Some((m.typ.method, Some(code.code)))
+    }
+
+    /// The client took the fresh NONCE of a 438 answer (RFC 8489 §9.2.5),
+    /// but `rtc-turn` 0.21 sends a Refresh again only at its next timer
+    /// (possibly after the allocation expired) and a CreatePermission for a
+    /// new peer never: the relay would not let that peer in. Ask again now,
+    /// a bounded number of times. (An Allocate is retried in `poll_event`;
+    /// a ChannelBind by the client itself at the next send.)
+    fn after_stale_nonce(&mut self, now: Instant, method: Method) {
+        if self.stale_retries >= MAX_STALE_NONCE_RETRIES {
+            return;
+        }
+        if method == METHOD_REFRESH {
+            self.stale_retries += 1;
+            let _ = match self.closing {
+                Some(relayed) => self.client.relay(relayed).and_then(|mut r| r.close(now)),
+                None => self.client.refresh_allocations(now),
+            };
+        } else if method == METHOD_CREATE_PERMISSION {
+            self.stale_retries += 1;
+            // Only the refused (now forgotten) permissions are sent again.
+            for peer in self.peers.clone() {
+                let _ = self.permit(now, peer);
+            }
+        }
     }
 
     /// Whether `data`, from this link's server, is for this link: a
@@ -159,6 +223,9 @@ impl TurnLink {
         };
         if relayed.is_ipv4() != peer.is_ipv4() {
             return Ok(());
+        }
+        if !self.peers.contains(&peer) {
+            self.peers.push(peer);
         }
         self.client.relay(relayed)?.create_permission(now, peer)?;
         Ok(())
@@ -253,6 +320,18 @@ impl TurnLink {
                         Err(e) => LinkEvent::Failed(e.to_string()),
                     }
                 }
+                // 438 Stale Nonce to the authenticated Allocate: start
+                // again, so the server's next 401 brings a fresh nonce.
+                Event::AllocateError(_, e)
+                    if self.stale_retries < MAX_STALE_NONCE_RETRIES
+                        && e.to_string().contains("(error 438") =>
+                {
+                    self.stale_retries += 1;
+                    match self.client.allocate(self.last_now) {
+                        Ok(_) => continue,
+                        Err(e) => LinkEvent::Failed(e.to_string()),
+                    }
+                }
                 Event::AllocateError(_, e) | Event::BindingError(_, e) => {
                     LinkEvent::Failed(e.to_string())
                 }
@@ -269,6 +348,7 @@ impl TurnLink {
             && let Ok(mut r) = self.client.relay(relayed)
         {
             let _ = r.close(now);
+            self.closing = Some(relayed);
         }
     }
 }
