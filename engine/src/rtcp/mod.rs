@@ -72,7 +72,8 @@ pub enum RtcpItem {
 
 /// Parses one (compound) RTCP datagram. Never panics.
 pub fn parse(buf: &[u8]) -> Result<Vec<RtcpItem>, RtcpError> {
-    let mut rd = buf;
+    let unpadded = strip_padding(buf)?;
+    let mut rd: &[u8] = &unpadded;
     let packets =
         rtc_rtcp::packet::unmarshal(&mut rd).map_err(|e| RtcpError::Malformed(e.to_string()))?;
     let mut out = Vec::with_capacity(packets.len());
@@ -120,6 +121,43 @@ pub fn parse(buf: &[u8]) -> Result<Vec<RtcpItem>, RtcpError> {
         }
     }
     Ok(out)
+}
+
+/// Checks the padding of a compound packet (RFC 3550 §6.4.1, A.2): only
+/// the last packet may have the P bit, and its last octet counts the
+/// padding, itself included, in whole 32-bit words within that packet.
+/// Returns the compound without the padding (rtc-rtcp does not remove it,
+/// and an SDES chunk parser then reads it as a chunk and fails).
+fn strip_padding(buf: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, RtcpError> {
+    let malformed = |why: &str| RtcpError::Malformed(why.into());
+    let mut at = 0;
+    while at < buf.len() {
+        let header = buf
+            .get(at..at + 4)
+            .ok_or_else(|| malformed("truncated header"))?;
+        let len = 4 + 4 * usize::from(u16::from_be_bytes([header[2], header[3]]));
+        let end = at + len;
+        if end > buf.len() {
+            return Err(malformed("length beyond the datagram"));
+        }
+        if header[0] & 0x20 != 0 {
+            if end != buf.len() {
+                return Err(malformed("padding before the last packet"));
+            }
+            let pad = usize::from(buf[end - 1]);
+            if pad == 0 || !pad.is_multiple_of(4) || pad > len - 4 {
+                return Err(malformed("bad padding length"));
+            }
+            let mut out = buf[..end - pad].to_vec();
+            out[at] &= !0x20;
+            // pad <= 4 * words, checked above.
+            let words = u16::from_be_bytes([header[2], header[3]]) - (pad / 4) as u16;
+            out[at + 2..at + 4].copy_from_slice(&words.to_be_bytes());
+            return Ok(std::borrow::Cow::Owned(out));
+        }
+        at = end;
+    }
+    Ok(std::borrow::Cow::Borrowed(buf))
 }
 
 fn encode(packets: &[Box<dyn Packet>]) -> Result<Vec<u8>, RtcpError> {
@@ -199,6 +237,40 @@ mod tests {
                 media_ssrc: 0x0506_0708
             }]
         );
+    }
+
+    /// RFC 3550 §6.4.1, A.2: padding only on the last packet of a
+    /// compound, counted by its last octet; a padded SDES still parses.
+    #[test]
+    fn padding_is_checked_and_removed() {
+        let rr = |p_bit: u8| {
+            let mut p = vec![0x81 | p_bit, 201, 0, 7, 0, 0, 0, 1, 0, 0, 0, 2];
+            p.extend_from_slice(&[0; 20]);
+            p
+        };
+        let sdes = |p_bit: u8, pad: &[u8]| {
+            let words = 3 + pad.len() as u8 / 4;
+            let mut p = vec![0x81 | p_bit, 202, 0, words, 0, 0, 0, 1];
+            p.extend_from_slice(&[1, 3, b'a', b'b', b'c', 0, 0, 0]);
+            p.extend_from_slice(pad);
+            p
+        };
+        let mut ok = rr(0);
+        ok.extend(sdes(0x20, &[0, 0, 0, 4]));
+        let items = parse(&ok).unwrap();
+        assert!(matches!(items[0], RtcpItem::Report { reporter: 1, .. }));
+        assert_eq!(items[1], RtcpItem::Other(202));
+        for bad in [
+            [rr(0), sdes(0x20, &[0, 0, 0, 0])].concat(),  // count 0
+            [rr(0), sdes(0x20, &[0, 0, 0, 3])].concat(),  // not whole words
+            [rr(0), sdes(0x20, &[0, 0, 0, 40])].concat(), // longer than the packet
+            [rr(0x20), sdes(0, &[])].concat(),            // not the last packet
+        ] {
+            assert!(
+                matches!(parse(&bad), Err(RtcpError::Malformed(_))),
+                "{bad:x?}"
+            );
+        }
     }
 
     #[test]
