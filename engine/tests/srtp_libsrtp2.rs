@@ -292,3 +292,92 @@ fn srtp_replay_window_sizes_match_libsrtp2() {
         }
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Differential: packets of one stream arrive in a random order (runs,
+    /// reordering, duplicates, jumps ahead and far behind, across the
+    /// 65535 -> 0 wrap); Sotto and libsrtp2 accept and refuse the same ones.
+    #[test]
+    fn srtp_verdicts_match_libsrtp2_on_random_arrivals(
+        start in 0u64..65_536,
+        steps in proptest::collection::vec((0u8..8, 0u64..40_000), 1..120),
+        window in proptest::sample::select(vec![64usize, 128, 1024]),
+    ) {
+        let profile = Profile::AesCm128HmacSha1_80;
+        // Arrival order of packet indices.
+        let mut arrivals = vec![start];
+        let mut top = start;
+        for (kind, n) in steps {
+            let last = *arrivals.last().unwrap();
+            let next = match kind {
+                0..=3 => top + 1,
+                4 => last, // duplicate
+                5 => top.saturating_sub(n % 300),
+                6 => top + n, // jump ahead (beyond 2^15 sometimes)
+                _ => top.saturating_sub(n), // far behind
+            };
+            top = top.max(next);
+            arrivals.push(next);
+        }
+        // The sender protects each index once, in increasing order, with
+        // fillers so that it never steps more than 2^15 at once.
+        let mut wanted: Vec<u64> = arrivals.clone();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut tx = ours(profile, 6, 64);
+        let mut protected = std::collections::HashMap::new();
+        let mut prev: Option<u64> = None;
+        for &i in &wanted {
+            if let Some(mut p) = prev {
+                while i - p > 30_000 {
+                    p += 30_000;
+                    let mut filler = rtp(0x77, p as u16, 4, 0, false);
+                    tx.protect_rtp(&mut filler).unwrap();
+                }
+            }
+            let mut pkt = rtp(0x77, i as u16, 8, 0, false);
+            tx.protect_rtp(&mut pkt).unwrap();
+            protected.insert(i, pkt);
+            prev = Some(i);
+        }
+        let mut our_rx = ours(profile, 6, window);
+        let mut their_rx = theirs(profile, 6, Direction::Inbound, window as u32);
+        for (n, i) in arrivals.iter().enumerate() {
+            let p = &protected[i];
+            let a = ours_verdict(our_rx.unprotect_rtp(&mut p.clone()));
+            let b = their_verdict(their_rx.unprotect(&mut p.clone()));
+            proptest::prop_assert_eq!(a, b, "arrival {} (index {}) of {:?}", n, i, arrivals);
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Differential, SRTCP: reordered, duplicated and late packets get the
+    /// same verdict from Sotto and libsrtp2, whatever the SRTP window.
+    #[test]
+    fn srtcp_verdicts_match_libsrtp2_on_random_arrivals(
+        order in proptest::collection::vec(0usize..400, 1..150),
+        window in proptest::sample::select(vec![64usize, 1024]),
+    ) {
+        let profile = Profile::AeadAes128Gcm;
+        let mut tx = ours(profile, 7, 64);
+        let packets: Vec<Vec<u8>> = (0..400)
+            .map(|n| {
+                let mut p = rtcp(0x6666_0001, n);
+                tx.protect_rtcp(&mut p).unwrap();
+                p
+            })
+            .collect();
+        let mut our_rx = ours(profile, 7, window);
+        let mut their_rx = theirs(profile, 7, Direction::Inbound, window as u32);
+        for &i in &order {
+            let a = ours_verdict(our_rx.unprotect_rtcp(&mut packets[i].clone()));
+            let b = their_verdict(their_rx.unprotect_rtcp(&mut packets[i].clone()));
+            proptest::prop_assert_eq!(a, b, "SRTCP index {} in {:?}", i + 1, order);
+        }
+    }
+}
