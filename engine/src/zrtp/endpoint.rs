@@ -230,8 +230,7 @@ impl Endpoint {
         self.state = State::Failed;
         self.hello_timer = None;
         self.msg_timer = None;
-        self.keypair = None;
-        self.derived = None;
+        self.wipe_secrets();
         if let (Some(before), Some(h)) = (self.cache_before.take(), &self.peer_hello) {
             self.cache.restore(h.msg.zid, before);
         }
@@ -358,6 +357,7 @@ impl Endpoint {
                         self.state = State::Failed;
                         self.hello_timer = None;
                         self.msg_timer = None;
+                        self.wipe_secrets();
                         self.events.push_back(Event::Failed(Failure::Timeout));
                     }
                 }
@@ -440,6 +440,7 @@ impl Endpoint {
                 self.msg_timer = None;
                 if self.state != State::Secure {
                     self.state = State::Failed;
+                    self.wipe_secrets();
                     self.events.push_back(Event::Failed(Failure::Peer(code)));
                 }
                 Ok(())
@@ -504,11 +505,18 @@ impl Endpoint {
         }
         self.state = State::Failed;
         self.hello_timer = None;
-        self.derived = None;
-        self.keypair = None;
+        self.wipe_secrets();
         let err = Message::Error(e.code()).encode();
         self.send_with_timer(now, err);
         self.events.push_back(Event::Failed(Failure::Local(e)));
+    }
+
+    /// Drops (zeroizing) every secret of this exchange: the DH private
+    /// key, the keys derived from s0 and the retained secrets it used.
+    fn wipe_secrets(&mut self) {
+        self.keypair = None;
+        self.derived = None;
+        self.shared = None;
     }
 
     // ----- discovery -----
@@ -1219,6 +1227,24 @@ impl Endpoint {
         self.state = State::Secure;
         self.hello_timer = None;
         self.keypair = None;
+        // The keys now belong to the application (SecureInfo) and the
+        // cache: wipe our copies, keeping only ZRTPSess and the SAS value
+        // for a multistream session (§4.4.3), and drop the retained
+        // secrets this exchange used.
+        if let Some(d) = self.derived.as_mut() {
+            d.srtp.zeroize();
+            for k in [
+                &mut d.mackey_i,
+                &mut d.mackey_r,
+                &mut d.zrtpkey_i,
+                &mut d.zrtpkey_r,
+                &mut d.exported,
+                &mut d.new_rs1,
+            ] {
+                k.zeroize();
+            }
+        }
+        self.shared = None;
         self.events.push_back(Event::Secure(Box::new(info)));
     }
 
@@ -1377,5 +1403,61 @@ mod tests {
         a2.set_peer_hello_hash(HelloHash::of_message(b"not this Hello"));
         assert!(a2.is_failed());
         assert!(!a2.set_sas_verified(false));
+    }
+    #[test]
+    fn key_material_is_wiped_once_handed_over() {
+        // Once secure, the SRTP keys, exported key, Confirm keys, new rs1
+        // and the retained secrets used are with the application and the
+        // cache: the endpoint (which lives as long as the call) keeps only
+        // what a multistream session needs.
+        let mut a = Endpoint::new(Config::new(Role::Initiator), ZidCache::new());
+        let mut b = Endpoint::new(Config::new(Role::Responder), ZidCache::new());
+        assert!(run(&mut a, &mut b));
+        let (mut a, mut b) = (
+            Endpoint::new(Config::new(Role::Initiator), a.cache().clone()),
+            Endpoint::new(Config::new(Role::Responder), b.cache().clone()),
+        );
+        assert!(run(&mut a, &mut b));
+        for ep in [&a, &b] {
+            let d = ep.derived.as_ref().unwrap();
+            for k in [
+                &d.srtp.initiator_key,
+                &d.srtp.initiator_salt,
+                &d.srtp.responder_key,
+                &d.srtp.responder_salt,
+                &d.mackey_i,
+                &d.mackey_r,
+                &d.zrtpkey_i,
+                &d.zrtpkey_r,
+                &d.exported,
+                &d.new_rs1,
+            ] {
+                assert!(k.is_empty());
+            }
+            assert!(ep.shared.is_none(), "retained secret s1 kept");
+            assert!(ep.session_key().is_some());
+        }
+
+        // A handshake that times out after the keys were derived (the
+        // initiator's Confirm2 is never acknowledged) wipes them too.
+        let now = Instant::now();
+        let mut a = Endpoint::new(Config::new(Role::Initiator), ZidCache::new());
+        let mut b = Endpoint::new(Config::new(Role::Responder), ZidCache::new());
+        a.start(now);
+        b.start(now);
+        while a.state != State::SentConfirm2 {
+            while let Some(p) = a.poll_transmit() {
+                let _ = b.handle_input(now, &p);
+            }
+            while let Some(p) = b.poll_transmit() {
+                let _ = a.handle_input(now, &p);
+            }
+        }
+        assert!(a.derived.is_some());
+        while let Some(t) = a.poll_timeout() {
+            a.handle_timeout(t);
+        }
+        assert!(a.is_failed());
+        assert!(a.derived.is_none() && a.keypair.is_none() && a.shared.is_none());
     }
 }
