@@ -5,16 +5,18 @@ use super::{IceError, TurnServer};
 use rtc_ice::crypto::RTCCryptoProvider;
 use rtc_shared::TransportProtocol;
 use rtc_stun::attributes::{ATTR_FINGERPRINT, ATTR_MESSAGE_INTEGRITY, ATTR_REALM};
-use rtc_stun::error_code::{CODE_STALE_NONCE, ErrorCode, ErrorCodeAttribute};
+use rtc_stun::error_code::{CODE_STALE_NONCE, CODE_UNAUTHORIZED, ErrorCode, ErrorCodeAttribute};
 use rtc_stun::fingerprint::FINGERPRINT;
 use rtc_stun::integrity::MessageIntegrity;
 use rtc_stun::message::{
-    CLASS_SUCCESS_RESPONSE, Getter, METHOD_CREATE_PERMISSION, METHOD_REFRESH, Message, Method,
-    Setter, TransactionId,
+    CLASS_ERROR_RESPONSE, CLASS_REQUEST, CLASS_SUCCESS_RESPONSE, Getter, METHOD_CREATE_PERMISSION,
+    METHOD_REFRESH, Message, Method, Setter, TransactionId,
 };
+use rtc_stun::textattrs::TextAttribute;
 use rtc_turn::client::{Client, ClientConfig, Event};
 use rtc_turn::proto::reqfamily::REQUESTED_FAMILY_IPV6;
 use sansio::Protocol;
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,6 +47,9 @@ const ALLOCATE_REQUEST: [u8; 2] = [0x00, 0x03];
 /// Requests sent again in a row after 438 (Stale Nonce) answers; a server
 /// that keeps calling a fresh nonce stale is broken, not slow.
 const MAX_STALE_NONCE_RETRIES: u32 = 3;
+/// Signed requests remembered to authenticate their answers: far more than
+/// a link has in flight (the client gives up a transaction after ~8 s).
+const MAX_SIGNED: usize = 64;
 
 pub(crate) struct TurnLink {
     pub(crate) kind: LinkKind,
@@ -66,6 +71,8 @@ pub(crate) struct TurnLink {
     stale_retries: u32,
     /// The relayed address being deleted by [`TurnLink::close`].
     closing: Option<SocketAddr>,
+    /// Our latest signed requests: transaction ID and realm.
+    signed: VecDeque<([u8; 12], String)>,
 }
 
 impl TurnLink {
@@ -119,6 +126,7 @@ impl TurnLink {
             peers: Vec::new(),
             stale_retries: 0,
             closing: None,
+            signed: VecDeque::new(),
         })
     }
 
@@ -126,6 +134,11 @@ impl TurnLink {
     pub(crate) fn handle_read(&mut self, now: Instant, data: &[u8]) -> Result<(), IceError> {
         self.last_now = now;
         let answer = self.our_answer(data);
+        if answer.is_some() && !self.authentic_answer(data) {
+            return Err(IceError::Stun(
+                "unauthenticated answer from the TURN server".into(),
+            ));
+        }
         let msg = rtc_shared::TaggedBytesMut {
             now,
             transport: rtc_shared::TransportContext {
@@ -243,11 +256,70 @@ impl TurnLink {
     /// Next datagram to send to the server (always from `self.socket`).
     pub(crate) fn poll_write(&mut self) -> Option<Vec<u8>> {
         let m = self.client.poll_write()?.message;
-        if self.ask_ipv6 && m.get(..2) == Some(&ALLOCATE_REQUEST[..]) {
+        let out = if self.ask_ipv6 && m.get(..2) == Some(&ALLOCATE_REQUEST[..]) {
             // Unreadable input cannot happen (the client built it); sent as is then.
-            return Some(self.ask_for_ipv6(&m).unwrap_or_else(|| m.to_vec()));
+            self.ask_for_ipv6(&m).unwrap_or_else(|| m.to_vec())
+        } else {
+            m.to_vec()
+        };
+        self.remember_signed(&out);
+        Some(out)
+    }
+
+    /// Notes the transaction ID and realm of a request we signed, so that
+    /// its answer is authenticated under the same key.
+    fn remember_signed(&mut self, raw: &[u8]) {
+        let mut m = Message::new();
+        if !rtc_stun::message::is_stun_message(raw)
+            || m.unmarshal_binary(raw).is_err()
+            || m.typ.class != CLASS_REQUEST
+            || !m.contains(ATTR_MESSAGE_INTEGRITY)
+            || self.signed.iter().any(|(id, _)| *id == m.transaction_id.0)
+        {
+            return;
         }
-        Some(m.to_vec())
+        let realm =
+            TextAttribute::get_from_as(&m, ATTR_REALM).map_or_else(|_| String::new(), |r| r.text);
+        if self.signed.len() == MAX_SIGNED {
+            self.signed.pop_front();
+        }
+        self.signed.push_back((m.transaction_id.0, realm));
+    }
+
+    /// Whether an answer may reach the client. `rtc-turn` 0.21 checks no
+    /// MESSAGE-INTEGRITY on answers, but one to a request we signed counts
+    /// only if it verifies under the long-term key (RFC 8489 §9.2.5):
+    /// otherwise whoever sees our requests could forge an allocation, a
+    /// LIFETIME of 0 that drops it, or a refused permission. 401 and 438
+    /// answers cannot be signed and carry a new nonce instead.
+    fn authentic_answer(&self, data: &[u8]) -> bool {
+        let mut m = Message::new();
+        if m.unmarshal_binary(data).is_err() {
+            return false;
+        }
+        let Some((_, realm)) = self.signed.iter().find(|(id, _)| *id == m.transaction_id.0) else {
+            return true; // an answer to an unsigned request (Binding, first Allocate)
+        };
+        let mut code = ErrorCodeAttribute::default();
+        if m.typ.class == CLASS_ERROR_RESPONSE
+            && code.get_from(&m).is_ok()
+            && (code.code == CODE_UNAUTHORIZED || code.code == CODE_STALE_NONCE)
+        {
+            return true;
+        }
+        let Some(creds) = &self.creds else {
+            return false;
+        };
+        let crypto = self.provider.crypto();
+        // HMAC compared in constant time by the crypto provider.
+        MessageIntegrity::long_term_integrity_key(
+            creds.username.clone(),
+            realm.clone(),
+            creds.password.clone(),
+            crypto,
+        )
+        .and_then(|key| MessageIntegrity::check(&mut m, &key, crypto))
+        .is_ok()
     }
 
     /// Adds REQUESTED-ADDRESS-FAMILY: IPv6 to an Allocate request and signs
@@ -350,5 +422,130 @@ impl TurnLink {
             let _ = r.close(now);
             self.closing = Some(relayed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtc_stun::attributes::ATTR_NONCE;
+    use rtc_stun::message::{METHOD_ALLOCATE, MessageType};
+    use rtc_turn::proto::{lifetime::Lifetime, relayaddr::RelayedAddress};
+
+    const SOCK: &str = "192.0.2.1:4000";
+    const SERVER: &str = "192.0.2.9:3478";
+    const RELAYED: &str = "192.0.2.9:50000";
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn creds() -> TurnServer {
+        TurnServer {
+            addr: sa(SERVER),
+            username: "u".into(),
+            password: "p".into(),
+            realm: String::new(),
+        }
+    }
+
+    fn link(now: Instant) -> TurnLink {
+        let provider = rtc_ice::crypto::default_provider().unwrap();
+        TurnLink::new(
+            now,
+            LinkKind::Turn,
+            sa(SOCK),
+            sa(SERVER),
+            Some(&creds()),
+            None,
+            provider,
+        )
+        .unwrap()
+    }
+
+    /// A server message answering `req` (or an indication when `req` is None).
+    fn answer(
+        req: Option<&[u8]>,
+        typ: MessageType,
+        attrs: Vec<Box<dyn Setter>>,
+        signed: bool,
+    ) -> Vec<u8> {
+        let mut m = Message::new();
+        m.write_header();
+        typ.add_to(&mut m).unwrap();
+        let id = req.map_or_else(TransactionId::new, |r| {
+            TransactionId(r[8..20].try_into().unwrap())
+        });
+        id.add_to(&mut m).unwrap();
+        for a in attrs {
+            a.add_to(&mut m).unwrap();
+        }
+        if signed {
+            let provider = rtc_ice::crypto::default_provider().unwrap();
+            MessageIntegrity::new_long_term_integrity_with_provider(
+                "u".into(),
+                "sotto".into(),
+                "p".into(),
+                provider.crypto(),
+            )
+            .unwrap()
+            .add_to(&mut m)
+            .unwrap();
+        }
+        FINGERPRINT.add_to(&mut m).unwrap();
+        m.raw
+    }
+
+    /// Runs the 401 challenge; returns the link and its authenticated Allocate.
+    fn challenged(now: Instant) -> (TurnLink, Vec<u8>) {
+        let mut l = link(now);
+        let first = l.poll_write().unwrap();
+        let challenge = answer(
+            Some(&first),
+            MessageType::new(METHOD_ALLOCATE, CLASS_ERROR_RESPONSE),
+            vec![
+                Box::new(ErrorCodeAttribute {
+                    code: rtc_stun::error_code::CODE_UNAUTHORIZED,
+                    reason: b"Unauthorized".to_vec(),
+                }),
+                Box::new(TextAttribute::new(ATTR_REALM, "sotto".into())),
+                Box::new(TextAttribute::new(ATTR_NONCE, "n1".into())),
+            ],
+            false,
+        );
+        l.handle_read(now, &challenge).unwrap();
+        let signed = l.poll_write().unwrap();
+        assert!(l.poll_write().is_none());
+        (l, signed)
+    }
+
+    fn allocated(req: &[u8], signed: bool) -> Vec<u8> {
+        let relayed = sa(RELAYED);
+        answer(
+            Some(req),
+            MessageType::new(METHOD_ALLOCATE, CLASS_SUCCESS_RESPONSE),
+            vec![
+                Box::new(RelayedAddress {
+                    ip: relayed.ip(),
+                    port: relayed.port(),
+                }),
+                Box::new(Lifetime(Duration::from_secs(600))),
+            ],
+            signed,
+        )
+    }
+
+    /// RFC 8489 §9.2.5: a response to a request sent with long-term
+    /// credentials counts only if its MESSAGE-INTEGRITY verifies; one that
+    /// anybody could forge is discarded (the request is retransmitted).
+    #[test]
+    fn unauthenticated_allocate_success_is_discarded() {
+        let now = Instant::now();
+        let (mut l, req) = challenged(now);
+        let _ = l.handle_read(now, &allocated(&req, false));
+        assert!(l.poll_event().is_none(), "forged allocation accepted");
+        assert_eq!(l.relayed, None);
+        l.handle_read(now, &allocated(&req, true)).unwrap();
+        assert!(matches!(l.poll_event(), Some(LinkEvent::Relayed(a)) if a == sa(RELAYED)));
     }
 }
