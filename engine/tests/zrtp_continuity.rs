@@ -106,3 +106,36 @@ fn a_peer_that_lost_its_cache_is_a_mismatch() {
     assert!(a.cache_mismatch, "Alice held a secret Bob no longer has");
     assert!(!b.cache_mismatch, "Bob had no history to mismatch");
 }
+
+#[test]
+fn a_zero_cache_expiration_keeps_no_new_retained_secret() {
+    // §5.7: the smaller of the two cache expiration intervals applies and
+    // 0 means the new rs1 must not be cached, on either side.
+    for zero_side in [Role::Initiator, Role::Responder] {
+        let cfg = |role: Role| Config {
+            cache_expiration: if role == zero_side { 0 } else { u32::MAX },
+            ..Config::new(role)
+        };
+        // An earlier call retained a secret on both sides.
+        let o1 = simulate(
+            Endpoint::new(Config::new(Role::Initiator), ZidCache::new()),
+            Endpoint::new(Config::new(Role::Responder), ZidCache::new()),
+            &mut perfect(),
+        );
+        let (a1, b1) = assert_sim_agree(&o1);
+        let (bob, alice) = (a1.peer_zid, b1.peer_zid);
+        let (a_before, b_before) = (
+            o1.a.cache().get(&bob).cloned().unwrap(),
+            o1.b.cache().get(&alice).cloned().unwrap(),
+        );
+        let o2 = simulate(
+            Endpoint::new(cfg(Role::Initiator), o1.a.cache().clone()),
+            Endpoint::new(cfg(Role::Responder), o1.b.cache().clone()),
+            &mut perfect(),
+        );
+        let (a2, b2) = assert_sim_agree(&o2);
+        assert!(!a2.cache_mismatch && !b2.cache_mismatch);
+        assert_eq!(o2.a.cache().get(&bob), Some(&a_before), "{zero_side:?}");
+        assert_eq!(o2.b.cache().get(&alice), Some(&b_before), "{zero_side:?}");
+    }
+}

@@ -74,6 +74,12 @@ pub struct Config {
     pub aux_secret: Option<Vec<u8>>,
     /// Key this stream in multistream mode from an established session.
     pub multistream: Option<SessionKey>,
+    /// Cache expiration interval sent in our Confirm (§5.7), in seconds:
+    /// how long the new retained secret may be kept. `u32::MAX` (the
+    /// default) is forever, 0 is not at all; the smaller of both sides'
+    /// values applies. A finite non-zero interval is not enforced yet (the
+    /// cache keeps no dates): the secret is kept until replaced.
+    pub cache_expiration: u32,
 }
 
 impl std::fmt::Debug for Config {
@@ -89,6 +95,7 @@ impl std::fmt::Debug for Config {
                 &self.aux_secret.as_ref().map(|_| "<redacted>"),
             )
             .field("multistream", &self.multistream)
+            .field("cache_expiration", &self.cache_expiration)
             .finish_non_exhaustive()
     }
 }
@@ -105,6 +112,7 @@ impl Config {
             peer_hello_hash: None,
             aux_secret: None,
             multistream: None,
+            cache_expiration: u32::MAX,
         }
     }
 }

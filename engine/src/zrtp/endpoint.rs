@@ -119,6 +119,8 @@ pub struct Endpoint {
     derived: Option<Derived>,
     shared: Option<SharedSecrets>,
     peer_verified: bool,
+    /// The cache expiration interval of the peer's Confirm (§5.7).
+    peer_cache_expiration: u32,
     /// The peer's cache entry before this session updated it, put back if
     /// the session turns out to be with the wrong peer.
     cache_before: Option<(Option<super::cache::CacheEntry>, bool)>,
@@ -190,6 +192,7 @@ impl Endpoint {
             derived: None,
             shared: None,
             peer_verified: false,
+            peer_cache_expiration: u32::MAX,
             cache_before: None,
             last_answer: None,
             hello_timer: None,
@@ -831,6 +834,7 @@ impl Endpoint {
             )?;
         }
         self.peer_verified = body.v;
+        self.peer_cache_expiration = body.cache_expiration;
         let confirm2 = self.seal_confirm(Role::Initiator)?;
         self.hello_timer = None;
         self.state = State::SentConfirm2;
@@ -1031,6 +1035,7 @@ impl Endpoint {
             )?;
         }
         self.peer_verified = body.v;
+        self.peer_cache_expiration = body.cache_expiration;
         self.answer(bytes, Message::Conf2Ack.encode());
         self.go_secure();
         Ok(())
@@ -1153,7 +1158,7 @@ impl Endpoint {
             v: verified,
             a: false,
             d: false,
-            cache_expiration: u32::MAX,
+            cache_expiration: self.cfg.cache_expiration,
             signature: Vec::new(),
         };
         let mut encrypted = Zeroizing::new(body.encode());
@@ -1214,12 +1219,20 @@ impl Endpoint {
             exported_key: Zeroizing::new(d.exported.clone()),
             peer_zid,
         };
-        if self.cfg.multistream.is_none() {
+        // §5.7: the smaller expiration interval applies; 0 means the new
+        // rs1 is not cached (the entry stays as it was, on both sides).
+        let cache_it = self.cfg.cache_expiration.min(self.peer_cache_expiration) != 0;
+        if self.cfg.multistream.is_none() && (cache_it || mismatch) {
             self.cache_before = Some(self.cache.snapshot(&peer_zid));
-            let mut rs1 = [0u8; 32];
-            rs1.copy_from_slice(&d.new_rs1);
-            self.cache.update(peer_zid, rs1, !mismatch);
-            rs1.zeroize();
+            if cache_it {
+                let mut rs1 = [0u8; 32];
+                rs1.copy_from_slice(&d.new_rs1);
+                self.cache.update(peer_zid, rs1, !mismatch);
+                rs1.zeroize();
+            } else {
+                // Not cached, but a mismatch still clears "verified".
+                self.cache.set_verified(&peer_zid, false);
+            }
         }
         if mismatch {
             self.events.push_back(Event::CacheMismatch { peer_zid });
