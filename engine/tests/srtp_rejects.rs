@@ -3,7 +3,9 @@
 //! (against libsrtp2 too).
 
 use proptest::prelude::*;
-use sotto_engine::srtp::{Config, Error, Event, PacketKind, Profile, SrtpContext};
+use sotto_engine::srtp::{
+    Config, Error, Event, MAX_RETIRED_STREAMS, PacketKind, Profile, SrtpContext,
+};
 use sotto_peers::libsrtp2::{self, Direction, Session};
 
 const KEY: [u8; 32] = [0x11; 32];
@@ -155,6 +157,15 @@ fn oversized_wrong_key_and_replayed_are_rejected() {
         assert_eq!(rx.unprotect_rtcp(&mut p.clone()), Err(Error::Replayed));
         assert_eq!(rx.stats().replays, 2);
     }
+    // Retired SSRCs are bounded: past the bound, streams are kept.
+    let mut tx = ctx(Profile::AesCm128HmacSha1_32, Config::default());
+    for ssrc in 0..=MAX_RETIRED_STREAMS as u32 {
+        let mut p = rtp(1, b"x");
+        p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+        tx.protect_rtp(&mut p).unwrap();
+        assert_eq!(tx.remove_stream(ssrc), ssrc < MAX_RETIRED_STREAMS as u32);
+    }
+    assert!(!tx.remove_stream(0xdead));
 }
 
 /// A failed packet must not move the replay window or the ROC: a forged
@@ -201,6 +212,42 @@ fn stream_limit_drops_new_ssrcs() {
     p[11] = 3;
     tx.protect_rtp(&mut p).unwrap();
     assert_eq!(rx.unprotect_rtp(&mut p), Ok(()));
+}
+
+/// Forgetting a stream must not let its indices be used again under the
+/// same key: a sender would reuse keystream, a receiver accept replays.
+#[test]
+fn a_removed_stream_cannot_come_back_under_the_same_key() {
+    for profile in [Profile::AesCm128HmacSha1_80, Profile::AeadAes128Gcm] {
+        let mut tx = ctx(profile, Config::default());
+        let mut rx = ctx(profile, Config::default());
+        let mut first = rtp(7, b"secret one");
+        tx.protect_rtp(&mut first).unwrap();
+        let mut control = rtcp();
+        tx.protect_rtcp(&mut control).unwrap();
+        rx.unprotect_rtp(&mut first.clone()).unwrap();
+        rx.unprotect_rtcp(&mut control.clone()).unwrap();
+
+        tx.remove_stream(0xcafe_babe);
+        let mut again = rtp(7, b"secret two");
+        assert_eq!(
+            tx.protect_rtp(&mut again),
+            Err(Error::RekeyNeeded(PacketKind::Rtp))
+        );
+        assert_eq!(again, rtp(7, b"secret two"));
+        assert_eq!(
+            tx.protect_rtcp(&mut rtcp()),
+            Err(Error::RekeyNeeded(PacketKind::Rtcp))
+        );
+
+        rx.remove_stream(0xcafe_babe);
+        assert_eq!(rx.unprotect_rtp(&mut first.clone()), Err(Error::Replayed));
+        assert_eq!(
+            rx.unprotect_rtcp(&mut control.clone()),
+            Err(Error::Replayed)
+        );
+        assert_eq!(rx.stats().replays, 2);
+    }
 }
 
 /// The key limit raises `RekeyNeeded` before it is reached and refuses

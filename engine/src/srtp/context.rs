@@ -1,7 +1,7 @@
 //! The SRTP/SRTCP context of one direction: per-SSRC stream state, replay
 //! windows, key-lifetime accounting and statistics.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::crypto::{RTCP_HEADER, SessionKeys};
 use super::header::{RtpHeader, rtcp_ssrc};
@@ -13,6 +13,10 @@ use super::{Error, PacketKind, Profile};
 /// window whatever the SRTP one; the same size makes the two accept and
 /// refuse the same reordered SRTCP packets.
 pub const SRTCP_REPLAY_WINDOW: usize = 128;
+
+/// Most SSRCs one context retires with [`SrtpContext::remove_stream`]; a
+/// bound on memory (4 bytes each) however many streams a peer ends.
+pub const MAX_RETIRED_STREAMS: usize = 1024;
 
 /// Largest [`Config::max_packet_len`]: 2^20 bytes, the 2^16 AES blocks of
 /// keystream each packet index gets in AES-CM (RFC 3711 §4.1.1).
@@ -103,6 +107,9 @@ pub struct SrtpContext {
     keys: SessionKeys,
     config: Config,
     streams: HashMap<u32, Stream>,
+    /// SSRCs whose state was removed: their indices were used under this
+    /// key, so they may not start over (keystream reuse, replays).
+    retired: HashSet<u32>,
     stats: Stats,
     events: VecDeque<Event>,
     /// Packets processed under the master key, SRTP and SRTCP.
@@ -170,6 +177,7 @@ impl SrtpContext {
             keys: SessionKeys::derive(profile, master_key, master_salt),
             config,
             streams: HashMap::new(),
+            retired: HashSet::new(),
             stats: Stats::default(),
             events: VecDeque::new(),
             used: [0; 2],
@@ -192,9 +200,20 @@ impl SrtpContext {
         self.events.pop_front()
     }
 
-    /// Forgets the state of `ssrc` (e.g. on an RTCP BYE), freeing its slot.
-    pub fn remove_stream(&mut self, ssrc: u32) {
+    /// Forgets the state of `ssrc` (e.g. on an RTCP BYE), freeing its slot;
+    /// returns whether it did. The SSRC stays retired for the life of the
+    /// context, since its indices were used under this key: protecting for
+    /// it again fails with [`Error::RekeyNeeded`] (it would reuse
+    /// keystream), unprotecting with [`Error::Replayed`]. Once
+    /// [`MAX_RETIRED_STREAMS`] are retired, streams are kept and `false`
+    /// returned.
+    pub fn remove_stream(&mut self, ssrc: u32) -> bool {
+        if !self.streams.contains_key(&ssrc) || self.retired.len() >= MAX_RETIRED_STREAMS {
+            return false;
+        }
         self.streams.remove(&ssrc);
+        self.retired.insert(ssrc);
+        true
     }
 
     /// Protects the RTP packet in `packet` in place, appending the tag.
@@ -270,6 +289,9 @@ impl SrtpContext {
         self.check_sizes(buf, len, tag)?;
         let hdr = RtpHeader::parse(buf, len)?;
         self.check_key_use(PacketKind::Rtp)?;
+        if self.retired.contains(&hdr.ssrc) {
+            return Err(Error::RekeyNeeded(PacketKind::Rtp));
+        }
         let stream = stream_slot(&mut self.streams, &self.config, hdr.ssrc)?;
         let index = estimate(stream.rtp.top(), hdr.seq);
         if index >= INDEX_LIMIT {
@@ -288,6 +310,9 @@ impl SrtpContext {
         let body = len.checked_sub(tag).ok_or(Error::Malformed)?;
         let hdr = RtpHeader::parse(packet, body)?;
         self.check_key_use(PacketKind::Rtp)?;
+        if self.retired.contains(&hdr.ssrc) {
+            return Err(Error::Replayed);
+        }
         let known = self.streams.get(&hdr.ssrc);
         if known.is_none() && self.streams.len() >= self.config.max_streams {
             return Err(Error::TooManyStreams);
@@ -310,6 +335,9 @@ impl SrtpContext {
         self.check_sizes(buf, len, self.profile.rtcp_overhead())?;
         let ssrc = rtcp_ssrc(&buf[..len])?;
         self.check_key_use(PacketKind::Rtcp)?;
+        if self.retired.contains(&ssrc) {
+            return Err(Error::RekeyNeeded(PacketKind::Rtcp));
+        }
         let stream = stream_slot(&mut self.streams, &self.config, ssrc)?;
         let index = stream.rtcp_next;
         if index > 0x7fff_ffff {
@@ -327,6 +355,9 @@ impl SrtpContext {
         }
         let ssrc = rtcp_ssrc(packet)?;
         self.check_key_use(PacketKind::Rtcp)?;
+        if self.retired.contains(&ssrc) {
+            return Err(Error::Replayed);
+        }
         let known = self.streams.get(&ssrc);
         if known.is_none() && self.streams.len() >= self.config.max_streams {
             return Err(Error::TooManyStreams);

@@ -50,7 +50,9 @@ mod index;
 mod profile;
 mod replay;
 
-pub use context::{Config, Event, MAX_PACKET_LEN, SRTCP_REPLAY_WINDOW, SrtpContext, Stats};
+pub use context::{
+    Config, Event, MAX_PACKET_LEN, MAX_RETIRED_STREAMS, SRTCP_REPLAY_WINDOW, SrtpContext, Stats,
+};
 pub use error::{Error, PacketKind};
 pub use fuzz::fuzz_unprotect;
 pub use profile::Profile;
