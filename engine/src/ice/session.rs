@@ -221,6 +221,9 @@ pub struct IceStats {
     pub direct_blocked: u64,
     /// STUN rejected by the agent (bad integrity, unknown peer, malformed).
     pub stun_rejected: u64,
+    /// Relayed datagrams dropped because they came from a peer we gave the
+    /// TURN server no permission for.
+    pub relayed_unpermitted: u64,
     /// ICE restarts begun.
     pub restarts: u32,
 }
@@ -904,6 +907,7 @@ impl IceSession {
                     _ => {}
                 }
             }
+            LinkEvent::Unpermitted => self.stats.relayed_unpermitted += 1,
             LinkEvent::Failed(reason) => {
                 let server = self.links[i].server;
                 self.events

@@ -38,6 +38,8 @@ pub(crate) enum LinkEvent {
     Relayed(SocketAddr),
     /// Data from `peer` through the relay.
     Data { peer: SocketAddr, data: Vec<u8> },
+    /// Data dropped: from a peer whose IP we gave no permission to.
+    Unpermitted,
     /// The server did not answer or refused.
     Failed(String),
 }
@@ -369,6 +371,14 @@ impl TurnLink {
                     self.relayed = Some(addr);
                     LinkEvent::Relayed(addr)
                 }
+                // The server relays only from permitted IPs (RFC 8656 §9);
+                // anything else did not come through it (Data indications
+                // are not authenticated).
+                Event::DataIndicationOrChannelData(_, peer, _)
+                    if !self.peers.iter().any(|p| p.ip() == peer.ip()) =>
+                {
+                    LinkEvent::Unpermitted
+                }
                 Event::DataIndicationOrChannelData(_, peer, data) => LinkEvent::Data {
                     peer,
                     data: data.to_vec(),
@@ -429,8 +439,10 @@ impl TurnLink {
 mod tests {
     use super::*;
     use rtc_stun::attributes::ATTR_NONCE;
-    use rtc_stun::message::{METHOD_ALLOCATE, MessageType};
-    use rtc_turn::proto::{lifetime::Lifetime, relayaddr::RelayedAddress};
+    use rtc_stun::message::{CLASS_INDICATION, METHOD_ALLOCATE, METHOD_DATA, MessageType};
+    use rtc_turn::proto::{
+        data::Data, lifetime::Lifetime, peeraddr::PeerAddress, relayaddr::RelayedAddress,
+    };
 
     const SOCK: &str = "192.0.2.1:4000";
     const SERVER: &str = "192.0.2.9:3478";
@@ -547,5 +559,39 @@ mod tests {
         assert_eq!(l.relayed, None);
         l.handle_read(now, &allocated(&req, true)).unwrap();
         assert!(matches!(l.poll_event(), Some(LinkEvent::Relayed(a)) if a == sa(RELAYED)));
+    }
+
+    /// The relay delivers data only from peers we permitted (RFC 8656
+    /// §9); a Data indication from another peer is not from the relay.
+    #[test]
+    fn data_from_a_peer_without_permission_is_dropped() {
+        let now = Instant::now();
+        let (mut l, req) = challenged(now);
+        l.handle_read(now, &allocated(&req, true)).unwrap();
+        while l.poll_event().is_some() {}
+        let peer = sa("198.51.100.5:6000");
+        l.permit(now, peer).unwrap();
+        let data = |from: SocketAddr| {
+            answer(
+                None,
+                MessageType::new(METHOD_DATA, CLASS_INDICATION),
+                vec![
+                    Box::new(PeerAddress {
+                        ip: from.ip(),
+                        port: from.port(),
+                    }),
+                    Box::new(Data(vec![0x80, 0, 0, 1])),
+                ],
+                false,
+            )
+        };
+        let _ = l.handle_read(now, &data(sa("203.0.113.66:6000")));
+        assert!(
+            matches!(l.poll_event(), Some(LinkEvent::Unpermitted)),
+            "data from a stranger accepted"
+        );
+        // Permissions are per IP address (RFC 8656 §9): any port of the peer.
+        l.handle_read(now, &data(sa("198.51.100.5:7000"))).unwrap();
+        assert!(matches!(l.poll_event(), Some(LinkEvent::Data { .. })));
     }
 }
