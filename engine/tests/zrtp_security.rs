@@ -474,3 +474,43 @@ fn a_tampered_hello_or_commit_is_a_loud_failure_on_both_sides() {
         }
     }
 }
+
+#[test]
+fn multistream_works_with_a_policy_that_does_not_list_mult() {
+    // Policy::key_agreements says Mult "is added when needed": a policy
+    // naming only DH key agreements must still key a multistream session.
+    let policy = Policy {
+        key_agreements: vec![KeyAgreement::X255],
+        ..Policy::default()
+    };
+    let cfg = |role| Config {
+        policy: policy.clone(),
+        ..Config::new(role)
+    };
+    let o = simulate(
+        Endpoint::new(cfg(Role::Initiator), ZidCache::new()),
+        Endpoint::new(cfg(Role::Responder), ZidCache::new()),
+        &mut perfect(),
+    );
+    assert_sim_agree(&o);
+    let (ka, kb) = (o.a.session_key().unwrap(), o.b.session_key().unwrap());
+    let o2 = simulate(
+        Endpoint::new(
+            Config {
+                multistream: Some(ka),
+                ..cfg(Role::Initiator)
+            },
+            o.a.cache().clone(),
+        ),
+        Endpoint::new(
+            Config {
+                multistream: Some(kb),
+                ..cfg(Role::Responder)
+            },
+            o.b.cache().clone(),
+        ),
+        &mut perfect(),
+    );
+    let (ja, _) = assert_sim_agree(&o2);
+    assert_eq!(ja.suite.key_agreement, KeyAgreement::Mult);
+}

@@ -137,7 +137,12 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// Creates an endpoint using `cache` for its ZID and retained secrets.
-    pub fn new(cfg: Config, cache: ZidCache) -> Self {
+    pub fn new(mut cfg: Config, cache: ZidCache) -> Self {
+        // A multistream stream needs Mult offered and accepted whatever the
+        // policy lists (Policy::key_agreements: "added when needed").
+        if cfg.multistream.is_some() && !cfg.policy.key_agreements.contains(&KeyAgreement::Mult) {
+            cfg.policy.key_agreements.push(KeyAgreement::Mult);
+        }
         let h0: [u8; 32] = random();
         let h1 = sha256(&h0);
         let h2 = sha256(&h1);
@@ -150,10 +155,7 @@ impl Endpoint {
                 .take(super::message::MAX_ALGOS)
                 .collect::<Vec<_>>()
         };
-        let mut kas: Vec<Tag> = p.key_agreements.iter().map(|k| k.tag()).collect();
-        if cfg.multistream.is_some() && !p.key_agreements.contains(&KeyAgreement::Mult) {
-            kas.push(KeyAgreement::Mult.tag());
-        }
+        let kas: Vec<Tag> = p.key_agreements.iter().map(|k| k.tag()).collect();
         let hello = Hello {
             version: *b"1.10",
             client_id: cfg.client_id,
