@@ -455,6 +455,13 @@ impl IceSession {
             }
             SignalMessage::Answer { ufrag, pwd } => {
                 if self.remote_ufrag.as_deref() != Some(ufrag.as_str()) {
+                    if self.remote_ufrag.is_some() {
+                        // The peer moved to new credentials (it answered a
+                        // later offer of ours): forget the candidates of the
+                        // old ones, which the per-generation bound no longer
+                        // counts. Our own credentials and candidates stay.
+                        self.agent.apply_restart(now, true)?;
+                    }
                     self.start_checks(now, ufrag, pwd)?;
                 }
             }
@@ -1441,6 +1448,37 @@ mod tests {
             p.step(Duration::from_millis(50), &|_| true);
         }
         assert_eq!(p.a.selected(), None, "consent kept by a misrouted answer");
+    }
+
+    /// Remote candidates stay bounded whatever signalling sends: Answers
+    /// with ever new credentials, each followed by a full set of candidates.
+    #[test]
+    fn candidates_under_ever_new_answers_are_bounded() {
+        let mut a = IceSession::new(Instant::now(), cfg(true), &[sa("127.0.0.1:1000")]).unwrap();
+        let now = Instant::now();
+        for g in 0..20u16 {
+            let ufrag = format!("peer{g}");
+            let answer = SignalMessage::Answer {
+                ufrag: ufrag.clone(),
+                pwd: "0123456789abcdefghijklmn".into(),
+            };
+            a.handle_signal(now, answer).unwrap();
+            for i in 0..MAX_REMOTE_CANDIDATES as u16 + 4 {
+                let candidate = format!("{i} 1 udp 2130706431 10.{g}.0.1 {} typ host", 5000 + i);
+                let _ = a.handle_signal(
+                    now,
+                    SignalMessage::Candidate {
+                        ufrag: ufrag.clone(),
+                        candidate,
+                    },
+                );
+            }
+        }
+        let remotes = a.agent.get_remote_candidates().len();
+        assert!(
+            remotes <= MAX_REMOTE_CANDIDATES,
+            "{remotes} remote candidates"
+        );
     }
 
     #[test]
