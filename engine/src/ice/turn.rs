@@ -2,7 +2,7 @@
 //! discovery and a relayed allocation with its permissions and channels.
 
 use super::{IceError, TurnServer};
-use rtc_ice::crypto::RTCCryptoProvider;
+use rtc_ice::crypto::{HashAlgorithm, RTCCryptoProvider};
 use rtc_shared::TransportProtocol;
 use rtc_stun::attributes::{ATTR_FINGERPRINT, ATTR_MESSAGE_INTEGRITY, ATTR_REALM};
 use rtc_stun::error_code::{CODE_STALE_NONCE, CODE_UNAUTHORIZED, ErrorCode, ErrorCodeAttribute};
@@ -20,6 +20,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
 
 /// What a link is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,19 +310,24 @@ impl TurnLink {
         {
             return true;
         }
-        let Some(creds) = &self.creds else {
+        let Some(key) = self.long_term_key(realm) else {
             return false;
         };
-        let crypto = self.provider.crypto();
         // HMAC compared in constant time by the crypto provider.
-        MessageIntegrity::long_term_integrity_key(
-            creds.username.clone(),
-            realm.clone(),
-            creds.password.clone(),
-            crypto,
-        )
-        .and_then(|key| MessageIntegrity::check(&mut m, &key, crypto))
-        .is_ok()
+        MessageIntegrity::check(&mut m, &key, self.provider.crypto()).is_ok()
+    }
+
+    /// The long-term key MD5(username ":" realm ":" password) (RFC 8489
+    /// §9.2.2). It stands for the password, so it and the text it is
+    /// hashed from are wiped when dropped.
+    fn long_term_key(&self, realm: &str) -> Option<Zeroizing<Vec<u8>>> {
+        let creds = self.creds.as_ref()?;
+        let text = Zeroizing::new(format!("{}:{realm}:{}", creds.username, creds.password));
+        let key = self
+            .provider
+            .crypto()
+            .hash(HashAlgorithm::Md5, text.as_bytes());
+        key.ok().filter(|k| k.len() == 16).map(Zeroizing::new)
     }
 
     /// Adds REQUESTED-ADDRESS-FAMILY: IPv6 to an Allocate request and signs
