@@ -1481,6 +1481,28 @@ mod tests {
         );
     }
 
+    /// RFC 8445 §7.3.1.1: two agents that both think they control (both
+    /// sides call) repair the conflict and connect.
+    #[test]
+    fn role_conflict_is_repaired() {
+        for (a, b) in [(true, true), (false, false)] {
+            let mut p = Pair::new(
+                cfg(a),
+                cfg(b),
+                &[sa("127.0.0.1:1000")],
+                &[sa("127.0.0.1:2000")],
+            );
+            for _ in 0..100 {
+                p.step(Duration::from_millis(50), &|_| false);
+            }
+            assert_ne!(p.a.agent.role(), p.b.agent.role(), "{a} {b}");
+            assert!(
+                p.a.selected().is_some() && p.b.selected().is_some(),
+                "{a} {b}"
+            );
+        }
+    }
+
     #[test]
     fn configs_that_cannot_work_are_config_errors() {
         let with = |f: fn(&mut IceConfig)| {
