@@ -53,6 +53,9 @@ const MAX_STALE_NONCE_RETRIES: u32 = 3;
 /// Signed requests remembered to authenticate their answers: far more than
 /// a link has in flight (the client gives up a transaction after ~8 s).
 const MAX_SIGNED: usize = 64;
+/// Peer addresses a link asks permissions for: all remote candidates of a
+/// few generations, and one refresh request that still fits a datagram.
+const MAX_PERMISSIONS: usize = 64;
 
 pub(crate) struct TurnLink {
     pub(crate) kind: LinkKind,
@@ -241,6 +244,11 @@ impl TurnLink {
             return Ok(());
         }
         if !self.peers.contains(&peer) {
+            // rtc-turn keeps every permission for the allocation's life and
+            // refreshes them all in one request.
+            if self.peers.len() >= MAX_PERMISSIONS {
+                return Err(IceError::Agent("too many TURN permissions".into()));
+            }
             self.peers.push(peer);
         }
         self.client.relay(relayed)?.create_permission(now, peer)?;
@@ -599,5 +607,27 @@ mod tests {
         // Permissions are per IP address (RFC 8656 §9): any port of the peer.
         l.handle_read(now, &data(sa("198.51.100.5:7000"))).unwrap();
         assert!(matches!(l.poll_event(), Some(LinkEvent::Data { .. })));
+    }
+
+    /// However many peer addresses signalling brings (the session bounds
+    /// them per generation, not over a call), the permissions a link asks
+    /// for, and refreshes in one CreatePermission, stay bounded.
+    #[test]
+    fn permissions_are_bounded() {
+        let now = Instant::now();
+        let (mut l, req) = challenged(now);
+        l.handle_read(now, &allocated(&req, true)).unwrap();
+        while l.poll_event().is_some() {}
+        while l.poll_write().is_some() {}
+        let mut asked = 0;
+        for i in 0..1000u32 {
+            let peer = SocketAddr::from(([10, (i >> 8) as u8, i as u8, 1], 5000));
+            let _ = l.permit(now, peer);
+            asked += std::iter::from_fn(|| l.poll_write()).count();
+        }
+        assert!(
+            asked <= MAX_PERMISSIONS,
+            "{asked} CreatePermission requests"
+        );
     }
 }
