@@ -119,11 +119,11 @@ impl AudioPort for Port {
     }
 
     fn captured_frames(&self) -> usize {
-        frames_ready(&self.mic)
+        frames_ready(&self.mic, FRAME)
     }
 
     fn queued_playout_frames(&self) -> Option<usize> {
-        Some(frames_in(&self.speaker))
+        Some(frames_in(&self.speaker, FRAME))
     }
 }
 

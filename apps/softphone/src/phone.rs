@@ -391,6 +391,8 @@ async fn run_call(
         }
         None => match DeviceAudio::open(input_device, output_device) {
             Ok(d) => {
+                let (fi, fo) = d.formats();
+                println!("sound: input {fi}, output {fo}");
                 match Picker::new(d.switcher(), input_device, output_device) {
                     Ok(p) => picker = Some(p),
                     Err(e) => println!("warning: cannot list sound devices: {e:#}"),

@@ -102,16 +102,18 @@ pub fn pop_frame(ring: &mut rtrb::Consumer<i16>, out: &mut [i16]) -> bool {
     true
 }
 
-/// Whole frames queued in a ring and not yet taken by its consumer: for
-/// an [`AudioPort`] over rings to report to the driver
+/// Whole frames of `frame_len` samples (10 ms at the ring's rate:
+/// [`FRAME`] at 48 kHz) queued in a ring and not yet taken by its
+/// consumer: for an [`AudioPort`] over rings to report to the driver
 /// ([`AudioPort::captured_frames`], [`AudioPort::queued_playout_frames`]).
-pub fn frames_in(ring: &rtrb::Producer<i16>) -> usize {
-    (ring.buffer().capacity() - ring.slots()) / FRAME
+pub fn frames_in(ring: &rtrb::Producer<i16>, frame_len: usize) -> usize {
+    (ring.buffer().capacity() - ring.slots()) / frame_len.max(1)
 }
 
-/// Whole frames ready to be taken from a ring (see [`frames_in`]).
-pub fn frames_ready(ring: &rtrb::Consumer<i16>) -> usize {
-    ring.slots() / FRAME
+/// Whole frames of `frame_len` samples ready to be taken from a ring (see
+/// [`frames_in`]).
+pub fn frames_ready(ring: &rtrb::Consumer<i16>, frame_len: usize) -> usize {
+    ring.slots() / frame_len.max(1)
 }
 
 /// A headless [`AudioPort`]: a WAV clip as the microphone (optionally
