@@ -797,11 +797,13 @@ impl Call {
                 zrtp::Event::HelloHashMismatch => self.event(Event::HelloHashMismatch),
                 zrtp::Event::CacheMismatch { .. } => self.event(Event::CacheMismatch),
                 zrtp::Event::Secure(info) => self.go_secure(now, &info),
-                // Once keyed, an (unauthenticated) ZRTP Error cannot end the call.
-                zrtp::Event::Failed(_) if self.media.is_some() => {}
+                // A zrtp-hash that does not match is a man in the middle,
+                // even when it is learnt after keying: always the end.
                 zrtp::Event::Failed(Failure::HelloHashMismatch) => {
                     self.fail(EndReason::HelloHashMismatch)
                 }
+                // Once keyed, an (unauthenticated) ZRTP Error cannot end the call.
+                zrtp::Event::Failed(_) if self.media.is_some() => {}
                 zrtp::Event::Failed(f) => self.fail(EndReason::ZrtpFailed(f)),
                 _ => {}
             }
