@@ -6,6 +6,8 @@
 
 use crate::wire;
 use anyhow::{Context as _, anyhow};
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
 use sotto_engine::call::driver::{CallHandle, CallSignaller};
 use sotto_engine::call::wav::AudioPort;
 use sotto_engine::call::{Call, CallSignal, CallStats, EndReason, Event};
@@ -22,6 +24,9 @@ use tokio::sync::mpsc;
 
 /// How long the last messages (the hang-up) may take to reach the server.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(3);
+/// Second callers whose keys are being fetched at once, to decline them
+/// (busy); more are dropped and reported.
+const MAX_BUSY_DECLINES: usize = 4;
 
 /// The other device of a call.
 #[derive(Debug, Clone)]
@@ -214,6 +219,7 @@ impl Started {
         stats_every: Duration,
     ) -> anyhow::Result<EndReason> {
         let mut sent = HashSet::new();
+        let mut busy = FuturesUnordered::new();
         let mut stats = tokio::time::interval(stats_every);
         let mut controls_open = true;
         let reason = loop {
@@ -237,12 +243,19 @@ impl Started {
                 ev = conn.next_event() => match ev {
                     Some(ClientEvent::Message { envelope, payload }) => {
                         if envelope.call_id != *call_id && envelope.kind == MessageKind::Offer {
-                            // A second caller: decline rather than leave them ringing.
+                            // A second caller: decline rather than leave them
+                            // ringing. Their keys are fetched beside the call,
+                            // so that its own signalling never waits on that.
                             let from = envelope.from;
-                            match decline_offer(account, conn, &from, envelope.call_id).await {
-                                Ok(()) => { let _ = updates.send(Update::Busy(from)); }
-                                Err(e) => { let _ = updates.send(Update::Dropped(format!("offer from {from}: {e:#}"))); }
+                            if busy.len() >= MAX_BUSY_DECLINES {
+                                let _ = updates.send(Update::Dropped(format!("offer from {from}: too many callers at once")));
+                                continue;
                             }
+                            let their_call = envelope.call_id;
+                            busy.push(async move {
+                                let keys = account.device_keys(&from).await;
+                                (from, their_call, keys)
+                            });
                             continue;
                         }
                         if envelope.call_id != *call_id || envelope.from != peer.id {
@@ -258,6 +271,15 @@ impl Started {
                     Some(_) => {}
                     None => return Err(anyhow!("signalling connection stopped")),
                 },
+                Some((from, their_call, keys)) = busy.next(), if !busy.is_empty() => {
+                    let declined = keys
+                        .context("fetching the caller's keys")
+                        .and_then(|keys| decline(conn, Peer { id: from.clone(), keys }, their_call));
+                    let _ = updates.send(match declined {
+                        Ok(()) => Update::Busy(from),
+                        Err(e) => Update::Dropped(format!("offer from {from}: {e:#}")),
+                    });
+                }
                 c = controls.recv(), if controls_open => match c {
                     Some(c) => {
                         self.control(c).await?;
@@ -342,6 +364,11 @@ pub async fn decline_offer(
             .context("fetching the caller's keys")?,
         id: from.clone(),
     };
+    decline(conn, peer, call_id)
+}
+
+/// Sends `peer` a decline of their call `call_id`.
+fn decline(conn: &Connection, peer: Peer, call_id: CallId) -> anyhow::Result<()> {
     send(conn, &peer, &call_id, &CallSignal::Decline)?;
     Ok(())
 }
