@@ -58,6 +58,17 @@ pub enum IceError {
     /// A candidate line from signalling did not parse.
     #[error("bad remote candidate: {0}")]
     BadCandidate(String),
+    /// A candidate message from signalling is longer than any well-formed
+    /// one: its line (`what` = "line") or its ufrag (`what` = "ufrag").
+    #[error("remote candidate {what} of {len} bytes (at most {max})")]
+    CandidateTooLong {
+        /// Which part: "line" or "ufrag".
+        what: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// The bound.
+        max: usize,
+    },
     /// The configuration cannot work.
     #[error("bad ICE configuration: {0}")]
     Config(String),

@@ -68,6 +68,16 @@ use std::time::{Duration, Instant};
 
 /// Remote candidates held while their generation's credentials are unknown.
 const MAX_PENDING_REMOTE: usize = 64;
+/// Longest remote candidate line accepted, in bytes. Real lines are under
+/// 200; RFC 8839 §5.1 bounds every standard field (foundation 32, priority
+/// 10 digits, an address and a related address of at most 253 each as
+/// FQDNs, ports, type) and the usual extensions (generation, a ufrag of at
+/// most 256, network-id, network-cost) to about 900 together. Anything
+/// longer is not a candidate, and would be held (64 of them before the
+/// peer's credentials) or kept by the agent (the foundation is stored as sent).
+const MAX_CANDIDATE_LINE: usize = 1024;
+/// Longest ufrag a candidate may be tagged with (RFC 8839 §5.4: 4 to 256 characters).
+const MAX_UFRAG: usize = 256;
 /// Remote candidates accepted per ICE generation (bounds pairs and memory).
 const MAX_REMOTE_CANDIDATES: usize = 32;
 /// Peer-reflexive remote candidates learned per ICE generation; more than a
@@ -224,6 +234,9 @@ pub struct IceStats {
     /// Relayed datagrams dropped because they came from a peer we gave the
     /// TURN server no permission for.
     pub relayed_unpermitted: u64,
+    /// Remote candidates refused because their line or ufrag was longer
+    /// than any well-formed one (see [`IceError::CandidateTooLong`]).
+    pub candidates_too_long: u64,
     /// ICE restarts begun.
     pub restarts: u32,
 }
@@ -466,6 +479,11 @@ impl IceSession {
                 }
             }
             SignalMessage::Candidate { ufrag, candidate } => {
+                // Checked before the line is held or parsed, whatever its generation.
+                if let Err(e) = check_candidate_len(&ufrag, &candidate) {
+                    self.stats.candidates_too_long += 1;
+                    return Err(e);
+                }
                 if self.remote_ufrag.as_deref() == Some(ufrag.as_str()) {
                     self.add_remote(now, &candidate)?;
                 } else if self.pending_remote.len() < MAX_PENDING_REMOTE {
@@ -974,6 +992,20 @@ impl IceSession {
             _ => {}
         }
     }
+}
+
+/// Refuses a candidate message whose ufrag or line is longer than any
+/// well-formed one ([`MAX_UFRAG`], [`MAX_CANDIDATE_LINE`]).
+fn check_candidate_len(ufrag: &str, line: &str) -> Result<(), IceError> {
+    for (what, len, max) in [
+        ("ufrag", ufrag.len(), MAX_UFRAG),
+        ("line", line.len(), MAX_CANDIDATE_LINE),
+    ] {
+        if len > max {
+            return Err(IceError::CandidateTooLong { what, len, max });
+        }
+    }
+    Ok(())
 }
 
 /// The STUN transaction ID (RFC 5389 §6: header bytes 8 to 20).
@@ -1534,5 +1566,50 @@ mod tests {
                 other => panic!("{says}: {:?}", other.err()),
             }
         }
+    }
+
+    /// A candidate line is short (see [`MAX_CANDIDATE_LINE`]); a huge one is
+    /// neither held while the peer's credentials are unknown nor handed to
+    /// the agent once they are, and the same holds for a huge ufrag.
+    #[test]
+    fn overlong_candidate_lines_are_refused() {
+        let now = Instant::now();
+        let mut a = IceSession::new(now, cfg(true), &[sa("127.0.0.1:1000")]).unwrap();
+        // A valid candidate with a 100 kB foundation (the agent stores it as sent).
+        let huge = format!(
+            "{} 1 udp 2130706431 10.0.0.1 5000 typ host",
+            "f".repeat(100_000)
+        );
+        let candidate = |ufrag: &str, line: &str| SignalMessage::Candidate {
+            ufrag: ufrag.into(),
+            candidate: line.into(),
+        };
+        // Before the peer's credentials: nothing is held.
+        let early = a.handle_signal(now, candidate("peer", &huge));
+        let long_ufrag = "u".repeat(100_000);
+        let ok_line = "1 1 udp 2130706431 10.0.0.2 5000 typ host";
+        let early_ufrag = a.handle_signal(now, candidate(&long_ufrag, ok_line));
+        assert!(
+            a.pending_remote.is_empty(),
+            "an overlong candidate was held"
+        );
+        // After them: the agent does not get it.
+        let answer = SignalMessage::Answer {
+            ufrag: "peer".into(),
+            pwd: "0123456789abcdefghijklmn".into(),
+        };
+        a.handle_signal(now, answer).unwrap();
+        let late = a.handle_signal(now, candidate("peer", &huge));
+        assert!(
+            a.agent.get_remote_candidates().is_empty(),
+            "an overlong candidate reached the agent"
+        );
+        for r in [early, early_ufrag, late] {
+            assert!(matches!(r, Err(IceError::CandidateTooLong { .. })), "{r:?}");
+        }
+        assert_eq!(a.stats().candidates_too_long, 3);
+        // A line of ordinary length still gets through.
+        a.handle_signal(now, candidate("peer", ok_line)).unwrap();
+        assert_eq!(a.agent.get_remote_candidates().len(), 1);
     }
 }
