@@ -94,8 +94,8 @@ fn allocates_with_rest_credentials() {
     let c = rest_credentials(b"north-wind", "alice", expiry);
     let ok = TurnServer {
         addr: turn.addr,
-        username: c.username,
-        password: c.password,
+        username: c.username.clone(),
+        password: c.password.clone(),
         realm: REALM.into(),
     };
     allocate(ok).expect("allocation with REST credentials");
@@ -103,16 +103,16 @@ fn allocates_with_rest_credentials() {
     let old = rest_credentials(b"north-wind", "alice", expiry - 7200);
     let expired = TurnServer {
         addr: turn.addr,
-        username: old.username,
-        password: old.password,
+        username: old.username.clone(),
+        password: old.password.clone(),
         realm: REALM.into(),
     };
     assert!(allocate(expired).is_err());
     let wrong = rest_credentials(b"other-secret", "alice", expiry);
     let wrong = TurnServer {
         addr: turn.addr,
-        username: wrong.username,
-        password: wrong.password,
+        username: wrong.username.clone(),
+        password: wrong.password.clone(),
         realm: REALM.into(),
     };
     assert!(allocate(wrong).is_err());
