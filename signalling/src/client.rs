@@ -21,8 +21,8 @@ use crate::auth;
 use crate::auth::SessionAnswer;
 use crate::error::SealError;
 use crate::protocol::{
-    CallId, ClientFrame, DeviceId, Envelope, ErrorCode, MessageId, MessageKind, PROTOCOL_VERSION,
-    ServerFrame,
+    CallId, ClientFrame, DeviceId, Envelope, ErrorCode, MAX_FRAME_BYTES, MessageId, MessageKind,
+    PROTOCOL_VERSION, ServerFrame,
 };
 use crate::seal::{CallPayload, DeviceIdentity, DevicePublic, ReplayGuard};
 use crate::turn::TurnCredentials;
@@ -37,7 +37,8 @@ pub enum ClientError {
     /// The server answered with an error status.
     #[error("server answered {0}")]
     Status(u16),
-    /// The server's answer was not what the API promises.
+    /// The server's answer was not what the API promises (including an
+    /// answer larger than [`MAX_FRAME_BYTES`]).
     #[error("unexpected answer")]
     Answer,
     /// Sealing failed.
@@ -98,14 +99,29 @@ impl SignalClient {
     }
 
     async fn json(&self, req: reqwest::RequestBuilder) -> Result<serde_json::Value, ClientError> {
-        let res = req.send().await?;
+        let mut res = req.send().await?;
         if !res.status().is_success() {
             return Err(ClientError::Status(res.status().as_u16()));
         }
         if res.status() == reqwest::StatusCode::NO_CONTENT {
             return Ok(serde_json::Value::Null);
         }
-        serde_json::from_slice(&res.bytes().await?).map_err(|_| ClientError::Answer)
+        // The server is not trusted with our memory: read at most a frame's
+        // worth, whatever content-length it announces (or omits).
+        if res
+            .content_length()
+            .is_some_and(|n| n > MAX_FRAME_BYTES as u64)
+        {
+            return Err(ClientError::Answer);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = res.chunk().await? {
+            if body.len() + chunk.len() > MAX_FRAME_BYTES {
+                return Err(ClientError::Answer);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        serde_json::from_slice(&body).map_err(|_| ClientError::Answer)
     }
 
     fn post(&self, path: &str, body: serde_json::Value) -> reqwest::RequestBuilder {
