@@ -16,6 +16,7 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::auth;
 use crate::auth::SessionAnswer;
@@ -544,7 +545,15 @@ impl Driver {
             return Ok(());
         };
         req.headers_mut().insert("authorization", value);
-        let ws = match tokio_tungstenite::connect_async(req).await {
+        // tungstenite would otherwise buffer messages of up to 64 MiB from
+        // the server. As on the server: twice the frame limit, so a frame
+        // between the two is refused by `ServerFrame::parse` and a larger
+        // one ends the connection before it is read whole.
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(2 * MAX_FRAME_BYTES))
+            .max_frame_size(Some(2 * MAX_FRAME_BYTES));
+        let ws = match tokio_tungstenite::connect_async_with_config(req, Some(config), false).await
+        {
             Ok((ws, _)) => ws,
             Err(tokio_tungstenite::tungstenite::Error::Http(res)) if res.status() == 401 => {
                 self.token = None;

@@ -1,16 +1,18 @@
 //! A malicious or broken server cannot make the client buffer more than a
-//! frame's worth of memory: HTTP answers over [`MAX_FRAME_BYTES`] are
-//! refused, not read whole.
+//! frame's worth of memory: HTTP answers and WebSocket messages over
+//! [`MAX_FRAME_BYTES`] are refused, not read whole.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::routing::get;
+use axum::extract::ws::{Message, WebSocketUpgrade};
+use axum::routing::{get, post};
 use sotto_signalling::auth::register_bytes;
-use sotto_signalling::client::{ClientError, SignalClient};
-use sotto_signalling::protocol::MAX_FRAME_BYTES;
-use sotto_signalling::seal::DeviceIdentity;
+use sotto_signalling::client::{ClientError, ClientEvent, SignalClient};
+use sotto_signalling::protocol::{CallId, MAX_FRAME_BYTES, MessageKind, ServerFrame};
+use sotto_signalling::seal::{CallPayload, DeviceIdentity};
+use sotto_signalling::util::unix_ms;
 
 async fn serve(app: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -86,4 +88,54 @@ async fn an_http_answer_within_the_limit_is_still_read() {
     let client = SignalClient::new(serve(app).await, Arc::new(DeviceIdentity::generate()));
     let got = client.device_keys("t", &bob.device_id()).await.unwrap();
     assert_eq!(&got, bob.public());
+}
+
+/// A server that logs anyone in, then on the WebSocket sends one message
+/// far over the frame limit followed by a stale delivery.
+#[tokio::test]
+async fn a_websocket_message_over_the_frame_limit_drops_the_connection() {
+    let me = Arc::new(DeviceIdentity::generate());
+    let stale = DeviceIdentity::generate()
+        .seal(
+            (&me.device_id(), me.public()),
+            CallId::new("c").unwrap(),
+            MessageKind::Offer,
+            unix_ms() - 3_600_000,
+            &CallPayload::default(),
+        )
+        .unwrap();
+    let deliver = serde_json::to_string(&ServerFrame::Deliver { v: 1, msg: stale }).unwrap();
+    let app = Router::new()
+        .route(
+            "/v1/challenge",
+            post(|| async { axum::Json(serde_json::json!({"nonce": "n", "expires_ms": 0})) }),
+        )
+        .route(
+            "/v1/session",
+            post(|| async { axum::Json(serde_json::json!({"token": "t", "expires_ms": 0})) }),
+        )
+        .route(
+            "/v1/ws",
+            get(move |ws: WebSocketUpgrade| {
+                let deliver = deliver.clone();
+                async move {
+                    ws.on_upgrade(move |mut socket| async move {
+                        let big = "x".repeat(16 * MAX_FRAME_BYTES);
+                        let _ = socket.send(Message::Text(big.into())).await;
+                        let _ = socket.send(Message::Text(deliver.into())).await;
+                        // Hold the socket open until the client leaves.
+                        while let Some(Ok(_)) = socket.recv().await {}
+                    })
+                }
+            }),
+        );
+    let client = SignalClient::new(serve(app).await, me);
+    let mut conn = client.connect(true);
+    assert_eq!(conn.next_event().await, Some(ClientEvent::Connected));
+    let next = conn.next_event().await;
+    assert_eq!(
+        next,
+        Some(ClientEvent::Disconnected),
+        "the oversized message was read whole, then the connection carried on"
+    );
 }
