@@ -53,6 +53,15 @@ const MAX_STALE_NONCE_RETRIES: u32 = 3;
 /// Signed requests remembered to authenticate their answers: far more than
 /// a link has in flight (the client gives up a transaction after ~8 s).
 const MAX_SIGNED: usize = 64;
+/// First retransmission timeout of a STUN/TURN request, doubled on each
+/// retransmission (`rtc-turn` caps the interval at 1.6 s and gives up after
+/// 7 sends). RFC 8489 §6.2.1 says RTO SHOULD be greater than 500 ms when
+/// the path's RTT is unknown, and a TURN server is often far away or behind
+/// a cellular link whose RTT exceeds `rtc-turn`'s default of 200 ms: then
+/// every request would be sent twice for nothing. 500 ms costs a lost
+/// Allocate 300 ms more, and moves the verdict on a dead server from about
+/// 8 s to 9.5 s; a dead path mid-call is noticed by ICE consent, not by this.
+const RTO: Duration = Duration::from_millis(500);
 /// Peer addresses a link asks permissions for: all remote candidates of a
 /// few generations, and one refresh request that still fits a datagram.
 const MAX_PERMISSIONS: usize = 64;
@@ -107,7 +116,7 @@ impl TurnLink {
             password: password.to_owned(),
             realm: realm.to_owned(),
             software: String::new(),
-            rto_in_ms: 0,
+            rto_in_ms: RTO.as_millis() as u64,
             allocation_refresh_interval_cap: refresh_cap,
         };
         let mut client = Client::new(cfg, provider.clone())?;
@@ -607,6 +616,24 @@ mod tests {
         // Permissions are per IP address (RFC 8656 §9): any port of the peer.
         l.handle_read(now, &data(sa("198.51.100.5:7000"))).unwrap();
         assert!(matches!(l.poll_event(), Some(LinkEvent::Data { .. })));
+    }
+
+    /// RFC 8489 §6.2.1: the first retransmission comes after an RTO of
+    /// at least 500 ms, then twice that.
+    #[test]
+    fn requests_are_retransmitted_after_500_ms() {
+        let start = Instant::now();
+        let mut l = link(start);
+        let first = l.poll_write().unwrap();
+        let at = |l: &mut TurnLink, ms: u64| {
+            l.handle_timeout(start + Duration::from_millis(ms));
+            std::iter::from_fn(|| l.poll_write()).count()
+        };
+        assert_eq!(at(&mut l, 499), 0, "retransmitted before 500 ms");
+        assert_eq!(at(&mut l, 500), 1);
+        assert_eq!(at(&mut l, 1499), 0);
+        assert_eq!(at(&mut l, 1500), 1);
+        assert_eq!(first.get(..2), Some(&ALLOCATE_REQUEST[..]));
     }
 
     /// However many peer addresses signalling brings (the session bounds
