@@ -20,8 +20,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::error::SealError;
-use crate::protocol::{CallId, DeviceId, Envelope, MessageId, MessageKind, PROTOCOL_VERSION};
+use crate::error::{ProtocolError, SealError};
+use crate::protocol::{
+    CallId, ClientFrame, DeviceId, Envelope, MAX_FRAME_BYTES, MessageId, MessageKind,
+    PROTOCOL_VERSION, ServerFrame,
+};
 use crate::util::{b64, unb64};
 
 type Kem = X25519HkdfSha256;
@@ -160,7 +163,9 @@ impl DeviceIdentity {
         b64(&self.sign.sign(msg).to_bytes())
     }
 
-    /// Seals `payload` to `to` and signs the envelope.
+    /// Seals `payload` to `to` and signs the envelope. A payload whose
+    /// frame would exceed [`MAX_FRAME_BYTES`] is refused
+    /// ([`ProtocolError::TooLarge`]).
     pub fn seal(
         &self,
         to: (&DeviceId, &DevicePublic),
@@ -196,6 +201,13 @@ impl DeviceIdentity {
         env.enc = b64(&enc.to_bytes());
         env.ct = b64(&ct);
         env.sig = self.sign(&env.signed_bytes());
+        // Refused here, where the caller can act on it: the server answers
+        // an oversized frame with an error that names no message (or drops
+        // the connection), so it would stay unacknowledged and be resent on
+        // every reconnect. The recipient's `deliver` frame is the larger.
+        if longest_frame_len(&env) > MAX_FRAME_BYTES {
+            return Err(ProtocolError::TooLarge.into());
+        }
         Ok(env)
     }
 
@@ -231,6 +243,21 @@ impl DeviceIdentity {
 fn hpke_rng() -> rand_core_09::UnwrapErr<rand_core_09::OsRng> {
     use rand_core_09::TryRngCore as _;
     rand_core_09::OsRng.unwrap_err()
+}
+
+/// Length of the frame that delivers `env`, the longer of the `send` and
+/// `deliver` frames that carry it.
+fn longest_frame_len(env: &Envelope) -> usize {
+    let send = ClientFrame::Send {
+        v: PROTOCOL_VERSION,
+        msg: env.clone(),
+    };
+    let deliver = ServerFrame::Deliver {
+        v: PROTOCOL_VERSION,
+        msg: env.clone(),
+    };
+    let len = |r: serde_json::Result<String>| r.map_or(usize::MAX, |t| t.len());
+    len(serde_json::to_string(&send)).max(len(serde_json::to_string(&deliver)))
 }
 
 fn hpke_info(header: &[u8]) -> Vec<u8> {
@@ -375,6 +402,45 @@ mod tests {
         t.call_id = CallId::new("other").unwrap();
         t.sig = mallory.sign(&t.signed_bytes());
         assert_eq!(bob.open(&t, mallory.public()), Err(SealError::Hpke));
+    }
+
+    #[test]
+    fn a_payload_too_large_for_one_frame_is_refused_when_sealed() {
+        // The server refuses (or drops the connection on) a frame over the
+        // limit without naming the message, so an oversized envelope would
+        // sit in the outbox and be resent on every reconnect.
+        let alice = DeviceIdentity::generate();
+        let bob = DeviceIdentity::generate();
+        let to = (&bob.device_id(), bob.public());
+        let big = CallPayload {
+            // Base64 makes the ciphertext 4/3 of this: over the limit.
+            media: Some("a".repeat(MAX_FRAME_BYTES * 3 / 4)),
+            ..Default::default()
+        };
+        let sealed = alice.seal(to, call(), MessageKind::Offer, 1000, &big);
+        assert!(
+            matches!(sealed, Err(SealError::Protocol(ProtocolError::TooLarge))),
+            "an oversized payload was sealed"
+        );
+        let fits = CallPayload {
+            media: Some("a".repeat(MAX_FRAME_BYTES / 2)),
+            ..Default::default()
+        };
+        let env = alice
+            .seal(to, call(), MessageKind::Offer, 1000, &fits)
+            .unwrap();
+        let send = serde_json::to_string(&ClientFrame::Send {
+            v: PROTOCOL_VERSION,
+            msg: env.clone(),
+        })
+        .unwrap();
+        assert!(ClientFrame::parse(&send).is_ok());
+        let deliver = serde_json::to_string(&ServerFrame::Deliver {
+            v: PROTOCOL_VERSION,
+            msg: env,
+        })
+        .unwrap();
+        assert!(ServerFrame::parse(&deliver).is_ok());
     }
 
     #[test]
