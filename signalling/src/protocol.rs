@@ -295,7 +295,15 @@ impl ServerFrame {
         }
         let frame: Self = serde_json::from_str(text).map_err(|_| ProtocolError::Malformed)?;
         let v = match &frame {
-            Self::Deliver { v, .. } | Self::Accepted { v, .. } | Self::Error { v, .. } => *v,
+            // As for `send`: the envelope is of the frame's version, so a
+            // client never reads a header laid out by another version.
+            Self::Deliver { v, msg } => {
+                if msg.v != *v {
+                    return Err(ProtocolError::Version);
+                }
+                *v
+            }
+            Self::Accepted { v, .. } | Self::Error { v, .. } => *v,
         };
         if v != PROTOCOL_VERSION {
             return Err(ProtocolError::Version);
@@ -342,6 +350,24 @@ mod tests {
         );
         assert_eq!(ClientFrame::parse(&big), Err(ProtocolError::TooLarge));
         assert_eq!(ClientFrame::parse("{"), Err(ProtocolError::Malformed));
+    }
+
+    #[test]
+    fn a_delivered_envelope_of_another_version_is_refused() {
+        let env = Envelope {
+            v: 2,
+            id: MessageId::new("m").unwrap(),
+            from: DeviceId::new("a").unwrap(),
+            to: DeviceId::new("b").unwrap(),
+            call_id: CallId::new("c").unwrap(),
+            kind: MessageKind::Offer,
+            ts_ms: 1,
+            enc: String::new(),
+            ct: String::new(),
+            sig: String::new(),
+        };
+        let frame = serde_json::to_string(&ServerFrame::Deliver { v: 1, msg: env }).unwrap();
+        assert_eq!(ServerFrame::parse(&frame), Err(ProtocolError::Version));
     }
 
     #[test]
