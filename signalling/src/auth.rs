@@ -30,11 +30,37 @@ pub fn session_bytes(device: &DeviceId, nonce: &str) -> Vec<u8> {
     .concat()
 }
 
-/// A session token and when it expires.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A session token and when it expires. Its `Debug` form leaves the token
+/// out, so that logging the answer does not log a bearer credential.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct SessionAnswer {
     /// The bearer token.
     pub token: String,
     /// Expiry, Unix milliseconds.
     pub expires_ms: u64,
+}
+
+impl std::fmt::Debug for SessionAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionAnswer")
+            .field("token", &"<redacted>")
+            .field("expires_ms", &self.expires_ms)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_answer_does_not_print_its_token() {
+        let a = SessionAnswer {
+            token: "s3cr3t-bearer".into(),
+            expires_ms: 5,
+        };
+        let shown = format!("{a:?}");
+        assert!(!shown.contains("s3cr3t-bearer"), "{shown}");
+        assert!(shown.contains('5'), "{shown}");
+    }
 }

@@ -16,7 +16,9 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use zeroize::Zeroizing;
 
 use crate::auth;
 use crate::auth::SessionAnswer;
@@ -491,7 +493,8 @@ struct Driver {
     core: ClientCore,
     cmds: mpsc::UnboundedReceiver<Command>,
     events: mpsc::UnboundedSender<ClientEvent>,
-    token: Option<String>,
+    /// The session's bearer token, wiped when replaced or dropped.
+    token: Option<Zeroizing<String>>,
     keys: HashMap<DeviceId, DevicePublic>,
     awake: bool,
 }
@@ -532,7 +535,7 @@ impl Driver {
     /// One connection's life. `Err` means the app is gone.
     async fn session(&mut self) -> Result<(), Stop> {
         if self.token.is_none() {
-            self.token = self.client.login().await.ok();
+            self.token = self.client.login().await.ok().map(Zeroizing::new);
         }
         let Some(token) = self.token.clone() else {
             return Ok(());
@@ -541,9 +544,12 @@ impl Driver {
         let Ok(mut req) = url.into_client_request() else {
             return Ok(());
         };
-        let Ok(value) = format!("Bearer {token}").parse() else {
+        let bearer = Zeroizing::new(format!("Bearer {}", token.as_str()));
+        let Ok(mut value) = HeaderValue::from_str(&bearer) else {
             return Ok(());
         };
+        // Kept out of the request's Debug form, as reqwest's bearer_auth does.
+        value.set_sensitive(true);
         req.headers_mut().insert("authorization", value);
         // tungstenite would otherwise buffer messages of up to 64 MiB from
         // the server. As on the server: twice the frame limit, so a frame
