@@ -134,6 +134,10 @@ pub struct JitterBuffer {
     /// A packet played now that would lag by far more was held up by an
     /// outage (see [`JitterBuffer::held_up`]).
     last_lag_ms: Option<f64>,
+    /// Samples in the packet last taken: `max_packets` of them are the
+    /// most audio the buffer can hold, and so the highest target it can
+    /// reach.
+    frame_samples: usize,
     scratch: Vec<i16>,
 }
 
@@ -210,6 +214,7 @@ impl JitterBuffer {
             last_reorder_ms: None,
             waited: 0,
             last_lag_ms: None,
+            frame_samples: MAX_PACKET_SAMPLES,
             scratch: Vec::new(),
         })
     }
@@ -253,7 +258,21 @@ impl JitterBuffer {
         } else {
             self.estimator.target_ms(now_ms)
         };
-        (net + self.margin_ms(net)).clamp(self.config.min_target_ms, self.config.max_target_ms)
+        (net + self.margin_ms(net))
+            .clamp(self.config.min_target_ms, self.config.max_target_ms)
+            .min(self.capacity_ms())
+    }
+
+    /// The highest target the buffer can reach: the audio of
+    /// `max_packets` less one packets (of the duration of the last one
+    /// taken), less the pull on top of the target. A target above it (a
+    /// lowest target an application chose, short frames from the sender)
+    /// would never be reached: playout would never start, nor resume
+    /// after a DTX pause, and a hole would be waited for for ever, while
+    /// the packets behind it overflow.
+    fn capacity_ms(&self) -> f64 {
+        let room = self.config.max_packets.saturating_sub(1) * self.frame_samples;
+        room.saturating_sub(PULL_SAMPLES) as f64 / PER_MS
     }
 
     /// Slack above the network target. Playout moves in 10 ms pulls, so
@@ -351,6 +370,7 @@ impl JitterBuffer {
                 return Err(e.into());
             }
         };
+        self.frame_samples = samples;
         if self.ssrc != Some(packet.ssrc) {
             self.reset(packet.ssrc);
         }
