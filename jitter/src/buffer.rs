@@ -59,6 +59,9 @@ const MERGE_SAMPLES: usize = 240;
 const QUIET_FADE: usize = 120;
 /// Events kept when the caller does not poll them.
 const MAX_EVENTS: usize = 4_096;
+/// A sequence number this far behind the highest is out of order only
+/// while its timestamp is older too (RFC 3550 A.1's `MAX_MISORDER`).
+const MAX_MISORDER: i64 = 100;
 
 /// Where the player is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -378,7 +381,13 @@ impl JitterBuffer {
         let mut ts = rtp * self.clock_scale;
         let seq = unwrap16(self.highest_seq, packet.seq);
         let jump = (self.config.reset_jump_ms * PER_MS) as i64;
-        let newer = self.highest_seq.is_none_or(|h| seq > h);
+        // Far behind the highest number, yet stamped after every packet
+        // seen: the sender's numbering restarted (or jumped by more than
+        // half its range). Taken as out of order, every packet would be
+        // for thousands of packets, and missing ones would be waited for.
+        let renumbered = self.highest_seq.is_some_and(|h| h - seq > MAX_MISORDER)
+            && self.last_ts.is_some_and(|l| rtp > l);
+        let newer = renumbered || self.highest_seq.is_none_or(|h| seq > h);
         if self.mode != Mode::Idle
             && ((ts - self.play_ts) > jump || (newer && self.play_ts - ts > jump))
         {

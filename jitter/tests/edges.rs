@@ -171,3 +171,35 @@ fn a_lowest_target_above_what_the_buffer_holds_still_plays() {
     assert!(r.played.len() + 50 >= n, "{} of {n}: {s:?}", r.played.len());
     assert_eq!(s.packets_discarded, 0, "{s:?}");
 }
+
+/// 30 s of tone over a steady 30 ms link whose packet 1 000 is lost;
+/// from packet 500 on the sender's sequence numbers are `seq_jump`
+/// further on (its numbering restarted, the timestamps did not).
+fn seq_restart(seq_jump: u16) -> Run {
+    let mut ps = packets(FrameDuration::Ms20, &tone(30.0), 100, 1_000);
+    for p in &mut ps[500..] {
+        p.seq = p.seq.wrapping_add(seq_jump);
+    }
+    let mut arrivals = steady(ps, 20.0, 30.0);
+    arrivals.remove(1_000);
+    run(JitterConfig::default(), arrivals, 30.5)
+}
+
+#[test]
+fn a_sequence_number_restart_is_not_taken_for_reordering() {
+    // With the numbering unbroken, nothing came out of order: the lost
+    // packet is concealed in its slot, and the playout does not wait.
+    let calm = seq_restart(0);
+    let s = calm.jb.stats().clone();
+    assert_eq!(s.concealment_events, 2, "the loss and the end: {s:?}");
+    // Numbers that jump back (or far ahead, which unwraps as back) by
+    // thousands are a new numbering, not thousands of packets out of
+    // order: the loss after it is played like the one above.
+    for jump in [45_536u16, 30_000, 40_000] {
+        let r = seq_restart(jump);
+        let t = r.jb.stats();
+        assert_eq!(t, &s, "jump {jump}");
+        assert_eq!(r.played, calm.played, "jump {jump}");
+        assert_eq!(r.ops, calm.ops, "jump {jump}");
+    }
+}
