@@ -276,8 +276,8 @@ pub enum ClientEvent {
     /// (a resend after a long outage, or this device's clock is off); seal
     /// it again if it still matters.
     Rejected(MessageId, ErrorCode),
-    /// A delivered message failed verification, or was outside the replay
-    /// window, and was dropped.
+    /// A delivered message failed verification, was outside the replay
+    /// window, or came while the replay guard was full, and was dropped.
     Dropped(MessageId),
 }
 
@@ -290,8 +290,8 @@ pub enum CoreEvent {
     Accepted(MessageId),
     /// The server refused an outgoing message.
     Rejected(MessageId, ErrorCode),
-    /// A delivered envelope was outside the replay window: acknowledged
-    /// and dropped.
+    /// A delivered envelope was outside the replay window, or the replay
+    /// guard was full: acknowledged and dropped.
     Dropped(MessageId),
 }
 
@@ -362,8 +362,9 @@ impl ClientCore {
                 match self.replay.check(now_ms, &msg) {
                     Ok(()) => self.events.push_back(CoreEvent::Deliver(Box::new(msg))),
                     // Seen (a redelivery after reconnect): ack so the server
-                    // forgets it, and do not surface it again.
-                    Err(SealError::Replay) => self.ack(&msg),
+                    // forgets it, and do not surface it again. A new id that
+                    // a full guard refused is no redelivery: reported below.
+                    Err(SealError::Replay) if self.replay.remembers(&msg) => self.ack(&msg),
                     // Stale or otherwise refused: gone for good, and the
                     // app is told.
                     Err(_) => {
@@ -769,6 +770,23 @@ mod tests {
             matches!(core.poll_event(), Some(CoreEvent::Deliver(_))),
             "the redelivery is surfaced, not taken for a replay"
         );
+    }
+
+    #[test]
+    fn a_fresh_delivery_refused_for_want_of_replay_memory_is_reported_dropped() {
+        // The guard can remember one id: a second, new message cannot be
+        // told from a replay, so it is refused; but it is not a replay, and
+        // must not be acked away in silence as a redelivery would be.
+        let mut core = ClientCore::new();
+        core.replay = ReplayGuard::new(300_000, 60_000, 1);
+        let first = offer(unix_ms());
+        core.handle_input(unix_ms(), &deliver_frame(&first))
+            .unwrap();
+        assert!(matches!(core.poll_event(), Some(CoreEvent::Deliver(_))));
+        let second = offer(unix_ms());
+        core.handle_input(unix_ms(), &deliver_frame(&second))
+            .unwrap();
+        assert_eq!(core.poll_event(), Some(CoreEvent::Dropped(second.id)));
     }
 
     #[test]

@@ -317,8 +317,16 @@ impl ReplayGuard {
         self.seen.remove(&(env.from.clone(), env.id.clone()));
     }
 
+    /// Whether `env`'s id is remembered, i.e. it was accepted before: tells
+    /// a true repeat from a new message refused because the guard is full.
+    pub fn remembers(&self, env: &Envelope) -> bool {
+        self.seen.contains_key(&(env.from.clone(), env.id.clone()))
+    }
+
     /// Accepts `env` once if its timestamp is inside the window at `now_ms`:
-    /// [`SealError::Replay`] for a repeat, [`SealError::Stale`] outside it.
+    /// [`SealError::Stale`] outside it, [`SealError::Replay`] for a repeat,
+    /// and also for a new id while the guard is full of live ids (then
+    /// [`Self::remembers`] is false: it is refused but is no repeat).
     pub fn check(&mut self, now_ms: u64, env: &Envelope) -> Result<(), SealError> {
         if env.ts_ms.saturating_add(self.max_age_ms) < now_ms
             || env.ts_ms > now_ms.saturating_add(self.max_future_ms)
@@ -463,6 +471,36 @@ mod tests {
         let mut g = ReplayGuard::new(10_000, 1_000, 2);
         assert_eq!(g.check(1_010_001, &env), Err(SealError::Stale));
         assert_eq!(g.check(998_999, &env), Err(SealError::Stale));
+    }
+
+    #[test]
+    fn a_full_replay_guard_tells_new_ids_from_repeats() {
+        let alice = DeviceIdentity::generate();
+        let bob = DeviceIdentity::generate();
+        let to = (&bob.device_id(), bob.public());
+        let mk = || {
+            alice
+                .seal(
+                    to,
+                    call(),
+                    MessageKind::Ice,
+                    1_000_000,
+                    &CallPayload::default(),
+                )
+                .unwrap()
+        };
+        let (a, b) = (mk(), mk());
+        let mut g = ReplayGuard::new(10_000, 1_000, 1);
+        assert!(g.check(1_000_000, &a).is_ok());
+        assert_eq!(g.check(1_000_000, &b), Err(SealError::Replay));
+        assert!(!g.remembers(&b), "refused for want of room, not a repeat");
+        assert_eq!(g.check(1_000_000, &a), Err(SealError::Replay));
+        assert!(g.remembers(&a));
+        // Once the remembered id has aged out of the window, there is room.
+        assert!(g.check(1_010_001, &b).is_err(), "b itself is stale by then");
+        let mut late = mk();
+        late.ts_ms = 1_010_001;
+        assert!(g.check(1_010_001, &late).is_ok());
     }
 
     #[test]
