@@ -96,7 +96,9 @@ pub fn device_id_for(key: &VerifyingKey) -> DeviceId {
     DeviceId::new(b64(&digest[..16])).expect("base64url of 16 bytes is a valid id")
 }
 
-/// A device's secret keys. Both are zeroized on drop.
+/// A device's secret keys. The Ed25519 key is zeroized on drop; the X25519
+/// key is only if x25519-dalek's `zeroize` feature is enabled, which hpke
+/// does not do (its `PrivateKey` wraps a `StaticSecret`).
 pub struct DeviceIdentity {
     sign: SigningKey,
     seal: <Kem as hpke::Kem>::PrivateKey,
