@@ -212,12 +212,25 @@ impl DelayEstimator {
                 break;
             }
         }
-        self.window.push_back((arrival_ms, transit));
         let min = self
             .window
             .iter()
             .map(|&(_, d)| d)
             .fold(f64::INFINITY, f64::min);
+        // A transit below every recent one by more than the histogram
+        // spans is a timestamp stamped seconds ahead (a sender's bug), not
+        // a network that got seconds faster at once: taken as the new
+        // minimum, it would put every packet of the next `window_ms` in
+        // the last bucket and hold the target at its highest for as long
+        // as the histogram takes to forget them. It is not recorded; a
+        // real step down is, once the packets before it have left the
+        // window.
+        let span = self.histogram.len() as f64 * self.config.bucket_ms;
+        if !self.window.is_empty() && transit < min - span {
+            return 0.0;
+        }
+        self.window.push_back((arrival_ms, transit));
+        let min = min.min(transit);
         let relative = (transit - min).max(0.0);
         // A packet right behind the previous one with less delay is the
         // same queueing event draining: only its head is new information.
@@ -478,6 +491,32 @@ mod tests {
             e.update(k as f64 * 20.0 + 30.0 + extra + noise(k), k as f64 * 20.0);
         }
         assert_eq!(e.histogram_target_ms(), 5.0);
+    }
+
+    #[test]
+    fn a_transit_seconds_below_the_rest_is_not_a_new_minimum_until_they_are_gone() {
+        // A path with 3 s of delay.
+        let mut e = DelayEstimator::new(EstimatorConfig::default());
+        let slow =
+            |e: &mut DelayEstimator, k: u64| e.update(k as f64 * 20.0 + 3_030.0, k as f64 * 20.0);
+        for k in 0..300 {
+            slow(&mut e, k);
+        }
+        // One packet stamped 3 s ahead of the rest (more than the
+        // histogram's 2 s span): not recorded, and those after it are on
+        // time.
+        assert_eq!(e.update(8_020.0, 7_990.0), 0.0);
+        for k in 300..400 {
+            assert_eq!(slow(&mut e, k), 0.0);
+        }
+        assert_eq!(e.target_ms(11_000.0), 0.0);
+        // The path does get 3 s faster: once the slow packets have left
+        // the window (2 s), the fast ones set the minimum.
+        for k in 550..800u64 {
+            e.update(k as f64 * 20.0 + 30.0, k as f64 * 20.0);
+        }
+        assert_eq!(e.update(800.0 * 20.0 + 35.0, 800.0 * 20.0), 5.0);
+        assert!(e.target_ms(16_040.0) <= 5.0, "{}", e.target_ms(16_040.0));
     }
 
     #[test]

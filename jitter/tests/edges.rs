@@ -203,3 +203,33 @@ fn a_sequence_number_restart_is_not_taken_for_reordering() {
         assert_eq!(r.ops, calm.ops, "jump {jump}");
     }
 }
+
+/// 40 s of tone over a steady 30 ms link, with a copy of packet 500
+/// stamped `off` samples away from it (a sender's bug) right behind it.
+fn one_misstamped_copy(off: i32) -> Run {
+    let ps = packets(FrameDuration::Ms20, &tone(40.0), 100, 1_000);
+    let mut copy = ps[500].clone();
+    copy.timestamp = copy.timestamp.wrapping_add_signed(off);
+    let mut arrivals = steady(ps, 20.0, 30.0);
+    arrivals.insert(501, (copy, 500.0 * 20.0 + 30.0));
+    run(JitterConfig::default(), arrivals, 40.5)
+}
+
+#[test]
+fn one_packet_stamped_seconds_ahead_does_not_raise_the_target() {
+    // Taken as the fastest transit yet, a packet 5 s ahead put every
+    // packet of the next 2 s 5 s late for the estimator: the target went
+    // to its highest (2 s) for half a minute, and the tone was slowed to
+    // it. 5 s behind, it is one late packet.
+    for secs in [5, 9, -5] {
+        let r = one_misstamped_copy(secs * 48_000);
+        let s = r.jb.stats();
+        let first = r.targets[400];
+        let worst = r.targets[400..].iter().copied().fold(0.0, f64::max);
+        assert_eq!(worst, first, "{secs} s");
+        assert_eq!(s.inserted_samples_for_deceleration, 0, "{secs} s: {s:?}");
+        assert!(!r.ops[400..].contains(&Operation::PreemptiveExpand));
+        // The copy ahead plays in the place of the packet stamped as it.
+        assert!(r.played.len() >= 2_000, "{secs} s: {s:?}");
+    }
+}
