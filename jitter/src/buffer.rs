@@ -388,8 +388,15 @@ impl JitterBuffer {
         let renumbered = self.highest_seq.is_some_and(|h| h - seq > MAX_MISORDER)
             && self.last_ts.is_some_and(|l| rtp > l);
         let newer = renumbered || self.highest_seq.is_none_or(|h| seq > h);
+        // Numbered after every packet seen, yet stamped behind the playout
+        // point by more than a hole that is concealed: the playout moved
+        // onto a packet stamped ahead of the stream (a sender's bug), or
+        // the sender's clock stepped back. Either way every packet that
+        // follows would be dropped as late until the stream caught up with
+        // the playout point, seconds later.
+        let back = (self.config.max_conceal_gap_ms * PER_MS) as i64;
         if self.mode != Mode::Idle
-            && ((ts - self.play_ts) > jump || (newer && self.play_ts - ts > jump))
+            && ((ts - self.play_ts) > jump || (newer && self.play_ts - ts > back.min(jump)))
         {
             // The sender's timestamp jumped: start over at the new position.
             self.reset(packet.ssrc);

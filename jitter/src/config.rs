@@ -99,11 +99,14 @@ pub struct JitterConfig {
     /// (the trade is measured in `benches/RESULTS.md`, "Back to live
     /// after an outage").
     pub outage_hold_ms: f64,
-    /// Holes longer than this are skipped instead of concealed, ms.
+    /// Holes longer than this are skipped instead of concealed, ms. A
+    /// packet numbered after every other that is stamped this far behind
+    /// the playout point restarts the stream (the playout skipped onto a
+    /// packet stamped ahead, or the sender's clock stepped back).
     pub max_conceal_gap_ms: f64,
-    /// A packet this far from the playout point (ahead, or behind while
-    /// its sequence number is newer) restarts the stream, ms. Must be
-    /// above `max_target_ms + flush_excess_ms`, the most the buffer keeps.
+    /// A packet this far ahead of the playout point restarts the stream,
+    /// ms. Must be above `max_target_ms + flush_excess_ms`, the most the
+    /// buffer keeps.
     pub reset_jump_ms: f64,
     /// How long a packet that came out of order (after a newer one) keeps
     /// the buffer treating missing packets as possibly late, ms. Within

@@ -233,3 +233,31 @@ fn one_packet_stamped_seconds_ahead_does_not_raise_the_target() {
         assert!(r.played.len() >= 2_000, "{secs} s: {s:?}");
     }
 }
+
+/// 20 s of tone over a steady 30 ms link whose packets from 500 on are
+/// stamped `off` samples away, up to packet `upto` (exclusive).
+fn stamped_off(off: i32, upto: usize) -> Run {
+    let mut ps = packets(FrameDuration::Ms20, &tone(20.0), 100, 1_000);
+    for p in &mut ps[500..upto] {
+        p.timestamp = p.timestamp.wrapping_add_signed(off);
+    }
+    run(JitterConfig::default(), steady(ps, 20.0, 30.0), 20.5)
+}
+
+#[test]
+fn the_stream_goes_on_after_one_packet_stamped_seconds_ahead_or_a_clock_stepped_back() {
+    // Packet 500 alone stamped 5 s ahead: played in its own slot's place
+    // (it came first, and the hole is longer than a concealment), the
+    // playout jumped 5 s ahead, and the next 5 s of the stream, numbered
+    // after it, were dropped as late while the buffer concealed.
+    let r = stamped_off(5 * 48_000, 501);
+    let s = r.jb.stats();
+    assert!(s.packets_discarded <= 2, "{s:?}");
+    assert!(r.played.len() >= 995, "{}: {s:?}", r.played.len());
+    // A sender's clock that steps back by 3 s (and goes on from there):
+    // its packets were all late for 3 s.
+    let r = stamped_off(-3 * 48_000, 1_000);
+    let s = r.jb.stats();
+    assert!(s.packets_discarded <= 2, "{s:?}");
+    assert!(r.played.len() >= 995, "{}: {s:?}", r.played.len());
+}
