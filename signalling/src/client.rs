@@ -55,6 +55,10 @@ pub enum ClientError {
     /// not registered since signatures were kept): they are refused.
     #[error("directory keys of {0} are not signed by that device")]
     KeyBinding(DeviceId),
+    /// The TLS set-up could not be built (e.g. CA certificates that do
+    /// not parse).
+    #[error("TLS set-up: {0}")]
+    Tls(String),
 }
 
 impl ClientError {
@@ -65,7 +69,7 @@ impl ClientError {
         match self {
             Self::Http(_) | Self::Closed => true,
             Self::Status(s) => matches!(s, 401 | 408 | 429 | 500..),
-            Self::Answer | Self::Seal(_) | Self::KeyBinding(_) => false,
+            Self::Answer | Self::Seal(_) | Self::KeyBinding(_) | Self::Tls(_) => false,
         }
     }
 }
@@ -76,19 +80,58 @@ pub struct SignalClient {
     base: String,
     identity: Arc<DeviceIdentity>,
     http: reqwest::Client,
+    /// TLS for `https://` and `wss://`: one config, so that HTTP and the
+    /// WebSocket trust the same roots.
+    tls: Arc<rustls::ClientConfig>,
+}
+
+/// TLS trusting the Web PKI's roots and the CA certificates in
+/// `extra_roots_pem`.
+fn tls_config(extra_roots_pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, ClientError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    for cert in CertificateDer::pem_slice_iter(extra_roots_pem) {
+        let cert = cert.map_err(|e| ClientError::Tls(format!("CA certificates: {e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| ClientError::Tls(format!("CA certificate: {e}")))?;
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 impl SignalClient {
-    /// A client of the server at `base` (`http://host:port`).
+    /// A client of the server at `base` (`http://host:port`, or
+    /// `https://host` with a certificate from the Web PKI; the WebSocket
+    /// then runs over TLS too).
     pub fn new(base: impl Into<String>, identity: Arc<DeviceIdentity>) -> Self {
-        Self {
+        Self::with_extra_roots(base, identity, &[])
+            .expect("the Web PKI roots alone make a TLS config and a client")
+    }
+
+    /// A client that also trusts the CA certificates in `pem` (PEM text),
+    /// for a server whose certificate comes from a deployment's own CA.
+    pub fn with_extra_roots(
+        base: impl Into<String>,
+        identity: Arc<DeviceIdentity>,
+        pem: &[u8],
+    ) -> Result<Self, ClientError> {
+        let tls = tls_config(pem)?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .use_preconfigured_tls((*tls).clone())
+            .build()?;
+        Ok(Self {
             base: base.into().trim_end_matches('/').to_owned(),
             identity,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .expect("a default reqwest client builds"),
-        }
+            http,
+            tls,
+        })
     }
 
     /// This device's id.
@@ -559,7 +602,14 @@ impl Driver {
         let config = WebSocketConfig::default()
             .max_message_size(Some(2 * MAX_FRAME_BYTES))
             .max_frame_size(Some(2 * MAX_FRAME_BYTES));
-        let ws = match tokio_tungstenite::connect_async_with_config(req, Some(config), false).await
+        let tls = tokio_tungstenite::Connector::Rustls(Arc::clone(&self.client.tls));
+        let ws = match tokio_tungstenite::connect_async_tls_with_config(
+            req,
+            Some(config),
+            false,
+            Some(tls),
+        )
+        .await
         {
             Ok((ws, _)) => ws,
             Err(tokio_tungstenite::tungstenite::Error::Http(res)) if res.status() == 401 => {

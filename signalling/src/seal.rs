@@ -96,9 +96,9 @@ pub fn device_id_for(key: &VerifyingKey) -> DeviceId {
     DeviceId::new(b64(&digest[..16])).expect("base64url of 16 bytes is a valid id")
 }
 
-/// A device's secret keys. The Ed25519 key is zeroized on drop; the X25519
-/// key is only if x25519-dalek's `zeroize` feature is enabled, which hpke
-/// does not do (its `PrivateKey` wraps a `StaticSecret`).
+/// A device's secret keys. Both are zeroized on drop: the X25519 one (hpke
+/// wraps x25519-dalek's `StaticSecret`) because this crate turns on
+/// x25519-dalek's `zeroize` feature, which hpke does not.
 pub struct DeviceIdentity {
     sign: SigningKey,
     seal: <Kem as hpke::Kem>::PrivateKey,
@@ -355,6 +355,15 @@ impl ReplayGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_x25519_keys_hpke_uses_are_wiped_on_drop() {
+        // Compiles only with x25519-dalek's `zeroize` feature on, which
+        // derives `Zeroize` for these together with `#[zeroize(drop)]`.
+        fn wiped_on_drop<T: zeroize::Zeroize>() {}
+        wiped_on_drop::<x25519_dalek::StaticSecret>();
+        wiped_on_drop::<x25519_dalek::SharedSecret>();
+    }
 
     fn call() -> CallId {
         CallId::new("call1").unwrap()
