@@ -18,8 +18,12 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// The signalling server, e.g. `http://127.0.0.1:8080`.
+    /// The signalling server, e.g. `http://127.0.0.1:8080` or
+    /// `https://signal.example.org`.
     pub server: String,
+    /// PEM file of CA certificates to trust for an `https` server besides
+    /// the Web PKI's (a deployment's own CA); empty for none.
+    pub ca_file: String,
     /// Our user name (shown to contacts; the server knows only device ids).
     pub user: String,
     /// Our device id, as the server registered it.

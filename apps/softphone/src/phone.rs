@@ -53,6 +53,10 @@ pub struct RegisterArgs {
     /// Always relay calls through TURN.
     #[arg(long)]
     pub relay_only: bool,
+    /// PEM file of CA certificates to trust for an https server besides
+    /// the Web PKI's (kept in config.toml as ca_file).
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
     /// Replace this directory's existing device key with a new device
     /// (contacts, sound devices and [audio] in config.toml are kept).
     #[arg(long)]
@@ -129,8 +133,12 @@ pub async fn register(args: RegisterArgs) -> anyhow::Result<()> {
         ));
     }
     let old = dirs.read_config_if_any()?.unwrap_or_default();
+    let ca_file = match args.ca_file {
+        Some(f) => f.display().to_string(),
+        None => old.ca_file.clone(),
+    };
     let id = Arc::new(DeviceIdentity::generate());
-    let client = SignalClient::new(&args.server, Arc::clone(&id));
+    let client = signal_client(&args.server, &ca_file, Arc::clone(&id))?;
     let device = client
         .register()
         .await
@@ -138,6 +146,7 @@ pub async fn register(args: RegisterArgs) -> anyhow::Result<()> {
     dirs.save_key(&id)?;
     dirs.save_config(&Config {
         server: args.server,
+        ca_file,
         user: args.name,
         device_id: device.to_string(),
         relay_only: args.relay_only || old.relay_only,
@@ -145,6 +154,19 @@ pub async fn register(args: RegisterArgs) -> anyhow::Result<()> {
     })?;
     println!("registered device {device}");
     Ok(())
+}
+
+/// A client of `server` that also trusts the CAs in `ca_file` (when set).
+fn signal_client(
+    server: &str,
+    ca_file: &str,
+    id: Arc<DeviceIdentity>,
+) -> anyhow::Result<SignalClient> {
+    let pem = match ca_file {
+        "" => Vec::new(),
+        f => std::fs::read(f).with_context(|| format!("reading ca_file {f}"))?,
+    };
+    SignalClient::with_extra_roots(server, id, &pem).with_context(|| format!("ca_file {ca_file}"))
 }
 
 /// A logged-in, connected device.
@@ -158,7 +180,7 @@ struct Device {
 async fn device(dir: &ConfigDir) -> anyhow::Result<Device> {
     let dirs = Dirs::new(dir.config_dir.clone())?;
     let (cfg, id) = dirs.load()?;
-    let client = SignalClient::new(&cfg.server, Arc::new(id));
+    let client = signal_client(&cfg.server, &cfg.ca_file, Arc::new(id))?;
     // Registering again changes nothing but gives a server that predates
     // signed key entries our signature, without which callers refuse our keys.
     client
@@ -571,5 +593,29 @@ fn show(u: &Update, last: &mut Option<(Instant, CallStats)>) {
         }
         Update::Dropped(m) => println!("dropped signalling message: {m}"),
         Update::Busy(from) => println!("declined a call from {from}: busy"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ca_file_that_is_missing_or_not_pem_certificates_is_a_clear_error() {
+        let id = || Arc::new(DeviceIdentity::generate());
+        let server = "https://signal.example.org";
+        assert!(signal_client(server, "", id()).is_ok());
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no-such-ca.pem");
+        let e = signal_client(server, &missing.display().to_string(), id()).unwrap_err();
+        assert!(format!("{e:#}").contains("reading ca_file"), "{e:#}");
+        let bad = dir.path().join("bad.pem");
+        std::fs::write(
+            &bad,
+            "-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let e = signal_client(server, &bad.display().to_string(), id()).unwrap_err();
+        assert!(format!("{e:#}").contains("TLS set-up"), "{e:#}");
     }
 }
