@@ -542,3 +542,286 @@ fn refresh_refused_for_a_stale_nonce_is_sent_again() {
         s.handle_timeout(Instant::now());
     }
 }
+
+/// Two relay-only endpoints on real loopback sockets, driven in this
+/// thread, each side's signalling held back while `hold_to_a`/`hold_to_b`.
+struct RelayPair {
+    a: IceSession,
+    b: IceSession,
+    a_sock: std::net::UdpSocket,
+    b_sock: std::net::UdpSocket,
+    hold_to_a: bool,
+    hold_to_b: bool,
+    to_a: Vec<sotto_engine::ice::SignalMessage>,
+    to_b: Vec<sotto_engine::ice::SignalMessage>,
+    a_media: Vec<Vec<u8>>,
+    b_media: Vec<Vec<u8>>,
+    a_events: Vec<IceEvent>,
+    b_events: Vec<IceEvent>,
+}
+
+impl RelayPair {
+    fn new(turn: &Coturn) -> Self {
+        let bind = || {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_nonblocking(true).unwrap();
+            s
+        };
+        let (a_sock, b_sock) = (bind(), bind());
+        let now = Instant::now();
+        let a = IceSession::new(now, relay_cfg(true, turn), &[a_sock.local_addr().unwrap()]);
+        let b = IceSession::new(now, relay_cfg(false, turn), &[b_sock.local_addr().unwrap()]);
+        Self {
+            a: a.unwrap(),
+            b: b.unwrap(),
+            a_sock,
+            b_sock,
+            hold_to_a: false,
+            hold_to_b: false,
+            to_a: Vec::new(),
+            to_b: Vec::new(),
+            a_media: Vec::new(),
+            b_media: Vec::new(),
+            a_events: Vec::new(),
+            b_events: Vec::new(),
+        }
+    }
+
+    /// One round of signalling, datagrams and timers.
+    fn step(&mut self) {
+        let now = Instant::now();
+        self.to_b
+            .extend(std::iter::from_fn(|| self.a.poll_signal()));
+        self.to_a
+            .extend(std::iter::from_fn(|| self.b.poll_signal()));
+        if !self.hold_to_b {
+            for m in std::mem::take(&mut self.to_b) {
+                let _ = self.b.handle_signal(now, m);
+            }
+        }
+        if !self.hold_to_a {
+            for m in std::mem::take(&mut self.to_a) {
+                let _ = self.a.handle_signal(now, m);
+            }
+        }
+        let sides = [
+            (
+                &mut self.a,
+                &self.a_sock,
+                &mut self.a_media,
+                &mut self.a_events,
+            ),
+            (
+                &mut self.b,
+                &self.b_sock,
+                &mut self.b_media,
+                &mut self.b_events,
+            ),
+        ];
+        for (s, sock, media, events) in sides {
+            while let Some(t) = s.poll_transmit() {
+                let _ = sock.send_to(&t.data, t.to);
+            }
+            let local = sock.local_addr().unwrap();
+            let mut buf = [0u8; 2048];
+            while let Ok((n, from)) = sock.recv_from(&mut buf) {
+                let _ = s.handle_input(now, local, from, &buf[..n]);
+            }
+            s.handle_timeout(now);
+            media.extend(std::iter::from_fn(|| s.poll_media()));
+            events.extend(std::iter::from_fn(|| s.poll_event()));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    /// Steps until `done` holds; false after a generous protocol bound.
+    fn until(&mut self, mut done: impl FnMut(&Self) -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !done(self) {
+            if Instant::now() > deadline {
+                return false;
+            }
+            self.step();
+        }
+        true
+    }
+
+    /// Sends one datagram tagged `tag` each way (a few times, as a call
+    /// would) and steps until both arrive; the error says what failed.
+    fn media_flows(&mut self, tag: u8) -> Result<(), String> {
+        for seq in 0..3 {
+            let rtp = transport_support::rtp_like(tag, seq);
+            let now = Instant::now();
+            self.a
+                .send_media(now, &rtp)
+                .map_err(|e| format!("A cannot send: {e}"))?;
+            self.b
+                .send_media(now, &rtp)
+                .map_err(|e| format!("B cannot send: {e}"))?;
+            self.step();
+        }
+        let got = |m: &[Vec<u8>]| transport_support::count_tag(m, tag) > 0;
+        if self.until(|p| got(&p.a_media) && got(&p.b_media)) {
+            Ok(())
+        } else {
+            Err(format!(
+                "media {tag} reached A: {}, B: {}",
+                got(&self.a_media),
+                got(&self.b_media)
+            ))
+        }
+    }
+}
+
+/// RFC 8445 §9: during an ICE restart the old path keeps carrying media
+/// until the new one is selected. On a relayed path that means keeping the
+/// allocation with its permission and channel (a second allocation on the
+/// same 5-tuple is refused with 437, RFC 8656 §7.2), on both sides: while
+/// A's offer is held, after B restarted in answer, and once the new pair is
+/// selected, media flows through coturn without a new allocation.
+#[test]
+fn relayed_path_carries_media_through_an_ice_restart() {
+    let turn = Coturn::start(Auth::LongTerm {
+        user: "u",
+        pass: "p",
+    });
+    let mut p = RelayPair::new(&turn);
+    assert!(
+        p.until(|p| p.a.selected().is_some() && p.b.selected().is_some()),
+        "no pair: {:?}",
+        p.a_events
+    );
+    let (a_path, b_path) = (p.a.selected().unwrap(), p.b.selected().unwrap());
+    assert!(a_path.relayed && b_path.relayed);
+    p.media_flows(1).expect("before the restart");
+
+    // A restarts; its new credentials and candidates do not reach B yet.
+    p.hold_to_a = true;
+    p.hold_to_b = true;
+    p.a.restart(Instant::now()).unwrap();
+    p.media_flows(2).expect("while A's restart is in flight");
+    // B gets the offer and restarts too; its answer does not reach A yet.
+    p.hold_to_b = false;
+    assert!(p.until(|p| p.b_events.contains(&IceEvent::Restarting)));
+    p.media_flows(3).expect("after B restarted");
+    // Both sides select a pair of the new generation.
+    let (a_seen, b_seen) = (p.a_events.len(), p.b_events.len());
+    p.hold_to_a = false;
+    let selected = |e: &[IceEvent]| e.iter().any(|e| matches!(e, IceEvent::Selected(_)));
+    assert!(
+        p.until(|p| selected(&p.a_events[a_seen..]) && selected(&p.b_events[b_seen..])),
+        "no pair after the restart: {:?}",
+        p.a_events
+    );
+    p.media_flows(4).expect("on the new pair");
+    // The allocations carried over into the new generation.
+    assert_eq!(p.a.selected().map(|s| s.local), Some(a_path.local));
+    assert_eq!(p.b.selected().map(|s| s.local), Some(b_path.local));
+    assert_eq!(
+        turn.log_count("incoming packet ALLOCATE processed, success"),
+        2,
+        "an allocation was replaced"
+    );
+}
+
+/// A restart renews an allocation whose permissions leave no room for
+/// another generation of remote candidates (`rtc-turn` never drops one):
+/// the old allocation is deleted (Refresh with LIFETIME 0) before a new one
+/// is asked for on the same 5-tuple. coturn with `--stale-nonce=1` answers
+/// the deletion 438 with a fresh nonce; it must be sent again (RFC 8489
+/// §9.2.5), or the old allocation stays and the new Allocate is refused
+/// (437). coturn also refuses an Allocate on the 5-tuple for a moment after
+/// a deletion (437); the client asks again.
+#[test]
+fn deletion_refused_for_a_stale_nonce_is_sent_again() {
+    use sotto_engine::ice::SignalMessage;
+    let turn = Coturn::start_with(
+        Auth::LongTerm {
+            user: "u",
+            pass: "p",
+        },
+        &["--stale-nonce=1"],
+    );
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_nonblocking(true).unwrap();
+    let local = sock.local_addr().unwrap();
+    let mut s = IceSession::new(Instant::now(), relay_cfg(true, &turn), &[local]).unwrap();
+    let mut failed = Vec::new();
+    let mut step = |s: &mut IceSession| {
+        while let Some(t) = s.poll_transmit() {
+            let _ = sock.send_to(&t.data, t.to);
+        }
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = sock.recv_from(&mut buf) {
+            let _ = s.handle_input(Instant::now(), local, from, &buf[..n]);
+        }
+        s.handle_timeout(Instant::now());
+        while let Some(e) = s.poll_event() {
+            if let IceEvent::ServerFailed { reason, .. } = e {
+                failed.push(reason);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let relayed = |s: &IceSession| {
+        s.local_candidates()
+            .into_iter()
+            .find(|c| c.contains("typ relay"))
+    };
+    // A peer generation of `n` host candidates on 127.0.<g>.x: each asks
+    // the relay for a permission.
+    let generation = |s: &mut IceSession, g: u8, n: u8| {
+        let ufrag = format!("peer{g}");
+        let now = Instant::now();
+        s.handle_signal(
+            now,
+            SignalMessage::Answer {
+                ufrag: ufrag.clone(),
+                pwd: "0123456789abcdefghijklmn".into(),
+            },
+        )
+        .unwrap();
+        for i in 1..=n {
+            let candidate = format!("{i} 1 udp 2130706431 127.0.{g}.{i} 5000 typ host");
+            let ufrag = ufrag.clone();
+            s.handle_signal(now, SignalMessage::Candidate { ufrag, candidate })
+                .unwrap();
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while relayed(&s).is_none() {
+        assert!(Instant::now() < deadline, "no allocation");
+        step(&mut s);
+    }
+    let first = relayed(&s).unwrap();
+    // 32 permissions: room for one more full generation, so the first
+    // restart keeps the allocation; 33 after it: the second renews it.
+    generation(&mut s, 1, 32);
+    step(&mut s);
+    s.restart(Instant::now()).unwrap();
+    generation(&mut s, 2, 1);
+    // Let the nonce go stale, then restart.
+    let stale = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < stale {
+        step(&mut s);
+    }
+    assert_eq!(relayed(&s), Some(first.clone()), "renewed too early");
+    s.restart(Instant::now()).unwrap();
+    const ALLOCATED: &str = "incoming packet ALLOCATE processed, success";
+    const DELETED: &str = "lifetime=0";
+    while turn.log_count(ALLOCATED) < 2 || relayed(&s).is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "coturn deleted {} allocations, answered 438 to {} requests, allocated {} times; failures: {failed:?}\n{}",
+            turn.log_count(DELETED),
+            turn.log_count("438"),
+            turn.log_count(ALLOCATED),
+            turn.log()
+        );
+        step(&mut s);
+    }
+    assert!(turn.log_count("438") >= 1, "the nonce did not go stale");
+    assert_eq!(turn.log_count(DELETED), 1, "the deletion was not accepted");
+    assert_ne!(relayed(&s).unwrap(), first);
+    assert!(failed.is_empty(), "{failed:?}");
+}

@@ -4,8 +4,10 @@
 //!
 //! When the selected pair dies mid-call, consent fails (RFC 7675) and the
 //! session restarts ICE (RFC 8445 §9): new credentials go through
-//! signalling, candidates are trickled again (TURN allocations are
-//! renewed), checks run on every pair and a working one is nominated.
+//! signalling, candidates are trickled again (TURN allocations are kept
+//! if the server still has them, renewed if not: see
+//! [`IceSession::restart`]), checks run on every pair and a working one is
+//! nominated.
 //! Switching straight to another pair that was valid before is not done,
 //! for two reasons:
 //!
@@ -39,11 +41,12 @@
 //! to move (the second point above applies to it too). So the restart is
 //! the mechanism. It is kept quick: consent timing comes from
 //! [`IceConfig`], only the caller restarts (see `Call::ice_config`), host
-//! and server-reflexive candidates are reused. The fault tests (`transport_faults.rs`, `transport_netns.rs`) assert that a
+//! and server-reflexive candidates are reused, and so are relayed ones
+//! whose allocation the server still has. The fault tests (`transport_faults.rs`, `transport_netns.rs`) assert that a
 //! failover goes through a restart with fresh credentials and print how
 //! long it took.
 
-use super::turn::{LinkEvent, LinkKind, TurnLink};
+use super::turn::{LinkEvent, LinkKind, MAX_PERMISSIONS, TurnLink};
 use super::{IceError, SignalMessage};
 use crate::demux::{DemuxStats, PacketKind};
 use rtc_ice::candidate::candidate_host::CandidateHostConfig;
@@ -83,6 +86,11 @@ const MAX_REMOTE_CANDIDATES: usize = 32;
 /// Peer-reflexive remote candidates learned per ICE generation; more than a
 /// peer behind a few NATs needs (its checks from a known address still count).
 const MAX_PEER_REFLEXIVE: usize = 8;
+/// TURN links kept while their deleted allocation's Refresh (LIFETIME 0) is
+/// in flight: one per TURN link and restart, each gone within the client's
+/// give-up time (~10 s per try); beyond this many, the oldest is forgotten
+/// (its allocation then expires on the server by itself).
+const MAX_CLOSING: usize = 16;
 /// Relayed media datagrams held until the driver polls them.
 const MAX_MEDIA_QUEUE: usize = 256;
 /// Outstanding Binding requests remembered for consent (oldest forgotten
@@ -248,6 +256,10 @@ pub struct IceSession {
     agent: Agent,
     sockets: Vec<SocketAddr>,
     links: Vec<TurnLink>,
+    /// Links deleting their allocation, kept to retry the deletion after a
+    /// 438 and to let a renewed link on the same 5-tuple allocate only
+    /// once it is over.
+    closing: Vec<TurnLink>,
     local_cands: Vec<Candidate>,
     remote_ufrag: Option<String>,
     remote_count: usize,
@@ -336,6 +348,7 @@ impl IceSession {
             agent,
             sockets: sockets.to_vec(),
             links: Vec::new(),
+            closing: Vec::new(),
             local_cands: Vec::new(),
             remote_ufrag: None,
             remote_count: 0,
@@ -538,8 +551,13 @@ impl IceSession {
         }
     }
 
-    /// Restarts local ICE state with fresh credentials, keeping our candidates
-    /// but re-allocating on the TURN servers (a restarted server lost them).
+    /// Restarts local ICE state with fresh credentials, keeping our
+    /// candidates. TURN links are kept or renewed as
+    /// [`IceSession::turn_link_survives`] decides. A kept allocation that no
+    /// consented path vouches for is asked for a refresh: a server that lost
+    /// it (it restarted) answers 437, and the link is renewed then
+    /// ([`LinkEvent::Lost`]). A renewed link deletes the old allocation and
+    /// allocates again once the deletion is over (see [`TurnLink::start`]).
     fn restart_local(&mut self, now: Instant) -> Result<(), IceError> {
         self.stats.restarts += 1;
         self.events.push_back(IceEvent::Restarting);
@@ -547,16 +565,23 @@ impl IceSession {
             .restart(now, String::new(), String::new(), false)?;
         self.remote_ufrag = None;
         self.remote_count = 0;
-        self.local_cands
-            .retain(|c| c.candidate_type() != CandidateType::Relay);
-        for link in &mut self.links {
-            if link.kind == LinkKind::Turn {
-                link.close(now);
+        for mut link in std::mem::take(&mut self.links) {
+            if self.turn_link_survives(&link) {
+                let vouched = self.selected.is_some_and(|p| link.relayed == Some(p.local));
+                if link.kind == LinkKind::Turn && !vouched {
+                    link.probe(now);
+                }
+                self.links.push(link);
+                continue;
             }
-        }
-        let old = std::mem::take(&mut self.links);
-        for mut link in old {
-            // Flush the deallocations, then replace TURN links with fresh ones.
+            match link.renewed(now) {
+                Ok(fresh) => self.links.push(fresh),
+                Err(e) => self.events.push_back(IceEvent::ServerFailed {
+                    server: link.server,
+                    reason: e.to_string(),
+                }),
+            }
+            link.close(now);
             while let Some(data) = link.poll_write() {
                 self.transmits.push_back(Transmit {
                     local: link.socket,
@@ -564,22 +589,54 @@ impl IceSession {
                     data,
                 });
             }
-            if link.kind == LinkKind::Stun {
-                self.links.push(link);
+            if link.closing() {
+                self.keep_closing(link);
             }
         }
-        for (i, t) in self.cfg.turn_servers.clone().iter().enumerate() {
-            self.open_links(now, LinkKind::Turn, t.addr, Some(i));
-        }
+        let links = &self.links;
+        self.local_cands.retain(|c| {
+            c.candidate_type() != CandidateType::Relay
+                || links.iter().any(|l| l.relayed == Some(c.addr()))
+        });
         for c in self.local_cands.clone() {
             let _ = self.agent.add_local_candidate(c);
         }
         Ok(())
     }
 
+    /// Whether a link goes on into a new ICE generation as it is: a STUN
+    /// link, a TURN link still allocating, and a live allocation, so that
+    /// the one a consented path goes through keeps carrying media until a
+    /// new pair is selected, with its permissions and channels, and its
+    /// relayed candidate is offered again. An allocation cannot be kept for
+    /// the old path and renewed for the new generation at once: a second
+    /// one on the same 5-tuple is refused (437, RFC 8656 §7.2). Renewed
+    /// are a failed link, and an allocation whose permissions leave no room
+    /// for a full generation of remote candidates (`rtc-turn` never drops
+    /// one); media on that one stops until the new pair is selected.
+    fn turn_link_survives(&self, link: &TurnLink) -> bool {
+        link.kind == LinkKind::Stun
+            || (link.relayed.is_none() && !link.failed())
+            || (link.relayed.is_some()
+                && link.permissions() + MAX_REMOTE_CANDIDATES <= MAX_PERMISSIONS)
+    }
+
+    /// Keeps a link whose deletion is in flight, within [`MAX_CLOSING`].
+    fn keep_closing(&mut self, link: TurnLink) {
+        if self.closing.len() == MAX_CLOSING {
+            self.closing.remove(0);
+        }
+        self.closing.push(link);
+    }
+
     /// Begins an ICE restart (RFC 8445 §9): new credentials, candidates
     /// trickled again; the peer answers and checks start over. A path that
-    /// still has consent keeps carrying media until a new pair is selected.
+    /// still has consent keeps carrying media until a new pair is selected
+    /// (or its consent runs out: the agent checks only the new generation's
+    /// pairs), direct or relayed: the allocation of a relayed one, with its
+    /// permissions and channels, is kept and its relayed candidate offered
+    /// again (see [`IceSession::turn_link_survives`] for when it is not).
+    /// The peer restarting does the same.
     pub fn restart(&mut self, now: Instant) -> Result<(), IceError> {
         self.restart_local(now)?;
         self.push_credentials(true);
@@ -601,15 +658,24 @@ impl IceSession {
         // A STUN and a TURN link may share the server: the one that claims
         // the datagram gets it, else the first one (which counts it).
         let of_server = |l: &TurnLink| l.socket == socket && l.server == from;
-        let at = (self.links.iter())
-            .position(|l| of_server(l) && l.claims(data))
-            .or_else(|| self.links.iter().position(of_server));
-        if let Some(link) = at.map(|i| &mut self.links[i]) {
+        let claimed = (self.links.iter()).position(|l| of_server(l) && l.claims(data));
+        let link = match claimed {
+            Some(i) => Some(&mut self.links[i]),
+            // An answer to a deletion in flight.
+            None => match (self.closing.iter()).position(|l| of_server(l) && l.answers(data)) {
+                Some(i) => Some(&mut self.closing[i]),
+                None => self.links.iter_mut().find(|l| of_server(l)),
+            },
+        };
+        if let Some(link) = link {
             if link.handle_read(now, data).is_err() {
                 self.stats.stun_rejected += 1;
             }
             self.pump(now);
             return None;
+        }
+        if self.closing.iter().any(of_server) {
+            return None; // the rest of a deleted allocation's traffic
         }
         if self.cfg.relay_only {
             // Never answer, nor accept media, outside the relay.
@@ -782,7 +848,7 @@ impl IceSession {
             self.consent_lost(now);
         }
         let _ = self.agent.handle_timeout(now);
-        for link in &mut self.links {
+        for link in self.links.iter_mut().chain(&mut self.closing) {
             link.handle_timeout(now);
         }
         self.pump(now);
@@ -791,7 +857,7 @@ impl IceSession {
     /// When [`IceSession::handle_timeout`] should next run.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let mut t = min_opt(self.agent.poll_timeout(), self.consent_until);
-        for link in &mut self.links {
+        for link in self.links.iter_mut().chain(&mut self.closing) {
             t = min_opt(t, link.poll_timeout());
         }
         t
@@ -812,9 +878,11 @@ impl IceSession {
         self.signals.pop_front()
     }
 
-    /// Deletes TURN allocations and stops.
+    /// Deletes TURN allocations and stops. A driver that goes on feeding
+    /// the session answers and timeouts lets it retry a deletion the server
+    /// answered with 438 (Stale Nonce).
     pub fn close(&mut self, now: Instant) {
-        for link in &mut self.links {
+        for mut link in std::mem::take(&mut self.links) {
             link.close(now);
             while let Some(data) = link.poll_write() {
                 self.transmits.push_back(Transmit {
@@ -822,6 +890,9 @@ impl IceSession {
                     to: link.server,
                     data,
                 });
+            }
+            if link.closing() {
+                self.keep_closing(link);
             }
         }
         let _ = self.agent.close();
@@ -850,6 +921,7 @@ impl IceSession {
                     });
                 }
             }
+            progressed |= self.pump_closing(now);
             while let Some(ev) = self.agent.poll_event() {
                 progressed = true;
                 self.on_agent_event(now, ev.event);
@@ -858,6 +930,42 @@ impl IceSession {
                 break;
             }
         }
+    }
+
+    /// Sends what deleting links have to send, forgets those done, and
+    /// starts renewed links whose 5-tuple is free. Whether anything moved.
+    fn pump_closing(&mut self, now: Instant) -> bool {
+        let mut progressed = false;
+        for link in &mut self.closing {
+            // Its failures concern an allocation that is going away.
+            while link.poll_event().is_some() {}
+            while let Some(data) = link.poll_write() {
+                progressed = true;
+                self.transmits.push_back(Transmit {
+                    local: link.socket,
+                    to: link.server,
+                    data,
+                });
+            }
+        }
+        self.closing.retain(|l| !l.closed());
+        for i in 0..self.links.len() {
+            let link = &self.links[i];
+            let busy =
+                (self.closing.iter()).any(|c| c.socket == link.socket && c.server == link.server);
+            if link.started() || busy {
+                continue;
+            }
+            progressed = true;
+            if let Err(e) = self.links[i].start(now) {
+                let server = self.links[i].server;
+                self.events.push_back(IceEvent::ServerFailed {
+                    server,
+                    reason: e.to_string(),
+                });
+            }
+        }
+        progressed
     }
 
     fn route_agent_write(&mut self, now: Instant, w: TaggedBytesMut) {
@@ -933,6 +1041,19 @@ impl IceSession {
                 }
             }
             LinkEvent::Unpermitted => self.stats.relayed_unpermitted += 1,
+            LinkEvent::Lost(relayed) => {
+                // Allocate anew (the server has nothing on this 5-tuple, so
+                // no deletion first); the new relayed candidate is trickled
+                // when it comes. Checks on the lost one go nowhere.
+                self.local_cands.retain(|c| c.addr() != relayed);
+                match self.links[i].renewed(now) {
+                    Ok(fresh) => self.links[i] = fresh,
+                    Err(e) => self.events.push_back(IceEvent::ServerFailed {
+                        server: self.links[i].server,
+                        reason: e.to_string(),
+                    }),
+                }
+            }
             LinkEvent::Failed(reason) => {
                 let server = self.links[i].server;
                 self.events

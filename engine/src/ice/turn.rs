@@ -5,12 +5,14 @@ use super::{IceError, TurnServer};
 use rtc_ice::crypto::{HashAlgorithm, RTCCryptoProvider};
 use rtc_shared::TransportProtocol;
 use rtc_stun::attributes::{ATTR_FINGERPRINT, ATTR_MESSAGE_INTEGRITY, ATTR_REALM};
-use rtc_stun::error_code::{CODE_STALE_NONCE, CODE_UNAUTHORIZED, ErrorCode, ErrorCodeAttribute};
+use rtc_stun::error_code::{
+    CODE_ALLOC_MISMATCH, CODE_STALE_NONCE, CODE_UNAUTHORIZED, ErrorCode, ErrorCodeAttribute,
+};
 use rtc_stun::fingerprint::FINGERPRINT;
 use rtc_stun::integrity::MessageIntegrity;
 use rtc_stun::message::{
-    CLASS_ERROR_RESPONSE, CLASS_REQUEST, CLASS_SUCCESS_RESPONSE, Getter, METHOD_CREATE_PERMISSION,
-    METHOD_REFRESH, Message, Method, Setter, TransactionId,
+    CLASS_ERROR_RESPONSE, CLASS_REQUEST, CLASS_SUCCESS_RESPONSE, Getter, METHOD_ALLOCATE,
+    METHOD_CREATE_PERMISSION, METHOD_REFRESH, Message, Method, Setter, TransactionId,
 };
 use rtc_stun::textattrs::TextAttribute;
 use rtc_turn::client::{Client, ClientConfig, Event};
@@ -41,6 +43,9 @@ pub(crate) enum LinkEvent {
     Data { peer: SocketAddr, data: Vec<u8> },
     /// Data dropped: from a peer whose IP we gave no permission to.
     Unpermitted,
+    /// The server no longer has the allocation at this relayed address
+    /// (437 to a request on it: it restarted, or the allocation expired).
+    Lost(SocketAddr),
     /// The server did not answer or refused.
     Failed(String),
 }
@@ -50,6 +55,12 @@ const ALLOCATE_REQUEST: [u8; 2] = [0x00, 0x03];
 /// Requests sent again in a row after 438 (Stale Nonce) answers; a server
 /// that keeps calling a fresh nonce stale is broken, not slow.
 const MAX_STALE_NONCE_RETRIES: u32 = 3;
+/// Allocate requests sent again after 437 (Allocation Mismatch): a server
+/// may hold a just-deleted allocation's 5-tuple a little while (coturn for
+/// about a second) and refuse a new one on it meanwhile.
+const MAX_MISMATCH_RETRIES: u32 = 3;
+/// Wait before such a retry.
+const MISMATCH_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Signed requests remembered to authenticate their answers: far more than
 /// a link has in flight (the client gives up a transaction after ~8 s).
 const MAX_SIGNED: usize = 64;
@@ -64,7 +75,7 @@ const MAX_SIGNED: usize = 64;
 const RTO: Duration = Duration::from_millis(500);
 /// Peer addresses a link asks permissions for: all remote candidates of a
 /// few generations, and one refresh request that still fits a datagram.
-const MAX_PERMISSIONS: usize = 64;
+pub(crate) const MAX_PERMISSIONS: usize = 64;
 
 pub(crate) struct TurnLink {
     pub(crate) kind: LinkKind,
@@ -86,12 +97,54 @@ pub(crate) struct TurnLink {
     stale_retries: u32,
     /// The relayed address being deleted by [`TurnLink::close`].
     closing: Option<SocketAddr>,
+    /// Transaction ID of the deleting Refresh (LIFETIME 0) last sent; none
+    /// while one is queued but not yet sent.
+    closing_tid: Option<[u8; 12]>,
+    /// Whether the Allocate was sent (see [`TurnLink::start`]).
+    started: bool,
+    /// Whether the link reported [`LinkEvent::Failed`] without a relayed address.
+    failed: bool,
+    /// A relayed address the server said it no longer has, to report.
+    lost: Option<SocketAddr>,
+    /// When to send the Allocate again after a 437, and how often it was.
+    mismatch_retry_at: Option<Instant>,
+    mismatch_retries: u32,
+    refresh_cap: Option<Duration>,
     /// Our latest signed requests: transaction ID and realm.
     signed: VecDeque<([u8; 12], String)>,
 }
 
 impl TurnLink {
+    /// A link that sends its Binding or Allocate request at once.
     pub(crate) fn new(
+        now: Instant,
+        kind: LinkKind,
+        socket: SocketAddr,
+        server: SocketAddr,
+        creds: Option<&TurnServer>,
+        refresh_cap: Option<Duration>,
+        provider: Arc<dyn RTCCryptoProvider>,
+    ) -> Result<Self, IceError> {
+        let mut link = Self::idle(now, kind, socket, server, creds, refresh_cap, provider)?;
+        link.start(now)?;
+        Ok(link)
+    }
+
+    /// A new TURN link to the same server from the same socket, with the
+    /// same credentials, whose Allocate waits for [`TurnLink::start`].
+    pub(crate) fn renewed(&self, now: Instant) -> Result<Self, IceError> {
+        Self::idle(
+            now,
+            self.kind,
+            self.socket,
+            self.server,
+            self.creds.as_ref(),
+            self.refresh_cap,
+            self.provider.clone(),
+        )
+    }
+
+    fn idle(
         now: Instant,
         kind: LinkKind,
         socket: SocketAddr,
@@ -119,15 +172,7 @@ impl TurnLink {
             rto_in_ms: RTO.as_millis() as u64,
             allocation_refresh_interval_cap: refresh_cap,
         };
-        let mut client = Client::new(cfg, provider.clone())?;
-        match kind {
-            LinkKind::Stun => {
-                client.send_binding_request(now)?;
-            }
-            LinkKind::Turn => {
-                client.allocate(now)?;
-            }
-        }
+        let client = Client::new(cfg, provider.clone())?;
         Ok(Self {
             kind,
             socket,
@@ -141,8 +186,62 @@ impl TurnLink {
             peers: Vec::new(),
             stale_retries: 0,
             closing: None,
+            closing_tid: None,
+            started: false,
+            failed: false,
+            lost: None,
+            mismatch_retry_at: None,
+            mismatch_retries: 0,
+            refresh_cap,
             signed: VecDeque::new(),
         })
+    }
+
+    /// Sends the Binding or Allocate request, once. A new allocation on a
+    /// 5-tuple whose old one is still being deleted would be refused (437,
+    /// RFC 8656 §7.2), so a renewed link starts only after that.
+    pub(crate) fn start(&mut self, now: Instant) -> Result<(), IceError> {
+        if self.started {
+            return Ok(());
+        }
+        self.started = true;
+        self.last_now = now;
+        let sent = match self.kind {
+            LinkKind::Stun => self.client.send_binding_request(now),
+            LinkKind::Turn => self.client.allocate(now),
+        };
+        if sent.is_err() {
+            self.failed = true;
+        }
+        sent.map(|_| ()).map_err(IceError::from)
+    }
+
+    pub(crate) fn started(&self) -> bool {
+        self.started
+    }
+
+    /// Whether the link gave up without a relayed or reflexive address.
+    pub(crate) fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Peer addresses the allocation has permissions for.
+    pub(crate) fn permissions(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Whether [`TurnLink::close`] sent a deletion and it is over: answered
+    /// (accepted, refused, or 438 too often) or given up on.
+    pub(crate) fn closed(&self) -> bool {
+        self.closing.is_some()
+            && self
+                .closing_tid
+                .is_some_and(|id| !self.client.has_transaction(&TransactionId(id)))
+    }
+
+    /// Whether the link is deleting its allocation.
+    pub(crate) fn closing(&self) -> bool {
+        self.closing.is_some()
     }
 
     /// Feeds a datagram that came from this link's server.
@@ -164,13 +263,15 @@ impl TurnLink {
             },
             message: bytes::BytesMut::from(data),
         };
-        self.client.handle_read(msg)?;
+        // `rtc-turn` returns an error for some error answers it took in.
+        let read = self.client.handle_read(msg);
         match answer {
             Some((_, None)) => self.stale_retries = 0,
             Some((method, Some(CODE_STALE_NONCE))) => self.after_stale_nonce(now, method),
+            Some((method, Some(CODE_ALLOC_MISMATCH))) => self.after_mismatch(now, method),
             _ => {}
         }
-        Ok(())
+        read.map_err(IceError::from)
     }
 
     /// The method and error code (none for a success) of `data` when it
@@ -201,10 +302,18 @@ impl TurnLink {
         }
         if method == METHOD_REFRESH {
             self.stale_retries += 1;
-            let _ = match self.closing {
-                Some(relayed) => self.client.relay(relayed).and_then(|mut r| r.close(now)),
-                None => self.client.refresh_allocations(now),
-            };
+            match self.closing {
+                Some(relayed) => {
+                    // The deletion is not over until this one is answered.
+                    let sent = self.client.relay(relayed).and_then(|mut r| r.close(now));
+                    if sent.is_ok() {
+                        self.closing_tid = None;
+                    }
+                }
+                None => {
+                    let _ = self.client.refresh_allocations(now);
+                }
+            }
         } else if method == METHOD_CREATE_PERMISSION {
             self.stale_retries += 1;
             // Only the refused (now forgotten) permissions are sent again.
@@ -214,20 +323,52 @@ impl TurnLink {
         }
     }
 
+    /// Whether `data` is a response to one of this link's transactions.
+    pub(crate) fn answers(&self, data: &[u8]) -> bool {
+        // Response classes have the C1 bit (0x0100) of the type set (RFC 5389 §6).
+        rtc_stun::message::is_stun_message(data)
+            && data[0] & 0x01 != 0
+            && transaction_id(data)
+                .is_some_and(|id| self.client.has_transaction(&TransactionId(id)))
+    }
+
+    /// 437 (Allocation Mismatch, RFC 8656 §7.2, §7.3). To an Allocate: the
+    /// 5-tuple still has an allocation, which a server may keep a little
+    /// after deleting it; ask again a bit later, a bounded number of times.
+    /// To a request on our allocation: the server no longer has it.
+    fn after_mismatch(&mut self, now: Instant, method: Method) {
+        if method == METHOD_ALLOCATE {
+            if self.relayed.is_none() && self.mismatch_retries < MAX_MISMATCH_RETRIES {
+                self.mismatch_retries += 1;
+                self.mismatch_retry_at = Some(now + MISMATCH_RETRY_AFTER);
+            }
+        } else if self.closing.is_none()
+            && let Some(relayed) = self.relayed.take()
+        {
+            self.lost = Some(relayed);
+        }
+    }
+
+    /// Asks the server to refresh the allocation (a Refresh request), to
+    /// learn whether it still has it: a 437 answer reports [`LinkEvent::Lost`].
+    pub(crate) fn probe(&mut self, now: Instant) {
+        if self.relayed.is_some() {
+            let _ = self.client.refresh_allocations(now);
+        }
+    }
+
     /// Whether `data`, from this link's server, is for this link: a
     /// response to one of its transactions, or anything else (indications,
     /// ChannelData) when it is a TURN link. A STUN link and a TURN link on
     /// one socket often share a server (one coturn for both), and each
     /// drops the other's responses as unknown transactions.
     pub(crate) fn claims(&self, data: &[u8]) -> bool {
-        // Response classes have the C1 bit (0x0100) of the type set (RFC 5389 §6).
         let response = rtc_stun::message::is_stun_message(data) && data[0] & 0x01 != 0;
-        if !response {
-            return self.kind == LinkKind::Turn;
+        if response {
+            self.answers(data)
+        } else {
+            self.kind == LinkKind::Turn
         }
-        data.get(8..20)
-            .and_then(|id| <[u8; 12]>::try_from(id).ok())
-            .is_some_and(|id| self.client.has_transaction(&TransactionId(id)))
     }
 
     /// Relays `data` to `peer` (ChannelData once bound, Send indication before).
@@ -267,10 +408,20 @@ impl TurnLink {
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         self.last_now = now;
         let _ = self.client.handle_timeout(now);
+        if self.mismatch_retry_at.is_some_and(|t| now >= t) {
+            self.mismatch_retry_at = None;
+            if self.client.allocate(now).is_err() {
+                self.failed = true;
+                self.lost = None;
+            }
+        }
     }
 
     pub(crate) fn poll_timeout(&mut self) -> Option<Instant> {
-        self.client.poll_timeout()
+        match (self.client.poll_timeout(), self.mismatch_retry_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Next datagram to send to the server (always from `self.socket`).
@@ -283,6 +434,9 @@ impl TurnLink {
             m.to_vec()
         };
         self.remember_signed(&out);
+        if self.closing.is_some() && is_deletion(&out) {
+            self.closing_tid = transaction_id(&out);
+        }
         Some(out)
     }
 
@@ -386,9 +540,14 @@ impl TurnLink {
     }
 
     pub(crate) fn poll_event(&mut self) -> Option<LinkEvent> {
+        if let Some(relayed) = self.lost.take() {
+            return Some(LinkEvent::Lost(relayed));
+        }
         loop {
             let ev = self.client.poll_event()?;
             let out = match ev {
+                // The 437 that `after_mismatch` answers by asking again.
+                Event::AllocateError(..) if self.mismatch_retry_at.is_some() => continue,
                 Event::BindingResponse(_, addr) => LinkEvent::Reflexive(addr),
                 Event::AllocateResponse(_, addr) => {
                     self.relayed = Some(addr);
@@ -411,7 +570,10 @@ impl TurnLink {
                     // client retries on its own schedule; the path is judged by ICE consent.
                     continue;
                 }
-                Event::TransactionTimeout(_) => LinkEvent::Failed("timeout".into()),
+                Event::TransactionTimeout(_) => {
+                    self.failed = true;
+                    LinkEvent::Failed("timeout".into())
+                }
                 // 440 Address Family not Supported (RFC 8656 §7.2) to our
                 // IPv6 request: allocate again, letting the server pick its
                 // default (IPv4) relay. rtc-turn reports the code only in
@@ -422,7 +584,10 @@ impl TurnLink {
                     self.ask_ipv6 = false;
                     match self.client.allocate(self.last_now) {
                         Ok(_) => continue,
-                        Err(e) => LinkEvent::Failed(e.to_string()),
+                        Err(e) => {
+                            self.failed = true;
+                            LinkEvent::Failed(e.to_string())
+                        }
                     }
                 }
                 // 438 Stale Nonce to the authenticated Allocate: start
@@ -434,10 +599,14 @@ impl TurnLink {
                     self.stale_retries += 1;
                     match self.client.allocate(self.last_now) {
                         Ok(_) => continue,
-                        Err(e) => LinkEvent::Failed(e.to_string()),
+                        Err(e) => {
+                            self.failed = true;
+                            LinkEvent::Failed(e.to_string())
+                        }
                     }
                 }
                 Event::AllocateError(_, e) | Event::BindingError(_, e) => {
+                    self.failed = true;
                     LinkEvent::Failed(e.to_string())
                 }
                 Event::CreatePermissionResponse(..) | Event::CreatePermissionError(..) => continue,
@@ -447,15 +616,34 @@ impl TurnLink {
         }
     }
 
-    /// Deletes the allocation (Refresh with lifetime 0).
+    /// Deletes the allocation (Refresh with lifetime 0). The link stays
+    /// needed until [`TurnLink::closed`]: a 438 answer is retried (see
+    /// `after_stale_nonce`).
     pub(crate) fn close(&mut self, now: Instant) {
         if let Some(relayed) = self.relayed.take()
             && let Ok(mut r) = self.client.relay(relayed)
+            && r.close(now).is_ok()
         {
-            let _ = r.close(now);
             self.closing = Some(relayed);
+            self.closing_tid = None;
         }
     }
+}
+
+/// The STUN transaction ID (RFC 5389 §6: header bytes 8 to 20).
+fn transaction_id(raw: &[u8]) -> Option<[u8; 12]> {
+    raw.get(8..20)?.try_into().ok()
+}
+
+/// Whether `raw` is a Refresh request with LIFETIME 0 (RFC 8656 §7.3: a deletion).
+fn is_deletion(raw: &[u8]) -> bool {
+    let mut m = Message::new();
+    let mut lifetime = rtc_turn::proto::lifetime::Lifetime::default();
+    rtc_stun::message::is_stun_message(raw)
+        && m.unmarshal_binary(raw).is_ok()
+        && m.typ == rtc_stun::message::MessageType::new(METHOD_REFRESH, CLASS_REQUEST)
+        && lifetime.get_from(&m).is_ok()
+        && lifetime.0.is_zero()
 }
 
 #[cfg(test)]
@@ -616,6 +804,61 @@ mod tests {
         // Permissions are per IP address (RFC 8656 §9): any port of the peer.
         l.handle_read(now, &data(sa("198.51.100.5:7000"))).unwrap();
         assert!(matches!(l.poll_event(), Some(LinkEvent::Data { .. })));
+    }
+
+    fn mismatch(req: &[u8], method: Method, signed: bool) -> Vec<u8> {
+        answer(
+            Some(req),
+            MessageType::new(method, CLASS_ERROR_RESPONSE),
+            vec![Box::new(ErrorCodeAttribute {
+                code: CODE_ALLOC_MISMATCH,
+                reason: b"Allocation Mismatch".to_vec(),
+            })],
+            signed,
+        )
+    }
+
+    /// RFC 8656 §7.3: a Refresh answered 437 means the server has no
+    /// allocation for the 5-tuple any more (it restarted): the link says so,
+    /// so that the session allocates again.
+    #[test]
+    fn a_refresh_answered_437_reports_the_allocation_lost() {
+        let now = Instant::now();
+        let (mut l, req) = challenged(now);
+        l.handle_read(now, &allocated(&req, true)).unwrap();
+        while l.poll_event().is_some() {}
+        while l.poll_write().is_some() {}
+        l.probe(now);
+        let refresh = l.poll_write().expect("a Refresh");
+        let _ = l.handle_read(now, &mismatch(&refresh, METHOD_REFRESH, true));
+        assert!(matches!(l.poll_event(), Some(LinkEvent::Lost(a)) if a == sa(RELAYED)));
+        assert_eq!(l.relayed, None);
+    }
+
+    /// A server may hold a just-deleted allocation's 5-tuple for a moment
+    /// and refuse a new Allocate on it (437); it is asked again a second
+    /// later, a bounded number of times, and only then is the link failed.
+    #[test]
+    fn an_allocate_refused_437_is_asked_again_later() {
+        let start = Instant::now();
+        let mut l = link(start);
+        let mut req = l.poll_write().unwrap();
+        for retry in 1..=MAX_MISMATCH_RETRIES {
+            let at = l.poll_timeout().unwrap();
+            l.handle_read(at, &mismatch(&req, METHOD_ALLOCATE, false))
+                .unwrap();
+            assert!(l.poll_event().is_none(), "failed at retry {retry}");
+            assert!(l.poll_write().is_none());
+            let again = at + MISMATCH_RETRY_AFTER;
+            l.handle_timeout(again - Duration::from_millis(1));
+            assert!(l.poll_write().is_none(), "asked again too early");
+            l.handle_timeout(again);
+            req = l.poll_write().expect("asked again");
+            assert_eq!(req.get(..2), Some(&ALLOCATE_REQUEST[..]));
+        }
+        let _ = l.handle_read(start, &mismatch(&req, METHOD_ALLOCATE, false));
+        assert!(matches!(l.poll_event(), Some(LinkEvent::Failed(_))));
+        assert!(l.failed());
     }
 
     /// RFC 8489 §6.2.1: the first retransmission comes after an RTO of

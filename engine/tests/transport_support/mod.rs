@@ -136,6 +136,11 @@ impl Coturn {
         c
     }
 
+    /// coturn's verbose log so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("turn.log")).unwrap_or_default()
+    }
+
     /// How many lines of coturn's verbose log contain `needle`.
     pub fn log_count(&self, needle: &str) -> usize {
         std::fs::read_to_string(self.dir.join("turn.log"))
