@@ -395,13 +395,26 @@ impl JitterBuffer {
         // follows would be dropped as late until the stream caught up with
         // the playout point, seconds later.
         let back = (self.config.max_conceal_gap_ms * PER_MS) as i64;
-        if self.mode != Mode::Idle
-            && ((ts - self.play_ts) > jump || (newer && self.play_ts - ts > back.min(jump)))
-        {
-            // The sender's timestamp jumped: start over at the new position.
-            self.reset(packet.ssrc);
-            rtp = i64::from(packet.timestamp);
-            ts = rtp * self.clock_scale;
+        // Before playout starts, the newest timestamp seen stands for the
+        // playout point: packets held further apart than a jump would be
+        // played in turn, and the output timestamp would jump as far (by
+        // 2^31 or more: backwards in RTP arithmetic) without a reset.
+        let (point, behind) = match self.mode {
+            Mode::Idle => (self.last_ts.map(|l| l * self.clock_scale), jump),
+            _ => (Some(self.play_ts), back.min(jump)),
+        };
+        let mut stale = false;
+        if let Some(point) = point {
+            if ts - point > jump || (newer && point - ts > behind) {
+                // The sender's timestamp jumped: start over at the new
+                // position.
+                self.reset(packet.ssrc);
+                rtp = i64::from(packet.timestamp);
+                ts = rtp * self.clock_scale;
+            } else if self.mode == Mode::Idle && point - ts > jump {
+                // Older in number and a jump behind the newest: late.
+                stale = true;
+            }
         }
         self.last_ts = Some(self.last_ts.map_or(rtp, |l| l.max(rtp)));
         if newer {
@@ -416,7 +429,7 @@ impl JitterBuffer {
         if has_fec {
             self.stats.fec_packets_received += 1;
         }
-        if self.mode != Mode::Idle && ts < self.play_ts {
+        if stale || (self.mode != Mode::Idle && ts < self.play_ts) {
             if has_fec {
                 self.stats.fec_packets_discarded += 1;
             }

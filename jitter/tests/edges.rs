@@ -86,10 +86,9 @@ fn run(config: JitterConfig, arrivals: Vec<(RtpPacket, f64)>, seconds: f64) -> R
         }
         if let Some(ts) = pulled.timestamp {
             if let Some(p) = last_ts {
-                assert!(
-                    ts.wrapping_sub(p) as i32 >= 0,
-                    "pull {tick}: {ts} after {p}"
-                );
+                // Forward, and by no more than a jump (10 s) without a reset.
+                let d = ts.wrapping_sub(p) as i32;
+                assert!((0..=JUMP).contains(&d), "pull {tick}: {ts} after {p}");
             }
             last_ts = Some(ts);
         }
@@ -104,6 +103,10 @@ fn run(config: JitterConfig, arrivals: Vec<(RtpPacket, f64)>, seconds: f64) -> R
         targets,
     }
 }
+
+/// The default `reset_jump_ms` in RTP ticks at 48 kHz: the output timestamp
+/// moves no further between pulls without a reset.
+const JUMP: i32 = 10 * 48_000;
 
 /// The W3C counters never decrease, and hold together.
 fn check_counters(prev: &JitterStats, s: &JitterStats, tick: usize) {
@@ -260,4 +263,181 @@ fn the_stream_goes_on_after_one_packet_stamped_seconds_ahead_or_a_clock_stepped_
     let s = r.jb.stats();
     assert!(s.packets_discarded <= 2, "{s:?}");
     assert!(r.played.len() >= 995, "{}: {s:?}", r.played.len());
+}
+
+#[test]
+fn packets_seconds_apart_before_playout_starts_do_not_make_the_output_jump() {
+    // A lone packet at 0, then, before the next pull, 1 s of a stream
+    // stamped 2^31 away from it and numbered after it. Both were held,
+    // the stream was played, and then the lone packet, 2^31 ticks on:
+    // the output timestamp jumped by half a day (or, from 2^31 on,
+    // backwards) without a reset.
+    let pcm = tone(1.0);
+    let lone = packets(FrameDuration::Ms10, &pcm, 0, 0).swap_remove(0);
+    let stream = packets(FrameDuration::Ms20, &pcm, 1, 1 << 31);
+    let mut arrivals = vec![(lone, 1.0)];
+    arrivals.extend(steady(stream, 20.0, 5.0));
+    let r = run(JitterConfig::default(), arrivals, 2.0);
+    let s = r.jb.stats();
+    assert!(r.played.len() >= 49, "{}: {s:?}", r.played.len());
+    assert!(
+        r.played.iter().all(|&(_, ts)| ts >= 1 << 31),
+        "{:?}",
+        r.played
+    );
+}
+
+mod adversarial {
+    //! Arbitrary sequences from a sender that is buggy or hostile but
+    //! authenticated: SSRC flapping every packet, sequence numbers and
+    //! timestamps anywhere (wraps, ±2^31 jumps, frozen, backwards),
+    //! floods of duplicates, payloads empty, garbage or too large,
+    //! outages of seconds; and the receiver's pulls in between.
+
+    use std::sync::OnceLock;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Real Opus payloads: 10, 20, 40 and 60 ms frames, and a DTX frame.
+    fn payloads() -> &'static [Vec<u8>] {
+        static P: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+        P.get_or_init(|| {
+            let pcm = tone(0.2);
+            let mut out: Vec<Vec<u8>> = FrameDuration::ALL
+                .iter()
+                .flat_map(|&d| packets(d, &pcm, 0, 0).into_iter().take(2))
+                .map(|p| p.payload)
+                .collect();
+            out.push(vec![0x08]);
+            out
+        })
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Insert {
+            dseq: u16,
+            dts: u32,
+            ssrc: u32,
+            payload: Result<usize, Vec<u8>>,
+            copies: u8,
+        },
+        Pull,
+        /// No packet for this many ms (pulls go on).
+        Outage(u16),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        let payload = prop_oneof![
+            8 => (0usize..9).prop_map(Ok),
+            1 => proptest::collection::vec(any::<u8>(), 0..40).prop_map(Err),
+            1 => prop_oneof![Just(0usize), Just(1_501), Just(65_000)]
+                .prop_map(|n| Err(vec![0xfc; n])),
+        ];
+        let dts = prop_oneof![
+            8 => (0u32..4).prop_map(|k| k * 960),
+            1 => any::<u32>(),
+            1 => prop_oneof![Just(1u32 << 31), Just((1 << 31) - 1), Just(0u32.wrapping_sub(960))],
+        ];
+        let dseq = prop_oneof![8 => 0u16..3, 1 => any::<u16>(), 1 => Just(1u16 << 15)];
+        prop_oneof![
+            6 => (dseq, dts, prop_oneof![6 => Just(7u32), 1 => Just(8u32)], payload,
+                  prop_oneof![9 => Just(1u8), 1 => 2u8..60])
+                .prop_map(|(dseq, dts, ssrc, payload, copies)| Step::Insert {
+                    dseq, dts, ssrc, payload, copies,
+                }),
+            4 => Just(Step::Pull),
+            1 => (0u16..6_000).prop_map(Step::Outage),
+        ]
+    }
+
+    /// One pull, plus the longest packet, plus one stretch period.
+    const MAX_SYNC: usize = 480 + 5_760 + 480;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn hostile_senders_keep_the_buffer_bounded_playing_and_counting(
+            steps in proptest::collection::vec(step(), 1..300),
+            max_packets in prop_oneof![Just(16usize), Just(500)],
+            flap in any::<bool>(),
+            seq0 in any::<u16>(),
+            ts0 in any::<u32>(),
+        ) {
+            let config = JitterConfig {
+                max_packets,
+                catch_up_excess_ms: 40.0,
+                flush_excess_ms: 100.0,
+                ..JitterConfig::default()
+            };
+            let mut jb = JitterBuffer::new(config, Box::new(OpusDecoder::new(48_000, 1).unwrap())).unwrap();
+            let t0 = Instant::now();
+            let (mut now_ms, mut seq, mut ts, mut pulls) = (0u64, seq0, ts0, 0u64);
+            let mut out = Vec::new();
+            let mut prev = JitterStats::default();
+            let mut last_ts: Option<u32> = None;
+            let mut flip = 0u32;
+            let mut pull = |jb: &mut JitterBuffer, now_ms: u64, pulls: &mut u64,
+                            last_ts: &mut Option<u32>, prev: &mut JitterStats| -> Result<(), TestCaseError> {
+                let pulled = jb.pull(t0 + Duration::from_millis(now_ms), &mut out);
+                *pulls += 1;
+                prop_assert_eq!(out.len(), 480);
+                while let Some(e) = jb.poll_event() {
+                    if matches!(e, Event::Reset { .. }) {
+                        *last_ts = None;
+                    }
+                }
+                if let Some(t) = pulled.timestamp {
+                    if let Some(p) = *last_ts {
+                        let d = t.wrapping_sub(p) as i32;
+                        prop_assert!((0..=JUMP).contains(&d), "{} after {}", t, p);
+                    }
+                    *last_ts = Some(t);
+                }
+                let s = jb.stats().clone();
+                for ((name, a), (_, b)) in prev.w3c().into_iter().zip(s.w3c()) {
+                    prop_assert!(b >= a && b.is_finite(), "{}: {} -> {}", name, a, b);
+                }
+                prop_assert!(s.concealed_samples >= s.silent_concealed_samples);
+                prop_assert_eq!(s.total_samples_pulled, 480 * *pulls);
+                prop_assert!(jb.target_delay_ms(t0 + Duration::from_millis(now_ms)).is_finite());
+                *prev = s;
+                Ok(())
+            };
+            for s in steps {
+                match s {
+                    Step::Insert { dseq, dts, ssrc, payload, copies } => {
+                        now_ms += 3;
+                        seq = seq.wrapping_add(dseq);
+                        ts = ts.wrapping_add(dts);
+                        flip += 1;
+                        let ssrc = if flap { flip % 2 } else { ssrc };
+                        let payload = match payload {
+                            Ok(i) => payloads()[i].clone(),
+                            Err(bytes) => bytes,
+                        };
+                        for _ in 0..copies {
+                            let p = RtpPacket { seq, timestamp: ts, ssrc, marker: false, payload: payload.clone() };
+                            let _ = jb.insert(t0 + Duration::from_millis(now_ms), p);
+                        }
+                    }
+                    Step::Pull => {
+                        now_ms += 10;
+                        pull(&mut jb, now_ms, &mut pulls, &mut last_ts, &mut prev)?;
+                    }
+                    Step::Outage(ms) => {
+                        for _ in 0..ms / 10 {
+                            now_ms += 10;
+                            pull(&mut jb, now_ms, &mut pulls, &mut last_ts, &mut prev)?;
+                        }
+                    }
+                }
+                prop_assert!(jb.packets_held() <= max_packets);
+                prop_assert!(jb.samples_held() <= MAX_SYNC, "{}", jb.samples_held());
+            }
+        }
+    }
 }
