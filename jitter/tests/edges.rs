@@ -441,3 +441,74 @@ mod adversarial {
         }
     }
 }
+
+/// 30 s of tone from a sender whose clock is `ppm` fast, over a 30 ms
+/// link with 0-6 ms of jitter that carries nothing from 10 s for
+/// `outage_s`; the sender's timestamps then go on `ts_jump_s` further than
+/// before the outage (`outage_s`: it kept its clock running; 0: it paused
+/// it). With `reorder`, two packets came swapped a second before the
+/// outage. Returns each played packet's wait in the buffer, ms, by the
+/// pull it played in.
+fn outage(ppm: f64, outage_s: f64, ts_jump_s: f64, reorder: bool) -> Vec<(usize, f64)> {
+    let pcm = tone(30.0);
+    let mut ps = packets(FrameDuration::Ms20, &pcm, 9, 77);
+    let (cut, out) = (500usize, (outage_s * 50.0) as usize);
+    let shift = ((ts_jump_s - outage_s) * 48_000.0) as i32;
+    let mut arrivals = Vec::new();
+    let mut sent = std::collections::HashMap::new();
+    for (k, p) in ps.iter_mut().enumerate() {
+        if (cut..cut + out).contains(&k) {
+            continue;
+        }
+        if k >= cut {
+            p.timestamp = p.timestamp.wrapping_add_signed(shift);
+        }
+        let mut at = k as f64 * 20.0 * (1.0 - ppm * 1e-6) + 30.0 + ((k * 13) % 7) as f64;
+        if reorder && k == 450 {
+            at += 25.0;
+        }
+        sent.insert(p.timestamp, at);
+        arrivals.push((p.clone(), at));
+    }
+    arrivals.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let r = run(JitterConfig::default(), arrivals, 30.0);
+    r.played
+        .iter()
+        .map(|&(tick, ts)| (tick, tick as f64 * 10.0 - sent[&ts]))
+        .collect()
+}
+
+#[test]
+fn after_an_outage_of_seconds_the_wait_goes_back_to_what_it_was() {
+    for ppm in [-100.0, 0.0, 100.0] {
+        for (outage_s, ts_jump_s) in [(5.0, 5.0), (5.0, 0.0), (5.0, 8.0), (3.0, 1.0), (12.0, 12.0)]
+        {
+            for reorder in [false, true] {
+                let waits = outage(ppm, outage_s, ts_jump_s, reorder);
+                let mean = |from: f64, to: f64| {
+                    let w: Vec<f64> = waits
+                        .iter()
+                        .filter(|(t, _)| (from * 100.0..to * 100.0).contains(&(*t as f64)))
+                        .map(|&(_, w)| w)
+                        .collect();
+                    assert!(
+                        !w.is_empty(),
+                        "{ppm} {outage_s} {ts_jump_s} {reorder}: none in {from}..{to} s"
+                    );
+                    w.iter().sum::<f64>() / w.len() as f64
+                };
+                let before = mean(5.0, 10.0);
+                // Three seconds after the link is back, and to the end.
+                let resumed = 10.0 + outage_s;
+                let after = mean(resumed + 3.0, 30.0);
+                eprintln!(
+                    "{ppm} ppm, {outage_s} s out, ts +{ts_jump_s} s, reorder {reorder}: wait {before:.1} -> {after:.1} ms"
+                );
+                assert!(
+                    after <= before + 30.0,
+                    "{ppm} {outage_s} {ts_jump_s} {reorder}: {before} -> {after}"
+                );
+            }
+        }
+    }
+}
