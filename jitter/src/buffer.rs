@@ -274,7 +274,11 @@ impl JitterBuffer {
     /// after a DTX pause, and a hole would be waited for for ever, while
     /// the packets behind it overflow.
     fn capacity_ms(&self) -> f64 {
-        let room = self.config.max_packets.saturating_sub(1) * self.frame_samples;
+        let room = self
+            .config
+            .max_packets
+            .saturating_sub(1)
+            .saturating_mul(self.frame_samples);
         room.saturating_sub(PULL_SAMPLES) as f64 / PER_MS
     }
 
@@ -537,7 +541,7 @@ impl JitterBuffer {
     /// One decision: adds some audio to `sync` (or none when idle).
     fn step(&mut self, now_ms: f64) -> Operation {
         let target = self.target_ms(now_ms);
-        let target_level = (target * PER_MS) as usize + PULL_SAMPLES;
+        let target_level = ((target * PER_MS) as usize).saturating_add(PULL_SAMPLES);
         // Packets whose time has passed (the playout point moved on).
         while let Some((ts, p)) = self.packets.first() {
             if self.mode == Mode::Idle || ts >= self.play_ts {
@@ -576,7 +580,8 @@ impl JitterBuffer {
                 }
                 let level = self.level();
                 // A backlog far above target: drop the oldest audio.
-                let flush_level = target_level + (self.config.flush_excess_ms * PER_MS) as usize;
+                let flush_level =
+                    target_level.saturating_add((self.config.flush_excess_ms * PER_MS) as usize);
                 if level > flush_level {
                     self.flush_to(target_level);
                     return self.resync(now_ms, target);
@@ -645,7 +650,7 @@ impl JitterBuffer {
         let offset = first.buffering_ms(now_ms);
         let level = self.level();
         (offset >= target && level >= target_level)
-            || level >= target_level + first.samples
+            || level >= target_level.saturating_add(first.samples)
             || self.talkspurt_is_complete()
     }
 
@@ -728,7 +733,7 @@ impl JitterBuffer {
             return self.conceal(now_ms, PULL_SAMPLES, false);
         }
         // More audio than twice the time waited came in: a backlog.
-        if self.level() > target_level + (2.0 * held_ms * PER_MS) as usize {
+        if self.level() > target_level.saturating_add((2.0 * held_ms * PER_MS) as usize) {
             self.flush_to(target_level);
         }
         self.resync(now_ms, target)

@@ -512,3 +512,38 @@ fn after_an_outage_of_seconds_the_wait_goes_back_to_what_it_was() {
         }
     }
 }
+
+#[test]
+fn any_number_of_packets_may_be_configured() {
+    // The capacity the target is capped at is computed without overflow.
+    let config = JitterConfig {
+        max_packets: usize::MAX,
+        ..JitterConfig::default()
+    };
+    let ps = packets(FrameDuration::Ms20, &tone(1.0), 0, 0);
+    let r = run(config, steady(ps, 20.0, 30.0), 1.2);
+    assert!(r.played.len() >= 49, "{}", r.played.len());
+}
+
+#[test]
+fn bounds_of_any_size_may_be_configured() {
+    // Levels in samples are added up without overflow, however far the
+    // configured excesses and targets reach.
+    for config in [
+        JitterConfig {
+            flush_excess_ms: 1e300,
+            reset_jump_ms: 1e301,
+            ..JitterConfig::default()
+        },
+        JitterConfig {
+            max_packets: usize::MAX,
+            min_target_ms: 1e300,
+            max_target_ms: 1e300,
+            reset_jump_ms: 1e301,
+            ..JitterConfig::default()
+        },
+    ] {
+        let ps = packets(FrameDuration::Ms20, &tone(1.0), 0, 0);
+        run(config, steady(ps, 20.0, 30.0), 1.2);
+    }
+}
