@@ -298,6 +298,9 @@ mod adversarial {
 
     use proptest::prelude::*;
 
+    use sotto_codecs::g711::MuLawDecoder;
+    use sotto_codecs::resampled::Resampled;
+
     use super::*;
 
     /// Real Opus payloads: 10, 20, 40 and 60 ms frames, and a DTX frame.
@@ -323,6 +326,9 @@ mod adversarial {
             ssrc: u32,
             payload: Result<usize, Vec<u8>>,
             copies: u8,
+            /// Stamped this many ms before the last pull (a receive time
+            /// taken early, or a caller's clocks out of step).
+            early: u8,
         },
         Pull,
         /// No packet for this many ms (pulls go on).
@@ -344,9 +350,9 @@ mod adversarial {
         let dseq = prop_oneof![8 => 0u16..3, 1 => any::<u16>(), 1 => Just(1u16 << 15)];
         prop_oneof![
             6 => (dseq, dts, prop_oneof![6 => Just(7u32), 1 => Just(8u32)], payload,
-                  prop_oneof![9 => Just(1u8), 1 => 2u8..60])
-                .prop_map(|(dseq, dts, ssrc, payload, copies)| Step::Insert {
-                    dseq, dts, ssrc, payload, copies,
+                  prop_oneof![9 => Just(1u8), 1 => 2u8..60], prop_oneof![9 => Just(0u8), 1 => any::<u8>()])
+                .prop_map(|(dseq, dts, ssrc, payload, copies, early)| Step::Insert {
+                    dseq, dts, ssrc, payload, copies, early,
                 }),
             4 => Just(Step::Pull),
             1 => (0u16..6_000).prop_map(Step::Outage),
@@ -366,6 +372,7 @@ mod adversarial {
             flap in any::<bool>(),
             seq0 in any::<u16>(),
             ts0 in any::<u32>(),
+            g711 in any::<bool>(),
         ) {
             let config = JitterConfig {
                 max_packets,
@@ -373,7 +380,15 @@ mod adversarial {
                 flush_excess_ms: 100.0,
                 ..JitterConfig::default()
             };
-            let mut jb = JitterBuffer::new(config, Box::new(OpusDecoder::new(48_000, 1).unwrap())).unwrap();
+            // G.711 through the resampler: timestamps on an 8 kHz clock,
+            // any bytes decode.
+            let decoder: Box<dyn sotto_codecs::Decoder> = if g711 {
+                Box::new(Resampled::new(MuLawDecoder::new(), 48_000).unwrap())
+            } else {
+                Box::new(OpusDecoder::new(48_000, 1).unwrap())
+            };
+            let (scale, jump) = if g711 { (6, JUMP / 6) } else { (1, JUMP) };
+            let mut jb = JitterBuffer::new(config, decoder).unwrap();
             let t0 = Instant::now();
             let (mut now_ms, mut seq, mut ts, mut pulls) = (0u64, seq0, ts0, 0u64);
             let mut out = Vec::new();
@@ -393,7 +408,7 @@ mod adversarial {
                 if let Some(t) = pulled.timestamp {
                     if let Some(p) = *last_ts {
                         let d = t.wrapping_sub(p) as i32;
-                        prop_assert!((0..=JUMP).contains(&d), "{} after {}", t, p);
+                        prop_assert!((0..=jump).contains(&d), "{} after {}", t, p);
                     }
                     *last_ts = Some(t);
                 }
@@ -409,19 +424,23 @@ mod adversarial {
             };
             for s in steps {
                 match s {
-                    Step::Insert { dseq, dts, ssrc, payload, copies } => {
+                    Step::Insert { dseq, dts, ssrc, payload, copies, early } => {
                         now_ms += 3;
                         seq = seq.wrapping_add(dseq);
-                        ts = ts.wrapping_add(dts);
+                        ts = ts.wrapping_add(if dts % 960 == 0 { dts / scale } else { dts });
                         flip += 1;
                         let ssrc = if flap { flip % 2 } else { ssrc };
                         let payload = match payload {
+                            // 20 ms of G.711 is 160 bytes; 1 and 2 bytes
+                            // are not whole 2.5 ms.
+                            Ok(i) if g711 => vec![0x55; [160, 80, 320, 480, 20, 1, 2, 40, 960][i]],
                             Ok(i) => payloads()[i].clone(),
                             Err(bytes) => bytes,
                         };
+                        let at = t0 + Duration::from_millis(now_ms.saturating_sub(early.into()));
                         for _ in 0..copies {
                             let p = RtpPacket { seq, timestamp: ts, ssrc, marker: false, payload: payload.clone() };
-                            let _ = jb.insert(t0 + Duration::from_millis(now_ms), p);
+                            let _ = jb.insert(at, p);
                         }
                     }
                     Step::Pull => {
