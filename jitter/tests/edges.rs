@@ -395,14 +395,28 @@ mod adversarial {
             let mut prev = JitterStats::default();
             let mut last_ts: Option<u32> = None;
             let mut flip = 0u32;
+            let mut last_played: Option<u32> = None;
             let mut pull = |jb: &mut JitterBuffer, now_ms: u64, pulls: &mut u64,
-                            last_ts: &mut Option<u32>, prev: &mut JitterStats| -> Result<(), TestCaseError> {
+                            last_ts: &mut Option<u32>, last_played: &mut Option<u32>,
+                            prev: &mut JitterStats| -> Result<(), TestCaseError> {
                 let pulled = jb.pull(t0 + Duration::from_millis(now_ms), &mut out);
                 *pulls += 1;
                 prop_assert_eq!(out.len(), 480);
                 while let Some(e) = jb.poll_event() {
-                    if matches!(e, Event::Reset { .. }) {
-                        *last_ts = None;
+                    match e {
+                        Event::Reset { .. } => {
+                            *last_ts = None;
+                            *last_played = None;
+                        }
+                        // Packets are played in timestamp order.
+                        Event::Played { timestamp, .. } => {
+                            if let Some(p) = *last_played {
+                                let d = timestamp.wrapping_sub(p) as i32;
+                                prop_assert!((1..=jump).contains(&d), "played {} after {}", timestamp, p);
+                            }
+                            *last_played = Some(timestamp);
+                        }
+                        Event::Discarded { .. } => {}
                     }
                 }
                 if let Some(t) = pulled.timestamp {
@@ -417,6 +431,7 @@ mod adversarial {
                     prop_assert!(b >= a && b.is_finite(), "{}: {} -> {}", name, a, b);
                 }
                 prop_assert!(s.concealed_samples >= s.silent_concealed_samples);
+                prop_assert!(s.fec_packets_used + s.fec_packets_discarded <= s.fec_packets_received);
                 prop_assert_eq!(s.total_samples_pulled, 480 * *pulls);
                 prop_assert!(jb.target_delay_ms(t0 + Duration::from_millis(now_ms)).is_finite());
                 *prev = s;
@@ -445,12 +460,12 @@ mod adversarial {
                     }
                     Step::Pull => {
                         now_ms += 10;
-                        pull(&mut jb, now_ms, &mut pulls, &mut last_ts, &mut prev)?;
+                        pull(&mut jb, now_ms, &mut pulls, &mut last_ts, &mut last_played, &mut prev)?;
                     }
                     Step::Outage(ms) => {
                         for _ in 0..ms / 10 {
                             now_ms += 10;
-                            pull(&mut jb, now_ms, &mut pulls, &mut last_ts, &mut prev)?;
+                            pull(&mut jb, now_ms, &mut pulls, &mut last_ts, &mut last_played, &mut prev)?;
                         }
                     }
                 }
