@@ -105,7 +105,10 @@ pub struct JitterConfig {
     /// packet stamped ahead, or the sender's clock stepped back).
     pub max_conceal_gap_ms: f64,
     /// A packet this far ahead of the playout point restarts the stream,
-    /// ms. Must be above `max_target_ms + flush_excess_ms`, the most the
+    /// ms. Before playout starts the newest timestamp seen stands for the
+    /// playout point, and a packet this far behind it restarts the stream
+    /// too when it is numbered after every other (it is late otherwise).
+    /// Must be above `max_target_ms + flush_excess_ms`, the most the
     /// buffer keeps.
     pub reset_jump_ms: f64,
     /// How long a packet that came out of order (after a newer one) keeps
