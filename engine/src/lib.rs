@@ -6,6 +6,9 @@
 
 pub mod srtp;
 
+// HMAC-SHA1 for SRTP's packet authentication and TURN REST passwords.
+mod hmac_sha1;
+
 // ZRTP key agreement (RFC 6189).
 pub mod zrtp;
 

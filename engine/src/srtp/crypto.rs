@@ -10,8 +10,8 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
 use super::aes_cm::{AesCm, Kdf, Label};
-use super::hmac_sha1::HmacSha1;
 use super::{Error, Profile};
+use crate::hmac_sha1::HmacSha1;
 
 /// Fixed SRTCP header bytes that stay in the clear (RFC 3711 §3.4).
 pub(crate) const RTCP_HEADER: usize = 8;

@@ -45,7 +45,6 @@ mod crypto;
 mod error;
 mod fuzz;
 mod header;
-mod hmac_sha1;
 mod index;
 mod profile;
 mod replay;

@@ -1,7 +1,8 @@
 //! HMAC-SHA1 (RFC 2104) with the keyed inner and outer states computed once
-//! per session, over the `sha1` crate's compression function (SHA-NI when
-//! the CPU has it). Per packet it costs the data blocks plus one outer
-//! block, with no allocation; the precomputed states are zeroized on drop.
+//! per key, over the `sha1` crate's compression function (SHA-NI when the
+//! CPU has it): SRTP's packet authentication, where a MAC costs the data
+//! blocks plus one outer block with no allocation, and TURN REST passwords.
+//! The padded key and the keyed states are zeroized.
 
 use sha1::digest::generic_array::GenericArray;
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -27,18 +28,23 @@ pub(crate) struct HmacSha1 {
 }
 
 impl HmacSha1 {
-    /// Keys the MAC; SRTP session authentication keys are 20 bytes, and any
-    /// key up to one block is accepted (longer keys never occur here).
+    /// Keys the MAC. A key longer than a block is hashed first (RFC 2104
+    /// §2); SRTP session authentication keys are 20 bytes.
     pub(crate) fn new(key: &[u8]) -> Self {
-        assert!(key.len() <= BLOCK, "HMAC key longer than a block");
         let mut pad = [0u8; BLOCK];
-        let mut keyed = |byte: u8| {
-            pad.fill(byte);
-            for (p, k) in pad.iter_mut().zip(key) {
-                *p ^= k;
-            }
+        if key.len() > BLOCK {
+            use sha1::Digest as _;
+            let mut hashed: [u8; 20] = sha1::Sha1::digest(key).into();
+            pad[..20].copy_from_slice(&hashed);
+            hashed.zeroize();
+        } else {
+            pad[..key.len()].copy_from_slice(key);
+        }
+        let keyed = |byte: u8| {
+            let mut block = pad.map(|k| k ^ byte);
             let mut state = H0;
-            compress(&mut state, &pad);
+            compress(&mut state, &block);
+            block.zeroize();
             state
         };
         let inner = keyed(0x36);
@@ -113,6 +119,25 @@ mod tests {
         assert_eq!(hex::encode(mac), "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79");
         let mac = HmacSha1::new(&[0xaa; 20]).mac(&[&[0xdd; 50]]);
         assert_eq!(hex::encode(mac), "125d7342b9ac11cd91a39af48aa17b4f63f175d3");
+        // Case 6: a key longer than a block is hashed first.
+        let mac = HmacSha1::new(&[0xaa; 80])
+            .mac(&[b"Test Using Larger Than Block-Size Key - Hash Key First"]);
+        assert_eq!(hex::encode(mac), "aa4ae5e15272d00e95705637ce8a3b55ed402112");
+    }
+
+    /// Keys of every length around the block size give the RustCrypto
+    /// `hmac` crate's MAC.
+    #[test]
+    fn matches_hmac_crate_for_every_key_length() {
+        use hmac::Mac;
+        let msg = b"1700000000:alice";
+        for klen in [0usize, 1, 20, 63, 64, 65, 128, 200] {
+            let key: Vec<u8> = (0..klen).map(|i| (i * 7) as u8).collect();
+            let mut reference = hmac::Hmac::<sha1::Sha1>::new_from_slice(&key).unwrap();
+            reference.update(msg);
+            let want: [u8; 20] = reference.finalize().into_bytes().into();
+            assert_eq!(HmacSha1::new(&key).mac(&[msg]), want, "key {klen}");
+        }
     }
 
     /// Every split of inputs around the padding and block boundaries gives
