@@ -825,3 +825,56 @@ fn deletion_refused_for_a_stale_nonce_is_sent_again() {
     assert_ne!(relayed(&s).unwrap(), first);
     assert!(failed.is_empty(), "{failed:?}");
 }
+
+/// A call that ends after its nonce went stale: coturn (`--stale-nonce=1`)
+/// answers each deletion 438, and the transport, shut down, still reads
+/// that answer and sends the deletion again, so no allocation outlives the
+/// call (it would hold a relay port, and a slot of the user's quota, for
+/// its lifetime).
+#[tokio::test]
+async fn a_call_that_ends_after_its_nonce_went_stale_still_deletes_its_allocations() {
+    let turn = Coturn::start_with(
+        Auth::LongTerm {
+            user: "u",
+            pass: "p",
+        },
+        &["--stale-nonce=1"],
+    );
+    let (sa, from_a, sb, from_b) = signalling();
+    let bind: [SocketAddr; 1] = [(turn.addr.ip(), 0).into()];
+    let a = TransportHandle::bind(&bind, relay_cfg(true, &turn), Box::new(sa))
+        .await
+        .unwrap();
+    let b = TransportHandle::bind(&bind, relay_cfg(false, &turn), Box::new(sb))
+        .await
+        .unwrap();
+    let mut call = Call::new(a, from_a, b, from_b);
+    assert!(
+        call.connect(Duration::from_secs(30)).await,
+        "{:?}",
+        call.a_events
+    );
+    // Idle past the nonce's second of life.
+    call.run_until(Duration::from_secs(3), |_| false).await;
+    let stale_before = turn.log_count("438");
+    let Call { a, b, .. } = call;
+    a.shutdown().await;
+    b.shutdown().await;
+    const DELETED: &str = "lifetime=0";
+    // coturn writes its log on its own time: wait for it (a hang guard).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while turn.log_count(DELETED) < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        turn.log_count("438") > stale_before,
+        "the deletions did not meet a stale nonce:\n{}",
+        turn.log()
+    );
+    assert_eq!(
+        turn.log_count(DELETED),
+        2,
+        "coturn did not take both deletions:\n{}",
+        turn.log()
+    );
+}

@@ -50,6 +50,11 @@ const COMMAND_QUEUE: usize = 256;
 const EVENT_QUEUE: usize = 1024;
 /// Largest datagram we receive (no jumbo media on a call).
 const MAX_DATAGRAM: usize = 2048;
+/// How long a shutdown waits, at most, for the TURN server to answer the
+/// deletion of its allocation: two round trips for a deletion answered 438
+/// (Stale Nonce) and sent again, with room for a retransmission. Usually
+/// the answer comes after one round trip and the task ends then.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
 /// Errors from starting or talking to the driver.
 #[derive(Debug, thiserror::Error)]
@@ -233,7 +238,9 @@ impl TransportHandle {
         self.events.recv().await
     }
 
-    /// Deletes TURN allocations, closes the sockets and waits for the task to end.
+    /// Deletes TURN allocations (waiting up to `CLOSE_LINGER` for the
+    /// server to take the deletions), closes the sockets and waits for the
+    /// task to end.
     pub async fn shutdown(mut self) {
         let _ = self.cmd.send(Command::Shutdown).await;
         if let Some(task) = self.task.take() {
@@ -266,13 +273,24 @@ impl<S: UdpIo> Task<S> {
     async fn run(mut self, mut cmd: mpsc::Receiver<Command>) {
         let mut buf4 = vec![0u8; MAX_DATAGRAM];
         let mut buf6 = vec![0u8; MAX_DATAGRAM];
+        // Set at shutdown: the session is closed and only answers to its
+        // TURN deletions are awaited, until then at the latest.
+        let mut closing_until: Option<Instant> = None;
         self.flush().await;
         loop {
+            if let Some(until) = closing_until
+                && (self.session.deletions_done() || Instant::now() >= until)
+            {
+                return;
+            }
             // Far future when the core has nothing scheduled.
-            let deadline = self
+            let mut deadline = self
                 .session
                 .poll_timeout()
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            if let Some(until) = closing_until {
+                deadline = deadline.min(until);
+            }
             let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline));
             tokio::select! {
                 r = recv_on(&self.v4, &mut buf4) => {
@@ -287,7 +305,7 @@ impl<S: UdpIo> Task<S> {
                         self.input(local, from, &buf6[..n]);
                     }
                 }
-                c = cmd.recv() => match c {
+                c = cmd.recv(), if closing_until.is_none() => match c {
                     Some(Command::Send(data)) => {
                         // Dropped while unconnected, like a lost packet.
                         let _ = self.session.send_media(Instant::now(), &data);
@@ -302,9 +320,11 @@ impl<S: UdpIo> Task<S> {
                         let _ = tx.send((self.session.stats(), self.session.selected(), self.dropped_events));
                     }
                     Some(Command::Shutdown) | None => {
-                        self.session.close(Instant::now());
-                        self.flush().await;
-                        return;
+                        // Answers to the deletions may still need a retry
+                        // (438 Stale Nonce): read them for a moment.
+                        let now = Instant::now();
+                        self.session.close(now);
+                        closing_until = Some(now + CLOSE_LINGER);
                     }
                 },
                 () = sleep => self.session.handle_timeout(Instant::now()),

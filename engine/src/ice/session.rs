@@ -898,6 +898,13 @@ impl IceSession {
         let _ = self.agent.close();
     }
 
+    /// Whether every TURN deletion [`IceSession::close`] sent has been
+    /// answered or given up: until then a driver that stops loses the retry
+    /// of a deletion answered 438, and the allocation outlives the call.
+    pub fn deletions_done(&self) -> bool {
+        self.closing.is_empty()
+    }
+
     /// Moves output between the agent, the TURN links and our queues until quiet.
     fn pump(&mut self, now: Instant) {
         loop {
