@@ -84,8 +84,11 @@ impl EstimatorConfig {
         if !(2..=MAX_BUCKETS).contains(&c.buckets) {
             return Err(format!("buckets {} must be 2..={MAX_BUCKETS}", c.buckets));
         }
-        if !(c.forget > 0.0 && c.forget <= 1.0) {
-            return Err(format!("forget {} must be in (0, 1]", c.forget));
+        // Below 1/2 the newest packet outweighs all earlier ones together:
+        // no estimate, and a factor near 0 overflows the weight (`record`
+        // divides it by the factor) into NaN.
+        if !(c.forget >= 0.5 && c.forget <= 1.0) {
+            return Err(format!("forget {} must be in [0.5, 1]", c.forget));
         }
         if !(c.quantile > 0.0 && c.quantile < 1.0) {
             return Err(format!("quantile {} must be in (0, 1)", c.quantile));
@@ -361,6 +364,24 @@ impl DelayEstimator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_forgetting_factor_that_would_overflow_the_weight_is_refused() {
+        for forget in [0.0, 1e-310, 0.49, 1.01, f64::NAN] {
+            let c = EstimatorConfig {
+                forget,
+                ..EstimatorConfig::default()
+            };
+            assert!(c.validate().is_err(), "forget {forget}");
+        }
+        for forget in [0.5, 0.998, 1.0] {
+            let c = EstimatorConfig {
+                forget,
+                ..EstimatorConfig::default()
+            };
+            assert!(c.validate().is_ok(), "forget {forget}");
+        }
+    }
 
     #[test]
     fn steady_stream_needs_no_buffering() {
