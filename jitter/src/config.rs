@@ -149,6 +149,11 @@ impl Default for JitterConfig {
     }
 }
 
+/// Longest [`JitterConfig::reset_jump_ms`]: an hour, well inside the
+/// half timestamp range a jump is told apart by at any clock rate up to
+/// 48 kHz.
+pub const MAX_RESET_JUMP_MS: f64 = 3_600_000.0;
+
 impl JitterConfig {
     /// Checks that every setting is in range: a buffer is built only from
     /// a configuration that passes.
@@ -195,6 +200,15 @@ impl JitterConfig {
         if self.reset_jump_ms <= kept {
             return bad(format!(
                 "reset_jump_ms {} must be above max_target_ms + flush_excess_ms ({kept})",
+                self.reset_jump_ms
+            ));
+        }
+        // Timestamps wrap at 2^32 ticks, and a jump is told from going
+        // back by half of that: 12.4 h at 48 kHz. A longer reset_jump_ms
+        // would never see a jump.
+        if self.reset_jump_ms > MAX_RESET_JUMP_MS {
+            return bad(format!(
+                "reset_jump_ms {} must be at most {MAX_RESET_JUMP_MS} (one hour)",
                 self.reset_jump_ms
             ));
         }

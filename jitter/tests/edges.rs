@@ -562,22 +562,30 @@ fn any_number_of_packets_may_be_configured() {
 #[test]
 fn bounds_of_any_size_may_be_configured() {
     // Levels in samples are added up without overflow, however far the
-    // configured excesses and targets reach.
+    // configured excesses and targets reach: up to the longest reset jump
+    // (an hour), beyond which a configuration is refused.
+    let hour = sotto_jitter::config::MAX_RESET_JUMP_MS;
     for config in [
         JitterConfig {
-            flush_excess_ms: 1e300,
-            reset_jump_ms: 1e301,
+            flush_excess_ms: hour - 20_000.0,
+            reset_jump_ms: hour,
             ..JitterConfig::default()
         },
         JitterConfig {
             max_packets: usize::MAX,
-            min_target_ms: 1e300,
-            max_target_ms: 1e300,
-            reset_jump_ms: 1e301,
+            min_target_ms: hour / 2.0,
+            max_target_ms: hour / 2.0,
+            reset_jump_ms: hour,
             ..JitterConfig::default()
         },
     ] {
         let ps = packets(FrameDuration::Ms20, &tone(1.0), 0, 0);
         run(config, steady(ps, 20.0, 30.0), 1.2);
     }
+    let beyond = JitterConfig {
+        flush_excess_ms: 1e300,
+        reset_jump_ms: 1e301,
+        ..JitterConfig::default()
+    };
+    assert!(beyond.validate().is_err());
 }
