@@ -52,9 +52,10 @@ impl DeviceFormat {
 
 /// The format to open a device with, from what it supports and its
 /// default: `preferred` (48 kHz, the engine's rate, outside tests) when
-/// any supported configuration has it, else its default rate, else the first of [`FALLBACK_RATES`] it has; at that rate
-/// the default's format and channel count when offered, else the best of
-/// [`FORMATS`] and the fewest channels. `None` when nothing fits.
+/// any supported configuration has it, else its default rate, else the
+/// first of [`FALLBACK_RATES`] it has; at that rate the default's format
+/// and channel count when offered, else the best of [`FORMATS`] and the
+/// fewest channels. `None` when nothing fits.
 fn choose_format(
     supported: &[SupportedStreamConfigRange],
     default: Option<&SupportedStreamConfig>,
