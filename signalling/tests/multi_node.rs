@@ -216,3 +216,116 @@ async fn routing_survives_a_redis_restart() {
     nodes.a.shutdown().await;
     nodes.b.shutdown().await;
 }
+
+/// A TCP proxy to `upstream` that can turn the connections it holds into
+/// black holes: open, reading and dropping everything, never closing (a
+/// half-open link: what a vanished network path looks like). Connections
+/// made after that pass normally.
+struct BlackHoleProxy {
+    port: u16,
+    /// Connections numbered below this swallow everything.
+    swallow_below: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    next: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl BlackHoleProxy {
+    async fn start(upstream: String) -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let swallow_below = std::sync::Arc::new(AtomicU64::new(0));
+        let next = std::sync::Arc::new(AtomicU64::new(0));
+        let (swallow, counter) = (swallow_below.clone(), next.clone());
+        tokio::spawn(async move {
+            while let Ok((down, _)) = listener.accept().await {
+                let Ok(up) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let id = counter.fetch_add(1, Ordering::SeqCst);
+                let (dr, dw) = down.into_split();
+                let (ur, uw) = up.into_split();
+                tokio::spawn(pipe(dr, uw, id, swallow.clone()));
+                tokio::spawn(pipe(ur, dw, id, swallow.clone()));
+            }
+        });
+        Self {
+            port,
+            swallow_below,
+            next,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Every connection made so far becomes a black hole.
+    fn swallow_existing(&self) {
+        use std::sync::atomic::Ordering;
+        let made = self.next.load(Ordering::SeqCst);
+        self.swallow_below.store(made, Ordering::SeqCst);
+    }
+}
+
+/// Copies `from` to `to` until either closes, or, once connection `id` is
+/// below `swallow`, reads and drops everything.
+async fn pipe(
+    mut from: impl tokio::io::AsyncRead + Unpin,
+    mut to: impl tokio::io::AsyncWrite + Unpin,
+    id: u64,
+    swallow: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let Ok(n) = from.read(&mut buf).await else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        if id < swallow.load(std::sync::atomic::Ordering::SeqCst) {
+            continue; // swallowed, and the socket stays open
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Node B's link to Redis goes half-open: no reset, no error, nothing
+/// read. Its subscription's pings go unanswered, so it subscribes again
+/// over a new connection and an offer from A still reaches Bob.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_gone_silent_is_found_and_renewed() {
+    let pg = servers::Postgres::start();
+    let redis = servers::Redis::start();
+    let upstream = redis.url.trim_start_matches("redis://").to_owned();
+    let proxy = BlackHoleProxy::start(upstream).await;
+    let a = server::start(node_config(&pg.url, &redis.url, "node-a"), None)
+        .await
+        .unwrap();
+    let b = server::start(node_config(&pg.url, &proxy.url(), "node-b"), None)
+        .await
+        .unwrap();
+    let (alice, atok) = common::device(&format!("http://{}", a.addr)).await;
+    let (bob, _) = common::device(&format!("http://{}", b.addr)).await;
+    let bob_id = bob.device_id();
+    let bob_keys = alice.device_keys(&atok, &bob_id).await.unwrap();
+    let mut aconn = alice.connect(true);
+    let mut bconn = bob.connect(true);
+    common::wait_for(&mut aconn, "alice on A", |e| *e == ClientEvent::Connected).await;
+    common::wait_for(&mut bconn, "bob on B", |e| *e == ClientEvent::Connected).await;
+
+    offer(&mut aconn, (&bob_id, &bob_keys), "before-silence").await;
+    let (envelope, _) = common::next_message(&mut bconn, "offer before the silence").await;
+    assert_eq!(envelope.call_id.as_str(), "before-silence");
+
+    proxy.swallow_existing();
+    offer(&mut aconn, (&bob_id, &bob_keys), "after-silence").await;
+    // Within a ping period and its timeout (7 s), and the re-subscription.
+    let (envelope, _) = common::next_message(&mut bconn, "offer after the silence").await;
+    assert_eq!(envelope.call_id.as_str(), "after-silence");
+    a.shutdown().await;
+    b.shutdown().await;
+}

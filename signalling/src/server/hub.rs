@@ -21,6 +21,10 @@ const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 const RESUBSCRIBE_FIRST: Duration = Duration::from_millis(100);
 /// Longest wait between re-subscribe attempts.
 const RESUBSCRIBE_MAX: Duration = Duration::from_secs(10);
+/// How often the subscription is pinged: a connection that went half-open
+/// (Redis or the network gone without a reset) reads nothing and reports
+/// no error, and would miss every wake until TCP gave up on it.
+const SUBSCRIPTION_PING: Duration = Duration::from_secs(5);
 
 /// Signals to one connection task.
 #[derive(Debug, Default)]
@@ -156,19 +160,37 @@ async fn subscribe(client: &redis::Client, channel: &str) -> redis::RedisResult<
 }
 
 /// Wakes the local connections named on this node's channel; when the
-/// subscription breaks (Redis restarted), subscribes again with capped
-/// exponential back-off. Ends when the hub is gone.
+/// subscription breaks (Redis restarted) or stops answering pings,
+/// subscribes again with capped exponential back-off. Ends when the hub
+/// is gone.
 async fn listen(hub: Weak<Hub>, client: redis::Client, channel: String, mut pubsub: PubSub) {
     loop {
-        let mut stream = pubsub.into_on_message();
-        while let Some(msg) = stream.next().await {
-            let Some(hub) = hub.upgrade() else { return };
-            let Ok(text) = msg.get_payload::<String>() else {
-                continue;
-            };
-            if let Ok(device) = DeviceId::new(text) {
-                metrics::counter!("signald_routed_in_total").increment(1);
-                hub.wake_local(&device);
+        let (mut sink, mut stream) = pubsub.split();
+        let mut ping = tokio::time::interval(SUBSCRIPTION_PING);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ping.tick().await; // the first tick is at once
+        loop {
+            tokio::select! {
+                msg = stream.next() => {
+                    let Some(msg) = msg else { break };
+                    let Some(hub) = hub.upgrade() else { return };
+                    let Ok(text) = msg.get_payload::<String>() else {
+                        continue;
+                    };
+                    if let Ok(device) = DeviceId::new(text) {
+                        metrics::counter!("signald_routed_in_total").increment(1);
+                        hub.wake_local(&device);
+                    }
+                }
+                _ = ping.tick() => {
+                    if hub.strong_count() == 0 {
+                        return;
+                    }
+                    let pong = tokio::time::timeout(REDIS_TIMEOUT, sink.ping::<redis::Value>()).await;
+                    if !matches!(pong, Ok(Ok(_))) {
+                        break;
+                    }
+                }
             }
         }
         tracing::warn!("redis subscription lost; subscribing again");
