@@ -100,51 +100,62 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Example addresses for tests, here and in users of this crate (the
+/// relay's peer policy): ones the table covers, from every range kind and
+/// every embedding [`canonical`] sees through, and public ones it does not.
+#[doc(hidden)]
+pub mod examples {
+    /// Special-purpose addresses.
+    pub const SPECIAL: &[&str] = &[
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.31.255.255",
+        "192.168.1.1",
+        "100.64.0.1",
+        "169.254.169.254",
+        "0.0.0.0",
+        "0.1.2.3",
+        "255.255.255.255",
+        "224.0.0.251",
+        "192.0.2.10",
+        "198.51.100.1",
+        "203.0.113.9",
+        "192.0.0.192",
+        "100.100.100.200",
+        "::",
+        "::1",
+        "fe80::1",
+        "fd00:ec2::254",
+        "fc00::1",
+        "ff02::1",
+        "2001:db8::5",
+        "::ffff:127.0.0.1",
+        "::ffff:10.0.0.1",
+        "64:ff9b::a9fe:a9fe",
+        "64:ff9b:1::a00:1",
+        "::127.0.0.1",
+        "2002:c0a8:101::1",
+    ];
+    /// Public addresses, bare and embedded.
+    pub const PUBLIC: &[&str] = &[
+        "8.8.8.8",
+        "1.1.1.1",
+        "2606:4700::1111",
+        "::ffff:8.8.8.8",
+        "64:ff9b::808:808",
+    ];
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn special_and_public_addresses() {
-        for special in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.31.255.255",
-            "192.168.1.1",
-            "100.64.0.1",
-            "169.254.169.254",
-            "0.0.0.0",
-            "0.1.2.3",
-            "255.255.255.255",
-            "224.0.0.251",
-            "192.0.2.10",
-            "198.51.100.1",
-            "203.0.113.9",
-            "192.0.0.192",
-            "100.100.100.200",
-            "::",
-            "::1",
-            "fe80::1",
-            "fd00:ec2::254",
-            "fc00::1",
-            "ff02::1",
-            "2001:db8::5",
-            "::ffff:127.0.0.1",
-            "::ffff:10.0.0.1",
-            "64:ff9b::a9fe:a9fe",
-            "64:ff9b:1::a00:1",
-            "::127.0.0.1",
-            "2002:c0a8:101::1",
-        ] {
+        for special in examples::SPECIAL {
             assert!(is_special(special.parse().unwrap()), "{special}");
         }
-        for public in [
-            "8.8.8.8",
-            "1.1.1.1",
-            "2606:4700::1111",
-            "::ffff:8.8.8.8",
-            "64:ff9b::808:808",
-        ] {
+        for public in examples::PUBLIC {
             assert!(!is_special(public.parse().unwrap()), "{public}");
         }
     }
