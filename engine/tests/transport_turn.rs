@@ -11,6 +11,30 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use transport_support::{Auth, Call, Coturn, REALM, has_ipv6_loopback, signalling};
 
+/// One round of a session on its real socket: sends what it has to send
+/// (always from that socket), feeds it every datagram that has arrived (a
+/// socket with a read timeout waits that long for the first), and runs its
+/// timers.
+fn pump(s: &mut IceSession, sock: &std::net::UdpSocket) {
+    let local = sock.local_addr().unwrap();
+    while let Some(t) = s.poll_transmit() {
+        assert_eq!(t.local, local);
+        let _ = sock.send_to(&t.data, t.to);
+    }
+    let mut buf = [0u8; 2048];
+    while let Ok((n, from)) = sock.recv_from(&mut buf) {
+        let _ = s.handle_input(Instant::now(), local, from, &buf[..n]);
+    }
+    s.handle_timeout(Instant::now());
+}
+
+/// Sends what a session has to send (a closing session's deletions).
+fn flush(s: &mut IceSession, sock: &std::net::UdpSocket) {
+    while let Some(t) = s.poll_transmit() {
+        let _ = sock.send_to(&t.data, t.to);
+    }
+}
+
 /// Drives one session on a real socket (on the server's loopback address)
 /// until it reports a relayed candidate.
 fn allocate(server: TurnServer) -> Result<String, String> {
@@ -25,21 +49,15 @@ fn allocate(server: TurnServer) -> Result<String, String> {
     };
     let mut s = IceSession::new(Instant::now(), cfg, &[local]).unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
-    let mut buf = [0u8; 2048];
     while Instant::now() < deadline {
-        while let Some(t) = s.poll_transmit() {
-            assert_eq!(t.local, local);
-            sock.send_to(&t.data, t.to).unwrap();
-        }
+        pump(&mut s, &sock);
         if let Some(c) = s
             .local_candidates()
             .into_iter()
             .find(|c| c.contains("typ relay"))
         {
             s.close(Instant::now());
-            while let Some(t) = s.poll_transmit() {
-                sock.send_to(&t.data, t.to).unwrap();
-            }
+            flush(&mut s, &sock);
             return Ok(c);
         }
         while let Some(e) = s.poll_event() {
@@ -47,10 +65,6 @@ fn allocate(server: TurnServer) -> Result<String, String> {
                 return Err(reason);
             }
         }
-        if let Ok((n, from)) = sock.recv_from(&mut buf) {
-            let _ = s.handle_input(Instant::now(), local, from, &buf[..n]);
-        }
-        s.handle_timeout(Instant::now());
     }
     Err("no allocation before the deadline".into())
 }
@@ -303,16 +317,13 @@ fn gathers_server_reflexive_candidate() {
     };
     let mut s = IceSession::new(Instant::now(), cfg, &[local]).unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
-    let mut buf = [0u8; 2048];
     let srflx = loop {
         assert!(
             Instant::now() < deadline,
             "no srflx candidate: {:?}",
             s.local_candidates()
         );
-        while let Some(t) = s.poll_transmit() {
-            sock.send_to(&t.data, t.to).unwrap();
-        }
+        pump(&mut s, &sock);
         if let Some(c) = s
             .local_candidates()
             .into_iter()
@@ -320,10 +331,6 @@ fn gathers_server_reflexive_candidate() {
         {
             break c;
         }
-        if let Ok((n, from)) = sock.recv_from(&mut buf) {
-            let _ = s.handle_input(Instant::now(), local, from, &buf[..n]);
-        }
-        s.handle_timeout(Instant::now());
     };
     let want = format!(
         "{} {} typ srflx raddr {} rport {}",
@@ -362,16 +369,13 @@ fn one_server_for_stun_and_turn_gives_both_candidates() {
     let has = |s: &IceSession, typ: &str| s.local_candidates().iter().any(|c| c.contains(typ));
     // A generous protocol bound (the TURN client gives up after ~8 s).
     let deadline = Instant::now() + Duration::from_secs(15);
-    let mut buf = [0u8; 2048];
     while !(has(&s, "typ srflx") && has(&s, "typ relay")) {
         assert!(
             Instant::now() < deadline,
             "candidates: {:?}",
             s.local_candidates()
         );
-        while let Some(t) = s.poll_transmit() {
-            sock.send_to(&t.data, t.to).unwrap();
-        }
+        pump(&mut s, &sock);
         while let Some(e) = s.poll_event() {
             assert!(
                 !matches!(e, IceEvent::ServerFailed { .. }),
@@ -379,15 +383,9 @@ fn one_server_for_stun_and_turn_gives_both_candidates() {
                 s.local_candidates()
             );
         }
-        if let Ok((n, from)) = sock.recv_from(&mut buf) {
-            let _ = s.handle_input(Instant::now(), local, from, &buf[..n]);
-        }
-        s.handle_timeout(Instant::now());
     }
     s.close(Instant::now());
-    while let Some(t) = s.poll_transmit() {
-        sock.send_to(&t.data, t.to).unwrap();
-    }
+    flush(&mut s, &sock);
 }
 
 /// A relay-only endpoint and a direct one, driven on real loopback sockets
@@ -442,17 +440,8 @@ impl SyncPair {
                 self.a.handle_signal(now, m).unwrap();
             }
         }
-        for (s, sock) in [(&mut self.a, &self.a_sock), (&mut self.b, &self.b_sock)] {
-            while let Some(t) = s.poll_transmit() {
-                let _ = sock.send_to(&t.data, t.to);
-            }
-            let local = sock.local_addr().unwrap();
-            let mut buf = [0u8; 2048];
-            while let Ok((n, from)) = sock.recv_from(&mut buf) {
-                let _ = s.handle_input(now, local, from, &buf[..n]);
-            }
-            s.handle_timeout(now);
-        }
+        pump(&mut self.a, &self.a_sock);
+        pump(&mut self.b, &self.b_sock);
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -525,7 +514,6 @@ fn refresh_refused_for_a_stale_nonce_is_sent_again() {
     const ACCEPTED: &str = "incoming packet REFRESH processed, success";
     // A generous protocol bound: several refresh intervals.
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut buf = [0u8; 2048];
     while turn.log_count(ACCEPTED) < 2 {
         assert!(
             Instant::now() < deadline,
@@ -533,13 +521,7 @@ fn refresh_refused_for_a_stale_nonce_is_sent_again() {
             turn.log_count(ACCEPTED),
             turn.log_count("438")
         );
-        while let Some(t) = s.poll_transmit() {
-            sock.send_to(&t.data, t.to).unwrap();
-        }
-        if let Ok((n, from)) = sock.recv_from(&mut buf) {
-            let _ = s.handle_input(Instant::now(), local, from, &buf[..n]);
-        }
-        s.handle_timeout(Instant::now());
+        pump(&mut s, &sock);
     }
 }
 
@@ -619,15 +601,7 @@ impl RelayPair {
             ),
         ];
         for (s, sock, media, events) in sides {
-            while let Some(t) = s.poll_transmit() {
-                let _ = sock.send_to(&t.data, t.to);
-            }
-            let local = sock.local_addr().unwrap();
-            let mut buf = [0u8; 2048];
-            while let Ok((n, from)) = sock.recv_from(&mut buf) {
-                let _ = s.handle_input(now, local, from, &buf[..n]);
-            }
-            s.handle_timeout(now);
+            pump(s, sock);
             media.extend(std::iter::from_fn(|| s.poll_media()));
             events.extend(std::iter::from_fn(|| s.poll_event()));
         }
@@ -748,14 +722,7 @@ fn deletion_refused_for_a_stale_nonce_is_sent_again() {
     let mut s = IceSession::new(Instant::now(), relay_cfg(true, &turn), &[local]).unwrap();
     let mut failed = Vec::new();
     let mut step = |s: &mut IceSession| {
-        while let Some(t) = s.poll_transmit() {
-            let _ = sock.send_to(&t.data, t.to);
-        }
-        let mut buf = [0u8; 2048];
-        while let Ok((n, from)) = sock.recv_from(&mut buf) {
-            let _ = s.handle_input(Instant::now(), local, from, &buf[..n]);
-        }
-        s.handle_timeout(Instant::now());
+        pump(s, &sock);
         while let Some(e) = s.poll_event() {
             if let IceEvent::ServerFailed { reason, .. } = e {
                 failed.push(reason);
