@@ -32,6 +32,7 @@
 //! assert_eq!(b.selected().unwrap().remote, a_sock);
 //! ```
 
+mod alias;
 pub mod creds;
 mod session;
 mod signal;

@@ -47,12 +47,12 @@
 //! long it took.
 
 use super::turn::{LinkEvent, LinkKind, MAX_PERMISSIONS, TurnLink};
-use super::{IceError, SignalMessage};
+use super::{IceError, SignalMessage, alias};
 use crate::demux::{DemuxStats, PacketKind};
 use rtc_ice::candidate::candidate_host::CandidateHostConfig;
 use rtc_ice::candidate::candidate_relay::CandidateRelayConfig;
 use rtc_ice::candidate::candidate_server_reflexive::CandidateServerReflexiveConfig;
-use rtc_ice::candidate::{Candidate, CandidateConfig, CandidateType, unmarshal_candidate};
+use rtc_ice::candidate::{Candidate, CandidateConfig, CandidateType};
 use rtc_ice::crypto::RTCCryptoProvider;
 use rtc_ice::mdns::MulticastDnsMode;
 use rtc_ice::state::ConnectionState;
@@ -528,8 +528,8 @@ impl IceSession {
             return Err(IceError::BadCandidate("too many candidates".into()));
         }
         let line = line.strip_prefix("candidate:").unwrap_or(line);
-        let c = unmarshal_candidate(line).map_err(|e| IceError::BadCandidate(e.to_string()))?;
-        let addr = c.addr();
+        let c = alias::candidate(line)?;
+        let addr = alias::from_agent(c.addr());
         if self.agent.add_remote_candidate(c)? {
             self.remote_count += 1;
             for link in &mut self.links {
@@ -705,7 +705,13 @@ impl IceSession {
     }
 
     fn agent_read(&mut self, now: Instant, local: SocketAddr, from: SocketAddr, data: &[u8]) {
-        if !self.authentic(data) || self.too_many_peer_reflexive(from, data) {
+        // The agent knows `from` by its alias (see `alias`); the rest of
+        // the session by its real address.
+        let Some(seen) = alias::to_agent(from) else {
+            self.stats.stun_rejected += 1;
+            return;
+        };
+        if !self.authentic(data) || self.too_many_peer_reflexive(seen, data) {
             self.stats.stun_rejected += 1;
             return;
         }
@@ -716,7 +722,7 @@ impl IceSession {
             now,
             transport: TransportContext {
                 local_addr: local,
-                peer_addr: from,
+                peer_addr: seen,
                 transport_protocol: TransportProtocol::UDP,
                 ecn: None,
             },
@@ -790,11 +796,12 @@ impl IceSession {
             && MessageIntegrity::check(&mut m, local.pwd.as_bytes(), self.provider.crypto()).is_ok()
     }
 
-    /// Whether `data` is a Binding request from an unknown address while
-    /// [`MAX_PEER_REFLEXIVE`] peer-reflexive candidates are already known.
-    /// The agent learns one from each such request (RFC 8445 §7.3.1.3),
-    /// without bound: an authenticated check replayed from ever new source
-    /// addresses would grow its candidates and pairs forever.
+    /// Whether `data` is a Binding request from an unknown address (`from`
+    /// as the agent knows it) while [`MAX_PEER_REFLEXIVE`] peer-reflexive
+    /// candidates are already known. The agent learns one from each such
+    /// request (RFC 8445 §7.3.1.3), without bound: an authenticated check
+    /// replayed from ever new source addresses would grow its candidates
+    /// and pairs forever.
     fn too_many_peer_reflexive(&self, from: SocketAddr, data: &[u8]) -> bool {
         let remotes = self.agent.get_remote_candidates();
         data.get(..2) == Some(&[0x00, 0x01][..])
@@ -976,7 +983,12 @@ impl IceSession {
     }
 
     fn route_agent_write(&mut self, now: Instant, w: TaggedBytesMut) {
-        let (local, peer) = (w.transport.local_addr, w.transport.peer_addr);
+        let (local, peer) = (
+            w.transport.local_addr,
+            alias::from_agent(w.transport.peer_addr),
+        );
+        let pwd = &self.agent.get_local_credentials().pwd;
+        let data = alias::answer_to(peer, w.message.to_vec(), pwd, &*self.provider);
         // Binding request (RFC 5389 §6: type 0x0001): remember it for consent.
         if w.message.get(..2) == Some(&[0x00, 0x01][..])
             && let Some(id) = transaction_id(&w.message)
@@ -988,14 +1000,14 @@ impl IceSession {
         }
         if let Some(link) = self.links.iter_mut().find(|l| l.relayed == Some(local)) {
             // Dropped if the permission is not in place yet; checks retransmit.
-            let _ = link.send_to(now, &w.message, peer);
+            let _ = link.send_to(now, &data, peer);
         } else if self.cfg.relay_only {
             self.stats.direct_blocked += 1;
         } else if self.sockets.contains(&local) {
             self.transmits.push_back(Transmit {
                 local,
                 to: peer,
-                data: w.message.to_vec(),
+                data,
             });
         }
     }
@@ -1022,7 +1034,7 @@ impl IceSession {
                     .agent
                     .get_remote_candidates()
                     .iter()
-                    .map(Candidate::addr)
+                    .map(|c| alias::from_agent(c.addr()))
                     .collect();
                 for r in remotes {
                     let _ = self.links[i].permit(now, r);
@@ -1109,7 +1121,7 @@ impl IceSession {
                     let path = SelectedPath {
                         socket,
                         local: local.addr(),
-                        remote: remote.addr(),
+                        remote: alias::from_agent(remote.addr()),
                         relayed,
                     };
                     self.selected = Some(path);
@@ -1316,6 +1328,82 @@ mod tests {
             &[sa("127.0.0.1:1000")],
             &[sa("127.0.0.1:2000")],
         )
+    }
+
+    /// The XOR-MAPPED-ADDRESS of a Binding success response.
+    fn mapped_address(data: &[u8]) -> Option<SocketAddr> {
+        let mut m = Message {
+            raw: data.to_vec(),
+            ..Message::default()
+        };
+        m.decode().ok()?;
+        let mut a = rtc_stun::xoraddr::XorMappedAddress::default();
+        rtc_stun::message::Getter::get_from(&mut a, &m).ok()?;
+        Some(SocketAddr::new(a.ip, a.port))
+    }
+
+    /// `rtc-ice` takes every datagram from port 5353 for mDNS (see
+    /// `alias`): a peer whose only socket is on that port still connects,
+    /// keeps consent, carries media both ways, and is told its real
+    /// address in the answers to its checks.
+    #[test]
+    fn a_peer_on_port_5353_connects() {
+        let (a_sock, b_sock) = (sa("10.0.0.1:1000"), sa("10.0.0.2:5353"));
+        let quiet = |c| IceConfig {
+            auto_restart: false,
+            ..cfg(c)
+        };
+        let mut p = Pair::new(quiet(true), quiet(false), &[a_sock], &[b_sock]);
+        let told_b = std::cell::RefCell::new(Vec::new());
+        // 5 s: well past the consent timeout (2 s).
+        for _ in 0..100 {
+            p.step(Duration::from_millis(50), &|t| {
+                if t.to == b_sock && t.data.get(..2) == Some(&[0x01, 0x01][..]) {
+                    told_b.borrow_mut().push(mapped_address(&t.data));
+                }
+                false
+            });
+        }
+        let path = p.a.selected().expect("A connected");
+        assert_eq!((path.socket, path.remote), (a_sock, b_sock));
+        assert_eq!(p.b.selected().map(|s| s.remote), Some(a_sock));
+        assert_eq!(p.a.state(), IceState::Connected);
+        assert_eq!(p.a.current_round_trip_time(p.now), Some(Duration::ZERO));
+        let told_b = told_b.into_inner();
+        assert!(!told_b.is_empty());
+        assert!(told_b.iter().all(|m| *m == Some(b_sock)), "{told_b:?}");
+        // Media both ways.
+        let rtp = [0x80, 111, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 9];
+        let now = p.now;
+        let carries = |from: &mut IceSession, to: &mut IceSession| {
+            from.send_media(now, &rtp).unwrap();
+            let t = from.poll_transmit().unwrap();
+            to.handle_input(now, t.to, t.local, &t.data) == Some(&rtp[..])
+        };
+        assert!(carries(&mut p.a, &mut p.b), "A to B");
+        assert!(carries(&mut p.b, &mut p.a), "B to A");
+        assert_eq!(p.a.stats().stun_rejected, 0);
+    }
+
+    /// Port 0 is the agent's name for 5353 (see `alias`): a candidate on it
+    /// is refused, and a datagram from it does not reach the agent.
+    #[test]
+    fn port_0_is_neither_a_candidate_nor_a_source() {
+        let (mut p, check) = connected_with_recorded_check();
+        let port0 = |a: SocketAddr| SocketAddr::new(a.ip(), 0);
+        let _ =
+            p.a.handle_input(p.now, check.to, port0(check.local), &check.data);
+        assert_eq!(p.a.stats().stun_rejected, 1);
+        assert!(p.a.poll_transmit().is_none());
+        let ufrag = p.a.remote_ufrag.clone().unwrap();
+        let r = p.a.handle_signal(
+            p.now,
+            SignalMessage::Candidate {
+                ufrag,
+                candidate: "9 1 udp 2130706431 127.0.0.1 0 typ host".into(),
+            },
+        );
+        assert!(matches!(r, Err(IceError::BadCandidate(_))), "{r:?}");
     }
 
     #[test]
