@@ -1,10 +1,12 @@
 //! Key continuity (RFC 6189 §4.3, §4.6.1, §4.9): retained secrets in the
-//! ZID cache file, cache mismatch, corrupted entries, the SAS-verified flag.
+//! ZID cache file, cache mismatch, corrupted entries, the SAS-verified
+//! flag, cache expiration.
 
 mod zrtp_support;
 
 use sotto_engine::zrtp::{Config, Endpoint, Event, Role, ZidCache};
 use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
 use zrtp_support::{assert_sim_agree, perfect, simulate};
 
 fn call(a_path: &Path, b_path: &Path) -> zrtp_support::SimOutcome {
@@ -138,4 +140,91 @@ fn a_zero_cache_expiration_keeps_no_new_retained_secret() {
         assert_eq!(o2.a.cache().get(&bob), Some(&a_before), "{zero_side:?}");
         assert_eq!(o2.b.cache().get(&alice), Some(&b_before), "{zero_side:?}");
     }
+}
+
+/// A config for `role` whose wall clock reads `secs` after the Unix epoch
+/// now, with `cache_expiration`.
+fn dated(role: Role, secs: u64, cache_expiration: u32) -> Config {
+    let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+    Config {
+        cache_expiration,
+        wall_clock: (Instant::now(), wall),
+        ..Config::new(role)
+    }
+}
+
+/// §4.9: a retained secret is kept for the smaller of the two sides' cache
+/// expiration intervals. A first call at `T` with Alice asking for
+/// `interval` seconds, both users then verify the SAS; a second call
+/// `later` seconds after `T`. Time only goes through the configs.
+fn second_call_after(interval: u32, later: u64) -> zrtp_support::SimOutcome {
+    const T: u64 = 1_700_000_000;
+    let o1 = simulate(
+        Endpoint::new(dated(Role::Initiator, T, interval), ZidCache::new()),
+        Endpoint::new(dated(Role::Responder, T, u32::MAX), ZidCache::new()),
+        &mut perfect(),
+    );
+    let (a1, b1) = assert_sim_agree(&o1);
+    let (bob, alice) = (a1.peer_zid, b1.peer_zid);
+    let (mut a_cache, mut b_cache) = (o1.a.cache().clone(), o1.b.cache().clone());
+    assert!(a_cache.set_verified(&bob, true) && b_cache.set_verified(&alice, true));
+    simulate(
+        Endpoint::new(dated(Role::Initiator, T + later, u32::MAX), a_cache),
+        Endpoint::new(dated(Role::Responder, T + later, u32::MAX), b_cache),
+        &mut perfect(),
+    )
+}
+
+#[test]
+fn a_retained_secret_is_used_until_it_expires_and_then_is_absent() {
+    // Within the interval: continuity, the verified flag carries through,
+    // rs1 rotates into rs2.
+    let o = second_call_after(3600, 2);
+    let (a, b) = assert_sim_agree(&o);
+    assert!(!a.cache_mismatch && !b.cache_mismatch);
+    assert!(a.sas_verified && b.sas_verified);
+    let e = o.a.cache().get(&a.peer_zid).unwrap();
+    assert!(e.rs2.is_some() && e.verified);
+
+    // A 1-second interval, 2 seconds later: on both sides (Bob asked for
+    // no limit, the smaller applies) the secret counts as never cached.
+    // No mismatch, but no continuity either: "verified" is not carried
+    // over to keys nothing links to the verified ones, and the expired
+    // secret is not kept as rs2.
+    let o = second_call_after(1, 2);
+    let (a, b) = assert_sim_agree(&o);
+    assert!(!mismatch(&o.a_events) && !mismatch(&o.b_events));
+    assert!(!a.cache_mismatch && !b.cache_mismatch);
+    assert!(!a.sas_verified && !b.sas_verified);
+    for (cache, peer) in [(o.a.cache(), a.peer_zid), (o.b.cache(), b.peer_zid)] {
+        let e = cache.get(&peer).unwrap();
+        assert!(e.rs1.is_some() && e.rs2.is_none() && !e.verified);
+        assert_eq!(e.rs1_expires, None, "the second call set no limit");
+    }
+}
+
+/// An expired secret is absent, not a mismatch: Alice still holds an
+/// expired one, Bob has none any more.
+#[test]
+fn an_expired_secret_the_peer_no_longer_has_is_no_mismatch() {
+    const T: u64 = 1_700_000_000;
+    let o1 = simulate(
+        Endpoint::new(dated(Role::Initiator, T, 1), ZidCache::new()),
+        Endpoint::new(dated(Role::Responder, T, u32::MAX), ZidCache::new()),
+        &mut perfect(),
+    );
+    let (_, b1) = assert_sim_agree(&o1);
+    let mut b_cache = o1.b.cache().clone();
+    b_cache.remove(&b1.peer_zid);
+    let o2 = simulate(
+        Endpoint::new(
+            dated(Role::Initiator, T + 2, u32::MAX),
+            o1.a.cache().clone(),
+        ),
+        Endpoint::new(dated(Role::Responder, T + 2, u32::MAX), b_cache),
+        &mut perfect(),
+    );
+    let (a, b) = assert_sim_agree(&o2);
+    assert!(!a.cache_mismatch && !b.cache_mismatch);
+    assert!(!mismatch(&o2.a_events) && !mismatch(&o2.b_events));
 }

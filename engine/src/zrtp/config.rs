@@ -5,6 +5,7 @@ use super::algo::{HashAlgo, Policy};
 use super::crypto::random;
 use super::hello_hash::HelloHash;
 use super::message::Zid;
+use std::time::{Instant, SystemTime};
 use zeroize::Zeroize;
 
 /// Which side sends the Commit.
@@ -77,9 +78,14 @@ pub struct Config {
     /// Cache expiration interval sent in our Confirm (§5.7), in seconds:
     /// how long the new retained secret may be kept. `u32::MAX` (the
     /// default) is forever, 0 is not at all; the smaller of both sides'
-    /// values applies. A finite non-zero interval is not enforced yet (the
-    /// cache keeps no dates): the secret is kept until replaced.
+    /// values applies. Past it, the secret counts as absent (not as a
+    /// mismatch): see [`super::ZidCache::get_live`].
     pub cache_expiration: u32,
+    /// An `Instant` and the wall-clock time it was: how the endpoint, which
+    /// is only ever given `Instant`s, tells the date of its input, to judge
+    /// and set retained secrets' expiry. [`Config::new`] reads both clocks
+    /// once; the endpoint never reads a clock.
+    pub wall_clock: (Instant, SystemTime),
 }
 
 impl std::fmt::Debug for Config {
@@ -96,12 +102,14 @@ impl std::fmt::Debug for Config {
             )
             .field("multistream", &self.multistream)
             .field("cache_expiration", &self.cache_expiration)
+            .field("wall_clock", &self.wall_clock)
             .finish_non_exhaustive()
     }
 }
 
 impl Config {
-    /// Defaults for `role`: full policy, a random SSRC.
+    /// Defaults for `role`: full policy, a random SSRC, the wall clock
+    /// read now.
     pub fn new(role: Role) -> Self {
         Config {
             role,
@@ -113,6 +121,7 @@ impl Config {
             aux_secret: None,
             multistream: None,
             cache_expiration: u32::MAX,
+            wall_clock: (Instant::now(), SystemTime::now()),
         }
     }
 }

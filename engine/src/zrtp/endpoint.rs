@@ -26,7 +26,7 @@ use super::packet;
 use super::sas;
 use super::timer::{self, Due, Retransmit};
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 use zeroize::{Zeroize, Zeroizing};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +121,9 @@ pub struct Endpoint {
     peer_verified: bool,
     /// The cache expiration interval of the peer's Confirm (§5.7).
     peer_cache_expiration: u32,
+    /// The wall-clock time of the input being handled (see
+    /// [`Config::wall_clock`]), for the retained secrets' expiry.
+    wall_now: SystemTime,
     /// The peer's cache entry before this session updated it, put back if
     /// the session turns out to be with the wrong peer.
     cache_before: Option<(Option<super::cache::CacheEntry>, bool)>,
@@ -174,6 +177,7 @@ impl Endpoint {
         let mut our_hello = Message::Hello(hello).encode();
         crypto::seal_message_mac(&mut our_hello, &chain.0[2]);
         let role = cfg.role;
+        let wall_now = cfg.wall_clock.1;
         Endpoint {
             cfg,
             cache,
@@ -195,6 +199,7 @@ impl Endpoint {
             shared: None,
             peer_verified: false,
             peer_cache_expiration: u32::MAX,
+            wall_now,
             cache_before: None,
             last_answer: None,
             hello_timer: None,
@@ -394,6 +399,7 @@ impl Endpoint {
         if self.state == State::Idle {
             return Err(Error::Unexpected("message", "Idle"));
         }
+        self.wall_now = self.wall(now);
         let before = self.state;
         let r = self.dispatch(now, raw.message, raw.ssrc, msg);
         if r.is_ok() && self.state != before {
@@ -497,6 +503,16 @@ impl Endpoint {
     fn send_message(&mut self, m: &Message) {
         let bytes = m.encode();
         self.send(&bytes);
+    }
+
+    /// The wall-clock time of `now`, from [`Config::wall_clock`].
+    fn wall(&self, now: Instant) -> SystemTime {
+        let (at, wall) = self.cfg.wall_clock;
+        let moved = match now.checked_duration_since(at) {
+            Some(ahead) => wall.checked_add(ahead),
+            None => wall.checked_sub(at - now),
+        };
+        moved.unwrap_or(wall)
     }
 
     fn send_with_timer(&mut self, now: Instant, message: Vec<u8>) {
@@ -689,10 +705,10 @@ impl Endpoint {
             .as_ref()
             .map(|h| h.msg.zid)
             .unwrap_or_default();
-        let entry = self.cache.get(&peer_zid);
+        let entry = self.cache.get_live(&peer_zid, self.wall_now);
         let id = |s: Option<[u8; 32]>| s.map_or_else(random, |s| mac64(suite.hash, &s, label));
-        let rs1_id = id(entry.and_then(|e| e.rs1));
-        let rs2_id = id(entry.and_then(|e| e.rs2));
+        let rs1_id = id(entry.as_ref().and_then(|e| e.rs1));
+        let rs2_id = id(entry.as_ref().and_then(|e| e.rs2));
         // auxsecretID = MAC(auxsecret, our own H3) (§4.3.1).
         let aux_id = self
             .cfg
@@ -1070,8 +1086,12 @@ impl Endpoint {
         label: &[u8],
         peer_h3: &[u8; 32],
     ) -> SharedSecrets {
-        let entry = self.cache.get(peer_zid);
-        let ours = [entry.and_then(|e| e.rs1), entry.and_then(|e| e.rs2)];
+        // Expired secrets are absent, not mismatched (§4.9).
+        let entry = self.cache.get_live(peer_zid, self.wall_now);
+        let ours = [
+            entry.as_ref().and_then(|e| e.rs1),
+            entry.as_ref().and_then(|e| e.rs2),
+        ];
         let mut s1 = None;
         'outer: for theirs in [&p.rs1_id, &p.rs2_id] {
             for rs in ours.iter().flatten() {
@@ -1151,7 +1171,7 @@ impl Endpoint {
         let verified = self
             .peer_hello
             .as_ref()
-            .and_then(|h| self.cache.get(&h.msg.zid))
+            .and_then(|h| self.cache.get_live(&h.msg.zid, self.wall_now))
             .is_some_and(|e| e.verified)
             && !self.shared.as_ref().is_some_and(|s| s.mismatch);
         let body = ConfirmBody {
@@ -1209,7 +1229,10 @@ impl Endpoint {
             Some(ms) => (ms.sas.clone(), 0),
             None => (sas::render(suite.sas, d.sas_value), d.sas_value),
         };
-        let local_verified = self.cache.get(&peer_zid).is_some_and(|e| e.verified);
+        let local_verified = self
+            .cache
+            .get_live(&peer_zid, self.wall_now)
+            .is_some_and(|e| e.verified);
         let info = SecureInfo {
             role: self.role,
             suite,
@@ -1222,14 +1245,21 @@ impl Endpoint {
             peer_zid,
         };
         // §5.7: the smaller expiration interval applies; 0 means the new
-        // rs1 is not cached (the entry stays as it was, on both sides).
-        let cache_it = self.cfg.cache_expiration.min(self.peer_cache_expiration) != 0;
+        // rs1 is not cached (the entry stays as it was, on both sides),
+        // 0xFFFFFFFF that it never expires.
+        let interval = self.cfg.cache_expiration.min(self.peer_cache_expiration);
+        let cache_it = interval != 0;
+        let expires = match interval {
+            u32::MAX => None,
+            secs => self.wall_now.checked_add(Duration::from_secs(secs.into())),
+        };
         if self.cfg.multistream.is_none() && (cache_it || mismatch) {
             self.cache_before = Some(self.cache.snapshot(&peer_zid));
             if cache_it {
                 let mut rs1 = [0u8; 32];
                 rs1.copy_from_slice(&d.new_rs1);
-                self.cache.update(peer_zid, rs1, !mismatch);
+                self.cache
+                    .update(peer_zid, rs1, expires, !mismatch, self.wall_now);
                 rs1.zeroize();
             } else {
                 // Not cached, but a mismatch still clears "verified".
