@@ -2,6 +2,7 @@
 //!
 //! - [`protocol`]: typed, versioned JSON frames and the call [`protocol::Envelope`].
 //! - [`seal`]: HPKE sealing and Ed25519 signing of call payloads, replay guard.
+//! - [`replay_file`]: the replay guard's memory kept in a file across restarts.
 //! - [`store`]: SQLite/PostgreSQL storage of devices, sessions and queues.
 //! - [`push`]: Web Push, UnifiedPush, APNs and FCM wakeups.
 //! - [`turn`]: TURN REST credentials.
@@ -14,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod protocol;
 pub mod push;
+pub mod replay_file;
 pub mod seal;
 pub mod server;
 pub mod store;

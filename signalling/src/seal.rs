@@ -285,7 +285,8 @@ pub fn verify_b64(key: &VerifyingKey, msg: &[u8], sig: &str) -> Result<(), SealE
 
 /// Remembers recent (sender, message id) pairs and refuses repeats and
 /// messages whose timestamp is outside the window. Sans-IO: the caller
-/// passes the current Unix time.
+/// passes the current Unix time. Its memory is lost with the process;
+/// [`crate::replay_file::ReplayFile`] keeps it in a file across restarts.
 #[derive(Debug)]
 pub struct ReplayGuard {
     seen: HashMap<(DeviceId, MessageId), u64>,
@@ -340,8 +341,7 @@ impl ReplayGuard {
             return Err(SealError::Replay);
         }
         if self.seen.len() >= self.capacity {
-            let oldest_ok = now_ms.saturating_sub(self.max_age_ms);
-            self.seen.retain(|_, ts| *ts >= oldest_ok);
+            self.prune(now_ms);
             if self.seen.len() >= self.capacity {
                 // Still full of live ids: refuse rather than grow unbounded.
                 return Err(SealError::Replay);
@@ -349,6 +349,47 @@ impl ReplayGuard {
         }
         self.seen.insert(key, env.ts_ms);
         Ok(())
+    }
+
+    /// Forgets the ids whose timestamp has left the window at `now_ms`
+    /// (a message that old is refused as stale, so it needs no memory).
+    pub fn prune(&mut self, now_ms: u64) {
+        let oldest_ok = now_ms.saturating_sub(self.max_age_ms);
+        self.seen.retain(|_, ts| *ts >= oldest_ok);
+    }
+
+    /// How many ids are remembered (at most the capacity).
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Whether no id is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+
+    /// Remembers an id accepted earlier (read back from a file) unless its
+    /// timestamp has left the window at `now_ms` or the guard is full. No
+    /// pruning: the caller prunes at `now_ms` first, so a full guard is
+    /// full of live ids.
+    pub(crate) fn restore(&mut self, now_ms: u64, from: DeviceId, id: MessageId, ts_ms: u64) {
+        if ts_ms.saturating_add(self.max_age_ms) < now_ms {
+            return;
+        }
+        let key = (from, id);
+        if self.seen.len() < self.capacity || self.seen.contains_key(&key) {
+            self.seen.insert(key, ts_ms);
+        }
+    }
+
+    /// [`Self::forget`] by key.
+    pub(crate) fn forget_id(&mut self, from: DeviceId, id: MessageId) {
+        self.seen.remove(&(from, id));
+    }
+
+    /// The remembered ids with their message timestamps.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&DeviceId, &MessageId, u64)> {
+        self.seen.iter().map(|((from, id), ts)| (from, id, *ts))
     }
 }
 

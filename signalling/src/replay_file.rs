@@ -1,0 +1,645 @@
+//! A [`ReplayGuard`] whose memory survives a restart of the app.
+//!
+//! A phone woken by a push starts the app afresh, so a guard held only in
+//! memory would accept again any sealed message the server delivered in
+//! the last [window](ReplayGuard::default) — an old call offer would ring
+//! the phone a second time. [`ReplayFile`] keeps the guard's ids in a small
+//! file and reads them back when opened.
+//!
+//! # The file
+//!
+//! A text journal, private to its owner (mode 0600 on Unix), holding only
+//! sender device ids, message ids and the messages' own timestamps — no
+//! keys, no payloads:
+//!
+//! ```text
+//! sotto-replay 1
+//! a <ts_ms> <sender device id> <message id>    an id was accepted
+//! f <sender device id> <message id>            it was forgotten again
+//! ```
+//!
+//! Each accepted or forgotten id is one line appended with a single write
+//! and flushed to the disk (`fsync`) before [`ReplayFile::check`] returns,
+//! so once a message has been handed on, a crash cannot make it new again.
+//! When opened, and once more lines have been appended than the file held
+//! ids when last rewritten (and at least 1024), the file is rewritten from
+//! memory — ids past the window left out — to a temporary file renamed
+//! over it, so it stays within about twice the guard's capacity.
+//!
+//! Why not SQLite: this crate's SQLite is `sqlx`, an async pool built for
+//! the server, and the workspace's other binding, `rusqlite`, must not be
+//! linked beside it (their `libsqlite3-sys` clash). An append-only journal
+//! needs no dependency, costs one `fsync` per message as a SQLite commit
+//! would, and its crash behaviour is easy to state: a torn write can only
+//! damage the last line, which is then ignored — and the message it was
+//! recording had not been handed on yet.
+//!
+//! # Damage
+//!
+//! A file that cannot be parsed, wholly or in part (a torn last line after
+//! a crash, garbage, a truncation, another version), does not stop the
+//! client: every line that parses is kept, the rest is skipped, a warning
+//! is logged with `tracing`, and the file is rewritten clean. Messages
+//! whose ids were on the damaged lines are then **accepted** if delivered
+//! again. The alternative, refusing everything inside the window that
+//! cannot be proven new, refuses everything: an id that is not remembered
+//! proves nothing, and a message's timestamp cannot show it arrived after
+//! the damage (senders' clocks may run up to a minute ahead, and the queued
+//! offer whose push woke the phone is by nature older than the restart).
+//! The phone would then miss every call for five minutes after a crash
+//! that damaged the file, to stop a replay that needs a malicious server
+//! *and* that crash. The same holds when a write fails (a full disk): the
+//! message is accepted, a warning logged, and the next write rewrites the
+//! whole file from memory.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::SealError;
+use crate::protocol::{DeviceId, Envelope, MAX_ID_LEN, MessageId};
+use crate::seal::ReplayGuard;
+
+/// First line of a replay file.
+const HEADER: &str = "sotto-replay 1";
+/// Longest valid line, newline included: `a`, a 20-digit timestamp, two ids.
+const MAX_LINE: usize = 2 + 20 + 1 + MAX_ID_LEN + 1 + MAX_ID_LEN + 1;
+/// Fewest appended lines that make a rewrite worth it.
+const COMPACT_MIN_LINES: usize = 1024;
+
+/// A [`ReplayGuard`] kept in a file: ids it accepts are remembered across
+/// restarts (see the [module documentation](self) for the file and its
+/// failure modes). Blocking I/O: call it off an async runtime's threads.
+///
+/// One file belongs to one guard at a time: two open on the same file
+/// lose each other's ids whenever one rewrites it.
+#[derive(Debug)]
+pub struct ReplayFile {
+    guard: ReplayGuard,
+    path: PathBuf,
+    /// The journal, open for appending; `None` after a failed write, so
+    /// that the next one rewrites the file whole.
+    file: Option<File>,
+    /// Lines appended since the file was last rewritten.
+    appended: usize,
+    /// Ids the file held when last rewritten.
+    rewritten: usize,
+    compact_min: usize,
+}
+
+impl ReplayFile {
+    /// Opens (or creates) the file at `path`, fills `guard` with the ids
+    /// it holds that are still inside the window at Unix time `now_ms`,
+    /// and rewrites it without the others.
+    ///
+    /// A damaged file is not an error (see [Damage](self#damage)); an error
+    /// is a file that cannot be read or written at all (a missing
+    /// directory, no permission).
+    pub fn open(path: impl Into<PathBuf>, guard: ReplayGuard, now_ms: u64) -> io::Result<Self> {
+        let path = path.into();
+        let mut guard = guard;
+        guard.prune(now_ms);
+        match File::open(&path) {
+            Ok(file) => {
+                let found = load(BufReader::new(file), now_ms, &mut guard);
+                if let Some(damage) = found.damage() {
+                    tracing::warn!(
+                        path = %path.display(),
+                        kept = found.records,
+                        "replay file damaged ({damage}): what could not be read is forgotten, \
+                         so a message it recorded would be accepted again"
+                    );
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let mut this = Self {
+            guard,
+            path,
+            file: None,
+            appended: 0,
+            rewritten: 0,
+            compact_min: COMPACT_MIN_LINES,
+        };
+        this.rewrite(Some(now_ms))?;
+        Ok(this)
+    }
+
+    /// [`ReplayGuard::check`], and an accepted id is on the disk when this
+    /// returns `Ok` — unless writing failed, which is logged and does not
+    /// refuse the message (see [Damage](self#damage)).
+    pub fn check(&mut self, now_ms: u64, env: &Envelope) -> Result<(), SealError> {
+        self.guard.check(now_ms, env)?;
+        let line = format!("a {} {} {}\n", env.ts_ms, env.from, env.id);
+        if let Err(e) = self.write(&line, Some(now_ms)) {
+            tracing::warn!(
+                path = %self.path.display(),
+                "replay file: could not record message {} from {}: {e}; \
+                 it would be accepted again after a restart",
+                env.id,
+                env.from
+            );
+        }
+        Ok(())
+    }
+
+    /// [`ReplayGuard::forget`], on the disk too when this returns (a
+    /// failure is logged).
+    pub fn forget(&mut self, env: &Envelope) {
+        if !self.guard.remembers(env) {
+            return;
+        }
+        self.guard.forget(env);
+        let line = format!("f {} {}\n", env.from, env.id);
+        if let Err(e) = self.write(&line, None) {
+            tracing::warn!(
+                path = %self.path.display(),
+                "replay file: could not forget message {} from {}: {e}; \
+                 a restart would refuse its redelivery",
+                env.id,
+                env.from
+            );
+        }
+    }
+
+    /// [`ReplayGuard::remembers`].
+    pub fn remembers(&self, env: &Envelope) -> bool {
+        self.guard.remembers(env)
+    }
+
+    /// How many ids are remembered.
+    pub fn len(&self) -> usize {
+        self.guard.len()
+    }
+
+    /// Whether no id is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.guard.is_empty()
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Makes the change `line` records (already made in memory) durable:
+    /// appended, or the whole file rewritten when it has grown or the last
+    /// write failed. `now_ms`, when known, prunes ids past the window from
+    /// a rewrite.
+    fn write(&mut self, line: &str, now_ms: Option<u64>) -> io::Result<()> {
+        let Some(file) = self.file.as_mut() else {
+            return self.rewrite(now_ms);
+        };
+        if self.appended >= self.compact_min.max(self.rewritten) {
+            return self.rewrite(now_ms);
+        }
+        let appended = file
+            .write_all(line.as_bytes())
+            .and_then(|()| file.sync_data());
+        match appended {
+            Ok(()) => {
+                self.appended += 1;
+                Ok(())
+            }
+            Err(e) => {
+                // Possibly half a line on the disk: start afresh next time.
+                self.file = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes everything remembered to a new file and renames it over the
+    /// journal, then reopens that for appending.
+    fn rewrite(&mut self, now_ms: Option<u64>) -> io::Result<()> {
+        self.file = None;
+        if let Some(now_ms) = now_ms {
+            self.guard.prune(now_ms);
+        }
+        let tmp = {
+            let mut name = self.path.as_os_str().to_owned();
+            name.push(".tmp");
+            PathBuf::from(name)
+        };
+        // Left over from a crash, perhaps with other permissions.
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&tmp)?;
+        let mut out = BufWriter::new(file);
+        writeln!(out, "{HEADER}")?;
+        for (from, id, ts) in self.guard.entries() {
+            writeln!(out, "a {ts} {from} {id}")?;
+        }
+        let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, &self.path)?;
+        sync_parent(&self.path);
+        self.file = Some(OpenOptions::new().append(true).open(&self.path)?);
+        self.appended = 0;
+        self.rewritten = self.guard.len();
+        Ok(())
+    }
+}
+
+/// Makes a rename in `path`'s directory durable, where the platform can.
+fn sync_parent(path: &Path) {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if let Ok(dir) = File::open(dir) {
+        let _ = dir.sync_all();
+    }
+}
+
+/// What reading a file found.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Loaded {
+    /// Lines that parsed as records.
+    records: usize,
+    /// Lines that did not.
+    bad: usize,
+    /// The first line was the header.
+    header: bool,
+    /// The file ended inside a line.
+    torn: bool,
+    /// Reading failed part way.
+    error: Option<io::ErrorKind>,
+}
+
+impl Loaded {
+    /// What was wrong, if anything.
+    fn damage(&self) -> Option<String> {
+        let mut what = Vec::new();
+        if !self.header {
+            what.push("no header".to_owned());
+        }
+        if self.bad > 0 {
+            what.push(format!("{} unreadable lines", self.bad));
+        }
+        if self.torn {
+            what.push("a torn last line".to_owned());
+        }
+        if let Some(e) = self.error {
+            what.push(format!("read error: {e}"));
+        }
+        (!what.is_empty()).then(|| what.join(", "))
+    }
+}
+
+/// Replays the journal in `reader` into `guard`: accepted ids inside the
+/// window at `now_ms` are restored, forgotten ones removed, and lines that
+/// do not parse skipped. Reads a line at a time, so any file, however
+/// large or damaged, costs at most the guard's capacity in memory.
+fn load(mut reader: impl BufRead, now_ms: u64, guard: &mut ReplayGuard) -> Loaded {
+    let mut found = Loaded::default();
+    let mut line = Vec::with_capacity(MAX_LINE);
+    let mut first = true;
+    loop {
+        line.clear();
+        let n = match (&mut reader)
+            .take(MAX_LINE as u64)
+            .read_until(b'\n', &mut line)
+        {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) => {
+                found.error = Some(e.kind());
+                break;
+            }
+        };
+        if line.last() != Some(&b'\n') {
+            if n < MAX_LINE {
+                // The end of the file, inside a line.
+                found.torn = true;
+                break;
+            }
+            // Too long to be a record: skip to the end of it.
+            found.bad += 1;
+            if let Err(e) = skip_line(&mut reader) {
+                found.error = Some(e.kind());
+                break;
+            }
+            first = false;
+            continue;
+        }
+        line.pop();
+        if std::mem::take(&mut first) && line == HEADER.as_bytes() {
+            found.header = true;
+            continue;
+        }
+        match parse(&line) {
+            Some(Record::Accepted { ts_ms, from, id }) => {
+                guard.restore(now_ms, from, id, ts_ms);
+                found.records += 1;
+            }
+            Some(Record::Forgotten { from, id }) => {
+                guard.forget_id(from, id);
+                found.records += 1;
+            }
+            None => found.bad += 1,
+        }
+    }
+    found
+}
+
+/// Reads past the next newline (or to the end).
+fn skip_line(reader: &mut impl BufRead) -> io::Result<()> {
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        if let Some(i) = buf.iter().position(|&b| b == b'\n') {
+            reader.consume(i + 1);
+            return Ok(());
+        }
+        let len = buf.len();
+        reader.consume(len);
+    }
+}
+
+/// One line of the journal.
+#[derive(Debug, PartialEq, Eq)]
+enum Record {
+    Accepted {
+        ts_ms: u64,
+        from: DeviceId,
+        id: MessageId,
+    },
+    Forgotten {
+        from: DeviceId,
+        id: MessageId,
+    },
+}
+
+/// Parses a line (without its newline) strictly: anything else is `None`.
+fn parse(line: &[u8]) -> Option<Record> {
+    let line = std::str::from_utf8(line).ok()?;
+    let fields: Vec<&str> = line.split(' ').collect();
+    let ids = |from: &str, id: &str| Some((DeviceId::new(from).ok()?, MessageId::new(id).ok()?));
+    match fields[..] {
+        ["a", ts, from, id] => {
+            if ts.is_empty() || !ts.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let ts_ms = ts.parse().ok()?;
+            let (from, id) = ids(from, id)?;
+            Some(Record::Accepted { ts_ms, from, id })
+        }
+        ["f", from, id] => {
+            let (from, id) = ids(from, id)?;
+            Some(Record::Forgotten { from, id })
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{CallId, MessageKind, PROTOCOL_VERSION};
+
+    /// Window of [`ReplayGuard::default`].
+    const WINDOW: u64 = 300_000;
+    const T0: u64 = 1_800_000_000_000;
+
+    fn env(from: &str, ts_ms: u64) -> Envelope {
+        Envelope {
+            v: PROTOCOL_VERSION,
+            id: MessageId::random(),
+            from: DeviceId::new(from).unwrap(),
+            to: DeviceId::new("me").unwrap(),
+            call_id: CallId::new("call").unwrap(),
+            kind: MessageKind::Offer,
+            ts_ms,
+            enc: String::new(),
+            ct: String::new(),
+            sig: String::new(),
+        }
+    }
+
+    fn open(path: &Path, now_ms: u64) -> ReplayFile {
+        ReplayFile::open(path, ReplayGuard::default(), now_ms).unwrap()
+    }
+
+    fn lines(path: &Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn an_accepted_id_is_refused_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay");
+        let offer = env("alice", T0);
+        let mut guard = open(&path, T0);
+        assert_eq!(guard.check(T0, &offer), Ok(()));
+        drop(guard);
+        let mut guard = open(&path, T0 + 1_000);
+        assert!(guard.remembers(&offer));
+        assert_eq!(guard.check(T0 + 1_000, &offer), Err(SealError::Replay));
+        let other = env("alice", T0 + 1_000);
+        assert_eq!(
+            guard.check(T0 + 1_000, &other),
+            Ok(()),
+            "new ids still pass"
+        );
+    }
+
+    #[test]
+    fn ids_past_the_window_are_pruned_on_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay");
+        let (old, young) = (env("alice", T0), env("bob", T0 + 200_000));
+        let mut guard = open(&path, T0);
+        guard.check(T0, &old).unwrap();
+        guard.check(T0 + 200_000, &young).unwrap();
+        drop(guard);
+        let now = T0 + WINDOW + 1;
+        let guard = open(&path, now);
+        assert_eq!(guard.len(), 1);
+        assert!(!guard.remembers(&old), "past the window");
+        assert!(guard.remembers(&young), "still inside it");
+        let young_line = format!("a {} bob {}", young.ts_ms, young.id);
+        assert_eq!(lines(&path), [HEADER.to_owned(), young_line]);
+    }
+
+    #[test]
+    fn a_garbage_file_yields_a_working_guard() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay");
+        let mut garbage: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+        garbage.extend(std::iter::repeat_n(b'x', 3 * MAX_LINE));
+        garbage.extend_from_slice(b"\na 12 no\na x alice m\n\0\0\0");
+        std::fs::write(&path, &garbage).unwrap();
+        let mut guard = open(&path, T0);
+        assert!(guard.is_empty());
+        let offer = env("alice", T0);
+        assert_eq!(guard.check(T0, &offer), Ok(()));
+        drop(guard);
+        // Rewritten clean, and the new id is kept.
+        assert_eq!(lines(&path)[0], HEADER);
+        assert!(open(&path, T0).remembers(&offer));
+    }
+
+    #[test]
+    fn a_truncated_file_keeps_its_whole_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay");
+        let msgs: Vec<Envelope> = (0..3).map(|i| env("alice", T0 + i)).collect();
+        let mut guard = open(&path, T0);
+        for m in &msgs {
+            guard.check(T0, m).unwrap();
+        }
+        drop(guard);
+        // Cut inside the last line, as a crash during its write would.
+        let len = std::fs::metadata(&path).unwrap().len();
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len - 5)
+            .unwrap();
+        let mut guard = open(&path, T0);
+        assert!(guard.remembers(&msgs[0]) && guard.remembers(&msgs[1]));
+        assert!(!guard.remembers(&msgs[2]), "its line was torn");
+        assert_eq!(guard.check(T0, &msgs[2]), Ok(()));
+        drop(guard);
+        // Truncated to nothing: an empty, working guard.
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        let mut guard = open(&path, T0);
+        assert!(guard.is_empty());
+        assert_eq!(guard.check(T0, &msgs[0]), Ok(()));
+    }
+
+    #[test]
+    fn a_forget_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay");
+        let offer = env("alice", T0);
+        let mut guard = open(&path, T0);
+        guard.check(T0, &offer).unwrap();
+        guard.forget(&offer);
+        drop(guard);
+        let mut guard = open(&path, T0);
+        assert!(!guard.remembers(&offer));
+        assert_eq!(guard.check(T0, &offer), Ok(()), "the redelivery passes");
+        drop(guard);
+        assert!(open(&path, T0).remembers(&offer), "and is remembered again");
+    }
+
+    #[test]
+    fn loading_respects_the_capacity() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay");
+        let msgs: Vec<Envelope> = (0..3).map(|i| env("alice", T0 + i)).collect();
+        let mut guard = open(&path, T0);
+        for m in &msgs {
+            guard.check(T0, m).unwrap();
+        }
+        drop(guard);
+        let small = ReplayGuard::new(WINDOW, 60_000, 2);
+        let mut guard = ReplayFile::open(&path, small, T0).unwrap();
+        assert_eq!(guard.len(), 2);
+        assert_eq!(lines(&path).len(), 3, "header and two ids");
+        // Ids past the window take no room from live ones.
+        let now = T0 + WINDOW + 2;
+        let young = env("bob", now);
+        guard.check(now, &young).unwrap();
+        drop(guard);
+        let one = ReplayGuard::new(WINDOW, 60_000, 1);
+        let guard = ReplayFile::open(&path, one, now).unwrap();
+        assert!(
+            guard.remembers(&young),
+            "crowded out by ids past the window"
+        );
+    }
+
+    #[test]
+    fn the_journal_is_compacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay");
+        let mut guard = ReplayFile::open(&path, ReplayGuard::new(10, 10, 1_000), T0).unwrap();
+        guard.compact_min = 8;
+        let mut longest = 0;
+        let mut last = Vec::new();
+        for i in 0..200 {
+            // One new id every 5 ms with a 10 ms window: about 2 live ids.
+            let now = T0 + 5 * i;
+            let m = env("alice", now);
+            guard.check(now, &m).unwrap();
+            longest = longest.max(lines(&path).len());
+            last.push(m);
+        }
+        assert!(longest <= 1 + 8 + 3, "the file grew to {longest} lines");
+        drop(guard);
+        let now = T0 + 5 * 199;
+        let guard = ReplayFile::open(&path, ReplayGuard::new(10, 10, 1_000), now).unwrap();
+        for m in last.iter().rev().take(3) {
+            assert!(guard.remembers(m), "a live id was lost in compaction");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_file_is_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay");
+        // Even one that existed with wider permissions.
+        std::fs::write(&path, format!("{HEADER}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut guard = open(&path, T0);
+        guard.check(T0, &env("alice", T0)).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn an_unusable_path_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing").join("replay");
+        assert!(ReplayFile::open(&path, ReplayGuard::default(), T0).is_err());
+    }
+
+    #[test]
+    fn lines_parse_strictly() {
+        let ok = parse(b"a 12 alice m1").unwrap();
+        assert!(matches!(ok, Record::Accepted { ts_ms: 12, .. }));
+        assert!(matches!(
+            parse(b"f alice m1"),
+            Some(Record::Forgotten { .. })
+        ));
+        for bad in [
+            &b"a +12 alice m1"[..],
+            b"a 12 alice m1 ",
+            b"a  12 alice m1",
+            b"a 99999999999999999999 alice m1",
+            b"a 12 al.ice m1",
+            b"a 12 alice",
+            b"f alice",
+            b"x 12 alice m1",
+            b"a 12 alice m\xff",
+            b"",
+        ] {
+            assert_eq!(parse(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+}
