@@ -85,7 +85,9 @@ fn print_devices() -> ExitCode {
     }
 }
 
-/// Runs an async command on a multi-threaded runtime; errors exit 1.
+/// Runs an async command on a multi-threaded runtime; errors exit 1, and
+/// a stop signal that ended the command before its work was done exits
+/// as a shell reports that signal (130 for Ctrl-C).
 fn block_on(f: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -101,7 +103,10 @@ fn block_on(f: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCod
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sotto: {e:#}");
-            ExitCode::FAILURE
+            match stop::stopped(&e) {
+                Some(s) => ExitCode::from(s.signal.exit_code()),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -2,13 +2,15 @@
 //! against a signald, headless (`--input`/`--output` WAV) with plain line
 //! output; keys from stdin lines control the call (a answer, d decline,
 //! y/n SAS matches or not, m mute, q hang up); Ctrl-C, SIGTERM and SIGHUP
-//! hang up too, then end the process.
+//! hang up too, then end the process. They are caught from the start: one
+//! that comes while signald is slow or hung (logging in, fetching keys,
+//! before any offer went out) ends the command at once.
 
 use crate::audio::GatedAudio;
 use crate::config::{Config, Dirs};
 use crate::devices::{DeviceAudio, Picker};
 use crate::session::{self, Account, Control, Peer, Started, Update};
-use crate::stop::StopSignals;
+use crate::stop::{self, StopSignals};
 use anyhow::{Context as _, anyhow};
 use sotto_engine::call::wav::{AudioPort, load_48k_mono, save_48k_mono};
 use sotto_engine::call::{Call, CallConfig, CallStats, EndReason, Event};
@@ -32,6 +34,8 @@ const STATS_EVERY: Duration = Duration::from_secs(1);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Longest `--seconds`: a year, far from the timer's overflow.
 const MAX_SECONDS: u64 = 365 * 24 * 3600;
+/// What a stop before the offer went out leaves undone.
+const BEFORE_CALL: &str = ", before the call was placed";
 
 /// Where the configuration lives.
 #[derive(Debug, Clone, clap::Args)]
@@ -177,31 +181,47 @@ struct Device {
     conn: Connection,
 }
 
-async fn device(dir: &ConfigDir) -> anyhow::Result<Device> {
+/// Logs in and connects; a stop signal meanwhile ends it with
+/// [`stop::Stopped`] (its message ends with `then`).
+async fn device(dir: &ConfigDir, signals: &mut StopSignals, then: &str) -> anyhow::Result<Device> {
     let dirs = Dirs::new(dir.config_dir.clone())?;
     let (cfg, id) = dirs.load()?;
     let client = signal_client(&cfg.server, &cfg.ca_file, Arc::new(id))?;
+    let at = &cfg.server;
     // Registering again changes nothing but gives a server that predates
     // signed key entries our signature, without which callers refuse our keys.
-    client
-        .register()
-        .await
-        .context("registering with signald")?;
-    let account = Account::login(client)
-        .await
-        .context("logging in to signald")?;
+    let registering = async { client.register().await.context("registering with signald") };
+    signals
+        .during(
+            format!("registering with signald at {at}{then}"),
+            registering,
+        )
+        .await?;
+    let login = async {
+        Account::login(client)
+            .await
+            .context("logging in to signald")
+    };
+    let account = signals
+        .during(format!("logging in to signald at {at}{then}"), login)
+        .await?;
     let mut conn = account.client().connect(true);
-    tokio::time::timeout(CONNECT_TIMEOUT, async {
-        loop {
-            match conn.next_event().await {
-                Some(ClientEvent::Connected) => return Ok(()),
-                Some(_) => {}
-                None => return Err(anyhow!("signalling connection stopped")),
+    let connected = async {
+        tokio::time::timeout(CONNECT_TIMEOUT, async {
+            loop {
+                match conn.next_event().await {
+                    Some(ClientEvent::Connected) => return Ok(()),
+                    Some(_) => {}
+                    None => return Err(anyhow!("signalling connection stopped")),
+                }
             }
-        }
-    })
-    .await
-    .map_err(|_| anyhow!("signald unreachable at {}", cfg.server))??;
+        })
+        .await
+        .map_err(|_| anyhow!("signald unreachable at {at}"))?
+    };
+    signals
+        .during(format!("connecting to signald at {at}{then}"), connected)
+        .await?;
     Ok(Device {
         cfg,
         dirs,
@@ -220,8 +240,12 @@ fn load_input(opts: &CallOpts) -> anyhow::Result<Option<Vec<i16>>> {
 
 /// Places a call and runs it to the end.
 pub async fn call(args: CallArgs) -> anyhow::Result<()> {
+    // Caught before anything talks to signald, so that a stop while it is
+    // slow or hung ends the command now rather than after its timeouts
+    // (or, uncaught, kills it without a word).
+    let mut signals = StopSignals::new()?;
     let input = load_input(&args.opts)?;
-    let mut dev = device(&args.opts.dir).await?;
+    let mut dev = device(&args.opts.dir, &mut signals, BEFORE_CALL).await?;
     let contact = dev.cfg.contacts.get(&args.user);
     let not_found = || match contact {
         Some(id) => anyhow!(
@@ -238,13 +262,19 @@ pub async fn call(args: CallArgs) -> anyhow::Result<()> {
         ),
     };
     let peer_id = DeviceId::new(contact.unwrap_or(&args.user).clone()).map_err(|_| not_found())?;
-    let keys = match dev.account.device_keys(&peer_id).await {
-        Err(ClientError::Status(404)) => return Err(not_found()),
-        r => r.context("fetching the callee's keys")?,
+    let fetch = async {
+        match dev.account.device_keys(&peer_id).await {
+            Err(ClientError::Status(404)) => Err(not_found()),
+            r => r.context("fetching the callee's keys"),
+        }
     };
+    let doing = format!(
+        "fetching the callee's keys from signald at {}{BEFORE_CALL}",
+        dev.cfg.server
+    );
+    let keys = signals.during(doing, fetch).await?;
     let peer = Peer { keys, id: peer_id };
     let call = Call::outgoing(Instant::now(), call_config(&dev, &args.opts)?)?;
-    let mut signals = StopSignals::new()?;
     println!("calling {}", args.user);
     let ended = run_call(
         &mut dev,
@@ -263,13 +293,14 @@ pub async fn call(args: CallArgs) -> anyhow::Result<()> {
 
 /// Waits for calls and runs them. A call that fails on our side (no TURN
 /// relay, no sound) is declined and the phone keeps listening; a stop
-/// signal ends the call in progress and then the phone.
+/// signal ends the call in progress (or declines the one being set up)
+/// and then the phone.
 pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
+    let mut signals = StopSignals::new()?;
     let input = load_input(&args.opts)?;
-    let mut dev = device(&args.opts.dir).await?;
+    let mut dev = device(&args.opts.dir, &mut signals, "").await?;
     // The ZID cache is read for every call; a broken one fails now.
     call_config(&dev, &args.opts)?;
-    let mut signals = StopSignals::new()?;
     println!(
         "listening as {} ({})",
         dev.cfg.user,
@@ -296,11 +327,28 @@ pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
             Ok(ended) if args.once || ended.stopped => return exit_status(ended.reason),
             Ok(_) => {}
             Err(e) => {
-                println!("call from {from} failed: {e:#}; declined");
-                if let Err(d) =
-                    session::decline_offer(&dev.account, &dev.conn, &from, call_id).await
-                {
+                // A stop before the call was running: the caller is
+                // declined (not left ringing), then the phone stops.
+                let stop = stop::stopped(&e).map(|s| s.signal);
+                match stop {
+                    Some(s) => println!("{s}: declining the call from {from}"),
+                    None => println!("call from {from} failed: {e:#}; declined"),
+                }
+                let declined = async {
+                    let id =
+                        session::decline_offer(&dev.account, &dev.conn, &from, call_id).await?;
+                    if stop.is_some() {
+                        // The process ends next: the decline must be out first.
+                        session::flush(&mut dev.conn, [id].into()).await;
+                    }
+                    Ok(())
+                };
+                if let Err(d) = signals.during("declining the call", declined).await {
                     println!("warning: cannot decline the call: {d:#}");
+                }
+                if let Some(s) = stop {
+                    println!("{s}: stopped listening");
+                    return Ok(());
                 }
                 if args.once {
                     return Err(e);
@@ -319,12 +367,14 @@ async fn answer(
     (call_id, from): (CallId, DeviceId),
     offer: sotto_engine::call::CallSignal,
 ) -> anyhow::Result<Ended> {
-    let peer = Peer {
-        keys: dev
-            .account
+    let fetch = async {
+        dev.account
             .device_keys(&from)
             .await
-            .context("fetching the caller's keys")?,
+            .context("fetching the caller's keys")
+    };
+    let peer = Peer {
+        keys: signals.during("fetching the caller's keys", fetch).await?,
         id: from,
     };
     match dev.cfg.contact_name(peer.id.as_str()) {
@@ -387,14 +437,24 @@ async fn run_call(
     auto_answer: bool,
 ) -> anyhow::Result<Ended> {
     let relay_only = opts.relay_only || dev.cfg.relay_only;
-    let ice = match dev.account.ice_config().await {
-        Ok(ice) => ice,
-        Err(e) if !relay_only => {
-            println!("warning: no TURN relay ({e:#}); direct paths only");
-            Default::default()
+    // An outgoing call's offer goes out only once `run` below runs: a stop
+    // until then ends the command with nothing for the callee to hear.
+    let then = if offer.is_none() { BEFORE_CALL } else { "" };
+    let fetch = async {
+        match dev.account.ice_config().await {
+            Ok(ice) => Ok(ice),
+            Err(e) if !relay_only => {
+                println!("warning: no TURN relay ({e:#}); direct paths only");
+                Ok(Default::default())
+            }
+            Err(e) => Err(e),
         }
-        Err(e) => return Err(e),
     };
+    let doing = format!(
+        "fetching TURN credentials from signald at {}{then}",
+        dev.cfg.server
+    );
+    let ice = signals.during(doing, fetch).await?;
     let headless = |source| GatedAudio::new(source, 48_000 * MAX_RECORD.as_secs() as usize);
     let input_device = opts
         .input_device
@@ -431,15 +491,22 @@ async fn run_call(
             }
         },
     };
-    let mut started = Started::new(call, &bind_addrs(opts.bind), ice, audio).await?;
-    started.persist_cache(dev.dirs.zid_cache());
-    for a in started.handle().local_addrs() {
-        println!("media socket {a}");
-    }
-    match offer {
-        Some(o) => started.handle().signal(o).await?,
-        None => started.handle().place().await?,
-    }
+    let start = async {
+        let mut started = Started::new(call, &bind_addrs(opts.bind), ice, audio).await?;
+        started.persist_cache(dev.dirs.zid_cache());
+        for a in started.handle().local_addrs() {
+            println!("media socket {a}");
+        }
+        match offer {
+            Some(o) => started.handle().signal(o).await?,
+            // Queued for `run` to seal and send.
+            None => started.handle().place().await?,
+        }
+        Ok(started)
+    };
+    let started = signals
+        .during(format!("starting the call{then}"), start)
+        .await?;
     let (ctl_tx, ctl_rx) = mpsc::channel(8);
     let (upd_tx, upd_rx) = mpsc::unbounded_channel();
     let run = started.run(

@@ -274,7 +274,8 @@ impl Started {
                 Some((from, their_call, keys)) = busy.next(), if !busy.is_empty() => {
                     let declined = keys
                         .context("fetching the caller's keys")
-                        .and_then(|keys| decline(conn, Peer { id: from.clone(), keys }, their_call));
+                        .and_then(|keys| decline(conn, Peer { id: from.clone(), keys }, their_call))
+                        .map(|_| ());
                     let _ = updates.send(match declined {
                         Ok(()) => Update::Busy(from),
                         Err(e) => Update::Dropped(format!("offer from {from}: {e:#}")),
@@ -301,16 +302,7 @@ impl Started {
         while let Ok(s) = self.signals.try_recv() {
             sent.insert(send(conn, peer, call_id, &s)?);
         }
-        let deadline = tokio::time::Instant::now() + FLUSH_TIMEOUT;
-        while !sent.is_empty() {
-            match tokio::time::timeout_at(deadline, conn.next_event()).await {
-                Ok(Some(ClientEvent::Accepted(id) | ClientEvent::Rejected(id, _))) => {
-                    sent.remove(&id);
-                }
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => break,
-            }
-        }
+        flush(conn, sent).await;
         Ok(reason)
     }
 
@@ -340,6 +332,21 @@ impl Started {
     }
 }
 
+/// Waits (at most [`FLUSH_TIMEOUT`]) until the server has taken or refused
+/// each message in `sent`, so that they are not lost when we exit.
+pub async fn flush(conn: &mut Connection, mut sent: HashSet<MessageId>) {
+    let deadline = tokio::time::Instant::now() + FLUSH_TIMEOUT;
+    while !sent.is_empty() {
+        match tokio::time::timeout_at(deadline, conn.next_event()).await {
+            Ok(Some(ClientEvent::Accepted(id) | ClientEvent::Rejected(id, _))) => {
+                sent.remove(&id);
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+}
+
 fn send(
     conn: &Connection,
     peer: &Peer,
@@ -350,13 +357,14 @@ fn send(
     Ok(conn.send((&peer.id, &peer.keys), call_id.clone(), kind, &payload)?)
 }
 
-/// Declines the offer `call_id` from `from` (the caller hears we are busy).
+/// Declines the offer `call_id` from `from` (the caller hears we are
+/// busy); returns the message's id (see [`flush`]).
 pub async fn decline_offer(
     account: &Account,
     conn: &Connection,
     from: &DeviceId,
     call_id: CallId,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<MessageId> {
     let peer = Peer {
         keys: account
             .device_keys(from)
@@ -368,9 +376,8 @@ pub async fn decline_offer(
 }
 
 /// Sends `peer` a decline of their call `call_id`.
-fn decline(conn: &Connection, peer: Peer, call_id: CallId) -> anyhow::Result<()> {
-    send(conn, &peer, &call_id, &CallSignal::Decline)?;
-    Ok(())
+fn decline(conn: &Connection, peer: Peer, call_id: CallId) -> anyhow::Result<MessageId> {
+    send(conn, &peer, &call_id, &CallSignal::Decline)
 }
 
 /// Waits for the first offer addressed to us; returns it with its call id

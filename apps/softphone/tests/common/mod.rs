@@ -22,11 +22,13 @@ pub fn speech(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-/// A child process killed on drop; its stdout lines arrive on a channel.
+/// A child process killed on drop; its stdout lines arrive on a channel,
+/// its stderr is echoed and kept for [`Proc::finish_with_stderr`].
 pub struct Proc {
     child: Child,
     lines: mpsc::Receiver<String>,
     pub seen: Vec<String>,
+    stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Proc {
@@ -35,9 +37,19 @@ impl Proc {
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        let err = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut all = String::new();
+            for l in BufReader::new(err).lines().map_while(Result::ok) {
+                eprintln!("{l}");
+                all.push_str(&l);
+                all.push('\n');
+            }
+            all
+        });
         let out = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -52,6 +64,7 @@ impl Proc {
             child,
             lines,
             seen: Vec::new(),
+            stderr: Some(stderr),
         }
     }
 
@@ -71,12 +84,12 @@ impl Proc {
 
     /// Sends SIGTERM.
     pub fn terminate(&self) {
-        let st = Command::new("sh")
-            .args(["-c", "kill -TERM \"$0\""])
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(st.success());
+        kill(self.child.id(), "TERM");
+    }
+
+    /// Sends SIGINT (what Ctrl-C sends).
+    pub fn interrupt(&self) {
+        kill(self.child.id(), "INT");
     }
 
     /// Waits for exit and returns the status and every remaining line.
@@ -87,6 +100,23 @@ impl Proc {
         }
         (status, std::mem::take(&mut self.seen))
     }
+
+    /// [`Proc::finish`], and everything it wrote to stderr.
+    pub fn finish_with_stderr(mut self) -> (std::process::ExitStatus, Vec<String>, String) {
+        let err = self.stderr.take().unwrap();
+        let (status, lines) = self.finish();
+        (status, lines, err.join().unwrap())
+    }
+}
+
+/// Sends process `pid` the signal `sig` (`TERM`, `INT`…).
+pub fn kill(pid: u32, sig: &str) {
+    let st = Command::new("sh")
+        .args(["-c", "kill -\"$0\" \"$1\""])
+        .args([sig.to_owned(), pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success(), "kill -{sig} {pid}");
 }
 
 fn wait_exit(child: &mut Child) -> std::process::ExitStatus {

@@ -1,0 +1,258 @@
+//! Ctrl-C (SIGINT) stops `sotto call` at every stage: while signald is
+//! hung before any call exists, the process exits at once with a message
+//! and 130 (not after the client's timeouts, nor killed without a word);
+//! once the offer is out, the callee hears a hang-up and stops ringing.
+
+mod common;
+
+use common::{A_SPEECH, B_SPEECH, Proc, World, field};
+use std::io::{Read as _, Write as _};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+/// Hang guard for a readiness event (not a timing check).
+const GUARD: Duration = Duration::from_secs(60);
+
+/// A TCP proxy in front of signald that forwards both ways until a
+/// request contains `stall_at`; that request is never forwarded, its
+/// connection is held open unanswered, and [`Stall::stalled`] fires.
+struct Stall {
+    addr: SocketAddr,
+    stalled: mpsc::Receiver<()>,
+    _held: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Stall {
+    fn start(upstream: SocketAddr, stall_at: &'static [u8]) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, stalled) = mpsc::channel();
+        let held = Arc::new(Mutex::new(Vec::new()));
+        let keep = Arc::clone(&held);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = TcpStream::connect(upstream) else {
+                    return;
+                };
+                let (mut from_server, mut to_client) =
+                    (server.try_clone().unwrap(), client.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from_server, &mut to_client);
+                    let _ = to_client.shutdown(Shutdown::Write);
+                });
+                let (tx, keep) = (tx.clone(), Arc::clone(&keep));
+                std::thread::spawn(move || {
+                    let (mut client, mut server) = (client, server);
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match client.read(&mut buf) {
+                            Ok(0) | Err(_) => {
+                                let _ = server.shutdown(Shutdown::Write);
+                                return;
+                            }
+                            Ok(n) => n,
+                        };
+                        if buf[..n].windows(stall_at.len()).any(|w| w == stall_at) {
+                            keep.lock().unwrap().extend([client, server]);
+                            let _ = tx.send(());
+                            return;
+                        }
+                        if server.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            addr,
+            stalled,
+            _held: held,
+        }
+    }
+}
+
+/// Points `side`'s config at `server` instead of the real signald.
+fn set_server(side: &Path, server: &str) {
+    let cfg = side.join("config.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("server = "))
+        .unwrap()
+        .to_owned();
+    std::fs::write(&cfg, text.replace(&line, &format!("server = \"{server}\""))).unwrap();
+}
+
+/// The real signald's address, from Alice's config.
+fn server_addr(w: &World) -> SocketAddr {
+    let cfg = std::fs::read_to_string(w.side("alice").join("config.toml")).unwrap();
+    let url = cfg
+        .lines()
+        .find_map(|l| l.strip_prefix("server = "))
+        .unwrap()
+        .trim_matches('"');
+    url.strip_prefix("http://").unwrap().parse().unwrap()
+}
+
+fn call_args(w: &World) -> Vec<String> {
+    let mut a = vec!["call".to_owned(), w.ids["bob"].clone()];
+    a.extend(w.args("alice", A_SPEECH));
+    a
+}
+
+/// SIGINT to a `sotto call` stuck on a signald that never answers:
+/// exits 130 with a message naming what it was doing.
+fn interrupted_while_stuck(w: &World, proc_ready: impl FnOnce(), doing: &str) {
+    let alice = Proc::spawn(&call_args(w));
+    // The request is in flight (the handler was installed before it).
+    proc_ready();
+    alice.interrupt();
+    let (st, lines, err) = alice.finish_with_stderr();
+    assert_eq!(st.code(), Some(130), "{st:?} {lines:?} {err}");
+    assert!(
+        err.contains(&format!("sotto: SIGINT: stopped while {doing}"))
+            && err.contains("before the call was placed"),
+        "{err}"
+    );
+    assert!(!lines.iter().any(|l| l.starts_with("ended ")), "{lines:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_while_signald_never_answers_exits_at_once() {
+    let w = World::start_with(&["alice", "bob"], false).await;
+    let w = tokio::task::spawn_blocking(move || {
+        // A server that accepts the connection and never says a word.
+        let hung = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", hung.local_addr().unwrap());
+        set_server(&w.side("alice"), &url);
+        let (tx, accepted) = mpsc::channel();
+        std::thread::spawn(move || {
+            if let Ok((conn, _)) = hung.accept() {
+                let _ = tx.send(conn);
+            }
+        });
+        let mut held = None;
+        interrupted_while_stuck(
+            &w,
+            || held = Some(accepted.recv_timeout(GUARD).expect("sotto connected")),
+            &format!("registering with signald at {url}"),
+        );
+        drop(held);
+        w
+    })
+    .await
+    .unwrap();
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_while_fetching_the_callees_keys_exits_at_once() {
+    let w = World::start_with(&["alice", "bob"], false).await;
+    let signald = server_addr(&w);
+    let w = tokio::task::spawn_blocking(move || {
+        // Logged in and connected through the proxy; the key lookup hangs.
+        let proxy = Stall::start(signald, b"GET /v1/devices/");
+        let url = format!("http://{}", proxy.addr);
+        set_server(&w.side("alice"), &url);
+        interrupted_while_stuck(
+            &w,
+            || proxy.stalled.recv_timeout(GUARD).expect("keys requested"),
+            &format!("fetching the callee's keys from signald at {url}"),
+        );
+        w
+    })
+    .await
+    .unwrap();
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_while_fetching_turn_credentials_exits_at_once() {
+    // Before, the stop waited for the request's timeout and was then
+    // taken for a hang-up of a call placed after all.
+    let w = World::start_with(&["alice", "bob"], true).await;
+    let signald = server_addr(&w);
+    let w = tokio::task::spawn_blocking(move || {
+        let proxy = Stall::start(signald, b"GET /v1/turn");
+        let url = format!("http://{}", proxy.addr);
+        set_server(&w.side("alice"), &url);
+        interrupted_while_stuck(
+            &w,
+            || proxy.stalled.recv_timeout(GUARD).expect("TURN requested"),
+            &format!("fetching TURN credentials from signald at {url}"),
+        );
+        w
+    })
+    .await
+    .unwrap();
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_while_the_callee_rings_hangs_up_and_it_stops_ringing() {
+    let w = World::start().await;
+    let w = tokio::task::spawn_blocking(move || {
+        // Bob does not answer: his phone rings until told otherwise.
+        let mut bargs = vec!["listen".to_owned(), "--once".to_owned()];
+        bargs.extend(w.args("bob", B_SPEECH));
+        let mut bob = Proc::spawn(&bargs);
+        bob.wait_line("listening as");
+        let alice = Proc::spawn(&call_args(&w));
+        // Bob rings: Alice's offer is out.
+        bob.wait_line("ringing: a answer");
+        alice.interrupt();
+        let (ast, alines) = alice.finish();
+        assert!(ast.success(), "alice: {ast:?} {alines:?}");
+        assert_eq!(field(&alines, "ended "), Some("LocalHangup"));
+        // The cancel reached Bob: no longer ringing, and (--once) done.
+        assert_eq!(bob.wait_line("ended "), "ended RemoteHangup");
+        let (bst, blines) = bob.finish();
+        assert!(bst.success(), "bob: {bst:?} {blines:?}");
+        w
+    })
+    .await
+    .unwrap();
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_while_listen_sets_up_a_call_declines_it_and_exits() {
+    let w = World::start().await;
+    let signald = server_addr(&w);
+    let w = tokio::task::spawn_blocking(move || {
+        // Bob's TURN lookup for the incoming call never comes back.
+        let proxy = Stall::start(signald, b"GET /v1/turn");
+        set_server(&w.side("bob"), &format!("http://{}", proxy.addr));
+        let mut bargs = vec!["listen".to_owned(), "--auto-answer".to_owned()];
+        bargs.extend(w.args("bob", B_SPEECH));
+        let mut bob = Proc::spawn(&bargs);
+        bob.wait_line("listening as");
+        let alice = Proc::spawn(&call_args(&w));
+        proxy.stalled.recv_timeout(GUARD).expect("TURN requested");
+        bob.terminate();
+        let (bst, blines) = bob.finish();
+        assert!(bst.success(), "bob: {bst:?} {blines:?}");
+        assert!(
+            blines
+                .iter()
+                .any(|l| l.starts_with("SIGTERM: declining the call from")),
+            "{blines:?}"
+        );
+        assert_eq!(
+            blines.last().map(String::as_str),
+            Some("SIGTERM: stopped listening")
+        );
+        // Alice's phone stops ringing: the decline reached her.
+        let (ast, alines) = alice.finish();
+        assert!(!ast.success(), "{alines:?}");
+        assert_eq!(field(&alines, "ended "), Some("RemoteDeclined"));
+        w
+    })
+    .await
+    .unwrap();
+    w.stop().await;
+}
