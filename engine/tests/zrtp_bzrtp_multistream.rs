@@ -48,6 +48,38 @@ fn multistream_bzrtp_initiates_video() {
     multistream(Role::Responder, Role::Responder);
 }
 
+/// A third stream keyed from the second stream's session key: bzrtp keeps
+/// one ZRTPSess per call (from the DH-mode stream, §4.5.2), so the second
+/// stream must hand out that one, not a key of its own. (bzrtp holds two
+/// channels at most: the second is gone when the third comes.)
+#[test]
+fn a_third_stream_keyed_from_the_second_agrees_with_bzrtp() {
+    let bz = BzrtpConfig::default();
+    let mut audio_peer = Bzrtp::new(0xa0d1_0011, &bz).unwrap();
+    assert_eq!(audio_peer.start(), 0);
+    let audio = Endpoint::new(Config::new(Role::Initiator), ZidCache::new());
+    let (o, mut audio_peer) = drive(audio, audio_peer, &RunOpts::default());
+    let (audio_sas, _) = assert_agree(&o, "X255");
+    let mut key = o.endpoint.session_key().expect("session key");
+    for ssrc in [0x0f1d_0012, 0x0f1d_0013] {
+        let mut peer = audio_peer.add_channel(ssrc).expect("bzrtp channel");
+        assert_eq!(peer.start(), 0);
+        let ep = Endpoint::new(
+            Config {
+                multistream: Some(key),
+                ..Config::new(Role::Initiator)
+            },
+            o.endpoint.cache().clone(),
+        );
+        let (s, peer) = drive(ep, peer, &RunOpts::default());
+        let (sas, _) = assert_agree(&s, "Mult");
+        assert_eq!(sas, audio_sas);
+        key = s.endpoint.session_key().expect("stream session key");
+        drop(peer);
+    }
+    drop(audio_peer);
+}
+
 #[test]
 fn aux_secret_matches_bzrtp() {
     let secret = b"shared out of band: 0123456789abcdef".to_vec();

@@ -346,6 +346,40 @@ fn multistream_keys_a_second_stream_from_the_first() {
     assert_ne!(ja.srtp, ia.srtp, "video keys differ from audio keys");
 }
 
+/// §4.4.3, §4.5.2: ZRTPSess comes from the DH-mode stream once per call
+/// and keys every multistream stream, so a stream's session key is the
+/// call's whichever stream hands it out (as bzrtp keeps one ZRTPSess per
+/// call): a third stream keyed on one side from the second stream and on
+/// the other from the first agrees.
+#[test]
+fn every_stream_hands_out_the_calls_session_key() {
+    let (a, b) = pair(KeyAgreement::X255);
+    let o = simulate(a, b, &mut perfect());
+    let (ia, _) = assert_sim_agree(&o);
+    let (a_cache, b_cache) = (o.a.cache().clone(), o.b.cache().clone());
+    let stream = |key, role, cache: &ZidCache| {
+        let cfg = Config {
+            multistream: Some(key),
+            ..Config::new(role)
+        };
+        Endpoint::new(cfg, cache.clone())
+    };
+    let (ka, kb) = (o.a.session_key().unwrap(), o.b.session_key().unwrap());
+    let o2 = simulate(
+        stream(ka, Role::Initiator, &a_cache),
+        stream(kb.clone(), Role::Responder, &b_cache),
+        &mut perfect(),
+    );
+    assert_sim_agree(&o2);
+    let o3 = simulate(
+        stream(o2.a.session_key().unwrap(), Role::Initiator, &a_cache),
+        stream(kb, Role::Responder, &b_cache),
+        &mut perfect(),
+    );
+    let (ja, _) = assert_sim_agree(&o3);
+    assert_eq!(ja.sas, ia.sas);
+}
+
 #[test]
 fn go_clear_is_refused_and_ping_answered() {
     use sotto_engine::zrtp::message::{Message, Ping};

@@ -279,7 +279,9 @@ impl Endpoint {
         }
     }
 
-    /// Keys to start a multistream session with the same peer, once secure.
+    /// Keys to start a multistream session with the same peer, once secure:
+    /// the call's ZRTPSess, which only the DH-mode stream derives (§4.4.3,
+    /// §4.5.2). A multistream stream hands out the key it was given.
     pub fn session_key(&self) -> Option<SessionKey> {
         let (Some(d), Some(s), Some(h)) = (&self.derived, &self.suite, &self.peer_hello) else {
             return None;
@@ -287,14 +289,13 @@ impl Endpoint {
         if self.state != State::Secure {
             return None;
         }
-        let sas = match &self.cfg.multistream {
-            Some(parent) => parent.sas.clone(),
-            None => sas::render(s.sas, d.sas_value),
-        };
+        if let Some(parent) = &self.cfg.multistream {
+            return Some(parent.clone());
+        }
         Some(SessionKey {
             hash: s.hash,
             peer_zid: h.msg.zid,
-            sas,
+            sas: sas::render(s.sas, d.sas_value),
             zrtp_sess: d.zrtp_sess.clone(),
         })
     }
