@@ -1,13 +1,15 @@
 //! The device side: HTTP calls (register, session, push endpoint, keys,
 //! TURN credentials) and a WebSocket connection with reconnect and
 //! back-off, resend of unacknowledged messages, exactly-once delivery to
-//! the app, and a push-wake entry point.
+//! the app (also across restarts, given a file to remember messages in:
+//! [`SignalClient::with_replay_file`]), and a push-wake entry point.
 //!
 //! [`ClientCore`] is the sans-IO state machine; [`Connection`] is its thin
 //! tokio driver.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -27,6 +29,7 @@ use crate::protocol::{
     CallId, ClientFrame, DeviceId, Envelope, ErrorCode, MAX_FRAME_BYTES, MessageId, MessageKind,
     PROTOCOL_VERSION, ServerFrame,
 };
+use crate::replay_file::ReplayFile;
 use crate::seal::{CallPayload, DeviceIdentity, DevicePublic, ReplayGuard};
 use crate::turn::TurnCredentials;
 use crate::util::unix_ms;
@@ -83,6 +86,9 @@ pub struct SignalClient {
     /// TLS for `https://` and `wss://`: one config, so that HTTP and the
     /// WebSocket trust the same roots.
     tls: Arc<rustls::ClientConfig>,
+    /// The ids of the messages handed to the app, kept across restarts
+    /// ([`Self::with_replay_file`]); shared by clones and connections.
+    replay: Option<Arc<Mutex<ReplayFile>>>,
 }
 
 /// TLS trusting the Web PKI's roots and the CA certificates in
@@ -131,7 +137,55 @@ impl SignalClient {
             identity,
             http,
             tls,
+            replay: None,
         })
+    }
+
+    /// Remembers the messages this client hands to the app in the file at
+    /// `path`, so that a redelivery is refused even after the app restarts.
+    ///
+    /// Without it, the replay memory lives only as long as the process: an
+    /// app started afresh (as when a push wakes a sleeping phone) accepts
+    /// again any message the server delivered in the last five minutes —
+    /// a malicious or broken server could make an old call offer ring the
+    /// phone again. With it, each message's (sender, id) is flushed to
+    /// the file before [`ClientEvent::Message`] hands it to the app, so a
+    /// message is surfaced at most once even across a crash; its
+    /// redelivery is acknowledged and dropped without an event, as within
+    /// one run. (A crash between the write and the app acting on the
+    /// message loses it: at most once wins over at least once.)
+    ///
+    /// Give each device identity its own file, in the app's private data
+    /// directory (not a cache the system may clear), and open it from one
+    /// client at a time: clones of this client and all their connections
+    /// share it, but two clients opening the same file lose each other's
+    /// ids. It holds only device ids, message ids and timestamps, is
+    /// created with mode 0600, and is a few kilobytes in ordinary use
+    /// (some 20 MB at worst: 100 000 ids, five minutes' worth). Opening
+    /// reads and rewrites it (blocking I/O); later writes, one `fsync` per
+    /// message, run on tokio's blocking threads.
+    ///
+    /// A damaged file (a crash mid-write, a truncation, garbage) is not an
+    /// error: what is readable is kept, a warning is logged through
+    /// `tracing`, and messages whose ids were lost are accepted again — see
+    /// [`crate::replay_file`] for why that beats refusing them. The error
+    /// is a path that cannot be read or written at all (a missing
+    /// directory, no permission); the app may then go on with the client
+    /// it had, which keeps its replay memory in RAM only.
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # use sotto_signalling::client::SignalClient;
+    /// # use sotto_signalling::seal::DeviceIdentity;
+    /// # fn run(identity: Arc<DeviceIdentity>, data_dir: &std::path::Path) -> std::io::Result<()> {
+    /// let client = SignalClient::new("https://signal.example.net", identity)
+    ///     .with_replay_file(data_dir.join("replay"))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_replay_file(mut self, path: impl AsRef<Path>) -> std::io::Result<Self> {
+        let file = ReplayFile::open(path.as_ref(), ReplayGuard::default(), unix_ms())?;
+        self.replay = Some(Arc::new(Mutex::new(file)));
+        Ok(self)
     }
 
     /// This device's id.
@@ -666,6 +720,9 @@ impl Driver {
                         Err(e) if e.is_transient() => {
                             // Neither acked nor remembered: the server keeps
                             // it and delivers it again after reconnecting.
+                            // The replay file is left alone: it holds only
+                            // messages handed to the app, which this one may
+                            // be (before a restart), and then stays refused.
                             tracing::debug!("keys of {}: {e}; awaiting redelivery", env.from);
                             self.core.defer(&env);
                             if matches!(e, ClientError::Status(401)) {
@@ -683,18 +740,78 @@ impl Driver {
                     // Verified, or refused for good: either way it is done.
                     self.core.ack(&env);
                     match opened {
-                        Some(Ok(payload)) => ClientEvent::Message {
-                            envelope: env,
-                            payload: Box::new(payload),
+                        Some(Ok(payload)) => match self.record(&env).await {
+                            Ok(()) => ClientEvent::Message {
+                                envelope: env,
+                                payload: Box::new(payload),
+                            },
+                            // Handed to the app before a restart: acked and
+                            // not surfaced again, as a redelivery in one run.
+                            Err(Remembered::Yes) => continue,
+                            Err(Remembered::No) => ClientEvent::Dropped(env.id.clone()),
                         },
                         _ => ClientEvent::Dropped(env.id.clone()),
                     }
                 }
             };
-            self.events.send(out).map_err(|_| Stop)?;
+            if let Err(mpsc::error::SendError(out)) = self.events.send(out) {
+                // The app is gone: a message it never got must not count as
+                // handed on, or its redelivery to the next run is refused.
+                if let ClientEvent::Message { envelope, .. } = out {
+                    self.unrecord(*envelope).await;
+                }
+                return Err(Stop);
+            }
         }
         Ok(Flow::Continue)
     }
+
+    /// Records `env` in the replay file, if there is one, before it goes to
+    /// the app. `Err` if it must not go: a repeat of a message handed on
+    /// before a restart, or no room left to remember it.
+    async fn record(&self, env: &Envelope) -> Result<(), Remembered> {
+        let Some(replay) = self.client.replay.clone() else {
+            return Ok(());
+        };
+        let env = env.clone();
+        let checked = tokio::task::spawn_blocking(move || {
+            let mut replay = replay.lock().unwrap_or_else(PoisonError::into_inner);
+            match replay.check(unix_ms(), &env) {
+                Ok(()) => Ok(()),
+                Err(_) if replay.remembers(&env) => Err(Remembered::Yes),
+                Err(_) => Err(Remembered::No),
+            }
+        })
+        .await;
+        checked.unwrap_or_else(|e| {
+            // Only a panic in the check (or a runtime shutting down): the
+            // core's guard has still vetted it for this run.
+            tracing::warn!("replay file: {e}");
+            Ok(())
+        })
+    }
+
+    /// Undoes [`Self::record`] for a message that did not reach the app.
+    async fn unrecord(&self, env: Envelope) {
+        if let Some(replay) = self.client.replay.clone() {
+            let _ = tokio::task::spawn_blocking(move || {
+                replay
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .forget(&env);
+            })
+            .await;
+        }
+    }
+}
+
+/// Why the replay file refused a message.
+#[derive(Debug)]
+enum Remembered {
+    /// It was handed to the app before.
+    Yes,
+    /// It is new, but the file's guard is full of live ids.
+    No,
 }
 
 /// Whether a connection carries on after handling events.
