@@ -3,71 +3,22 @@
 //! allocate. A device runs at 48 kHz, the engine's rate, when it can, in
 //! whatever sample format it offers; a card that cannot (44.1 kHz only,
 //! say) runs at its own rate, and the call's audio tick resamples each
-//! 10 ms frame, never the callback. The first channel is captured and
-//! playback is copied to every channel.
+//! 10 ms frame (in buffers made once, see [`bridge`]), never the callback.
+//! The first channel is captured and playback is copied to every channel.
 
+mod bridge;
 mod format;
 
+use bridge::RateBridge;
 pub use format::DeviceFormat;
 use format::{ENGINE_RATE, device_format};
 
 use anyhow::{Context as _, anyhow};
 use cpal::traits::{DeviceTrait as _, HostTrait as _, StreamTrait as _};
 use cpal::{FromSample, SampleFormat, SizedSample};
-use sotto_codecs::resample::StreamResampler;
-use sotto_codecs::samples::{f32_to_i16, i16_to_f32};
 use sotto_engine::call::wav::{AudioPort, frames_in, frames_ready, pop_frame, push_frame};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-/// Converts 10 ms frames of mono audio between a device's rate and 48 kHz,
-/// on the call's audio tick.
-struct RateBridge {
-    resampler: StreamResampler,
-    /// One frame at the input rate, to convert.
-    frame: Vec<i16>,
-    /// The converted frame at the output rate.
-    converted: Vec<i16>,
-    resampled: Vec<f32>,
-}
-
-impl RateBridge {
-    /// A bridge from `from` to `to` Hz; `None` when they are equal.
-    fn new(from: u32, to: u32) -> anyhow::Result<Option<Self>> {
-        if from == to {
-            return Ok(None);
-        }
-        let resampler = StreamResampler::new(from, to, 1)?;
-        Ok(Some(Self {
-            frame: vec![0; from as usize / 100],
-            converted: vec![0; to as usize / 100],
-            resampled: Vec::with_capacity(to as usize / 100),
-            resampler,
-        }))
-    }
-
-    /// Resamples `self.frame`; one frame at the output rate.
-    fn convert(&mut self) -> &[i16] {
-        self.resampled.clear();
-        match self
-            .resampler
-            .process(&i16_to_f32(&self.frame), &mut self.resampled)
-        {
-            Ok(_) => {
-                let pcm = f32_to_i16(&self.resampled);
-                let n = pcm.len().min(self.converted.len());
-                self.converted[..n].copy_from_slice(&pcm[..n]);
-                self.converted[n..].fill(0);
-            }
-            // Cannot happen with whole frames; silence rather than noise.
-            Err(e) => {
-                tracing::warn!("resampling device audio: {e}");
-                self.converted.fill(0);
-            }
-        }
-        &self.converted
-    }
-}
 
 /// One pair of running cpal streams and our ends of their rings. The
 /// streams live on their own thread (they are not `Send` everywhere) until
@@ -432,7 +383,7 @@ impl AudioPort for DeviceAudio {
         match &mut s.from_mic {
             None => pop_frame(&mut s.mic, frame),
             Some(bridge) => {
-                if !pop_frame(&mut s.mic, &mut bridge.frame) {
+                if !pop_frame(&mut s.mic, bridge.frame()) {
                     return false;
                 }
                 frame.copy_from_slice(bridge.convert());
@@ -447,7 +398,7 @@ impl AudioPort for DeviceAudio {
         match &mut s.to_speaker {
             None => push_frame(&mut s.speaker, frame),
             Some(bridge) => {
-                bridge.frame.copy_from_slice(frame);
+                bridge.frame().copy_from_slice(frame);
                 push_frame(&mut s.speaker, bridge.convert())
             }
         };
@@ -520,6 +471,62 @@ mod tests {
                 (8_000.0 * (2.0 * std::f64::consts::PI * hz * t).sin()) as i16
             })
             .collect()
+    }
+
+    /// The bridge's conversion as it was before it kept its buffers (a
+    /// `Vec` made for each direction of each frame): what it must still
+    /// produce, sample for sample.
+    fn convert_as_before(
+        r: &mut sotto_codecs::resample::StreamResampler,
+        frame: &[i16],
+        out_len: usize,
+    ) -> Vec<i16> {
+        use sotto_codecs::samples::{f32_to_i16, i16_to_f32};
+        let mut resampled = Vec::new();
+        r.process(&i16_to_f32(frame), &mut resampled).unwrap();
+        let pcm = f32_to_i16(&resampled);
+        let mut out = vec![0; out_len];
+        let n = pcm.len().min(out_len);
+        out[..n].copy_from_slice(&pcm[..n]);
+        out
+    }
+
+    #[test]
+    fn the_rate_bridge_converts_as_it_did_when_it_allocated() {
+        assert!(RateBridge::new(48_000, 48_000).unwrap().is_none());
+        for (from, to) in [
+            (44_100, 48_000),
+            (48_000, 44_100),
+            (8_000, 48_000),
+            (48_000, 96_000),
+        ] {
+            let mut bridge = RateBridge::new(from, to).unwrap().unwrap();
+            let mut before = sotto_codecs::resample::StreamResampler::new(from, to, 1).unwrap();
+            // A full-scale square wave, whose resampled edges overshoot
+            // (and are clipped), then a tone with noise.
+            let n = from as usize / 4;
+            let mut noise = 1u32;
+            let input: Vec<i16> = (0..n)
+                .map(|i| {
+                    if i < n / 2 {
+                        return if (i / 40) % 2 == 0 {
+                            i16::MAX
+                        } else {
+                            i16::MIN
+                        };
+                    }
+                    noise = noise.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    let t = i as f64 / f64::from(from);
+                    let s = 12_000.0 * (2.0 * std::f64::consts::PI * 997.0 * t).sin();
+                    (s + f64::from((noise >> 20) as i32 - 2048)) as i16
+                })
+                .collect();
+            for f in input.chunks_exact(from as usize / 100) {
+                bridge.frame().copy_from_slice(f);
+                let want = convert_as_before(&mut before, f, to as usize / 100);
+                assert_eq!(bridge.convert(), want.as_slice(), "{from} -> {to} Hz");
+            }
+        }
     }
 
     /// Where the child test below writes and reads its audio.
