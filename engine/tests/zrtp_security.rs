@@ -6,8 +6,8 @@ mod zrtp_support;
 
 use sotto_engine::zrtp::message::MessageType;
 use sotto_engine::zrtp::{
-    Config, Endpoint, Event, Failure, HelloHash, KeyAgreement, Policy, Role, SasAlgo, ZidCache,
-    packet,
+    Config, Endpoint, Event, Failure, HelloHash, KeyAgreement, Policy, ProtocolError, Role,
+    SasAlgo, ZidCache, packet,
 };
 use zrtp_support::{Dir, Rng, assert_sim_agree, fix_crc, packet_type, perfect, simulate};
 
@@ -378,6 +378,76 @@ fn every_stream_hands_out_the_calls_session_key() {
     );
     let (ja, _) = assert_sim_agree(&o3);
     assert_eq!(ja.sas, ia.sas);
+}
+
+/// The nonce of a multistream Commit packet, if `p` is one.
+fn commit_nonce(p: &[u8]) -> Option<[u8; 16]> {
+    use sotto_engine::zrtp::message::{CommitMode, Message};
+    match Message::parse(packet::parse(p).ok()?.message).ok()? {
+        Message::Commit(c) => match c.mode {
+            CommitMode::Multistream { nonce } => Some(nonce),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// §4.4.3, §5.4: a multistream Commit nonce is used once per ZRTPSess. A
+/// third stream's Commit carrying the second stream's nonce (its hash
+/// chain otherwise sound) is refused with Error 0x80, whichever stream's
+/// copy of the session key each side holds.
+#[test]
+fn a_multistream_nonce_used_before_in_the_call_is_refused_with_0x80() {
+    let (a, b) = pair(KeyAgreement::X255);
+    let o = simulate(a, b, &mut perfect());
+    assert_sim_agree(&o);
+    let (a_cache, b_cache) = (o.a.cache().clone(), o.b.cache().clone());
+    let stream = |key, role, cache: &ZidCache| {
+        let cfg = Config {
+            multistream: Some(key),
+            ..Config::new(role)
+        };
+        Endpoint::new(cfg, cache.clone())
+    };
+    let (ka, kb) = (o.a.session_key().unwrap(), o.b.session_key().unwrap());
+    let mut used = None;
+    let o2 = simulate(
+        stream(ka, Role::Initiator, &a_cache),
+        stream(kb, Role::Responder, &b_cache),
+        &mut |_, _, p| {
+            used = used.or(commit_nonce(&p));
+            vec![p]
+        },
+    );
+    assert_sim_agree(&o2);
+    let used = used.expect("a multistream Commit");
+    // The third stream: Alice's Commit is made to carry the used nonce.
+    let nonce_at = packet::HEADER_LEN + 12 + 32 + 12 + 20;
+    let o3 = simulate(
+        stream(o2.a.session_key().unwrap(), Role::Initiator, &a_cache),
+        stream(o.b.session_key().unwrap(), Role::Responder, &b_cache),
+        &mut |d, _, mut p| {
+            if d == Dir::AtoB && commit_nonce(&p).is_some() {
+                p[nonce_at..nonce_at + 16].copy_from_slice(&used);
+                fix_crc(&mut p);
+                assert_eq!(commit_nonce(&p), Some(used));
+            }
+            vec![p]
+        },
+    );
+    assert!(o3.a_secure.is_none() && o3.b_secure.is_none());
+    let failed = |events: &[Event], how: Failure| {
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Failed(f) if *f == how))
+    };
+    let reuse = Failure::Local(ProtocolError::NonceReuse);
+    assert!(failed(&o3.b_events, reuse), "{:?}", o3.b_events);
+    assert!(
+        failed(&o3.a_events, Failure::Peer(0x80)),
+        "{:?}",
+        o3.a_events
+    );
 }
 
 #[test]

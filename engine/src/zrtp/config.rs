@@ -5,8 +5,15 @@ use super::algo::{HashAlgo, Policy};
 use super::crypto::random;
 use super::hello_hash::HelloHash;
 use super::message::Zid;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 use zeroize::Zeroize;
+
+/// Multistream Commit nonces one ZRTPSess has seen, at most this many: far
+/// more streams than a call has. Beyond it no nonce can be shown unused,
+/// so every further multistream Commit is refused as a reuse.
+pub(crate) const MAX_SESSION_NONCES: usize = 256;
 
 /// Which side sends the Commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +35,9 @@ impl Role {
 }
 
 /// Keys a multistream session is derived from (§4.4.3): the first
-/// stream's ZRTPSess, its hash and the peer it was agreed with.
+/// stream's ZRTPSess, its hash and the peer it was agreed with, and the
+/// Commit nonces used under it so far, shared by every clone (every
+/// stream of the call).
 #[derive(Clone, Zeroize)]
 pub struct SessionKey {
     #[zeroize(skip)]
@@ -38,6 +47,23 @@ pub struct SessionKey {
     #[zeroize(skip)]
     pub(crate) sas: String,
     pub(crate) zrtp_sess: Vec<u8>,
+    #[zeroize(skip)]
+    pub(crate) nonces: Arc<SessionNonces>,
+}
+
+/// The multistream Commit nonces used under one ZRTPSess (§4.4.3, §5.4: a
+/// nonce is used once per ZRTPSess, Error 0x80 otherwise), by any stream
+/// in either direction; at most [`MAX_SESSION_NONCES`].
+#[derive(Debug, Default)]
+pub(crate) struct SessionNonces(Mutex<HashSet<[u8; 16]>>);
+
+impl SessionNonces {
+    /// Records `nonce`; false if it was used before or no more fit.
+    pub(crate) fn use_once(&self, nonce: [u8; 16]) -> bool {
+        // The set stays whole whatever panicked while holding it.
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        seen.len() < MAX_SESSION_NONCES && seen.insert(nonce)
+    }
 }
 
 impl Drop for SessionKey {
@@ -123,5 +149,30 @@ impl Config {
             cache_expiration: u32::MAX,
             wall_clock: (Instant::now(), SystemTime::now()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_nonces_are_used_once_and_bounded() {
+        let nonces = SessionNonces::default();
+        let nonce = |i: usize| {
+            let mut n = [0u8; 16];
+            n[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            n
+        };
+        assert!(nonces.use_once(nonce(0)));
+        assert!(!nonces.use_once(nonce(0)), "used twice");
+        for i in 1..MAX_SESSION_NONCES {
+            assert!(nonces.use_once(nonce(i)));
+        }
+        assert!(
+            !nonces.use_once(nonce(MAX_SESSION_NONCES)),
+            "past the bound"
+        );
+        assert_eq!(nonces.0.lock().unwrap().len(), MAX_SESSION_NONCES);
     }
 }

@@ -12,6 +12,7 @@
 
 use super::algo::{AuthTagAlgo, CipherAlgo, HashAlgo, KeyAgreement, Offer, SasAlgo, Suite, Tag};
 use super::cache::ZidCache;
+use super::config::SessionNonces;
 pub use super::config::{Config, Role, SessionKey};
 use super::crypto::{self, ct_eq, hash, mac64, random, sha256};
 use super::dh::KeyPair;
@@ -124,6 +125,9 @@ pub struct Endpoint {
     /// The wall-clock time of the input being handled (see
     /// [`Config::wall_clock`]), for the retained secrets' expiry.
     wall_now: SystemTime,
+    /// The multistream nonces used under the ZRTPSess this stream derives
+    /// (DH mode), handed out with it by [`Endpoint::session_key`].
+    session_nonces: std::sync::Arc<SessionNonces>,
     /// The peer's cache entry before this session updated it, put back if
     /// the session turns out to be with the wrong peer.
     cache_before: Option<(Option<super::cache::CacheEntry>, bool)>,
@@ -200,6 +204,7 @@ impl Endpoint {
             peer_verified: false,
             peer_cache_expiration: u32::MAX,
             wall_now,
+            session_nonces: Default::default(),
             cache_before: None,
             last_answer: None,
             hello_timer: None,
@@ -297,6 +302,7 @@ impl Endpoint {
             peer_zid: h.msg.zid,
             sas: sas::render(s.sas, d.sas_value),
             zrtp_sess: d.zrtp_sess.clone(),
+            nonces: self.session_nonces.clone(),
         })
     }
 
@@ -655,8 +661,12 @@ impl Endpoint {
             .as_ref()
             .map(|h| h.bytes.clone())
             .unwrap_or_default();
-        let mode = if multistream.is_some() {
-            CommitMode::Multistream { nonce: random() }
+        let mode = if let Some(ms) = &multistream {
+            let nonce = random();
+            if !ms.nonces.use_once(nonce) {
+                return Err(ProtocolError::NonceReuse.into());
+            }
+            CommitMode::Multistream { nonce }
         } else {
             let (kp, pv) = KeyPair::generate(suite.key_agreement).ok_or(
                 ProtocolError::Negotiation(super::algo::NegotiationError::KeyAgreement),
@@ -937,6 +947,15 @@ impl Endpoint {
             if key(&ours.msg.mode) > key(&c.mode) {
                 return Ok(());
             }
+        }
+        // §4.4.3, §5.4: a nonce is used once per ZRTPSess, by any stream of
+        // the call and either side (one of ours reflected back included).
+        if let (CommitMode::Multistream { nonce }, Some(ms)) = (&c.mode, &self.cfg.multistream)
+            && !ms.nonces.use_once(*nonce)
+        {
+            return Err(ProtocolError::NonceReuse.into());
+        }
+        if self.our_commit.is_some() {
             self.our_commit = None;
             self.our_dhpart = None;
             self.keypair = None;
