@@ -2,14 +2,15 @@
 //! path. An embedded signald (SQLite in a temp dir) and sotto-relay run
 //! in-process; a trace-driven impairment hop (ATT LTE mahimahi traces)
 //! sits in front of the relay; Bob's device sleeps until signald's Web
-//! Push reaches the local push endpoint; Alice calls, Bob wakes, answers,
+//! Push reaches the local push endpoint and decrypts (RFC 8291, Bob's
+//! subscription keys) to a wake for Alice's call; Bob wakes, answers,
 //! media goes relay-only through the hop and the relay, ZRTP reaches
 //! Secure, real speech flows both ways, and the quality is reported.
 
 use crate::audio::{GatedAudio, repeat_to};
 use crate::impair::{ClientLink, Hop, Schedule};
 use crate::plot::delay_plot;
-use crate::push::Distributor;
+use crate::push::{CallPush, Distributor};
 use crate::session::{self, Account, Control, Peer, Started, Update};
 use anyhow::{Context as _, anyhow};
 use sotto_engine::call::wav::{load_48k_mono, save_48k_mono};
@@ -187,13 +188,34 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 .recv()
                 .await
                 .ok_or_else(|| anyhow!("push endpoint closed"))?;
+            // Opened with bob's subscription keys, as his phone would: a
+            // push that does not decrypt to signald's wake fails the demo.
+            let plain = p.message.as_deref().map_err(|e| {
+                anyhow!("bob: the push on {} does not decrypt: {e}", p.subscription)
+            })?;
+            let wake = CallPush::parse(plain).with_context(|| {
+                format!(
+                    "bob: the decrypted push is not signald's call push: {:?}",
+                    String::from_utf8_lossy(plain)
+                )
+            })?;
+            if wake.kind != "wake" {
+                return Err(anyhow!("bob: expected a wake push, got {wake:?}"));
+            }
             let _ = bob_info_tx.send(format!(
-                "bob: push received on {} (topic {:?}, TTL {:?} s, {} encrypted bytes): waking",
-                p.subscription, p.topic, p.ttl, p.body_len
+                "bob: push received on {} (topic {:?}, TTL {:?} s, {} encrypted bytes), \
+                 decrypted (RFC 8291) with bob's subscription keys: wake for call {}: waking",
+                p.subscription, p.topic, p.ttl, p.body_len, wake.call_id
             ));
             conn.on_push_received();
             let (call_id, from, offer, _) = session::next_offer(&mut conn).await?;
-            let _ = bob_info_tx.send("bob: connected, offer received".into());
+            if call_id.as_str() != wake.call_id {
+                return Err(anyhow!(
+                    "bob: the offer is for call {call_id} but the push woke him for {}",
+                    wake.call_id
+                ));
+            }
+            let _ = bob_info_tx.send("bob: connected, offer received for the pushed call".into());
             let peer = Peer {
                 keys: bob_acc.device_keys(&from).await?,
                 id: from,

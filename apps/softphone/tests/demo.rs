@@ -19,6 +19,13 @@ fn demo_runs_end_to_end_with_a_short_call() {
         String::from_utf8_lossy(&run.stderr)
     );
     assert!(stdout.contains("bob: push received"), "woken by push");
+    // The push was opened with bob's keys and was signald's wake for this
+    // call (the demo fails otherwise; this checks it says so).
+    assert!(
+        stdout.contains("decrypted (RFC 8291) with bob's subscription keys: wake for call"),
+        "push decrypted"
+    );
+    assert!(stdout.contains("offer received for the pushed call"));
     let last = stdout.lines().last().unwrap();
     let summary: serde_json::Value = serde_json::from_str(last).unwrap();
     assert_eq!(summary["ok"], true);
