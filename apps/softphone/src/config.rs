@@ -146,6 +146,12 @@ impl Dirs {
         self.root.join("zid.cache")
     }
 
+    /// The ids of the sealed messages this device was handed in the last
+    /// minutes, so that signald cannot deliver one again after a restart.
+    pub fn replay_file(&self) -> PathBuf {
+        self.root.join("replay.journal")
+    }
+
     /// Whether a device key exists (a registered device lives here).
     pub fn has_key(&self) -> bool {
         self.key().exists()

@@ -186,7 +186,9 @@ struct Device {
 async fn device(dir: &ConfigDir, signals: &mut StopSignals, then: &str) -> anyhow::Result<Device> {
     let dirs = Dirs::new(dir.config_dir.clone())?;
     let (cfg, id) = dirs.load()?;
-    let client = signal_client(&cfg.server, &cfg.ca_file, Arc::new(id))?;
+    let client = signal_client(&cfg.server, &cfg.ca_file, Arc::new(id))?
+        .with_replay_file(dirs.replay_file())
+        .context("replay.journal")?;
     let at = &cfg.server;
     // Registering again changes nothing but gives a server that predates
     // signed key entries our signature, without which callers refuse our keys.

@@ -42,6 +42,18 @@ async fn two_sotto_processes_call_through_signald_and_relay() {
     assert!(sim.windows >= 5, "{sim:?}");
     assert!(sim.median_envelope_correlation > 0.6, "{sim:?}");
 
+    // Each side remembers the sealed messages it was handed (the offer,
+    // the answer, the hang-up), so that signald cannot ring it again with
+    // them after a restart.
+    for side in ["alice", "bob"] {
+        let journal = std::fs::read_to_string(w.side(side).join("replay.journal"))
+            .unwrap_or_else(|e| panic!("{side}'s replay.journal: {e}"));
+        assert!(
+            journal.lines().any(|l| l.starts_with("a ")),
+            "{side}: {journal:?}"
+        );
+    }
+
     // No socket left behind: every media port binds again.
     for l in alines.iter().chain(&blines) {
         if let Some(a) = l.strip_prefix("media socket ") {
