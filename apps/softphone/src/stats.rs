@@ -15,8 +15,9 @@ pub struct Line {
     pub jitter_buffer_ms: f64,
     /// Send bitrate since the previous snapshot (payload), kbit/s.
     pub send_kbps: Option<f64>,
-    /// Whether media goes through a relay.
-    pub relayed: bool,
+    /// Whether media goes through a relay; `None` until a path is
+    /// selected (while ringing, or after consent was lost).
+    pub relayed: Option<bool>,
 }
 
 impl Line {
@@ -45,7 +46,10 @@ impl Line {
                 let bytes = s.outbound.bytes_sent.saturating_sub(p.outbound.bytes_sent);
                 bytes as f64 * 8.0 / dt.as_secs_f64() / 1000.0
             }),
-            relayed: s.candidate_pair.relayed,
+            relayed: s
+                .candidate_pair
+                .selected
+                .then_some(s.candidate_pair.relayed),
         }
     }
 }
@@ -60,7 +64,11 @@ impl std::fmt::Display for Line {
             self.loss_pct,
             self.jitter_buffer_ms,
             opt(self.send_kbps),
-            if self.relayed { "relay" } else { "direct" }
+            match self.relayed {
+                Some(true) => "relay",
+                Some(false) => "direct",
+                None => "-",
+            }
         )
     }
 }
@@ -80,6 +88,7 @@ mod tests {
         b.inbound.jitter_buffer.jitter_buffer_delay = 6.0;
         b.inbound.jitter_buffer.jitter_buffer_emitted_count = 100;
         b.candidate_pair.relayed = true;
+        b.candidate_pair.selected = true;
         let l = Line::of(&b, Some((Duration::from_secs(2), &a)));
         assert_eq!(l.loss_pct, 10.0);
         assert_eq!(l.jitter_buffer_ms, 60.0);
@@ -87,6 +96,15 @@ mod tests {
         assert_eq!(
             l.to_string(),
             "rtt=-ms loss=10.0% jb=60ms send=40kbps path=relay"
+        );
+    }
+
+    #[test]
+    fn no_path_is_shown_before_one_is_selected() {
+        let ringing = CallStats::default();
+        assert_eq!(
+            Line::of(&ringing, None).to_string(),
+            "rtt=-ms loss=0.0% jb=0ms send=-kbps path=-"
         );
     }
 }
