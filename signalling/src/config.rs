@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::auth::Origin;
+
 /// A setting outside what the server can work with; it refuses to start.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("{setting} = {value}: must be {expected}")]
@@ -64,6 +66,26 @@ fn finite_at_least(
 pub struct Config {
     /// Address to listen on.
     pub listen: SocketAddr,
+    /// The origins (`scheme://host[:port]`) this server answers to: the
+    /// base URLs that devices are given, such as
+    /// `["https://signal.example.org"]`, each written without a path.
+    /// Spelling is normalised (case, default port, trailing `/`).
+    ///
+    /// A device signs its login for the origin it is talking to, and a
+    /// login signed for any other origin is refused (421 `wrong_origin`):
+    /// so a server where the device is also registered cannot pass the
+    /// device's login off to this one. Behind a reverse proxy or TLS
+    /// terminator, list the URL clients use, not the address listened on.
+    ///
+    /// Empty (the default) is allowed only when [`Self::listen`] is a
+    /// loopback address, and then means the address this server is bound
+    /// to, `http://127.0.0.1:<port>` (for development, tests and `sotto
+    /// demo`); with any other listen address the server refuses to start.
+    /// The server does not fall back to the request's `Host` (or
+    /// `X-Forwarded-Host`, `Forwarded`) header: the login request is sent
+    /// by whoever relays it, so in the attack this setting stops the
+    /// header would be written by the attacker and would bind nothing.
+    pub public_origins: Vec<String>,
     /// `sqlite://path/file.db` (default) or `postgres://…`.
     pub database_url: String,
     /// This node's name, unique among nodes sharing a database.
@@ -99,6 +121,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
+            public_origins: Vec::new(),
             database_url: "sqlite://signald.db".into(),
             node_id: "node-1".into(),
             redis_url: None,
@@ -203,6 +226,42 @@ impl Config {
         toml::from_str(text)
     }
 
+    /// The origins logins are accepted for when bound to `bound`: the
+    /// normalised [`Self::public_origins`], or, when that is empty and
+    /// `bound` is a loopback address, `bound`'s own `http:` origin.
+    pub fn accepted_origins(&self, bound: SocketAddr) -> Result<Vec<Origin>, ConfigError> {
+        let mut origins: Vec<Origin> = Vec::new();
+        for text in &self.public_origins {
+            let origin = Origin::parse(text).map_err(|e| ConfigError {
+                setting: "public_origins",
+                value: format!("{text:?}"),
+                expected: format!(
+                    "an origin, scheme://host[:port] with http or https and nothing after \
+                     (e.g. \"https://signal.example.org\"); this one: {e}"
+                ),
+            })?;
+            if !origins.contains(&origin) {
+                origins.push(origin);
+            }
+        }
+        if !origins.is_empty() {
+            return Ok(origins);
+        }
+        let unset = || ConfigError {
+            setting: "public_origins",
+            value: "[]".into(),
+            expected: format!(
+                "the URLs devices reach this server at (e.g. [\"https://signal.example.org\"]) \
+                 when listen ({}) is not a loopback address",
+                self.listen
+            ),
+        };
+        if !bound.ip().is_loopback() {
+            return Err(unset());
+        }
+        Ok(vec![Origin::of_addr(bound).map_err(|_| unset())?])
+    }
+
     /// Refuses settings the server cannot run with (zero timeouts, rates
     /// that lock everyone out, lifetimes that overflow), naming the first
     /// one found. [`crate::server::start`] calls it.
@@ -214,6 +273,7 @@ impl Config {
                 expected: "1 to 64 bytes".into(),
             });
         }
+        self.accepted_origins(self.listen)?;
         in_range("ring_timeout_s", self.ring_timeout_s, 1..=300)?;
         in_range("session_ttl_s", self.session_ttl_s, 60..=31_536_000)?;
         finite_at_least("device_rate", self.device_rate, 0.0, false)?;
@@ -286,6 +346,7 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.ring_timeout_s, 45);
         assert_eq!(c.turn.uris.len(), 2);
+        assert_eq!(c.public_origins, ["https://signal.example.org"]);
     }
 
     #[test]
@@ -298,5 +359,75 @@ mod tests {
         assert_eq!(c.turn.secret.as_deref(), Some("s"));
         assert_eq!(c.node_id, "node-1");
         assert!(Config::from_toml("bogus = 1").is_err());
+    }
+
+    #[test]
+    fn public_origins_parse_and_are_normalised() {
+        let c = Config::from_toml(
+            "listen = \"0.0.0.0:8787\"\npublic_origins = [\"HTTPS://Signal.Example.org:443/\", \
+             \"http://[::1]:8080\", \"https://signal.example.org\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.validate(), Ok(()));
+        let bound = "0.0.0.0:8787".parse().unwrap();
+        let origins: Vec<String> = c
+            .accepted_origins(bound)
+            .unwrap()
+            .iter()
+            .map(|o| o.to_string())
+            .collect();
+        assert_eq!(origins, ["https://signal.example.org", "http://[::1]:8080"]);
+        // Set, the list replaces the loopback default.
+        let c = Config {
+            public_origins: vec!["https://signal.example.org".into()],
+            ..Config::default()
+        };
+        let bound = "127.0.0.1:8787".parse().unwrap();
+        assert_eq!(c.accepted_origins(bound).unwrap().len(), 1);
+        assert!(Config::from_toml("public_origins = \"https://a.example\"").is_err());
+    }
+
+    #[test]
+    fn public_origins_that_are_not_origins_are_refused() {
+        for bad in [
+            "signal.example.org",
+            "https://signal.example.org/signal",
+            "wss://signal.example.org",
+            "https://user@signal.example.org",
+            "",
+        ] {
+            let c = Config {
+                public_origins: vec![bad.into()],
+                ..Config::default()
+            };
+            let err = c.validate().unwrap_err();
+            assert_eq!(err.setting, "public_origins", "{bad:?}: {err}");
+            assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn unset_public_origins_mean_the_loopback_address_bound_to() {
+        let c = Config::default();
+        assert!(c.public_origins.is_empty());
+        assert_eq!(c.validate(), Ok(()));
+        let origins = c
+            .accepted_origins("127.0.0.1:41234".parse().unwrap())
+            .unwrap();
+        assert_eq!(origins.len(), 1);
+        assert_eq!(origins[0].as_str(), "http://127.0.0.1:41234");
+        let origins = c.accepted_origins("[::1]:41234".parse().unwrap()).unwrap();
+        assert_eq!(origins[0].as_str(), "http://[::1]:41234");
+        // Not on loopback, the server does not know its public name, and
+        // will not guess it from the requests: it refuses to start.
+        for listen in ["0.0.0.0:8787", "[::]:8787", "192.0.2.7:8787"] {
+            let c = Config {
+                listen: listen.parse().unwrap(),
+                ..Config::default()
+            };
+            let err = c.validate().unwrap_err();
+            assert_eq!(err.setting, "public_origins", "{listen}: {err}");
+            assert!(err.to_string().contains(listen), "{err}");
+        }
     }
 }
