@@ -8,6 +8,8 @@ signing are checked by implementations that share no code with ours.
   webpush_check.py keygen   -> {"private", "p256dh", "auth"} (user agent keys)
   webpush_check.py check    <- {"private", "auth", "body" (base64), "authorization"}
                             -> {"plaintext", "vapid_ok", "claims"}
+  webpush_check.py encrypt  <- {"p256dh", "auth", "plaintext" (base64), "rs"}
+                            -> {"body" (base64)}  (an application server's push)
 """
 import base64
 import json
@@ -50,8 +52,23 @@ def check(req):
     return {"plaintext": plaintext.decode(), "vapid_ok": bool(vapid_ok), "claims": claims}
 
 
+def encrypt(req):
+    key = ec.generate_private_key(ec.SECP256R1())
+    body = http_ece.encrypt(
+        base64.b64decode(req["plaintext"]),
+        private_key=key,
+        dh=unb64u(req["p256dh"]),
+        auth_secret=unb64u(req["auth"]),
+        rs=req["rs"],
+        version="aes128gcm",
+    )
+    return {"body": base64.b64encode(body).decode()}
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "keygen":
         print(json.dumps(keygen()))
+    elif sys.argv[1] == "encrypt":
+        print(json.dumps(encrypt(json.load(sys.stdin))))
     else:
         print(json.dumps(check(json.load(sys.stdin))))
