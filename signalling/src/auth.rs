@@ -20,10 +20,24 @@ pub fn register_bytes(sign_key_b64: &str, seal_key_b64: &str) -> Vec<u8> {
     .concat()
 }
 
-/// Bytes signed to answer a session challenge.
-pub fn session_bytes(device: &DeviceId, nonce: &str) -> Vec<u8> {
+/// Bytes signed to answer a session challenge: `"sotto-session v2\0" ||
+/// origin || "\0" || device id || "\0" || nonce`, the origin being the
+/// canonical [`Origin`] of the server the device is talking to.
+///
+/// The origin is what binds a login to one server. Without it (v1 signed
+/// only the device id and nonce) a signald where the device is registered
+/// could fetch a challenge from another signald where it is registered
+/// too, pass that nonce off as its own, and log in there as the device
+/// with the device's answer. Now the answer names the server the device
+/// meant, and a server refuses one signed for an origin it does not answer
+/// to (`public_origins`). Neither an origin nor a device id can hold a NUL,
+/// and the nonce is last, so the fields cannot be shifted into each other.
+/// There is no v1 any more: v1 answers do not verify as v2.
+pub fn session_bytes(origin: &Origin, device: &DeviceId, nonce: &str) -> Vec<u8> {
     [
-        b"sotto-session v1\0",
+        b"sotto-session v2\0".as_slice(),
+        origin.as_str().as_bytes(),
+        b"\0",
         device.as_str().as_bytes(),
         b"\0",
         nonce.as_bytes(),
@@ -218,5 +232,20 @@ mod tests {
         ] {
             assert_eq!(Origin::parse(bad), Err(OriginError::NotBare), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn session_bytes_name_the_origin_and_are_v2() {
+        let device = DeviceId::new("dev").unwrap();
+        let a = Origin::of_url("https://a.example").unwrap();
+        let b = Origin::of_url("https://b.example").unwrap();
+        assert_eq!(
+            session_bytes(&a, &device, "n"),
+            b"sotto-session v2\0https://a.example\0dev\0n"
+        );
+        assert_ne!(
+            session_bytes(&a, &device, "n"),
+            session_bytes(&b, &device, "n")
+        );
     }
 }

@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use zeroize::Zeroizing;
 
 use crate::auth;
-use crate::auth::SessionAnswer;
+use crate::auth::{Origin, SessionAnswer};
 use crate::error::SealError;
 use crate::protocol::{
     CallId, ClientFrame, DeviceId, Envelope, ErrorCode, MAX_FRAME_BYTES, MessageId, MessageKind,
@@ -62,6 +62,17 @@ pub enum ClientError {
     /// not parse).
     #[error("TLS set-up: {0}")]
     Tls(String),
+    /// The base URL the client was given has no `http:` or `https:`
+    /// origin to sign a login for.
+    #[error("base URL {0:?}: {1}")]
+    BaseUrl(String, crate::auth::OriginError),
+    /// The server refused a login signed for the origin of this client's
+    /// base URL (421 `wrong_origin`): it does not answer to that origin.
+    /// Either the base URL is not the server's public URL (its
+    /// `public_origins` setting lists those), or the login was passed on
+    /// to another server than the one this client talks to.
+    #[error("the server does not answer to {0}, the origin this login was signed for")]
+    WrongOrigin(Origin),
 }
 
 impl ClientError {
@@ -72,7 +83,12 @@ impl ClientError {
         match self {
             Self::Http(_) | Self::Closed => true,
             Self::Status(s) => matches!(s, 401 | 408 | 429 | 500..),
-            Self::Answer | Self::Seal(_) | Self::KeyBinding(_) | Self::Tls(_) => false,
+            Self::Answer
+            | Self::Seal(_)
+            | Self::KeyBinding(_)
+            | Self::Tls(_)
+            | Self::BaseUrl(..)
+            | Self::WrongOrigin(_) => false,
         }
     }
 }
@@ -245,20 +261,27 @@ impl SignalClient {
         serde_json::from_value(v["device_id"].clone()).map_err(|_| ClientError::Answer)
     }
 
-    /// Opens a session: fetches a challenge and signs it.
+    /// Opens a session: fetches a challenge and signs it, together with
+    /// the origin of this client's base URL ([`auth::session_bytes`]), so
+    /// the signature opens a session on that server only.
+    /// [`ClientError::WrongOrigin`] when the server does not answer to
+    /// that origin.
     pub async fn login(&self) -> Result<String, ClientError> {
+        let origin =
+            Origin::of_url(&self.base).map_err(|e| ClientError::BaseUrl(self.base.clone(), e))?;
         let me = self.device_id();
         let v = self
             .json(self.post("/v1/challenge", json!({"device_id": me})))
             .await?;
         let nonce = v["nonce"].as_str().ok_or(ClientError::Answer)?;
-        let sig = self.identity.sign(&auth::session_bytes(&me, nonce));
-        let v = self
-            .json(self.post(
-                "/v1/session",
-                json!({"device_id": me, "nonce": nonce, "sig": sig}),
-            ))
-            .await?;
+        let sig = self
+            .identity
+            .sign(&auth::session_bytes(&origin, &me, nonce));
+        let body = json!({"device_id": me, "origin": origin.as_str(), "nonce": nonce, "sig": sig});
+        let v = match self.json(self.post("/v1/session", body)).await {
+            Err(ClientError::Status(421)) => return Err(ClientError::WrongOrigin(origin)),
+            other => other?,
+        };
         let s: SessionAnswer = serde_json::from_value(v).map_err(|_| ClientError::Answer)?;
         Ok(s.token)
     }
@@ -633,7 +656,17 @@ impl Driver {
     /// One connection's life. `Err` means the app is gone.
     async fn session(&mut self) -> Result<(), Stop> {
         if self.token.is_none() {
-            self.token = self.client.login().await.ok().map(Zeroizing::new);
+            self.token = match self.client.login().await {
+                Ok(token) => Some(Zeroizing::new(token)),
+                Err(e) => {
+                    // Retried with back-off all the same; one that will not
+                    // change (a wrong origin) is worth the app's log.
+                    if !e.is_transient() {
+                        tracing::warn!("login: {e}");
+                    }
+                    None
+                }
+            };
         }
         let Some(token) = self.token.clone() else {
             return Ok(());
@@ -965,5 +998,9 @@ mod tests {
         let id = DeviceIdentity::generate().device_id();
         assert!(!ClientError::KeyBinding(id).is_transient());
         assert!(!ClientError::Answer.is_transient());
+        let origin = Origin::of_url("https://a.example").unwrap();
+        let wrong = ClientError::WrongOrigin(origin);
+        assert!(!wrong.is_transient());
+        assert!(wrong.to_string().contains("https://a.example"), "{wrong}");
     }
 }

@@ -204,22 +204,22 @@ async fn http_auth_is_single_use_and_signed() {
     )
     .unwrap();
     let nonce = ch["nonce"].as_str().unwrap();
+    let origin = sotto_signalling::auth::Origin::of_url(&base).unwrap();
+    let signed = sotto_signalling::auth::session_bytes(&origin, &me, nonce);
     // Signed by another key: refused, and the nonce survives for the owner.
     let other = DeviceIdentity::generate();
-    let forged = other.sign(&sotto_signalling::auth::session_bytes(&me, nonce));
+    let forged = other.sign(&signed);
     let r = post(
         "/v1/session",
-        serde_json::json!({"device_id": me, "nonce": nonce, "sig": forged}),
+        serde_json::json!({"device_id": me, "origin": origin.as_str(), "nonce": nonce, "sig": forged}),
     )
     .await
     .unwrap();
     assert_eq!(r.status(), 401);
-    let sig = alice
-        .identity()
-        .sign(&sotto_signalling::auth::session_bytes(&me, nonce));
+    let sig = alice.identity().sign(&signed);
     let r = post(
         "/v1/session",
-        serde_json::json!({"device_id": me, "nonce": nonce, "sig": sig}),
+        serde_json::json!({"device_id": me, "origin": origin.as_str(), "nonce": nonce, "sig": sig}),
     )
     .await
     .unwrap();
@@ -227,7 +227,7 @@ async fn http_auth_is_single_use_and_signed() {
     // The same signed challenge cannot open a second session.
     let r = post(
         "/v1/session",
-        serde_json::json!({"device_id": me, "nonce": nonce, "sig": sig}),
+        serde_json::json!({"device_id": me, "origin": origin.as_str(), "nonce": nonce, "sig": sig}),
     )
     .await
     .unwrap();

@@ -39,11 +39,9 @@ fn ca_and_acceptor() -> (String, TlsAcceptor) {
     (ca.pem(), TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Terminates TLS on a loopback port and forwards each connection to
-/// `upstream`; returns the port.
-async fn tls_proxy(acceptor: TlsAcceptor, upstream: std::net::SocketAddr) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
+/// Terminates TLS on `listener` and forwards each connection to
+/// `upstream`.
+fn tls_proxy(listener: TcpListener, acceptor: TlsAcceptor, upstream: std::net::SocketAddr) {
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
@@ -58,18 +56,21 @@ async fn tls_proxy(acceptor: TlsAcceptor, upstream: std::net::SocketAddr) -> u16
             });
         }
     });
-    port
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_behind_tls_is_reached_over_https_and_wss() {
     let dir = tempfile::tempdir().unwrap();
-    let srv = server::start(common::config(dir.path()), None)
-        .await
-        .unwrap();
-    let (ca_pem, acceptor) = ca_and_acceptor();
-    let port = tls_proxy(acceptor, srv.addr).await;
+    let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = proxy.local_addr().unwrap().port();
     let base = format!("https://localhost:{port}");
+    // Devices sign their logins for the proxy's https: origin, which
+    // signald (speaking plain HTTP behind it) must be told it answers to.
+    let mut cfg = common::config(dir.path());
+    cfg.public_origins = vec![base.clone()];
+    let srv = server::start(cfg, None).await.unwrap();
+    let (ca_pem, acceptor) = ca_and_acceptor();
+    tls_proxy(proxy, acceptor, srv.addr);
 
     // Without the deployment's CA the certificate is not trusted.
     let stranger = SignalClient::new(&base, Arc::new(DeviceIdentity::generate()));

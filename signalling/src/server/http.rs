@@ -29,6 +29,8 @@ pub(crate) enum ApiError {
     Unauthorized,
     NotFound,
     Conflict(&'static str),
+    /// A login signed for an origin this server does not answer to.
+    WrongOrigin,
     RateLimited,
     Internal,
 }
@@ -40,6 +42,7 @@ impl IntoResponse for ApiError {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(c) => (StatusCode::CONFLICT, c),
+            Self::WrongOrigin => (StatusCode::MISDIRECTED_REQUEST, "wrong_origin"),
             Self::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
@@ -155,15 +158,36 @@ pub(crate) async fn challenge(
 #[serde(deny_unknown_fields)]
 pub(crate) struct SessionReq {
     device_id: DeviceId,
+    /// The origin the device signed for ([`auth::session_bytes`]); absent
+    /// from a v1 login, which is refused.
+    #[serde(default)]
+    origin: Option<String>,
     nonce: String,
     sig: String,
 }
 
 /// `POST /v1/session`: trades a signed challenge for a session token.
+/// The signature covers the origin the device is talking to, which must be
+/// one this server answers to (`public_origins`): else 421 `wrong_origin`,
+/// for a login meant for another server (and passed on by it). A v1 login,
+/// with no origin, is refused with 400 `origin_required`.
 pub(crate) async fn session(
     State(state): State<Arc<AppState>>,
     Json(req): Json<SessionReq>,
 ) -> Result<Json<SessionAnswer>, ApiError> {
+    let Some(signed_for) = req.origin.as_deref() else {
+        return Err(ApiError::BadRequest("origin_required"));
+    };
+    // Compared as sent: a client signs the canonical form, as listed.
+    let Some(origin) = state.origins.iter().find(|o| o.as_str() == signed_for) else {
+        metrics::counter!("signald_wrong_origin_logins_total").increment(1);
+        let shown: String = signed_for.chars().take(200).collect();
+        tracing::info!(
+            device = %req.device_id,
+            "login signed for origin {shown:?} refused: not in public_origins"
+        );
+        return Err(ApiError::WrongOrigin);
+    };
     let keys = state
         .store
         .device_keys(&req.device_id)
@@ -177,7 +201,7 @@ pub(crate) async fn session(
     // Signature first, so a forged request does not burn the real nonce.
     verify_b64(
         &public.sign,
-        &auth::session_bytes(&req.device_id, &req.nonce),
+        &auth::session_bytes(origin, &req.device_id, &req.nonce),
         &req.sig,
     )
     .map_err(|_| ApiError::Unauthorized)?;

@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::auth::Origin;
 use crate::config::Config;
 use crate::protocol::{DeviceId, MAX_FRAME_BYTES};
 use crate::push::jwt::JwtKey;
@@ -33,6 +34,8 @@ use limits::RateLimiter;
 #[derive(Debug)]
 pub(crate) struct AppState {
     config: Config,
+    /// The origins logins are accepted for ([`Config::accepted_origins`]).
+    origins: Vec<Origin>,
     store: Store,
     hub: Arc<Hub>,
     pusher: Pusher,
@@ -94,11 +97,22 @@ pub async fn start(config: Config, metrics: Option<PrometheusHandle>) -> anyhow:
     .context("connecting to redis")?;
     let listener = TcpListener::bind(config.listen).await.context("binding")?;
     let addr = listener.local_addr()?;
+    let origins = config.accepted_origins(addr)?;
+    let shown: Vec<&str> = origins.iter().map(Origin::as_str).collect();
+    if config.public_origins.is_empty() {
+        tracing::info!(
+            "public_origins is unset: logins are accepted for {shown:?} only, the address \
+             listened on; list the URLs devices use in public_origins"
+        );
+    } else {
+        tracing::info!("logins are accepted for {shown:?}");
+    }
     let (tx, rx) = watch::channel(false);
     let state = Arc::new(AppState {
         device_limits: Mutex::new(RateLimiter::new(config.device_rate, config.device_burst)),
         ip_limits: Mutex::new(RateLimiter::new(config.ip_rate, config.ip_burst)),
         config,
+        origins,
         store: store.clone(),
         hub,
         pusher,
