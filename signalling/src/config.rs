@@ -228,7 +228,8 @@ impl Config {
 
     /// The origins logins are accepted for when bound to `bound`: the
     /// normalised [`Self::public_origins`], or, when that is empty and
-    /// `bound` is a loopback address, `bound`'s own `http:` origin.
+    /// `bound` is a loopback address, `bound`'s own `http:` origin and
+    /// `http://localhost` on its port (what a developer types).
     pub fn accepted_origins(&self, bound: SocketAddr) -> Result<Vec<Origin>, ConfigError> {
         let mut origins: Vec<Origin> = Vec::new();
         for text in &self.public_origins {
@@ -259,7 +260,11 @@ impl Config {
         if !bound.ip().is_loopback() {
             return Err(unset());
         }
-        Ok(vec![Origin::of_addr(bound).map_err(|_| unset())?])
+        let localhost = Origin::parse(&format!("http://localhost:{}", bound.port()));
+        Ok(vec![
+            Origin::of_addr(bound).map_err(|_| unset())?,
+            localhost.map_err(|_| unset())?,
+        ])
     }
 
     /// Refuses settings the server cannot run with (zero timeouts, rates
@@ -414,10 +419,16 @@ mod tests {
         let origins = c
             .accepted_origins("127.0.0.1:41234".parse().unwrap())
             .unwrap();
-        assert_eq!(origins.len(), 1);
-        assert_eq!(origins[0].as_str(), "http://127.0.0.1:41234");
+        let names = |o: Vec<Origin>| o.iter().map(|o| o.as_str().to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            names(origins),
+            ["http://127.0.0.1:41234", "http://localhost:41234"]
+        );
         let origins = c.accepted_origins("[::1]:41234".parse().unwrap()).unwrap();
-        assert_eq!(origins[0].as_str(), "http://[::1]:41234");
+        assert_eq!(
+            names(origins),
+            ["http://[::1]:41234", "http://localhost:41234"]
+        );
         // Not on loopback, the server does not know its public name, and
         // will not guess it from the requests: it refuses to start.
         for listen in ["0.0.0.0:8787", "[::]:8787", "192.0.2.7:8787"] {

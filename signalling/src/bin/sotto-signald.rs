@@ -27,6 +27,16 @@ struct Args {
     /// Address to listen on.
     #[arg(long, env = "SOTTO_SIGNALD_LISTEN")]
     listen: Option<SocketAddr>,
+    /// An origin devices reach this server at (`https://host[:port]`);
+    /// repeat it, or separate them with commas, for several. Logins signed
+    /// for any other origin are refused. Needed unless listening on
+    /// loopback; replaces `public_origins` of the config file.
+    #[arg(
+        long = "public-origin",
+        env = "SOTTO_SIGNALD_PUBLIC_ORIGINS",
+        value_delimiter = ','
+    )]
+    public_origins: Vec<String>,
     /// Database URL (`sqlite://file.db` or `postgres://…`).
     #[arg(long, env = "SOTTO_SIGNALD_DATABASE_URL")]
     database_url: Option<String>,
@@ -147,6 +157,9 @@ impl Args {
         if let Some(v) = self.listen {
             c.listen = v;
         }
+        if !self.public_origins.is_empty() {
+            c.public_origins = self.public_origins;
+        }
         if let Some(v) = self.database_url {
             c.database_url = v;
         }
@@ -197,4 +210,36 @@ async fn main() -> anyhow::Result<()> {
     }
     running.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Config {
+        let args =
+            Args::try_parse_from(std::iter::once("sotto-signald").chain(args.iter().copied()));
+        args.unwrap().into_config().unwrap().0
+    }
+
+    #[test]
+    fn public_origins_come_from_repeated_or_comma_separated_flags() {
+        let c = config(&[
+            "--public-origin",
+            "https://a.example",
+            "--public-origin",
+            "https://b.example:8443",
+        ]);
+        assert_eq!(
+            c.public_origins,
+            ["https://a.example", "https://b.example:8443"]
+        );
+        let c = config(&["--public-origin", "https://a.example,https://b.example"]);
+        assert_eq!(c.public_origins, ["https://a.example", "https://b.example"]);
+        let bound = SocketAddr::from(([0, 0, 0, 0], 8787));
+        let accepted = c.accepted_origins(bound).unwrap();
+        assert_eq!(accepted.len(), 2);
+        // Without them, a server off loopback does not start.
+        assert!(config(&[]).accepted_origins(bound).is_err());
+    }
 }
