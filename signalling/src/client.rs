@@ -391,6 +391,10 @@ pub enum ClientEvent {
     },
     /// The server stored a message we sent.
     Accepted(MessageId),
+    /// The server stored a message we sent for a recipient that is not
+    /// connected: it waits this long for it to connect (an offer also
+    /// wakes it by push, if it can be woken), then is dropped.
+    Queued(MessageId, Duration),
     /// The server refused a message we sent; it was not stored and is not
     /// resent. [`ErrorCode::Stale`]: its timestamp left the server's window
     /// (a resend after a long outage, or this device's clock is off); seal
@@ -408,6 +412,9 @@ pub enum CoreEvent {
     Deliver(Box<Envelope>),
     /// The server accepted (or already had) an outgoing message.
     Accepted(MessageId),
+    /// The server stored an outgoing message for a recipient that is not
+    /// connected, for this long.
+    Queued(MessageId, Duration),
     /// The server refused an outgoing message.
     Rejected(MessageId, ErrorCode),
     /// A delivered envelope was outside the replay window, or the replay
@@ -493,7 +500,9 @@ impl ClientCore {
                     }
                 }
             }
-            ServerFrame::Accepted { id, .. } => self.settle(id, None),
+            ServerFrame::Accepted { id, queued_s, .. } => {
+                self.settle(id, Ok(queued_s.map(Duration::from_secs)))
+            }
             // Replay for one of ours means the server already stored it;
             // anything else (stale included) means it did not.
             ServerFrame::Error {
@@ -501,7 +510,8 @@ impl ClientCore {
             } => {
                 let known = self.outbox.iter().any(|(i, _)| *i == id);
                 if known {
-                    self.settle(id, (code != ErrorCode::Replay).then_some(code));
+                    let refused = (code != ErrorCode::Replay).then_some(code);
+                    self.settle(id, refused.map_or(Ok(None), Err));
                 }
             }
             ServerFrame::Error { .. } => {}
@@ -509,15 +519,18 @@ impl ClientCore {
         Ok(())
     }
 
-    fn settle(&mut self, id: MessageId, refused: Option<ErrorCode>) {
+    /// Ends an outgoing message's wait: stored (and queued for how long,
+    /// if its recipient is not connected) or refused.
+    fn settle(&mut self, id: MessageId, outcome: Result<Option<Duration>, ErrorCode>) {
         let before = self.outbox.len();
         self.outbox.retain(|(i, _)| *i != id);
         if self.outbox.len() == before {
             return;
         }
-        self.events.push_back(match refused {
-            None => CoreEvent::Accepted(id),
-            Some(code) => CoreEvent::Rejected(id, code),
+        self.events.push_back(match outcome {
+            Ok(None) => CoreEvent::Accepted(id),
+            Ok(Some(kept)) => CoreEvent::Queued(id, kept),
+            Err(code) => CoreEvent::Rejected(id, code),
         });
     }
 
@@ -742,6 +755,7 @@ impl Driver {
         while let Some(ev) = self.core.poll_event() {
             let out = match ev {
                 CoreEvent::Accepted(id) => ClientEvent::Accepted(id),
+                CoreEvent::Queued(id, kept) => ClientEvent::Queued(id, kept),
                 CoreEvent::Rejected(id, code) => ClientEvent::Rejected(id, code),
                 CoreEvent::Dropped(id) => ClientEvent::Dropped(id),
                 CoreEvent::Deliver(env) => {

@@ -222,6 +222,11 @@ pub enum ServerFrame {
         v: u16,
         /// The accepted message's id.
         id: MessageId,
+        /// Set when the recipient was not connected: the message waits
+        /// this many seconds for it to connect (an offer also wakes it by
+        /// push, if it registered an endpoint), then is dropped.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        queued_s: Option<u64>,
     },
     /// A frame was refused.
     Error {

@@ -7,6 +7,7 @@ use sotto_signalling::client::ClientEvent;
 use sotto_signalling::protocol::{CallId, MessageKind};
 use sotto_signalling::seal::CallPayload;
 use sotto_signalling::server;
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn online_call_flow() {
@@ -104,5 +105,47 @@ async fn online_call_flow() {
         }
     }
     assert_eq!(kinds, [MessageKind::Ringing, MessageKind::Answer]);
+    srv.shutdown().await;
+}
+
+/// The caller learns when its offer waits for a callee that is not
+/// connected, and for how long (the ring timeout), so that it stops
+/// ringing when the offer is gone; an offer to a connected callee is
+/// just accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_to_a_callee_not_connected_is_queued_for_the_ring_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(dir.path());
+    cfg.ring_timeout_s = 17;
+    let srv = server::start(cfg, None).await.unwrap();
+    let base = format!("http://{}", srv.addr);
+    let (alice, atok) = common::device(&base).await;
+    let (bob, _) = common::device(&base).await;
+    let bob_id = bob.device_id();
+    let bob_keys = alice.device_keys(&atok, &bob_id).await.unwrap();
+    let mut aconn = alice.connect(true);
+    let offer = |aconn: &mut sotto_signalling::client::Connection, call: &str| {
+        aconn
+            .send(
+                (&bob_id, &bob_keys),
+                CallId::new(call).unwrap(),
+                MessageKind::Offer,
+                &CallPayload::default(),
+            )
+            .unwrap()
+    };
+
+    let id = offer(&mut aconn, "while-away");
+    let ev = common::wait_for(&mut aconn, "offer stored", |e| common::stored(e, &id)).await;
+    assert_eq!(ev, ClientEvent::Queued(id, Duration::from_secs(17)));
+
+    let mut bconn = bob.connect(true);
+    common::wait_for(&mut bconn, "bob connected", |e| {
+        *e == ClientEvent::Connected
+    })
+    .await;
+    let id = offer(&mut aconn, "while-here");
+    let ev = common::wait_for(&mut aconn, "offer stored", |e| common::stored(e, &id)).await;
+    assert_eq!(ev, ClientEvent::Accepted(id));
     srv.shutdown().await;
 }

@@ -66,10 +66,7 @@ async fn offer(from: &mut Connection, to: (&DeviceId, &DevicePublic), call: &str
             &CallPayload::default(),
         )
         .unwrap();
-    common::wait_for(from, "offer accepted", |e| {
-        *e == ClientEvent::Accepted(id.clone())
-    })
-    .await;
+    common::wait_for(from, "offer accepted", |e| common::stored(e, &id)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,10 +144,7 @@ async fn postgres_store_and_two_nodes_over_redis() {
             &CallPayload::default(),
         )
         .unwrap();
-    common::wait_for(&mut aconn, "offer accepted", |e| {
-        *e == ClientEvent::Accepted(id.clone())
-    })
-    .await;
+    common::wait_for(&mut aconn, "offer accepted", |e| common::stored(e, &id)).await;
     let mut bconn = bob.connect(true);
     let (envelope, _) = common::next_message(&mut bconn, "offer on B").await;
     assert_eq!(envelope.kind, MessageKind::Offer);

@@ -8,7 +8,7 @@ mod push_sink;
 
 use std::time::Duration;
 
-use sotto_signalling::client::{ClientError, ClientEvent};
+use sotto_signalling::client::ClientError;
 use sotto_signalling::protocol::{CallId, MessageKind};
 use sotto_signalling::seal::CallPayload;
 use sotto_signalling::server;
@@ -97,10 +97,7 @@ async fn a_redirecting_push_service_is_not_followed() {
             &CallPayload::default(),
         )
         .unwrap();
-    common::wait_for(&mut aconn, "accepted", |e| {
-        *e == ClientEvent::Accepted(id.clone())
-    })
-    .await;
+    common::wait_for(&mut aconn, "accepted", |e| common::queued(e, &id)).await;
     let got = tokio::time::timeout(Duration::from_secs(30), pushes.recv())
         .await
         .unwrap()

@@ -17,7 +17,6 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use base64::Engine as _;
 use ring::signature::{self, UnparsedPublicKey};
-use sotto_signalling::client::ClientEvent;
 use sotto_signalling::config::{ApnsConfig, FcmConfig};
 use sotto_signalling::protocol::{CallId, MessageKind};
 use sotto_signalling::push::apns::Apns;
@@ -309,10 +308,7 @@ async fn apns_and_fcm_adapters() {
             &CallPayload::default(),
         )
         .unwrap();
-    common::wait_for(&mut aconn, "accepted", |e| {
-        *e == ClientEvent::Accepted(id.clone())
-    })
-    .await;
+    common::wait_for(&mut aconn, "accepted", |e| common::queued(e, &id)).await;
 
     let mut seen = std::collections::HashMap::new();
     while seen.len() < 4 {

@@ -49,14 +49,8 @@ async fn unacknowledged_messages_are_resent_after_an_outage() {
 
     // Back on the same address: the driver reconnects and resends both.
     let srv = server::start(cfg, None).await.unwrap();
-    common::wait_for(&mut aconn, "offer accepted", |e| {
-        *e == ClientEvent::Accepted(offer.clone())
-    })
-    .await;
-    common::wait_for(&mut aconn, "ice accepted", |e| {
-        *e == ClientEvent::Accepted(ice.clone())
-    })
-    .await;
+    common::wait_for(&mut aconn, "offer accepted", |e| common::stored(e, &offer)).await;
+    common::wait_for(&mut aconn, "ice accepted", |e| common::stored(e, &ice)).await;
     let mut bconn = bob.connect(true);
     let mut kinds = Vec::new();
     while kinds.len() < 2 {

@@ -81,10 +81,7 @@ async fn send_offer(alice: &SignalClient, bob: &SignalClient, call: &str) {
         )
         .unwrap();
     // Accepted means committed to the database.
-    common::wait_for(&mut conn, "offer accepted", |e| {
-        *e == ClientEvent::Accepted(id.clone())
-    })
-    .await;
+    common::wait_for(&mut conn, "offer accepted", |e| common::stored(e, &id)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -222,9 +222,10 @@ async fn handle_frame(state: &AppState, me: &DeviceId, text: &str) -> Option<Ser
             }
             let id = msg.id.clone();
             Some(match accept(state, me, msg, unix_ms()).await {
-                Ok(()) => ServerFrame::Accepted {
+                Ok(queued_s) => ServerFrame::Accepted {
                     v: PROTOCOL_VERSION,
                     id,
+                    queued_s,
                 },
                 Err(code) => error(code, Some(id)),
             })
@@ -234,12 +235,14 @@ async fn handle_frame(state: &AppState, me: &DeviceId, text: &str) -> Option<Ser
 
 /// Checks a message from `me`, stores it for its recipient, and routes a
 /// wake-up to the recipient's connection, or a push when it has none.
+/// `Some(seconds)` when the recipient is not connected: how long the
+/// message waits for it.
 async fn accept(
     state: &AppState,
     me: &DeviceId,
     env: Envelope,
     now_ms: u64,
-) -> Result<(), ErrorCode> {
+) -> Result<Option<u64>, ErrorCode> {
     if env.from != *me {
         return Err(ErrorCode::Forbidden);
     }
@@ -281,7 +284,7 @@ async fn accept(
     }
     metrics::counter!("signald_messages_total", "kind" => env.kind.as_str()).increment(1);
     if state.hub.route(&env.to).await {
-        return Ok(());
+        return Ok(None);
     }
     // Offline: wake it for an offer; withdraw and cancel for an ended call.
     let push = |kind| PushMessage {
@@ -305,5 +308,5 @@ async fn accept(
             Err(e) => tracing::warn!("withdraw: {e}"),
         }
     }
-    Ok(())
+    Ok(Some(state.config.ring_timeout_s))
 }

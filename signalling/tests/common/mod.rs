@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sotto_signalling::client::{ClientEvent, Connection, SignalClient};
 use sotto_signalling::config::Config;
-use sotto_signalling::protocol::Envelope;
+use sotto_signalling::protocol::{Envelope, MessageId};
 use sotto_signalling::seal::{CallPayload, DeviceIdentity};
 
 /// A single-node config on loopback with a SQLite file in `dir`.
@@ -28,6 +28,18 @@ pub async fn device(base: &str) -> (SignalClient, String) {
     client.register().await.expect("register");
     let token = client.login().await.expect("login");
     (client, token)
+}
+
+/// Whether `e` says the server stored our message `id`, for a connected
+/// recipient or queued for one that is not.
+pub fn stored(e: &ClientEvent, id: &MessageId) -> bool {
+    matches!(e, ClientEvent::Accepted(i) | ClientEvent::Queued(i, _) if i == id)
+}
+
+/// Whether `e` says the server queued our message `id` for a recipient
+/// that is not connected.
+pub fn queued(e: &ClientEvent, id: &MessageId) -> bool {
+    matches!(e, ClientEvent::Queued(i, _) if i == id)
 }
 
 /// Waits (bounded, as a hang guard only) for the first event matching `pred`.
