@@ -233,10 +233,7 @@ impl ReplayFile {
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let file = options.open(&tmp)?;
         let mut out = BufWriter::new(file);
-        writeln!(out, "{HEADER}")?;
-        for (from, id, ts) in self.guard.entries() {
-            writeln!(out, "a {ts} {from} {id}")?;
-        }
+        write_journal(&mut out, &self.guard)?;
         let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
         file.sync_all()?;
         drop(file);
@@ -247,6 +244,16 @@ impl ReplayFile {
         self.rewritten = self.guard.len();
         Ok(())
     }
+}
+
+/// Writes a journal of what `guard` remembers, as a rewrite does: the
+/// header, then an accepted id a line.
+fn write_journal(out: &mut impl Write, guard: &ReplayGuard) -> io::Result<()> {
+    writeln!(out, "{HEADER}")?;
+    for (from, id, ts) in guard.entries() {
+        writeln!(out, "a {ts} {from} {id}")?;
+    }
+    Ok(())
 }
 
 /// Makes a rename in `path`'s directory durable, where the platform can.
@@ -381,6 +388,16 @@ enum Record {
     },
 }
 
+impl Record {
+    /// The line (without its newline) that records this.
+    fn line(&self) -> String {
+        match self {
+            Self::Accepted { ts_ms, from, id } => format!("a {ts_ms} {from} {id}"),
+            Self::Forgotten { from, id } => format!("f {from} {id}"),
+        }
+    }
+}
+
 /// Parses a line (without its newline) strictly: anything else is `None`.
 fn parse(line: &[u8]) -> Option<Record> {
     let line = std::str::from_utf8(line).ok()?;
@@ -401,6 +418,61 @@ fn parse(line: &[u8]) -> Option<Record> {
         }
         _ => None,
     }
+}
+
+/// Fuzz entry point for the journal parser (the `replay_journal` target):
+/// `data` is a file's bytes, after a first byte that sets the size of the
+/// read buffer (1 to 255) so that lines cross its end anywhere. Panics only
+/// on a bug: loading must find the same whatever the buffering and keep to
+/// the guard's capacity; a line that parses must parse the same once
+/// written back; and the journal a rewrite would write must load again,
+/// undamaged, to the same ids.
+#[doc(hidden)]
+pub fn fuzz_load(data: &[u8]) {
+    /// Inside the window: 2027; ids from 5 minutes before it on are kept.
+    const NOW_MS: u64 = 1_800_000_000_000;
+    const CAPACITY: usize = 16;
+    let guard = || ReplayGuard::new(300_000, 60_000, CAPACITY);
+    let ids = |guard: &ReplayGuard| {
+        let mut ids: Vec<_> = guard
+            .entries()
+            .map(|(from, id, ts)| (from.to_string(), id.to_string(), ts))
+            .collect();
+        ids.sort();
+        ids
+    };
+    let Some((&buffer, file)) = data.split_first() else {
+        return;
+    };
+    let mut whole = guard();
+    let found = load(file, NOW_MS, &mut whole);
+    let mut buffered = guard();
+    let reader = BufReader::with_capacity(usize::from(buffer).max(1), file);
+    assert_eq!(
+        load(reader, NOW_MS, &mut buffered),
+        found,
+        "buffer {buffer}"
+    );
+    assert_eq!(ids(&buffered), ids(&whole), "buffer {buffer}");
+    assert!(whole.len() <= CAPACITY);
+    assert!(found.records + found.bad <= file.split(|&b| b == b'\n').count());
+    for line in file.split(|&b| b == b'\n') {
+        if let Some(record) = parse(line) {
+            assert_eq!(parse(record.line().as_bytes()), Some(record));
+        }
+    }
+    let mut rewritten = Vec::new();
+    write_journal(&mut rewritten, &whole).expect("writing to memory");
+    let mut again = guard();
+    let reread = load(&rewritten[..], NOW_MS, &mut again);
+    assert_eq!(
+        reread.damage(),
+        None,
+        "{}",
+        String::from_utf8_lossy(&rewritten)
+    );
+    assert_eq!(reread.records, whole.len());
+    assert_eq!(ids(&again), ids(&whole));
 }
 
 #[cfg(test)]
@@ -640,6 +712,47 @@ mod tests {
             b"",
         ] {
             assert_eq!(parse(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn the_fuzz_entry_point_takes_damaged_journals() {
+        let journal = format!("{HEADER}\na {T0} alice m1\na {T0} bob m2\nf alice m1\n");
+        let long = format!("a {T0} {} m\na {T0} carol m3\n", "x".repeat(2 * MAX_LINE));
+        let cases: [&[u8]; 6] = [
+            b"",
+            journal.as_bytes(),
+            &journal.as_bytes()[..journal.len() - 3],
+            long.as_bytes(),
+            b"\n\n\x00a 1 a a\nf a a\nsotto-replay 1\n",
+            b"a 18446744073709551615 x y\na 18446744073709551616 x y\n",
+        ];
+        for file in cases {
+            for buffer in [0u8, 1, 2, 7, 64, 255] {
+                let mut data = vec![buffer];
+                data.extend_from_slice(file);
+                fuzz_load(&data);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn loading_never_panics(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)) {
+            fuzz_load(&data);
+        }
+
+        #[test]
+        fn journal_like_files_load_alike_however_buffered(
+            buffer in proptest::prelude::any::<u8>(),
+            lines in proptest::collection::vec(
+                "(a 1[78][0-9]{11} [a-c]{1,2} [a-c0-9]{1,2}|f [a-c]{1,2} [a-c0-9]{1,2}|sotto-replay 1|a [0-9 ]{0,22}|x{0,300})\n?",
+                0..64,
+            ),
+        ) {
+            let mut data = vec![buffer];
+            data.extend(lines.concat().into_bytes());
+            fuzz_load(&data);
         }
     }
 }
