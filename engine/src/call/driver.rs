@@ -33,6 +33,7 @@ enum Command {
     Answer,
     Decline,
     HangUp,
+    OfferQueued(Duration),
     Mute(bool),
     ConfirmSas(bool),
     Signal(CallSignal),
@@ -129,6 +130,12 @@ impl CallHandle {
     /// Hangs up ([`Call::hang_up`]).
     pub async fn hang_up(&self) -> Result<(), DriverError> {
         self.send(Command::HangUp).await
+    }
+
+    /// Signalling keeps our offer this long for a callee that is not
+    /// connected ([`Call::offer_queued`]).
+    pub async fn offer_queued(&self, kept_for: Duration) -> Result<(), DriverError> {
+        self.send(Command::OfferQueued(kept_for)).await
     }
 
     /// Mutes or unmutes ([`Call::set_muted`]).
@@ -279,6 +286,7 @@ impl Task {
                 self.call.hang_up(now);
                 Ok(())
             }
+            Command::OfferQueued(kept_for) => self.call.offer_queued(now, kept_for),
             Command::Mute(m) => {
                 self.call.set_muted(m);
                 Ok(())

@@ -69,6 +69,10 @@ use std::time::{Duration, Instant};
 
 /// Events and transmits kept when the application does not poll them.
 const MAX_QUEUE: usize = 1024;
+/// After signalling drops an offer it kept for a callee that was not
+/// connected, how long a callee that took it at the last moment has to
+/// ring back: a round trip through signalling, with room to spare.
+const OFFER_GRACE: Duration = Duration::from_secs(2);
 
 /// How a call behaves.
 #[derive(Debug, Clone)]
@@ -297,9 +301,15 @@ pub struct Call {
     path: Option<SelectedPath>,
     media: Option<Media>,
     muted: bool,
+    /// The callee has rung (an outgoing call).
+    rung: bool,
     /// When the call ends unless something happens first: no answer, not
     /// Secure, or (once Secure) nothing from the peer.
     deadline: Option<Instant>,
+    /// When the offer, kept by signalling for a callee that is not
+    /// connected, is gone and so can no longer make it ring
+    /// ([`Call::offer_queued`]); cleared when it rings.
+    offer_gone: Option<Instant>,
     next_stats: Option<Instant>,
     ntp_anchor: (Instant, u64),
     audio_dropped: u64,
@@ -347,7 +357,9 @@ impl Call {
             path: None,
             media: None,
             muted: false,
+            rung: false,
             deadline: None,
+            offer_gone: None,
             next_stats: None,
             // Any fixed mapping works: only our own SR times come back to us.
             ntp_anchor: (now, 1 << 32),
@@ -426,6 +438,21 @@ impl Call {
         }
         self.signal(CallSignal::Decline);
         self.end(EndReason::Declined);
+        Ok(())
+    }
+
+    /// Signalling keeps our offer `kept_for` for a callee that is not
+    /// connected (waking it by push, if it can), then drops it. A callee
+    /// that has not rung by then (and [`OFFER_GRACE`]) never will, so the
+    /// call ends [`EndReason::NoAnswer`] then instead of ringing on to the
+    /// ring timeout. Ignored once the callee has rung.
+    pub fn offer_queued(&mut self, now: Instant, kept_for: Duration) -> Result<(), CallError> {
+        if !self.outgoing || self.state != State::Calling {
+            return Err(CallError::State("offer_queued", self.state.name()));
+        }
+        if !self.rung {
+            self.offer_gone = Some(now + kept_for + OFFER_GRACE);
+        }
         Ok(())
     }
 
@@ -512,6 +539,12 @@ impl Call {
         if self.state == State::Ended {
             return;
         }
+        let offer_gone = self.offer_gone.filter(|_| self.state == State::Calling);
+        if offer_gone.is_some_and(|d| d <= now) {
+            self.offer_gone = None;
+            self.fail(EndReason::NoAnswer);
+            return;
+        }
         if self.deadline.is_some_and(|d| d <= now) {
             self.deadline = None;
             let reason = match self.state {
@@ -556,7 +589,8 @@ impl Call {
             .filter(|_| self.zrtp_started)
             .and_then(Endpoint::poll_timeout);
         let media = self.media.as_ref().map(Media::poll_timeout);
-        [self.deadline, zrtp, media, self.next_stats]
+        let offer_gone = self.offer_gone.filter(|_| self.state == State::Calling);
+        [self.deadline, offer_gone, zrtp, media, self.next_stats]
             .into_iter()
             .flatten()
             .min()
@@ -607,7 +641,11 @@ impl Call {
                 self.event(Event::Ringing { incoming: true });
                 self.signal(CallSignal::Ringing);
             }
-            (CallSignal::Ringing, State::Calling) => self.event(Event::Ringing { incoming: false }),
+            (CallSignal::Ringing, State::Calling) => {
+                self.rung = true;
+                self.offer_gone = None;
+                self.event(Event::Ringing { incoming: false });
+            }
             (CallSignal::Answer(desc), State::Calling) => {
                 let hash = parse_hash(&desc)?;
                 if let Some(ep) = self.zrtp.as_mut() {
@@ -934,6 +972,55 @@ mod tests {
                 reason: EndReason::LocalHangup
             }
         ));
+    }
+
+    fn ended(call: &mut Call) -> Option<EndReason> {
+        std::iter::from_fn(|| call.poll_event()).find_map(|e| match e {
+            Event::Ended { reason } => Some(reason),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn an_offer_that_signalling_dropped_unheard_ends_the_call_as_no_answer() {
+        let t0 = Instant::now();
+        let kept = Duration::from_secs(3);
+        let mut call = Call::outgoing(t0, CallConfig::default()).unwrap();
+        assert!(call.offer_queued(t0, kept).is_err(), "not placed yet");
+        call.place(t0).unwrap();
+        call.offer_queued(t0, kept).unwrap();
+        let gone = t0 + kept + OFFER_GRACE;
+        assert_eq!(call.poll_timeout(), Some(gone));
+        call.handle_timeout(gone - Duration::from_millis(1));
+        assert_eq!(ended(&mut call), None);
+        call.handle_timeout(gone);
+        assert_eq!(ended(&mut call), Some(EndReason::NoAnswer));
+        assert!(gone < t0 + CallConfig::default().ring_timeout);
+    }
+
+    #[test]
+    fn a_callee_that_rang_is_given_the_whole_ring_timeout() {
+        let t0 = Instant::now();
+        let cfg = CallConfig::default();
+        let ring_timeout = cfg.ring_timeout;
+        // Queued, then the callee woke and rang.
+        let mut call = Call::outgoing(t0, cfg.clone()).unwrap();
+        call.place(t0).unwrap();
+        call.offer_queued(t0, Duration::from_secs(3)).unwrap();
+        call.handle_input(t0, Input::Signal(CallSignal::Ringing))
+            .unwrap();
+        call.handle_timeout(t0 + Duration::from_secs(30));
+        assert_eq!(ended(&mut call), None);
+        call.handle_timeout(t0 + ring_timeout);
+        assert_eq!(ended(&mut call), Some(EndReason::NoAnswer));
+        // Rang first: a late word that the offer was queued changes nothing.
+        let mut call = Call::outgoing(t0, cfg).unwrap();
+        call.place(t0).unwrap();
+        call.handle_input(t0, Input::Signal(CallSignal::Ringing))
+            .unwrap();
+        call.offer_queued(t0, Duration::from_secs(3)).unwrap();
+        call.handle_timeout(t0 + Duration::from_secs(30));
+        assert_eq!(ended(&mut call), None);
     }
 
     #[test]
