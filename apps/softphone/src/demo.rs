@@ -380,6 +380,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             }
             Update::Dropped(m) => clock.say(format!("{who}: dropped signalling message: {m}")),
             Update::Busy(from) => clock.say(format!("{who}: declined a call from {from}: busy")),
+            Update::OfferQueued(kept) => {
+                clock.say(format!("{who}: {}", crate::phone::offer_queued(kept)))
+            }
         }
     }
     let a_end = alice_task.await??;

@@ -622,6 +622,14 @@ async fn plain(
     }
 }
 
+/// What the caller is told when the callee is not connected.
+pub fn offer_queued(kept: Duration) -> String {
+    format!(
+        "not connected: signald keeps the offer {} s and wakes the callee by push if it can",
+        kept.as_secs()
+    )
+}
+
 /// One plain output line per event; statistics every 5 s.
 fn show(u: &Update, last: &mut Option<(Instant, CallStats)>) {
     match u {
@@ -662,6 +670,7 @@ fn show(u: &Update, last: &mut Option<(Instant, CallStats)>) {
         }
         Update::Dropped(m) => println!("dropped signalling message: {m}"),
         Update::Busy(from) => println!("declined a call from {from}: busy"),
+        Update::OfferQueued(kept) => println!("{}", offer_queued(*kept)),
     }
 }
 

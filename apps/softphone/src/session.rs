@@ -63,6 +63,9 @@ pub enum Update {
     Dropped(String),
     /// Another device called during this call; it was told we are busy.
     Busy(DeviceId),
+    /// The callee is not connected: signald keeps our offer this long,
+    /// waking it by push if it can, and the call ends unanswered after.
+    OfferQueued(Duration),
 }
 
 /// Queues the call's outgoing signals for [`run`] to seal and send.
@@ -219,6 +222,7 @@ impl Started {
         stats_every: Duration,
     ) -> anyhow::Result<EndReason> {
         let mut sent = HashSet::new();
+        let mut offer = None;
         let mut busy = FuturesUnordered::new();
         let mut stats = tokio::time::interval(stats_every);
         let mut controls_open = true;
@@ -238,7 +242,11 @@ impl Started {
                     None => break EndReason::ConnectionFailed,
                 },
                 Some(s) = self.signals.recv() => {
-                    sent.insert(send(conn, peer, call_id, &s)?);
+                    let id = send(conn, peer, call_id, &s)?;
+                    if matches!(s, CallSignal::Offer(_)) {
+                        offer = Some(id.clone());
+                    }
+                    sent.insert(id);
                 }
                 ev = conn.next_event() => match ev {
                     Some(ClientEvent::Message { envelope, payload }) => {
@@ -268,6 +276,13 @@ impl Started {
                         }
                     }
                     Some(ClientEvent::Accepted(id)) => { sent.remove(&id); }
+                    Some(ClientEvent::Queued(id, kept)) => {
+                        sent.remove(&id);
+                        if offer.as_ref() == Some(&id) {
+                            let _ = updates.send(Update::OfferQueued(kept));
+                            self.handle.offer_queued(kept).await?;
+                        }
+                    }
                     Some(_) => {}
                     None => return Err(anyhow!("signalling connection stopped")),
                 },
@@ -338,7 +353,11 @@ pub async fn flush(conn: &mut Connection, mut sent: HashSet<MessageId>) {
     let deadline = tokio::time::Instant::now() + FLUSH_TIMEOUT;
     while !sent.is_empty() {
         match tokio::time::timeout_at(deadline, conn.next_event()).await {
-            Ok(Some(ClientEvent::Accepted(id) | ClientEvent::Rejected(id, _))) => {
+            Ok(Some(
+                ClientEvent::Accepted(id)
+                | ClientEvent::Queued(id, _)
+                | ClientEvent::Rejected(id, _),
+            )) => {
                 sent.remove(&id);
             }
             Ok(Some(_)) => {}

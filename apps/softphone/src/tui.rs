@@ -68,6 +68,7 @@ impl View {
                 self.last = Some((now, (**s).clone()));
             }
             Update::Dropped(_) => {}
+            Update::OfferQueued(kept) => self.state = crate::phone::offer_queued(*kept),
             Update::Busy(from) => self
                 .warnings
                 .push(format!("declined a call from {from}: busy")),

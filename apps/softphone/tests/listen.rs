@@ -195,3 +195,25 @@ async fn register_keeps_an_existing_device_unless_forced() {
     .unwrap();
     w.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_to_a_callee_that_is_not_connected_ends_unanswered_when_its_offer_is_gone() {
+    let w = World::start_tuned(&["alice", "bob"], true, |c| c.ring_timeout_s = 2).await;
+    // Bob is registered but not listening: signald keeps the offer 2 s.
+    let w = tokio::task::spawn_blocking(move || {
+        let (ast, alines) = Proc::spawn(&call(&w, "alice", &[])).finish();
+        // An unanswered call is a failed command.
+        assert_eq!(ast.code(), Some(1), "alice: {ast:?} {alines:?}");
+        assert!(
+            alines
+                .iter()
+                .any(|l| l.starts_with("not connected: signald keeps the offer 2 s")),
+            "{alines:?}"
+        );
+        assert_eq!(field(&alines, "ended "), Some("NoAnswer"));
+        w
+    })
+    .await
+    .unwrap();
+    w.stop().await;
+}

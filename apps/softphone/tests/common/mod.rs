@@ -183,6 +183,15 @@ impl World {
 
     /// `names` registered; signald hands out TURN credentials if `turn`.
     pub async fn start_with(names: &[&str], turn: bool) -> Self {
+        Self::start_tuned(names, turn, |_| {}).await
+    }
+
+    /// [`World::start_with`], with signald's config changed by `tune`.
+    pub async fn start_tuned(
+        names: &[&str],
+        turn: bool,
+        tune: impl FnOnce(&mut sotto_signalling::config::Config),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let lo: SocketAddr = "127.0.0.1:0".parse().unwrap();
         let secret = "two-process-test-secret".to_owned();
@@ -208,6 +217,7 @@ impl World {
             cfg.turn.secret = Some(secret);
             cfg.turn.uris = vec![format!("turn:{}?transport=udp", relay.udp_addrs[0])];
         }
+        tune(&mut cfg);
         let signald = sotto_signalling::server::start(cfg, None).await.unwrap();
         let srv = format!("http://{}", signald.addr);
         let sides: Vec<_> = names
