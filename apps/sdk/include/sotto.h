@@ -13,8 +13,8 @@
  *  - Callbacks run on SDK threads (named "sotto-sdk"), one at a time per
  *    call, in order; never after sotto_call_destroy has returned. Keep them
  *    short: they hold up that call's events.
- *  - Controls (place, answer, decline, hang_up, set_muted, confirm_sas,
- *    signal) never block and may be called from any thread, including from
+ *  - Controls (place, answer, decline, hang_up, offer_queued, set_muted,
+ *    confirm_sas, signal) never block and may be called from any thread, including from
  *    inside callbacks; they only queue a command. SOTTO_STATUS_BUSY means
  *    the queue is full. Refusals the engine makes later (e.g. answering a
  *    call that was cancelled) are ignored; events tell what happened.
@@ -345,6 +345,18 @@ enum SottoStatus sotto_call_decline(struct SottoCall *call);
 // # Safety
 // `call` must be NULL or a live call.
 enum SottoStatus sotto_call_hang_up(struct SottoCall *call);
+
+// Tells an outgoing call that the signalling service keeps its offer
+// `kept_ms` for a callee that is not connected (waking it by push if it
+// can), then drops it. If the callee has not rung by then (and 2 s of
+// grace), it never will: the call ends `NO_ANSWER` then, instead of
+// ringing on to `ring_timeout_ms`. Ignored once the callee has rung.
+//
+// Never blocks; may be called from any thread, including SDK callbacks.
+//
+// # Safety
+// `call` must be NULL or a live call.
+enum SottoStatus sotto_call_offer_queued(struct SottoCall *call, uint32_t kept_ms);
 
 // Mutes (`true`) or unmutes the microphone.
 //

@@ -131,6 +131,7 @@ enum Control {
     Answer,
     Decline,
     HangUp,
+    OfferQueued(Duration),
     Mute(bool),
     ConfirmSas(bool),
     Signal(CallSignal),
@@ -203,6 +204,7 @@ async fn apply(h: &CallHandle, c: Control) {
         Control::Answer => h.answer().await,
         Control::Decline => h.decline().await,
         Control::HangUp => h.hang_up().await,
+        Control::OfferQueued(kept) => h.offer_queued(kept).await,
         Control::Mute(m) => h.set_muted(m).await,
         Control::ConfirmSas(ok) => h.confirm_sas(ok).await,
         Control::Signal(s) => h.signal(s).await,
@@ -532,6 +534,30 @@ pub unsafe extern "C" fn sotto_call_decline(call: *mut SottoCall) -> SottoStatus
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sotto_call_hang_up(call: *mut SottoCall) -> SottoStatus {
     guard(|| call_ref(call)?.queue(Control::HangUp))
+}
+
+/// Tells an outgoing call that the signalling service keeps its offer
+/// `kept_ms` for a callee that is not connected (waking it by push if it
+/// can), then drops it. If the callee has not rung by then (and 2 s of
+/// grace), it never will: the call ends `NO_ANSWER` then, instead of
+/// ringing on to `ring_timeout_ms`. Ignored once the callee has rung.
+///
+/// Never blocks; may be called from any thread, including SDK callbacks.
+///
+/// # Safety
+/// `call` must be NULL or a live call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sotto_call_offer_queued(
+    call: *mut SottoCall,
+    kept_ms: u32,
+) -> SottoStatus {
+    guard(|| {
+        let c = call_ref(call)?;
+        if !c.outgoing {
+            return Err(Error::State("only an outgoing call has an offer"));
+        }
+        c.queue(Control::OfferQueued(Duration::from_millis(kept_ms.into())))
+    })
 }
 
 /// Mutes (`true`) or unmutes the microphone.

@@ -650,3 +650,25 @@ fn parallel_calls_of_one_engine_keep_both_peers_secrets() {
         destroy_engine(e);
     }
 }
+
+#[test]
+fn an_offer_queued_for_a_callee_that_never_rings_ends_the_call_unanswered() {
+    let (alice, bob) = (Side::default(), Side::default());
+    let mut cfg = loopback();
+    // Far past the wait's hang guard: only the queued offer can end it.
+    cfg.ring_timeout_ms = 600_000;
+    let p = pair_with(&alice, &bob, &cfg);
+    // Bob is not connected: nothing Alice signals reaches him.
+    *alice.peer.lock().unwrap() = 0;
+    // SAFETY: live calls.
+    unsafe {
+        assert_eq!(sotto_call_offer_queued(p.b, 1000), SottoStatus::WrongState);
+        assert_eq!(sotto_call_place(p.a), SottoStatus::Ok);
+        assert_eq!(sotto_call_offer_queued(p.a, 1000), SottoStatus::Ok);
+    }
+    alice.wait("end", |s| s.end.is_some());
+    assert_eq!(
+        alice.seen.lock().unwrap().end,
+        Some(SottoEndReason::NoAnswer)
+    );
+}
