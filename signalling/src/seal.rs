@@ -369,11 +369,14 @@ impl ReplayGuard {
     }
 
     /// Remembers an id accepted earlier (read back from a file) unless its
-    /// timestamp has left the window at `now_ms` or the guard is full. No
-    /// pruning: the caller prunes at `now_ms` first, so a full guard is
-    /// full of live ids.
+    /// timestamp is outside the window at `now_ms` (one too far ahead was
+    /// never accepted: a damaged file, which would otherwise hold a slot
+    /// for ever) or the guard is full. No pruning: the caller prunes at
+    /// `now_ms` first, so a full guard is full of live ids.
     pub(crate) fn restore(&mut self, now_ms: u64, from: DeviceId, id: MessageId, ts_ms: u64) {
-        if ts_ms.saturating_add(self.max_age_ms) < now_ms {
+        if ts_ms.saturating_add(self.max_age_ms) < now_ms
+            || ts_ms > now_ms.saturating_add(self.max_future_ms)
+        {
             return;
         }
         let key = (from, id);
@@ -396,6 +399,20 @@ impl ReplayGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restored_ids_outside_the_window_are_left_out() {
+        let mut g = ReplayGuard::new(10_000, 1_000, 10);
+        let now = 1_000_000;
+        let dev = || DeviceId::new("dev").unwrap();
+        let id = |s: &str| MessageId::new(s).unwrap();
+        g.restore(now, dev(), id("live"), now - 5_000);
+        g.restore(now, dev(), id("old"), now - 20_000);
+        g.restore(now, dev(), id("ahead"), now + 2_000);
+        g.restore(now, dev(), id("far-ahead"), u64::MAX);
+        let kept: Vec<_> = g.entries().map(|(_, i, _)| i.as_str().to_owned()).collect();
+        assert_eq!(kept, ["live"]);
+    }
 
     #[test]
     fn the_x25519_keys_hpke_uses_are_wiped_on_drop() {
