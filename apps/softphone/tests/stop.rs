@@ -18,19 +18,43 @@ const GUARD: Duration = Duration::from_secs(60);
 /// A TCP proxy in front of signald that forwards both ways until a
 /// request contains `stall_at`; that request is never forwarded, its
 /// connection is held open unanswered, and [`Stall::stalled`] fires.
+/// It listens from [`Stall::bind`] on, so that signald can be told its
+/// origin (a login names the origin the device signed it for), and
+/// forwards from [`Stall::forward_to`] on.
 struct Stall {
     addr: SocketAddr,
+    listener: Option<TcpListener>,
+    stall_at: &'static [u8],
     stalled: mpsc::Receiver<()>,
-    _held: Arc<Mutex<Vec<TcpStream>>>,
+    tx: mpsc::Sender<()>,
+    held: Arc<Mutex<Vec<TcpStream>>>,
 }
 
+/// A `stall_at` no request contains: a proxy that only forwards.
+const NEVER: &[u8] = b"\0never\0";
+
 impl Stall {
-    fn start(upstream: SocketAddr, stall_at: &'static [u8]) -> Self {
+    fn bind(stall_at: &'static [u8]) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
         let (tx, stalled) = mpsc::channel();
-        let held = Arc::new(Mutex::new(Vec::new()));
-        let keep = Arc::clone(&held);
+        Self {
+            addr: listener.local_addr().unwrap(),
+            listener: Some(listener),
+            stall_at,
+            stalled,
+            tx,
+            held: Arc::default(),
+        }
+    }
+
+    /// The URL a device reaches signald at through this proxy.
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn forward_to(&mut self, upstream: SocketAddr) {
+        let listener = self.listener.take().expect("forwarding once");
+        let (tx, keep, stall_at) = (self.tx.clone(), Arc::clone(&self.held), self.stall_at);
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { return };
@@ -67,12 +91,20 @@ impl Stall {
                 });
             }
         });
-        Self {
-            addr,
-            stalled,
-            _held: held,
-        }
     }
+}
+
+/// Alice and Bob (with TURN if `turn`), each reaching signald through
+/// one of `proxies`, in that order; signald answers to their origins.
+async fn world_behind(proxies: [&mut Stall; 2], turn: bool) -> World {
+    let origins = proxies.iter().map(|p| p.url()).collect();
+    let w = World::start_tuned(&["alice", "bob"], turn, |c| c.public_origins = origins).await;
+    let signald = server_addr(&w);
+    for (side, proxy) in ["alice", "bob"].into_iter().zip(proxies) {
+        proxy.forward_to(signald);
+        set_server(&w.side(side), &proxy.url());
+    }
+    w
 }
 
 /// Points `side`'s config at `server` instead of the real signald.
@@ -151,13 +183,11 @@ async fn ctrl_c_while_signald_never_answers_exits_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_while_fetching_the_callees_keys_exits_at_once() {
-    let w = World::start_with(&["alice", "bob"], false).await;
-    let signald = server_addr(&w);
+    // Logged in and connected through the proxy; the key lookup hangs.
+    let mut proxy = Stall::bind(b"GET /v1/devices/");
+    let w = world_behind([&mut proxy, &mut Stall::bind(NEVER)], false).await;
     let w = tokio::task::spawn_blocking(move || {
-        // Logged in and connected through the proxy; the key lookup hangs.
-        let proxy = Stall::start(signald, b"GET /v1/devices/");
-        let url = format!("http://{}", proxy.addr);
-        set_server(&w.side("alice"), &url);
+        let url = proxy.url();
         interrupted_while_stuck(
             &w,
             || proxy.stalled.recv_timeout(GUARD).expect("keys requested"),
@@ -174,12 +204,10 @@ async fn ctrl_c_while_fetching_the_callees_keys_exits_at_once() {
 async fn ctrl_c_while_fetching_turn_credentials_exits_at_once() {
     // Before, the stop waited for the request's timeout and was then
     // taken for a hang-up of a call placed after all.
-    let w = World::start_with(&["alice", "bob"], true).await;
-    let signald = server_addr(&w);
+    let mut proxy = Stall::bind(b"GET /v1/turn");
+    let w = world_behind([&mut proxy, &mut Stall::bind(NEVER)], true).await;
     let w = tokio::task::spawn_blocking(move || {
-        let proxy = Stall::start(signald, b"GET /v1/turn");
-        let url = format!("http://{}", proxy.addr);
-        set_server(&w.side("alice"), &url);
+        let url = proxy.url();
         interrupted_while_stuck(
             &w,
             || proxy.stalled.recv_timeout(GUARD).expect("TURN requested"),
@@ -221,12 +249,11 @@ async fn ctrl_c_while_the_callee_rings_hangs_up_and_it_stops_ringing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_while_listen_sets_up_a_call_declines_it_and_exits() {
-    let w = World::start().await;
-    let signald = server_addr(&w);
+    // Bob's TURN lookup for the incoming call never comes back.
+    let (mut plain, mut proxy) = (Stall::bind(NEVER), Stall::bind(b"GET /v1/turn"));
+    let w = world_behind([&mut plain, &mut proxy], true).await;
     let w = tokio::task::spawn_blocking(move || {
-        // Bob's TURN lookup for the incoming call never comes back.
-        let proxy = Stall::start(signald, b"GET /v1/turn");
-        set_server(&w.side("bob"), &format!("http://{}", proxy.addr));
+        let _plain = plain;
         let mut bargs = vec!["listen".to_owned(), "--auto-answer".to_owned()];
         bargs.extend(w.args("bob", B_SPEECH));
         let mut bob = Proc::spawn(&bargs);
