@@ -280,7 +280,8 @@ impl Started {
                         sent.remove(&id);
                         if offer.as_ref() == Some(&id) {
                             let _ = updates.send(Update::OfferQueued(kept));
-                            self.handle.offer_queued(kept).await?;
+                            // Refused only by a call that has just ended.
+                            let _ = self.handle.offer_queued(kept).await;
                         }
                     }
                     Some(_) => {}

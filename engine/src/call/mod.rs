@@ -450,8 +450,11 @@ impl Call {
         if !self.outgoing || self.state != State::Calling {
             return Err(CallError::State("offer_queued", self.state.name()));
         }
-        if !self.rung {
-            self.offer_gone = Some(now + kept_for + OFFER_GRACE);
+        // Beyond the ring timeout it changes nothing (and a hostile
+        // signalling server's huge figure must not overflow the clock).
+        let gone = kept_for.saturating_add(OFFER_GRACE);
+        if !self.rung && gone < self.cfg.ring_timeout {
+            self.offer_gone = Some(now + gone);
         }
         Ok(())
     }
@@ -996,6 +999,15 @@ mod tests {
         call.handle_timeout(gone);
         assert_eq!(ended(&mut call), Some(EndReason::NoAnswer));
         assert!(gone < t0 + CallConfig::default().ring_timeout);
+        // Kept past the ring timeout (or a hostile server's huge figure):
+        // the ring timeout ends it, as without the word.
+        let mut call = Call::outgoing(t0, CallConfig::default()).unwrap();
+        call.place(t0).unwrap();
+        call.offer_queued(t0, Duration::MAX).unwrap();
+        assert_eq!(
+            call.poll_timeout(),
+            Some(t0 + CallConfig::default().ring_timeout)
+        );
     }
 
     #[test]
