@@ -57,7 +57,7 @@ use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::SealError;
-use crate::protocol::{DeviceId, Envelope, MAX_ID_LEN, MessageId};
+use crate::protocol::{DeviceId, Envelope, MAX_ID_LEN, MessageId, MessageKind};
 use crate::seal::ReplayGuard;
 
 /// First line of a replay file.
@@ -126,13 +126,18 @@ impl ReplayFile {
         Ok(this)
     }
 
-    /// [`ReplayGuard::check`], and an accepted id is on the disk when this
-    /// returns `Ok` — unless writing failed, which is logged and does not
-    /// refuse the message (see [Damage](self#damage)).
+    /// [`ReplayGuard::check`], and an accepted offer's id is on the disk
+    /// when this returns `Ok` — unless writing failed, which is logged and
+    /// does not refuse the message (see [Damage](self#damage)). Other kinds
+    /// are written without waiting for the disk: one `fsync` per ICE
+    /// candidate would hold up call set-up, and a crash that loses their
+    /// lines lets through only a redelivery for a call that is over, which
+    /// the app drops; an offer is what would ring the phone again.
     pub fn check(&mut self, now_ms: u64, env: &Envelope) -> Result<(), SealError> {
         self.guard.check(now_ms, env)?;
         let line = format!("a {} {} {}\n", env.ts_ms, env.from, env.id);
-        if let Err(e) = self.write(&line, Some(now_ms)) {
+        let durable = env.kind == MessageKind::Offer;
+        if let Err(e) = self.write(&line, Some(now_ms), durable) {
             tracing::warn!(
                 path = %self.path.display(),
                 "replay file: could not record message {} from {}: {e}; \
@@ -152,7 +157,7 @@ impl ReplayFile {
         }
         self.guard.forget(env);
         let line = format!("f {} {}\n", env.from, env.id);
-        if let Err(e) = self.write(&line, None) {
+        if let Err(e) = self.write(&line, None, true) {
             tracing::warn!(
                 path = %self.path.display(),
                 "replay file: could not forget message {} from {}: {e}; \
@@ -183,11 +188,11 @@ impl ReplayFile {
         &self.path
     }
 
-    /// Makes the change `line` records (already made in memory) durable:
-    /// appended, or the whole file rewritten when it has grown or the last
-    /// write failed. `now_ms`, when known, prunes ids past the window from
-    /// a rewrite.
-    fn write(&mut self, line: &str, now_ms: Option<u64>) -> io::Result<()> {
+    /// Writes the change `line` records (already made in memory): appended
+    /// (and on the disk before this returns if `durable`), or the whole
+    /// file rewritten when it has grown or the last write failed. `now_ms`,
+    /// when known, prunes ids past the window from a rewrite.
+    fn write(&mut self, line: &str, now_ms: Option<u64>, durable: bool) -> io::Result<()> {
         let Some(file) = self.file.as_mut() else {
             return self.rewrite(now_ms);
         };
@@ -196,7 +201,7 @@ impl ReplayFile {
         }
         let appended = file
             .write_all(line.as_bytes())
-            .and_then(|()| file.sync_data());
+            .and_then(|()| if durable { file.sync_data() } else { Ok(()) });
         match appended {
             Ok(()) => {
                 self.appended += 1;
@@ -217,9 +222,11 @@ impl ReplayFile {
         if let Some(now_ms) = now_ms {
             self.guard.prune(now_ms);
         }
+        // One per process: two processes on one file (which loses ids,
+        // but must not fail) do not rename each other's half-written copy.
         let tmp = {
             let mut name = self.path.as_os_str().to_owned();
-            name.push(".tmp");
+            name.push(format!(".tmp.{}", std::process::id()));
             PathBuf::from(name)
         };
         // Left over from a crash, perhaps with other permissions.

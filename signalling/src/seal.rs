@@ -369,13 +369,16 @@ impl ReplayGuard {
     }
 
     /// Remembers an id accepted earlier (read back from a file) unless its
-    /// timestamp is outside the window at `now_ms` (one too far ahead was
-    /// never accepted: a damaged file, which would otherwise hold a slot
-    /// for ever) or the guard is full. No pruning: the caller prunes at
-    /// `now_ms` first, so a full guard is full of live ids.
+    /// timestamp has left the window at `now_ms`, or is so far ahead that
+    /// no clock stepped back since could explain it (a damaged line, which
+    /// would otherwise hold a slot for ever), or the guard is full. No
+    /// pruning: the caller prunes at `now_ms` first, so a full guard is
+    /// full of live ids.
     pub(crate) fn restore(&mut self, now_ms: u64, from: DeviceId, id: MessageId, ts_ms: u64) {
-        if ts_ms.saturating_add(self.max_age_ms) < now_ms
-            || ts_ms > now_ms.saturating_add(self.max_future_ms)
+        // A clock stepped back by up to the window still keeps what it
+        // accepted before: until then a redelivery could pass again.
+        let horizon = self.max_future_ms.saturating_add(self.max_age_ms);
+        if ts_ms.saturating_add(self.max_age_ms) < now_ms || ts_ms > now_ms.saturating_add(horizon)
         {
             return;
         }
@@ -408,10 +411,13 @@ mod tests {
         let id = |s: &str| MessageId::new(s).unwrap();
         g.restore(now, dev(), id("live"), now - 5_000);
         g.restore(now, dev(), id("old"), now - 20_000);
-        g.restore(now, dev(), id("ahead"), now + 2_000);
-        g.restore(now, dev(), id("far-ahead"), u64::MAX);
-        let kept: Vec<_> = g.entries().map(|(_, i, _)| i.as_str().to_owned()).collect();
-        assert_eq!(kept, ["live"]);
+        // Accepted before the clock stepped back by 5 s.
+        g.restore(now, dev(), id("ahead"), now + 5_000);
+        g.restore(now, dev(), id("far-ahead"), now + 20_000);
+        g.restore(now, dev(), id("damaged"), u64::MAX);
+        let mut kept: Vec<_> = g.entries().map(|(_, i, _)| i.as_str().to_owned()).collect();
+        kept.sort();
+        assert_eq!(kept, ["ahead", "live"]);
     }
 
     #[test]
