@@ -3,29 +3,19 @@
 //! mismatches; a relay-only call through sotto-relay's TURN core; and
 //! sound cards whose clocks are not the system's.
 
+mod relay_support;
+
+use relay_support::CoreRelay;
 use sotto_engine::call::wav::load_48k_mono;
 use sotto_engine::call::{
     Call, CallConfig, CallSignal, ConfigError, EndReason, Event, MediaError, PathKind,
 };
 use sotto_engine::demux::PacketKind;
-use sotto_engine::ice::TurnServer;
 use sotto_engine::sim::audio::{Similarity, compare};
-use sotto_engine::sim::{
-    Datagram, DeviceClock, LinkSchedule, Network, Record, Side, Sim, SimError, SimRelay,
-};
+use sotto_engine::sim::{DeviceClock, LinkSchedule, Network, Record, Side, Sim, SimError};
 use sotto_engine::zrtp::ZidCache;
 use sotto_jitter::link::mahimahi::{MahimahiConfig, MahimahiLink, MahimahiTrace};
 use sotto_jitter::{JitterConfig, JitterStats};
-use sotto_relay::auth::{Credentials, Nonces};
-use sotto_relay::core::{ClientId, Dest, Event as RelayEvent, Input, PEER_HEADROOM, Relay};
-use sotto_relay::core::{Config as RelayConfig, RelayId, Transport};
-use sotto_relay::policy::PeerPolicy;
-use sotto_relay::shared::{Quotas, Shared};
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::rc::Rc;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn net() -> Network {
@@ -574,152 +564,6 @@ fn wrong_frame_sizes_are_refused_before_and_after_secure() {
     assert!(call.push_audio(now, &[0; 960]).is_ok() && call.push_audio(now, &[0; 480]).is_ok());
 }
 
-/// What the relay did, shared with the test.
-#[derive(Debug, Default, Clone, Copy)]
-struct RelayCounts {
-    /// Allocations the core created.
-    allocations: u64,
-    /// Datagrams it relayed client to peer and peer to client.
-    c2p: u64,
-    p2c: u64,
-    /// Datagrams it dropped, by `DropReason::index`.
-    drops: [u64; 7],
-}
-
-/// sotto-relay's sans-IO core as the simulator's relay host: the listening
-/// address 10.0.0.3:3478, relayed sockets on 10.0.0.3 from port 49152.
-struct CoreRelay {
-    core: Relay,
-    server: SocketAddr,
-    relayed: HashMap<SocketAddr, RelayId>,
-    next_port: u16,
-    counts: Rc<RefCell<RelayCounts>>,
-}
-
-const REALM: &str = "sim.sotto";
-
-impl CoreRelay {
-    fn new(t0: Instant, counts: Rc<RefCell<RelayCounts>>) -> Self {
-        let mut users = Credentials::new();
-        users.add_user("sim", REALM, "secret");
-        let shared = Shared::new(users, Nonces::new([7; 32], 600), Quotas::new(16, 16));
-        let mut cfg = RelayConfig::new(REALM, t0, 1_800_000_000);
-        // The simulated hosts live in 10/8, which the default policy refuses.
-        cfg.policy = PeerPolicy::new(vec!["10.0.0.0/8".parse().unwrap()], vec![]);
-        Self {
-            core: Relay::new(cfg, Arc::new(shared)),
-            server: "10.0.0.3:3478".parse().unwrap(),
-            relayed: HashMap::new(),
-            next_port: 49152,
-            counts,
-        }
-    }
-
-    fn datagram(&self, dest: Dest, data: Vec<u8>) -> Option<Datagram> {
-        Some(match dest {
-            Dest::Client(c) => Datagram {
-                from: self.server,
-                to: c.remote,
-                data,
-            },
-            Dest::Peer { relay, addr } => Datagram {
-                from: self.core.relayed_addr(relay)?,
-                to: addr,
-                data,
-            },
-        })
-    }
-
-    /// Binds requested relayed sockets, then collects control answers.
-    fn drain(&mut self, now: Instant, out: &mut Vec<Datagram>) {
-        while let Some(e) = self.core.poll_event() {
-            match e {
-                RelayEvent::BindRelay { relay, .. } => {
-                    let addr = SocketAddr::from(([10, 0, 0, 3], self.next_port));
-                    self.next_port += 1;
-                    self.relayed.insert(addr, relay);
-                    self.core.relay_bound(now, relay, Some(addr));
-                }
-                RelayEvent::Closed { relay } => self.relayed.retain(|_, r| *r != relay),
-                // The engine's TURN client reserves no ports.
-                RelayEvent::Unreserve { .. } => {}
-            }
-        }
-        while let Some(t) = self.core.poll_transmit() {
-            out.extend(self.datagram(t.dest, t.data));
-        }
-        let s = self.core.stats();
-        *self.counts.borrow_mut() = RelayCounts {
-            allocations: s.allocations_created,
-            c2p: s.c2p_packets,
-            p2c: s.p2c_packets,
-            drops: s.drops,
-        };
-    }
-}
-
-impl SimRelay for CoreRelay {
-    fn turn_server(&self) -> TurnServer {
-        TurnServer {
-            addr: self.server,
-            username: "sim".into(),
-            password: "secret".into(),
-            realm: String::new(),
-        }
-    }
-
-    fn owns(&self, addr: SocketAddr) -> bool {
-        addr == self.server || self.relayed.contains_key(&addr)
-    }
-
-    fn handle(&mut self, now: Instant, d: Datagram, out: &mut Vec<Datagram>) {
-        // The fast path answers with a byte range of the input to forward.
-        let forwarded = if d.to == self.server {
-            let client = ClientId {
-                transport: Transport::Udp,
-                listener: 0,
-                remote: d.from,
-            };
-            let input = Input::Client {
-                client,
-                data: &d.data,
-            };
-            let f = self.core.handle_input(now, input).ok().flatten();
-            f.map(|f| (f.dest, d.data[f.range].to_vec()))
-        } else if let Some(&relay) = self.relayed.get(&d.to) {
-            let mut buf = vec![0; PEER_HEADROOM];
-            buf.extend_from_slice(&d.data);
-            let input = Input::Peer {
-                relay,
-                from: d.from,
-                data: &mut buf,
-            };
-            let f = self.core.handle_input(now, input).ok().flatten();
-            f.map(|f| {
-                // A Data indication's padding follows the payload.
-                let mut v = buf[f.range].to_vec();
-                v.resize(v.len() + f.pad, 0);
-                (f.dest, v)
-            })
-        } else {
-            None
-        };
-        if let Some((dest, data)) = forwarded {
-            out.extend(self.datagram(dest, data));
-        }
-        self.drain(now, out);
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.core.poll_timeout()
-    }
-
-    fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Datagram>) {
-        self.core.handle_timeout(now);
-        self.drain(now, out);
-    }
-}
-
 fn speech(rel: &str) -> Vec<i16> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/speech");
     load_48k_mono(dir.join(rel)).unwrap()
@@ -764,8 +608,8 @@ fn hearing(sim: &Sim, from: Duration) -> [Similarity; 2] {
 /// the other.
 fn relayed_call(net: Network, seconds: u64) -> [Similarity; 2] {
     let t0 = Instant::now();
-    let counts = Rc::new(RefCell::new(RelayCounts::default()));
-    let relay = CoreRelay::new(t0, Rc::clone(&counts));
+    let relay = CoreRelay::new(t0, 49152);
+    let counts = relay.counts();
     let cfg = || CallConfig {
         relay_only: true,
         ..CallConfig::default()
