@@ -205,9 +205,13 @@ pub enum ClientFrame {
     },
 }
 
-/// Frames the server sends to a device over its WebSocket.
+/// Frames the server sends to a device over its WebSocket. Unlike what
+/// the server accepts, a client ignores fields it does not know, so that
+/// a server can add one (as `queued_s` was) without cutting off the
+/// clients already installed; the envelope inside stays strict, as it is
+/// signed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     /// A message for this device; answer with [`ClientFrame::Ack`].
     Deliver {
@@ -355,6 +359,27 @@ mod tests {
         );
         assert_eq!(ClientFrame::parse(&big), Err(ProtocolError::TooLarge));
         assert_eq!(ClientFrame::parse("{"), Err(ProtocolError::Malformed));
+    }
+
+    #[test]
+    fn a_client_ignores_server_frame_fields_it_does_not_know() {
+        let later = r#"{"type":"accepted","v":1,"id":"m1","queued_s":45,"added_later":true}"#;
+        assert_eq!(
+            ServerFrame::parse(later),
+            Ok(ServerFrame::Accepted {
+                v: 1,
+                id: MessageId::new("m1").unwrap(),
+                queued_s: Some(45),
+            })
+        );
+        // The signed envelope inside a delivery stays strict.
+        let env = r#"{"v":1,"id":"m","from":"a","to":"b","call_id":"c","kind":"offer","ts_ms":1,"enc":"","ct":"","sig":"","x":1}"#;
+        let deliver = |env: &str| format!(r#"{{"type":"deliver","v":1,"msg":{env}}}"#);
+        assert_eq!(
+            ServerFrame::parse(&deliver(env)),
+            Err(ProtocolError::Malformed)
+        );
+        assert!(ServerFrame::parse(&deliver(&env.replace(r#","x":1"#, ""))).is_ok());
     }
 
     #[test]
