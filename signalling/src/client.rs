@@ -164,9 +164,10 @@ impl SignalClient {
     /// app started afresh (as when a push wakes a sleeping phone) accepts
     /// again any message the server delivered in the last five minutes —
     /// a malicious or broken server could make an old call offer ring the
-    /// phone again. With it, each message's (sender, id) is flushed to
-    /// the file before [`ClientEvent::Message`] hands it to the app, so a
-    /// message is surfaced at most once even across a crash; its
+    /// phone again. With it, each message's (sender, id) is written to
+    /// the file before [`ClientEvent::Message`] hands it to the app (an
+    /// offer's flushed to the disk), so an offer is surfaced at most once
+    /// even across a crash, and any message across a restart; its
     /// redelivery is acknowledged and dropped without an event, as within
     /// one run. (A crash between the write and the app acting on the
     /// message loses it: at most once wins over at least once.)
@@ -179,7 +180,7 @@ impl SignalClient {
     /// created with mode 0600, and is a few kilobytes in ordinary use
     /// (some 20 MB at worst: 100 000 ids, five minutes' worth). Opening
     /// reads and rewrites it (blocking I/O); later writes, one `fsync` per
-    /// message, run on tokio's blocking threads.
+    /// offer, run on tokio's blocking threads.
     ///
     /// A damaged file (a crash mid-write, a truncation, garbage) is not an
     /// error: what is readable is kept, a warning is logged through

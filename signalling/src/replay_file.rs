@@ -18,9 +18,12 @@
 //! f <sender device id> <message id>            it was forgotten again
 //! ```
 //!
-//! Each accepted or forgotten id is one line appended with a single write
-//! and flushed to the disk (`fsync`) before [`ReplayFile::check`] returns,
-//! so once a message has been handed on, a crash cannot make it new again.
+//! Each accepted or forgotten id is one line appended with a single write.
+//! An offer's line is flushed to the disk (`fsync`) before
+//! [`ReplayFile::check`] returns, so once an offer has been handed on, a
+//! crash cannot make it ring again; other kinds are left to the system to
+//! write, as a lost line lets through only a message for a call that is
+//! over (see [`ReplayFile::check`]).
 //! When opened, and once more lines have been appended than the file held
 //! ids when last rewritten (and at least 1024), the file is rewritten from
 //! memory — ids past the window left out — to a temporary file renamed
@@ -29,7 +32,7 @@
 //! Why not SQLite: this crate's SQLite is `sqlx`, an async pool built for
 //! the server, and the workspace's other binding, `rusqlite`, must not be
 //! linked beside it (their `libsqlite3-sys` clash). An append-only journal
-//! needs no dependency, costs one `fsync` per message as a SQLite commit
+//! needs no dependency, costs one `fsync` per offer as a SQLite commit
 //! would, and its crash behaviour is easy to state: a torn write can only
 //! damage the last line, which is then ignored — and the message it was
 //! recording had not been handed on yet.
