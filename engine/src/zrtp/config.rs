@@ -105,7 +105,10 @@ pub struct Config {
     /// how long the new retained secret may be kept. `u32::MAX` (the
     /// default) is forever, 0 is not at all; the smaller of both sides'
     /// values applies. Past it, the secret counts as absent (not as a
-    /// mismatch): see [`super::ZidCache::get_live`].
+    /// mismatch): see [`super::ZidCache::get_live`]. Each side dates it by
+    /// its own clock, so a call placed within the two clocks' difference
+    /// of the expiry finds the secret on one side only and warns of a
+    /// cache mismatch, as RFC 6189 has it.
     pub cache_expiration: u32,
     /// An `Instant` and the wall-clock time it was: how the endpoint, which
     /// is only ever given `Instant`s, tells the date of its input, to judge
