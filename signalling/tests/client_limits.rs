@@ -2,24 +2,19 @@
 //! frame's worth of memory: HTTP answers and WebSocket messages over
 //! [`MAX_FRAME_BYTES`] are refused, not read whole.
 
+mod common;
+
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ws::{Message, WebSocketUpgrade};
-use axum::routing::{get, post};
+use axum::routing::get;
 use sotto_signalling::auth::register_bytes;
 use sotto_signalling::client::{ClientError, ClientEvent, SignalClient};
 use sotto_signalling::protocol::{CallId, MAX_FRAME_BYTES, MessageKind, ServerFrame};
 use sotto_signalling::seal::{CallPayload, DeviceIdentity};
 use sotto_signalling::util::unix_ms;
-
-async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
-}
 
 /// A genuine, self-signed directory answer for `bob`, padded to well over
 /// the frame limit with a field the client ignores.
@@ -46,7 +41,10 @@ async fn an_http_answer_over_the_frame_limit_is_refused() {
             async move { ([("content-type", "application/json")], answer) }
         }),
     );
-    let client = SignalClient::new(serve(app).await, Arc::new(DeviceIdentity::generate()));
+    let client = SignalClient::new(
+        common::serve(app).await,
+        Arc::new(DeviceIdentity::generate()),
+    );
     let got = client.device_keys("t", &bob.device_id()).await;
     assert!(matches!(got, Err(ClientError::Answer)), "{got:?}");
 }
@@ -67,7 +65,10 @@ async fn a_streamed_http_answer_over_the_frame_limit_is_refused() {
             async move { Body::from_stream(futures_util::stream::iter(chunks)) }
         }),
     );
-    let client = SignalClient::new(serve(app).await, Arc::new(DeviceIdentity::generate()));
+    let client = SignalClient::new(
+        common::serve(app).await,
+        Arc::new(DeviceIdentity::generate()),
+    );
     let got = client.device_keys("t", &bob.device_id()).await;
     assert!(matches!(got, Err(ClientError::Answer)), "{got:?}");
 }
@@ -85,7 +86,10 @@ async fn an_http_answer_within_the_limit_is_still_read() {
             async move { axum::Json(answer) }
         }),
     );
-    let client = SignalClient::new(serve(app).await, Arc::new(DeviceIdentity::generate()));
+    let client = SignalClient::new(
+        common::serve(app).await,
+        Arc::new(DeviceIdentity::generate()),
+    );
     let got = client.device_keys("t", &bob.device_id()).await.unwrap();
     assert_eq!(&got, bob.public());
 }
@@ -105,31 +109,22 @@ async fn a_websocket_message_over_the_frame_limit_drops_the_connection() {
         )
         .unwrap();
     let deliver = serde_json::to_string(&ServerFrame::Deliver { v: 1, msg: stale }).unwrap();
-    let app = Router::new()
-        .route(
-            "/v1/challenge",
-            post(|| async { axum::Json(serde_json::json!({"nonce": "n", "expires_ms": 0})) }),
-        )
-        .route(
-            "/v1/session",
-            post(|| async { axum::Json(serde_json::json!({"token": "t", "expires_ms": 0})) }),
-        )
-        .route(
-            "/v1/ws",
-            get(move |ws: WebSocketUpgrade| {
-                let deliver = deliver.clone();
-                async move {
-                    ws.on_upgrade(move |mut socket| async move {
-                        let big = "x".repeat(16 * MAX_FRAME_BYTES);
-                        let _ = socket.send(Message::Text(big.into())).await;
-                        let _ = socket.send(Message::Text(deliver.into())).await;
-                        // Hold the socket open until the client leaves.
-                        while let Some(Ok(_)) = socket.recv().await {}
-                    })
-                }
-            }),
-        );
-    let client = SignalClient::new(serve(app).await, me);
+    let app = common::fake_login().route(
+        "/v1/ws",
+        get(move |ws: WebSocketUpgrade| {
+            let deliver = deliver.clone();
+            async move {
+                ws.on_upgrade(move |mut socket| async move {
+                    let big = "x".repeat(16 * MAX_FRAME_BYTES);
+                    let _ = socket.send(Message::Text(big.into())).await;
+                    let _ = socket.send(Message::Text(deliver.into())).await;
+                    // Hold the socket open until the client leaves.
+                    while let Some(Ok(_)) = socket.recv().await {}
+                })
+            }
+        }),
+    );
+    let client = SignalClient::new(common::serve(app).await, me);
     let mut conn = client.connect(true);
     assert_eq!(conn.next_event().await, Some(ClientEvent::Connected));
     let next = conn.next_event().await;

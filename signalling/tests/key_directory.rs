@@ -23,10 +23,7 @@ async fn directory(answer: serde_json::Value) -> String {
             async move { axum::Json(answer) }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
+    common::serve(app).await
 }
 
 #[tokio::test]

@@ -8,9 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::ws::{Message, WebSocketUpgrade};
-use axum::routing::{get, post};
+use axum::routing::get;
 use futures_util::{SinkExt as _, StreamExt as _};
 use sotto_signalling::auth::register_bytes;
 use sotto_signalling::client::{Connection, SignalClient};
@@ -70,15 +69,7 @@ async fn redelivering_server(
         })
         .collect();
     let connections = Arc::new(AtomicUsize::new(0));
-    let app = Router::new()
-        .route(
-            "/v1/challenge",
-            post(|| async { axum::Json(serde_json::json!({"nonce": "n", "expires_ms": 0})) }),
-        )
-        .route(
-            "/v1/session",
-            post(|| async { axum::Json(serde_json::json!({"token": "t", "expires_ms": 0})) }),
-        )
+    let app = common::fake_login()
         .route(
             "/v1/devices/{id}/keys",
             get(move || {
@@ -111,10 +102,7 @@ async fn redelivering_server(
                 }
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
+    common::serve(app).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

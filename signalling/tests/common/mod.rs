@@ -10,6 +10,29 @@ use sotto_signalling::config::Config;
 use sotto_signalling::protocol::{Envelope, MessageId};
 use sotto_signalling::seal::{CallPayload, DeviceIdentity};
 
+/// Serves `app` on a loopback port; its base URL.
+pub async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// A fake signald's login, for tests that stand in for the server: any
+/// device gets a challenge and, for any answer, the session token `t`.
+pub fn fake_login() -> axum::Router {
+    use axum::routing::post;
+    axum::Router::new()
+        .route(
+            "/v1/challenge",
+            post(|| async { axum::Json(serde_json::json!({"nonce": "n", "expires_ms": 0})) }),
+        )
+        .route(
+            "/v1/session",
+            post(|| async { axum::Json(serde_json::json!({"token": "t", "expires_ms": 0})) }),
+        )
+}
+
 /// A single-node config on loopback with a SQLite file in `dir`.
 /// The test push services listen on loopback, so 127.0.0.1 is allow-listed.
 pub fn config(dir: &Path) -> Config {
