@@ -402,14 +402,17 @@ pub enum ClientEvent {
     /// it again if it still matters.
     Rejected(MessageId, ErrorCode),
     /// A delivered message failed verification, was outside the replay
-    /// window, or came while the replay guard was full, and was dropped.
+    /// window, or came while the replay guard had no room for its id (it
+    /// holds at most 100 000, and 1 000 from any one sender), and was
+    /// dropped.
     Dropped(MessageId),
 }
 
 /// What the core wants the driver to do with a delivered envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CoreEvent {
-    /// A new envelope to verify and open, then acknowledge.
+    /// A new envelope to verify and open ([`ClientCore::open`]), then
+    /// acknowledge.
     Deliver(Box<Envelope>),
     /// The server accepted (or already had) an outgoing message.
     Accepted(MessageId),
@@ -418,13 +421,20 @@ pub enum CoreEvent {
     Queued(MessageId, Duration),
     /// The server refused an outgoing message.
     Rejected(MessageId, ErrorCode),
-    /// A delivered envelope was outside the replay window, or the replay
-    /// guard was full: acknowledged and dropped.
+    /// A delivered envelope was outside the replay window: acknowledged
+    /// and dropped.
     Dropped(MessageId),
 }
 
 /// Sans-IO client state: the unacknowledged outbox, duplicate detection,
 /// reconnect back-off.
+///
+/// A delivered envelope is looked at twice. [`Self::handle_input`] drops
+/// what is stale and acknowledges a redelivery of what was accepted
+/// before, without remembering anything; the rest goes to the driver as
+/// [`CoreEvent::Deliver`]. The driver fetches the sender's keys and hands
+/// the envelope to [`Self::open`], which verifies it and only then
+/// remembers its id: a forgery takes no room in the replay memory.
 #[derive(Debug)]
 pub struct ClientCore {
     outbox: VecDeque<(MessageId, String)>,
@@ -487,14 +497,14 @@ impl ClientCore {
     ) -> Result<(), crate::error::ProtocolError> {
         match ServerFrame::parse(text)? {
             ServerFrame::Deliver { msg, .. } => {
+                // Only a look: the id is remembered once the envelope has
+                // verified (`open`), so forgeries take no room.
                 match self.replay.check(now_ms, &msg) {
                     Ok(()) => self.events.push_back(CoreEvent::Deliver(Box::new(msg))),
                     // Seen (a redelivery after reconnect): ack so the server
-                    // forgets it, and do not surface it again. A new id that
-                    // a full guard refused is no redelivery: reported below.
-                    Err(SealError::Replay) if self.replay.remembers(&msg) => self.ack(&msg),
-                    // Stale or otherwise refused: gone for good, and the
-                    // app is told.
+                    // forgets it, and do not surface it again.
+                    Err(SealError::Replay) => self.ack(&msg),
+                    // Stale: gone for good, and the app is told.
                     Err(_) => {
                         self.ack(&msg);
                         self.events.push_back(CoreEvent::Dropped(msg.id));
@@ -535,12 +545,42 @@ impl ClientCore {
         });
     }
 
-    /// A delivered envelope could not be processed for a passing reason
-    /// (its sender's keys could not be fetched): it is not acknowledged and
-    /// its id is forgotten, so the server's redelivery on the next
-    /// connection surfaces it again.
-    pub fn defer(&mut self, env: &Envelope) {
+    /// Verifies a delivered envelope as `sender`'s and opens it as
+    /// `identity` ([`DeviceIdentity::open`]); then, and only then, accepts
+    /// its id at Unix time `now_ms` ([`ReplayGuard::accept`]), so that a
+    /// redelivery is not surfaced again. Errors: the envelope's own
+    /// ([`SealError::Signature`] and the like: no room taken), or the
+    /// guard's — [`SealError::Replay`] for a repeat (one delivered again
+    /// before the first was accepted), [`SealError::Stale`] if it aged
+    /// out meanwhile, [`SealError::Full`] if its sender already has its
+    /// share of the guard's room, or the guard is full. Sans-IO: the
+    /// driver fetches the keys.
+    pub fn open(
+        &mut self,
+        now_ms: u64,
+        identity: &DeviceIdentity,
+        env: &Envelope,
+        sender: &DevicePublic,
+    ) -> Result<CallPayload, SealError> {
+        let payload = identity.open(env, sender)?;
+        self.replay.accept(now_ms, env)?;
+        Ok(payload)
+    }
+
+    /// Forgets the id [`Self::open`] accepted for `env`, so that a
+    /// redelivery is taken for a new message: it could not be handed on
+    /// after all.
+    pub fn forget(&mut self, env: &Envelope) {
         self.replay.forget(env);
+    }
+
+    /// A delivered envelope could not be processed for a passing reason
+    /// (its sender's keys could not be fetched): it is not acknowledged,
+    /// and its id is not remembered (or forgotten, if [`Self::open`]
+    /// accepted it), so the server's redelivery on the next connection
+    /// surfaces it again.
+    pub fn defer(&mut self, env: &Envelope) {
+        self.forget(env);
     }
 
     /// Acknowledges a delivered envelope (after the app has it).
@@ -780,7 +820,8 @@ impl Driver {
                         }
                         Err(_) => None,
                         Ok(s) => {
-                            let opened = self.client.identity.open(&env, &s);
+                            // Verified before its id is remembered.
+                            let opened = self.core.open(unix_ms(), &self.client.identity, &env, &s);
                             self.keys.insert(env.from.clone(), s);
                             Some(opened)
                         }
@@ -796,8 +837,14 @@ impl Driver {
                             // Handed to the app before a restart: acked and
                             // not surfaced again, as a redelivery in one run.
                             Err(Remembered::Yes) => continue,
-                            Err(Remembered::No) => ClientEvent::Dropped(env.id.clone()),
+                            // Not handed on: not a repeat if it comes again.
+                            Err(Remembered::No) => {
+                                self.core.forget(&env);
+                                ClientEvent::Dropped(env.id.clone())
+                            }
                         },
+                        // Delivered twice before the first was accepted.
+                        Some(Err(SealError::Replay)) => continue,
                         _ => ClientEvent::Dropped(env.id.clone()),
                     }
                 }
@@ -824,9 +871,9 @@ impl Driver {
         let env = env.clone();
         let checked = tokio::task::spawn_blocking(move || {
             let mut replay = replay.lock().unwrap_or_else(PoisonError::into_inner);
-            match replay.check(unix_ms(), &env) {
+            match replay.accept(unix_ms(), &env) {
                 Ok(()) => Ok(()),
-                Err(_) if replay.remembers(&env) => Err(Remembered::Yes),
+                Err(SealError::Replay) => Err(Remembered::Yes),
                 Err(_) => Err(Remembered::No),
             }
         })
@@ -858,7 +905,8 @@ impl Driver {
 enum Remembered {
     /// It was handed to the app before.
     Yes,
-    /// It is new, but the file's guard is full of live ids.
+    /// It is new, but the file's guard has no room for it (or it aged
+    /// out of the window meanwhile).
     No,
 }
 
@@ -910,6 +958,7 @@ mod tests {
         let deliver = deliver_frame(&env);
         core.handle_input(unix_ms(), &deliver).unwrap();
         assert!(matches!(core.poll_event(), Some(CoreEvent::Deliver(_))));
+        core.open(unix_ms(), &bob, &env, alice.public()).unwrap();
         core.handle_input(unix_ms(), &deliver).unwrap();
         assert_eq!(
             core.poll_event(),
@@ -987,21 +1036,141 @@ mod tests {
         );
     }
 
+    /// An offer from `from` to `to`, signed and sealed.
+    fn offer_between(from: &DeviceIdentity, to: &DeviceIdentity) -> Envelope {
+        from.seal(
+            (&to.device_id(), to.public()),
+            CallId::new("c").unwrap(),
+            MessageKind::Offer,
+            unix_ms(),
+            &CallPayload::default(),
+        )
+        .unwrap()
+    }
+
+    /// What became of a delivered envelope.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Fate {
+        /// Handed to the app.
+        ToApp,
+        /// Acked in silence, as a redelivery.
+        Repeat,
+        /// Dropped by the core at first look.
+        Dropped,
+        /// Refused by [`ClientCore::open`].
+        Refused(SealError),
+    }
+
+    /// Delivers `env` to `core` as the driver does, with `sender`'s keys.
+    fn deliver(
+        core: &mut ClientCore,
+        me: &DeviceIdentity,
+        env: &Envelope,
+        sender: &DevicePublic,
+    ) -> Fate {
+        core.handle_input(unix_ms(), &deliver_frame(env)).unwrap();
+        match core.poll_event() {
+            Some(CoreEvent::Deliver(env)) => match core.open(unix_ms(), me, &env, sender) {
+                Ok(_) => Fate::ToApp,
+                Err(e) => Fate::Refused(e),
+            },
+            Some(CoreEvent::Dropped(_)) => Fate::Dropped,
+            None => Fate::Repeat,
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
-    fn a_fresh_delivery_refused_for_want_of_replay_memory_is_reported_dropped() {
+    fn a_fresh_delivery_refused_for_want_of_replay_memory_is_not_taken_for_a_repeat() {
         // The guard can remember one id: a second, new message cannot be
-        // told from a replay, so it is refused; but it is not a replay, and
-        // must not be acked away in silence as a redelivery would be.
+        // told from a replay later, so it is refused; but it is not a
+        // replay, and must not be acked away in silence as one would be.
+        let (alice, bob, me) = (
+            DeviceIdentity::generate(),
+            DeviceIdentity::generate(),
+            DeviceIdentity::generate(),
+        );
         let mut core = ClientCore::new();
-        core.replay = ReplayGuard::new(300_000, 60_000, 1);
-        let first = offer(unix_ms());
-        core.handle_input(unix_ms(), &deliver_frame(&first))
-            .unwrap();
-        assert!(matches!(core.poll_event(), Some(CoreEvent::Deliver(_))));
-        let second = offer(unix_ms());
-        core.handle_input(unix_ms(), &deliver_frame(&second))
-            .unwrap();
-        assert_eq!(core.poll_event(), Some(CoreEvent::Dropped(second.id)));
+        core.replay = ReplayGuard::new(300_000, 60_000, 1, 1);
+        let first = offer_between(&alice, &me);
+        assert_eq!(deliver(&mut core, &me, &first, alice.public()), Fate::ToApp);
+        let second = offer_between(&bob, &me);
+        assert_eq!(
+            deliver(&mut core, &me, &second, bob.public()),
+            Fate::Refused(SealError::Full)
+        );
+        assert_eq!(
+            deliver(&mut core, &me, &second, bob.public()),
+            Fate::Refused(SealError::Full),
+            "its redelivery is looked at afresh"
+        );
+        assert_eq!(
+            deliver(&mut core, &me, &first, alice.public()),
+            Fate::Repeat
+        );
+    }
+
+    #[test]
+    fn forged_envelopes_take_no_replay_memory() {
+        // A server (or anyone who can feed the connection) forges
+        // envelopes from Alice, signed by no key of hers: they fail to
+        // verify and take no room, so her genuine offer still gets in.
+        let (alice, mallory, me) = (
+            DeviceIdentity::generate(),
+            DeviceIdentity::generate(),
+            DeviceIdentity::generate(),
+        );
+        let mut core = ClientCore::new();
+        core.replay = ReplayGuard::new(300_000, 60_000, 4, 4);
+        let mut forgeries = Vec::new();
+        for _ in 0..10 {
+            let mut forged = offer_between(&mallory, &me);
+            forged.from = alice.device_id();
+            forgeries.push(deliver(&mut core, &me, &forged, alice.public()));
+        }
+        let genuine = offer_between(&alice, &me);
+        assert_eq!(
+            deliver(&mut core, &me, &genuine, alice.public()),
+            Fate::ToApp,
+            "forgeries kept out Alice's genuine offer"
+        );
+        assert_eq!(core.replay.len(), 1, "forgeries took replay memory");
+        for fate in forgeries {
+            assert_eq!(fate, Fate::Refused(SealError::Signature));
+        }
+        assert_eq!(
+            deliver(&mut core, &me, &genuine, alice.public()),
+            Fate::Repeat,
+            "and its redelivery is a repeat"
+        );
+    }
+
+    #[test]
+    fn a_flooding_sender_cannot_keep_out_another_senders_message() {
+        // Mallory is a genuine device, so her messages verify; she sends
+        // more than the guard holds, inside the window. She gets her
+        // share of its room; Alice's offer still gets through.
+        let (alice, mallory, me) = (
+            DeviceIdentity::generate(),
+            DeviceIdentity::generate(),
+            DeviceIdentity::generate(),
+        );
+        let mut core = ClientCore::new();
+        core.replay = ReplayGuard::new(300_000, 60_000, 8, 2);
+        let mut through = 0;
+        for _ in 0..20 {
+            let flood = offer_between(&mallory, &me);
+            if deliver(&mut core, &me, &flood, mallory.public()) == Fate::ToApp {
+                through += 1;
+            }
+        }
+        let offer = offer_between(&alice, &me);
+        assert_eq!(
+            deliver(&mut core, &me, &offer, alice.public()),
+            Fate::ToApp,
+            "Alice's offer was refused"
+        );
+        assert_eq!(through, 2, "Mallory's share");
     }
 
     #[test]

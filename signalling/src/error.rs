@@ -37,6 +37,11 @@ pub enum SealError {
     /// The message id was seen before.
     #[error("replayed message")]
     Replay,
+    /// No room to remember the message id: the replay guard holds as many
+    /// live ids as it may, in all or from this sender. Refused, as it
+    /// could not be told from a replay later, but it need not be one.
+    #[error("replay memory full")]
+    Full,
     /// The timestamp is outside the accepted window.
     #[error("stale message")]
     Stale,

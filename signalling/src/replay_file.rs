@@ -20,10 +20,10 @@
 //!
 //! Each accepted or forgotten id is one line appended with a single write.
 //! An offer's line is flushed to the disk (`fsync`) before
-//! [`ReplayFile::check`] returns, so once an offer has been handed on, a
+//! [`ReplayFile::accept`] returns, so once an offer has been handed on, a
 //! crash cannot make it ring again; other kinds are left to the system to
 //! write, as a lost line lets through only a message for a call that is
-//! over (see [`ReplayFile::check`]).
+//! over (see [`ReplayFile::accept`]).
 //! When opened, and once more lines have been appended than the file held
 //! ids when last rewritten (and at least 1024), the file is rewritten from
 //! memory — ids past the window left out — to a temporary file renamed
@@ -129,15 +129,15 @@ impl ReplayFile {
         Ok(this)
     }
 
-    /// [`ReplayGuard::check`], and an accepted offer's id is on the disk
+    /// [`ReplayGuard::accept`], and an accepted offer's id is on the disk
     /// when this returns `Ok` — unless writing failed, which is logged and
     /// does not refuse the message (see [Damage](self#damage)). Other kinds
     /// are written without waiting for the disk: one `fsync` per ICE
     /// candidate would hold up call set-up, and a crash that loses their
     /// lines lets through only a redelivery for a call that is over, which
     /// the app drops; an offer is what would ring the phone again.
-    pub fn check(&mut self, now_ms: u64, env: &Envelope) -> Result<(), SealError> {
-        self.guard.check(now_ms, env)?;
+    pub fn accept(&mut self, now_ms: u64, env: &Envelope) -> Result<(), SealError> {
+        self.guard.accept(now_ms, env)?;
         let line = format!("a {} {} {}\n", env.ts_ms, env.from, env.id);
         let durable = env.kind == MessageKind::Offer;
         if let Err(e) = self.write(&line, Some(now_ms), durable) {
@@ -359,7 +359,7 @@ fn load(mut reader: impl BufRead, now_ms: u64, guard: &mut ReplayGuard) -> Loade
                 found.records += 1;
             }
             Some(Record::Forgotten { from, id }) => {
-                guard.forget_id(from, id);
+                guard.forget_id(&from, &id);
                 found.records += 1;
             }
             None => found.bad += 1,
@@ -442,7 +442,7 @@ pub fn fuzz_load(data: &[u8]) {
     /// Inside the window: 2027; ids from 5 minutes before it on are kept.
     const NOW_MS: u64 = 1_800_000_000_000;
     const CAPACITY: usize = 16;
-    let guard = || ReplayGuard::new(300_000, 60_000, CAPACITY);
+    let guard = || ReplayGuard::new(300_000, 60_000, CAPACITY, CAPACITY / 2);
     let ids = |guard: &ReplayGuard| {
         let mut ids: Vec<_> = guard
             .entries()
@@ -527,14 +527,14 @@ mod tests {
         let path = dir.path().join("replay");
         let offer = env("alice", T0);
         let mut guard = open(&path, T0);
-        assert_eq!(guard.check(T0, &offer), Ok(()));
+        assert_eq!(guard.accept(T0, &offer), Ok(()));
         drop(guard);
         let mut guard = open(&path, T0 + 1_000);
         assert!(guard.remembers(&offer));
-        assert_eq!(guard.check(T0 + 1_000, &offer), Err(SealError::Replay));
+        assert_eq!(guard.accept(T0 + 1_000, &offer), Err(SealError::Replay));
         let other = env("alice", T0 + 1_000);
         assert_eq!(
-            guard.check(T0 + 1_000, &other),
+            guard.accept(T0 + 1_000, &other),
             Ok(()),
             "new ids still pass"
         );
@@ -546,8 +546,8 @@ mod tests {
         let path = dir.path().join("replay");
         let (old, young) = (env("alice", T0), env("bob", T0 + 200_000));
         let mut guard = open(&path, T0);
-        guard.check(T0, &old).unwrap();
-        guard.check(T0 + 200_000, &young).unwrap();
+        guard.accept(T0, &old).unwrap();
+        guard.accept(T0 + 200_000, &young).unwrap();
         drop(guard);
         let now = T0 + WINDOW + 1;
         let guard = open(&path, now);
@@ -569,7 +569,7 @@ mod tests {
         let mut guard = open(&path, T0);
         assert!(guard.is_empty());
         let offer = env("alice", T0);
-        assert_eq!(guard.check(T0, &offer), Ok(()));
+        assert_eq!(guard.accept(T0, &offer), Ok(()));
         drop(guard);
         // Rewritten clean, and the new id is kept.
         assert_eq!(lines(&path)[0], HEADER);
@@ -583,7 +583,7 @@ mod tests {
         let msgs: Vec<Envelope> = (0..3).map(|i| env("alice", T0 + i)).collect();
         let mut guard = open(&path, T0);
         for m in &msgs {
-            guard.check(T0, m).unwrap();
+            guard.accept(T0, m).unwrap();
         }
         drop(guard);
         // Cut inside the last line, as a crash during its write would.
@@ -597,7 +597,7 @@ mod tests {
         let mut guard = open(&path, T0);
         assert!(guard.remembers(&msgs[0]) && guard.remembers(&msgs[1]));
         assert!(!guard.remembers(&msgs[2]), "its line was torn");
-        assert_eq!(guard.check(T0, &msgs[2]), Ok(()));
+        assert_eq!(guard.accept(T0, &msgs[2]), Ok(()));
         drop(guard);
         // Truncated to nothing: an empty, working guard.
         File::options()
@@ -608,7 +608,7 @@ mod tests {
             .unwrap();
         let mut guard = open(&path, T0);
         assert!(guard.is_empty());
-        assert_eq!(guard.check(T0, &msgs[0]), Ok(()));
+        assert_eq!(guard.accept(T0, &msgs[0]), Ok(()));
     }
 
     #[test]
@@ -617,12 +617,12 @@ mod tests {
         let path = dir.path().join("replay");
         let offer = env("alice", T0);
         let mut guard = open(&path, T0);
-        guard.check(T0, &offer).unwrap();
+        guard.accept(T0, &offer).unwrap();
         guard.forget(&offer);
         drop(guard);
         let mut guard = open(&path, T0);
         assert!(!guard.remembers(&offer));
-        assert_eq!(guard.check(T0, &offer), Ok(()), "the redelivery passes");
+        assert_eq!(guard.accept(T0, &offer), Ok(()), "the redelivery passes");
         drop(guard);
         assert!(open(&path, T0).remembers(&offer), "and is remembered again");
     }
@@ -634,19 +634,19 @@ mod tests {
         let msgs: Vec<Envelope> = (0..3).map(|i| env("alice", T0 + i)).collect();
         let mut guard = open(&path, T0);
         for m in &msgs {
-            guard.check(T0, m).unwrap();
+            guard.accept(T0, m).unwrap();
         }
         drop(guard);
-        let small = ReplayGuard::new(WINDOW, 60_000, 2);
+        let small = ReplayGuard::new(WINDOW, 60_000, 2, 2);
         let mut guard = ReplayFile::open(&path, small, T0).unwrap();
         assert_eq!(guard.len(), 2);
         assert_eq!(lines(&path).len(), 3, "header and two ids");
         // Ids past the window take no room from live ones.
         let now = T0 + WINDOW + 2;
         let young = env("bob", now);
-        guard.check(now, &young).unwrap();
+        guard.accept(now, &young).unwrap();
         drop(guard);
-        let one = ReplayGuard::new(WINDOW, 60_000, 1);
+        let one = ReplayGuard::new(WINDOW, 60_000, 1, 1);
         let guard = ReplayFile::open(&path, one, now).unwrap();
         assert!(
             guard.remembers(&young),
@@ -658,7 +658,8 @@ mod tests {
     fn the_journal_is_compacted() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("replay");
-        let mut guard = ReplayFile::open(&path, ReplayGuard::new(10, 10, 1_000), T0).unwrap();
+        let mut guard =
+            ReplayFile::open(&path, ReplayGuard::new(10, 10, 1_000, 1_000), T0).unwrap();
         guard.compact_min = 8;
         let mut longest = 0;
         let mut last = Vec::new();
@@ -666,14 +667,14 @@ mod tests {
             // One new id every 5 ms with a 10 ms window: about 2 live ids.
             let now = T0 + 5 * i;
             let m = env("alice", now);
-            guard.check(now, &m).unwrap();
+            guard.accept(now, &m).unwrap();
             longest = longest.max(lines(&path).len());
             last.push(m);
         }
         assert!(longest <= 1 + 8 + 3, "the file grew to {longest} lines");
         drop(guard);
         let now = T0 + 5 * 199;
-        let guard = ReplayFile::open(&path, ReplayGuard::new(10, 10, 1_000), now).unwrap();
+        let guard = ReplayFile::open(&path, ReplayGuard::new(10, 10, 1_000, 1_000), now).unwrap();
         for m in last.iter().rev().take(3) {
             assert!(guard.remembers(m), "a live id was lost in compaction");
         }
@@ -689,7 +690,7 @@ mod tests {
         std::fs::write(&path, format!("{HEADER}\n")).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let mut guard = open(&path, T0);
-        guard.check(T0, &env("alice", T0)).unwrap();
+        guard.accept(T0, &env("alice", T0)).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }

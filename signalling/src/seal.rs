@@ -287,93 +287,165 @@ pub fn verify_b64(key: &VerifyingKey, msg: &[u8], sig: &str) -> Result<(), SealE
 /// messages whose timestamp is outside the window. Sans-IO: the caller
 /// passes the current Unix time. Its memory is lost with the process;
 /// [`crate::replay_file::ReplayFile`] keeps it in a file across restarts.
+///
+/// Looking and remembering are separate steps. [`Self::check`] only looks
+/// (stale, or seen before); [`Self::accept`] takes a slot for the id, and
+/// is for a message whose signature has verified: an id in the guard is
+/// then one its sender signed, so no one who cannot sign as a device (a
+/// server, anyone on the path) can fill the guard with forgeries. Its
+/// memory is bounded twice: at most `capacity` ids in all, and at most
+/// `per_sender` from any one sender, so that a genuine device flooding
+/// this one with signed messages still leaves room for everyone else's.
+/// A message refused for want of room is [`SealError::Full`], not a
+/// repeat.
 #[derive(Debug)]
 pub struct ReplayGuard {
-    seen: HashMap<(DeviceId, MessageId), u64>,
+    /// Message ids and their timestamps, by sender.
+    seen: HashMap<DeviceId, HashMap<MessageId, u64>>,
+    /// Ids in `seen`, all senders together.
+    len: usize,
+    /// No id in `seen` has an older timestamp than this (a lower bound),
+    /// so that a full guard is not scanned on every message for nothing.
+    oldest_ms: u64,
     max_age_ms: u64,
     max_future_ms: u64,
     capacity: usize,
+    per_sender: usize,
 }
 
 impl Default for ReplayGuard {
+    /// Older than 5 minutes or 1 minute ahead is refused (queued messages
+    /// live at most a ring timeout, 45 s by default); 100 000 ids in all,
+    /// at most 1 000 from one sender — a call takes a few dozen, and the
+    /// server lets a device send 20 a second.
     fn default() -> Self {
-        // Older than 5 minutes or 1 minute ahead is refused; queued
-        // messages live at most a ring timeout (45 s by default).
-        Self::new(300_000, 60_000, 100_000)
+        Self::new(300_000, 60_000, 100_000, 1_000)
     }
 }
 
 impl ReplayGuard {
-    /// A guard with the given window and a bound on remembered ids.
-    pub fn new(max_age_ms: u64, max_future_ms: u64, capacity: usize) -> Self {
+    /// A guard with the given window, a bound on remembered ids, and a
+    /// bound on those from any one sender.
+    pub fn new(max_age_ms: u64, max_future_ms: u64, capacity: usize, per_sender: usize) -> Self {
         Self {
             seen: HashMap::new(),
+            len: 0,
+            oldest_ms: u64::MAX,
             max_age_ms,
             max_future_ms,
             capacity,
+            per_sender,
         }
     }
 
     /// Forgets `env`'s id, so that a redelivery is accepted again (its
     /// processing failed for a passing reason and it was not acknowledged).
     pub fn forget(&mut self, env: &Envelope) {
-        self.seen.remove(&(env.from.clone(), env.id.clone()));
+        self.remove(&env.from, &env.id);
     }
 
-    /// Whether `env`'s id is remembered, i.e. it was accepted before: tells
-    /// a true repeat from a new message refused because the guard is full.
+    /// Whether `env`'s id is remembered, i.e. it was accepted before.
     pub fn remembers(&self, env: &Envelope) -> bool {
-        self.seen.contains_key(&(env.from.clone(), env.id.clone()))
+        self.seen
+            .get(&env.from)
+            .is_some_and(|ids| ids.contains_key(&env.id))
     }
 
-    /// Accepts `env` once if its timestamp is inside the window at `now_ms`:
-    /// [`SealError::Stale`] outside it, [`SealError::Replay`] for a repeat,
-    /// and also for a new id while the guard is full of live ids (then
-    /// [`Self::remembers`] is false: it is refused but is no repeat).
-    pub fn check(&mut self, now_ms: u64, env: &Envelope) -> Result<(), SealError> {
+    /// Looks at `env` without remembering it: [`SealError::Stale`] if its
+    /// timestamp is outside the window at `now_ms`, [`SealError::Replay`]
+    /// if its id was accepted before.
+    pub fn check(&self, now_ms: u64, env: &Envelope) -> Result<(), SealError> {
         if env.ts_ms.saturating_add(self.max_age_ms) < now_ms
             || env.ts_ms > now_ms.saturating_add(self.max_future_ms)
         {
             return Err(SealError::Stale);
         }
-        let key = (env.from.clone(), env.id.clone());
-        if self.seen.contains_key(&key) {
+        if self.remembers(env) {
             return Err(SealError::Replay);
         }
-        if self.seen.len() >= self.capacity {
+        Ok(())
+    }
+
+    /// Accepts `env` once: [`Self::check`], then remembers its id —
+    /// unless the guard holds as many live ids as it may, in all or from
+    /// `env`'s sender, and then refuses it with [`SealError::Full`]. Call
+    /// it only once `env`'s signature has verified.
+    pub fn accept(&mut self, now_ms: u64, env: &Envelope) -> Result<(), SealError> {
+        self.check(now_ms, env)?;
+        if !self.has_room(&env.from) {
             self.prune(now_ms);
-            if self.seen.len() >= self.capacity {
-                // Still full of live ids: refuse rather than grow unbounded.
-                return Err(SealError::Replay);
+            if !self.has_room(&env.from) {
+                // Full of live ids: refuse rather than grow unbounded.
+                return Err(SealError::Full);
             }
         }
-        self.seen.insert(key, env.ts_ms);
+        self.insert(env.from.clone(), env.id.clone(), env.ts_ms);
         Ok(())
+    }
+
+    /// Whether one more id from `from` fits.
+    fn has_room(&self, from: &DeviceId) -> bool {
+        self.len < self.capacity && self.seen.get(from).map_or(0, HashMap::len) < self.per_sender
+    }
+
+    fn insert(&mut self, from: DeviceId, id: MessageId, ts_ms: u64) {
+        if self
+            .seen
+            .entry(from)
+            .or_default()
+            .insert(id, ts_ms)
+            .is_none()
+        {
+            self.len += 1;
+        }
+        self.oldest_ms = self.oldest_ms.min(ts_ms);
+    }
+
+    fn remove(&mut self, from: &DeviceId, id: &MessageId) {
+        let Some(ids) = self.seen.get_mut(from) else {
+            return;
+        };
+        if ids.remove(id).is_some() {
+            self.len -= 1;
+        }
+        if ids.is_empty() {
+            self.seen.remove(from);
+        }
     }
 
     /// Forgets the ids whose timestamp has left the window at `now_ms`
     /// (a message that old is refused as stale, so it needs no memory).
     pub fn prune(&mut self, now_ms: u64) {
         let oldest_ok = now_ms.saturating_sub(self.max_age_ms);
-        self.seen.retain(|_, ts| *ts >= oldest_ok);
+        if self.oldest_ms >= oldest_ok {
+            return;
+        }
+        let mut oldest = u64::MAX;
+        self.seen.retain(|_, ids| {
+            ids.retain(|_, ts| *ts >= oldest_ok);
+            oldest = ids.values().fold(oldest, |o, ts| o.min(*ts));
+            !ids.is_empty()
+        });
+        self.len = self.seen.values().map(HashMap::len).sum();
+        self.oldest_ms = oldest;
     }
 
     /// How many ids are remembered (at most the capacity).
     pub fn len(&self) -> usize {
-        self.seen.len()
+        self.len
     }
 
     /// Whether no id is remembered.
     pub fn is_empty(&self) -> bool {
-        self.seen.is_empty()
+        self.len == 0
     }
 
     /// Remembers an id accepted earlier (read back from a file) unless its
     /// timestamp has left the window at `now_ms`, or is so far ahead that
     /// no clock stepped back since could explain it (a damaged line, which
-    /// would otherwise hold a slot for ever), or the guard is full. No
-    /// pruning: the caller prunes at `now_ms` first, so a full guard is
-    /// full of live ids.
+    /// would otherwise hold a slot for ever), or the guard has no room for
+    /// it (in all or from its sender). No pruning: the caller prunes at
+    /// `now_ms` first, so a full guard is full of live ids.
     pub(crate) fn restore(&mut self, now_ms: u64, from: DeviceId, id: MessageId, ts_ms: u64) {
         // A clock stepped back by up to the window still keeps what it
         // accepted before: until then a redelivery could pass again.
@@ -382,20 +454,25 @@ impl ReplayGuard {
         {
             return;
         }
-        let key = (from, id);
-        if self.seen.len() < self.capacity || self.seen.contains_key(&key) {
-            self.seen.insert(key, ts_ms);
+        let known = self
+            .seen
+            .get(&from)
+            .is_some_and(|ids| ids.contains_key(&id));
+        if known || self.has_room(&from) {
+            self.insert(from, id, ts_ms);
         }
     }
 
     /// [`Self::forget`] by key.
-    pub(crate) fn forget_id(&mut self, from: DeviceId, id: MessageId) {
-        self.seen.remove(&(from, id));
+    pub(crate) fn forget_id(&mut self, from: &DeviceId, id: &MessageId) {
+        self.remove(from, id);
     }
 
     /// The remembered ids with their message timestamps.
     pub(crate) fn entries(&self) -> impl Iterator<Item = (&DeviceId, &MessageId, u64)> {
-        self.seen.iter().map(|((from, id), ts)| (from, id, *ts))
+        self.seen
+            .iter()
+            .flat_map(|(from, ids)| ids.iter().map(move |(id, ts)| (from, id, *ts)))
     }
 }
 
@@ -405,7 +482,7 @@ mod tests {
 
     #[test]
     fn restored_ids_outside_the_window_are_left_out() {
-        let mut g = ReplayGuard::new(10_000, 1_000, 10);
+        let mut g = ReplayGuard::new(10_000, 1_000, 10, 10);
         let now = 1_000_000;
         let dev = || DeviceId::new("dev").unwrap();
         let id = |s: &str| MessageId::new(s).unwrap();
@@ -540,42 +617,108 @@ mod tests {
                 &CallPayload::default(),
             )
             .unwrap();
-        let mut g = ReplayGuard::new(10_000, 1_000, 2);
+        let mut g = ReplayGuard::new(10_000, 1_000, 2, 2);
         assert!(g.check(1_000_500, &env).is_ok());
+        assert!(
+            g.check(1_000_500, &env).is_ok(),
+            "looking remembers nothing"
+        );
+        assert!(g.accept(1_000_500, &env).is_ok());
         assert_eq!(g.check(1_000_500, &env), Err(SealError::Replay));
-        let mut g = ReplayGuard::new(10_000, 1_000, 2);
+        assert_eq!(g.accept(1_000_500, &env), Err(SealError::Replay));
+        let mut g = ReplayGuard::new(10_000, 1_000, 2, 2);
         assert_eq!(g.check(1_010_001, &env), Err(SealError::Stale));
+        assert_eq!(g.accept(1_010_001, &env), Err(SealError::Stale));
         assert_eq!(g.check(998_999, &env), Err(SealError::Stale));
+        assert!(g.is_empty());
+    }
+
+    /// An envelope from `from` (unsigned: the guard never looks at that).
+    fn unsigned(from: &str, ts_ms: u64) -> Envelope {
+        Envelope {
+            v: PROTOCOL_VERSION,
+            id: MessageId::random(),
+            from: DeviceId::new(from).unwrap(),
+            to: DeviceId::new("me").unwrap(),
+            call_id: call(),
+            kind: MessageKind::Ice,
+            ts_ms,
+            enc: String::new(),
+            ct: String::new(),
+            sig: String::new(),
+        }
     }
 
     #[test]
     fn a_full_replay_guard_tells_new_ids_from_repeats() {
-        let alice = DeviceIdentity::generate();
-        let bob = DeviceIdentity::generate();
-        let to = (&bob.device_id(), bob.public());
-        let mk = || {
-            alice
-                .seal(
-                    to,
-                    call(),
-                    MessageKind::Ice,
-                    1_000_000,
-                    &CallPayload::default(),
-                )
-                .unwrap()
-        };
+        let mk = || unsigned("alice", 1_000_000);
         let (a, b) = (mk(), mk());
-        let mut g = ReplayGuard::new(10_000, 1_000, 1);
-        assert!(g.check(1_000_000, &a).is_ok());
-        assert_eq!(g.check(1_000_000, &b), Err(SealError::Replay));
+        let mut g = ReplayGuard::new(10_000, 1_000, 1, 1);
+        assert!(g.accept(1_000_000, &a).is_ok());
+        assert_eq!(g.accept(1_000_000, &b), Err(SealError::Full));
         assert!(!g.remembers(&b), "refused for want of room, not a repeat");
-        assert_eq!(g.check(1_000_000, &a), Err(SealError::Replay));
+        assert_eq!(g.check(1_000_000, &b), Ok(()), "and not taken for one");
+        assert_eq!(g.accept(1_000_000, &a), Err(SealError::Replay));
         assert!(g.remembers(&a));
         // Once the remembered id has aged out of the window, there is room.
-        assert!(g.check(1_010_001, &b).is_err(), "b itself is stale by then");
+        assert!(
+            g.accept(1_010_001, &b).is_err(),
+            "b itself is stale by then"
+        );
         let mut late = mk();
         late.ts_ms = 1_010_001;
-        assert!(g.check(1_010_001, &late).is_ok());
+        assert!(g.accept(1_010_001, &late).is_ok());
+    }
+
+    #[test]
+    fn one_sender_cannot_fill_the_default_guard() {
+        // A genuine device floods us with signed messages, as many as fit
+        // in the window: it gets its share, and others still get through.
+        let now = 1_000_000_000;
+        let mut g = ReplayGuard::default();
+        let mut refused = 0;
+        for _ in 0..100_000 {
+            if g.accept(now, &unsigned("flood", now)) == Err(SealError::Full) {
+                refused += 1;
+            }
+        }
+        let other = unsigned("alice", now);
+        assert_eq!(g.accept(now, &other), Ok(()), "another sender was shut out");
+        assert_eq!(g.accept(now, &other), Err(SealError::Replay));
+        assert_eq!(refused, 100_000 - 1_000, "the flood's share");
+    }
+
+    #[test]
+    fn each_sender_has_a_share_of_the_guard() {
+        let now = 1_000_000;
+        let mut g = ReplayGuard::new(10_000, 1_000, 4, 2);
+        let (m1, m2, m3) = (
+            unsigned("mallory", now),
+            unsigned("mallory", now),
+            unsigned("mallory", now),
+        );
+        assert_eq!(g.accept(now, &m1), Ok(()));
+        assert_eq!(g.accept(now, &m2), Ok(()));
+        assert_eq!(g.accept(now, &m3), Err(SealError::Full));
+        assert_eq!(g.accept(now, &m1), Err(SealError::Replay), "still a repeat");
+        for from in ["alice", "carol"] {
+            assert_eq!(g.accept(now, &unsigned(from, now)), Ok(()), "{from}");
+        }
+        // Four ids in all: a third sender waits for room, in all now.
+        assert_eq!(g.accept(now, &unsigned("dave", now)), Err(SealError::Full));
+        // A forgotten id frees its sender's slot.
+        g.forget(&m1);
+        assert_eq!(g.accept(now, &m3), Ok(()));
+        // Restored ids keep to the shares too.
+        let mut g = ReplayGuard::new(10_000, 1_000, 4, 2);
+        for m in [&m1, &m2, &m3] {
+            g.restore(now, m.from.clone(), m.id.clone(), m.ts_ms);
+        }
+        assert_eq!(g.len(), 2);
+        // The window frees a sender's slots.
+        let later = now + 10_001;
+        assert_eq!(g.accept(later, &unsigned("mallory", later)), Ok(()));
+        assert_eq!(g.len(), 1);
     }
 
     #[test]
