@@ -173,14 +173,17 @@ impl SignalClient {
     /// message loses it: at most once wins over at least once.)
     ///
     /// Give each device identity its own file, in the app's private data
-    /// directory (not a cache the system may clear), and open it from one
-    /// client at a time: clones of this client and all their connections
-    /// share it, but two clients opening the same file lose each other's
-    /// ids. It holds only device ids, message ids and timestamps, is
-    /// created with mode 0600, and is a few kilobytes in ordinary use
-    /// (some 20 MB at worst: 100 000 ids, five minutes' worth). Opening
-    /// reads and rewrites it (blocking I/O); later writes, one `fsync` per
-    /// offer, run on tokio's blocking threads.
+    /// directory (not a cache the system may clear). Clones of this client
+    /// and all their connections share it; other clients, in this process
+    /// or another (a running `listen` and a `call` started beside it), may
+    /// open the same file: they take turns on it under an advisory lock on
+    /// a companion file (the path with `.lock` appended), and each reads
+    /// what the others wrote before it decides, so a message is handed to
+    /// at most one of them. It holds only device ids, message ids and
+    /// timestamps, is created with mode 0600, and is a few kilobytes in
+    /// ordinary use (some 20 MB at worst: 100 000 ids, five minutes'
+    /// worth). Opening reads and rewrites it (blocking I/O); later writes,
+    /// one `fsync` per offer, run on tokio's blocking threads.
     ///
     /// A damaged file (a crash mid-write, a truncation, garbage) is not an
     /// error: what is readable is kept, a warning is logged through
@@ -834,7 +837,8 @@ impl Driver {
                                 envelope: env,
                                 payload: Box::new(payload),
                             },
-                            // Handed to the app before a restart: acked and
+                            // Handed to the app before a restart (or by
+                            // another process on the same file): acked and
                             // not surfaced again, as a redelivery in one run.
                             Err(Remembered::Yes) => continue,
                             // Not handed on: not a repeat if it comes again.
@@ -863,7 +867,8 @@ impl Driver {
 
     /// Records `env` in the replay file, if there is one, before it goes to
     /// the app. `Err` if it must not go: a repeat of a message handed on
-    /// before a restart, or no room left to remember it.
+    /// before a restart (or by another process of this device), or no room
+    /// left to remember it.
     async fn record(&self, env: &Envelope) -> Result<(), Remembered> {
         let Some(replay) = self.client.replay.clone() else {
             return Ok(());
@@ -893,7 +898,7 @@ impl Driver {
                 replay
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .forget(&env);
+                    .forget(unix_ms(), &env);
             })
             .await;
         }

@@ -29,6 +29,23 @@
 //! memory — ids past the window left out — to a temporary file renamed
 //! over it, so it stays within about twice the guard's capacity.
 //!
+//! # Several processes
+//!
+//! One device may run more than one process on its file (a `sotto listen`
+//! and a `sotto call` started from the same configuration directory). Each
+//! keeps the ids in memory, and they take turns on the file under an
+//! exclusive advisory lock (`flock` on Unix) on a companion file, the
+//! journal's path with `.lock` appended. Not on the journal itself: a
+//! rewrite replaces it with a new file, and a lock on the old one would not
+//! exclude a process that has opened the new one. The lock is held only
+//! while a process reads, decides and writes. It first reads the lines the
+//! others appended since it last looked — or, if one of them rewrote the
+//! journal, the whole new file, which holds everything they all had — so
+//! an id another process accepted is refused here as a repeat, and a
+//! rewrite keeps every process's ids. If the lock cannot be taken at all
+//! (a file system without locks), the process goes on without it, as it
+//! does when a write fails: a warning is logged.
+//!
 //! Why not SQLite: this crate's SQLite is `sqlx`, an async pool built for
 //! the server, and the workspace's other binding, `rusqlite`, must not be
 //! linked beside it (their `libsqlite3-sys` clash). An append-only journal
@@ -56,7 +73,7 @@
 //! whole file from memory.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::SealError;
@@ -74,16 +91,26 @@ const COMPACT_MIN_LINES: usize = 1024;
 /// restarts (see the [module documentation](self) for the file and its
 /// failure modes). Blocking I/O: call it off an async runtime's threads.
 ///
-/// One file belongs to one guard at a time: two open on the same file
-/// lose each other's ids whenever one rewrites it.
+/// Several may be open on one file, in one process or several: each reads
+/// what the others wrote before it decides (see
+/// [Several processes](self#several-processes)).
 #[derive(Debug)]
 pub struct ReplayFile {
     guard: ReplayGuard,
     path: PathBuf,
-    /// The journal, open for appending; `None` after a failed write, so
-    /// that the next one rewrites the file whole.
+    /// The companion file whose advisory lock the journal is used under;
+    /// never replaced, unlike the journal.
+    lock: File,
+    /// Whether taking the lock has failed (warned about once).
+    lock_failed: bool,
+    /// The journal, open for reading and appending; `None` after a failed
+    /// write or when the file ends in a torn line, so that the next write
+    /// rewrites the file whole.
     file: Option<File>,
-    /// Lines appended since the file was last rewritten.
+    /// How much of `file` is in memory: the end of its last whole line
+    /// read or written.
+    offset: u64,
+    /// Lines appended (by any process) since the file was last rewritten.
     appended: usize,
     /// Ids the file held when last rewritten.
     rewritten: usize,
@@ -93,95 +120,108 @@ pub struct ReplayFile {
 impl ReplayFile {
     /// Opens (or creates) the file at `path`, fills `guard` with the ids
     /// it holds that are still inside the window at Unix time `now_ms`,
-    /// and rewrites it without the others.
+    /// and rewrites it without the others. Also opens (or creates) the
+    /// companion lock file, `path` with `.lock` appended.
     ///
     /// A damaged file is not an error (see [Damage](self#damage)); an error
     /// is a file that cannot be read or written at all (a missing
     /// directory, no permission).
     pub fn open(path: impl Into<PathBuf>, guard: ReplayGuard, now_ms: u64) -> io::Result<Self> {
         let path = path.into();
-        let mut guard = guard;
-        guard.prune(now_ms);
-        match File::open(&path) {
-            Ok(file) => {
-                let found = load(BufReader::new(file), now_ms, &mut guard);
-                if let Some(damage) = found.damage() {
-                    tracing::warn!(
-                        path = %path.display(),
-                        kept = found.records,
-                        "replay file damaged ({damage}): what could not be read is forgotten, \
-                         so a message it recorded would be accepted again"
-                    );
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let lock = options.open(with_suffix(&path, ".lock"))?;
         let mut this = Self {
             guard,
             path,
+            lock,
+            lock_failed: false,
             file: None,
+            offset: 0,
             appended: 0,
             rewritten: 0,
             compact_min: COMPACT_MIN_LINES,
         };
-        this.rewrite(Some(now_ms))?;
+        this.guard.prune(now_ms);
+        this.locked(|this| {
+            match File::open(&this.path) {
+                Ok(file) => {
+                    let found = load(BufReader::new(file), now_ms, &mut this.guard, true);
+                    this.warn_damage(&found);
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            this.rewrite(Some(now_ms))
+        })?;
         Ok(this)
     }
 
-    /// [`ReplayGuard::accept`], and an accepted offer's id is on the disk
-    /// when this returns `Ok` — unless writing failed, which is logged and
-    /// does not refuse the message (see [Damage](self#damage)). Other kinds
-    /// are written without waiting for the disk: one `fsync` per ICE
+    /// [`ReplayGuard::accept`], once the ids other processes recorded in
+    /// the file meanwhile are read (so that a message one of them handed
+    /// on is refused here as a repeat). An accepted offer's id is on the
+    /// disk when this returns `Ok` — unless writing failed, which is logged
+    /// and does not refuse the message (see [Damage](self#damage)). Other
+    /// kinds are written without waiting for the disk: one `fsync` per ICE
     /// candidate would hold up call set-up, and a crash that loses their
     /// lines lets through only a redelivery for a call that is over, which
     /// the app drops; an offer is what would ring the phone again.
     pub fn accept(&mut self, now_ms: u64, env: &Envelope) -> Result<(), SealError> {
-        self.guard.accept(now_ms, env)?;
-        let line = format!("a {} {} {}\n", env.ts_ms, env.from, env.id);
-        let durable = env.kind == MessageKind::Offer;
-        if let Err(e) = self.write(&line, Some(now_ms), durable) {
-            tracing::warn!(
-                path = %self.path.display(),
-                "replay file: could not record message {} from {}: {e}; \
-                 it would be accepted again after a restart",
-                env.id,
-                env.from
-            );
-        }
-        Ok(())
+        self.locked(|this| {
+            this.refresh(now_ms);
+            this.guard.accept(now_ms, env)?;
+            let line = format!("a {} {} {}\n", env.ts_ms, env.from, env.id);
+            let durable = env.kind == MessageKind::Offer;
+            if let Err(e) = this.write(&line, Some(now_ms), durable) {
+                tracing::warn!(
+                    path = %this.path.display(),
+                    "replay file: could not record message {} from {}: {e}; \
+                     it would be accepted again after a restart",
+                    env.id,
+                    env.from
+                );
+            }
+            Ok(())
+        })
     }
 
-    /// [`ReplayGuard::forget`], on the disk too when this returns (a
-    /// failure is logged).
-    pub fn forget(&mut self, env: &Envelope) {
-        if !self.guard.remembers(env) {
-            return;
-        }
-        self.guard.forget(env);
-        let line = format!("f {} {}\n", env.from, env.id);
-        if let Err(e) = self.write(&line, None, true) {
-            tracing::warn!(
-                path = %self.path.display(),
-                "replay file: could not forget message {} from {}: {e}; \
-                 a restart would refuse its redelivery",
-                env.id,
-                env.from
-            );
-        }
+    /// [`ReplayGuard::forget`] (`now_ms` is the Unix time, to read what
+    /// other processes wrote meanwhile), on the disk too when this returns
+    /// (a failure is logged).
+    pub fn forget(&mut self, now_ms: u64, env: &Envelope) {
+        self.locked(|this| {
+            this.refresh(now_ms);
+            if !this.guard.remembers(env) {
+                return;
+            }
+            this.guard.forget(env);
+            let line = format!("f {} {}\n", env.from, env.id);
+            if let Err(e) = this.write(&line, Some(now_ms), true) {
+                tracing::warn!(
+                    path = %this.path.display(),
+                    "replay file: could not forget message {} from {}: {e}; \
+                     a restart would refuse its redelivery",
+                    env.id,
+                    env.from
+                );
+            }
+        });
     }
 
-    /// [`ReplayGuard::remembers`].
+    /// [`ReplayGuard::remembers`], as of this file's last operation (what
+    /// other processes wrote since is not read).
     pub fn remembers(&self, env: &Envelope) -> bool {
         self.guard.remembers(env)
     }
 
-    /// How many ids are remembered.
+    /// How many ids are remembered, as of the last operation.
     pub fn len(&self) -> usize {
         self.guard.len()
     }
 
-    /// Whether no id is remembered.
+    /// Whether no id is remembered, as of the last operation.
     pub fn is_empty(&self) -> bool {
         self.guard.is_empty()
     }
@@ -191,10 +231,108 @@ impl ReplayFile {
         &self.path
     }
 
+    /// Runs `f` holding the lock, or without it if it cannot be taken
+    /// (warned about once).
+    fn locked<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        let held = loop {
+            match self.lock.lock() {
+                Ok(()) => break true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    if !std::mem::replace(&mut self.lock_failed, true) {
+                        tracing::warn!(
+                            path = %self.path.display(),
+                            "replay file: cannot lock it ({e}); going on without the lock, \
+                             so another process on the same file may lose this one's ids"
+                        );
+                    }
+                    break false;
+                }
+            }
+        };
+        let out = f(self);
+        if held {
+            // Closing the file would release it too; nothing else to do.
+            let _ = self.lock.unlock();
+        }
+        out
+    }
+
+    /// Brings memory up to date with the journal, which other processes
+    /// may have written since this one last looked. Called with the lock
+    /// held, before deciding anything.
+    fn refresh(&mut self, now_ms: u64) {
+        if let Some(file) = &self.file
+            && same_file(file, &self.path)
+        {
+            // Read the lines appended since.
+            let mut reader = file;
+            let found = reader
+                .seek(SeekFrom::Start(self.offset))
+                .map(|_| load(BufReader::new(reader), now_ms, &mut self.guard, false));
+            match found {
+                Ok(found) => {
+                    self.offset += found.end;
+                    self.appended += found.records + found.bad;
+                    if found.torn || found.error.is_some() {
+                        // A writer died mid-line: append no line to that.
+                        self.file = None;
+                    }
+                    self.warn_damage(&found);
+                }
+                Err(e) => {
+                    tracing::warn!(path = %self.path.display(), "replay file: cannot read it: {e}");
+                    self.file = None;
+                }
+            }
+            return;
+        }
+        // Rewritten by another process, or never trusted since a write
+        // failed here.
+        let replaced = self.file.take().is_some();
+        let file = match OpenOptions::new().read(true).append(true).open(&self.path) {
+            Ok(file) => file,
+            Err(e) => {
+                // Kept from memory by the next write.
+                tracing::warn!(path = %self.path.display(), "replay file: cannot open it: {e}");
+                return;
+            }
+        };
+        if replaced {
+            // Everything written to the old file is in the new one (its
+            // writer read the old one to the end first): it is the whole
+            // truth, forgotten ids included.
+            self.guard.clear();
+        }
+        // Else memory may hold ids the file lacks (the failed write's):
+        // merged, and the next write rewrites the file from memory.
+        let found = load(BufReader::new(&file), now_ms, &mut self.guard, true);
+        self.warn_damage(&found);
+        if replaced && found.damage().is_none() {
+            self.file = Some(file);
+            self.offset = found.end;
+            self.appended = 0;
+            self.rewritten = found.records;
+        }
+    }
+
+    /// Logs what [`load`] found wrong, if anything.
+    fn warn_damage(&self, found: &Loaded) {
+        if let Some(damage) = found.damage() {
+            tracing::warn!(
+                path = %self.path.display(),
+                kept = found.records,
+                "replay file damaged ({damage}): what could not be read is forgotten, \
+                 so a message it recorded would be accepted again"
+            );
+        }
+    }
+
     /// Writes the change `line` records (already made in memory): appended
     /// (and on the disk before this returns if `durable`), or the whole
     /// file rewritten when it has grown or the last write failed. `now_ms`,
-    /// when known, prunes ids past the window from a rewrite.
+    /// when known, prunes ids past the window from a rewrite. Called with
+    /// the lock held, after [`Self::refresh`].
     fn write(&mut self, line: &str, now_ms: Option<u64>, durable: bool) -> io::Result<()> {
         let Some(file) = self.file.as_mut() else {
             return self.rewrite(now_ms);
@@ -208,6 +346,7 @@ impl ReplayFile {
         match appended {
             Ok(()) => {
                 self.appended += 1;
+                self.offset += line.len() as u64;
                 Ok(())
             }
             Err(e) => {
@@ -219,19 +358,16 @@ impl ReplayFile {
     }
 
     /// Writes everything remembered to a new file and renames it over the
-    /// journal, then reopens that for appending.
+    /// journal, then reopens that for reading and appending. Called with
+    /// the lock held, after [`Self::refresh`] (or, when opening, a load).
     fn rewrite(&mut self, now_ms: Option<u64>) -> io::Result<()> {
         self.file = None;
         if let Some(now_ms) = now_ms {
             self.guard.prune(now_ms);
         }
-        // One per process: two processes on one file (which loses ids,
-        // but must not fail) do not rename each other's half-written copy.
-        let tmp = {
-            let mut name = self.path.as_os_str().to_owned();
-            name.push(format!(".tmp.{}", std::process::id()));
-            PathBuf::from(name)
-        };
+        // One per process: should the lock fail, two processes on one file
+        // still do not rename each other's half-written copy.
+        let tmp = with_suffix(&self.path, &format!(".tmp.{}", std::process::id()));
         // Left over from a crash, perhaps with other permissions.
         match std::fs::remove_file(&tmp) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
@@ -249,11 +385,48 @@ impl ReplayFile {
         drop(file);
         std::fs::rename(&tmp, &self.path)?;
         sync_parent(&self.path);
-        self.file = Some(OpenOptions::new().append(true).open(&self.path)?);
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&self.path)?;
+        self.offset = file.metadata()?.len();
+        self.file = Some(file);
         self.appended = 0;
         self.rewritten = self.guard.len();
         Ok(())
     }
+
+    /// Compacts the file now, as a write does once it has grown.
+    #[cfg(test)]
+    fn compact(&mut self, now_ms: u64) {
+        self.locked(|this| {
+            this.refresh(now_ms);
+            this.rewrite(Some(now_ms)).unwrap();
+        });
+    }
+}
+
+/// `path` with `suffix` appended to its last component.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Whether `file` is still the file at `path` (not replaced by a rename).
+#[cfg(unix)]
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
+}
+
+/// Elsewhere, taken as replaced: the whole file is read again.
+#[cfg(not(unix))]
+fn same_file(_: &File, _: &Path) -> bool {
+    false
 }
 
 /// Writes a journal of what `guard` remembers, as a rewrite does: the
@@ -284,10 +457,13 @@ struct Loaded {
     records: usize,
     /// Lines that did not.
     bad: usize,
-    /// The first line was the header.
+    /// The first line was the header (or none was looked for).
     header: bool,
     /// The file ended inside a line.
     torn: bool,
+    /// Bytes read up to the end of the last whole line (the next line, if
+    /// a writer completes it, starts there).
+    end: u64,
     /// Reading failed part way.
     error: Option<io::ErrorKind>,
 }
@@ -316,10 +492,20 @@ impl Loaded {
 /// window at `now_ms` are restored, forgotten ones removed, and lines that
 /// do not parse skipped. Reads a line at a time, so any file, however
 /// large or damaged, costs at most the guard's capacity in memory.
-fn load(mut reader: impl BufRead, now_ms: u64, guard: &mut ReplayGuard) -> Loaded {
-    let mut found = Loaded::default();
+/// `from_start`: `reader` is a whole file, whose first line should be the
+/// header; else it is what was appended to one after a whole line.
+fn load(
+    mut reader: impl BufRead,
+    now_ms: u64,
+    guard: &mut ReplayGuard,
+    from_start: bool,
+) -> Loaded {
+    let mut found = Loaded {
+        header: !from_start,
+        ..Loaded::default()
+    };
     let mut line = Vec::with_capacity(MAX_LINE);
-    let mut first = true;
+    let mut first = from_start;
     loop {
         line.clear();
         let n = match (&mut reader)
@@ -341,13 +527,22 @@ fn load(mut reader: impl BufRead, now_ms: u64, guard: &mut ReplayGuard) -> Loade
             }
             // Too long to be a record: skip to the end of it.
             found.bad += 1;
-            if let Err(e) = skip_line(&mut reader) {
-                found.error = Some(e.kind());
-                break;
+            match skip_line(&mut reader) {
+                Ok(Some(skipped)) => found.end += (n + skipped) as u64,
+                // The end of the file, inside that line.
+                Ok(None) => {
+                    found.torn = true;
+                    break;
+                }
+                Err(e) => {
+                    found.error = Some(e.kind());
+                    break;
+                }
             }
             first = false;
             continue;
         }
+        found.end += n as u64;
         line.pop();
         if std::mem::take(&mut first) && line == HEADER.as_bytes() {
             found.header = true;
@@ -368,18 +563,21 @@ fn load(mut reader: impl BufRead, now_ms: u64, guard: &mut ReplayGuard) -> Loade
     found
 }
 
-/// Reads past the next newline (or to the end).
-fn skip_line(reader: &mut impl BufRead) -> io::Result<()> {
+/// Reads past the next newline: how many bytes that took, or `None` if
+/// the end came first.
+fn skip_line(reader: &mut impl BufRead) -> io::Result<Option<usize>> {
+    let mut skipped = 0;
     loop {
         let buf = reader.fill_buf()?;
         if buf.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         if let Some(i) = buf.iter().position(|&b| b == b'\n') {
             reader.consume(i + 1);
-            return Ok(());
+            return Ok(Some(skipped + i + 1));
         }
         let len = buf.len();
+        skipped += len;
         reader.consume(len);
     }
 }
@@ -434,9 +632,11 @@ fn parse(line: &[u8]) -> Option<Record> {
 /// `data` is a file's bytes, after a first byte that sets the size of the
 /// read buffer (1 to 255) so that lines cross its end anywhere. Panics only
 /// on a bug: loading must find the same whatever the buffering and keep to
-/// the guard's capacity; a line that parses must parse the same once
-/// written back; and the journal a rewrite would write must load again,
-/// undamaged, to the same ids.
+/// the guard's capacity; loading the file in two reads, as a process does
+/// that reads what others appended (the second from the end of the last
+/// whole line the first read), must find the same ids as one read; a line
+/// that parses must parse the same once written back; and the journal a
+/// rewrite would write must load again, undamaged, to the same ids.
 #[doc(hidden)]
 pub fn fuzz_load(data: &[u8]) {
     /// Inside the window: 2027; ids from 5 minutes before it on are kept.
@@ -455,17 +655,31 @@ pub fn fuzz_load(data: &[u8]) {
         return;
     };
     let mut whole = guard();
-    let found = load(file, NOW_MS, &mut whole);
+    let found = load(file, NOW_MS, &mut whole, true);
     let mut buffered = guard();
     let reader = BufReader::with_capacity(usize::from(buffer).max(1), file);
     assert_eq!(
-        load(reader, NOW_MS, &mut buffered),
+        load(reader, NOW_MS, &mut buffered, true),
         found,
         "buffer {buffer}"
     );
     assert_eq!(ids(&buffered), ids(&whole), "buffer {buffer}");
     assert!(whole.len() <= CAPACITY);
     assert!(found.records + found.bad <= file.split(|&b| b == b'\n').count());
+    assert!(found.end <= file.len() as u64);
+    // As if another process appended the rest after a first read of the
+    // first `buffer` bytes.
+    let cut = file.len().min(usize::from(buffer));
+    let mut twice = guard();
+    let first = load(&file[..cut], NOW_MS, &mut twice, true);
+    let end = usize::try_from(first.end).expect("within the file");
+    let rest = load(&file[end..], NOW_MS, &mut twice, false);
+    assert_eq!(first.end + rest.end, found.end);
+    if !first.torn && first.error.is_none() {
+        // A torn first read's last line was left for the second.
+        assert_eq!(first.records + rest.records, found.records);
+    }
+    assert_eq!(ids(&twice), ids(&whole), "cut at {cut}");
     for line in file.split(|&b| b == b'\n') {
         if let Some(record) = parse(line) {
             assert_eq!(parse(record.line().as_bytes()), Some(record));
@@ -474,7 +688,7 @@ pub fn fuzz_load(data: &[u8]) {
     let mut rewritten = Vec::new();
     write_journal(&mut rewritten, &whole).expect("writing to memory");
     let mut again = guard();
-    let reread = load(&rewritten[..], NOW_MS, &mut again);
+    let reread = load(&rewritten[..], NOW_MS, &mut again, true);
     assert_eq!(
         reread.damage(),
         None,
@@ -618,7 +832,7 @@ mod tests {
         let offer = env("alice", T0);
         let mut guard = open(&path, T0);
         guard.accept(T0, &offer).unwrap();
-        guard.forget(&offer);
+        guard.forget(T0, &offer);
         drop(guard);
         let mut guard = open(&path, T0);
         assert!(!guard.remembers(&offer));
@@ -678,6 +892,140 @@ mod tests {
         for m in last.iter().rev().take(3) {
             assert!(guard.remembers(m), "a live id was lost in compaction");
         }
+    }
+
+    #[test]
+    fn two_processes_on_one_file_keep_each_others_ids_through_compaction() {
+        // A `sotto listen` and a `sotto call` of one device on one file:
+        // each records its own messages and rewrites the file in turn.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay");
+        let mut a = open(&path, T0);
+        let mut b = open(&path, T0);
+        let mut msgs = Vec::new();
+        for i in 0..4 {
+            let (ma, mb) = (env("alice", T0 + i), env("bob", T0 + i));
+            a.accept(T0, &ma).unwrap();
+            b.accept(T0, &mb).unwrap();
+            msgs.extend([ma, mb]);
+        }
+        a.compact(T0);
+        b.compact(T0);
+        let late = env("carol", T0);
+        a.accept(T0, &late).unwrap();
+        msgs.push(late);
+        a.compact(T0);
+        drop((a, b));
+        let c = open(&path, T0);
+        for m in &msgs {
+            assert!(c.remembers(m), "{} from {} was lost", m.id, m.from);
+        }
+        assert_eq!(c.len(), msgs.len());
+    }
+
+    #[test]
+    fn compaction_as_the_file_grows_keeps_the_other_processes_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay");
+        let (mut a, mut b) = (open(&path, T0), open(&path, T0));
+        (a.compact_min, b.compact_min) = (2, 2);
+        let mut msgs = Vec::new();
+        for i in 0..20 {
+            let (ma, mb) = (env("alice", T0 + i), env("bob", T0 + i));
+            a.accept(T0, &ma).unwrap();
+            b.accept(T0, &mb).unwrap();
+            msgs.extend([ma, mb]);
+        }
+        drop((a, b));
+        let c = open(&path, T0);
+        let lost = msgs.iter().filter(|m| !c.remembers(m)).count();
+        assert_eq!(lost, 0, "{lost} of {} ids lost", msgs.len());
+    }
+
+    #[test]
+    fn an_id_another_process_recorded_is_refused_as_a_repeat() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay");
+        let mut a = open(&path, T0);
+        let mut b = open(&path, T0);
+        let offer = env("alice", T0);
+        a.accept(T0, &offer).unwrap();
+        assert_eq!(b.accept(T0, &offer), Err(SealError::Replay));
+        assert!(b.remembers(&offer), "a repeat, not a refusal for room");
+        // Also once A has rewritten the file since B last read it.
+        let other = env("alice", T0);
+        a.accept(T0, &other).unwrap();
+        a.compact(T0);
+        assert_eq!(b.accept(T0, &other), Err(SealError::Replay));
+        // A forgets it (its app never got it): B may take it now.
+        a.forget(T0, &other);
+        assert_eq!(b.accept(T0, &other), Ok(()));
+        assert_eq!(a.accept(T0, &other), Err(SealError::Replay));
+    }
+
+    #[test]
+    fn processes_writing_at_once_take_turns() {
+        // The lock at work: two writers at the same time, each rewriting
+        // the file often; no id is lost and none is accepted twice.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay");
+        let shared: Vec<Envelope> = (0..100).map(|i| env("carol", T0 + i)).collect();
+        let run = |from: &'static str| {
+            let (path, shared) = (path.clone(), shared.clone());
+            std::thread::spawn(move || {
+                let mut file = open(&path, T0);
+                file.compact_min = 4;
+                let mut mine = Vec::new();
+                let mut won = Vec::new();
+                for (i, m) in shared.iter().enumerate() {
+                    let own = env(from, T0 + i as u64);
+                    file.accept(T0, &own).unwrap();
+                    mine.push(own);
+                    if file.accept(T0, m).is_ok() {
+                        won.push(m.id.clone());
+                    }
+                }
+                (mine, won)
+            })
+        };
+        let (a, b) = (run("alice"), run("bob"));
+        let (a, b) = (a.join().unwrap(), b.join().unwrap());
+        let c = open(&path, T0);
+        for m in a.0.iter().chain(&b.0).chain(&shared) {
+            assert!(c.remembers(m), "{} from {} was lost", m.id, m.from);
+        }
+        assert_eq!(a.1.len() + b.1.len(), shared.len(), "taken twice or never");
+    }
+
+    #[test]
+    fn a_torn_line_left_by_a_crashed_process_does_not_swallow_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay");
+        let mut a = open(&path, T0);
+        // Another process died half way through writing its line.
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"a 1800000000000 bo").unwrap();
+        drop(file);
+        let offer = env("alice", T0);
+        a.accept(T0, &offer).unwrap();
+        drop(a);
+        assert!(open(&path, T0).remembers(&offer));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_lock_file_is_private_and_stays_put() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay");
+        let mut guard = open(&path, T0);
+        let lock = with_suffix(&path, ".lock");
+        let before = std::fs::metadata(&lock).unwrap();
+        assert_eq!(before.mode() & 0o777, 0o600);
+        guard.accept(T0, &env("alice", T0)).unwrap();
+        guard.compact(T0);
+        let after = std::fs::metadata(&lock).unwrap();
+        assert_eq!(before.ino(), after.ino(), "the lock file was replaced");
     }
 
     #[cfg(unix)]

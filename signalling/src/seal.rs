@@ -468,6 +468,13 @@ impl ReplayGuard {
         self.remove(from, id);
     }
 
+    /// Forgets every id.
+    pub(crate) fn clear(&mut self) {
+        self.seen.clear();
+        self.len = 0;
+        self.oldest_ms = u64::MAX;
+    }
+
     /// The remembered ids with their message timestamps.
     pub(crate) fn entries(&self) -> impl Iterator<Item = (&DeviceId, &MessageId, u64)> {
         self.seen
