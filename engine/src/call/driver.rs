@@ -182,14 +182,21 @@ impl CallHandle {
     }
 
     /// Hangs up if still in a call and waits for the task (and its
-    /// sockets) to finish. Events not received yet are dropped.
-    pub async fn shutdown(mut self) {
+    /// sockets) to finish. Events not received yet are dropped; the call's
+    /// final ZID cache is returned instead (`None` only if the task
+    /// panicked), so that a secret retained as the call went Secure is
+    /// saved even if its `SecureUp` was never received.
+    pub async fn shutdown(mut self) -> Option<ZidCache> {
         // The task must not wait for room in a queue nobody reads.
         self.events.close();
         let _ = self.cmd.send(Command::HangUp).await;
         if let Some(t) = self.task.take() {
             let _ = t.await;
         }
+        self.final_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 }
 
