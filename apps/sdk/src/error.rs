@@ -1,7 +1,7 @@
 //! Status codes, the thread-local last error message, and the guard that
 //! keeps panics from crossing the C boundary.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{CString, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -23,7 +23,9 @@ pub enum SottoStatus {
     /// The call's command queue is full, or another thread is pushing (or
     /// pulling) audio on this call right now; retry later.
     Busy = 5,
-    /// The call has ended; only `sotto_call_destroy` is useful now.
+    /// The call has ended (its `SOTTO_EVENT_KIND_ENDED` event is being or
+    /// has been delivered) or is being destroyed: controls have no effect
+    /// any more; only `sotto_call_destroy` is useful now.
     Ended = 6,
     /// A socket could not be bound, or the runtime could not start.
     Io = 7,
@@ -81,18 +83,28 @@ impl Error {
 }
 
 thread_local! {
-    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+    /// The message of the last error on this thread. Kept, not freed, when
+    /// a later call succeeds ([`HAS_ERROR`] is cleared instead), so that the
+    /// success path never allocates or frees: the audio calls promise that.
+    static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
+    /// Whether the last `sotto_*` call on this thread failed.
+    static HAS_ERROR: Cell<bool> = const { Cell::new(false) };
 }
 
+/// Sets the thread's last error. Does nothing once the thread's locals
+/// are gone (a call from an `atexit` handler or a thread-local
+/// destructor), where the message could not be read anyway: panicking
+/// there would abort the process.
 fn set_last_error(msg: &str) {
     let c = CString::new(msg.replace('\0', " ")).unwrap_or_default();
-    LAST_ERROR.with(|e| *e.borrow_mut() = c);
+    let _ = LAST_ERROR.try_with(|e| *e.borrow_mut() = Some(c));
+    let _ = HAS_ERROR.try_with(|h| h.set(true));
 }
 
 /// Runs one entry point: clears the thread's last error, catches panics,
 /// and turns errors into a status with a message.
 pub fn guard(f: impl FnOnce() -> Result<(), Error>) -> SottoStatus {
-    set_last_error("");
+    let _ = HAS_ERROR.try_with(|h| h.set(false));
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => SottoStatus::Ok,
         Ok(Err(e)) => {
@@ -116,7 +128,14 @@ pub fn guard(f: impl FnOnce() -> Result<(), Error>) -> SottoStatus {
 /// valid until the next `sotto_*` call on the same thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn sotto_last_error_message() -> *const c_char {
-    catch_unwind(|| LAST_ERROR.with(|e| e.borrow().as_ptr())).unwrap_or(c"internal panic".as_ptr())
+    catch_unwind(|| {
+        let failed = HAS_ERROR.try_with(Cell::get).unwrap_or(false);
+        failed
+            .then(|| LAST_ERROR.try_with(|e| e.borrow().as_ref().map(|c| c.as_ptr())))
+            .and_then(|p| p.ok().flatten())
+            .unwrap_or(c"".as_ptr())
+    })
+    .unwrap_or(c"internal panic".as_ptr())
 }
 
 #[cfg(test)]

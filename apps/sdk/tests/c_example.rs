@@ -2,7 +2,8 @@
 //! library cargo built for this test run, runs it, and checks what it
 //! prints: both calls reached Secure with the same SAS, each side heard the
 //! other's tone (by its frequency), and the hang-up ended both calls;
-//! directly, and relay-only through a real coturn.
+//! directly, and relay-only through a real coturn. Also `tests/c/teardown.c`:
+//! SDK calls from an `atexit` handler and a thread's key destructor.
 
 // The engine's coturn-on-loopback helper (free port, readiness, kill on drop).
 #[path = "../../../engine/tests/transport_support/mod.rs"]
@@ -23,7 +24,8 @@ fn deps_dir() -> PathBuf {
         .to_path_buf()
 }
 
-fn compile(out: &Path) {
+/// Compiles `source` (relative to the crate) into `out`.
+fn compile(source: &str, out: &Path) {
     let sdk = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let lib = deps_dir().join("libsotto.a");
     assert!(lib.exists(), "{} not built", lib.display());
@@ -36,7 +38,7 @@ fn compile(out: &Path) {
             "-Wextra",
             "-Werror",
         ])
-        .arg(sdk.join("examples/call.c"))
+        .arg(sdk.join(source))
         .arg("-I")
         .arg(sdk.join("include"))
         .arg(&lib)
@@ -46,7 +48,7 @@ fn compile(out: &Path) {
         .arg(out)
         .status()
         .unwrap_or_else(|e| panic!("running {cc}: {e}"));
-    assert!(st.success(), "compiling call.c failed");
+    assert!(st.success(), "compiling {source} failed");
 }
 
 /// The value after `prefix` on the line that starts with it.
@@ -65,8 +67,14 @@ fn heard(out: &str, who: &str) -> (u32, f64) {
 
 /// Compiles (once per test) and runs the example with `args`; its stdout.
 fn run_example(name: &str, args: &[&str]) -> String {
+    run_c("examples/call.c", name, args)
+}
+
+/// Compiles `source` as `name` and runs it with `args`: its stdout, once
+/// it has exited 0.
+fn run_c(source: &str, name: &str, args: &[&str]) -> String {
     let exe = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    compile(&exe);
+    compile(source, &exe);
     let mut child = Command::new(&exe)
         .args(args)
         .stdout(Stdio::piped())
@@ -133,4 +141,13 @@ fn c_example_relay_only_through_coturn() {
     check_call(&out);
     assert_eq!(line(&out, "alice: path "), "relay");
     assert_eq!(line(&out, "bob: path "), "relay");
+}
+
+#[test]
+fn sdk_calls_during_thread_and_process_teardown_return_statuses() {
+    // Before, the first SDK call after the thread's locals were gone
+    // panicked across `extern "C"`: the process aborted.
+    let out = run_c("tests/c/teardown.c", "sotto-teardown", &[]);
+    assert_eq!(line(&out, "thread exit: hang_up(NULL) = "), "1");
+    assert_eq!(line(&out, "at exit: engine_destroy = "), "0");
 }
