@@ -11,8 +11,9 @@
  *
  * Threads:
  *  - Callbacks run on SDK threads (named "sotto-sdk"), one at a time per
- *    call, in order; never after sotto_call_destroy has returned. Keep them
- *    short: they hold up that call's events.
+ *    call, in order; never after sotto_call_destroy has returned. A
+ *    callback may block (a synchronous request to your signalling server,
+ *    say): it holds up that call's events, but no other call's.
  *  - Controls (place, answer, decline, hang_up, offer_queued, set_muted,
  *    confirm_sas, signal) never block and may be called from any thread, including from
  *    inside callbacks; they only queue a command. SOTTO_STATUS_BUSY means
@@ -28,6 +29,8 @@
  *    both); a second thread using a direction at the same time gets
  *    SOTTO_STATUS_BUSY instead of waiting.
  *  - sotto_last_error_message() is per thread.
+ *  - Destroying calls and the engine from an atexit handler or a
+ *    thread-local destructor is allowed.
  *
  * Errors: every function returns a SottoStatus; on failure
  * sotto_last_error_message() says why. NULL and out-of-range arguments are
@@ -42,6 +45,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+// The version of the binary interface this header describes: it goes up
+// with every change to a function's signature or a struct's layout.
+#define SOTTO_ABI_VERSION 1
 
 // Samples in one 10 ms audio frame (48 kHz mono, signed 16-bit).
 #define SOTTO_FRAME_SAMPLES 480
@@ -68,7 +75,9 @@ typedef enum SottoStatus {
   // The call's command queue is full, or another thread is pushing (or
   // pulling) audio on this call right now; retry later.
   SOTTO_STATUS_BUSY = 5,
-  // The call has ended; only `sotto_call_destroy` is useful now.
+  // The call has ended (its `SOTTO_EVENT_KIND_ENDED` event is being or
+  // has been delivered) or is being destroyed: controls have no effect
+  // any more; only `sotto_call_destroy` is useful now.
   SOTTO_STATUS_ENDED = 6,
   // A socket could not be bound, or the runtime could not start.
   SOTTO_STATUS_IO = 7,
@@ -290,6 +299,11 @@ typedef struct SottoEngineConfig {
 extern "C" {
 #endif // __cplusplus
 
+// The `SOTTO_ABI_VERSION` the library was built with. An application
+// compares it with the header's at start: a shared library of another
+// version would read and write its structs with another layout.
+uint32_t sotto_abi_version(void);
+
 // Fills `*out` with the defaults (bind to the interface addresses, no
 // TURN, default timeouts, Opus at 24 kbit/s with FEC and DTX, the jitter
 // buffer's defaults).
@@ -299,7 +313,7 @@ extern "C" {
 enum SottoStatus sotto_call_config_default(struct SottoCallConfig *out);
 
 // Creates a call on `engine`, binds its sockets and starts gathering
-// candidates; stores it in `*out`. An `outgoing` call is then placed with
+// candidates; stores it in `*out` (NULL there on failure). An `outgoing` call is then placed with
 // `sotto_call_place`; an incoming one waits for the caller's offer through
 // `sotto_call_signal`. `config` may be NULL for the defaults. Must not be
 // called from an SDK callback (`SOTTO_STATUS_WRONG_THREAD`).
@@ -435,7 +449,8 @@ enum SottoStatus sotto_call_destroy(struct SottoCall *call);
 // `out` must be NULL or point to a writable `SottoEngineConfig`.
 enum SottoStatus sotto_engine_config_default(struct SottoEngineConfig *out);
 
-// Creates an engine and stores it in `*out`; `config` may be NULL for the
+// Creates an engine and stores it in `*out` (NULL there on failure);
+// `config` may be NULL for the
 // defaults. An engine is one ZRTP identity (ZID): create one per device
 // or user, not per call (two calls of one engine cannot call each other:
 // ZRTP refuses a peer with its own ZID). A ZID cache file that cannot be read or written gives

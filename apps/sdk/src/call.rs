@@ -154,7 +154,7 @@ impl SottoCallbacks {
         if let Some(f) = self.on_signal {
             // SAFETY: the application promised a valid callback and
             // user_data; the string lives for the duration of the call.
-            unsafe { f(self.user_data, c.as_ptr(), len) };
+            in_callback(|| unsafe { f(self.user_data, c.as_ptr(), len) });
         }
     }
 
@@ -167,9 +167,17 @@ impl SottoCallbacks {
     fn deliver(&self, o: &OwnedEvent) {
         if let Some(f) = self.on_event {
             // SAFETY: as above; `o` outlives the call.
-            unsafe { f(self.user_data, &o.raw) };
+            in_callback(|| unsafe { f(self.user_data, &o.raw) });
         }
     }
+}
+
+/// Runs an application callback. It may block (a synchronous request to
+/// the app's signalling server, say): the runtime's worker hands its other
+/// tasks, every other call's audio and timers among them, to another
+/// thread first, so that only this call waits for it.
+fn in_callback(f: impl FnOnce()) {
+    tokio::task::block_in_place(f)
 }
 
 /// Writes what the call changed in its ZID cache back to the engine's.
@@ -187,6 +195,11 @@ impl CacheSync {
         let Ok(now) = h.zid_cache().await else {
             return Ok(());
         };
+        self.commit(now)
+    }
+
+    /// Commits `now`, the call's cache as it is at this point.
+    fn commit(&mut self, now: ZidCache) -> Result<(), String> {
         // A SQLite write may wait on the disk: keep other tasks running.
         let r = tokio::task::block_in_place(|| self.store.commit(&self.base, &now));
         // Merged in memory even when the file could not be written.
@@ -212,7 +225,8 @@ async fn apply(h: &CallHandle, c: Control) {
 }
 
 /// Delivers the call's signals and events to the callbacks and applies
-/// commands until the call's task stops or the application destroys it.
+/// commands until the application destroys the call. Once the call has
+/// ended, its controls answer `SOTTO_STATUS_ENDED`.
 async fn pump(
     mut handle: CallHandle,
     mut signals: mpsc::UnboundedReceiver<CallSignal>,
@@ -220,7 +234,7 @@ async fn pump(
     cb: SottoCallbacks,
     mut cache: CacheSync,
 ) {
-    let mut destroyed = false;
+    let mut commands_open = true;
     loop {
         tokio::select! {
             // Signals first: a Hangup should leave before Ended is reported.
@@ -235,11 +249,16 @@ async fn pump(
                     {
                         cb.deliver(&OwnedEvent::zid_cache_error(&why));
                     }
+                    if matches!(e, Event::Ended { .. }) {
+                        // No control can change the call now: say so. What
+                        // was queued before is still applied (and ignored).
+                        cmds.close();
+                    }
                     cb.event(&e);
                 }
                 None => break,
             },
-            c = cmds.recv(), if !destroyed => match c {
+            c = cmds.recv(), if commands_open => match c {
                 Some(c) => {
                     let confirm = matches!(c, Control::ConfirmSas(_));
                     apply(&handle, c).await;
@@ -247,15 +266,23 @@ async fn pump(
                         cb.deliver(&OwnedEvent::zid_cache_error(&why));
                     }
                 }
-                None => destroyed = true,
+                // Destroyed (the sender is gone), or ended and drained:
+                // the engine's task only answers requests from here on.
+                None => commands_open = false,
             },
         }
-        if destroyed {
+        if !commands_open {
             break;
         }
     }
     cmds.close();
-    handle.shutdown().await;
+    // The events not received yet are dropped with the handle; a
+    // `SecureUp` among them must still have its secrets saved.
+    if let Some(last) = handle.shutdown().await
+        && let Err(why) = cache.commit(last)
+    {
+        cb.deliver(&OwnedEvent::zid_cache_error(&why));
+    }
     while let Ok(s) = signals.try_recv() {
         cb.signal(&s);
     }
@@ -373,7 +400,7 @@ pub unsafe extern "C" fn sotto_call_config_default(out: *mut SottoCallConfig) ->
 }
 
 /// Creates a call on `engine`, binds its sockets and starts gathering
-/// candidates; stores it in `*out`. An `outgoing` call is then placed with
+/// candidates; stores it in `*out` (NULL there on failure). An `outgoing` call is then placed with
 /// `sotto_call_place`; an incoming one waits for the caller's offer through
 /// `sotto_call_signal`. `config` may be NULL for the defaults. Must not be
 /// called from an SDK callback (`SOTTO_STATUS_WRONG_THREAD`).
@@ -391,11 +418,13 @@ pub unsafe extern "C" fn sotto_call_new(
     out: *mut *mut SottoCall,
 ) -> SottoStatus {
     guard(|| {
-        if engine.is_null() {
-            return Err(Error::Null("engine"));
-        }
         if out.is_null() {
             return Err(Error::Null("out"));
+        }
+        // SAFETY: non-null and writable by contract. NULL until it succeeds.
+        unsafe { out.write(std::ptr::null_mut()) };
+        if engine.is_null() {
+            return Err(Error::Null("engine"));
         }
         if callbacks.on_signal.is_none() {
             return Err(Error::Null("callbacks.on_signal"));

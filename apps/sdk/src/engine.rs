@@ -112,7 +112,8 @@ pub unsafe extern "C" fn sotto_engine_config_default(out: *mut SottoEngineConfig
     })
 }
 
-/// Creates an engine and stores it in `*out`; `config` may be NULL for the
+/// Creates an engine and stores it in `*out` (NULL there on failure);
+/// `config` may be NULL for the
 /// defaults. An engine is one ZRTP identity (ZID): create one per device
 /// or user, not per call (two calls of one engine cannot call each other:
 /// ZRTP refuses a peer with its own ZID). A ZID cache file that cannot be read or written gives
@@ -132,6 +133,8 @@ pub unsafe extern "C" fn sotto_engine_new(
         if out.is_null() {
             return Err(Error::Null("out"));
         }
+        // SAFETY: non-null and writable by contract. NULL until it succeeds.
+        unsafe { out.write(std::ptr::null_mut()) };
         not_on_runtime("sotto_engine_new")?;
         // SAFETY: NULL or a valid config by contract.
         let path = match unsafe { config.as_ref() } {

@@ -20,6 +20,18 @@ pub use engine::SottoEngine;
 pub use error::SottoStatus;
 pub use event::{SottoEndReason, SottoEvent, SottoEventKind, SottoPath, SottoStats};
 
+/// The version of the binary interface this header describes: it goes up
+/// with every change to a function's signature or a struct's layout.
+pub const SOTTO_ABI_VERSION: u32 = 1;
+
+/// The `SOTTO_ABI_VERSION` the library was built with. An application
+/// compares it with the header's at start: a shared library of another
+/// version would read and write its structs with another layout.
+#[unsafe(no_mangle)]
+pub extern "C" fn sotto_abi_version() -> u32 {
+    SOTTO_ABI_VERSION
+}
+
 /// Locks `m`. A poisoned lock only means that a panic happened elsewhere
 /// (the SDK turns panics into `SOTTO_STATUS_PANIC`); what each lock
 /// guards is changed in one step, so it is never left half-changed.
