@@ -675,6 +675,40 @@ fn relayed_call(net: Network, seconds: u64) -> [Similarity; 2] {
     hearing(&sim, secure_at)
 }
 
+/// A relay whose policy refuses the peers (sotto-relay's default denies
+/// private ranges, where the simulated hosts live): no relayed path can
+/// come up, and each side is told why, once, instead of only timing out.
+#[test]
+fn a_relay_that_refuses_the_peer_is_reported() {
+    use sotto_relay::policy::PeerPolicy;
+    let t0 = Instant::now();
+    let relay = CoreRelay::with_policy(t0, 49152, PeerPolicy::new(vec![], vec![]));
+    let cfg = || CallConfig {
+        relay_only: true,
+        ..CallConfig::default()
+    };
+    let hop = Duration::from_millis(20);
+    let mut sim = Sim::new_relayed(t0, cfg(), cfg(), net(), Box::new(relay), hop).unwrap();
+    sim.place().unwrap();
+    assert!(sim.run_until(Duration::from_secs(2), |s| s.peer(Side::B).is_ringing()));
+    sim.answer().unwrap();
+    sim.run_for(Duration::from_secs(40));
+    for side in [Side::A, Side::B] {
+        let p = sim.peer(side);
+        let refused: Vec<&String> = p
+            .events()
+            .filter_map(|e| match e {
+                Event::ServerFailed { reason, .. } => Some(reason),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(refused.len(), 1, "{side:?}: {refused:?}");
+        assert!(refused[0].contains("403"), "{side:?}: {refused:?}");
+        assert!(!p.events().any(|e| matches!(e, Event::SecureUp { .. })));
+        assert!(ended(&sim, side).is_some(), "{side:?} still up");
+    }
+}
+
 #[test]
 fn relay_only_call_goes_through_the_relay_with_equal_sas_and_continuous_media() {
     for q in relayed_call(net(), 10) {

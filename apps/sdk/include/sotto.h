@@ -116,6 +116,11 @@ typedef enum SottoEventKind {
   // why). The call goes on and the engine keeps the secrets in memory,
   // but after a restart the peer will see a cache mismatch.
   SOTTO_EVENT_KIND_ZID_CACHE_ERROR = 8,
+  // A STUN or TURN server did not answer or refused us (`detail` says
+  // which and why: a relay whose policy denies the peer's address, wrong
+  // TURN credentials). The call goes on; show it when a relayed path
+  // does not come up. At most a few per call.
+  SOTTO_EVENT_KIND_SERVER_FAILED = 9,
 } SottoEventKind;
 
 // Kind of media path.
@@ -260,7 +265,7 @@ typedef struct SottoEvent {
   enum SottoPath path;
   // `Ended`: why.
   enum SottoEndReason end_reason;
-  // `Ended`, `ZidCacheError`: a human-readable reason, else NULL.
+  // `Ended`, `ZidCacheError`, `ServerFailed`: a human-readable reason, else NULL.
   const char *detail;
   // `Stats`: numbers.
   struct SottoStats stats;

@@ -36,6 +36,11 @@ pub enum SottoEventKind {
     /// why). The call goes on and the engine keeps the secrets in memory,
     /// but after a restart the peer will see a cache mismatch.
     ZidCacheError = 8,
+    /// A STUN or TURN server did not answer or refused us (`detail` says
+    /// which and why: a relay whose policy denies the peer's address, wrong
+    /// TURN credentials). The call goes on; show it when a relayed path
+    /// does not come up. At most a few per call.
+    ServerFailed = 9,
 }
 
 /// Kind of media path.
@@ -126,7 +131,7 @@ pub struct SottoEvent {
     pub path: SottoPath,
     /// `Ended`: why.
     pub end_reason: SottoEndReason,
-    /// `Ended`, `ZidCacheError`: a human-readable reason, else NULL.
+    /// `Ended`, `ZidCacheError`, `ServerFailed`: a human-readable reason, else NULL.
     pub detail: *const c_char,
     /// `Stats`: numbers.
     pub stats: SottoStats,
@@ -256,6 +261,10 @@ impl OwnedEvent {
                 r.stats = n;
                 r.stats_json = keep(strings, &json);
             }
+            Event::ServerFailed { server, reason } => {
+                r.kind = SottoEventKind::ServerFailed;
+                r.detail = keep(strings, &format!("{server}: {reason}"));
+            }
             Event::Ended { reason } => {
                 r.kind = SottoEventKind::Ended;
                 r.end_reason = end_reason(*reason);
@@ -317,6 +326,17 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&text(e.raw.stats_json)).unwrap();
         assert_eq!(v["inbound-rtp.packetsReceived"], 0.0);
         assert!(OwnedEvent::new(&Event::Signal(sotto_engine::call::CallSignal::Hangup)).is_none());
+
+        let e = OwnedEvent::new(&Event::ServerFailed {
+            server: "192.0.2.9:3478".parse().unwrap(),
+            reason: "permission for a peer refused: 403".into(),
+        })
+        .unwrap();
+        assert_eq!(e.raw.kind, SottoEventKind::ServerFailed);
+        assert_eq!(
+            text(e.raw.detail),
+            "192.0.2.9:3478: permission for a peer refused: 403"
+        );
 
         let e = OwnedEvent::zid_cache_error("disk full");
         assert_eq!(e.raw.kind, SottoEventKind::ZidCacheError);

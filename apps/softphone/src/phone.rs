@@ -653,6 +653,9 @@ fn show(u: &Update, last: &mut Option<(Instant, CallStats)>) {
                     "warning: zrtp-hash mismatch: the media peer is not who signalling described"
                 )
             }
+            Event::ServerFailed { server, reason } => {
+                println!("warning: server {server}: {reason}")
+            }
             Event::Ended { reason } => println!("ended {reason:?}"),
             Event::Stats(_) | Event::Signal(_) => {}
         },

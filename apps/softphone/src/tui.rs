@@ -58,6 +58,9 @@ impl View {
                 Event::HelloHashMismatch => self
                     .warnings
                     .push("ZRTP-HASH MISMATCH: media peer differs from signalling".into()),
+                Event::ServerFailed { server, reason } => {
+                    self.warnings.push(format!("server {server}: {reason}"))
+                }
                 Event::Ended { reason } => self.state = format!("ended: {reason:?}"),
                 Event::Stats(_) | Event::Signal(_) => {}
             },

@@ -65,6 +65,7 @@ use crate::zrtp::{self, Endpoint, Failure, HelloHash, Policy, Role, Suite, ZidCa
 use media::Media;
 use signal::MAX_CANDIDATES;
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Events and transmits kept when the application does not poll them.
@@ -73,6 +74,9 @@ const MAX_QUEUE: usize = 1024;
 /// connected, how long a callee that took it at the last moment has to
 /// ring back: a round trip through signalling, with room to spare.
 const OFFER_GRACE: Duration = Duration::from_secs(2);
+/// [`Event::ServerFailed`] reports per call: each link reports a failure
+/// once, but ICE restarts make new links.
+pub const MAX_SERVER_REPORTS: u8 = 8;
 
 /// How a call behaves.
 #[derive(Debug, Clone)]
@@ -229,6 +233,16 @@ pub enum Event {
     CacheMismatch,
     /// The peer's Hello did not match the zrtp-hash from signalling.
     HelloHashMismatch,
+    /// A STUN or TURN server did not answer or refused us: a relay whose
+    /// policy denies the peer's address, wrong TURN credentials. It tells
+    /// why a relayed path may not come up; the call goes on. At most
+    /// [`MAX_SERVER_REPORTS`] per call.
+    ServerFailed {
+        /// The server.
+        server: SocketAddr,
+        /// What it said, or that it did not answer.
+        reason: String,
+    },
     /// Statistics, every `stats_interval` while connected.
     Stats(Box<CallStats>),
     /// The call is over.
@@ -296,6 +310,8 @@ pub struct Call {
     local_ice: Option<(String, String)>,
     local_cands: Vec<String>,
     described: bool,
+    /// [`Event::ServerFailed`] reported so far.
+    server_reports: u8,
     remote: Option<SessionDescription>,
     queued_ice: Vec<SignalMessage>,
     path: Option<SelectedPath>,
@@ -352,6 +368,7 @@ impl Call {
             local_ice: None,
             local_cands: Vec::new(),
             described: false,
+            server_reports: 0,
             remote: None,
             queued_ice: Vec::new(),
             path: None,
@@ -777,6 +794,12 @@ impl Call {
             }
             IceEvent::State(IceState::Failed) if !self.is_secure() => {
                 self.fail(EndReason::ConnectionFailed);
+            }
+            IceEvent::ServerFailed { server, reason }
+                if self.server_reports < MAX_SERVER_REPORTS =>
+            {
+                self.server_reports += 1;
+                self.event(Event::ServerFailed { server, reason });
             }
             _ => {}
         }

@@ -1073,7 +1073,7 @@ impl IceSession {
                     }),
                 }
             }
-            LinkEvent::Failed(reason) => {
+            LinkEvent::Failed(reason) | LinkEvent::Refused(reason) => {
                 let server = self.links[i].server;
                 self.events
                     .push_back(IceEvent::ServerFailed { server, reason });

@@ -48,6 +48,10 @@ pub(crate) enum LinkEvent {
     Lost(SocketAddr),
     /// The server did not answer or refused.
     Failed(String),
+    /// The server refused a permission for a peer (403 Forbidden from a
+    /// relay whose policy denies the peer's address, say): the allocation
+    /// stays, but media cannot flow to that peer through it.
+    Refused(String),
 }
 
 /// STUN message type of an Allocate request (RFC 8656 §7.1).
@@ -106,6 +110,9 @@ pub(crate) struct TurnLink {
     failed: bool,
     /// A relayed address the server said it no longer has, to report.
     lost: Option<SocketAddr>,
+    /// The last permission refusal reported: each is reported once, not
+    /// at every refresh.
+    refused: Option<String>,
     /// When to send the Allocate again after a 437, and how often it was.
     mismatch_retry_at: Option<Instant>,
     mismatch_retries: u32,
@@ -190,6 +197,7 @@ impl TurnLink {
             started: false,
             failed: false,
             lost: None,
+            refused: None,
             mismatch_retry_at: None,
             mismatch_retries: 0,
             refresh_cap,
@@ -609,6 +617,17 @@ impl TurnLink {
                     self.failed = true;
                     LinkEvent::Failed(e.to_string())
                 }
+                // An answer with an error code other than 438 (which the
+                // client retries) is worth telling, once. rtc-turn gives
+                // the code only in the error's text ("... (error 403: ...)").
+                Event::CreatePermissionError(_, e)
+                    if e.to_string().contains("(error ")
+                        && self.refused.as_deref() != Some(&e.to_string()) =>
+                {
+                    let reason = e.to_string();
+                    self.refused = Some(reason.clone());
+                    LinkEvent::Refused(format!("permission for a peer refused: {reason}"))
+                }
                 Event::CreatePermissionResponse(..) | Event::CreatePermissionError(..) => continue,
                 _ => continue,
             };
@@ -804,6 +823,41 @@ mod tests {
         // Permissions are per IP address (RFC 8656 §9): any port of the peer.
         l.handle_read(now, &data(sa("198.51.100.5:7000"))).unwrap();
         assert!(matches!(l.poll_event(), Some(LinkEvent::Data { .. })));
+    }
+
+    /// A relay that denies the peer's address answers the CreatePermission
+    /// 403: the session hears of it once (media cannot flow to that peer
+    /// through this relay), not again at each refresh.
+    #[test]
+    fn a_permission_refused_is_reported_once() {
+        let now = Instant::now();
+        let (mut l, req) = challenged(now);
+        l.handle_read(now, &allocated(&req, true)).unwrap();
+        while l.poll_event().is_some() {}
+        while l.poll_write().is_some() {}
+        let forbidden = |l: &mut TurnLink| {
+            let ask = l.poll_write().expect("a CreatePermission");
+            answer(
+                Some(&ask),
+                MessageType::new(METHOD_CREATE_PERMISSION, CLASS_ERROR_RESPONSE),
+                vec![Box::new(ErrorCodeAttribute {
+                    code: rtc_stun::error_code::CODE_FORBIDDEN,
+                    reason: b"Forbidden".to_vec(),
+                })],
+                true,
+            )
+        };
+        l.permit(now, sa("198.51.100.5:6000")).unwrap();
+        let no = forbidden(&mut l);
+        l.handle_read(now, &no).unwrap();
+        assert!(
+            matches!(l.poll_event(), Some(LinkEvent::Refused(r)) if r.contains("403")),
+            "refusal not reported"
+        );
+        l.permit(now, sa("198.51.100.5:6000")).unwrap();
+        let again = forbidden(&mut l);
+        l.handle_read(now, &again).unwrap();
+        assert!(l.poll_event().is_none(), "the same refusal reported twice");
     }
 
     fn mismatch(req: &[u8], method: Method, signed: bool) -> Vec<u8> {

@@ -44,12 +44,18 @@ pub struct CoreRelay {
 impl CoreRelay {
     /// A relay whose first relayed socket is on `first_port`.
     pub fn new(t0: Instant, first_port: u16) -> Self {
+        // The simulated hosts live in 10/8, which the default policy refuses.
+        let policy = PeerPolicy::new(vec!["10.0.0.0/8".parse().unwrap()], vec![]);
+        Self::with_policy(t0, first_port, policy)
+    }
+
+    /// As [`Self::new`], with `policy` deciding which peers it relays to.
+    pub fn with_policy(t0: Instant, first_port: u16, policy: PeerPolicy) -> Self {
         let mut users = Credentials::new();
         users.add_user("sim", REALM, "secret");
         let shared = Shared::new(users, Nonces::new([7; 32], 600), Quotas::new(16, 16));
         let mut cfg = RelayConfig::new(REALM, t0, 1_800_000_000);
-        // The simulated hosts live in 10/8, which the default policy refuses.
-        cfg.policy = PeerPolicy::new(vec!["10.0.0.0/8".parse().unwrap()], vec![]);
+        cfg.policy = policy;
         Self {
             core: Relay::new(cfg, Arc::new(shared)),
             server: "10.0.0.3:3478".parse().unwrap(),
