@@ -1,6 +1,12 @@
 //! The crate's error type.
 
 /// Everything that can go wrong in `sotto-codecs`.
+///
+/// A variant that wraps another crate's error puts that error's text in
+/// its message and does not also return it as its
+/// [`source`](std::error::Error::source): reporters that print the whole
+/// chain (anyhow's `{:#}`) would otherwise show it twice, while `{}`
+/// alone would lose it if the message left it out.
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
     /// A configuration the codec cannot run with (rate, channels, frame size…).
@@ -19,11 +25,42 @@ pub enum CodecError {
     Malformed(&'static str),
     /// An error reported by libopus.
     #[error("opus: {0}")]
-    Opus(#[from] ::opus::Error),
+    Opus(::opus::Error),
     /// A resampler could not be built or run.
     #[error("resampler: {0}")]
     Resample(String),
     /// A WAV file could not be read or written.
     #[error("wav: {0}")]
-    Wav(#[from] hound::Error),
+    Wav(hound::Error),
+}
+
+impl From<::opus::Error> for CodecError {
+    fn from(e: ::opus::Error) -> Self {
+        Self::Opus(e)
+    }
+}
+
+impl From<hound::Error> for CodecError {
+    fn from(e: hound::Error) -> Self {
+        Self::Wav(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn a_wrapped_error_is_said_once() {
+        let e = CodecError::from(hound::Error::FormatError("no RIFF tag found"));
+        assert_eq!(e.to_string(), "wav: Ill-formed WAVE file: no RIFF tag found");
+        // Not a source as well: `{:#}` would print it a second time.
+        assert!(e.source().is_none());
+        // libopus refuses a sample rate it does not run at.
+        let bad = ::opus::Encoder::new(12_345, ::opus::Channels::Mono, ::opus::Application::Voip);
+        let e = CodecError::from(bad.err().expect("12 345 Hz is refused"));
+        assert!(e.to_string().starts_with("opus: "), "{e}");
+        assert!(e.source().is_none());
+    }
 }
