@@ -41,7 +41,7 @@ pub enum MediaError {
     NoProfile,
     /// SRTP rejected the keys.
     #[error("SRTP: {0}")]
-    Srtp(#[from] crate::srtp::Error),
+    Srtp(crate::srtp::Error),
     /// Building a packet failed.
     #[error(transparent)]
     Stream(#[from] StreamError),
@@ -58,6 +58,8 @@ pub enum MediaError {
     #[error("PCM frame of {0} samples: expected 480 or 960")]
     FrameSize(usize),
 }
+
+shown_from!(MediaError, MediaError::Srtp, crate::srtp::Error);
 
 /// Audio settings of a call.
 #[derive(Debug, Clone)]

@@ -271,12 +271,14 @@ pub enum CallError {
 pub enum ConfigError {
     /// The codec or jitter buffer settings are out of range.
     #[error("audio: {0}")]
-    Audio(#[from] MediaError),
+    Audio(MediaError),
     /// A timeout or interval that must be longer than zero (a zero one
     /// would end the call at once, or make its timer due at every turn).
     #[error("{0} must be longer than zero")]
     Zero(&'static str),
 }
+
+shown_from!(ConfigError, ConfigError::Audio, MediaError);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {

@@ -61,7 +61,7 @@ const CLOSE_LINGER: Duration = Duration::from_secs(2);
 pub enum DriverError {
     /// A socket could not be bound or queried.
     #[error("socket: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// The ICE core refused to start.
     #[error(transparent)]
     Ice(#[from] IceError),
@@ -75,6 +75,8 @@ pub enum DriverError {
     #[error("no {0} interface address to bind instead of the unspecified address")]
     NoInterfaceAddress(&'static str),
 }
+
+shown_from!(DriverError, DriverError::Io, std::io::Error);
 
 /// One bind address per family for host candidates: the first non-loopback
 /// interface address of each family (RFC 8445 §5.1.1.1), or loopback when a

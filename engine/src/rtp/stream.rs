@@ -24,7 +24,7 @@ const MAX_QUEUED_RTCP: usize = 16;
 pub enum StreamError {
     /// SRTP/SRTCP refused it (authentication, replay, malformed).
     #[error("SRTP: {0}")]
-    Srtp(#[from] srtp::Error),
+    Srtp(srtp::Error),
     /// It decrypted but is not valid RTP.
     #[error(transparent)]
     Rtp(#[from] RtpError),
@@ -35,6 +35,8 @@ pub enum StreamError {
     #[error("not media: {0:?}")]
     NotMedia(PacketKind),
 }
+
+shown_from!(StreamError, StreamError::Srtp, srtp::Error);
 
 /// An accepted incoming datagram.
 #[derive(Debug)]

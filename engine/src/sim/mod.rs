@@ -172,8 +172,10 @@ pub enum SimError {
     DeviceClock(String),
     /// A call's config refused (see [`crate::call::CallConfig::validate`]).
     #[error("call: {0}")]
-    Call(#[from] crate::call::ConfigError),
+    Call(crate::call::ConfigError),
 }
+
+shown_from!(SimError, SimError::Call, crate::call::ConfigError);
 
 /// Media datagram counters of one direction (sent by this side).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -105,16 +105,19 @@ impl CacheEntry {
 pub enum CacheError {
     /// Creating the file failed.
     #[error("ZID cache I/O: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// SQLite refused the file (not a database, locked, disk full, …).
     #[error("ZID cache database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     /// The file is a SQLite database but not a ZID cache we can read: an
     /// unknown schema version or a damaged `zrtp_self` row (peer rows are
     /// checked one by one).
     #[error("ZID cache is corrupt: {0}")]
     Corrupt(&'static str),
 }
+
+shown_from!(CacheError, CacheError::Io, std::io::Error);
+shown_from!(CacheError, CacheError::Sqlite, rusqlite::Error);
 
 /// Our ZID and what we retained about each peer.
 #[derive(Clone)]

@@ -61,11 +61,13 @@ pub enum Error {
     Auth(&'static str),
     /// Violation that ends the session (an Error message was sent).
     #[error("protocol failure: {0}")]
-    Protocol(#[from] ProtocolError),
+    Protocol(ProtocolError),
     /// The endpoint already failed or finished.
     #[error("ZRTP endpoint is closed")]
     Closed,
 }
+
+shown_from!(Error, Error::Protocol, ProtocolError);
 
 /// A fatal violation with its RFC 6189 §5.9 code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
