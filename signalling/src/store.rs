@@ -412,6 +412,28 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// Whether an unexpired offer of `call_id` is queued for `recipient`
+    /// (not yet acknowledged, withdrawn or expired): a wake for it is
+    /// still wanted.
+    pub async fn offer_queued(
+        &self,
+        recipient: &DeviceId,
+        call_id: &str,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT seq FROM queue WHERE recipient = $1 AND call_id = $2 AND kind = $3 \
+             AND expires_ms > $4 LIMIT 1",
+        )
+        .bind(recipient.as_str())
+        .bind(call_id)
+        .bind(MessageKind::Offer.as_str())
+        .bind(now_ms as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
     /// Records that `device` is connected to `node`.
     pub async fn set_presence(
         &self,

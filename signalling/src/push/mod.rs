@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
+use tokio::sync::watch;
 
 use crate::protocol::{CallId, DeviceId};
 use crate::store::{PushEndpoint, Store};
@@ -303,9 +304,67 @@ pub struct Providers {
 }
 
 /// Sends pushes for queued calls; one per (device, call, kind).
+///
+/// A wake that is being retried stops when the call's cancel is pushed
+/// (the cancel is sent only once the wake has stopped, so that a late wake
+/// cannot replace the cancel at the push service, which keeps one message
+/// per `Topic`), and before each retry when its offer is no longer queued
+/// (answered, withdrawn by another node, or expired).
 #[derive(Debug, Clone)]
 pub struct Pusher {
     inner: Arc<PusherInner>,
+}
+
+/// Most (device, call, kind) keys remembered for collapsing; past this the
+/// oldest are forgotten first (a forgotten key can be pushed once more).
+const MAX_COLLAPSE_KEYS: usize = 100_000;
+/// Most pushes in flight (each a task, retrying with back-off); more are
+/// dropped and counted (`signald_pushes_dropped_total`).
+const MAX_PUSHES_IN_FLIGHT: usize = 4_096;
+/// Longest a cancel waits for the wake it stops to finish its attempt in
+/// flight (each attempt has the HTTP client's 10 s timeout).
+const CANCEL_WAITS_FOR_WAKE: Duration = Duration::from_secs(15);
+
+type CollapseKey = (DeviceId, CallId, PushKind);
+
+/// Keys already pushed, forgotten in the order they expire.
+#[derive(Debug, Default)]
+struct Collapse {
+    until: HashMap<CollapseKey, Instant>,
+    order: std::collections::VecDeque<(Instant, CollapseKey)>,
+}
+
+impl Collapse {
+    /// True (and remembered until `now + ttl`) when `key` is new.
+    fn first(&mut self, key: CollapseKey, now: Instant, ttl: Duration) -> bool {
+        while let Some((at, _)) = self.order.front() {
+            let full = self.until.len() >= MAX_COLLAPSE_KEYS;
+            if *at > now && !full {
+                break;
+            }
+            let (at, old) = self.order.pop_front().expect("front exists");
+            // A key pushed again after it expired has a later entry.
+            if self.until.get(&old) == Some(&at) {
+                self.until.remove(&old);
+            }
+        }
+        if self.until.get(&key).is_some_and(|until| *until > now) {
+            return false;
+        }
+        let until = now + ttl;
+        self.until.insert(key.clone(), until);
+        self.order.push_back((until, key));
+        true
+    }
+}
+
+/// A wake being sent: how to stop it, and how to learn that it stopped.
+#[derive(Debug)]
+struct WakeHandle {
+    generation: u64,
+    cancel: watch::Sender<bool>,
+    /// Closed (its sender dropped) when the wake has stopped.
+    done: watch::Receiver<()>,
 }
 
 #[derive(Debug)]
@@ -313,8 +372,44 @@ struct PusherInner {
     store: Store,
     providers: Providers,
     policy: RetryPolicy,
-    /// (device, call, kind) already pushed, with when: collapses repeats.
-    sent: Mutex<HashMap<(DeviceId, CallId, PushKind), Instant>>,
+    /// (device, call, kind) already pushed: collapses repeats.
+    sent: Mutex<Collapse>,
+    /// Wakes being sent, per (device, call).
+    wakes: Mutex<HashMap<(DeviceId, CallId), WakeHandle>>,
+    next_generation: std::sync::atomic::AtomicU64,
+    in_flight: Arc<tokio::sync::Semaphore>,
+}
+
+/// How a push to one endpoint ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Sent,
+    Gone,
+    Refused,
+    GaveUp,
+    /// A wake stopped: the call was cancelled, or its offer is no longer queued.
+    Stopped,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Gone => "gone",
+            Self::Refused => "refused",
+            Self::GaveUp => "retries",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
+impl PushKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Wake => "wake",
+            Self::Cancel => "cancel",
+        }
+    }
 }
 
 impl Pusher {
@@ -325,7 +420,10 @@ impl Pusher {
                 store,
                 providers,
                 policy,
-                sent: Mutex::new(HashMap::new()),
+                sent: Mutex::new(Collapse::default()),
+                wakes: Mutex::new(HashMap::new()),
+                next_generation: std::sync::atomic::AtomicU64::new(1),
+                in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_PUSHES_IN_FLIGHT)),
             }),
         }
     }
@@ -340,26 +438,96 @@ impl Pusher {
     }
 
     /// Pushes `msg` to every endpoint of `device` in the background. A
-    /// repeat of the same (device, call, kind) within the TTL is collapsed.
+    /// repeat of the same (device, call, kind) within the TTL is collapsed;
+    /// past [`MAX_PUSHES_IN_FLIGHT`] pushes at once, more are dropped.
     pub fn push(&self, device: DeviceId, msg: PushMessage) {
-        let now = Instant::now();
-        {
-            let mut sent = self.inner.sent.lock().unwrap_or_else(|e| e.into_inner());
-            let ttl = Duration::from_secs(msg.ttl_s);
-            sent.retain(|_, at| now.duration_since(*at) < ttl);
-            let key = (device.clone(), msg.call_id.clone(), msg.kind);
-            if sent.contains_key(&key) {
-                metrics::counter!("signald_pushes_collapsed_total").increment(1);
-                return;
-            }
-            sent.insert(key, now);
+        let key = (device.clone(), msg.call_id.clone(), msg.kind);
+        let ttl = Duration::from_secs(msg.ttl_s);
+        let first = self
+            .inner
+            .sent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .first(key, Instant::now(), ttl);
+        if !first {
+            metrics::counter!("signald_pushes_collapsed_total").increment(1);
+            return;
         }
+        let Ok(permit) = self.inner.in_flight.clone().try_acquire_owned() else {
+            metrics::counter!("signald_pushes_dropped_total").increment(1);
+            tracing::warn!(%device, kind = msg.kind.as_str(), "push dropped: too many in flight");
+            return;
+        };
         let this = self.clone();
-        tokio::spawn(async move { this.push_now(&device, &msg).await });
+        tokio::spawn(async move {
+            this.push_now(&device, &msg).await;
+            drop(permit);
+        });
     }
 
     /// Pushes `msg` to every endpoint of `device` and waits for the outcome.
+    /// A cancel first stops a wake of the same call still being sent, and
+    /// waits for it, so that it reaches the push service after the wake.
     pub async fn push_now(&self, device: &DeviceId, msg: &PushMessage) {
+        let call = (device.clone(), msg.call_id.clone());
+        let (cancel_rx, _done_tx, generation) = match msg.kind {
+            PushKind::Wake => {
+                let generation = self
+                    .inner
+                    .next_generation
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let (cancel, cancel_rx) = watch::channel(false);
+                let (done_tx, done) = watch::channel(());
+                let handle = WakeHandle {
+                    generation,
+                    cancel,
+                    done,
+                };
+                self.wakes().insert(call.clone(), handle);
+                (Some(cancel_rx), Some(done_tx), generation)
+            }
+            PushKind::Cancel => {
+                self.stop_wake(&call).await;
+                (None, None, 0)
+            }
+        };
+        self.push_endpoints(device, msg, cancel_rx).await;
+        if msg.kind == PushKind::Wake {
+            let mut wakes = self.wakes();
+            if wakes.get(&call).is_some_and(|h| h.generation == generation) {
+                wakes.remove(&call);
+            }
+        }
+        // `_done_tx` drops here: a cancel waiting on this wake goes on.
+    }
+
+    fn wakes(&self) -> std::sync::MutexGuard<'_, HashMap<(DeviceId, CallId), WakeHandle>> {
+        self.inner.wakes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stops the wake of `call` being sent, if any, and waits (bounded)
+    /// until its attempt in flight has ended.
+    async fn stop_wake(&self, call: &(DeviceId, CallId)) {
+        let Some(handle) = self.wakes().remove(call) else {
+            return;
+        };
+        handle.cancel.send_replace(true);
+        let mut done = handle.done;
+        let stopped = async { while done.changed().await.is_ok() {} };
+        if tokio::time::timeout(CANCEL_WAITS_FOR_WAKE, stopped)
+            .await
+            .is_err()
+        {
+            tracing::warn!(device = %call.0, "cancel push: the wake it stops is still sending");
+        }
+    }
+
+    async fn push_endpoints(
+        &self,
+        device: &DeviceId,
+        msg: &PushMessage,
+        cancel: Option<watch::Receiver<bool>>,
+    ) {
         let endpoints = match self.inner.store.push_endpoints(device).await {
             Ok(e) => e,
             Err(e) => {
@@ -370,11 +538,57 @@ impl Pusher {
         let sends = endpoints
             .iter()
             .filter(|ep| serves(&ep.provider, msg.kind))
-            .map(|ep| self.push_endpoint(device, ep, msg));
+            .map(|ep| {
+                let cancel = cancel.clone();
+                async move {
+                    let outcome = self.push_endpoint(device, ep, msg, cancel).await;
+                    tracing::info!(
+                        %device,
+                        provider = ep.provider.as_str(),
+                        kind = msg.kind.as_str(),
+                        outcome = outcome.as_str(),
+                        "push"
+                    );
+                }
+            });
         futures_util::future::join_all(sends).await;
     }
 
-    async fn push_endpoint(&self, device: &DeviceId, ep: &PushEndpoint, msg: &PushMessage) {
+    /// Whether a wake should go on: not cancelled, and its offer still queued.
+    async fn wake_wanted(
+        &self,
+        device: &DeviceId,
+        msg: &PushMessage,
+        cancel: &Option<watch::Receiver<bool>>,
+    ) -> bool {
+        if cancel.as_ref().is_some_and(|c| *c.borrow()) {
+            return false;
+        }
+        if msg.kind != PushKind::Wake {
+            return true;
+        }
+        match self
+            .inner
+            .store
+            .offer_queued(device, msg.call_id.as_str(), unix_ms())
+            .await
+        {
+            Ok(queued) => queued,
+            // Unknown: a wake too many beats a missed call.
+            Err(e) => {
+                tracing::warn!("push: checking the offer: {e}");
+                true
+            }
+        }
+    }
+
+    async fn push_endpoint(
+        &self,
+        device: &DeviceId,
+        ep: &PushEndpoint,
+        msg: &PushMessage,
+        mut cancel: Option<watch::Receiver<bool>>,
+    ) -> Outcome {
         let provider = ep.provider.as_str();
         let mut attempt = 1;
         loop {
@@ -400,7 +614,7 @@ impl Pusher {
                 Attempt::Sent => {
                     metrics::counter!("signald_pushes_sent_total", "provider" => provider)
                         .increment(1);
-                    return;
+                    return Outcome::Sent;
                 }
                 Attempt::Gone => {
                     metrics::counter!("signald_pushes_failed_total", "provider" => provider, "reason" => "gone")
@@ -413,24 +627,44 @@ impl Pusher {
                     {
                         tracing::warn!("pruning push endpoint: {e}");
                     }
-                    return;
+                    return Outcome::Gone;
                 }
                 Attempt::Failed => {
                     metrics::counter!("signald_pushes_failed_total", "provider" => provider, "reason" => "refused")
                         .increment(1);
-                    return;
+                    return Outcome::Refused;
                 }
                 Attempt::Retry(after) => match self.inner.policy.delay(attempt, after) {
                     Some(wait) => {
-                        metrics::counter!("signald_push_retries_total", "provider" => provider)
+                        metrics::counter!("signald_push_retries_total", "provider" => provider.clone())
                             .increment(1);
-                        tokio::time::sleep(wait).await;
+                        let cancelled = async {
+                            match cancel.as_mut() {
+                                // A dropped sender is a wake replaced by a
+                                // newer one of the call, not a cancel.
+                                Some(c) => {
+                                    if c.wait_for(|stop| *stop).await.is_err() {
+                                        std::future::pending::<()>().await;
+                                    }
+                                }
+                                None => std::future::pending().await,
+                            }
+                        };
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = cancelled => {}
+                        }
+                        if !self.wake_wanted(device, msg, &cancel).await {
+                            metrics::counter!("signald_pushes_failed_total", "provider" => provider, "reason" => "stopped")
+                                .increment(1);
+                            return Outcome::Stopped;
+                        }
                         attempt += 1;
                     }
                     None => {
                         metrics::counter!("signald_pushes_failed_total", "provider" => provider, "reason" => "retries")
                             .increment(1);
-                        return;
+                        return Outcome::GaveUp;
                     }
                 },
             }
@@ -483,6 +717,33 @@ mod tests {
         for p in ["webpush", "unifiedpush", "fcm"] {
             assert!(serves(p, PushKind::Wake) && serves(p, PushKind::Cancel));
         }
+    }
+
+    #[test]
+    fn collapse_forgets_in_expiry_order_and_holds_a_bounded_number() {
+        let key = |n: usize| {
+            (
+                DeviceId::new("d").unwrap(),
+                CallId::new(format!("c{n}")).unwrap(),
+                PushKind::Wake,
+            )
+        };
+        let t0 = Instant::now();
+        let ttl = Duration::from_secs(45);
+        let mut c = Collapse::default();
+        assert!(c.first(key(0), t0, ttl));
+        assert!(!c.first(key(0), t0 + Duration::from_secs(44), ttl));
+        assert!(c.first(key(1), t0 + Duration::from_secs(10), ttl));
+        // Expired keys go (from the front) as time passes.
+        assert!(c.first(key(0), t0 + Duration::from_secs(46), ttl));
+        assert!(!c.first(key(1), t0 + Duration::from_secs(46), ttl));
+        assert_eq!(c.until.len(), 2);
+        // Attacker-chosen call ids cannot grow it without bound.
+        for n in 2..MAX_COLLAPSE_KEYS + 10 {
+            c.first(key(n), t0 + Duration::from_secs(47), ttl);
+        }
+        assert!(c.until.len() <= MAX_COLLAPSE_KEYS);
+        assert!(c.order.len() <= MAX_COLLAPSE_KEYS + 1);
     }
 
     #[test]
