@@ -9,6 +9,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::auth::Origin;
+pub use crate::server::peer::{Cidr, ForwardedHeader};
 
 /// A setting outside what the server can work with; it refuses to start.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -111,6 +112,32 @@ pub struct Config {
     /// Pings in a row a device may leave unanswered before its connection
     /// is taken for dead and dropped (its offers then go by push), 1 to 10.
     pub ws_missed_pongs: u32,
+    /// Connections open at once, in all (WebSockets of online devices
+    /// included), 1 to 1000000; more are closed as soon as accepted. Keep
+    /// it under the process's open-file limit.
+    pub max_connections: usize,
+    /// Connections open at once from one client address (an IPv6 /64),
+    /// 1 to 1000000; trusted proxies are exempt.
+    pub max_connections_per_ip: usize,
+    /// Seconds a connection has to send a whole request (headers and
+    /// body), from its opening or from the answer to its previous request,
+    /// 1 to 300; then it is closed. Idle keep-alive connections close
+    /// after it too. WebSockets are exempt once open.
+    pub request_timeout_s: u64,
+    /// Seconds that a shutdown (SIGTERM) waits for requests in progress,
+    /// 0 to 3600; connections still open then are dropped, and the
+    /// database is closed.
+    pub shutdown_grace_s: u64,
+    /// Address blocks (`10.0.0.0/8`, `::1`) of reverse proxies in front of
+    /// this server. For a request from one of them, the client address
+    /// (for the per-IP limits) is taken from `client_ip_header`: its
+    /// rightmost entry that is not itself a trusted proxy. From anyone
+    /// else the header is ignored. Empty by default: the socket's peer.
+    pub trusted_proxies: Vec<Cidr>,
+    /// The header trusted proxies name the client in: `x-forwarded-for`
+    /// (default) or `forwarded` (RFC 7239). The proxies must append to it
+    /// (or set it), never pass on a client's own.
+    pub client_ip_header: ForwardedHeader,
     /// TURN credential issuing.
     pub turn: TurnConfig,
     /// Push providers.
@@ -133,6 +160,12 @@ impl Default for Config {
             ip_burst: 200.0,
             ws_ping_interval_s: 20,
             ws_missed_pongs: 2,
+            max_connections: 10_000,
+            max_connections_per_ip: 100,
+            request_timeout_s: 10,
+            shutdown_grace_s: 10,
+            trusted_proxies: Vec::new(),
+            client_ip_header: ForwardedHeader::default(),
             turn: TurnConfig::default(),
             push: PushConfig::default(),
         }
@@ -287,6 +320,18 @@ impl Config {
         finite_at_least("ip_burst", self.ip_burst, 1.0, true)?;
         in_range("ws_ping_interval_s", self.ws_ping_interval_s, 1..=600)?;
         in_range("ws_missed_pongs", self.ws_missed_pongs.into(), 1..=10)?;
+        in_range(
+            "max_connections",
+            self.max_connections as u64,
+            1..=1_000_000,
+        )?;
+        in_range(
+            "max_connections_per_ip",
+            self.max_connections_per_ip as u64,
+            1..=1_000_000,
+        )?;
+        in_range("request_timeout_s", self.request_timeout_s, 1..=300)?;
+        in_range("shutdown_grace_s", self.shutdown_grace_s, 0..=3600)?;
         in_range("turn.ttl_s", self.turn.ttl_s, 0..=2_592_000)?;
         in_range("push.max_attempts", self.push.max_attempts.into(), 1..=20)?;
         in_range("push.retry_base_ms", self.push.retry_base_ms, 1..=60_000)?;
@@ -307,7 +352,11 @@ mod tests {
     fn out_of_range_settings_are_refused_by_name() {
         assert_eq!(Config::default().validate(), Ok(()));
         type Breaks = fn(&mut Config);
-        let cases: [(&str, Breaks); 17] = [
+        let cases: [(&str, Breaks); 21] = [
+            ("max_connections", |c| c.max_connections = 0),
+            ("max_connections_per_ip", |c| c.max_connections_per_ip = 0),
+            ("request_timeout_s", |c| c.request_timeout_s = 0),
+            ("shutdown_grace_s", |c| c.shutdown_grace_s = 3601),
             ("push.max_endpoints_per_device", |c| {
                 c.push.max_endpoints_per_device = 0
             }),
@@ -364,6 +413,13 @@ mod tests {
         assert_eq!(c.turn.secret.as_deref(), Some("s"));
         assert_eq!(c.node_id, "node-1");
         assert!(Config::from_toml("bogus = 1").is_err());
+        let c = Config::from_toml(
+            "trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\nclient_ip_header = \"forwarded\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert_eq!(c.client_ip_header, ForwardedHeader::Forwarded);
+        assert!(Config::from_toml("trusted_proxies = [\"10.0.0.1/8\"]").is_err());
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! HTTP API handlers: registration, challenge/session auth, push
 //! endpoints, key directory, TURN credentials, VAPID key, metrics.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,6 +14,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::AppState;
+use super::conn::Peer;
+use super::peer::{client_ip, ip_key};
 use crate::auth::{self, SessionAnswer};
 use crate::protocol::DeviceId;
 use crate::push::{EndpointRefused, check_endpoint};
@@ -60,15 +61,21 @@ impl From<crate::error::StoreError> for ApiError {
 /// Per-IP rate limit on every request (WebSocket upgrades included).
 pub(crate) async fn ip_limit(
     State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
     req: Request,
     next: Next,
 ) -> Response {
+    let client = client_ip(
+        peer.addr.ip(),
+        req.headers(),
+        &state.config.trusted_proxies,
+        state.config.client_ip_header,
+    );
     let allowed = state
         .ip_limits
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .allow(&peer.ip(), Instant::now());
+        .allow(&ip_key(client), Instant::now());
     if !allowed {
         metrics::counter!("signald_rate_limited_total", "scope" => "ip").increment(1);
         return ApiError::RateLimited.into_response();

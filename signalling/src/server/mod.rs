@@ -2,11 +2,14 @@
 //! registration, sessions, push endpoints, key directory, TURN
 //! credentials, metrics) and one WebSocket per online device.
 
+mod conn;
 mod http;
 pub mod hub;
 pub mod limits;
+pub mod peer;
 mod ws;
 
+use std::future::IntoFuture as _;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -107,6 +110,13 @@ pub async fn start(config: Config, metrics: Option<PrometheusHandle>) -> anyhow:
     } else {
         tracing::info!("logins are accepted for {shown:?}");
     }
+    let conns = conn::Conns::new(conn::ConnLimits {
+        max_total: config.max_connections,
+        max_per_ip: config.max_connections_per_ip,
+        request_timeout: Duration::from_secs(config.request_timeout_s),
+        trusted_proxies: config.trusted_proxies.clone().into(),
+    });
+    let grace = Duration::from_secs(config.shutdown_grace_s);
     let (tx, rx) = watch::channel(false);
     let state = Arc::new(AppState {
         device_limits: Mutex::new(RateLimiter::new(config.device_rate, config.device_burst)),
@@ -121,17 +131,32 @@ pub async fn start(config: Config, metrics: Option<PrometheusHandle>) -> anyhow:
     });
     spawn_sweeper(store.clone(), rx.clone());
     let app = router(state);
-    let mut stop = rx;
+    let (mut stop, mut stop_serving) = (rx.clone(), rx);
+    let listener = conn::ConnListener::new(listener, conns.clone());
     let task = tokio::spawn(async move {
         let serve = axum::serve(
             listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
+            app.into_make_service_with_connect_info::<conn::Peer>(),
         )
         .with_graceful_shutdown(async move {
-            stopped(&mut stop).await;
+            stopped(&mut stop_serving).await;
         });
-        if let Err(e) = serve.await {
-            tracing::error!("server: {e}");
+        let mut serve = std::pin::pin!(serve.into_future());
+        tokio::select! {
+            _ = &mut serve => return,
+            _ = stopped(&mut stop) => {}
+        }
+        // Requests in progress get the grace period; then every connection
+        // still open is dropped, so that a client that never finishes its
+        // request cannot keep the database from being closed.
+        if tokio::time::timeout(grace, &mut serve).await.is_err() {
+            tracing::warn!(
+                open = conns.count(),
+                "connections still open {grace:?} after shutdown began: dropping them"
+            );
+            conns.drop_all();
+            // Hang guard: dropped sockets fail their next read or write.
+            let _ = tokio::time::timeout(Duration::from_secs(5), serve).await;
         }
     });
     tracing::info!(%addr, "sotto-signald listening");
@@ -160,6 +185,7 @@ fn router(state: Arc<AppState>) -> Router {
             http::ip_limit,
         ))
         .layer(DefaultBodyLimit::max(MAX_FRAME_BYTES))
+        .layer(axum::middleware::from_fn(conn::request_deadline))
         .with_state(state)
 }
 

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt as _, StreamExt as _};
 
 use super::AppState;
+use super::conn::Peer;
 use super::http::authed;
 use crate::error::ProtocolError;
 use crate::protocol::{
@@ -36,7 +37,7 @@ const BATCH: i64 = 64;
 /// `GET /v1/ws`: authenticates the session, then upgrades.
 pub(crate) async fn upgrade(
     State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -58,7 +59,7 @@ pub(crate) async fn upgrade(
         // tungstenite's 128 KiB default buffers would cost ~130 KiB each.
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
-        .on_upgrade(move |socket| connection(state, socket, device, peer))
+        .on_upgrade(move |socket| connection(state, socket, device, peer.addr))
 }
 
 async fn connection(state: Arc<AppState>, socket: WebSocket, device: DeviceId, peer: SocketAddr) {
