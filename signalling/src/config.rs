@@ -112,6 +112,14 @@ pub struct Config {
     /// Pings in a row a device may leave unanswered before its connection
     /// is taken for dead and dropped (its offers then go by push), 1 to 10.
     pub ws_missed_pongs: u32,
+    /// Unexpired messages that may wait for one device, 1 to 100000;
+    /// more are refused (`queue_full`) until it reads some or they expire.
+    pub queue_max_messages: u64,
+    /// Bytes of messages that may wait for one device, 65536 to 1073741824.
+    pub queue_max_bytes: u64,
+    /// Unexpired messages one sender may have waiting for one device,
+    /// 1 to `queue_max_messages`.
+    pub queue_max_per_sender: u64,
     /// Connections open at once, in all (WebSockets of online devices
     /// included), 1 to 1000000; more are closed as soon as accepted. Keep
     /// it under the process's open-file limit.
@@ -160,6 +168,9 @@ impl Default for Config {
             ip_burst: 200.0,
             ws_ping_interval_s: 20,
             ws_missed_pongs: 2,
+            queue_max_messages: 1_000,
+            queue_max_bytes: 8 << 20,
+            queue_max_per_sender: 200,
             max_connections: 10_000,
             max_connections_per_ip: 100,
             request_timeout_s: 10,
@@ -320,6 +331,13 @@ impl Config {
         finite_at_least("ip_burst", self.ip_burst, 1.0, true)?;
         in_range("ws_ping_interval_s", self.ws_ping_interval_s, 1..=600)?;
         in_range("ws_missed_pongs", self.ws_missed_pongs.into(), 1..=10)?;
+        in_range("queue_max_messages", self.queue_max_messages, 1..=100_000)?;
+        in_range("queue_max_bytes", self.queue_max_bytes, 65_536..=1 << 30)?;
+        in_range(
+            "queue_max_per_sender",
+            self.queue_max_per_sender,
+            1..=self.queue_max_messages,
+        )?;
         in_range(
             "max_connections",
             self.max_connections as u64,
@@ -352,7 +370,10 @@ mod tests {
     fn out_of_range_settings_are_refused_by_name() {
         assert_eq!(Config::default().validate(), Ok(()));
         type Breaks = fn(&mut Config);
-        let cases: [(&str, Breaks); 21] = [
+        let cases: [(&str, Breaks); 24] = [
+            ("queue_max_messages", |c| c.queue_max_messages = 0),
+            ("queue_max_bytes", |c| c.queue_max_bytes = 1),
+            ("queue_max_per_sender", |c| c.queue_max_per_sender = 1_001),
             ("max_connections", |c| c.max_connections = 0),
             ("max_connections_per_ip", |c| c.max_connections_per_ip = 0),
             ("request_timeout_s", |c| c.request_timeout_s = 0),

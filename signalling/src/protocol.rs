@@ -271,6 +271,13 @@ pub enum ErrorCode {
     RateLimited,
     /// The server could not store the message; resend later.
     Unavailable,
+    /// The recipient has as many messages waiting for it as the server
+    /// keeps (in all, or from this sender): not stored. They wait at most
+    /// the ring timeout; resend later, if it still matters.
+    QueueFull,
+    /// A code this client does not know (a newer server's).
+    #[serde(other)]
+    Unknown,
 }
 
 impl ClientFrame {
@@ -335,6 +342,26 @@ pub fn fuzz_parse(data: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_error_code_still_parses() {
+        let f = ServerFrame::parse(r#"{"type":"error","v":1,"code":"from_the_future","id":"m1"}"#);
+        assert!(matches!(
+            f,
+            Ok(ServerFrame::Error {
+                code: ErrorCode::Unknown,
+                ..
+            })
+        ));
+        let f = ServerFrame::parse(r#"{"type":"error","v":1,"code":"queue_full"}"#);
+        assert!(matches!(
+            f,
+            Ok(ServerFrame::Error {
+                code: ErrorCode::QueueFull,
+                ..
+            })
+        ));
+    }
 
     #[test]
     fn ids_are_validated() {

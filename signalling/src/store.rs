@@ -49,6 +49,10 @@ pub struct Queued {
     pub seq: i64,
     /// The envelope as JSON.
     pub body: String,
+    /// Its sender.
+    pub sender: String,
+    /// Its message id.
+    pub msg_id: String,
 }
 
 /// What happened to a message handed to [`Store::enqueue`].
@@ -58,6 +62,29 @@ pub enum Enqueued {
     Stored(i64),
     /// The sender already used this message id inside the replay window.
     Duplicate,
+    /// Not stored: the recipient already has as many unexpired messages
+    /// waiting as [`QueueCaps`] allow, in all or from this sender.
+    Full,
+}
+
+/// How much may wait in one recipient's queue ([`Store::enqueue_capped`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueCaps {
+    /// Messages in all.
+    pub messages: u64,
+    /// Bytes of stored envelopes in all.
+    pub bytes: u64,
+    /// Messages from any one sender.
+    pub per_sender: u64,
+}
+
+impl QueueCaps {
+    /// No caps.
+    pub const UNLIMITED: Self = Self {
+        messages: u64::MAX,
+        bytes: u64::MAX,
+        per_sender: u64::MAX,
+    };
 }
 
 /// The database handle (cheap to clone).
@@ -304,12 +331,38 @@ impl Store {
 
     /// Stores `env` in its recipient's queue until `expires_ms`, refusing a
     /// message id the sender already used (kept until `seen_until_ms`).
+    /// Uncapped: see [`Self::enqueue_capped`].
     pub async fn enqueue(
         &self,
         env: &Envelope,
         body: &str,
         expires_ms: u64,
         seen_until_ms: u64,
+    ) -> Result<Enqueued, StoreError> {
+        self.enqueue_capped(
+            env,
+            body,
+            expires_ms,
+            seen_until_ms,
+            0,
+            QueueCaps::UNLIMITED,
+        )
+        .await
+    }
+
+    /// [`Self::enqueue`], refusing ([`Enqueued::Full`], nothing stored, the
+    /// id not used up) a message that would take its recipient's unexpired
+    /// queue at `now_ms` past `caps`. Enqueues for one recipient take turns
+    /// (its sequence counter row is locked first), so concurrent senders
+    /// cannot overshoot the caps together.
+    pub async fn enqueue_capped(
+        &self,
+        env: &Envelope,
+        body: &str,
+        expires_ms: u64,
+        seen_until_ms: u64,
+        now_ms: u64,
+        caps: QueueCaps,
     ) -> Result<Enqueued, StoreError> {
         let mut tx = self.pool.begin().await?;
         let fresh = sqlx::query(
@@ -333,6 +386,28 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?
         .try_get(0)?;
+        if caps != QueueCaps::UNLIMITED {
+            let row = sqlx::query(
+                "SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0), \
+                 COALESCE(SUM(CASE WHEN sender = $2 THEN 1 ELSE 0 END), 0) \
+                 FROM queue WHERE recipient = $1 AND expires_ms > $3",
+            )
+            .bind(env.to.as_str())
+            .bind(env.from.as_str())
+            .bind(now_ms as i64)
+            .fetch_one(&mut *tx)
+            .await?;
+            let count: i64 = row.try_get(0)?;
+            let bytes: i64 = row.try_get(1)?;
+            let from_sender: i64 = row.try_get(2)?;
+            let over = count as u64 >= caps.messages
+                || bytes as u64 + body.len() as u64 > caps.bytes
+                || from_sender as u64 >= caps.per_sender;
+            if over {
+                // Rolled back: neither the id nor a sequence number is used.
+                return Ok(Enqueued::Full);
+            }
+        }
         sqlx::query(
             "INSERT INTO queue (recipient, seq, sender, msg_id, call_id, kind, body, expires_ms) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -360,8 +435,8 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<Queued>, StoreError> {
         let rows = sqlx::query(
-            "SELECT seq, body FROM queue WHERE recipient = $1 AND seq > $2 AND expires_ms > $3 \
-             ORDER BY seq LIMIT $4",
+            "SELECT seq, body, sender, msg_id FROM queue \
+             WHERE recipient = $1 AND seq > $2 AND expires_ms > $3 ORDER BY seq LIMIT $4",
         )
         .bind(recipient.as_str())
         .bind(after_seq)
@@ -374,6 +449,8 @@ impl Store {
                 Ok(Queued {
                     seq: r.try_get(0)?,
                     body: r.try_get(1)?,
+                    sender: r.try_get(2)?,
+                    msg_id: r.try_get(3)?,
                 })
             })
             .collect()
@@ -393,6 +470,16 @@ impl Store {
                 .bind(msg_id)
                 .execute(&self.pool)
                 .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Deletes the delivered message at `seq` of `recipient`'s queue.
+    pub async fn ack_seq(&self, recipient: &DeviceId, seq: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM queue WHERE recipient = $1 AND seq = $2")
+            .bind(recipient.as_str())
+            .bind(seq)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -612,6 +699,75 @@ mod tests {
         // Expired messages are not delivered.
         assert!(store.fetch(&bob, 0, 10_000, 10).await.unwrap().is_empty());
         assert_eq!(store.withdraw_offers(&bob, "c1").await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn queues_are_capped_per_recipient_and_per_sender() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let bob = DeviceId::new("bob").unwrap();
+        let caps = QueueCaps {
+            messages: 3,
+            bytes: 100,
+            per_sender: 2,
+        };
+        let put = |from: &str, id: &str, body: &str, expires: u64| {
+            let e = env(from, "bob", id, MessageKind::Ice);
+            let (store, body) = (store.clone(), body.to_owned());
+            async move {
+                store
+                    .enqueue_capped(&e, &body, expires, 10_000, 1_000, caps)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert!(matches!(
+            put("a", "1", "x", 5_000).await,
+            Enqueued::Stored(_)
+        ));
+        assert!(matches!(
+            put("a", "2", "x", 5_000).await,
+            Enqueued::Stored(_)
+        ));
+        // Alice has her share; Carol still gets in, up to the total.
+        assert_eq!(put("a", "3", "x", 5_000).await, Enqueued::Full);
+        assert!(matches!(
+            put("c", "1", "x", 5_000).await,
+            Enqueued::Stored(_)
+        ));
+        assert_eq!(put("d", "1", "x", 5_000).await, Enqueued::Full);
+        // A refused id was not used up, nor a sequence number.
+        store
+            .ack(&bob, &DeviceId::new("a").unwrap(), "1")
+            .await
+            .unwrap();
+        assert_eq!(put("a", "3", "x", 5_000).await, Enqueued::Stored(4));
+        // Bytes count too.
+        store
+            .ack(&bob, &DeviceId::new("a").unwrap(), "2")
+            .await
+            .unwrap();
+        assert_eq!(
+            put("d", "big", &"x".repeat(99), 5_000).await,
+            Enqueued::Full
+        );
+        assert!(matches!(
+            put("d", "small", "x", 5_000).await,
+            Enqueued::Stored(_)
+        ));
+        // Expired messages do not count, swept or not.
+        let store2 = Store::open("sqlite::memory:").await.unwrap();
+        let e = env("e", "bob", "new", MessageKind::Ice);
+        for from in ["a", "c", "d"] {
+            let e = env(from, "bob", "old", MessageKind::Ice);
+            store2
+                .enqueue_capped(&e, "x", 500, 10_000, 0, caps)
+                .await
+                .unwrap();
+        }
+        let fresh = store2
+            .enqueue_capped(&e, "x", 5_000, 10_000, 1_000, caps)
+            .await;
+        assert!(matches!(fresh.unwrap(), Enqueued::Stored(_)));
     }
 
     #[tokio::test]

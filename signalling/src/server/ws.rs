@@ -23,7 +23,7 @@ use crate::protocol::{
 };
 use crate::push::{PushKind, PushMessage};
 use crate::seal::{DevicePublic, verify_envelope};
-use crate::store::Enqueued;
+use crate::store::{Enqueued, QueueCaps};
 use crate::util::unix_ms;
 
 /// Oldest and newest sender timestamps accepted, relative to our clock.
@@ -77,6 +77,7 @@ async fn connection(state: Arc<AppState>, socket: WebSocket, device: DeviceId, p
     tracing::debug!(%device, %peer, "connected");
     let (mut tx, mut rx) = socket.split();
     let mut last_seq = 0i64;
+    let mut delivered = Delivered::new(state.config.queue_max_messages as usize);
     let mut shutdown = state.shutdown.clone();
     // A peer that vanished without a FIN (phone off the network) is found
     // by its silence: pings it must answer, and writes that must complete.
@@ -88,7 +89,7 @@ async fn connection(state: Arc<AppState>, socket: WebSocket, device: DeviceId, p
     loop {
         tokio::select! {
             _ = signals.wake.notified() => {
-                let drained = drain(&state, &device, &mut last_seq, &mut tx);
+                let drained = drain(&state, &device, &mut last_seq, &mut delivered, &mut tx);
                 if !matches!(tokio::time::timeout(period, drained).await, Ok(Ok(()))) {
                     break;
                 }
@@ -121,7 +122,7 @@ async fn connection(state: Arc<AppState>, socket: WebSocket, device: DeviceId, p
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
                 };
-                let reply = handle_frame(&state, &device, text.as_str()).await;
+                let reply = handle_frame(&state, &device, &mut delivered, text.as_str()).await;
                 if let Some(reply) = reply
                     && send(&mut tx, &reply, period).await.is_err()
                 {
@@ -141,6 +142,53 @@ async fn connection(state: Arc<AppState>, socket: WebSocket, device: DeviceId, p
 }
 
 type Tx = futures_util::stream::SplitSink<WebSocket, Message>;
+
+/// Messages delivered on this connection and not yet acknowledged, by
+/// (sender, id): an ack costs a database write only for one of these, and
+/// once, so acks are bounded by deliveries (themselves bounded by the
+/// senders' rate limits and the queue caps) rather than by how fast a
+/// device can write them. Holds at most `cap`, forgetting the oldest (its
+/// message is delivered again on the next connection, and expires).
+#[derive(Debug)]
+struct Delivered {
+    cap: usize,
+    by_id: HashMap<(String, String), i64>,
+    order: std::collections::VecDeque<(i64, (String, String))>,
+}
+
+impl Delivered {
+    fn new(cap: usize) -> Self {
+        Self {
+            cap: cap.max(1),
+            by_id: HashMap::new(),
+            order: std::collections::VecDeque::new(),
+        }
+    }
+
+    fn insert(&mut self, sender: String, msg_id: String, seq: i64) {
+        while self.by_id.len() >= self.cap {
+            let Some((seq, key)) = self.order.pop_front() else {
+                break;
+            };
+            if self.by_id.get(&key) == Some(&seq) {
+                self.by_id.remove(&key);
+            }
+        }
+        let key = (sender, msg_id);
+        self.by_id.insert(key.clone(), seq);
+        self.order.push_back((seq, key));
+        // Acked entries leave `by_id` only; keep `order` from growing past them.
+        if self.order.len() > 2 * self.cap {
+            let by_id = &self.by_id;
+            self.order.retain(|(seq, key)| by_id.get(key) == Some(seq));
+        }
+    }
+
+    /// The queue position of a delivered, unacknowledged message, forgetting it.
+    fn take(&mut self, sender: &str, msg_id: &str) -> Option<i64> {
+        self.by_id.remove(&(sender.to_owned(), msg_id.to_owned()))
+    }
+}
 
 /// Writes one frame; a write that does not complete within `limit` (the
 /// peer stopped reading) fails.
@@ -166,6 +214,7 @@ async fn drain(
     state: &AppState,
     device: &DeviceId,
     last_seq: &mut i64,
+    delivered: &mut Delivered,
     tx: &mut Tx,
 ) -> Result<(), axum::Error> {
     loop {
@@ -184,6 +233,7 @@ async fn drain(
             );
             tx.send(Message::Text(frame.into())).await?;
             metrics::counter!("signald_messages_delivered_total").increment(1);
+            delivered.insert(q.sender.clone(), q.msg_id.clone(), q.seq);
             *last_seq = q.seq;
         }
         if (batch.len() as i64) < BATCH {
@@ -192,7 +242,12 @@ async fn drain(
     }
 }
 
-async fn handle_frame(state: &AppState, me: &DeviceId, text: &str) -> Option<ServerFrame> {
+async fn handle_frame(
+    state: &AppState,
+    me: &DeviceId,
+    delivered: &mut Delivered,
+    text: &str,
+) -> Option<ServerFrame> {
     let frame = match ClientFrame::parse(text) {
         Ok(f) => f,
         Err(e) => {
@@ -206,7 +261,12 @@ async fn handle_frame(state: &AppState, me: &DeviceId, text: &str) -> Option<Ser
     };
     match frame {
         ClientFrame::Ack { id, from, .. } => {
-            if let Err(e) = state.store.ack(me, &from, id.as_str()).await {
+            // Not delivered here, or acked already: nothing to delete.
+            let Some(seq) = delivered.take(from.as_str(), id.as_str()) else {
+                metrics::counter!("signald_acks_ignored_total").increment(1);
+                return None;
+            };
+            if let Err(e) = state.store.ack_seq(me, seq).await {
                 tracing::warn!("ack: {e}");
             }
             None
@@ -272,16 +332,33 @@ async fn accept(
     }
     let body = serde_json::to_string(&env).map_err(|_| ErrorCode::Malformed)?;
     let ttl_ms = state.config.ring_timeout_s * 1000;
+    let caps = QueueCaps {
+        messages: state.config.queue_max_messages,
+        bytes: state.config.queue_max_bytes,
+        per_sender: state.config.queue_max_per_sender,
+    };
     let stored = state
         .store
-        .enqueue(&env, &body, now_ms + ttl_ms, env.ts_ms + MAX_AGE_MS)
+        .enqueue_capped(
+            &env,
+            &body,
+            now_ms + ttl_ms,
+            env.ts_ms + MAX_AGE_MS,
+            now_ms,
+            caps,
+        )
         .await
         .map_err(|e| {
             tracing::warn!("enqueue: {e}");
             ErrorCode::Unavailable
         })?;
-    if stored == Enqueued::Duplicate {
-        return Err(ErrorCode::Replay);
+    match stored {
+        Enqueued::Stored(_) => {}
+        Enqueued::Duplicate => return Err(ErrorCode::Replay),
+        Enqueued::Full => {
+            tracing::info!(from = %me, to = %env.to, "message refused: the recipient's queue is full");
+            return Err(ErrorCode::QueueFull);
+        }
     }
     metrics::counter!("signald_messages_total", "kind" => env.kind.as_str()).increment(1);
     if state.hub.route(&env.to).await {
@@ -310,4 +387,25 @@ async fn accept(
         }
     }
     Ok(Some(state.config.ring_timeout_s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Delivered;
+
+    #[test]
+    fn delivered_ids_are_taken_once_and_bounded() {
+        let mut d = Delivered::new(3);
+        d.insert("a".into(), "1".into(), 1);
+        d.insert("a".into(), "2".into(), 2);
+        assert_eq!(d.take("a", "1"), Some(1));
+        assert_eq!(d.take("a", "1"), None, "an ack deletes once");
+        assert_eq!(d.take("b", "2"), None, "sender and id must both match");
+        for n in 3..1_000 {
+            d.insert("a".into(), n.to_string(), n);
+        }
+        assert!(d.by_id.len() <= 3 && d.order.len() <= 7);
+        assert_eq!(d.take("a", "999"), Some(999));
+        assert_eq!(d.take("a", "3"), None, "the oldest were forgotten");
+    }
 }
