@@ -131,10 +131,11 @@ pub struct Options {
     /// `postgres://…`), read at start and on SIGHUP.
     #[arg(long, env = "SOTTO_RELAY_AUTH_DATABASE", hide_env_values = true)]
     pub auth_database: Option<String>,
-    /// Peer ranges allowed although special-purpose or the relay's own
-    /// addresses (which are refused by default: relay, external and
-    /// listen IPs, and with a wildcard listener every interface address,
-    /// re-read on SIGHUP).
+    /// Peer ranges allowed (every port) although special-purpose or the
+    /// relay's own addresses (which are refused by default: relay,
+    /// external and listen IPs, and with a wildcard listener every
+    /// interface address, re-read on SIGHUP; the advertised relayed
+    /// address is a peer for live allocations' ports only).
     #[arg(
         long = "allow-peer",
         env = "SOTTO_RELAY_ALLOW_PEER",
@@ -281,6 +282,17 @@ impl Options {
             return invalid("set relay_ip: listening on a wildcard address gives no relay address");
         }
         let mut policy = PeerPolicy::new(self.allow_peers, self.deny_peers);
+        // Our relayed addresses are peers for the ports of live
+        // allocations (two clients of this relay, both relay-only).
+        for local in [relay_v4, relay_v6].into_iter().flatten() {
+            let advertised = self
+                .external_ip
+                .iter()
+                .find(|e| e.is_ipv4() == local.is_ipv4())
+                .copied()
+                .unwrap_or(local);
+            policy.add_relay_address(advertised, local);
+        }
         // The host's own concrete addresses (wildcard listeners name none).
         policy.deny_own(
             relay_ips.iter().chain(&self.external_ip).copied().chain(
@@ -575,6 +587,17 @@ mod tests {
             assert!(!s.policy.permits(own.parse().unwrap()), "{own}");
         }
         assert!(s.policy.permits("1.2.3.5".parse().unwrap()));
+        // The advertised relayed address is a peer on live relayed ports
+        // (checked by the core), reached at relay_ip; relay_ip itself,
+        // never advertised, is not a peer.
+        use crate::policy::Verdict;
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(s.policy.verdict(ip("5.6.7.8")), Verdict::RelayedPortsOnly);
+        assert_eq!(s.policy.verdict(ip("1.2.3.4")), Verdict::Refused);
+        assert_eq!(
+            s.policy.local_of("5.6.7.8:40000".parse().unwrap()),
+            "1.2.3.4:40000".parse().unwrap()
+        );
         let allowed = Options {
             allow_peers: vec!["5.6.7.8/32".parse().unwrap()],
             ..o

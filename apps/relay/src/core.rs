@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::auth::{Key, Verifier};
-use crate::policy::PeerPolicy;
+use crate::policy::{PeerPolicy, Verdict};
 use crate::shared::{Bucket, RESERVATION_LIFETIME, ReserveError, Shared};
 use crate::stun::{self, Builder, ChannelData, Class, Integrity, Message, attr, method};
 
@@ -310,7 +310,21 @@ impl Config {
 struct Channel {
     number: u16,
     peer: SocketAddr,
+    /// Where its data goes: `peer`, or the local address of one of our
+    /// own relayed addresses ([`PeerPolicy::local_of`]).
+    send_to: SocketAddr,
+    /// `peer` is one of our own relayed addresses: data flows only while
+    /// its port is a live allocation's.
+    own: bool,
     expires: Instant,
+}
+
+#[derive(Debug)]
+struct Permission {
+    ip: IpAddr,
+    expires: Instant,
+    /// One of our own relayed addresses ([`Verdict::RelayedPortsOnly`]).
+    own: bool,
 }
 
 #[derive(Debug)]
@@ -328,16 +342,17 @@ struct Allocation {
     token: Option<[u8; 8]>,
     expires: Instant,
     creds_expire_unix: Option<u64>,
-    permissions: Vec<(IpAddr, Instant)>,
+    permissions: Vec<Permission>,
     channels: Vec<Channel>,
     bucket: Bucket,
 }
 
 impl Allocation {
-    fn permitted(&self, ip: IpAddr, now: Instant) -> bool {
+    /// The live permission for `ip`, if any.
+    fn permission(&self, ip: IpAddr, now: Instant) -> Option<&Permission> {
         self.permissions
             .iter()
-            .any(|(p, exp)| *p == ip && *exp > now)
+            .find(|p| p.ip == ip && p.expires > now)
     }
 }
 
@@ -365,6 +380,9 @@ pub struct Relay {
     stats: Stats,
     live: usize,
     tid_counter: u64,
+    /// The policy maps some relayed addresses to local ones
+    /// ([`PeerPolicy::translates`]).
+    translates: bool,
 }
 
 /// Control messages queued at most; beyond, the oldest are dropped.
@@ -406,6 +424,7 @@ impl Relay {
     /// A core with its own allocation table over the shared state.
     pub fn new(config: Config, shared: Arc<Shared>) -> Self {
         Relay {
+            translates: config.policy.translates(),
             config,
             shared,
             slots: Vec::new(),
@@ -485,7 +504,7 @@ impl Relay {
                 self.remove(i as u32);
                 continue;
             }
-            a.permissions.retain(|(_, exp)| *exp > now);
+            a.permissions.retain(|p| p.expires > now);
             a.channels.retain(|c| c.expires > now);
         }
         self.next_sweep = (self.live > 0 || !self.reservations.is_empty()).then(|| now + SWEEP);
@@ -532,8 +551,9 @@ impl Relay {
         match addr {
             Some(addr) => {
                 a.relayed = Some(addr);
-                let client = a.client;
+                let (client, family) = (a.client, a.family);
                 let tid = a.allocate_tid;
+                self.shared.set_relayed_port(family, addr.port(), true);
                 self.stats.allocations_created += 1;
                 let msg = self.allocate_success(now, relay.index, tid);
                 self.queue(Dest::Client(client), msg);
@@ -589,7 +609,8 @@ impl Relay {
         self.by_client.remove(&a.client);
         self.shared.quotas.release(&a.quota_user);
         self.live -= 1;
-        if a.relayed.is_some() {
+        if let Some(addr) = a.relayed {
+            self.shared.set_relayed_port(a.family, addr.port(), false);
             self.stats.allocations_closed += 1;
         }
         self.events.push_back(Event::Closed {
@@ -681,8 +702,10 @@ impl Relay {
             .iter()
             .find(|c| c.number == cd.channel && c.expires > now)
             .ok_or(DropReason::NoChannel)?;
-        let peer = ch.peer;
-        if !a.permitted(peer.ip(), now) {
+        let (peer, send_to) = (ch.peer, ch.send_to);
+        if a.permission(peer.ip(), now).is_none()
+            || (ch.own && !self.shared.relayed_port_live(a.family, peer.port()))
+        {
             return Err(DropReason::NoPermission);
         }
         let len = cd.data.len();
@@ -692,7 +715,7 @@ impl Relay {
         Ok(Some(Forward {
             dest: Dest::Peer {
                 relay: self.id_of(index),
-                addr: peer,
+                addr: send_to,
             },
             range: 4..4 + len,
             pad: 0,
@@ -711,8 +734,21 @@ impl Relay {
         }
         let len = data.len() - PEER_HEADROOM;
         let a = self.get(relay).ok_or(DropReason::NoAllocation)?;
-        if !a.permitted(from.ip(), now) {
-            return Err(DropReason::NoPermission);
+        let mut from = from;
+        // From another allocation of ours, sent to its local address:
+        // the peer is its advertised address.
+        if self.translates
+            && let Some(ip) = self.config.policy.advertised_of(from.ip())
+            && self.shared.relayed_port_live(a.family, from.port())
+        {
+            from = SocketAddr::new(ip, from.port());
+        }
+        match a.permission(from.ip(), now) {
+            None => return Err(DropReason::NoPermission),
+            Some(p) if p.own && !self.shared.relayed_port_live(a.family, from.port()) => {
+                return Err(DropReason::NoPermission);
+            }
+            Some(_) => {}
         }
         let client = a.client;
         let channel = a
@@ -763,9 +799,20 @@ impl Relay {
         let a = self.slots[index as usize]
             .as_ref()
             .ok_or(DropReason::NoAllocation)?;
-        if !a.permitted(peer.ip(), now) {
-            return Err(DropReason::NoPermission);
-        }
+        let own = a
+            .permission(peer.ip(), now)
+            .ok_or(DropReason::NoPermission)?
+            .own;
+        // Our own relayed address: only another allocation's port, and
+        // sent to it locally.
+        let send_to = if own {
+            if !self.shared.relayed_port_live(a.family, peer.port()) {
+                return Err(DropReason::NoPermission);
+            }
+            self.config.policy.local_of(peer)
+        } else {
+            peer
+        };
         let len = data.value.len();
         self.spend(now, index, len)?;
         self.stats.c2p_packets += 1;
@@ -774,7 +821,7 @@ impl Relay {
         Ok(Some(Forward {
             dest: Dest::Peer {
                 relay: self.id_of(index),
-                addr: peer,
+                addr: send_to,
             },
             range: start..start + len,
             pad: 0,
@@ -1180,38 +1227,59 @@ impl Relay {
         Ok(Some(b))
     }
 
-    /// Checks a peer address against family and policy.
+    /// Checks a peer address against family and policy. `Ok(true)` for
+    /// one of our own relayed addresses, whose ports are reachable only
+    /// while they are live allocations' ([`Verdict::RelayedPortsOnly`]).
     fn check_peer(
         &mut self,
         index: u32,
         msg: &Message<'_>,
         peer: SocketAddr,
-    ) -> Result<(), Builder> {
+    ) -> Result<bool, Builder> {
         let a = self.slots[index as usize].as_ref().expect("owned");
         if Family::of(peer.ip()) != a.family {
             return Err(error(msg, (443, "Peer Address Family Mismatch")));
         }
-        if !self.config.policy.permits(peer.ip()) {
-            self.stats.denied_peers += 1;
-            return Err(error(msg, (403, "Forbidden")));
+        match self.config.policy.verdict(peer.ip()) {
+            Verdict::Allowed => Ok(false),
+            Verdict::RelayedPortsOnly => Ok(true),
+            Verdict::Refused => {
+                self.stats.denied_peers += 1;
+                Err(error(msg, (403, "Forbidden")))
+            }
         }
-        Ok(())
     }
 
-    fn permit(&mut self, now: Instant, index: u32, ip: IpAddr) -> bool {
+    /// Whether permissions for `ips` fit in the allocation: those it does
+    /// not hold yet, with the live ones, at most `max_permissions`.
+    fn permissions_fit(&self, now: Instant, index: u32, ips: &[IpAddr]) -> bool {
+        let a = self.slots[index as usize].as_ref().expect("owned");
+        let live = a.permissions.iter().filter(|p| p.expires > now).count();
+        let new = ips
+            .iter()
+            .enumerate()
+            .filter(|&(i, ip)| !ips[..i].contains(ip) && a.permission(*ip, now).is_none())
+            .count();
+        live + new <= self.config.max_permissions
+    }
+
+    /// Installs or refreshes a permission; the caller checked that it fits
+    /// ([`Relay::permissions_fit`]).
+    fn permit(&mut self, now: Instant, index: u32, ip: IpAddr, own: bool) {
         let until = now + self.config.permission_lifetime;
-        let max = self.config.max_permissions;
         let a = self.slots[index as usize].as_mut().expect("owned");
-        if let Some(p) = a.permissions.iter_mut().find(|(p, _)| *p == ip) {
-            p.1 = until;
-            return true;
+        a.permissions.retain(|p| p.expires > now);
+        match a.permissions.iter_mut().find(|p| p.ip == ip) {
+            Some(p) => {
+                p.expires = until;
+                p.own = own;
+            }
+            None => a.permissions.push(Permission {
+                ip,
+                expires: until,
+                own,
+            }),
         }
-        a.permissions.retain(|(_, exp)| *exp > now);
-        if a.permissions.len() >= max {
-            return false;
-        }
-        a.permissions.push((ip, until));
-        true
     }
 
     fn create_permission(
@@ -1222,7 +1290,9 @@ impl Relay {
         auth: &Auth<'_>,
     ) -> Result<Option<Builder>, Builder> {
         let index = self.own_allocation(client, msg, auth)?;
-        let mut peers = [None; 8];
+        const MAX: usize = 8;
+        let mut ips = [IpAddr::from([0, 0, 0, 0]); MAX];
+        let mut own = [false; MAX];
         let mut n = 0;
         for a in msg
             .attributes()
@@ -1231,20 +1301,22 @@ impl Relay {
         {
             let peer = stun::decode_xor_addr(a.value, &msg.transaction_id)
                 .ok_or_else(|| error(msg, (400, "Bad Request")))?;
-            if n == peers.len() {
+            if n == MAX {
                 return Err(error(msg, (508, "Insufficient Capacity")));
             }
-            self.check_peer(index, msg, peer)?;
-            peers[n] = Some(peer.ip());
+            own[n] = self.check_peer(index, msg, peer)?;
+            ips[n] = peer.ip();
             n += 1;
         }
         if n == 0 {
             return Err(error(msg, (400, "Bad Request")));
         }
-        for ip in peers.into_iter().flatten() {
-            if !self.permit(now, index, ip) {
-                return Err(error(msg, (508, "Insufficient Capacity")));
-            }
+        // All or nothing: no permission is installed by a request that fails.
+        if !self.permissions_fit(now, index, &ips[..n]) {
+            return Err(error(msg, (508, "Insufficient Capacity")));
+        }
+        for i in 0..n {
+            self.permit(now, index, ips[i], own[i]);
         }
         Ok(Some(Builder::new(
             method::CREATE_PERMISSION,
@@ -1277,25 +1349,46 @@ impl Relay {
             .get_xor_addr(attr::XOR_PEER_ADDRESS)
             .map_err(|_| bad())?
             .ok_or_else(bad)?;
-        self.check_peer(index, msg, peer)?;
+        let own = self.check_peer(index, msg, peer)?;
+        let family = self.slots[index as usize].as_ref().expect("owned").family;
+        // Our own relayed address: another allocation's port only, never
+        // a listener or another service of this host.
+        if own && !self.shared.relayed_port_live(family, peer.port()) {
+            self.stats.denied_peers += 1;
+            return Err(error(msg, (403, "Forbidden")));
+        }
+        let send_to = if own {
+            self.config.policy.local_of(peer)
+        } else {
+            peer
+        };
         let until = now + self.config.channel_lifetime;
         let max = self.config.max_channels;
-        let a = self.slots[index as usize].as_mut().expect("owned");
+        let a = self.slots[index as usize].as_ref().expect("owned");
         let by_number = a.channels.iter().position(|c| c.number == number);
         let by_peer = a.channels.iter().position(|c| c.peer == peer);
-        match (by_number, by_peer) {
-            (Some(i), Some(j)) if i == j => a.channels[i].expires = until,
-            (None, None) if a.channels.len() < max => a.channels.push(Channel {
-                number,
-                peer,
-                expires: until,
-            }),
+        let refresh = match (by_number, by_peer) {
+            (Some(i), Some(j)) if i == j => Some(i),
+            (None, None) if a.channels.len() < max => None,
             (None, None) => return Err(error(msg, (508, "Insufficient Capacity"))),
             _ => return Err(bad()),
-        }
-        if !self.permit(now, index, peer.ip()) {
+        };
+        // All or nothing: the permission must fit before the channel is made.
+        if !self.permissions_fit(now, index, &[peer.ip()]) {
             return Err(error(msg, (508, "Insufficient Capacity")));
         }
+        let a = self.slots[index as usize].as_mut().expect("owned");
+        match refresh {
+            Some(i) => a.channels[i].expires = until,
+            None => a.channels.push(Channel {
+                number,
+                peer,
+                send_to,
+                own,
+                expires: until,
+            }),
+        }
+        self.permit(now, index, peer.ip(), own);
         Ok(Some(Builder::new(
             method::CHANNEL_BIND,
             Class::Success,

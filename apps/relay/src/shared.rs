@@ -165,6 +165,33 @@ pub struct Shared {
     reservations: Mutex<HashMap<[u8; 8], Held>>,
     max_reservations: usize,
     next_token: AtomicU64,
+    /// Ports of live relayed sockets, IPv4 then IPv6: the only ports of
+    /// the relay's own relayed addresses a client may reach as a peer.
+    relayed_ports: [PortSet; 2],
+}
+
+/// A set of ports, lock-free: one bit per port.
+#[derive(Debug)]
+struct PortSet(Box<[AtomicU64]>);
+
+impl PortSet {
+    fn new() -> Self {
+        PortSet((0..1024).map(|_| AtomicU64::new(0)).collect())
+    }
+
+    fn set(&self, port: u16, on: bool) {
+        let (word, bit) = (usize::from(port / 64), 1u64 << (port % 64));
+        if on {
+            self.0[word].fetch_or(bit, Ordering::Relaxed);
+        } else {
+            self.0[word].fetch_and(!bit, Ordering::Relaxed);
+        }
+    }
+
+    fn contains(&self, port: u16) -> bool {
+        let (word, bit) = (usize::from(port / 64), 1u64 << (port % 64));
+        self.0[word].load(Ordering::Relaxed) & bit != 0
+    }
 }
 
 /// How long a RESERVATION-TOKEN stays redeemable and its port held
@@ -208,6 +235,7 @@ impl Shared {
             reservations: Mutex::new(HashMap::new()),
             max_reservations: MAX_RESERVATIONS,
             next_token: AtomicU64::new(0),
+            relayed_ports: [PortSet::new(), PortSet::new()],
         }
     }
 
@@ -275,6 +303,17 @@ impl Shared {
             .remove(token)?;
         self.quotas.release(&held.quota_user);
         Some(held)
+    }
+
+    /// Whether `port` is the relayed port of a live allocation of
+    /// `family` on this relay (any worker or connection).
+    pub fn relayed_port_live(&self, family: Family, port: u16) -> bool {
+        self.relayed_ports[family as usize].contains(port)
+    }
+
+    /// Marks `port` as held by a live allocation of `family`, or no longer.
+    pub(crate) fn set_relayed_port(&self, family: Family, port: u16, live: bool) {
+        self.relayed_ports[family as usize].set(port, live);
     }
 
     /// Reservations held now.

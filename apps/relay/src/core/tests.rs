@@ -18,6 +18,8 @@ struct Harness {
     relayed: Option<RelayId>,
     /// Every [`Event::BindRelay`] answered so far.
     binds: Vec<Event>,
+    /// The relayed address the (simulated) driver binds.
+    bind_addr: SocketAddr,
 }
 
 fn shared(max_total: usize, per_user: usize) -> Arc<Shared> {
@@ -61,6 +63,7 @@ impl Harness {
             next_tid: 0,
             relayed: None,
             binds: Vec::new(),
+            bind_addr: "127.0.0.1:50000".parse().unwrap(),
         }
     }
 
@@ -107,7 +110,7 @@ impl Harness {
         while let Some(ev) = self.relay.poll_event() {
             if let Event::BindRelay { relay, .. } = ev {
                 self.relay
-                    .relay_bound(self.now, relay, Some("127.0.0.1:50000".parse().unwrap()));
+                    .relay_bound(self.now, relay, Some(self.bind_addr));
                 self.relayed = Some(relay);
                 self.binds.push(ev);
             }
@@ -128,6 +131,12 @@ impl Harness {
         self.request(method::CHANNEL_BIND, true, |b| {
             b.u32(attr::CHANNEL_NUMBER, u32::from(ch) << 16)
                 .xor_addr(attr::XOR_PEER_ADDRESS, peer);
+        })
+    }
+
+    fn create_permission(&mut self, peer: IpAddr) -> Vec<u8> {
+        self.request(method::CREATE_PERMISSION, true, |b| {
+            b.xor_addr(attr::XOR_PEER_ADDRESS, SocketAddr::new(peer, 0));
         })
     }
 
@@ -791,4 +800,195 @@ fn data_indication_in_place_matches_the_builder() {
             assert_eq!(in_place, b.finish(), "{peer} with {len} bytes");
         }
     }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn send_indication(peer: SocketAddr, data: &[u8]) -> Vec<u8> {
+    let mut b = Builder::new(method::SEND, Class::Indication, [7; 12]);
+    b.xor_addr(attr::XOR_PEER_ADDRESS, peer)
+        .attr(attr::DATA, data);
+    b.finish()
+}
+
+fn channel_data(number: u16, data: &[u8]) -> Vec<u8> {
+    let mut v = stun::channel_header(number, data.len() as u16).to_vec();
+    v.extend_from_slice(data);
+    v
+}
+
+/// What a Forward to a client carries: the peer and payload of a Data
+/// indication, or the channel and payload of ChannelData.
+fn to_client(buf: &[u8], f: &Forward) -> (Option<SocketAddr>, Option<u16>, Vec<u8>) {
+    let mut bytes = buf[f.range.clone()].to_vec();
+    bytes.resize(bytes.len() + f.pad, 0);
+    if bytes[0] & 0xc0 == 0x40 {
+        let cd = ChannelData::parse(&bytes).unwrap();
+        return (None, Some(cd.channel), cd.data.to_vec());
+    }
+    let m = Message::parse(&bytes).unwrap();
+    assert_eq!((m.method, m.class), (method::DATA, Class::Indication));
+    let peer = m.get_xor_addr(attr::XOR_PEER_ADDRESS).unwrap();
+    (peer, None, m.get(attr::DATA).unwrap().value.to_vec())
+}
+
+/// Two clients of one relay, both relay-only: each one's peer is the
+/// other's relayed address, an address of the relay itself (relay_ip
+/// 127.0.0.1, advertised as external_ip 1.2.3.4). With the default
+/// policy they reach each other both ways, through Send/Data indications
+/// and channels, sent to the local address (no NAT hairpin); every other
+/// port of the relay's address (a listener, ssh, a free port) stays
+/// refused, and so does a port whose allocation has gone.
+#[test]
+fn two_clients_of_one_relay_reach_each_other_and_nothing_else() {
+    let s = shared(10, 10);
+    let policy = || {
+        let mut p = PeerPolicy::default();
+        p.add_relay_address(ip("1.2.3.4"), ip("127.0.0.1"));
+        p.deny_own([ip("1.2.3.4"), ip("127.0.0.1")]);
+        p
+    };
+    let mut a = Harness::with(s.clone(), |c| c.policy = policy());
+    a.bind_addr = "1.2.3.4:40000".parse().unwrap();
+    let mut b = Harness::with(s.clone(), |c| c.policy = policy());
+    b.bind_addr = "1.2.3.4:40002".parse().unwrap();
+    b.client.remote = "192.0.2.51:5000".parse().unwrap();
+    b.user = "bob".into();
+    b.key = Key::derive("bob", REALM, "pw");
+    assert_eq!(code(&a.allocate()), None);
+    assert_eq!(code(&b.allocate()), None);
+    let (ra, rb) = (a.bind_addr, b.bind_addr);
+    // Permissions are per IP: the relay's own address is a peer.
+    assert_eq!(code(&a.create_permission(rb.ip())), None);
+    assert_eq!(code(&b.create_permission(ra.ip())), None);
+    let mut buf = Vec::new();
+
+    // A to B by Send indication: to B's relayed socket at its local
+    // address; B's client gets a Data indication from A's relayed address.
+    let f = a.send(&send_indication(rb, b"hello")).unwrap().unwrap();
+    let (ra_local, rb_local): (SocketAddr, SocketAddr) = (
+        "127.0.0.1:40000".parse().unwrap(),
+        "127.0.0.1:40002".parse().unwrap(),
+    );
+    assert_eq!(
+        f.dest,
+        Dest::Peer {
+            relay: a.relayed.unwrap(),
+            addr: rb_local
+        }
+    );
+    let f = b
+        .peer_datagram(ra_local, b"hello", &mut buf)
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.dest, Dest::Client(b.client));
+    assert_eq!(to_client(&buf, &f), (Some(ra), None, b"hello".to_vec()));
+
+    // B to A on a channel, A answering on one of its own.
+    assert_eq!(code(&b.channel_bind(0x4000, ra)), None);
+    let f = b.send(&channel_data(0x4000, b"pong")).unwrap().unwrap();
+    assert_eq!(
+        f.dest,
+        Dest::Peer {
+            relay: b.relayed.unwrap(),
+            addr: ra_local
+        }
+    );
+    let f = a
+        .peer_datagram(rb_local, b"pong", &mut buf)
+        .unwrap()
+        .unwrap();
+    assert_eq!(to_client(&buf, &f), (Some(rb), None, b"pong".to_vec()));
+    assert_eq!(code(&a.channel_bind(0x4001, rb)), None);
+    let f = a.send(&channel_data(0x4001, b"ping")).unwrap().unwrap();
+    assert!(matches!(f.dest, Dest::Peer { addr, .. } if addr == rb_local));
+    let f = b
+        .peer_datagram(ra_local, b"ping", &mut buf)
+        .unwrap()
+        .unwrap();
+    assert_eq!(to_client(&buf, &f), (None, Some(0x4000), b"ping".to_vec()));
+    // Sent to the advertised address (a hairpinning NAT), it is accepted too.
+    let f = b.peer_datagram(ra, b"nat", &mut buf).unwrap().unwrap();
+    assert_eq!(to_client(&buf, &f), (None, Some(0x4000), b"nat".to_vec()));
+
+    // The relay's listener, ssh, and a port no allocation holds: refused
+    // to ChannelBind (403), dropped as Send indications, and nothing from
+    // them reaches the client.
+    let denied = a.relay.stats().denied_peers;
+    for port in [3478, 22, 40004] {
+        let other = SocketAddr::new(ra.ip(), port);
+        assert_eq!(code(&a.channel_bind(0x4002, other)), Some(403), "{port}");
+        assert_eq!(
+            a.send(&send_indication(other, b"x")),
+            Err(DropReason::NoPermission),
+            "{port}"
+        );
+        for from in [other, SocketAddr::new(ip("127.0.0.1"), port)] {
+            assert_eq!(
+                a.peer_datagram(from, b"x", &mut buf),
+                Err(DropReason::NoPermission),
+                "{from}"
+            );
+        }
+    }
+    assert_eq!(a.relay.stats().denied_peers, denied + 3);
+
+    // Once B's allocation is gone, its port is refused again, channel or not.
+    let r = b.request(method::REFRESH, true, |m| {
+        m.u32(attr::LIFETIME, 0);
+    });
+    assert_eq!(code(&r), None);
+    assert!(!s.relayed_port_live(Family::V4, rb.port()));
+    assert_eq!(
+        a.send(&channel_data(0x4001, b"late")),
+        Err(DropReason::NoPermission)
+    );
+    assert_eq!(
+        a.send(&send_indication(rb, b"late")),
+        Err(DropReason::NoPermission)
+    );
+    assert_eq!(
+        a.peer_datagram(rb_local, b"late", &mut buf),
+        Err(DropReason::NoPermission)
+    );
+}
+
+/// CreatePermission and ChannelBind succeed whole or change nothing: a
+/// CreatePermission whose peers do not all fit installs none of them, and
+/// a ChannelBind whose permission does not fit leaves no channel behind.
+#[test]
+fn permission_requests_are_all_or_nothing() {
+    let mut h = Harness::with(shared(10, 10), |c| c.max_permissions = 2);
+    h.allocate();
+    assert_eq!(code(&h.create_permission(ip("5.5.5.1"))), None);
+    let r = h.request(method::CREATE_PERMISSION, true, |b| {
+        b.xor_addr(attr::XOR_PEER_ADDRESS, "5.5.5.2:0".parse().unwrap())
+            .xor_addr(attr::XOR_PEER_ADDRESS, "5.5.5.3:0".parse().unwrap());
+    });
+    assert_eq!(code(&r), Some(508));
+    let mut buf = Vec::new();
+    assert_eq!(
+        h.peer_datagram("5.5.5.2:9".parse().unwrap(), b"x", &mut buf),
+        Err(DropReason::NoPermission),
+        "a failed request installed a permission"
+    );
+    // Refreshing held permissions fits; a new one fills the table.
+    let r = h.request(method::CREATE_PERMISSION, true, |b| {
+        b.xor_addr(attr::XOR_PEER_ADDRESS, "5.5.5.1:0".parse().unwrap())
+            .xor_addr(attr::XOR_PEER_ADDRESS, "5.5.5.2:0".parse().unwrap())
+            .xor_addr(attr::XOR_PEER_ADDRESS, "5.5.5.1:0".parse().unwrap());
+    });
+    assert_eq!(code(&r), None);
+    // A third peer does not fit: 508, and channel 0x4000 stays free.
+    assert_eq!(
+        code(&h.channel_bind(0x4000, "5.5.5.3:7".parse().unwrap())),
+        Some(508)
+    );
+    assert_eq!(
+        code(&h.channel_bind(0x4000, "5.5.5.1:7".parse().unwrap())),
+        None,
+        "the failed ChannelBind left its channel bound"
+    );
 }

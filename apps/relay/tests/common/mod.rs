@@ -230,3 +230,190 @@ pub fn metric(text: &str, name: &str) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+/// What a [`TurnClient`] received other than a response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Relayed {
+    /// A Data indication: the peer and the payload.
+    Data(SocketAddr, Vec<u8>),
+    /// ChannelData: the channel and the payload.
+    Channel(u16, Vec<u8>),
+}
+
+/// A minimal blocking TURN client over UDP (long-term credentials, MD5).
+pub struct TurnClient {
+    /// Its socket.
+    pub sock: UdpSocket,
+    server: SocketAddr,
+    user: String,
+    realm: String,
+    key: sotto_relay::auth::Key,
+    nonce: Option<String>,
+    next_tid: u64,
+    /// Relayed data that arrived while waiting for a response.
+    pending: std::collections::VecDeque<Relayed>,
+}
+
+impl TurnClient {
+    /// A client of `server` as `user`/`password` in `realm`.
+    pub fn new(server: SocketAddr, user: &str, password: &str, realm: &str) -> Self {
+        let sock = UdpSocket::bind(SocketAddr::new(server.ip(), 0)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        TurnClient {
+            sock,
+            server,
+            user: user.into(),
+            realm: realm.into(),
+            key: sotto_relay::auth::Key::derive(user, realm, password),
+            nonce: None,
+            next_tid: 0,
+            pending: Default::default(),
+        }
+    }
+
+    fn tid(&mut self) -> [u8; 12] {
+        self.next_tid += 1;
+        let mut t = [0x5a; 12];
+        t[4..].copy_from_slice(&self.next_tid.to_be_bytes());
+        t
+    }
+
+    /// Sends a request built by `f`, authenticated once a nonce is known
+    /// (a 401 or 438 answer is retried with the new one); returns the
+    /// response's bytes.
+    pub fn request(&mut self, m: u16, f: impl Fn(&mut sotto_relay::stun::Builder)) -> Vec<u8> {
+        use sotto_relay::stun::{Builder, Class, Integrity, Message, attr};
+        for _ in 0..3 {
+            let tid = self.tid();
+            let mut b = Builder::new(m, Class::Request, tid);
+            f(&mut b);
+            if let Some(nonce) = &self.nonce {
+                b.attr(attr::USERNAME, self.user.as_bytes())
+                    .attr(attr::REALM, self.realm.as_bytes())
+                    .attr(attr::NONCE, nonce.as_bytes())
+                    .integrity(Integrity::Sha1, &self.key.0);
+            }
+            self.sock
+                .send_to(&b.finish_with_fingerprint(), self.server)
+                .unwrap();
+            let answer = self.wait_response(tid);
+            let msg = Message::parse(&answer).unwrap();
+            if matches!(error_code_of(&answer), Some(401 | 438))
+                && let Some(n) = msg.get_str(attr::NONCE).unwrap()
+            {
+                let retry = self.nonce.as_deref() != Some(n);
+                self.nonce = Some(n.to_owned());
+                if retry {
+                    continue;
+                }
+            }
+            return answer;
+        }
+        panic!("no answer but challenges");
+    }
+
+    fn wait_response(&mut self, tid: [u8; 12]) -> Vec<u8> {
+        loop {
+            let mut buf = vec![0u8; 2048];
+            let (n, from) = self.sock.recv_from(&mut buf).expect("an answer");
+            assert_eq!(from, self.server);
+            buf.truncate(n);
+            match parse_relayed(&buf) {
+                Some(r) => self.pending.push_back(r),
+                None => {
+                    let m = sotto_relay::stun::Message::parse(&buf).unwrap();
+                    if m.transaction_id == tid {
+                        return buf;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Allocates; returns the relayed address.
+    pub fn allocate(&mut self) -> SocketAddr {
+        use sotto_relay::stun::{Message, attr, method};
+        let r = self.request(method::ALLOCATE, |b| {
+            b.u32(attr::REQUESTED_TRANSPORT, 17 << 24);
+        });
+        assert_eq!(error_code_of(&r), None, "Allocate failed");
+        Message::parse(&r)
+            .unwrap()
+            .get_xor_addr(attr::XOR_RELAYED_ADDRESS)
+            .unwrap()
+            .unwrap()
+    }
+
+    /// CreatePermission for `ip`; the error code if refused.
+    pub fn create_permission(&mut self, ip: std::net::IpAddr) -> Option<u16> {
+        use sotto_relay::stun::{attr, method};
+        let r = self.request(method::CREATE_PERMISSION, |b| {
+            b.xor_addr(attr::XOR_PEER_ADDRESS, SocketAddr::new(ip, 0));
+        });
+        error_code_of(&r)
+    }
+
+    /// ChannelBind of `number` to `peer`; the error code if refused.
+    pub fn channel_bind(&mut self, number: u16, peer: SocketAddr) -> Option<u16> {
+        use sotto_relay::stun::{attr, method};
+        let r = self.request(method::CHANNEL_BIND, |b| {
+            b.u32(attr::CHANNEL_NUMBER, u32::from(number) << 16)
+                .xor_addr(attr::XOR_PEER_ADDRESS, peer);
+        });
+        error_code_of(&r)
+    }
+
+    /// A Send indication of `data` to `peer`.
+    pub fn send_indication(&mut self, peer: SocketAddr, data: &[u8]) {
+        use sotto_relay::stun::{Builder, Class, attr, method};
+        let tid = self.tid();
+        let mut b = Builder::new(method::SEND, Class::Indication, tid);
+        b.xor_addr(attr::XOR_PEER_ADDRESS, peer)
+            .attr(attr::DATA, data);
+        self.sock.send_to(&b.finish(), self.server).unwrap();
+    }
+
+    /// ChannelData of `data` on `number`.
+    pub fn channel_data(&mut self, number: u16, data: &[u8]) {
+        let mut v = number.to_be_bytes().to_vec();
+        v.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        v.extend_from_slice(data);
+        self.sock.send_to(&v, self.server).unwrap();
+    }
+
+    /// The next relayed datagram (Data indication or ChannelData).
+    pub fn recv(&mut self) -> Relayed {
+        if let Some(r) = self.pending.pop_front() {
+            return r;
+        }
+        loop {
+            let mut buf = vec![0u8; 2048];
+            let (n, _) = self.sock.recv_from(&mut buf).expect("relayed data");
+            if let Some(r) = parse_relayed(&buf[..n]) {
+                return r;
+            }
+        }
+    }
+}
+
+/// The ERROR-CODE of a STUN response, `None` for a success.
+pub fn error_code_of(raw: &[u8]) -> Option<u16> {
+    let m = sotto_relay::stun::Message::parse(raw).unwrap();
+    let e = m.get(sotto_relay::stun::attr::ERROR_CODE)?;
+    Some(u16::from(e.value[2]) * 100 + u16::from(e.value[3]))
+}
+
+fn parse_relayed(buf: &[u8]) -> Option<Relayed> {
+    use sotto_relay::stun::{ChannelData, Class, Message, attr, method};
+    if buf.first().is_some_and(|b| b & 0xc0 == 0x40) {
+        let cd = ChannelData::parse(buf)?;
+        return Some(Relayed::Channel(cd.channel, cd.data.to_vec()));
+    }
+    let m = Message::parse(buf).ok()?;
+    if (m.method, m.class) != (method::DATA, Class::Indication) {
+        return None;
+    }
+    let peer = m.get_xor_addr(attr::XOR_PEER_ADDRESS).ok()??;
+    Some(Relayed::Data(peer, m.get(attr::DATA)?.value.to_vec()))
+}
