@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::auth::{Key, Verifier};
 use crate::policy::{PeerPolicy, Verdict};
-use crate::shared::{Bucket, RESERVATION_LIFETIME, ReserveError, Shared};
+use crate::shared::{Bucket, RESERVATION_LIFETIME, RedeemError, ReserveError, Shared};
 use crate::stun::{self, Builder, ChannelData, Class, Integrity, Message, attr, method};
 
 /// Bytes a driver must leave free before peer data so that a ChannelData
@@ -561,9 +561,10 @@ impl Relay {
             None => {
                 let (client, tid, key, integrity) =
                     (a.client, a.allocate_tid, a.key.clone(), a.integrity);
-                // No port pair was bound: nothing is held under the token.
+                // The odd port may be held although the allocation failed
+                // (its socket could not be registered): close it.
                 if let Some(token) = a.token {
-                    self.shared.unreserve(&token);
+                    self.end_reservation(token);
                 }
                 self.remove(relay.index);
                 let mut b = Builder::new(method::ALLOCATE, Class::Error, tid);
@@ -1101,10 +1102,17 @@ impl Relay {
                 .try_into()
                 .map_err(|_| error(msg, (400, "Bad Request")))?;
             // The allocation gets the held port, of the family reserved.
-            family = self
-                .shared
-                .redeem(&token, now)
-                .ok_or_else(|| error(msg, (508, "Insufficient Capacity")))?;
+            family = match self.shared.redeem(&token, now) {
+                Ok(f) => f,
+                Err(e) => {
+                    // The reservation is gone: an expired one's port is
+                    // closed now (its core's sweep will not find it).
+                    if e == RedeemError::Expired {
+                        self.events.push_back(Event::Unreserve { token });
+                    }
+                    return Err(error(msg, (508, "Insufficient Capacity")));
+                }
+            };
             reservation = Reservation::Redeem(token);
         }
         if !self.config.families.contains(&family) {

@@ -213,6 +213,17 @@ struct Held {
     quota_user: Box<str>,
 }
 
+/// Why [`Shared::redeem`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RedeemError {
+    /// Never issued, redeemed already, or ended (and its port closed).
+    #[error("unknown reservation token")]
+    Unknown,
+    /// Issued but expired, its port still held: the caller closes it.
+    #[error("expired reservation token")]
+    Expired,
+}
+
 /// Why [`Shared::reserve`] refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ReserveError {
@@ -280,12 +291,18 @@ impl Shared {
         Ok(token)
     }
 
-    /// Redeems a token once: the held port's family, or `None` if the
-    /// token is unknown or expired. Frees the reservation's quota slot
-    /// (the redeeming allocation takes its own).
-    pub fn redeem(&self, token: &[u8; 8], now: Instant) -> Option<Family> {
-        let held = self.take_reservation(token)?;
-        (held.expires > now).then_some(held.family)
+    /// Redeems a token once: the held port's family. Either way a known
+    /// token's reservation ends and frees its quota slot (the redeeming
+    /// allocation takes its own); for [`RedeemError::Expired`] the caller
+    /// must have the held port closed ([`crate::core::Event::Unreserve`]):
+    /// nobody else will, as the reservation is gone.
+    pub fn redeem(&self, token: &[u8; 8], now: Instant) -> Result<Family, RedeemError> {
+        let held = self.take_reservation(token).ok_or(RedeemError::Unknown)?;
+        if held.expires > now {
+            Ok(held.family)
+        } else {
+            Err(RedeemError::Expired)
+        }
     }
 
     /// Ends a reservation that was not redeemed (it expired, or its port
@@ -371,13 +388,16 @@ mod tests {
         assert_eq!(s.reserve(now, Family::V4, "c"), Err(ReserveError::Capacity));
         assert_eq!(s.quotas.total(), 3);
         // Redeeming gives the family and frees the slot, once.
-        assert_eq!(s.redeem(&a, now), Some(Family::V6));
-        assert_eq!(s.redeem(&a, now), None);
+        assert_eq!(s.redeem(&a, now), Ok(Family::V6));
+        assert_eq!(s.redeem(&a, now), Err(RedeemError::Unknown));
         assert!(!s.unreserve(&a));
         assert_eq!((s.quotas.total(), s.reservations()), (2, 2));
         // An expired token is not redeemable, and frees its slot too.
         let late = s.reserve(now, Family::V4, "a").unwrap();
-        assert_eq!(s.redeem(&late, now + RESERVATION_LIFETIME), None);
+        assert_eq!(
+            s.redeem(&late, now + RESERVATION_LIFETIME),
+            Err(RedeemError::Expired)
+        );
         assert_eq!((s.quotas.total(), s.reservations()), (2, 2));
     }
 }

@@ -20,6 +20,8 @@ struct Harness {
     binds: Vec<Event>,
     /// The relayed address the (simulated) driver binds.
     bind_addr: SocketAddr,
+    /// Every other event seen while answering requests.
+    events: Vec<Event>,
 }
 
 fn shared(max_total: usize, per_user: usize) -> Arc<Shared> {
@@ -64,6 +66,7 @@ impl Harness {
             relayed: None,
             binds: Vec::new(),
             bind_addr: "127.0.0.1:50000".parse().unwrap(),
+            events: Vec::new(),
         }
     }
 
@@ -113,6 +116,8 @@ impl Harness {
                     .relay_bound(self.now, relay, Some(self.bind_addr));
                 self.relayed = Some(relay);
                 self.binds.push(ev);
+            } else {
+                self.events.push(ev);
             }
         }
     }
@@ -991,4 +996,66 @@ fn permission_requests_are_all_or_nothing() {
         None,
         "the failed ChannelBind left its channel bound"
     );
+}
+
+/// An expired RESERVATION-TOKEN redeemed before its core's sweep: 508,
+/// and its held port is closed (Event::Unreserve). It used to stay open
+/// for good, the reservation gone and nothing left to close it.
+#[test]
+fn redeeming_an_expired_token_closes_its_port() {
+    let s = shared(100, 10);
+    let mut h = Harness::with(s.clone(), |_| {});
+    h.request(method::ALLOCATE, false, |_| {});
+    let token = allocate_pair(&mut h, 1).1.unwrap();
+    let mut other = Harness::with(s.clone(), |_| {});
+    other.client.remote = "192.0.2.99:6000".parse().unwrap();
+    other.now += crate::shared::RESERVATION_LIFETIME;
+    other.request(method::ALLOCATE, false, |_| {});
+    let r = other.request(method::ALLOCATE, true, |b| {
+        b.u32(attr::REQUESTED_TRANSPORT, 17 << 24)
+            .attr(attr::RESERVATION_TOKEN, &token);
+    });
+    assert_eq!(code(&r), Some(508));
+    let unreserve = Event::Unreserve { token };
+    assert!(other.events.contains(&unreserve), "{:?}", other.events);
+    // The reserving core's sweep then has nothing left to do, and the
+    // quota slot was freed once.
+    h.now = other.now;
+    h.relay.handle_timeout(h.now);
+    assert!(
+        std::iter::from_fn(|| h.relay.poll_event()).all(|e| !matches!(e, Event::Unreserve { .. }))
+    );
+    assert_eq!((s.quotas.total(), s.reservations()), (1, 0));
+}
+
+/// A relayed socket that could not be registered after its odd neighbour
+/// was held (the driver answers None): the held port is closed too.
+#[test]
+fn a_failed_bind_closes_the_reserved_port() {
+    let s = shared(100, 10);
+    let mut h = Harness::with(s.clone(), |_| {});
+    h.request(method::ALLOCATE, false, |_| {});
+    h.request(method::ALLOCATE, false, |_| {});
+    let tid = h.tid();
+    let mut b = Builder::new(method::ALLOCATE, Class::Request, tid);
+    b.u32(attr::REQUESTED_TRANSPORT, 17 << 24)
+        .attr(attr::EVEN_PORT, &[0x80])
+        .attr(attr::USERNAME, b"alice")
+        .attr(attr::REALM, REALM.as_bytes())
+        .attr(attr::NONCE, h.nonce.as_bytes())
+        .integrity(Integrity::Sha1, &h.key.0);
+    h.send(&b.finish()).unwrap();
+    let Some(Event::BindRelay {
+        relay,
+        reservation: Reservation::ReserveNext(token),
+        ..
+    }) = h.relay.poll_event()
+    else {
+        panic!("expected a reserving bind")
+    };
+    h.relay.relay_bound(h.now, relay, None);
+    assert_eq!(code(&h.relay.poll_transmit().unwrap().data), Some(508));
+    let events: Vec<Event> = std::iter::from_fn(|| h.relay.poll_event()).collect();
+    assert!(events.contains(&Event::Unreserve { token }), "{events:?}");
+    assert_eq!((s.quotas.total(), s.reservations()), (0, 0));
 }
