@@ -217,8 +217,8 @@ pub struct PushConfig {
     pub max_endpoints_per_device: u32,
     /// Hosts (names or IP literals, as written in endpoint URLs) that Web
     /// Push and UnifiedPush endpoints may name although they are not public
-    /// `https:` hosts: plain `http:`, loopback and private addresses are
-    /// allowed for these only. Empty by default; e.g. `["127.0.0.1"]` for a
+    /// `https:` hosts on port 443: plain `http:`, loopback and private
+    /// addresses and other ports are allowed for these only. Empty by default; e.g. `["127.0.0.1"]` for a
     /// push distributor on this machine.
     pub endpoint_allow_hosts: Vec<String>,
 }

@@ -1,5 +1,5 @@
 //! Push endpoints cannot turn the server into a request forwarder: only
-//! public https hosts unless allow-listed, a bounded number per device, and
+//! public https hosts on port 443 unless allow-listed, a bounded number per device, and
 //! redirects are not followed.
 
 mod common;
@@ -44,6 +44,11 @@ async fn endpoints_must_be_public_https_and_few() {
         "https://localhost/p",
         "http://push.example.com/p",
         "ftp://push.example.com/p",
+        // Public hosts, but not a push service's port: the server would
+        // reflect requests at (or scan) whatever listens there.
+        "https://push.example.com:22/p",
+        "https://8.8.8.8:6379/p",
+        "https://push.example.com:80/p",
     ] {
         assert!(
             matches!(put(refused).await, Err(ClientError::Status(400))),

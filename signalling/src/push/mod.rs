@@ -56,6 +56,11 @@ pub enum EndpointRefused {
     /// (or `localhost`) that is not allow-listed.
     #[error("not a public host")]
     NotPublic,
+    /// A port other than 443 on a host that is not allow-listed: push
+    /// services listen there, and any other port would let devices point
+    /// the server's requests at other services (a reflector, a scanner).
+    #[error("not port 443")]
+    Port,
 }
 
 /// Whether `host` is in the operator's allow list (`push.endpoint_allow_hosts`).
@@ -63,9 +68,10 @@ fn allow_listed(host: &str, allow_hosts: &[String]) -> bool {
     allow_hosts.iter().any(|a| a.eq_ignore_ascii_case(host))
 }
 
-/// Checks a push endpoint URL: `https:` to a public host, unless its host
-/// is allow-listed (then `http:` and private addresses are fine). Names
-/// are checked again when resolved ([`PublicResolver`]).
+/// Checks a push endpoint URL: `https:` to a public host on port 443,
+/// unless its host is allow-listed (then `http:`, private addresses and
+/// any port are fine). Names are checked again when resolved
+/// ([`PublicResolver`]).
 pub fn check_endpoint(endpoint: &str, allow_hosts: &[String]) -> Result<(), EndpointRefused> {
     let url = reqwest::Url::parse(endpoint).map_err(|_| EndpointRefused::NotUrl)?;
     // IPv6 literals come in brackets; they are listed and parsed without.
@@ -87,11 +93,13 @@ pub fn check_endpoint(endpoint: &str, allow_hosts: &[String]) -> Result<(), Endp
             d != "localhost" && !d.ends_with(".localhost")
         }
     };
-    if public {
-        Ok(())
-    } else {
-        Err(EndpointRefused::NotPublic)
+    if !public {
+        return Err(EndpointRefused::NotPublic);
     }
+    if url.port_or_known_default() != Some(443) {
+        return Err(EndpointRefused::Port);
+    }
+    Ok(())
 }
 
 /// A resolver for push requests that drops non-public addresses of names
@@ -717,6 +725,35 @@ mod tests {
         for p in ["webpush", "unifiedpush", "fcm"] {
             assert!(serves(p, PushKind::Wake) && serves(p, PushKind::Cancel));
         }
+    }
+
+    #[test]
+    fn endpoints_on_public_hosts_must_use_port_443() {
+        assert_eq!(check_endpoint("https://push.example.com/a", &[]), Ok(()));
+        assert_eq!(
+            check_endpoint("https://push.example.com:443/a", &[]),
+            Ok(())
+        );
+        for port in [22, 25, 80, 6379, 8443] {
+            let url = format!("https://push.example.com:{port}/a");
+            assert_eq!(
+                check_endpoint(&url, &[]),
+                Err(EndpointRefused::Port),
+                "{url}"
+            );
+            let url = format!("https://8.8.8.8:{port}/a");
+            assert_eq!(
+                check_endpoint(&url, &[]),
+                Err(EndpointRefused::Port),
+                "{url}"
+            );
+        }
+        // An allow-listed host (a distributor of one's own) may use any port.
+        let allow = ["ntfy.example.org".to_owned()];
+        assert_eq!(
+            check_endpoint("https://ntfy.example.org:8443/a", &allow),
+            Ok(())
+        );
     }
 
     #[test]

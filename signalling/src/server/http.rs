@@ -265,7 +265,7 @@ pub(crate) struct PushReq {
 }
 
 /// `PUT /v1/push`: adds a push endpoint to the caller's own device. Web
-/// Push endpoints must be public `https:` URLs unless their host is in
+/// Push endpoints must be public `https:` URLs on port 443 unless their host is in
 /// `push.endpoint_allow_hosts` (400 `endpoint_not_allowed`); a device has
 /// at most `push.max_endpoints_per_device` (409 `too_many_endpoints`).
 pub(crate) async fn put_push(
@@ -291,9 +291,9 @@ pub(crate) async fn put_push(
             check_endpoint(&req.endpoint, &state.config.push.endpoint_allow_hosts).map_err(
                 |e| match e {
                     EndpointRefused::NotUrl => ApiError::BadRequest("bad_endpoint"),
-                    EndpointRefused::NotHttps | EndpointRefused::NotPublic => {
-                        ApiError::BadRequest("endpoint_not_allowed")
-                    }
+                    EndpointRefused::NotHttps
+                    | EndpointRefused::NotPublic
+                    | EndpointRefused::Port => ApiError::BadRequest("endpoint_not_allowed"),
                 },
             )?;
         }

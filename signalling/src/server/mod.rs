@@ -199,8 +199,11 @@ async fn build_providers(config: &Config) -> anyhow::Result<Providers> {
     };
     let http = builder().build().context("building the HTTP client")?;
     let allow_hosts = &config.push.endpoint_allow_hosts;
-    // Endpoints come from devices: names resolve to public addresses only.
+    // Endpoints come from devices: names resolve to public addresses only,
+    // and never through a proxy from the environment (HTTPS_PROXY,
+    // ALL_PROXY…), which would resolve them itself, past that check.
     let device_http = builder()
+        .no_proxy()
         .dns_resolver(Arc::new(crate::push::PublicResolver::new(allow_hosts)))
         .build()
         .context("building the HTTP client")?;
