@@ -211,6 +211,27 @@ async fn routing_survives_a_redis_restart() {
     nodes.b.shutdown().await;
 }
 
+/// While Redis is down, a wake for a device connected to another node is
+/// lost: that node's connections read their queues every few seconds
+/// until the subscription is back, so Bob still gets Alice's offer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_reach_another_nodes_device_while_redis_is_down() {
+    let pg = servers::Postgres::start();
+    let mut redis = servers::Redis::start();
+    let nodes = TwoNodes::start(&pg.url, &redis.url).await;
+    let bob_id = nodes.bob.device_id();
+    let mut aconn = nodes.alice.connect(true);
+    let mut bconn = nodes.bob.connect(true);
+    common::wait_for(&mut aconn, "alice on A", |e| *e == ClientEvent::Connected).await;
+    common::wait_for(&mut bconn, "bob on B", |e| *e == ClientEvent::Connected).await;
+    redis.stop();
+    offer(&mut aconn, (&bob_id, &nodes.bob_keys), "redis-down").await;
+    let (envelope, _) = common::next_message(&mut bconn, "the offer, Redis down").await;
+    assert_eq!(envelope.call_id.as_str(), "redis-down");
+    nodes.a.shutdown().await;
+    nodes.b.shutdown().await;
+}
+
 /// A TCP proxy to `upstream` that can turn the connections it holds into
 /// black holes: open, reading and dropping everything, never closing (a
 /// half-open link: what a vanished network path looks like). Connections

@@ -100,7 +100,9 @@ async fn next_text(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ack_deletes_only_what_was_delivered_on_its_connection() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = common::config(dir.path());
+    let mut cfg = common::config(dir.path());
+    // No ping tick (which reads the queue) during the test.
+    cfg.ws_ping_interval_s = 600;
     let db = cfg.database_url.clone();
     let srv = server::start(cfg, None).await.unwrap();
     let base = format!("http://{}", srv.addr);

@@ -3,7 +3,7 @@
 //! that node). A device with no connection anywhere gets a push instead.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -45,6 +45,9 @@ pub struct Hub {
     /// When a wake push was sent to a device (for wake-to-connect latency).
     woken: Mutex<HashMap<DeviceId, Instant>>,
     redis: Option<Publisher>,
+    /// False while this node's Redis subscription is down: wakes from
+    /// other nodes are being lost.
+    subscribed: AtomicBool,
 }
 
 /// Redis channel of a node.
@@ -194,6 +197,10 @@ async fn listen(hub: Weak<Hub>, client: redis::Client, channel: String, mut pubs
             }
         }
         tracing::warn!("redis subscription lost; subscribing again");
+        match hub.upgrade() {
+            Some(hub) => hub.subscribed.store(false, Ordering::Release),
+            None => return,
+        }
         let mut delay = RESUBSCRIBE_FIRST;
         pubsub = loop {
             if hub.strong_count() == 0 {
@@ -213,6 +220,7 @@ async fn listen(hub: Weak<Hub>, client: redis::Client, channel: String, mut pubs
         // Wakes published while we were not subscribed are lost, but the
         // messages were stored before routing: every connection re-reads.
         let Some(hub) = hub.upgrade() else { return };
+        hub.subscribed.store(true, Ordering::Release);
         hub.wake_all();
     }
 }
@@ -243,6 +251,7 @@ impl Hub {
             local: Mutex::new(HashMap::new()),
             woken: Mutex::new(HashMap::new()),
             redis,
+            subscribed: AtomicBool::new(true),
         });
         if let Some(client) = client {
             let channel = channel(&hub.node_id);
@@ -281,6 +290,13 @@ impl Hub {
         } else {
             false
         }
+    }
+
+    /// True while this node's Redis subscription is down: other nodes'
+    /// wakes for its connections are lost, so they read their queues
+    /// every few seconds instead.
+    pub fn routing_degraded(&self) -> bool {
+        self.redis.is_some() && !self.subscribed.load(Ordering::Acquire)
     }
 
     /// Number of live local connections.

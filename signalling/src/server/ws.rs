@@ -33,6 +33,11 @@ const MAX_FUTURE_MS: u64 = 60_000;
 const READ_BUFFER: usize = 4096;
 /// Messages read from the queue per round trip to the database.
 const BATCH: i64 = 64;
+/// How soon a failed read of the queue is tried again.
+const FETCH_RETRY: Duration = Duration::from_secs(1);
+/// How often each connection reads its queue while routing between nodes
+/// is down ([`super::hub::Hub::routing_degraded`]).
+const RECHECK_WHILE_DEGRADED: Duration = Duration::from_secs(2);
 
 /// `GET /v1/ws`: authenticates the session, then upgrades.
 pub(crate) async fn upgrade(
@@ -85,15 +90,20 @@ async fn connection(state: Arc<AppState>, socket: WebSocket, device: DeviceId, p
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut unanswered = 0u32;
+    // The queue is read when woken, and also on every ping tick and, while
+    // routing between nodes is down (a wake from another node may be
+    // lost), every few seconds; after a failed read, again shortly.
+    let mut recheck = tokio::time::interval(RECHECK_WHILE_DEGRADED);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut retry_at: Option<tokio::time::Instant> = None;
     signals.wake.notify_one();
     loop {
+        let mut read_queue = false;
         tokio::select! {
-            _ = signals.wake.notified() => {
-                let drained = drain(&state, &device, &mut last_seq, &mut delivered, &mut tx);
-                if !matches!(tokio::time::timeout(period, drained).await, Ok(Ok(()))) {
-                    break;
-                }
-            }
+            _ = signals.wake.notified() => read_queue = true,
+            _ = recheck.tick() => read_queue = state.hub.routing_degraded(),
+            _ = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)),
+                if retry_at.is_some() => read_queue = true,
             _ = ping.tick() => {
                 if unanswered >= state.config.ws_missed_pongs {
                     metrics::counter!("signald_ws_dead_total").increment(1);
@@ -105,6 +115,7 @@ async fn connection(state: Arc<AppState>, socket: WebSocket, device: DeviceId, p
                 if !matches!(tokio::time::timeout(period, sent).await, Ok(Ok(()))) {
                     break;
                 }
+                read_queue = true;
             }
             _ = signals.kick.notified() => break,
             _ = super::stopped(&mut shutdown) => break,
@@ -128,6 +139,18 @@ async fn connection(state: Arc<AppState>, socket: WebSocket, device: DeviceId, p
                 {
                     break;
                 }
+            }
+        }
+        if read_queue {
+            retry_at = None;
+            let drained = drain(&state, &device, &mut last_seq, &mut delivered, &mut tx);
+            match tokio::time::timeout(period, drained).await {
+                Ok(Ok(Drained::All)) => {}
+                Ok(Ok(Drained::FetchFailed)) => {
+                    retry_at = Some(tokio::time::Instant::now() + FETCH_RETRY);
+                }
+                // A write failed or stalled: the peer is gone.
+                Ok(Err(_)) | Err(_) => break,
             }
         }
     }
@@ -209,6 +232,15 @@ fn error(code: ErrorCode, id: Option<MessageId>) -> ServerFrame {
     }
 }
 
+/// How a read of the queue went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drained {
+    /// Everything queued was sent.
+    All,
+    /// The database failed: read again shortly.
+    FetchFailed,
+}
+
 /// Sends every queued message after `last_seq`, in order.
 async fn drain(
     state: &AppState,
@@ -216,13 +248,13 @@ async fn drain(
     last_seq: &mut i64,
     delivered: &mut Delivered,
     tx: &mut Tx,
-) -> Result<(), axum::Error> {
+) -> Result<Drained, axum::Error> {
     loop {
         let batch = match state.store.fetch(device, *last_seq, unix_ms(), BATCH).await {
             Ok(b) => b,
             Err(e) => {
-                tracing::warn!("fetch: {e}");
-                return Ok(());
+                tracing::warn!(%device, "fetch: {e}; reading again in {FETCH_RETRY:?}");
+                return Ok(Drained::FetchFailed);
             }
         };
         for q in &batch {
@@ -237,7 +269,7 @@ async fn drain(
             *last_seq = q.seq;
         }
         if (batch.len() as i64) < BATCH {
-            return Ok(());
+            return Ok(Drained::All);
         }
     }
 }

@@ -110,6 +110,13 @@ impl Redis {
         }
     }
 
+    /// Kills the server; every connection to it drops, and new ones are
+    /// refused until [`Self::restart`].
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Kills the server (every connection to it drops) and starts a fresh
     /// one, with no subscriptions, on the same port.
     pub fn restart(&mut self) {
