@@ -91,6 +91,20 @@ impl QueueCaps {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// PostgreSQL (else SQLite), where a check and the write it guards need
+    /// a lock to see each other's rows.
+    postgres: bool,
+}
+
+/// The advisory lock key (PostgreSQL) of `what` for device `id`.
+fn lock_key(what: &str, id: &DeviceId) -> i64 {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(what.as_bytes());
+    h.update([0]);
+    h.update(id.as_str().as_bytes());
+    let d = h.finalize();
+    i64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
 }
 
 impl Store {
@@ -126,7 +140,8 @@ impl Store {
             pool.execute("PRAGMA journal_mode = WAL").await?;
         }
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        let postgres = url.starts_with("postgres:") || url.starts_with("postgresql:");
+        Ok(Self { pool, postgres })
     }
 
     /// Registers (or re-registers with the same signing key) a device,
@@ -206,7 +221,18 @@ impl Store {
         ep: &PushEndpoint,
         max: u32,
     ) -> Result<bool, StoreError> {
-        // One statement, so the count and the insert see the same rows.
+        // One statement, so the count and the insert see the same rows; on
+        // SQLite that is enough (writers take turns). PostgreSQL's READ
+        // COMMITTED lets concurrent statements each count without the
+        // others' rows, so there the device's puts take turns under an
+        // advisory lock held to the end of the transaction.
+        let mut tx = self.pool.begin().await?;
+        if self.postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(lock_key("push_endpoints", id))
+                .execute(&mut *tx)
+                .await?;
+        }
         let done = sqlx::query(
             "INSERT INTO push_endpoints (device_id, provider, endpoint, p256dh, auth) \
              SELECT $1, $2, $3, $4, $5 \
@@ -220,8 +246,9 @@ impl Store {
         .bind(ep.p256dh.as_str())
         .bind(ep.auth.as_str())
         .bind(i64::from(max))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
 

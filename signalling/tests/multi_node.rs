@@ -211,6 +211,85 @@ async fn routing_survives_a_redis_restart() {
     nodes.b.shutdown().await;
 }
 
+/// The per-device endpoint cap holds under concurrent PUTs on PostgreSQL,
+/// whose READ COMMITTED would let each count without the others' rows;
+/// so do the queue caps under concurrent senders.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caps_hold_under_concurrent_writes_on_postgres() {
+    use sotto_signalling::store::{PushEndpoint, QueueCaps};
+    let pg = servers::Postgres::start();
+    let store = Store::open(&pg.url).await.unwrap();
+    let mut worst = 0;
+    for round in 0..20 {
+        let d = DeviceId::new(format!("dev{round}")).unwrap();
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(8));
+        let mut tasks = Vec::new();
+        for n in 0..8 {
+            let (store, d, barrier) = (store.clone(), d.clone(), barrier.clone());
+            tasks.push(tokio::spawn(async move {
+                let ep = PushEndpoint {
+                    provider: "fcm".into(),
+                    endpoint: format!("t{n}"),
+                    p256dh: String::new(),
+                    auth: String::new(),
+                };
+                barrier.wait().await;
+                store.put_push_endpoint(&d, &ep, 3).await.unwrap()
+            }));
+        }
+        let mut taken = 0;
+        for t in tasks {
+            taken += usize::from(t.await.unwrap());
+        }
+        let stored = store.push_endpoints(&d).await.unwrap().len();
+        assert_eq!(taken, stored);
+        worst = worst.max(stored);
+    }
+    assert_eq!(
+        worst, 3,
+        "cap 3: at most {worst} endpoints stored for one device"
+    );
+
+    let caps = QueueCaps {
+        messages: 3,
+        bytes: 1 << 20,
+        per_sender: 3,
+    };
+    let far = unix_ms() + 600_000;
+    let bob = DeviceId::new("bob").unwrap();
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(8));
+    let mut tasks = Vec::new();
+    for n in 0..8 {
+        let (store, barrier, bob) = (store.clone(), barrier.clone(), bob.clone());
+        tasks.push(tokio::spawn(async move {
+            let env = sotto_signalling::protocol::Envelope {
+                v: 1,
+                id: sotto_signalling::protocol::MessageId::new("m").unwrap(),
+                from: DeviceId::new(format!("s{n}")).unwrap(),
+                to: bob,
+                call_id: CallId::new("c").unwrap(),
+                kind: MessageKind::Ice,
+                ts_ms: 0,
+                enc: String::new(),
+                ct: String::new(),
+                sig: String::new(),
+            };
+            barrier.wait().await;
+            store
+                .enqueue_capped(&env, "{}", far, far, unix_ms(), caps)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut stored = 0;
+    for t in tasks {
+        stored += usize::from(matches!(t.await.unwrap(), Enqueued::Stored(_)));
+    }
+    assert_eq!(stored, 3);
+    assert_eq!(store.fetch(&bob, 0, unix_ms(), 100).await.unwrap().len(), 3);
+    store.close().await;
+}
+
 /// While Redis is down, a wake for a device connected to another node is
 /// lost: that node's connections read their queues every few seconds
 /// until the subscription is back, so Bob still gets Alice's offer.
