@@ -34,6 +34,41 @@ pub(crate) enum ApiError {
     WrongOrigin,
     RateLimited,
     Internal,
+    /// Any other status, with its code (framework rejections: a body too
+    /// large, the wrong content type, a method not allowed…).
+    Status(StatusCode, &'static str),
+}
+
+impl ApiError {
+    /// The error a framework rejection stands for, keeping its status.
+    pub(crate) fn rejected(status: StatusCode) -> Self {
+        let code = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST => "bad_request",
+            StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+            StatusCode::UPGRADE_REQUIRED => "upgrade_required",
+            StatusCode::NOT_FOUND => "not_found",
+            s if s.is_server_error() => "internal",
+            _ => "bad_request",
+        };
+        Self::Status(status, code)
+    }
+}
+
+/// `Json<T>` whose rejections (bad JSON, wrong content type, a body too
+/// large) answer `{"error": code}` like the rest of the API, not plain text.
+pub(crate) struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Self(v)),
+            Err(rejection) => Err(ApiError::rejected(rejection.status())),
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -46,6 +81,7 @@ impl IntoResponse for ApiError {
             Self::WrongOrigin => (StatusCode::MISDIRECTED_REQUEST, "wrong_origin"),
             Self::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            Self::Status(status, code) => (status, code),
         };
         (status, Json(json!({"error": code}))).into_response()
     }
@@ -119,7 +155,7 @@ pub(crate) struct RegisterReq {
 /// with the signing key over both keys. The id is derived from the key.
 pub(crate) async fn register(
     State(state): State<Arc<AppState>>,
-    Json(req): Json<RegisterReq>,
+    ApiJson(req): ApiJson<RegisterReq>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let public = DevicePublic::from_b64(&req.sign_key, &req.seal_key)
         .map_err(|_| ApiError::BadRequest("bad_key"))?;
@@ -147,7 +183,7 @@ pub(crate) struct ChallengeReq {
 /// `POST /v1/challenge`: a single-use nonce for a registered device.
 pub(crate) async fn challenge(
     State(state): State<Arc<AppState>>,
-    Json(req): Json<ChallengeReq>,
+    ApiJson(req): ApiJson<ChallengeReq>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     if state.store.device_keys(&req.device_id).await?.is_none() {
         return Err(ApiError::NotFound);
@@ -180,7 +216,7 @@ pub(crate) struct SessionReq {
 /// with no origin, is refused with 400 `origin_required`.
 pub(crate) async fn session(
     State(state): State<Arc<AppState>>,
-    Json(req): Json<SessionReq>,
+    ApiJson(req): ApiJson<SessionReq>,
 ) -> Result<Json<SessionAnswer>, ApiError> {
     let Some(signed_for) = req.origin.as_deref() else {
         return Err(ApiError::BadRequest("origin_required"));
@@ -236,9 +272,12 @@ pub(crate) async fn session(
 pub(crate) async fn device_keys(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authed(&state, &headers, None).await?;
+    let Ok(Path(id)) = id else {
+        return Err(ApiError::NotFound);
+    };
     let id = DeviceId::new(id).map_err(|_| ApiError::NotFound)?;
     let keys = state
         .store
@@ -271,7 +310,7 @@ pub(crate) struct PushReq {
 pub(crate) async fn put_push(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Json(req): Json<PushReq>,
+    ApiJson(req): ApiJson<PushReq>,
 ) -> Result<StatusCode, ApiError> {
     let device = authed(&state, &headers, None).await?;
     if req.endpoint.is_empty()

@@ -180,6 +180,10 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/ws", get(ws::upgrade))
         .route("/metrics", get(http::metrics))
         .route("/healthz", get(|| async { "ok" }))
+        .fallback(|| async { http::ApiError::NotFound })
+        .method_not_allowed_fallback(|| async {
+            http::ApiError::rejected(axum::http::StatusCode::METHOD_NOT_ALLOWED)
+        })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             http::ip_limit,

@@ -15,7 +15,7 @@ use futures_util::{SinkExt as _, StreamExt as _};
 
 use super::AppState;
 use super::conn::Peer;
-use super::http::authed;
+use super::http::{ApiError, authed};
 use crate::error::ProtocolError;
 use crate::protocol::{
     ClientFrame, DeviceId, Envelope, ErrorCode, MAX_FRAME_BYTES, MessageId, MessageKind,
@@ -44,9 +44,10 @@ pub(crate) async fn upgrade(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<Peer>,
     headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
+    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let query = query.map(|Query(q)| q).unwrap_or_default();
     // Authenticate before anything else is looked at.
     let device = match authed(&state, &headers, query.get("token").map(String::as_str)).await {
         Ok(d) => d,
@@ -54,7 +55,7 @@ pub(crate) async fn upgrade(
     };
     let ws = match ws {
         Ok(ws) => ws,
-        Err(rejection) => return rejection.into_response(),
+        Err(rejection) => return ApiError::rejected(rejection.status()).into_response(),
     };
     // Twice the frame limit: frames between the two get a typed error,
     // larger ones close the connection.
