@@ -34,12 +34,19 @@ use crate::seal::{CallPayload, DeviceIdentity, DevicePublic, ReplayGuard};
 use crate::turn::TurnCredentials;
 use crate::util::unix_ms;
 
+impl From<reqwest::Error> for ClientError {
+    fn from(e: reqwest::Error) -> Self {
+        Self::Http(e)
+    }
+}
+
 /// Client failures.
 #[derive(Debug, Error)]
 pub enum ClientError {
-    /// HTTP transport failure.
-    #[error("http: {0}")]
-    Http(#[from] reqwest::Error),
+    /// HTTP transport failure, shown with its causes, each once (it is
+    /// not also this error's `source()`, so `{:#}` does not repeat it).
+    #[error("http: {}", crate::util::error_chain(.0))]
+    Http(reqwest::Error),
     /// The server answered with an error status.
     #[error("server answered {0}")]
     Status(u16),

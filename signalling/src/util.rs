@@ -28,3 +28,22 @@ pub fn unix_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+/// An error and its causes on one line, `a: b: c`, each cause once: many
+/// errors (reqwest's, sqlx's) print their cause in their own text *and*
+/// return it as their source, which a plain walk of the chain (anyhow's
+/// `{:#}`) would print twice. A cause whose text is already there is left
+/// out.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !t.is_empty() && !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        cause = c.source();
+    }
+    text
+}

@@ -81,7 +81,7 @@ pub async fn start(config: Config, metrics: Option<PrometheusHandle>) -> anyhow:
     config.validate()?;
     let store = Store::open(&config.database_url)
         .await
-        .context("opening the database")?;
+        .with_context(|| format!("opening the database {}", redact_url(&config.database_url)))?;
     // Connections this node held before a crash are gone.
     store.clear_node(&config.node_id).await?;
     let providers = build_providers(&config).await?;
@@ -97,8 +97,13 @@ pub async fn start(config: Config, metrics: Option<PrometheusHandle>) -> anyhow:
         config.redis_url.as_deref(),
     )
     .await
-    .context("connecting to redis")?;
-    let listener = TcpListener::bind(config.listen).await.context("binding")?;
+    .with_context(|| {
+        let url = config.redis_url.as_deref().unwrap_or_default();
+        format!("connecting to redis {}", redact_url(url))
+    })?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let origins = config.accepted_origins(addr)?;
     let shown: Vec<&str> = origins.iter().map(Origin::as_str).collect();
@@ -224,17 +229,20 @@ async fn build_providers(config: &Config) -> anyhow::Result<Providers> {
                         path.display()
                     );
                 }
-                JwtKey::es256_from_pkcs8(&bytes)?
+                JwtKey::es256_from_pkcs8(&bytes)
+                    .with_context(|| format!("VAPID key {}", path.display()))?
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let (key, der) = JwtKey::generate_es256()?;
-                let path = path.clone();
-                tokio::task::spawn_blocking(move || write_private(&path, &der))
+                let to = path.clone();
+                tokio::task::spawn_blocking(move || write_private(&to, &der))
                     .await?
-                    .context("saving the VAPID key")?;
+                    .with_context(|| format!("saving the VAPID key {}", path.display()))?;
                 key
             }
-            Err(e) => return Err(e).context("reading the VAPID key"),
+            Err(e) => {
+                return Err(e).with_context(|| format!("reading the VAPID key {}", path.display()));
+            }
         };
         providers.webpush = Some(crate::push::webpush::WebPush::new(
             key,
@@ -244,11 +252,13 @@ async fn build_providers(config: &Config) -> anyhow::Result<Providers> {
         ));
     }
     if let Some(a) = &config.push.apns {
+        let apns_key = || format!("APNs key {}", a.key_file.display());
         let key = JwtKey::es256_from_pkcs8(
             &tokio::fs::read(&a.key_file)
                 .await
-                .context("reading the APNs key")?,
-        )?;
+                .with_context(|| format!("reading the {}", apns_key()))?,
+        )
+        .with_context(apns_key)?;
         providers.apns = Some(crate::push::apns::Apns::new(
             a.base_url.clone(),
             a.team_id.clone(),
@@ -260,8 +270,18 @@ async fn build_providers(config: &Config) -> anyhow::Result<Providers> {
     if let Some(f) = &config.push.fcm {
         let account = tokio::fs::read(&f.service_account_file)
             .await
-            .context("reading the FCM account")?;
-        let account = serde_json::from_slice(&account).context("parsing the FCM account")?;
+            .with_context(|| {
+                format!(
+                    "reading the FCM account {}",
+                    f.service_account_file.display()
+                )
+            })?;
+        let account = serde_json::from_slice(&account).with_context(|| {
+            format!(
+                "parsing the FCM account {}",
+                f.service_account_file.display()
+            )
+        })?;
         providers.fcm = Some(crate::push::fcm::Fcm::new(
             f.base_url.clone(),
             account,
@@ -318,6 +338,23 @@ fn spawn_sweeper(store: Store, mut shutdown: watch::Receiver<bool>) {
     });
 }
 
+/// `url` with any password in it replaced by `***`, for messages.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let hidden = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{hidden}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
 /// Resolves once shutdown is requested (or its sender is gone).
 pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
@@ -326,6 +363,44 @@ pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn passwords_are_left_out_of_urls_in_messages() {
+        use super::redact_url;
+        assert_eq!(
+            redact_url("postgres://sig:hunter2@db.example:5432/sig?sslmode=require"),
+            "postgres://sig:***@db.example:5432/sig?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("redis://:pw@127.0.0.1:6379"),
+            "redis://:***@127.0.0.1:6379"
+        );
+        assert_eq!(redact_url("postgres://sig@db/sig"), "postgres://sig@db/sig");
+        assert_eq!(
+            redact_url("sqlite:///var/lib/s.db"),
+            "sqlite:///var/lib/s.db"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bad_vapid_key_is_named_by_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vapid.der");
+        std::fs::write(&path, b"not a key").unwrap();
+        let config = crate::config::Config {
+            push: crate::config::PushConfig {
+                vapid_key_file: Some(path.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let e = super::build_providers(&config).await.unwrap_err();
+        let text = format!("{e:#}");
+        assert!(
+            text.contains(&format!("VAPID key {}", path.display())),
+            "{text}"
+        );
+    }
 
     #[tokio::test]
     async fn a_created_vapid_key_is_private_to_its_owner() {
