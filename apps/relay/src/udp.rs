@@ -9,6 +9,7 @@
 //! one destination as one GSO send through `quinn-udp`); both keep the
 //! `unsafe` out of this crate.
 
+use std::collections::HashSet;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,6 +36,12 @@ const BATCH: usize = quinn_udp::BATCH_SIZE;
 /// One receive slot: the largest datagram (or GRO train) plus headroom.
 const SLOT: usize = 65_536 + PEER_HEADROOM;
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+/// `recvmmsg` batches one visit of a socket reads at most. A socket that
+/// always has more queued (overload, or a junk flood at a listener or a
+/// relayed port) must not keep the worker from its other sockets, its
+/// timers (expiries) and its metrics: what is left waits for the next turn
+/// of the event loop ([`Worker::backlog`]).
+const DRAIN_BATCHES: usize = 4;
 /// Most datagrams handed to one `sendmmsg`.
 const SEND_BATCH: usize = 64;
 /// Largest datagram sent as part of a GSO train: a segment larger than
@@ -103,41 +110,51 @@ pub struct WorkerHandle {
 
 /// Starts a worker thread.
 pub fn spawn(setup: WorkerSetup, name: String) -> io::Result<WorkerHandle> {
-    let poll = Poll::new()?;
-    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-    let mut listeners = Vec::new();
-    let mut states = Vec::new();
-    for (i, l) in setup.listeners.into_iter().enumerate() {
-        let mut l = UdpSocket::from_std(l);
-        states.push(UdpSocketState::new((&l).into())?);
-        poll.registry()
-            .register(&mut l, Token(i), Interest::READABLE)?;
-        listeners.push(l);
-    }
-    let relay_state = match states.first() {
-        Some(_) => {
-            let probe = std::net::UdpSocket::bind("127.0.0.1:0")?;
-            UdpSocketState::new((&probe).into())?
-        }
-        None => return Err(io::Error::other("a worker needs a listener")),
-    };
-    let worker = Worker {
-        poll,
-        listeners,
-        states,
-        relay_state,
-        relays: Vec::new(),
-        core: setup.core,
-        relay_ips: setup.relay_ips,
-        advertise: setup.advertise,
-        shutdown: setup.shutdown,
-        reserved: setup.reserved,
-        publisher: Publisher::new(),
-    };
+    let (worker, waker) = Worker::new(setup)?;
     let thread = std::thread::Builder::new()
         .name(name)
         .spawn(move || worker.run())?;
     Ok(WorkerHandle { waker, thread })
+}
+
+impl Worker {
+    fn new(setup: WorkerSetup) -> io::Result<(Worker, Arc<Waker>)> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let mut listeners = Vec::new();
+        let mut states = Vec::new();
+        for (i, l) in setup.listeners.into_iter().enumerate() {
+            let mut l = UdpSocket::from_std(l);
+            states.push(UdpSocketState::new((&l).into())?);
+            poll.registry()
+                .register(&mut l, Token(i), Interest::READABLE)?;
+            listeners.push(l);
+        }
+        let relay_state = match states.first() {
+            Some(_) => {
+                let probe = std::net::UdpSocket::bind("127.0.0.1:0")?;
+                UdpSocketState::new((&probe).into())?
+            }
+            None => return Err(io::Error::other("a worker needs a listener")),
+        };
+        let worker = Worker {
+            poll,
+            listeners,
+            states,
+            relay_state,
+            relays: Vec::new(),
+            core: setup.core,
+            relay_ips: setup.relay_ips,
+            advertise: setup.advertise,
+            shutdown: setup.shutdown,
+            reserved: setup.reserved,
+            publisher: Publisher::new(),
+            backlog: Vec::new(),
+            spare: Vec::new(),
+            visited: HashSet::new(),
+        };
+        Ok((worker, waker))
+    }
 }
 
 struct Worker {
@@ -152,6 +169,36 @@ struct Worker {
     shutdown: Arc<AtomicBool>,
     reserved: Arc<ReservedSockets>,
     publisher: Publisher,
+    /// Sockets whose last visit stopped at [`DRAIN_BATCHES`] with more
+    /// possibly queued. Readiness is edge-triggered, so no event will come
+    /// for what is already there: they are visited again on the next turn,
+    /// which polls without sleeping while there are any.
+    backlog: Vec<Source>,
+    /// The previous turn's backlog, being visited (kept for its capacity).
+    spare: Vec<Source>,
+    /// Sockets visited in this turn (each at most once).
+    visited: HashSet<Source>,
+}
+
+/// A worker's buffers, reused by every turn of its event loop.
+struct Scratch {
+    events: Events,
+    bufs: Vec<u8>,
+    metas: [RecvMeta; BATCH],
+    tx: TxQueue,
+    last_publish: Instant,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        Scratch {
+            events: Events::with_capacity(256),
+            bufs: vec![0u8; BATCH * SLOT],
+            metas: [RecvMeta::default(); BATCH],
+            tx: TxQueue::new(),
+            last_publish: Instant::now(),
+        }
+    }
 }
 
 /// Sockets and send state, split from the core so a flush can borrow the
@@ -394,68 +441,98 @@ fn send_batch(
 
 impl Worker {
     fn run(mut self) {
-        let mut events = Events::with_capacity(256);
-        let mut bufs = vec![0u8; BATCH * SLOT];
-        let mut metas = [RecvMeta::default(); BATCH];
-        let mut tx = TxQueue::new();
-        let mut last_publish = Instant::now();
-        loop {
-            let now = Instant::now();
-            let mut timeout = PUBLISH_EVERY.saturating_sub(now - last_publish);
-            if let Some(t) = self.core.poll_timeout() {
-                timeout = timeout.min(t.saturating_duration_since(now));
-            }
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout))
-                && e.kind() != io::ErrorKind::Interrupted
-            {
-                tracing::error!(error = %e, "poll failed; worker stops");
-                return;
-            }
-            for ev in events.iter() {
-                match ev.token() {
-                    WAKER => {}
-                    Token(i) if i < RELAY_BASE => {
-                        self.drain(Source::Listener(i), &mut bufs, &mut metas, &mut tx)
-                    }
-                    Token(t) => self.drain(
-                        Source::Relay(t - RELAY_BASE),
-                        &mut bufs,
-                        &mut metas,
-                        &mut tx,
-                    ),
-                }
-            }
-            let now = Instant::now();
-            self.core.handle_timeout(now);
-            self.control(now, &mut tx);
-            tx.flush(&self.out());
-            if now - last_publish >= PUBLISH_EVERY {
-                self.publisher
-                    .publish(self.core.stats(), self.core.allocations());
-                last_publish = now;
-            }
-            if self.shutdown.load(Ordering::Relaxed) {
-                self.control(now, &mut tx);
-                tx.flush(&self.out());
-                self.publisher.publish(self.core.stats(), 0);
-                return;
-            }
-        }
+        let mut scratch = Scratch::new();
+        while self.turn(&mut scratch) {}
     }
 
-    /// Reads a socket until it would block, a batch at a time.
-    fn drain(
+    /// One turn of the event loop: waits for readiness (not at all while
+    /// the backlog holds sockets), reads a bounded share from each ready
+    /// or backlogged socket, runs the timers, sends, publishes metrics.
+    /// False once the worker is to stop.
+    fn turn(&mut self, scratch: &mut Scratch) -> bool {
+        let Scratch {
+            events,
+            bufs,
+            metas,
+            tx,
+            last_publish,
+        } = scratch;
+        let now = Instant::now();
+        let mut timeout = PUBLISH_EVERY.saturating_sub(now - *last_publish);
+        if let Some(t) = self.core.poll_timeout() {
+            timeout = timeout.min(t.saturating_duration_since(now));
+        }
+        if !self.backlog.is_empty() {
+            timeout = Duration::ZERO;
+        }
+        if let Err(e) = self.poll.poll(events, Some(timeout))
+            && e.kind() != io::ErrorKind::Interrupted
+        {
+            tracing::error!(error = %e, "poll failed; worker stops");
+            return false;
+        }
+        self.visited.clear();
+        std::mem::swap(&mut self.backlog, &mut self.spare);
+        for ev in events.iter() {
+            let src = match ev.token() {
+                WAKER => continue,
+                Token(i) if i < RELAY_BASE => Source::Listener(i),
+                Token(t) => Source::Relay(t - RELAY_BASE),
+            };
+            self.visit(src, bufs, metas, tx);
+        }
+        let mut spare = std::mem::take(&mut self.spare);
+        for src in spare.drain(..) {
+            self.visit(src, bufs, metas, tx);
+        }
+        self.spare = spare;
+        let now = Instant::now();
+        self.core.handle_timeout(now);
+        self.control(now, tx);
+        tx.flush(&self.out());
+        if now - *last_publish >= PUBLISH_EVERY {
+            self.publisher
+                .publish(self.core.stats(), self.core.allocations());
+            *last_publish = now;
+        }
+        if self.shutdown.load(Ordering::Relaxed) {
+            self.control(now, tx);
+            tx.flush(&self.out());
+            self.publisher.publish(self.core.stats(), 0);
+            return false;
+        }
+        true
+    }
+
+    /// Drains a bounded share of `src`, once per turn; backlogs it if it
+    /// may have more.
+    fn visit(
         &mut self,
         src: Source,
         bufs: &mut [u8],
         metas: &mut [RecvMeta; BATCH],
         tx: &mut TxQueue,
     ) {
+        if self.visited.insert(src) && self.drain(src, bufs, metas, tx) {
+            self.backlog.push(src);
+        }
+    }
+
+    /// Reads a socket a batch at a time until it would block, or for at
+    /// most [`DRAIN_BATCHES`] batches: true if it stopped there, with
+    /// more possibly queued.
+    fn drain(
+        &mut self,
+        src: Source,
+        bufs: &mut [u8],
+        metas: &mut [RecvMeta; BATCH],
+        tx: &mut TxQueue,
+    ) -> bool {
         let head = match src {
             Source::Listener(_) => 0,
             Source::Relay(_) => PEER_HEADROOM,
         };
-        loop {
+        for _ in 0..DRAIN_BATCHES {
             let n = {
                 let mut chunks = bufs.chunks_mut(SLOT);
                 let mut iovs: [IoSliceMut<'_>; BATCH] = std::array::from_fn(|_| {
@@ -464,20 +541,21 @@ impl Worker {
                 let r = match src {
                     Source::Listener(i) => match self.listeners.get(i) {
                         Some(s) => self.states[i].recv(s.into(), &mut iovs, metas),
-                        None => return,
+                        None => return false,
                     },
                     Source::Relay(i) => match self.relays.get(i) {
                         Some(Some((_, s))) => self.relay_state.recv(s.into(), &mut iovs, metas),
-                        _ => return,
+                        _ => return false,
                     },
                 };
                 match r {
                     Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                    // Counts as a batch: the bound holds even so.
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => {
                         tracing::debug!(error = %e, "recv failed");
-                        return;
+                        return false;
                     }
                 }
             };
@@ -501,7 +579,7 @@ impl Worker {
                     }
                     Source::Relay(i) => {
                         let Some(Some((relay, _))) = self.relays.get(i) else {
-                            return;
+                            return false;
                         };
                         let relay = *relay;
                         let data = &mut slot[..PEER_HEADROOM + meta.len];
@@ -522,9 +600,10 @@ impl Worker {
             // recvmmsg that would only return EAGAIN. Safe with edge
             // triggering because every later datagram raises a new edge.
             if n < BATCH {
-                return;
+                return false;
             }
         }
+        true
     }
 
     fn out(&self) -> Out<'_> {
@@ -613,7 +692,7 @@ impl Worker {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Source {
     Listener(usize),
     Relay(usize),
@@ -622,7 +701,6 @@ enum Source {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashSet;
 
     #[test]
     fn port_zero_resolves_to_a_port_no_reuseport_socket_holds() {
@@ -640,6 +718,89 @@ mod tests {
         }
         let fixed: SocketAddr = "127.0.0.1:3478".parse().unwrap();
         assert_eq!(resolve_port_zero(fixed).unwrap(), fixed);
+    }
+
+    /// A worker with two listeners on loopback and an empty core.
+    fn test_worker() -> (Worker, Vec<SocketAddr>) {
+        use crate::auth::{Credentials, Nonces};
+        use crate::core::Config;
+        use crate::shared::{Quotas, Shared};
+        let lo: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let listeners: Vec<std::net::UdpSocket> = (0..2)
+            .map(|_| bind_reuseport(resolve_port_zero(lo).unwrap()).unwrap())
+            .collect();
+        let addrs = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
+        let shared = Shared::new(
+            Credentials::new(),
+            Nonces::new([1; 32], 600),
+            Quotas::new(0, 0),
+        );
+        let setup = WorkerSetup {
+            listeners,
+            core: Relay::new(Config::new("t", Instant::now(), 0), Arc::new(shared)),
+            relay_ips: (Some(lo.ip()), None),
+            advertise: Arc::new(|a| a),
+            shutdown: Arc::default(),
+            reserved: Arc::default(),
+        };
+        (Worker::new(setup).unwrap().0, addrs)
+    }
+
+    /// A socket with more queued than one visit reads (a junk flood at a
+    /// listener) gets a bounded share of each turn of the event loop: the
+    /// other listener is served in the same turn, and the rest of the
+    /// flood, which raises no new readiness edge, is read on the following
+    /// turns. The worker used to read such a socket for as long as it had
+    /// 32 datagrams queued, starving every other socket and its timers.
+    #[test]
+    fn a_flooded_socket_gets_a_bounded_share_of_each_turn() {
+        let (mut w, addrs) = test_worker();
+        let share = (DRAIN_BATCHES * BATCH) as u64;
+        let flood = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let queued = 3 * share;
+        for k in 0..queued {
+            // Sizes alternate so that no GRO train forms: one slot each.
+            let junk = [0xff; 9];
+            flood
+                .send_to(&junk[..8 + (k % 2) as usize], addrs[0])
+                .unwrap();
+        }
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let binding = crate::stun::Builder::new(
+            crate::stun::method::BINDING,
+            crate::stun::Class::Request,
+            [3; 12],
+        )
+        .finish();
+        client.send_to(&binding, addrs[1]).unwrap();
+
+        let junk_read =
+            |w: &Worker| w.core.stats().drops[crate::core::DropReason::Malformed.index()];
+        let mut s = Scratch::new();
+        assert!(w.turn(&mut s));
+        assert_eq!(
+            junk_read(&w),
+            share,
+            "the first turn read more than a share"
+        );
+        assert_eq!(w.backlog, [Source::Listener(0)]);
+        let mut buf = [0u8; 128];
+        let (n, from) = client.recv_from(&mut buf).expect("listener 1 served");
+        assert_eq!(from, addrs[1]);
+        let answer = crate::stun::Message::parse(&buf[..n]).unwrap();
+        assert_eq!(answer.class, crate::stun::Class::Success);
+        let mut turns = 1;
+        while !w.backlog.is_empty() {
+            let before = junk_read(&w);
+            assert!(w.turn(&mut s));
+            assert!(junk_read(&w) - before <= share);
+            turns += 1;
+            assert!(turns <= 5, "the backlog does not drain");
+        }
+        assert_eq!(junk_read(&w), queued);
     }
 
     fn client(listener: u32, remote: SocketAddr) -> Dest {
