@@ -941,9 +941,9 @@ impl Relay {
                 return Ok(());
             }
         };
+        // Attributes after MESSAGE-INTEGRITY are ignored (RFC 8489 §14.5).
         let unknown: Vec<u16> = msg
-            .attributes()
-            .flatten()
+            .attributes_before_integrity()
             .map(|a| a.kind)
             .filter(|k| *k < 0x8000 && !KNOWN_REQUIRED.contains(k))
             .take(8)
@@ -1302,9 +1302,10 @@ impl Relay {
         let mut ips = [IpAddr::from([0, 0, 0, 0]); MAX];
         let mut own = [false; MAX];
         let mut n = 0;
+        // Only what MESSAGE-INTEGRITY covers: an attacker on the path
+        // must not add peers to a signed request (RFC 8489 §14.5).
         for a in msg
-            .attributes()
-            .flatten()
+            .attributes_before_integrity()
             .filter(|a| a.kind == attr::XOR_PEER_ADDRESS)
         {
             let peer = stun::decode_xor_addr(a.value, &msg.transaction_id)

@@ -232,6 +232,19 @@ impl<'a> Message<'a> {
         }
     }
 
+    /// The attributes before the first MESSAGE-INTEGRITY or
+    /// MESSAGE-INTEGRITY-SHA256 (all of them if there is neither): what
+    /// the integrity covers, and all a receiver may act on (RFC 8489
+    /// §14.5; FINGERPRINT aside).
+    pub fn attributes_before_integrity(&self) -> impl Iterator<Item = Attribute<'a>> + use<'a> {
+        self.attributes().flatten().take_while(|a| {
+            !matches!(
+                a.kind,
+                attr::MESSAGE_INTEGRITY | attr::MESSAGE_INTEGRITY_SHA256
+            )
+        })
+    }
+
     /// The first attribute of `kind` that comes before MESSAGE-INTEGRITY
     /// (attributes after it are not protected and are ignored, RFC 8489 §14.5),
     /// except FINGERPRINT which is always last.

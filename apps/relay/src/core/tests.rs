@@ -1059,3 +1059,52 @@ fn a_failed_bind_closes_the_reserved_port() {
     assert!(events.contains(&Event::Unreserve { token }), "{events:?}");
     assert_eq!((s.quotas.total(), s.reservations()), (0, 0));
 }
+
+/// RFC 8489 §14.5: attributes after MESSAGE-INTEGRITY are not covered by
+/// it and are ignored. An attacker on the path who appends
+/// XOR-PEER-ADDRESSes to a captured CreatePermission must not open the
+/// allocation to them, nor turn the request into a 420 by appending an
+/// unknown comprehension-required attribute.
+#[test]
+fn attributes_after_message_integrity_are_ignored() {
+    let mut h = Harness::new();
+    h.allocate();
+    let signed =
+        |h: &mut Harness, m: u16, f: &dyn Fn(&mut Builder), after: &dyn Fn(&mut Builder)| {
+            let tid = h.tid();
+            let mut b = Builder::new(m, Class::Request, tid);
+            f(&mut b);
+            b.attr(attr::USERNAME, h.user.as_bytes())
+                .attr(attr::REALM, REALM.as_bytes())
+                .attr(attr::NONCE, h.nonce.as_bytes())
+                .integrity(Integrity::Sha1, &h.key.0);
+            after(&mut b);
+            assert_eq!(h.send(&b.finish_with_fingerprint()), Ok(None));
+            h.relay.poll_transmit().expect("an answer").data
+        };
+    let r = signed(
+        &mut h,
+        method::CREATE_PERMISSION,
+        &|b| {
+            b.xor_addr(attr::XOR_PEER_ADDRESS, "5.5.5.1:0".parse().unwrap());
+        },
+        &|b| {
+            b.xor_addr(attr::XOR_PEER_ADDRESS, "5.5.5.66:0".parse().unwrap());
+        },
+    );
+    assert_eq!(code(&r), None);
+    let mut buf = Vec::new();
+    assert!(
+        h.peer_datagram("5.5.5.1:9".parse().unwrap(), b"x", &mut buf)
+            .is_ok()
+    );
+    assert_eq!(
+        h.peer_datagram("5.5.5.66:9".parse().unwrap(), b"x", &mut buf),
+        Err(DropReason::NoPermission),
+        "an appended peer was permitted"
+    );
+    let r = signed(&mut h, method::REFRESH, &|_| {}, &|b| {
+        b.attr(0x0777, b"x");
+    });
+    assert_eq!(code(&r), None, "an appended attribute made it a 420");
+}
