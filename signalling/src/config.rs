@@ -187,11 +187,17 @@ impl Default for Config {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TurnConfig {
-    /// Shared secret with the relays (coturn `static-auth-secret`); none disables the endpoint.
+    /// Shared secret with the relays (coturn `static-auth-secret`); none
+    /// disables the endpoint. Not empty; 16 bytes or more (shorter draws
+    /// a warning, as from the relay).
     pub secret: Option<String>,
+    /// A file holding the secret instead (a trailing newline is ignored),
+    /// read at start; not with `secret`.
+    pub secret_file: Option<PathBuf>,
     /// Credential lifetime, seconds (0 means one day), at most 2592000 (30 days).
     pub ttl_s: u64,
-    /// Relay URIs handed out, e.g. `turn:relay.example:3478?transport=udp`.
+    /// Relay URIs handed out, e.g. `turn:relay.example:3478?transport=udp`:
+    /// each `turn:` or `turns:` (RFC 7065).
     pub uris: Vec<String>,
 }
 
@@ -311,6 +317,25 @@ impl Config {
         ])
     }
 
+    /// Settings that work but are probably a mistake, one line each;
+    /// [`crate::server::start`] logs them.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(secret) = &self.turn.secret
+            && !secret.is_empty()
+            && secret.len() < 16
+        {
+            out.push(format!(
+                "turn.secret is {} bytes: use 16 or more (the relay warns too)",
+                secret.len()
+            ));
+        }
+        if self.turn.secret.is_some() && self.turn.uris.is_empty() {
+            out.push("turn.secret is set but turn.uris is empty: credentials name no relay".into());
+        }
+        out
+    }
+
     /// Refuses settings the server cannot run with (zero timeouts, rates
     /// that lock everyone out, lifetimes that overflow), naming the first
     /// one found. [`crate::server::start`] calls it.
@@ -351,6 +376,33 @@ impl Config {
         in_range("request_timeout_s", self.request_timeout_s, 1..=300)?;
         in_range("shutdown_grace_s", self.shutdown_grace_s, 0..=3600)?;
         in_range("turn.ttl_s", self.turn.ttl_s, 0..=2_592_000)?;
+        if self.turn.secret.is_some() && self.turn.secret_file.is_some() {
+            return Err(ConfigError {
+                setting: "turn.secret",
+                value: "(set)".into(),
+                expected: "unset when turn.secret_file is set: one or the other".into(),
+            });
+        }
+        if self.turn.secret.as_deref() == Some("") {
+            return Err(ConfigError {
+                setting: "turn.secret",
+                value: "\"\"".into(),
+                expected: "the relays' shared secret (coturn static-auth-secret), not empty; \
+                           leave it unset to issue no TURN credentials"
+                    .into(),
+            });
+        }
+        for uri in &self.turn.uris {
+            let scheme = uri.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
+            let host = uri.split_once(':').map_or("", |(_, rest)| rest);
+            if !matches!(scheme.as_deref(), Some("turn" | "turns")) || host.is_empty() {
+                return Err(ConfigError {
+                    setting: "turn.uris",
+                    value: format!("{uri:?}"),
+                    expected: "turn:host[:port][?transport=udp|tcp] or turns:… (RFC 7065)".into(),
+                });
+            }
+        }
         in_range("push.max_attempts", self.push.max_attempts.into(), 1..=20)?;
         in_range("push.retry_base_ms", self.push.retry_base_ms, 1..=60_000)?;
         in_range(
@@ -370,7 +422,14 @@ mod tests {
     fn out_of_range_settings_are_refused_by_name() {
         assert_eq!(Config::default().validate(), Ok(()));
         type Breaks = fn(&mut Config);
-        let cases: [(&str, Breaks); 24] = [
+        let cases: [(&str, Breaks); 28] = [
+            ("turn.secret", |c| c.turn.secret = Some(String::new())),
+            ("turn.uris", |c| c.turn.uris = vec!["http://nope".into()]),
+            ("turn.uris", |c| c.turn.uris = vec!["turn:".into()]),
+            ("turn.secret", |c| {
+                c.turn.secret = Some("a-long-enough-secret".into());
+                c.turn.secret_file = Some("/etc/secret".into());
+            }),
             ("queue_max_messages", |c| c.queue_max_messages = 0),
             ("queue_max_bytes", |c| c.queue_max_bytes = 1),
             ("queue_max_per_sender", |c| c.queue_max_per_sender = 1_001),
@@ -412,6 +471,20 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_short_turn_secret_is_warned_about() {
+        let mut c = Config::default();
+        assert!(c.warnings().is_empty());
+        c.turn.secret = Some("short".into());
+        c.turn.uris = vec!["TURNS:relay.example.org:5349".into()];
+        assert_eq!(c.validate(), Ok(()));
+        let w = c.warnings();
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("16"), "{w:?}");
+        c.turn.secret = Some("0123456789abcdef".into());
+        assert!(c.warnings().is_empty());
     }
 
     #[test]

@@ -74,3 +74,67 @@ fn add_list_remove() {
         sotto_signalling::turn::long_term_keys("bob", "r", "from-stdin").0
     );
 }
+
+/// Without `--config` or `--database-url`, `turn-user` refuses rather than
+/// make up `./signald.db`; the flags may follow the subcommand.
+#[test]
+fn the_database_is_named_and_flags_may_follow_the_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_sotto-signald"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("SOTTO_SIGNALD_CONFIG")
+            .env_remove("SOTTO_SIGNALD_DATABASE_URL")
+            .env("SOTTO_TURN_PASSWORD", "pw")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = run(&["turn-user", "list", "--realm", "r"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--config") && err.contains("--database-url"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("signald.db").exists(),
+        "made up ./signald.db"
+    );
+
+    let db = format!("sqlite://{}", dir.path().join("relay.db").display());
+    let cfg = dir.path().join("signald.toml");
+    std::fs::write(&cfg, format!("database_url = \"{db}\"\n")).unwrap();
+    let add = run(&[
+        "turn-user",
+        "add",
+        "--realm",
+        "r",
+        "alice",
+        "--database-url",
+        &db,
+    ]);
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    // Which database was used is said.
+    assert!(String::from_utf8_lossy(&add.stderr).contains("relay.db"));
+    let list = run(&[
+        "turn-user",
+        "list",
+        "--realm",
+        "r",
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    assert_eq!(stdout(&list), "alice\n");
+    assert!(!dir.path().join("signald.db").exists());
+}

@@ -4,7 +4,14 @@
 //! `SOTTO_SIGNALD_*` environment variables (flags and env share names).
 //!
 //! `sotto-signald turn-user add|remove|list` manages the static TURN users
-//! that sotto-relay loads from the same database (`auth_database`).
+//! that sotto-relay loads from the same database (`auth_database`); it
+//! needs `--config` or `--database-url` (flags may follow the subcommand).
+//!
+//! The TURN shared secret comes from the config file (`[turn] secret` or
+//! `secret_file`), `SOTTO_SIGNALD_TURN_SECRET`, or `--turn-secret-file`;
+//! never from the command line, where `ps` would show it. SIGHUP is
+//! logged and otherwise ignored (nothing is reloaded). Logs go to
+//! standard error.
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
@@ -22,10 +29,10 @@ use sotto_signalling::config::Config;
 )]
 struct Args {
     /// TOML configuration file.
-    #[arg(long, env = "SOTTO_SIGNALD_CONFIG")]
+    #[arg(long, global = true, env = "SOTTO_SIGNALD_CONFIG")]
     config: Option<PathBuf>,
     /// Address to listen on.
-    #[arg(long, env = "SOTTO_SIGNALD_LISTEN")]
+    #[arg(long, global = true, env = "SOTTO_SIGNALD_LISTEN")]
     listen: Option<SocketAddr>,
     /// An origin devices reach this server at (`https://host[:port]`);
     /// repeat it, or separate them with commas, for several. Logins signed
@@ -33,33 +40,41 @@ struct Args {
     /// loopback; replaces `public_origins` of the config file.
     #[arg(
         long = "public-origin",
+        global = true,
         env = "SOTTO_SIGNALD_PUBLIC_ORIGINS",
         value_delimiter = ','
     )]
     public_origins: Vec<String>,
     /// Database URL (`sqlite://file.db` or `postgres://…`).
-    #[arg(long, env = "SOTTO_SIGNALD_DATABASE_URL")]
+    #[arg(long, global = true, env = "SOTTO_SIGNALD_DATABASE_URL")]
     database_url: Option<String>,
     /// This node's id.
-    #[arg(long, env = "SOTTO_SIGNALD_NODE_ID")]
+    #[arg(long, global = true, env = "SOTTO_SIGNALD_NODE_ID")]
     node_id: Option<String>,
     /// Redis URL for multi-node routing (must answer at start; reconnected
     /// by itself after a Redis restart).
-    #[arg(long, env = "SOTTO_SIGNALD_REDIS_URL")]
+    #[arg(long, global = true, env = "SOTTO_SIGNALD_REDIS_URL")]
     redis_url: Option<String>,
     /// Ring timeout (queued offer TTL), seconds, 1 to 300.
-    #[arg(long, env = "SOTTO_SIGNALD_RING_TIMEOUT_S")]
+    #[arg(long, global = true, env = "SOTTO_SIGNALD_RING_TIMEOUT_S")]
     ring_timeout_s: Option<u64>,
-    /// TURN shared secret.
-    #[arg(long, env = "SOTTO_SIGNALD_TURN_SECRET")]
+    /// A file holding the TURN shared secret (the relay's
+    /// static-auth-secret; a trailing newline is ignored). Or set
+    /// SOTTO_SIGNALD_TURN_SECRET, or `[turn] secret_file` / `secret` in the
+    /// config file. Never on the command line, where `ps` shows it.
+    #[arg(long, global = true, env = "SOTTO_SIGNALD_TURN_SECRET_FILE")]
+    turn_secret_file: Option<PathBuf>,
+    /// Refused: a secret on the command line shows in `ps`.
+    #[arg(long, hide = true)]
     turn_secret: Option<String>,
     /// VAPID key file (created when missing).
-    #[arg(long, env = "SOTTO_SIGNALD_VAPID_KEY_FILE")]
+    #[arg(long, global = true, env = "SOTTO_SIGNALD_VAPID_KEY_FILE")]
     vapid_key_file: Option<PathBuf>,
     /// Write the bound address to this file once listening (for supervisors and tests).
-    #[arg(long, env = "SOTTO_SIGNALD_ADDR_FILE")]
+    #[arg(long, global = true, env = "SOTTO_SIGNALD_ADDR_FILE")]
     addr_file: Option<PathBuf>,
-    /// An administrative command instead of serving.
+    /// An administrative command instead of serving. Flags above may
+    /// come before or after it.
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -145,6 +160,12 @@ async fn turn_user(database_url: &str, action: TurnUserAction) -> anyhow::Result
 }
 
 impl Args {
+    /// Whether the database was named (`--config`, whose `database_url`
+    /// is used, or `--database-url`), rather than left to the default.
+    fn names_database(&self) -> bool {
+        self.config.is_some() || self.database_url.is_some()
+    }
+
     fn into_config(self) -> anyhow::Result<(Config, Option<PathBuf>, Option<Command>)> {
         let mut c = match &self.config {
             Some(path) => {
@@ -172,8 +193,18 @@ impl Args {
         if let Some(v) = self.ring_timeout_s {
             c.ring_timeout_s = v;
         }
-        if let Some(v) = self.turn_secret {
+        anyhow::ensure!(
+            self.turn_secret.is_none(),
+            "--turn-secret is refused: the secret would show in `ps` to every user of this \
+             machine; set SOTTO_SIGNALD_TURN_SECRET, or give --turn-secret-file FILE"
+        );
+        if let Ok(v) = std::env::var("SOTTO_SIGNALD_TURN_SECRET") {
             c.turn.secret = Some(v);
+            c.turn.secret_file = None;
+        }
+        if let Some(v) = self.turn_secret_file {
+            c.turn.secret_file = Some(v);
+            c.turn.secret = None;
         }
         if let Some(v) = self.vapid_key_file {
             c.push.vapid_key_file = Some(v);
@@ -184,13 +215,31 @@ impl Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    use std::io::IsTerminal as _;
+    // Logs go to standard error, coloured only on a terminal (not into a
+    // journal or a file as escape codes).
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let (config, addr_file, command) = Args::parse().into_config()?;
+    let args = Args::parse();
+    let names_database = args.names_database();
+    let (config, addr_file, command) = args.into_config()?;
     if let Some(Command::TurnUser { action }) = command {
+        // Never a database made up in the working directory by mistake.
+        anyhow::ensure!(
+            names_database,
+            "turn-user needs the database sotto-relay reads: give --config FILE (its \
+             database_url) or --database-url URL (or SOTTO_SIGNALD_CONFIG / \
+             SOTTO_SIGNALD_DATABASE_URL)"
+        );
+        eprintln!(
+            "database: {}",
+            sotto_signalling::server::redact_url(&config.database_url)
+        );
         return turn_user(&config.database_url, action).await;
     }
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -203,10 +252,25 @@ async fn main() -> anyhow::Result<()> {
         std::fs::write(&tmp, running.addr.to_string())?;
         std::fs::rename(&tmp, &path)?;
     }
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: shutting down"),
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    // SIGHUP (a closed terminal, or `reload` by habit) must not kill the
+    // server, as its default action would.
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => {
+                tracing::info!("SIGTERM: shutting down");
+                break;
+            }
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("interrupt: shutting down");
+                break;
+            }
+            _ = hup.recv() => tracing::info!(
+                "SIGHUP: nothing is reloaded; restart sotto-signald to apply configuration changes"
+            ),
+        }
     }
     running.shutdown().await;
     Ok(())

@@ -171,6 +171,7 @@ pub(crate) async fn register(
         .register_device_signed(&id, &req.sign_key, &req.seal_key, &req.sig, unix_ms())
         .await?;
     metrics::counter!("signald_registrations_total").increment(1);
+    tracing::info!(device = %id, "registered");
     Ok(Json(json!({"device_id": id})))
 }
 
@@ -262,6 +263,7 @@ pub(crate) async fn session(
         .store
         .put_session(&hash, &req.device_id, expires_ms)
         .await?;
+    tracing::info!(device = %req.device_id, "login");
     Ok(Json(SessionAnswer { token, expires_ms }))
 }
 

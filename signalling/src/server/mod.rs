@@ -77,8 +77,25 @@ impl Running {
 /// `metrics` is the Prometheus handle rendered at `/metrics`.
 /// Refuses to start, with a [`crate::config::ConfigError`] naming the
 /// setting, when the configuration is out of range.
-pub async fn start(config: Config, metrics: Option<PrometheusHandle>) -> anyhow::Result<Running> {
+pub async fn start(
+    mut config: Config,
+    metrics: Option<PrometheusHandle>,
+) -> anyhow::Result<Running> {
+    if let Some(path) = config.turn.secret_file.take() {
+        let text = tokio::fs::read_to_string(&path)
+            .await
+            .with_context(|| format!("reading the TURN secret file {}", path.display()))?;
+        config.turn.secret = Some(text.trim_end_matches(['\r', '\n']).to_owned());
+    }
     config.validate()?;
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
+    tracing::info!(
+        database = %redact_url(&config.database_url),
+        node = %config.node_id,
+        "starting"
+    );
     let store = Store::open(&config.database_url)
         .await
         .with_context(|| format!("opening the database {}", redact_url(&config.database_url)))?;
@@ -339,7 +356,7 @@ fn spawn_sweeper(store: Store, mut shutdown: watch::Receiver<bool>) {
 }
 
 /// `url` with any password in it replaced by `***`, for messages.
-pub(crate) fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };

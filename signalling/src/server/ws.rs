@@ -2,7 +2,7 @@
 //! delivers its queue to it in order, deletes what it acknowledges.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,7 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use super::AppState;
 use super::conn::Peer;
 use super::http::{ApiError, authed};
+use super::peer::client_ip;
 use crate::error::ProtocolError;
 use crate::protocol::{
     ClientFrame, DeviceId, Envelope, ErrorCode, MAX_FRAME_BYTES, MessageId, MessageKind,
@@ -53,6 +54,12 @@ pub(crate) async fn upgrade(
         Ok(d) => d,
         Err(e) => return e.into_response(),
     };
+    let client = client_ip(
+        peer.addr.ip(),
+        &headers,
+        &state.config.trusted_proxies,
+        state.config.client_ip_header,
+    );
     let ws = match ws {
         Ok(ws) => ws,
         Err(rejection) => return ApiError::rejected(rejection.status()).into_response(),
@@ -65,10 +72,10 @@ pub(crate) async fn upgrade(
         // tungstenite's 128 KiB default buffers would cost ~130 KiB each.
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
-        .on_upgrade(move |socket| connection(state, socket, device, peer.addr))
+        .on_upgrade(move |socket| connection(state, socket, device, client))
 }
 
-async fn connection(state: Arc<AppState>, socket: WebSocket, device: DeviceId, peer: SocketAddr) {
+async fn connection(state: Arc<AppState>, socket: WebSocket, device: DeviceId, peer: IpAddr) {
     let (conn_id, signals) = state.hub.attach(&device);
     let node = state.hub.node_id().to_owned();
     // Presence before the first drain: a message stored after the drain
@@ -80,7 +87,7 @@ async fn connection(state: Arc<AppState>, socket: WebSocket, device: DeviceId, p
         metrics::histogram!("signald_wake_to_connect_seconds")
             .record(woken.elapsed().as_secs_f64());
     }
-    tracing::debug!(%device, %peer, "connected");
+    tracing::info!(%device, %peer, "connected");
     let (mut tx, mut rx) = socket.split();
     let mut last_seq = 0i64;
     let mut delivered = Delivered::new(state.config.queue_max_messages as usize);
@@ -98,7 +105,7 @@ async fn connection(state: Arc<AppState>, socket: WebSocket, device: DeviceId, p
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut retry_at: Option<tokio::time::Instant> = None;
     signals.wake.notify_one();
-    loop {
+    let reason = loop {
         let mut read_queue = false;
         tokio::select! {
             _ = signals.wake.notified() => read_queue = true,
@@ -108,18 +115,17 @@ async fn connection(state: Arc<AppState>, socket: WebSocket, device: DeviceId, p
             _ = ping.tick() => {
                 if unanswered >= state.config.ws_missed_pongs {
                     metrics::counter!("signald_ws_dead_total").increment(1);
-                    tracing::debug!(%device, %peer, "no pong: dropping the connection");
-                    break;
+                    break "no pong";
                 }
                 unanswered += 1;
                 let sent = tx.send(Message::Ping(Default::default()));
                 if !matches!(tokio::time::timeout(period, sent).await, Ok(Ok(()))) {
-                    break;
+                    break "write failed";
                 }
                 read_queue = true;
             }
-            _ = signals.kick.notified() => break,
-            _ = super::stopped(&mut shutdown) => break,
+            _ = signals.kick.notified() => break "replaced by a newer connection",
+            _ = super::stopped(&mut shutdown) => break "server shutting down",
             incoming = rx.next() => {
                 // Anything from the peer shows it is alive.
                 unanswered = 0;
@@ -127,18 +133,19 @@ async fn connection(state: Arc<AppState>, socket: WebSocket, device: DeviceId, p
                     Some(Ok(Message::Text(t))) => t,
                     Some(Ok(Message::Binary(_))) => {
                         if send(&mut tx, &error(ErrorCode::Malformed, None), period).await.is_err() {
-                            break;
+                            break "write failed";
                         }
                         continue;
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                    Some(Ok(Message::Close(_))) | None => break "closed by the device",
+                    Some(Err(_)) => break "read failed",
                 };
                 let reply = handle_frame(&state, &device, &mut delivered, text.as_str()).await;
                 if let Some(reply) = reply
                     && send(&mut tx, &reply, period).await.is_err()
                 {
-                    break;
+                    break "write failed";
                 }
             }
         }
@@ -151,10 +158,11 @@ async fn connection(state: Arc<AppState>, socket: WebSocket, device: DeviceId, p
                     retry_at = Some(tokio::time::Instant::now() + FETCH_RETRY);
                 }
                 // A write failed or stalled: the peer is gone.
-                Ok(Err(_)) | Err(_) => break,
+                Ok(Err(_)) | Err(_) => break "write failed",
             }
         }
-    }
+    };
+    tracing::info!(%device, %peer, reason, "disconnected");
     // Gone from routing first, so new offers go by push even while the
     // close below waits on a dead peer.
     if state.hub.detach(&device, conn_id)
