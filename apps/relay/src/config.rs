@@ -260,16 +260,21 @@ impl Options {
         }
         // Relayed addresses must be concrete: default to the listen IPs.
         let relay_ips: Vec<IpAddr> = if self.relay_ip.is_empty() {
-            listen
+            let mut ips: Vec<IpAddr> = listen
                 .iter()
                 .chain(&self.listen_tcp)
                 .chain(&self.listen_tls)
                 .map(|a| a.ip())
                 .filter(|ip| !ip.is_unspecified())
-                .collect()
+                .collect();
+            ips.dedup();
+            one_per_family("relay_ip (not set: taken from the listen addresses)", &ips)?;
+            ips
         } else {
+            one_per_family("relay_ip", &self.relay_ip)?;
             self.relay_ip
         };
+        one_per_family("external_ip", &self.external_ip)?;
         for ip in &relay_ips {
             if ip.is_unspecified() && !self.external_ip.iter().any(|e| e.is_ipv4() == ip.is_ipv4())
             {
@@ -485,6 +490,31 @@ impl Settings {
         Ok(c)
     }
 
+    /// What the settings name on this host, checked at start and by
+    /// `--check-config` alike: the TLS certificate and key load (the
+    /// acceptor, when there are TLS listeners) and a socket can be bound
+    /// on each relay_ip, so that a relay that starts can also allocate.
+    pub fn preflight(&self) -> anyhow::Result<Option<tokio_rustls::TlsAcceptor>> {
+        use anyhow::Context as _;
+        for ip in [self.relay_v4, self.relay_v6].into_iter().flatten() {
+            std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).with_context(|| {
+                format!("relay_ip {ip}: cannot bind a relayed socket there (is it an address of this host?)")
+            })?;
+        }
+        if self.listen_tls.is_empty() {
+            return Ok(None);
+        }
+        let cert = self
+            .tls_cert
+            .as_deref()
+            .context("listen_tls needs tls_cert")?;
+        let key = self
+            .tls_key
+            .as_deref()
+            .context("listen_tls needs tls_key")?;
+        crate::tls::acceptor(cert, key).map(Some)
+    }
+
     /// Whether a listener is bound to a wildcard address (0.0.0.0, ::):
     /// then the settings name none of the host's addresses, which the
     /// server reads from its interfaces instead (at start and on SIGHUP).
@@ -522,6 +552,26 @@ fn add_secret(
             setting = setting(),
             "TURN REST secret shorter than {SHORT_SECRET} bytes: weak against guessing"
         );
+    }
+    Ok(())
+}
+
+/// Refuses two different addresses of one family: relayed sockets bind
+/// to (and are advertised as) one address per family, and extras would
+/// be ignored.
+fn one_per_family(setting: &str, ips: &[IpAddr]) -> Result<(), ConfigError> {
+    for v4 in [true, false] {
+        let mut of: Vec<&IpAddr> = ips.iter().filter(|ip| ip.is_ipv4() == v4).collect();
+        of.sort();
+        of.dedup();
+        if of.len() > 1 {
+            let list: Vec<String> = of.iter().map(ToString::to_string).collect();
+            return Err(ConfigError::Invalid(format!(
+                "{setting}: several {} addresses ({}): relayed sockets bind to one address per family",
+                if v4 { "IPv4" } else { "IPv6" },
+                list.join(", ")
+            )));
+        }
     }
     Ok(())
 }

@@ -47,7 +47,9 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     if cli.check_config {
-        // The same load as at start and on SIGHUP: files and database.
+        // What start checks: TLS files and relay addresses, then the same
+        // credential load as at start and on SIGHUP (files and database).
+        settings.preflight()?;
         let (users, secrets) = rt.block_on(settings.credentials())?.counts();
         println!(
             "config ok: realm={} udp={:?} tcp={:?} tls={:?} relay_v4={:?} relay_v6={:?} workers={} users={users} secrets={secrets}",

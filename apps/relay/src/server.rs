@@ -91,6 +91,9 @@ impl Server {
     /// Binds everything and starts the workers; TCP/TLS tasks run on the
     /// current tokio runtime.
     pub async fn start(settings: Settings) -> anyhow::Result<Server> {
+        // The same checks as --check-config: refuse to start (rather than
+        // answer every Allocate with 508) if a relay_ip cannot be bound.
+        let tls = settings.preflight()?;
         let credentials = settings.credentials().await?;
         if credentials.counts() == (0, 0) {
             tracing::warn!("no credentials loaded: nobody can allocate until a reload adds some");
@@ -174,11 +177,7 @@ impl Server {
             )));
         }
         let mut tls_addrs = Vec::new();
-        if !s.listen_tls.is_empty() {
-            let acceptor = crate::tls::acceptor(
-                s.tls_cert.as_deref().context("tls_cert")?,
-                s.tls_key.as_deref().context("tls_key")?,
-            )?;
+        if let Some(acceptor) = tls {
             for addr in &s.listen_tls {
                 let l = tokio::net::TcpListener::bind(addr)
                     .await

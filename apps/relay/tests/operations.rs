@@ -179,3 +179,98 @@ fn sighup_reloads_credentials_and_sigterm_stops() {
     let status = relay.proc.0.wait().unwrap();
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
 }
+
+/// `--check-config` (the unit's ExecStartPre) fails on what would fail or
+/// misbehave at start: the TLS certificate and key are loaded (a missing
+/// key, or a certificate file without a certificate, used to pass; the
+/// latter then failed at start as "peer sent no certificates"), each
+/// relay_ip is bound (one this host does not have used to pass, and then
+/// every Allocate got 508), and a second relay_ip or external_ip of one
+/// family is refused instead of ignored.
+#[test]
+fn check_config_loads_tls_and_binds_relay_ips() {
+    let dir = TempDir::new("preflight");
+    let users = dir.write("users", "alice:pw\n");
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let cert = dir.write("cert.pem", &ck.cert.pem());
+    let key = dir.write("key.pem", &ck.signing_key.serialize_pem());
+    let not_pem = dir.write("not-pem.pem", "not a pem\n");
+    let missing = dir.0.join("missing-key.pem");
+    let p = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    let tls = |cert: &str, key: &str| {
+        vec![
+            "--listen-tls".to_owned(),
+            "127.0.0.1:5349".to_owned(),
+            "--tls-cert".to_owned(),
+            cert.to_owned(),
+            "--tls-key".to_owned(),
+            key.to_owned(),
+        ]
+    };
+    let check = |args: &[String]| {
+        let out = relay_cmd()
+            .args([
+                "--check-config",
+                "--listen",
+                "127.0.0.1:3478",
+                "--users-file",
+            ])
+            .arg(&users)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, stderr) = check(&tls(&p(&cert), &p(&key)));
+    assert!(ok, "{stderr}");
+    let refused: Vec<(Vec<String>, Vec<String>)> = vec![
+        (
+            tls(&p(&cert), &p(&missing)),
+            vec![p(&missing), "tls_key".into()],
+        ),
+        (
+            tls(&p(&not_pem), &p(&key)),
+            vec![p(&not_pem), "tls_cert".into(), "relay's own".into()],
+        ),
+        (
+            vec!["--relay-ip".into(), "192.0.2.99".into()],
+            vec!["relay_ip 192.0.2.99".into()],
+        ),
+        (
+            vec!["--relay-ip".into(), "127.0.0.1,127.0.0.2".into()],
+            vec!["relay_ip".into(), "127.0.0.2".into()],
+        ),
+        (
+            vec!["--external-ip".into(), "1.2.3.4,5.6.7.8".into()],
+            vec!["external_ip".into(), "5.6.7.8".into()],
+        ),
+    ];
+    for (args, want) in refused {
+        let (ok, stderr) = check(&args);
+        assert!(!ok, "{args:?} passed the check");
+        for w in want {
+            assert!(stderr.contains(&w), "{args:?}: no {w:?} in {stderr}");
+        }
+        assert!(!stderr.contains("peer sent"), "{args:?}: {stderr}");
+    }
+    // Started anyway, the relay refuses to run rather than report READY
+    // and fail every Allocate.
+    let out = relay_cmd()
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--relay-ip",
+            "192.0.2.99",
+            "--users-file",
+        ])
+        .arg(&users)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("READY"));
+    assert!(stderr.contains("relay_ip 192.0.2.99"), "{stderr}");
+}
