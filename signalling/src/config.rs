@@ -173,7 +173,7 @@ impl Default for Config {
             queue_max_per_sender: 200,
             max_connections: 10_000,
             max_connections_per_ip: 100,
-            request_timeout_s: 10,
+            request_timeout_s: 30,
             shutdown_grace_s: 10,
             trusted_proxies: Vec::new(),
             client_ip_header: ForwardedHeader::default(),
@@ -330,6 +330,18 @@ impl Config {
                 secret.len()
             ));
         }
+        let behind_tls = self
+            .public_origins
+            .iter()
+            .any(|o| o.to_ascii_lowercase().starts_with("https:"));
+        if behind_tls && self.listen.ip().is_loopback() && self.trusted_proxies.is_empty() {
+            out.push(format!(
+                "listening on {} for https origins, so behind a proxy on this host, but \
+                 trusted_proxies is empty: every client shares the proxy's per-IP limits \
+                 (max_connections_per_ip, ip_rate); list the proxy, e.g. [\"127.0.0.1\", \"::1\"]",
+                self.listen
+            ));
+        }
         if self.turn.secret.is_some() && self.turn.uris.is_empty() {
             out.push("turn.secret is set but turn.uris is empty: credentials name no relay".into());
         }
@@ -484,6 +496,15 @@ mod tests {
         assert_eq!(w.len(), 1);
         assert!(w[0].contains("16"), "{w:?}");
         c.turn.secret = Some("0123456789abcdef".into());
+        assert!(c.warnings().is_empty());
+        // Behind a TLS terminator on this host, the proxy must be trusted.
+        c.public_origins = vec!["https://signal.example.org".into()];
+        assert!(
+            c.warnings()[0].contains("trusted_proxies"),
+            "{:?}",
+            c.warnings()
+        );
+        c.trusted_proxies = vec![Cidr::parse("127.0.0.1").unwrap()];
         assert!(c.warnings().is_empty());
     }
 
