@@ -54,12 +54,15 @@ mod tests {
     #[test]
     fn a_wrapped_error_is_said_once() {
         let e = CodecError::from(hound::Error::FormatError("no RIFF tag found"));
-        assert_eq!(e.to_string(), "wav: Ill-formed WAVE file: no RIFF tag found");
+        assert_eq!(
+            e.to_string(),
+            "wav: Ill-formed WAVE file: no RIFF tag found"
+        );
         // Not a source as well: `{:#}` would print it a second time.
         assert!(e.source().is_none());
         // libopus refuses a sample rate it does not run at.
         let bad = ::opus::Encoder::new(12_345, ::opus::Channels::Mono, ::opus::Application::Voip);
-        let e = CodecError::from(bad.err().expect("12 345 Hz is refused"));
+        let e = CodecError::from(bad.expect_err("12 345 Hz is refused"));
         assert!(e.to_string().starts_with("opus: "), "{e}");
         assert!(e.source().is_none());
     }
