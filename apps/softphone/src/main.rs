@@ -6,6 +6,7 @@ mod config;
 mod demo;
 mod devices;
 mod impair;
+mod keys;
 mod phone;
 mod plot;
 mod push;

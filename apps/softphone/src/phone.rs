@@ -23,7 +23,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncBufReadExt as _;
 use tokio::sync::mpsc;
 
 /// Longest recording kept for `--output`.
@@ -570,7 +569,8 @@ async fn run_call(
     Ok(Ended { reason, stopped })
 }
 
-/// Plain line output and stdin keys, until the call's updates end.
+/// Plain line output and stdin keys (from the process's one reader, see
+/// [`crate::keys`]), until the call's updates end.
 async fn plain(
     mut upd_rx: mpsc::UnboundedReceiver<Update>,
     ctl_tx: &mpsc::Sender<Control>,
@@ -578,7 +578,6 @@ async fn plain(
     auto_answer: bool,
     seconds: Option<u64>,
 ) {
-    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
     let mut muted = false;
     let mut hangup_at: Option<tokio::time::Instant> = None;
@@ -599,8 +598,8 @@ async fn plain(
                     show(&u, &mut last);
                 }
             },
-            l = stdin.next_line(), if stdin_open => match l {
-                Ok(Some(l)) => {
+            l = crate::keys::next_line(), if stdin_open => match l {
+                Some(l) => {
                     let c = match l.trim() {
                         "a" => Some(Control::Answer),
                         "d" => Some(Control::Decline),
@@ -612,7 +611,7 @@ async fn plain(
                     };
                     if let Some(c) = c { let _ = ctl_tx.send(c).await; }
                 }
-                _ => stdin_open = false,
+                None => stdin_open = false,
             },
             () = tokio::time::sleep_until(hangup_at.unwrap_or(far)) => {
                 hangup_at = None;

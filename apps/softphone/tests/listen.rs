@@ -1,7 +1,10 @@
 //! `sotto listen` and `sotto call` as long-running processes: a listener
 //! outlives its login session, declines a call it cannot take (and a
 //! second caller during a call) and keeps listening, and SIGTERM hangs up
-//! the call in progress so the peer hears it.
+//! the call in progress so the peer hears it. A stdin that is an open
+//! pipe with no data (a script driving the phone) keeps neither alive,
+//! and its lines reach the call in progress, the second as well as the
+//! first.
 
 mod common;
 
@@ -132,6 +135,64 @@ async fn sigterm_hangs_up_and_a_second_caller_hears_busy() {
         let (bst, blines) = bob.finish();
         assert!(bst.success(), "bob: {bst:?} {blines:?}");
         assert_eq!(last(&blines, "ended "), Some("LocalHangup"));
+        w
+    })
+    .await
+    .unwrap();
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_and_listen_once_exit_after_the_call_while_stdin_is_an_open_pipe() {
+    let w = World::start().await;
+    let w = tokio::task::spawn_blocking(move || {
+        // Both driven by scripts whose pipes stay open and say nothing.
+        let mut bob = Proc::spawn_piped(&listen(&w, &["--once"]));
+        bob.wait_line("listening as");
+        let alice = Proc::spawn_piped(&call(&w, "alice", &["--seconds", "1"]));
+        // Hang guards: before, each printed `ended` and stayed alive until
+        // its stdin had a line or closed.
+        let (ast, alines) = alice.finish();
+        assert!(ast.success(), "alice: {ast:?} {alines:?}");
+        assert_eq!(field(&alines, "ended "), Some("LocalHangup"));
+        let (bst, blines) = bob.finish();
+        assert!(bst.success(), "bob: {bst:?} {blines:?}");
+        assert_eq!(field(&blines, "ended "), Some("RemoteHangup"));
+        w
+    })
+    .await
+    .unwrap();
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_sent_during_the_second_call_is_acted_on_and_sigterm_ends_listen_while_stdin_is_open()
+{
+    let w = World::start().await;
+    let w = tokio::task::spawn_blocking(move || {
+        let mut bob = Proc::spawn_piped(&listen(&w, &[]));
+        bob.wait_line("listening as");
+        // A first call, over without a key.
+        let (ast, alines) = Proc::spawn(&call(&w, "alice", &["--seconds", "1"])).finish();
+        assert!(ast.success(), "alice: {ast:?} {alines:?}");
+        assert_eq!(bob.wait_line("ended "), "ended RemoteHangup");
+        // Bob hangs up the second with `q`. Before, a read left behind by
+        // the first call took the line, and the call went on.
+        let alice = Proc::spawn(&call(&w, "alice", &[]));
+        bob.wait_line("secure ");
+        bob.send_line("q");
+        assert_eq!(bob.wait_line("ended "), "ended LocalHangup");
+        let (ast, alines) = alice.finish();
+        assert!(ast.success(), "alice: {ast:?} {alines:?}");
+        assert_eq!(field(&alines, "ended "), Some("RemoteHangup"));
+        // SIGTERM between calls, stdin still open: it exits (a hang guard).
+        bob.terminate();
+        let (bst, blines) = bob.finish();
+        assert!(bst.success(), "bob: {bst:?} {blines:?}");
+        assert_eq!(
+            blines.last().map(String::as_str),
+            Some("SIGTERM: stopped listening")
+        );
         w
     })
     .await

@@ -4,10 +4,10 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, BufReader};
+use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -29,13 +29,26 @@ pub struct Proc {
     lines: mpsc::Receiver<String>,
     pub seen: Vec<String>,
     stderr: Option<std::thread::JoinHandle<String>>,
+    /// Its stdin, when it is a pipe: open (with no data) until dropped.
+    stdin: Option<ChildStdin>,
 }
 
 impl Proc {
+    /// `sotto ARGS` with stdin at its end (/dev/null).
     pub fn spawn(args: &[String]) -> Self {
+        Self::spawn_with(args, Stdio::null())
+    }
+
+    /// `sotto ARGS` with stdin a pipe that this keeps open, with no data
+    /// but what [`Proc::send_line`] writes: a script driving the phone.
+    pub fn spawn_piped(args: &[String]) -> Self {
+        Self::spawn_with(args, Stdio::piped())
+    }
+
+    fn spawn_with(args: &[String], stdin: Stdio) -> Self {
         let mut child = Command::new(SOTTO)
             .args(args)
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -61,6 +74,7 @@ impl Proc {
             }
         });
         Self {
+            stdin: child.stdin.take(),
             child,
             lines,
             seen: Vec::new(),
@@ -68,12 +82,23 @@ impl Proc {
         }
     }
 
-    /// Waits (a hang guard, not a timing check) for a line starting with `prefix`.
+    /// Writes `line` to its stdin pipe (see [`Proc::spawn_piped`]).
+    pub fn send_line(&mut self, line: &str) {
+        let pipe = self.stdin.as_mut().expect("spawned with a stdin pipe");
+        writeln!(pipe, "{line}").unwrap();
+        pipe.flush().unwrap();
+    }
+
+    /// Waits (a hang guard, not a timing check) for a line starting with
+    /// `prefix`. The guard is on the whole wait, so that other lines
+    /// (statistics every few seconds) cannot keep it waiting for ever.
     pub fn wait_line(&mut self, prefix: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
             let l = self
                 .lines
-                .recv_timeout(Duration::from_secs(60))
+                .recv_timeout(left)
                 .unwrap_or_else(|_| panic!("no line {prefix:?}; saw {:?}", self.seen));
             self.seen.push(l.clone());
             if l.starts_with(prefix) {
