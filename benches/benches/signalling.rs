@@ -64,6 +64,8 @@ fn serve(db: &str) {
             // One client IP opens every connection here.
             ip_rate: 1e9,
             ip_burst: 1e9,
+            max_connections: 1_000_000,
+            max_connections_per_ip: 1_000_000,
             device_rate: 1e6,
             device_burst: 1e6,
             push: sotto_signalling::config::PushConfig {
