@@ -471,7 +471,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "path:      alice {:?}, bob {:?} (relay-only through sotto-relay)",
         path[0], path[1]
     );
-    println!("ended:     alice {a_end:?}, bob {b_end:?}");
+    println!(
+        "ended:     alice {:?}, bob {:?}",
+        a_end.reason, b_end.reason
+    );
     for (who, q) in [("bob hears alice", &q_bob), ("alice hears bob", &q_alice)] {
         println!(
             "{who}: {} packets, loss {:.2} %, mean jitter-buffer delay {:.0} ms, concealment {:.2} %",

@@ -5,12 +5,15 @@
 //! hang up too, then end the process. They are caught from the start: one
 //! that comes while signald is slow or hung (logging in, fetching keys,
 //! before any offer went out) ends the command at once.
+//!
+//! A call that never became Secure did not take place: the command fails
+//! (`listen` without `--once` says so and listens on), whatever ended it.
 
 use crate::audio::GatedAudio;
 use crate::config::{Config, Dirs};
 use crate::devices::{DeviceAudio, Picker};
 use crate::session::{self, Account, Control, Peer, Started, Update};
-use crate::stop::{self, StopSignals};
+use crate::stop::{self, Stop, StopSignals, Stopped};
 use anyhow::{Context as _, anyhow};
 use sotto_engine::call::wav::{AudioPort, load_48k_mono, save_48k_mono};
 use sotto_engine::call::{Call, CallConfig, CallStats, EndReason, Event};
@@ -20,7 +23,7 @@ use sotto_signalling::protocol::{CallId, DeviceId};
 use sotto_signalling::seal::DeviceIdentity;
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -74,9 +77,14 @@ pub struct CallOpts {
     /// Microphone from a WAV file instead of a device (read at start).
     #[arg(long)]
     pub input: Option<PathBuf>,
-    /// Write what we hear to a WAV file. Headless calls only, so it needs
-    /// --input: what a sound device plays is not recorded.
-    #[arg(long, requires = "input")]
+    /// Write what we hear, from the moment the call is Secure, to a WAV
+    /// file (checked before any call; a call that never became Secure
+    /// writes nothing). `listen` writes its first call to FILE and the
+    /// next ones to FILE-2, FILE-3… (the number before the extension:
+    /// heard.wav, heard-2.wav), printing each name as it is written.
+    /// Headless calls only, so it needs --input: what a sound device
+    /// plays is not recorded.
+    #[arg(long, requires = "input", value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Microphone device id (see `sotto devices`); overrides the config.
     #[arg(long)]
@@ -231,12 +239,103 @@ async fn device(dir: &ConfigDir, signals: &mut StopSignals, then: &str) -> anyho
     })
 }
 
-/// The `--input` WAV, read and checked before any call.
+/// The `--input` WAV, read and checked before any call, and the
+/// `--output` file checked (see [`check_output`]).
 fn load_input(opts: &CallOpts) -> anyhow::Result<Option<Vec<i16>>> {
-    opts.input
-        .as_ref()
-        .map(|p| load_48k_mono(p).with_context(|| format!("--input {}", p.display())))
-        .transpose()
+    let Some(p) = &opts.input else {
+        return Ok(None);
+    };
+    let pcm = load_48k_mono(p).with_context(|| format!("--input {}", p.display()))?;
+    if pcm.is_empty() {
+        println!(
+            "warning: --input {} holds no audio (an empty WAV): the call sends silence",
+            p.display()
+        );
+    }
+    if let Some(out) = &opts.output {
+        check_output(out)?;
+    }
+    Ok(Some(pcm))
+}
+
+/// Fails now, naming `path`, if `--output` could not be written after a
+/// call, rather than losing what the call received. An existing file is
+/// left as it is (probed with a write of no bytes, which a file that
+/// takes no writes, such as /proc/version, refuses); a new one is created
+/// and removed again.
+fn check_output(path: &Path) -> anyhow::Result<()> {
+    let cannot = || format!("cannot write --output {}", path.display());
+    if path.is_dir() {
+        return Err(anyhow!("{}: it is a directory", cannot()));
+    }
+    match std::fs::OpenOptions::new().write(true).open(path) {
+        Ok(mut f) => match std::io::Write::write(&mut f, &[]) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e).with_context(cannot),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            if !dir.is_dir() {
+                return Err(anyhow!("{}: no directory {}", cannot(), dir.display()));
+            }
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .with_context(cannot)?;
+            let _ = std::fs::remove_file(path);
+            Ok(())
+        }
+        Err(e) => Err(e).with_context(cannot),
+    }
+}
+
+/// Where `listen --output FILE` writes its calls: FILE, then FILE-2,
+/// FILE-3… with the number before the extension.
+struct Outputs {
+    first: PathBuf,
+    written: u32,
+}
+
+impl Outputs {
+    /// The file for the next call.
+    fn next(&self) -> PathBuf {
+        numbered(&self.first, self.written + 1)
+    }
+}
+
+/// `path` for the `n`th call: `path` itself for the first, then
+/// `stem-n.ext` (or `name-n` without an extension).
+fn numbered(path: &Path, n: u32) -> PathBuf {
+    if n <= 1 {
+        return path.to_path_buf();
+    }
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}-{n}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{n}"),
+    };
+    path.with_file_name(name)
+}
+
+/// Writes the recording of a call that became Secure to `path` and says
+/// so; a call that never did writes nothing (and leaves `path` alone).
+fn save_recording(path: &Path, ended: &Ended) -> anyhow::Result<bool> {
+    if !ended.secure {
+        println!("{} not written: the call never connected", path.display());
+        return Ok(false);
+    }
+    save_48k_mono(path, &ended.recording)
+        .with_context(|| format!("writing --output {}", path.display()))?;
+    println!(
+        "wrote {} ({:.1} s)",
+        path.display(),
+        ended.recording.len() as f64 / 48_000.0
+    );
+    Ok(true)
 }
 
 /// Places a call and runs it to the end.
@@ -289,16 +388,34 @@ pub async fn call(args: CallArgs) -> anyhow::Result<()> {
         false,
     )
     .await?;
-    exit_status(ended.reason)
+    if let Some(p) = &args.opts.output {
+        save_recording(p, &ended)?;
+    }
+    match ended.stopped {
+        // Ctrl-C while it rang: the command was stopped before its work
+        // was done, and exits as a shell reports the signal.
+        Some(signal) if !ended.secure => Err(Stopped {
+            signal,
+            doing: "connecting the call, before it was secure".into(),
+        }
+        .into()),
+        _ => exit_status(&ended),
+    }
 }
 
 /// Waits for calls and runs them. A call that fails on our side (no TURN
 /// relay, no sound) is declined and the phone keeps listening; a stop
 /// signal ends the call in progress (or declines the one being set up)
-/// and then the phone.
+/// and then the phone. Each call that became Secure is recorded to its
+/// own `--output` file (see [`Outputs`]).
 pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
     let mut signals = StopSignals::new()?;
     let input = load_input(&args.opts)?;
+    let mut outputs = args
+        .opts
+        .output
+        .clone()
+        .map(|first| Outputs { first, written: 0 });
     let mut dev = device(&args.opts.dir, &mut signals, "").await?;
     // The ZID cache is read for every call; a broken one fails now.
     call_config(&dev, &args.opts)?;
@@ -325,8 +442,27 @@ pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
         )
         .await;
         match ended {
-            Ok(ended) if args.once || ended.stopped => return exit_status(ended.reason),
-            Ok(_) => {}
+            Ok(ended) => {
+                let saved = match &mut outputs {
+                    Some(out) => save_recording(&out.next(), &ended).map(|w| {
+                        out.written += u32::from(w);
+                    }),
+                    None => Ok(()),
+                };
+                if let Some(s) = ended.stopped {
+                    // Told to stop: the phone's normal end, whatever the call.
+                    saved?;
+                    println!("{s}: stopped listening");
+                    return Ok(());
+                }
+                let status = saved.and_then(|()| exit_status(&ended));
+                if args.once {
+                    return status;
+                }
+                if let Err(e) = status {
+                    println!("call from {from}: {e:#}");
+                }
+            }
             Err(e) => {
                 // A stop before the call was running: the caller is
                 // declined (not left ringing), then the phone stops.
@@ -400,8 +536,12 @@ async fn answer(
 /// How a call ended.
 struct Ended {
     reason: EndReason,
-    /// A stop signal hung it up: the phone exits after it.
-    stopped: bool,
+    /// Whether it was ever Secure.
+    secure: bool,
+    /// The stop signal that hung it up: the phone exits after it.
+    stopped: Option<Stop>,
+    /// What we heard from the moment it was Secure (headless calls).
+    recording: Vec<i16>,
 }
 
 /// The media sockets' addresses: the one asked for, or one per family.
@@ -409,10 +549,19 @@ fn bind_addrs(bind: Option<SocketAddr>) -> Vec<SocketAddr> {
     bind.map_or_else(sotto_engine::driver::default_bind_addrs, |b| vec![b])
 }
 
-fn exit_status(reason: EndReason) -> anyhow::Result<()> {
-    match reason {
-        EndReason::LocalHangup | EndReason::RemoteHangup => Ok(()),
-        r => Err(anyhow!("call ended: {r:?}")),
+/// The command's result for a call that ended: a hang-up by either side
+/// after it was Secure is success; a call that never became Secure did
+/// not take place, whatever ended it (the peer's hang-up included).
+fn exit_status(ended: &Ended) -> anyhow::Result<()> {
+    let never = "the call never connected";
+    match (&ended.reason, ended.secure) {
+        (EndReason::LocalHangup | EndReason::RemoteHangup, true) => Ok(()),
+        (r, true) => Err(anyhow!("call ended: {r:?}")),
+        (EndReason::RemoteHangup, false) => Err(anyhow!(
+            "{never}: the other side hung up before it was secure"
+        )),
+        (EndReason::LocalHangup, false) => Err(anyhow!("{never}: hung up before it was secure")),
+        (r, false) => Err(anyhow!("{never}: {r:?}")),
     }
 }
 
@@ -538,13 +687,13 @@ async fn run_call(
     };
     let both = async { tokio::join!(run, ui) };
     tokio::pin!(both);
-    let mut stopped = false;
-    let (reason, ui) = loop {
+    let mut stopped = None;
+    let (outcome, ui) = loop {
         tokio::select! {
             r = &mut both => break r,
             // A hang-up like `q`: the peer hears it, the terminal is restored.
-            _ = signals.recv(), if !stopped => {
-                stopped = true;
+            s = signals.recv(), if stopped.is_none() => {
+                stopped = Some(s);
                 let _ = ctl_tx.send(Control::HangUp).await;
             }
         }
@@ -561,12 +710,17 @@ async fn run_call(
         Ok(None) => {}
         Err(e) => println!("warning: terminal: {e}"),
     }
-    let reason = reason?;
-    if let Some(p) = &opts.output {
-        let pcm = recording.lock().map(|r| r.clone()).unwrap_or_default();
-        save_48k_mono(p, &pcm).with_context(|| format!("{}", p.display()))?;
-    }
-    Ok(Ended { reason, stopped })
+    let outcome = outcome?;
+    let recording = match recording.lock() {
+        Ok(mut r) => std::mem::take(&mut *r),
+        Err(e) => std::mem::take(&mut *e.into_inner()),
+    };
+    Ok(Ended {
+        reason: outcome.reason,
+        secure: outcome.secure,
+        stopped,
+        recording,
+    })
 }
 
 /// Plain line output and stdin keys (from the process's one reader, see
@@ -697,5 +851,23 @@ mod tests {
         .unwrap();
         let e = signal_client(server, &bad.display().to_string(), id()).unwrap_err();
         assert!(format!("{e:#}").contains("TLS set-up"), "{e:#}");
+    }
+
+    #[test]
+    fn listen_numbers_its_recordings_before_the_extension() {
+        let first = Path::new("out/heard.wav");
+        assert_eq!(numbered(first, 1), first);
+        assert_eq!(numbered(first, 2), Path::new("out/heard-2.wav"));
+        assert_eq!(numbered(first, 13), Path::new("out/heard-13.wav"));
+        assert_eq!(numbered(Path::new("heard"), 3), Path::new("heard-3"));
+        assert_eq!(
+            numbered(Path::new("a.b/heard.x.wav"), 2),
+            Path::new("a.b/heard.x-2.wav")
+        );
+        let out = Outputs {
+            first: first.into(),
+            written: 1,
+        };
+        assert_eq!(out.next(), Path::new("out/heard-2.wav"));
     }
 }

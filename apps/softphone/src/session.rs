@@ -68,6 +68,16 @@ pub enum Update {
     OfferQueued(Duration),
 }
 
+/// How a call ended.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Why it ended.
+    pub reason: EndReason,
+    /// Whether it was ever Secure: connected, media keyed. A call that
+    /// never was did not take place, whatever ended it.
+    pub secure: bool,
+}
+
 /// Queues the call's outgoing signals for [`run`] to seal and send.
 struct Outbox(mpsc::UnboundedSender<CallSignal>);
 
@@ -209,7 +219,7 @@ impl Started {
     }
 
     /// Runs the call until it ends, then shuts it down and flushes the
-    /// last messages; returns why it ended.
+    /// last messages; returns how it ended.
     #[allow(clippy::too_many_arguments)]
     pub async fn run(
         mut self,
@@ -220,8 +230,9 @@ impl Started {
         mut controls: mpsc::Receiver<Control>,
         updates: mpsc::UnboundedSender<Update>,
         stats_every: Duration,
-    ) -> anyhow::Result<EndReason> {
+    ) -> anyhow::Result<Outcome> {
         let mut sent = HashSet::new();
+        let mut secure = false;
         let mut offer = None;
         let mut busy = FuturesUnordered::new();
         let mut stats = tokio::time::interval(stats_every);
@@ -235,6 +246,7 @@ impl Started {
                     }
                     Some(e) => {
                         if matches!(e, Event::SecureUp { .. }) {
+                            secure = true;
                             self.save_cache().await?;
                         }
                         let _ = updates.send(Update::Event(e));
@@ -319,7 +331,7 @@ impl Started {
             sent.insert(send(conn, peer, call_id, &s)?);
         }
         flush(conn, sent).await;
-        Ok(reason)
+        Ok(Outcome { reason, secure })
     }
 
     async fn save_cache(&self) -> anyhow::Result<()> {

@@ -1,14 +1,15 @@
 //! `sotto listen` and `sotto call` as long-running processes: a listener
 //! outlives its login session, declines a call it cannot take (and a
-//! second caller during a call) and keeps listening, and SIGTERM hangs up
-//! the call in progress so the peer hears it. A stdin that is an open
-//! pipe with no data (a script driving the phone) keeps neither alive,
-//! and its lines reach the call in progress, the second as well as the
-//! first.
+//! second caller during a call) and keeps listening, records each call to
+//! its own file, and SIGTERM hangs up the call in progress so the peer
+//! hears it. A stdin that is an open pipe with no data (a script driving
+//! the phone) keeps neither alive, and its lines reach the call in
+//! progress, the second as well as the first.
 
 mod common;
 
 use common::{A_SPEECH, B_SPEECH, Proc, SOTTO, World, field};
+use sotto_engine::call::wav::load_48k_mono;
 
 /// The rest of the last line starting with `prefix`.
 fn last<'a>(lines: &'a [String], prefix: &str) -> Option<&'a str> {
@@ -193,6 +194,42 @@ async fn a_key_sent_during_the_second_call_is_acted_on_and_sigterm_ends_listen_w
             blines.last().map(String::as_str),
             Some("SIGTERM: stopped listening")
         );
+        w
+    })
+    .await
+    .unwrap();
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_records_each_call_to_its_own_file() {
+    let w = World::start().await;
+    let w = tokio::task::spawn_blocking(move || {
+        let first = w.dir.path().join("bob_heard.wav");
+        let second = w.dir.path().join("bob_heard-2.wav");
+        let mut bob = Proc::spawn(&listen(&w, &[]));
+        bob.wait_line("listening as");
+        let mut kept = Vec::new();
+        for (n, file) in [(1, &first), (2, &second)] {
+            let (ast, alines) = Proc::spawn(&call(&w, "alice", &["--seconds", "1"])).finish();
+            assert!(ast.success(), "call {n}: {ast:?} {alines:?}");
+            let wrote = bob.wait_line("wrote ");
+            assert!(
+                wrote.starts_with(&format!("wrote {} (", file.display())),
+                "call {n}: {wrote}"
+            );
+            kept.push(std::fs::read(&first).unwrap());
+        }
+        // The first call's recording is still there, untouched by the
+        // second call, whose recording is beside it.
+        assert!(kept[0] == kept[1], "the second call overwrote the first");
+        for file in [&first, &second] {
+            let heard = load_48k_mono(file).unwrap();
+            assert!(!heard.is_empty(), "{}", file.display());
+        }
+        bob.terminate();
+        let (bst, blines) = bob.finish();
+        assert!(bst.success(), "bob: {bst:?} {blines:?}");
         w
     })
     .await

@@ -2,6 +2,8 @@
 //! hung before any call exists, the process exits at once with a message
 //! and 130 (not after the client's timeouts, nor killed without a word);
 //! once the offer is out, the callee hears a hang-up and stops ringing.
+//! A call hung up before it was Secure never took place: a failure for
+//! both sides, and nothing is recorded.
 
 mod common;
 
@@ -233,13 +235,60 @@ async fn ctrl_c_while_the_callee_rings_hangs_up_and_it_stops_ringing() {
         // Bob rings: Alice's offer is out.
         bob.wait_line("ringing: a answer");
         alice.interrupt();
-        let (ast, alines) = alice.finish();
-        assert!(ast.success(), "alice: {ast:?} {alines:?}");
+        // Stopped before the call took place: it exits as a shell
+        // reports SIGINT, as a stop before the offer went out does.
+        let (ast, alines, aerr) = alice.finish_with_stderr();
+        assert_eq!(ast.code(), Some(130), "alice: {ast:?} {alines:?}");
+        assert!(
+            aerr.contains("sotto: SIGINT: stopped while connecting the call, before it was secure"),
+            "{aerr}"
+        );
         assert_eq!(field(&alines, "ended "), Some("LocalHangup"));
-        // The cancel reached Bob: no longer ringing, and (--once) done.
+        // The cancel reached Bob: no longer ringing, and (--once) done,
+        // with a call that never took place.
         assert_eq!(bob.wait_line("ended "), "ended RemoteHangup");
+        let (bst, blines, berr) = bob.finish_with_stderr();
+        assert_eq!(bst.code(), Some(1), "bob: {bst:?} {blines:?}");
+        assert!(
+            berr.contains("the call never connected: the other side hung up before it was secure"),
+            "{berr}"
+        );
+        w
+    })
+    .await
+    .unwrap();
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_the_callee_hangs_up_while_ringing_fails_and_records_nothing() {
+    let w = World::start().await;
+    let w = tokio::task::spawn_blocking(move || {
+        let mut bargs = vec!["listen".to_owned(), "--once".to_owned()];
+        bargs.extend(w.args("bob", B_SPEECH));
+        let mut bob = Proc::spawn(&bargs);
+        bob.wait_line("listening as");
+        let heard = w.dir.path().join("alice_heard.wav");
+        std::fs::write(&heard, "an earlier recording").unwrap();
+        let alice = Proc::spawn(&call_args(&w));
+        bob.wait_line("ringing: a answer");
+        // Bob hangs up instead of answering: listen's stop, a clean exit.
+        bob.terminate();
         let (bst, blines) = bob.finish();
         assert!(bst.success(), "bob: {bst:?} {blines:?}");
+        // Before, Alice exited 0 after `ended RemoteHangup` and wrote an
+        // empty recording over the file.
+        let (ast, alines, aerr) = alice.finish_with_stderr();
+        assert_eq!(field(&alines, "ended "), Some("RemoteHangup"));
+        assert_eq!(ast.code(), Some(1), "alice: {ast:?} {alines:?}");
+        assert!(
+            aerr.contains("the call never connected: the other side hung up before it was secure"),
+            "{aerr}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&heard).unwrap(),
+            "an earlier recording"
+        );
         w
     })
     .await
