@@ -11,6 +11,7 @@ use crate::audio::{GatedAudio, repeat_to};
 use crate::impair::{ClientLink, Hop, Schedule};
 use crate::plot::delay_plot;
 use crate::push::{CallPush, Distributor};
+use crate::report::Causes;
 use crate::session::{self, Account, Control, Peer, Started, Update};
 use anyhow::{Context as _, anyhow};
 use sotto_engine::call::wav::{load_48k_mono, save_48k_mono};
@@ -447,7 +448,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         &network,
         &buffer,
     ) {
-        clock.say(format!("plot failed: {e}"));
+        clock.say(format!("plot failed: {}", Causes(&e)));
     }
 
     relay.shutdown().await;

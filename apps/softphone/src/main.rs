@@ -10,6 +10,7 @@ mod keys;
 mod phone;
 mod plot;
 mod push;
+mod report;
 mod session;
 mod stats;
 mod stop;
@@ -80,7 +81,7 @@ fn print_devices() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("sotto: {e:#}");
+            eprintln!("sotto: {}", report::Causes(&e));
             ExitCode::FAILURE
         }
     }
@@ -103,7 +104,7 @@ fn block_on(f: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCod
     match rt.block_on(f) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("sotto: {e:#}");
+            eprintln!("sotto: {}", report::Causes(&e));
             match stop::stopped(&e) {
                 Some(s) => ExitCode::from(s.signal.exit_code()),
                 None => ExitCode::FAILURE,

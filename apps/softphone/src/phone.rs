@@ -12,6 +12,7 @@
 use crate::audio::GatedAudio;
 use crate::config::{Config, Dirs};
 use crate::devices::{DeviceAudio, Picker};
+use crate::report::Causes;
 use crate::session::{self, Account, Control, Peer, Started, Update};
 use crate::stop::{self, Stop, StopSignals, Stopped};
 use anyhow::{Context as _, anyhow};
@@ -197,22 +198,17 @@ async fn device(dir: &ConfigDir, signals: &mut StopSignals, then: &str) -> anyho
         .with_replay_file(dirs.replay_file())
         .context("replay.journal")?;
     let at = &cfg.server;
+    let logging_in = || format!("logging in to signald at {at}");
     // Registering again changes nothing but gives a server that predates
-    // signed key entries our signature, without which callers refuse our keys.
-    let registering = async { client.register().await.context("registering with signald") };
+    // signed key entries our signature, without which callers refuse our
+    // keys. To the user it is part of logging in (registered long ago).
+    let registering = async { client.register().await.with_context(logging_in) };
     signals
-        .during(
-            format!("registering with signald at {at}{then}"),
-            registering,
-        )
+        .during(format!("{}{then}", logging_in()), registering)
         .await?;
-    let login = async {
-        Account::login(client)
-            .await
-            .context("logging in to signald")
-    };
+    let login = async { Account::login(client).await.with_context(logging_in) };
     let account = signals
-        .during(format!("logging in to signald at {at}{then}"), login)
+        .during(format!("{}{then}", logging_in()), login)
         .await?;
     let mut conn = account.client().connect(true);
     let connected = async {
@@ -338,6 +334,54 @@ fn save_recording(path: &Path, ended: &Ended) -> anyhow::Result<bool> {
     Ok(true)
 }
 
+/// Whether `s` looks like a device id as signald hands them out: 16
+/// bytes in base64url, 22 characters.
+fn looks_like_device_id(s: &str) -> bool {
+    s.len() == 22
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// `name` as a TOML key: bare when it can be, else a quoted string.
+fn toml_key(name: &str) -> String {
+    let bare = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if bare {
+        return name.to_owned();
+    }
+    let mut q = String::from("\"");
+    for c in name.chars() {
+        match c {
+            '"' => q.push_str("\\\""),
+            '\\' => q.push_str("\\\\"),
+            c if c.is_control() => q.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => q.push(c),
+        }
+    }
+    q.push('"');
+    q
+}
+
+/// Why `user` (a contact name or a device id) cannot be called at
+/// `server`: a contact whose device is gone, an id nobody registered, or
+/// neither, with the `[contacts]` line that would add it.
+fn not_found(user: &str, contact: Option<&String>, server: &str) -> anyhow::Error {
+    match contact {
+        Some(id) => anyhow!("contact {user} ({id}) is not registered at {server}"),
+        None if looks_like_device_id(user) => anyhow!(
+            "no device {user} is registered at {server}: check the id \
+             (`sotto listen` prints a device's id)"
+        ),
+        None => anyhow!(
+            "{user} is neither a contact in config.toml nor a device registered at {server}; \
+             add it under [contacts] as {} = \"DEVICE_ID\" (`sotto listen` prints a device's id)",
+            toml_key(user)
+        ),
+    }
+}
+
 /// Places a call and runs it to the end.
 pub async fn call(args: CallArgs) -> anyhow::Result<()> {
     // Caught before anything talks to signald, so that a stop while it is
@@ -347,21 +391,16 @@ pub async fn call(args: CallArgs) -> anyhow::Result<()> {
     let input = load_input(&args.opts)?;
     let mut dev = device(&args.opts.dir, &mut signals, BEFORE_CALL).await?;
     let contact = dev.cfg.contacts.get(&args.user);
-    let not_found = || match contact {
-        Some(id) => anyhow!(
-            "contact {} ({id}) is not registered at {}",
-            args.user,
-            dev.cfg.server
-        ),
-        None => anyhow!(
-            "{} is neither a contact in config.toml nor a device registered at {}; \
-             add it under [contacts] as {} = \"DEVICE_ID\" (`sotto listen` prints a device's id)",
-            args.user,
-            dev.cfg.server,
-            args.user
-        ),
-    };
+    let not_found = || not_found(&args.user, contact, &dev.cfg.server);
     let peer_id = DeviceId::new(contact.unwrap_or(&args.user).clone()).map_err(|_| not_found())?;
+    if peer_id == dev.account.client().device_id() {
+        // It would only ring nothing until the ring timeout.
+        let who = match contact {
+            Some(id) => format!("contact {} is this device's own id ({id})", args.user),
+            None => format!("{peer_id} is this device's own id"),
+        };
+        return Err(anyhow!("{who}: a device cannot call itself"));
+    }
     let fetch = async {
         match dev.account.device_keys(&peer_id).await {
             Err(ClientError::Status(404)) => Err(not_found()),
@@ -460,7 +499,7 @@ pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
                     return status;
                 }
                 if let Err(e) = status {
-                    println!("call from {from}: {e:#}");
+                    println!("call from {from}: {}", Causes(&e));
                 }
             }
             Err(e) => {
@@ -469,7 +508,7 @@ pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
                 let stop = stop::stopped(&e).map(|s| s.signal);
                 match stop {
                     Some(s) => println!("{s}: declining the call from {from}"),
-                    None => println!("call from {from} failed: {e:#}; declined"),
+                    None => println!("call from {from} failed: {}; declined", Causes(&e)),
                 }
                 let declined = async {
                     let id =
@@ -481,7 +520,7 @@ pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
                     Ok(())
                 };
                 if let Err(d) = signals.during("declining the call", declined).await {
-                    println!("warning: cannot decline the call: {d:#}");
+                    println!("warning: cannot decline the call: {}", Causes(&d));
                 }
                 if let Some(s) = stop {
                     println!("{s}: stopped listening");
@@ -594,7 +633,7 @@ async fn run_call(
         match dev.account.ice_config().await {
             Ok(ice) => Ok(ice),
             Err(e) if !relay_only => {
-                println!("warning: no TURN relay ({e:#}); direct paths only");
+                println!("warning: no TURN relay ({}); direct paths only", Causes(&e));
                 Ok(Default::default())
             }
             Err(e) => Err(e),
@@ -627,14 +666,17 @@ async fn run_call(
                 println!("sound: input {fi}, output {fo}");
                 match Picker::new(d.switcher(), input_device, output_device) {
                     Ok(p) => picker = Some(p),
-                    Err(e) => println!("warning: cannot list sound devices: {e:#}"),
+                    Err(e) => println!("warning: cannot list sound devices: {}", Causes(&e)),
                 }
                 // --output needs --input: nothing to record here.
                 let a = headless(Vec::new());
                 (Box::new(d), a.gate(), a.recording())
             }
             Err(e) => {
-                println!("warning: {e:#}; no sound (use --input/--output WAV)");
+                println!(
+                    "warning: {}; no sound (use --input/--output WAV)",
+                    Causes(&e)
+                );
                 let a = headless(Vec::new());
                 let (g, r) = (a.gate(), a.recording());
                 (Box::new(a), g, r)
@@ -702,7 +744,7 @@ async fn run_call(
         Ok(Some((input, output))) => {
             // Remember the devices the user moved to for the next call.
             if let Err(e) = dev.dirs.save_devices(&input, &output) {
-                println!("warning: cannot save the device choice: {e:#}");
+                println!("warning: cannot save the device choice: {}", Causes(&e));
             }
             dev.cfg.input_device = input;
             dev.cfg.output_device = output;
@@ -869,5 +911,34 @@ mod tests {
             written: 1,
         };
         assert_eq!(out.next(), Path::new("out/heard-2.wav"));
+    }
+
+    #[test]
+    fn the_contact_line_offered_is_valid_toml_for_any_name() {
+        for name in [
+            "bob",
+            "no such!",
+            "bob.smith",
+            "",
+            "a\"b\\c",
+            "tab\there",
+            "émile",
+        ] {
+            let line = format!("[contacts]\n{} = \"DEVICE_ID\"\n", toml_key(name));
+            let cfg: Config = toml::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert_eq!(
+                cfg.contacts.get(name).map(String::as_str),
+                Some("DEVICE_ID"),
+                "{line}"
+            );
+        }
+        assert_eq!(toml_key("bob_2-x"), "bob_2-x");
+        assert!(looks_like_device_id("-gfDc0NvdVrWK50yd0ho5Q"));
+        assert!(!looks_like_device_id("bob"));
+        let e = not_found("AAAAAAAAAAAAAAAAAAAAAA", None, "http://s").to_string();
+        assert!(
+            e.contains("no device AAAAAAAAAAAAAAAAAAAAAA") && !e.contains("[contacts]"),
+            "{e}"
+        );
     }
 }

@@ -306,7 +306,7 @@ impl Started {
                         .map(|_| ());
                     let _ = updates.send(match declined {
                         Ok(()) => Update::Busy(from),
-                        Err(e) => Update::Dropped(format!("offer from {from}: {e:#}")),
+                        Err(e) => Update::Dropped(format!("offer from {from}: {}", crate::report::Causes(&e))),
                     });
                 }
                 c = controls.recv(), if controls_open => match c {

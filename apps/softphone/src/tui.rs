@@ -254,7 +254,7 @@ pub async fn run(
                                     view.devices = Some(now);
                                     switched = true;
                                 }
-                                Err(e) => view.warnings.push(format!("sound device: {e:#}")),
+                                Err(e) => view.warnings.push(format!("sound device: {}", crate::report::Causes(&e))),
                             }
                         }
                         None

@@ -142,7 +142,7 @@ pub fn main(args: ProbeArgs) -> ExitCode {
     };
     match rt.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&format!("{e:#}")),
+        Err(e) => fail(&crate::report::Causes(&e).to_string()),
     }
 }
 

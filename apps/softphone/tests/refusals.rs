@@ -1,10 +1,13 @@
 //! What `sotto call` and `sotto listen` refuse, or warn about, before any
-//! call: an `--output` they could not write after it, an empty `--input`.
-//! What goes wrong is said once.
+//! call: an `--output` they could not write after it, an empty `--input`,
+//! a call to the device's own id, a callee that is not there (with a
+//! `[contacts]` line that is valid TOML), and a signald that is down
+//! (said as logging in, which is what the user is doing). What goes
+//! wrong is said once.
 
 mod common;
 
-use common::{A_SPEECH, SOTTO, speech};
+use common::{A_SPEECH, SOTTO, World, set_server, speech};
 use sotto_engine::call::wav::save_48k_mono;
 use std::ffi::OsStr;
 use std::path::Path;
@@ -105,4 +108,71 @@ fn an_empty_input_is_a_warning_and_a_broken_one_is_said_once() {
         );
         said_once(&err);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_cannot_be_placed_is_refused_at_once_saying_what_to_do() {
+    // A short ring: before, calling oneself rang nothing until NoAnswer.
+    let w = World::start_tuned(&["alice", "bob"], false, |c| c.ring_timeout_s = 2).await;
+    let w = tokio::task::spawn_blocking(move || {
+        let alice = w.side("alice");
+        let call = |who: &str| {
+            run(&[
+                OsStr::new("call"),
+                who.as_ref(),
+                "--config-dir".as_ref(),
+                alice.as_os_str(),
+            ])
+        };
+
+        let own = &w.ids["alice"];
+        let (ok, stdout, err) = call(own);
+        assert!(!ok);
+        assert!(
+            err.contains(&format!(
+                "{own} is this device's own id: a device cannot call itself"
+            )),
+            "{err}"
+        );
+        assert!(!stdout.contains("calling"), "{stdout}");
+
+        // A name that needs quoting in TOML: the line offered is valid.
+        let (ok, _, err) = call("no such!");
+        assert!(!ok);
+        let line = err
+            .split("add it under [contacts] as ")
+            .nth(1)
+            .and_then(|l| l.split(" (").next())
+            .unwrap_or_else(|| panic!("{err}"));
+        assert_eq!(line, r#""no such!" = "DEVICE_ID""#);
+        let toml: toml::Table = format!("[contacts]\n{line}\n").parse().unwrap();
+        assert_eq!(toml["contacts"]["no such!"].as_str(), Some("DEVICE_ID"));
+
+        // An id nobody registered: no contact line for it.
+        let nobody = "AAAAAAAAAAAAAAAAAAAAAA";
+        let (ok, _, err) = call(nobody);
+        assert!(!ok);
+        assert!(
+            err.contains(&format!("no device {nobody} is registered at")),
+            "{err}"
+        );
+        assert!(!err.contains("[contacts]"), "{err}");
+
+        // signald is down: the user, registered long ago, is logging in.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let down = format!("http://{}", port.local_addr().unwrap());
+        drop(port);
+        set_server(&alice, &down);
+        let (ok, _, err) = call(&w.ids["bob"]);
+        assert!(!ok);
+        assert!(
+            err.starts_with(&format!("sotto: logging in to signald at {down}: ")),
+            "{err}"
+        );
+        said_once(&err);
+        w
+    })
+    .await
+    .unwrap();
+    w.stop().await;
 }

@@ -7,10 +7,9 @@
 
 mod common;
 
-use common::{A_SPEECH, B_SPEECH, Proc, World, field};
+use common::{A_SPEECH, B_SPEECH, Proc, World, field, set_server};
 use std::io::{Read as _, Write as _};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
@@ -109,18 +108,6 @@ async fn world_behind(proxies: [&mut Stall; 2], turn: bool) -> World {
     w
 }
 
-/// Points `side`'s config at `server` instead of the real signald.
-fn set_server(side: &Path, server: &str) {
-    let cfg = side.join("config.toml");
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("server = "))
-        .unwrap()
-        .to_owned();
-    std::fs::write(&cfg, text.replace(&line, &format!("server = \"{server}\""))).unwrap();
-}
-
 /// The real signald's address, from Alice's config.
 fn server_addr(w: &World) -> SocketAddr {
     let cfg = std::fs::read_to_string(w.side("alice").join("config.toml")).unwrap();
@@ -173,7 +160,8 @@ async fn ctrl_c_while_signald_never_answers_exits_at_once() {
         interrupted_while_stuck(
             &w,
             || held = Some(accepted.recv_timeout(GUARD).expect("sotto connected")),
-            &format!("registering with signald at {url}"),
+            // What the user sees: logging in (it registers again first).
+            &format!("logging in to signald at {url}"),
         );
         drop(held);
         w

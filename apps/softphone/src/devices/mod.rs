@@ -348,7 +348,7 @@ impl Streams {
         let thread = std::thread::spawn(move || {
             let (streams, opened) = match start_streams(&input, &output, preferred) {
                 Ok((streams, opened)) => (Some(streams), Ok(opened)),
-                Err(e) => (None, Err(format!("{e:#}"))),
+                Err(e) => (None, Err(crate::report::Causes(&e).to_string())),
             };
             let _ = ready_tx.send(opened);
             while streams.is_some() && !stop2.load(Ordering::Acquire) {

@@ -183,6 +183,18 @@ pub fn register(server: &str, name: &str, dir: &Path) -> String {
         .to_owned()
 }
 
+/// Points `side`'s config at `server` instead of the real signald.
+pub fn set_server(side: &Path, server: &str) {
+    let cfg = side.join("config.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("server = "))
+        .unwrap()
+        .to_owned();
+    std::fs::write(&cfg, text.replace(&line, &format!("server = \"{server}\""))).unwrap();
+}
+
 /// The rest of the first line starting with `prefix`.
 pub fn field<'a>(lines: &'a [String], prefix: &str) -> Option<&'a str> {
     lines.iter().find_map(|l| l.strip_prefix(prefix))
