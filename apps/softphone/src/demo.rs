@@ -17,8 +17,8 @@ use anyhow::{Context as _, anyhow};
 use sotto_engine::call::wav::{load_48k_mono, save_48k_mono};
 use sotto_engine::call::{Call, CallConfig, CallStats, Event, PathKind};
 use sotto_engine::sim::audio::compare;
-use sotto_jitter::link::LinkSummary;
 use sotto_jitter::link::mahimahi::{MahimahiConfig, MahimahiLink, MahimahiTrace, QueueLimit};
+use sotto_jitter::link::{LinkSummary, TraceError};
 use sotto_signalling::client::{ClientEvent, SignalClient};
 use sotto_signalling::protocol::CallId;
 use sotto_signalling::seal::DeviceIdentity;
@@ -31,25 +31,52 @@ use tokio::sync::mpsc;
 /// Options of `sotto demo`.
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    /// Seconds of speech each way once the call is Secure.
-    #[arg(long, default_value_t = 20)]
+    /// Seconds of speech each way once the call is Secure; at least 5:
+    /// less leaves too little speech to score (the correlation and PESQ
+    /// of a 1 s call mean nothing).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(MIN_SECONDS..))]
     pub seconds: u32,
     /// Where to write the WAVs, the plot and summary.json (default: a new temp dir, kept).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// The repository's testdata directory (speech and traces).
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata"))]
+    /// The repository's testdata directory (speech and traces). The
+    /// default is the one of the checkout this binary was built from.
+    #[arg(long, value_name = "DIR", default_value = BUILT_TESTDATA)]
     pub testdata: PathBuf,
     /// Skip PESQ scoring.
     #[arg(long)]
     pub no_pesq: bool,
     /// Where in the LTE traces Alice's link starts, seconds (Bob's starts
-    /// 90 s later). The default puts Alice on a congested stretch (uplink
-    /// p95 about 200 ms) and Bob on a clear one; 0 is the drive's worst
-    /// (uplink p95 1.3 s, 10 % loss).
+    /// 90 s later). For the default 20 s call, the default puts Alice on
+    /// a congested stretch (uplink p95 about 170 ms) and Bob on a clear
+    /// one; 0 is the drive's worst (uplink p95 about 2.2 s, 16 % loss).
+    /// The demo prints these figures for the stretch of trace its call
+    /// uses.
     #[arg(long, default_value_t = 60)]
     pub trace_offset: u64,
 }
+
+/// The testdata directory of the checkout `sotto` was built from: right
+/// for `cargo xtask demo`, missing for a binary installed elsewhere.
+const BUILT_TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata");
+/// The testdata files the demo reads, under `--testdata`.
+const TESTDATA_FILES: [&str; 4] = [
+    "traces/mahimahi/ATT-LTE-driving-2016.up",
+    "traces/mahimahi/ATT-LTE-driving-2016.down",
+    "speech/asterisk_en_16k_g722dec/dir-intro.wav",
+    "speech/asterisk_en_8k/demo-nogo.wav",
+];
+/// Trace beyond the talk that a call's datagrams use: set-up (push
+/// wake-up, ICE, ZRTP) and hang-up, with room to spare. The link
+/// figures printed cover the talk and this.
+const SETUP_TRACE_S: u64 = 5;
+/// Trace scheduled beyond the talk, so that a slow set-up never runs out.
+const SPARE_TRACE_S: u64 = 40;
+
+/// The shortest `--seconds`.
+const MIN_SECONDS: i64 = 5;
+/// Speech windows the comparison of what Bob heard needs to mean anything.
+const MIN_WINDOWS: usize = 5;
 
 /// Bounds on each phase (hang guards, not measurements).
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -69,14 +96,23 @@ impl Clock {
 /// Runs the demo; prints progress and a final JSON line.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let clock = Clock(Instant::now());
+    check_testdata(&args.testdata)?;
     let out = match &args.out {
         Some(d) => d.clone(),
         None => tempfile::Builder::new()
             .prefix("sotto-demo-")
-            .tempdir()?
+            .tempdir()
+            .context("creating a temporary output directory")?
             .keep(),
     };
-    std::fs::create_dir_all(&out)?;
+    if out.exists() && !out.is_dir() {
+        return Err(anyhow!(
+            "--out {} is not a directory (the demo writes several files into it)",
+            out.display()
+        ));
+    }
+    std::fs::create_dir_all(&out)
+        .with_context(|| format!("creating the output directory --out {}", out.display()))?;
     let work = tempfile::tempdir()?;
     clock.say(format!("output directory: {}", out.display()));
     let lo: SocketAddr = "127.0.0.1:0".parse()?;
@@ -100,7 +136,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .context("relay has no UDP address")?;
     clock.say(format!("sotto-relay listening on udp {relay_addr}"));
     let traces = args.testdata.join("traces/mahimahi");
-    let packets = (u64::from(args.seconds) + 40) * PACKETS_PER_SECOND;
+    let packets = (u64::from(args.seconds) + SPARE_TRACE_S) * PACKETS_PER_SECOND;
     let mut links = Vec::new();
     for (who, offset_s) in [
         ("alice", args.trace_offset),
@@ -109,9 +145,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         let (up, up_d) = schedule(&traces.join("ATT-LTE-driving-2016.up"), offset_s, packets)?;
         let (down, down_d) =
             schedule(&traces.join("ATT-LTE-driving-2016.down"), offset_s, packets)?;
-        let (u, d) = (LinkSummary::of(&up_d), LinkSummary::of(&down_d));
+        let (u, d) = (used(&up_d, args.seconds), used(&down_d, args.seconds));
         clock.say(format!(
-            "{who}'s LTE link (ATT-LTE-driving-2016 from {offset_s} s): up mean {:?} p95 {:?} loss {:.1} %, down mean {:?} p95 {:?} loss {:.1} %",
+            "{who}'s LTE link (ATT-LTE-driving-2016 from {offset_s} s, the stretch the call uses): up mean {:?} p95 {:?} loss {:.1} %, down mean {:?} p95 {:?} loss {:.1} %",
             u.mean_delay, u.p95_delay, 100.0 * u.loss_rate(), d.mean_delay, d.p95_delay, 100.0 * d.loss_rate()
         ));
         links.push(ClientLink { up, down });
@@ -389,9 +425,6 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let a_end = alice_task.await??;
     let b_end = bob_task.await??;
     let bob_addrs = bob_addr_rx.await.unwrap_or_default();
-    for w in &warnings {
-        clock.say(format!("WARNING {w}"));
-    }
 
     // Setup and security.
     let ms = |a: Option<Instant>| a.map(|a| (a - t_offer).as_secs_f64() * 1000.0);
@@ -408,6 +441,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     save_48k_mono(out.join("bob_received.wav"), &b_heard)?;
     save_48k_mono(out.join("alice_received.wav"), &a_heard)?;
     let sim = compare(&a_src, &b_heard, Duration::from_millis(1500));
+    if sim.windows < MIN_WINDOWS {
+        warnings.push(format!(
+            "too little of alice's speech reached bob to score ({} of {MIN_WINDOWS} windows): \
+             correlation and PESQ mean nothing",
+            sim.windows
+        ));
+    }
     let pesq = if args.no_pesq {
         Err("skipped (--no-pesq)".to_owned())
     } else {
@@ -490,6 +530,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         Ok(s) => println!("PESQ-WB (bob's received audio vs alice's speech): {s:.2}"),
         Err(e) => println!("PESQ-WB: unavailable: {e}"),
     }
+    for w in &warnings {
+        println!("WARNING {w}");
+    }
     println!(
         "wrote {}, {}, {}",
         out.join("bob_received.wav").display(),
@@ -542,13 +585,48 @@ fn fmt_ms(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:.0}"))
 }
 
+/// Fails, saying what the demo needs, unless `dir` holds the testdata
+/// files it reads.
+fn check_testdata(dir: &Path) -> anyhow::Result<()> {
+    let Some(missing) = TESTDATA_FILES
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|f| !f.is_file())
+    else {
+        return Ok(());
+    };
+    let default = if dir == Path::new(BUILT_TESTDATA) {
+        " (the default: the checkout this binary was built from)"
+    } else {
+        ""
+    };
+    Err(anyhow!(
+        "the demo needs the Sotto repository's testdata directory (speech and LTE traces): \
+         {} has no {}{default}; pass --testdata DIR, the testdata directory of a Sotto checkout",
+        dir.display(),
+        missing.strip_prefix(dir).unwrap_or(&missing).display()
+    ))
+}
+
+/// The link figures of the stretch of trace a call of `seconds` uses.
+fn used(deliveries: &[sotto_jitter::link::Delivery], seconds: u32) -> LinkSummary {
+    let n = (u64::from(seconds) + SETUP_TRACE_S) * PACKETS_PER_SECOND;
+    let n = usize::try_from(n)
+        .unwrap_or(usize::MAX)
+        .min(deliveries.len());
+    LinkSummary::of(&deliveries[..n])
+}
+
 fn schedule(
     trace: &Path,
     offset_s: u64,
     packets: u64,
 ) -> anyhow::Result<(Schedule, Vec<sotto_jitter::link::Delivery>)> {
-    let trace =
-        MahimahiTrace::from_path(trace).with_context(|| format!("reading {}", trace.display()))?;
+    let trace = MahimahiTrace::from_path(trace).map_err(|e| match e {
+        // It names the file already.
+        e @ TraceError::Io { .. } => anyhow::Error::from(e),
+        e => anyhow::Error::from(e).context(format!("reading {}", trace.display())),
+    })?;
     let mut link = MahimahiLink::new(
         trace,
         MahimahiConfig {
@@ -629,4 +707,66 @@ fn pesq_wb(sent: &[i16], heard: &[i16], lag: Duration) -> Result<f64, String> {
         sotto_jitter::pesq::PesqMode::Wideband,
     )
     .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{Args as _, Parser};
+
+    #[derive(Debug, Parser)]
+    struct Demo {
+        #[command(flatten)]
+        args: DemoArgs,
+    }
+
+    fn help(id: &str) -> String {
+        let cmd = DemoArgs::augment_args(clap::Command::new("demo"));
+        let arg = cmd.get_arguments().find(|a| a.get_id() == id).unwrap();
+        arg.get_help().unwrap().to_string()
+    }
+
+    /// The figures the demo prints for one side's link: (up, down).
+    fn link(offset: u64, seconds: u32) -> (LinkSummary, LinkSummary) {
+        let traces = Path::new(BUILT_TESTDATA).join("traces/mahimahi");
+        let packets = (u64::from(seconds) + SPARE_TRACE_S) * PACKETS_PER_SECOND;
+        let dir = |d: &str| {
+            let trace = traces.join(format!("ATT-LTE-driving-2016.{d}"));
+            used(&schedule(&trace, offset, packets).unwrap().1, seconds)
+        };
+        (dir("up"), dir("down"))
+    }
+
+    #[test]
+    fn too_short_a_call_to_score_is_refused_with_the_minimum() {
+        let e = Demo::try_parse_from(["demo", "--seconds", "1"]).unwrap_err();
+        assert!(e.to_string().contains("5.."), "{e}");
+        assert!(help("seconds").contains("at least 5"));
+        assert_eq!(Demo::parse_from(["demo", "--seconds", "5"]).args.seconds, 5);
+        assert_eq!(Demo::parse_from(["demo"]).args.seconds, 20);
+    }
+
+    #[test]
+    fn the_trace_offset_help_states_what_the_demo_measures() {
+        let d = Demo::parse_from(["demo"]).args;
+        let text = help("trace_offset");
+        // The default: Alice congested, Bob clear.
+        let (up, _) = link(d.trace_offset, d.seconds);
+        let p95 = (up.p95_delay.as_secs_f64() * 100.0).round() * 10.0;
+        assert!(
+            text.contains(&format!("uplink p95 about {p95} ms")),
+            "{p95}: {text}"
+        );
+        let (bob_up, bob_down) = link(d.trace_offset + 90, d.seconds);
+        assert!(bob_up.p95_delay.max(bob_down.p95_delay) < Duration::from_millis(100));
+        assert!(bob_up.loss_rate() == 0.0 && bob_down.loss_rate() == 0.0);
+        // The drive's worst.
+        let (worst, _) = link(0, d.seconds);
+        let said = format!(
+            "uplink p95 about {:.1} s, {:.0} % loss",
+            worst.p95_delay.as_secs_f64(),
+            100.0 * worst.loss_rate()
+        );
+        assert!(text.contains(&said), "{said}: {text}");
+    }
 }

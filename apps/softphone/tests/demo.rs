@@ -1,5 +1,6 @@
 //! `sotto demo` runs to completion with a short call: push wake-up,
-//! relay-only media, equal SAS on both sides, and its outputs written.
+//! relay-only media, equal SAS on both sides, and its outputs written;
+//! what it cannot run with it says at once.
 
 use std::process::Command;
 
@@ -7,7 +8,7 @@ use std::process::Command;
 fn demo_runs_end_to_end_with_a_short_call() {
     let out = tempfile::tempdir().unwrap();
     let run = Command::new(env!("CARGO_BIN_EXE_sotto"))
-        .args(["demo", "--seconds", "3", "--no-pesq", "--out"])
+        .args(["demo", "--seconds", "5", "--no-pesq", "--out"])
         .arg(out.path())
         .output()
         .unwrap();
@@ -41,4 +42,51 @@ fn demo_runs_end_to_end_with_a_short_call() {
         let len = std::fs::metadata(out.path().join(f)).unwrap().len();
         assert!(len > 0, "{f} is empty");
     }
+}
+
+/// `sotto demo ARGS`: (success, stderr).
+fn demo(args: &[&std::ffi::OsStr]) -> (bool, String) {
+    let run = Command::new(env!("CARGO_BIN_EXE_sotto"))
+        .arg("demo")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        run.status.success(),
+        String::from_utf8_lossy(&run.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn without_the_repositorys_testdata_the_demo_says_what_it_needs() {
+    // What an installed binary meets: the checkout it was built from is gone.
+    let dir = tempfile::tempdir().unwrap();
+    let gone = dir.path().join("testdata");
+    let (ok, err) = demo(&[
+        "--testdata".as_ref(),
+        gone.as_os_str(),
+        "--out".as_ref(),
+        dir.path().join("out").as_os_str(),
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("needs the Sotto repository's testdata directory")
+            && err.contains("--testdata DIR")
+            && err.contains(&gone.display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_out_that_is_a_file_is_named_in_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("summary");
+    std::fs::write(&file, "kept").unwrap();
+    let (ok, err) = demo(&["--out".as_ref(), file.as_os_str()]);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!("--out {} is not a directory", file.display())),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "kept");
 }
