@@ -69,10 +69,7 @@ impl MahimahiTrace {
     /// Reads and parses a trace file.
     pub fn from_path(path: impl AsRef<Path>) -> Result<Self, TraceError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| TraceError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = super::error::read_trace(path)?;
         Self::parse(&text)
     }
 
