@@ -12,22 +12,24 @@ use crate::auth::Credentials;
 use crate::policy::PeerPolicy;
 use crate::userdb::{self, DatabaseUrl};
 
-/// Errors in the configuration.
+/// Errors in the configuration. Each one's text carries its cause's, and
+/// none reports that cause again as its `source()`: `{:#}` and anyhow's
+/// `Caused by:` would print it twice.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// A file could not be read.
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}: {error}")]
     Read {
         /// Which file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The TOML does not parse or has unknown keys.
     #[error("config file: {0}")]
-    Toml(#[from] toml::de::Error),
-    /// The users file is malformed.
-    #[error("users file: {0}")]
+    Toml(toml::de::Error),
+    /// The users file is malformed (the text names the file and line).
+    #[error(transparent)]
     Users(#[from] crate::auth::CredentialError),
     /// The signalling database could not be read.
     #[error(transparent)]
@@ -51,6 +53,12 @@ pub enum ConfigError {
     /// A setting is inconsistent.
     #[error("{0}")]
     Invalid(String),
+}
+
+impl From<toml::de::Error> for ConfigError {
+    fn from(e: toml::de::Error) -> Self {
+        ConfigError::Toml(e)
+    }
 }
 
 /// The smallest bandwidth cap, bytes per second: one 1500-byte packet.
@@ -309,6 +317,9 @@ impl Options {
             ),
         );
         if self.allow_loopback_peers == Some(true) {
+            tracing::warn!(
+                "allow_loopback_peers: clients may relay to this host's loopback services (tests and benchmarks only)"
+            );
             policy.allow_loopback();
         }
         if self.users_file.is_none()
@@ -577,9 +588,9 @@ fn one_per_family(setting: &str, ips: &[IpAddr]) -> Result<(), ConfigError> {
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
         path: path.to_owned(),
-        source,
+        error,
     })
 }
 
@@ -775,6 +786,41 @@ mod tests {
         .unwrap();
         let e = s.credentials().await.unwrap_err();
         assert!(e.to_string().contains("line 2: empty password"), "{e}");
+    }
+
+    /// Each cause is printed once by `{:#}` (and by anyhow's `Caused by:`)
+    /// and fully by `{}`. "users file: users file line 1: empty password /
+    /// Caused by: users file line 1: empty password" is what it was.
+    #[test]
+    fn errors_print_each_cause_once() {
+        let toml_error = toml::from_str::<Options>("nonsense = 1").unwrap_err();
+        let toml_text = toml_error.to_string();
+        let db_error = sqlx::Error::Protocol("no turn_users table".into());
+        let cases: Vec<(anyhow::Error, String)> = vec![
+            (
+                ConfigError::from(crate::auth::CredentialError::EmptyPassword(1)).into(),
+                "users file line 1: empty password".into(),
+            ),
+            (ConfigError::from(toml_error).into(), toml_text),
+            (
+                read(Path::new("/nonexistent/sotto-relay.toml"))
+                    .unwrap_err()
+                    .into(),
+                "No such file".into(),
+            ),
+            (
+                ConfigError::from(userdb::UserDbError::from(db_error)).into(),
+                "no turn_users table".into(),
+            ),
+        ];
+        for (e, cause) in cases {
+            let plain = e.to_string();
+            let alternate = format!("{e:#}");
+            let debug = format!("{e:?}");
+            assert!(plain.contains(&cause), "{plain}");
+            assert_eq!(alternate.matches(&cause).count(), 1, "{alternate}");
+            assert_eq!(debug.matches(&cause).count(), 1, "{debug}");
+        }
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! `sotto-relay`: a TURN relay for Sotto calls and standard TURN clients.
 #![forbid(unsafe_code)]
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
 use clap::Parser;
@@ -29,8 +30,10 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("SOTTO_RELAY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a terminal: journald and log files get plain text.
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if cli.log_json {
         fmt.json().init();
@@ -68,8 +71,8 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(settings: sotto_relay::config::Settings) -> anyhow::Result<()> {
     if let Some(addr) = settings.metrics_listen {
-        sotto_relay::metrics::install(addr)?;
-        tracing::info!(%addr, "metrics endpoint");
+        let addr = sotto_relay::metrics::install(addr).await?;
+        tracing::info!(%addr, "metrics endpoint: GET /metrics, /healthz");
     }
     let server = Server::start(settings).await?;
     tracing::info!(udp = ?server.udp_addrs, tcp = ?server.tcp_addrs, tls = ?server.tls_addrs, "sotto-relay ready");
@@ -90,7 +93,7 @@ async fn run(settings: sotto_relay::config::Settings) -> anyhow::Result<()> {
             _ = hup.recv() => {
                 match server.reload_credentials().await {
                     Ok((users, secrets)) => tracing::info!(users, secrets, "credentials reloaded"),
-                    Err(e) => tracing::error!(error = %e, "credential reload failed; keeping the old ones"),
+                    Err(e) => tracing::error!(error = %format!("{e:#}"), "credential reload failed; keeping the old ones"),
                 }
                 if let Err(e) = server.refresh_host_addresses() {
                     tracing::error!(error = %e, "reading interface addresses failed; keeping the old ones");

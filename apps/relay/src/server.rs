@@ -214,7 +214,16 @@ impl Server {
             .await
             .inspect_err(|_| crate::metrics::reload_failed())?;
         let counts = c.counts();
+        let (_, secrets_before) = self.ctx.shared.credentials().counts();
         self.ctx.shared.replace_credentials(c);
+        if secrets_before > 0 && counts.1 == 0 {
+            // An emptied secrets file is valid, but locks out every client
+            // of the signalling server's TURN REST credentials.
+            tracing::warn!(
+                secrets_before,
+                "credentials reloaded without any TURN REST secret: every REST credential is refused now"
+            );
+        }
         Ok(counts)
     }
 

@@ -25,13 +25,21 @@ pub enum UserDbError {
     /// Connecting or querying failed (a missing `turn_users` table means
     /// signald's migrations have not run on this database).
     #[error("auth_database: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(sqlx::Error),
     /// The database did not answer in time.
     #[error("auth_database: no answer within {0:?}")]
     Timeout(Duration),
     /// A row holds a key that is not hex of the right length.
     #[error("auth_database: user {0:?} has a malformed key")]
     BadKey(String),
+}
+
+/// Not `#[from]`: the text carries the cause, which is not also reported
+/// as `source()` (`{:#}` would print it twice).
+impl From<sqlx::Error> for UserDbError {
+    fn from(e: sqlx::Error) -> Self {
+        UserDbError::Db(e)
+    }
 }
 
 /// A database URL whose `Debug` hides a PostgreSQL password.

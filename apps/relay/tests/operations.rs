@@ -274,3 +274,111 @@ fn check_config_loads_tls_and_binds_relay_ips() {
     assert!(!String::from_utf8_lossy(&out.stdout).contains("READY"));
     assert!(stderr.contains("relay_ip 192.0.2.99"), "{stderr}");
 }
+
+/// One HTTP request to `addr`; the status code and the body.
+fn http(addr: std::net::SocketAddr, request: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    c.write_all(request.as_bytes()).unwrap();
+    let mut text = String::new();
+    let _ = c.read_to_string(&mut text);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body)
+}
+
+/// The metrics endpoint serves GET /metrics and /healthz only; it used
+/// to answer every path and method with the metrics.
+#[test]
+fn metrics_endpoint_serves_metrics_and_health_only() {
+    let dir = TempDir::new("metrics");
+    let users = dir.write("users", "alice:pw\n");
+    let metrics: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let _relay = start_relay(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--users-file",
+        users.to_str().unwrap(),
+        "--metrics-listen",
+        &metrics.to_string(),
+    ]);
+    let text = metrics_until(metrics, |t| t.contains("turn_allocations"));
+    assert!(
+        text.lines().next().unwrap_or("").contains(" 200 "),
+        "{text}"
+    );
+    let get = |path: &str| http(metrics, &format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n"));
+    assert_eq!(get("/healthz"), (200, "ok\n".into()));
+    assert_eq!(get("/foo").0, 404);
+    assert_eq!(get("/").0, 404);
+    let (status, body) = http(metrics, "POST /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
+    assert_eq!(status, 405, "{body}");
+    assert!(!body.contains("turn_"), "{body}");
+}
+
+/// Warnings an operator must see: loopback peers allowed, and a reload
+/// that leaves TURN REST without a secret (every REST client refused). In
+/// plain text when stderr is not a terminal (journald, files), and an
+/// error's cause once.
+#[test]
+fn operator_warnings_in_plain_text() {
+    let dir = TempDir::new("warnings");
+    let users = dir.write("users", "alice:pw\n");
+    let out = relay_cmd()
+        .args(["--check-config", "--listen", "127.0.0.1:3478"])
+        .args(["--allow-loopback-peers", "--users-file"])
+        .arg(&users)
+        .env("SOTTO_RELAY_LOG", "info")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("WARN"), "{stderr}");
+    assert!(stderr.contains("allow_loopback_peers"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "colour codes: {stderr:?}");
+
+    let empty_password = dir.write("bad-users", "alice:\n");
+    let out = relay_cmd()
+        .args([
+            "--check-config",
+            "--listen",
+            "127.0.0.1:3478",
+            "--users-file",
+        ])
+        .arg(&empty_password)
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(stderr.matches("empty password").count(), 1, "{stderr}");
+
+    let secrets = dir.write("secrets", "a-long-enough-secret\n");
+    let (relay, log) = start_relay_logged(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--users-file",
+        users.to_str().unwrap(),
+        "--auth-secrets-file",
+        secrets.to_str().unwrap(),
+    ]);
+    std::fs::write(&secrets, "# rotated away\n").unwrap();
+    signal(relay.proc.0.id(), "-HUP");
+    let warning = loop {
+        let line = log
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("no warning after the reload");
+        if line.contains("without any TURN REST secret") {
+            break line;
+        }
+    };
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(!warning.contains('\u{1b}'), "colour codes: {warning:?}");
+}

@@ -59,13 +59,39 @@ pub struct Relay {
 
 /// Starts `sotto-relay` with `args` and waits for its READY line.
 pub fn start_relay(args: &[&str]) -> Relay {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sotto-relay"))
+    let child = Command::new(env!("CARGO_BIN_EXE_sotto-relay"))
         .args(args)
         .env("SOTTO_RELAY_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start sotto-relay");
+    wait_ready(child)
+}
+
+/// Starts `sotto-relay` with `args` (logging at INFO) and waits for its
+/// READY line; its log lines (stderr, not a terminal) come out of the
+/// receiver, and are echoed to this test's stderr.
+pub fn start_relay_logged(args: &[&str]) -> (Relay, mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sotto-relay"))
+        .args(args)
+        .env("SOTTO_RELAY_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start sotto-relay");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("relay: {line}");
+            let _ = tx.send(line);
+        }
+    });
+    (wait_ready(child), rx)
+}
+
+fn wait_ready(mut child: Child) -> Relay {
     let stdout = child.stdout.take().unwrap();
     let proc = Proc(child);
     let (tx, rx) = mpsc::channel();
