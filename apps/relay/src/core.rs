@@ -279,7 +279,9 @@ pub struct Config {
     pub policy: PeerPolicy,
     /// Relayed address families this server offers.
     pub families: Vec<Family>,
-    /// Wall clock (Unix seconds) at `epoch`, for REST credential expiry.
+    /// Wall clock (Unix seconds) at `epoch`, for REST credential expiry
+    /// until a driver passes the clock it reads
+    /// ([`Relay::set_wall_clock`]).
     pub unix_at_epoch: u64,
     /// The instant all `now` values are measured from.
     pub epoch: Instant,
@@ -383,6 +385,8 @@ pub struct Relay {
     /// The policy maps some relayed addresses to local ones
     /// ([`PeerPolicy::translates`]).
     translates: bool,
+    /// The wall clock (Unix seconds) at an instant, as last passed in.
+    wall: (Instant, u64),
 }
 
 /// Control messages queued at most; beyond, the oldest are dropped.
@@ -425,6 +429,7 @@ impl Relay {
     pub fn new(config: Config, shared: Arc<Shared>) -> Self {
         Relay {
             translates: config.policy.translates(),
+            wall: (config.epoch, config.unix_at_epoch),
             config,
             shared,
             slots: Vec::new(),
@@ -441,6 +446,18 @@ impl Relay {
             live: 0,
             tid_counter: 0,
         }
+    }
+
+    /// The wall clock as the driver read it at `now`, for REST credential
+    /// expiry. Drivers pass it with the time they handle input at, so
+    /// that a step of the system clock (NTP correcting it after the relay
+    /// started) counts at once; without it the wall clock at
+    /// [`Config::epoch`] is advanced by the monotonic clock.
+    pub fn set_wall_clock(&mut self, now: Instant, wall: std::time::SystemTime) {
+        let unix = wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.wall = (now, unix);
     }
 
     /// Cumulative counters.
@@ -634,8 +651,11 @@ impl Relay {
         now.saturating_duration_since(self.config.epoch).as_secs()
     }
 
+    /// The wall clock at `now`: the last one passed in with
+    /// [`Relay::set_wall_clock`], advanced by the monotonic clock since.
     fn unix(&self, now: Instant) -> u64 {
-        self.config.unix_at_epoch + self.secs(now)
+        let (at, unix) = self.wall;
+        unix + now.saturating_duration_since(at).as_secs()
     }
 
     fn spend(&mut self, now: Instant, index: u32, n: usize) -> Result<(), DropReason> {

@@ -116,6 +116,7 @@ impl Server {
         // Before any core exists: a wildcard listener must not let a client
         // reach this host's own addresses from the first request on.
         refresh_host_addresses(&settings).context("reading interface addresses")?;
+        // Until the drivers pass the clock they read with their input.
         let unix_at_epoch = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
         let ctx = Arc::new(Ctx {
             settings,

@@ -302,6 +302,8 @@ async fn connection<S>(
             _ = shutdown.changed() => Wake::Shutdown,
         };
         let now = Instant::now();
+        // Read per wakeup: REST expiry follows a stepped system clock.
+        core.set_wall_clock(now, std::time::SystemTime::now());
         out.clear();
         match wake {
             Wake::Client(Ok(0)) | Wake::Client(Err(_)) | Wake::Shutdown => break None,

@@ -14,7 +14,7 @@ use std::io::{self, IoSlice, IoSliceMut};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -560,6 +560,8 @@ impl Worker {
                 }
             };
             let now = Instant::now();
+            // Read per batch: REST expiry follows a stepped system clock.
+            self.core.set_wall_clock(now, SystemTime::now());
             for (k, meta) in metas.iter().enumerate().take(n) {
                 let slot = &mut bufs[k * SLOT..(k + 1) * SLOT];
                 match src {
@@ -722,7 +724,16 @@ mod tests {
 
     /// A worker with two listeners on loopback and an empty core.
     fn test_worker() -> (Worker, Vec<SocketAddr>) {
-        use crate::auth::{Credentials, Nonces};
+        test_worker_with(crate::auth::Credentials::new(), 0)
+    }
+
+    /// The same with `credentials`, its core told the wall clock at start
+    /// was `unix_at_start`.
+    fn test_worker_with(
+        credentials: crate::auth::Credentials,
+        unix_at_start: u64,
+    ) -> (Worker, Vec<SocketAddr>) {
+        use crate::auth::Nonces;
         use crate::core::Config;
         use crate::shared::{Quotas, Shared};
         let lo: SocketAddr = "127.0.0.1:0".parse().unwrap();
@@ -730,14 +741,11 @@ mod tests {
             .map(|_| bind_reuseport(resolve_port_zero(lo).unwrap()).unwrap())
             .collect();
         let addrs = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
-        let shared = Shared::new(
-            Credentials::new(),
-            Nonces::new([1; 32], 600),
-            Quotas::new(0, 0),
-        );
+        let shared = Shared::new(credentials, Nonces::new([1; 32], 600), Quotas::new(0, 0));
+        let config = Config::new("t", Instant::now(), unix_at_start);
         let setup = WorkerSetup {
             listeners,
-            core: Relay::new(Config::new("t", Instant::now(), 0), Arc::new(shared)),
+            core: Relay::new(config, Arc::new(shared)),
             relay_ips: (Some(lo.ip()), None),
             advertise: Arc::new(|a| a),
             shutdown: Arc::default(),
@@ -801,6 +809,57 @@ mod tests {
             assert!(turns <= 5, "the backlog does not drain");
         }
         assert_eq!(junk_read(&w), queued);
+    }
+
+    /// The worker passes the wall clock it reads with each batch: a REST
+    /// credential that expired by the system clock is refused although
+    /// the clock the core was started with (here 1000 s slow, as before
+    /// NTP stepped it) says otherwise.
+    #[test]
+    fn rest_expiry_uses_the_clock_read_with_the_input() {
+        use crate::auth::{Credentials, Key, rest_password};
+        use crate::stun::{Builder, Class, Integrity, Message, attr, method};
+        let real = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let mut credentials = Credentials::new();
+        credentials.add_secret("a-long-enough-secret").unwrap();
+        let (mut w, addrs) = test_worker_with(credentials, real - 1000);
+        let user = format!("{}:carol", real - 10);
+        let key = Key::derive(&user, "t", &rest_password("a-long-enough-secret", &user));
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut s = Scratch::new();
+        let mut exchange = |w: &mut Worker, req: Vec<u8>| {
+            client.send_to(&req, addrs[0]).unwrap();
+            assert!(w.turn(&mut s));
+            let mut buf = [0u8; 512];
+            let (n, _) = client.recv_from(&mut buf).expect("an answer");
+            buf[..n].to_vec()
+        };
+        let mut b = Builder::new(method::ALLOCATE, Class::Request, [1; 12]);
+        b.u32(attr::REQUESTED_TRANSPORT, 17 << 24);
+        let challenge = exchange(&mut w, b.finish());
+        let nonce = Message::parse(&challenge)
+            .unwrap()
+            .get_str(attr::NONCE)
+            .unwrap()
+            .unwrap()
+            .to_owned();
+        let mut b = Builder::new(method::ALLOCATE, Class::Request, [2; 12]);
+        b.u32(attr::REQUESTED_TRANSPORT, 17 << 24)
+            .attr(attr::USERNAME, user.as_bytes())
+            .attr(attr::REALM, b"t")
+            .attr(attr::NONCE, nonce.as_bytes())
+            .integrity(Integrity::Sha1, &key.0);
+        let answer = exchange(&mut w, b.finish());
+        let m = Message::parse(&answer).unwrap();
+        assert_eq!(m.class, Class::Error, "an expired credential allocated");
+        let e = m.get(attr::ERROR_CODE).unwrap().value;
+        assert_eq!(u16::from(e[2]) * 100 + u16::from(e[3]), 401);
     }
 
     fn client(listener: u32, remote: SocketAddr) -> Dest {

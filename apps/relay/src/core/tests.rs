@@ -1108,3 +1108,32 @@ fn attributes_after_message_integrity_are_ignored() {
     });
     assert_eq!(code(&r), None, "an appended attribute made it a 420");
 }
+
+/// REST expiry is judged by the wall clock the driver passes in with the
+/// time, not by the clock at start advanced by the monotonic one: a relay
+/// that started before NTP stepped the clock kept the offset for good.
+#[test]
+fn rest_expiry_follows_the_wall_clock_passed_in() {
+    use std::time::UNIX_EPOCH;
+    let mut h = Harness::new();
+    h.user = format!("{}:carol", UNIX0 + 100);
+    h.key = Key::derive(&h.user, REALM, &rest_password("s3cret", &h.user));
+    // The clock was stepped 1000 s forward since the epoch: expired.
+    let at = |secs: u64| UNIX_EPOCH + Duration::from_secs(secs);
+    h.relay.set_wall_clock(h.now, at(UNIX0 + 1000));
+    assert_eq!(code(&h.allocate()), Some(401));
+    // Stepped back: 50 s left, which bound the lifetime.
+    h.relay.set_wall_clock(h.now, at(UNIX0 + 50));
+    let ok = h.request(method::ALLOCATE, true, |b| {
+        b.u32(attr::REQUESTED_TRANSPORT, 17 << 24);
+    });
+    assert_eq!(code(&ok), None);
+    let life = Message::parse(&ok)
+        .unwrap()
+        .get_u32(attr::LIFETIME)
+        .unwrap();
+    assert_eq!(life, Some(50));
+    // Later inputs advance it by the monotonic clock until the next read.
+    h.now += Duration::from_secs(51);
+    assert_eq!(code(&h.request(method::REFRESH, true, |_| {})), Some(401));
+}
