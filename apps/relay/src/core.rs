@@ -67,10 +67,11 @@ pub enum Family {
 }
 
 impl Family {
+    /// The family of an address as encoded: an IPv4-mapped IPv6 address
+    /// is IPv6, so an IPv4 allocation refuses it as a peer (443).
     fn of(ip: IpAddr) -> Self {
         match ip {
             IpAddr::V4(_) => Family::V4,
-            IpAddr::V6(v) if v.to_ipv4_mapped().is_some() => Family::V4,
             IpAddr::V6(_) => Family::V6,
         }
     }
@@ -148,6 +149,9 @@ pub enum Event {
         even_port: bool,
         /// Hold or use a reserved port (RESERVATION-TOKEN).
         reservation: Reservation,
+        /// Set the DF bit on what the relayed socket sends (DONT-FRAGMENT,
+        /// RFC 8656 §7.2): IP_PMTUDISC_DO / IPV6_PMTUDISC_DO.
+        dont_fragment: bool,
     },
     /// The allocation is gone: close its relayed socket.
     Closed {
@@ -1105,6 +1109,10 @@ impl Relay {
         let even = msg.get(attr::EVEN_PORT);
         let requested = msg.get(attr::REQUESTED_ADDRESS_FAMILY);
         let redeem = msg.get(attr::RESERVATION_TOKEN);
+        // RFC 8656 §7.2: asking for one family and for a second one too.
+        if requested.is_some() && msg.get(attr::ADDITIONAL_ADDRESS_FAMILY).is_some() {
+            return Err(error(msg, (400, "Bad Request")));
+        }
         // RFC 8656 §7.2: a token names the port, family included.
         if redeem.is_some() && (even.is_some() || requested.is_some()) {
             return Err(error(msg, (400, "Bad Request")));
@@ -1207,6 +1215,7 @@ impl Relay {
             family,
             even_port,
             reservation,
+            dont_fragment: msg.get(attr::DONT_FRAGMENT).is_some(),
         });
         Ok(None)
     }

@@ -83,6 +83,19 @@ pub fn bind(
     Ok(sock)
 }
 
+/// Has the kernel set the DF bit on what `sock` sends and never fragment
+/// it (DONT-FRAGMENT, RFC 8656 §7.2): a datagram over the path MTU is
+/// dropped instead.
+pub fn set_dont_fragment(sock: &UdpSocket) -> io::Result<()> {
+    use rustix::net::sockopt;
+    if sock.local_addr()?.is_ipv4() {
+        sockopt::set_ip_mtu_discover(sock, sockopt::Ipv4PathMtuDiscovery::DO)?;
+    } else {
+        sockopt::set_ipv6_mtu_discover(sock, sockopt::Ipv6PathMtuDiscovery::DO)?;
+    }
+    Ok(())
+}
+
 /// Binds an even port on `ip` and, with `pair`, holds the odd port after
 /// it too, in at most [`BIND_BUDGET`] calls of `bind`. An ephemeral port
 /// of either parity is tried with its neighbour (`port ^ 1`), so an odd
@@ -182,6 +195,34 @@ mod tests {
             };
             assert!(even_port_with(ip, pair, taken).is_err());
             assert_eq!(calls, BIND_BUDGET, "pair = {pair}");
+        }
+    }
+
+    /// DONT-FRAGMENT is acted on: the relayed socket sets DF (it used to
+    /// be accepted and ignored).
+    #[test]
+    fn dont_fragment_sets_df() {
+        use rustix::net::sockopt;
+        let r = ReservedSockets::default();
+        let v4 = bind("127.0.0.1".parse().unwrap(), false, Reservation::None, &r).unwrap();
+        assert_ne!(
+            sockopt::ip_mtu_discover(&v4).unwrap(),
+            sockopt::Ipv4PathMtuDiscovery::DO
+        );
+        set_dont_fragment(&v4).unwrap();
+        assert_eq!(
+            sockopt::ip_mtu_discover(&v4).unwrap(),
+            sockopt::Ipv4PathMtuDiscovery::DO
+        );
+        match bind("::1".parse().unwrap(), false, Reservation::None, &r) {
+            Ok(v6) => {
+                set_dont_fragment(&v6).unwrap();
+                assert_eq!(
+                    sockopt::ipv6_mtu_discover(&v6).unwrap(),
+                    sockopt::Ipv6PathMtuDiscovery::DO
+                );
+            }
+            Err(_) => eprintln!("no IPv6 loopback here: IPv6 skipped"),
         }
     }
 

@@ -374,8 +374,9 @@ async fn connection<S>(
                         family,
                         even_port,
                         reservation,
+                        dont_fragment,
                     } => {
-                        let bound = bind_relay(&ctx, family, even_port, reservation);
+                        let bound = bind_relay(&ctx, family, even_port, reservation, dont_fragment);
                         let addr = bound.as_ref().ok().and_then(|s| s.local_addr().ok());
                         if let Ok(s) = bound {
                             relay = Some((id, s));
@@ -449,18 +450,18 @@ fn bind_relay(
     family: Family,
     even_port: bool,
     reservation: Reservation,
+    dont_fragment: bool,
 ) -> std::io::Result<UdpSocket> {
     let ip = match family {
         Family::V4 => ctx.settings.relay_v4,
         Family::V6 => ctx.settings.relay_v6,
     }
     .ok_or_else(|| std::io::Error::other("family not offered"))?;
-    UdpSocket::from_std(relay_socket::bind(
-        ip,
-        even_port,
-        reservation,
-        &ctx.reserved,
-    )?)
+    let sock = relay_socket::bind(ip, even_port, reservation, &ctx.reserved)?;
+    if dont_fragment {
+        relay_socket::set_dont_fragment(&sock)?;
+    }
+    UdpSocket::from_std(sock)
 }
 
 #[cfg(test)]

@@ -642,8 +642,10 @@ impl Worker {
                         family,
                         even_port,
                         reservation,
+                        dont_fragment,
                     } => {
-                        let bound = self.bind_relay(relay, family, even_port, reservation);
+                        let bound =
+                            self.bind_relay(relay, family, even_port, reservation, dont_fragment);
                         if let Err(e) = &bound {
                             tracing::warn!(error = %e, "cannot bind a relayed socket");
                         }
@@ -673,6 +675,7 @@ impl Worker {
         family: Family,
         even_port: bool,
         reservation: Reservation,
+        dont_fragment: bool,
     ) -> io::Result<SocketAddr> {
         let ip = match family {
             Family::V4 => self.relay_ips.0,
@@ -680,6 +683,9 @@ impl Worker {
         }
         .ok_or_else(|| io::Error::other("family not offered"))?;
         let sock = relay_socket::bind(ip, even_port, reservation, &self.reserved)?;
+        if dont_fragment {
+            relay_socket::set_dont_fragment(&sock)?;
+        }
         let bound = sock.local_addr()?;
         let mut sock = UdpSocket::from_std(sock);
         let index = relay.index() as usize;

@@ -323,11 +323,7 @@ fn refresh_zero_deletes_and_other_user_is_441() {
 fn denied_peers_get_403() {
     let mut h = Harness::with(shared(10, 10), |_| {});
     h.allocate();
-    for p in [
-        "10.0.0.1:80",
-        "169.254.169.254:80",
-        "[::ffff:192.168.0.1]:80",
-    ] {
+    for p in ["10.0.0.1:80", "169.254.169.254:80", "192.168.0.1:80"] {
         let peer: SocketAddr = p.parse().unwrap();
         let r = h.request(method::CREATE_PERMISSION, true, |b| {
             b.xor_addr(attr::XOR_PEER_ADDRESS, peer);
@@ -1136,4 +1132,56 @@ fn rest_expiry_follows_the_wall_clock_passed_in() {
     // Later inputs advance it by the monotonic clock until the next read.
     h.now += Duration::from_secs(51);
     assert_eq!(code(&h.request(method::REFRESH, true, |_| {})), Some(401));
+}
+
+/// RFC 8656 §7.2: REQUESTED-ADDRESS-FAMILY with ADDITIONAL-ADDRESS-FAMILY
+/// is 400 (it was allocated, the second family ignored).
+#[test]
+fn requested_and_additional_address_family_is_400() {
+    let mut h = Harness::new();
+    h.request(method::ALLOCATE, false, |_| {});
+    let r = h.request(method::ALLOCATE, true, |b| {
+        b.u32(attr::REQUESTED_TRANSPORT, 17 << 24)
+            .u32(attr::REQUESTED_ADDRESS_FAMILY, 1 << 24)
+            .u32(attr::ADDITIONAL_ADDRESS_FAMILY, 2 << 24);
+    });
+    assert_eq!(code(&r), Some(400));
+    assert_eq!(h.relay.allocations(), 0);
+}
+
+/// DONT-FRAGMENT reaches the driver, which sets DF on the relayed socket
+/// (it was accepted and ignored).
+#[test]
+fn dont_fragment_reaches_the_driver() {
+    let mut h = Harness::new();
+    h.request(method::ALLOCATE, false, |_| {});
+    let r = h.request(method::ALLOCATE, true, |b| {
+        b.u32(attr::REQUESTED_TRANSPORT, 17 << 24)
+            .attr(attr::DONT_FRAGMENT, &[]);
+    });
+    assert_eq!(code(&r), None);
+    assert!(
+        matches!(
+            h.binds.last(),
+            Some(Event::BindRelay {
+                dont_fragment: true,
+                ..
+            })
+        ),
+        "{:?}",
+        h.binds
+    );
+}
+
+/// An IPv4-mapped IPv6 XOR-PEER-ADDRESS is of the IPv6 family: an IPv4
+/// allocation answers 443 (RFC 8656 §9.1, §11.2); it was taken for IPv4.
+#[test]
+fn an_ipv4_mapped_peer_of_an_ipv4_allocation_is_443() {
+    let mut h = Harness::new();
+    h.allocate();
+    let mapped: SocketAddr = "[::ffff:5.5.5.1]:7000".parse().unwrap();
+    assert_eq!(code(&h.create_permission(mapped.ip())), Some(443));
+    assert_eq!(code(&h.channel_bind(0x4000, mapped)), Some(443));
+    let v4: SocketAddr = "5.5.5.1:7000".parse().unwrap();
+    assert_eq!(code(&h.channel_bind(0x4000, v4)), None);
 }
