@@ -374,7 +374,7 @@ pub struct Relay {
     generations: Vec<u32>,
     free: Vec<u32>,
     by_client: HashMap<ClientId, u32>,
-    unauth: HashMap<IpAddr, Bucket>,
+    unauth: RateTable,
     /// Bytes taken from the server-wide budget and not spent yet.
     total_lease: u64,
     transmits: VecDeque<Transmit>,
@@ -395,7 +395,8 @@ pub struct Relay {
 
 /// Control messages queued at most; beyond, the oldest are dropped.
 const MAX_QUEUED: usize = 4096;
-/// Source IPs tracked by the unauthenticated rate limiter before a reset.
+/// Sources (IPv4 addresses, IPv6 /64s) the unauthenticated rate limiter
+/// tracks; beyond, the least recently used is forgotten.
 const MAX_TRACKED_IPS: usize = 65_536;
 /// A core leases the server-wide budget in slices of 1/64 of a second's
 /// worth: few enough lock round trips, little held back by idle cores.
@@ -425,6 +426,72 @@ const KNOWN_REQUIRED: &[u16] = &[
     attr::XOR_MAPPED_ADDRESS,
 ];
 
+/// The unauthenticated rate limiter's buckets by source, the least
+/// recently used forgotten first when [`MAX_TRACKED_IPS`] are tracked (the
+/// table used to be cleared whole, which gave every limited source a
+/// fresh burst).
+#[derive(Debug, Default)]
+struct RateTable {
+    /// Each source's bucket and the stamp of its last use.
+    buckets: HashMap<IpAddr, (Bucket, u64)>,
+    /// Uses, oldest first; an entry whose stamp is no longer its source's
+    /// last is stale and skipped.
+    uses: VecDeque<(IpAddr, u64)>,
+    clock: u64,
+}
+
+impl RateTable {
+    /// The bucket of `key` (full, twice `rate`, if new), marked as used.
+    fn bucket(&mut self, key: IpAddr, now: Instant, rate: u64) -> &mut Bucket {
+        self.clock += 1;
+        let stamp = self.clock;
+        if !self.buckets.contains_key(&key) {
+            while self.buckets.len() >= MAX_TRACKED_IPS {
+                self.evict_least_recently_used();
+            }
+        }
+        if self.uses.len() >= 4 * MAX_TRACKED_IPS {
+            let buckets = &self.buckets;
+            self.uses
+                .retain(|(k, s)| buckets.get(k).is_some_and(|(_, last)| last == s));
+        }
+        self.uses.push_back((key, stamp));
+        let entry = self.buckets.entry(key).or_insert((
+            Bucket {
+                tokens: 2 * rate,
+                last: now,
+            },
+            stamp,
+        ));
+        entry.1 = stamp;
+        &mut entry.0
+    }
+
+    fn evict_least_recently_used(&mut self) {
+        while let Some((key, stamp)) = self.uses.pop_front() {
+            if self
+                .buckets
+                .get(&key)
+                .is_some_and(|(_, last)| *last == stamp)
+            {
+                self.buckets.remove(&key);
+                return;
+            }
+        }
+    }
+}
+
+/// What the unauthenticated rate limiter counts by: an IPv4 address, or
+/// an IPv6 address's /64 (one host or site has a whole /64 to send from).
+fn rate_key(ip: IpAddr) -> IpAddr {
+    match sotto_addr::canonical(ip) {
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(
+            u128::from(v6) & !((1u128 << 64) - 1),
+        )),
+        v4 => v4,
+    }
+}
+
 /// An error answer: code and reason phrase.
 type Reject = (u16, &'static str);
 
@@ -440,7 +507,7 @@ impl Relay {
             generations: Vec::new(),
             free: Vec::new(),
             by_client: HashMap::new(),
-            unauth: HashMap::new(),
+            unauth: RateTable::default(),
             total_lease: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -880,13 +947,7 @@ impl Relay {
         if rate == 0 {
             return true;
         }
-        if self.unauth.len() >= MAX_TRACKED_IPS && !self.unauth.contains_key(&ip) {
-            self.unauth.clear();
-        }
-        let b = self.unauth.entry(ip).or_insert(Bucket {
-            tokens: 2 * rate,
-            last: now,
-        });
+        let b = self.unauth.bucket(rate_key(ip), now, rate);
         let dt = now.saturating_duration_since(b.last);
         let add = (dt.as_millis() as u64).saturating_mul(rate) / 1000;
         if add > 0 {

@@ -1185,3 +1185,48 @@ fn an_ipv4_mapped_peer_of_an_ipv4_allocation_is_443() {
     let v4: SocketAddr = "5.5.5.1:7000".parse().unwrap();
     assert_eq!(code(&h.channel_bind(0x4000, v4)), None);
 }
+
+/// The unauthenticated rate limiter forgets the least recently used
+/// sources when it tracks too many: a source that keeps sending stays
+/// limited through a flood from more sources than the table holds (the
+/// table used to be cleared whole, handing it a fresh burst).
+#[test]
+fn unauthenticated_rate_limit_survives_a_flood_of_sources() {
+    let mut h = Harness::with(shared(10, 10), |c| c.unauth_per_ip_per_s = 5);
+    let now = h.now;
+    let limited = ip("192.0.2.7");
+    let mut burst = 0;
+    while h.relay.rate_ok(now, limited) {
+        burst += 1;
+    }
+    assert_eq!(burst, 10);
+    for i in 0..(MAX_TRACKED_IPS as u32 + 2000) {
+        let source = IpAddr::from(std::net::Ipv4Addr::from(0x0b00_0000 + i));
+        assert!(h.relay.rate_ok(now, source));
+        if i % 1000 == 0 {
+            assert!(
+                !h.relay.rate_ok(now, limited),
+                "a fresh burst after {i} sources"
+            );
+        }
+    }
+    assert!(h.relay.unauth.buckets.len() <= MAX_TRACKED_IPS);
+}
+
+/// IPv6 sources count by /64, which one host or site has all of: a new
+/// address of the same /64 gets no fresh burst.
+#[test]
+fn unauthenticated_rate_limit_counts_ipv6_by_64() {
+    let mut h = Harness::with(shared(10, 10), |c| c.unauth_per_ip_per_s = 5);
+    let now = h.now;
+    let (a, b, other) = (
+        ip("2001:db8:1:2::1"),
+        ip("2001:db8:1:2:ffff::9"),
+        ip("2001:db8:1:3::1"),
+    );
+    for _ in 0..10 {
+        assert!(h.relay.rate_ok(now, a));
+    }
+    assert!(!h.relay.rate_ok(now, b), "another address of the same /64");
+    assert!(h.relay.rate_ok(now, other), "another /64");
+}
