@@ -176,8 +176,8 @@ pub struct Options {
     /// TLS allocations together (default 0 = no cap; else >= 1500).
     #[arg(long, env = "SOTTO_RELAY_BPS_TOTAL")]
     pub bps_total: Option<u64>,
-    /// Unauthenticated requests per second per source IP (default 50;
-    /// 0 = no limit, for benchmarks only).
+    /// Unauthenticated requests per second per source, an IPv4 address or
+    /// an IPv6 /64 (default 50; 0 = no limit, for benchmarks only).
     #[arg(long, env = "SOTTO_RELAY_UNAUTH_RATE")]
     pub unauth_rate: Option<u32>,
     /// Nonce lifetime in seconds (default 600; 30..=86400).

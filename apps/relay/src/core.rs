@@ -277,7 +277,8 @@ pub struct Config {
     /// Bytes per second per allocation, both directions (0 = no cap). The
     /// server-wide cap is in [`Shared::bandwidth`], shared by all cores.
     pub bps_per_allocation: u64,
-    /// Unauthenticated requests per second per source IP (burst twice that).
+    /// Unauthenticated requests per second per source IPv4 address or IPv6
+    /// /64 (burst twice that).
     pub unauth_per_ip_per_s: u32,
     /// Peer address policy.
     pub policy: PeerPolicy,
