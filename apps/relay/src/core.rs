@@ -1336,7 +1336,10 @@ impl Relay {
         peer: SocketAddr,
     ) -> Result<bool, Builder> {
         let a = self.slots[index as usize].as_ref().expect("owned");
-        if Family::of(peer.ip()) != a.family {
+        // An IPv4-mapped address is IPv6 by its encoding and IPv4 by what
+        // it reaches: of the other family for either allocation.
+        let mapped = matches!(peer.ip(), IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some());
+        if Family::of(peer.ip()) != a.family || mapped {
             return Err(error(msg, (443, "Peer Address Family Mismatch")));
         }
         match self.config.policy.verdict(peer.ip()) {

@@ -1184,6 +1184,16 @@ fn an_ipv4_mapped_peer_of_an_ipv4_allocation_is_443() {
     assert_eq!(code(&h.channel_bind(0x4000, mapped)), Some(443));
     let v4: SocketAddr = "5.5.5.1:7000".parse().unwrap();
     assert_eq!(code(&h.channel_bind(0x4000, v4)), None);
+    // Nor is it a peer of an IPv6 allocation: it reaches an IPv4 host.
+    let mut v6 = Harness::new();
+    v6.request(method::ALLOCATE, false, |_| {});
+    let r = v6.request(method::ALLOCATE, true, |b| {
+        b.u32(attr::REQUESTED_TRANSPORT, 17 << 24)
+            .u32(attr::REQUESTED_ADDRESS_FAMILY, 2 << 24);
+    });
+    assert_eq!(code(&r), None);
+    assert_eq!(code(&v6.create_permission(mapped.ip())), Some(443));
+    assert_eq!(code(&v6.channel_bind(0x4000, mapped)), Some(443));
 }
 
 /// The unauthenticated rate limiter forgets the least recently used
