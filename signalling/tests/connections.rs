@@ -14,7 +14,6 @@ use sotto_signalling::server;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
 /// Hang guard only.
 async fn guard<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
@@ -176,12 +175,7 @@ async fn an_open_websocket_is_not_held_to_the_request_deadline() {
     let (_dir, srv) = start(|c| c.request_timeout_s = 1).await;
     let base = format!("http://{}", srv.addr);
     let (_bob, btok) = common::device(&base).await;
-    let mut req = format!("ws://{}/v1/ws", srv.addr)
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {btok}").parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut ws = common::raw_ws(srv.addr, &btok).await;
     // Past the request deadline, twice over.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     ws.send(Message::text("not a frame")).await.unwrap();

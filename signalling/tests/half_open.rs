@@ -12,7 +12,6 @@ use sotto_signalling::client::ClientEvent;
 use sotto_signalling::protocol::{CallId, MessageKind};
 use sotto_signalling::seal::CallPayload;
 use sotto_signalling::server;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_connection_is_dropped_and_its_device_is_pushed_again() {
@@ -39,12 +38,7 @@ async fn a_silent_connection_is_dropped_and_its_device_is_pushed_again() {
     .await;
 
     // Bob's socket stays open but is never read again: pings go unanswered.
-    let mut req = format!("ws://{}/v1/ws", srv.addr)
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {btok}").parse().unwrap());
-    let (_silent, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let _silent = common::raw_ws(srv.addr, &btok).await;
 
     // Offers go into the dead socket until the server notices; from then
     // on they wake Bob by push. (Polled; the bound is only a hang guard.)

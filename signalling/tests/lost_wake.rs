@@ -7,12 +7,10 @@ mod common;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use sotto_signalling::protocol::{CallId, DeviceId, Envelope, MessageId, MessageKind};
 use sotto_signalling::server;
 use sotto_signalling::store::Store;
 use sotto_signalling::util::unix_ms;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_stored_without_a_wake_is_delivered_on_the_ping_tick() {
@@ -22,26 +20,10 @@ async fn a_message_stored_without_a_wake_is_delivered_on_the_ping_tick() {
     let db = cfg.database_url.clone();
     let srv = server::start(cfg, None).await.unwrap();
     let (bob, btok) = common::device(&format!("http://{}", srv.addr)).await;
-    let mut req = format!("ws://{}/v1/ws", srv.addr)
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {btok}").parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut ws = common::raw_ws(srv.addr, &btok).await;
     // Stored behind the connection's back: nobody wakes it.
     let store = Store::open(&db).await.unwrap();
-    let env = Envelope {
-        v: 1,
-        id: MessageId::new("m1").unwrap(),
-        from: DeviceId::new("alice").unwrap(),
-        to: bob.device_id(),
-        call_id: CallId::new("c1").unwrap(),
-        kind: MessageKind::Offer,
-        ts_ms: unix_ms(),
-        enc: String::new(),
-        ct: String::new(),
-        sig: String::new(),
-    };
+    let env = common::unsigned_offer(bob.device_id(), "m1");
     let far = unix_ms() + 600_000;
     store.enqueue(&env, "{}", far, far).await.unwrap();
     let delivered = async {

@@ -9,15 +9,12 @@ use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use sotto_signalling::client::ClientEvent;
-use sotto_signalling::protocol::{
-    CallId, DeviceId, Envelope, ErrorCode, MessageId, MessageKind, PROTOCOL_VERSION,
-};
+use sotto_signalling::protocol::{CallId, ErrorCode, MessageKind, PROTOCOL_VERSION};
 use sotto_signalling::seal::CallPayload;
 use sotto_signalling::server;
 use sotto_signalling::store::Store;
 use sotto_signalling::util::unix_ms;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_refuses_messages_to_their_sender() {
@@ -68,16 +65,6 @@ async fn a_full_queue_refuses_messages_to_their_sender() {
 }
 
 /// Opens Bob's WebSocket.
-async fn bob_socket(
-    addr: std::net::SocketAddr,
-    token: &str,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let mut req = format!("ws://{addr}/v1/ws").into_client_request().unwrap();
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    tokio_tungstenite::connect_async(req).await.unwrap().0
-}
-
 async fn next_text(
     ws: &mut tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
@@ -108,22 +95,11 @@ async fn an_ack_deletes_only_what_was_delivered_on_its_connection() {
     let base = format!("http://{}", srv.addr);
     let (bob, btok) = common::device(&base).await;
     let bob_id = bob.device_id();
-    let mut ws = bob_socket(srv.addr, &btok).await;
+    let mut ws = common::raw_ws(srv.addr, &btok).await;
     // A message stored behind the connection's back (as by another node
     // whose wake was lost): queued, not delivered on this connection.
     let store = Store::open(&db).await.unwrap();
-    let env = Envelope {
-        v: PROTOCOL_VERSION,
-        id: MessageId::new("m1").unwrap(),
-        from: DeviceId::new("alice").unwrap(),
-        to: bob_id.clone(),
-        call_id: CallId::new("c1").unwrap(),
-        kind: MessageKind::Offer,
-        ts_ms: unix_ms(),
-        enc: String::new(),
-        ct: String::new(),
-        sig: String::new(),
-    };
+    let env = common::unsigned_offer(bob_id.clone(), "m1");
     let far = unix_ms() + 600_000;
     store.enqueue(&env, "{}", far, far).await.unwrap();
     let ack = format!(r#"{{"type":"ack","v":{PROTOCOL_VERSION},"id":"m1","from":"alice"}}"#);
@@ -133,7 +109,7 @@ async fn an_ack_deletes_only_what_was_delivered_on_its_connection() {
     assert!(next_text(&mut ws).await.contains("malformed"));
     drop(ws);
     // The message is still there for the next connection.
-    let mut ws = bob_socket(srv.addr, &btok).await;
+    let mut ws = common::raw_ws(srv.addr, &btok).await;
     let frame = next_text(&mut ws).await;
     assert!(frame.contains(r#""type":"deliver""#), "{frame}");
     store.close().await;

@@ -11,17 +11,8 @@ use sotto_signalling::seal::{CallPayload, DeviceIdentity};
 use sotto_signalling::server;
 use sotto_signalling::util::unix_ms;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn raw_ws(addr: std::net::SocketAddr, token: &str) -> Ws {
-    let mut req = format!("ws://{addr}/v1/ws").into_client_request().unwrap();
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    tokio_tungstenite::connect_async(req).await.unwrap().0
-}
+use common::{Ws, raw_ws};
 
 async fn roundtrip(ws: &mut Ws, text: String) -> ServerFrame {
     ws.send(Message::text(text)).await.unwrap();

@@ -18,7 +18,6 @@ use sotto_signalling::seal::{CallPayload, DeviceIdentity};
 use sotto_signalling::server;
 use sotto_signalling::util::unix_ms;
 use tokio_tungstenite::tungstenite;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
 fn offer(from: &DeviceIdentity, to: &DeviceIdentity, call: &str) -> Envelope {
     from.seal(
@@ -193,10 +192,7 @@ async fn a_message_the_app_never_got_is_accepted_after_a_restart() {
 
 /// Sends `env` as its sender on a raw WebSocket and returns the answer.
 async fn send_raw(addr: std::net::SocketAddr, token: &str, env: &Envelope) -> ServerFrame {
-    let mut req = format!("ws://{addr}/v1/ws").into_client_request().unwrap();
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut ws = common::raw_ws(addr, token).await;
     let frame = ClientFrame::Send {
         v: 1,
         msg: env.clone(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sotto_signalling::client::{ClientEvent, Connection, SignalClient};
 use sotto_signalling::config::Config;
-use sotto_signalling::protocol::{Envelope, MessageId};
+use sotto_signalling::protocol::{CallId, DeviceId, Envelope, MessageId, MessageKind};
 use sotto_signalling::seal::{CallPayload, DeviceIdentity};
 
 /// Serves `app` on a loopback port; its base URL.
@@ -101,4 +101,34 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A WebSocket to signald opened by hand, not through the client.
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens signald's WebSocket at `addr` with the session `token`, by hand.
+pub async fn raw_ws(addr: std::net::SocketAddr, token: &str) -> Ws {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut req = format!("ws://{addr}/v1/ws").into_client_request().unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    tokio_tungstenite::connect_async(req).await.unwrap().0
+}
+
+/// An offer `id` from "alice" to `to`, unsigned: for storing straight into
+/// the database, behind the server's back (as another node would).
+pub fn unsigned_offer(to: DeviceId, id: &str) -> Envelope {
+    Envelope {
+        v: sotto_signalling::protocol::PROTOCOL_VERSION,
+        id: MessageId::new(id).unwrap(),
+        from: DeviceId::new("alice").unwrap(),
+        to,
+        call_id: CallId::new("c1").unwrap(),
+        kind: MessageKind::Offer,
+        ts_ms: sotto_signalling::util::unix_ms(),
+        enc: String::new(),
+        ct: String::new(),
+        sig: String::new(),
+    }
 }
