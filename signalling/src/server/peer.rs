@@ -121,15 +121,17 @@ pub fn client_ip(
         ForwardedHeader::XForwardedFor => "x-forwarded-for",
         ForwardedHeader::Forwarded => "forwarded",
     };
-    let mut hops: Vec<&str> = Vec::new();
+    // Split the raw bytes: a client may put non-ASCII bytes in the part
+    // it writes, and that must not void the hops the proxies appended.
+    let mut hops: Vec<&[u8]> = Vec::new();
     for value in headers.get_all(name) {
-        let Ok(value) = value.to_str() else {
-            return peer;
-        };
-        hops.extend(value.split(','));
+        hops.extend(value.as_bytes().split(|b| *b == b','));
     }
     let mut client = peer;
     for hop in hops.iter().rev() {
+        let Ok(hop) = std::str::from_utf8(hop) else {
+            return client;
+        };
         let parsed = match header {
             ForwardedHeader::XForwardedFor => parse_node(hop),
             ForwardedHeader::Forwarded => hop
@@ -238,6 +240,15 @@ mod tests {
             client_ip(proxy, &xff(&["198.51.100.1:4711"]), &trusted, x),
             ip("198.51.100.1")
         );
+        // Bytes a client put in its own part do not void what the proxy
+        // appended (before, the whole header was dropped, and the request
+        // was charged to the proxy's own address).
+        let mut h = HeaderMap::new();
+        h.append(
+            "x-forwarded-for",
+            axum::http::HeaderValue::from_bytes(b"\xff, 198.51.100.1").unwrap(),
+        );
+        assert_eq!(client_ip(proxy, &h, &trusted, x), ip("198.51.100.1"));
         // Garbage or nothing: the last trusted hop is all that is known.
         assert_eq!(client_ip(proxy, &xff(&["unknown"]), &trusted, x), proxy);
         assert_eq!(client_ip(proxy, &HeaderMap::new(), &trusted, x), proxy);
