@@ -727,6 +727,26 @@ mod tests {
         ReplayFile::open(path, ReplayGuard::default(), now_ms).unwrap()
     }
 
+    /// `n` messages from alice, recorded in a journal at `path` (closed).
+    fn recorded(path: &Path, n: u64) -> Vec<Envelope> {
+        let msgs: Vec<Envelope> = (0..n).map(|i| env("alice", T0 + i)).collect();
+        let mut guard = open(path, T0);
+        for m in &msgs {
+            guard.accept(T0, m).unwrap();
+        }
+        msgs
+    }
+
+    /// Cuts the file at `path` to `len` bytes, as a crash mid-write would.
+    fn cut(path: &Path, len: u64) {
+        File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_len(len)
+            .unwrap();
+    }
+
     fn lines(path: &Path) -> Vec<String> {
         std::fs::read_to_string(path)
             .unwrap()
@@ -794,32 +814,16 @@ mod tests {
     fn a_truncated_file_keeps_its_whole_lines() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("replay");
-        let msgs: Vec<Envelope> = (0..3).map(|i| env("alice", T0 + i)).collect();
-        let mut guard = open(&path, T0);
-        for m in &msgs {
-            guard.accept(T0, m).unwrap();
-        }
-        drop(guard);
+        let msgs = recorded(&path, 3);
         // Cut inside the last line, as a crash during its write would.
-        let len = std::fs::metadata(&path).unwrap().len();
-        File::options()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_len(len - 5)
-            .unwrap();
+        cut(&path, std::fs::metadata(&path).unwrap().len() - 5);
         let mut guard = open(&path, T0);
         assert!(guard.remembers(&msgs[0]) && guard.remembers(&msgs[1]));
         assert!(!guard.remembers(&msgs[2]), "its line was torn");
         assert_eq!(guard.accept(T0, &msgs[2]), Ok(()));
         drop(guard);
         // Truncated to nothing: an empty, working guard.
-        File::options()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_len(0)
-            .unwrap();
+        cut(&path, 0);
         let mut guard = open(&path, T0);
         assert!(guard.is_empty());
         assert_eq!(guard.accept(T0, &msgs[0]), Ok(()));
@@ -845,12 +849,7 @@ mod tests {
     fn loading_respects_the_capacity() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("replay");
-        let msgs: Vec<Envelope> = (0..3).map(|i| env("alice", T0 + i)).collect();
-        let mut guard = open(&path, T0);
-        for m in &msgs {
-            guard.accept(T0, m).unwrap();
-        }
-        drop(guard);
+        recorded(&path, 3);
         let small = ReplayGuard::new(WINDOW, 60_000, 2, 2);
         let mut guard = ReplayFile::open(&path, small, T0).unwrap();
         assert_eq!(guard.len(), 2);

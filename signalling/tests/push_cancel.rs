@@ -122,20 +122,25 @@ fn received(s: &mut Setup) -> Vec<String> {
     seen
 }
 
+/// Pushes a wake for the call, which the push service refuses once; returns
+/// the push, in back-off by then.
+async fn refused_wake(s: &mut Setup) -> tokio::task::JoinHandle<()> {
+    let (pusher, carol, msg) = (
+        s.pusher.clone(),
+        s.carol.clone(),
+        message(&s.call, PushKind::Wake),
+    );
+    let wake = tokio::spawn(async move { pusher.push_now(&carol, &msg).await });
+    let first = guard("the first wake", s.pushes.recv()).await.unwrap();
+    assert_eq!(kind(&s.ua, &first), "wake");
+    wake
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_stops_the_wake_being_retried_and_lands_after_it() {
     let mut s = setup().await;
-    let wake = {
-        let (pusher, carol, msg) = (
-            s.pusher.clone(),
-            s.carol.clone(),
-            message(&s.call, PushKind::Wake),
-        );
-        tokio::spawn(async move { pusher.push_now(&carol, &msg).await })
-    };
     // The first wake was refused; it is in back-off when the caller hangs up.
-    let first = guard("the first wake", s.pushes.recv()).await.unwrap();
-    assert_eq!(kind(&s.ua, &first), "wake");
+    let wake = refused_wake(&mut s).await;
     // The offer stays queued here: the cancel alone must stop the wake.
     guard(
         "the cancel push",
@@ -154,16 +159,7 @@ async fn a_cancel_stops_the_wake_being_retried_and_lands_after_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wake_stops_retrying_once_its_offer_is_no_longer_queued() {
     let mut s = setup().await;
-    let wake = {
-        let (pusher, carol, msg) = (
-            s.pusher.clone(),
-            s.carol.clone(),
-            message(&s.call, PushKind::Wake),
-        );
-        tokio::spawn(async move { pusher.push_now(&carol, &msg).await })
-    };
-    let first = guard("the first wake", s.pushes.recv()).await.unwrap();
-    assert_eq!(kind(&s.ua, &first), "wake");
+    let wake = refused_wake(&mut s).await;
     // Answered, or withdrawn by another node that pushed the cancel: this
     // pusher hears of it only through the database.
     assert_eq!(
