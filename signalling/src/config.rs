@@ -146,6 +146,12 @@ pub struct Config {
     /// (default) or `forwarded` (RFC 7239). The proxies must append to it
     /// (or set it), never pass on a client's own.
     pub client_ip_header: ForwardedHeader,
+    /// Address blocks that may read `/metrics` (the client address as
+    /// resolved through `trusted_proxies`); others get 403. Loopback by
+    /// default, so a public server does not show its traffic to everyone;
+    /// add the Prometheus server's address, e.g. `["127.0.0.1", "::1",
+    /// "10.1.2.3"]`.
+    pub metrics_allow: Vec<Cidr>,
     /// TURN credential issuing.
     pub turn: TurnConfig,
     /// Push providers.
@@ -177,6 +183,10 @@ impl Default for Config {
             shutdown_grace_s: 10,
             trusted_proxies: Vec::new(),
             client_ip_header: ForwardedHeader::default(),
+            metrics_allow: ["127.0.0.0/8", "::1"]
+                .into_iter()
+                .map(|c| Cidr::parse(c).expect("a valid block"))
+                .collect(),
             turn: TurnConfig::default(),
             push: PushConfig::default(),
         }
@@ -338,7 +348,8 @@ impl Config {
             out.push(format!(
                 "listening on {} for https origins, so behind a proxy on this host, but \
                  trusted_proxies is empty: every client shares the proxy's per-IP limits \
-                 (max_connections_per_ip, ip_rate); list the proxy, e.g. [\"127.0.0.1\", \"::1\"]",
+                 (max_connections_per_ip, ip_rate) and may read /metrics; list the proxy, \
+                 e.g. [\"127.0.0.1\", \"::1\"]",
                 self.listen
             ));
         }

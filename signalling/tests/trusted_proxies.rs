@@ -60,3 +60,36 @@ async fn without_trusted_proxies_the_header_is_ignored() {
     assert_eq!(status(&http, &base, "198.51.100.3").await, 429);
     srv.shutdown().await;
 }
+
+/// `/metrics` answers loopback by default, and through a trusted proxy
+/// only a client in `metrics_allow`: a public server does not show its
+/// traffic to everyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_for_the_allowed_addresses_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::config(dir.path());
+    cfg.trusted_proxies = vec![Cidr::parse("127.0.0.0/8").unwrap()];
+    cfg.metrics_allow = vec![
+        Cidr::parse("127.0.0.0/8").unwrap(),
+        Cidr::parse("10.1.2.3").unwrap(),
+    ];
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .build_recorder()
+        .handle();
+    let srv = server::start(cfg, Some(handle)).await.unwrap();
+    let base = format!("http://{}", srv.addr);
+    let http = reqwest::Client::new();
+    let metrics = |xff: Option<&str>| {
+        let mut req = http.get(format!("{base}/metrics"));
+        if let Some(xff) = xff {
+            req = req.header("x-forwarded-for", xff);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(metrics(None).await, 200, "the proxy's own host");
+    assert_eq!(metrics(Some("10.1.2.3")).await, 200, "an allowed scraper");
+    assert_eq!(metrics(Some("198.51.100.1")).await, 403, "a client");
+    // A client's own entry left of the proxy's proves nothing.
+    assert_eq!(metrics(Some("10.1.2.3, 198.51.100.1")).await, 403);
+    srv.shutdown().await;
+}

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::conn::Peer;
-use super::peer::{client_ip, ip_key};
+use super::peer::ip_key;
 use crate::auth::{self, SessionAnswer};
 use crate::protocol::DeviceId;
 use crate::push::{EndpointRefused, check_endpoint};
@@ -28,6 +28,8 @@ use crate::util::{random_token, unix_ms};
 pub(crate) enum ApiError {
     BadRequest(&'static str),
     Unauthorized,
+    /// The client's address may not read this (`/metrics`).
+    Forbidden,
     NotFound,
     Conflict(&'static str),
     /// A login signed for an origin this server does not answer to.
@@ -76,6 +78,7 @@ impl IntoResponse for ApiError {
         let (status, code) = match self {
             Self::BadRequest(c) => (StatusCode::BAD_REQUEST, c),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(c) => (StatusCode::CONFLICT, c),
             Self::WrongOrigin => (StatusCode::MISDIRECTED_REQUEST, "wrong_origin"),
@@ -101,12 +104,7 @@ pub(crate) async fn ip_limit(
     req: Request,
     next: Next,
 ) -> Response {
-    let client = client_ip(
-        peer.addr.ip(),
-        req.headers(),
-        &state.config.trusted_proxies,
-        state.config.client_ip_header,
-    );
+    let client = state.client_of(&peer, req.headers());
     let allowed = state
         .ip_limits
         .lock()
@@ -380,8 +378,21 @@ pub(crate) async fn vapid(
     Ok(Json(json!({"public_key": key})))
 }
 
-/// `GET /metrics`: Prometheus text.
-pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Result<String, ApiError> {
+/// `GET /metrics`: Prometheus text, for clients in `metrics_allow`.
+pub(crate) async fn metrics(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    headers: HeaderMap,
+) -> Result<String, ApiError> {
+    let client = state.client_of(&peer, &headers);
+    if !state
+        .config
+        .metrics_allow
+        .iter()
+        .any(|c| c.contains(client))
+    {
+        return Err(ApiError::Forbidden);
+    }
     metrics::gauge!("signald_connected_devices").set(state.hub.connected() as f64);
     state
         .metrics

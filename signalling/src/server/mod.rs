@@ -48,6 +48,19 @@ pub(crate) struct AppState {
     shutdown: watch::Receiver<bool>,
 }
 
+impl AppState {
+    /// The client a request on `peer`'s connection comes from: the peer,
+    /// or the client a trusted proxy names.
+    fn client_of(&self, peer: &conn::Peer, headers: &axum::http::HeaderMap) -> IpAddr {
+        peer::client_ip(
+            peer.addr.ip(),
+            headers,
+            &self.config.trusted_proxies,
+            self.config.client_ip_header,
+        )
+    }
+}
+
 /// A running node.
 #[derive(Debug)]
 pub struct Running {

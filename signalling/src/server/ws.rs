@@ -16,7 +16,6 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use super::AppState;
 use super::conn::Peer;
 use super::http::{ApiError, authed};
-use super::peer::client_ip;
 use crate::error::ProtocolError;
 use crate::protocol::{
     ClientFrame, DeviceId, Envelope, ErrorCode, MAX_FRAME_BYTES, MessageId, MessageKind,
@@ -54,12 +53,7 @@ pub(crate) async fn upgrade(
         Ok(d) => d,
         Err(e) => return e.into_response(),
     };
-    let client = client_ip(
-        peer.addr.ip(),
-        &headers,
-        &state.config.trusted_proxies,
-        state.config.client_ip_header,
-    );
+    let client = state.client_of(&peer, &headers);
     let ws = match ws {
         Ok(ws) => ws,
         Err(rejection) => return ApiError::rejected(rejection.status()).into_response(),
