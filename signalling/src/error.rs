@@ -38,8 +38,8 @@ pub enum SealError {
     #[error("replayed message")]
     Replay,
     /// No room to remember the message id: the replay guard holds as many
-    /// live ids as it may, in all or from this sender. Refused, as it
-    /// could not be told from a replay later, but it need not be one.
+    /// live ids from this sender as it may. Refused, as it could not be
+    /// told from a replay later, but it need not be one.
     #[error("replay memory full")]
     Full,
     /// The timestamp is outside the accepted window.

@@ -16,6 +16,8 @@
 //! sotto-replay 1
 //! a <ts_ms> <sender device id> <message id>    an id was accepted
 //! f <sender device id> <message id>            it was forgotten again
+//! w <ts_ms>                                    the guard, full, let go of
+//!                                              ids older than this
 //! ```
 //!
 //! Each accepted or forgotten id is one line appended with a single write.
@@ -171,8 +173,14 @@ impl ReplayFile {
     pub fn accept(&mut self, now_ms: u64, env: &Envelope) -> Result<(), SealError> {
         self.locked(|this| {
             this.refresh(now_ms);
+            let floor = this.guard.floor_ms();
             this.guard.accept(now_ms, env)?;
-            let line = format!("a {} {} {}\n", env.ts_ms, env.from, env.id);
+            let mut line = String::new();
+            if this.guard.floor_ms() != floor {
+                // Before the id, so that a reading replays the two in order.
+                line = format!("{}\n", Record::Floor(this.guard.floor_ms()).line());
+            }
+            line += &format!("a {} {} {}\n", env.ts_ms, env.from, env.id);
             let durable = env.kind == MessageKind::Offer;
             if let Err(e) = this.write(&line, Some(now_ms), durable) {
                 tracing::warn!(
@@ -433,6 +441,9 @@ fn same_file(_: &File, _: &Path) -> bool {
 /// header, then an accepted id a line.
 fn write_journal(out: &mut impl Write, guard: &ReplayGuard) -> io::Result<()> {
     writeln!(out, "{HEADER}")?;
+    if guard.floor_ms() > 0 {
+        writeln!(out, "{}", Record::Floor(guard.floor_ms()).line())?;
+    }
     for (from, id, ts) in guard.entries() {
         writeln!(out, "a {ts} {from} {id}")?;
     }
@@ -557,6 +568,10 @@ fn load(
                 guard.forget_id(&from, &id);
                 found.records += 1;
             }
+            Some(Record::Floor(ts_ms)) => {
+                guard.raise_floor(ts_ms);
+                found.records += 1;
+            }
             None => found.bad += 1,
         }
     }
@@ -594,6 +609,8 @@ enum Record {
         from: DeviceId,
         id: MessageId,
     },
+    /// Ids older than this were let go ([`ReplayGuard::raise_floor`]).
+    Floor(u64),
 }
 
 impl Record {
@@ -602,6 +619,7 @@ impl Record {
         match self {
             Self::Accepted { ts_ms, from, id } => format!("a {ts_ms} {from} {id}"),
             Self::Forgotten { from, id } => format!("f {from} {id}"),
+            Self::Floor(ts_ms) => format!("w {ts_ms}"),
         }
     }
 }
@@ -611,15 +629,19 @@ fn parse(line: &[u8]) -> Option<Record> {
     let line = std::str::from_utf8(line).ok()?;
     let fields: Vec<&str> = line.split(' ').collect();
     let ids = |from: &str, id: &str| Some((DeviceId::new(from).ok()?, MessageId::new(id).ok()?));
+    // Digits only: `parse` would also take a sign.
+    let ts = |ts: &str| {
+        (!ts.is_empty() && ts.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| ts.parse().ok())
+            .flatten()
+    };
     match fields[..] {
-        ["a", ts, from, id] => {
-            if ts.is_empty() || !ts.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            let ts_ms = ts.parse().ok()?;
+        ["a", ts_ms, from, id] => {
+            let ts_ms = ts(ts_ms)?;
             let (from, id) = ids(from, id)?;
             Some(Record::Accepted { ts_ms, from, id })
         }
+        ["w", ts_ms] => Some(Record::Floor(ts(ts_ms)?)),
         ["f", from, id] => {
             let (from, id) = ids(from, id)?;
             Some(Record::Forgotten { from, id })
@@ -643,13 +665,14 @@ pub fn fuzz_load(data: &[u8]) {
     const NOW_MS: u64 = 1_800_000_000_000;
     const CAPACITY: usize = 16;
     let guard = || ReplayGuard::new(300_000, 60_000, CAPACITY, CAPACITY / 2);
+    // The ids a guard remembers, and its floor.
     let ids = |guard: &ReplayGuard| {
         let mut ids: Vec<_> = guard
             .entries()
             .map(|(from, id, ts)| (from.to_string(), id.to_string(), ts))
             .collect();
         ids.sort();
-        ids
+        (guard.floor_ms(), ids)
     };
     let Some((&buffer, file)) = data.split_first() else {
         return;
@@ -695,7 +718,10 @@ pub fn fuzz_load(data: &[u8]) {
         "{}",
         String::from_utf8_lossy(&rewritten)
     );
-    assert_eq!(reread.records, whole.len());
+    assert_eq!(
+        reread.records,
+        whole.len() + usize::from(whole.floor_ms() > 0)
+    );
     assert_eq!(ids(&again), ids(&whole));
 }
 
@@ -853,7 +879,9 @@ mod tests {
         let small = ReplayGuard::new(WINDOW, 60_000, 2, 2);
         let mut guard = ReplayFile::open(&path, small, T0).unwrap();
         assert_eq!(guard.len(), 2);
-        assert_eq!(lines(&path).len(), 3, "header and two ids");
+        // The oldest was let go to make room.
+        assert_eq!(lines(&path).len(), 4, "header, floor and two ids");
+        assert_eq!(lines(&path)[1], format!("w {}", T0 + 1));
         // Ids past the window take no room from live ones.
         let now = T0 + WINDOW + 2;
         let young = env("bob", now);
@@ -865,6 +893,26 @@ mod tests {
             guard.remembers(&young),
             "crowded out by ids past the window"
         );
+    }
+
+    #[test]
+    fn ids_a_full_guard_let_go_stay_refused_across_reopenings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay");
+        let small = || ReplayGuard::new(WINDOW, 60_000, 8, 8);
+        let msgs: Vec<Envelope> = (0..9).map(|i| env(&format!("s{i}"), T0 + i)).collect();
+        let mut guard = ReplayFile::open(&path, small(), T0).unwrap();
+        for m in &msgs {
+            guard.accept(T0 + 9, m).unwrap();
+        }
+        drop(guard);
+        // Reopened twice: the first rewrites the journal from memory, so
+        // the second reads the floor from that rewrite alone.
+        for _ in 0..2 {
+            let mut guard = ReplayFile::open(&path, small(), T0 + 9).unwrap();
+            assert_eq!(guard.accept(T0 + 9, &msgs[0]), Err(SealError::Stale));
+            assert_eq!(guard.accept(T0 + 9, &msgs[8]), Err(SealError::Replay));
+        }
     }
 
     #[test]

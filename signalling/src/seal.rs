@@ -293,11 +293,15 @@ pub fn verify_b64(key: &VerifyingKey, msg: &[u8], sig: &str) -> Result<(), SealE
 /// is for a message whose signature has verified: an id in the guard is
 /// then one its sender signed, so no one who cannot sign as a device (a
 /// server, anyone on the path) can fill the guard with forgeries. Its
-/// memory is bounded twice: at most `capacity` ids in all, and at most
-/// `per_sender` from any one sender, so that a genuine device flooding
-/// this one with signed messages still leaves room for everyone else's.
-/// A message refused for want of room is [`SealError::Full`], not a
-/// repeat.
+/// memory is bounded twice:
+/// - at most `per_sender` ids from any one sender: a genuine device
+///   flooding this one gets no more, and its next message is refused as
+///   [`SealError::Full`] (for want of room, not as a repeat);
+/// - at most `capacity` in all. Many genuine devices flooding at once
+///   (anyone can register devices) could fill it, so a full guard does not
+///   refuse: it lets go of its oldest ids and refuses anything as old from
+///   then on as [`SealError::Stale`]. The window shrinks under such a flood
+///   instead of shutting out every other sender's calls.
 #[derive(Debug)]
 pub struct ReplayGuard {
     /// Message ids and their timestamps, by sender.
@@ -307,6 +311,9 @@ pub struct ReplayGuard {
     /// No id in `seen` has an older timestamp than this (a lower bound),
     /// so that a full guard is not scanned on every message for nothing.
     oldest_ms: u64,
+    /// Ids older than this were let go to make room, and are refused as
+    /// stale; 0 until the guard first fills.
+    floor_ms: u64,
     max_age_ms: u64,
     max_future_ms: u64,
     capacity: usize,
@@ -331,6 +338,7 @@ impl ReplayGuard {
             seen: HashMap::new(),
             len: 0,
             oldest_ms: u64::MAX,
+            floor_ms: 0,
             max_age_ms,
             max_future_ms,
             capacity,
@@ -352,10 +360,12 @@ impl ReplayGuard {
     }
 
     /// Looks at `env` without remembering it: [`SealError::Stale`] if its
-    /// timestamp is outside the window at `now_ms`, [`SealError::Replay`]
-    /// if its id was accepted before.
+    /// timestamp is outside the window at `now_ms` (or older than the ids
+    /// a full guard let go), [`SealError::Replay`] if its id was accepted
+    /// before.
     pub fn check(&self, now_ms: u64, env: &Envelope) -> Result<(), SealError> {
         if env.ts_ms.saturating_add(self.max_age_ms) < now_ms
+            || env.ts_ms < self.floor_ms
             || env.ts_ms > now_ms.saturating_add(self.max_future_ms)
         {
             return Err(SealError::Stale);
@@ -367,16 +377,26 @@ impl ReplayGuard {
     }
 
     /// Accepts `env` once: [`Self::check`], then remembers its id —
-    /// unless the guard holds as many live ids as it may, in all or from
-    /// `env`'s sender, and then refuses it with [`SealError::Full`]. Call
+    /// unless its sender has as many live ids in the guard as it may, and
+    /// then refuses it with [`SealError::Full`]. A guard full of live ids
+    /// in all lets go of its oldest eighth first (see the type's doc). Call
     /// it only once `env`'s signature has verified.
     pub fn accept(&mut self, now_ms: u64, env: &Envelope) -> Result<(), SealError> {
         self.check(now_ms, env)?;
         if !self.has_room(&env.from) {
             self.prune(now_ms);
-            if !self.has_room(&env.from) {
-                // Full of live ids: refuse rather than grow unbounded.
+            if self.sender_len(&env.from) >= self.per_sender {
+                // Its sender's share is full of live ids: refuse rather
+                // than grow unbounded, or let others' ids go for it.
                 return Err(SealError::Full);
+            }
+            if self.len >= self.capacity {
+                self.let_go_oldest();
+                // `env` may be as old as what was let go.
+                self.check(now_ms, env)?;
+                if !self.has_room(&env.from) {
+                    return Err(SealError::Full);
+                }
             }
         }
         self.insert(env.from.clone(), env.id.clone(), env.ts_ms);
@@ -385,7 +405,12 @@ impl ReplayGuard {
 
     /// Whether one more id from `from` fits.
     fn has_room(&self, from: &DeviceId) -> bool {
-        self.len < self.capacity && self.seen.get(from).map_or(0, HashMap::len) < self.per_sender
+        self.len < self.capacity && self.sender_len(from) < self.per_sender
+    }
+
+    /// How many ids from `from` are remembered.
+    fn sender_len(&self, from: &DeviceId) -> usize {
+        self.seen.get(from).map_or(0, HashMap::len)
     }
 
     fn insert(&mut self, from: DeviceId, id: MessageId, ts_ms: u64) {
@@ -416,7 +441,44 @@ impl ReplayGuard {
     /// Forgets the ids whose timestamp has left the window at `now_ms`
     /// (a message that old is refused as stale, so it needs no memory).
     pub fn prune(&mut self, now_ms: u64) {
-        let oldest_ok = now_ms.saturating_sub(self.max_age_ms);
+        self.forget_older_than(now_ms.saturating_sub(self.max_age_ms));
+    }
+
+    /// Makes room in a guard full of live ids: lets go of the oldest eighth
+    /// of them (at least one) by [raising the floor](Self::raise_floor)
+    /// past them. An eighth at a time, so the scan this takes is paid once
+    /// per `capacity / 8` messages, not on each.
+    fn let_go_oldest(&mut self) {
+        let mut stamps: Vec<u64> = self
+            .seen
+            .values()
+            .flat_map(|ids| ids.values().copied())
+            .collect();
+        if stamps.is_empty() {
+            return;
+        }
+        let nth = (stamps.len() / 8).max(1) - 1;
+        let (_, &mut newest_let_go, _) = stamps.select_nth_unstable(nth);
+        self.raise_floor(newest_let_go.saturating_add(1));
+    }
+
+    /// Refuses as stale, from now on, ids with a timestamp older than
+    /// `floor_ms`, and forgets those remembered (a lower floor than the
+    /// present one changes nothing).
+    pub(crate) fn raise_floor(&mut self, floor_ms: u64) {
+        if floor_ms > self.floor_ms {
+            self.floor_ms = floor_ms;
+            self.forget_older_than(floor_ms);
+        }
+    }
+
+    /// The floor below which ids are refused (0: none).
+    pub(crate) fn floor_ms(&self) -> u64 {
+        self.floor_ms
+    }
+
+    /// Forgets the ids with a timestamp older than `oldest_ok`.
+    fn forget_older_than(&mut self, oldest_ok: u64) {
         if self.oldest_ms >= oldest_ok {
             return;
         }
@@ -441,16 +503,19 @@ impl ReplayGuard {
     }
 
     /// Remembers an id accepted earlier (read back from a file) unless its
-    /// timestamp has left the window at `now_ms`, or is so far ahead that
-    /// no clock stepped back since could explain it (a damaged line, which
-    /// would otherwise hold a slot for ever), or the guard has no room for
-    /// it (in all or from its sender). No pruning: the caller prunes at
-    /// `now_ms` first, so a full guard is full of live ids.
+    /// timestamp has left the window at `now_ms` or is under the floor, or
+    /// is so far ahead that no clock stepped back since could explain it
+    /// (a damaged line, which would otherwise hold a slot for ever), or its
+    /// sender has no room left. A guard full in all lets go of its oldest
+    /// as [`Self::accept`] does. No pruning: the caller prunes at `now_ms`
+    /// first, so a full guard is full of live ids.
     pub(crate) fn restore(&mut self, now_ms: u64, from: DeviceId, id: MessageId, ts_ms: u64) {
         // A clock stepped back by up to the window still keeps what it
         // accepted before: until then a redelivery could pass again.
         let horizon = self.max_future_ms.saturating_add(self.max_age_ms);
-        if ts_ms.saturating_add(self.max_age_ms) < now_ms || ts_ms > now_ms.saturating_add(horizon)
+        if ts_ms.saturating_add(self.max_age_ms) < now_ms
+            || ts_ms < self.floor_ms
+            || ts_ms > now_ms.saturating_add(horizon)
         {
             return;
         }
@@ -458,6 +523,12 @@ impl ReplayGuard {
             .seen
             .get(&from)
             .is_some_and(|ids| ids.contains_key(&id));
+        if !known && self.len >= self.capacity {
+            self.let_go_oldest();
+            if ts_ms < self.floor_ms {
+                return;
+            }
+        }
         if known || self.has_room(&from) {
             self.insert(from, id, ts_ms);
         }
@@ -468,11 +539,12 @@ impl ReplayGuard {
         self.remove(from, id);
     }
 
-    /// Forgets every id.
+    /// Forgets every id, and the floor.
     pub(crate) fn clear(&mut self) {
         self.seen.clear();
         self.len = 0;
         self.oldest_ms = u64::MAX;
+        self.floor_ms = 0;
     }
 
     /// The remembered ids with their message timestamps.
@@ -708,11 +780,6 @@ mod tests {
         assert_eq!(g.accept(now, &m2), Ok(()));
         assert_eq!(g.accept(now, &m3), Err(SealError::Full));
         assert_eq!(g.accept(now, &m1), Err(SealError::Replay), "still a repeat");
-        for from in ["alice", "carol"] {
-            assert_eq!(g.accept(now, &unsigned(from, now)), Ok(()), "{from}");
-        }
-        // Four ids in all: a third sender waits for room, in all now.
-        assert_eq!(g.accept(now, &unsigned("dave", now)), Err(SealError::Full));
         // A forgotten id frees its sender's slot.
         g.forget(&m1);
         assert_eq!(g.accept(now, &m3), Ok(()));
@@ -726,6 +793,62 @@ mod tests {
         let later = now + 10_001;
         assert_eq!(g.accept(later, &unsigned("mallory", later)), Ok(()));
         assert_eq!(g.len(), 1);
+    }
+
+    #[test]
+    fn a_guard_full_in_all_lets_go_of_its_oldest_ids() {
+        let now = 1_000_000;
+        let mut g = ReplayGuard::new(10_000, 1_000, 16, 2);
+        // Sixteen senders fill it, an id each, a millisecond apart.
+        let first: Vec<_> = (0..16)
+            .map(|i| unsigned(&format!("s{i}"), now + i))
+            .collect();
+        for e in &first {
+            assert_eq!(g.accept(now + 16, e), Ok(()));
+        }
+        // Another sender still gets in: the oldest eighth is let go.
+        assert_eq!(g.accept(now + 16, &unsigned("alice", now + 16)), Ok(()));
+        assert_eq!(g.len(), 15);
+        // What was let go, and anything as old, is refused, as stale: it
+        // can never be accepted twice.
+        for e in [&first[0], &first[1], &unsigned("bob", now + 1)] {
+            assert_eq!(g.accept(now + 16, e), Err(SealError::Stale));
+        }
+        assert_eq!(g.accept(now + 16, &first[2]), Err(SealError::Replay));
+        // A sender at its share makes no room by letting others go.
+        let m = unsigned("s15", now + 16);
+        assert_eq!(g.accept(now + 16, &m), Ok(()));
+        assert_eq!(
+            g.accept(now + 16, &unsigned("s15", now + 16)),
+            Err(SealError::Full)
+        );
+        assert_eq!(g.accept(now + 16, &first[2]), Err(SealError::Replay));
+        // Restoring into a full guard lets go alike.
+        let mut restored = ReplayGuard::new(10_000, 1_000, 16, 2);
+        for e in first.iter().chain([&m]) {
+            restored.restore(now + 16, e.from.clone(), e.id.clone(), e.ts_ms);
+        }
+        assert_eq!(restored.len(), 15);
+        assert_eq!(restored.check(now + 16, &first[0]), Err(SealError::Stale));
+        assert_eq!(restored.check(now + 16, &m), Err(SealError::Replay));
+    }
+
+    #[test]
+    fn many_senders_cannot_fill_the_default_guard() {
+        // A hundred genuine devices (anyone can register some) each send
+        // their share, inside the window: a contact's offer still gets in.
+        let now = 1_000_000_000;
+        let mut g = ReplayGuard::default();
+        for sender in 0..100 {
+            for i in 0..1_000 {
+                let flood = unsigned(&format!("flood{sender}"), now - 60_000 + i);
+                assert_eq!(g.accept(now, &flood), Ok(()));
+            }
+        }
+        let offer = unsigned("alice", now);
+        assert_eq!(g.accept(now, &offer), Ok(()), "a contact was shut out");
+        assert_eq!(g.accept(now, &offer), Err(SealError::Replay));
+        assert!(g.len() <= 100_000);
     }
 
     #[test]
