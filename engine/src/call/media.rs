@@ -28,6 +28,19 @@ const MAX_DATAGRAM: usize = 1500;
 const MAX_OUTBOX: usize = 64;
 /// Encoder packet-loss hint before the first RTCP report (%).
 const INITIAL_LOSS_HINT: u8 = 5;
+/// The encoder's next packet-loss hint (%) after a report of
+/// `fraction_lost` (in 1/256, RFC 3550 §6.4.1) for the last interval:
+/// up at once to the loss reported, rounded up, but down by at most one
+/// point a report (about 5 s). Loss on mobile links comes in bursts, and
+/// a report of a quiet interval is no sign the next will be: at a hint of
+/// 0 libopus stops sending FEC altogether, so a burst just after would
+/// find none. Capped at 50: past that FEC cannot keep up anyway, and the
+/// bits are better left to the primary encoding.
+fn loss_hint(previous_pct: u8, fraction_lost: u8) -> u8 {
+    let reported = (u32::from(fraction_lost) * 100).div_ceil(256) as u8;
+    reported.max(previous_pct.saturating_sub(1)).min(50)
+}
+
 /// Header bits per second on top of the Opus bitrate: IPv4 + UDP + RTP +
 /// SRTP tag (20 + 8 + 12 + 10 octets) 50 times a second. The RTCP share is
 /// computed from the whole session bandwidth (RFC 3550 §6.2).
@@ -286,8 +299,7 @@ impl Media {
             if let RtcpItem::Report { block, .. } = item
                 && block.ssrc == self.ssrc
             {
-                // fraction_lost is in 1/256 (RFC 3550 §6.4.1).
-                let pct = (u32::from(block.fraction_lost) * 100 / 256).min(50) as u8;
+                let pct = loss_hint(self.outbound.loss_hint_pct, block.fraction_lost);
                 if self.encoder.set_packet_loss_pct(pct).is_ok() {
                     self.outbound.loss_hint_pct = pct;
                 }
@@ -366,5 +378,22 @@ mod tests {
     #[test]
     fn the_first_sequence_number_leaves_2_15_packets_before_the_wrap() {
         assert!((0..1000).all(|_| first_sequence_number() < 0x8000));
+    }
+
+    #[test]
+    fn the_loss_hint_rises_at_once_and_falls_a_point_a_report() {
+        // 1/256 is 0.4 %: still loss, so still FEC.
+        assert_eq!(loss_hint(0, 1), 1);
+        assert_eq!(loss_hint(0, 7), 3);
+        assert_eq!(loss_hint(3, 64), 25);
+        // A quiet interval after a burst: FEC stays on for a while.
+        let quiet: Vec<u8> = (0..4)
+            .scan(3, |hint, _| {
+                *hint = loss_hint(*hint, 0);
+                Some(*hint)
+            })
+            .collect();
+        assert_eq!(quiet, [2, 1, 0, 0]);
+        assert_eq!(loss_hint(0, 255), 50, "capped");
     }
 }
