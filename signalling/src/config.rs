@@ -125,7 +125,8 @@ pub struct Config {
     /// it under the process's open-file limit.
     pub max_connections: usize,
     /// Connections open at once from one client address (an IPv6 /64),
-    /// 1 to 1000000; trusted proxies are exempt.
+    /// 1 to 1000000. A trusted proxy's own sockets are exempt; each
+    /// WebSocket it carries counts for the client it names.
     pub max_connections_per_ip: usize,
     /// Seconds a connection has to send a whole request (headers and
     /// body), from its opening or from the answer to its previous request,

@@ -186,3 +186,63 @@ async fn an_open_websocket_is_not_held_to_the_request_deadline() {
     assert!(text.contains("malformed"), "{text}");
     srv.shutdown().await;
 }
+
+/// Opens a WebSocket as a proxy on loopback would, naming `client` in
+/// `X-Forwarded-For`: the socket, or the status it was refused with.
+async fn ws_through_proxy(
+    addr: std::net::SocketAddr,
+    token: &str,
+    client: &str,
+) -> Result<common::Ws, u16> {
+    use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest as _};
+    let mut req = format!("ws://{addr}/v1/ws").into_client_request().unwrap();
+    let headers = req.headers_mut();
+    headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+    headers.insert("x-forwarded-for", client.parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tungstenite::Error::Http(res)) => Err(res.status().as_u16()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_behind_a_trusted_proxy_may_hold_only_so_many_websockets() {
+    // Every socket comes from the proxy, which has no cap: the client it
+    // names does.
+    let (_dir, srv) = start(|c| {
+        c.max_connections_per_ip = 2;
+        c.trusted_proxies = vec![sotto_signalling::config::Cidr::parse("127.0.0.0/8").unwrap()];
+    })
+    .await;
+    let base = format!("http://{}", srv.addr);
+    let mut tokens = Vec::new();
+    for _ in 0..4 {
+        tokens.push(common::device(&base).await.1);
+    }
+    let mut held = Vec::new();
+    for token in &tokens[..2] {
+        held.push(
+            ws_through_proxy(srv.addr, token, "198.51.100.1")
+                .await
+                .unwrap(),
+        );
+    }
+    let third = ws_through_proxy(srv.addr, &tokens[2], "198.51.100.1").await;
+    assert_eq!(third.err(), Some(429), "a third WebSocket for one client");
+    // Another client of the same proxy has its own count.
+    let other = ws_through_proxy(srv.addr, &tokens[3], "198.51.100.2").await;
+    assert!(other.is_ok());
+    // A closed WebSocket gives its place back.
+    held.pop().unwrap().close(None).await.unwrap();
+    guard("a place freed by a close", async {
+        while ws_through_proxy(srv.addr, &tokens[2], "198.51.100.1")
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    srv.shutdown().await;
+}

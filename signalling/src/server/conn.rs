@@ -12,6 +12,12 @@
 //! answer. A WebSocket, once upgraded, is exempt (its pings find dead
 //! peers). [`Conns::drop_all`] ends every connection at once, for the end
 //! of a shutdown's grace period.
+//!
+//! Connections from trusted proxies carry many clients, so the listener
+//! does not cap them per address; a WebSocket through one takes a place in
+//! its client's count instead ([`Conns::hold_client`]), the client being
+//! the one the proxy names. Plain requests through a proxy end within the
+//! deadline, and the per-IP rate limit paces them.
 
 use std::collections::HashMap;
 use std::io;
@@ -83,14 +89,20 @@ impl Conns {
         if open.total >= self.limits.max_total {
             return Err("total");
         }
-        let from_ip = open.per_ip.get(&key).copied().unwrap_or(0);
-        if !exempt && from_ip >= self.limits.max_per_ip {
-            return Err("per_ip");
-        }
         open.total += 1;
-        *open.per_ip.entry(key).or_insert(0) += 1;
         let id = open.next_id;
         open.next_id += 1;
+        drop(open);
+        // From here the slot gives back what it took, refused or not.
+        let mut slot = Slot {
+            conns: self.clone(),
+            id: Some(id),
+            key: None,
+        };
+        if !exempt {
+            slot.count_client(key)?;
+        }
+        let mut open = self.open();
         let state = Arc::new(ConnState {
             timeout: self.limits.request_timeout,
             deadline: Mutex::new(Some(Instant::now() + self.limits.request_timeout)),
@@ -98,12 +110,20 @@ impl Conns {
             wakers: Mutex::new([None, None]),
         });
         open.live.insert(id, Arc::downgrade(&state));
-        let slot = Slot {
-            conns: self.clone(),
-            id,
-            key,
-        };
         Ok((state, slot))
+    }
+
+    /// Counts a WebSocket that a trusted proxy carries for `client` among
+    /// `client`'s connections, until the returned slot drops; `None` if
+    /// `client` holds as many as it may already.
+    pub(crate) fn hold_client(self: &Arc<Self>, client: IpAddr) -> Option<ClientSlot> {
+        let mut slot = Slot {
+            conns: self.clone(),
+            id: None,
+            key: None,
+        };
+        slot.count_client(ip_key(client)).ok()?;
+        Some(ClientSlot { _slot: slot })
     }
 
     /// Connections open now.
@@ -127,26 +147,55 @@ impl Conns {
     }
 }
 
-/// A connection's place in the counts, given back when its socket closes.
+/// A connection's place in the counts, given back when it drops: in the
+/// total (a socket, `id`) and in a client's count (`key`), each if taken.
 #[derive(Debug)]
 struct Slot {
     conns: Arc<Conns>,
-    id: u64,
-    key: IpAddr,
+    id: Option<u64>,
+    key: Option<IpAddr>,
+}
+
+impl Slot {
+    /// Takes a place among the connections of the client keyed `key`, if
+    /// it has one left.
+    fn count_client(&mut self, key: IpAddr) -> Result<(), &'static str> {
+        let mut open = self.conns.open();
+        let n = open.per_ip.entry(key).or_insert(0);
+        if *n >= self.conns.limits.max_per_ip {
+            if *n == 0 {
+                open.per_ip.remove(&key);
+            }
+            return Err("per_ip");
+        }
+        *n += 1;
+        self.key = Some(key);
+        Ok(())
+    }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut open = self.conns.open();
-        open.total -= 1;
-        open.live.remove(&self.id);
-        if let Some(n) = open.per_ip.get_mut(&self.key) {
+        if let Some(id) = self.id {
+            open.total -= 1;
+            open.live.remove(&id);
+        }
+        if let Some(key) = self.key
+            && let Some(n) = open.per_ip.get_mut(&key)
+        {
             *n -= 1;
             if *n == 0 {
-                open.per_ip.remove(&self.key);
+                open.per_ip.remove(&key);
             }
         }
     }
+}
+
+/// A WebSocket's place in its client's count ([`Conns::hold_client`]).
+#[derive(Debug)]
+pub(crate) struct ClientSlot {
+    _slot: Slot,
 }
 
 /// One connection's deadline, shared between its socket and its requests.

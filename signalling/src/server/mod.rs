@@ -44,6 +44,8 @@ pub(crate) struct AppState {
     pusher: Pusher,
     device_limits: Mutex<RateLimiter<DeviceId>>,
     ip_limits: Mutex<RateLimiter<IpAddr>>,
+    /// The open connections, for WebSockets that proxies carry.
+    conns: Arc<conn::Conns>,
     metrics: Option<PrometheusHandle>,
     shutdown: watch::Receiver<bool>,
 }
@@ -58,6 +60,12 @@ impl AppState {
             &self.config.trusted_proxies,
             self.config.client_ip_header,
         )
+    }
+
+    /// Whether `peer` is one of the trusted proxies.
+    fn is_proxy(&self, peer: &conn::Peer) -> bool {
+        let ip = peer.addr.ip();
+        self.config.trusted_proxies.iter().any(|c| c.contains(ip))
     }
 }
 
@@ -161,6 +169,7 @@ pub async fn start(
         store: store.clone(),
         hub,
         pusher,
+        conns: conns.clone(),
         metrics,
         shutdown: rx.clone(),
     });

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt as _, StreamExt as _};
 
@@ -58,6 +58,21 @@ pub(crate) async fn upgrade(
         Ok(ws) => ws,
         Err(rejection) => return ApiError::rejected(rejection.status()).into_response(),
     };
+    // The listener counted this socket as the proxy's, which has no cap:
+    // the WebSocket counts as its client's.
+    let slot = if state.is_proxy(&peer) {
+        match state.conns.hold_client(client) {
+            Some(slot) => Some(slot),
+            None => {
+                metrics::counter!("signald_connections_refused_total", "reason" => "per_ip")
+                    .increment(1);
+                return ApiError::Status(StatusCode::TOO_MANY_REQUESTS, "too_many_connections")
+                    .into_response();
+            }
+        }
+    } else {
+        None
+    };
     // Twice the frame limit: frames between the two get a typed error,
     // larger ones close the connection.
     ws.max_message_size(2 * MAX_FRAME_BYTES)
@@ -66,7 +81,10 @@ pub(crate) async fn upgrade(
         // tungstenite's 128 KiB default buffers would cost ~130 KiB each.
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
-        .on_upgrade(move |socket| connection(state, socket, device, client))
+        .on_upgrade(move |socket| async move {
+            connection(state, socket, device, client).await;
+            drop(slot);
+        })
 }
 
 async fn connection(state: Arc<AppState>, socket: WebSocket, device: DeviceId, peer: IpAddr) {
