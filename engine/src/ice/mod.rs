@@ -70,6 +70,14 @@ pub enum IceError {
         /// The bound.
         max: usize,
     },
+    /// A remote candidate names an address no check may go to.
+    #[error("remote candidate on {addr}: {why}")]
+    ForbiddenAddress {
+        /// The address.
+        addr: std::net::IpAddr,
+        /// What kind of address it is.
+        why: &'static str,
+    },
     /// The configuration cannot work.
     #[error("bad ICE configuration: {0}")]
     Config(String),

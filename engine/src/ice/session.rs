@@ -65,7 +65,7 @@ use rtc_stun::message::{CLASS_INDICATION, CLASS_REQUEST, Message};
 use rtc_stun::textattrs::TextAttribute;
 use sansio::Protocol;
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -245,6 +245,10 @@ pub struct IceStats {
     /// Remote candidates refused because their line or ufrag was longer
     /// than any well-formed one (see [`IceError::CandidateTooLong`]).
     pub candidates_too_long: u64,
+    /// Remote candidates refused because no check may go to their address:
+    /// unspecified, multicast, broadcast, or loopback while none of our
+    /// sockets is (see [`IceError::ForbiddenAddress`]).
+    pub candidates_forbidden: u64,
     /// ICE restarts begun.
     pub restarts: u32,
 }
@@ -530,6 +534,17 @@ impl IceSession {
         let line = line.strip_prefix("candidate:").unwrap_or(line);
         let c = alias::candidate(line)?;
         let addr = alias::from_agent(c.addr());
+        let loopback_ok = self.sockets.iter().any(|s| s.ip().is_loopback());
+        if let Some(why) = forbidden_ip(addr.ip(), loopback_ok) {
+            // A peer naming such an address would have our checks sent to
+            // a group of hosts, or to ourselves.
+            self.stats.candidates_forbidden += 1;
+            tracing::debug!("remote candidate on {addr} refused: {why}");
+            return Err(IceError::ForbiddenAddress {
+                addr: addr.ip(),
+                why,
+            });
+        }
         if self.agent.add_remote_candidate(c)? {
             self.remote_count += 1;
             for link in &mut self.links {
@@ -1148,6 +1163,37 @@ fn check_candidate_len(ufrag: &str, line: &str) -> Result<(), IceError> {
     Ok(())
 }
 
+/// Why no check may go to `ip`, if it may not: it names no single host
+/// (unspecified, "this network" 0.0.0.0/8, multicast, limited broadcast;
+/// RFC 6890), in IPv4 or IPv6 or IPv4-mapped IPv6 form, or it is loopback
+/// and `loopback_ok` is false (our sockets are not on loopback, so only we
+/// could answer there).
+fn forbidden_ip(ip: IpAddr, loopback_ok: bool) -> Option<&'static str> {
+    let v4 = |v4: std::net::Ipv4Addr| {
+        (
+            v4.octets()[0] == 0,
+            v4.is_multicast() || v4.is_broadcast(),
+            v4.is_loopback(),
+        )
+    };
+    let (unspecified, group, loopback) = match ip {
+        IpAddr::V4(a) => v4(a),
+        IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(mapped) => v4(mapped),
+            None => (a.is_unspecified(), a.is_multicast(), a.is_loopback()),
+        },
+    };
+    if unspecified {
+        Some("unspecified")
+    } else if group {
+        Some("multicast or broadcast")
+    } else if loopback && !loopback_ok {
+        Some("loopback")
+    } else {
+        None
+    }
+}
+
 /// The STUN transaction ID (RFC 5389 §6: header bytes 8 to 20).
 fn transaction_id(data: &[u8]) -> Option<[u8; 12]> {
     data.get(8..20)?.try_into().ok()
@@ -1404,6 +1450,101 @@ mod tests {
             },
         );
         assert!(matches!(r, Err(IceError::BadCandidate(_))), "{r:?}");
+    }
+
+    /// Destinations of every datagram `s` sends over `dt` of virtual time.
+    fn sent_over(s: &mut IceSession, mut now: Instant, dt: Duration) -> Vec<SocketAddr> {
+        let end = now + dt;
+        let mut to = Vec::new();
+        while now < end {
+            now += Duration::from_millis(10);
+            s.handle_timeout(now);
+            while let Some(t) = s.poll_transmit() {
+                to.push(t.to);
+            }
+        }
+        to
+    }
+
+    /// A session that has the (made-up) peer's credentials, ready to pair
+    /// the candidates it is given.
+    fn answered(now: Instant, socks: &[SocketAddr]) -> IceSession {
+        let mut s = IceSession::new(now, IceConfig::default(), socks).unwrap();
+        s.handle_signal(
+            now,
+            SignalMessage::Answer {
+                ufrag: "peerufrag".into(),
+                pwd: "0123456789abcdefghijklmn".into(),
+            },
+        )
+        .unwrap();
+        s
+    }
+
+    fn remote(s: &mut IceSession, now: Instant, line: &str) -> Result<(), IceError> {
+        s.handle_signal(
+            now,
+            SignalMessage::Candidate {
+                ufrag: "peerufrag".into(),
+                candidate: line.into(),
+            },
+        )
+    }
+
+    /// A peer's candidates on multicast, broadcast, unspecified and (for
+    /// a session off loopback) loopback addresses, in IPv4, IPv6 and
+    /// IPv4-mapped form, are refused and counted, and get no checks.
+    #[test]
+    fn candidates_no_check_may_go_to_are_refused() {
+        let now = Instant::now();
+        let socks = [sa("192.0.2.1:1000"), sa("[2001:db8::1]:1000")];
+        let mut s = answered(now, &socks);
+        let bad = [
+            "224.0.0.1",
+            "239.255.255.250",
+            "255.255.255.255",
+            "0.0.0.0",
+            "0.1.2.3",
+            "127.0.0.1",
+            "::",
+            "ff02::1",
+            "ff0e::1",
+            "::1",
+            "::ffff:224.0.0.1",
+            "::ffff:255.255.255.255",
+            "::ffff:0.0.0.0",
+            "::ffff:127.0.0.1",
+        ];
+        for (i, ip) in bad.iter().enumerate() {
+            let r = remote(
+                &mut s,
+                now,
+                &format!("{i} 1 udp 2130706431 {ip} 5000 typ host"),
+            );
+            assert!(
+                matches!(r, Err(IceError::ForbiddenAddress { .. })),
+                "{ip}: {r:?}"
+            );
+        }
+        assert_eq!(s.stats().candidates_forbidden, bad.len() as u64);
+        let to = sent_over(&mut s, now, Duration::from_secs(2));
+        assert!(to.is_empty(), "checks sent to {to:?}");
+        // An ordinary address still gets checks.
+        remote(
+            &mut s,
+            now,
+            "99 1 udp 2130706431 198.51.100.7 5000 typ host",
+        )
+        .unwrap();
+        let to = sent_over(&mut s, now, Duration::from_secs(1));
+        assert!(
+            !to.is_empty() && to.iter().all(|t| *t == sa("198.51.100.7:5000")),
+            "{to:?}"
+        );
+        // On loopback (tests, `sotto demo`), a loopback peer is fine.
+        let mut s = answered(now, &[sa("127.0.0.1:1000")]);
+        remote(&mut s, now, "1 1 udp 2130706431 127.0.0.2 5000 typ host").unwrap();
+        assert_eq!(s.stats().candidates_forbidden, 0);
     }
 
     #[test]
