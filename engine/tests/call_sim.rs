@@ -291,6 +291,53 @@ fn sas_confirmed_by_both_is_verified_on_the_next_call() {
     assert!(verified(&sim, Side::A) && verified(&sim, Side::B));
 }
 
+/// RFC 6189 §4.6.1.1 at the Call level: after a cache mismatch, the cache
+/// the call hands back (what the driver returns at the end and the SDK and
+/// softphone save) keeps the old secret unless the SAS is confirmed: a
+/// rejected SAS, or one never confirmed, leaves it as before the call, so
+/// the same impostor is flagged again next time.
+#[test]
+fn a_cache_mismatch_changes_the_cache_only_once_the_sas_is_confirmed() {
+    let cfg = |c: &ZidCache| CallConfig {
+        zid_cache: c.clone(),
+        ..CallConfig::default()
+    };
+    let mut sim = connected(cfg(&ZidCache::new()), cfg(&ZidCache::new()));
+    sim.hang_up(Side::A);
+    sim.run_for(Duration::from_secs(1));
+    let ca = sim.peer(Side::A).call.zid_cache().clone();
+    let cb = sim.peer(Side::B).call.zid_cache().clone();
+    let (a_zid, b_zid) = (ca.self_zid(), cb.self_zid());
+    let mismatch = |s: &Sim| {
+        s.peer(Side::A)
+            .events()
+            .any(|e| matches!(e, Event::CacheMismatch))
+    };
+    // B's ZID without B's secrets (an impostor, or B after a reset).
+    let mut impostor = cb.clone();
+    impostor.remove(&a_zid);
+    for confirm in [None, Some(false), Some(true)] {
+        let mut sim = connected(cfg(&ca), cfg(&impostor));
+        assert!(mismatch(&sim), "{confirm:?}");
+        if let Some(ok) = confirm {
+            let now = sim.now();
+            sim.peer_mut(Side::A).call.confirm_sas(now, ok).unwrap();
+        }
+        sim.hang_up(Side::A);
+        sim.run_for(Duration::from_secs(1));
+        let after = sim.peer(Side::A).call.zid_cache().clone();
+        let impostor_after = sim.peer(Side::B).call.zid_cache().clone();
+        let sim = connected(cfg(&after), cfg(&impostor_after));
+        if confirm == Some(true) {
+            assert_ne!(after.get(&b_zid), ca.get(&b_zid));
+            assert!(!mismatch(&sim), "verified: continuity");
+        } else {
+            assert_eq!(after.get(&b_zid), ca.get(&b_zid), "{confirm:?}");
+            assert!(mismatch(&sim), "{confirm:?}: no warning the second time");
+        }
+    }
+}
+
 #[test]
 fn rejecting_the_sas_ends_the_call() {
     let mut sim = connected(CallConfig::default(), CallConfig::default());

@@ -66,7 +66,9 @@ fn second_call_uses_retained_secrets_then_corruption_is_caught() {
     assert_ne!(entry.rs1, rs1_after_first);
 
     // Corrupt Alice's entry for Bob on disk: it is detected and the next
-    // call raises CacheMismatch on both sides and clears "verified".
+    // call raises CacheMismatch on both sides, and shows no verified SAS.
+    let alice_zid = o2.b_secure.as_ref().unwrap().peer_zid;
+    let bob_before = ZidCache::load(&pb).unwrap().get(&alice_zid).cloned();
     zrtp_support::corrupt_cache_row(&pa, &bob_zid);
     let loaded = ZidCache::load(&pa).unwrap();
     assert!(loaded.is_corrupt(&bob_zid) && loaded.get(&bob_zid).is_none());
@@ -75,15 +77,179 @@ fn second_call_uses_retained_secrets_then_corruption_is_caught() {
     assert!(a3.cache_mismatch && b3.cache_mismatch);
     assert!(mismatch(&o3.a_events) && mismatch(&o3.b_events));
     assert!(!a3.sas_verified && !b3.sas_verified);
-    assert!(
-        !ZidCache::load(&pb)
-            .unwrap()
-            .get(&b3.peer_zid)
-            .unwrap()
-            .verified
+    // Nobody verified this call's SAS, so neither side took its new secret
+    // (§4.6.1.1): Bob's entry is as it was, Alice's still corrupt.
+    assert_eq!(
+        ZidCache::load(&pb).unwrap().get(&alice_zid).cloned(),
+        bob_before
     );
-    assert!(!ZidCache::load(&pa).unwrap().get(&bob_zid).unwrap().verified);
+    assert!(o3.a.cache().is_corrupt(&bob_zid) && o3.a.cache().get(&bob_zid).is_none());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A peer that claims a ZID we hold secrets for, but without them: Mallory
+/// reusing Bob's ZID (as the reviewer's scenario has it), or Bob after
+/// losing his cache. Returns Alice's cache after a first call with the
+/// real Bob, Bob's (with Alice's secrets), and an empty cache with Bob's
+/// ZID.
+fn alice_bob_and_impostor() -> (ZidCache, ZidCache, ZidCache) {
+    let bob_empty = ZidCache::new();
+    let o = simulate(
+        Endpoint::new(Config::new(Role::Initiator), ZidCache::new()),
+        Endpoint::new(Config::new(Role::Responder), bob_empty.clone()),
+        &mut perfect(),
+    );
+    let (a, _) = assert_sim_agree(&o);
+    assert!(!a.cache_mismatch);
+    (o.a.cache().clone(), o.b.cache().clone(), bob_empty)
+}
+
+/// A call from Alice (`alice`) to whoever holds `peer`.
+fn call_with(alice: ZidCache, peer: ZidCache) -> zrtp_support::SimOutcome {
+    simulate(
+        Endpoint::new(Config::new(Role::Initiator), alice),
+        Endpoint::new(Config::new(Role::Responder), peer),
+        &mut perfect(),
+    )
+}
+
+/// RFC 6189 §4.6.1.1 (and bzrtp, which defers its cache update "until Sas
+/// confirmation by user"): after a cache mismatch the new retained secret
+/// is kept only once the user verifies the SAS. Ignored or rejected, it is
+/// thrown away and the cache stays as it was, so the impostor is flagged
+/// again on the next call and the real Bob still has continuity.
+#[test]
+fn an_unverified_cache_mismatch_does_not_replace_the_retained_secret() {
+    for verdict in [None, Some(false)] {
+        let (alice, bob, mallory) = alice_bob_and_impostor();
+        let bob_zid = bob.self_zid();
+        let before = alice.get(&bob_zid).cloned().unwrap();
+
+        // Mallory, with Bob's ZID: Alice is warned.
+        let mut o = call_with(alice, mallory);
+        let (a, _) = assert_sim_agree(&o);
+        assert!(a.cache_mismatch && !a.sas_verified && mismatch(&o.a_events));
+        if let Some(v) = verdict {
+            // The user rejects the SAS (Call::confirm_sas(false)).
+            assert!(o.a.set_sas_verified(v));
+            assert!(!o.a.set_sas_verified(true), "a rejected secret is gone");
+        }
+        let alice = o.a.cache().clone();
+        assert_eq!(alice.get(&bob_zid), Some(&before), "{verdict:?}");
+
+        // Mallory again: warned again.
+        let o = call_with(alice.clone(), o.b.cache().clone());
+        let (a, _) = assert_sim_agree(&o);
+        assert!(
+            a.cache_mismatch && mismatch(&o.a_events),
+            "{verdict:?}: the second call with the impostor raised no mismatch"
+        );
+
+        // The real Bob: continuity, no warning.
+        let o = call_with(alice, bob.clone());
+        let (a, b) = assert_sim_agree(&o);
+        assert!(!a.cache_mismatch && !b.cache_mismatch, "{verdict:?}");
+        assert!(!mismatch(&o.a_events) && !mismatch(&o.b_events));
+    }
+}
+
+/// The other side of §4.6.1.1: once the user verifies the SAS after a
+/// mismatch (Bob really did lose his cache), the new secret is kept,
+/// verified, and the next call has continuity.
+#[test]
+fn a_verified_cache_mismatch_keeps_the_new_secret() {
+    let (alice, _, bob_fresh) = alice_bob_and_impostor();
+    let bob_zid = bob_fresh.self_zid();
+    let old_rs1 = alice.get(&bob_zid).unwrap().rs1;
+    let mut o = call_with(alice, bob_fresh);
+    let (a, _) = assert_sim_agree(&o);
+    assert!(a.cache_mismatch && mismatch(&o.a_events));
+    assert_eq!(o.a.cache().get(&bob_zid).unwrap().rs1, old_rs1, "held back");
+    assert!(o.a.set_sas_verified(true) && o.b.set_sas_verified(true));
+    let e = o.a.cache().get(&bob_zid).cloned().unwrap();
+    assert!(e.verified && e.rs1.is_some() && e.rs1 != old_rs1);
+    assert_eq!(e.rs2, old_rs1, "the old rs1 rotated into rs2");
+    // Marking it unverified again works as after any call.
+    assert!(o.a.set_sas_verified(false));
+    assert!(!o.a.cache().get(&bob_zid).unwrap().verified);
+    assert!(o.a.set_sas_verified(true));
+
+    let o = call_with(o.a.cache().clone(), o.b.cache().clone());
+    let (a, b) = assert_sim_agree(&o);
+    assert!(!a.cache_mismatch && !b.cache_mismatch);
+    assert!(!mismatch(&o.a_events) && !mismatch(&o.b_events));
+    assert!(a.sas_verified && b.sas_verified);
+}
+
+/// A mismatch in a call that keeps no new secret (§5.7: interval 0) has
+/// nothing to store once verified, and must not mark the old secret, which
+/// the peer did not have, verified instead.
+#[test]
+fn a_verified_mismatch_that_caches_nothing_marks_nothing_verified() {
+    let (alice, _, mallory) = alice_bob_and_impostor();
+    let bob_zid = mallory.self_zid();
+    let before = alice.get(&bob_zid).cloned().unwrap();
+    assert!(!before.verified);
+    let no_caching = Config {
+        cache_expiration: 0,
+        ..Config::new(Role::Initiator)
+    };
+    let mut o = simulate(
+        Endpoint::new(no_caching, alice),
+        Endpoint::new(Config::new(Role::Responder), mallory),
+        &mut perfect(),
+    );
+    let (a, _) = assert_sim_agree(&o);
+    assert!(a.cache_mismatch && mismatch(&o.a_events));
+    assert!(!o.a.set_sas_verified(true));
+    assert_eq!(o.a.cache().get(&bob_zid), Some(&before));
+}
+
+/// A multistream stream keyed from a session with an unverified cache
+/// mismatch is no better authenticated than that session: it reports the
+/// mismatch and no verified SAS even if the cache (left as it was) and the
+/// peer's Confirm say "verified", and it cannot mark the SAS verified
+/// itself (the held-back secret is the DH stream's).
+#[test]
+fn a_multistream_stream_inherits_an_unverified_cache_mismatch() {
+    let (mut alice, _, mallory) = alice_bob_and_impostor();
+    let bob_zid = mallory.self_zid();
+    assert!(
+        alice.set_verified(&bob_zid, true),
+        "Alice verified the real Bob"
+    );
+    let mut o = call_with(alice, mallory);
+    let (a, _) = assert_sim_agree(&o);
+    assert!(a.cache_mismatch && !a.sas_verified);
+    // Mallory claims a verified SAS in its Confirm.
+    assert!(o.b.set_sas_verified(true));
+    let before = o.a.cache().get(&bob_zid).cloned();
+    let stream = |key, role, cache: &ZidCache| {
+        let cfg = Config {
+            multistream: Some(key),
+            ..Config::new(role)
+        };
+        Endpoint::new(cfg, cache.clone())
+    };
+    let mut o2 = simulate(
+        stream(o.a.session_key().unwrap(), Role::Initiator, o.a.cache()),
+        stream(o.b.session_key().unwrap(), Role::Responder, o.b.cache()),
+        &mut perfect(),
+    );
+    let (m, _) = assert_sim_agree(&o2);
+    assert!(m.cache_mismatch && !m.sas_verified);
+    assert!(!o2.a.set_sas_verified(true));
+    assert_eq!(o2.a.cache().get(&bob_zid).cloned(), before);
+    // Verified on the DH stream, the secret is kept; a stream keyed after
+    // that is as good as the session.
+    assert!(o.a.set_sas_verified(true));
+    let o3 = simulate(
+        stream(o.a.session_key().unwrap(), Role::Initiator, o.a.cache()),
+        stream(o.b.session_key().unwrap(), Role::Responder, o.b.cache()),
+        &mut perfect(),
+    );
+    let (m, _) = assert_sim_agree(&o3);
+    assert!(!m.cache_mismatch && m.sas_verified);
 }
 
 #[test]

@@ -229,7 +229,10 @@ pub enum Event {
         /// Both sides had verified this peer's SAS before and the cache matched.
         sas_verified: bool,
     },
-    /// The retained secrets did not match: the SAS must be compared.
+    /// The retained secrets did not match: the SAS must be compared. The
+    /// call's new secret is kept only if it is confirmed
+    /// ([`Call::confirm_sas`]), so until then every call with this peer
+    /// warns again.
     CacheMismatch,
     /// The peer's Hello did not match the zrtp-hash from signalling.
     HelloHashMismatch,
@@ -411,7 +414,8 @@ impl Call {
         self.state == State::Ended
     }
 
-    /// The ZID cache, updated when ZRTP went Secure; persist it after the call.
+    /// The ZID cache, updated when ZRTP went Secure (after a cache
+    /// mismatch, only once the SAS is confirmed); persist it after the call.
     pub fn zid_cache(&self) -> &ZidCache {
         match &self.zrtp {
             Some(ep) => ep.cache(),
@@ -489,7 +493,9 @@ impl Call {
     }
 
     /// The user compared the SAS: a match marks the peer verified in the
-    /// ZID cache; a mismatch ends the call.
+    /// ZID cache (after a cache mismatch, it also keeps the call's new
+    /// retained secret, held back until now); a mismatch ends the call,
+    /// and after a cache mismatch leaves the cache as it was before it.
     pub fn confirm_sas(&mut self, _now: Instant, matches: bool) -> Result<(), CallError> {
         if !self.is_secure() {
             return Err(CallError::State("SAS confirmation", self.state.name()));

@@ -49,6 +49,11 @@ pub struct SessionKey {
     pub(crate) zrtp_sess: Vec<u8>,
     #[zeroize(skip)]
     pub(crate) nonces: Arc<SessionNonces>,
+    /// The first stream had a cache mismatch whose SAS the user had not
+    /// verified when this key was handed out: a stream keyed from it is
+    /// no better authenticated, so it must not claim "verified" either.
+    #[zeroize(skip)]
+    pub(crate) cache_mismatch: bool,
 }
 
 /// The multistream Commit nonces used under one ZRTPSess (§4.4.3, §5.4: a

@@ -99,6 +99,14 @@ impl Drop for SharedSecrets {
     }
 }
 
+/// The cache update a session with a cache mismatch would have made (its
+/// new rs1 and when that expires), held back until the user verifies the
+/// SAS (§4.6.1.1). Wiped when dropped.
+struct HeldUpdate {
+    rs1: Zeroizing<[u8; 32]>,
+    expires: Option<SystemTime>,
+}
+
 /// One ZRTP stream's endpoint.
 pub struct Endpoint {
     cfg: Config,
@@ -131,6 +139,13 @@ pub struct Endpoint {
     /// The peer's cache entry before this session updated it, put back if
     /// the session turns out to be with the wrong peer.
     cache_before: Option<(Option<super::cache::CacheEntry>, bool)>,
+    /// The session had a cache mismatch (a multistream stream: the session
+    /// it was keyed from) and the user has not verified the SAS yet: the
+    /// cache is left as it was before the call (§4.6.1.1).
+    awaiting_sas: bool,
+    /// While `awaiting_sas`, the new retained secret, if this stream made
+    /// one and both sides let it be cached (§5.7).
+    held_update: Option<HeldUpdate>,
     /// The responder's last (trigger, answer), resent on a repeat.
     last_answer: Option<(Vec<u8>, Vec<u8>)>,
     hello_timer: Option<Retransmit>,
@@ -206,6 +221,8 @@ impl Endpoint {
             wall_now,
             session_nonces: Default::default(),
             cache_before: None,
+            awaiting_sas: false,
+            held_update: None,
             last_answer: None,
             hello_timer: None,
             msg_timer: None,
@@ -259,29 +276,56 @@ impl Endpoint {
         self.zid
     }
 
-    /// The cache, updated when a session becomes secure; persist it with
-    /// [`ZidCache::save`].
+    /// The cache, updated when a session becomes secure (after a cache
+    /// mismatch, only once the SAS is verified: see
+    /// [`Endpoint::set_sas_verified`]); persist it with [`ZidCache::save`].
     pub fn cache(&self) -> &ZidCache {
         &self.cache
     }
 
-    /// Mutable cache access, e.g. to mark the SAS verified (§4.9).
+    /// Mutable cache access. To record the user's SAS verdict use
+    /// [`Endpoint::set_sas_verified`]: after a cache mismatch, setting the
+    /// flag here would vouch for the old secret, which the peer lacked.
     pub fn cache_mut(&mut self) -> &mut ZidCache {
         &mut self.cache
     }
 
-    /// Marks the SAS of the current peer verified (or not) in the cache.
-    /// Only a secure session has a SAS and a peer ZID that the handshake
+    /// Records the user's verdict on the SAS of the current peer. Only a
+    /// secure session has a SAS and a peer ZID that the handshake
     /// authenticated; otherwise (still negotiating, failed) nothing changes
     /// and this returns false.
+    ///
+    /// Normally this sets the cache's SAS-verified flag for the peer (false
+    /// if the cache holds nothing for it). After a cache mismatch the cache
+    /// still holds what it did before the call (RFC 6189 §4.6.1.1): `true`
+    /// stores this session's new retained secret and marks it verified,
+    /// `false` throws that secret away and leaves the cache as it was (and
+    /// returns true). Either way a SAS nobody verified never replaces the
+    /// retained secret, and the next call with the same impostor raises the
+    /// mismatch again. `true` returns false, changing nothing, if there is
+    /// no new secret to store: rejected before, not cached (§5.7), or a
+    /// multistream stream (verify on the stream that did the DH exchange).
     pub fn set_sas_verified(&mut self, verified: bool) -> bool {
-        match &self.peer_hello {
-            Some(h) if self.state == State::Secure => {
-                let zid = h.msg.zid;
-                self.cache.set_verified(&zid, verified)
-            }
-            _ => false,
+        let zid = match &self.peer_hello {
+            Some(h) if self.state == State::Secure => h.msg.zid,
+            _ => return false,
+        };
+        if !self.awaiting_sas {
+            return self.cache.set_verified(&zid, verified);
         }
+        if !verified {
+            self.held_update = None;
+            return true;
+        }
+        let Some(u) = self.held_update.take() else {
+            return false;
+        };
+        // "verified" is not carried over from the old secret (which the
+        // peer did not have): it is set for the new one.
+        self.cache
+            .update(zid, *u.rs1, u.expires, false, self.wall_now);
+        self.awaiting_sas = false;
+        self.cache.set_verified(&zid, true)
     }
 
     /// Keys to start a multistream session with the same peer, once secure:
@@ -303,6 +347,7 @@ impl Endpoint {
             sas: sas::render(s.sas, d.sas_value),
             zrtp_sess: d.zrtp_sess.clone(),
             nonces: self.session_nonces.clone(),
+            cache_mismatch: self.awaiting_sas,
         })
     }
 
@@ -545,6 +590,7 @@ impl Endpoint {
         self.keypair = None;
         self.derived = None;
         self.shared = None;
+        self.held_update = None;
     }
 
     // ----- discovery -----
@@ -1169,10 +1215,13 @@ impl Endpoint {
         let ctx = keys::kdf_context(&zidi, &zidr, &total);
         let s0 = keys::s0_multistream(&suite, &ms.zrtp_sess, &ctx);
         self.derived = Some(keys::derive(&suite, &s0, &ctx));
+        // No retained secret is used here, but a mismatch in the session
+        // this stream is keyed from carries over: the v flag and
+        // `SecureInfo` must not claim a verified SAS.
         self.shared = Some(SharedSecrets {
             s1: None,
             s2: None,
-            mismatch: false,
+            mismatch: ms.cache_mismatch,
         });
         Ok(())
     }
@@ -1273,22 +1322,27 @@ impl Endpoint {
             u32::MAX => None,
             secs => self.wall_now.checked_add(Duration::from_secs(secs.into())),
         };
-        if self.cfg.multistream.is_none() && (cache_it || mismatch) {
+        if self.cfg.multistream.is_none() {
             self.cache_before = Some(self.cache.snapshot(&peer_zid));
             if cache_it {
-                let mut rs1 = [0u8; 32];
+                let mut rs1 = Zeroizing::new([0u8; 32]);
                 rs1.copy_from_slice(&d.new_rs1);
-                self.cache
-                    .update(peer_zid, rs1, expires, !mismatch, self.wall_now);
-                rs1.zeroize();
-            } else {
-                // Not cached, but a mismatch still clears "verified".
-                self.cache.set_verified(&peer_zid, false);
+                if mismatch {
+                    // §4.6.1.1: the peer may be an impostor. Its secret
+                    // replaces ours only once the user verifies the SAS;
+                    // until then the cache stays as it was (our genuine
+                    // rs1 too), so the next call with it warns again.
+                    self.held_update = Some(HeldUpdate { rs1, expires });
+                } else {
+                    self.cache
+                        .update(peer_zid, *rs1, expires, true, self.wall_now);
+                }
+            }
+            if mismatch {
+                self.events.push_back(Event::CacheMismatch { peer_zid });
             }
         }
-        if mismatch {
-            self.events.push_back(Event::CacheMismatch { peer_zid });
-        }
+        self.awaiting_sas = mismatch;
         self.state = State::Secure;
         self.hello_timer = None;
         self.keypair = None;
