@@ -84,6 +84,23 @@ fn second_call_uses_retained_secrets_then_corruption_is_caught() {
         bob_before
     );
     assert!(o3.a.cache().is_corrupt(&bob_zid) && o3.a.cache().get(&bob_zid).is_none());
+    // Saved, the damaged row is still flagged, not forgotten: the next call
+    // warns again instead of meeting Bob as someone new.
+    let loaded = ZidCache::load(&pa).unwrap();
+    assert!(loaded.is_corrupt(&bob_zid) && loaded.get(&bob_zid).is_none());
+    let mut o4 = call(&pa, &pb);
+    let (a4, b4) = assert_sim_agree(&o4);
+    assert!(a4.cache_mismatch && b4.cache_mismatch);
+    assert!(mismatch(&o4.a_events) && mismatch(&o4.b_events));
+    // This time both users compare the SAS: continuity again after that.
+    assert!(o4.a.set_sas_verified(true) && o4.b.set_sas_verified(true));
+    o4.a.cache().save(&pa).unwrap();
+    o4.b.cache().save(&pb).unwrap();
+    assert!(!ZidCache::load(&pa).unwrap().is_corrupt(&bob_zid));
+    let o5 = call(&pa, &pb);
+    let (a5, b5) = assert_sim_agree(&o5);
+    assert!(!a5.cache_mismatch && !b5.cache_mismatch);
+    assert!(a5.sas_verified && b5.sas_verified);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -18,8 +18,8 @@
 //! Each peer row carries an HMAC-SHA256 under a random key kept in the
 //! `zrtp_self` row. A row whose MAC fails (disk damage, a stray edit) is
 //! reported by [`ZidCache::is_corrupt`] and treated as a cache mismatch,
-//! never as "no history"; it is an integrity check, not protection against
-//! someone who can read the file.
+//! never as "no history" (saving keeps it flagged); it is an integrity
+//! check, not protection against someone who can read the file.
 
 use super::algo::HashAlgo;
 use super::crypto::{ct_eq, mac, random};
@@ -405,8 +405,11 @@ impl ZidCache {
     }
 
     /// Writes the whole cache to `path` in one transaction, creating the
-    /// file (mode 0600) if needed. Rows that failed their integrity check
-    /// and were not renewed by a call since are dropped.
+    /// file (mode 0600) if needed. A peer whose row failed its integrity
+    /// check, and that no call has renewed since, is written back as a row
+    /// with no secrets whose MAC never checks: it loads as corrupt again
+    /// and keeps raising a cache mismatch until a call with a verified SAS
+    /// renews it or [`ZidCache::remove`] forgets it.
     pub fn save(&self, path: &Path) -> Result<(), CacheError> {
         create_private(path)?;
         let mut db = Connection::open(path)?;
@@ -439,6 +442,23 @@ impl ZidCache {
                     self.row_mac(zid, e, SCHEMA_VERSION),
                     expiry(e.rs1_expires),
                     expiry(e.rs2_expires),
+                ])?;
+            }
+            // Dropping the row would turn "warn" into "no history", which
+            // trusts whoever comes next without a word.
+            for zid in self
+                .corrupt
+                .iter()
+                .filter(|z| !self.entries.contains_key(*z))
+            {
+                ins.execute(params![
+                    &zid[..],
+                    None::<&[u8]>,
+                    None::<&[u8]>,
+                    false,
+                    &[0u8; 0][..],
+                    None::<i64>,
+                    None::<i64>,
                 ])?;
             }
         }
@@ -536,6 +556,17 @@ mod tests {
         let d = ZidCache::load(&path).unwrap();
         assert!(d.get(&[2; 12]).is_none() && d.is_corrupt(&[2; 12]));
         assert!(d.get(&[1; 12]).is_some() && !d.is_corrupt(&[1; 12]));
+        // Saved and loaded again, it is still flagged, not forgotten (a
+        // forgotten peer would be trusted as new, with no warning), until
+        // it is renewed or removed.
+        d.save(&path).unwrap();
+        let mut e = ZidCache::load(&path).unwrap();
+        assert!(e.get(&[2; 12]).is_none() && e.is_corrupt(&[2; 12]));
+        assert_eq!(e.get(&[1; 12]), d.get(&[1; 12]));
+        e.remove(&[2; 12]);
+        e.save(&path).unwrap();
+        let f = ZidCache::load(&path).unwrap();
+        assert!(!f.is_corrupt(&[2; 12]) && f.len() == 1);
 
         // A damaged self row or an unknown schema is refused outright.
         db.execute("UPDATE zrtp_self SET zid = x'00'", []).unwrap();
