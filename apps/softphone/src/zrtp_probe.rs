@@ -53,7 +53,8 @@ pub struct ProbeArgs {
     /// SAS renderings offered (B32, B256).
     #[arg(long, value_delimiter = ',')]
     sas: Vec<String>,
-    /// ZID cache file (created if missing, updated on success).
+    /// ZID cache file (created if missing, updated on success; after a
+    /// cache mismatch it is left as it was, since the probe verifies no SAS).
     #[arg(long)]
     cache: Option<PathBuf>,
     /// The peer's zrtp-hash from signalling, "1.10 <hex>".
