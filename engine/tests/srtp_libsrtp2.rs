@@ -1,5 +1,5 @@
 //! Byte-for-byte interop of `sotto_engine::srtp` with libsrtp2 (Debian
-//! libsrtp2-dev, through the `sotto-peers` shim), both directions, all five
+//! libsrtp2-dev, through the `sotto-peers` shim), both directions, all six
 //! profiles, SRTP and SRTCP, across the 65535 -> 0 sequence wrap with
 //! packets reordered around it.
 
@@ -11,6 +11,7 @@ fn peer_profile(p: Profile) -> libsrtp2::Profile {
         Profile::AesCm128HmacSha1_80 => libsrtp2::Profile::AesCm128HmacSha1_80,
         Profile::AesCm128HmacSha1_32 => libsrtp2::Profile::AesCm128HmacSha1_32,
         Profile::AesCm256HmacSha1_80 => libsrtp2::Profile::AesCm256HmacSha1_80,
+        Profile::AesCm256HmacSha1_32 => libsrtp2::Profile::AesCm256HmacSha1_32,
         Profile::AeadAes128Gcm => libsrtp2::Profile::AeadAes128Gcm,
         Profile::AeadAes256Gcm => libsrtp2::Profile::AeadAes256Gcm,
     }

@@ -17,6 +17,7 @@ fn peer_profile(p: Profile) -> libsrtp2::Profile {
         Profile::AesCm128HmacSha1_80 => libsrtp2::Profile::AesCm128HmacSha1_80,
         Profile::AesCm128HmacSha1_32 => libsrtp2::Profile::AesCm128HmacSha1_32,
         Profile::AesCm256HmacSha1_80 => libsrtp2::Profile::AesCm256HmacSha1_80,
+        Profile::AesCm256HmacSha1_32 => libsrtp2::Profile::AesCm256HmacSha1_32,
         Profile::AeadAes128Gcm => libsrtp2::Profile::AeadAes128Gcm,
         Profile::AeadAes256Gcm => libsrtp2::Profile::AeadAes256Gcm,
     }
@@ -123,4 +124,19 @@ fn dh3k_aes3_hs80_media_both_ways() {
         AuthTagAlgo::Hs80,
         Role::Responder,
     );
+}
+
+/// AES_256_CM_HMAC_SHA1_32 (AES3 + HS32, what the default policy picks
+/// with X448): Sotto's SRTP against libsrtp2 keyed by bzrtp, both roles.
+#[test]
+fn x448_aes3_hs32_media_both_ways() {
+    for role in [Role::Initiator, Role::Responder] {
+        media_both_ways(
+            KeyAgreement::X448,
+            HashAlgo::S384,
+            CipherAlgo::Aes3,
+            AuthTagAlgo::Hs32,
+            role,
+        );
+    }
 }

@@ -17,6 +17,7 @@ enum {
     SOTTO_AES_256_CM_HMAC_SHA1_80 = 2,
     SOTTO_AEAD_AES_128_GCM = 3,
     SOTTO_AEAD_AES_256_GCM = 4,
+    SOTTO_AES_256_CM_HMAC_SHA1_32 = 5,
 };
 
 int sotto_srtp2_init(void) { return (int)srtp_init(); }
@@ -52,6 +53,11 @@ int sotto_srtp2_create(void **out, int profile, int outbound, const uint8_t *key
         break;
     case SOTTO_AES_256_CM_HMAC_SHA1_80:
         srtp_crypto_policy_set_aes_cm_256_hmac_sha1_80(&policy.rtp);
+        srtp_crypto_policy_set_aes_cm_256_hmac_sha1_80(&policy.rtcp);
+        break;
+    case SOTTO_AES_256_CM_HMAC_SHA1_32:
+        /* Likewise 80 bits for SRTCP (RFC 6188; libsrtp2's srtp.h). */
+        srtp_crypto_policy_set_aes_cm_256_hmac_sha1_32(&policy.rtp);
         srtp_crypto_policy_set_aes_cm_256_hmac_sha1_80(&policy.rtcp);
         break;
     case SOTTO_AEAD_AES_128_GCM:

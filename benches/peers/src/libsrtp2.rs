@@ -23,7 +23,7 @@ unsafe extern "C" {
     fn sotto_srtp2_max_trailer() -> c_int;
 }
 
-/// The five SRTP profiles libsrtp2 and Sotto share (numbers match the shim).
+/// The six SRTP profiles libsrtp2 and Sotto share (numbers match the shim).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
     /// AES_CM_128_HMAC_SHA1_80.
@@ -36,6 +36,8 @@ pub enum Profile {
     AeadAes128Gcm = 3,
     /// AEAD_AES_256_GCM (RFC 7714).
     AeadAes256Gcm = 4,
+    /// AES_256_CM_HMAC_SHA1_32 (RFC 6188; SRTCP with the 80-bit tag).
+    AesCm256HmacSha1_32 = 5,
 }
 
 /// Which streams a session handles.

@@ -10,7 +10,7 @@ pub fn fuzz_unprotect(data: &[u8]) {
     let Some((&selector, packet)) = data.split_first() else {
         return;
     };
-    let profile = Profile::ALL[usize::from(selector % 5)];
+    let profile = Profile::ALL[usize::from(selector) % Profile::ALL.len()];
     let config = Config {
         replay_window: if selector & 0x80 != 0 { 1024 } else { 64 },
         max_streams: 2,

@@ -2,8 +2,8 @@
 //! from outside: ZRTP (or anything else) hands over a master key and salt
 //! per direction, the media path protects and unprotects packets in place.
 //!
-//! Profiles: AES_CM_128_HMAC_SHA1_80 and _32, AES_256_CM_HMAC_SHA1_80,
-//! AEAD_AES_128_GCM and AEAD_AES_256_GCM. Per SSRC the context keeps the
+//! Profiles: AES_CM_128_HMAC_SHA1_80 and _32, AES_256_CM_HMAC_SHA1_80 and
+//! _32, AEAD_AES_128_GCM and AEAD_AES_256_GCM. Per SSRC the context keeps the
 //! rollover counter (index estimation across wrap and reordering), a
 //! replay window (64 packets by default, up to 32768), the SRTCP index and
 //! the SRTCP replay window (128 packets, as libsrtp2's).

@@ -156,6 +156,22 @@ pub struct Suite {
     pub sas: SasAlgo,
 }
 
+impl Suite {
+    /// The SRTP profile the suite's cipher (§5.1.3) and auth tag (§5.1.4)
+    /// select; `None` for a pair the SRTP module does not implement (there
+    /// is none today: every pair a [`Policy`] can negotiate or accept has a
+    /// profile, and a unit test keeps it so).
+    pub fn srtp_profile(&self) -> Option<crate::srtp::Profile> {
+        use crate::srtp::Profile;
+        Some(match (self.cipher, self.auth) {
+            (CipherAlgo::Aes1, AuthTagAlgo::Hs80) => Profile::AesCm128HmacSha1_80,
+            (CipherAlgo::Aes1, AuthTagAlgo::Hs32) => Profile::AesCm128HmacSha1_32,
+            (CipherAlgo::Aes3, AuthTagAlgo::Hs80) => Profile::AesCm256HmacSha1_80,
+            (CipherAlgo::Aes3, AuthTagAlgo::Hs32) => Profile::AesCm256HmacSha1_32,
+        })
+    }
+}
+
 /// The ZRTP names in the order of the Hello's algorithm lists (RFC 6189
 /// §5.2): `S256 AES1 HS32 X255 B32`.
 impl fmt::Display for Suite {
@@ -413,6 +429,124 @@ mod tests {
             sas: SasAlgo::B32,
         };
         assert_eq!(ours.accepts(&suite), Err(NegotiationError::KeyAgreement));
+    }
+
+    /// Every ordered subset (each non-empty subset of `all`, in `all`'s
+    /// order and reversed) as a peer could list it in a Hello.
+    fn offers<T: Copy>(all: &[T]) -> Vec<Vec<T>> {
+        let mut out = Vec::new();
+        for mask in 1u32..(1 << all.len()) {
+            let v: Vec<T> = (0..all.len())
+                .filter(|i| mask & (1 << i) != 0)
+                .map(|i| all[i])
+                .collect();
+            let mut r = v.clone();
+            r.reverse();
+            out.push(v);
+            if r.len() > 1 {
+                out.push(r);
+            }
+        }
+        out
+    }
+
+    /// Every suite the default policy can put in a Commit (DH or
+    /// multistream), whatever a peer's Hello offers, has an SRTP profile.
+    #[test]
+    fn every_suite_the_default_policy_negotiates_has_an_srtp_profile() {
+        let ours = Policy::default();
+        let mut seen = std::collections::HashSet::new();
+        for hashes in offers(HashAlgo::ALL) {
+            for ciphers in offers(CipherAlgo::ALL) {
+                for auth_tags in offers(AuthTagAlgo::ALL) {
+                    for key_agreements in offers(KeyAgreement::ALL) {
+                        for sas in offers(SasAlgo::ALL) {
+                            let peer = Offer {
+                                hashes: hashes.clone(),
+                                ciphers: ciphers.clone(),
+                                auth_tags: auth_tags.clone(),
+                                key_agreements: key_agreements.clone(),
+                                sas,
+                            };
+                            for suite in [ours.negotiate(&peer), ours.negotiate_multistream(&peer)]
+                                .into_iter()
+                                .flatten()
+                            {
+                                assert!(
+                                    suite.srtp_profile().is_some(),
+                                    "{suite} negotiated against {peer:?} has no SRTP profile"
+                                );
+                                seen.insert((suite.cipher, suite.auth));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // The reviewer's case: X448 or EC38 forces AES3 while HS32 stays
+        // our first auth tag.
+        assert!(seen.contains(&(CipherAlgo::Aes3, AuthTagAlgo::Hs32)));
+        assert_eq!(seen.len(), CipherAlgo::ALL.len() * AuthTagAlgo::ALL.len());
+    }
+
+    /// Every suite a peer's Commit may choose that the default policy
+    /// accepts has an SRTP profile.
+    #[test]
+    fn every_suite_the_default_policy_accepts_has_an_srtp_profile() {
+        let ours = Policy::default();
+        let mut accepted = 0;
+        for &hash in HashAlgo::ALL {
+            for &cipher in CipherAlgo::ALL {
+                for &auth in AuthTagAlgo::ALL {
+                    for &key_agreement in KeyAgreement::ALL {
+                        for &sas in SasAlgo::ALL {
+                            let suite = Suite {
+                                hash,
+                                cipher,
+                                auth,
+                                key_agreement,
+                                sas,
+                            };
+                            if ours.accepts(&suite).is_ok() {
+                                accepted += 1;
+                                assert!(
+                                    suite.srtp_profile().is_some(),
+                                    "{suite} is accepted but has no SRTP profile"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(accepted > 0);
+    }
+
+    /// X448 against a peer offering X448 and DH3k with the default lists
+    /// (a Linphone/bzrtp peer): S384, AES3 and HS32, AES_256_CM_HMAC_SHA1_32.
+    #[test]
+    fn x448_with_the_default_policy_keys_aes_256_cm_sha1_32() {
+        let peer = Offer {
+            hashes: vec![HashAlgo::S256, HashAlgo::S384],
+            ciphers: vec![CipherAlgo::Aes1, CipherAlgo::Aes3],
+            key_agreements: vec![KeyAgreement::X448, KeyAgreement::Dh3k],
+            ..Offer::default()
+        }
+        .with_mandatory();
+        let s = Policy::default().negotiate(&peer).unwrap();
+        assert_eq!(
+            (s.key_agreement, s.hash, s.cipher, s.auth),
+            (
+                KeyAgreement::X448,
+                HashAlgo::S384,
+                CipherAlgo::Aes3,
+                AuthTagAlgo::Hs32
+            )
+        );
+        assert_eq!(
+            s.srtp_profile(),
+            Some(crate::srtp::Profile::AesCm256HmacSha1_32)
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! What an endpoint tells the application.
 
-use super::algo::{AuthTagAlgo, CipherAlgo, Suite};
+use super::algo::Suite;
 use super::config::Role;
 use super::error::ProtocolError;
 use super::keys::SrtpSecrets;
@@ -40,16 +40,10 @@ impl SecureInfo {
         }
     }
 
-    /// The SRTP profile these keys are for (§5.1.3, §5.1.4), if the SRTP
-    /// module implements it (AES3 with HS32 has no profile there).
+    /// The SRTP profile these keys are for (§5.1.3, §5.1.4): see
+    /// [`Suite::srtp_profile`].
     pub fn srtp_profile(&self) -> Option<crate::srtp::Profile> {
-        use crate::srtp::Profile;
-        match (self.suite.cipher, self.suite.auth) {
-            (CipherAlgo::Aes1, AuthTagAlgo::Hs80) => Some(Profile::AesCm128HmacSha1_80),
-            (CipherAlgo::Aes1, AuthTagAlgo::Hs32) => Some(Profile::AesCm128HmacSha1_32),
-            (CipherAlgo::Aes3, AuthTagAlgo::Hs80) => Some(Profile::AesCm256HmacSha1_80),
-            (CipherAlgo::Aes3, AuthTagAlgo::Hs32) => None,
-        }
+        self.suite.srtp_profile()
     }
 
     /// The peer's sending key and salt (what we decrypt with).
