@@ -5,7 +5,7 @@
 
 mod zrtp_support;
 
-use sotto_engine::zrtp::{AuthTagAlgo, CipherAlgo, HashAlgo, SasAlgo};
+use sotto_engine::zrtp::{AuthTagAlgo, CipherAlgo, HashAlgo, SasAlgo, Suite};
 use sotto_engine::zrtp::{Config, KeyAgreement, Policy, Role, ZidCache, packet};
 use sotto_peers::bzrtp::BzrtpConfig;
 use zrtp_support::{Outcome, RunOpts, assert_agree, run_udp};
@@ -162,6 +162,69 @@ fn dh3k_s384_aes3_hs80_b256_all_roles() {
         bz("DH3k", "S384", "AES3", "HS80", "B256"),
         "DH3k",
     );
+}
+
+/// Sotto's default policy against bzrtp offering X448 and DH3k (with both
+/// hashes, ciphers and auth tags, in the order `first` puts them), in
+/// every role; returns the suite of each run after checking it has an SRTP
+/// profile and both ends agree on it.
+fn default_policy_against_x448_dh3k(hashes: &str, ciphers: &str) -> Vec<(Role, Suite)> {
+    let b = bz("X448,DH3k", hashes, ciphers, "HS32,HS80", "B32");
+    let mut out = Vec::new();
+    for side in [
+        Side::Is(Role::Initiator),
+        Side::Is(Role::Responder),
+        Side::Contention,
+    ] {
+        let o = handshake(Policy::default(), &b, "X448", side);
+        let s = o.sotto.as_ref().unwrap();
+        assert!(
+            s.srtp_profile().is_some(),
+            "{} (Sotto as {}) has no SRTP profile",
+            s.suite,
+            s.role.name()
+        );
+        out.push((s.role, s.suite));
+    }
+    out
+}
+
+/// A Linphone-like bzrtp (S256 and AES1 preferred, HS32 first) against
+/// the default policy: when Sotto commits, X448 takes S384 and AES3 and
+/// the auth tag stays HS32, which keys AES_256_CM_HMAC_SHA1_32 (the
+/// review's case); when bzrtp commits it picks its own (S256/AES1/HS32).
+#[test]
+fn default_policy_against_x448_dh3k_bzrtp_all_roles() {
+    for (role, suite) in default_policy_against_x448_dh3k("S256,S384", "AES1,AES3") {
+        if role == Role::Initiator {
+            assert_eq!(
+                (suite.hash, suite.cipher, suite.auth),
+                (HashAlgo::S384, CipherAlgo::Aes3, AuthTagAlgo::Hs32)
+            );
+            assert_eq!(
+                suite.srtp_profile(),
+                Some(sotto_engine::srtp::Profile::AesCm256HmacSha1_32)
+            );
+        }
+    }
+}
+
+/// bzrtp preferring S384 and AES3 commits AES3 with HS32 too, and Sotto's
+/// default policy accepts it: S384/AES3/HS32 in every role.
+#[test]
+fn default_policy_and_bzrtp_agree_on_aes3_hs32_all_roles() {
+    for (role, suite) in default_policy_against_x448_dh3k("S384,S256", "AES3,AES1") {
+        assert_eq!(
+            (suite.hash, suite.cipher, suite.auth),
+            (HashAlgo::S384, CipherAlgo::Aes3, AuthTagAlgo::Hs32),
+            "Sotto as {}",
+            role.name()
+        );
+        assert_eq!(
+            suite.srtp_profile(),
+            Some(sotto_engine::srtp::Profile::AesCm256HmacSha1_32)
+        );
+    }
 }
 
 #[test]

@@ -153,12 +153,9 @@ sotto_bzrtp_t *sotto_bzrtp_new_cached(uint32_t ssrc, const uint8_t *algos, const
 			return NULL;
 		}
 	}
-	if (bzrtp_initBzrtpContext(s->ctx, ssrc) != 0) {
-		bzrtp_destroyBzrtpContext(s->ctx, ssrc);
-		close_cache(s->db);
-		free(s);
-		return NULL;
-	}
+	/* Before bzrtp_initBzrtpContext, which builds the Hello from these
+	 * lists: set afterwards, they restrict what bzrtp accepts while its
+	 * Hello still offers every algorithm it has. */
 	size_t off = 0;
 	for (int i = 0; i < 5; i++) {
 		if (counts[i] > 0 && counts[i] <= 7) {
@@ -167,6 +164,12 @@ sotto_bzrtp_t *sotto_bzrtp_new_cached(uint32_t ssrc, const uint8_t *algos, const
 			bzrtp_setSupportedCryptoTypes(s->ctx, types[i], list, counts[i]);
 		}
 		off += counts[i];
+	}
+	if (bzrtp_initBzrtpContext(s->ctx, ssrc) != 0) {
+		bzrtp_destroyBzrtpContext(s->ctx, ssrc);
+		close_cache(s->db);
+		free(s);
+		return NULL;
 	}
 	bzrtp_setClientData(s->ctx, ssrc, s);
 	return s;
