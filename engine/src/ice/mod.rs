@@ -34,6 +34,7 @@
 
 mod alias;
 pub mod creds;
+mod pace;
 mod session;
 mod signal;
 mod turn;
