@@ -16,7 +16,8 @@ use crate::report::Causes;
 use crate::session::{self, Account, Control, Peer, Started, Update};
 use crate::stop::{self, Stop, StopSignals, Stopped};
 use anyhow::{Context as _, anyhow};
-use sotto_engine::call::wav::{AudioPort, load_48k_mono, save_48k_mono};
+use sotto_codecs::wav::{self, DataEnd};
+use sotto_engine::call::wav::{AudioPort, clip_48k_mono, save_48k_mono};
 use sotto_engine::call::{Call, CallConfig, CallStats, EndReason, Event};
 use sotto_engine::zrtp::ZidCache;
 use sotto_signalling::client::{ClientError, ClientEvent, Connection, SignalClient};
@@ -241,7 +242,18 @@ fn load_input(opts: &CallOpts) -> anyhow::Result<Option<Vec<i16>>> {
     let Some(p) = &opts.input else {
         return Ok(None);
     };
-    let pcm = load_48k_mono(p).with_context(|| format!("--input {}", p.display()))?;
+    let input = || format!("--input {}", p.display());
+    let loaded = wav::load(p).with_context(input)?;
+    if let DataEnd::Early { declared_frames } = loaded.end {
+        // A truncated recording: play what is there, but say so.
+        println!(
+            "warning: --input {} ends early: read {:.2} s of the {:.2} s its header declares",
+            p.display(),
+            loaded.clip.seconds(),
+            declared_frames as f64 / f64::from(loaded.clip.sample_rate)
+        );
+    }
+    let pcm = clip_48k_mono(&loaded.clip).with_context(input)?;
     if pcm.is_empty() {
         println!(
             "warning: --input {} holds no audio (an empty WAV): the call sends silence",

@@ -94,16 +94,30 @@ fn an_empty_input_is_a_warning_and_a_broken_one_is_said_once() {
         assert!(stdout.lines().any(|l| l == warning), "{stdout}");
     }
 
-    // A data chunk shorter than its header says (the reader refuses it).
+    // A data chunk shorter than its header says (a truncated recording):
+    // what is there is played, with a warning (it was refused before).
     let cut = dir.path().join("cut.wav");
     save_48k_mono(&cut, &[1000; 4800]).unwrap();
     let bytes = std::fs::read(&cut).unwrap();
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     for args in both(dir.path(), &cut, &out) {
+        let (ok, stdout, err) = run(&args);
+        assert!(!ok && err.contains("run `sotto register` first"), "{err}");
+        let warning = format!(
+            "warning: --input {} ends early: read 0.05 s of the 0.10 s its header declares",
+            cut.display()
+        );
+        assert!(stdout.lines().any(|l| l == warning), "{stdout}");
+    }
+
+    // A broken one is refused, the reader's reason said once.
+    let broken = dir.path().join("broken.wav");
+    std::fs::write(&broken, &bytes[..30]).unwrap();
+    for args in both(dir.path(), &broken, &out) {
         let (ok, _, err) = run(&args);
         assert!(!ok, "{err}");
         assert!(
-            err.starts_with(&format!("sotto: --input {}: wav: ", cut.display())),
+            err.starts_with(&format!("sotto: --input {}: wav: ", broken.display())),
             "{err}"
         );
         said_once(&err);
