@@ -288,6 +288,9 @@ pub struct IceSession {
     pending_checks: VecDeque<([u8; 12], SocketAddr, SocketAddr)>,
     /// Holds checks to destinations that have not answered (RFC 8445 §14).
     pacer: Pacer,
+    /// The path whose consent was lost with no restart made, which an
+    /// answered check may give back (see [`IceSession::regain`]).
+    lost: Option<SelectedPath>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<IceEvent>,
     signals: VecDeque<SignalMessage>,
@@ -371,6 +374,7 @@ impl IceSession {
             selected: None,
             consent_until: None,
             pending_checks: VecDeque::new(),
+            lost: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             signals: VecDeque::new(),
@@ -503,6 +507,7 @@ impl IceSession {
                         // counts. Our own credentials and candidates stay.
                         self.agent.apply_restart(now, true)?;
                         self.pacer.new_generation();
+                        self.lost = None;
                     }
                     self.start_checks(now, ufrag, pwd)?;
                 }
@@ -591,6 +596,7 @@ impl IceSession {
         self.agent
             .restart(now, String::new(), String::new(), false)?;
         self.pacer.new_generation();
+        self.lost = None;
         self.remote_ufrag = None;
         self.remote_count = 0;
         for mut link in std::mem::take(&mut self.links) {
@@ -785,6 +791,10 @@ impl IceSession {
             });
         if answered {
             self.pacer.answered(now, local, from);
+            if self.lost.is_some() {
+                self.regain(now, local, from);
+                return;
+            }
         }
         if answered && on_path {
             self.consent_until = Some(now + self.cfg.consent_timeout);
@@ -1164,7 +1174,9 @@ impl IceSession {
     /// (a NAT rebinding is seen by one side only); simultaneous restarts
     /// converge, as an Answer never triggers another restart.
     fn consent_lost(&mut self, now: Instant) {
-        let had_path = self.selected.take().is_some();
+        let had_path = self.selected.take();
+        self.lost = had_path.or(self.lost);
+        let had_path = had_path.is_some();
         self.consent_until = None;
         if had_path && !matches!(self.state(), IceState::Disconnected | IceState::Failed) {
             self.events
@@ -1185,28 +1197,65 @@ impl IceSession {
                 }
             }
             AgentEvent::SelectedCandidatePairChange(local, remote) => {
-                let relayed = local.candidate_type() == CandidateType::Relay;
-                let socket = if relayed {
-                    self.links
-                        .iter()
-                        .find(|l| l.relayed == Some(local.addr()))
-                        .map(|l| l.socket)
-                } else {
-                    Some(local.base_addr())
-                };
-                if let Some(socket) = socket {
-                    let path = SelectedPath {
-                        socket,
-                        local: local.addr(),
-                        remote: alias::from_agent(remote.addr()),
-                        relayed,
-                    };
-                    self.selected = Some(path);
-                    self.consent_until = Some(now + self.cfg.consent_timeout);
-                    self.events.push_back(IceEvent::Selected(path));
+                if let Some(path) = self.path_of(&local, &remote) {
+                    self.select(now, path);
                 }
             }
             _ => {}
+        }
+    }
+
+    /// The path over the agent's pair of `local` and `remote`, if the
+    /// relay a relayed one goes through is still there.
+    fn path_of(&self, local: &Candidate, remote: &Candidate) -> Option<SelectedPath> {
+        let relayed = local.candidate_type() == CandidateType::Relay;
+        let socket = if relayed {
+            self.links
+                .iter()
+                .find(|l| l.relayed == Some(local.addr()))
+                .map(|l| l.socket)?
+        } else {
+            local.base_addr()
+        };
+        Some(SelectedPath {
+            socket,
+            local: local.addr(),
+            remote: alias::from_agent(remote.addr()),
+            relayed,
+        })
+    }
+
+    /// Media goes on `path`, which has consent from now.
+    fn select(&mut self, now: Instant, path: SelectedPath) {
+        self.lost = None;
+        self.selected = Some(path);
+        self.consent_until = Some(now + self.cfg.consent_timeout);
+        self.events.push_back(IceEvent::Selected(path));
+    }
+
+    /// After consent was lost without a restart (`auto_restart` off: the
+    /// callee, see `Call::ice_config`), the agent keeps the pair and its
+    /// consent checks on it, and does not select it again: an answer to
+    /// one, from the pair's remote to its local address, gives consent
+    /// back (RFC 7675 §5.1 asks only for an answered check) and the pair
+    /// is used again. Without this the callee stayed without a path while
+    /// the caller, whose checks got through, kept consent and never
+    /// restarted.
+    fn regain(&mut self, now: Instant, local: SocketAddr, from: SocketAddr) {
+        let Some(path) = self.lost else { return };
+        let still = (self.agent.get_selected_candidate_pair())
+            .and_then(|(l, r)| self.path_of(l, r))
+            == Some(path);
+        let ours = path.remote == from
+            && local
+                == if path.relayed {
+                    path.local
+                } else {
+                    path.socket
+                };
+        if still && ours {
+            self.events.push_back(IceEvent::State(IceState::Connected));
+            self.select(now, path);
         }
     }
 }
@@ -1746,6 +1795,54 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// As `Call::ice_config` sets it up (only the caller restarts), over
+    /// 10 minutes of 30 % random loss each way and then 2 clean ones: the
+    /// callee loses consent now and then while the caller keeps it (so no
+    /// restart comes), and must get its path back once its checks are
+    /// answered, not stay without one for the rest of the call.
+    #[test]
+    fn the_callee_gets_its_path_back_after_losing_consent() {
+        let full = |controlling| IceConfig {
+            controlling,
+            auto_restart: controlling,
+            ..IceConfig::default()
+        };
+        let (mut stuck, mut b_lost) = (Vec::new(), 0);
+        for seed in 1..40u64 {
+            let mut p = Pair::new(
+                full(true),
+                full(false),
+                &[sa("127.0.0.1:1000")],
+                &[sa("127.0.0.1:2000")],
+            );
+            let x = std::cell::Cell::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+            let lost = || {
+                let mut v = x.get();
+                v ^= v << 13;
+                v ^= v >> 7;
+                v ^= v << 17;
+                x.set(v);
+                v % 100 < 30
+            };
+            let mut lost_once = false;
+            for i in 0..36_000u32 {
+                let lossy = (500..30_000).contains(&i);
+                p.step(Duration::from_millis(20), &|_| lossy && lost());
+                lost_once |= i > 500 && p.a.selected().is_some() && p.b.selected().is_none();
+            }
+            b_lost += usize::from(lost_once);
+            if p.a.selected().is_none() || p.b.selected().is_none() {
+                stuck.push((seed, p.a.selected().is_some(), p.b.selected().is_some()));
+            }
+        }
+        assert!(
+            stuck.is_empty(),
+            "(seed, A has a path, B has a path): {stuck:?}"
+        );
+        // The case arose (without the fix, 4 seeds of 39 ended with none).
+        assert!(b_lost > 0);
     }
 
     #[test]
