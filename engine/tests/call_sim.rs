@@ -554,7 +554,8 @@ fn media_resumes_after_a_long_outage_through_an_ice_restart() {
     // 20 s of network, then 25.3 s of nothing: consent was last
     // refreshed at 15 s, so it is lost at 45 s; the caller's ICE restarts
     // through the calls' signalling, and its checks get through once the
-    // network is back (the restart's checks only run for about 0.5 s).
+    // network is back (they go on for about 39.5 s: `ice_sim.rs` has the
+    // network back later, up to the media timeout).
     let net = outage(Duration::from_secs(20)..Duration::from_millis(45_300));
     let mut sim = Sim::new(
         Instant::now(),

@@ -7,7 +7,11 @@
 //! signalling, candidates are trickled again (TURN allocations are kept
 //! if the server still has them, renewed if not: see
 //! [`IceSession::restart`]), checks run on every pair and a working one is
-//! nominated.
+//! nominated. The checks are paced (one per Ta to destinations that have
+//! not answered, see `pace`) and go on for RFC 8489's 39.5 s, so a restart
+//! made while the network is still out finds the path once it is back. A
+//! side that does not restart gets its pair back when a consent check on
+//! it is answered again (see `IceSession::regain`).
 //! Switching straight to another pair that was valid before is not done,
 //! for two reasons:
 //!
@@ -149,7 +153,9 @@ pub struct IceConfig {
     pub consent_interval: Duration,
     /// Consent lost after this long without an answer (RFC 7675: 30 s).
     pub consent_timeout: Duration,
-    /// Pacing of connectivity checks while checking.
+    /// Ta (RFC 8445 §14.2): the agent's tick while checking, and the pace
+    /// of checks to destinations that have not answered, one per interval
+    /// in all (see `pace`).
     pub check_interval: Duration,
     /// Whether to restart ICE by ourselves when consent is lost.
     pub auto_restart: bool,
@@ -669,7 +675,7 @@ impl IceSession {
     /// (or its consent runs out: the agent checks only the new generation's
     /// pairs), direct or relayed: the allocation of a relayed one, with its
     /// permissions and channels, is kept and its relayed candidate offered
-    /// again (see [`IceSession::turn_link_survives`] for when it is not).
+    /// again (see `IceSession::turn_link_survives` for when it is not).
     /// The peer restarting does the same.
     pub fn restart(&mut self, now: Instant) -> Result<(), IceError> {
         self.restart_local(now)?;
