@@ -78,7 +78,7 @@ pub struct Outcome {
     pub secure: bool,
 }
 
-/// Queues the call's outgoing signals for [`run`] to seal and send.
+/// Queues the call's outgoing signals for `run` to seal and send.
 struct Outbox(mpsc::UnboundedSender<CallSignal>);
 
 impl CallSignaller for Outbox {

@@ -57,7 +57,7 @@ pub struct ProbeArgs {
     /// cache mismatch it is left as it was, since the probe verifies no SAS).
     #[arg(long)]
     cache: Option<PathBuf>,
-    /// The peer's zrtp-hash from signalling, "1.10 <hex>".
+    /// The peer's zrtp-hash from signalling, `"1.10 <hex>"`.
     #[arg(long)]
     peer_hello_hash: Option<String>,
     /// SSRC for our packets (random if absent).

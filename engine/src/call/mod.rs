@@ -466,7 +466,7 @@ impl Call {
 
     /// Signalling keeps our offer `kept_for` for a callee that is not
     /// connected (waking it by push, if it can), then drops it. A callee
-    /// that has not rung by then (and [`OFFER_GRACE`]) never will, so the
+    /// that has not rung by then (and 2 s of grace for a round trip) never will, so the
     /// call ends [`EndReason::NoAnswer`] then instead of ringing on to the
     /// ring timeout. Ignored once the callee has rung.
     pub fn offer_queued(&mut self, now: Instant, kept_for: Duration) -> Result<(), CallError> {

@@ -447,7 +447,7 @@ impl Pusher {
 
     /// Pushes `msg` to every endpoint of `device` in the background. A
     /// repeat of the same (device, call, kind) within the TTL is collapsed;
-    /// past [`MAX_PUSHES_IN_FLIGHT`] pushes at once, more are dropped.
+    /// past 4 096 pushes at once, more are dropped.
     pub fn push(&self, device: DeviceId, msg: PushMessage) {
         let key = (device.clone(), msg.call_id.clone(), msg.kind);
         let ttl = Duration::from_secs(msg.ttl_s);
