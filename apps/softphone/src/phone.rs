@@ -66,7 +66,7 @@ pub struct RegisterArgs {
     #[arg(long)]
     pub ca_file: Option<PathBuf>,
     /// Replace this directory's existing device key with a new device
-    /// (contacts, sound devices and [audio] in config.toml are kept).
+    /// (contacts, sound devices and `[audio]` in config.toml are kept).
     #[arg(long)]
     pub force: bool,
     #[command(flatten)]
@@ -853,7 +853,10 @@ fn show(u: &Update, last: &mut Option<(Instant, CallStats)>) {
                 "secure sas={sas} verified={sas_verified} algorithms={algorithms} (y: SAS matches, n: it does not)"
             ),
             Event::CacheMismatch => {
-                println!("warning: cache mismatch: retained secrets differ, compare the SAS aloud")
+                println!(
+                    "warning: cache mismatch: retained secrets differ. Compare the SAS aloud; \
+                     press y if it matches (only then is the new key remembered), n if not"
+                )
             }
             Event::HelloHashMismatch => {
                 println!(

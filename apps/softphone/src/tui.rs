@@ -54,7 +54,7 @@ impl View {
                 }
                 Event::CacheMismatch => self
                     .warnings
-                    .push("CACHE MISMATCH: compare the SAS aloud before trusting this call".into()),
+                    .push("CACHE MISMATCH: compare the SAS aloud; y if it matches (only then is the new key remembered)".into()),
                 Event::HelloHashMismatch => self
                     .warnings
                     .push("ZRTP-HASH MISMATCH: media peer differs from signalling".into()),
