@@ -99,7 +99,9 @@ typedef enum SottoEventKind {
   // peer, and the peer's did not match (it lost or reset its cache, or
   // someone is in the middle). Comes before `SecureUp`, which then has
   // `sas_verified` false. Warn the user loudly and have the SAS read out
-  // and confirmed again (`sotto_call_confirm_sas`).
+  // and confirmed again (`sotto_call_confirm_sas`): only a confirmed SAS
+  // stores this call's new secret; otherwise the cache keeps what it
+  // held, and the next call with this peer warns again.
   SOTTO_EVENT_KIND_CACHE_MISMATCH = 3,
   // The peer's ZRTP Hello did not match the zrtp-hash its signalling
   // message carried: the media path is not talking to whoever sent the
@@ -388,8 +390,10 @@ enum SottoStatus sotto_call_set_muted(struct SottoCall *call, bool muted);
 // After `SecureUp`: the user compared the SAS with the peer. A match
 // marks the peer verified in the engine's ZID cache (and its file), so
 // later calls with this peer report `sas_verified` while the retained
-// secrets keep matching; a mismatch clears the flag there and ends the
-// call (`SAS_REJECTED`).
+// secrets keep matching; after a `CACHE_MISMATCH` it is also what stores
+// the call's new secret. A mismatch clears the flag (or, after a
+// `CACHE_MISMATCH`, leaves the cache as it was before the call) and ends
+// the call (`SAS_REJECTED`).
 //
 // Never blocks; may be called from any thread, including SDK callbacks.
 //

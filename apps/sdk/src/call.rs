@@ -603,8 +603,10 @@ pub unsafe extern "C" fn sotto_call_set_muted(call: *mut SottoCall, muted: bool)
 /// After `SecureUp`: the user compared the SAS with the peer. A match
 /// marks the peer verified in the engine's ZID cache (and its file), so
 /// later calls with this peer report `sas_verified` while the retained
-/// secrets keep matching; a mismatch clears the flag there and ends the
-/// call (`SAS_REJECTED`).
+/// secrets keep matching; after a `CACHE_MISMATCH` it is also what stores
+/// the call's new secret. A mismatch clears the flag (or, after a
+/// `CACHE_MISMATCH`, leaves the cache as it was before the call) and ends
+/// the call (`SAS_REJECTED`).
 ///
 /// Never blocks; may be called from any thread, including SDK callbacks.
 ///

@@ -19,7 +19,9 @@ pub enum SottoEventKind {
     /// peer, and the peer's did not match (it lost or reset its cache, or
     /// someone is in the middle). Comes before `SecureUp`, which then has
     /// `sas_verified` false. Warn the user loudly and have the SAS read out
-    /// and confirmed again (`sotto_call_confirm_sas`).
+    /// and confirmed again (`sotto_call_confirm_sas`): only a confirmed SAS
+    /// stores this call's new secret; otherwise the cache keeps what it
+    /// held, and the next call with this peer warns again.
     CacheMismatch = 3,
     /// The peer's ZRTP Hello did not match the zrtp-hash its signalling
     /// message carried: the media path is not talking to whoever sent the
