@@ -456,6 +456,35 @@ mod tests {
     }
 
     #[test]
+    fn a_device_whose_takes_vary_more_than_a_window_shows_gets_longer_windows() {
+        // 80 ms callbacks up to 50 ms late: a 200 ms window sees two or
+        // three takes, and its low point says more is spare than is. Cut
+        // by such windows throughout, the device ran dry 46 times in ten
+        // minutes; the windows grow after a cut that leaves it dry, and it
+        // runs dry twice, as often as with the drift window alone.
+        let d = Device {
+            jitter_ms: 50.0,
+            start_ms: 85.0,
+            ..Device::taking(8)
+        };
+        let r = run(d, 600);
+        assert!(r.dry <= 5, "ran dry {} times", r.dry);
+        let late = run(
+            Device {
+                start_ms: 1_000.0,
+                ..d
+            },
+            600,
+        );
+        assert!(late.dry <= 5, "ran dry {} times", late.dry);
+        assert!(
+            late.most_from(1_600) <= settled_ms(8, 50.0),
+            "{}",
+            late.most_from(1_600)
+        );
+    }
+
+    #[test]
     fn drift_is_still_followed_after_a_backlog_is_cut() {
         // Ten minutes, clocks 200 ppm off either way, after a late start.
         for (burst, jitter_ms) in [(1, 0.0), (2, 10.0), (4, 20.0)] {
