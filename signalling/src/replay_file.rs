@@ -270,6 +270,8 @@ impl ReplayFile {
     /// may have written since this one last looked. Called with the lock
     /// held, before deciding anything.
     fn refresh(&mut self, now_ms: u64) {
+        // Ids past the window take no room from the ones read next.
+        self.guard.prune(now_ms);
         if let Some(file) = &self.file
             && same_file(file, &self.path)
         {
@@ -879,9 +881,7 @@ mod tests {
         let small = ReplayGuard::new(WINDOW, 60_000, 2, 2);
         let mut guard = ReplayFile::open(&path, small, T0).unwrap();
         assert_eq!(guard.len(), 2);
-        // The oldest was let go to make room.
-        assert_eq!(lines(&path).len(), 4, "header, floor and two ids");
-        assert_eq!(lines(&path)[1], format!("w {}", T0 + 1));
+        assert_eq!(lines(&path).len(), 3, "header and two ids");
         // Ids past the window take no room from live ones.
         let now = T0 + WINDOW + 2;
         let young = env("bob", now);
@@ -901,18 +901,38 @@ mod tests {
         let path = dir.path().join("replay");
         let small = || ReplayGuard::new(WINDOW, 60_000, 8, 8);
         let msgs: Vec<Envelope> = (0..9).map(|i| env(&format!("s{i}"), T0 + i)).collect();
+        // Accepted 20 s after they were stamped: old enough to be let go.
+        let now = T0 + 20_000;
         let mut guard = ReplayFile::open(&path, small(), T0).unwrap();
         for m in &msgs {
-            guard.accept(T0 + 9, m).unwrap();
+            guard.accept(now, m).unwrap();
         }
         drop(guard);
         // Reopened twice: the first rewrites the journal from memory, so
         // the second reads the floor from that rewrite alone.
         for _ in 0..2 {
-            let mut guard = ReplayFile::open(&path, small(), T0 + 9).unwrap();
-            assert_eq!(guard.accept(T0 + 9, &msgs[0]), Err(SealError::Stale));
-            assert_eq!(guard.accept(T0 + 9, &msgs[8]), Err(SealError::Replay));
+            let mut guard = ReplayFile::open(&path, small(), now).unwrap();
+            assert_eq!(guard.accept(now, &msgs[0]), Err(SealError::Stale));
+            assert_eq!(guard.accept(now, &msgs[8]), Err(SealError::Replay));
         }
+    }
+
+    #[test]
+    fn an_id_another_process_accepted_is_kept_though_this_ones_share_is_spent() {
+        // This process holds its full share of Alice's ids, all past the
+        // window; the other accepts a new one from her. Reading it, this
+        // process must keep it, and refuse the message as a repeat.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay");
+        let small = || ReplayGuard::new(WINDOW, 60_000, 100, 2);
+        let mut b = ReplayFile::open(&path, small(), T0).unwrap();
+        let mut a = ReplayFile::open(&path, small(), T0).unwrap();
+        b.accept(T0, &env("alice", T0)).unwrap();
+        b.accept(T0, &env("alice", T0)).unwrap();
+        let later = T0 + WINDOW + 10;
+        let offer = env("alice", later);
+        a.accept(later, &offer).unwrap();
+        assert_eq!(b.accept(later, &offer), Err(SealError::Replay));
     }
 
     #[test]

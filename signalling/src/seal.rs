@@ -283,6 +283,12 @@ pub fn verify_b64(key: &VerifyingKey, msg: &[u8], sig: &str) -> Result<(), SealE
         .map_err(|_| SealError::Signature)
 }
 
+/// How far behind the present a full [`ReplayGuard`]'s floor stays: ids
+/// stamped since are never let go, so messages sent now, and those a
+/// signalling round trip or a clock a few seconds slow delays, are never
+/// refused by it.
+const FLOOR_LAG_MS: u64 = 10_000;
+
 /// Remembers recent (sender, message id) pairs and refuses repeats and
 /// messages whose timestamp is outside the window. Sans-IO: the caller
 /// passes the current Unix time. Its memory is lost with the process;
@@ -298,10 +304,14 @@ pub fn verify_b64(key: &VerifyingKey, msg: &[u8], sig: &str) -> Result<(), SealE
 ///   flooding this one gets no more, and its next message is refused as
 ///   [`SealError::Full`] (for want of room, not as a repeat);
 /// - at most `capacity` in all. Many genuine devices flooding at once
-///   (anyone can register devices) could fill it, so a full guard does not
-///   refuse: it lets go of its oldest ids and refuses anything as old from
-///   then on as [`SealError::Stale`]. The window shrinks under such a flood
-///   instead of shutting out every other sender's calls.
+///   (anyone can register devices) could fill it, so a full guard lets go
+///   of its oldest ids and refuses anything as old from then on as
+///   [`SealError::Stale`]: the window shrinks under such a flood instead
+///   of shutting out every other sender's calls. It shrinks to 10 s at
+///   least ([`FLOOR_LAG_MS`]); ids stamped since are never let go, so a
+///   flood of more than `capacity` in 10 s, or one stamped ahead of the
+///   present (senders' clocks may run up to `max_future_ms` ahead), still
+///   fills it, and then new senders are refused as [`SealError::Full`].
 #[derive(Debug)]
 pub struct ReplayGuard {
     /// Message ids and their timestamps, by sender.
@@ -391,7 +401,7 @@ impl ReplayGuard {
                 return Err(SealError::Full);
             }
             if self.len >= self.capacity {
-                self.let_go_oldest();
+                self.let_go_oldest(now_ms);
                 // `env` may be as old as what was let go.
                 self.check(now_ms, env)?;
                 if !self.has_room(&env.from) {
@@ -447,17 +457,23 @@ impl ReplayGuard {
     /// Makes room in a guard full of live ids: lets go of the oldest eighth
     /// of them (at least one) by [raising the floor](Self::raise_floor)
     /// past them. An eighth at a time, so the scan this takes is paid once
-    /// per `capacity / 8` messages, not on each.
-    fn let_go_oldest(&mut self) {
+    /// per `capacity / 8` messages, not on each. Only ids stamped more than
+    /// [`FLOOR_LAG_MS`] before `now_ms` may go: the floor must never catch
+    /// up with the messages being sent now (a flood stamped ahead, as
+    /// senders may, would otherwise push it past them); if there are none,
+    /// nothing is let go.
+    fn let_go_oldest(&mut self, now_ms: u64) {
+        let newest_ok = now_ms.saturating_sub(FLOOR_LAG_MS);
         let mut stamps: Vec<u64> = self
             .seen
             .values()
             .flat_map(|ids| ids.values().copied())
+            .filter(|ts| *ts < newest_ok)
             .collect();
         if stamps.is_empty() {
             return;
         }
-        let nth = (stamps.len() / 8).max(1) - 1;
+        let nth = (self.len / 8).clamp(1, stamps.len()) - 1;
         let (_, &mut newest_let_go, _) = stamps.select_nth_unstable(nth);
         self.raise_floor(newest_let_go.saturating_add(1));
     }
@@ -502,13 +518,16 @@ impl ReplayGuard {
         self.len == 0
     }
 
-    /// Remembers an id accepted earlier (read back from a file) unless its
-    /// timestamp has left the window at `now_ms` or is under the floor, or
-    /// is so far ahead that no clock stepped back since could explain it
-    /// (a damaged line, which would otherwise hold a slot for ever), or its
-    /// sender has no room left. A guard full in all lets go of its oldest
-    /// as [`Self::accept`] does. No pruning: the caller prunes at `now_ms`
-    /// first, so a full guard is full of live ids.
+    /// Remembers an id accepted earlier (read back from a file, perhaps
+    /// written by another process) unless its timestamp has left the
+    /// window at `now_ms` or is under the floor, or is so far ahead that no
+    /// clock stepped back since could explain it (a damaged line, which
+    /// would otherwise hold a slot for ever). Its sender's share is not
+    /// applied: whoever accepted the id applied it, and an id left out
+    /// here would be accepted again. A guard full in all lets go of its
+    /// oldest as [`Self::accept`] does, and leaves the id out only if that
+    /// frees nothing. No pruning: the caller prunes at `now_ms` first, so a
+    /// full guard is full of live ids.
     pub(crate) fn restore(&mut self, now_ms: u64, from: DeviceId, id: MessageId, ts_ms: u64) {
         // A clock stepped back by up to the window still keeps what it
         // accepted before: until then a redelivery could pass again.
@@ -524,14 +543,12 @@ impl ReplayGuard {
             .get(&from)
             .is_some_and(|ids| ids.contains_key(&id));
         if !known && self.len >= self.capacity {
-            self.let_go_oldest();
-            if ts_ms < self.floor_ms {
+            self.let_go_oldest(now_ms);
+            if ts_ms < self.floor_ms || self.len >= self.capacity {
                 return;
             }
         }
-        if known || self.has_room(&from) {
-            self.insert(from, id, ts_ms);
-        }
+        self.insert(from, id, ts_ms);
     }
 
     /// [`Self::forget`] by key.
@@ -783,12 +800,15 @@ mod tests {
         // A forgotten id frees its sender's slot.
         g.forget(&m1);
         assert_eq!(g.accept(now, &m3), Ok(()));
-        // Restored ids keep to the shares too.
+        // Restored ids were accepted within the share where they were
+        // (another process, say, with a forgotten id): all are kept, or
+        // one would be accepted again here.
         let mut g = ReplayGuard::new(10_000, 1_000, 4, 2);
         for m in [&m1, &m2, &m3] {
             g.restore(now, m.from.clone(), m.id.clone(), m.ts_ms);
         }
-        assert_eq!(g.len(), 2);
+        assert_eq!(g.len(), 3);
+        assert_eq!(g.accept(now, &m3), Err(SealError::Replay));
         // The window frees a sender's slots.
         let later = now + 10_001;
         assert_eq!(g.accept(later, &unsigned("mallory", later)), Ok(()));
@@ -798,39 +818,66 @@ mod tests {
     #[test]
     fn a_guard_full_in_all_lets_go_of_its_oldest_ids() {
         let now = 1_000_000;
-        let mut g = ReplayGuard::new(10_000, 1_000, 16, 2);
+        let mut g = ReplayGuard::new(60_000, 1_000, 16, 2);
         // Sixteen senders fill it, an id each, a millisecond apart.
         let first: Vec<_> = (0..16)
             .map(|i| unsigned(&format!("s{i}"), now + i))
             .collect();
         for e in &first {
-            assert_eq!(g.accept(now + 16, e), Ok(()));
+            assert_eq!(g.accept(now, e), Ok(()));
         }
-        // Another sender still gets in: the oldest eighth is let go.
-        assert_eq!(g.accept(now + 16, &unsigned("alice", now + 16)), Ok(()));
+        // Another sender is refused for want of room: none of the ids is
+        // 10 s old yet, so none may go.
+        assert_eq!(g.accept(now, &unsigned("alice", now)), Err(SealError::Full));
+        // 20 s on, it does: the oldest eighth is let go.
+        let later = now + 20_000;
+        assert_eq!(g.accept(later, &unsigned("alice", later)), Ok(()));
         assert_eq!(g.len(), 15);
         // What was let go, and anything as old, is refused, as stale: it
         // can never be accepted twice.
         for e in [&first[0], &first[1], &unsigned("bob", now + 1)] {
-            assert_eq!(g.accept(now + 16, e), Err(SealError::Stale));
+            assert_eq!(g.accept(later, e), Err(SealError::Stale));
         }
-        assert_eq!(g.accept(now + 16, &first[2]), Err(SealError::Replay));
+        assert_eq!(g.accept(later, &first[2]), Err(SealError::Replay));
         // A sender at its share makes no room by letting others go.
-        let m = unsigned("s15", now + 16);
-        assert_eq!(g.accept(now + 16, &m), Ok(()));
+        let m = unsigned("s15", later);
+        assert_eq!(g.accept(later, &m), Ok(()));
         assert_eq!(
-            g.accept(now + 16, &unsigned("s15", now + 16)),
+            g.accept(later, &unsigned("s15", later)),
             Err(SealError::Full)
         );
-        assert_eq!(g.accept(now + 16, &first[2]), Err(SealError::Replay));
+        assert_eq!(g.accept(later, &first[2]), Err(SealError::Replay));
         // Restoring into a full guard lets go alike.
-        let mut restored = ReplayGuard::new(10_000, 1_000, 16, 2);
+        let mut restored = ReplayGuard::new(60_000, 1_000, 16, 2);
         for e in first.iter().chain([&m]) {
-            restored.restore(now + 16, e.from.clone(), e.id.clone(), e.ts_ms);
+            restored.restore(later, e.from.clone(), e.id.clone(), e.ts_ms);
         }
         assert_eq!(restored.len(), 15);
-        assert_eq!(restored.check(now + 16, &first[0]), Err(SealError::Stale));
-        assert_eq!(restored.check(now + 16, &m), Err(SealError::Replay));
+        assert_eq!(restored.check(later, &first[0]), Err(SealError::Stale));
+        assert_eq!(restored.check(later, &m), Err(SealError::Replay));
+    }
+
+    #[test]
+    fn a_flood_stamped_ahead_never_lifts_the_floor_over_the_present() {
+        // Senders may stamp up to a minute ahead. A flood that does fills
+        // the guard with ids it may not let go: newcomers are refused for
+        // want of room, never taken for stale.
+        let now = 1_000_000_000;
+        let mut g = ReplayGuard::new(300_000, 60_000, 1_000, 100);
+        for sender in 0..10 {
+            for i in 0..100 {
+                let flood = unsigned(&format!("flood{sender}"), now + 59_000 + i);
+                assert_eq!(g.accept(now, &flood), Ok(()));
+            }
+        }
+        let offer = unsigned("alice", now);
+        assert_eq!(g.accept(now, &offer), Err(SealError::Full));
+        assert_eq!(g.floor_ms(), 0);
+        // Once they are 10 s old, they may go.
+        let later = now + 70_000;
+        let offer = unsigned("alice", later);
+        assert_eq!(g.accept(later, &offer), Ok(()));
+        assert!(g.floor_ms() <= later - FLOOR_LAG_MS);
     }
 
     #[test]
