@@ -8,9 +8,10 @@
 //!
 //! PCM everywhere is interleaved signed 16-bit at the codec's own rate;
 //! [`samples`] converts to and from `f32`, [`resample`] converts between
-//! device rates and the codec rate, [`resampled`] puts a decoder's output
-//! at a higher rate (G.711 into the 48 kHz jitter buffer), and [`wav`]
-//! reads and writes files.
+//! device rates and the codec rate ([`bridge`] does it for 10 ms mono
+//! frames on an audio tick), [`resampled`] puts a decoder's output at a
+//! higher rate (G.711 into the 48 kHz jitter buffer), and [`wav`] reads
+//! and writes files.
 //!
 //! ```
 //! use sotto_codecs::opus::{OpusConfig, OpusDecoder, OpusEncoder};
@@ -32,6 +33,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod bridge;
 pub mod codec;
 pub mod error;
 pub mod g711;

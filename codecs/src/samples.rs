@@ -7,15 +7,32 @@ use dasp::Sample;
 
 /// Converts `i16` samples to `f32` in [-1, 1).
 pub fn i16_to_f32(input: &[i16]) -> Vec<f32> {
-    input.iter().map(|s| s.to_sample::<f32>()).collect()
+    let mut out = vec![0.0; input.len()];
+    i16_to_f32_into(input, &mut out);
+    out
 }
 
 /// Converts `f32` samples to `i16`, clipping anything outside [-1, 1].
 pub fn f32_to_i16(input: &[f32]) -> Vec<i16> {
-    input
-        .iter()
-        .map(|s| s.clamp(-1.0, 1.0).to_sample::<i16>())
-        .collect()
+    let mut out = vec![0; input.len()];
+    f32_to_i16_into(input, &mut out);
+    out
+}
+
+/// As [`i16_to_f32`], into `out` (no allocation, for an audio thread):
+/// converts as many samples as the shorter of the two holds.
+pub fn i16_to_f32_into(input: &[i16], out: &mut [f32]) {
+    for (o, s) in out.iter_mut().zip(input) {
+        *o = s.to_sample::<f32>();
+    }
+}
+
+/// As [`f32_to_i16`], into `out` (no allocation, for an audio thread):
+/// converts as many samples as the shorter of the two holds.
+pub fn f32_to_i16_into(input: &[f32], out: &mut [i16]) {
+    for (o, s) in out.iter_mut().zip(input) {
+        *o = s.clamp(-1.0, 1.0).to_sample::<i16>();
+    }
 }
 
 /// Averages interleaved stereo into mono.

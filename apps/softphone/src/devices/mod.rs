@@ -3,15 +3,15 @@
 //! allocate. A device runs at 48 kHz, the engine's rate, when it can, in
 //! whatever sample format it offers; a card that cannot (44.1 kHz only,
 //! say) runs at its own rate, and the call's audio tick resamples each
-//! 10 ms frame (in buffers made once, see [`bridge`]), never the callback.
+//! 10 ms frame (in buffers made once, see [`sotto_codecs::bridge`]), never
+//! the callback.
 //! The first channel is captured and playback is copied to every channel.
 
-mod bridge;
 mod format;
 
-use bridge::RateBridge;
 pub use format::DeviceFormat;
 use format::{ENGINE_RATE, device_format};
+use sotto_codecs::bridge::RateBridge;
 
 use anyhow::{Context as _, anyhow};
 use cpal::traits::{DeviceTrait as _, HostTrait as _, StreamTrait as _};
@@ -471,62 +471,6 @@ mod tests {
                 (8_000.0 * (2.0 * std::f64::consts::PI * hz * t).sin()) as i16
             })
             .collect()
-    }
-
-    /// The bridge's conversion as it was before it kept its buffers (a
-    /// `Vec` made for each direction of each frame): what it must still
-    /// produce, sample for sample.
-    fn convert_as_before(
-        r: &mut sotto_codecs::resample::StreamResampler,
-        frame: &[i16],
-        out_len: usize,
-    ) -> Vec<i16> {
-        use sotto_codecs::samples::{f32_to_i16, i16_to_f32};
-        let mut resampled = Vec::new();
-        r.process(&i16_to_f32(frame), &mut resampled).unwrap();
-        let pcm = f32_to_i16(&resampled);
-        let mut out = vec![0; out_len];
-        let n = pcm.len().min(out_len);
-        out[..n].copy_from_slice(&pcm[..n]);
-        out
-    }
-
-    #[test]
-    fn the_rate_bridge_converts_as_it_did_when_it_allocated() {
-        assert!(RateBridge::new(48_000, 48_000).unwrap().is_none());
-        for (from, to) in [
-            (44_100, 48_000),
-            (48_000, 44_100),
-            (8_000, 48_000),
-            (48_000, 96_000),
-        ] {
-            let mut bridge = RateBridge::new(from, to).unwrap().unwrap();
-            let mut before = sotto_codecs::resample::StreamResampler::new(from, to, 1).unwrap();
-            // A full-scale square wave, whose resampled edges overshoot
-            // (and are clipped), then a tone with noise.
-            let n = from as usize / 4;
-            let mut noise = 1u32;
-            let input: Vec<i16> = (0..n)
-                .map(|i| {
-                    if i < n / 2 {
-                        return if (i / 40) % 2 == 0 {
-                            i16::MAX
-                        } else {
-                            i16::MIN
-                        };
-                    }
-                    noise = noise.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                    let t = i as f64 / f64::from(from);
-                    let s = 12_000.0 * (2.0 * std::f64::consts::PI * 997.0 * t).sin();
-                    (s + f64::from((noise >> 20) as i32 - 2048)) as i16
-                })
-                .collect();
-            for f in input.chunks_exact(from as usize / 100) {
-                bridge.frame().copy_from_slice(f);
-                let want = convert_as_before(&mut before, f, to as usize / 100);
-                assert_eq!(bridge.convert(), want.as_slice(), "{from} -> {to} Hz");
-            }
-        }
     }
 
     /// Where the child test below writes and reads its audio.
