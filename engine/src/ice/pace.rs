@@ -11,7 +11,9 @@
 //! (local address, remote address) that has not answered one lately, and
 //! lets out at most one per Ta in all. Each destination keeps only the
 //! latest request the agent made for it (the agent makes a new transaction
-//! a tick, rather than retransmitting one), and sends again after an RTO
+//! a tick, rather than retransmitting one; once the first round is out the
+//! session runs the agent's timer only every [`RTO_MIN`], see
+//! `IceSession::agent_timeout`), and sends again after an RTO
 //! of `max(500 ms, Ta × destinations)`, doubled once, to at most
 //! `max(1 s, Ta × destinations)`. The RTO stops doubling there, rather
 //! than going on to RFC 8489's 8 s, so that a path that comes back while
@@ -25,7 +27,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Least retransmission timeout (RFC 8445 §14.3).
-const RTO_MIN: Duration = Duration::from_millis(500);
+pub(super) const RTO_MIN: Duration = Duration::from_millis(500);
 /// Most the timeout grows to while a destination has not answered.
 const RTO_MAX: Duration = Duration::from_secs(1);
 /// A held request older than this is dropped: the agent makes a new one

@@ -50,7 +50,7 @@
 //! failover goes through a restart with fresh credentials and print how
 //! long it took.
 
-use super::pace::Pacer;
+use super::pace::{Pacer, RTO_MIN};
 use super::turn::{LinkEvent, LinkKind, MAX_PERMISSIONS, TurnLink};
 use super::{IceError, SignalMessage, alias};
 use crate::demux::{DemuxStats, PacketKind};
@@ -107,6 +107,17 @@ const MAX_PENDING_CHECKS: usize = 256;
 /// restart while the network is still out would check nothing once it
 /// comes back; the pacer ([`Pacer`]) bounds what actually goes out.
 const CHECK_FOR: Duration = Duration::from_millis(39_500);
+/// How long after the peer's credentials arrive (each generation) the
+/// agent runs its timer every `check_interval`: the first round of checks
+/// and set-up go as fast as the pacer lets them.
+const CHECK_FAST_FOR: Duration = Duration::from_millis(500);
+/// How often the agent runs its timer after that while it has no path
+/// (see [`IceSession::agent_timeout`]): the pacer's least RTO, so a fresh
+/// check is held for a destination whenever its turn comes. `rtc-ice` makes
+/// a new transaction for every pair each time, and scans all those of the
+/// last 4 s for each one it makes: at 50 ms, 128 pairs cost 2,560
+/// transactions a second, of which the pacer lets out 20.
+const CHECK_SLOW: Duration = RTO_MIN;
 
 /// A TURN server and the long-term (or REST-derived) credentials for it.
 #[derive(Clone)]
@@ -294,6 +305,16 @@ pub struct IceSession {
     pending_checks: VecDeque<([u8; 12], SocketAddr, SocketAddr)>,
     /// Holds checks to destinations that have not answered (RFC 8445 §14).
     pacer: Pacer,
+    /// The agent's timer runs every `check_interval` until then (see
+    /// [`IceSession::agent_timeout`]).
+    checks_fast_until: Instant,
+    /// When the agent's timer last ran while due.
+    agent_ticked: Option<Instant>,
+    /// Whether the agent's timer may run when next due, however slow it
+    /// runs otherwise: a candidate was added, or a check answered.
+    agent_wake: bool,
+    /// Binding requests the agent made (checks, nominations, consent).
+    agent_requests: u64,
     /// The path whose consent was lost with no restart made, which an
     /// answered check may give back (see [`IceSession::regain`]).
     lost: Option<SelectedPath>,
@@ -367,6 +388,10 @@ impl IceSession {
         let agent = Agent::new(now, Arc::new(agent_cfg), provider.clone())?;
         let mut s = Self {
             pacer: Pacer::new(cfg.check_interval),
+            checks_fast_until: now,
+            agent_ticked: None,
+            agent_wake: false,
+            agent_requests: 0,
             cfg,
             provider,
             agent,
@@ -445,6 +470,7 @@ impl IceSession {
 
     fn add_local(&mut self, c: Candidate) {
         if let Ok(true) = self.agent.add_local_candidate(c.clone()) {
+            self.agent_wake = true;
             self.signals.push_back(SignalMessage::Candidate {
                 ufrag: self.agent.get_local_credentials().ufrag.clone(),
                 candidate: c.marshal(),
@@ -538,6 +564,8 @@ impl IceSession {
     fn start_checks(&mut self, now: Instant, ufrag: String, pwd: String) -> Result<(), IceError> {
         self.agent
             .start_connectivity_checks(now, self.cfg.controlling, ufrag.clone(), pwd)?;
+        self.checks_fast_until = now + CHECK_FAST_FOR;
+        self.agent_wake = true;
         self.remote_ufrag = Some(ufrag.clone());
         self.remote_count = 0;
         let pending = std::mem::take(&mut self.pending_remote);
@@ -570,6 +598,7 @@ impl IceSession {
         }
         if self.agent.add_remote_candidate(c)? {
             self.remote_count += 1;
+            self.agent_wake = true;
             for link in &mut self.links {
                 if link.kind == LinkKind::Turn {
                     let _ = link.permit(now, addr);
@@ -773,10 +802,14 @@ impl IceSession {
             },
             message: bytes::BytesMut::from(data),
         };
+        let remotes = self.agent.get_remote_candidates().len();
         if self.agent.handle_read(msg).is_err() {
             self.stats.stun_rejected += 1;
             return;
         }
+        // A peer-reflexive candidate (bounded per generation) is checked
+        // at once.
+        self.agent_wake |= self.agent.get_remote_candidates().len() > remotes;
         // The agent verified its integrity against the peer's password.
         let on_path = self.selected.is_some_and(|p| {
             p.remote == from
@@ -796,6 +829,8 @@ impl IceSession {
                 at.and_then(|i| self.pending_checks.remove(i)).is_some()
             });
         if answered {
+            // The agent may go on (nominate) at once.
+            self.agent_wake = true;
             self.pacer.answered(now, local, from);
             if self.lost.is_some() {
                 self.regain(now, local, from);
@@ -906,16 +941,42 @@ impl IceSession {
         if self.consent_until.is_some_and(|t| now >= t) {
             self.consent_lost(now);
         }
-        let _ = self.agent.handle_timeout(now);
+        if let Some(due) = self.agent_timeout() {
+            if now >= due {
+                let _ = self.agent.handle_timeout(now);
+                self.agent_ticked = Some(now);
+                self.agent_wake = false;
+            }
+        } else {
+            let _ = self.agent.handle_timeout(now);
+        }
         for link in self.links.iter_mut().chain(&mut self.closing) {
             link.handle_timeout(now);
         }
         self.pump(now);
     }
 
+    /// When the agent's timer is to run next. While it has no path, after
+    /// [`CHECK_FAST_FOR`] of a generation, no sooner than [`CHECK_SLOW`]
+    /// after it last ran, unless woken (`agent_wake`): every run makes a new
+    /// transaction for every pair being checked, which the pacer lets out
+    /// one per Ta in all and a destination no sooner than its RTO, which is
+    /// at least [`CHECK_SLOW`]. With a path (keepalives, consent) the agent
+    /// keeps its own time.
+    fn agent_timeout(&mut self) -> Option<Instant> {
+        let t = self.agent.poll_timeout()?;
+        if self.agent_wake
+            || t < self.checks_fast_until
+            || self.agent.get_selected_candidate_pair().is_some()
+        {
+            return Some(t);
+        }
+        Some(self.agent_ticked.map_or(t, |k| t.max(k + CHECK_SLOW)))
+    }
+
     /// When [`IceSession::handle_timeout`] should next run.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        let mut t = min_opt(self.agent.poll_timeout(), self.consent_until);
+        let mut t = min_opt(self.agent_timeout(), self.consent_until);
         t = min_opt(t, self.pacer.poll_timeout());
         for link in self.links.iter_mut().chain(&mut self.closing) {
             t = min_opt(t, link.poll_timeout());
@@ -1043,6 +1104,7 @@ impl IceSession {
         );
         let pwd = &self.agent.get_local_credentials().pwd;
         let data = alias::answer_to(peer, w.message.to_vec(), pwd, &*self.provider);
+        self.agent_requests += u64::from(is_request(&data));
         // A check (Binding request, RFC 5389 §6: type 0x0001) waits for its
         // turn unless it goes where an answer came from lately or on the
         // selected path (nominations, consent); answers go at once.
@@ -1316,10 +1378,14 @@ fn is_request(data: &[u8]) -> bool {
     data.get(..2) == Some(&[0x00, 0x01][..])
 }
 
-/// The agent's `max_binding_requests` for checks that go on for
-/// [`CHECK_FOR`] at one a `check_interval`.
+/// The agent's `max_binding_requests` (runs of its timer) for checks that
+/// go on for [`CHECK_FOR`]: one a `check_interval` for [`CHECK_FAST_FOR`],
+/// then one a [`CHECK_SLOW`] (see [`IceSession::agent_timeout`]).
 fn max_binding_requests(check_interval: Duration) -> u16 {
-    let n = CHECK_FOR.as_nanos() / check_interval.as_nanos().max(1);
+    let ta = check_interval.as_nanos().max(1);
+    let slow = CHECK_SLOW.as_nanos().max(ta);
+    let n =
+        CHECK_FAST_FOR.as_nanos() / ta + CHECK_FOR.saturating_sub(CHECK_FAST_FOR).as_nanos() / slow;
     // Not u16::MAX: the agent counts one past it.
     u16::try_from(n)
         .unwrap_or(u16::MAX - 1)
@@ -1662,6 +1728,7 @@ mod tests {
         let to = sent_over(&mut s, now, Duration::from_secs(2));
         assert!(to.is_empty(), "checks sent to {to:?}");
         // An ordinary address still gets checks.
+        let now = now + Duration::from_secs(2);
         remote(
             &mut s,
             now,
@@ -1677,6 +1744,40 @@ mod tests {
         let mut s = answered(now, &[sa("127.0.0.1:1000")]);
         remote(&mut s, now, "1 1 udp 2130706431 127.0.0.2 5000 typ host").unwrap();
         assert_eq!(s.stats().candidates_forbidden, 0);
+    }
+
+    /// The agent's own work is bounded by what the pacer can send: `rtc-ice`
+    /// makes a transaction for every pair each time its timer runs, and
+    /// scans all those of the last 4 s for each one it makes. A peer naming
+    /// 32 candidates to 4 local sockets (128 pairs) had it make 2,560 a
+    /// second for 39.5 s (7 s of CPU for the 40 s, 28 s with 8 sockets),
+    /// of which the pacer lets out 20; now, after the first round, one per
+    /// pair each least RTO (500 ms), and still for about 39.5 s.
+    #[test]
+    fn the_agent_makes_checks_no_faster_than_the_pacer_can_send_them() {
+        let t0 = Instant::now();
+        let socks: Vec<SocketAddr> = (1..=4).map(|i| sa(&format!("192.0.2.{i}:1000"))).collect();
+        let mut s = answered(t0, &socks);
+        for i in 0..32u16 {
+            let line = format!("{i} 1 udp 2130706431 198.51.100.7 {} typ host", 6000 + i);
+            remote(&mut s, t0, &line).unwrap();
+        }
+        let mut per_second = Vec::new();
+        let mut now = t0;
+        for _ in 0..42 {
+            let before = s.agent_requests;
+            sent_over(&mut s, now, Duration::from_secs(1));
+            now += Duration::from_secs(1);
+            per_second.push(s.agent_requests - before);
+        }
+        // The first round: every Ta for the first 500 ms.
+        assert!(per_second[0] <= 128 * 12, "{per_second:?}");
+        for n in &per_second[1..] {
+            assert!(*n <= 128 * 2, "{per_second:?}");
+        }
+        // Still checked for about 39.5 s, then given up.
+        assert!(per_second[38] > 0, "{per_second:?}");
+        assert_eq!(per_second[41], 0, "{per_second:?}");
     }
 
     /// RFC 8445 §14: one new check per Ta (50 ms) in all, and a
