@@ -16,8 +16,9 @@
 //! sotto-replay 1
 //! a <ts_ms> <sender device id> <message id>    an id was accepted
 //! f <sender device id> <message id>            it was forgotten again
-//! w <ts_ms>                                    the guard, full, let go of
-//!                                              ids older than this
+//! w <ts_ms> <sender device id>                the guard, full, let go of
+//!                                              that sender's ids older
+//!                                              than this
 //! ```
 //!
 //! Each accepted or forgotten id is one line appended with a single write.
@@ -173,12 +174,20 @@ impl ReplayFile {
     pub fn accept(&mut self, now_ms: u64, env: &Envelope) -> Result<(), SealError> {
         self.locked(|this| {
             this.refresh(now_ms);
-            let floor = this.guard.floor_ms();
+            let passes = this.guard.let_go_passes();
             this.guard.accept(now_ms, env)?;
             let mut line = String::new();
-            if this.guard.floor_ms() != floor {
-                // Before the id, so that a reading replays the two in order.
-                line = format!("{}\n", Record::Floor(this.guard.floor_ms()).line());
+            if this.guard.let_go_passes() != passes {
+                // Floors were raised: all of them, before the id, so that a
+                // reading replays the two in order.
+                for (from, ts_ms) in this.guard.floors() {
+                    line += &Record::Floor {
+                        ts_ms,
+                        from: from.clone(),
+                    }
+                    .line();
+                    line.push('\n');
+                }
             }
             line += &format!("a {} {} {}\n", env.ts_ms, env.from, env.id);
             let durable = env.kind == MessageKind::Offer;
@@ -443,8 +452,12 @@ fn same_file(_: &File, _: &Path) -> bool {
 /// header, then an accepted id a line.
 fn write_journal(out: &mut impl Write, guard: &ReplayGuard) -> io::Result<()> {
     writeln!(out, "{HEADER}")?;
-    if guard.floor_ms() > 0 {
-        writeln!(out, "{}", Record::Floor(guard.floor_ms()).line())?;
+    for (from, ts_ms) in guard.floors() {
+        let floor = Record::Floor {
+            ts_ms,
+            from: from.clone(),
+        };
+        writeln!(out, "{}", floor.line())?;
     }
     for (from, id, ts) in guard.entries() {
         writeln!(out, "a {ts} {from} {id}")?;
@@ -570,8 +583,8 @@ fn load(
                 guard.forget_id(&from, &id);
                 found.records += 1;
             }
-            Some(Record::Floor(ts_ms)) => {
-                guard.raise_floor(ts_ms);
+            Some(Record::Floor { ts_ms, from }) => {
+                guard.restore_floor(now_ms, from, ts_ms);
                 found.records += 1;
             }
             None => found.bad += 1,
@@ -611,8 +624,12 @@ enum Record {
         from: DeviceId,
         id: MessageId,
     },
-    /// Ids older than this were let go ([`ReplayGuard::raise_floor`]).
-    Floor(u64),
+    /// `from`'s ids older than `ts_ms` were let go
+    /// ([`ReplayGuard::raise_floor`]).
+    Floor {
+        ts_ms: u64,
+        from: DeviceId,
+    },
 }
 
 impl Record {
@@ -621,7 +638,7 @@ impl Record {
         match self {
             Self::Accepted { ts_ms, from, id } => format!("a {ts_ms} {from} {id}"),
             Self::Forgotten { from, id } => format!("f {from} {id}"),
-            Self::Floor(ts_ms) => format!("w {ts_ms}"),
+            Self::Floor { ts_ms, from } => format!("w {ts_ms} {from}"),
         }
     }
 }
@@ -643,7 +660,10 @@ fn parse(line: &[u8]) -> Option<Record> {
             let (from, id) = ids(from, id)?;
             Some(Record::Accepted { ts_ms, from, id })
         }
-        ["w", ts_ms] => Some(Record::Floor(ts(ts_ms)?)),
+        ["w", ts_ms, from] => Some(Record::Floor {
+            ts_ms: ts(ts_ms)?,
+            from: DeviceId::new(from).ok()?,
+        }),
         ["f", from, id] => {
             let (from, id) = ids(from, id)?;
             Some(Record::Forgotten { from, id })
@@ -667,14 +687,19 @@ pub fn fuzz_load(data: &[u8]) {
     const NOW_MS: u64 = 1_800_000_000_000;
     const CAPACITY: usize = 16;
     let guard = || ReplayGuard::new(300_000, 60_000, CAPACITY, CAPACITY / 2);
-    // The ids a guard remembers, and its floor.
+    // The ids a guard remembers, and its floors.
     let ids = |guard: &ReplayGuard| {
         let mut ids: Vec<_> = guard
             .entries()
             .map(|(from, id, ts)| (from.to_string(), id.to_string(), ts))
             .collect();
         ids.sort();
-        (guard.floor_ms(), ids)
+        let mut floors: Vec<_> = guard
+            .floors()
+            .map(|(from, ts)| (from.to_string(), ts))
+            .collect();
+        floors.sort();
+        (floors, ids)
     };
     let Some((&buffer, file)) = data.split_first() else {
         return;
@@ -720,10 +745,7 @@ pub fn fuzz_load(data: &[u8]) {
         "{}",
         String::from_utf8_lossy(&rewritten)
     );
-    assert_eq!(
-        reread.records,
-        whole.len() + usize::from(whole.floor_ms() > 0)
-    );
+    assert_eq!(reread.records, whole.len() + whole.floors().count());
     assert_eq!(ids(&again), ids(&whole));
 }
 
@@ -881,9 +903,11 @@ mod tests {
         let small = ReplayGuard::new(WINDOW, 60_000, 2, 2);
         let mut guard = ReplayFile::open(&path, small, T0).unwrap();
         assert_eq!(guard.len(), 2);
-        assert_eq!(lines(&path).len(), 3, "header and two ids");
+        // Alice's oldest was let go to make room; her floor refuses it.
+        assert_eq!(lines(&path).len(), 4, "header, floor and two ids");
+        assert_eq!(lines(&path)[1], format!("w {} alice", T0 + 1));
         // Ids past the window take no room from live ones.
-        let now = T0 + WINDOW + 2;
+        let now = T0 + WINDOW + 3;
         let young = env("bob", now);
         guard.accept(now, &young).unwrap();
         drop(guard);
@@ -900,20 +924,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("replay");
         let small = || ReplayGuard::new(WINDOW, 60_000, 8, 8);
-        let msgs: Vec<Envelope> = (0..9).map(|i| env(&format!("s{i}"), T0 + i)).collect();
-        // Accepted 20 s after they were stamped: old enough to be let go.
-        let now = T0 + 20_000;
+        // Mallory's five and Eve's three fill it; Bob's makes Mallory, who
+        // holds more than the mean, let go of her oldest two.
+        let mallory: Vec<Envelope> = (0..5).map(|i| env("mallory", T0 + i)).collect();
+        let eve: Vec<Envelope> = (0..3).map(|i| env("eve", T0 + i)).collect();
+        let bob = env("bob", T0 + 10);
         let mut guard = ReplayFile::open(&path, small(), T0).unwrap();
-        for m in &msgs {
-            guard.accept(now, m).unwrap();
+        for m in mallory.iter().chain(&eve).chain([&bob]) {
+            guard.accept(T0 + 10, m).unwrap();
         }
         drop(guard);
         // Reopened twice: the first rewrites the journal from memory, so
         // the second reads the floor from that rewrite alone.
         for _ in 0..2 {
-            let mut guard = ReplayFile::open(&path, small(), now).unwrap();
-            assert_eq!(guard.accept(now, &msgs[0]), Err(SealError::Stale));
-            assert_eq!(guard.accept(now, &msgs[8]), Err(SealError::Replay));
+            let mut guard = ReplayFile::open(&path, small(), T0 + 10).unwrap();
+            assert_eq!(guard.accept(T0 + 10, &mallory[0]), Err(SealError::Stale));
+            assert_eq!(guard.accept(T0 + 10, &mallory[4]), Err(SealError::Replay));
+            assert_eq!(guard.accept(T0 + 10, &eve[0]), Err(SealError::Replay));
+            assert_eq!(guard.accept(T0 + 10, &bob), Err(SealError::Replay));
         }
     }
 

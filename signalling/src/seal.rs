@@ -283,12 +283,6 @@ pub fn verify_b64(key: &VerifyingKey, msg: &[u8], sig: &str) -> Result<(), SealE
         .map_err(|_| SealError::Signature)
 }
 
-/// How far behind the present a full [`ReplayGuard`]'s floor stays: ids
-/// stamped since are never let go, so messages sent now, and those a
-/// signalling round trip or a clock a few seconds slow delays, are never
-/// refused by it.
-const FLOOR_LAG_MS: u64 = 10_000;
-
 /// Remembers recent (sender, message id) pairs and refuses repeats and
 /// messages whose timestamp is outside the window. Sans-IO: the caller
 /// passes the current Unix time. Its memory is lost with the process;
@@ -304,30 +298,54 @@ const FLOOR_LAG_MS: u64 = 10_000;
 ///   flooding this one gets no more, and its next message is refused as
 ///   [`SealError::Full`] (for want of room, not as a repeat);
 /// - at most `capacity` in all. Many genuine devices flooding at once
-///   (anyone can register devices) could fill it, so a full guard lets go
-///   of its oldest ids and refuses anything as old from then on as
-///   [`SealError::Stale`]: the window shrinks under such a flood instead
-///   of shutting out every other sender's calls. It shrinks to 10 s at
-///   least ([`FLOOR_LAG_MS`]); ids stamped since are never let go, so a
-///   flood of more than `capacity` in 10 s, or one stamped ahead of the
-///   present (senders' clocks may run up to `max_future_ms` ahead), still
-///   fills it, and then new senders are refused as [`SealError::Full`].
+///   (anyone can register devices) could fill it, so a full guard makes
+///   room where the flood is: each sender holding at least the mean
+///   (and two or more) lets go of its oldest half, and from then on that
+///   sender's messages as old are refused as [`SealError::Stale`] (its
+///   *floor*). A sender with a few ids, such as a contact calling, keeps
+///   them, and its new messages get in. Only when every sender holds a
+///   single id (a flood from `capacity` devices) are newcomers refused as
+///   [`SealError::Full`].
 #[derive(Debug)]
 pub struct ReplayGuard {
-    /// Message ids and their timestamps, by sender.
-    seen: HashMap<DeviceId, HashMap<MessageId, u64>>,
+    /// What is remembered of each sender.
+    seen: HashMap<DeviceId, Sender>,
     /// Ids in `seen`, all senders together.
     len: usize,
+    /// Entries in `seen` with a floor and no id: each takes a place of
+    /// the capacity like an id, so that floors cannot pile up unbounded.
+    floor_only: usize,
     /// No id in `seen` has an older timestamp than this (a lower bound),
     /// so that a full guard is not scanned on every message for nothing.
     oldest_ms: u64,
-    /// Ids older than this were let go to make room, and are refused as
-    /// stale; 0 until the guard first fills.
-    floor_ms: u64,
+    /// How many times a full guard has let ids go (see
+    /// [`Self::let_go_passes`]).
+    let_go_passes: u64,
     max_age_ms: u64,
     max_future_ms: u64,
     capacity: usize,
     per_sender: usize,
+}
+
+/// One sender's ids and floor.
+#[derive(Debug, Default)]
+struct Sender {
+    /// Message ids and their timestamps.
+    ids: HashMap<MessageId, u64>,
+    /// This sender's ids older than this were let go to make room, and
+    /// are refused as stale; 0 if none was. At most the oldest timestamp
+    /// in `ids`, so the window passes the floor before it passes the ids,
+    /// and the entry can go with its last id. An entry whose last id was
+    /// [forgotten](ReplayGuard::forget) keeps its floor alone until the
+    /// window passes it.
+    floor_ms: u64,
+}
+
+impl Sender {
+    /// Whether only a floor is kept (every id let go or forgotten).
+    fn is_floor_only(&self) -> bool {
+        self.ids.is_empty() && self.floor_ms > 0
+    }
 }
 
 impl Default for ReplayGuard {
@@ -347,8 +365,9 @@ impl ReplayGuard {
         Self {
             seen: HashMap::new(),
             len: 0,
+            floor_only: 0,
             oldest_ms: u64::MAX,
-            floor_ms: 0,
+            let_go_passes: 0,
             max_age_ms,
             max_future_ms,
             capacity,
@@ -366,16 +385,15 @@ impl ReplayGuard {
     pub fn remembers(&self, env: &Envelope) -> bool {
         self.seen
             .get(&env.from)
-            .is_some_and(|ids| ids.contains_key(&env.id))
+            .is_some_and(|s| s.ids.contains_key(&env.id))
     }
 
     /// Looks at `env` without remembering it: [`SealError::Stale`] if its
-    /// timestamp is outside the window at `now_ms` (or older than the ids
-    /// a full guard let go), [`SealError::Replay`] if its id was accepted
-    /// before.
+    /// timestamp is outside the window at `now_ms` (or under its sender's
+    /// floor), [`SealError::Replay`] if its id was accepted before.
     pub fn check(&self, now_ms: u64, env: &Envelope) -> Result<(), SealError> {
         if env.ts_ms.saturating_add(self.max_age_ms) < now_ms
-            || env.ts_ms < self.floor_ms
+            || env.ts_ms < self.floor_of(&env.from)
             || env.ts_ms > now_ms.saturating_add(self.max_future_ms)
         {
             return Err(SealError::Stale);
@@ -389,8 +407,8 @@ impl ReplayGuard {
     /// Accepts `env` once: [`Self::check`], then remembers its id —
     /// unless its sender has as many live ids in the guard as it may, and
     /// then refuses it with [`SealError::Full`]. A guard full of live ids
-    /// in all lets go of its oldest eighth first (see the type's doc). Call
-    /// it only once `env`'s signature has verified.
+    /// in all first makes room (see the type's doc). Call it only once
+    /// `env`'s signature has verified.
     pub fn accept(&mut self, now_ms: u64, env: &Envelope) -> Result<(), SealError> {
         self.check(now_ms, env)?;
         if !self.has_room(&env.from) {
@@ -400,9 +418,9 @@ impl ReplayGuard {
                 // than grow unbounded, or let others' ids go for it.
                 return Err(SealError::Full);
             }
-            if self.len >= self.capacity {
-                self.let_go_oldest(now_ms);
-                // `env` may be as old as what was let go.
+            if self.full_for(&env.from) {
+                self.let_go_heaviest();
+                // `env`'s own sender may have let go of ids as old.
                 self.check(now_ms, env)?;
                 if !self.has_room(&env.from) {
                     return Err(SealError::Full);
@@ -415,97 +433,153 @@ impl ReplayGuard {
 
     /// Whether one more id from `from` fits.
     fn has_room(&self, from: &DeviceId) -> bool {
-        self.len < self.capacity && self.sender_len(from) < self.per_sender
+        !self.full_for(from) && self.sender_len(from) < self.per_sender
+    }
+
+    /// Whether an id from `from` would take a place the guard has not got
+    /// (one into a floor kept alone takes that floor's place).
+    fn full_for(&self, from: &DeviceId) -> bool {
+        self.slots() >= self.capacity && !self.seen.get(from).is_some_and(Sender::is_floor_only)
+    }
+
+    /// Places of the capacity taken: ids, and floors kept alone.
+    fn slots(&self) -> usize {
+        self.len + self.floor_only
     }
 
     /// How many ids from `from` are remembered.
     fn sender_len(&self, from: &DeviceId) -> usize {
-        self.seen.get(from).map_or(0, HashMap::len)
+        self.seen.get(from).map_or(0, |s| s.ids.len())
+    }
+
+    /// `from`'s floor (0: none).
+    fn floor_of(&self, from: &DeviceId) -> u64 {
+        self.seen.get(from).map_or(0, |s| s.floor_ms)
     }
 
     fn insert(&mut self, from: DeviceId, id: MessageId, ts_ms: u64) {
-        if self
-            .seen
-            .entry(from)
-            .or_default()
-            .insert(id, ts_ms)
-            .is_none()
-        {
+        let sender = self.seen.entry(from).or_default();
+        let was_floor_only = sender.is_floor_only();
+        if sender.ids.insert(id, ts_ms).is_none() {
             self.len += 1;
+        }
+        if was_floor_only {
+            self.floor_only -= 1;
         }
         self.oldest_ms = self.oldest_ms.min(ts_ms);
     }
 
     fn remove(&mut self, from: &DeviceId, id: &MessageId) {
-        let Some(ids) = self.seen.get_mut(from) else {
+        let Some(sender) = self.seen.get_mut(from) else {
             return;
         };
-        if ids.remove(id).is_some() {
-            self.len -= 1;
+        if sender.ids.remove(id).is_none() {
+            return;
         }
-        if ids.is_empty() {
+        self.len -= 1;
+        if sender.is_floor_only() {
+            // The floor still refuses what was let go.
+            self.floor_only += 1;
+        } else if sender.ids.is_empty() {
             self.seen.remove(from);
         }
     }
 
     /// Forgets the ids whose timestamp has left the window at `now_ms`
-    /// (a message that old is refused as stale, so it needs no memory).
+    /// (a message that old is refused as stale, so it needs no memory),
+    /// and the floors the window has passed.
     pub fn prune(&mut self, now_ms: u64) {
-        self.forget_older_than(now_ms.saturating_sub(self.max_age_ms));
-    }
-
-    /// Makes room in a guard full of live ids: lets go of the oldest eighth
-    /// of them (at least one) by [raising the floor](Self::raise_floor)
-    /// past them. An eighth at a time, so the scan this takes is paid once
-    /// per `capacity / 8` messages, not on each. Only ids stamped more than
-    /// [`FLOOR_LAG_MS`] before `now_ms` may go: the floor must never catch
-    /// up with the messages being sent now (a flood stamped ahead, as
-    /// senders may, would otherwise push it past them); if there are none,
-    /// nothing is let go.
-    fn let_go_oldest(&mut self, now_ms: u64) {
-        let newest_ok = now_ms.saturating_sub(FLOOR_LAG_MS);
-        let mut stamps: Vec<u64> = self
-            .seen
-            .values()
-            .flat_map(|ids| ids.values().copied())
-            .filter(|ts| *ts < newest_ok)
-            .collect();
-        if stamps.is_empty() {
-            return;
-        }
-        let nth = (self.len / 8).clamp(1, stamps.len()) - 1;
-        let (_, &mut newest_let_go, _) = stamps.select_nth_unstable(nth);
-        self.raise_floor(newest_let_go.saturating_add(1));
-    }
-
-    /// Refuses as stale, from now on, ids with a timestamp older than
-    /// `floor_ms`, and forgets those remembered (a lower floor than the
-    /// present one changes nothing).
-    pub(crate) fn raise_floor(&mut self, floor_ms: u64) {
-        if floor_ms > self.floor_ms {
-            self.floor_ms = floor_ms;
-            self.forget_older_than(floor_ms);
-        }
-    }
-
-    /// The floor below which ids are refused (0: none).
-    pub(crate) fn floor_ms(&self) -> u64 {
-        self.floor_ms
-    }
-
-    /// Forgets the ids with a timestamp older than `oldest_ok`.
-    fn forget_older_than(&mut self, oldest_ok: u64) {
+        let oldest_ok = now_ms.saturating_sub(self.max_age_ms);
         if self.oldest_ms >= oldest_ok {
             return;
         }
         let mut oldest = u64::MAX;
-        self.seen.retain(|_, ids| {
-            ids.retain(|_, ts| *ts >= oldest_ok);
-            oldest = ids.values().fold(oldest, |o, ts| o.min(*ts));
-            !ids.is_empty()
+        self.seen.retain(|_, sender| {
+            sender.ids.retain(|_, ts| *ts >= oldest_ok);
+            oldest = sender.ids.values().fold(oldest, |o, ts| o.min(*ts));
+            // A floor-only entry counts as old as its floor.
+            if sender.ids.is_empty() && sender.floor_ms >= oldest_ok {
+                oldest = oldest.min(sender.floor_ms);
+                return true;
+            }
+            !sender.ids.is_empty()
         });
-        self.len = self.seen.values().map(HashMap::len).sum();
+        self.len = self.seen.values().map(|s| s.ids.len()).sum();
+        self.floor_only = self.seen.values().filter(|s| s.is_floor_only()).count();
         self.oldest_ms = oldest;
+    }
+
+    /// Makes room in a guard full of live ids, in one pass: each sender
+    /// holding two ids or more, and at least the mean, lets go of its
+    /// oldest half and [raises its floor](Self::raise_floor) past them.
+    /// That frees about a quarter of the guard at least, so the pass is
+    /// paid once per many messages, not on each; it frees nothing only
+    /// when every sender holds one id.
+    fn let_go_heaviest(&mut self) {
+        let Some(mean) = self.len.checked_div(self.seen.len()) else {
+            return;
+        };
+        let mut raised = Vec::new();
+        let mut stamps = Vec::new();
+        for (from, sender) in &self.seen {
+            let n = sender.ids.len();
+            if n < 2.max(mean) {
+                continue;
+            }
+            stamps.clear();
+            stamps.extend(sender.ids.values().copied());
+            let (_, &mut newest_let_go, _) = stamps.select_nth_unstable(n / 2 - 1);
+            raised.push((from.clone(), newest_let_go.saturating_add(1)));
+        }
+        if raised.is_empty() {
+            return;
+        }
+        self.let_go_passes += 1;
+        for (from, floor_ms) in raised {
+            self.raise_floor(from, floor_ms);
+        }
+    }
+
+    /// Refuses as stale, from now on, `from`'s ids with a timestamp older
+    /// than `floor_ms`, and forgets those remembered (a lower floor than
+    /// the present one changes nothing).
+    pub(crate) fn raise_floor(&mut self, from: DeviceId, floor_ms: u64) {
+        let sender = self.seen.entry(from).or_default();
+        if floor_ms <= sender.floor_ms {
+            return;
+        }
+        let was_floor_only = sender.is_floor_only();
+        sender.floor_ms = floor_ms;
+        let before = sender.ids.len();
+        sender.ids.retain(|_, ts| *ts >= floor_ms);
+        self.len -= before - sender.ids.len();
+        if sender.is_floor_only() && !was_floor_only {
+            self.floor_only += 1;
+        }
+        self.oldest_ms = self.oldest_ms.min(floor_ms);
+    }
+
+    /// [`Self::raise_floor`] for a floor read back from a file, unless the
+    /// window has passed it at `now_ms` (it then refuses nothing the
+    /// window does not, and would only take a place).
+    pub(crate) fn restore_floor(&mut self, now_ms: u64, from: DeviceId, floor_ms: u64) {
+        if floor_ms.saturating_add(self.max_age_ms) >= now_ms {
+            self.raise_floor(from, floor_ms);
+        }
+    }
+
+    /// How many times a full guard has let ids go: when it changes, the
+    /// senders' floors did ([`Self::floors`]).
+    pub(crate) fn let_go_passes(&self) -> u64 {
+        self.let_go_passes
+    }
+
+    /// The senders with a floor, and their floors.
+    pub(crate) fn floors(&self) -> impl Iterator<Item = (&DeviceId, u64)> {
+        self.seen
+            .iter()
+            .filter(|(_, s)| s.floor_ms > 0)
+            .map(|(from, s)| (from, s.floor_ms))
     }
 
     /// How many ids are remembered (at most the capacity).
@@ -520,20 +594,20 @@ impl ReplayGuard {
 
     /// Remembers an id accepted earlier (read back from a file, perhaps
     /// written by another process) unless its timestamp has left the
-    /// window at `now_ms` or is under the floor, or is so far ahead that no
-    /// clock stepped back since could explain it (a damaged line, which
-    /// would otherwise hold a slot for ever). Its sender's share is not
-    /// applied: whoever accepted the id applied it, and an id left out
-    /// here would be accepted again. A guard full in all lets go of its
-    /// oldest as [`Self::accept`] does, and leaves the id out only if that
-    /// frees nothing. No pruning: the caller prunes at `now_ms` first, so a
-    /// full guard is full of live ids.
+    /// window at `now_ms` or is under its sender's floor, or is so far
+    /// ahead that no clock stepped back since could explain it (a damaged
+    /// line, which would otherwise hold a slot for ever). Its sender's
+    /// share is not applied: whoever accepted the id applied it, and an id
+    /// left out here would be accepted again. A guard full in all makes
+    /// room as [`Self::accept`] does, and leaves the id out only if that
+    /// frees nothing. No pruning: the caller prunes at `now_ms` first, so
+    /// a full guard is full of live ids.
     pub(crate) fn restore(&mut self, now_ms: u64, from: DeviceId, id: MessageId, ts_ms: u64) {
         // A clock stepped back by up to the window still keeps what it
         // accepted before: until then a redelivery could pass again.
         let horizon = self.max_future_ms.saturating_add(self.max_age_ms);
         if ts_ms.saturating_add(self.max_age_ms) < now_ms
-            || ts_ms < self.floor_ms
+            || ts_ms < self.floor_of(&from)
             || ts_ms > now_ms.saturating_add(horizon)
         {
             return;
@@ -541,10 +615,10 @@ impl ReplayGuard {
         let known = self
             .seen
             .get(&from)
-            .is_some_and(|ids| ids.contains_key(&id));
-        if !known && self.len >= self.capacity {
-            self.let_go_oldest(now_ms);
-            if ts_ms < self.floor_ms || self.len >= self.capacity {
+            .is_some_and(|s| s.ids.contains_key(&id));
+        if !known && self.full_for(&from) {
+            self.let_go_heaviest();
+            if ts_ms < self.floor_of(&from) || self.full_for(&from) {
                 return;
             }
         }
@@ -556,19 +630,19 @@ impl ReplayGuard {
         self.remove(from, id);
     }
 
-    /// Forgets every id, and the floor.
+    /// Forgets every id, and the floors.
     pub(crate) fn clear(&mut self) {
         self.seen.clear();
         self.len = 0;
+        self.floor_only = 0;
         self.oldest_ms = u64::MAX;
-        self.floor_ms = 0;
     }
 
     /// The remembered ids with their message timestamps.
     pub(crate) fn entries(&self) -> impl Iterator<Item = (&DeviceId, &MessageId, u64)> {
         self.seen
             .iter()
-            .flat_map(|(from, ids)| ids.iter().map(move |(id, ts)| (from, id, *ts)))
+            .flat_map(|(from, s)| s.ids.iter().map(move |(id, ts)| (from, id, *ts)))
     }
 }
 
@@ -816,52 +890,52 @@ mod tests {
     }
 
     #[test]
-    fn a_guard_full_in_all_lets_go_of_its_oldest_ids() {
+    fn a_full_guard_makes_room_where_the_flood_is() {
         let now = 1_000_000;
-        let mut g = ReplayGuard::new(60_000, 1_000, 16, 2);
-        // Sixteen senders fill it, an id each, a millisecond apart.
-        let first: Vec<_> = (0..16)
-            .map(|i| unsigned(&format!("s{i}"), now + i))
-            .collect();
-        for e in &first {
+        let mut g = ReplayGuard::new(60_000, 1_000, 16, 8);
+        let from = |who: &str, n: u64| -> Vec<Envelope> {
+            (0..n).map(|i| unsigned(who, now + i)).collect()
+        };
+        let (mallory, eve, alice) = (from("mallory", 8), from("eve", 7), from("alice", 1));
+        for e in mallory.iter().chain(&eve).chain(&alice) {
             assert_eq!(g.accept(now, e), Ok(()));
         }
-        // Another sender is refused for want of room: none of the ids is
-        // 10 s old yet, so none may go.
-        assert_eq!(g.accept(now, &unsigned("alice", now)), Err(SealError::Full));
-        // 20 s on, it does: the oldest eighth is let go.
-        let later = now + 20_000;
-        assert_eq!(g.accept(later, &unsigned("alice", later)), Ok(()));
-        assert_eq!(g.len(), 15);
-        // What was let go, and anything as old, is refused, as stale: it
-        // can never be accepted twice.
-        for e in [&first[0], &first[1], &unsigned("bob", now + 1)] {
-            assert_eq!(g.accept(later, e), Err(SealError::Stale));
+        // Full: a newcomer gets in, as the senders holding the mean or more
+        // let go of their oldest half; Alice, with one id, keeps it.
+        let bob = unsigned("bob", now + 100);
+        assert_eq!(g.accept(now, &bob), Ok(()));
+        assert_eq!(g.len(), 16 - 4 - 3 + 1);
+        for e in mallory[..4].iter().chain(&eve[..3]) {
+            assert_eq!(
+                g.accept(now, e),
+                Err(SealError::Stale),
+                "let go, so refused"
+            );
         }
-        assert_eq!(g.accept(later, &first[2]), Err(SealError::Replay));
-        // A sender at its share makes no room by letting others go.
-        let m = unsigned("s15", later);
-        assert_eq!(g.accept(later, &m), Ok(()));
+        for e in mallory[4..].iter().chain(&eve[3..]).chain(&alice) {
+            assert_eq!(g.accept(now, e), Err(SealError::Replay));
+        }
+        // A fresh id stamped under its sender's floor is refused as well;
+        // other senders' are not.
         assert_eq!(
-            g.accept(later, &unsigned("s15", later)),
-            Err(SealError::Full)
+            g.accept(now, &unsigned("mallory", now)),
+            Err(SealError::Stale)
         );
-        assert_eq!(g.accept(later, &first[2]), Err(SealError::Replay));
-        // Restoring into a full guard lets go alike.
-        let mut restored = ReplayGuard::new(60_000, 1_000, 16, 2);
-        for e in first.iter().chain([&m]) {
-            restored.restore(later, e.from.clone(), e.id.clone(), e.ts_ms);
+        assert_eq!(g.accept(now, &unsigned("alice", now)), Ok(()));
+        // Restoring into a full guard makes room alike.
+        let mut restored = ReplayGuard::new(60_000, 1_000, 16, 8);
+        for e in mallory.iter().chain(&eve).chain(&alice).chain([&bob]) {
+            restored.restore(now, e.from.clone(), e.id.clone(), e.ts_ms);
         }
-        assert_eq!(restored.len(), 15);
-        assert_eq!(restored.check(later, &first[0]), Err(SealError::Stale));
-        assert_eq!(restored.check(later, &m), Err(SealError::Replay));
+        assert_eq!(restored.check(now, &mallory[0]), Err(SealError::Stale));
+        assert_eq!(restored.check(now, &bob), Err(SealError::Replay));
+        assert_eq!(restored.check(now, &alice[0]), Err(SealError::Replay));
     }
 
     #[test]
-    fn a_flood_stamped_ahead_never_lifts_the_floor_over_the_present() {
-        // Senders may stamp up to a minute ahead. A flood that does fills
-        // the guard with ids it may not let go: newcomers are refused for
-        // want of room, never taken for stale.
+    fn a_flood_stamped_ahead_cannot_shut_out_a_contact() {
+        // Senders may stamp up to a minute ahead; the floors a flood earns
+        // are its own senders', so they never refuse anyone else's.
         let now = 1_000_000_000;
         let mut g = ReplayGuard::new(300_000, 60_000, 1_000, 100);
         for sender in 0..10 {
@@ -871,13 +945,45 @@ mod tests {
             }
         }
         let offer = unsigned("alice", now);
-        assert_eq!(g.accept(now, &offer), Err(SealError::Full));
-        assert_eq!(g.floor_ms(), 0);
-        // Once they are 10 s old, they may go.
-        let later = now + 70_000;
-        let offer = unsigned("alice", later);
-        assert_eq!(g.accept(later, &offer), Ok(()));
-        assert!(g.floor_ms() <= later - FLOOR_LAG_MS);
+        assert_eq!(g.accept(now, &offer), Ok(()));
+        assert_eq!(g.accept(now, &offer), Err(SealError::Replay));
+    }
+
+    #[test]
+    fn floors_kept_alone_take_places_of_the_capacity() {
+        let now = 1_000_000;
+        let mut g = ReplayGuard::new(60_000, 1_000, 4, 4);
+        // Mallory stamps three ids alike: all go at once, her floor stays.
+        let mallory: Vec<_> = (0..3).map(|_| unsigned("mallory", now)).collect();
+        let alice = unsigned("alice", now);
+        for e in mallory.iter().chain([&alice]) {
+            assert_eq!(g.accept(now, e), Ok(()));
+        }
+        assert_eq!(g.accept(now, &unsigned("bob", now)), Ok(()));
+        assert_eq!(g.len(), 2);
+        assert_eq!(g.slots(), 3, "Alice's, Bob's and Mallory's floor");
+        for e in &mallory {
+            assert_eq!(g.accept(now, e), Err(SealError::Stale));
+        }
+        // An id into a floor kept alone takes the floor's place.
+        assert_eq!(g.accept(now, &unsigned("carol", now + 1)), Ok(()));
+        assert_eq!(g.slots(), 4);
+        assert_eq!(g.accept(now, &unsigned("mallory", now + 1)), Ok(()));
+        assert_eq!(g.slots(), 4);
+        // A forgotten last id leaves its floor alone, in its place.
+        let late = unsigned("mallory", now + 2);
+        g.forget(&unsigned("mallory", now + 1));
+        assert_eq!(g.slots(), 4, "forgetting an unknown id changes nothing");
+        // However many senders come and go, the places stay bounded.
+        for i in 0..1_000 {
+            let e = unsigned(&format!("s{}", i % 50), now + 3 + i);
+            let _ = g.accept(now + 3 + i, &e);
+            if i % 7 == 0 {
+                g.forget(&e);
+            }
+            assert!(g.slots() <= 4 && g.seen.len() <= 4, "{i}: {}", g.slots());
+        }
+        assert!(g.accept(now + 2_000, &late).is_err());
     }
 
     #[test]
