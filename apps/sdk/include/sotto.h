@@ -48,12 +48,17 @@
 
 // The version of the binary interface this header describes: it goes up
 // with every change to a function's signature or a struct's layout.
-#define SOTTO_ABI_VERSION 1
+// Version 2 added `audio_sample_rate` to `SottoCallConfig` (and
+// `sotto_call_frame_samples`).
+#define SOTTO_ABI_VERSION 2
 
-// Samples in one 10 ms audio frame (48 kHz mono, signed 16-bit).
+// Samples in one 10 ms audio frame at 48 kHz (mono, signed 16-bit), the
+// default `audio_sample_rate`. A call at another rate takes frames of
+// `sotto_call_frame_samples` (rate / 100) samples instead.
 #define SOTTO_FRAME_SAMPLES 480
 
-// Most samples one `sotto_call_push_audio` takes (100 ms).
+// Most samples one `sotto_call_push_audio` takes at 48 kHz (100 ms); at
+// another rate, 10 times `sotto_call_frame_samples`.
 #define SOTTO_MAX_PUSH_SAMPLES 4800
 
 // Largest message accepted (a description with the engine's 32 candidates is far smaller).
@@ -221,6 +226,13 @@ typedef struct SottoCallConfig {
   // it ends with `SOTTO_END_REASON_MEDIA_TIMEOUT`, ms (0: 30 s): a peer
   // that lost power or network never hangs up.
   uint32_t media_timeout_ms;
+  // The sample rate of the audio the application pushes and pulls, Hz
+  // (0: 48 000, the engine's own): a multiple of 100 from 8 000 to
+  // 96 000, e.g. the device's native 44 100, or 16 000 for Bluetooth
+  // HFP. Frames are then 10 ms at this rate (`sotto_call_frame_samples`
+  // samples); the SDK converts to and from 48 kHz on its own thread,
+  // adding 5 ms of delay each way. Added in ABI version 2.
+  uint32_t audio_sample_rate;
 } SottoCallConfig;
 
 // Receives one outgoing signalling message: `json` is NUL-terminated
@@ -313,7 +325,7 @@ uint32_t sotto_abi_version(void);
 
 // Fills `*out` with the defaults (bind to the interface addresses, no
 // TURN, default timeouts, Opus at 24 kbit/s with FEC and DTX, the jitter
-// buffer's defaults).
+// buffer's defaults, audio at 48 kHz).
 //
 // # Safety
 // `out` must be NULL or point to a writable `SottoCallConfig`.
@@ -411,10 +423,23 @@ enum SottoStatus sotto_call_confirm_sas(struct SottoCall *call, bool matches);
 // `call` must be NULL or a live call; `json` NULL or readable for `len` bytes.
 enum SottoStatus sotto_call_signal(struct SottoCall *call, const char *json, size_t len);
 
-// Queues microphone audio: 48 kHz mono signed 16-bit, a whole number of
-// 10 ms frames (`len` a multiple of `SOTTO_FRAME_SAMPLES`, at most
-// `SOTTO_MAX_PUSH_SAMPLES`). Nothing is sent before `SecureUp`; at most
-// 200 ms is queued: frames that do not fit are dropped (the newest).
+// Samples in one 10 ms audio frame of `call`: its `audio_sample_rate`
+// / 100 (`SOTTO_FRAME_SAMPLES`, 480, at the default 48 kHz; 441 at
+// 44.1 kHz, 160 at 16 kHz). What `sotto_call_pull_audio` takes and
+// `sotto_call_push_audio` takes a multiple of. 0 if `call` is NULL.
+//
+// Never blocks; may be called from any thread, including SDK callbacks.
+//
+// # Safety
+// `call` must be NULL or a live call.
+size_t sotto_call_frame_samples(const struct SottoCall *call);
+
+// Queues microphone audio: mono signed 16-bit at the call's
+// `audio_sample_rate` (48 kHz by default), a whole number of 10 ms frames
+// (`len` a multiple of `sotto_call_frame_samples`, at most 10 frames:
+// `SOTTO_MAX_PUSH_SAMPLES` at 48 kHz). Nothing is sent before `SecureUp`;
+// at most 200 ms is queued: frames that do not fit are dropped (the
+// newest).
 //
 // Wait-free (a single-producer ring; no lock, no allocation). Push from
 // one thread at a time: a second thread pushing concurrently on the same
@@ -424,11 +449,12 @@ enum SottoStatus sotto_call_signal(struct SottoCall *call, const char *json, siz
 // `call` must be NULL or a live call; `pcm` NULL or readable for `len` samples.
 enum SottoStatus sotto_call_push_audio(struct SottoCall *call, const int16_t *pcm, size_t len);
 
-// Takes the next 10 ms of received audio (`len` must be
-// `SOTTO_FRAME_SAMPLES`) into `out`. When none is queued, writes silence
-// and sets `*got_audio` (if not NULL) to false. The call plays out
-// silence until media flows (those frames count as audio). At most 200 ms
-// is queued.
+// Takes the next 10 ms of received audio, at the call's
+// `audio_sample_rate`, into `out` (`len` must be
+// `sotto_call_frame_samples`: `SOTTO_FRAME_SAMPLES` at 48 kHz). When none
+// is queued, writes silence and sets `*got_audio` (if not NULL) to false.
+// The call plays out silence until media flows (those frames count as
+// audio). At most 200 ms is queued.
 //
 // Wait-free (a single-consumer ring; no lock, no allocation). Pull from
 // one thread at a time: a second thread pulling concurrently on the same

@@ -24,12 +24,20 @@ use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// Samples in one 10 ms audio frame (48 kHz mono, signed 16-bit).
+/// Samples in one 10 ms audio frame at 48 kHz (mono, signed 16-bit), the
+/// default `audio_sample_rate`. A call at another rate takes frames of
+/// `sotto_call_frame_samples` (rate / 100) samples instead.
 pub const SOTTO_FRAME_SAMPLES: usize = 480;
-/// Most samples one `sotto_call_push_audio` takes (100 ms).
+/// Most samples one `sotto_call_push_audio` takes at 48 kHz (100 ms); at
+/// another rate, 10 times `sotto_call_frame_samples`.
 pub const SOTTO_MAX_PUSH_SAMPLES: usize = 4800;
+/// Frames one `sotto_call_push_audio` takes at most (100 ms).
+const MAX_PUSH_FRAMES: usize = 10;
 // Literals for the header; they must agree with the engine.
-const _: () = assert!(SOTTO_FRAME_SAMPLES == FRAME && SOTTO_MAX_PUSH_SAMPLES == 10 * FRAME);
+const _: () =
+    assert!(SOTTO_FRAME_SAMPLES == FRAME && SOTTO_MAX_PUSH_SAMPLES == MAX_PUSH_FRAMES * FRAME);
+/// The lowest and highest `audio_sample_rate` a call takes.
+const RATES: std::ops::RangeInclusive<u32> = 8_000..=96_000;
 
 /// Commands queued per call before `SOTTO_STATUS_BUSY`.
 const COMMAND_QUEUE: usize = 256;
@@ -112,6 +120,13 @@ pub struct SottoCallConfig {
     /// it ends with `SOTTO_END_REASON_MEDIA_TIMEOUT`, ms (0: 30 s): a peer
     /// that lost power or network never hangs up.
     pub media_timeout_ms: u32,
+    /// The sample rate of the audio the application pushes and pulls, Hz
+    /// (0: 48 000, the engine's own): a multiple of 100 from 8 000 to
+    /// 96 000, e.g. the device's native 44 100, or 16 000 for Bluetooth
+    /// HFP. Frames are then 10 ms at this rate (`sotto_call_frame_samples`
+    /// samples); the SDK converts to and from 48 kHz on its own thread,
+    /// adding 5 ms of delay each way. Added in ABI version 2.
+    pub audio_sample_rate: u32,
 }
 
 /// One call. Opaque to C.
@@ -121,6 +136,8 @@ pub struct SottoCall {
     /// run and call the controls: they then get `SOTTO_STATUS_ENDED`.
     cmd: Mutex<Option<mpsc::Sender<Control>>>,
     audio: AppAudio,
+    /// The application's audio rate, Hz.
+    rate: u32,
     outgoing: bool,
     pump: Mutex<Option<JoinHandle<()>>>,
 }
@@ -316,6 +333,21 @@ struct Setup {
     bind: Vec<SocketAddr>,
     ice: IceConfig,
     call: CallConfig,
+    /// The application's audio rate, Hz.
+    rate: u32,
+}
+
+/// The application's audio rate: `audio_sample_rate`, 0 for 48 kHz.
+fn sample_rate(r: u32) -> Result<u32, Error> {
+    let rate = if r == 0 { audio::ENGINE_RATE } else { r };
+    if !RATES.contains(&rate) || !rate.is_multiple_of(100) {
+        return Err(Error::Invalid(format!(
+            "audio_sample_rate {r} Hz: use 0 (48 000) or a multiple of 100 from {} to {}",
+            RATES.start(),
+            RATES.end()
+        )));
+    }
+    Ok(rate)
 }
 
 fn setup(c: &SottoCallConfig) -> Result<Setup, Error> {
@@ -339,6 +371,7 @@ fn setup(c: &SottoCallConfig) -> Result<Setup, Error> {
     if c.relay_only && ice.turn_servers.is_empty() {
         return Err(Error::Invalid("relay_only needs a turn_server".into()));
     }
+    let rate = sample_rate(c.audio_sample_rate)?;
     let d = CallConfig::default();
     let mut audio = d.audio.clone();
     audio.fec = c.audio_fec;
@@ -360,12 +393,17 @@ fn setup(c: &SottoCallConfig) -> Result<Setup, Error> {
         audio,
         ..d
     };
-    Ok(Setup { bind, ice, call })
+    Ok(Setup {
+        bind,
+        ice,
+        call,
+        rate,
+    })
 }
 
 /// Fills `*out` with the defaults (bind to the interface addresses, no
 /// TURN, default timeouts, Opus at 24 kbit/s with FEC and DTX, the jitter
-/// buffer's defaults).
+/// buffer's defaults, audio at 48 kHz).
 ///
 /// # Safety
 /// `out` must be NULL or point to a writable `SottoCallConfig`.
@@ -392,6 +430,7 @@ pub unsafe extern "C" fn sotto_call_config_default(out: *mut SottoCallConfig) ->
             jitter_max_target_ms: 0,
             jitter_outage_hold_ms: 0,
             media_timeout_ms: 0,
+            audio_sample_rate: 0,
         };
         // SAFETY: non-null and writable by contract.
         unsafe { out.write(c) };
@@ -460,7 +499,9 @@ pub unsafe extern "C" fn sotto_call_new(
         }
         // Audio settings out of range, refused before any socket is bound.
         .map_err(|e| Error::Invalid(e.to_string()))?;
-        let (audio, port) = audio::pair();
+        // The rate was checked in `setup`; an error here is one the
+        // resampler found after all.
+        let (audio, port) = audio::pair(s.rate).map_err(|e| Error::Invalid(e.to_string()))?;
         let (sig_tx, sig_rx) = mpsc::unbounded_channel();
         let handle = rt
             .block_on(CallHandle::start(
@@ -477,6 +518,7 @@ pub unsafe extern "C" fn sotto_call_new(
             rt,
             cmd: Mutex::new(Some(cmd)),
             audio,
+            rate: s.rate,
             outgoing,
             pump: Mutex::new(Some(pump)),
         });
@@ -648,10 +690,38 @@ pub unsafe extern "C" fn sotto_call_signal(
     })
 }
 
-/// Queues microphone audio: 48 kHz mono signed 16-bit, a whole number of
-/// 10 ms frames (`len` a multiple of `SOTTO_FRAME_SAMPLES`, at most
-/// `SOTTO_MAX_PUSH_SAMPLES`). Nothing is sent before `SecureUp`; at most
-/// 200 ms is queued: frames that do not fit are dropped (the newest).
+/// Samples in one 10 ms audio frame of `call`: its `audio_sample_rate`
+/// / 100 (`SOTTO_FRAME_SAMPLES`, 480, at the default 48 kHz; 441 at
+/// 44.1 kHz, 160 at 16 kHz). What `sotto_call_pull_audio` takes and
+/// `sotto_call_push_audio` takes a multiple of. 0 if `call` is NULL.
+///
+/// Never blocks; may be called from any thread, including SDK callbacks.
+///
+/// # Safety
+/// `call` must be NULL or a live call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sotto_call_frame_samples(call: *const SottoCall) -> usize {
+    // SAFETY: non-null pointers are live calls by contract.
+    unsafe { call.as_ref() }.map_or(0, |c| c.audio.frame_samples())
+}
+
+impl SottoCall {
+    /// Says what a frame of this call is, for a refused length.
+    fn frames_are(&self) -> String {
+        format!(
+            "this call's audio is at {} Hz (audio_sample_rate), in 10 ms frames of {} samples",
+            self.rate,
+            self.audio.frame_samples()
+        )
+    }
+}
+
+/// Queues microphone audio: mono signed 16-bit at the call's
+/// `audio_sample_rate` (48 kHz by default), a whole number of 10 ms frames
+/// (`len` a multiple of `sotto_call_frame_samples`, at most 10 frames:
+/// `SOTTO_MAX_PUSH_SAMPLES` at 48 kHz). Nothing is sent before `SecureUp`;
+/// at most 200 ms is queued: frames that do not fit are dropped (the
+/// newest).
 ///
 /// Wait-free (a single-producer ring; no lock, no allocation). Push from
 /// one thread at a time: a second thread pushing concurrently on the same
@@ -670,9 +740,12 @@ pub unsafe extern "C" fn sotto_call_push_audio(
         if pcm.is_null() {
             return Err(Error::Null("pcm"));
         }
-        if len == 0 || !len.is_multiple_of(FRAME) || len > SOTTO_MAX_PUSH_SAMPLES {
+        let frame = c.audio.frame_samples();
+        if len == 0 || !len.is_multiple_of(frame) || len > MAX_PUSH_FRAMES * frame {
             return Err(Error::Invalid(format!(
-                "{len} samples: push whole 10 ms frames of {FRAME}, at most {SOTTO_MAX_PUSH_SAMPLES}"
+                "{len} samples: {}; push 1 to {MAX_PUSH_FRAMES} whole frames ({} samples at most)",
+                c.frames_are(),
+                MAX_PUSH_FRAMES * frame
             )));
         }
         // SAFETY: readable for `len` samples by contract.
@@ -685,11 +758,12 @@ pub unsafe extern "C" fn sotto_call_push_audio(
     })
 }
 
-/// Takes the next 10 ms of received audio (`len` must be
-/// `SOTTO_FRAME_SAMPLES`) into `out`. When none is queued, writes silence
-/// and sets `*got_audio` (if not NULL) to false. The call plays out
-/// silence until media flows (those frames count as audio). At most 200 ms
-/// is queued.
+/// Takes the next 10 ms of received audio, at the call's
+/// `audio_sample_rate`, into `out` (`len` must be
+/// `sotto_call_frame_samples`: `SOTTO_FRAME_SAMPLES` at 48 kHz). When none
+/// is queued, writes silence and sets `*got_audio` (if not NULL) to false.
+/// The call plays out silence until media flows (those frames count as
+/// audio). At most 200 ms is queued.
 ///
 /// Wait-free (a single-consumer ring; no lock, no allocation). Pull from
 /// one thread at a time: a second thread pulling concurrently on the same
@@ -710,8 +784,11 @@ pub unsafe extern "C" fn sotto_call_pull_audio(
         if out.is_null() {
             return Err(Error::Null("out"));
         }
-        if len != FRAME {
-            return Err(Error::Invalid(format!("{len} samples: pull {FRAME}")));
+        if len != c.audio.frame_samples() {
+            return Err(Error::Invalid(format!(
+                "{len} samples: {}; pull one frame",
+                c.frames_are()
+            )));
         }
         // SAFETY: writable for `len` samples by contract.
         let buf = unsafe { std::slice::from_raw_parts_mut(out, len) };

@@ -224,17 +224,32 @@ fn calls<'s>(
     bob: &'s Side,
     cfg: &SottoCallConfig,
 ) -> Pair<'s> {
+    calls_with(ea, eb, alice, bob, [cfg, cfg])
+}
+
+/// As `calls`, Alice's call made with `cfg[0]` and Bob's with `cfg[1]`.
+fn calls_with<'s>(
+    ea: *mut SottoEngine,
+    eb: *mut SottoEngine,
+    alice: &'s Side,
+    bob: &'s Side,
+    cfg: [&SottoCallConfig; 2],
+) -> Pair<'s> {
     let (mut a, mut b) = (ptr::null_mut(), ptr::null_mut());
-    // SAFETY: live engines, valid out-pointers, config and callbacks whose
+    // SAFETY: live engines, valid out-pointers, configs and callbacks whose
     // user data outlives the calls.
     unsafe {
         assert_eq!(
-            sotto_call_new(ea, cfg, true, callbacks(alice), &mut a),
-            SottoStatus::Ok
+            sotto_call_new(ea, cfg[0], true, callbacks(alice), &mut a),
+            SottoStatus::Ok,
+            "{}",
+            last_error()
         );
         assert_eq!(
-            sotto_call_new(eb, cfg, false, callbacks(bob), &mut b),
-            SottoStatus::Ok
+            sotto_call_new(eb, cfg[1], false, callbacks(bob), &mut b),
+            SottoStatus::Ok,
+            "{}",
+            last_error()
         );
     }
     for (side, me, peer) in [(alice, a, b), (bob, b, a)] {
@@ -257,10 +272,34 @@ fn pair<'s>(alice: &'s Side, bob: &'s Side) -> Pair<'s> {
 
 /// As `pair`, both calls made with `cfg`.
 fn pair_with<'s>(alice: &'s Side, bob: &'s Side, cfg: &SottoCallConfig) -> Pair<'s> {
+    pair_each(alice, bob, [cfg, cfg])
+}
+
+/// As `pair`, Alice's call made with `cfg[0]` and Bob's with `cfg[1]`.
+fn pair_each<'s>(alice: &'s Side, bob: &'s Side, cfg: [&SottoCallConfig; 2]) -> Pair<'s> {
     let (ea, eb) = (engine(None), engine(None));
-    let mut p = calls(ea, eb, alice, bob, cfg);
+    let mut p = calls_with(ea, eb, alice, bob, cfg);
     p.engines = vec![ea, eb];
     p
+}
+
+/// `loopback()` with audio at `rate` Hz.
+fn at_rate(rate: u32) -> SottoCallConfig {
+    let mut c = loopback();
+    c.audio_sample_rate = rate;
+    c
+}
+
+/// Places and answers the pair's call and waits until both are Secure.
+fn go_secure(p: &Pair<'_>) {
+    // SAFETY: a live call.
+    assert_eq!(unsafe { sotto_call_place(p.a) }, SottoStatus::Ok);
+    p.sides[1].wait("ringing", |s| s.kinds.contains(&SottoEventKind::Ringing));
+    // SAFETY: a live call.
+    assert_eq!(unsafe { sotto_call_answer(p.b) }, SottoStatus::Ok);
+    for side in p.sides {
+        side.wait("secure", |s| s.sas.is_some());
+    }
 }
 
 impl Drop for Pair<'_> {
@@ -419,6 +458,14 @@ fn misuse_is_a_status_code() {
             (with(|c| c.audio_bitrate = 600_000), "bitrate"),
             (with(|c| c.jitter_min_target_ms = 3_000), "min_target_ms"),
             (with(|c| c.jitter_max_target_ms = 7_000), "max_target_ms"),
+            (
+                with(|c| c.audio_sample_rate = 44_123),
+                "audio_sample_rate 44123 Hz",
+            ),
+            (with(|c| c.audio_sample_rate = 7_900), "audio_sample_rate"),
+            (with(|c| c.audio_sample_rate = 96_100), "audio_sample_rate"),
+            (with(|c| c.audio_sample_rate = 192_000), "audio_sample_rate"),
+            (with(|c| c.audio_sample_rate = 1), "audio_sample_rate"),
         ] {
             assert_eq!(
                 sotto_call_new(engine, &bad, true, cb, &mut out),
@@ -481,6 +528,53 @@ fn misuse_is_a_status_code() {
         );
         // The call plays silence (got or not) until media flows.
         assert!(frame.iter().all(|&s| s == 0), "audio before a call");
+        assert_eq!(sotto_call_frame_samples(out), SOTTO_FRAME_SAMPLES);
+        assert_eq!(sotto_call_frame_samples(ptr::null()), 0);
+        assert_eq!(sotto_call_destroy(out), SottoStatus::Ok);
+
+        // At a device rate, frames are 10 ms of that rate, and 48 kHz
+        // frames are refused with the reason.
+        let cfg = at_rate(44_100);
+        assert_eq!(
+            sotto_call_new(engine, &cfg, true, cb, &mut out),
+            SottoStatus::Ok
+        );
+        assert_eq!(sotto_call_frame_samples(out), 441);
+        for bad in [SOTTO_FRAME_SAMPLES, 440, 11 * 441] {
+            let pcm = vec![0i16; bad];
+            assert_eq!(
+                sotto_call_push_audio(out, pcm.as_ptr(), bad),
+                SottoStatus::InvalidArgument
+            );
+            let why = last_error();
+            assert!(
+                why.contains(&format!("{bad} samples"))
+                    && why.contains("44100 Hz")
+                    && why.contains("frames of 441 samples")
+                    && why.contains("4410 samples at most"),
+                "{why}"
+            );
+        }
+        let pcm = [0i16; 10 * 441];
+        for n in [441, 4 * 441, 10 * 441] {
+            assert_eq!(sotto_call_push_audio(out, pcm.as_ptr(), n), SottoStatus::Ok);
+        }
+        let mut buf = [1i16; SOTTO_FRAME_SAMPLES];
+        assert_eq!(
+            sotto_call_pull_audio(out, buf.as_mut_ptr(), SOTTO_FRAME_SAMPLES, &mut got),
+            SottoStatus::InvalidArgument
+        );
+        let why = last_error();
+        assert!(
+            why.contains("480 samples") && why.contains("frames of 441 samples"),
+            "{why}"
+        );
+        assert_eq!(
+            sotto_call_pull_audio(out, buf.as_mut_ptr(), 441, &mut got),
+            SottoStatus::Ok
+        );
+        assert!(buf[..441].iter().all(|&s| s == 0), "audio before a call");
+        assert_eq!(buf[441], 1, "nothing written past the frame");
         assert_eq!(sotto_call_destroy(out), SottoStatus::Ok);
         assert_eq!(sotto_call_destroy(ptr::null_mut()), SottoStatus::Ok);
         assert_eq!(sotto_engine_destroy(engine), SottoStatus::Ok);
@@ -718,37 +812,156 @@ fn an_offer_queued_for_a_callee_that_never_rings_ends_the_call_unanswered() {
 
 #[test]
 fn pushing_and_pulling_audio_does_not_touch_the_heap() {
-    let (alice, bob) = (Side::default(), Side::default());
-    let p = pair(&alice, &bob);
-    // SAFETY: live calls.
-    assert_eq!(unsafe { sotto_call_place(p.a) }, SottoStatus::Ok);
-    bob.wait("ringing", |s| s.kinds.contains(&SottoEventKind::Ringing));
-    // SAFETY: a live call.
-    assert_eq!(unsafe { sotto_call_answer(p.b) }, SottoStatus::Ok);
-    alice.wait("secure", |s| s.sas.is_some());
-    let tone: Vec<i16> = (0..SOTTO_FRAME_SAMPLES)
-        .map(|i| ((i as f64 * 0.06).sin() * 8000.0) as i16)
+    // At 48 kHz, and at a device rate the SDK converts from and to.
+    for rate in [0, 44_100] {
+        let (alice, bob) = (Side::default(), Side::default());
+        let p = pair_with(&alice, &bob, &at_rate(rate));
+        go_secure(&p);
+        // SAFETY: a live call.
+        let frame = unsafe { sotto_call_frame_samples(p.a) };
+        let tone: Vec<i16> = (0..frame)
+            .map(|i| ((i as f64 * 0.06).sin() * 8000.0) as i16)
+            .collect();
+        let mut out = vec![0i16; frame];
+        let mut got = false;
+        let n = heap_calls(|| {
+            for _ in 0..100 {
+                // SAFETY: a live call; buffers of one frame.
+                unsafe {
+                    assert_eq!(
+                        sotto_call_push_audio(p.a, tone.as_ptr(), tone.len()),
+                        SottoStatus::Ok
+                    );
+                    assert_eq!(
+                        sotto_call_pull_audio(p.a, out.as_mut_ptr(), out.len(), &mut got),
+                        SottoStatus::Ok
+                    );
+                }
+                // The driver converts what was pushed meanwhile.
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        // An audio thread must not take the allocator's locks. (Before, each
+        // call made and freed its empty error message: 200.)
+        assert_eq!(n, 0, "{rate} Hz: allocations and frees in 200 audio calls");
+    }
+}
+
+/// A tone of `hz` at `rate`, from sample `from` on.
+fn tone(hz: f64, rate: u32, from: usize, n: usize) -> Vec<i16> {
+    (from..from + n)
+        .map(|i| {
+            let t = i as f64 / f64::from(rate);
+            (8_000.0 * (2.0 * std::f64::consts::PI * hz * t).sin()) as i16
+        })
+        .collect()
+}
+
+/// The frequency of a tone: the median time between its rising zero
+/// crossings (interpolated), so that a glitch does not move it.
+fn tone_hz(pcm: &[i16], rate: u32) -> f64 {
+    let rising: Vec<f64> = pcm
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| w[0] < 0 && w[1] >= 0)
+        .map(|(i, w)| {
+            let (a, b) = (f64::from(w[0]), f64::from(w[1]));
+            i as f64 - a / (b - a)
+        })
         .collect();
-    let mut out = [0i16; SOTTO_FRAME_SAMPLES];
-    let mut got = false;
-    let n = heap_calls(|| {
-        for _ in 0..100 {
+    let mut periods: Vec<f64> = rising.windows(2).map(|p| p[1] - p[0]).collect();
+    assert!(periods.len() > 100, "{} periods", periods.len());
+    periods.sort_by(f64::total_cmp);
+    f64::from(rate) / periods[periods.len() / 2]
+}
+
+fn rms(pcm: &[i16]) -> f64 {
+    (pcm.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / pcm.len() as f64).sqrt()
+}
+
+/// What one side heard of the other's tone, from 300 ms after it first
+/// came: its pitch, its level, how many of its 10 ms frames were near
+/// silence and the most of those in a row.
+fn heard(pcm: &[i16], rate: u32) -> (f64, f64, usize, usize) {
+    let frame = rate as usize / 100;
+    let frames: Vec<&[i16]> = pcm.chunks_exact(frame).collect();
+    let first = frames
+        .iter()
+        .position(|f| rms(f) > 1_000.0)
+        .expect("the tone never came");
+    let steady = &frames[(first + 30).min(frames.len())..];
+    assert!(steady.len() >= 100, "only {} frames of tone", steady.len());
+    let (mut gaps, mut run, mut longest) = (0, 0, 0);
+    for f in steady {
+        if rms(f) < 1_000.0 {
+            (gaps, run) = (gaps + 1, run + 1);
+            longest = longest.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    let all = steady.concat();
+    (tone_hz(&all, rate), rms(&all), gaps, longest)
+}
+
+#[test]
+fn a_tone_crosses_calls_at_device_rates_at_its_pitch() {
+    // Alice's device runs at 44.1 kHz, Bob's Bluetooth headset at 16 kHz:
+    // each pushes a tone at its own rate, in real time, and pulls the
+    // other's at its own rate.
+    let (alice, bob) = (Side::default(), Side::default());
+    let rates = [44_100u32, 16_000];
+    let hz = [1_000.0, 600.0];
+    let p = pair_each(&alice, &bob, [&at_rate(rates[0]), &at_rate(rates[1])]);
+    go_secure(&p);
+    let calls = [p.a, p.b];
+    let frames = rates.map(|r| r as usize / 100);
+    for (c, n) in calls.iter().zip(frames) {
+        // SAFETY: a live call.
+        assert_eq!(unsafe { sotto_call_frame_samples(*c) }, n);
+    }
+    let mut received: [Vec<i16>; 2] = Default::default();
+    let start = std::time::Instant::now();
+    let ticks = 250; // 2.5 s
+    for tick in 0..ticks {
+        for side in 0..2 {
+            let n = frames[side];
+            let pcm = tone(hz[side], rates[side], tick * n, n);
+            let mut out = vec![0i16; n];
             // SAFETY: a live call; buffers of one frame.
             unsafe {
                 assert_eq!(
-                    sotto_call_push_audio(p.a, tone.as_ptr(), tone.len()),
+                    sotto_call_push_audio(calls[side], pcm.as_ptr(), n),
                     SottoStatus::Ok
                 );
                 assert_eq!(
-                    sotto_call_pull_audio(p.a, out.as_mut_ptr(), out.len(), &mut got),
+                    sotto_call_pull_audio(calls[side], out.as_mut_ptr(), n, ptr::null_mut()),
                     SottoStatus::Ok
                 );
             }
+            received[side].extend_from_slice(&out);
         }
-    });
-    // An audio thread must not take the allocator's locks. (Before, each
-    // call made and freed its empty error message: 200.)
-    assert_eq!(n, 0, "allocations and frees in 200 audio calls");
+        // A device's clock: every 10 ms from the start (catching up if late).
+        let next = start + Duration::from_millis(10 * (tick as u64 + 1));
+        std::thread::sleep(next.saturating_duration_since(std::time::Instant::now()));
+    }
+    for side in 0..2 {
+        let sent = hz[1 - side];
+        let (pitch, level, gaps, longest) = heard(&received[side], rates[side]);
+        let who = ["Alice", "Bob"][side];
+        assert!(
+            (pitch - sent).abs() < sent * 0.01,
+            "{who} at {} Hz heard {pitch:.1} Hz for {sent} Hz",
+            rates[side]
+        );
+        // A sine of amplitude 8 000 has an RMS of 5 657.
+        assert!(level > 4_000.0, "{who}: level {level:.0}");
+        // Usually none; a loaded machine may stall a tick or two.
+        assert!(
+            gaps <= 6 && longest <= 3,
+            "{who}: {gaps} silent frames, {longest} in a row"
+        );
+    }
 }
 
 /// Signal callbacks that block until released: an app whose callback
