@@ -3,7 +3,9 @@
  * API. The program is the signalling: each call's signal callback hands
  * the message straight to the other call. Both reach Secure, print their
  * SAS, exchange a second of tones (Alice 440 Hz, Bob 660 Hz), and Alice
- * hangs up. Exit status 0 on success.
+ * hangs up. Alice's audio runs at 48 kHz (SOTTO_FRAME_SAMPLES a frame);
+ * Bob's at 16 kHz, as a Bluetooth headset's would: the SDK converts.
+ * Exit status 0 on success.
  *
  * With arguments `TURN_IP:PORT USER PASSWORD` both calls are relay-only
  * through that TURN server.
@@ -21,7 +23,9 @@
 #include <string.h>
 #include <time.h>
 
+/* The largest 10 ms frame of either side (Alice's, at 48 kHz). */
 #define FRAME SOTTO_FRAME_SAMPLES
+#define BOB_RATE 16000
 
 typedef struct Side {
     const char *name;
@@ -105,22 +109,23 @@ static int wait_for(int *flag, int seconds) {
         }                                                                      \
     } while (0)
 
-static void tone(int16_t *frame, double hz, long *phase) {
-    for (int i = 0; i < FRAME; i++, (*phase)++)
-        frame[i] = (int16_t)(8000.0 * sin(2.0 * M_PI * hz * (double)*phase / 48000.0));
+/* One 10 ms frame of `n` samples (the rate is 100 n) of a tone. */
+static void tone(int16_t *frame, size_t n, double hz, long *phase) {
+    for (size_t i = 0; i < n; i++, (*phase)++)
+        frame[i] = (int16_t)(8000.0 * sin(2.0 * M_PI * hz * (double)*phase / (100.0 * n)));
 }
 
-/* Zero crossings per frame estimate the dominant frequency. */
-static int crossings(const int16_t *frame) {
+/* Zero crossings per 10 ms frame estimate the dominant frequency. */
+static int crossings(const int16_t *frame, size_t len) {
     int n = 0;
-    for (int i = 1; i < FRAME; i++)
+    for (size_t i = 1; i < len; i++)
         n += (frame[i - 1] < 0) != (frame[i] < 0);
     return n;
 }
 
-static int loud(const int16_t *frame) {
+static int loud(const int16_t *frame, size_t n) {
     int peak = 0;
-    for (int i = 0; i < FRAME; i++)
+    for (size_t i = 0; i < n; i++)
         peak = abs(frame[i]) > peak ? abs(frame[i]) : peak;
     return peak > 2000;
 }
@@ -158,7 +163,12 @@ int main(int argc, char **argv) {
     SottoCallbacks cb_a = {.user_data = &alice, .on_signal = on_signal, .on_event = on_event};
     SottoCallbacks cb_b = {.user_data = &bob, .on_signal = on_signal, .on_event = on_event};
     CHECK(sotto_call_new(engine_a, &cfg, true, cb_a, &a));
-    CHECK(sotto_call_new(engine_b, &cfg, false, cb_b, &b));
+    /* Bob hands the SDK his device's own rate. */
+    SottoCallConfig cfg_b = cfg;
+    cfg_b.audio_sample_rate = BOB_RATE;
+    CHECK(sotto_call_new(engine_b, &cfg_b, false, cb_b, &b));
+    size_t na = sotto_call_frame_samples(a), nb = sotto_call_frame_samples(b);
+    printf("frames: alice %zu, bob %zu samples\n", na, nb);
     alice.peer = b;
     bob.peer = a;
     if (sotto_call_answer(a) != SOTTO_STATUS_WRONG_STATE) return 1;
@@ -190,16 +200,16 @@ int main(int argc, char **argv) {
     struct timespec tick = {0, 10 * 1000 * 1000};
     for (int i = 0; i < 150; i++) {
         if (i < 100) {
-            tone(frame, 440.0, &pa);
-            CHECK(sotto_call_push_audio(a, frame, FRAME));
-            tone(frame, 660.0, &pb);
-            CHECK(sotto_call_push_audio(b, frame, FRAME));
+            tone(frame, na, 440.0, &pa);
+            CHECK(sotto_call_push_audio(a, frame, na));
+            tone(frame, nb, 660.0, &pb);
+            CHECK(sotto_call_push_audio(b, frame, nb));
         }
         bool got;
-        CHECK(sotto_call_pull_audio(b, frame, FRAME, &got));
-        if (got && loud(frame)) { heard_b++; cross_b += crossings(frame); }
-        CHECK(sotto_call_pull_audio(a, frame, FRAME, &got));
-        if (got && loud(frame)) { heard_a++; cross_a += crossings(frame); }
+        CHECK(sotto_call_pull_audio(b, frame, nb, &got));
+        if (got && loud(frame, nb)) { heard_b++; cross_b += crossings(frame, nb); }
+        CHECK(sotto_call_pull_audio(a, frame, na, &got));
+        if (got && loud(frame, na)) { heard_a++; cross_a += crossings(frame, na); }
         nanosleep(&tick, NULL);
     }
     /* A tone of f Hz crosses zero about 2 f / 100 times per 10 ms frame. */

@@ -110,6 +110,8 @@ fn check_call(out: &str) {
         "B32 SAS: {sas_a}"
     );
 
+    // Alice's audio is at 48 kHz, Bob's at 16 kHz.
+    assert_eq!(line(out, "frames: "), "alice 480, bob 160 samples");
     // Alice sends 440 Hz, Bob 660 Hz, for a second each.
     let (frames_b, hz_b) = heard(out, "bob");
     let (frames_a, hz_a) = heard(out, "alice");
