@@ -243,14 +243,7 @@ fn peer(
     key: &[u8],
     salt: &[u8],
 ) -> Result<Session, libsrtp2::Error> {
-    let p = match profile {
-        Profile::AesCm128HmacSha1_80 => libsrtp2::Profile::AesCm128HmacSha1_80,
-        Profile::AesCm128HmacSha1_32 => libsrtp2::Profile::AesCm128HmacSha1_32,
-        Profile::AesCm256HmacSha1_80 => libsrtp2::Profile::AesCm256HmacSha1_80,
-        Profile::AesCm256HmacSha1_32 => libsrtp2::Profile::AesCm256HmacSha1_32,
-        Profile::AeadAes128Gcm => libsrtp2::Profile::AeadAes128Gcm,
-        Profile::AeadAes256Gcm => libsrtp2::Profile::AeadAes256Gcm,
-    };
+    let p = libsrtp2::Profile::from_name(profile.name()).expect("libsrtp2 has every profile");
     let mut key_salt = key.to_vec();
     key_salt.extend_from_slice(salt);
     Session::new(p, direction, &key_salt, 64)

@@ -7,14 +7,7 @@ use sotto_engine::srtp::{Config, Error, Profile, SrtpContext};
 use sotto_peers::libsrtp2::{self, Direction, Session};
 
 fn peer_profile(p: Profile) -> libsrtp2::Profile {
-    match p {
-        Profile::AesCm128HmacSha1_80 => libsrtp2::Profile::AesCm128HmacSha1_80,
-        Profile::AesCm128HmacSha1_32 => libsrtp2::Profile::AesCm128HmacSha1_32,
-        Profile::AesCm256HmacSha1_80 => libsrtp2::Profile::AesCm256HmacSha1_80,
-        Profile::AesCm256HmacSha1_32 => libsrtp2::Profile::AesCm256HmacSha1_32,
-        Profile::AeadAes128Gcm => libsrtp2::Profile::AeadAes128Gcm,
-        Profile::AeadAes256Gcm => libsrtp2::Profile::AeadAes256Gcm,
-    }
+    libsrtp2::Profile::from_name(p.name()).expect("libsrtp2 has every profile")
 }
 
 /// Master key and salt for `profile`, distinct per profile.

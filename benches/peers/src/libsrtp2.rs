@@ -40,6 +40,23 @@ pub enum Profile {
     AesCm256HmacSha1_32 = 5,
 }
 
+impl Profile {
+    /// The profile of an RFC name (`AES_CM_128_HMAC_SHA1_80`, the names
+    /// `sotto_engine::srtp::Profile::name` gives), so that callers need
+    /// no table of their own; `None` for a name libsrtp2 is not asked for.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "AES_CM_128_HMAC_SHA1_80" => Self::AesCm128HmacSha1_80,
+            "AES_CM_128_HMAC_SHA1_32" => Self::AesCm128HmacSha1_32,
+            "AES_256_CM_HMAC_SHA1_80" => Self::AesCm256HmacSha1_80,
+            "AES_256_CM_HMAC_SHA1_32" => Self::AesCm256HmacSha1_32,
+            "AEAD_AES_128_GCM" => Self::AeadAes128Gcm,
+            "AEAD_AES_256_GCM" => Self::AeadAes256Gcm,
+            _ => return None,
+        })
+    }
+}
+
 /// Which streams a session handles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
