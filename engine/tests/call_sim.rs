@@ -502,17 +502,11 @@ fn settings_out_of_range_are_refused_when_the_call_is_made() {
 
 /// 120 s of a link with a 30 ms delay that carries nothing sent in `out`.
 fn outage(out: std::ops::Range<Duration>) -> Network {
-    let deliveries: Vec<_> = (0..12_000u64)
-        .map(|i| {
-            let send = Duration::from_millis(10 * i);
-            sotto_jitter::link::Delivery {
-                seq: i,
-                send,
-                arrival: (!out.contains(&send)).then(|| send + Duration::from_millis(30)),
-            }
-        })
-        .collect();
-    Network::symmetric(LinkSchedule::from_deliveries(&deliveries))
+    Network::symmetric(LinkSchedule::with_outage(
+        Duration::from_millis(30),
+        out,
+        Duration::from_secs(120),
+    ))
 }
 
 #[test]

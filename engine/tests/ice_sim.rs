@@ -20,17 +20,11 @@ fn ended(sim: &Sim, side: Side) -> Option<EndReason> {
 
 /// 120 s of a link with a 30 ms delay that carries nothing sent in `out`.
 fn outage(out: std::ops::Range<Duration>) -> Network {
-    let deliveries: Vec<_> = (0..12_000u64)
-        .map(|i| {
-            let send = Duration::from_millis(10 * i);
-            sotto_jitter::link::Delivery {
-                seq: i,
-                send,
-                arrival: (!out.contains(&send)).then(|| send + Duration::from_millis(30)),
-            }
-        })
-        .collect();
-    Network::symmetric(LinkSchedule::from_deliveries(&deliveries))
+    Network::symmetric(LinkSchedule::with_outage(
+        Duration::from_millis(30),
+        out,
+        Duration::from_secs(120),
+    ))
 }
 
 /// Places and answers at once; returns the sim and the virtual time from

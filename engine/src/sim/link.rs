@@ -47,6 +47,19 @@ impl LinkSchedule {
         }
     }
 
+    /// A link with a constant `delay` that loses everything sent during
+    /// `out`, over `length` (then repeating): a network outage.
+    pub fn with_outage(delay: Duration, out: std::ops::Range<Duration>, length: Duration) -> Self {
+        let slots = (length.as_nanos() / SLOT.as_nanos()).max(1) as u32;
+        let delays = (0..slots)
+            .map(|i| {
+                let send = SLOT * i;
+                (!out.contains(&send)).then_some(delay)
+            })
+            .collect();
+        Self { delays }
+    }
+
     /// The fate of a datagram sent `at` after the start: its one-way
     /// delay, or `None` when lost.
     pub fn delay_at(&self, at: Duration) -> Option<Duration> {
