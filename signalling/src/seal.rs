@@ -443,7 +443,7 @@ impl ReplayGuard {
     }
 
     /// Places of the capacity taken: ids, and floors kept alone.
-    fn slots(&self) -> usize {
+    pub(crate) fn slots(&self) -> usize {
         self.len + self.floor_only
     }
 
@@ -453,7 +453,7 @@ impl ReplayGuard {
     }
 
     /// `from`'s floor (0: none).
-    fn floor_of(&self, from: &DeviceId) -> u64 {
+    pub(crate) fn floor_of(&self, from: &DeviceId) -> u64 {
         self.seen.get(from).map_or(0, |s| s.floor_ms)
     }
 
@@ -478,8 +478,10 @@ impl ReplayGuard {
         }
         self.len -= 1;
         if sender.is_floor_only() {
-            // The floor still refuses what was let go.
+            // The floor still refuses what was let go; `prune` must see
+            // it to give its place back once the window has passed it.
             self.floor_only += 1;
+            self.oldest_ms = self.oldest_ms.min(sender.floor_ms);
         } else if sender.ids.is_empty() {
             self.seen.remove(from);
         }
@@ -561,11 +563,22 @@ impl ReplayGuard {
 
     /// [`Self::raise_floor`] for a floor read back from a file, unless the
     /// window has passed it at `now_ms` (it then refuses nothing the
-    /// window does not, and would only take a place).
+    /// window does not, and would only take a place). Like a restored id,
+    /// a live floor is kept beyond the capacity if need be: it may be all
+    /// that is left of ids let go.
     pub(crate) fn restore_floor(&mut self, now_ms: u64, from: DeviceId, floor_ms: u64) {
-        if floor_ms.saturating_add(self.max_age_ms) >= now_ms {
+        let takes_a_place = !self.seen.contains_key(&from);
+        if floor_ms.saturating_add(self.max_age_ms) >= now_ms
+            && !(takes_a_place && self.slots() >= self.restore_limit())
+        {
             self.raise_floor(from, floor_ms);
         }
+    }
+
+    /// Places [`Self::restore`] and [`Self::restore_floor`] may fill:
+    /// twice the capacity.
+    fn restore_limit(&self) -> usize {
+        self.capacity.saturating_mul(2)
     }
 
     /// How many times a full guard has let ids go: when it changes, the
@@ -596,12 +609,18 @@ impl ReplayGuard {
     /// written by another process) unless its timestamp has left the
     /// window at `now_ms` or is under its sender's floor, or is so far
     /// ahead that no clock stepped back since could explain it (a damaged
-    /// line, which would otherwise hold a slot for ever). Its sender's
-    /// share is not applied: whoever accepted the id applied it, and an id
-    /// left out here would be accepted again. A guard full in all makes
-    /// room as [`Self::accept`] does, and leaves the id out only if that
-    /// frees nothing. No pruning: the caller prunes at `now_ms` first, so
-    /// a full guard is full of live ids.
+    /// line, which would otherwise hold a slot for ever). No live id is
+    /// left out, as it would then be accepted again: not for its sender's
+    /// share (whoever accepted it applied that), nor for want of room — a
+    /// guard full in all makes room as [`Self::accept`] does, and if that
+    /// frees nothing, takes the id beyond its capacity (and refuses new
+    /// ones as [`SealError::Full`] until the window frees places). That
+    /// happens only when processes sharing a journal disagree on what to
+    /// let go, so the excess is what the others accepted; a file that
+    /// claims more than twice the capacity (damage, or many processes)
+    /// has the rest left out, so that memory stays bounded. No pruning:
+    /// the caller prunes at `now_ms` first, so a full guard is full of
+    /// live ids.
     pub(crate) fn restore(&mut self, now_ms: u64, from: DeviceId, id: MessageId, ts_ms: u64) {
         // A clock stepped back by up to the window still keeps what it
         // accepted before: until then a redelivery could pass again.
@@ -618,7 +637,7 @@ impl ReplayGuard {
             .is_some_and(|s| s.ids.contains_key(&id));
         if !known && self.full_for(&from) {
             self.let_go_heaviest();
-            if ts_ms < self.floor_of(&from) || self.full_for(&from) {
+            if ts_ms < self.floor_of(&from) || self.slots() >= self.restore_limit() {
                 return;
             }
         }
@@ -636,6 +655,39 @@ impl ReplayGuard {
         self.len = 0;
         self.floor_only = 0;
         self.oldest_ms = u64::MAX;
+    }
+
+    /// Checks the guard's bookkeeping against its contents: the counts,
+    /// no empty entry, every id at or over its sender's floor and over
+    /// `oldest_ms`, and places within `limit`.
+    #[cfg(test)]
+    pub(crate) fn check_invariants(&self, limit: usize) -> Result<(), String> {
+        let len: usize = self.seen.values().map(|s| s.ids.len()).sum();
+        let floor_only = self.seen.values().filter(|s| s.is_floor_only()).count();
+        if (len, floor_only) != (self.len, self.floor_only) {
+            return Err(format!(
+                "counts ({}, {}), contents ({len}, {floor_only})",
+                self.len, self.floor_only
+            ));
+        }
+        for (from, s) in &self.seen {
+            if s.ids.is_empty() && s.floor_ms == 0 {
+                return Err(format!("{from}: an empty entry"));
+            }
+            if let Some(&oldest) = s.ids.values().min()
+                && (oldest < self.oldest_ms || oldest < s.floor_ms)
+            {
+                return Err(format!("{from}: an id under oldest_ms or the floor"));
+            }
+        }
+        if self.slots() > limit || self.seen.len() > limit {
+            return Err(format!(
+                "{} places, {} entries",
+                self.slots(),
+                self.seen.len()
+            ));
+        }
+        Ok(())
     }
 
     /// The remembered ids with their message timestamps.
@@ -947,6 +999,31 @@ mod tests {
         let offer = unsigned("alice", now);
         assert_eq!(g.accept(now, &offer), Ok(()));
         assert_eq!(g.accept(now, &offer), Err(SealError::Replay));
+    }
+
+    #[test]
+    fn a_floor_kept_alone_gives_its_place_back_once_the_window_passes_it() {
+        let n = 1_000_000;
+        let mut g = ReplayGuard::new(10_000, 1_000, 3, 3);
+        let x2 = unsigned("x", n + 3_000);
+        for e in [&unsigned("x", n + 100), &x2, &unsigned("y", n + 3_000)] {
+            assert_eq!(g.accept(n + 3_000, e), Ok(()));
+        }
+        // Full: X lets go of its first (floor n + 101).
+        assert_eq!(g.accept(n + 3_000, &unsigned("z", n + 3_000)), Ok(()));
+        // Nothing has left the window yet.
+        let t = n + 10_101;
+        assert_eq!(g.accept(t, &unsigned("q", t)), Err(SealError::Full));
+        // X's last id is forgotten: its floor is kept alone, in a place,
+        // until the window has passed it.
+        g.forget(&x2);
+        let t = n + 10_200;
+        assert_eq!(
+            g.accept(t, &unsigned("q", t)),
+            Ok(()),
+            "slots {}",
+            g.slots()
+        );
     }
 
     #[test]
