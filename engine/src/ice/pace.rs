@@ -21,7 +21,12 @@
 //! checking a pair after about 39.5 s, RFC 8489's transaction timeout (see
 //! `IceSession::new`), so that is about 40 checks to a destination that
 //! never answers. Answers, and checks to a destination that answered one
-//! of ours lately (nominations, consent refreshes), go at once.
+//! of ours lately (nominations, consent refreshes), go at once; so does a
+//! triggered check (RFC 8445 §7.3.1.4), the agent's next request to a
+//! destination that has just sent us an authenticated check: it is owed
+//! like the answer, one per check received, so it adds nothing a peer could
+//! not get from the answers, and holding it for Ta would cost every call
+//! set-up a Ta.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -51,7 +56,7 @@ struct Destination {
     last_sent: Option<Instant>,
     /// Whether it sent us an authenticated check since our last request to
     /// it: the agent's answering check (a triggered check, RFC 8445
-    /// §7.3.1.4) goes without waiting for the RTO, within the pace in all.
+    /// §7.3.1.4) goes at once, without waiting for the RTO or the pace.
     triggered: bool,
     /// Not tried again before then (the relay had no permission for it yet).
     blocked_until: Option<Instant>,
@@ -190,13 +195,17 @@ impl Pacer {
                 d.held = None;
             }
         }
-        if self.not_before().is_some_and(|t| now < t) {
-            return None;
-        }
+        let paced_ok = self.not_before().is_none_or(|t| t <= now);
         let active = self.active();
         let i = (0..self.dests.len())
-            .filter(|&i| self.due(&self.dests[i], active).is_some_and(|t| t <= now))
-            .min_by_key(|&i| (self.dests[i].sent, self.dests[i].last_sent))?;
+            .filter(|&i| {
+                let d = &self.dests[i];
+                (paced_ok || d.triggered) && self.due(d, active).is_some_and(|t| t <= now)
+            })
+            .min_by_key(|&i| {
+                let d = &self.dests[i];
+                (!d.triggered, d.sent, d.last_sent)
+            })?;
         let d = &self.dests[i];
         let (data, _) = d.held.as_ref()?;
         Some((i, d.local, d.to, data.clone()))
@@ -205,12 +214,14 @@ impl Pacer {
     /// The request [`Pacer::next`] gave is on its way.
     pub(super) fn sent(&mut self, now: Instant, i: usize) {
         let d = &mut self.dests[i];
+        let triggered = std::mem::take(&mut d.triggered);
         d.held = None;
         d.sent += 1;
         d.last_sent = Some(now);
-        d.triggered = false;
         d.blocked_until = None;
-        self.last_release = Some(now);
+        if !triggered {
+            self.last_release = Some(now);
+        }
     }
 
     /// The request [`Pacer::next`] gave could not leave yet (no relay
@@ -222,15 +233,16 @@ impl Pacer {
     /// When a held request may next go.
     pub(super) fn poll_timeout(&self) -> Option<Instant> {
         let active = self.active();
-        let first = self
-            .dests
+        self.dests
             .iter()
-            .filter_map(|d| self.due(d, active))
-            .min()?;
-        Some(match self.not_before() {
-            Some(t) => first.max(t),
-            None => first,
-        })
+            .filter_map(|d| {
+                let due = self.due(d, active)?;
+                Some(match self.not_before().filter(|_| !d.triggered) {
+                    Some(t) => due.max(t),
+                    None => due,
+                })
+            })
+            .min()
     }
 }
 
@@ -309,24 +321,33 @@ mod tests {
         assert!(p.next(now + Duration::from_millis(50)).is_some());
     }
 
-    /// A check from the destination lets our next one go without the RTO.
+    /// A check from the destination lets our next one go at once, without
+    /// the RTO or the pace, and without using up the pace.
     #[test]
-    fn a_check_from_the_destination_skips_the_rto() {
+    fn a_check_from_the_destination_is_answered_by_a_check_at_once() {
         let now = Instant::now();
         let (local, to) = (sa("192.0.2.1:1000"), sa("198.51.100.7:6000"));
+        let other = sa("198.51.100.8:6000");
         let mut p = Pacer::new(Duration::from_millis(50));
         p.hold(now, local, to, vec![0, 1]);
         let (i, ..) = p.next(now).unwrap();
         p.sent(now, i);
         p.hold(now, local, to, vec![0, 1]);
+        p.hold(now, local, other, vec![0, 2]);
         p.triggered(local, to);
-        let t = now + Duration::from_millis(50);
-        assert_eq!(p.poll_timeout(), Some(t));
-        let (i, ..) = p.next(t).unwrap();
-        p.sent(t, i);
-        // Once: the next waits for the RTO again.
-        p.hold(t, local, to, vec![0, 1]);
-        assert_eq!(p.poll_timeout(), Some(t + Duration::from_secs(1)));
+        assert_eq!(p.poll_timeout(), Some(now));
+        let (i, _, dest, _) = p.next(now).unwrap();
+        assert_eq!(dest, to, "the triggered check first");
+        p.sent(now, i);
+        // The pace in all is where the first check left it.
+        assert_eq!(p.poll_timeout(), Some(now + Duration::from_millis(50)));
+        assert!(p.next(now).is_none());
+        // Once: the next to `to` waits for the RTO again.
+        p.hold(now, local, to, vec![0, 1]);
+        let (i, _, dest, _) = p.next(now + Duration::from_millis(50)).unwrap();
+        assert_eq!(dest, other);
+        p.sent(now + Duration::from_millis(50), i);
+        assert_eq!(p.poll_timeout(), Some(now + Duration::from_secs(1)));
     }
 
     /// A request the agent stopped renewing is dropped, not sent late.
