@@ -30,15 +30,17 @@ const MAX_OUTBOX: usize = 64;
 const INITIAL_LOSS_HINT: u8 = 5;
 /// The encoder's next packet-loss hint (%) after a report of
 /// `fraction_lost` (in 1/256, RFC 3550 §6.4.1) for the last interval:
-/// up at once to the loss reported, rounded up, but down by at most one
-/// point a report (about 5 s). Loss on mobile links comes in bursts, and
-/// a report of a quiet interval is no sign the next will be: at a hint of
-/// 0 libopus stops sending FEC altogether, so a burst just after would
-/// find none. Capped at 50: past that FEC cannot keep up anyway, and the
-/// bits are better left to the primary encoding.
+/// up at once to the loss reported, rounded up, but down by at most half
+/// a report (about 5 s). Loss on mobile links comes in bursts, and a
+/// report of a quiet interval is no sign the next will be: at a hint of 0
+/// libopus stops sending FEC altogether, so a burst just after would find
+/// none. Halving rather than a point a report: on a clean link FEC (which
+/// costs encoder time and bits of the primary encoding) is off within a
+/// few reports. Capped at 50: past that FEC cannot keep up anyway, and
+/// the bits are better left to the primary encoding.
 fn loss_hint(previous_pct: u8, fraction_lost: u8) -> u8 {
     let reported = (u32::from(fraction_lost) * 100).div_ceil(256) as u8;
-    reported.max(previous_pct.saturating_sub(1)).min(50)
+    reported.max(previous_pct / 2).min(50)
 }
 
 /// Header bits per second on top of the Opus bitrate: IPv4 + UDP + RTP +
@@ -381,19 +383,19 @@ mod tests {
     }
 
     #[test]
-    fn the_loss_hint_rises_at_once_and_falls_a_point_a_report() {
+    fn the_loss_hint_rises_at_once_and_falls_by_half_a_report() {
         // 1/256 is 0.4 %: still loss, so still FEC.
         assert_eq!(loss_hint(0, 1), 1);
         assert_eq!(loss_hint(0, 7), 3);
         assert_eq!(loss_hint(3, 64), 25);
-        // A quiet interval after a burst: FEC stays on for a while.
-        let quiet: Vec<u8> = (0..4)
-            .scan(3, |hint, _| {
+        // Quiet intervals after a burst: FEC stays on for a few.
+        let quiet: Vec<u8> = (0..6)
+            .scan(20, |hint, _| {
                 *hint = loss_hint(*hint, 0);
                 Some(*hint)
             })
             .collect();
-        assert_eq!(quiet, [2, 1, 0, 0]);
+        assert_eq!(quiet, [10, 5, 2, 1, 0, 0]);
         assert_eq!(loss_hint(0, 255), 50, "capped");
     }
 }
