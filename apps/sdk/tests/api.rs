@@ -857,22 +857,9 @@ fn tone(hz: f64, rate: u32, from: usize, n: usize) -> Vec<i16> {
         .collect()
 }
 
-/// The frequency of a tone: the median time between its rising zero
-/// crossings (interpolated), so that a glitch does not move it.
+/// [`tone_hz`](sotto_engine::sim::audio::tone_hz), which must find one.
 fn tone_hz(pcm: &[i16], rate: u32) -> f64 {
-    let rising: Vec<f64> = pcm
-        .windows(2)
-        .enumerate()
-        .filter(|(_, w)| w[0] < 0 && w[1] >= 0)
-        .map(|(i, w)| {
-            let (a, b) = (f64::from(w[0]), f64::from(w[1]));
-            i as f64 - a / (b - a)
-        })
-        .collect();
-    let mut periods: Vec<f64> = rising.windows(2).map(|p| p[1] - p[0]).collect();
-    assert!(periods.len() > 100, "{} periods", periods.len());
-    periods.sort_by(f64::total_cmp);
-    f64::from(rate) / periods[periods.len() / 2]
+    sotto_engine::sim::audio::tone_hz(pcm, rate).expect("more than 100 periods of a tone")
 }
 
 fn rms(pcm: &[i16]) -> f64 {

@@ -164,6 +164,27 @@ pub fn compare(sent: &[i16], received: &[i16], max_lag: Duration) -> Similarity 
     }
 }
 
+/// The frequency of a tone in `pcm` at `rate` Hz: the median time between
+/// its rising zero crossings (interpolated), so that a few gaps or dropped
+/// samples do not move it. `None` with fewer than 100 periods to go by.
+pub fn tone_hz(pcm: &[i16], rate: u32) -> Option<f64> {
+    let rising: Vec<f64> = pcm
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| w[0] < 0 && w[1] >= 0)
+        .map(|(i, w)| {
+            let (a, b) = (f64::from(w[0]), f64::from(w[1]));
+            i as f64 - a / (b - a)
+        })
+        .collect();
+    let mut periods: Vec<f64> = rising.windows(2).map(|p| p[1] - p[0]).collect();
+    if periods.len() <= 100 {
+        return None;
+    }
+    periods.sort_by(f64::total_cmp);
+    Some(f64::from(rate) / periods[periods.len() / 2])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
