@@ -790,7 +790,7 @@ mod tests {
     const WINDOW: u64 = 300_000;
     const T0: u64 = 1_800_000_000_000;
 
-    fn env(from: &str, ts_ms: u64) -> Envelope {
+    pub(super) fn env(from: &str, ts_ms: u64) -> Envelope {
         Envelope {
             v: PROTOCOL_VERSION,
             id: MessageId::random(),
@@ -1246,20 +1246,14 @@ mod tests {
 #[cfg(test)]
 mod floors_between_processes {
     use super::*;
-    use crate::protocol::{CallId, PROTOCOL_VERSION};
 
+    /// [`super::tests::env`] with id `id`, and not an offer (so that it is
+    /// not flushed to the disk on every accept).
     fn envl(from: &str, id: &str, ts_ms: u64) -> Envelope {
         Envelope {
-            v: PROTOCOL_VERSION,
             id: MessageId::new(id).unwrap(),
-            from: DeviceId::new(from).unwrap(),
-            to: DeviceId::new("me").unwrap(),
-            call_id: CallId::new("call").unwrap(),
             kind: MessageKind::Ice,
-            ts_ms,
-            enc: String::new(),
-            ct: String::new(),
-            sig: String::new(),
+            ..super::tests::env(from, ts_ms)
         }
     }
 
