@@ -201,11 +201,16 @@ pub enum DropReason {
     /// A message we do not handle (responses, unknown indications).
     #[error("unexpected message")]
     Unexpected,
+    /// A Send indication with an attribute we must understand and do not,
+    /// or with DONT-FRAGMENT on an allocation whose socket does not set
+    /// DF (RFC 8656 §11.2; RFC 8489 §7.3.2).
+    #[error("unknown comprehension-required attribute")]
+    UnknownAttribute,
 }
 
 impl DropReason {
     /// All reasons, in `index()` order.
-    pub const ALL: [DropReason; 7] = [
+    pub const ALL: [DropReason; 8] = [
         DropReason::Malformed,
         DropReason::NoAllocation,
         DropReason::NoPermission,
@@ -213,6 +218,7 @@ impl DropReason {
         DropReason::RateLimited,
         DropReason::Bandwidth,
         DropReason::Unexpected,
+        DropReason::UnknownAttribute,
     ];
 
     /// Index into [`Stats::drops`].
@@ -230,6 +236,7 @@ impl DropReason {
             DropReason::RateLimited => "rate_limited",
             DropReason::Bandwidth => "bandwidth",
             DropReason::Unexpected => "unexpected",
+            DropReason::UnknownAttribute => "unknown_attribute",
         }
     }
 }
@@ -254,7 +261,7 @@ pub struct Stats {
     /// Allocations gone (deleted or expired).
     pub allocations_closed: u64,
     /// Drops by [`DropReason::index`].
-    pub drops: [u64; 7],
+    pub drops: [u64; DropReason::ALL.len()],
 }
 
 /// Tunables of the core.
@@ -352,6 +359,9 @@ struct Allocation {
     permissions: Vec<Permission>,
     channels: Vec<Channel>,
     bucket: Bucket,
+    /// The relayed socket sets DF on all it sends (DONT-FRAGMENT in the
+    /// Allocate request).
+    dont_fragment: bool,
 }
 
 impl Allocation {
@@ -892,6 +902,17 @@ impl Relay {
         let a = self.slots[index as usize]
             .as_ref()
             .ok_or(DropReason::NoAllocation)?;
+        // An indication cannot be answered with 420: one we cannot act on
+        // as asked is discarded. DF is a socket option here, so only an
+        // allocation made with DONT-FRAGMENT can honour it per datagram.
+        let unknown = msg.attributes_before_integrity().any(|at| {
+            at.kind < 0x8000
+                && (!KNOWN_REQUIRED.contains(&at.kind)
+                    || (at.kind == attr::DONT_FRAGMENT && !a.dont_fragment))
+        });
+        if unknown {
+            return Err(DropReason::UnknownAttribute);
+        }
         let own = a
             .permission(peer.ip(), now)
             .ok_or(DropReason::NoPermission)?
@@ -1248,6 +1269,7 @@ impl Relay {
                 (self.slots.len() - 1) as u32
             }
         };
+        let dont_fragment = msg.get(attr::DONT_FRAGMENT).is_some();
         let generation = self.generations[index as usize].wrapping_add(1);
         self.generations[index as usize] = generation;
         self.slots[index as usize] = Some(Allocation {
@@ -1266,6 +1288,7 @@ impl Relay {
             permissions: Vec::new(),
             channels: Vec::new(),
             bucket: Bucket::full(self.config.bps_per_allocation, now),
+            dont_fragment,
         });
         self.by_client.insert(client, index);
         self.live += 1;
@@ -1277,7 +1300,7 @@ impl Relay {
             family,
             even_port,
             reservation,
-            dont_fragment: msg.get(attr::DONT_FRAGMENT).is_some(),
+            dont_fragment,
         });
         Ok(None)
     }

@@ -1240,3 +1240,50 @@ fn unauthenticated_rate_limit_counts_ipv6_by_64() {
     assert!(!h.relay.rate_ok(now, b), "another address of the same /64");
     assert!(h.relay.rate_ok(now, other), "another /64");
 }
+
+/// A Send indication asking for DF is relayed only by an allocation whose
+/// socket sets DF; elsewhere it is discarded, as is one with any other
+/// attribute we must understand and do not (RFC 8656 §11.2). Both were
+/// relayed, DF unset, before.
+#[test]
+fn a_send_indication_we_cannot_honour_is_discarded() {
+    let peer: SocketAddr = PEER.parse().unwrap();
+    let with = |kind: u16| {
+        let mut b = Builder::new(method::SEND, Class::Indication, [7; 12]);
+        b.xor_addr(attr::XOR_PEER_ADDRESS, peer)
+            .attr(kind, &[])
+            .attr(attr::DATA, b"x");
+        b.finish()
+    };
+    let mut h = Harness::new();
+    h.allocate();
+    h.create_permission(peer.ip());
+    assert!(h.send(&send_indication(peer, b"x")).unwrap().is_some());
+    assert_eq!(
+        h.send(&with(attr::DONT_FRAGMENT)),
+        Err(DropReason::UnknownAttribute)
+    );
+    assert_eq!(h.send(&with(0x7f01)), Err(DropReason::UnknownAttribute));
+    // Comprehension-optional attributes are ignored.
+    assert!(h.send(&with(0x8f01)).unwrap().is_some());
+    assert_eq!(
+        h.relay.stats().drops[DropReason::UnknownAttribute.index()],
+        2
+    );
+
+    let mut h = Harness::new();
+    h.request(method::ALLOCATE, false, |_| {});
+    h.request(method::ALLOCATE, true, |b| {
+        b.u32(attr::REQUESTED_TRANSPORT, 17 << 24)
+            .attr(attr::DONT_FRAGMENT, &[]);
+    });
+    h.create_permission(peer.ip());
+    let f = h.send(&with(attr::DONT_FRAGMENT)).unwrap().unwrap();
+    assert_eq!(
+        f.dest,
+        Dest::Peer {
+            relay: h.relayed.unwrap(),
+            addr: peer
+        }
+    );
+}
