@@ -148,6 +148,6 @@ fn peers_on_port_5353_connect_through_a_relay_and_carry_media_both_ways() {
     // Nothing sent to the relay was refused (a permission, a channel or
     // a Send indication for an address other than the peer's).
     let counts = *w.relay.counts().borrow();
-    assert_eq!(counts.drops, [0; 7]);
+    assert!(counts.drops.iter().all(|&d| d == 0), "{:?}", counts.drops);
     assert!(counts.c2p > 0);
 }

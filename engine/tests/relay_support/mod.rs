@@ -29,7 +29,7 @@ pub struct RelayCounts {
     pub c2p: u64,
     pub p2c: u64,
     /// Datagrams it dropped, by `DropReason::index`.
-    pub drops: [u64; 7],
+    pub drops: [u64; sotto_relay::core::DropReason::ALL.len()],
 }
 
 /// The relay host.
