@@ -114,10 +114,13 @@ impl MessageKind {
             Self::Cancel => "cancel",
         }
     }
+    /// The kinds that end a ringing call.
+    pub const ENDS_RINGING: [Self; 3] = [Self::Hangup, Self::Cancel, Self::Busy];
+
     /// Whether this message ends a ringing call, so an offer still queued
     /// for an offline device is withdrawn and a cancel push is sent.
     pub fn ends_ringing(self) -> bool {
-        matches!(self, Self::Hangup | Self::Cancel | Self::Busy)
+        Self::ENDS_RINGING.contains(&self)
     }
 }
 

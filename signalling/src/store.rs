@@ -548,6 +548,30 @@ impl Store {
         Ok(row.is_some())
     }
 
+    /// Whether a message ending `call_id` (hangup, cancel, busy) is queued,
+    /// unexpired, for `recipient`: the device has not heard that the call
+    /// ended, so a wake sent for it must be followed by a cancel push.
+    pub async fn call_end_queued(
+        &self,
+        recipient: &DeviceId,
+        call_id: &str,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT seq FROM queue WHERE recipient = $1 AND call_id = $2 \
+             AND kind IN ($3, $4, $5) AND expires_ms > $6 LIMIT 1",
+        )
+        .bind(recipient.as_str())
+        .bind(call_id)
+        .bind(MessageKind::ENDS_RINGING[0].as_str())
+        .bind(MessageKind::ENDS_RINGING[1].as_str())
+        .bind(MessageKind::ENDS_RINGING[2].as_str())
+        .bind(now_ms as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
     /// Records that `device` is connected to `node`.
     pub async fn set_presence(
         &self,

@@ -2,7 +2,8 @@
 //! no longer queued, and a cancel reaches the push service after the last
 //! wake of its call: the service keeps one message per `Topic` (RFC 8030
 //! §5.4), so a wake arriving after the cancel would replace it and the
-//! phone would ring for a call that ended.
+//! phone would ring for a call that ended. That holds across nodes too,
+//! which share only the database.
 
 mod common;
 #[path = "common/push_sink.rs"]
@@ -23,6 +24,8 @@ struct Setup {
     store: Store,
     pusher: Pusher,
     pushes: UnboundedReceiver<push_sink::Received>,
+    script: push_sink::Script,
+    holds: push_sink::Holds,
     ua: UaKeys,
     carol: DeviceId,
     call: CallId,
@@ -32,7 +35,7 @@ struct Setup {
 /// her first push 503 with `Retry-After: 1`, then 201; an offer of `call-x`
 /// is queued for her.
 async fn setup() -> Setup {
-    let (sink, pushes, script) = push_sink::start().await;
+    let (sink, pushes, script, holds) = push_sink::start_holding().await;
     script
         .lock()
         .unwrap()
@@ -50,20 +53,41 @@ async fn setup() -> Setup {
     };
     assert!(store.put_push_endpoint(&carol, &ep, 10).await.unwrap());
     let call = CallId::new("call-x").unwrap();
-    let offer = Envelope {
+    queue(&store, &carol, &call, MessageKind::Offer, "m1").await;
+    let pusher = node(&store);
+    Setup {
+        _dir: dir,
+        store,
+        pusher,
+        pushes,
+        script,
+        holds,
+        ua,
+        carol,
+        call,
+    }
+}
+
+/// Queues a message of `kind` from Alice for `to`.
+async fn queue(store: &Store, to: &DeviceId, call: &CallId, kind: MessageKind, id: &str) {
+    let env = Envelope {
         v: 1,
-        id: MessageId::new("m1").unwrap(),
+        id: MessageId::new(id).unwrap(),
         from: DeviceId::new("alice").unwrap(),
-        to: carol.clone(),
+        to: to.clone(),
         call_id: call.clone(),
-        kind: MessageKind::Offer,
+        kind,
         ts_ms: unix_ms(),
         enc: String::new(),
         ct: String::new(),
         sig: String::new(),
     };
     let far = unix_ms() + 3_600_000;
-    store.enqueue(&offer, "{}", far, far).await.unwrap();
+    store.enqueue(&env, "{}", far, far).await.unwrap();
+}
+
+/// A signald node's pusher over the shared database.
+fn node(store: &Store) -> Pusher {
     let (vapid, _) = JwtKey::generate_es256().unwrap();
     let providers = Providers {
         webpush: Some(WebPush::new(
@@ -79,16 +103,26 @@ async fn setup() -> Setup {
         base_delay: Duration::from_millis(10),
         max_delay: Duration::from_secs(30),
     };
-    let pusher = Pusher::new(store.clone(), providers, policy);
-    Setup {
-        _dir: dir,
-        store,
-        pusher,
-        pushes,
-        ua,
-        carol,
-        call,
-    }
+    Pusher::new(store.clone(), providers, policy)
+}
+
+/// The caller hangs up through another node: the cancel message is
+/// queued for Carol and her offer withdrawn; returns that node's cancel
+/// push, which does not know of this node's wake.
+async fn cancelled_elsewhere(s: &Setup) -> impl std::future::Future<Output = ()> + use<> {
+    queue(&s.store, &s.carol, &s.call, MessageKind::Cancel, "m2").await;
+    let withdrawn = s
+        .store
+        .withdraw_offers(&s.carol, s.call.as_str())
+        .await
+        .unwrap();
+    assert_eq!(withdrawn, 1);
+    let (other, carol, msg) = (
+        node(&s.store),
+        s.carol.clone(),
+        message(&s.call, PushKind::Cancel),
+    );
+    async move { other.push_now(&carol, &msg).await }
 }
 
 fn message(call: &CallId, kind: PushKind) -> PushMessage {
@@ -171,4 +205,49 @@ async fn a_wake_stops_retrying_once_its_offer_is_no_longer_queued() {
     );
     guard("the wake's end", wake).await.unwrap();
     assert!(received(&mut s).is_empty(), "no wake retried");
+}
+
+/// Node A's wake is still on its way to the push service when the caller's
+/// cancel reaches node B, which pushes its cancel at once: the cancel lands
+/// first. A follows its wake with a cancel, so the service keeps a cancel.
+/// Before, the wake landed last and the phone rang for a call that ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wake_overtaken_by_another_nodes_cancel_is_followed_by_one() {
+    let mut s = setup().await;
+    s.script
+        .lock()
+        .unwrap()
+        .insert("push/carol".into(), vec![(201, None)]);
+    let held = push_sink::hold_next(&s.holds, "push/carol");
+    let (pusher, carol, msg) = (
+        s.pusher.clone(),
+        s.carol.clone(),
+        message(&s.call, PushKind::Wake),
+    );
+    let wake = tokio::spawn(async move { pusher.push_now(&carol, &msg).await });
+    guard("the wake on its way", held.arrived).await.unwrap();
+    guard("node B's cancel", cancelled_elsewhere(&s).await).await;
+    held.release.send(()).unwrap();
+    guard("the wake's end", wake).await.unwrap();
+    assert_eq!(received(&mut s), ["cancel", "wake", "cancel"]);
+}
+
+/// A wake whose task starts only after another node withdrew its offer is
+/// not sent, and no cancel follows it (that node sent one). Before, the
+/// wake went out after the cancel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wake_for_an_offer_already_withdrawn_is_not_sent() {
+    let mut s = setup().await;
+    s.script
+        .lock()
+        .unwrap()
+        .insert("push/carol".into(), vec![(201, None)]);
+    guard("node B's cancel", cancelled_elsewhere(&s).await).await;
+    guard(
+        "the wake",
+        s.pusher
+            .push_now(&s.carol, &message(&s.call, PushKind::Wake)),
+    )
+    .await;
+    assert_eq!(received(&mut s), ["cancel"]);
 }

@@ -316,8 +316,10 @@ pub struct Providers {
 /// A wake that is being retried stops when the call's cancel is pushed
 /// (the cancel is sent only once the wake has stopped, so that a late wake
 /// cannot replace the cancel at the push service, which keeps one message
-/// per `Topic`), and before each retry when its offer is no longer queued
-/// (answered, withdrawn by another node, or expired).
+/// per `Topic`), and before its first attempt and each retry when its offer
+/// is no longer queued (answered, withdrawn by another node, or expired).
+/// Another node's cancel cannot wait for this node's wake, so a wake
+/// that ends after the call did is followed by a cancel of its own.
 #[derive(Debug, Clone)]
 pub struct Pusher {
     inner: Arc<PusherInner>,
@@ -449,16 +451,7 @@ impl Pusher {
     /// repeat of the same (device, call, kind) within the TTL is collapsed;
     /// past 4 096 pushes at once, more are dropped.
     pub fn push(&self, device: DeviceId, msg: PushMessage) {
-        let key = (device.clone(), msg.call_id.clone(), msg.kind);
-        let ttl = Duration::from_secs(msg.ttl_s);
-        let first = self
-            .inner
-            .sent
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .first(key, Instant::now(), ttl);
-        if !first {
-            metrics::counter!("signald_pushes_collapsed_total").increment(1);
+        if !self.first_of_its_kind(&device, &msg) {
             return;
         }
         let Ok(permit) = self.inner.in_flight.clone().try_acquire_owned() else {
@@ -471,6 +464,23 @@ impl Pusher {
             this.push_now(&device, &msg).await;
             drop(permit);
         });
+    }
+
+    /// True (and remembered for the TTL) when `msg` is the first of its
+    /// (device, call, kind); a repeat is counted as collapsed.
+    fn first_of_its_kind(&self, device: &DeviceId, msg: &PushMessage) -> bool {
+        let key = (device.clone(), msg.call_id.clone(), msg.kind);
+        let ttl = Duration::from_secs(msg.ttl_s);
+        let first = self
+            .inner
+            .sent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .first(key, Instant::now(), ttl);
+        if !first {
+            metrics::counter!("signald_pushes_collapsed_total").increment(1);
+        }
+        first
     }
 
     /// Pushes `msg` to every endpoint of `device` and waits for the outcome.
@@ -499,14 +509,54 @@ impl Pusher {
                 (None, None, 0)
             }
         };
-        self.push_endpoints(device, msg, cancel_rx).await;
+        // A wake whose offer is gone before it starts (a cancel another
+        // node handled while this task waited to run) is not sent.
+        let sending =
+            msg.kind == PushKind::Cancel || self.wake_wanted(device, msg, &cancel_rx).await;
+        if sending {
+            self.push_endpoints(device, msg, cancel_rx.clone()).await;
+        }
         if msg.kind == PushKind::Wake {
-            let mut wakes = self.wakes();
-            if wakes.get(&call).is_some_and(|h| h.generation == generation) {
-                wakes.remove(&call);
+            {
+                let mut wakes = self.wakes();
+                if wakes.get(&call).is_some_and(|h| h.generation == generation) {
+                    wakes.remove(&call);
+                }
+            }
+            let stopped_here = cancel_rx.as_ref().is_some_and(|c| *c.borrow());
+            if sending && !stopped_here {
+                self.cancel_if_ended_meanwhile(device, msg).await;
             }
         }
         // `_done_tx` drops here: a cancel waiting on this wake goes on.
+    }
+
+    /// Follows a wake with a cancel when the call ended while the wake was
+    /// being sent. Another node that took the hang-up pushed its cancel at
+    /// once, without waiting for this node's wake, so that cancel may have
+    /// reached the push service first, and the wake would then replace it.
+    /// A cancel handled on this node stops the wake and waits for it
+    /// instead (it is collapsed here, or collapses this one).
+    async fn cancel_if_ended_meanwhile(&self, device: &DeviceId, wake: &PushMessage) {
+        let ended = match self
+            .inner
+            .store
+            .call_end_queued(device, wake.call_id.as_str(), unix_ms())
+            .await
+        {
+            Ok(ended) => ended,
+            Err(e) => {
+                tracing::warn!("push: checking for the call's end: {e}");
+                false
+            }
+        };
+        let cancel = PushMessage {
+            kind: PushKind::Cancel,
+            ..wake.clone()
+        };
+        if ended && self.first_of_its_kind(device, &cancel) {
+            self.push_endpoints(device, &cancel, None).await;
+        }
     }
 
     fn wakes(&self) -> std::sync::MutexGuard<'_, HashMap<(DeviceId, CallId), WakeHandle>> {
