@@ -143,10 +143,8 @@ fn secure_sim(a: &[i16], b: &[i16]) -> Sim {
     .unwrap();
     sim.set_audio(Side::A, a.to_vec());
     sim.set_audio(Side::B, b.to_vec());
-    sim.place().unwrap();
-    assert!(sim.run_until(Duration::from_secs(2), |s| s.peer(Side::B).is_ringing()));
-    sim.answer().unwrap();
-    assert!(sim.run_until(Duration::from_secs(10), Sim::both_secure));
+    sim.connect(Duration::from_secs(2), Duration::from_secs(10))
+        .unwrap();
     sim
 }
 

@@ -72,10 +72,8 @@ fn run_call(seconds: u64, seed: u64) -> Outcome {
         Side::B,
         load_48k_mono(testdata("speech/pesq_repo/speech.wav")).unwrap(),
     );
-    sim.place().unwrap();
-    assert!(sim.run_until(Duration::from_secs(3), |s| s.peer(Side::B).is_ringing()));
-    sim.answer().unwrap();
-    assert!(sim.run_until(Duration::from_secs(15), |s| s.both_secure()));
+    sim.connect(Duration::from_secs(3), Duration::from_secs(15))
+        .unwrap();
     let end = sim.elapsed() + Duration::from_secs(seconds);
     sim.run_until(end, |_| false);
     let count = |s: &Sim, side| {

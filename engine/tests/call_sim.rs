@@ -38,14 +38,8 @@ fn connected_over(a: CallConfig, b: CallConfig, network: Network) -> Sim {
     let mut sim = Sim::new(Instant::now(), a, b, network).unwrap();
     sim.set_audio(Side::A, tone(2));
     sim.set_audio(Side::B, tone(2));
-    sim.place().unwrap();
-    assert!(sim.run_until(Duration::from_secs(2), |s| s.peer(Side::B).is_ringing()));
-    sim.answer().unwrap();
-    assert!(
-        sim.run_until(Duration::from_secs(10), |s| s.both_secure()),
-        "not secure: {:?}",
-        sim.peer(Side::A).events().collect::<Vec<_>>()
-    );
+    sim.connect(Duration::from_secs(2), Duration::from_secs(10))
+        .unwrap();
     sim
 }
 
@@ -176,9 +170,7 @@ fn tampered_zrtp_hash_in_the_offer_raises_hello_hash_mismatch() {
             d.zrtp_hash = String::from_utf8(h).unwrap();
         }
     }));
-    sim.place().unwrap();
-    assert!(sim.run_until(Duration::from_secs(2), |s| s.peer(Side::B).is_ringing()));
-    sim.answer().unwrap();
+    sim.answer_when_ringing(Duration::from_secs(2)).unwrap();
     assert!(
         sim.run_until(Duration::from_secs(40), |s| ended(s, Side::B).is_some()
             && ended(s, Side::A).is_some())
@@ -379,9 +371,7 @@ fn a_black_hole_times_out_without_media() {
         ..CallConfig::default()
     };
     let mut sim = Sim::new(Instant::now(), cfg(), cfg(), Network::symmetric(lost)).unwrap();
-    sim.place().unwrap();
-    assert!(sim.run_until(Duration::from_secs(2), |s| s.peer(Side::B).is_ringing()));
-    sim.answer().unwrap();
+    sim.answer_when_ringing(Duration::from_secs(2)).unwrap();
     assert!(
         sim.run_until(Duration::from_secs(60), |s| ended(s, Side::A).is_some()
             && ended(s, Side::B).is_some())
@@ -560,10 +550,8 @@ fn media_resumes_after_a_long_outage_through_an_ice_restart() {
     .unwrap();
     sim.set_audio(Side::A, tone(2));
     sim.set_audio(Side::B, tone(2));
-    sim.place().unwrap();
-    assert!(sim.run_until(Duration::from_secs(2), |s| s.peer(Side::B).is_ringing()));
-    sim.answer().unwrap();
-    assert!(sim.run_until(Duration::from_secs(10), |s| s.both_secure()));
+    sim.connect(Duration::from_secs(2), Duration::from_secs(10))
+        .unwrap();
     let sas = sim.peer(Side::A).sas();
     let received = |s: &Sim| s.peer(Side::B).call.stats().inbound.packets_received;
     sim.run_until(Duration::from_secs(20), |_| false);
@@ -616,14 +604,8 @@ fn speech(rel: &str) -> Vec<i16> {
 fn speech_until_secure(sim: &mut Sim) -> Duration {
     sim.set_audio(Side::A, speech("asterisk_en_16k_g722dec/dir-intro.wav"));
     sim.set_audio(Side::B, speech("pesq_repo/speech.wav"));
-    sim.place().unwrap();
-    assert!(sim.run_until(Duration::from_secs(3), |s| s.peer(Side::B).is_ringing()));
-    sim.answer().unwrap();
-    assert!(
-        sim.run_until(Duration::from_secs(15), |s| s.both_secure()),
-        "not secure: {:?}",
-        sim.peer(Side::A).events().collect::<Vec<_>>()
-    );
+    sim.connect(Duration::from_secs(3), Duration::from_secs(15))
+        .unwrap();
     sim.elapsed()
 }
 
@@ -669,7 +651,11 @@ fn relayed_call(net: Network, seconds: u64) -> [Similarity; 2] {
     assert_eq!(relayed.allocations, 2, "one allocation per side");
     // The calls' TURN clients never sent what the relay refuses (data
     // before a permission, unbound channels, ...).
-    assert_eq!(relayed.drops, [0; 7], "relay drops");
+    assert!(
+        relayed.drops.iter().all(|&d| d == 0),
+        "relay drops: {:?}",
+        relayed.drops
+    );
     let mut delivered = 0;
     for side in [Side::A, Side::B] {
         let p = sim.peer(side);
@@ -731,9 +717,7 @@ fn a_relay_that_refuses_the_peer_is_reported() {
     };
     let hop = Duration::from_millis(20);
     let mut sim = Sim::new_relayed(t0, cfg(), cfg(), net(), Box::new(relay), hop).unwrap();
-    sim.place().unwrap();
-    assert!(sim.run_until(Duration::from_secs(2), |s| s.peer(Side::B).is_ringing()));
-    sim.answer().unwrap();
+    sim.answer_when_ringing(Duration::from_secs(2)).unwrap();
     sim.run_for(Duration::from_secs(40));
     for side in [Side::A, Side::B] {
         let p = sim.peer(side);

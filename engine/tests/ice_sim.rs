@@ -39,11 +39,9 @@ fn secure(net: Network) -> (Sim, Duration) {
     .unwrap();
     sim.set_audio(Side::A, tone(2));
     sim.set_audio(Side::B, tone(2));
-    sim.place().unwrap();
-    assert!(sim.run_until(Duration::from_secs(2), |s| s.peer(Side::B).is_ringing()));
-    let answered = sim.elapsed();
-    sim.answer().unwrap();
-    assert!(sim.run_until(Duration::from_secs(10), |s| s.both_secure()));
+    let answered = sim
+        .connect(Duration::from_secs(2), Duration::from_secs(10))
+        .unwrap();
     let took = sim.elapsed() - answered;
     (sim, took)
 }

@@ -177,6 +177,30 @@ pub enum SimError {
 
 shown_from!(SimError, SimError::Call, crate::call::ConfigError);
 
+/// Why [`Sim::connect`] or [`Sim::answer_when_ringing`] stopped short.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// A refused placing or answering the call.
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// B was not ringing by the limit.
+    #[error("B not ringing {at:?} in; A's events: {events}")]
+    NotRinging {
+        /// The limit (elapsed time).
+        at: Duration,
+        /// A's events so far.
+        events: String,
+    },
+    /// Both sides were not Secure by the limit.
+    #[error("not Secure {at:?} in; A's events: {events}")]
+    NotSecure {
+        /// The limit (elapsed time).
+        at: Duration,
+        /// A's events so far.
+        events: String,
+    },
+}
+
 /// Media datagram counters of one direction (sent by this side).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WireStats {
@@ -436,6 +460,43 @@ impl Sim {
         self.drain_call(Side::B);
         self.pump_ice(Side::B);
         Ok(())
+    }
+
+    /// A places the call, and B answers once it rings, no later than
+    /// `ringing_by` (elapsed time). Returns when B answered.
+    pub fn answer_when_ringing(&mut self, ringing_by: Duration) -> Result<Duration, ConnectError> {
+        self.place()?;
+        if !self.run_until(ringing_by, |s| s.peer(Side::B).is_ringing()) {
+            return Err(ConnectError::NotRinging {
+                at: ringing_by,
+                events: self.events_of(Side::A),
+            });
+        }
+        let answered = self.elapsed();
+        self.answer()?;
+        Ok(answered)
+    }
+
+    /// [`Sim::answer_when_ringing`], then runs until both sides are
+    /// Secure, no later than `secure_by`: how most simulated calls start.
+    /// Returns when B answered.
+    pub fn connect(
+        &mut self,
+        ringing_by: Duration,
+        secure_by: Duration,
+    ) -> Result<Duration, ConnectError> {
+        let answered = self.answer_when_ringing(ringing_by)?;
+        if !self.run_until(secure_by, Sim::both_secure) {
+            return Err(ConnectError::NotSecure {
+                at: secure_by,
+                events: self.events_of(Side::A),
+            });
+        }
+        Ok(answered)
+    }
+
+    fn events_of(&self, side: Side) -> String {
+        format!("{:?}", self.peer(side).events().collect::<Vec<_>>())
     }
 
     /// `side` hangs up.
