@@ -925,3 +925,76 @@ fn sound_cards_off_the_system_clock_neither_starve_nor_fill_their_queues() {
         );
     }
 }
+
+/// Packets `side` has received.
+fn received(sim: &Sim, side: Side) -> u64 {
+    sim.peer(side).call.stats().inbound.packets_received
+}
+
+/// Five seconds into a Secure call, `side`'s host changes address (Wi-Fi
+/// to cellular). Checks that its ICE session follows: media flows both
+/// ways again on a path from the new address (relayed if `relayed`), and
+/// for ten more seconds; the call does not end. Before, a session could
+/// not change sockets, and the call ended in `MediaTimeout`.
+fn follows_a_move(mut sim: Sim, side: Side, relayed: bool) {
+    sim.set_audio(Side::A, tone(2));
+    sim.set_audio(Side::B, tone(2));
+    sim.connect(Duration::from_secs(2), Duration::from_secs(10))
+        .unwrap();
+    sim.run_for(Duration::from_secs(5));
+    let new_addr = "10.0.0.9:40001".parse().unwrap();
+    sim.move_to(side, new_addr).unwrap();
+    let moved = sim.elapsed();
+    let before = (received(&sim, Side::A), received(&sim, Side::B));
+    let flowing = |s: &Sim| {
+        s.peer(side)
+            .path()
+            .is_some_and(|p| p.socket == new_addr && p.relayed == relayed)
+            && received(s, Side::A) > before.0 + 10
+            && received(s, Side::B) > before.1 + 10
+    };
+    let back = sim.run_until(moved + Duration::from_secs(10), flowing);
+    println!(
+        "{side:?} moved at {moved:?}; media back by {:?}",
+        sim.elapsed()
+    );
+    let events: Vec<&Event> = (sim.peer(side).events())
+        .filter(|e| !matches!(e, Event::Stats(_)))
+        .collect();
+    assert!(back, "{side:?}: {events:?}");
+    let after = (received(&sim, Side::A), received(&sim, Side::B));
+    sim.run_for(Duration::from_secs(10));
+    assert_eq!((ended(&sim, Side::A), ended(&sim, Side::B)), (None, None));
+    // 20 ms packets: 500 in 10 s.
+    assert!(received(&sim, Side::A) - after.0 > 450, "{side:?}");
+    assert!(received(&sim, Side::B) - after.1 > 450, "{side:?}");
+}
+
+#[test]
+fn a_direct_call_follows_a_side_whose_address_changes() {
+    for side in [Side::A, Side::B] {
+        let cfg = CallConfig::default;
+        let sim = Sim::new(Instant::now(), cfg(), cfg(), net()).unwrap();
+        follows_a_move(sim, side, false);
+    }
+}
+
+/// The moved side's allocation is left behind (its deletion cannot get
+/// out from the address that is gone); a new one is made from the new
+/// address.
+#[test]
+fn a_relay_only_call_follows_a_side_whose_address_changes() {
+    for side in [Side::A, Side::B] {
+        let t0 = Instant::now();
+        let relay = CoreRelay::new(t0, 49152);
+        let counts = relay.counts();
+        let cfg = || CallConfig {
+            relay_only: true,
+            ..CallConfig::default()
+        };
+        let hop = Duration::from_millis(20);
+        let sim = Sim::new_relayed(t0, cfg(), cfg(), net(), Box::new(relay), hop).unwrap();
+        follows_a_move(sim, side, true);
+        assert_eq!(counts.borrow().allocations, 3, "{side:?}");
+    }
+}

@@ -439,8 +439,21 @@ impl IceSession {
         server: SocketAddr,
         turn: Option<usize>,
     ) {
+        let sockets = self.sockets.clone();
+        self.open_links_on(now, kind, server, turn, &sockets);
+    }
+
+    /// Opens a link to `server` from each of `sockets` of its family.
+    fn open_links_on(
+        &mut self,
+        now: Instant,
+        kind: LinkKind,
+        server: SocketAddr,
+        turn: Option<usize>,
+        sockets: &[SocketAddr],
+    ) {
         let creds = turn.and_then(|i| self.cfg.turn_servers.get(i)).cloned();
-        for sock in self.sockets.clone() {
+        for &sock in sockets {
             if sock.is_ipv4() != server.is_ipv4() {
                 continue;
             }
@@ -654,17 +667,7 @@ impl IceSession {
                     reason: e.to_string(),
                 }),
             }
-            link.close(now);
-            while let Some(data) = link.poll_write() {
-                self.transmits.push_back(Transmit {
-                    local: link.socket,
-                    to: link.server,
-                    data,
-                });
-            }
-            if link.closing() {
-                self.keep_closing(link);
-            }
+            self.retire(now, link);
         }
         let links = &self.links;
         self.local_cands.retain(|c| {
@@ -694,6 +697,22 @@ impl IceSession {
                 && link.permissions() + MAX_REMOTE_CANDIDATES <= MAX_PERMISSIONS)
     }
 
+    /// Closes `link`: its deletion goes out, and the link is kept until
+    /// that is answered.
+    fn retire(&mut self, now: Instant, mut link: TurnLink) {
+        link.close(now);
+        while let Some(data) = link.poll_write() {
+            self.transmits.push_back(Transmit {
+                local: link.socket,
+                to: link.server,
+                data,
+            });
+        }
+        if link.closing() {
+            self.keep_closing(link);
+        }
+    }
+
     /// Keeps a link whose deletion is in flight, within [`MAX_CLOSING`].
     fn keep_closing(&mut self, link: TurnLink) {
         if self.closing.len() == MAX_CLOSING {
@@ -716,6 +735,65 @@ impl IceSession {
         self.retrickle();
         self.pump(now);
         Ok(())
+    }
+
+    /// Moves the session onto new local `sockets` after a network change
+    /// (an address went away, or another interface is to be used) and
+    /// restarts ICE on them ([`IceSession::restart`]). Links of sockets
+    /// that are gone are closed (their deletions get out only if the old
+    /// socket still can send) and opened again on the new ones; the gone
+    /// sockets' host and server-reflexive candidates are withdrawn. A path
+    /// through a gone socket stops at once: media waits for the new
+    /// generation's pair. With the same sockets, this is a restart.
+    pub fn rehome(&mut self, now: Instant, sockets: &[SocketAddr]) -> Result<(), IceError> {
+        if sockets.is_empty() || sockets.iter().any(|s| s.ip().is_unspecified()) {
+            return Err(IceError::Config(
+                "sockets must be bound to concrete addresses".into(),
+            ));
+        }
+        let gone: Vec<SocketAddr> = (self.sockets.iter())
+            .filter(|s| !sockets.contains(s))
+            .copied()
+            .collect();
+        let added: Vec<SocketAddr> = (sockets.iter())
+            .filter(|s| !self.sockets.contains(s))
+            .copied()
+            .collect();
+        self.sockets = sockets.to_vec();
+        if self.selected.is_some_and(|p| gone.contains(&p.socket)) {
+            self.selected = None;
+            self.consent_until = None;
+        }
+        if self.lost.is_some_and(|p| gone.contains(&p.socket)) {
+            self.lost = None;
+        }
+        for link in std::mem::take(&mut self.links) {
+            if gone.contains(&link.socket) {
+                self.retire(now, link);
+            } else {
+                self.links.push(link);
+            }
+        }
+        self.local_cands.retain(|c| match c.candidate_type() {
+            CandidateType::Host => !gone.contains(&c.addr()),
+            CandidateType::ServerReflexive => !c
+                .related_address()
+                .and_then(|r| Some(SocketAddr::new(r.address.parse().ok()?, r.port)))
+                .is_some_and(|base| gone.contains(&base)),
+            _ => true,
+        });
+        if !self.cfg.relay_only {
+            for sock in &added {
+                self.local_cands.push(host_candidate(*sock)?);
+            }
+            for server in self.cfg.stun_servers.clone() {
+                self.open_links_on(now, LinkKind::Stun, server, None, &added);
+            }
+        }
+        for (i, t) in self.cfg.turn_servers.clone().iter().enumerate() {
+            self.open_links_on(now, LinkKind::Turn, t.addr, Some(i), &added);
+        }
+        self.restart(now)
     }
 
     /// Handles a datagram that arrived on local socket `socket` from `from`.

@@ -47,7 +47,7 @@ pub use port::{DeviceClock, DeviceStats, SimAudio};
 use crate::call::pump::AudioPump;
 use crate::call::{Call, CallConfig, CallError, CallSignal, Event, Input, Transmit};
 use crate::demux::{PacketKind, classify};
-use crate::ice::{IceConfig, IceError, IceSession, TurnServer};
+use crate::ice::{IceConfig, IceError, IceSession, SelectedPath, TurnServer};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddr;
@@ -231,6 +231,11 @@ pub struct Peer {
 }
 
 impl Peer {
+    /// The path its media takes now, if any.
+    pub fn path(&self) -> Option<SelectedPath> {
+        self.ice.selected()
+    }
+
     /// Events so far, in order.
     pub fn events(&self) -> impl Iterator<Item = &Event> {
         self.log.iter().filter_map(|r| match r {
@@ -499,6 +504,18 @@ impl Sim {
         format!("{:?}", self.peer(side).events().collect::<Vec<_>>())
     }
 
+    /// `side`'s host moves to `addr` (a network change: its old address is
+    /// gone, and what is sent to it is lost) and its ICE session follows
+    /// ([`IceSession::rehome`]).
+    pub fn move_to(&mut self, side: Side, addr: SocketAddr) -> Result<(), IceError> {
+        let now = self.now;
+        let p = &mut self.peers[side.idx()];
+        p.ice.rehome(now, &[addr])?;
+        p.addr = addr;
+        self.pump_ice(side);
+        Ok(())
+    }
+
     /// `side` hangs up.
     pub fn hang_up(&mut self, side: Side) {
         let now = self.now;
@@ -612,7 +629,8 @@ impl Sim {
             }
         };
         let p = &mut self.peers[side.idx()];
-        if p.ended {
+        // For an address the host no longer has (see `Sim::move_to`).
+        if p.ended || pkt.dg.to != p.addr {
             return;
         }
         if let Some(media) = p.ice.handle_input(now, p.addr, pkt.dg.from, &pkt.dg.data) {
@@ -747,6 +765,8 @@ impl Sim {
                 Side::A => &self.net.a_to_b,
                 Side::B => &self.net.b_to_a,
             };
+            // A socket on an address the host no longer has sends nothing.
+            let to = to.filter(|_| t.local == p.addr);
             match (link.delay_at(at), to) {
                 (Some(d), Some(to)) => {
                     let dg = Datagram {
