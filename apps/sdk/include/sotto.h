@@ -182,7 +182,9 @@ typedef struct SottoEngine SottoEngine;
 typedef struct SottoCallConfig {
   // Local address to bind, `"ip:port"` (port 0: any). NULL: the first
   // non-loopback address of each IP family; `0.0.0.0` or `::` stand for
-  // that address of their family.
+  // that address of their family. Either way such a family follows the
+  // network: when its address goes away mid-call, the call moves to the
+  // new one and ICE restarts (see `sotto_call_network_changed`).
   const char *bind_address;
   // Only ever use the TURN relay (hides our addresses from the peer).
   bool relay_only;
@@ -398,6 +400,18 @@ enum SottoStatus sotto_call_offer_queued(struct SottoCall *call, uint32_t kept_m
 // # Safety
 // `call` must be NULL or a live call.
 enum SottoStatus sotto_call_set_muted(struct SottoCall *call, bool muted);
+
+// Tells the call that the network changed: the app heard so from the OS
+// (Android's `ConnectivityManager`, Apple's `NWPathMonitor`). A family
+// bound from NULL, `0.0.0.0` or `::` moves to the address the SDK would
+// pick now if that is another one, and ICE restarts either way. Without
+// this, a call notices within about 2 s that its address went away.
+//
+// Never blocks; may be called from any thread, including SDK callbacks.
+//
+// # Safety
+// `call` must be NULL or a live call.
+enum SottoStatus sotto_call_network_changed(struct SottoCall *call);
 
 // After `SecureUp`: the user compared the SAS with the peer. A match
 // marks the peer verified in the engine's ZID cache (and its file), so

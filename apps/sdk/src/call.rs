@@ -76,7 +76,9 @@ unsafe impl Send for SottoCallbacks {}
 pub struct SottoCallConfig {
     /// Local address to bind, `"ip:port"` (port 0: any). NULL: the first
     /// non-loopback address of each IP family; `0.0.0.0` or `::` stand for
-    /// that address of their family.
+    /// that address of their family. Either way such a family follows the
+    /// network: when its address goes away mid-call, the call moves to the
+    /// new one and ICE restarts (see `sotto_call_network_changed`).
     pub bind_address: *const c_char,
     /// Only ever use the TURN relay (hides our addresses from the peer).
     pub relay_only: bool,
@@ -152,6 +154,7 @@ enum Control {
     Mute(bool),
     ConfirmSas(bool),
     Signal(CallSignal),
+    NetworkChanged,
 }
 
 struct Signals(mpsc::UnboundedSender<CallSignal>);
@@ -238,6 +241,7 @@ async fn apply(h: &CallHandle, c: Control) {
         Control::Mute(m) => h.set_muted(m).await,
         Control::ConfirmSas(ok) => h.confirm_sas(ok).await,
         Control::Signal(s) => h.signal(s).await,
+        Control::NetworkChanged => h.network_changed().await,
     };
 }
 
@@ -353,7 +357,8 @@ fn sample_rate(r: u32) -> Result<u32, Error> {
 fn setup(c: &SottoCallConfig) -> Result<Setup, Error> {
     let bind = match opt_str(c.bind_address, "bind_address")? {
         Some(s) => vec![addr(s, "bind_address")?],
-        None => sotto_engine::driver::default_bind_addrs(),
+        // One per family, following the network.
+        None => sotto_engine::driver::following_bind_addrs(),
     };
     let mut ice = IceConfig::default();
     if let Some(t) = opt_str(c.turn_server, "turn_server")? {
@@ -640,6 +645,21 @@ pub unsafe extern "C" fn sotto_call_offer_queued(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sotto_call_set_muted(call: *mut SottoCall, muted: bool) -> SottoStatus {
     guard(|| call_ref(call)?.queue(Control::Mute(muted)))
+}
+
+/// Tells the call that the network changed: the app heard so from the OS
+/// (Android's `ConnectivityManager`, Apple's `NWPathMonitor`). A family
+/// bound from NULL, `0.0.0.0` or `::` moves to the address the SDK would
+/// pick now if that is another one, and ICE restarts either way. Without
+/// this, a call notices within about 2 s that its address went away.
+///
+/// Never blocks; may be called from any thread, including SDK callbacks.
+///
+/// # Safety
+/// `call` must be NULL or a live call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sotto_call_network_changed(call: *mut SottoCall) -> SottoStatus {
+    guard(|| call_ref(call)?.queue(Control::NetworkChanged))
 }
 
 /// After `SecureUp`: the user compared the SAS with the peer. A match

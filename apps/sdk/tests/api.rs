@@ -492,6 +492,10 @@ fn misuse_is_a_status_code() {
         );
         assert_eq!(sotto_call_place(out), SottoStatus::WrongState);
         assert_eq!(sotto_call_place(ptr::null_mut()), SottoStatus::NullArgument);
+        assert_eq!(
+            sotto_call_network_changed(ptr::null_mut()),
+            SottoStatus::NullArgument
+        );
         let junk = b"{\"type\":\"offer\"}";
         assert_eq!(
             sotto_call_signal(out, junk.as_ptr().cast(), junk.len()),
@@ -649,6 +653,10 @@ fn destroying_a_secure_call_hangs_up_the_peer() {
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert!(v["outbound-rtp.packetsSent"].is_number(), "{json}");
 
+    // Alice's app hears from the OS that the network changed.
+    // SAFETY: a live call.
+    assert_eq!(unsafe { sotto_call_network_changed(p.a) }, SottoStatus::Ok);
+
     // Bob's app goes away mid-call: Alice hears the hang-up.
     *alice.peer.lock().unwrap() = 0;
     // SAFETY: live, destroyed once; Alice stopped relaying to it.
@@ -664,6 +672,7 @@ fn destroying_a_secure_call_hangs_up_the_peer() {
     unsafe {
         assert_eq!(sotto_call_hang_up(p.a), SottoStatus::Ended);
         assert_eq!(sotto_call_set_muted(p.a, true), SottoStatus::Ended);
+        assert_eq!(sotto_call_network_changed(p.a), SottoStatus::Ended);
     }
 }
 

@@ -595,9 +595,10 @@ struct Ended {
     recording: Vec<i16>,
 }
 
-/// The media sockets' addresses: the one asked for, or one per family.
+/// The media sockets' addresses: the one asked for, or one per family
+/// that follows the network (a call moves when its address goes away).
 fn bind_addrs(bind: Option<SocketAddr>) -> Vec<SocketAddr> {
-    bind.map_or_else(sotto_engine::driver::default_bind_addrs, |b| vec![b])
+    bind.map_or_else(sotto_engine::driver::following_bind_addrs, |b| vec![b])
 }
 
 /// The command's result for a call that ended: a hang-up by either side

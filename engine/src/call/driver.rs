@@ -39,6 +39,7 @@ enum Command {
     Signal(CallSignal),
     Stats(oneshot::Sender<CallStats>),
     ZidCache(oneshot::Sender<ZidCache>),
+    NetworkChanged,
 }
 
 /// Forwards our ICE session's credentials and candidates into the call task.
@@ -148,6 +149,12 @@ impl CallHandle {
         self.send(Command::ConfirmSas(matches)).await
     }
 
+    /// Tells the call that the network changed
+    /// ([`TransportHandle::network_changed`]).
+    pub async fn network_changed(&self) -> Result<(), DriverError> {
+        self.send(Command::NetworkChanged).await
+    }
+
     /// Delivers a message from the peer's signalling.
     pub async fn signal(&self, msg: CallSignal) -> Result<(), DriverError> {
         self.send(Command::Signal(msg)).await
@@ -239,6 +246,9 @@ impl Task {
                 },
                 Some(m) = ice.recv() => self.input(Input::IceSignal(m)),
                 c = cmd.recv() => match c {
+                    Some(Command::NetworkChanged) => {
+                        let _ = transport.network_changed().await;
+                    }
                     Some(c) => self.command(c),
                     None => self.call.hang_up(Instant::now()),
                 },
@@ -304,6 +314,8 @@ impl Task {
                 let _ = tx.send(self.call.stats());
                 Ok(())
             }
+            // Taken by the run loop, which holds the transport.
+            Command::NetworkChanged => Ok(()),
             Command::ZidCache(tx) => {
                 let _ = tx.send(self.call.zid_cache().clone());
                 Ok(())

@@ -31,16 +31,19 @@
 //! # Ok(()) }
 //! ```
 
+mod follow;
 mod io;
 
+pub use follow::{HostNetwork, NETWORK_POLL, NetworkView};
 pub use io::UdpIo;
+
+use follow::Follow;
 
 use crate::ice::{
     IceConfig, IceError, IceEvent, IceSession, IceStats, SelectedPath, SignalMessage, Signaller,
 };
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -90,6 +93,24 @@ pub fn default_bind_addrs() -> Vec<SocketAddr> {
         .collect()
 }
 
+/// The unspecified address (`0.0.0.0:0`, `[::]:0`) of each family this
+/// host has an address of: a transport bound on them uses the addresses
+/// [`default_bind_addrs`] picks, and follows the network
+/// ([`TransportHandle::bind`]).
+pub fn following_bind_addrs() -> Vec<SocketAddr> {
+    default_bind_addrs()
+        .into_iter()
+        .map(|a| {
+            let any: IpAddr = if a.is_ipv4() {
+                std::net::Ipv4Addr::UNSPECIFIED.into()
+            } else {
+                std::net::Ipv6Addr::UNSPECIFIED.into()
+            };
+            SocketAddr::new(any, 0)
+        })
+        .collect()
+}
+
 /// `addr`, or, when its IP is unspecified (`0.0.0.0`, `::`), the address
 /// [`default_bind_addrs`] picks for that family with `addr`'s port. A
 /// socket on a wildcard address cannot name the host candidate it receives
@@ -128,6 +149,7 @@ enum Command {
     Send(Vec<u8>),
     Signal(SignalMessage),
     Restart,
+    NetworkChanged,
     Stats(oneshot::Sender<(IceStats, Option<SelectedPath>, u64)>),
     Shutdown,
 }
@@ -142,19 +164,49 @@ pub struct TransportHandle {
 }
 
 impl TransportHandle {
-    /// Binds a UDP socket on each of `bind` (port 0 for any; an unspecified
-    /// IP stands for this machine's own, see [`concrete_bind_addr`]) and
-    /// starts the transport on them.
+    /// Binds a UDP socket on each of `bind` (port 0 for any) and starts the
+    /// transport on them. An unspecified IP stands for this machine's own
+    /// (see [`concrete_bind_addr`]), and that family follows the network:
+    /// when its address goes away, the transport moves to the one
+    /// [`default_bind_addrs`] picks then, and ICE restarts there (checked
+    /// every [`NETWORK_POLL`], or at once on
+    /// [`TransportHandle::network_changed`]).
     pub async fn bind(
         bind: &[SocketAddr],
         ice: IceConfig,
         signaller: Box<dyn Signaller>,
     ) -> Result<Self, DriverError> {
+        Self::bind_on(HostNetwork, bind, ice, signaller)
+    }
+
+    /// [`TransportHandle::bind`], with `view`'s addresses and sockets.
+    /// Must be called inside a tokio runtime.
+    pub fn bind_on<V: NetworkView>(
+        view: V,
+        bind: &[SocketAddr],
+        ice: IceConfig,
+        signaller: Box<dyn Signaller>,
+    ) -> Result<Self, DriverError> {
+        let ips = view.addresses();
         let mut sockets = Vec::with_capacity(bind.len());
+        let mut followed = Vec::new();
         for b in bind {
-            sockets.push(UdpSocket::bind(concrete_bind_addr(*b)?).await?);
+            let addr = if b.ip().is_unspecified() {
+                let v4 = b.is_ipv4();
+                followed.push((v4, b.port()));
+                let ip = default_ip(&ips, v4).ok_or(DriverError::NoInterfaceAddress(if v4 {
+                    "IPv4"
+                } else {
+                    "IPv6"
+                }))?;
+                SocketAddr::new(ip, b.port())
+            } else {
+                *b
+            };
+            sockets.push(view.bind(addr)?);
         }
-        Self::start(sockets, ice, signaller)
+        let follow = (!followed.is_empty()).then(|| Follow::new(Box::new(view), followed));
+        Self::start_following(sockets, ice, signaller, follow)
     }
 
     /// Starts the transport on already bound sockets (at most one per family).
@@ -163,6 +215,15 @@ impl TransportHandle {
         sockets: Vec<S>,
         ice: IceConfig,
         signaller: Box<dyn Signaller>,
+    ) -> Result<Self, DriverError> {
+        Self::start_following(sockets, ice, signaller, None)
+    }
+
+    fn start_following<S: UdpIo>(
+        sockets: Vec<S>,
+        ice: IceConfig,
+        signaller: Box<dyn Signaller>,
+        follow: Option<Follow<S>>,
     ) -> Result<Self, DriverError> {
         let mut v4 = None;
         let mut v6 = None;
@@ -186,6 +247,7 @@ impl TransportHandle {
             signaller,
             events: ev_tx,
             dropped_events: 0,
+            follow,
         };
         let task = tokio::spawn(task.run(cmd_rx));
         Ok(Self {
@@ -196,7 +258,8 @@ impl TransportHandle {
         })
     }
 
-    /// The bound local socket addresses.
+    /// The local socket addresses bound at the start (a transport that
+    /// follows the network may have moved since).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.local
     }
@@ -221,6 +284,17 @@ impl TransportHandle {
     pub async fn restart(&self) -> Result<(), DriverError> {
         self.cmd
             .send(Command::Restart)
+            .await
+            .map_err(|_| DriverError::Stopped)
+    }
+
+    /// Tells the transport that the network changed (the app heard so from
+    /// the OS): a family that follows the network moves to the address
+    /// [`default_bind_addrs`] picks now if that is another one, and ICE
+    /// restarts either way.
+    pub async fn network_changed(&self) -> Result<(), DriverError> {
+        self.cmd
+            .send(Command::NetworkChanged)
             .await
             .map_err(|_| DriverError::Stopped)
     }
@@ -258,6 +332,7 @@ struct Task<S> {
     signaller: Box<dyn Signaller>,
     events: mpsc::Sender<TransportEvent>,
     dropped_events: u64,
+    follow: Option<Follow<S>>,
 }
 
 /// Receives on an optional socket; never completes when there is none.
@@ -278,6 +353,7 @@ impl<S: UdpIo> Task<S> {
         // Set at shutdown: the session is closed and only answers to its
         // TURN deletions are awaited, until then at the latest.
         let mut closing_until: Option<Instant> = None;
+        let mut next_look = tokio::time::Instant::now() + NETWORK_POLL;
         self.flush().await;
         loop {
             if let Some(until) = closing_until
@@ -294,7 +370,12 @@ impl<S: UdpIo> Task<S> {
                 deadline = deadline.min(until);
             }
             let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline));
+            let look = tokio::time::sleep_until(next_look);
             tokio::select! {
+                () = look, if self.follow.is_some() && closing_until.is_none() => {
+                    next_look = tokio::time::Instant::now() + NETWORK_POLL;
+                    self.follow_network(false);
+                }
                 r = recv_on(&self.v4, &mut buf4) => {
                     if let (Ok((n, from)), Some((local, _))) = (r, &self.v4) {
                         let local = *local;
@@ -318,6 +399,7 @@ impl<S: UdpIo> Task<S> {
                     Some(Command::Restart) => {
                         let _ = self.session.restart(Instant::now());
                     }
+                    Some(Command::NetworkChanged) => self.follow_network(true),
                     Some(Command::Stats(tx)) => {
                         let _ = tx.send((self.session.stats(), self.session.selected(), self.dropped_events));
                     }
@@ -332,6 +414,46 @@ impl<S: UdpIo> Task<S> {
                 () = sleep => self.session.handle_timeout(Instant::now()),
             }
             self.flush().await;
+        }
+    }
+
+    /// Moves followed families whose address went away (with `always`,
+    /// whose pick changed) to new sockets, and rehomes the session there;
+    /// with `always`, ICE restarts even if nothing moved.
+    fn follow_network(&mut self, always: bool) {
+        let now = Instant::now();
+        let Some(follow) = &self.follow else {
+            if always {
+                let _ = self.session.restart(now);
+            }
+            return;
+        };
+        let bound = |slot: &Option<(SocketAddr, S)>| slot.as_ref().map(|(a, _)| a.ip());
+        let (v4, v6) = (bound(&self.v4), bound(&self.v6));
+        let mut moved = false;
+        for m in follow.moves(|is_v4| if is_v4 { v4 } else { v6 }, always) {
+            match m {
+                Ok((addr, sock)) => {
+                    tracing::info!(%addr, "network changed: moving the call's socket");
+                    let slot = if addr.is_ipv4() {
+                        &mut self.v4
+                    } else {
+                        &mut self.v6
+                    };
+                    *slot = Some((addr, sock));
+                    moved = true;
+                }
+                Err(e) => tracing::warn!("network changed, but no socket on the new address: {e}"),
+            }
+        }
+        if moved || always {
+            let local: Vec<SocketAddr> = [&self.v4, &self.v6]
+                .into_iter()
+                .filter_map(|s| s.as_ref().map(|(a, _)| *a))
+                .collect();
+            if let Err(e) = self.session.rehome(now, &local) {
+                tracing::warn!("network changed, ICE not restarted: {e}");
+            }
         }
     }
 
