@@ -112,7 +112,16 @@ pub struct SignalClient {
     /// The ids of the messages handed to the app, kept across restarts
     /// ([`Self::with_replay_file`]); shared by clones and connections.
     replay: Option<Arc<Mutex<ReplayFile>>>,
+    /// How often a connection pings the server ([`PING_INTERVAL`]).
+    ping_interval: Duration,
 }
+
+/// How often a connected client pings the server. A connection that
+/// shows no sign of life (any frame, a pong included) for two of these is
+/// taken for dead and replaced: a network that changed under a TCP
+/// connection leaves it open on our side with nothing ever arriving, and
+/// calls would then reach the device only by push, or not at all.
+pub const PING_INTERVAL: Duration = Duration::from_secs(15);
 
 /// TLS trusting the Web PKI's roots and the CA certificates in
 /// `extra_roots_pem`.
@@ -161,7 +170,15 @@ impl SignalClient {
             http,
             tls,
             replay: None,
+            ping_interval: PING_INTERVAL,
         })
+    }
+
+    /// Pings the server every `every` instead of [`PING_INTERVAL`] (at
+    /// least 100 ms).
+    pub fn with_ping_interval(mut self, every: Duration) -> Self {
+        self.ping_interval = every.max(Duration::from_millis(100));
+        self
     }
 
     /// Remembers the messages this client hands to the app in the file at
@@ -623,7 +640,8 @@ impl ClientCore {
 
 enum Command {
     Send(Box<Envelope>),
-    Wake,
+    /// A push arrived (when).
+    Wake(Instant),
 }
 
 /// Handle on a running connection driver.
@@ -638,7 +656,7 @@ impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Send(_) => "Send",
-            Self::Wake => "Wake",
+            Self::Wake(_) => "Wake",
         })
     }
 }
@@ -663,9 +681,12 @@ impl Connection {
         Ok(id)
     }
 
-    /// A push arrived: connect now (skipping any back-off) and drain the queue.
+    /// A push arrived: connect now (skipping any back-off) and drain the
+    /// queue. Connected already since before the push, the connection is
+    /// replaced at once: the server pushes only to a device it does not see
+    /// connected, so this one is dead (its network changed).
     pub fn on_push_received(&self) {
-        let _ = self.cmds.send(Command::Wake);
+        let _ = self.cmds.send(Command::Wake(Instant::now()));
     }
 
     /// The next event; `None` once the driver has stopped.
@@ -691,7 +712,7 @@ impl Driver {
         loop {
             if !self.awake {
                 match self.cmds.recv().await {
-                    Some(Command::Wake) => self.awake = true,
+                    Some(Command::Wake(_)) => self.awake = true,
                     Some(Command::Send(env)) => {
                         self.core.send(*env);
                         self.awake = true;
@@ -704,7 +725,7 @@ impl Driver {
                     _ = tokio::time::sleep_until(at.into()) => {}
                     cmd = self.cmds.recv() => match cmd {
                         Some(Command::Send(env)) => { self.core.send(*env); retry_at = Some(at); continue; }
-                        Some(Command::Wake) => {}
+                        Some(Command::Wake(_)) => {}
                         None => return,
                     },
                 }
@@ -773,6 +794,11 @@ impl Driver {
         let (mut tx, mut rx) = ws.split();
         self.core.on_connected();
         let _ = self.events.send(ClientEvent::Connected);
+        let connected = Instant::now();
+        let period = self.client.ping_interval;
+        let mut ping = tokio::time::interval_at((connected + period).into(), period);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut heard = connected;
         loop {
             while let Some(text) = self.core.poll_transmit() {
                 if tx.send(Message::text(text)).await.is_err() {
@@ -782,11 +808,25 @@ impl Driver {
             tokio::select! {
                 cmd = self.cmds.recv() => match cmd {
                     Some(Command::Send(env)) => self.core.send(*env),
-                    Some(Command::Wake) => {}
+                    Some(Command::Wake(at)) if at > connected => {
+                        tracing::info!("push while connected: the connection is dead, reconnecting");
+                        return Ok(());
+                    }
+                    Some(Command::Wake(_)) => {}
                     None => return Err(Stop),
                 },
+                _ = ping.tick() => {
+                    if heard.elapsed() >= 2 * period {
+                        tracing::info!("signalling connection silent for {:?}: reconnecting", heard.elapsed());
+                        return Ok(());
+                    }
+                    if tx.send(Message::Ping(Default::default())).await.is_err() {
+                        return Ok(());
+                    }
+                }
                 frame = rx.next() => match frame {
                     Some(Ok(Message::Text(text))) => {
+                        heard = Instant::now();
                         if self.core.handle_input(unix_ms(), text.as_str()).is_err() {
                             continue;
                         }
@@ -794,7 +834,7 @@ impl Driver {
                             return Ok(());
                         }
                     }
-                    Some(Ok(_)) => {}
+                    Some(Ok(_)) => heard = Instant::now(),
                     Some(Err(_)) | None => return Ok(()),
                 },
             }

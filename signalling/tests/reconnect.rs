@@ -117,3 +117,120 @@ async fn a_failed_key_lookup_leaves_the_message_for_redelivery() {
     }
     srv.shutdown().await;
 }
+
+/// A TCP hop to the server that can go silent: its connections stay open
+/// but carry nothing more (what a network that changed under a connection
+/// looks like from the device). New connections pass.
+struct SilenceableHop {
+    addr: std::net::SocketAddr,
+    silenced: std::sync::Arc<std::sync::Mutex<Vec<std::sync::Arc<std::sync::atomic::AtomicBool>>>>,
+}
+
+impl SilenceableHop {
+    /// The hop's listener; devices reach the server at its address.
+    async fn bind() -> tokio::net::TcpListener {
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()
+    }
+
+    /// Forwards what `listener` accepts to `server`.
+    fn start(listener: tokio::net::TcpListener, server: std::net::SocketAddr) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = listener.local_addr().unwrap();
+        let silenced: Arc<Mutex<Vec<Arc<AtomicBool>>>> = Arc::default();
+        let flags = silenced.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(upstream) = tokio::net::TcpStream::connect(server).await else {
+                    continue;
+                };
+                let quiet = Arc::new(AtomicBool::new(false));
+                flags.lock().unwrap().push(quiet.clone());
+                let (cr, cw) = client.into_split();
+                let (ur, uw) = upstream.into_split();
+                for (mut from, mut to) in [(cr, uw), (ur, cw)] {
+                    let quiet = quiet.clone();
+                    tokio::spawn(async move {
+                        let mut buf = [0u8; 4096];
+                        loop {
+                            let n = match from.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            if quiet.load(Ordering::SeqCst) {
+                                // Hold both ends open; pass nothing.
+                                std::future::pending::<()>().await;
+                            }
+                            if to.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        Self { addr, silenced }
+    }
+
+    /// Silences every connection made so far.
+    fn silence(&self) {
+        for f in self.silenced.lock().unwrap().iter() {
+            f.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+/// The device's connection goes silent without closing (its network
+/// changed): the client's pings go unanswered, it takes the connection
+/// for dead and connects again. Before, it waited on the dead connection
+/// forever, and calls reached it only by push, or not at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = SilenceableHop::bind().await;
+    let mut cfg = common::config(dir.path());
+    // Devices log in to the hop's origin.
+    cfg.public_origins = vec![format!("http://{}", listener.local_addr().unwrap())];
+    let srv = server::start(cfg, None).await.unwrap();
+    let hop = SilenceableHop::start(listener, srv.addr);
+    let (bob, _) = common::device(&format!("http://{}", hop.addr)).await;
+    let bob = bob.with_ping_interval(std::time::Duration::from_millis(200));
+    let mut conn = bob.connect(true);
+    common::wait_for(&mut conn, "connected", |e| *e == ClientEvent::Connected).await;
+    hop.silence();
+    common::wait_for(&mut conn, "the dead connection dropped", |e| {
+        *e == ClientEvent::Disconnected
+    })
+    .await;
+    common::wait_for(&mut conn, "connected again", |e| {
+        *e == ClientEvent::Connected
+    })
+    .await;
+    srv.shutdown().await;
+}
+
+/// A push while connected means the server does not see this connection
+/// (it pushes only to devices it has no connection of): the client connects
+/// again at once. A push that came before the connection changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_while_connected_replaces_the_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = server::start(common::config(dir.path()), None)
+        .await
+        .unwrap();
+    let (bob, _) = common::device(&format!("http://{}", srv.addr)).await;
+    let mut conn = bob.connect(false);
+    conn.on_push_received();
+    common::wait_for(&mut conn, "connected", |e| *e == ClientEvent::Connected).await;
+    conn.on_push_received();
+    common::wait_for(&mut conn, "reconnecting", |e| {
+        *e == ClientEvent::Disconnected
+    })
+    .await;
+    common::wait_for(&mut conn, "connected again", |e| {
+        *e == ClientEvent::Connected
+    })
+    .await;
+    srv.shutdown().await;
+}
