@@ -5,7 +5,7 @@
 
 mod relay_support;
 
-use relay_support::CoreRelay;
+use relay_support::{CoreRelay, RelayCounts};
 use sotto_engine::call::wav::load_48k_mono;
 use sotto_engine::call::{
     Call, CallConfig, CallSignal, ConfigError, EndReason, Event, MediaError, PathKind,
@@ -16,6 +16,8 @@ use sotto_engine::sim::{DeviceClock, LinkSchedule, Network, Record, Side, Sim, S
 use sotto_engine::zrtp::ZidCache;
 use sotto_jitter::link::mahimahi::{MahimahiConfig, MahimahiLink, MahimahiTrace};
 use sotto_jitter::{JitterConfig, JitterStats};
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 fn net() -> Network {
@@ -624,13 +626,9 @@ fn hearing(sim: &Sim, from: Duration) -> [Similarity; 2] {
     })
 }
 
-/// A relay-only call over `net` through sotto-relay's core (20 ms hop
-/// back to each side), `seconds` of speech each way after Secure. Checks
-/// what must hold on any link: equal SAS, only the relayed path, two
-/// allocations, nothing refused by the relay, every RTP packet the links
-/// delivered relayed both ways and received. Returns how each side heard
-/// the other.
-fn relayed_call(net: Network, seconds: u64) -> [Similarity; 2] {
+/// Two relay-only sides over `net` and sotto-relay's core, 20 ms from
+/// each; and what the relay did.
+fn relay_only_sim(net: Network) -> (Sim, Rc<RefCell<RelayCounts>>) {
     let t0 = Instant::now();
     let relay = CoreRelay::new(t0, 49152);
     let counts = relay.counts();
@@ -639,7 +637,18 @@ fn relayed_call(net: Network, seconds: u64) -> [Similarity; 2] {
         ..CallConfig::default()
     };
     let hop = Duration::from_millis(20);
-    let mut sim = Sim::new_relayed(t0, cfg(), cfg(), net, Box::new(relay), hop).unwrap();
+    let sim = Sim::new_relayed(t0, cfg(), cfg(), net, Box::new(relay), hop).unwrap();
+    (sim, counts)
+}
+
+/// A relay-only call over `net` through sotto-relay's core (20 ms hop
+/// back to each side), `seconds` of speech each way after Secure. Checks
+/// what must hold on any link: equal SAS, only the relayed path, two
+/// allocations, nothing refused by the relay, every RTP packet the links
+/// delivered relayed both ways and received. Returns how each side heard
+/// the other.
+fn relayed_call(net: Network, seconds: u64) -> [Similarity; 2] {
+    let (mut sim, counts) = relay_only_sim(net);
     let secure_at = speech_until_secure(&mut sim);
     println!("relayed setup (offer to both secure, virtual): {secure_at:?}");
     assert_eq!(sim.peer(Side::A).sas(), sim.peer(Side::B).sas());
@@ -985,15 +994,7 @@ fn a_direct_call_follows_a_side_whose_address_changes() {
 #[test]
 fn a_relay_only_call_follows_a_side_whose_address_changes() {
     for side in [Side::A, Side::B] {
-        let t0 = Instant::now();
-        let relay = CoreRelay::new(t0, 49152);
-        let counts = relay.counts();
-        let cfg = || CallConfig {
-            relay_only: true,
-            ..CallConfig::default()
-        };
-        let hop = Duration::from_millis(20);
-        let sim = Sim::new_relayed(t0, cfg(), cfg(), net(), Box::new(relay), hop).unwrap();
+        let (sim, counts) = relay_only_sim(net());
         follows_a_move(sim, side, true);
         assert_eq!(counts.borrow().allocations, 3, "{side:?}");
     }

@@ -1085,18 +1085,8 @@ impl IceSession {
     /// the session answers and timeouts lets it retry a deletion the server
     /// answered with 438 (Stale Nonce).
     pub fn close(&mut self, now: Instant) {
-        for mut link in std::mem::take(&mut self.links) {
-            link.close(now);
-            while let Some(data) = link.poll_write() {
-                self.transmits.push_back(Transmit {
-                    local: link.socket,
-                    to: link.server,
-                    data,
-                });
-            }
-            if link.closing() {
-                self.keep_closing(link);
-            }
+        for link in std::mem::take(&mut self.links) {
+            self.retire(now, link);
         }
         let _ = self.agent.close();
     }
