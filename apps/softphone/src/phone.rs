@@ -17,6 +17,7 @@ use crate::session::{self, Account, Control, Peer, Started, Update};
 use crate::stop::{self, Stop, StopSignals, Stopped};
 use anyhow::{Context as _, anyhow};
 use sotto_codecs::wav::{self, DataEnd};
+use sotto_engine::call::echo::{EchoCancelled, EchoCanceller};
 use sotto_engine::call::wav::{AudioPort, clip_48k_mono, save_48k_mono};
 use sotto_engine::call::{Call, CallConfig, CallStats, EndReason, Event};
 use sotto_engine::zrtp::ZidCache;
@@ -595,6 +596,21 @@ struct Ended {
     recording: Vec<i16>,
 }
 
+/// The sound devices, with the echo of the speaker removed from the
+/// microphone when `[audio] echo_cancellation` is on (the default).
+fn with_echo_cancelled(d: DeviceAudio, dev: &Device) -> Box<dyn AudioPort> {
+    if !dev.cfg.audio.echo_cancellation {
+        return Box::new(d);
+    }
+    match EchoCanceller::start() {
+        Ok(aec) => Box::new(EchoCancelled::new(d, aec)),
+        Err(e) => {
+            println!("warning: {e}; the peer may hear an echo (use a headset)");
+            Box::new(d)
+        }
+    }
+}
+
 /// The media sockets' addresses: the one asked for, or one per family
 /// that follows the network (a call moves when its address goes away).
 fn bind_addrs(bind: Option<SocketAddr>) -> Vec<SocketAddr> {
@@ -683,7 +699,7 @@ async fn run_call(
                 }
                 // --output needs --input: nothing to record here.
                 let a = headless(Vec::new());
-                (Box::new(d), a.gate(), a.recording())
+                (with_echo_cancelled(d, dev), a.gate(), a.recording())
             }
             Err(e) => {
                 println!(

@@ -46,6 +46,7 @@
 //! owns the UDP sockets, the clock and an audio port.
 
 pub mod driver;
+pub mod echo;
 mod fuzz;
 pub mod media;
 pub mod pacer;

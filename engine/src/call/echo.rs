@@ -1,0 +1,347 @@
+//! Acoustic echo cancellation for a device's audio. What a call plays on a
+//! speaker (a laptop's, a desk phone's hands-free) comes back into its
+//! microphone, and the peer hears themselves a round trip late. An
+//! [`EchoCancelled`] port takes what is played as the far end and removes
+//! its echo from what is captured, with WebRTC's AEC3 (the `aec3` crate's
+//! port: a linear filter that finds the echo path's delay itself, and a
+//! suppressor for what is left), and a high-pass filter before it.
+//!
+//! Not for a port whose audio never meets a room (WAV files), nor on a
+//! phone whose OS cancels echo already (Android's `VOICE_COMMUNICATION`,
+//! iOS's voice-processing I/O): there it only costs CPU and a frame.
+
+use super::wav::{AudioPort, FRAME};
+use aec3::nodes::audio::AudioFormat;
+use aec3::pipelines::linear::{self, LinearPipeline};
+use std::sync::mpsc;
+
+/// Why echo cancellation could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("echo canceller: {0}")]
+pub struct EchoError(String);
+
+/// Counters of an [`EchoCancelled`] port.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EchoStats {
+    /// Captured frames that went through the canceller.
+    pub frames: u64,
+    /// Captured frames sent as they were, the canceller having refused
+    /// them (counted, never expected).
+    pub passed_through: u64,
+}
+
+/// What the canceller's thread is given, in the order the port saw it.
+enum Job {
+    /// 10 ms that were played.
+    Far(Vec<f32>),
+    /// 10 ms that were captured: sent back with the echo removed.
+    Near(Vec<f32>),
+}
+
+/// The echo canceller: its own thread (the `aec3` pipeline may not move
+/// between threads, and a call's port does), fed what is played and given
+/// each captured frame there and back, which the driver's tick waits for
+/// (about 0.2 ms). The thread ends when this is dropped.
+pub struct EchoCanceller {
+    jobs: mpsc::Sender<Job>,
+    done: mpsc::Receiver<Option<Vec<f32>>>,
+}
+
+impl std::fmt::Debug for EchoCanceller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EchoCanceller").finish_non_exhaustive()
+    }
+}
+
+/// An [`AudioPort`] whose capture has the echo of its playout removed.
+/// The capture is one 10 ms frame later than the inner port's.
+#[derive(Debug)]
+pub struct EchoCancelled<P> {
+    inner: P,
+    aec: EchoCanceller,
+    stats: EchoStats,
+}
+
+/// The pipeline: AEC3 after a high-pass filter. The call's own jitter
+/// buffer and Opus see to level and noise; only the echo (and the hum
+/// under 100 Hz) is taken out here.
+fn pipeline() -> Result<LinearPipeline, EchoError> {
+    let format = AudioFormat::ten_ms(48_000, 1);
+    linear::builder(format, format)
+        .enable_noise_suppression(false)
+        .enable_gain_controller2(false)
+        .build()
+        .map_err(|e| EchoError(format!("{e:?}")))
+}
+
+/// The canceller's thread: ends when the port is dropped.
+fn run(mut aec: LinearPipeline, jobs: mpsc::Receiver<Job>, done: mpsc::Sender<Option<Vec<f32>>>) {
+    let mut out = vec![0.0; FRAME];
+    for job in jobs {
+        match job {
+            // A refused far-end frame only leaves the filter a frame short.
+            Job::Far(far) => drop(aec.handle_render_frame(&far)),
+            Job::Near(mut near) => {
+                let result = match aec.process_capture_frame(&near, &mut out) {
+                    Ok(true) => {
+                        near.copy_from_slice(&out);
+                        Some(near)
+                    }
+                    // Its first frame, held for the one frame of delay.
+                    Ok(false) => {
+                        near.fill(0.0);
+                        Some(near)
+                    }
+                    Err(_) => None,
+                };
+                if done.send(result).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl EchoCanceller {
+    /// Starts the canceller's thread (48 kHz mono 10 ms frames, as every
+    /// [`AudioPort`]).
+    pub fn start() -> Result<Self, EchoError> {
+        let (jobs, jobs_rx) = mpsc::channel();
+        let (done_tx, done) = mpsc::channel();
+        let (ready_tx, ready) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("sotto-echo".into())
+            .spawn(move || match pipeline() {
+                Ok(aec) => {
+                    let _ = ready_tx.send(Ok(()));
+                    run(aec, jobs_rx, done_tx);
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            })
+            .map_err(|e| EchoError(e.to_string()))?;
+        ready
+            .recv()
+            .map_err(|_| EchoError("its thread ended".into()))??;
+        Ok(Self { jobs, done })
+    }
+
+    /// Removes the echo from a captured frame in place; `false` (the
+    /// frame unchanged) if the canceller refused it.
+    fn cancel(&self, frame: &mut [i16]) -> bool {
+        if frame.len() != FRAME || self.jobs.send(Job::Near(to_f32(frame))).is_err() {
+            return false;
+        }
+        let Ok(Some(out)) = self.done.recv() else {
+            return false;
+        };
+        for (o, s) in frame.iter_mut().zip(&out) {
+            *o = (s * 32_768.0).round().clamp(-32_768.0, 32_767.0) as i16;
+        }
+        true
+    }
+
+    /// Takes a played frame as the far end.
+    fn far_end(&self, frame: &[i16]) {
+        if frame.len() == FRAME {
+            let _ = self.jobs.send(Job::Far(to_f32(frame)));
+        }
+    }
+}
+
+impl<P: AudioPort> EchoCancelled<P> {
+    /// Cancels the echo of `inner`'s playout in its capture with `aec`.
+    pub fn new(inner: P, aec: EchoCanceller) -> Self {
+        Self {
+            inner,
+            aec,
+            stats: EchoStats::default(),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> EchoStats {
+        self.stats
+    }
+
+    /// The port it wraps.
+    pub fn inner(&self) -> &P {
+        &self.inner
+    }
+}
+
+fn to_f32(pcm: &[i16]) -> Vec<f32> {
+    pcm.iter().map(|s| f32::from(*s) / 32_768.0).collect()
+}
+
+impl<P: AudioPort> AudioPort for EchoCancelled<P> {
+    fn capture(&mut self, frame: &mut [i16]) -> bool {
+        if !self.inner.capture(frame) {
+            return false;
+        }
+        if self.aec.cancel(frame) {
+            self.stats.frames += 1;
+        } else {
+            self.stats.passed_through += 1;
+        }
+        true
+    }
+
+    fn play(&mut self, frame: &[i16]) {
+        self.aec.far_end(frame);
+        self.inner.play(frame);
+    }
+
+    fn captured_frames(&self) -> usize {
+        self.inner.captured_frames()
+    }
+
+    fn queued_playout_frames(&self) -> Option<usize> {
+        self.inner.queued_playout_frames()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::wav::load_48k_mono;
+
+    /// Speech from the test data, looped to `seconds`.
+    fn speech(file: &str, seconds: usize) -> Vec<i16> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/speech");
+        let one = load_48k_mono(dir.join(file)).unwrap();
+        one.iter().copied().cycle().take(48_000 * seconds).collect()
+    }
+
+    /// A room: what is played comes back into the microphone 60 ms later,
+    /// through a decaying echo path (a speaker and a wall), with the
+    /// near-end talker's voice from `near_from` on.
+    struct Room {
+        played: Vec<i16>,
+        near: Vec<i16>,
+        near_from: usize,
+        captured: usize,
+        /// The echo alone, sample by sample, for the test to compare.
+        echo: Vec<f32>,
+    }
+
+    const PATH: [(usize, f32); 4] = [(2_880, 0.5), (2_976, 0.25), (3_120, -0.12), (3_360, 0.06)];
+
+    impl AudioPort for Room {
+        fn capture(&mut self, frame: &mut [i16]) -> bool {
+            for (i, s) in frame.iter_mut().enumerate() {
+                let t = self.captured + i;
+                let echo: f32 = (PATH.iter())
+                    .filter(|(d, _)| t >= *d && t - d < self.played.len())
+                    .map(|(d, h)| h * f32::from(self.played[t - d]))
+                    .sum();
+                self.echo.push(echo);
+                let near = if t >= self.near_from { self.near[t] } else { 0 };
+                *s = (echo + f32::from(near)).clamp(-32_768.0, 32_767.0) as i16;
+            }
+            self.captured += frame.len();
+            true
+        }
+
+        fn play(&mut self, frame: &[i16]) {
+            self.played.extend_from_slice(frame);
+        }
+    }
+
+    fn rms(x: impl Iterator<Item = f32>) -> f64 {
+        let (sum, n) = x.fold((0.0, 0), |(s, n), v| (s + f64::from(v).powi(2), n + 1));
+        (sum / f64::from(n.max(1))).sqrt()
+    }
+
+    fn correlation(a: &[f32], b: &[f32]) -> f64 {
+        let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
+        for (x, y) in a.iter().zip(b) {
+            let (x, y) = (f64::from(*x), f64::from(*y));
+            ab += x * y;
+            aa += x * x;
+            bb += y * y;
+        }
+        ab / (aa * bb).sqrt().max(f64::MIN_POSITIVE)
+    }
+
+    /// Plays `far` and captures for as long, 10 ms at a time, through an
+    /// echo-cancelled room; returns the room and what the call got.
+    fn call_in_a_room(far: &[i16], near: Vec<i16>, near_from: usize) -> (Room, Vec<f32>) {
+        let room = Room {
+            played: Vec::new(),
+            near,
+            near_from,
+            captured: 0,
+            echo: Vec::new(),
+        };
+        let mut port = EchoCancelled::new(room, EchoCanceller::start().unwrap());
+        let mut sent = Vec::with_capacity(far.len());
+        let mut frame = [0i16; FRAME];
+        for chunk in far.chunks_exact(FRAME) {
+            port.play(chunk);
+            assert!(port.capture(&mut frame));
+            sent.extend(frame.iter().map(|s| f32::from(*s)));
+        }
+        assert_eq!(port.stats().passed_through, 0);
+        assert_eq!(port.stats().frames as usize, far.len() / FRAME);
+        (port.inner, sent)
+    }
+
+    /// The far end's echo is taken out of what the call sends: by more
+    /// than 25 dB once the filter has converged (2 s in). While both
+    /// talk, the near end's voice goes through, one frame late.
+    #[test]
+    fn the_echo_is_removed_and_the_near_end_kept() {
+        let far = speech("pesq_repo/speech.wav", 12);
+        let near = speech("alsa_48k/Front_Center.wav", 12);
+        let (room, sent) = call_in_a_room(&far, near.clone(), 48_000 * 8);
+        let single = 48_000 * 2..48_000 * 8;
+        let echo = rms(room.echo[single.clone()].iter().copied());
+        let left = rms(sent[single].iter().copied());
+        let erle = 20.0 * (echo / left).log10();
+        println!("echo return loss enhancement, far end alone: {erle:.1} dB");
+        assert!(erle > 25.0, "{erle:.1} dB");
+
+        let both = 48_000 * 8..48_000 * 12;
+        let near: Vec<f32> = near[both.clone()].iter().map(|s| f32::from(*s)).collect();
+        let late = &sent[both.start + FRAME..];
+        let kept = correlation(late, &near);
+        let raw: Vec<f32> = (both.clone())
+            .map(|t| room.echo[t] + near[t - both.start])
+            .collect();
+        println!(
+            "double talk: the near end in what is sent {kept:.3} (in the raw capture {:.3})",
+            correlation(&raw, &near)
+        );
+        assert!(kept > 0.7, "{kept:.3}");
+    }
+
+    /// With nothing played there is no echo: the capture goes through
+    /// unchanged but for the frame of delay.
+    #[test]
+    fn without_a_far_end_the_capture_passes() {
+        let near = speech("alsa_48k/Front_Center.wav", 4);
+        let silence = vec![0i16; near.len()];
+        let (_, sent) = call_in_a_room(&silence, near.clone(), 0);
+        let near: Vec<f32> = near.iter().map(|s| f32::from(*s)).collect();
+        let kept = correlation(&sent[48_000 + FRAME..], &near[48_000..]);
+        assert!(kept > 0.9, "{kept:.3}");
+    }
+
+    /// A port with no microphone frame has none with the echo removed.
+    #[test]
+    fn no_capture_stays_no_capture() {
+        struct Mute;
+        impl AudioPort for Mute {
+            fn capture(&mut self, _: &mut [i16]) -> bool {
+                false
+            }
+            fn play(&mut self, _: &[i16]) {}
+        }
+        let mut port = EchoCancelled::new(Mute, EchoCanceller::start().unwrap());
+        port.play(&[1; FRAME]);
+        assert!(!port.capture(&mut [0; FRAME]));
+        assert_eq!(port.stats(), EchoStats::default());
+    }
+}
