@@ -100,7 +100,7 @@ fn run(what: &str, cmd: &mut Command) -> Result<()> {
 }
 
 /// Benchmarks `cargo xtask test` runs once each (see `test`).
-const SMOKE_BENCHES: [&str; 5] = ["call", "jitter", "srtp", "transport", "zrtp"];
+const SMOKE_BENCHES: [&str; 6] = ["call", "echo", "jitter", "srtp", "transport", "zrtp"];
 
 fn test(root: &Path, cargo_args: &[String]) -> Result<()> {
     setup::all(root)?;

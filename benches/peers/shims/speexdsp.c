@@ -3,6 +3,7 @@
 #include <speex/speex_jitter.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 void *sotto_speex_jb_new(int32_t step_size) {
     return jitter_buffer_init(step_size);
@@ -64,4 +65,49 @@ int32_t sotto_speex_jb_ctl(void *jb, int32_t request, int32_t *value) {
     int32_t ret = jitter_buffer_ctl((JitterBuffer *)jb, request, &v);
     *value = v;
     return ret;
+}
+
+/* The Speex echo canceller (speex/speex_echo.h: MDF) with the
+ * preprocessor's residual echo suppression, as Speex's own echo example
+ * sets them up; noise suppression off, as in Sotto's. */
+#include <speex/speex_echo.h>
+#include <speex/speex_preprocess.h>
+
+typedef struct {
+    SpeexEchoState *echo;
+    SpeexPreprocessState *pre;
+} SottoSpeexEcho;
+
+void *sotto_speex_echo_new(int32_t frame, int32_t filter_length, int32_t rate) {
+    SottoSpeexEcho *s = (SottoSpeexEcho *)calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->echo = speex_echo_state_init(frame, filter_length);
+    s->pre = speex_preprocess_state_init(frame, rate);
+    if (!s->echo || !s->pre) {
+        if (s->echo) speex_echo_state_destroy(s->echo);
+        if (s->pre) speex_preprocess_state_destroy(s->pre);
+        free(s);
+        return NULL;
+    }
+    spx_int32_t r = rate, off = 0;
+    speex_echo_ctl(s->echo, SPEEX_ECHO_SET_SAMPLING_RATE, &r);
+    speex_preprocess_ctl(s->pre, SPEEX_PREPROCESS_SET_ECHO_STATE, s->echo);
+    speex_preprocess_ctl(s->pre, SPEEX_PREPROCESS_SET_DENOISE, &off);
+    return s;
+}
+
+/* `captured` and `played` are one frame each, `played` the far end that
+ * was played as `captured` was recorded; the result goes to `out`. */
+void sotto_speex_echo_run(void *st, const int16_t *captured, const int16_t *played, int16_t *out) {
+    SottoSpeexEcho *s = (SottoSpeexEcho *)st;
+    speex_echo_cancellation(s->echo, captured, played, out);
+    speex_preprocess_run(s->pre, out);
+}
+
+void sotto_speex_echo_free(void *st) {
+    SottoSpeexEcho *s = (SottoSpeexEcho *)st;
+    if (!s) return;
+    speex_echo_state_destroy(s->echo);
+    speex_preprocess_state_destroy(s->pre);
+    free(s);
 }

@@ -12,3 +12,6 @@ pub mod bzrtp;
 
 #[cfg(feature = "speexdsp")]
 pub mod speexdsp;
+
+#[cfg(feature = "speexdsp")]
+pub mod speex_echo;

@@ -206,6 +206,7 @@ impl<P: AudioPort> AudioPort for EchoCancelled<P> {
 mod tests {
     use super::*;
     use crate::call::wav::load_48k_mono;
+    use crate::sim::room::{EchoRoom, correlation, erle_db};
 
     /// Speech from the test data, looped to `seconds`.
     fn speech(file: &str, seconds: usize) -> Vec<i16> {
@@ -214,67 +215,9 @@ mod tests {
         one.iter().copied().cycle().take(48_000 * seconds).collect()
     }
 
-    /// A room: what is played comes back into the microphone 60 ms later,
-    /// through a decaying echo path (a speaker and a wall), with the
-    /// near-end talker's voice from `near_from` on.
-    struct Room {
-        played: Vec<i16>,
-        near: Vec<i16>,
-        near_from: usize,
-        captured: usize,
-        /// The echo alone, sample by sample, for the test to compare.
-        echo: Vec<f32>,
-    }
-
-    const PATH: [(usize, f32); 4] = [(2_880, 0.5), (2_976, 0.25), (3_120, -0.12), (3_360, 0.06)];
-
-    impl AudioPort for Room {
-        fn capture(&mut self, frame: &mut [i16]) -> bool {
-            for (i, s) in frame.iter_mut().enumerate() {
-                let t = self.captured + i;
-                let echo: f32 = (PATH.iter())
-                    .filter(|(d, _)| t >= *d && t - d < self.played.len())
-                    .map(|(d, h)| h * f32::from(self.played[t - d]))
-                    .sum();
-                self.echo.push(echo);
-                let near = if t >= self.near_from { self.near[t] } else { 0 };
-                *s = (echo + f32::from(near)).clamp(-32_768.0, 32_767.0) as i16;
-            }
-            self.captured += frame.len();
-            true
-        }
-
-        fn play(&mut self, frame: &[i16]) {
-            self.played.extend_from_slice(frame);
-        }
-    }
-
-    fn rms(x: impl Iterator<Item = f32>) -> f64 {
-        let (sum, n) = x.fold((0.0, 0), |(s, n), v| (s + f64::from(v).powi(2), n + 1));
-        (sum / f64::from(n.max(1))).sqrt()
-    }
-
-    fn correlation(a: &[f32], b: &[f32]) -> f64 {
-        let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
-        for (x, y) in a.iter().zip(b) {
-            let (x, y) = (f64::from(*x), f64::from(*y));
-            ab += x * y;
-            aa += x * x;
-            bb += y * y;
-        }
-        ab / (aa * bb).sqrt().max(f64::MIN_POSITIVE)
-    }
-
     /// Plays `far` and captures for as long, 10 ms at a time, through an
     /// echo-cancelled room; returns the room and what the call got.
-    fn call_in_a_room(far: &[i16], near: Vec<i16>, near_from: usize) -> (Room, Vec<f32>) {
-        let room = Room {
-            played: Vec::new(),
-            near,
-            near_from,
-            captured: 0,
-            echo: Vec::new(),
-        };
+    fn call_in_a_room(far: &[i16], room: EchoRoom) -> (EchoRoom, Vec<f32>) {
         let mut port = EchoCancelled::new(room, EchoCanceller::start().unwrap());
         let mut sent = Vec::with_capacity(far.len());
         let mut frame = [0i16; FRAME];
@@ -295,21 +238,18 @@ mod tests {
     fn the_echo_is_removed_and_the_near_end_kept() {
         let far = speech("pesq_repo/speech.wav", 12);
         let near = speech("alsa_48k/Front_Center.wav", 12);
-        let (room, sent) = call_in_a_room(&far, near.clone(), 48_000 * 8);
+        let (room, sent) = call_in_a_room(&far, EchoRoom::new(near, 48_000 * 8));
         let single = 48_000 * 2..48_000 * 8;
-        let echo = rms(room.echo[single.clone()].iter().copied());
-        let left = rms(sent[single].iter().copied());
-        let erle = 20.0 * (echo / left).log10();
+        let erle = erle_db(&room.echo()[single.clone()], &sent[single]);
         println!("echo return loss enhancement, far end alone: {erle:.1} dB");
         assert!(erle > 25.0, "{erle:.1} dB");
 
         let both = 48_000 * 8..48_000 * 12;
-        let near: Vec<f32> = near[both.clone()].iter().map(|s| f32::from(*s)).collect();
-        let late = &sent[both.start + FRAME..];
-        let kept = correlation(late, &near);
+        let near: Vec<f32> = both.clone().map(|t| f32::from(room.near_at(t))).collect();
         let raw: Vec<f32> = (both.clone())
-            .map(|t| room.echo[t] + near[t - both.start])
+            .map(|t| room.echo()[t] + f32::from(room.near_at(t)))
             .collect();
+        let kept = correlation(&sent[both.start + FRAME..], &near);
         println!(
             "double talk: the near end in what is sent {kept:.3} (in the raw capture {:.3})",
             correlation(&raw, &near)
@@ -323,9 +263,11 @@ mod tests {
     fn without_a_far_end_the_capture_passes() {
         let near = speech("alsa_48k/Front_Center.wav", 4);
         let silence = vec![0i16; near.len()];
-        let (_, sent) = call_in_a_room(&silence, near.clone(), 0);
-        let near: Vec<f32> = near.iter().map(|s| f32::from(*s)).collect();
-        let kept = correlation(&sent[48_000 + FRAME..], &near[48_000..]);
+        let (room, sent) = call_in_a_room(&silence, EchoRoom::new(near, 0));
+        let near: Vec<f32> = (48_000..48_000 * 4)
+            .map(|t| f32::from(room.near_at(t)))
+            .collect();
+        let kept = correlation(&sent[48_000 + FRAME..], &near);
         assert!(kept > 0.9, "{kept:.3}");
     }
 

@@ -40,6 +40,7 @@
 pub mod audio;
 pub mod link;
 pub mod port;
+pub mod room;
 
 pub use link::LinkSchedule;
 pub use port::{DeviceClock, DeviceStats, SimAudio};
