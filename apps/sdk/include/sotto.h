@@ -49,8 +49,9 @@
 // The version of the binary interface this header describes: it goes up
 // with every change to a function's signature or a struct's layout.
 // Version 2 added `audio_sample_rate` to `SottoCallConfig` (and
-// `sotto_call_frame_samples`).
-#define SOTTO_ABI_VERSION 2
+// `sotto_call_frame_samples`); version 3 added `echo_cancellation` (and
+// `sotto_call_network_changed`).
+#define SOTTO_ABI_VERSION 3
 
 // Samples in one 10 ms audio frame at 48 kHz (mono, signed 16-bit), the
 // default `audio_sample_rate`. A call at another rate takes frames of
@@ -235,6 +236,12 @@ typedef struct SottoCallConfig {
   // samples); the SDK converts to and from 48 kHz on its own thread,
   // adding 5 ms of delay each way. Added in ABI version 2.
   uint32_t audio_sample_rate;
+  // Remove the echo of what the call plays from what it captures
+  // (WebRTC's AEC3 on a thread of its own; one 10 ms frame of delay,
+  // about 2 % of a core). For desktop speakers; off by default, as
+  // phones cancel echo in the OS (Android's `VOICE_COMMUNICATION`,
+  // iOS's voice-processing I/O). Added in ABI version 3.
+  bool echo_cancellation;
 } SottoCallConfig;
 
 // Receives one outgoing signalling message: `json` is NUL-terminated

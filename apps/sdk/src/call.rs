@@ -12,7 +12,8 @@ use crate::event::{OwnedEvent, SottoEvent};
 use crate::lock;
 use crate::signal;
 use sotto_engine::call::driver::{CallHandle, CallSignaller};
-use sotto_engine::call::wav::FRAME;
+use sotto_engine::call::echo::{EchoCancelled, EchoCanceller};
+use sotto_engine::call::wav::{AudioPort, FRAME};
 use sotto_engine::call::{Call, CallConfig, CallSignal, Event};
 use sotto_engine::ice::{IceConfig, TurnServer};
 use sotto_engine::zrtp::ZidCache;
@@ -129,6 +130,12 @@ pub struct SottoCallConfig {
     /// samples); the SDK converts to and from 48 kHz on its own thread,
     /// adding 5 ms of delay each way. Added in ABI version 2.
     pub audio_sample_rate: u32,
+    /// Remove the echo of what the call plays from what it captures
+    /// (WebRTC's AEC3 on a thread of its own; one 10 ms frame of delay,
+    /// about 2 % of a core). For desktop speakers; off by default, as
+    /// phones cancel echo in the OS (Android's `VOICE_COMMUNICATION`,
+    /// iOS's voice-processing I/O). Added in ABI version 3.
+    pub echo_cancellation: bool,
 }
 
 /// One call. Opaque to C.
@@ -339,6 +346,7 @@ struct Setup {
     call: CallConfig,
     /// The application's audio rate, Hz.
     rate: u32,
+    echo_cancellation: bool,
 }
 
 /// The application's audio rate: `audio_sample_rate`, 0 for 48 kHz.
@@ -403,6 +411,7 @@ fn setup(c: &SottoCallConfig) -> Result<Setup, Error> {
         ice,
         call,
         rate,
+        echo_cancellation: c.echo_cancellation,
     })
 }
 
@@ -436,6 +445,7 @@ pub unsafe extern "C" fn sotto_call_config_default(out: *mut SottoCallConfig) ->
             jitter_outage_hold_ms: 0,
             media_timeout_ms: 0,
             audio_sample_rate: 0,
+            echo_cancellation: false,
         };
         // SAFETY: non-null and writable by contract.
         unsafe { out.write(c) };
@@ -507,6 +517,12 @@ pub unsafe extern "C" fn sotto_call_new(
         // The rate was checked in `setup`; an error here is one the
         // resampler found after all.
         let (audio, port) = audio::pair(s.rate).map_err(|e| Error::Invalid(e.to_string()))?;
+        let port: Box<dyn AudioPort> = if s.echo_cancellation {
+            let aec = EchoCanceller::start().map_err(|e| Error::Io(e.to_string()))?;
+            Box::new(EchoCancelled::new(port, aec))
+        } else {
+            Box::new(port)
+        };
         let (sig_tx, sig_rx) = mpsc::unbounded_channel();
         let handle = rt
             .block_on(CallHandle::start(
@@ -514,7 +530,7 @@ pub unsafe extern "C" fn sotto_call_new(
                 &s.bind,
                 s.ice,
                 Box::new(Signals(sig_tx)),
-                Some(Box::new(port)),
+                Some(port),
             ))
             .map_err(|e| Error::Io(e.to_string()))?;
         let (cmd, cmd_rx) = mpsc::channel(COMMAND_QUEUE);

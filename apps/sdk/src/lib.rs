@@ -23,8 +23,9 @@ pub use event::{SottoEndReason, SottoEvent, SottoEventKind, SottoPath, SottoStat
 /// The version of the binary interface this header describes: it goes up
 /// with every change to a function's signature or a struct's layout.
 /// Version 2 added `audio_sample_rate` to `SottoCallConfig` (and
-/// `sotto_call_frame_samples`).
-pub const SOTTO_ABI_VERSION: u32 = 2;
+/// `sotto_call_frame_samples`); version 3 added `echo_cancellation` (and
+/// `sotto_call_network_changed`).
+pub const SOTTO_ABI_VERSION: u32 = 3;
 
 /// The `SOTTO_ABI_VERSION` the library was built with. An application
 /// compares it with the header's at start: a shared library of another

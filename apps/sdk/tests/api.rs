@@ -902,13 +902,27 @@ fn heard(pcm: &[i16], rate: u32) -> (f64, f64, usize, usize) {
 
 #[test]
 fn a_tone_crosses_calls_at_device_rates_at_its_pitch() {
-    // Alice's device runs at 44.1 kHz, Bob's Bluetooth headset at 16 kHz:
-    // each pushes a tone at its own rate, in real time, and pulls the
-    // other's at its own rate.
+    // Alice's device runs at 44.1 kHz, Bob's Bluetooth headset at 16 kHz.
+    tones_cross([at_rate(44_100), at_rate(16_000)]);
+}
+
+/// Alice's app cancels echo (desktop speakers): what she plays is taken
+/// out of what she pushes, and her own voice still reaches Bob.
+#[test]
+fn an_echo_cancelling_call_still_carries_its_voice() {
+    let mut alice = at_rate(48_000);
+    alice.echo_cancellation = true;
+    tones_cross([alice, at_rate(16_000)]);
+}
+
+/// Each side pushes a tone at its own rate (1 kHz and 600 Hz), in real
+/// time, and pulls the other's at its own rate; each hears the other's
+/// tone at its pitch and level, without gaps.
+fn tones_cross(cfg: [SottoCallConfig; 2]) {
     let (alice, bob) = (Side::default(), Side::default());
-    let rates = [44_100u32, 16_000];
+    let rates = cfg.each_ref().map(|c| c.audio_sample_rate);
     let hz = [1_000.0, 600.0];
-    let p = pair_each(&alice, &bob, [&at_rate(rates[0]), &at_rate(rates[1])]);
+    let p = pair_each(&alice, &bob, [&cfg[0], &cfg[1]]);
     go_secure(&p);
     let calls = [p.a, p.b];
     let frames = rates.map(|r| r as usize / 100);
