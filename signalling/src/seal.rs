@@ -315,6 +315,10 @@ pub struct ReplayGuard {
     /// Entries in `seen` with a floor and no id: each takes a place of
     /// the capacity like an id, so that floors cannot pile up unbounded.
     floor_only: usize,
+    /// Senders holding two ids or more: with none, making room can free
+    /// nothing (every sender holds one id), and a full guard says so at
+    /// once instead of after a pass over every sender on each message.
+    multi: usize,
     /// No id in `seen` has an older timestamp than this (a lower bound),
     /// so that a full guard is not scanned on every message for nothing.
     oldest_ms: u64,
@@ -366,6 +370,7 @@ impl ReplayGuard {
             seen: HashMap::new(),
             len: 0,
             floor_only: 0,
+            multi: 0,
             oldest_ms: u64::MAX,
             let_go_passes: 0,
             max_age_ms,
@@ -462,6 +467,9 @@ impl ReplayGuard {
         let was_floor_only = sender.is_floor_only();
         if sender.ids.insert(id, ts_ms).is_none() {
             self.len += 1;
+            if sender.ids.len() == 2 {
+                self.multi += 1;
+            }
         }
         if was_floor_only {
             self.floor_only -= 1;
@@ -477,6 +485,9 @@ impl ReplayGuard {
             return;
         }
         self.len -= 1;
+        if sender.ids.len() == 1 {
+            self.multi -= 1;
+        }
         if sender.is_floor_only() {
             // The floor still refuses what was let go; `prune` must see
             // it to give its place back once the window has passed it.
@@ -508,6 +519,7 @@ impl ReplayGuard {
         });
         self.len = self.seen.values().map(|s| s.ids.len()).sum();
         self.floor_only = self.seen.values().filter(|s| s.is_floor_only()).count();
+        self.multi = self.seen.values().filter(|s| s.ids.len() >= 2).count();
         self.oldest_ms = oldest;
     }
 
@@ -518,6 +530,9 @@ impl ReplayGuard {
     /// paid once per many messages, not on each; it frees nothing only
     /// when every sender holds one id.
     fn let_go_heaviest(&mut self) {
+        if self.multi == 0 {
+            return;
+        }
         let Some(mean) = self.len.checked_div(self.seen.len()) else {
             return;
         };
@@ -555,6 +570,9 @@ impl ReplayGuard {
         let before = sender.ids.len();
         sender.ids.retain(|_, ts| *ts >= floor_ms);
         self.len -= before - sender.ids.len();
+        if before >= 2 && sender.ids.len() < 2 {
+            self.multi -= 1;
+        }
         if sender.is_floor_only() && !was_floor_only {
             self.floor_only += 1;
         }
@@ -654,6 +672,7 @@ impl ReplayGuard {
         self.seen.clear();
         self.len = 0;
         self.floor_only = 0;
+        self.multi = 0;
         self.oldest_ms = u64::MAX;
     }
 
@@ -664,10 +683,11 @@ impl ReplayGuard {
     pub(crate) fn check_invariants(&self, limit: usize) -> Result<(), String> {
         let len: usize = self.seen.values().map(|s| s.ids.len()).sum();
         let floor_only = self.seen.values().filter(|s| s.is_floor_only()).count();
-        if (len, floor_only) != (self.len, self.floor_only) {
+        let multi = self.seen.values().filter(|s| s.ids.len() >= 2).count();
+        if (len, floor_only, multi) != (self.len, self.floor_only, self.multi) {
             return Err(format!(
-                "counts ({}, {}), contents ({len}, {floor_only})",
-                self.len, self.floor_only
+                "counts ({}, {}, {}), contents ({len}, {floor_only}, {multi})",
+                self.len, self.floor_only, self.multi
             ));
         }
         for (from, s) in &self.seen {
@@ -1061,6 +1081,31 @@ mod tests {
             assert!(g.slots() <= 4 && g.seen.len() <= 4, "{i}: {}", g.slots());
         }
         assert!(g.accept(now + 2_000, &late).is_err());
+    }
+
+    #[test]
+    fn a_guard_full_of_single_ids_keeps_count_of_senders_with_more() {
+        // Four senders of one id each fill the guard: nothing can be let
+        // go, and the guard knows it from its count, not from a pass over
+        // every sender on each message (100 000 of them by default).
+        let now = 1_000_000;
+        let mut g = ReplayGuard::new(60_000, 1_000, 4, 8);
+        let first = ["a", "b", "c", "d"].map(|who| unsigned(who, now));
+        for e in &first {
+            assert_eq!(g.accept(now, e), Ok(()));
+        }
+        assert_eq!(g.multi, 0);
+        assert_eq!(g.accept(now, &unsigned("e", now)), Err(SealError::Full));
+        assert_eq!(g.let_go_passes(), 0);
+        g.check_invariants(4).unwrap();
+        // One of them with a second id: room is made where it is.
+        g.forget(&first[3]);
+        assert_eq!(g.accept(now, &unsigned("a", now + 1)), Ok(()));
+        assert_eq!(g.multi, 1);
+        assert_eq!(g.accept(now, &unsigned("e", now)), Ok(()));
+        assert_eq!(g.let_go_passes(), 1);
+        assert_eq!(g.multi, 0);
+        g.check_invariants(4).unwrap();
     }
 
     #[test]
