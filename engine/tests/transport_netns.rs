@@ -90,6 +90,10 @@ impl NetworkView for NetnsView {
         self.inside(sotto_engine::ice::host_addresses)
     }
 
+    fn route_source(&self, v4: bool) -> Option<IpAddr> {
+        self.inside(move || sotto_engine::driver::route_source(v4))
+    }
+
     fn bind(&self, addr: SocketAddr) -> std::io::Result<Self::Socket> {
         let s = self.inside(move || {
             let s = std::net::UdpSocket::bind(addr)?;

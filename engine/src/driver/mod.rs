@@ -34,7 +34,7 @@
 mod follow;
 mod io;
 
-pub use follow::{HostNetwork, NETWORK_POLL, NetworkView};
+pub use follow::{HostNetwork, NETWORK_POLL, NetworkView, route_source};
 pub use io::UdpIo;
 
 use follow::Follow;
@@ -81,12 +81,13 @@ pub enum DriverError {
 
 shown_from!(DriverError, DriverError::Io, std::io::Error);
 
-/// One bind address per family for host candidates: the first non-loopback
-/// interface address of each family (RFC 8445 §5.1.1.1), or loopback when a
-/// family has none. Port 0: the OS picks.
+/// One bind address per family for host candidates (RFC 8445 §5.1.1.1):
+/// the address the default route sends from, else the first non-loopback
+/// interface address of the family, else loopback. Port 0: the OS picks.
 pub fn default_bind_addrs() -> Vec<SocketAddr> {
     let ips = crate::ice::host_addresses();
-    [default_ip(&ips, true), default_ip(&ips, false)]
+    [true, false]
+        .map(|v4| follow::pick(&ips, follow::route_source(v4), v4))
         .into_iter()
         .flatten()
         .map(|ip| SocketAddr::new(ip, 0))
@@ -121,19 +122,9 @@ pub fn concrete_bind_addr(addr: SocketAddr) -> Result<SocketAddr, DriverError> {
     }
     let v4 = addr.is_ipv4();
     let family = if v4 { "IPv4" } else { "IPv6" };
-    default_ip(&crate::ice::host_addresses(), v4)
+    follow::pick(&crate::ice::host_addresses(), follow::route_source(v4), v4)
         .map(|ip| SocketAddr::new(ip, addr.port()))
         .ok_or(DriverError::NoInterfaceAddress(family))
-}
-
-/// The first non-loopback address of the family in `ips`, else its loopback.
-fn default_ip(ips: &[IpAddr], v4: bool) -> Option<IpAddr> {
-    let fam = |ip: &&IpAddr| ip.is_ipv4() == v4;
-    ips.iter()
-        .filter(fam)
-        .find(|ip| !ip.is_loopback())
-        .or_else(|| ips.iter().find(fam))
-        .copied()
 }
 
 /// What the driver reports to the app.
@@ -194,11 +185,9 @@ impl TransportHandle {
             let addr = if b.ip().is_unspecified() {
                 let v4 = b.is_ipv4();
                 followed.push((v4, b.port()));
-                let ip = default_ip(&ips, v4).ok_or(DriverError::NoInterfaceAddress(if v4 {
-                    "IPv4"
-                } else {
-                    "IPv6"
-                }))?;
+                let ip = follow::pick(&ips, view.route_source(v4), v4).ok_or(
+                    DriverError::NoInterfaceAddress(if v4 { "IPv4" } else { "IPv6" }),
+                )?;
                 SocketAddr::new(ip, b.port())
             } else {
                 *b
@@ -248,6 +237,8 @@ impl TransportHandle {
             events: ev_tx,
             dropped_events: 0,
             follow,
+            left: [None, None],
+            left_until: None,
         };
         let task = tokio::spawn(task.run(cmd_rx));
         Ok(Self {
@@ -333,6 +324,46 @@ struct Task<S> {
     events: mpsc::Sender<TransportEvent>,
     dropped_events: u64,
     follow: Option<Follow<S>>,
+    /// Sockets a move left, per family, kept for [`CLOSE_LINGER`] so that
+    /// the deletions of their TURN allocations get out (and a 438 answer
+    /// can be retried) while their address still works.
+    left: [Option<(SocketAddr, S)>; 2],
+    left_until: Option<tokio::time::Instant>,
+}
+
+/// Sleeps until `at` (for ever when `None`).
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Receives on the sockets a move left (see `Task::left`): which one, and
+/// what; never completes when there are none.
+async fn recv_left<S: UdpIo>(
+    left: &[Option<(SocketAddr, S)>; 2],
+    buf: &mut [u8],
+) -> (usize, std::io::Result<(usize, SocketAddr)>) {
+    match left {
+        [Some((_, a)), Some((_, b))] => {
+            // One buffer: take whichever is readable first.
+            let mut other = [0u8; MAX_DATAGRAM];
+            tokio::select! {
+                r = a.recv_from(buf) => (0, r),
+                r = b.recv_from(&mut other) => {
+                    let r = r.map(|(n, from)| {
+                        buf[..n].copy_from_slice(&other[..n]);
+                        (n, from)
+                    });
+                    (1, r)
+                }
+            }
+        }
+        [Some((_, a)), None] => (0, a.recv_from(buf).await),
+        [None, Some((_, b))] => (1, b.recv_from(buf).await),
+        [None, None] => std::future::pending().await,
+    }
 }
 
 /// Receives on an optional socket; never completes when there is none.
@@ -350,6 +381,7 @@ impl<S: UdpIo> Task<S> {
     async fn run(mut self, mut cmd: mpsc::Receiver<Command>) {
         let mut buf4 = vec![0u8; MAX_DATAGRAM];
         let mut buf6 = vec![0u8; MAX_DATAGRAM];
+        let mut buf_left = vec![0u8; MAX_DATAGRAM];
         // Set at shutdown: the session is closed and only answers to its
         // TURN deletions are awaited, until then at the latest.
         let mut closing_until: Option<Instant> = None;
@@ -387,6 +419,16 @@ impl<S: UdpIo> Task<S> {
                         let local = *local;
                         self.input(local, from, &buf6[..n]);
                     }
+                }
+                (i, r) = recv_left(&self.left, &mut buf_left) => {
+                    if let (Ok((n, from)), Some((local, _))) = (r, &self.left[i]) {
+                        let local = *local;
+                        self.input(local, from, &buf_left[..n]);
+                    }
+                }
+                () = sleep_until(self.left_until), if self.left_until.is_some() => {
+                    self.left = [None, None];
+                    self.left_until = None;
                 }
                 c = cmd.recv(), if closing_until.is_none() => match c {
                     Some(Command::Send(data)) => {
@@ -435,12 +477,13 @@ impl<S: UdpIo> Task<S> {
             match m {
                 Ok((addr, sock)) => {
                     tracing::info!(%addr, "network changed: moving the call's socket");
-                    let slot = if addr.is_ipv4() {
-                        &mut self.v4
+                    let (slot, left) = if addr.is_ipv4() {
+                        (&mut self.v4, &mut self.left[0])
                     } else {
-                        &mut self.v6
+                        (&mut self.v6, &mut self.left[1])
                     };
-                    *slot = Some((addr, sock));
+                    *left = slot.replace((addr, sock));
+                    self.left_until = Some(tokio::time::Instant::now() + CLOSE_LINGER);
                     moved = true;
                 }
                 Err(e) => tracing::warn!("network changed, but no socket on the new address: {e}"),
@@ -473,10 +516,14 @@ impl<S: UdpIo> Task<S> {
     /// Sends queued datagrams, signalling and events.
     async fn flush(&mut self) {
         while let Some(t) = self.session.poll_transmit() {
-            let sock = match (&self.v4, &self.v6) {
-                (Some((a, s)), _) if *a == t.local => s,
-                (_, Some((a, s))) if *a == t.local => s,
-                _ => continue,
+            let [v4, v6] = [&self.v4, &self.v6];
+            let [l4, l6] = &self.left;
+            let Some((_, sock)) = [v4, v6, l4, l6]
+                .into_iter()
+                .flatten()
+                .find(|(a, _)| *a == t.local)
+            else {
+                continue;
             };
             // A send error (unreachable peer, full buffer) is a lost datagram.
             let _ = sock.send_to(&t.data, t.to).await;
