@@ -34,9 +34,20 @@ pub struct EchoStats {
 enum Job {
     /// 10 ms that were played.
     Far(Vec<f32>),
-    /// 10 ms that were captured: sent back with the echo removed.
-    Near(Vec<f32>),
+    /// 10 ms that were captured (the frame's number): sent back with the
+    /// echo removed.
+    Near(u64, Vec<f32>),
 }
+
+/// Longest a captured frame waits for the canceller before it is sent as
+/// it was (the canceller takes about 0.2 ms; a stalled one must not stall
+/// the call's driver). The unit tests, which count every frame, wait as
+/// long as a loaded machine may need.
+const WAIT: std::time::Duration = if cfg!(test) {
+    std::time::Duration::from_secs(30)
+} else {
+    std::time::Duration::from_millis(20)
+};
 
 /// The echo canceller: its own thread (the `aec3` pipeline may not move
 /// between threads, and a call's port does), fed what is played and given
@@ -44,7 +55,9 @@ enum Job {
 /// (about 0.2 ms). The thread ends when this is dropped.
 pub struct EchoCanceller {
     jobs: mpsc::Sender<Job>,
-    done: mpsc::Receiver<Option<Vec<f32>>>,
+    done: mpsc::Receiver<(u64, Option<Vec<f32>>)>,
+    /// The number of the next captured frame.
+    next: u64,
 }
 
 impl std::fmt::Debug for EchoCanceller {
@@ -75,13 +88,17 @@ fn pipeline() -> Result<LinearPipeline, EchoError> {
 }
 
 /// The canceller's thread: ends when the port is dropped.
-fn run(mut aec: LinearPipeline, jobs: mpsc::Receiver<Job>, done: mpsc::Sender<Option<Vec<f32>>>) {
+fn run(
+    mut aec: LinearPipeline,
+    jobs: mpsc::Receiver<Job>,
+    done: mpsc::Sender<(u64, Option<Vec<f32>>)>,
+) {
     let mut out = vec![0.0; FRAME];
     for job in jobs {
         match job {
             // A refused far-end frame only leaves the filter a frame short.
             Job::Far(far) => drop(aec.handle_render_frame(&far)),
-            Job::Near(mut near) => {
+            Job::Near(n, mut near) => {
                 let result = match aec.process_capture_frame(&near, &mut out) {
                     Ok(true) => {
                         near.copy_from_slice(&out);
@@ -94,7 +111,7 @@ fn run(mut aec: LinearPipeline, jobs: mpsc::Receiver<Job>, done: mpsc::Sender<Op
                     }
                     Err(_) => None,
                 };
-                if done.send(result).is_err() {
+                if done.send((n, result)).is_err() {
                     return;
                 }
             }
@@ -124,16 +141,32 @@ impl EchoCanceller {
         ready
             .recv()
             .map_err(|_| EchoError("its thread ended".into()))??;
-        Ok(Self { jobs, done })
+        Ok(Self {
+            jobs,
+            done,
+            next: 0,
+        })
     }
 
     /// Removes the echo from a captured frame in place; `false` (the
-    /// frame unchanged) if the canceller refused it.
-    fn cancel(&self, frame: &mut [i16]) -> bool {
-        if frame.len() != FRAME || self.jobs.send(Job::Near(to_f32(frame))).is_err() {
+    /// frame unchanged) if the canceller refused it or took longer than
+    /// [`WAIT`] (its answer for that frame is then dropped when it comes).
+    fn cancel(&mut self, frame: &mut [i16]) -> bool {
+        let n = self.next;
+        self.next += 1;
+        if frame.len() != FRAME || self.jobs.send(Job::Near(n, to_f32(frame))).is_err() {
             return false;
         }
-        let Ok(Some(out)) = self.done.recv() else {
+        let deadline = std::time::Instant::now() + WAIT;
+        let out = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.done.recv_timeout(left) {
+                Ok((m, out)) if m == n => break out,
+                Ok(_) => continue,
+                Err(_) => return false,
+            }
+        };
+        let Some(out) = out else {
             return false;
         };
         for (o, s) in frame.iter_mut().zip(&out) {
@@ -269,6 +302,27 @@ mod tests {
             .collect();
         let kept = correlation(&sent[48_000 + FRAME..], &near);
         assert!(kept > 0.9, "{kept:.3}");
+    }
+
+    /// A canceller that answers too late leaves the frame as it was, and
+    /// its late answer is not taken for the next frame's.
+    #[test]
+    fn a_late_answer_is_not_taken_for_the_next_frames() {
+        let (jobs, _jobs_rx) = mpsc::channel();
+        let (done_tx, done) = mpsc::channel();
+        let mut aec = EchoCanceller {
+            jobs,
+            done,
+            next: 0,
+        };
+        // The answer to frame 0 comes only after frame 0 gave up waiting
+        // (here: it is queued late, as frame 1 is asked for).
+        let mut frame = [7i16; FRAME];
+        done_tx.send((0, Some(vec![0.5; FRAME]))).unwrap();
+        done_tx.send((1, Some(vec![0.25; FRAME]))).unwrap();
+        aec.next = 1;
+        assert!(aec.cancel(&mut frame));
+        assert_eq!(frame[0], 8_192, "frame 1 got frame 1's answer");
     }
 
     /// A port with no microphone frame has none with the echo removed.
