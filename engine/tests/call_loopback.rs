@@ -8,14 +8,14 @@ mod transport_support;
 use sotto_engine::call::driver::{CallHandle, CallSignaller};
 use sotto_engine::call::wav::{HeadlessAudio, load_48k_mono, save_48k_mono};
 use sotto_engine::call::{Call, CallConfig, CallSignal, EndReason, Event, PathKind};
-use sotto_engine::ice::{IceConfig, TurnServer};
+use sotto_engine::ice::IceConfig;
 use sotto_engine::sim::audio::compare;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use transport_support::{Auth, Coturn, REALM};
+use transport_support::{Auth, Coturn};
 
 struct ChannelSignaller(mpsc::UnboundedSender<CallSignal>);
 
@@ -207,12 +207,7 @@ async fn relay_only_call_through_coturn() {
         pass: "p",
     });
     let ice = IceConfig {
-        turn_servers: vec![TurnServer {
-            addr: turn.addr,
-            username: "u".into(),
-            password: "p".into(),
-            realm: REALM.into(),
-        }],
+        turn_servers: vec![turn.server("u", "p")],
         ..IceConfig::default()
     };
     let cfg = || CallConfig {

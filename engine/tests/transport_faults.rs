@@ -9,12 +9,11 @@
 mod transport_support;
 
 use sotto_engine::driver::TransportHandle;
-use sotto_engine::ice::{IceConfig, TurnServer};
+use sotto_engine::ice::IceConfig;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use transport_support::{
-    Auth, Call, Coturn, Proxy, REALM, assert_failover_by_restart, count_tag, signalling,
-    via_proxies,
+    Auth, Call, Coturn, Proxy, assert_failover_by_restart, count_tag, signalling, via_proxies,
 };
 
 fn fast(controlling: bool) -> IceConfig {
@@ -112,12 +111,7 @@ async fn nat_rebinding_of_the_peer_is_recovered() {
 fn relay_cfg(controlling: bool, turn: &Coturn) -> IceConfig {
     IceConfig {
         relay_only: true,
-        turn_servers: vec![TurnServer {
-            addr: turn.addr,
-            username: "u".into(),
-            password: "p".into(),
-            realm: REALM.into(),
-        }],
+        turn_servers: vec![turn.server("u", "p")],
         ..fast(controlling)
     }
 }

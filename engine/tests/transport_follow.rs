@@ -8,12 +8,12 @@
 mod transport_support;
 
 use sotto_engine::driver::{NetworkView, TransportHandle, UdpIo};
-use sotto_engine::ice::{IceConfig, SignalMessage, TurnServer};
+use sotto_engine::ice::{IceConfig, SignalMessage};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use transport_support::{Auth, ChanSignaller, Coturn, REALM};
+use transport_support::{Auth, ChanSignaller, Coturn};
 
 type Log = Arc<Mutex<Vec<(SocketAddr, SocketAddr, Vec<u8>)>>>;
 
@@ -83,12 +83,7 @@ async fn a_move_deletes_the_allocation_made_from_the_old_address() {
     };
     let cfg = IceConfig {
         relay_only: true,
-        turn_servers: vec![TurnServer {
-            addr: turn.addr,
-            username: "u".into(),
-            password: "p".into(),
-            realm: REALM.into(),
-        }],
+        turn_servers: vec![turn.server("u", "p")],
         ..IceConfig::default()
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();

@@ -5,13 +5,13 @@
 mod transport_support;
 
 use sotto_engine::driver::{TransportHandle, UdpIo};
-use sotto_engine::ice::{IceConfig, SignalMessage, TurnServer};
+use sotto_engine::ice::{IceConfig, SignalMessage};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::UdpSocket;
-use transport_support::{Auth, Call, Coturn, REALM, signalling};
+use transport_support::{Auth, Call, Coturn, signalling};
 
 /// A UDP socket that records every destination it sends to.
 struct Recording {
@@ -56,12 +56,7 @@ async fn relay_only_never_sends_directly_to_the_peer() {
     let a_cfg = IceConfig {
         controlling: true,
         relay_only: true,
-        turn_servers: vec![TurnServer {
-            addr: turn.addr,
-            username: "u".into(),
-            password: "p".into(),
-            realm: REALM.into(),
-        }],
+        turn_servers: vec![turn.server("u", "p")],
         ..IceConfig::default()
     };
     let a = TransportHandle::start(vec![sock], a_cfg, Box::new(sa)).unwrap();

@@ -75,22 +75,12 @@ fn allocates_with_long_term_credentials() {
         user: "u",
         pass: "p",
     });
-    let ok = TurnServer {
-        addr: turn.addr,
-        username: "u".into(),
-        password: "p".into(),
-        realm: REALM.into(),
-    };
+    let ok = turn.server("u", "p");
     let cand = allocate(ok).expect("allocation");
     assert!(cand.contains("127.0.0.1"), "{cand}");
     // In relay-only mode the relayed candidate must not reveal our host address.
     assert!(cand.contains("raddr 0.0.0.0 rport 0"), "{cand}");
-    let bad = TurnServer {
-        addr: turn.addr,
-        username: "u".into(),
-        password: "wrong".into(),
-        realm: REALM.into(),
-    };
+    let bad = turn.server("u", "wrong");
     assert!(
         allocate(bad).is_err(),
         "coturn must refuse a wrong password"
@@ -136,12 +126,7 @@ fn relay_cfg(controlling: bool, turn: &Coturn) -> IceConfig {
     IceConfig {
         controlling,
         relay_only: true,
-        turn_servers: vec![TurnServer {
-            addr: turn.addr,
-            username: "u".into(),
-            password: "p".into(),
-            realm: REALM.into(),
-        }],
+        turn_servers: vec![turn.server("u", "p")],
         ..IceConfig::default()
     }
 }
@@ -205,12 +190,7 @@ async fn relay_only_call_through_coturn_over_ipv6() {
         user: "u",
         pass: "p",
     });
-    let server = TurnServer {
-        addr: turn.addr,
-        username: "u".into(),
-        password: "p".into(),
-        realm: REALM.into(),
-    };
+    let server = turn.server("u", "p");
     let cand = allocate(server).expect("IPv6 allocation");
     assert!(
         cand.contains(" ::1 ") && cand.contains("typ relay"),
@@ -238,13 +218,7 @@ fn ipv6_client_falls_back_to_an_ipv4_relay() {
         user: "u",
         pass: "p",
     });
-    let cand = allocate(TurnServer {
-        addr: turn.addr,
-        username: "u".into(),
-        password: "p".into(),
-        realm: REALM.into(),
-    })
-    .expect("allocation after the 440");
+    let cand = allocate(turn.server("u", "p")).expect("allocation after the 440");
     assert!(
         cand.contains(" 127.0.0.1 ") && cand.contains("typ relay"),
         "{cand}"
@@ -357,12 +331,7 @@ fn one_server_for_stun_and_turn_gives_both_candidates() {
     let local = sock.local_addr().unwrap();
     let cfg = IceConfig {
         stun_servers: vec![turn.addr],
-        turn_servers: vec![TurnServer {
-            addr: turn.addr,
-            username: "u".into(),
-            password: "p".into(),
-            realm: REALM.into(),
-        }],
+        turn_servers: vec![turn.server("u", "p")],
         ..IceConfig::default()
     };
     let mut s = IceSession::new(Instant::now(), cfg, &[local]).unwrap();

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use sotto_engine::driver::{TransportEvent, TransportHandle};
-use sotto_engine::ice::{IceEvent, SelectedPath, SignalMessage, Signaller};
+use sotto_engine::ice::{IceEvent, SelectedPath, SignalMessage, Signaller, TurnServer};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -69,6 +69,16 @@ impl Coturn {
             Ipv4Addr::LOCALHOST.into(),
             &[],
         )
+    }
+
+    /// This server in an ICE config, with `user`'s long-term credential.
+    pub fn server(&self, user: &str, password: &str) -> TurnServer {
+        TurnServer {
+            addr: self.addr,
+            username: user.into(),
+            password: password.into(),
+            realm: REALM.into(),
+        }
     }
 
     /// Like [`Coturn::start`] with extra `turnserver` flags.
