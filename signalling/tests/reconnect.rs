@@ -181,6 +181,15 @@ impl SilenceableHop {
     }
 }
 
+/// Waits until `conn` drops its connection and makes a new one.
+async fn reconnects(conn: &mut sotto_signalling::client::Connection) {
+    common::wait_for(conn, "the connection dropped", |e| {
+        *e == ClientEvent::Disconnected
+    })
+    .await;
+    common::wait_for(conn, "connected again", |e| *e == ClientEvent::Connected).await;
+}
+
 /// The device's connection goes silent without closing (its network
 /// changed): the client's pings go unanswered, it takes the connection
 /// for dead and connects again. Before, it waited on the dead connection
@@ -199,14 +208,7 @@ async fn a_silent_connection_is_replaced() {
     let mut conn = bob.connect(true);
     common::wait_for(&mut conn, "connected", |e| *e == ClientEvent::Connected).await;
     hop.silence();
-    common::wait_for(&mut conn, "the dead connection dropped", |e| {
-        *e == ClientEvent::Disconnected
-    })
-    .await;
-    common::wait_for(&mut conn, "connected again", |e| {
-        *e == ClientEvent::Connected
-    })
-    .await;
+    reconnects(&mut conn).await;
     srv.shutdown().await;
 }
 
@@ -224,13 +226,6 @@ async fn a_push_while_connected_replaces_the_connection() {
     conn.on_push_received();
     common::wait_for(&mut conn, "connected", |e| *e == ClientEvent::Connected).await;
     conn.on_push_received();
-    common::wait_for(&mut conn, "reconnecting", |e| {
-        *e == ClientEvent::Disconnected
-    })
-    .await;
-    common::wait_for(&mut conn, "connected again", |e| {
-        *e == ClientEvent::Connected
-    })
-    .await;
+    reconnects(&mut conn).await;
     srv.shutdown().await;
 }
