@@ -290,6 +290,21 @@ mod tests {
         assert!(kept > 0.7, "{kept:.3}");
     }
 
+    /// Device buffers may hold far more than 60 ms: AEC3 finds the echo
+    /// path's delay itself, up to 400 ms here.
+    #[test]
+    fn a_late_echo_is_removed_too() {
+        let far = speech("pesq_repo/speech.wav", 8);
+        for ms in [250, 400] {
+            let room = EchoRoom::new(Vec::new(), usize::MAX).with_delay(48 * ms);
+            let (room, sent) = call_in_a_room(&far, room);
+            let single = 48_000 * 3..48_000 * 8;
+            let erle = erle_db(&room.echo()[single.clone()], &sent[single]);
+            println!("echo {ms} ms late: {erle:.1} dB removed");
+            assert!(erle > 25.0, "{ms} ms: {erle:.1} dB");
+        }
+    }
+
     /// With nothing played there is no echo: the capture goes through
     /// unchanged but for the frame of delay.
     #[test]

@@ -1,13 +1,17 @@
 //! A room for echo cancellation: what a port plays comes back into its
-//! microphone 60 ms later through an echo path (a speaker and a wall),
+//! microphone 60 ms later (or as late as asked) through an echo path (a
+//! speaker and a wall),
 //! with the near-end talker's voice on top. Deterministic; the echo alone
 //! is kept so that what a canceller left of it can be measured.
 
 use crate::call::wav::AudioPort;
 
-/// The echo path: (delay in 48 kHz samples, gain) of each reflection.
-pub const ECHO_PATH: [(usize, f32); 4] =
-    [(2_880, 0.5), (2_976, 0.25), (3_120, -0.12), (3_360, 0.06)];
+/// The echo path: (delay after the first, in 48 kHz samples; gain) of
+/// each reflection.
+pub const ECHO_PATH: [(usize, f32); 4] = [(0, 0.5), (96, 0.25), (240, -0.12), (480, 0.06)];
+
+/// When the first reflection comes by default: 60 ms (device buffers).
+pub const ECHO_DELAY: usize = 2_880;
 
 /// A room as an [`AudioPort`]: plays into the echo path, captures echo
 /// plus the near-end voice.
@@ -16,6 +20,8 @@ pub struct EchoRoom {
     played: Vec<i16>,
     near: Vec<i16>,
     near_from: usize,
+    /// When the first reflection comes, in samples.
+    delay: usize,
     captured: usize,
     echo: Vec<f32>,
 }
@@ -28,9 +34,17 @@ impl EchoRoom {
             played: Vec::new(),
             near,
             near_from,
+            delay: ECHO_DELAY,
             captured: 0,
             echo: Vec::new(),
         }
+    }
+
+    /// The same room with its first reflection `delay` samples after the
+    /// sound was played (longer device buffers).
+    pub fn with_delay(mut self, delay: usize) -> Self {
+        self.delay = delay;
+        self
     }
 
     /// The echo in each sample captured so far (without the near end).
@@ -53,6 +67,7 @@ impl AudioPort for EchoRoom {
         for (i, s) in frame.iter_mut().enumerate() {
             let t = self.captured + i;
             let echo: f32 = (ECHO_PATH.iter())
+                .map(|(d, h)| (self.delay + d, h))
                 .filter(|(d, _)| t >= *d && t - d < self.played.len())
                 .map(|(d, h)| h * f32::from(self.played[t - d]))
                 .sum();
