@@ -132,7 +132,7 @@ pub struct SottoCallConfig {
     pub audio_sample_rate: u32,
     /// Remove the echo of what the call plays from what it captures
     /// (WebRTC's AEC3 on a thread of its own; one 10 ms frame of delay,
-    /// about 2 % of a core). For desktop speakers; off by default, as
+    /// about 1.5 % of a core). For desktop speakers; off by default, as
     /// phones cancel echo in the OS (Android's `VOICE_COMMUNICATION`,
     /// iOS's voice-processing I/O). Added in ABI version 3.
     pub echo_cancellation: bool,
