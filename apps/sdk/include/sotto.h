@@ -238,7 +238,7 @@ typedef struct SottoCallConfig {
   uint32_t audio_sample_rate;
   // Remove the echo of what the call plays from what it captures
   // (WebRTC's AEC3 on a thread of its own; one 10 ms frame of delay,
-  // about 2 % of a core). For desktop speakers; off by default, as
+  // about 1.5 % of a core). For desktop speakers; off by default, as
   // phones cancel echo in the OS (Android's `VOICE_COMMUNICATION`,
   // iOS's voice-processing I/O). Added in ABI version 3.
   bool echo_cancellation;
