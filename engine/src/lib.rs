@@ -32,6 +32,9 @@ pub mod ice;
 pub mod rtcp;
 pub mod rtp;
 
+// Video over the same SRTP session: VP8 RTP payload (RFC 7741), frame assembly.
+pub mod video;
+
 // One call end to end (signalling, ZRTP, SRTP, audio) and its simulator.
 pub mod call;
 pub mod sim;

@@ -17,6 +17,7 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "libsrtp2-dev",
     "libbzrtp-dev",
     "libspeexdsp-dev",
+    "libvpx-dev",
     "libsqlite3-dev",
     "libclang-dev",
     "coturn",
@@ -26,6 +27,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "openssl",
     "iproute2",
     "ethtool",
+    "gstreamer1.0-tools",
+    "gstreamer1.0-plugins-good",
 ];
 
 /// PyPI packages used by test and evaluation scripts: PESQ scoring and

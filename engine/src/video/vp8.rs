@@ -1,0 +1,1 @@
+//! Placeholder: filled in by the VP8 payload work.
