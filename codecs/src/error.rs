@@ -20,6 +20,40 @@ pub enum CodecError {
         /// Interleaved samples one frame must hold.
         expected: usize,
     },
+    /// A picture size a video frame or codec cannot take: a side that is
+    /// odd, or outside 2 to 4096 pixels.
+    #[error("picture size {width}x{height} not supported: sides must be even, 2 to 4096")]
+    PictureSize {
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+    },
+    /// An I420 buffer whose length does not match its picture size.
+    #[error("I420 buffer has {got} bytes, expected {expected}")]
+    PictureData {
+        /// Bytes received.
+        got: usize,
+        /// Bytes the picture size needs (`width * height * 3 / 2`).
+        expected: usize,
+    },
+    /// A picture handed to a video encoder has another size than the
+    /// encoder was configured for.
+    #[error("picture is {got_width}x{got_height}, encoder is configured for {width}x{height}")]
+    PictureMismatch {
+        /// Width of the picture received.
+        got_width: u32,
+        /// Height of the picture received.
+        got_height: u32,
+        /// Configured width.
+        width: u32,
+        /// Configured height.
+        height: u32,
+    },
+    /// An error reported by libvpx: its message, and its detail when it
+    /// gave one.
+    #[error("vpx: {0}")]
+    Vpx(String),
     /// A payload the decoder cannot parse.
     #[error("malformed payload: {0}")]
     Malformed(&'static str),

@@ -6,6 +6,10 @@
 //! uses on the wire) and [`g711`] (mu-law, which proves the traits are
 //! codec-agnostic).
 //!
+//! Video has its own pair of traits, [`VideoEncoder`] and
+//! [`VideoDecoder`], over I420 pictures ([`VideoFrame`], in [`video`]);
+//! [`vp8`] implements them with libvpx, tuned for real-time calls.
+//!
 //! PCM everywhere is interleaved signed 16-bit at the codec's own rate;
 //! [`samples`] converts to and from `f32`, [`resample`] converts between
 //! device rates and the codec rate ([`bridge`] does it for 10 ms mono
@@ -31,7 +35,8 @@
 //! assert_eq!(pcm.len(), 960);
 //! # Ok::<(), sotto_codecs::CodecError>(())
 //! ```
-#![forbid(unsafe_code)]
+// Denied everywhere but `vp8`, the FFI boundary to libvpx.
+#![deny(unsafe_code)]
 
 pub mod bridge;
 pub mod codec;
@@ -41,7 +46,13 @@ pub mod opus;
 pub mod resample;
 pub mod resampled;
 pub mod samples;
+pub mod video;
+// The FFI boundary to libvpx: the only module allowed `unsafe`, each block
+// with a `// SAFETY:` note.
+#[allow(unsafe_code)]
+pub mod vp8;
 pub mod wav;
 
 pub use codec::{Decoder, Encoder, FrameDuration};
 pub use error::CodecError;
+pub use video::{EncodedVideo, VideoDecoder, VideoEncoder, VideoFrame};
