@@ -1,3 +1,4 @@
-//! Video frame assembly on arbitrary packet sequences (see `sotto_engine
+//! Video frame assembly on arbitrary packet sequences (see
+//! `sotto_engine::video::assembler::fuzz_assemble`).
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| :video::assembler::fuzz_assemble`).:sotto_engine::video::assembler::fuzz_assemble(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sotto_engine::video::assembler::fuzz_assemble(data));

@@ -1,3 +1,3 @@
-//! The VP8 decoder on arbitrary frames (see `sotto_codecs
+//! The VP8 decoder on arbitrary frames (see `sotto_codecs::vp8::fuzz_decode`).
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| :vp8::fuzz_decode`).:sotto_codecs::vp8::fuzz_decode(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sotto_codecs::vp8::fuzz_decode(data));
