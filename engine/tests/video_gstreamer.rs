@@ -1,0 +1,396 @@
+//! VP8 over RTP against an independent implementation: GStreamer's
+//! `rtpvp8pay`/`rtpvp8depay`, with libvpx (`vp8enc`/`vp8dec`) making and
+//! checking the frames, over UDP on 127.0.0.1.
+//!
+//! - GStreamer sends 60 frames of a moving pattern; our frame assembler must
+//!   put every one back together, key frames where libvpx put them.
+//! - We packetize those same frames and send them to GStreamer, which must
+//!   decode them to exactly the pictures `vp8dec` makes from the encoder's
+//!   own output (a `tee` in the sending pipeline decodes that reference).
+//!
+//! Needs `gst-launch-1.0` and plugins-good (`cargo xtask setup`); never
+//! skipped. Waits are for readiness, with generous deadlines only to fail
+//! instead of hanging: nothing here depends on timing.
+
+use sotto_engine::video::assembler::{AssembledFrame, FrameAssembler};
+use sotto_engine::video::vp8::{VIDEO_CLOCK_RATE, VP8_PAYLOAD_TYPE, Vp8Packetizer, is_keyframe};
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const FRAMES: usize = 60;
+const KEYFRAME_DISTANCE: usize = 30;
+const WIDTH: usize = 320;
+const HEIGHT: usize = 240;
+/// One decoded I420 picture.
+const PICTURE_BYTES: usize = WIDTH * HEIGHT * 3 / 2;
+/// 30 frames/s at the 90 kHz RTP clock.
+const TICKS_PER_FRAME: u32 = VIDEO_CLOCK_RATE / 30;
+/// Our payload size limit when sending (descriptor included).
+const MAX_PAYLOAD: usize = 500;
+/// A moving zone plate at 600 kbit/s: frames from 40 bytes to 24 kB, so
+/// from one packet to forty. (The ball pattern's frames are all under
+/// 800 bytes: only key frames would span two packets.)
+const SOURCE: &str = "pattern=zone-plate kx2=20 ky2=20 kt=1";
+const BITRATE: u32 = 600_000;
+/// Only to fail rather than hang if GStreamer never gets there.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Panics, pointing at `cargo xtask setup`, if a GStreamer tool or element
+/// is missing: interop tests are never skipped silently.
+fn require_gstreamer() {
+    for tool in ["gst-launch-1.0", "gst-inspect-1.0"] {
+        let found = std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
+        assert!(
+            found,
+            "{tool} not found: install GStreamer (gstreamer1.0-tools, \
+             gstreamer1.0-plugins-good) with `cargo xtask setup`"
+        );
+    }
+    for element in [
+        "videotestsrc",
+        "vp8enc",
+        "vp8dec",
+        "rtpvp8pay",
+        "rtpvp8depay",
+    ] {
+        let ok = Command::new("gst-inspect-1.0")
+            .args(["--exists", element])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "GStreamer element {element} missing: install gstreamer1.0-plugins-good \
+             and libvpx with `cargo xtask setup`"
+        );
+    }
+}
+
+/// A scratch directory, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("sotto-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.0.join(file)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A `gst-launch-1.0 -q` pipeline, killed on drop; its stderr goes to a
+/// file so that a failure can show it.
+struct Gst {
+    child: Child,
+    stderr: PathBuf,
+}
+
+impl Gst {
+    fn launch(pipeline: &str, stderr: PathBuf) -> Self {
+        let child = Command::new("gst-launch-1.0")
+            .arg("-q")
+            .args(pipeline.split_whitespace())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("gst-launch-1.0 starts (run `cargo xtask setup`)");
+        Self { child, stderr }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Whether it has exited; panics if it failed.
+    fn exited(&mut self) -> bool {
+        match self.child.try_wait().unwrap() {
+            None => false,
+            Some(status) => {
+                assert!(
+                    status.success(),
+                    "gst-launch-1.0 failed ({status}):\n{}",
+                    self.stderr()
+                );
+                true
+            }
+        }
+    }
+
+    fn wait(&mut self) {
+        let deadline = Instant::now() + DEADLINE;
+        while !self.exited() {
+            assert!(
+                Instant::now() < deadline,
+                "gst-launch-1.0 did not finish:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Gst {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What GStreamer sent and what we made of it.
+struct Received {
+    frames: Vec<AssembledFrame>,
+    /// RTP packets per frame, in order.
+    packets_per_frame: Vec<usize>,
+    /// `vp8dec`'s pictures of the encoder's own output, I420, one after another.
+    reference: Vec<u8>,
+}
+
+/// Runs the GStreamer sender once for both tests: encode, payload with
+/// `rtpvp8pay` to our socket, and decode the same encoded frames to a file.
+fn received() -> &'static Received {
+    static RECEIVED: OnceLock<Received> = OnceLock::new();
+    RECEIVED.get_or_init(receive_from_gstreamer)
+}
+
+fn receive_from_gstreamer() -> Received {
+    require_gstreamer();
+    let scratch = Scratch::new("video-gst-send");
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let reference = scratch.path("reference.i420");
+    let mut gst = Gst::launch(
+        &format!(
+            "videotestsrc num-buffers={FRAMES} {SOURCE} \
+             ! video/x-raw,width={WIDTH},height={HEIGHT},framerate=30/1 \
+             ! vp8enc deadline=1 keyframe-max-dist={KEYFRAME_DISTANCE} target-bitrate={BITRATE} \
+             ! tee name=t \
+             t. ! queue ! rtpvp8pay mtu=600 picture-id-mode=15-bit \
+             ! udpsink host=127.0.0.1 port={port} \
+             t. ! queue ! vp8dec ! video/x-raw,format=I420 ! filesink location={}",
+            reference.display()
+        ),
+        scratch.path("stderr"),
+    );
+
+    let mut assembler = FrameAssembler::default();
+    let mut frames = vec![];
+    let mut packets_per_frame = vec![];
+    let mut in_frame = 0;
+    let mut ssrc = None;
+    let mut buf = [0u8; 2048];
+    let deadline = Instant::now() + DEADLINE;
+    while frames.len() < FRAMES {
+        assert!(
+            Instant::now() < deadline,
+            "timed out with {} frames",
+            frames.len()
+        );
+        let n = match sock.recv(&mut buf) {
+            Ok(n) => n,
+            // Quiet: fine while GStreamer runs, the end if it has finished.
+            Err(_) if gst.exited() => break,
+            Err(_) => continue,
+        };
+        assert!(n <= 600, "rtpvp8pay mtu=600 sent {n} bytes");
+        let p = sotto_engine::rtp::parse(&buf[..n]).unwrap();
+        assert_eq!(p.header.payload_type, VP8_PAYLOAD_TYPE);
+        assert_eq!(*ssrc.get_or_insert(p.header.ssrc), p.header.ssrc);
+        let h = &p.header;
+        let now = Instant::now();
+        assembler
+            .insert(now, h.sequence_number, h.timestamp, h.marker, p.payload)
+            .unwrap_or_else(|e| panic!("packet {} refused: {e}", h.sequence_number));
+        assembler.handle_timeout(now);
+        in_frame += 1;
+        while let Some(f) = assembler.poll_frame() {
+            frames.push(f);
+            packets_per_frame.push(std::mem::take(&mut in_frame));
+        }
+    }
+    assert_eq!(frames.len(), FRAMES, "stats: {:?}", assembler.stats());
+    assert!(!assembler.take_keyframe_request(), "no loss on loopback");
+    let stats = assembler.stats();
+    assert_eq!(stats.frames_assembled, FRAMES as u64);
+    assert_eq!((stats.packets_discarded, stats.frames_dropped), (0, 0));
+
+    gst.wait();
+    let reference = std::fs::read(&reference).unwrap();
+    assert_eq!(
+        reference.len(),
+        FRAMES * PICTURE_BYTES,
+        "vp8dec decoded {} pictures of the encoder's output",
+        reference.len() as f64 / PICTURE_BYTES as f64
+    );
+    Received {
+        frames,
+        packets_per_frame,
+        reference,
+    }
+}
+
+/// Width and height from a key frame's header (RFC 6386 §9.1: 14 bits
+/// each, little-endian, after the start code).
+fn keyframe_size(frame: &[u8]) -> (u16, u16) {
+    let w = u16::from_le_bytes([frame[6], frame[7]]) & 0x3fff;
+    let h = u16::from_le_bytes([frame[8], frame[9]]) & 0x3fff;
+    (w, h)
+}
+
+#[test]
+fn gstreamer_sends_and_the_assembler_rebuilds_every_frame() {
+    let r = received();
+    let frames = &r.frames;
+    assert_eq!(frames.len(), FRAMES);
+    for (i, f) in frames.iter().enumerate() {
+        assert_eq!(f.keyframe, is_keyframe(&f.data), "frame {i}");
+    }
+    for i in [0, KEYFRAME_DISTANCE] {
+        assert!(frames[i].keyframe, "libvpx puts a key frame at {i}");
+        assert_eq!(
+            keyframe_size(&frames[i].data),
+            (WIDTH as u16, HEIGHT as u16)
+        );
+    }
+    // One picture each, in order: PictureIDs count up (15 bits) and the
+    // RTP timestamps rise.
+    for w in frames.windows(2) {
+        let (a, b) = (w[0].picture_id.unwrap(), w[1].picture_id.unwrap());
+        assert_eq!(b, (a + 1) & 0x7fff);
+        assert!(b_after_a(w[0].timestamp, w[1].timestamp));
+    }
+    // The test means something: many frames were cut into several packets.
+    let cut = r.packets_per_frame.iter().filter(|&&n| n > 2).count();
+    assert!(cut >= FRAMES / 3, "{:?}", r.packets_per_frame);
+}
+
+fn b_after_a(a: u32, b: u32) -> bool {
+    let d = b.wrapping_sub(a);
+    d != 0 && d < u32::MAX / 2
+}
+
+/// Sends our packetization of the frames to GStreamer one frame at a time,
+/// waiting for each decoded picture: the socket never overflows and the
+/// order of events is fixed.
+#[test]
+fn we_send_and_gstreamer_decodes_every_frame_bit_exactly() {
+    let r = received();
+    let scratch = Scratch::new("video-gst-recv");
+    let out = scratch.path("out.i420");
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut gst = Gst::launch(
+        &format!(
+            "udpsrc address=127.0.0.1 port={port} \
+             caps=application/x-rtp,media=video,clock-rate={VIDEO_CLOCK_RATE},encoding-name=VP8,payload={VP8_PAYLOAD_TYPE} \
+             ! rtpvp8depay ! vp8dec ! video/x-raw,format=I420 \
+             ! filesink location={} buffer-mode=unbuffered sync=false",
+            out.display()
+        ),
+        scratch.path("stderr"),
+    );
+    // Bound means ready: datagrams wait in the socket until udpsrc reads.
+    let deadline = Instant::now() + DEADLINE;
+    while !udp_port_bound(port) {
+        assert!(
+            !gst.exited(),
+            "gst-launch-1.0 ended early:\n{}",
+            gst.stderr()
+        );
+        assert!(Instant::now() < deadline, "udpsrc never bound {port}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(("127.0.0.1", port)).unwrap();
+    let mut packetizer = Vp8Packetizer::new(0x1234);
+    let (ssrc, mut seq, mut ts) = (0x5077_0001u32, 0xFFF0u16, 0xFFFF_0000u32);
+    let mut sent_packets = 0;
+    for (i, frame) in r.frames.iter().enumerate() {
+        let payloads = packetizer.packetize(&frame.data, MAX_PAYLOAD).unwrap();
+        let last = payloads.len() - 1;
+        for (j, payload) in payloads.iter().enumerate() {
+            assert!(payload.len() <= MAX_PAYLOAD);
+            let packet = rtp_packet(ssrc, seq, ts, j == last, payload);
+            let parsed = sotto_engine::rtp::parse(&packet).unwrap();
+            assert_eq!(parsed.payload, &payload[..]);
+            sock.send(&packet).unwrap();
+            seq = seq.wrapping_add(1);
+            sent_packets += 1;
+        }
+        ts = ts.wrapping_add(TICKS_PER_FRAME);
+        let want = (i + 1) * PICTURE_BYTES;
+        let deadline = Instant::now() + DEADLINE;
+        while file_len(&out) < want {
+            assert!(
+                !gst.exited(),
+                "gst-launch-1.0 ended early:\n{}",
+                gst.stderr()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "GStreamer decoded {} of {} frames:\n{}",
+                file_len(&out) / PICTURE_BYTES,
+                i + 1,
+                gst.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    assert!(
+        sent_packets > 3 * FRAMES,
+        "frames were cut into several packets"
+    );
+    drop(gst);
+    let decoded = std::fs::read(&out).unwrap();
+    assert_eq!(decoded.len(), FRAMES * PICTURE_BYTES);
+    for i in 0..FRAMES {
+        let at = i * PICTURE_BYTES..(i + 1) * PICTURE_BYTES;
+        assert!(
+            decoded[at.clone()] == r.reference[at],
+            "picture {i} differs from vp8dec's decode of the encoder's output"
+        );
+    }
+}
+
+/// A minimal RFC 3550 header (V = 2, no CSRC, no extension) and `payload`.
+fn rtp_packet(ssrc: u32, seq: u16, ts: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, VP8_PAYLOAD_TYPE | if marker { 0x80 } else { 0 }];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&ts.to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+fn file_len(path: &Path) -> usize {
+    std::fs::metadata(path).map_or(0, |m| m.len() as usize)
+}
+
+/// Whether a UDP socket is bound to 127.0.0.1:`port` (from
+/// `/proc/net/udp`, so that looking does not take the port).
+fn udp_port_bound(port: u16) -> bool {
+    let want = format!("0100007F:{port:04X}");
+    std::fs::read_to_string("/proc/net/udp").is_ok_and(|t| {
+        t.lines()
+            .skip(1)
+            .any(|l| l.split_whitespace().nth(1) == Some(want.as_str()))
+    })
+}
