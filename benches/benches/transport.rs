@@ -131,7 +131,7 @@ fn bench(c: &mut Criterion) {
                     slot[..a.payload.len()].copy_from_slice(a.payload);
                     black_box(a.payload.len())
                 }
-                Received::Control(_) => unreachable!(),
+                Received::Video(_) | Received::Control(_) => unreachable!(),
             }
         })
     });

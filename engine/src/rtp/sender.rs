@@ -43,12 +43,23 @@ impl RtpSender {
         })
     }
 
+    /// The same with another RTP clock rate (90 kHz for video).
+    pub fn with_clock_rate(mut self, clock_rate: u32) -> Self {
+        self.clock_rate = clock_rate;
+        self
+    }
+
     /// This stream's SSRC.
     pub fn ssrc(&self) -> u32 {
         self.ssrc
     }
 
-    /// The RTP clock rate (48 kHz for Opus).
+    /// This stream's payload type.
+    pub fn payload_type(&self) -> u8 {
+        self.payload_type
+    }
+
+    /// The RTP clock rate (48 kHz for Opus, 90 kHz for video).
     pub fn clock_rate(&self) -> u32 {
         self.clock_rate
     }
@@ -76,12 +87,39 @@ impl RtpSender {
         duration: u32,
         out: &mut [u8],
     ) -> Result<usize, RtpError> {
+        let n = self.write(self.timestamp, self.talkspurt_start, payload, out)?;
+        self.timestamp = self.timestamp.wrapping_add(duration);
+        self.talkspurt_start = false;
+        Ok(n)
+    }
+
+    /// Writes one packet of a video frame into `out`: every packet of a
+    /// frame carries the frame's `timestamp` (its capture time on this
+    /// stream's clock, which the caller keeps), and `marker` is set on the
+    /// frame's last packet (RFC 7741 §4.1). Returns its length.
+    pub fn packetize_frame(
+        &mut self,
+        payload: &[u8],
+        timestamp: u32,
+        marker: bool,
+        out: &mut [u8],
+    ) -> Result<usize, RtpError> {
+        self.write(timestamp, marker, payload, out)
+    }
+
+    fn write(
+        &mut self,
+        timestamp: u32,
+        marker: bool,
+        payload: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, RtpError> {
         let header = Header {
             version: 2,
-            marker: self.talkspurt_start,
+            marker,
             payload_type: self.payload_type,
             sequence_number: self.seq,
-            timestamp: self.timestamp,
+            timestamp,
             ssrc: self.ssrc,
             ..Header::default()
         };
@@ -95,8 +133,6 @@ impl RtpSender {
             .map_err(|e| RtpError::Malformed(e.to_string()))?;
         out[hlen..need].copy_from_slice(payload);
         self.seq = self.seq.wrapping_add(1);
-        self.timestamp = self.timestamp.wrapping_add(duration);
-        self.talkspurt_start = false;
         self.packets_sent = self.packets_sent.wrapping_add(1);
         self.octets_sent = self.octets_sent.wrapping_add(payload.len() as u32);
         Ok(need)

@@ -1,6 +1,9 @@
-//! One secured audio stream, both directions: RTP numbering + SRTP on the
-//! way out; demux, SRTP, RTP parsing and statistics on the way in; RTCP
-//! (SR/RR, NACK, PLI) over SRTCP on the same port. Sans-IO: datagrams in,
+//! One secured audio stream, both directions, and optionally a video
+//! stream on an SSRC of its own under the same SRTP keys (RFC 3711 §3.2.1:
+//! a master key may protect several SSRCs; the SSRC is in every IV): RTP
+//! numbering + SRTP on the way out; demux, SRTP, RTP parsing and
+//! statistics on the way in; RTCP (SR/RR, NACK, PLI) over SRTCP on the
+//! same port. Sans-IO: datagrams in,
 //! datagrams out, time passed in.
 
 use super::{ReceiverStats, RtpError, RtpPacket, RtpSender, parse};
@@ -34,6 +37,9 @@ pub enum StreamError {
     /// Not RTP or RTCP (the caller routes STUN/ZRTP elsewhere).
     #[error("not media: {0:?}")]
     NotMedia(PacketKind),
+    /// Video was sent on a stream that carries none.
+    #[error("this stream carries no video")]
+    NoVideo,
 }
 
 shown_from!(StreamError, StreamError::Srtp, srtp::Error);
@@ -43,6 +49,8 @@ shown_from!(StreamError, StreamError::Srtp, srtp::Error);
 pub enum Received<'a> {
     /// An audio packet, decrypted in the caller's buffer.
     Audio(RtpPacket<'a>),
+    /// A video packet (the video payload type), decrypted in the caller's buffer.
+    Video(RtpPacket<'a>),
     /// RTCP items (reports are already applied to statistics and RTT).
     Control(Vec<RtcpItem>),
 }
@@ -59,6 +67,14 @@ pub struct MediaStream {
     /// Whether anything authentic came from the peer (it counts as a member).
     peer_heard: bool,
     outbox: VecDeque<Vec<u8>>,
+    video: Option<VideoTrack>,
+}
+
+/// The video half of a stream: our sender and what we receive of the peer's.
+#[derive(Debug)]
+struct VideoTrack {
+    sender: RtpSender,
+    remote: ReceiverStats,
 }
 
 impl MediaStream {
@@ -87,7 +103,30 @@ impl MediaStream {
             ),
             peer_heard: false,
             outbox: VecDeque::new(),
+            video: None,
         }
+    }
+
+    /// Also carries video, sent as `sender` (its own SSRC and payload
+    /// type, 90 kHz); received packets of that payload type are video.
+    pub fn with_video(mut self, sender: RtpSender) -> Self {
+        let remote = ReceiverStats::new(sender.clock_rate());
+        self.video = Some(VideoTrack { sender, remote });
+        self
+    }
+
+    /// Builds and protects one packet of a video frame into `out` (see
+    /// [`RtpSender::packetize_frame`]); returns its length.
+    pub fn send_video(
+        &mut self,
+        payload: &[u8],
+        timestamp: u32,
+        marker: bool,
+        out: &mut [u8],
+    ) -> Result<usize, StreamError> {
+        let v = self.video.as_mut().ok_or(StreamError::NoVideo)?;
+        let n = v.sender.packetize_frame(payload, timestamp, marker, out)?;
+        Ok(self.tx.protect_rtp_in_place(out, n)?)
     }
 
     /// Uses `interval` as the minimum between RTCP reports instead of
@@ -142,9 +181,19 @@ impl MediaStream {
                 let n = self.rx.unprotect_rtp_in_place(buf, len)?;
                 let buf: &'a [u8] = buf;
                 let p = parse(&buf[..n])?;
-                self.remote.on_packet(now, &p.header);
                 self.peer_heard = true;
-                Ok(Received::Audio(p))
+                // Video has its own sequence numbers and clock: kept apart
+                // from the audio statistics that RTCP reports.
+                match self.video.as_mut() {
+                    Some(v) if p.header.payload_type == v.sender.payload_type() => {
+                        v.remote.on_packet(now, &p.header);
+                        Ok(Received::Video(p))
+                    }
+                    _ => {
+                        self.remote.on_packet(now, &p.header);
+                        Ok(Received::Audio(p))
+                    }
+                }
             }
             PacketKind::Rtcp => {
                 let n = self.rx.unprotect_rtcp_in_place(buf, len)?;
@@ -196,9 +245,13 @@ impl MediaStream {
         Ok(())
     }
 
-    /// Asks the remote sender for a key frame (RFC 4585 PLI).
+    /// Asks the remote sender for a key frame of its video (RFC 4585 PLI).
     pub fn request_pli(&mut self) -> Result<(), StreamError> {
-        let media = self.remote.ssrc().unwrap_or(0);
+        let media = self
+            .video
+            .as_ref()
+            .and_then(|v| v.remote.ssrc())
+            .unwrap_or(0);
         let pkt = rtcp::build_pli(self.sender.ssrc(), media)?;
         let _ = self.queue_rtcp(pkt);
         Ok(())
@@ -230,6 +283,16 @@ impl MediaStream {
         &self.remote
     }
 
+    /// Our video SSRC, if this stream carries video.
+    pub fn video_ssrc(&self) -> Option<u32> {
+        self.video.as_ref().map(|v| v.sender.ssrc())
+    }
+
+    /// Statistics of the incoming video, if this stream carries video.
+    pub fn remote_video_stats(&self) -> Option<&ReceiverStats> {
+        self.video.as_ref().map(|v| &v.remote)
+    }
+
     /// SRTP counters of the incoming direction (rejections by cause).
     pub fn srtp_stats(&self) -> srtp::Stats {
         self.rx.stats()
@@ -241,6 +304,7 @@ mod tests {
     use super::super::{OPUS_20MS_TICKS, OPUS_PAYLOAD_TYPE};
     use super::*;
     use crate::srtp::Profile;
+    use crate::video::vp8::VP8_PAYLOAD_TYPE;
 
     /// A deterministic report schedule with a 1 s minimum.
     fn schedule(now: Instant, seed: u64) -> ReportSchedule {
@@ -337,12 +401,27 @@ mod tests {
     #[test]
     fn nack_and_pli_reach_the_sender() {
         let t0 = Instant::now();
-        let (mut a, mut b) = pair(t0);
+        let (a, b) = pair(t0);
+        let video = |ssrc| {
+            RtpSender::new(ssrc, VP8_PAYLOAD_TYPE, 7, 9)
+                .unwrap()
+                .with_clock_rate(90_000)
+        };
+        let (mut a, mut b) = (a.with_video(video(0xA1)), b.with_video(video(0xB1)));
         let mut buf = [0u8; 256];
         let n = a
             .send_audio(t0, &[0; 90], OPUS_20MS_TICKS, &mut buf)
             .unwrap();
-        let _ = b.receive(t0, &mut buf, n);
+        assert!(matches!(b.receive(t0, &mut buf, n), Ok(Received::Audio(_))));
+        let n = a.send_video(&[0x90; 40], 3000, true, &mut buf).unwrap();
+        let Ok(Received::Video(p)) = b.receive(t0, &mut buf, n) else {
+            panic!("not video")
+        };
+        assert_eq!((p.header.ssrc, p.header.timestamp), (0xA1, 3000));
+        assert!(p.header.marker);
+        // Each kept in its own statistics.
+        assert_eq!(b.remote_stats().ssrc(), Some(0xA));
+        assert_eq!(b.remote_video_stats().and_then(|r| r.ssrc()), Some(0xA1));
         b.request_nack(&[101, 102]).unwrap();
         b.request_pli().unwrap();
         let mut got = vec![];
@@ -359,9 +438,19 @@ mod tests {
                     media_ssrc: 0xA,
                     lost: vec![101, 102]
                 },
-                RtcpItem::Pli { media_ssrc: 0xA }
+                RtcpItem::Pli { media_ssrc: 0xA1 }
             ]
         );
+    }
+
+    #[test]
+    fn video_on_a_stream_without_it_is_refused() {
+        let (mut a, _) = pair(Instant::now());
+        let mut buf = [0u8; 64];
+        assert!(matches!(
+            a.send_video(&[1], 0, true, &mut buf),
+            Err(StreamError::NoVideo)
+        ));
     }
 
     /// RFC 3550 §6.4.1: an SR's RTP timestamp is the instant of its NTP
