@@ -2,7 +2,7 @@
 //! a [`MessageKind`] (visible to the server, which uses it for wakeups and
 //! cancel pushes) and a [`CallPayload`] (sealed to the peer device).
 
-use sotto_engine::call::{CallSignal, CodecParams, SessionDescription};
+use sotto_engine::call::{CallSignal, CodecParams, SessionDescription, VideoParams};
 use sotto_engine::ice::SignalMessage;
 use sotto_signalling::protocol::MessageKind;
 use sotto_signalling::seal::CallPayload;
@@ -93,15 +93,20 @@ pub fn decode(kind: MessageKind, p: &CallPayload) -> Result<CallSignal, WireErro
 
 fn describe(sd: &SessionDescription) -> CallPayload {
     let c = &sd.codec;
+    let mut media = format!(
+        "opus pt={} rate={} ptime={} fec={} dtx={}",
+        c.payload_type,
+        c.clock_rate,
+        c.ptime_ms,
+        u8::from(c.fec),
+        u8::from(c.dtx)
+    );
+    // A peer that knows no video ignores the parameter, and answers audio only.
+    if let Some(v) = &sd.video {
+        media += &format!(" vp8={}", v.payload_type);
+    }
     CallPayload {
-        media: Some(format!(
-            "opus pt={} rate={} ptime={} fec={} dtx={}",
-            c.payload_type,
-            c.clock_rate,
-            c.ptime_ms,
-            u8::from(c.fec),
-            u8::from(c.dtx)
-        )),
+        media: Some(media),
         ice_ufrag: Some(sd.ice_ufrag.clone()),
         ice_pwd: Some(sd.ice_pwd.clone()),
         candidates: sd.candidates.clone(),
@@ -112,26 +117,30 @@ fn describe(sd: &SessionDescription) -> CallPayload {
 
 fn session(p: &CallPayload, what: &'static str) -> Result<SessionDescription, WireError> {
     let need = |v: &Option<String>, field| v.clone().ok_or(WireError::Missing(what, field));
+    let (codec, video) = media(
+        p.media
+            .as_deref()
+            .ok_or(WireError::Missing(what, "media"))?,
+    )?;
     Ok(SessionDescription {
         ice_ufrag: need(&p.ice_ufrag, "ufrag")?,
         ice_pwd: need(&p.ice_pwd, "pwd")?,
         candidates: p.candidates.clone(),
         zrtp_hash: need(&p.zrtp_hash, "zrtp-hash")?,
-        codec: codec(
-            p.media
-                .as_deref()
-                .ok_or(WireError::Missing(what, "media"))?,
-        )?,
+        codec,
+        video,
     })
 }
 
-fn codec(media: &str) -> Result<CodecParams, WireError> {
+/// The audio codec and the video, if any, of a `media` line.
+fn media(media: &str) -> Result<(CodecParams, Option<VideoParams>), WireError> {
     let bad = || WireError::Media(media.chars().take(80).collect());
     let mut words = media.split_ascii_whitespace();
     if words.next() != Some("opus") {
         return Err(bad());
     }
     let mut c = CodecParams::default();
+    let mut video = None;
     for w in words {
         let (k, v) = w.split_once('=').ok_or_else(bad)?;
         let n: u32 = v.parse().map_err(|_| bad())?;
@@ -141,10 +150,15 @@ fn codec(media: &str) -> Result<CodecParams, WireError> {
             "ptime" => c.ptime_ms = n,
             "fec" => c.fec = n != 0,
             "dtx" => c.dtx = n != 0,
+            "vp8" => {
+                video = Some(VideoParams {
+                    payload_type: u8::try_from(n).map_err(|_| bad())?,
+                })
+            }
             _ => {} // unknown parameters from newer peers are ignored
         }
     }
-    Ok(c)
+    Ok((c, video))
 }
 
 #[cfg(test)]
@@ -162,6 +176,7 @@ mod tests {
                 ptime_ms: 10,
                 ..CodecParams::default()
             },
+            video: Some(VideoParams::default()),
         }
     }
 
@@ -170,6 +185,10 @@ mod tests {
         let all = [
             CallSignal::Offer(sd()),
             CallSignal::Answer(sd()),
+            CallSignal::Answer(SessionDescription {
+                video: None,
+                ..sd()
+            }),
             CallSignal::Ringing,
             CallSignal::Decline,
             CallSignal::Hangup,

@@ -60,6 +60,7 @@ fn answer(p: &CallPayload) -> Option<CallSignal> {
         candidates: p.candidates.clone(),
         zrtp_hash: p.zrtp_hash.clone()?,
         codec: CodecParams::default(),
+        video: None,
     }))
 }
 

@@ -8,6 +8,7 @@ use super::wav::AudioPort;
 use super::{Call, CallError, CallSignal, CallStats, Event, Input, Transmit};
 use crate::driver::{DriverError, TransportEvent, TransportHandle};
 use crate::ice::{IceConfig, SignalMessage, Signaller};
+use crate::video::VideoFrame;
 use crate::zrtp::ZidCache;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -28,6 +29,16 @@ pub trait CallSignaller: Send + 'static {
     fn send(&mut self, msg: CallSignal);
 }
 
+/// A camera and a screen for a call's video, served by the call task on
+/// its 10 ms tick. Both must return at once (a real camera hands its
+/// frames over through a queue).
+pub trait VideoPort: Send + 'static {
+    /// The newest frame the camera captured since the last call, if any.
+    fn capture(&mut self) -> Option<VideoFrame>;
+    /// A received frame to show.
+    fn render(&mut self, frame: VideoFrame);
+}
+
 enum Command {
     Place,
     Answer,
@@ -40,6 +51,7 @@ enum Command {
     Stats(oneshot::Sender<CallStats>),
     ZidCache(oneshot::Sender<ZidCache>),
     NetworkChanged,
+    Video(Box<dyn VideoPort>),
 }
 
 /// Forwards our ICE session's credentials and candidates into the call task.
@@ -88,6 +100,7 @@ impl CallHandle {
             transport: Some(transport),
             signaller,
             audio,
+            video: None,
             events: ev_tx,
             pump: AudioPump::default(),
             dropped_events: 0,
@@ -155,6 +168,12 @@ impl CallHandle {
         self.send(Command::NetworkChanged).await
     }
 
+    /// Gives the call a camera and a screen. Video flows once the call is
+    /// Secure, if both sides set it up ([`CallConfig::video`](super::CallConfig::video)).
+    pub async fn set_video(&self, port: Box<dyn VideoPort>) -> Result<(), DriverError> {
+        self.send(Command::Video(port)).await
+    }
+
     /// Delivers a message from the peer's signalling.
     pub async fn signal(&self, msg: CallSignal) -> Result<(), DriverError> {
         self.send(Command::Signal(msg)).await
@@ -212,6 +231,7 @@ struct Task {
     transport: Option<TransportHandle>,
     signaller: Box<dyn CallSignaller>,
     audio: Option<Box<dyn AudioPort>>,
+    video: Option<Box<dyn VideoPort>>,
     events: mpsc::Sender<Event>,
     pump: AudioPump,
     dropped_events: u64,
@@ -316,6 +336,10 @@ impl Task {
             }
             // Taken by the run loop, which holds the transport.
             Command::NetworkChanged => Ok(()),
+            Command::Video(port) => {
+                self.video = Some(port);
+                Ok(())
+            }
             Command::ZidCache(tx) => {
                 let _ = tx.send(self.call.zid_cache().clone());
                 Ok(())
@@ -330,6 +354,14 @@ impl Task {
         if let Some(audio) = self.audio.as_mut() {
             self.pump
                 .tick(Instant::now(), &mut self.call, audio.as_mut());
+        }
+        if let Some(video) = self.video.as_mut() {
+            if let Some(frame) = video.capture() {
+                let _ = self.call.push_video(Instant::now(), &frame);
+            }
+            while let Some(frame) = self.call.poll_video() {
+                video.render(frame);
+            }
         }
     }
 

@@ -2,15 +2,22 @@
 //! from RTCP) -> RTP -> SRTP on the way out; SRTP -> RTP -> jitter buffer
 //! -> Opus decode / FEC / PLC -> 10 ms PCM on the way in.
 //!
+//! When both sides set video up, the same SRTP session also carries it
+//! (see [`super::video`]).
+//!
 //! It exists only once ZRTP is Secure (it is built from the SRTP keys), so
 //! no RTP can leave before then.
 
-use super::stats::{InboundRtp, OutboundRtp};
+use super::stats::{InboundRtp, OutboundRtp, VideoStats};
+use super::video::Video;
 use crate::rtcp::{IntervalRng, ReportSchedule, RtcpItem};
 use crate::rtp::{MediaStream, OPUS_PAYLOAD_TYPE, Received, RtpSender, StreamError};
 use crate::srtp::SrtpContext;
+use crate::video::VideoConfig;
+use crate::video::vp8::{VIDEO_CLOCK_RATE, VP8_PAYLOAD_TYPE};
 use crate::zrtp::SecureInfo;
 use sotto_codecs::opus::{OpusConfig, OpusDecoder, OpusEncoder};
+use sotto_codecs::video::VideoFrame;
 use sotto_codecs::{CodecError, Encoder, FrameDuration};
 use sotto_jitter::{JitterBuffer, JitterConfig, JitterError, RtpPacket};
 use std::collections::VecDeque;
@@ -24,8 +31,9 @@ pub const FRAME_SAMPLES: usize = 960;
 pub const PULL_SAMPLES: usize = 480;
 /// Largest SRTP datagram we build: RTP header, Opus payload, tag.
 const MAX_DATAGRAM: usize = 1500;
-/// Outgoing datagrams held until polled.
-const MAX_OUTBOX: usize = 64;
+/// Outgoing datagrams held until polled: room for a key frame at the
+/// highest video bitrate.
+const MAX_OUTBOX: usize = 512;
 /// Encoder packet-loss hint before the first RTCP report (%).
 const INITIAL_LOSS_HINT: u8 = 5;
 /// The encoder's next packet-loss hint (%) after a report of
@@ -72,6 +80,12 @@ pub enum MediaError {
     /// PCM frames must be 10 or 20 ms at 48 kHz mono.
     #[error("PCM frame of {0} samples: expected 480 or 960")]
     FrameSize(usize),
+    /// The video settings were refused.
+    #[error(transparent)]
+    VideoConfig(#[from] crate::video::VideoConfigError),
+    /// Video could not be packetized.
+    #[error("video: {0}")]
+    Video(String),
 }
 
 shown_from!(MediaError, MediaError::Srtp, crate::srtp::Error);
@@ -149,6 +163,7 @@ pub(crate) struct Media {
     packets_received: u64,
     bytes_received: u64,
     dropped_out: u64,
+    video: Option<Video>,
     /// The latest time the call gave us. PCM arrives without a time; its
     /// packets are stamped with this for the SR's RTP/NTP mapping. Drivers
     /// pull every 10 ms, so it trails by at most one pull, the same for
@@ -157,12 +172,14 @@ pub(crate) struct Media {
 }
 
 impl Media {
-    /// Builds the pipeline from ZRTP's keys; `ssrc` is ours (also in ZRTP packets).
+    /// Builds the pipeline from ZRTP's keys; `ssrc` is ours (also in ZRTP
+    /// packets). With `video`, video goes on a random SSRC of its own.
     pub(crate) fn new(
         now: Instant,
         info: &SecureInfo,
         ssrc: u32,
         audio: &AudioConfig,
+        video: Option<&VideoConfig>,
         rtcp_interval: Duration,
         ntp_anchor: (Instant, u64),
     ) -> Result<Self, MediaError> {
@@ -185,7 +202,26 @@ impl Media {
                 .rtcp_seed
                 .map_or_else(IntervalRng::from_os, IntervalRng::from_seed),
         );
-        let stream = MediaStream::new(now, sender, tx, rx, ntp_anchor).with_rtcp_schedule(schedule);
+        let mut stream =
+            MediaStream::new(now, sender, tx, rx, ntp_anchor).with_rtcp_schedule(schedule);
+        let video = video.map(Video::new).transpose()?;
+        if video.is_some() {
+            let video_ssrc = loop {
+                let s = u32::from_be_bytes(crate::zrtp::crypto::random());
+                // Our two SSRCs share keys: they must differ (RFC 3711 §9.1).
+                if s != ssrc {
+                    break s;
+                }
+            };
+            let sender = RtpSender::new(
+                video_ssrc,
+                VP8_PAYLOAD_TYPE,
+                first_sequence_number(),
+                0, // each frame carries its own capture timestamp
+            )?
+            .with_clock_rate(VIDEO_CLOCK_RATE);
+            stream = stream.with_video(sender);
+        }
         let encoder = OpusEncoder::new(audio.opus_config())?;
         let decoder = OpusDecoder::new(SAMPLE_RATE, 1)?;
         let jitter = JitterBuffer::new(audio.jitter.clone(), Box::new(decoder))?;
@@ -206,8 +242,61 @@ impl Media {
             packets_received: 0,
             bytes_received: 0,
             dropped_out: 0,
+            video,
             clock: now,
         })
+    }
+
+    /// Whether this call carries video.
+    pub(crate) fn has_video(&self) -> bool {
+        self.video.is_some()
+    }
+
+    /// Encodes and sends one camera frame captured at `now`; `Ok(false)`
+    /// when the call carries no video.
+    pub(crate) fn push_video(
+        &mut self,
+        now: Instant,
+        frame: &VideoFrame,
+    ) -> Result<bool, MediaError> {
+        let Some(video) = self.video.as_mut() else {
+            return Ok(false);
+        };
+        self.clock = self.clock.max(now);
+        let Some(f) = video.encode(now, frame)? else {
+            return Ok(true);
+        };
+        let sent: usize = f.payloads.iter().map(Vec::len).sum();
+        video.sent(f.payloads.len(), sent);
+        let last = f.payloads.len().saturating_sub(1);
+        for (i, p) in f.payloads.iter().enumerate() {
+            let mut buf = vec![0u8; MAX_DATAGRAM];
+            let n = self
+                .stream
+                .send_video(p, f.timestamp, i == last, &mut buf)?;
+            buf.truncate(n);
+            self.queue(buf);
+        }
+        Ok(true)
+    }
+
+    /// The oldest received video frame not yet taken.
+    pub(crate) fn poll_video(&mut self) -> Option<VideoFrame> {
+        self.video.as_mut()?.poll_frame()
+    }
+
+    /// Sends a key frame request when the video receiver wants one.
+    fn request_keyframe_if_wanted(&mut self) {
+        if self
+            .video
+            .as_mut()
+            .is_some_and(Video::take_keyframe_request)
+        {
+            let _ = self.stream.request_pli();
+            while let Some(d) = self.stream.poll_transmit() {
+                self.queue(d);
+            }
+        }
     }
 
     /// Takes 10 or 20 ms of PCM; every 20 ms gathered becomes one packet.
@@ -290,21 +379,38 @@ impl Media {
                 // the buffer's packetsDiscarded.
                 let _ = self.jitter.insert(now, pkt);
             }
+            Received::Video(p) => {
+                if let Some(v) = self.video.as_mut() {
+                    let h = &p.header;
+                    v.receive(now, h.sequence_number, h.timestamp, h.marker, p.payload);
+                }
+                self.request_keyframe_if_wanted();
+            }
             Received::Control(items) => self.on_rtcp(&items),
         }
         Ok(())
     }
 
-    /// Feeds the peer's loss report about us to the encoder's FEC.
+    /// Feeds the peer's loss report about us to the encoder's FEC and to
+    /// the video bitrate, and its key frame requests to the video encoder.
     fn on_rtcp(&mut self, items: &[RtcpItem]) {
         for item in items {
-            if let RtcpItem::Report { block, .. } = item
-                && block.ssrc == self.ssrc
-            {
-                let pct = loss_hint(self.outbound.loss_hint_pct, block.fraction_lost);
-                if self.encoder.set_packet_loss_pct(pct).is_ok() {
-                    self.outbound.loss_hint_pct = pct;
+            match item {
+                RtcpItem::Report { block, .. } if block.ssrc == self.ssrc => {
+                    let pct = loss_hint(self.outbound.loss_hint_pct, block.fraction_lost);
+                    if self.encoder.set_packet_loss_pct(pct).is_ok() {
+                        self.outbound.loss_hint_pct = pct;
+                    }
+                    if let Some(v) = self.video.as_mut() {
+                        v.on_loss(block.fraction_lost);
+                    }
                 }
+                RtcpItem::Pli { media_ssrc } if self.stream.video_ssrc() == Some(*media_ssrc) => {
+                    if let Some(v) = self.video.as_mut() {
+                        v.on_pli();
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -318,7 +424,9 @@ impl Media {
     }
 
     pub(crate) fn poll_timeout(&self) -> Instant {
-        self.stream.poll_timeout()
+        let video = self.video.as_ref().and_then(Video::poll_timeout);
+        let rtcp = self.stream.poll_timeout();
+        video.map_or(rtcp, |v| v.min(rtcp))
     }
 
     /// Advances the clock that stamps outgoing frames (never backwards).
@@ -328,6 +436,10 @@ impl Media {
 
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         self.tick(now);
+        if let Some(v) = self.video.as_mut() {
+            v.handle_timeout(now);
+        }
+        self.request_keyframe_if_wanted();
         self.stream.handle_timeout(now);
         while let Some(d) = self.stream.poll_transmit() {
             self.queue(d);
@@ -361,6 +473,14 @@ impl Media {
 
     pub(crate) fn outbound(&self) -> OutboundRtp {
         self.outbound.clone()
+    }
+
+    pub(crate) fn video_stats(&self) -> Option<VideoStats> {
+        let (mut inbound, outbound) = self.video.as_ref()?.stats();
+        if let Some(r) = self.stream.remote_video_stats() {
+            inbound.packets_lost = r.cumulative_lost();
+        }
+        Some(VideoStats { inbound, outbound })
     }
 }
 

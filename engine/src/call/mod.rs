@@ -53,15 +53,20 @@ pub mod pacer;
 pub mod pump;
 pub mod signal;
 pub mod stats;
+mod video;
 pub mod wav;
 
 pub use fuzz::fuzz_input;
 pub use media::{AudioConfig, MediaError};
-pub use signal::{CallSignal, CodecParams, SessionDescription};
-pub use stats::{CallStats, CandidatePair, InboundRtp, OutboundRtp, RemoteInboundRtp};
+pub use signal::{CallSignal, CodecParams, SessionDescription, VideoParams};
+pub use stats::{
+    CallStats, CandidatePair, InboundRtp, InboundVideo, OutboundRtp, OutboundVideo,
+    RemoteInboundRtp, VideoStats,
+};
 
 use crate::demux::{PacketKind, classify};
 use crate::ice::{IceConfig, IceEvent, IceState, SelectedPath, SignalMessage};
+use crate::video::{VideoConfig, VideoFrame};
 use crate::zrtp::{self, Endpoint, Failure, HelloHash, Policy, Role, Suite, ZidCache};
 use media::Media;
 use signal::MAX_CANDIDATES;
@@ -88,6 +93,9 @@ pub struct CallConfig {
     pub zrtp_policy: Policy,
     /// Codec and jitter buffer settings.
     pub audio: AudioConfig,
+    /// Video settings; `None` for an audio-only call. Video flows when
+    /// both sides set it up (the offer and the answer both carry it).
+    pub video: Option<VideoConfig>,
     /// Only ever use a TURN relay (hides our addresses from the peer).
     pub relay_only: bool,
     /// How long an unanswered call rings.
@@ -120,6 +128,9 @@ impl CallConfig {
             return Err(ConfigError::Zero(name));
         }
         self.audio.validate()?;
+        if let Some(v) = &self.video {
+            v.validate().map_err(MediaError::from)?;
+        }
         Ok(())
     }
 }
@@ -130,6 +141,7 @@ impl Default for CallConfig {
             zid_cache: ZidCache::new(),
             zrtp_policy: Policy::default(),
             audio: AudioConfig::default(),
+            video: None,
             relay_only: false,
             ring_timeout: Duration::from_secs(60),
             setup_timeout: Duration::from_secs(30),
@@ -153,6 +165,8 @@ pub enum Input<'a> {
     Datagram(&'a [u8]),
     /// 10 or 20 ms of microphone PCM, 48 kHz mono.
     Audio(&'a [i16]),
+    /// A camera frame (see [`Call::push_video`]).
+    Video(&'a VideoFrame),
     /// The transport under the call stopped for good (its driver ended):
     /// the call ends with [`EndReason::ConnectionFailed`].
     TransportClosed,
@@ -273,8 +287,8 @@ pub enum CallError {
 /// Why a call could not be made from its [`CallConfig`].
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The codec or jitter buffer settings are out of range.
-    #[error("audio: {0}")]
+    /// The codec, jitter buffer or video settings are out of range.
+    #[error("media: {0}")]
     Audio(MediaError),
     /// A timeout or interval that must be longer than zero (a zero one
     /// would end the call at once, or make its timer due at every turn).
@@ -527,6 +541,7 @@ impl Call {
                 Ok(())
             }
             Input::Audio(pcm) => self.push_audio(now, pcm),
+            Input::Video(frame) => self.push_video(now, frame),
             Input::TransportClosed => {
                 self.fail(EndReason::ConnectionFailed);
                 Ok(())
@@ -548,6 +563,31 @@ impl Call {
             _ => self.audio_dropped += 1,
         }
         Ok(())
+    }
+
+    /// Takes a camera frame captured at `now` (any even size; a new size
+    /// starts a new key frame). Dropped until the call is Secure, and in a
+    /// call without video (see [`Call::has_video`]).
+    pub fn push_video(&mut self, now: Instant, frame: &VideoFrame) -> Result<(), CallError> {
+        if let Some(m) = self.media.as_mut()
+            && self.state != State::Ended
+            && m.push_video(now, frame)?
+        {
+            self.flush_media();
+        }
+        Ok(())
+    }
+
+    /// The oldest received video frame not yet taken. A few are kept; an
+    /// application that falls behind loses the oldest (counted in
+    /// `framesDropped`).
+    pub fn poll_video(&mut self) -> Option<VideoFrame> {
+        self.media.as_mut()?.poll_video()
+    }
+
+    /// Whether the call is Secure and carries video (both sides set it up).
+    pub fn has_video(&self) -> bool {
+        self.media.as_ref().is_some_and(Media::has_video)
     }
 
     /// The next 10 ms of received audio (480 samples at 48 kHz) into
@@ -642,6 +682,7 @@ impl Call {
             s.inbound = m.inbound();
             s.outbound = m.outbound();
             s.remote_inbound.round_trip_time = m.rtt();
+            s.video = m.video_stats();
         }
         s.candidate_pair.selected = self.path.is_some();
         s.candidate_pair.relayed = self.path.is_some_and(|p| p.relayed);
@@ -768,6 +809,13 @@ impl Call {
                 dtx: self.cfg.audio.dtx,
                 ..CodecParams::default()
             },
+            // An answer carries video only if the offer did.
+            video: self
+                .cfg
+                .video
+                .as_ref()
+                .filter(|_| self.outgoing || self.remote_video())
+                .map(|_| VideoParams::default()),
         };
         self.described = true;
         self.signal(if self.outgoing {
@@ -883,15 +931,26 @@ impl Call {
         }
     }
 
+    /// Whether the peer's offer or answer carries video we can receive.
+    fn remote_video(&self) -> bool {
+        let ours = VideoParams::default();
+        self.remote
+            .as_ref()
+            .and_then(|r| r.video.as_ref())
+            .is_some_and(|v| *v == ours)
+    }
+
     fn go_secure(&mut self, now: Instant, info: &zrtp::SecureInfo) {
         if self.media.is_some() || self.state == State::Ended {
             return;
         }
+        let video = self.cfg.video.as_ref().filter(|_| self.remote_video());
         match Media::new(
             now,
             info,
             self.ssrc,
             &self.cfg.audio,
+            video,
             self.cfg.rtcp_interval,
             self.ntp_anchor,
         ) {

@@ -32,6 +32,22 @@ impl Default for CodecParams {
     }
 }
 
+/// Video parameters carried in an offer or answer: VP8 (RFC 7741) at
+/// 90 kHz. Present when the side sends and receives video.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoParams {
+    /// RTP payload type.
+    pub payload_type: u8,
+}
+
+impl Default for VideoParams {
+    fn default() -> Self {
+        Self {
+            payload_type: crate::video::vp8::VP8_PAYLOAD_TYPE,
+        }
+    }
+}
+
 /// What each side tells the other to set up media.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionDescription {
@@ -45,6 +61,8 @@ pub struct SessionDescription {
     pub zrtp_hash: String,
     /// The audio codec.
     pub codec: CodecParams,
+    /// Video, if the sender sends and takes it.
+    pub video: Option<VideoParams>,
 }
 
 /// One signalling message between the two calls.

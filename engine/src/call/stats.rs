@@ -56,6 +56,65 @@ pub struct CandidatePair {
     pub relayed: bool,
 }
 
+/// `RTCOutboundRtpStreamStats` for the sent video.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OutboundVideo {
+    /// `packetsSent`.
+    pub packets_sent: u64,
+    /// `bytesSent`: payload bytes.
+    pub bytes_sent: u64,
+    /// `framesEncoded`.
+    pub frames_encoded: u64,
+    /// `keyFramesEncoded`.
+    pub key_frames_encoded: u64,
+    /// Frames given to the call that the encoder skipped (rate control)
+    /// or could not encode.
+    pub frames_skipped: u64,
+    /// `pliCount`: key frame requests received from the peer.
+    pub pli_count: u64,
+    /// `frameWidth` of the last encoded frame.
+    pub frame_width: u32,
+    /// `frameHeight` of the last encoded frame.
+    pub frame_height: u32,
+    /// `targetBitrate`, bit/s: where loss reports have put the encoder.
+    pub target_bitrate: u32,
+}
+
+/// `RTCInboundRtpStreamStats` for the received video.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InboundVideo {
+    /// `packetsReceived`: video packets that passed SRTP.
+    pub packets_received: u64,
+    /// `packetsLost` (RFC 3550 A.3 over the video SSRC).
+    pub packets_lost: i64,
+    /// `bytesReceived`: payload bytes.
+    pub bytes_received: u64,
+    /// `framesReceived`: whole frames put together from packets.
+    pub frames_received: u64,
+    /// `framesDecoded`.
+    pub frames_decoded: u64,
+    /// `keyFramesDecoded`.
+    pub key_frames_decoded: u64,
+    /// `framesDropped`: frames lost to missing packets, to a decoder
+    /// error, or left unread when the application fell behind.
+    pub frames_dropped: u64,
+    /// `pliCount`: key frame requests sent to the peer.
+    pub pli_count: u64,
+    /// `frameWidth` of the last decoded frame.
+    pub frame_width: u32,
+    /// `frameHeight` of the last decoded frame.
+    pub frame_height: u32,
+}
+
+/// Both directions of a call's video.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VideoStats {
+    /// Received video.
+    pub inbound: InboundVideo,
+    /// Sent video.
+    pub outbound: OutboundVideo,
+}
+
 /// One snapshot of a call's statistics.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CallStats {
@@ -67,6 +126,8 @@ pub struct CallStats {
     pub remote_inbound: RemoteInboundRtp,
     /// The path.
     pub candidate_pair: CandidatePair,
+    /// Video, when both sides set it up.
+    pub video: Option<VideoStats>,
 }
 
 impl CallStats {
@@ -91,6 +152,43 @@ impl CallStats {
         ];
         for (k, x) in i.jitter_buffer.w3c() {
             v.push((format!("inbound-rtp.{k}"), x));
+        }
+        if let Some(video) = &self.video {
+            let (i, o) = (&video.inbound, &video.outbound);
+            for (k, x) in [
+                (
+                    "inbound-rtp.video.packetsReceived",
+                    i.packets_received as f64,
+                ),
+                ("inbound-rtp.video.packetsLost", i.packets_lost as f64),
+                ("inbound-rtp.video.bytesReceived", i.bytes_received as f64),
+                ("inbound-rtp.video.framesReceived", i.frames_received as f64),
+                ("inbound-rtp.video.framesDecoded", i.frames_decoded as f64),
+                (
+                    "inbound-rtp.video.keyFramesDecoded",
+                    i.key_frames_decoded as f64,
+                ),
+                ("inbound-rtp.video.framesDropped", i.frames_dropped as f64),
+                ("inbound-rtp.video.pliCount", i.pli_count as f64),
+                ("inbound-rtp.video.frameWidth", f64::from(i.frame_width)),
+                ("inbound-rtp.video.frameHeight", f64::from(i.frame_height)),
+                ("outbound-rtp.video.packetsSent", o.packets_sent as f64),
+                ("outbound-rtp.video.bytesSent", o.bytes_sent as f64),
+                ("outbound-rtp.video.framesEncoded", o.frames_encoded as f64),
+                (
+                    "outbound-rtp.video.keyFramesEncoded",
+                    o.key_frames_encoded as f64,
+                ),
+                ("outbound-rtp.video.pliCount", o.pli_count as f64),
+                ("outbound-rtp.video.frameWidth", f64::from(o.frame_width)),
+                ("outbound-rtp.video.frameHeight", f64::from(o.frame_height)),
+                (
+                    "outbound-rtp.video.targetBitrate",
+                    f64::from(o.target_bitrate),
+                ),
+            ] {
+                v.push((k.into(), x));
+            }
         }
         if let Some(rtt) = self.remote_inbound.round_trip_time {
             v.push(("remote-inbound-rtp.roundTripTime".into(), rtt.as_secs_f64()));

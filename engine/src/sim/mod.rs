@@ -41,9 +41,11 @@ pub mod audio;
 pub mod link;
 pub mod port;
 pub mod room;
+pub mod video;
 
 pub use link::LinkSchedule;
 pub use port::{DeviceClock, DeviceStats, SimAudio};
+pub use video::SimVideo;
 
 use crate::call::pump::AudioPump;
 use crate::call::{Call, CallConfig, CallError, CallSignal, Event, Input, Transmit};
@@ -223,6 +225,8 @@ pub struct Peer {
     addr: SocketAddr,
     /// Its microphone and speaker: what it said and what it heard.
     pub audio: SimAudio,
+    /// Its camera and screen, if it has them (see [`Sim::set_video`]).
+    pub video: Option<SimVideo>,
     pump: AudioPump,
     /// Datagrams and events, in order.
     pub log: Vec<Record>,
@@ -381,6 +385,7 @@ impl Sim {
                 ice,
                 addr,
                 audio: SimAudio::default(),
+                video: None,
                 pump: AudioPump::default(),
                 log: Vec::new(),
                 wire: WireStats::default(),
@@ -538,6 +543,12 @@ impl Sim {
         }
     }
 
+    /// Gives `side` a camera and a screen (its call needs a video config
+    /// for them to be used).
+    pub fn set_video(&mut self, side: Side, video: SimVideo) {
+        self.peers[side.idx()].video = Some(video);
+    }
+
     /// Runs for `d` of virtual time.
     pub fn run_for(&mut self, d: Duration) {
         let until = self.elapsed() + d;
@@ -613,6 +624,9 @@ impl Sim {
         let p = &mut self.peers[side.idx()];
         p.audio.advance(now - self.t0);
         p.pump.tick(now, &mut p.call, &mut p.audio);
+        if let Some(v) = p.video.as_mut() {
+            v.tick(now, now - self.t0, &mut p.call);
+        }
         self.drain_call(side);
         self.pump_ice(side);
     }

@@ -1,0 +1,289 @@
+//! The video half of a secured call: frames -> VP8 (rate from the peer's
+//! loss reports, key frames on request) -> RFC 7741 payloads on the way
+//! out; payloads -> whole frames -> VP8 decode on the way in. The RTP and
+//! SRTP around it are the audio stream's ([`super::media`]), on a video
+//! SSRC of its own.
+
+use super::media::MediaError;
+use super::stats::{InboundVideo, OutboundVideo};
+use crate::video::VideoConfig;
+use crate::video::assembler::{AssemblerLimits, FrameAssembler};
+use crate::video::vp8::{VIDEO_CLOCK_RATE, Vp8Packetizer};
+use sotto_codecs::video::{VideoDecoder, VideoEncoder, VideoFrame};
+use sotto_codecs::vp8::{Vp8Config, Vp8Decoder, Vp8Encoder};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// Decoded frames kept for the application; it shows the newest, so the
+/// oldest goes when it falls behind.
+const MAX_DECODED: usize = 3;
+/// Shortest time between two key frames we send: a key frame costs
+/// several inter frames' bits. A request inside it is served when it ends.
+const MIN_KEYFRAME_GAP: Duration = Duration::from_millis(200);
+
+/// The encoder bitrate after a loss report of `fraction_lost` (1/256,
+/// RFC 3550 §6.4.1), following the loss-based controller of Google
+/// Congestion Control (draft-ietf-rmcat-gcc-02 §6): over 10 % loss cut by
+/// half the loss, under 2 % grow by 5 %, in between hold.
+fn next_bitrate(current: u32, fraction_lost: u8, cfg: &VideoConfig) -> u32 {
+    let p = f64::from(fraction_lost) / 256.0;
+    let next = if p > 0.10 {
+        f64::from(current) * (1.0 - 0.5 * p)
+    } else if p < 0.02 {
+        f64::from(current) * 1.05
+    } else {
+        f64::from(current)
+    };
+    (next as u32).clamp(cfg.min_bitrate, cfg.max_bitrate)
+}
+
+/// One encoded frame, split into payloads, at its RTP timestamp.
+pub(crate) struct OutgoingFrame {
+    pub timestamp: u32,
+    pub payloads: Vec<Vec<u8>>,
+}
+
+/// The capture clock of the video SSRC: 90 kHz from the first frame, from
+/// a random start (RFC 3550 §5.1), strictly rising so that two frames
+/// never share a timestamp (the receiver would take them for one).
+struct CaptureClock {
+    base: u32,
+    start: Option<Instant>,
+    last: Option<u64>,
+}
+
+impl CaptureClock {
+    fn stamp(&mut self, now: Instant) -> u32 {
+        let start = *self.start.get_or_insert(now);
+        let ticks = (now.saturating_duration_since(start).as_nanos() * u128::from(VIDEO_CLOCK_RATE)
+            / 1_000_000_000) as u64;
+        let ticks = self.last.map_or(ticks, |l| ticks.max(l + 1));
+        self.last = Some(ticks);
+        self.base.wrapping_add(ticks as u32)
+    }
+}
+
+/// Both directions of a call's video.
+pub(crate) struct Video {
+    cfg: VideoConfig,
+    encoder: Option<Vp8Encoder>,
+    packetizer: Vp8Packetizer,
+    clock: CaptureClock,
+    bitrate: u32,
+    key_wanted: bool,
+    last_key: Option<Instant>,
+    assembler: FrameAssembler,
+    decoder: Vp8Decoder,
+    decode_failed: bool,
+    decoded: VecDeque<VideoFrame>,
+    out: OutboundVideo,
+    inbound: InboundVideo,
+}
+
+impl Video {
+    pub(crate) fn new(cfg: &VideoConfig) -> Result<Self, MediaError> {
+        cfg.validate()?;
+        let random = |_| u32::from_be_bytes(crate::zrtp::crypto::random());
+        Ok(Self {
+            cfg: cfg.clone(),
+            encoder: None,
+            packetizer: Vp8Packetizer::new(random(()) as u16),
+            clock: CaptureClock {
+                base: random(()),
+                start: None,
+                last: None,
+            },
+            bitrate: cfg.start_bitrate,
+            key_wanted: false,
+            last_key: None,
+            assembler: FrameAssembler::new(AssemblerLimits::default()),
+            decoder: Vp8Decoder::new()?,
+            decode_failed: false,
+            decoded: VecDeque::new(),
+            out: OutboundVideo {
+                target_bitrate: cfg.start_bitrate,
+                ..OutboundVideo::default()
+            },
+            inbound: InboundVideo::default(),
+        })
+    }
+
+    /// Encodes one camera frame captured at `now`. A frame of a new size
+    /// starts a new encoder (and so a key frame).
+    pub(crate) fn encode(
+        &mut self,
+        now: Instant,
+        frame: &VideoFrame,
+    ) -> Result<Option<OutgoingFrame>, MediaError> {
+        let size = (frame.width(), frame.height());
+        if (self.out.frame_width, self.out.frame_height) != size || self.encoder.is_none() {
+            self.encoder = Some(Vp8Encoder::new(Vp8Config {
+                width: size.0,
+                height: size.1,
+                fps: self.cfg.fps,
+                bitrate: self.bitrate,
+                ..Vp8Config::default()
+            })?);
+            (self.out.frame_width, self.out.frame_height) = size;
+        }
+        let key_due = self.key_wanted
+            && self
+                .last_key
+                .is_none_or(|t| now.saturating_duration_since(t) >= MIN_KEYFRAME_GAP);
+        let Some(enc) = self.encoder.as_mut() else {
+            return Ok(None);
+        };
+        let Some(encoded) = enc
+            .encode(frame, key_due)
+            .inspect_err(|_| self.out.frames_skipped += 1)?
+        else {
+            self.out.frames_skipped += 1;
+            return Ok(None);
+        };
+        let timestamp = self.clock.stamp(now);
+        self.out.frames_encoded += 1;
+        if encoded.keyframe {
+            self.out.key_frames_encoded += 1;
+            self.key_wanted = false;
+            self.last_key = Some(now);
+        }
+        let payloads = self
+            .packetizer
+            .packetize(&encoded.data, self.cfg.max_payload)
+            .map_err(|e| MediaError::Video(e.to_string()))?;
+        Ok(Some(OutgoingFrame {
+            timestamp,
+            payloads,
+        }))
+    }
+
+    /// Counts the packets of a frame that went out and their payload bytes.
+    pub(crate) fn sent(&mut self, packets: usize, bytes: usize) {
+        self.out.packets_sent += packets as u64;
+        self.out.bytes_sent += bytes as u64;
+    }
+
+    /// One video RTP packet from the peer (after SRTP). Malformed, late
+    /// and duplicate packets are counted by the assembler.
+    pub(crate) fn receive(
+        &mut self,
+        now: Instant,
+        seq: u16,
+        timestamp: u32,
+        marker: bool,
+        payload: &[u8],
+    ) {
+        self.inbound.packets_received += 1;
+        self.inbound.bytes_received += payload.len() as u64;
+        let _ = self.assembler.insert(now, seq, timestamp, marker, payload);
+        self.decode_ready();
+    }
+
+    fn decode_ready(&mut self) {
+        while let Some(f) = self.assembler.poll_frame() {
+            self.inbound.frames_received += 1;
+            match self.decoder.decode(&f.data) {
+                Ok(Some(frame)) => {
+                    self.inbound.frames_decoded += 1;
+                    self.inbound.key_frames_decoded += u64::from(f.keyframe);
+                    (self.inbound.frame_width, self.inbound.frame_height) =
+                        (frame.width(), frame.height());
+                    if self.decoded.len() >= MAX_DECODED {
+                        self.decoded.pop_front();
+                        self.inbound.frames_dropped += 1;
+                    }
+                    self.decoded.push_back(frame);
+                }
+                Ok(None) => {}
+                Err(_) => {
+                    // The frames after it refer to a picture we do not
+                    // have: only a key frame gets us back.
+                    self.inbound.frames_dropped += 1;
+                    self.decode_failed = true;
+                }
+            }
+        }
+    }
+
+    /// Whether to send the peer a key frame request (PLI) now.
+    pub(crate) fn take_keyframe_request(&mut self) -> bool {
+        let want =
+            self.assembler.take_keyframe_request() || std::mem::take(&mut self.decode_failed);
+        self.inbound.pli_count += u64::from(want);
+        want
+    }
+
+    /// The peer asked for a key frame.
+    pub(crate) fn on_pli(&mut self) {
+        self.out.pli_count += 1;
+        self.key_wanted = true;
+    }
+
+    /// The peer's loss report on the path (its report on our audio, which
+    /// shares the path): moves the encoder's bitrate.
+    pub(crate) fn on_loss(&mut self, fraction_lost: u8) {
+        let next = next_bitrate(self.bitrate, fraction_lost, &self.cfg);
+        if next == self.bitrate {
+            return;
+        }
+        if let Some(enc) = self.encoder.as_mut()
+            && enc.set_bitrate(next).is_err()
+        {
+            return;
+        }
+        self.bitrate = next;
+        self.out.target_bitrate = next;
+    }
+
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        self.assembler.handle_timeout(now);
+        self.decode_ready();
+    }
+
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.assembler.poll_timeout()
+    }
+
+    /// The oldest decoded frame not yet taken.
+    pub(crate) fn poll_frame(&mut self) -> Option<VideoFrame> {
+        self.decoded.pop_front()
+    }
+
+    pub(crate) fn stats(&self) -> (InboundVideo, OutboundVideo) {
+        let mut inbound = self.inbound.clone();
+        let a = self.assembler.stats();
+        inbound.frames_dropped += a.frames_dropped;
+        (inbound, self.out.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bitrate_falls_with_heavy_loss_and_climbs_back_slowly() {
+        let cfg = VideoConfig::default();
+        // 25 % loss: cut by 12.5 %.
+        assert_eq!(next_bitrate(400_000, 64, &cfg), 350_000);
+        // 5 % (13/256): held.
+        assert_eq!(next_bitrate(400_000, 13, &cfg), 400_000);
+        assert_eq!(next_bitrate(400_000, 0, &cfg), 420_000);
+        assert_eq!(next_bitrate(cfg.max_bitrate, 0, &cfg), cfg.max_bitrate);
+        assert_eq!(next_bitrate(cfg.min_bitrate, 255, &cfg), cfg.min_bitrate);
+    }
+
+    #[test]
+    fn capture_timestamps_follow_the_clock_and_never_repeat() {
+        let t0 = Instant::now();
+        let mut c = CaptureClock {
+            base: u32::MAX - 1000,
+            start: None,
+            last: None,
+        };
+        let a = c.stamp(t0);
+        let b = c.stamp(t0 + Duration::from_millis(33));
+        assert_eq!(b.wrapping_sub(a), 2970);
+        assert_eq!(c.stamp(t0 + Duration::from_millis(33)).wrapping_sub(b), 1);
+    }
+}

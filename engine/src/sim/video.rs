@@ -1,0 +1,77 @@
+//! A simulated camera and screen: the camera shows the codec's moving
+//! test pattern at a fixed frame rate; the screen keeps every frame the
+//! call gave it, so a test can tell which sent frame each one is and how
+//! well it came through.
+
+use crate::call::Call;
+use crate::video::VideoFrame;
+use sotto_codecs::CodecError;
+use std::time::{Duration, Instant};
+
+/// One side's camera and screen.
+#[derive(Debug, Clone)]
+pub struct SimVideo {
+    width: u32,
+    height: u32,
+    interval: Duration,
+    next: Duration,
+    sent: u32,
+    /// Frames the call gave the screen, in order.
+    pub shown: Vec<VideoFrame>,
+}
+
+impl SimVideo {
+    /// A `width` x `height` camera at `fps` frames a second; the size
+    /// must be one a frame can have (even, 2 to 4096).
+    pub fn new(width: u32, height: u32, fps: u32) -> Result<Self, CodecError> {
+        VideoFrame::test_pattern(width, height, 0)?;
+        Ok(Self {
+            width,
+            height,
+            interval: Duration::from_secs(1) / fps.max(1),
+            next: Duration::ZERO,
+            sent: 0,
+            shown: Vec::new(),
+        })
+    }
+
+    /// Frames the camera gave the call.
+    pub fn sent(&self) -> u32 {
+        self.sent
+    }
+
+    /// The frame the camera showed `n`th.
+    pub fn frame(&self, n: u32) -> VideoFrame {
+        VideoFrame::test_pattern(self.width, self.height, n).expect("size checked by SimVideo::new")
+    }
+
+    /// At `elapsed` into the run: the camera's frame when one is due, and
+    /// what the call has to show.
+    pub(crate) fn tick(&mut self, now: Instant, elapsed: Duration, call: &mut Call) {
+        if elapsed >= self.next {
+            let _ = call.push_video(now, &self.frame(self.sent));
+            self.sent += 1;
+            self.next += self.interval;
+        }
+        while let Some(f) = call.poll_video() {
+            self.shown.push(f);
+        }
+    }
+
+    /// For each frame this screen showed, which of the frames `camera`
+    /// sent it is and its PSNR against it (dB): the best match among the
+    /// frames after the previous one's match, up to `window` of them.
+    pub fn matches(&self, camera: &SimVideo, window: u32) -> Vec<(u32, f64)> {
+        let mut from = 0;
+        let mut out = Vec::with_capacity(self.shown.len());
+        for shown in &self.shown {
+            let best = (from..camera.sent.min(from + window))
+                .map(|n| (n, camera.frame(n).psnr(shown).unwrap_or(0.0)))
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .unwrap_or((from, 0.0));
+            from = best.0 + 1;
+            out.push(best);
+        }
+        out
+    }
+}

@@ -1,0 +1,145 @@
+//! Video in a simulated call: VP8 over the call's SRTP session, both ways,
+//! through the same objects a real call runs, over links with loss.
+
+use sotto_engine::call::{CallConfig, CallStats, VideoStats};
+use sotto_engine::sim::{LinkSchedule, Network, Side, Sim, SimVideo};
+use sotto_engine::video::VideoConfig;
+use std::time::{Duration, Instant};
+
+const WIDTH: u32 = 320;
+const HEIGHT: u32 = 240;
+const FPS: u32 = 30;
+
+fn with_video() -> CallConfig {
+    CallConfig {
+        video: Some(VideoConfig::default()),
+        ..CallConfig::default()
+    }
+}
+
+/// A and B connected over `net`, each with a camera and a screen, and
+/// talking (a tone each way: in silence DTX sends next to nothing).
+fn video_call(a: CallConfig, b: CallConfig, net: Network) -> Sim {
+    let mut sim = Sim::new(Instant::now(), a, b, net).unwrap();
+    let tone: Vec<i16> = (0..48_000 * 10)
+        .map(|i| ((f64::from(i) * 0.03).sin() * 6000.0) as i16)
+        .collect();
+    for side in [Side::A, Side::B] {
+        sim.set_video(side, SimVideo::new(WIDTH, HEIGHT, FPS).unwrap());
+        sim.set_audio(side, tone.clone());
+    }
+    sim.connect(Duration::from_secs(2), Duration::from_secs(10))
+        .unwrap();
+    sim
+}
+
+fn video_stats(sim: &Sim, side: Side) -> VideoStats {
+    let s: CallStats = sim.peer(side).call.stats();
+    s.video.expect("video stats")
+}
+
+fn camera(sim: &Sim, side: Side) -> &SimVideo {
+    sim.peer(side).video.as_ref().unwrap()
+}
+
+/// What `side`'s screen showed, matched against the other side's camera.
+fn shown(sim: &Sim, side: Side) -> Vec<(u32, f64)> {
+    camera(sim, side).matches(camera(sim, side.other()), FPS)
+}
+
+#[test]
+fn video_flows_both_ways_when_both_sides_set_it_up() {
+    let net = Network::symmetric(LinkSchedule::fixed(Duration::from_millis(30)));
+    let mut sim = video_call(with_video(), with_video(), net);
+    let secure_at = sim.elapsed();
+    sim.run_for(Duration::from_secs(4));
+    for side in [Side::A, Side::B] {
+        assert!(sim.peer(side).call.has_video());
+        let sent = camera(&sim, side.other()).sent();
+        let shown = shown(&sim, side);
+        // Frames pushed before Secure were dropped; every one after it
+        // arrives on a lossless link but the last few still in flight.
+        let after_secure = sent - (secure_at.as_millis() as u32 * FPS / 1000) - 1;
+        println!(
+            "{side:?}: {} of {sent} frames shown ({after_secure} sent after Secure); PSNR min {:.1} dB",
+            shown.len(),
+            shown.iter().map(|m| m.1).fold(f64::INFINITY, f64::min)
+        );
+        assert!(shown.len() + 3 >= after_secure as usize);
+        // Each frame is a frame that was sent, in order, and looks like it.
+        assert!(
+            shown.windows(2).all(|w| w[1].0 == w[0].0 + 1),
+            "no frame skipped"
+        );
+        assert!(shown.iter().all(|m| m.1 >= 30.0), "{shown:?}");
+        let v = video_stats(&sim, side);
+        assert_eq!(v.inbound.frames_decoded, shown.len() as u64);
+        assert_eq!(v.inbound.frames_dropped, 0);
+        assert_eq!(
+            (v.inbound.frame_width, v.inbound.frame_height),
+            (WIDTH, HEIGHT)
+        );
+        assert_eq!(
+            v.outbound.key_frames_encoded, 1,
+            "one key frame, none asked for"
+        );
+        assert_eq!(v.outbound.pli_count, 0);
+        // The audio went on beside it.
+        let audio = sim.peer(side).call.stats();
+        assert!(audio.inbound.packets_received > 150);
+        assert_eq!(
+            audio.inbound.packets_lost, 0,
+            "video kept out of audio's counts"
+        );
+    }
+}
+
+#[test]
+fn a_side_without_video_makes_an_audio_only_call() {
+    for (a, b) in [
+        (with_video(), CallConfig::default()),
+        (CallConfig::default(), with_video()),
+    ] {
+        let net = Network::symmetric(LinkSchedule::fixed(Duration::from_millis(30)));
+        let mut sim = video_call(a, b, net);
+        sim.run_for(Duration::from_secs(1));
+        for side in [Side::A, Side::B] {
+            let call = &sim.peer(side).call;
+            assert!(!call.has_video());
+            assert_eq!(call.stats().video, None);
+            assert!(camera(&sim, side).shown.is_empty());
+            assert!(call.stats().inbound.packets_received > 30, "audio flows");
+        }
+    }
+}
+
+#[test]
+fn frames_lost_in_an_outage_are_healed_by_a_key_frame() {
+    // 400 ms of every 3 s lost both ways, from 2.5 s on.
+    let lossy = LinkSchedule::with_outage(
+        Duration::from_millis(30),
+        Duration::from_millis(2_500)..Duration::from_millis(2_900),
+        Duration::from_secs(3),
+    );
+    let mut sim = video_call(with_video(), with_video(), Network::symmetric(lossy));
+    sim.run_for(Duration::from_secs(7));
+    for side in [Side::A, Side::B] {
+        let shown = shown(&sim, side);
+        let v = video_stats(&sim, side);
+        let sender = video_stats(&sim, side.other());
+        println!("{side:?}: {} frames shown; {v:?}", shown.len());
+        // A frame that refers to a lost one is never shown: every frame on
+        // screen is a sent frame and looks like it.
+        assert!(shown.iter().all(|m| m.1 >= 30.0), "{shown:?}");
+        assert!(v.inbound.pli_count >= 1, "a key frame was asked for");
+        assert!(sender.outbound.pli_count >= 1);
+        assert!(sender.outbound.key_frames_encoded >= 2, "and sent");
+        assert!(v.inbound.key_frames_decoded >= 2);
+        // After the outages the picture came back: the last frame shown
+        // is one of the last sent.
+        let last = shown.last().unwrap().0;
+        assert!(last + 10 >= camera(&sim, side.other()).sent(), "{last}");
+        // And the gaps are the outages, not more: most frames got through.
+        assert!(shown.len() as u32 * 10 >= camera(&sim, side.other()).sent() * 7);
+    }
+}
