@@ -50,8 +50,10 @@
 // with every change to a function's signature or a struct's layout.
 // Version 2 added `audio_sample_rate` to `SottoCallConfig` (and
 // `sotto_call_frame_samples`); version 3 added `echo_cancellation` (and
-// `sotto_call_network_changed`).
-#define SOTTO_ABI_VERSION 3
+// `sotto_call_network_changed`); version 4 added `video` and
+// `video_max_bitrate` (and `sotto_call_push_video`,
+// `sotto_call_pull_video`).
+#define SOTTO_ABI_VERSION 4
 
 // Samples in one 10 ms audio frame at 48 kHz (mono, signed 16-bit), the
 // default `audio_sample_rate`. A call at another rate takes frames of
@@ -242,6 +244,15 @@ typedef struct SottoCallConfig {
   // phones cancel echo in the OS (Android's `VOICE_COMMUNICATION`,
   // iOS's voice-processing I/O). Added in ABI version 3.
   bool echo_cancellation;
+  // Send and receive video (VP8 on the call's SRTP session), if the
+  // peer does too: frames go in with `sotto_call_push_video` and come
+  // out with `sotto_call_pull_video`. Off by default. Added in ABI
+  // version 4.
+  bool video;
+  // Highest video bitrate, bit/s (0: 1 200 000; else 100 000 to
+  // 20 000 000). The call starts lower and follows the path's loss.
+  // Added in ABI version 4.
+  uint32_t video_max_bitrate;
 } SottoCallConfig;
 
 // Receives one outgoing signalling message: `json` is NUL-terminated
@@ -488,6 +499,47 @@ enum SottoStatus sotto_call_pull_audio(struct SottoCall *call,
                                        int16_t *out,
                                        size_t len,
                                        bool *got_audio);
+
+// Hands the call the camera's newest frame: I420 (Y, then U, then V,
+// each plane packed without padding; `len` = `width` * `height` * 3 / 2),
+// `width` and `height` even, 2 to 4096. The frame is copied; a frame the
+// call has not taken yet (it takes one every 10 ms) is replaced. The
+// frame size may change between frames (the next frame sent is then a
+// key frame). Nothing is sent before `SecureUp`, nor when the peer takes
+// no video. `SOTTO_STATUS_INVALID_ARGUMENT` when the call's config has
+// `video` off.
+//
+// Never blocks for long (a short lock, shared with the call's thread);
+// may be called from any thread.
+//
+// # Safety
+// `call` must be NULL or a live call; `i420` NULL or readable for `len` bytes.
+enum SottoStatus sotto_call_push_video(struct SottoCall *call,
+                                       uint32_t width,
+                                       uint32_t height,
+                                       const uint8_t *i420,
+                                       size_t len);
+
+// Takes the newest received video frame into `out` as I420 (as
+// `sotto_call_push_video` describes), its size into `*width` and
+// `*height`, and sets `*got_frame`; when there is no new frame,
+// `*got_frame` is false and nothing else is written. A `cap` too small
+// for the frame is `SOTTO_STATUS_INVALID_ARGUMENT` (the message says the
+// size needed) and the frame stays for the next call. Frames not taken
+// before a newer one is decoded are dropped (counted in the stats'
+// `framesDropped`).
+//
+// Never blocks for long; may be called from any thread.
+//
+// # Safety
+// `call` must be NULL or a live call; `out` NULL or writable for `cap`
+// bytes; `width`, `height` and `got_frame` NULL or writable.
+enum SottoStatus sotto_call_pull_video(struct SottoCall *call,
+                                       uint8_t *out,
+                                       size_t cap,
+                                       uint32_t *width,
+                                       uint32_t *height,
+                                       bool *got_frame);
 
 // Hangs up if still in a call, closes the call's sockets, waits for its
 // last callbacks (a final `hangup` signal and `Ended` may be delivered

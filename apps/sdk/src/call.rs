@@ -11,11 +11,13 @@ use crate::error::{Error, SottoStatus, guard};
 use crate::event::{OwnedEvent, SottoEvent};
 use crate::lock;
 use crate::signal;
+use crate::video::AppVideo;
 use sotto_engine::call::driver::{CallHandle, CallSignaller};
 use sotto_engine::call::echo::{EchoCancelled, EchoCanceller};
 use sotto_engine::call::wav::{AudioPort, FRAME};
 use sotto_engine::call::{Call, CallConfig, CallSignal, Event};
 use sotto_engine::ice::{IceConfig, TurnServer};
+use sotto_engine::video::{VideoConfig, VideoFrame};
 use sotto_engine::zrtp::ZidCache;
 use std::ffi::{CStr, c_char, c_void};
 use std::net::SocketAddr;
@@ -136,6 +138,15 @@ pub struct SottoCallConfig {
     /// phones cancel echo in the OS (Android's `VOICE_COMMUNICATION`,
     /// iOS's voice-processing I/O). Added in ABI version 3.
     pub echo_cancellation: bool,
+    /// Send and receive video (VP8 on the call's SRTP session), if the
+    /// peer does too: frames go in with `sotto_call_push_video` and come
+    /// out with `sotto_call_pull_video`. Off by default. Added in ABI
+    /// version 4.
+    pub video: bool,
+    /// Highest video bitrate, bit/s (0: 1 200 000; else 100 000 to
+    /// 20 000 000). The call starts lower and follows the path's loss.
+    /// Added in ABI version 4.
+    pub video_max_bitrate: u32,
 }
 
 /// One call. Opaque to C.
@@ -145,6 +156,8 @@ pub struct SottoCall {
     /// run and call the controls: they then get `SOTTO_STATUS_ENDED`.
     cmd: Mutex<Option<mpsc::Sender<Control>>>,
     audio: AppAudio,
+    /// The camera and screen slots, when the config asked for video.
+    video: Option<AppVideo>,
     /// The application's audio rate, Hz.
     rate: u32,
     outgoing: bool,
@@ -347,6 +360,7 @@ struct Setup {
     /// The application's audio rate, Hz.
     rate: u32,
     echo_cancellation: bool,
+    video: bool,
 }
 
 /// The application's audio rate: `audio_sample_rate`, 0 for 48 kHz.
@@ -397,7 +411,29 @@ fn setup(c: &SottoCallConfig) -> Result<Setup, Error> {
         audio.jitter.max_target_ms = c.jitter_max_target_ms.into();
     }
     audio.jitter.outage_hold_ms = c.jitter_outage_hold_ms.into();
+    let video = c.video.then(|| {
+        let d = VideoConfig::default();
+        let max = if c.video_max_bitrate == 0 {
+            d.max_bitrate
+        } else {
+            c.video_max_bitrate
+        };
+        VideoConfig {
+            max_bitrate: max,
+            start_bitrate: d.start_bitrate.min(max),
+            ..d
+        }
+    });
+    if let Some(v) = &video
+        && !(100_000..=20_000_000).contains(&v.max_bitrate)
+    {
+        return Err(Error::Invalid(format!(
+            "video_max_bitrate {}: use 0 (1 200 000) or 100 000 to 20 000 000",
+            v.max_bitrate
+        )));
+    }
     let call = CallConfig {
+        video,
         relay_only: c.relay_only,
         ring_timeout: ms(c.ring_timeout_ms, d.ring_timeout),
         setup_timeout: ms(c.setup_timeout_ms, d.setup_timeout),
@@ -412,6 +448,7 @@ fn setup(c: &SottoCallConfig) -> Result<Setup, Error> {
         call,
         rate,
         echo_cancellation: c.echo_cancellation,
+        video: c.video,
     })
 }
 
@@ -446,6 +483,8 @@ pub unsafe extern "C" fn sotto_call_config_default(out: *mut SottoCallConfig) ->
             media_timeout_ms: 0,
             audio_sample_rate: 0,
             echo_cancellation: false,
+            video: false,
+            video_max_bitrate: 0,
         };
         // SAFETY: non-null and writable by contract.
         unsafe { out.write(c) };
@@ -533,12 +572,18 @@ pub unsafe extern "C" fn sotto_call_new(
                 Some(port),
             ))
             .map_err(|e| Error::Io(e.to_string()))?;
+        let video = s.video.then(AppVideo::default);
+        if let Some(v) = &video {
+            rt.block_on(handle.set_video(v.port()))
+                .map_err(|e| Error::Io(e.to_string()))?;
+        }
         let (cmd, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let pump = rt.spawn(pump(handle, sig_rx, cmd_rx, callbacks, cache));
         let c = Box::new(SottoCall {
             rt,
             cmd: Mutex::new(Some(cmd)),
             audio,
+            video,
             rate: s.rate,
             outgoing,
             pump: Mutex::new(Some(pump)),
@@ -838,6 +883,114 @@ pub unsafe extern "C" fn sotto_call_pull_audio(
         }
         Ok(())
     })
+}
+
+/// Hands the call the camera's newest frame: I420 (Y, then U, then V,
+/// each plane packed without padding; `len` = `width` * `height` * 3 / 2),
+/// `width` and `height` even, 2 to 4096. The frame is copied; a frame the
+/// call has not taken yet (it takes one every 10 ms) is replaced. The
+/// frame size may change between frames (the next frame sent is then a
+/// key frame). Nothing is sent before `SecureUp`, nor when the peer takes
+/// no video. `SOTTO_STATUS_INVALID_ARGUMENT` when the call's config has
+/// `video` off.
+///
+/// Never blocks for long (a short lock, shared with the call's thread);
+/// may be called from any thread.
+///
+/// # Safety
+/// `call` must be NULL or a live call; `i420` NULL or readable for `len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sotto_call_push_video(
+    call: *mut SottoCall,
+    width: u32,
+    height: u32,
+    i420: *const u8,
+    len: usize,
+) -> SottoStatus {
+    guard(|| {
+        let c = call_ref(call)?;
+        let video = c.video_on()?;
+        if i420.is_null() {
+            return Err(Error::Null("i420"));
+        }
+        // SAFETY: readable for `len` bytes by contract.
+        let data = unsafe { std::slice::from_raw_parts(i420, len) }.to_vec();
+        let frame =
+            VideoFrame::new(width, height, data).map_err(|e| Error::Invalid(e.to_string()))?;
+        video.push(frame);
+        Ok(())
+    })
+}
+
+/// Takes the newest received video frame into `out` as I420 (as
+/// `sotto_call_push_video` describes), its size into `*width` and
+/// `*height`, and sets `*got_frame`; when there is no new frame,
+/// `*got_frame` is false and nothing else is written. A `cap` too small
+/// for the frame is `SOTTO_STATUS_INVALID_ARGUMENT` (the message says the
+/// size needed) and the frame stays for the next call. Frames not taken
+/// before a newer one is decoded are dropped (counted in the stats'
+/// `framesDropped`).
+///
+/// Never blocks for long; may be called from any thread.
+///
+/// # Safety
+/// `call` must be NULL or a live call; `out` NULL or writable for `cap`
+/// bytes; `width`, `height` and `got_frame` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sotto_call_pull_video(
+    call: *mut SottoCall,
+    out: *mut u8,
+    cap: usize,
+    width: *mut u32,
+    height: *mut u32,
+    got_frame: *mut bool,
+) -> SottoStatus {
+    guard(|| {
+        let c = call_ref(call)?;
+        let video = c.video_on()?;
+        for (p, name) in [
+            (out.is_null(), "out"),
+            (width.is_null(), "width"),
+            (height.is_null(), "height"),
+            (got_frame.is_null(), "got_frame"),
+        ] {
+            if p {
+                return Err(Error::Null(name));
+            }
+        }
+        let frame = video.take_if(|f| {
+            let need = f.data().len();
+            if need <= cap {
+                Ok(())
+            } else {
+                Err(Error::Invalid(format!(
+                    "cap {cap}: the frame is {}x{}, {need} bytes",
+                    f.width(),
+                    f.height()
+                )))
+            }
+        })?;
+        // SAFETY: all four are non-null and writable by contract; `out`
+        // for `cap` bytes, which the frame fits in (checked above).
+        unsafe {
+            got_frame.write(frame.is_some());
+            if let Some(f) = frame {
+                std::ptr::copy_nonoverlapping(f.data().as_ptr(), out, f.data().len());
+                width.write(f.width());
+                height.write(f.height());
+            }
+        }
+        Ok(())
+    })
+}
+
+impl SottoCall {
+    /// The video slots, or why there are none.
+    fn video_on(&self) -> Result<&AppVideo, Error> {
+        self.video
+            .as_ref()
+            .ok_or_else(|| Error::Invalid("video is off in this call's config".into()))
+    }
 }
 
 /// Hangs up if still in a call, closes the call's sockets, waits for its

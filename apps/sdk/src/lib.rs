@@ -11,6 +11,7 @@ pub mod engine;
 pub mod error;
 pub mod event;
 pub mod signal;
+mod video;
 
 pub use call::{
     SOTTO_FRAME_SAMPLES, SOTTO_MAX_PUSH_SAMPLES, SottoCall, SottoCallConfig, SottoCallbacks,
@@ -24,8 +25,10 @@ pub use event::{SottoEndReason, SottoEvent, SottoEventKind, SottoPath, SottoStat
 /// with every change to a function's signature or a struct's layout.
 /// Version 2 added `audio_sample_rate` to `SottoCallConfig` (and
 /// `sotto_call_frame_samples`); version 3 added `echo_cancellation` (and
-/// `sotto_call_network_changed`).
-pub const SOTTO_ABI_VERSION: u32 = 3;
+/// `sotto_call_network_changed`); version 4 added `video` and
+/// `video_max_bitrate` (and `sotto_call_push_video`,
+/// `sotto_call_pull_video`).
+pub const SOTTO_ABI_VERSION: u32 = 4;
 
 /// The `SOTTO_ABI_VERSION` the library was built with. An application
 /// compares it with the header's at start: a shared library of another

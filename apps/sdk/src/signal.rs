@@ -3,7 +3,8 @@
 //!
 //! ```json
 //! {"type":"offer","ice_ufrag":"..","ice_pwd":"..","candidates":["1 1 udp ..."],
-//!  "zrtp_hash":"1.10 <hex>","codec":{"payload_type":111,"clock_rate":48000,"ptime_ms":20,"fec":true,"dtx":true}}
+//!  "zrtp_hash":"1.10 <hex>","codec":{"payload_type":111,"clock_rate":48000,"ptime_ms":20,"fec":true,"dtx":true},
+//!  "video":{"payload_type":96}}   ("video" only when the sender takes video)
 //! {"type":"ringing"}  {"type":"answer",...as offer}  {"type":"decline"}  {"type":"hangup"}
 //! {"type":"ice_offer","ufrag":"..","pwd":".."}  {"type":"ice_answer",...}
 //! {"type":"ice_candidate","ufrag":"..","candidate":".."}
@@ -11,7 +12,7 @@
 
 use crate::error::Error;
 use serde::{Deserialize, Serialize};
-use sotto_engine::call::{CallSignal, CodecParams, SessionDescription};
+use sotto_engine::call::{CallSignal, CodecParams, SessionDescription, VideoParams};
 use sotto_engine::ice::SignalMessage;
 
 /// Largest message accepted (a description with the engine's 32 candidates is far smaller).
@@ -27,12 +28,20 @@ struct Codec {
 }
 
 #[derive(Serialize, Deserialize)]
+struct Video {
+    payload_type: u8,
+}
+
+#[derive(Serialize, Deserialize)]
 struct Description {
     ice_ufrag: String,
     ice_pwd: String,
     candidates: Vec<String>,
     zrtp_hash: String,
     codec: Codec,
+    // Absent from audio-only descriptions and from older SDKs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    video: Option<Video>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -63,6 +72,9 @@ impl From<&SessionDescription> for Description {
                 fec: c.fec,
                 dtx: c.dtx,
             },
+            video: d.video.as_ref().map(|v| Video {
+                payload_type: v.payload_type,
+            }),
         }
     }
 }
@@ -82,6 +94,9 @@ impl From<Description> for SessionDescription {
                 fec: c.fec,
                 dtx: c.dtx,
             },
+            video: d.video.map(|v| VideoParams {
+                payload_type: v.payload_type,
+            }),
         }
     }
 }
@@ -155,6 +170,7 @@ mod tests {
             candidates: vec!["1 1 udp 2130706431 127.0.0.1 5000 typ host".into()],
             zrtp_hash: "1.10 00ff".into(),
             codec: CodecParams::default(),
+            video: None,
         }
     }
 
@@ -162,6 +178,10 @@ mod tests {
     fn every_signal_round_trips() {
         let all = [
             CallSignal::Offer(desc()),
+            CallSignal::Offer(SessionDescription {
+                video: Some(VideoParams::default()),
+                ..desc()
+            }),
             CallSignal::Ringing,
             CallSignal::Answer(desc()),
             CallSignal::Decline,

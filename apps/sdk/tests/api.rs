@@ -1050,3 +1050,141 @@ fn a_blocking_callback_holds_up_only_its_own_call() {
         "the third call's offer waited for the others' callbacks"
     );
 }
+
+/// `loopback()` with video.
+fn with_video() -> SottoCallConfig {
+    let mut c = loopback();
+    c.video = true;
+    c
+}
+
+#[test]
+fn video_goes_both_ways_through_the_c_api() {
+    use sotto_engine::video::VideoFrame;
+    let (alice, bob) = (Side::default(), Side::default());
+    let p = pair_with(&alice, &bob, &with_video());
+    go_secure(&p);
+    let (w, h) = (160u32, 120u32);
+    let mut out = vec![0u8; (w * h * 3 / 2) as usize];
+    let mut got = [Vec::new(), Vec::new()];
+    // 3 s of camera at 30 frames a second each way, screens read as often.
+    for n in 0..90 {
+        let frame = VideoFrame::test_pattern(w, h, n).unwrap();
+        for (i, call) in [p.a, p.b].into_iter().enumerate() {
+            let (mut fw, mut fh, mut fresh) = (0, 0, false);
+            // SAFETY: a live call; buffers of the sizes passed.
+            unsafe {
+                assert_eq!(
+                    sotto_call_push_video(call, w, h, frame.data().as_ptr(), frame.data().len()),
+                    SottoStatus::Ok,
+                    "{}",
+                    last_error()
+                );
+                assert_eq!(
+                    sotto_call_pull_video(
+                        call,
+                        out.as_mut_ptr(),
+                        out.len(),
+                        &mut fw,
+                        &mut fh,
+                        &mut fresh
+                    ),
+                    SottoStatus::Ok,
+                    "{}",
+                    last_error()
+                );
+            }
+            if fresh {
+                assert_eq!((fw, fh), (w, h));
+                got[i].push(VideoFrame::new(fw, fh, out.clone()).unwrap());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(33));
+    }
+    for (i, frames) in got.iter().enumerate() {
+        // Each frame shown is one of the frames sent (the best match among them).
+        let psnr: Vec<f64> = frames
+            .iter()
+            .map(|f| {
+                (0..90)
+                    .map(|n| VideoFrame::test_pattern(w, h, n).unwrap().psnr(f).unwrap())
+                    .fold(0.0, f64::max)
+            })
+            .collect();
+        println!("side {i}: {} frames, PSNR {psnr:.1?}", frames.len());
+        assert!(frames.len() >= 30, "side {i}: {} frames", frames.len());
+        assert!(psnr.iter().all(|&q| q >= 30.0), "side {i}: {psnr:?}");
+    }
+    // A buffer too small is refused with the size it needs.
+    let mut small = [0u8; 16];
+    let (mut fw, mut fh, mut fresh) = (0, 0, false);
+    let frame = VideoFrame::test_pattern(w, h, 0).unwrap();
+    // SAFETY: a live call; buffers of the sizes passed.
+    unsafe {
+        for _ in 0..50 {
+            let st = sotto_call_push_video(p.a, w, h, frame.data().as_ptr(), frame.data().len());
+            assert_eq!(st, SottoStatus::Ok);
+            std::thread::sleep(Duration::from_millis(33));
+            let st = sotto_call_pull_video(
+                p.b,
+                small.as_mut_ptr(),
+                small.len(),
+                &mut fw,
+                &mut fh,
+                &mut fresh,
+            );
+            if st != SottoStatus::Ok {
+                assert_eq!(st, SottoStatus::InvalidArgument);
+                assert!(last_error().contains("28800 bytes"), "{}", last_error());
+                break;
+            }
+            assert!(!fresh);
+        }
+        // Odd sizes and short buffers are refused.
+        let st = sotto_call_push_video(p.a, 161, h, frame.data().as_ptr(), frame.data().len());
+        assert_eq!(st, SottoStatus::InvalidArgument);
+        let st = sotto_call_push_video(p.a, w, h, frame.data().as_ptr(), 100);
+        assert_eq!(st, SottoStatus::InvalidArgument);
+    }
+}
+
+#[test]
+fn video_calls_need_video_in_the_config() {
+    let (alice, bob) = (Side::default(), Side::default());
+    let p = pair(&alice, &bob);
+    let frame = [0u8; 6];
+    let mut out = [0u8; 6];
+    let (mut fw, mut fh, mut fresh) = (0, 0, false);
+    // SAFETY: a live call; buffers of the sizes passed.
+    unsafe {
+        assert_eq!(
+            sotto_call_push_video(p.a, 2, 2, frame.as_ptr(), frame.len()),
+            SottoStatus::InvalidArgument
+        );
+        assert!(last_error().contains("video is off"));
+        assert_eq!(
+            sotto_call_pull_video(
+                p.a,
+                out.as_mut_ptr(),
+                out.len(),
+                &mut fw,
+                &mut fh,
+                &mut fresh
+            ),
+            SottoStatus::InvalidArgument
+        );
+    }
+    let mut bad = with_video();
+    bad.video_max_bitrate = 5;
+    let e = engine(None);
+    let mut c = ptr::null_mut();
+    // SAFETY: a live engine; valid config, callbacks and out-pointer.
+    let st = unsafe { sotto_call_new(e, &bad, true, callbacks(&alice), &mut c) };
+    assert_eq!(st, SottoStatus::InvalidArgument);
+    assert!(
+        last_error().contains("video_max_bitrate"),
+        "{}",
+        last_error()
+    );
+    destroy_engine(e);
+}
