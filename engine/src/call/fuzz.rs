@@ -1,7 +1,8 @@
 //! Fuzz entry point for what the network can hand a secured call.
 
 use super::Input;
-use crate::sim::{LinkSchedule, Network, Side, Sim};
+use crate::sim::{LinkSchedule, Network, Side, Sim, SimVideo};
+use crate::video::VideoConfig;
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
@@ -17,12 +18,18 @@ thread_local! {
 
 fn secure_pair() -> Option<Sim> {
     let net = Network::symmetric(LinkSchedule::fixed(Duration::from_millis(5)));
-    let cfg = super::CallConfig::default;
+    let cfg = || super::CallConfig {
+        video: Some(VideoConfig::default()),
+        ..super::CallConfig::default()
+    };
     let mut sim = Sim::new(Instant::now(), cfg(), cfg(), net).ok()?;
-    // A tone keeps audio flowing (silence would be DTX).
+    // A tone keeps audio flowing (silence would be DTX), and small video
+    // flows beside it.
     let tone: Vec<i16> = (0..4_800).map(|i| ((i % 48) as i16 - 24) * 400).collect();
-    sim.set_audio(Side::A, tone.clone());
-    sim.set_audio(Side::B, tone);
+    for side in [Side::A, Side::B] {
+        sim.set_audio(side, tone.clone());
+        sim.set_video(side, SimVideo::new(64, 48, 15).ok()?);
+    }
     sim.place().ok()?;
     sim.run_until(Duration::from_secs(2), |s| s.peer(Side::B).is_ringing());
     sim.answer().ok()?;
@@ -32,7 +39,7 @@ fn secure_pair() -> Option<Sim> {
 
 /// Splits `data` into datagrams (2-byte big-endian length prefixes) and
 /// feeds them, as if they had arrived on the selected path, to a call that
-/// is Secure and exchanging audio; then lets the pair run on. Must never
+/// is Secure and exchanging audio and video; then lets the pair run on. Must never
 /// panic or grow without bound.
 pub fn fuzz_input(data: &[u8]) {
     PAIR.with(|cell| {
