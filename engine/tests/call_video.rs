@@ -143,3 +143,45 @@ fn frames_lost_in_an_outage_are_healed_by_a_key_frame() {
         assert!(shown.len() as u32 * 10 >= camera(&sim, side.other()).sent() * 7);
     }
 }
+
+#[test]
+fn frames_are_paced_onto_the_link_not_sent_in_one_burst() {
+    use sotto_engine::demux::PacketKind;
+    use sotto_engine::sim::Record;
+    // 640x480 at 1.2 Mbit/s: frames of about 5 kB, five packets each.
+    let big = || CallConfig {
+        video: Some(VideoConfig {
+            start_bitrate: 1_200_000,
+            ..VideoConfig::default()
+        }),
+        ..CallConfig::default()
+    };
+    let net = Network::symmetric(LinkSchedule::fixed(Duration::from_millis(30)));
+    let mut sim = Sim::new(Instant::now(), big(), big(), net).unwrap();
+    sim.set_video(Side::A, SimVideo::new(640, 480, FPS).unwrap());
+    sim.set_video(Side::B, SimVideo::new(640, 480, FPS).unwrap());
+    sim.connect(Duration::from_secs(2), Duration::from_secs(10))
+        .unwrap();
+    sim.run_for(Duration::from_secs(2));
+    let sent = video_stats(&sim, Side::A).outbound;
+    assert!(sent.packets_sent >= 4 * sent.frames_encoded, "{sent:?}");
+    // RTP datagrams A sent at one instant: the pacer's 5 ms burst at
+    // 2.5 x 1.2 Mbit/s is 1 875 bytes, so at most two 1 100-byte video
+    // packets leave back to back, with an audio packet on the same tick.
+    let mut at_once = std::collections::BTreeMap::<Duration, u32>::new();
+    for r in &sim.peer(Side::A).log {
+        if let Record::Sent {
+            at,
+            kind: PacketKind::Rtp,
+            ..
+        } = r
+        {
+            *at_once.entry(*at).or_default() += 1;
+        }
+    }
+    let most = at_once.values().max().copied().unwrap_or(0);
+    assert!(most <= 3, "{most} RTP datagrams at one instant");
+    // And the frames still all arrive, whole.
+    assert!(video_stats(&sim, Side::B).inbound.frames_decoded + 5 >= sent.frames_encoded);
+    assert_eq!(video_stats(&sim, Side::B).inbound.frames_dropped, 0);
+}

@@ -31,9 +31,8 @@ pub const FRAME_SAMPLES: usize = 960;
 pub const PULL_SAMPLES: usize = 480;
 /// Largest SRTP datagram we build: RTP header, Opus payload, tag.
 const MAX_DATAGRAM: usize = 1500;
-/// Outgoing datagrams held until polled: room for a key frame at the
-/// highest video bitrate.
-const MAX_OUTBOX: usize = 512;
+/// Outgoing datagrams held until polled (video waits in its pacer first).
+const MAX_OUTBOX: usize = 64;
 /// Encoder packet-loss hint before the first RTCP report (%).
 const INITIAL_LOSS_HINT: u8 = 5;
 /// The encoder's next packet-loss hint (%) after a report of
@@ -275,9 +274,20 @@ impl Media {
                 .stream
                 .send_video(p, f.timestamp, i == last, &mut buf)?;
             buf.truncate(n);
-            self.queue(buf);
+            video.pace(buf);
         }
+        self.release_video(now);
         Ok(true)
+    }
+
+    /// Moves the video datagrams the pacer lets go at `now` to the outbox.
+    fn release_video(&mut self, now: Instant) {
+        let Some(video) = self.video.as_mut() else {
+            return;
+        };
+        while let Some(d) = video.poll_transmit(now) {
+            enqueue(&mut self.outbox, &mut self.dropped_out, d);
+        }
     }
 
     /// The oldest received video frame not yet taken.
@@ -286,11 +296,11 @@ impl Media {
     }
 
     /// Sends a key frame request when the video receiver wants one.
-    fn request_keyframe_if_wanted(&mut self) {
+    fn request_keyframe_if_wanted(&mut self, now: Instant) {
         if self
             .video
             .as_mut()
-            .is_some_and(Video::take_keyframe_request)
+            .is_some_and(|v| v.take_keyframe_request(now))
         {
             let _ = self.stream.request_pli();
             while let Some(d) = self.stream.poll_transmit() {
@@ -351,11 +361,7 @@ impl Media {
     }
 
     fn queue(&mut self, d: Vec<u8>) {
-        if self.outbox.len() < MAX_OUTBOX {
-            self.outbox.push_back(d);
-        } else {
-            self.dropped_out += 1;
-        }
+        enqueue(&mut self.outbox, &mut self.dropped_out, d);
     }
 
     /// One RTP or RTCP datagram from the path. Rejections are counted
@@ -384,7 +390,7 @@ impl Media {
                     let h = &p.header;
                     v.receive(now, h.sequence_number, h.timestamp, h.marker, p.payload);
                 }
-                self.request_keyframe_if_wanted();
+                self.request_keyframe_if_wanted(now);
             }
             Received::Control(items) => self.on_rtcp(&items),
         }
@@ -439,7 +445,8 @@ impl Media {
         if let Some(v) = self.video.as_mut() {
             v.handle_timeout(now);
         }
-        self.request_keyframe_if_wanted();
+        self.release_video(now);
+        self.request_keyframe_if_wanted(now);
         self.stream.handle_timeout(now);
         while let Some(d) = self.stream.poll_transmit() {
             self.queue(d);
@@ -481,6 +488,15 @@ impl Media {
             inbound.packets_lost = r.cumulative_lost();
         }
         Some(VideoStats { inbound, outbound })
+    }
+}
+
+/// Queues `d` to be sent, or counts it in `dropped` when `outbox` is full.
+fn enqueue(outbox: &mut VecDeque<Vec<u8>>, dropped: &mut u64, d: Vec<u8>) {
+    if outbox.len() < MAX_OUTBOX {
+        outbox.push_back(d);
+    } else {
+        *dropped += 1;
     }
 }
 

@@ -7,7 +7,8 @@
 use super::media::MediaError;
 use super::stats::{InboundVideo, OutboundVideo};
 use crate::video::VideoConfig;
-use crate::video::assembler::{AssemblerLimits, FrameAssembler};
+use crate::video::assembler::{AssemblerLimits, FrameAssembler, KEYFRAME_REQUEST_INTERVAL};
+use crate::video::pace::VideoPacer;
 use crate::video::vp8::{VIDEO_CLOCK_RATE, Vp8Packetizer};
 use sotto_codecs::video::{VideoDecoder, VideoEncoder, VideoFrame};
 use sotto_codecs::vp8::{Vp8Config, Vp8Decoder, Vp8Encoder};
@@ -17,6 +18,8 @@ use std::time::{Duration, Instant};
 /// Decoded frames kept for the application; it shows the newest, so the
 /// oldest goes when it falls behind.
 const MAX_DECODED: usize = 3;
+/// Video datagrams the pacer holds: a few key frames at the highest bitrate.
+const MAX_PACED: usize = 1024;
 /// Shortest time between two key frames we send: a key frame costs
 /// several inter frames' bits. A request inside it is served when it ends.
 const MIN_KEYFRAME_GAP: Duration = Duration::from_millis(200);
@@ -70,11 +73,14 @@ pub(crate) struct Video {
     packetizer: Vp8Packetizer,
     clock: CaptureClock,
     bitrate: u32,
+    pacer: VideoPacer,
     key_wanted: bool,
     last_key: Option<Instant>,
     assembler: FrameAssembler,
     decoder: Vp8Decoder,
+    /// The decoder failed on a frame since the last key frame request.
     decode_failed: bool,
+    last_request: Option<Instant>,
     decoded: VecDeque<VideoFrame>,
     out: OutboundVideo,
     inbound: InboundVideo,
@@ -94,11 +100,13 @@ impl Video {
                 last: None,
             },
             bitrate: cfg.start_bitrate,
+            pacer: VideoPacer::new(cfg.start_bitrate, MAX_PACED),
             key_wanted: false,
             last_key: None,
             assembler: FrameAssembler::new(AssemblerLimits::default()),
             decoder: Vp8Decoder::new()?,
             decode_failed: false,
+            last_request: None,
             decoded: VecDeque::new(),
             out: OutboundVideo {
                 target_bitrate: cfg.start_bitrate,
@@ -184,6 +192,8 @@ impl Video {
             self.inbound.frames_received += 1;
             match self.decoder.decode(&f.data) {
                 Ok(Some(frame)) => {
+                    // A good frame: the decoder is back (a key frame came).
+                    self.decode_failed = false;
                     self.inbound.frames_decoded += 1;
                     self.inbound.key_frames_decoded += u64::from(f.keyframe);
                     (self.inbound.frame_width, self.inbound.frame_height) =
@@ -205,11 +215,20 @@ impl Video {
         }
     }
 
-    /// Whether to send the peer a key frame request (PLI) now.
-    pub(crate) fn take_keyframe_request(&mut self) -> bool {
-        let want =
-            self.assembler.take_keyframe_request() || std::mem::take(&mut self.decode_failed);
-        self.inbound.pli_count += u64::from(want);
+    /// Whether to send the peer a key frame request (PLI) now. The
+    /// assembler paces its own; after a decoder failure every following
+    /// frame fails too until the key frame comes, so those are paced here.
+    pub(crate) fn take_keyframe_request(&mut self, now: Instant) -> bool {
+        let decoder_wants = self.decode_failed
+            && self
+                .last_request
+                .is_none_or(|t| now.saturating_duration_since(t) >= KEYFRAME_REQUEST_INTERVAL);
+        let want = self.assembler.take_keyframe_request() || decoder_wants;
+        if want {
+            self.decode_failed = false;
+            self.last_request = Some(now);
+            self.inbound.pli_count += 1;
+        }
         want
     }
 
@@ -232,7 +251,18 @@ impl Video {
             return;
         }
         self.bitrate = next;
+        self.pacer.set_bitrate(next);
         self.out.target_bitrate = next;
+    }
+
+    /// Queues an SRTP datagram of ours for the pacer.
+    pub(crate) fn pace(&mut self, datagram: Vec<u8>) {
+        self.pacer.push(datagram);
+    }
+
+    /// The next paced datagram due at `now`.
+    pub(crate) fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
+        self.pacer.poll(now)
     }
 
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
@@ -241,7 +271,10 @@ impl Video {
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        self.assembler.poll_timeout()
+        [self.assembler.poll_timeout(), self.pacer.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The oldest decoded frame not yet taken.
@@ -271,6 +304,29 @@ mod tests {
         assert_eq!(next_bitrate(400_000, 0, &cfg), 420_000);
         assert_eq!(next_bitrate(cfg.max_bitrate, 0, &cfg), cfg.max_bitrate);
         assert_eq!(next_bitrate(cfg.min_bitrate, 255, &cfg), cfg.min_bitrate);
+    }
+
+    #[test]
+    fn frames_the_decoder_refuses_ask_for_a_key_frame_at_most_every_interval() {
+        let mut v = Video::new(&VideoConfig::default()).unwrap();
+        let mut pk = Vp8Packetizer::new(1);
+        // A key frame header (P bit 0, start code, 64x48) over noise.
+        let mut bad = vec![0x50, 0x02, 0x00, 0x9d, 0x01, 0x2a, 64, 0, 48, 0];
+        bad.extend((0..200u32).map(|i| (i * 7919 % 251) as u8));
+        let t0 = Instant::now();
+        let mut send = |v: &mut Video, seq: u16, at: Duration| {
+            let p = pk.packetize(&bad, 1_100).unwrap();
+            v.receive(t0 + at, seq, u32::from(seq) * 3000, true, &p[0]);
+        };
+        send(&mut v, 1, Duration::ZERO);
+        assert_eq!(v.poll_frame(), None);
+        assert!(v.take_keyframe_request(t0), "asked at once");
+        send(&mut v, 2, Duration::from_millis(33));
+        assert!(!v.take_keyframe_request(t0 + Duration::from_millis(33)));
+        assert!(v.take_keyframe_request(t0 + KEYFRAME_REQUEST_INTERVAL));
+        let (inbound, _) = v.stats();
+        assert_eq!((inbound.frames_received, inbound.frames_decoded), (2, 0));
+        assert_eq!((inbound.frames_dropped, inbound.pli_count), (2, 2));
     }
 
     #[test]

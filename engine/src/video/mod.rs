@@ -7,6 +7,7 @@
 //! assembler and the settings.
 
 pub mod assembler;
+pub mod pace;
 pub mod vp8;
 
 pub use sotto_codecs::video::VideoFrame;
