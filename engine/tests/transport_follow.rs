@@ -123,6 +123,13 @@ async fn a_move_deletes_the_allocation_made_from_the_old_address() {
         from_new, deletions_from_old
     );
     assert!(from_new > 0, "the transport did not move");
+    let now = t.local_addrs();
+    assert_eq!(now.len(), 1);
+    assert_eq!(
+        now[0].ip().to_string(),
+        "198.51.100.5",
+        "local_addrs follows the move"
+    );
     assert!(
         deletions_from_old > 0,
         "the old allocation's deletion never left the old socket (still usable): it lives on at the relay until it expires"

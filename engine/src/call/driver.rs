@@ -6,7 +6,7 @@
 use super::pump::AudioPump;
 use super::wav::AudioPort;
 use super::{Call, CallError, CallSignal, CallStats, Event, Input, Transmit};
-use crate::driver::{DriverError, TransportEvent, TransportHandle};
+use crate::driver::{DriverError, LocalAddrs, TransportEvent, TransportHandle};
 use crate::ice::{IceConfig, SignalMessage, Signaller};
 use crate::video::VideoFrame;
 use crate::zrtp::ZidCache;
@@ -70,7 +70,7 @@ pub struct CallHandle {
     cmd: mpsc::Sender<Command>,
     events: mpsc::Receiver<Event>,
     task: Option<JoinHandle<()>>,
-    local: Vec<SocketAddr>,
+    local: LocalAddrs,
     final_cache: FinalCache,
 }
 
@@ -91,7 +91,7 @@ impl CallHandle {
         let (ice_tx, ice_rx) = mpsc::unbounded_channel();
         let transport =
             TransportHandle::bind(bind, call.ice_config(ice), Box::new(IceForward(ice_tx))).await?;
-        let local = transport.local_addrs().to_vec();
+        let local = transport.shared_local_addrs();
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
         let final_cache = FinalCache::default();
@@ -117,9 +117,9 @@ impl CallHandle {
         })
     }
 
-    /// The bound local socket addresses.
-    pub fn local_addrs(&self) -> &[SocketAddr] {
-        &self.local
+    /// The local socket addresses now (after a network change, the new ones).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        crate::driver::lock(&self.local).clone()
     }
 
     async fn send(&self, c: Command) -> Result<(), DriverError> {

@@ -43,6 +43,7 @@ use crate::ice::{
     IceConfig, IceError, IceEvent, IceSession, IceStats, SelectedPath, SignalMessage, Signaller,
 };
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -151,8 +152,11 @@ pub struct TransportHandle {
     cmd: mpsc::Sender<Command>,
     events: mpsc::Receiver<TransportEvent>,
     task: Option<JoinHandle<()>>,
-    local: Vec<SocketAddr>,
+    local: LocalAddrs,
 }
+
+/// The transport's socket addresses as they are now, kept by its task.
+pub(crate) type LocalAddrs = Arc<Mutex<Vec<SocketAddr>>>;
 
 impl TransportHandle {
     /// Binds a UDP socket on each of `bind` (port 0 for any) and starts the
@@ -227,6 +231,7 @@ impl TransportHandle {
             *slot = Some((addr, s));
         }
         let session = IceSession::new(Instant::now(), ice, &local)?;
+        let local = LocalAddrs::new(Mutex::new(local));
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
         let task = Task {
@@ -239,6 +244,7 @@ impl TransportHandle {
             follow,
             left: [None, None],
             left_until: None,
+            local: Arc::clone(&local),
         };
         let task = tokio::spawn(task.run(cmd_rx));
         Ok(Self {
@@ -249,10 +255,15 @@ impl TransportHandle {
         })
     }
 
-    /// The local socket addresses bound at the start (a transport that
-    /// follows the network may have moved since).
-    pub fn local_addrs(&self) -> &[SocketAddr] {
-        &self.local
+    /// The local socket addresses now: after a move to a new network
+    /// (see [`TransportHandle::bind`]), the new ones.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        lock(&self.local).clone()
+    }
+
+    /// The same addresses, shared, for a handle that outlives this one's borrow.
+    pub(crate) fn shared_local_addrs(&self) -> LocalAddrs {
+        Arc::clone(&self.local)
     }
 
     /// Sends one media datagram on the selected path (dropped while unconnected).
@@ -329,6 +340,14 @@ struct Task<S> {
     /// can be retried) while their address still works.
     left: [Option<(SocketAddr, S)>; 2],
     left_until: Option<tokio::time::Instant>,
+    /// What [`TransportHandle::local_addrs`] reports.
+    local: LocalAddrs,
+}
+
+/// Locks `m`; a panic elsewhere leaves the addresses whole (each update is
+/// one assignment), so a poisoned lock is taken as it is.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Sleeps until `at` (for ever when `None`).
@@ -497,6 +516,7 @@ impl<S: UdpIo> Task<S> {
             if let Err(e) = self.session.rehome(now, &local) {
                 tracing::warn!("network changed, ICE not restarted: {e}");
             }
+            *lock(&self.local) = local;
         }
     }
 
