@@ -12,7 +12,7 @@
  *
  * Build (from the repository root, after cargo build -p sotto-sdk):
  *   cc apps/sdk/examples/call.c -Iapps/sdk/include \
- *      target/debug/libsotto.a -lsqlite3 -lpthread -ldl -lm -o call
+ *      target/debug/libsotto.a -lsqlite3 -lvpx -lpthread -ldl -lm -o call
  */
 #include "sotto.h"
 

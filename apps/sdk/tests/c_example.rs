@@ -42,9 +42,9 @@ fn compile(source: &str, out: &Path) {
         .arg("-I")
         .arg(sdk.join("include"))
         .arg(&lib)
-        // The system SQLite (the ZID cache) and what the Rust standard
+        // The system SQLite (the ZID cache), libvpx (VP8) and what the Rust standard
         // library needs from libc (libopus is inside libsotto.a).
-        .args(["-lsqlite3", "-lpthread", "-ldl", "-lm", "-o"])
+        .args(["-lsqlite3", "-lvpx", "-lpthread", "-ldl", "-lm", "-o"])
         .arg(out)
         .status()
         .unwrap_or_else(|e| panic!("running {cc}: {e}"));
