@@ -207,7 +207,8 @@ impl Media {
         if video.is_some() {
             let video_ssrc = loop {
                 let s = u32::from_be_bytes(crate::zrtp::crypto::random());
-                // Our two SSRCs share keys: they must differ (RFC 3711 §9.1).
+                // Our two SSRCs share keys: with one SSRC they would share
+                // keystream too (the SSRC is in the IV, RFC 3711 §4.1.1).
                 if s != ssrc {
                     break s;
                 }

@@ -89,13 +89,13 @@ pub(crate) struct Video {
 impl Video {
     pub(crate) fn new(cfg: &VideoConfig) -> Result<Self, MediaError> {
         cfg.validate()?;
-        let random = |_| u32::from_be_bytes(crate::zrtp::crypto::random());
+        let random = || u32::from_be_bytes(crate::zrtp::crypto::random());
         Ok(Self {
             cfg: cfg.clone(),
             encoder: None,
-            packetizer: Vp8Packetizer::new(random(()) as u16),
+            packetizer: Vp8Packetizer::new(random() as u16),
             clock: CaptureClock {
-                base: random(()),
+                base: random(),
                 start: None,
                 last: None,
             },

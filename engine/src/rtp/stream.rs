@@ -1,6 +1,6 @@
 //! One secured audio stream, both directions, and optionally a video
-//! stream on an SSRC of its own under the same SRTP keys (RFC 3711 §3.2.1:
-//! a master key may protect several SSRCs; the SSRC is in every IV): RTP
+//! stream on an SSRC of its own under the same SRTP keys (the SSRC is in
+//! every keystream's IV, RFC 3711 §4.1.1, so two never share one): RTP
 //! numbering + SRTP on the way out; demux, SRTP, RTP parsing and
 //! statistics on the way in; RTCP (SR/RR, NACK, PLI) over SRTCP on the
 //! same port. Sans-IO: datagrams in,
