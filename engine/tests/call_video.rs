@@ -185,3 +185,32 @@ fn frames_are_paced_onto_the_link_not_sent_in_one_burst() {
     assert!(video_stats(&sim, Side::B).inbound.frames_decoded + 5 >= sent.frames_encoded);
     assert_eq!(video_stats(&sim, Side::B).inbound.frames_dropped, 0);
 }
+
+#[test]
+fn a_camera_that_changes_size_mid_call_is_shown_at_its_new_size() {
+    let net = Network::symmetric(LinkSchedule::fixed(Duration::from_millis(30)));
+    let mut sim = video_call(with_video(), with_video(), net);
+    sim.run_for(Duration::from_secs(1));
+    let cam = sim.peer_mut(Side::A).video.as_mut().unwrap();
+    cam.resize(176, 144).unwrap();
+    let switched_at = cam.sent();
+    sim.run_for(Duration::from_secs(1));
+    let shown = shown(&sim, Side::B);
+    let screen = &camera(&sim, Side::B).shown;
+    // Every frame looks like the one sent, before and after the switch,
+    // and the switch cost no frame: the new size starts with a key frame.
+    assert!(shown.iter().all(|m| m.1 >= 30.0), "{shown:?}");
+    assert!(
+        shown.windows(2).all(|w| w[1].0 == w[0].0 + 1),
+        "no frame skipped"
+    );
+    let last = screen.last().unwrap();
+    assert_eq!((last.width(), last.height()), (176, 144));
+    assert!(
+        shown.iter().any(|m| m.0 == switched_at),
+        "the first new-size frame was shown"
+    );
+    let v = video_stats(&sim, Side::A).outbound;
+    assert_eq!(v.key_frames_encoded, 2, "{v:?}");
+    assert_eq!((v.frame_width, v.frame_height), (176, 144));
+}

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 /// One side's camera and screen.
 #[derive(Debug, Clone)]
 pub struct SimVideo {
-    width: u32,
-    height: u32,
+    /// Picture sizes, each with the first frame it applies to (in order).
+    sizes: Vec<(u32, u32, u32)>,
     interval: Duration,
     next: Duration,
     sent: u32,
@@ -26,8 +26,7 @@ impl SimVideo {
     pub fn new(width: u32, height: u32, fps: u32) -> Result<Self, CodecError> {
         VideoFrame::test_pattern(width, height, 0)?;
         Ok(Self {
-            width,
-            height,
+            sizes: vec![(0, width, height)],
             interval: Duration::from_secs(1) / fps.max(1),
             next: Duration::ZERO,
             sent: 0,
@@ -40,9 +39,24 @@ impl SimVideo {
         self.sent
     }
 
+    /// From the next frame on, the camera gives `width` x `height`
+    /// pictures (a camera switched, or rotated).
+    pub fn resize(&mut self, width: u32, height: u32) -> Result<(), CodecError> {
+        VideoFrame::test_pattern(width, height, 0)?;
+        self.sizes.push((self.sent, width, height));
+        Ok(())
+    }
+
     /// The frame the camera showed `n`th.
     pub fn frame(&self, n: u32) -> VideoFrame {
-        VideoFrame::test_pattern(self.width, self.height, n).expect("size checked by SimVideo::new")
+        let (_, w, h) = self
+            .sizes
+            .iter()
+            .rev()
+            .find(|(from, _, _)| *from <= n)
+            .copied()
+            .unwrap_or(self.sizes[0]);
+        VideoFrame::test_pattern(w, h, n).expect("sizes checked by SimVideo::new and resize")
     }
 
     /// At `elapsed` into the run: the camera's frame when one is due, and
