@@ -28,8 +28,8 @@
 //!   are not carried from one frame to the next, so a lost frame does not
 //!   make later frames undecodable beyond what their references require.
 //! - **Speed** from [`Vp8Config::cpu_used`] (`VP8E_SET_CPUUSED`; WebRTC
-//!   uses -6 on desktops), 1 encoder thread below 640x480 and 2 from there
-//!   (where the machine has two cores), and keyframes every
+//!   uses -6 on desktops), 1 encoder thread up to 640x480 and 2 above it
+//!   on machines with a spare core, and keyframes every
 //!   [`Vp8Config::keyframe_interval`] frames plus whenever the caller
 //!   forces one (a receiver's picture-loss indication).
 //!
@@ -400,11 +400,14 @@ impl Vp8Encoder {
 /// Largest keyframe, as a percentage of an average frame's bits.
 const MAX_INTRA_BITRATE_PCT: c_int = 300;
 
-/// Encoder threads: one below 640x480, where a second costs more in
-/// synchronisation than it saves, else two when the machine has them.
+/// Encoder threads, as libwebrtc picks them: one up to 640x480, two above
+/// that on three cores or more. libvpx's encoder threads wait for each
+/// other spinning: on a machine whose cores are all busy (a build, the
+/// rest of the app) a second thread made a 640x480 frame take 230 ms
+/// instead of 1.5 on the 2-core test machine, so a spare core is required.
 fn threads_for(width: u32, height: u32) -> c_uint {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if u64::from(width) * u64::from(height) >= 640 * 480 && cores >= 2 {
+    if u64::from(width) * u64::from(height) > 640 * 480 && cores >= 3 {
         2
     } else {
         1
