@@ -7,6 +7,7 @@
 //! deliver and VP8 codes natively.
 
 use crate::CodecError;
+use std::time::Duration;
 
 /// Smallest picture side we accept, in pixels.
 pub const MIN_SIDE: u32 = 2;
@@ -269,14 +270,17 @@ pub struct EncodedVideo {
 /// out, with no lookahead (a picture's data comes out of the call that
 /// took it).
 pub trait VideoEncoder: Send {
-    /// Encodes `frame`, as a keyframe when `force_keyframe` is set (a
-    /// receiver asked for one, e.g. after loss).
+    /// Encodes `frame`, captured at `captured` (from any fixed start;
+    /// the encoder spreads its bitrate over the frames by these times,
+    /// whatever the camera's rate), as a keyframe when `force_keyframe`
+    /// is set (a receiver asked for one, e.g. after loss).
     ///
     /// Returns `Ok(None)` when rate control dropped the picture to stay
     /// within the bitrate; the caller sends nothing for it.
     fn encode(
         &mut self,
         frame: &VideoFrame,
+        captured: Duration,
         force_keyframe: bool,
     ) -> Result<Option<EncodedVideo>, CodecError>;
 

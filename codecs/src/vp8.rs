@@ -34,19 +34,24 @@
 //!   forces one (a receiver's picture-loss indication).
 //!
 //! The decoder runs one thread without post-processing. A frame libvpx
-//! flags as corrupt (truncated, or predicted from a reference that was
-//! lost or damaged) is an error, not a picture: the caller then asks for a
-//! keyframe, which the decoder always accepts.
+//! flags as corrupt (truncated, or predicted from a reference it flagged
+//! as damaged) is an error, not a picture: the caller then asks for a
+//! keyframe, which the decoder always accepts. libvpx cannot tell that a
+//! frame in between was lost altogether; the caller must (the engine's
+//! frame assembler does, by sequence numbers).
 //!
 //! ```
 //! use sotto_codecs::video::{VideoDecoder, VideoEncoder, VideoFrame};
 //! use sotto_codecs::vp8::{Vp8Config, Vp8Decoder, Vp8Encoder};
+//! use std::time::Duration;
 //!
 //! let config = Vp8Config { width: 320, height: 240, bitrate: 300_000, ..Vp8Config::default() };
 //! let mut enc = Vp8Encoder::new(config)?;
 //! let mut dec = Vp8Decoder::new()?;
 //! let picture = VideoFrame::test_pattern(320, 240, 0)?;
-//! let encoded = enc.encode(&picture, false)?.expect("a first frame is never dropped");
+//! let encoded = enc
+//!     .encode(&picture, Duration::ZERO, false)?
+//!     .expect("a first frame is never dropped");
 //! assert!(encoded.keyframe);
 //! let decoded = dec.decode(&encoded.data)?.expect("a shown frame");
 //! assert!(decoded.psnr(&picture).unwrap() > 30.0);
@@ -58,6 +63,7 @@ use std::fmt;
 use std::mem::MaybeUninit;
 use std::os::raw::{c_char, c_int, c_long, c_uint, c_ulong, c_void};
 use std::ptr::{self, NonNull};
+use std::time::Duration;
 
 use vpx_sys as vpx;
 
@@ -283,10 +289,13 @@ pub struct Vp8Encoder {
     /// edits and resubmits it.
     cfg: vpx::vpx_codec_enc_cfg_t,
     config: Vp8Config,
-    /// Presentation time of the next picture, in frames (the timebase is
-    /// 1/fps).
-    pts: i64,
+    /// Capture time of the last picture, in [`TIMEBASE_HZ`] ticks.
+    last_pts: Option<i64>,
 }
+
+/// The encoder's clock: capture times are given to libvpx in these ticks
+/// (the RTP video clock), and it derives the frame rate from them.
+const TIMEBASE_HZ: u32 = 90_000;
 
 // SAFETY: the encoder owns its libvpx context exclusively: the pointer is
 // never shared or handed out, and every call through it takes `&mut
@@ -301,7 +310,7 @@ impl fmt::Debug for Vp8Encoder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Vp8Encoder")
             .field("config", &self.config)
-            .field("pts", &self.pts)
+            .field("last_pts", &self.last_pts)
             .finish_non_exhaustive()
     }
 }
@@ -332,7 +341,7 @@ impl Vp8Encoder {
         cfg.g_h = config.height;
         cfg.g_timebase = vpx::vpx_rational {
             num: 1,
-            den: config.fps as c_int,
+            den: TIMEBASE_HZ as c_int,
         };
         cfg.g_threads = threads_for(config.width, config.height);
         cfg.g_pass = vpx::vpx_enc_pass::VPX_RC_ONE_PASS;
@@ -386,7 +395,7 @@ impl Vp8Encoder {
             ctx,
             cfg,
             config,
-            pts: 0,
+            last_pts: None,
         })
     }
 
@@ -423,6 +432,7 @@ impl VideoEncoder for Vp8Encoder {
     fn encode(
         &mut self,
         frame: &VideoFrame,
+        captured: Duration,
         force_keyframe: bool,
     ) -> Result<Option<EncodedVideo>, CodecError> {
         let (width, height) = (self.config.width, self.config.height);
@@ -434,6 +444,18 @@ impl VideoEncoder for Vp8Encoder {
                 height,
             });
         }
+        // libvpx spends its bitrate by these times: a camera slower than
+        // `fps` gets the same bits a second. (Faster ones overshoot: each
+        // frame costs some bits at any quality. Callers cap the rate; the
+        // engine's calls encode at most `fps` frames a second.) A time
+        // that does not move forward still moves one tick.
+        let ticks = captured.as_nanos() * u128::from(TIMEBASE_HZ) / 1_000_000_000;
+        let ticks = i64::try_from(ticks).unwrap_or(i64::MAX);
+        let pts = self.last_pts.map_or(ticks, |last| ticks.max(last + 1));
+        let duration = self.last_pts.map_or(
+            c_ulong::from(TIMEBASE_HZ / self.config.fps.max(1)),
+            |last| c_ulong::try_from(pts - last).unwrap_or(1),
+        );
         // The picture is wrapped, not copied: libvpx copies it into its
         // own (bordered) frame buffer inside vpx_codec_encode, so a second
         // copy here would only cost time.
@@ -482,13 +504,13 @@ impl VideoEncoder for Vp8Encoder {
             vpx::vpx_codec_encode(
                 raw,
                 wrapped,
-                self.pts,
-                1,
+                pts,
+                duration,
                 flags,
                 c_ulong::from(vpx::VPX_DL_REALTIME),
             )
         };
-        self.pts += 1;
+        self.last_pts = Some(pts);
         if status != vpx::vpx_codec_err_t::VPX_CODEC_OK {
             return Err(self.ctx.error("VP8 encode"));
         }
@@ -759,6 +781,11 @@ pub fn fuzz_decode(data: &[u8]) {
 mod tests {
     use super::*;
 
+    /// When frame `n` of a camera at `fps` was captured.
+    fn frame_time(fps: u32, n: u32) -> Duration {
+        Duration::from_secs(u64::from(n)) / fps
+    }
+
     fn small_config() -> Vp8Config {
         Vp8Config {
             width: 64,
@@ -774,7 +801,8 @@ mod tests {
         (0..frames)
             .filter_map(|n| {
                 let picture = VideoFrame::test_pattern(config.width, config.height, n).unwrap();
-                enc.encode(&picture, false).unwrap()
+                enc.encode(&picture, frame_time(config.fps, n), false)
+                    .unwrap()
             })
             .collect()
     }
@@ -926,7 +954,10 @@ mod tests {
         // And they work after moving to another thread.
         let (mut enc, mut dec) = std::thread::spawn(move || (enc, dec)).join().unwrap();
         let picture = VideoFrame::test_pattern(64, 48, 0).unwrap();
-        let e = enc.encode(&picture, false).unwrap().unwrap();
+        let e = enc
+            .encode(&picture, Duration::ZERO, false)
+            .unwrap()
+            .unwrap();
         assert!(dec.decode(&e.data).unwrap().is_some());
     }
 }

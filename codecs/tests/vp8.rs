@@ -47,7 +47,8 @@ fn encode_range(
         .filter_map(|n| {
             let picture = VideoFrame::test_pattern(c.width, c.height, n).unwrap();
             let t = Instant::now();
-            let out = enc.encode(&picture, force == Some(n)).unwrap();
+            let captured = Duration::from_secs(u64::from(n)) / c.fps;
+            let out = enc.encode(&picture, captured, force == Some(n)).unwrap();
             *spent += t.elapsed();
             out.map(|encoded| Sent { n, encoded })
         })
@@ -264,7 +265,7 @@ fn damaged_input_is_an_error_and_the_next_keyframe_decodes() {
 fn sizes_are_typed_errors() {
     let mut enc = Vp8Encoder::new(config(320, 240, 600_000)).unwrap();
     let other = VideoFrame::test_pattern(640, 480, 0).unwrap();
-    let err = enc.encode(&other, false).unwrap_err();
+    let err = enc.encode(&other, Duration::ZERO, false).unwrap_err();
     assert!(
         matches!(
             err,
@@ -279,7 +280,12 @@ fn sizes_are_typed_errors() {
     );
     // The encoder is still usable.
     let right = VideoFrame::test_pattern(320, 240, 0).unwrap();
-    assert!(enc.encode(&right, false).unwrap().unwrap().keyframe);
+    assert!(
+        enc.encode(&right, Duration::ZERO, false)
+            .unwrap()
+            .unwrap()
+            .keyframe
+    );
 
     assert!(matches!(
         VideoFrame::new(320, 240, vec![0; 320 * 240]),
@@ -307,7 +313,10 @@ fn encoders_and_decoders_work_behind_the_traits() {
         Box::new(Vp8Encoder::new(config(160, 120, 200_000)).unwrap());
     let mut dec: Box<dyn VideoDecoder> = Box::new(Vp8Decoder::new().unwrap());
     let picture = VideoFrame::test_pattern(160, 120, 0).unwrap();
-    let e = enc.encode(&picture, false).unwrap().unwrap();
+    let e = enc
+        .encode(&picture, Duration::ZERO, false)
+        .unwrap()
+        .unwrap();
     enc.set_bitrate(100_000).unwrap();
     assert!(
         dec.decode(&e.data)
@@ -331,10 +340,35 @@ proptest! {
     #[test]
     fn garbage_after_a_keyframe_never_panics(tail in proptest::collection::vec(any::<u8>(), 0..2048)) {
         let mut enc = Vp8Encoder::new(config(64, 48, 200_000)).unwrap();
-        let key = enc.encode(&VideoFrame::test_pattern(64, 48, 0).unwrap(), false).unwrap().unwrap();
+        let key = enc.encode(&VideoFrame::test_pattern(64, 48, 0).unwrap(), Duration::ZERO, false).unwrap().unwrap();
         let mut input = (key.data.len() as u16).to_le_bytes().to_vec();
         input.extend_from_slice(&key.data);
         input.extend_from_slice(&tail);
         vp8::fuzz_decode(&input);
+    }
+}
+
+#[test]
+fn the_bitrate_holds_whatever_the_camera_rate() {
+    // 3 s of camera at 10, 15 and 30 fps into an encoder set for 30 fps
+    // at 300 kbit/s: the capture times, not the frame count, set the pace.
+    // (Before, every frame was taken for 1/30 s: a 10 fps camera got a
+    // third of the bitrate.)
+    for fps in [10u32, 15, 30] {
+        let mut enc = Vp8Encoder::new(config(320, 240, 300_000)).unwrap();
+        let bytes: usize = (0..3 * fps)
+            .filter_map(|n| {
+                let picture = VideoFrame::test_pattern(320, 240, n).unwrap();
+                let captured = Duration::from_secs(u64::from(n)) / fps;
+                enc.encode(&picture, captured, false).unwrap()
+            })
+            .map(|e| e.data.len())
+            .sum();
+        let kbps = bytes as f64 * 8.0 / 3.0 / 1000.0;
+        println!("camera at {fps} fps: {kbps:.0} kbit/s for a 300 kbit/s target");
+        assert!(
+            (200.0..=400.0).contains(&kbps),
+            "{fps} fps: {kbps:.0} kbit/s"
+        );
     }
 }
