@@ -214,3 +214,31 @@ fn a_camera_that_changes_size_mid_call_is_shown_at_its_new_size() {
     assert_eq!(v.key_frames_encoded, 2, "{v:?}");
     assert_eq!((v.frame_width, v.frame_height), (176, 144));
 }
+
+#[test]
+fn the_bitrate_holds_whatever_the_camera_rate() {
+    // Before, a 10 fps camera sent a third of the bitrate and a 60 fps
+    // one twice it: the encoder took every frame for a 30th of a second.
+    for camera_fps in [10, 30, 60] {
+        let net = Network::symmetric(LinkSchedule::fixed(Duration::from_millis(30)));
+        let mut sim = Sim::new(Instant::now(), with_video(), with_video(), net).unwrap();
+        sim.set_video(Side::A, SimVideo::new(WIDTH, HEIGHT, camera_fps).unwrap());
+        sim.connect(Duration::from_secs(2), Duration::from_secs(10))
+            .unwrap();
+        let before = video_stats(&sim, Side::A).outbound;
+        sim.run_for(Duration::from_secs(6));
+        let after = video_stats(&sim, Side::A).outbound;
+        let kbps = (after.bytes_sent - before.bytes_sent) as f64 * 8.0 / 6.0 / 1000.0;
+        let fps = (after.frames_encoded - before.frames_encoded) as f64 / 6.0;
+        println!(
+            "camera at {camera_fps} fps: {fps:.1} frames/s encoded, {kbps:.0} kbit/s for a target of {} kbit/s",
+            after.target_bitrate / 1000
+        );
+        let target = f64::from(after.target_bitrate) / 1000.0;
+        assert!(
+            kbps >= 0.6 * target && kbps <= 1.25 * target,
+            "{camera_fps} fps: {kbps:.0} kbit/s"
+        );
+        assert!(fps <= f64::from(FPS) + 0.5, "at most the configured rate");
+    }
+}

@@ -85,6 +85,16 @@ pub enum MediaError {
     /// Video could not be packetized.
     #[error("video: {0}")]
     Video(String),
+    /// A camera frame larger than `VideoConfig::max_pixels`.
+    #[error("video frame {width}x{height}: over {max_pixels} pixels (VideoConfig::max_pixels)")]
+    FrameTooLarge {
+        /// Its width.
+        width: u32,
+        /// Its height.
+        height: u32,
+        /// The limit.
+        max_pixels: u32,
+    },
 }
 
 shown_from!(MediaError, MediaError::Srtp, crate::srtp::Error);
@@ -266,8 +276,6 @@ impl Media {
         let Some(f) = video.encode(now, frame)? else {
             return Ok(true);
         };
-        let sent: usize = f.payloads.iter().map(Vec::len).sum();
-        video.sent(f.payloads.len(), sent);
         let last = f.payloads.len().saturating_sub(1);
         for (i, p) in f.payloads.iter().enumerate() {
             let mut buf = vec![0u8; MAX_DATAGRAM];
@@ -275,7 +283,7 @@ impl Media {
                 .stream
                 .send_video(p, f.timestamp, i == last, &mut buf)?;
             buf.truncate(n);
-            video.pace(buf);
+            video.pace(now, buf, p.len());
         }
         self.release_video(now);
         Ok(true)

@@ -67,8 +67,9 @@ pub struct OutboundVideo {
     pub frames_encoded: u64,
     /// `keyFramesEncoded`.
     pub key_frames_encoded: u64,
-    /// Frames given to the call that the encoder skipped (rate control)
-    /// or could not encode.
+    /// Frames given to the call that were not sent: faster than
+    /// `VideoConfig::fps`, skipped by the encoder's rate control, or not
+    /// encodable.
     pub frames_skipped: u64,
     /// `pliCount`: key frame requests received from the peer.
     pub pli_count: u64,

@@ -11,7 +11,7 @@ use crate::video::assembler::{AssemblerLimits, FrameAssembler, KEYFRAME_REQUEST_
 use crate::video::pace::VideoPacer;
 use crate::video::vp8::{VIDEO_CLOCK_RATE, Vp8Packetizer};
 use sotto_codecs::video::{VideoDecoder, VideoEncoder, VideoFrame};
-use sotto_codecs::vp8::{Vp8Config, Vp8Decoder, Vp8Encoder};
+use sotto_codecs::vp8::{Vp8Config, Vp8Decoder, Vp8Encoder, keyframe_dimensions};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,11 @@ fn next_bitrate(current: u32, fraction_lost: u8, cfg: &VideoConfig) -> u32 {
     (next as u32).clamp(cfg.min_bitrate, cfg.max_bitrate)
 }
 
+/// Pixels in a picture of `(width, height)`.
+fn pixels((w, h): (u32, u32)) -> u64 {
+    u64::from(w) * u64::from(h)
+}
+
 /// One encoded frame, split into payloads, at its RTP timestamp.
 pub(crate) struct OutgoingFrame {
     pub timestamp: u32,
@@ -56,6 +61,11 @@ struct CaptureClock {
 }
 
 impl CaptureClock {
+    /// Capture time of a frame taken at `now`, from the first frame.
+    fn captured(&mut self, now: Instant) -> Duration {
+        now.saturating_duration_since(*self.start.get_or_insert(now))
+    }
+
     fn stamp(&mut self, now: Instant) -> u32 {
         let start = *self.start.get_or_insert(now);
         let ticks = (now.saturating_duration_since(start).as_nanos() * u128::from(VIDEO_CLOCK_RATE)
@@ -74,6 +84,8 @@ pub(crate) struct Video {
     clock: CaptureClock,
     bitrate: u32,
     pacer: VideoPacer,
+    /// When the next frame may be encoded (a faster camera is thinned).
+    next_due: Option<Instant>,
     key_wanted: bool,
     last_key: Option<Instant>,
     assembler: FrameAssembler,
@@ -101,6 +113,7 @@ impl Video {
             },
             bitrate: cfg.start_bitrate,
             pacer: VideoPacer::new(cfg.start_bitrate, MAX_PACED),
+            next_due: None,
             key_wanted: false,
             last_key: None,
             assembler: FrameAssembler::new(AssemblerLimits::default()),
@@ -116,6 +129,25 @@ impl Video {
         })
     }
 
+    /// Whether a frame captured at `now` is encoded: at most
+    /// [`VideoConfig::fps`] a second. Every frame costs bits at any
+    /// quality, so a camera faster than that would overshoot the bitrate
+    /// (a 60 fps camera sent twice the target); its frames are thinned
+    /// evenly. A little early is on time: capture times jitter.
+    fn admit(&mut self, now: Instant) -> bool {
+        let interval = Duration::from_secs(1) / self.cfg.fps;
+        if self.next_due.is_some_and(|due| now + interval / 6 < due) {
+            return false;
+        }
+        // Keeps the cadence, unless the camera paused for longer.
+        let base = self
+            .next_due
+            .filter(|due| *due + interval >= now)
+            .unwrap_or(now);
+        self.next_due = Some(base + interval);
+        true
+    }
+
     /// Encodes one camera frame captured at `now`. A frame of a new size
     /// starts a new encoder (and so a key frame).
     pub(crate) fn encode(
@@ -124,6 +156,18 @@ impl Video {
         frame: &VideoFrame,
     ) -> Result<Option<OutgoingFrame>, MediaError> {
         let size = (frame.width(), frame.height());
+        if pixels(size) > u64::from(self.cfg.max_pixels) {
+            self.out.frames_skipped += 1;
+            return Err(MediaError::FrameTooLarge {
+                width: size.0,
+                height: size.1,
+                max_pixels: self.cfg.max_pixels,
+            });
+        }
+        if !self.admit(now) {
+            self.out.frames_skipped += 1;
+            return Ok(None);
+        }
         if (self.out.frame_width, self.out.frame_height) != size || self.encoder.is_none() {
             self.encoder = Some(Vp8Encoder::new(Vp8Config {
                 width: size.0,
@@ -141,8 +185,9 @@ impl Video {
         let Some(enc) = self.encoder.as_mut() else {
             return Ok(None);
         };
+        let captured = self.clock.captured(now);
         let Some(encoded) = enc
-            .encode(frame, key_due)
+            .encode(frame, captured, key_due)
             .inspect_err(|_| self.out.frames_skipped += 1)?
         else {
             self.out.frames_skipped += 1;
@@ -165,12 +210,6 @@ impl Video {
         }))
     }
 
-    /// Counts the packets of a frame that went out and their payload bytes.
-    pub(crate) fn sent(&mut self, packets: usize, bytes: usize) {
-        self.out.packets_sent += packets as u64;
-        self.out.bytes_sent += bytes as u64;
-    }
-
     /// One video RTP packet from the peer (after SRTP). Malformed, late
     /// and duplicate packets are counted by the assembler.
     pub(crate) fn receive(
@@ -190,6 +229,14 @@ impl Video {
     fn decode_ready(&mut self) {
         while let Some(f) = self.assembler.poll_frame() {
             self.inbound.frames_received += 1;
+            // Refused before libvpx sizes its buffers for it; the inter
+            // frames after it then fail for want of a reference.
+            if keyframe_dimensions(&f.data)
+                .is_some_and(|size| pixels(size) > u64::from(self.cfg.max_pixels))
+            {
+                self.inbound.frames_dropped += 1;
+                continue;
+            }
             match self.decoder.decode(&f.data) {
                 Ok(Some(frame)) => {
                     // A good frame: the decoder is back (a key frame came).
@@ -255,14 +302,18 @@ impl Video {
         self.out.target_bitrate = next;
     }
 
-    /// Queues an SRTP datagram of ours for the pacer.
-    pub(crate) fn pace(&mut self, datagram: Vec<u8>) {
-        self.pacer.push(datagram);
+    /// Queues an SRTP datagram of ours, carrying `payload` bytes of
+    /// video, for the pacer.
+    pub(crate) fn pace(&mut self, now: Instant, datagram: Vec<u8>, payload: usize) {
+        self.pacer.push(now, datagram, payload);
     }
 
-    /// The next paced datagram due at `now`.
+    /// The next paced datagram due at `now`; counted as sent.
     pub(crate) fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
-        self.pacer.poll(now)
+        let (d, payload) = self.pacer.poll(now)?;
+        self.out.packets_sent += 1;
+        self.out.bytes_sent += payload as u64;
+        Some(d)
     }
 
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
@@ -271,10 +322,20 @@ impl Video {
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        [self.assembler.poll_timeout(), self.pacer.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        // A decoder failure not yet answered with a request (paced) asks
+        // again when its pace allows, frames or not.
+        let retry = self
+            .last_request
+            .filter(|_| self.decode_failed)
+            .map(|t| t + KEYFRAME_REQUEST_INTERVAL);
+        [
+            self.assembler.poll_timeout(),
+            self.pacer.poll_timeout(),
+            retry,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The oldest decoded frame not yet taken.
@@ -327,6 +388,33 @@ mod tests {
         let (inbound, _) = v.stats();
         assert_eq!((inbound.frames_received, inbound.frames_decoded), (2, 0));
         assert_eq!((inbound.frames_dropped, inbound.pli_count), (2, 2));
+    }
+
+    #[test]
+    fn pictures_over_the_size_limit_are_refused_both_ways() {
+        let cfg = VideoConfig {
+            max_pixels: 640 * 480,
+            ..VideoConfig::default()
+        };
+        let mut v = Video::new(&cfg).unwrap();
+        let t0 = Instant::now();
+        let big = VideoFrame::black(800, 600).unwrap();
+        assert!(matches!(
+            v.encode(t0, &big),
+            Err(MediaError::FrameTooLarge { width: 800, .. })
+        ));
+        // A peer's key frame declaring 4000x3000 is dropped undecoded: no
+        // decoder failure, so no key frame request for more of the same.
+        let mut header = vec![0x50, 0x02, 0x00, 0x9d, 0x01, 0x2a];
+        header.extend(4000u16.to_le_bytes());
+        header.extend(3000u16.to_le_bytes());
+        header.extend([0u8; 100]);
+        let p = Vp8Packetizer::new(1).packetize(&header, 1_100).unwrap();
+        v.receive(t0, 1, 3000, true, &p[0]);
+        assert_eq!(v.poll_frame(), None);
+        let (inbound, _) = v.stats();
+        assert_eq!((inbound.frames_received, inbound.frames_dropped), (1, 1));
+        assert!(!v.take_keyframe_request(t0));
     }
 
     #[test]

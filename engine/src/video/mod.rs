@@ -40,6 +40,12 @@ pub struct VideoConfig {
     pub min_bitrate: u32,
     /// Highest bitrate, bit/s.
     pub max_bitrate: u32,
+    /// Largest picture, in pixels, sent or taken: a larger camera frame
+    /// is refused, and a peer's key frame declaring a larger size is
+    /// dropped before it is decoded (a peer could otherwise make us hold
+    /// hundreds of MB of 4096x4096 pictures and spend the call's thread
+    /// decoding them). The default is 1920x1088.
+    pub max_pixels: u32,
     /// Largest VP8 payload per RTP packet, descriptor included. With the
     /// RTP header, the SRTP tag, a TURN ChannelData header and IPv6/UDP
     /// headers the default stays under a 1280-byte path MTU.
@@ -53,6 +59,7 @@ impl Default for VideoConfig {
             start_bitrate: 300_000,
             min_bitrate: 100_000,
             max_bitrate: 1_200_000,
+            max_pixels: 1920 * 1088,
             max_payload: 1_100,
         }
     }
@@ -95,6 +102,12 @@ impl VideoConfig {
             self.start_bitrate.into(),
             (self.min_bitrate..=self.max_bitrate).contains(&self.start_bitrate),
             "between min_bitrate and max_bitrate",
+        )?;
+        check(
+            "max_pixels",
+            self.max_pixels.into(),
+            (16 * 16..=4096 * 4096).contains(&self.max_pixels),
+            "256 to 4096 x 4096",
         )?;
         check(
             "max_payload",

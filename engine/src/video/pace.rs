@@ -9,7 +9,10 @@
 //! A leaky bucket: sending costs a packet's bytes, the budget refills at
 //! the pace rate up to [`BURST`] worth, and a packet leaves whenever the
 //! budget is not negative (so a packet larger than the budget still
-//! goes, and the next waits longer).
+//! goes, and the next waits longer). When the queue would not be sent by
+//! the time its oldest packet has waited [`MAX_QUEUE_TIME`], the rate
+//! rises to send it by then, so that video never falls seconds behind
+//! (as libwebrtc's pacer does).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -18,8 +21,11 @@ use std::time::{Duration, Instant};
 pub const PACE_FACTOR: f64 = 2.5;
 /// Budget that may build up while idle: what may leave back to back.
 pub const BURST: Duration = Duration::from_millis(5);
+/// Longest the queue may take to drain.
+pub const MAX_QUEUE_TIME: Duration = Duration::from_secs(2);
 
-/// A queue of datagrams released at a bitrate.
+/// A queue of datagrams released at a bitrate. Each carries a count of
+/// its own (its payload bytes, say) that comes out with it.
 #[derive(Debug)]
 pub struct VideoPacer {
     /// Bytes per second.
@@ -27,7 +33,9 @@ pub struct VideoPacer {
     /// Bytes that may be sent now (negative: owed).
     budget: f64,
     last: Option<Instant>,
-    queue: VecDeque<Vec<u8>>,
+    /// Datagrams, their counts and when they were queued.
+    queue: VecDeque<(Vec<u8>, usize, Instant)>,
+    queued_bytes: usize,
     max_queue: usize,
     dropped: u64,
 }
@@ -41,6 +49,7 @@ impl VideoPacer {
             budget: 0.0,
             last: None,
             queue: VecDeque::new(),
+            queued_bytes: 0,
             max_queue,
             dropped: 0,
         };
@@ -53,24 +62,27 @@ impl VideoPacer {
         self.rate = f64::from(bitrate.max(1)) / 8.0 * PACE_FACTOR;
     }
 
-    /// Queues a datagram; a full queue drops it (counted).
-    pub fn push(&mut self, datagram: Vec<u8>) {
+    /// Queues a datagram with its count at `now`; a full queue drops it
+    /// (counted).
+    pub fn push(&mut self, now: Instant, datagram: Vec<u8>, count: usize) {
         if self.queue.len() < self.max_queue {
-            self.queue.push_back(datagram);
+            self.queued_bytes += datagram.len();
+            self.queue.push_back((datagram, count, now));
         } else {
             self.dropped += 1;
         }
     }
 
-    /// The next datagram due at `now`, if any.
-    pub fn poll(&mut self, now: Instant) -> Option<Vec<u8>> {
+    /// The next datagram due at `now` and its count, if any.
+    pub fn poll(&mut self, now: Instant) -> Option<(Vec<u8>, usize)> {
         self.refill(now);
         if self.budget < 0.0 {
             return None;
         }
-        let d = self.queue.pop_front()?;
+        let (d, count, _) = self.queue.pop_front()?;
+        self.queued_bytes -= d.len();
         self.budget -= d.len() as f64;
-        Some(d)
+        Some((d, count))
     }
 
     /// When the next queued datagram may leave (`None` when none is queued).
@@ -81,7 +93,7 @@ impl VideoPacer {
         let last = self.last?;
         // Rounded up: a wait that rounds to nothing would wake the caller
         // at the same instant, over and over, with the budget still short.
-        let wait_ns = ((-self.budget).max(0.0) / self.rate * 1e9).ceil();
+        let wait_ns = ((-self.budget).max(0.0) / self.drain_rate(last) * 1e9).ceil();
         Some(last + Duration::from_nanos(wait_ns as u64))
     }
 
@@ -95,11 +107,23 @@ impl VideoPacer {
         self.queue.len()
     }
 
+    /// The pace rate, or more when the queue would not be sent at it by
+    /// the time its oldest datagram has waited [`MAX_QUEUE_TIME`].
+    fn drain_rate(&self, now: Instant) -> f64 {
+        let Some((_, _, oldest)) = self.queue.front() else {
+            return self.rate;
+        };
+        let left = MAX_QUEUE_TIME
+            .saturating_sub(now.saturating_duration_since(*oldest))
+            .max(Duration::from_millis(10));
+        self.rate.max(self.queued_bytes as f64 / left.as_secs_f64())
+    }
+
     fn refill(&mut self, now: Instant) {
         let cap = self.rate * BURST.as_secs_f64();
         if let Some(last) = self.last {
             let dt = now.saturating_duration_since(last).as_secs_f64();
-            self.budget = (self.budget + dt * self.rate).min(cap);
+            self.budget = (self.budget + dt * self.drain_rate(last)).min(cap);
         } else {
             self.budget = cap;
         }
@@ -114,13 +138,14 @@ mod tests {
     /// When each of `n` datagrams of `size` bytes, queued at once at
     /// `t0`, leaves when polled at its poll_timeout.
     fn departures(p: &mut VideoPacer, t0: Instant, n: usize, size: usize) -> Vec<Duration> {
-        for _ in 0..n {
-            p.push(vec![0; size]);
+        for i in 0..n {
+            p.push(t0, vec![0; size], i);
         }
         let mut now = t0;
         let mut out = Vec::new();
         while p.queued() > 0 {
-            while p.poll(now).is_some() {
+            while let Some((_, i)) = p.poll(now) {
+                assert_eq!(i, out.len(), "in order, with their counts");
                 out.push(now - t0);
             }
             now = p.poll_timeout().map_or(now, |t| t.max(now));
@@ -150,8 +175,20 @@ mod tests {
         let d = departures(&mut p, t0, 1, 300);
         assert_eq!(d, [Duration::ZERO]);
         for _ in 0..6 {
-            p.push(vec![0; 100]);
+            p.push(t0, vec![0; 100], 0);
         }
         assert_eq!((p.queued(), p.dropped()), (4, 2));
+    }
+
+    #[test]
+    fn a_long_queue_drains_within_the_time_limit() {
+        // 5 s worth at the pace rate (100 kbit/s: 31 250 bytes/s) queued
+        // at once is all sent by MAX_QUEUE_TIME, not in 5 s.
+        let mut p = VideoPacer::new(100_000, 1024);
+        let t0 = Instant::now();
+        let d = departures(&mut p, t0, 156, 1_000);
+        let last = d.last().unwrap().as_secs_f64();
+        assert!(last <= MAX_QUEUE_TIME.as_secs_f64() + 0.05, "{last}");
+        assert!(last >= 1.0, "{last}: still paced");
     }
 }
