@@ -250,7 +250,8 @@ typedef struct SottoCallConfig {
   // version 4.
   bool video;
   // Highest video bitrate, bit/s (0: 1 200 000; else 100 000 to
-  // 20 000 000). The call starts lower and follows the path's loss.
+  // 20 000 000). The call starts lower and follows the loss the peer
+  // reports on the call's audio, which shares the path.
   // Added in ABI version 4.
   uint32_t video_max_bitrate;
 } SottoCallConfig;
@@ -502,7 +503,8 @@ enum SottoStatus sotto_call_pull_audio(struct SottoCall *call,
 
 // Hands the call the camera's newest frame: I420 (Y, then U, then V,
 // each plane packed without padding; `len` = `width` * `height` * 3 / 2),
-// `width` and `height` even, 2 to 4096. The frame is copied; a frame the
+// `width` and `height` even, at most 1920 x 1088 pixels in all (a
+// smaller frame of another shape, 1088 x 1920 say, is fine). The frame is copied; a frame the
 // call has not taken yet (it takes one every 10 ms) is replaced. The
 // frame size may change between frames (the next frame sent is then a
 // key frame). Nothing is sent before `SecureUp`, nor when the peer takes
@@ -525,9 +527,9 @@ enum SottoStatus sotto_call_push_video(struct SottoCall *call,
 // `*height`, and sets `*got_frame`; when there is no new frame,
 // `*got_frame` is false and nothing else is written. A `cap` too small
 // for the frame is `SOTTO_STATUS_INVALID_ARGUMENT` (the message says the
-// size needed) and the frame stays for the next call. Frames not taken
-// before a newer one is decoded are dropped (counted in the stats'
-// `framesDropped`).
+// size needed) and the frame stays for the next call. A frame not taken
+// before a newer one is decoded is replaced by it: pull at least as
+// often as the display refreshes.
 //
 // Never blocks for long; may be called from any thread.
 //

@@ -1145,6 +1145,15 @@ fn video_goes_both_ways_through_the_c_api() {
         assert_eq!(st, SottoStatus::InvalidArgument);
         let st = sotto_call_push_video(p.a, w, h, frame.data().as_ptr(), 100);
         assert_eq!(st, SottoStatus::InvalidArgument);
+        // And so are frames over 1920 x 1088 pixels.
+        let big = vec![0u8; 2_000 * 2_000 * 3 / 2];
+        let st = sotto_call_push_video(p.a, 2_000, 2_000, big.as_ptr(), big.len());
+        assert_eq!(st, SottoStatus::InvalidArgument);
+        assert!(
+            last_error().contains("scale the camera"),
+            "{}",
+            last_error()
+        );
     }
 }
 
