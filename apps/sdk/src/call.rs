@@ -144,8 +144,8 @@ pub struct SottoCallConfig {
     /// version 4.
     pub video: bool,
     /// Highest video bitrate, bit/s (0: 1 200 000; else 100 000 to
-    /// 20 000 000). The call starts lower and follows the loss the peer
-    /// reports on the call's audio, which shares the path.
+    /// 20 000 000). The call starts lower and follows the loss the
+    /// peer's RTCP reports on the video.
     /// Added in ABI version 4.
     pub video_max_bitrate: u32,
 }

@@ -9,7 +9,7 @@
 //! no RTP can leave before then.
 
 use super::stats::{InboundRtp, OutboundRtp, VideoStats};
-use super::video::Video;
+use super::video::{LossOf, Video};
 use crate::rtcp::{IntervalRng, ReportSchedule, RtcpItem};
 use crate::rtp::{MediaStream, OPUS_PAYLOAD_TYPE, Received, RtpSender, StreamError};
 use crate::srtp::SrtpContext;
@@ -406,9 +406,10 @@ impl Media {
         Ok(())
     }
 
-    /// Feeds the peer's loss report about us to the encoder's FEC and to
+    /// Feeds the peer's loss reports about us to the encoder's FEC and to
     /// the video bitrate, and its key frame requests to the video encoder.
     fn on_rtcp(&mut self, items: &[RtcpItem]) {
+        let video_ssrc = self.stream.video_ssrc();
         for item in items {
             match item {
                 RtcpItem::Report { block, .. } if block.ssrc == self.ssrc => {
@@ -417,10 +418,15 @@ impl Media {
                         self.outbound.loss_hint_pct = pct;
                     }
                     if let Some(v) = self.video.as_mut() {
-                        v.on_loss(block.fraction_lost);
+                        v.on_loss(block.fraction_lost, LossOf::Audio);
                     }
                 }
-                RtcpItem::Pli { media_ssrc } if self.stream.video_ssrc() == Some(*media_ssrc) => {
+                RtcpItem::Report { block, .. } if Some(block.ssrc) == video_ssrc => {
+                    if let Some(v) = self.video.as_mut() {
+                        v.on_loss(block.fraction_lost, LossOf::Video);
+                    }
+                }
+                RtcpItem::Pli { media_ssrc } if Some(*media_ssrc) == video_ssrc => {
                     if let Some(v) = self.video.as_mut() {
                         v.on_pli();
                     }

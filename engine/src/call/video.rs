@@ -45,6 +45,16 @@ fn pixels((w, h): (u32, u32)) -> u64 {
     u64::from(w) * u64::from(h)
 }
 
+/// Which of our streams a loss report is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LossOf {
+    /// Our audio, which shares the path: used until the peer reports on
+    /// the video itself.
+    Audio,
+    /// Our video.
+    Video,
+}
+
 /// One encoded frame, split into payloads, at its RTP timestamp.
 pub(crate) struct OutgoingFrame {
     pub timestamp: u32,
@@ -83,6 +93,9 @@ pub(crate) struct Video {
     packetizer: Vp8Packetizer,
     clock: CaptureClock,
     bitrate: u32,
+    /// Whether the peer reports on our video (then its reports alone move
+    /// the bitrate: a link can drop video's bursts and let audio through).
+    video_reported: bool,
     pacer: VideoPacer,
     /// When the next frame may be encoded (a faster camera is thinned).
     next_due: Option<Instant>,
@@ -112,6 +125,7 @@ impl Video {
                 last: None,
             },
             bitrate: cfg.start_bitrate,
+            video_reported: false,
             pacer: VideoPacer::new(cfg.start_bitrate, MAX_PACED),
             next_due: None,
             key_wanted: false,
@@ -285,9 +299,14 @@ impl Video {
         self.key_wanted = true;
     }
 
-    /// The peer's loss report on the path (its report on our audio, which
-    /// shares the path): moves the encoder's bitrate.
-    pub(crate) fn on_loss(&mut self, fraction_lost: u8) {
+    /// A loss report of the peer's: moves the encoder's bitrate. Reports
+    /// on the audio count only while none has come on the video.
+    pub(crate) fn on_loss(&mut self, fraction_lost: u8, of: LossOf) {
+        match of {
+            LossOf::Video => self.video_reported = true,
+            LossOf::Audio if self.video_reported => return,
+            LossOf::Audio => {}
+        }
         let next = next_bitrate(self.bitrate, fraction_lost, &self.cfg);
         if next == self.bitrate {
             return;
@@ -415,6 +434,17 @@ mod tests {
         let (inbound, _) = v.stats();
         assert_eq!((inbound.frames_received, inbound.frames_dropped), (1, 1));
         assert!(!v.take_keyframe_request(t0));
+    }
+
+    #[test]
+    fn reports_on_the_video_take_over_from_those_on_the_audio() {
+        let mut v = Video::new(&VideoConfig::default()).unwrap();
+        v.on_loss(0, LossOf::Audio);
+        assert_eq!(v.bitrate, 315_000, "audio's report, while none on video");
+        v.on_loss(64, LossOf::Video);
+        assert_eq!(v.bitrate, 275_625);
+        v.on_loss(0, LossOf::Audio);
+        assert_eq!(v.bitrate, 275_625, "audio's reports no longer count");
     }
 
     #[test]

@@ -254,16 +254,17 @@ impl Reporter {
         self.rtt
     }
 
-    /// Builds an SR (if we send) or RR, with a block for the remote stream if any.
-    pub fn build(
+    /// Builds an SR (if we send) or RR, with a block for each remote
+    /// stream that has sent.
+    pub fn build<'a>(
         &self,
         now: Instant,
         sender: Option<&RtpSender>,
-        remote: Option<&mut ReceiverStats>,
+        remotes: impl IntoIterator<Item = &'a mut ReceiverStats>,
     ) -> Result<Vec<u8>, RtcpError> {
-        let reports: Vec<_> = remote
-            .and_then(|r| r.report_block(now))
+        let reports: Vec<_> = remotes
             .into_iter()
+            .filter_map(|r| r.report_block(now))
             .collect();
         match sender {
             Some(s) => {

@@ -230,7 +230,15 @@ impl MediaStream {
             return;
         }
         let sender = m.we_sent.then_some(&self.sender);
-        let size = match self.reporter.build(now, sender, Some(&mut self.remote)) {
+        // A block for the peer's video too: its sender learns its loss.
+        let remotes = [
+            Some(&mut self.remote),
+            self.video.as_mut().map(|v| &mut v.remote),
+        ];
+        let size = match self
+            .reporter
+            .build(now, sender, remotes.into_iter().flatten())
+        {
             Ok(report) => self.queue_rtcp(report),
             Err(_) => None,
         };
@@ -441,6 +449,49 @@ mod tests {
                 RtcpItem::Pli { media_ssrc: 0xA1 }
             ]
         );
+    }
+
+    #[test]
+    fn reports_carry_a_block_on_the_peers_video_with_its_loss() {
+        let t0 = Instant::now();
+        let (a, b) = pair(t0);
+        let video = |ssrc| {
+            RtpSender::new(ssrc, VP8_PAYLOAD_TYPE, 7, 9)
+                .unwrap()
+                .with_clock_rate(90_000)
+        };
+        let (mut a, mut b) = (a.with_video(video(0xA1)), b.with_video(video(0xB1)));
+        let mut buf = [0u8; 256];
+        for i in 0..40u32 {
+            let t = t0 + Duration::from_millis(20 * u64::from(i));
+            let n = a
+                .send_audio(t, &[1; 60], OPUS_20MS_TICKS, &mut buf)
+                .unwrap();
+            b.receive(t, &mut buf, n).unwrap();
+            let n = a.send_video(&[0x90; 60], i * 1800, true, &mut buf).unwrap();
+            // One video packet in four is lost on the way.
+            if i % 4 != 3 {
+                b.receive(t, &mut buf, n).unwrap();
+            }
+        }
+        let at = t0 + Duration::from_secs(10);
+        b.handle_timeout(at);
+        let mut blocks = vec![];
+        while let Some(mut r) = b.poll_transmit() {
+            let len = r.len();
+            if let Received::Control(items) = a.receive(at, &mut r, len).unwrap() {
+                for item in items {
+                    if let RtcpItem::Report { block, .. } = item {
+                        blocks.push((block.ssrc, block.fraction_lost));
+                    }
+                }
+            }
+        }
+        assert_eq!(blocks.len(), 2, "{blocks:?}");
+        assert_eq!(blocks[0], (0xA, 0), "audio: nothing lost");
+        // About a quarter (64/256) lost, counted from the first packet heard.
+        assert_eq!(blocks[1].0, 0xA1);
+        assert!((55..=70).contains(&blocks[1].1), "{blocks:?}");
     }
 
     #[test]
