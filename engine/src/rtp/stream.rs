@@ -347,6 +347,17 @@ mod tests {
         (a, b)
     }
 
+    /// [`pair`] with video too: A's on SSRC 0xA1, B's on 0xB1.
+    fn video_pair(now: Instant) -> (MediaStream, MediaStream) {
+        let (a, b) = pair(now);
+        let video = |ssrc| {
+            RtpSender::new(ssrc, VP8_PAYLOAD_TYPE, 7, 9)
+                .unwrap()
+                .with_clock_rate(90_000)
+        };
+        (a.with_video(video(0xA1)), b.with_video(video(0xB1)))
+    }
+
     /// `from` sends its due RTCP at `at`; `to` receives it `delay` later.
     fn report(from: &mut MediaStream, to: &mut MediaStream, at: Instant, delay: Duration) {
         from.handle_timeout(at);
@@ -409,13 +420,7 @@ mod tests {
     #[test]
     fn nack_and_pli_reach_the_sender() {
         let t0 = Instant::now();
-        let (a, b) = pair(t0);
-        let video = |ssrc| {
-            RtpSender::new(ssrc, VP8_PAYLOAD_TYPE, 7, 9)
-                .unwrap()
-                .with_clock_rate(90_000)
-        };
-        let (mut a, mut b) = (a.with_video(video(0xA1)), b.with_video(video(0xB1)));
+        let (mut a, mut b) = video_pair(t0);
         let mut buf = [0u8; 256];
         let n = a
             .send_audio(t0, &[0; 90], OPUS_20MS_TICKS, &mut buf)
@@ -454,13 +459,7 @@ mod tests {
     #[test]
     fn reports_carry_a_block_on_the_peers_video_with_its_loss() {
         let t0 = Instant::now();
-        let (a, b) = pair(t0);
-        let video = |ssrc| {
-            RtpSender::new(ssrc, VP8_PAYLOAD_TYPE, 7, 9)
-                .unwrap()
-                .with_clock_rate(90_000)
-        };
-        let (mut a, mut b) = (a.with_video(video(0xA1)), b.with_video(video(0xB1)));
+        let (mut a, mut b) = video_pair(t0);
         let mut buf = [0u8; 256];
         for i in 0..40u32 {
             let t = t0 + Duration::from_millis(20 * u64::from(i));
