@@ -3,7 +3,7 @@
 //! -> Opus decode / FEC / PLC -> 10 ms PCM on the way in.
 //!
 //! When both sides set video up, the same SRTP session also carries it
-//! (see [`super::video`]).
+//! (see `call::video`).
 //!
 //! It exists only once ZRTP is Secure (it is built from the SRTP keys), so
 //! no RTP can leave before then.
