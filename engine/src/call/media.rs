@@ -83,8 +83,8 @@ pub enum MediaError {
     #[error(transparent)]
     VideoConfig(#[from] crate::video::VideoConfigError),
     /// Video could not be packetized.
-    #[error("video: {0}")]
-    Video(String),
+    #[error("video payload: {0}")]
+    Video(crate::video::vp8::Vp8PayloadError),
     /// A camera frame larger than `VideoConfig::max_pixels`.
     #[error("video frame {width}x{height}: over {max_pixels} pixels (VideoConfig::max_pixels)")]
     FrameTooLarge {
@@ -98,6 +98,11 @@ pub enum MediaError {
 }
 
 shown_from!(MediaError, MediaError::Srtp, crate::srtp::Error);
+shown_from!(
+    MediaError,
+    MediaError::Video,
+    crate::video::vp8::Vp8PayloadError
+);
 
 /// Audio settings of a call.
 #[derive(Debug, Clone)]

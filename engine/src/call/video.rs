@@ -216,8 +216,7 @@ impl Video {
         }
         let payloads = self
             .packetizer
-            .packetize(&encoded.data, self.cfg.max_payload)
-            .map_err(|e| MediaError::Video(e.to_string()))?;
+            .packetize(&encoded.data, self.cfg.max_payload)?;
         Ok(Some(OutgoingFrame {
             timestamp,
             payloads,
