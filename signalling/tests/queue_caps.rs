@@ -95,23 +95,34 @@ async fn an_ack_deletes_only_what_was_delivered_on_its_connection() {
     let base = format!("http://{}", srv.addr);
     let (bob, btok) = common::device(&base).await;
     let bob_id = bob.device_id();
+    let store = Store::open(&db).await.unwrap();
+    let far = unix_ms() + 600_000;
+    let ack =
+        |id: &str| format!(r#"{{"type":"ack","v":{PROTOCOL_VERSION},"id":"{id}","from":"alice"}}"#);
+    // A message queued before the connection: its first read of the queue
+    // delivers it, so once it is here that read is over, and nothing reads
+    // the queue again on its own (no ping tick, no wake). (Storing m1 right
+    // after connecting raced that first read, which then delivered it.)
+    let m0 = common::unsigned_offer(bob_id.clone(), "m0");
+    store.enqueue(&m0, r#"{"m":0}"#, far, far).await.unwrap();
     let mut ws = common::raw_ws(srv.addr, &btok).await;
+    let first = next_text(&mut ws).await;
+    assert!(first.contains(r#""msg":{"m":0}"#), "{first}");
+    ws.send(Message::text(ack("m0"))).await.unwrap();
     // A message stored behind the connection's back (as by another node
     // whose wake was lost): queued, not delivered on this connection.
-    let store = Store::open(&db).await.unwrap();
     let env = common::unsigned_offer(bob_id.clone(), "m1");
-    let far = unix_ms() + 600_000;
-    store.enqueue(&env, "{}", far, far).await.unwrap();
-    let ack = format!(r#"{{"type":"ack","v":{PROTOCOL_VERSION},"id":"m1","from":"alice"}}"#);
-    ws.send(Message::text(ack)).await.unwrap();
-    // Frames are handled in order: once this is answered, so was the ack.
+    store.enqueue(&env, r#"{"m":1}"#, far, far).await.unwrap();
+    ws.send(Message::text(ack("m1"))).await.unwrap();
+    // Frames are handled in order: once this is answered, so were the acks.
     ws.send(Message::text("junk")).await.unwrap();
     assert!(next_text(&mut ws).await.contains("malformed"));
     drop(ws);
-    // The message is still there for the next connection.
+    // m1 is still there for the next connection (and m0, acked, is not).
     let mut ws = common::raw_ws(srv.addr, &btok).await;
     let frame = next_text(&mut ws).await;
     assert!(frame.contains(r#""type":"deliver""#), "{frame}");
+    assert!(frame.contains(r#""msg":{"m":1}"#), "{frame}");
     store.close().await;
     srv.shutdown().await;
 }
