@@ -1,6 +1,9 @@
-//! RTP (RFC 3550) for Opus audio (RFC 7587): packet building, parsing and
-//! receiver statistics. Wire format comes from `rtc-rtp`.
+//! RTP (RFC 3550) for Opus audio (RFC 7587) and VP8 video (RFC 7741):
+//! packet building, parsing, receiver statistics and the two ends of
+//! generic NACK (RFC 4585). Wire format comes from `rtc-rtp`.
 
+pub mod nack;
+pub mod retransmit;
 mod sender;
 mod stats;
 mod stream;

@@ -69,6 +69,11 @@ impl RtpSender {
         self.timestamp
     }
 
+    /// Sequence number the next packet gets.
+    pub fn next_sequence_number(&self) -> u16 {
+        self.seq
+    }
+
     /// Packets sent so far (for the SR sender-info block).
     pub fn packets_sent(&self) -> u32 {
         self.packets_sent
