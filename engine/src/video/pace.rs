@@ -24,23 +24,24 @@ pub const BURST: Duration = Duration::from_millis(5);
 /// Longest the queue may take to drain.
 pub const MAX_QUEUE_TIME: Duration = Duration::from_secs(2);
 
-/// A queue of datagrams released at a bitrate. Each carries a count of
-/// its own (its payload bytes, say) that comes out with it.
+/// A queue of datagrams released at a bitrate. Each carries a tag of its
+/// own (its payload bytes, say) that comes out with it.
 #[derive(Debug)]
-pub struct VideoPacer {
+pub struct VideoPacer<T = usize> {
     /// Bytes per second.
     rate: f64,
     /// Bytes that may be sent now (negative: owed).
     budget: f64,
     last: Option<Instant>,
-    /// Datagrams, their counts and when they were queued.
-    queue: VecDeque<(Vec<u8>, usize, Instant)>,
+    /// Datagrams, their tags and when they were queued (the front's time is
+    /// the oldest).
+    queue: VecDeque<(Vec<u8>, T, Instant)>,
     queued_bytes: usize,
     max_queue: usize,
     dropped: u64,
 }
 
-impl VideoPacer {
+impl<T> VideoPacer<T> {
     /// A pacer for an encoder at `bitrate` bit/s, holding at most
     /// `max_queue` datagrams.
     pub fn new(bitrate: u32, max_queue: usize) -> Self {
@@ -62,27 +63,40 @@ impl VideoPacer {
         self.rate = f64::from(bitrate.max(1)) / 8.0 * PACE_FACTOR;
     }
 
-    /// Queues a datagram with its count at `now`; a full queue drops it
+    /// Queues a datagram with its tag at `now`; a full queue drops it
     /// (counted).
-    pub fn push(&mut self, now: Instant, datagram: Vec<u8>, count: usize) {
+    pub fn push(&mut self, now: Instant, datagram: Vec<u8>, tag: T) {
         if self.queue.len() < self.max_queue {
             self.queued_bytes += datagram.len();
-            self.queue.push_back((datagram, count, now));
+            self.queue.push_back((datagram, tag, now));
         } else {
             self.dropped += 1;
         }
     }
 
-    /// The next datagram due at `now` and its count, if any.
-    pub fn poll(&mut self, now: Instant) -> Option<(Vec<u8>, usize)> {
+    /// Queues a datagram ahead of all others (a retransmission the peer
+    /// is waiting for); a full queue drops it (counted).
+    pub fn push_first(&mut self, now: Instant, datagram: Vec<u8>, tag: T) {
+        if self.queue.len() < self.max_queue {
+            // It takes the place, and so the age, of the oldest.
+            let at = self.queue.front().map_or(now, |f| f.2.min(now));
+            self.queued_bytes += datagram.len();
+            self.queue.push_front((datagram, tag, at));
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    /// The next datagram due at `now` and its tag, if any.
+    pub fn poll(&mut self, now: Instant) -> Option<(Vec<u8>, T)> {
         self.refill(now);
         if self.budget < 0.0 {
             return None;
         }
-        let (d, count, _) = self.queue.pop_front()?;
+        let (d, tag, _) = self.queue.pop_front()?;
         self.queued_bytes -= d.len();
         self.budget -= d.len() as f64;
-        Some((d, count))
+        Some((d, tag))
     }
 
     /// When the next queued datagram may leave (`None` when none is queued).
@@ -145,7 +159,7 @@ mod tests {
         let mut out = Vec::new();
         while p.queued() > 0 {
             while let Some((_, i)) = p.poll(now) {
-                assert_eq!(i, out.len(), "in order, with their counts");
+                assert_eq!(i, out.len(), "in order, with their tags");
                 out.push(now - t0);
             }
             now = p.poll_timeout().map_or(now, |t| t.max(now));
@@ -178,6 +192,27 @@ mod tests {
             p.push(t0, vec![0; 100], 0);
         }
         assert_eq!((p.queued(), p.dropped()), (4, 2));
+    }
+
+    #[test]
+    fn a_retransmission_goes_ahead_of_the_queue() {
+        let mut p = VideoPacer::new(100_000, 3);
+        let t0 = Instant::now();
+        for i in 0..2 {
+            p.push(t0, vec![0; 1_000], i);
+        }
+        p.push_first(t0 + Duration::from_millis(5), vec![1; 1_000], 9);
+        p.push_first(t0, vec![2; 10], 10);
+        assert_eq!((p.queued(), p.dropped()), (3, 1));
+        let mut order = vec![];
+        let mut now = t0;
+        while p.queued() > 0 {
+            while let Some((_, i)) = p.poll(now) {
+                order.push(i);
+            }
+            now = p.poll_timeout().map_or(now, |t| t.max(now));
+        }
+        assert_eq!(order, [9, 0, 1]);
     }
 
     #[test]
