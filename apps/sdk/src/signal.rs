@@ -4,7 +4,8 @@
 //! ```json
 //! {"type":"offer","ice_ufrag":"..","ice_pwd":"..","candidates":["1 1 udp ..."],
 //!  "zrtp_hash":"1.10 <hex>","codec":{"payload_type":111,"clock_rate":48000,"ptime_ms":20,"fec":true,"dtx":true},
-//!  "video":{"payload_type":96}}   ("video" only when the sender takes video)
+//!  "video":{"payload_type":96,"nack":true}}   ("video" only when the sender takes video;
+//!                                             "nack" absent from SDKs before it: false)
 //! {"type":"ringing"}  {"type":"answer",...as offer}  {"type":"decline"}  {"type":"hangup"}
 //! {"type":"ice_offer","ufrag":"..","pwd":".."}  {"type":"ice_answer",...}
 //! {"type":"ice_candidate","ufrag":"..","candidate":".."}
@@ -30,6 +31,8 @@ struct Codec {
 #[derive(Serialize, Deserialize)]
 struct Video {
     payload_type: u8,
+    #[serde(default)]
+    nack: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -74,6 +77,7 @@ impl From<&SessionDescription> for Description {
             },
             video: d.video.as_ref().map(|v| Video {
                 payload_type: v.payload_type,
+                nack: v.nack,
             }),
         }
     }
@@ -96,6 +100,7 @@ impl From<Description> for SessionDescription {
             },
             video: d.video.map(|v| VideoParams {
                 payload_type: v.payload_type,
+                nack: v.nack,
             }),
         }
     }
@@ -204,6 +209,29 @@ mod tests {
             assert_eq!(decode(j.as_bytes()).unwrap(), s, "{j}");
         }
         assert_eq!(encode(&CallSignal::Hangup), r#"{"type":"hangup"}"#);
+    }
+
+    #[test]
+    fn video_from_an_sdk_before_nack_takes_no_nack() {
+        let mut j = encode(&CallSignal::Offer(SessionDescription {
+            video: Some(VideoParams::default()),
+            ..desc()
+        }));
+        assert!(
+            j.contains(r#""video":{"payload_type":96,"nack":true}"#),
+            "{j}"
+        );
+        j = j.replace(r#","nack":true"#, "");
+        let Ok(CallSignal::Offer(d)) = decode(j.as_bytes()) else {
+            panic!("{j}")
+        };
+        assert_eq!(
+            d.video,
+            Some(VideoParams {
+                nack: false,
+                ..VideoParams::default()
+            })
+        );
     }
 
     #[test]

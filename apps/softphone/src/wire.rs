@@ -103,7 +103,7 @@ fn describe(sd: &SessionDescription) -> CallPayload {
     );
     // A peer that knows no video ignores the parameter, and answers audio only.
     if let Some(v) = &sd.video {
-        media += &format!(" vp8={}", v.payload_type);
+        media += &format!(" vp8={} nack={}", v.payload_type, u8::from(v.nack));
     }
     CallPayload {
         media: Some(media),
@@ -141,6 +141,8 @@ fn media(media: &str) -> Result<(CodecParams, Option<VideoParams>), WireError> {
     }
     let mut c = CodecParams::default();
     let mut video = None;
+    // Peers from before NACK do not say it: they do not take it.
+    let mut nack = false;
     for w in words {
         let (k, v) = w.split_once('=').ok_or_else(bad)?;
         let n: u32 = v.parse().map_err(|_| bad())?;
@@ -150,14 +152,12 @@ fn media(media: &str) -> Result<(CodecParams, Option<VideoParams>), WireError> {
             "ptime" => c.ptime_ms = n,
             "fec" => c.fec = n != 0,
             "dtx" => c.dtx = n != 0,
-            "vp8" => {
-                video = Some(VideoParams {
-                    payload_type: u8::try_from(n).map_err(|_| bad())?,
-                })
-            }
+            "vp8" => video = Some(u8::try_from(n).map_err(|_| bad())?),
+            "nack" => nack = n != 0,
             _ => {} // unknown parameters from newer peers are ignored
         }
     }
+    let video = video.map(|payload_type| VideoParams { payload_type, nack });
     Ok((c, video))
 }
 
@@ -209,6 +209,18 @@ mod tests {
             let (k, p) = encode(&s);
             assert_eq!(decode(k, &p).unwrap(), s);
         }
+    }
+
+    #[test]
+    fn video_from_a_peer_before_nack_takes_no_nack() {
+        let (k, mut p) = encode(&CallSignal::Offer(sd()));
+        let media = p.media.clone().unwrap();
+        assert!(media.ends_with(" vp8=96 nack=1"), "{media}");
+        p.media = Some(media.replace(" nack=1", ""));
+        let Ok(CallSignal::Offer(d)) = decode(k, &p) else {
+            panic!("{p:?}")
+        };
+        assert_eq!(d.video.map(|v| v.nack), Some(false));
     }
 
     #[test]

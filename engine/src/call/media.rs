@@ -11,8 +11,9 @@
 use super::stats::{InboundRtp, OutboundRtp, VideoStats};
 use super::video::{LossOf, Video};
 use crate::rtcp::{IntervalRng, ReportSchedule, RtcpItem};
+use crate::rtp::nack::recovery_wait;
 use crate::rtp::{MediaStream, OPUS_PAYLOAD_TYPE, Received, RtpSender, StreamError};
-use crate::srtp::SrtpContext;
+use crate::srtp::{self, SrtpContext};
 use crate::video::VideoConfig;
 use crate::video::vp8::{VIDEO_CLOCK_RATE, VP8_PAYLOAD_TYPE};
 use crate::zrtp::SecureInfo;
@@ -31,6 +32,9 @@ pub const FRAME_SAMPLES: usize = 960;
 pub const PULL_SAMPLES: usize = 480;
 /// Largest SRTP datagram we build: RTP header, Opus payload, tag.
 const MAX_DATAGRAM: usize = 1500;
+/// SRTP replay window of a call whose video takes retransmissions, in
+/// packets: over a second of video at its highest bitrate.
+const VIDEO_REPLAY_WINDOW: usize = 1024;
 /// Outgoing datagrams held until polled (video waits in its pacer first).
 const MAX_OUTBOX: usize = 64;
 /// Encoder packet-loss hint before the first RTCP report (%).
@@ -201,7 +205,23 @@ impl Media {
         let (lk, ls) = info.local_key_salt();
         let (rk, rs) = info.remote_key_salt();
         let tx = SrtpContext::new(profile, lk, ls)?;
-        let rx = SrtpContext::new(profile, rk, rs)?;
+        // A retransmitted video packet comes after the packets sent since
+        // it: a window of 64 would refuse it after a key frame's burst
+        // (libwebrtc opens 1024 for the same reason). Same cost per packet.
+        let window = if video.is_some_and(|v| v.nack) {
+            VIDEO_REPLAY_WINDOW
+        } else {
+            srtp::Config::default().replay_window
+        };
+        let rx = SrtpContext::with_config(
+            profile,
+            rk,
+            rs,
+            srtp::Config {
+                replay_window: window,
+                ..srtp::Config::default()
+            },
+        )?;
         let sender = RtpSender::new(
             ssrc,
             OPUS_PAYLOAD_TYPE,
@@ -218,7 +238,11 @@ impl Media {
         );
         let mut stream =
             MediaStream::new(now, sender, tx, rx, ntp_anchor).with_rtcp_schedule(schedule);
-        let video = video.map(Video::new).transpose()?;
+        let nack = video.is_some_and(|v| v.nack);
+        let mut video = video.map(Video::new).transpose()?;
+        if let Some(v) = video.as_mut().filter(|_| nack) {
+            v.set_recovery_wait(recovery_wait(None));
+        }
         if video.is_some() {
             let video_ssrc = loop {
                 let s = u32::from_be_bytes(crate::zrtp::crypto::random());
@@ -235,7 +259,7 @@ impl Media {
                 0, // each frame carries its own capture timestamp
             )?
             .with_clock_rate(VIDEO_CLOCK_RATE);
-            stream = stream.with_video(sender);
+            stream = stream.with_video(sender, nack);
         }
         let encoder = OpusEncoder::new(audio.opus_config())?;
         let decoder = OpusDecoder::new(SAMPLE_RATE, 1)?;
@@ -299,7 +323,10 @@ impl Media {
         let Some(video) = self.video.as_mut() else {
             return;
         };
-        while let Some(d) = video.poll_transmit(now) {
+        while let Some((d, resent)) = video.poll_transmit(now) {
+            if let Some(seq) = resent {
+                self.stream.on_retransmitted(now, seq);
+            }
             enqueue(&mut self.outbox, &mut self.dropped_out, d);
         }
     }
@@ -406,14 +433,15 @@ impl Media {
                 }
                 self.request_keyframe_if_wanted(now);
             }
-            Received::Control(items) => self.on_rtcp(&items),
+            Received::Control(items) => self.on_rtcp(now, &items),
         }
         Ok(())
     }
 
     /// Feeds the peer's loss reports about us to the encoder's FEC and to
-    /// the video bitrate, and its key frame requests to the video encoder.
-    fn on_rtcp(&mut self, items: &[RtcpItem]) {
+    /// the video bitrate, its key frame requests to the video encoder and
+    /// its NACKs to the pacer (as retransmissions).
+    fn on_rtcp(&mut self, now: Instant, items: &[RtcpItem]) {
         let video_ssrc = self.stream.video_ssrc();
         for item in items {
             match item {
@@ -436,9 +464,22 @@ impl Media {
                         v.on_pli();
                     }
                 }
+                RtcpItem::Nack { media_ssrc, lost } if Some(*media_ssrc) == video_ssrc => {
+                    let again = self.stream.retransmissions(now, lost);
+                    if let Some(v) = self.video.as_mut() {
+                        v.resend(now, again);
+                    }
+                }
                 _ => {}
             }
         }
+        // A report may have moved the round-trip time a retransmission takes.
+        if let Some(v) = self.video.as_mut()
+            && self.stream.video_nack_stats().is_some()
+        {
+            v.set_recovery_wait(recovery_wait(self.stream.rtt()));
+        }
+        self.release_video(now);
     }
 
     /// 10 ms of received audio.
@@ -506,6 +547,10 @@ impl Media {
         let (mut inbound, outbound) = self.video.as_ref()?.stats();
         if let Some(r) = self.stream.remote_video_stats() {
             inbound.packets_lost = r.cumulative_lost();
+        }
+        if let Some((asked, _)) = self.stream.video_nack_stats() {
+            inbound.nack_count = asked.requests;
+            inbound.retransmitted_packets_received = asked.recovered;
         }
         Some(VideoStats { inbound, outbound })
     }

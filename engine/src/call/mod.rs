@@ -814,8 +814,11 @@ impl Call {
                 .cfg
                 .video
                 .as_ref()
-                .filter(|_| self.outgoing || self.remote_video())
-                .map(|_| VideoParams::default()),
+                .filter(|_| self.outgoing || self.remote_video().is_some())
+                .map(|v| VideoParams {
+                    nack: v.nack,
+                    ..VideoParams::default()
+                }),
         };
         self.described = true;
         self.signal(if self.outgoing {
@@ -931,26 +934,30 @@ impl Call {
         }
     }
 
-    /// Whether the peer's offer or answer carries video we can receive.
-    fn remote_video(&self) -> bool {
+    /// The peer's video, if its offer or answer carries video we can receive.
+    fn remote_video(&self) -> Option<&VideoParams> {
         let ours = VideoParams::default();
         self.remote
             .as_ref()
             .and_then(|r| r.video.as_ref())
-            .is_some_and(|v| *v == ours)
+            .filter(|v| v.payload_type == ours.payload_type)
     }
 
     fn go_secure(&mut self, now: Instant, info: &zrtp::SecureInfo) {
         if self.media.is_some() || self.state == State::Ended {
             return;
         }
-        let video = self.cfg.video.as_ref().filter(|_| self.remote_video());
+        // NACK only when both sides take it.
+        let video = self.cfg.video.clone().and_then(|mut v| {
+            v.nack &= self.remote_video()?.nack;
+            Some(v)
+        });
         match Media::new(
             now,
             info,
             self.ssrc,
             &self.cfg.audio,
-            video,
+            video.as_ref(),
             self.cfg.rtcp_interval,
             self.ntp_anchor,
         ) {

@@ -38,12 +38,17 @@ impl Default for CodecParams {
 pub struct VideoParams {
     /// RTP payload type.
     pub payload_type: u8,
+    /// The side asks for lost packets and sends them again when asked
+    /// (RFC 4585 generic NACK); used when both sides say so. Absent from
+    /// the descriptions of peers that predate it.
+    pub nack: bool,
 }
 
 impl Default for VideoParams {
     fn default() -> Self {
         Self {
             payload_type: crate::video::vp8::VP8_PAYLOAD_TYPE,
+            nack: true,
         }
     }
 }

@@ -73,6 +73,13 @@ pub struct OutboundVideo {
     pub frames_skipped: u64,
     /// `pliCount`: key frame requests received from the peer.
     pub pli_count: u64,
+    /// `nackCount`: NACK packets received from the peer.
+    pub nack_count: u64,
+    /// `retransmittedPacketsSent`: packets sent again on a NACK (also in
+    /// `packets_sent`).
+    pub retransmitted_packets_sent: u64,
+    /// `retransmittedBytesSent`: their payload bytes (also in `bytes_sent`).
+    pub retransmitted_bytes_sent: u64,
     /// `frameWidth` of the last encoded frame.
     pub frame_width: u32,
     /// `frameHeight` of the last encoded frame.
@@ -101,6 +108,12 @@ pub struct InboundVideo {
     pub frames_dropped: u64,
     /// `pliCount`: key frame requests sent to the peer.
     pub pli_count: u64,
+    /// `nackCount`: NACK packets sent to the peer.
+    pub nack_count: u64,
+    /// `retransmittedPacketsReceived`: packets asked for in a NACK that
+    /// then arrived (also in `packets_received`; not in the loss reports,
+    /// which say what the network lost).
+    pub retransmitted_packets_received: u64,
     /// `frameWidth` of the last decoded frame.
     pub frame_width: u32,
     /// `frameHeight` of the last decoded frame.
@@ -171,6 +184,11 @@ impl CallStats {
                 ),
                 ("inbound-rtp.video.framesDropped", i.frames_dropped as f64),
                 ("inbound-rtp.video.pliCount", i.pli_count as f64),
+                ("inbound-rtp.video.nackCount", i.nack_count as f64),
+                (
+                    "inbound-rtp.video.retransmittedPacketsReceived",
+                    i.retransmitted_packets_received as f64,
+                ),
                 ("inbound-rtp.video.frameWidth", f64::from(i.frame_width)),
                 ("inbound-rtp.video.frameHeight", f64::from(i.frame_height)),
                 ("outbound-rtp.video.packetsSent", o.packets_sent as f64),
@@ -181,6 +199,15 @@ impl CallStats {
                     o.key_frames_encoded as f64,
                 ),
                 ("outbound-rtp.video.pliCount", o.pli_count as f64),
+                ("outbound-rtp.video.nackCount", o.nack_count as f64),
+                (
+                    "outbound-rtp.video.retransmittedPacketsSent",
+                    o.retransmitted_packets_sent as f64,
+                ),
+                (
+                    "outbound-rtp.video.retransmittedBytesSent",
+                    o.retransmitted_bytes_sent as f64,
+                ),
                 ("outbound-rtp.video.frameWidth", f64::from(o.frame_width)),
                 ("outbound-rtp.video.frameHeight", f64::from(o.frame_height)),
                 (

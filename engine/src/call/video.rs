@@ -6,6 +6,7 @@
 
 use super::media::MediaError;
 use super::stats::{InboundVideo, OutboundVideo};
+use crate::rtp::retransmit::Retransmission;
 use crate::video::VideoConfig;
 use crate::video::assembler::{AssemblerLimits, FrameAssembler, KEYFRAME_REQUEST_INTERVAL};
 use crate::video::pace::VideoPacer;
@@ -55,6 +56,15 @@ pub(crate) enum LossOf {
     Video,
 }
 
+/// What the pacer carries with each datagram, for the statistics.
+#[derive(Debug, Clone, Copy)]
+struct Paced {
+    /// RTP payload bytes.
+    payload: usize,
+    /// The sequence number of a retransmission the peer asked for.
+    resent: Option<u16>,
+}
+
 /// One encoded frame, split into payloads, at its RTP timestamp.
 pub(crate) struct OutgoingFrame {
     pub timestamp: u32,
@@ -96,7 +106,7 @@ pub(crate) struct Video {
     /// Whether the peer reports on our video (then its reports alone move
     /// the bitrate: a link can drop video's bursts and let audio through).
     video_reported: bool,
-    pacer: VideoPacer,
+    pacer: VideoPacer<Paced>,
     /// When the next frame may be encoded (a faster camera is thinned).
     next_due: Option<Instant>,
     key_wanted: bool,
@@ -323,15 +333,44 @@ impl Video {
     /// Queues an SRTP datagram of ours, carrying `payload` bytes of
     /// video, for the pacer.
     pub(crate) fn pace(&mut self, now: Instant, datagram: Vec<u8>, payload: usize) {
-        self.pacer.push(now, datagram, payload);
+        let tag = Paced {
+            payload,
+            resent: None,
+        };
+        self.pacer.push(now, datagram, tag);
     }
 
-    /// The next paced datagram due at `now`; counted as sent.
-    pub(crate) fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
-        let (d, payload) = self.pacer.poll(now)?;
+    /// Queues the retransmissions a NACK of the peer's asked for ahead of
+    /// new video: the peer's picture waits for them.
+    pub(crate) fn resend(&mut self, now: Instant, packets: Vec<Retransmission>) {
+        self.out.nack_count += 1;
+        // In reverse, so that they leave in the order asked for.
+        for r in packets.into_iter().rev() {
+            let tag = Paced {
+                payload: r.payload,
+                resent: Some(r.seq),
+            };
+            self.pacer.push_first(now, r.datagram, tag);
+        }
+    }
+
+    /// Waits this long for a missing packet before giving its frame up
+    /// (longer with NACK: the retransmission takes a round trip).
+    pub(crate) fn set_recovery_wait(&mut self, wait: Duration) {
+        self.assembler.set_max_wait(wait);
+    }
+
+    /// The next paced datagram due at `now`, counted as sent, and its
+    /// sequence number if it is a retransmission.
+    pub(crate) fn poll_transmit(&mut self, now: Instant) -> Option<(Vec<u8>, Option<u16>)> {
+        let (d, tag) = self.pacer.poll(now)?;
         self.out.packets_sent += 1;
-        self.out.bytes_sent += payload as u64;
-        Some(d)
+        self.out.bytes_sent += tag.payload as u64;
+        if tag.resent.is_some() {
+            self.out.retransmitted_packets_sent += 1;
+            self.out.retransmitted_bytes_sent += tag.payload as u64;
+        }
+        Some((d, tag.resent))
     }
 
     pub(crate) fn handle_timeout(&mut self, now: Instant) {

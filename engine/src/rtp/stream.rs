@@ -6,6 +6,8 @@
 //! same port. Sans-IO: datagrams in,
 //! datagrams out, time passed in.
 
+use super::nack::{Arrival, DEFAULT_RTT, NackRequester, NackStats, recovery_wait};
+use super::retransmit::{Retransmission, RetransmitHistory};
 use super::{ReceiverStats, RtpError, RtpPacket, RtpSender, parse};
 use crate::demux::{PacketKind, classify};
 use crate::rtcp::{self, IntervalRng, Membership, ReportSchedule, Reporter, RtcpError, RtcpItem};
@@ -75,6 +77,17 @@ pub struct MediaStream {
 struct VideoTrack {
     sender: RtpSender,
     remote: ReceiverStats,
+    /// Generic NACK both ways, when both sides take it.
+    nack: Option<Nack>,
+}
+
+/// Both ends of generic NACK on the video (RFC 4585 §6.2.1).
+#[derive(Debug, Default)]
+struct Nack {
+    /// The peer's packets we miss.
+    requester: NackRequester,
+    /// Our packets, to send again when the peer misses them.
+    history: RetransmitHistory,
 }
 
 impl MediaStream {
@@ -109,9 +122,15 @@ impl MediaStream {
 
     /// Also carries video, sent as `sender` (its own SSRC and payload
     /// type, 90 kHz); received packets of that payload type are video.
-    pub fn with_video(mut self, sender: RtpSender) -> Self {
+    /// With `nack`, lost video packets are asked for and those the peer
+    /// asks for can be sent again (see [`retransmissions`](Self::retransmissions)).
+    pub fn with_video(mut self, sender: RtpSender, nack: bool) -> Self {
         let remote = ReceiverStats::new(sender.clock_rate());
-        self.video = Some(VideoTrack { sender, remote });
+        self.video = Some(VideoTrack {
+            sender,
+            remote,
+            nack: nack.then(Nack::default),
+        });
         self
     }
 
@@ -125,8 +144,28 @@ impl MediaStream {
         out: &mut [u8],
     ) -> Result<usize, StreamError> {
         let v = self.video.as_mut().ok_or(StreamError::NoVideo)?;
+        let seq = v.sender.next_sequence_number();
         let n = v.sender.packetize_frame(payload, timestamp, marker, out)?;
-        Ok(self.tx.protect_rtp_in_place(out, n)?)
+        let n = self.tx.protect_rtp_in_place(out, n)?;
+        if let Some(nack) = v.nack.as_mut() {
+            nack.history.store(seq, out[..n].to_vec(), payload.len());
+        }
+        Ok(n)
+    }
+
+    /// Our video packets the peer asked for in a NACK (`lost`) that are
+    /// still kept, to be sent again at `now`; report each with
+    /// [`on_retransmitted`](Self::on_retransmitted) when it leaves. A packet
+    /// is not handed out again while it waits to leave, nor within a round
+    /// trip of leaving.
+    pub fn retransmissions(&mut self, now: Instant, lost: &[u16]) -> Vec<Retransmission> {
+        let min_interval = self.reporter.rtt().unwrap_or(DEFAULT_RTT);
+        let Some(nack) = self.video.as_mut().and_then(|v| v.nack.as_mut()) else {
+            return Vec::new();
+        };
+        lost.iter()
+            .filter_map(|&seq| nack.history.resend(now, seq, min_interval))
+            .collect()
     }
 
     /// Uses `interval` as the minimum between RTCP reports instead of
@@ -186,7 +225,14 @@ impl MediaStream {
                 // from the audio statistics that RTCP reports.
                 match self.video.as_mut() {
                     Some(v) if p.header.payload_type == v.sender.payload_type() => {
-                        v.remote.on_packet(now, &p.header);
+                        let arrival = v.nack.as_mut().map_or(Arrival::New, |n| {
+                            n.requester.on_packet(now, p.header.sequence_number)
+                        });
+                        // A retransmission repairs a loss; the reports
+                        // still tell the sender the network lost it.
+                        if arrival != Arrival::Recovered {
+                            v.remote.on_packet(now, &p.header);
+                        }
                         Ok(Received::Video(p))
                     }
                     _ => {
@@ -207,9 +253,13 @@ impl MediaStream {
         }
     }
 
-    /// When the next RTCP report may be due.
+    /// When the next RTCP report or NACK may be due.
     pub fn poll_timeout(&self) -> Instant {
-        self.schedule.next_report()
+        let report = self.schedule.next_report();
+        self.video
+            .as_ref()
+            .and_then(|v| v.nack.as_ref()?.requester.poll_timeout())
+            .map_or(report, |nack| nack.min(report))
     }
 
     /// Us and the peer as RTCP counts us (RFC 3550 A.7).
@@ -223,8 +273,10 @@ impl MediaStream {
         }
     }
 
-    /// Queues an SR (or RR before we have sent) when one is due.
+    /// Queues a NACK for the peer's video packets due to be asked for, and
+    /// an SR (or RR before we have sent) when one is due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.request_missing_video(now);
         let m = self.membership();
         if !self.schedule.is_due(now, m) {
             return;
@@ -245,12 +297,33 @@ impl MediaStream {
         self.schedule.on_sent(now, size, m);
     }
 
-    /// Asks the remote sender to retransmit `lost` (RFC 4585 generic NACK).
-    pub fn request_nack(&mut self, lost: &[u16]) -> Result<(), StreamError> {
-        let media = self.remote.ssrc().unwrap_or(0);
-        let pkt = rtcp::build_nack(self.sender.ssrc(), media, lost)?;
-        let _ = self.queue_rtcp(pkt);
-        Ok(())
+    /// Video packet `seq`, handed out by [`retransmissions`](Self::retransmissions),
+    /// left at `now`.
+    pub fn on_retransmitted(&mut self, now: Instant, seq: u16) {
+        if let Some(nack) = self.video.as_mut().and_then(|v| v.nack.as_mut()) {
+            nack.history.on_sent(now, seq);
+        }
+    }
+
+    /// Asks the peer for its video packets that are due to be asked for
+    /// (RFC 4585 generic NACK), giving up on those missing for longer than
+    /// a receiver waits for them ([`recovery_wait`] at the current RTT).
+    fn request_missing_video(&mut self, now: Instant) {
+        let rtt = self.reporter.rtt();
+        let Some(v) = self.video.as_mut() else {
+            return;
+        };
+        let (Some(nack), Some(media)) = (v.nack.as_mut(), v.remote.ssrc()) else {
+            return;
+        };
+        nack.requester.set_give_up_after(recovery_wait(rtt));
+        let lost = nack.requester.take_due(now, rtt);
+        if lost.is_empty() {
+            return;
+        }
+        if let Ok(pkt) = rtcp::build_nack(self.sender.ssrc(), media, &lost) {
+            let _ = self.queue_rtcp(pkt);
+        }
     }
 
     /// Asks the remote sender for a key frame of its video (RFC 4585 PLI).
@@ -299,6 +372,13 @@ impl MediaStream {
     /// Statistics of the incoming video, if this stream carries video.
     pub fn remote_video_stats(&self) -> Option<&ReceiverStats> {
         self.video.as_ref().map(|v| &v.remote)
+    }
+
+    /// NACK counters of the video, if it uses NACK: what we asked the peer
+    /// for, and how many of our packets we sent again.
+    pub fn video_nack_stats(&self) -> Option<(NackStats, u64)> {
+        let n = self.video.as_ref()?.nack.as_ref()?;
+        Some((n.requester.stats(), n.history.resent()))
     }
 
     /// SRTP counters of the incoming direction (rejections by cause).
@@ -355,7 +435,10 @@ mod tests {
                 .unwrap()
                 .with_clock_rate(90_000)
         };
-        (a.with_video(video(0xA1)), b.with_video(video(0xB1)))
+        (
+            a.with_video(video(0xA1), true),
+            b.with_video(video(0xB1), true),
+        )
     }
 
     /// `from` sends its due RTCP at `at`; `to` receives it `delay` later.
@@ -417,8 +500,20 @@ mod tests {
         ));
     }
 
+    /// Delivers what `from` has queued to `to` at `at`; the RTCP items.
+    fn deliver_rtcp(from: &mut MediaStream, to: &mut MediaStream, at: Instant) -> Vec<RtcpItem> {
+        let mut got = vec![];
+        while let Some(mut p) = from.poll_transmit() {
+            let len = p.len();
+            if let Received::Control(items) = to.receive(at, &mut p, len).unwrap() {
+                got.extend(items);
+            }
+        }
+        got
+    }
+
     #[test]
-    fn nack_and_pli_reach_the_sender() {
+    fn a_lost_video_packet_is_asked_for_and_sent_again() {
         let t0 = Instant::now();
         let (mut a, mut b) = video_pair(t0);
         let mut buf = [0u8; 256];
@@ -426,34 +521,100 @@ mod tests {
             .send_audio(t0, &[0; 90], OPUS_20MS_TICKS, &mut buf)
             .unwrap();
         assert!(matches!(b.receive(t0, &mut buf, n), Ok(Received::Audio(_))));
-        let n = a.send_video(&[0x90; 40], 3000, true, &mut buf).unwrap();
-        let Ok(Received::Video(p)) = b.receive(t0, &mut buf, n) else {
-            panic!("not video")
-        };
-        assert_eq!((p.header.ssrc, p.header.timestamp), (0xA1, 3000));
-        assert!(p.header.marker);
+        let mut sent = vec![];
+        for i in 0..5u8 {
+            let n = a.send_video(&[0x90, i], 3000, i == 4, &mut buf).unwrap();
+            sent.push(buf[..n].to_vec());
+        }
+        // The middle one is lost.
+        for i in [0, 1, 3, 4] {
+            let mut d = sent[i].clone();
+            let len = d.len();
+            let Ok(Received::Video(p)) = b.receive(t0, &mut d, len) else {
+                panic!("not video")
+            };
+            assert_eq!((p.header.ssrc, p.header.timestamp), (0xA1, 3000));
+        }
         // Each kept in its own statistics.
         assert_eq!(b.remote_stats().ssrc(), Some(0xA));
         assert_eq!(b.remote_video_stats().and_then(|r| r.ssrc()), Some(0xA1));
-        b.request_nack(&[101, 102]).unwrap();
-        b.request_pli().unwrap();
-        let mut got = vec![];
-        while let Some(mut p) = b.poll_transmit() {
-            let len = p.len();
-            if let Received::Control(items) = a.receive(t0, &mut p, len).unwrap() {
-                got.extend(items);
-            }
-        }
+        // B asks at once; A sends the very datagram again.
+        assert_eq!(b.poll_timeout(), t0);
+        b.handle_timeout(t0);
+        let missing = 7u16.wrapping_add(2);
+        let got = deliver_rtcp(&mut b, &mut a, t0);
         assert_eq!(
             got,
-            vec![
-                RtcpItem::Nack {
-                    media_ssrc: 0xA,
-                    lost: vec![101, 102]
-                },
-                RtcpItem::Pli { media_ssrc: 0xA1 }
-            ]
+            vec![RtcpItem::Nack {
+                media_ssrc: 0xA1,
+                lost: vec![missing]
+            }]
         );
+        let again = a.retransmissions(t0, &[missing, 500]);
+        assert_eq!(
+            again,
+            vec![Retransmission {
+                seq: missing,
+                datagram: sent[2].clone(),
+                payload: 2
+            }],
+            "500 was never sent"
+        );
+        assert!(a.retransmissions(t0, &[missing]).is_empty(), "on its way");
+        a.on_retransmitted(t0, missing);
+        assert!(
+            a.retransmissions(t0, &[missing]).is_empty(),
+            "once a round trip"
+        );
+        let mut d = again[0].datagram.clone();
+        let len = d.len();
+        let Ok(Received::Video(p)) = b.receive(t0, &mut d, len) else {
+            panic!("not video")
+        };
+        assert_eq!(p.payload, &[0x90, 2]);
+        // Repaired, but still reported lost: the network lost it.
+        assert_eq!(b.remote_video_stats().unwrap().cumulative_lost(), 1);
+        let (asked, _) = b.video_nack_stats().unwrap();
+        assert_eq!((asked.requests, asked.recovered), (1, 1));
+        assert_eq!(a.video_nack_stats().unwrap().1, 1);
+        b.request_pli().unwrap();
+        assert_eq!(
+            deliver_rtcp(&mut b, &mut a, t0),
+            vec![RtcpItem::Pli { media_ssrc: 0xA1 }]
+        );
+    }
+
+    #[test]
+    fn without_nack_nothing_is_asked_for_or_kept() {
+        let t0 = Instant::now();
+        let (a, b) = pair(t0);
+        let video = |ssrc| {
+            RtpSender::new(ssrc, VP8_PAYLOAD_TYPE, 7, 9)
+                .unwrap()
+                .with_clock_rate(90_000)
+        };
+        let (mut a, mut b) = (
+            a.with_video(video(0xA1), false),
+            b.with_video(video(0xB1), false),
+        );
+        let mut buf = [0u8; 256];
+        let mut sent = vec![];
+        for i in 0..3u8 {
+            let n = a.send_video(&[0x90, i], 3000, i == 2, &mut buf).unwrap();
+            sent.push(buf[..n].to_vec());
+        }
+        for mut d in [sent[0].clone(), sent[2].clone()] {
+            let len = d.len();
+            b.receive(t0, &mut d, len).unwrap();
+        }
+        b.handle_timeout(t0);
+        assert!(
+            deliver_rtcp(&mut b, &mut a, t0)
+                .iter()
+                .all(|i| !matches!(i, RtcpItem::Nack { .. }))
+        );
+        assert!(a.retransmissions(t0, &[8]).is_empty());
+        assert_eq!(b.video_nack_stats(), None);
     }
 
     #[test]

@@ -232,9 +232,16 @@ impl FrameAssembler {
         }
     }
 
-    /// The limits this assembler was made with.
+    /// The limits this assembler was made with (and the wait last set).
     pub fn limits(&self) -> AssemblerLimits {
         self.limits
+    }
+
+    /// Waits `wait` for a missing packet from now on (see
+    /// [`AssemblerLimits::max_wait`]): a receiver that asks for lost
+    /// packets waits a round trip and more for them.
+    pub fn set_max_wait(&mut self, wait: Duration) {
+        self.limits.max_wait = wait;
     }
 
     /// Takes one RTP packet of the stream: its sequence number, timestamp,

@@ -50,6 +50,10 @@ pub struct VideoConfig {
     /// RTP header, the SRTP tag, a TURN ChannelData header and IPv6/UDP
     /// headers the default stays under a 1280-byte path MTU.
     pub max_payload: usize,
+    /// Ask the peer to send lost video packets again, and do so for it
+    /// (RFC 4585 generic NACK), when the peer offers it too. A lost packet
+    /// then costs a round trip's wait instead of a key frame. Default on.
+    pub nack: bool,
 }
 
 impl Default for VideoConfig {
@@ -61,6 +65,7 @@ impl Default for VideoConfig {
             max_bitrate: 1_200_000,
             max_pixels: 1920 * 1088,
             max_payload: 1_100,
+            nack: true,
         }
     }
 }
