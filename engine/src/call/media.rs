@@ -12,6 +12,7 @@ use super::stats::{InboundRtp, OutboundRtp, VideoStats};
 use super::video::{LossOf, Video};
 use crate::rtcp::{IntervalRng, ReportSchedule, RtcpItem};
 use crate::rtp::nack::recovery_wait;
+use crate::rtp::retransmit::history_for;
 use crate::rtp::{MediaStream, OPUS_PAYLOAD_TYPE, Received, RtpSender, StreamError};
 use crate::srtp::{self, SrtpContext};
 use crate::video::VideoConfig;
@@ -32,9 +33,6 @@ pub const FRAME_SAMPLES: usize = 960;
 pub const PULL_SAMPLES: usize = 480;
 /// Largest SRTP datagram we build: RTP header, Opus payload, tag.
 const MAX_DATAGRAM: usize = 1500;
-/// SRTP replay window of a call whose video takes retransmissions, in
-/// packets: over a second of video at its highest bitrate.
-const VIDEO_REPLAY_WINDOW: usize = 1024;
 /// Outgoing datagrams held until polled (video waits in its pacer first).
 const MAX_OUTBOX: usize = 64;
 /// Encoder packet-loss hint before the first RTCP report (%).
@@ -205,14 +203,17 @@ impl Media {
         let (lk, ls) = info.local_key_salt();
         let (rk, rs) = info.remote_key_salt();
         let tx = SrtpContext::new(profile, lk, ls)?;
+        // Packets kept to be sent again: a second's worth at most bitrate.
+        let nack_history = video
+            .filter(|v| v.nack)
+            .map(|v| history_for(v.max_bitrate, v.max_payload));
         // A retransmitted video packet comes after the packets sent since
         // it: a window of 64 would refuse it after a key frame's burst
-        // (libwebrtc opens 1024 for the same reason). Same cost per packet.
-        let window = if video.is_some_and(|v| v.nack) {
-            VIDEO_REPLAY_WINDOW
-        } else {
-            srtp::Config::default().replay_window
-        };
+        // (libwebrtc opens 1024 for the same reason), so the window covers
+        // the history. A larger window costs more only when the index jumps.
+        let window = nack_history.map_or(srtp::Config::default().replay_window, |h| {
+            h.next_power_of_two().max(1024)
+        });
         let rx = SrtpContext::with_config(
             profile,
             rk,
@@ -238,9 +239,8 @@ impl Media {
         );
         let mut stream =
             MediaStream::new(now, sender, tx, rx, ntp_anchor).with_rtcp_schedule(schedule);
-        let nack = video.is_some_and(|v| v.nack);
         let mut video = video.map(Video::new).transpose()?;
-        if let Some(v) = video.as_mut().filter(|_| nack) {
+        if let Some(v) = video.as_mut().filter(|_| nack_history.is_some()) {
             v.set_recovery_wait(recovery_wait(None));
         }
         if video.is_some() {
@@ -259,7 +259,7 @@ impl Media {
                 0, // each frame carries its own capture timestamp
             )?
             .with_clock_rate(VIDEO_CLOCK_RATE);
-            stream = stream.with_video(sender, nack);
+            stream = stream.with_video(sender, nack_history);
         }
         let encoder = OpusEncoder::new(audio.opus_config())?;
         let decoder = OpusDecoder::new(SAMPLE_RATE, 1)?;
@@ -336,13 +336,17 @@ impl Media {
         self.video.as_mut()?.poll_frame()
     }
 
-    /// Sends a key frame request when the video receiver wants one.
-    fn request_keyframe_if_wanted(&mut self, now: Instant) {
-        if self
-            .video
-            .as_mut()
-            .is_some_and(|v| v.take_keyframe_request(now))
-        {
+    /// Feedback on the peer's video: stops asking for packets the frame
+    /// assembler has given up (a key frame went past them), and sends a key
+    /// frame request when the receiver wants one.
+    fn video_feedback(&mut self, now: Instant) {
+        let Some(v) = self.video.as_mut() else {
+            return;
+        };
+        if let Some(seq) = v.given_up_through() {
+            self.stream.forget_missing_video_through(seq);
+        }
+        if v.take_keyframe_request(now) {
             let _ = self.stream.request_pli();
             while let Some(d) = self.stream.poll_transmit() {
                 self.queue(d);
@@ -431,7 +435,7 @@ impl Media {
                     let h = &p.header;
                     v.receive(now, h.sequence_number, h.timestamp, h.marker, p.payload);
                 }
-                self.request_keyframe_if_wanted(now);
+                self.video_feedback(now);
             }
             Received::Control(items) => self.on_rtcp(now, &items),
         }
@@ -465,9 +469,9 @@ impl Media {
                     }
                 }
                 RtcpItem::Nack { media_ssrc, lost } if Some(*media_ssrc) == video_ssrc => {
-                    let again = self.stream.retransmissions(now, lost);
                     if let Some(v) = self.video.as_mut() {
-                        v.resend(now, again);
+                        let allowance = v.resend_allowance(now);
+                        v.resend(now, self.stream.retransmissions(now, lost, allowance));
                     }
                 }
                 _ => {}
@@ -475,7 +479,7 @@ impl Media {
         }
         // A report may have moved the round-trip time a retransmission takes.
         if let Some(v) = self.video.as_mut()
-            && self.stream.video_nack_stats().is_some()
+            && self.stream.video_nack_counts().is_some()
         {
             v.set_recovery_wait(recovery_wait(self.stream.rtt()));
         }
@@ -507,7 +511,7 @@ impl Media {
             v.handle_timeout(now);
         }
         self.release_video(now);
-        self.request_keyframe_if_wanted(now);
+        self.video_feedback(now);
         self.stream.handle_timeout(now);
         while let Some(d) = self.stream.poll_transmit() {
             self.queue(d);
@@ -548,9 +552,13 @@ impl Media {
         if let Some(r) = self.stream.remote_video_stats() {
             inbound.packets_lost = r.cumulative_lost();
         }
-        if let Some((asked, _)) = self.stream.video_nack_stats() {
-            inbound.nack_count = asked.requests;
-            inbound.retransmitted_packets_received = asked.recovered;
+        if let Some(n) = self.stream.video_nack_counts() {
+            inbound.nack_count = n.nacks_sent;
+            inbound.packets_repaired = n.repaired;
+            // W3C counts a packet that came again as received (RFC 3550
+            // §6.4.1); the RTCP reports to the sender do not, so that its
+            // rate follows what the network lost.
+            inbound.packets_lost -= n.repaired as i64;
         }
         Some(VideoStats { inbound, outbound })
     }

@@ -93,7 +93,8 @@ pub struct OutboundVideo {
 pub struct InboundVideo {
     /// `packetsReceived`: video packets that passed SRTP.
     pub packets_received: u64,
-    /// `packetsLost` (RFC 3550 A.3 over the video SSRC).
+    /// `packetsLost` (RFC 3550 A.3 over the video SSRC): packets lost and
+    /// not repaired by a retransmission.
     pub packets_lost: i64,
     /// `bytesReceived`: payload bytes.
     pub bytes_received: u64,
@@ -110,10 +111,11 @@ pub struct InboundVideo {
     pub pli_count: u64,
     /// `nackCount`: NACK packets sent to the peer.
     pub nack_count: u64,
-    /// `retransmittedPacketsReceived`: packets asked for in a NACK that
-    /// then arrived (also in `packets_received`; not in the loss reports,
-    /// which say what the network lost).
-    pub retransmitted_packets_received: u64,
+    /// Packets the network lost that came again when asked for in a NACK
+    /// (counted in `packets_received`, not in `packets_lost`; the loss the
+    /// RTCP reports tell the sender still counts them). Not a W3C member:
+    /// `retransmittedPacketsReceived` exists only with RTX.
+    pub packets_repaired: u64,
     /// `frameWidth` of the last decoded frame.
     pub frame_width: u32,
     /// `frameHeight` of the last decoded frame.
@@ -185,10 +187,6 @@ impl CallStats {
                 ("inbound-rtp.video.framesDropped", i.frames_dropped as f64),
                 ("inbound-rtp.video.pliCount", i.pli_count as f64),
                 ("inbound-rtp.video.nackCount", i.nack_count as f64),
-                (
-                    "inbound-rtp.video.retransmittedPacketsReceived",
-                    i.retransmitted_packets_received as f64,
-                ),
                 ("inbound-rtp.video.frameWidth", f64::from(i.frame_width)),
                 ("inbound-rtp.video.frameHeight", f64::from(i.frame_height)),
                 ("outbound-rtp.video.packetsSent", o.packets_sent as f64),

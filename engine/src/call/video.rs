@@ -25,6 +25,34 @@ const MAX_PACED: usize = 1024;
 /// several inter frames' bits. A request inside it is served when it ends.
 const MIN_KEYFRAME_GAP: Duration = Duration::from_millis(200);
 
+/// Caps retransmissions at the encoder's bitrate over any second, as
+/// libwebrtc's retransmission rate limiter does: on a congested link NACKs
+/// must not add more than the video itself, and a peer asking for every
+/// packet it can name, over and over, gets no more than that.
+#[derive(Debug, Default)]
+struct RetransmitBudget {
+    /// Bytes that may be sent again now.
+    bytes: f64,
+    last: Option<Instant>,
+}
+
+impl RetransmitBudget {
+    /// Bytes of datagrams that may be sent again at `now`, at `bitrate`.
+    fn available(&mut self, now: Instant, bitrate: u32) -> usize {
+        let per_second = f64::from(bitrate) / 8.0;
+        let dt = self
+            .last
+            .map_or(1.0, |t| now.saturating_duration_since(t).as_secs_f64());
+        self.bytes = (self.bytes + dt * per_second).min(per_second);
+        self.last = Some(now);
+        self.bytes as usize
+    }
+
+    fn spend(&mut self, bytes: usize) {
+        self.bytes -= bytes as f64;
+    }
+}
+
 /// The encoder bitrate after a loss report of `fraction_lost` (1/256,
 /// RFC 3550 §6.4.1), following the loss-based controller of Google
 /// Congestion Control (draft-ietf-rmcat-gcc-02 §6): over 10 % loss cut by
@@ -107,6 +135,7 @@ pub(crate) struct Video {
     /// the bitrate: a link can drop video's bursts and let audio through).
     video_reported: bool,
     pacer: VideoPacer<Paced>,
+    resend_budget: RetransmitBudget,
     /// When the next frame may be encoded (a faster camera is thinned).
     next_due: Option<Instant>,
     key_wanted: bool,
@@ -137,6 +166,7 @@ impl Video {
             bitrate: cfg.start_bitrate,
             video_reported: false,
             pacer: VideoPacer::new(cfg.start_bitrate, MAX_PACED),
+            resend_budget: RetransmitBudget::default(),
             next_due: None,
             key_wanted: false,
             last_key: None,
@@ -340,10 +370,19 @@ impl Video {
         self.pacer.push(now, datagram, tag);
     }
 
-    /// Queues the retransmissions a NACK of the peer's asked for ahead of
-    /// new video: the peer's picture waits for them.
+    /// Bytes of datagrams that may be sent again at `now` (see
+    /// [`RetransmitBudget`]).
+    pub(crate) fn resend_allowance(&mut self, now: Instant) -> usize {
+        self.resend_budget.available(now, self.bitrate)
+    }
+
+    /// Queues the retransmissions a NACK of the peer's asked for (within
+    /// [`resend_allowance`](Self::resend_allowance)) ahead of new video:
+    /// the peer's picture waits for them.
     pub(crate) fn resend(&mut self, now: Instant, packets: Vec<Retransmission>) {
         self.out.nack_count += 1;
+        self.resend_budget
+            .spend(packets.iter().map(|r| r.datagram.len()).sum());
         // In reverse, so that they leave in the order asked for.
         for r in packets.into_iter().rev() {
             let tag = Paced {
@@ -358,6 +397,12 @@ impl Video {
     /// (longer with NACK: the retransmission takes a round trip).
     pub(crate) fn set_recovery_wait(&mut self, wait: Duration) {
         self.assembler.set_max_wait(wait);
+    }
+
+    /// The peer's sequence number up to which the assembler has handed out
+    /// or given up packets: none of them is worth asking for.
+    pub(crate) fn given_up_through(&self) -> Option<u16> {
+        self.assembler.given_up_through()
     }
 
     /// The next paced datagram due at `now`, counted as sent, and its
@@ -422,6 +467,18 @@ mod tests {
         assert_eq!(next_bitrate(400_000, 0, &cfg), 420_000);
         assert_eq!(next_bitrate(cfg.max_bitrate, 0, &cfg), cfg.max_bitrate);
         assert_eq!(next_bitrate(cfg.min_bitrate, 255, &cfg), cfg.min_bitrate);
+    }
+
+    #[test]
+    fn retransmissions_get_at_most_the_bitrate_over_a_second() {
+        let mut b = RetransmitBudget::default();
+        let t0 = Instant::now();
+        // 300 kbit/s: 37 500 bytes a second, and no more saved up.
+        assert_eq!(b.available(t0, 300_000), 37_500);
+        b.spend(37_000);
+        assert_eq!(b.available(t0, 300_000), 500);
+        assert_eq!(b.available(t0 + Duration::from_millis(100), 300_000), 4_250);
+        assert_eq!(b.available(t0 + Duration::from_secs(10), 300_000), 37_500);
     }
 
     #[test]

@@ -39,6 +39,14 @@ pub enum RtpError {
     BadPayloadType(u8),
 }
 
+/// The extended (64-bit) sequence number nearest `highest` whose low 16
+/// bits are `seq`, either side of it: how a receiver places a packet that
+/// may be late, reordered or across a wrap. Keep `highest` well above
+/// 2^16 so that it cannot underflow.
+pub(crate) fn extend_seq(highest: u64, seq: u16) -> u64 {
+    highest.wrapping_add_signed(i64::from(seq.wrapping_sub(highest as u16) as i16))
+}
+
 /// A parsed RTP packet borrowing its payload from the datagram.
 #[derive(Debug, Clone)]
 pub struct RtpPacket<'a> {

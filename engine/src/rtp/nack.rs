@@ -2,35 +2,46 @@
 //! are missing, and when to ask the sender for them (again).
 //!
 //! A packet is missing from the moment a later one arrives. It is asked for
-//! at once (the video pacer keeps a stream's packets in order, so a gap is
-//! a loss far more often than a reordering), then again every round trip
-//! and a little ([`RETRY_MARGIN`]) while it does not come, up to
-//! [`MAX_REQUESTS`] times, and forgotten once it has been missing for the
-//! give-up time: the frame assembler has stopped waiting for it by then
-//! (the call sets both from [`recovery_wait`]). A jump of more than
-//! [`MAX_GAP`] packets, or a packet far behind, is a sender that restarted
-//! its numbering: nothing is asked for, and a key frame heals it instead.
+//! after [`REORDER_WAIT`] (a reordered packet comes within it), then again
+//! every round trip and a little ([`RETRY_MARGIN`]) while it does not come,
+//! up to [`MAX_REQUESTS`] times, and forgotten once it has been missing for
+//! the give-up time (the call sets it, like the frame assembler's wait, from
+//! [`recovery_wait`]) or once the assembler has given its place up
+//! ([`NackRequester::forget_through`]). Requests due within
+//! [`MIN_NACK_INTERVAL`] of each other go in one NACK. A jump of more than
+//! [`MAX_MISSING`] packets is a loss too large to repair this way (a key
+//! frame heals it) or a sender that restarted its numbering: nothing is
+//! asked for. So is a packet more than [`MAX_BEHIND`] behind the newest.
 //!
 //! Sans-IO: packets in with [`NackRequester::on_packet`], requests out with
 //! [`NackRequester::take_due`] at [`NackRequester::poll_timeout`].
 
+use super::extend_seq;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// Round-trip time assumed until the RTCP reports measure one (libwebrtc
 /// assumes the same).
 pub const DEFAULT_RTT: Duration = Duration::from_millis(100);
+/// A missing packet is first asked for this long after the gap showed:
+/// a packet reordered on the way arrives within it.
+pub const REORDER_WAIT: Duration = Duration::from_millis(10);
 /// A packet is asked for again this long after a round trip: its
 /// retransmission may still be on the way.
 pub const RETRY_MARGIN: Duration = Duration::from_millis(20);
+/// Least time between two NACKs: requests due in between wait and go
+/// together (RFC 4585 §3.5 limits feedback; a burst of loss is one NACK).
+pub const MIN_NACK_INTERVAL: Duration = Duration::from_millis(10);
 /// Most requests for one packet (libwebrtc's `kMaxNackRetries`).
 pub const MAX_REQUESTS: u32 = 10;
-/// Most packets tracked as missing; beyond it the oldest are forgotten.
-/// More than a second of video at its highest bitrate.
+/// Most packets tracked as missing, and the largest gap asked for: over a
+/// second of video at 4 Mbit/s in 1 100-byte packets. A larger loss is
+/// cheaper to heal with a key frame.
 pub const MAX_MISSING: usize = 512;
-/// A forward jump of more than this many packets is not a loss but a
-/// restart of the numbering; so is a packet this far behind the highest.
-pub const MAX_GAP: u64 = 1_000;
+/// A packet this far behind the newest means the sender restarted its
+/// numbering. Twice the largest SRTP window a call opens, so that no late
+/// packet SRTP takes is mistaken for it.
+pub const MAX_BEHIND: u64 = 8_192;
 
 /// How long a receiver waits for a missing video packet before it gives the
 /// frame up (and asks for a key frame): a request and its retransmission,
@@ -48,27 +59,28 @@ pub fn recovery_wait(rtt: Option<Duration>) -> Duration {
 pub enum Arrival {
     /// The newest so far, or the first.
     New,
-    /// One that was missing and had not been asked for yet (reordered).
+    /// One that was missing and not asked for, or asked for less than half
+    /// a round trip before: reordered on the way, not sent again.
     Reordered,
-    /// One that was missing and asked for: a retransmission (or a packet
-    /// that was only late). It does not count as received in the RTCP
+    /// One that was missing and asked for at least half a round trip
+    /// before: a retransmission. It does not count as received in the RTCP
     /// loss reports, which are about the network, not the repair.
     Recovered,
     /// Behind the newest but not missing: a duplicate, or given up.
     Old,
-    /// The numbering started over: what was missing is forgotten.
+    /// A gap too large to ask for, or numbering that started over: what
+    /// was missing is forgotten.
     Restart,
 }
 
 /// Counters of a [`NackRequester`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NackStats {
-    /// NACK requests made, one per [`NackRequester::take_due`] that
-    /// returned packets (W3C `nackCount` counts NACK packets sent).
+    /// Requests made: [`NackRequester::take_due`] calls that returned packets.
     pub requests: u64,
     /// Packet requests in them, repeats included.
     pub packets_requested: u64,
-    /// Missing packets that arrived after being asked for.
+    /// Missing packets that arrived as retransmissions ([`Arrival::Recovered`]).
     pub recovered: u64,
     /// Missing packets forgotten: given up, out of room or after a restart.
     pub given_up: u64,
@@ -78,6 +90,8 @@ pub struct NackStats {
 struct Missing {
     /// When it was found missing.
     since: Instant,
+    /// When it was first asked for.
+    first_asked: Option<Instant>,
     /// Requests made for it.
     requests: u32,
     /// When it is asked for next.
@@ -91,6 +105,9 @@ pub struct NackRequester {
     highest: Option<u64>,
     missing: BTreeMap<u64, Missing>,
     give_up_after: Duration,
+    /// The round-trip time of the last requests.
+    rtt: Duration,
+    last_request: Option<Instant>,
     stats: NackStats,
 }
 
@@ -107,6 +124,8 @@ impl NackRequester {
             highest: None,
             missing: BTreeMap::new(),
             give_up_after: recovery_wait(None),
+            rtt: DEFAULT_RTT,
+            last_request: None,
             stats: NackStats::default(),
         }
     }
@@ -122,15 +141,20 @@ impl NackRequester {
             self.highest = Some((1 << 32) + u64::from(seq));
             return Arrival::New;
         };
-        // The nearest number with these low 16 bits, either side.
-        let ext = highest.wrapping_add_signed(i64::from(seq.wrapping_sub(highest as u16) as i16));
-        if ext > highest + MAX_GAP || ext + MAX_GAP < highest {
-            self.restart(ext);
+        let ext = extend_seq(highest, seq);
+        if ext > highest + MAX_MISSING as u64 || ext + MAX_BEHIND < highest {
+            self.stats.given_up += self.missing.len() as u64;
+            self.missing.clear();
+            self.highest = Some(ext);
             return Arrival::Restart;
         }
         if ext <= highest {
+            let retransmitted = |m: &Missing| {
+                m.first_asked
+                    .is_some_and(|t| now.saturating_duration_since(t) >= self.rtt / 2)
+            };
             return match self.missing.remove(&ext) {
-                Some(m) if m.requests > 0 => {
+                Some(m) if retransmitted(&m) => {
                     self.stats.recovered += 1;
                     Arrival::Recovered
                 }
@@ -138,15 +162,15 @@ impl NackRequester {
                 None => Arrival::Old,
             };
         }
+        let next = now + REORDER_WAIT;
         for lost in highest + 1..ext {
-            self.missing.insert(
-                lost,
-                Missing {
-                    since: now,
-                    requests: 0,
-                    next: now,
-                },
-            );
+            let m = Missing {
+                since: now,
+                first_asked: None,
+                requests: 0,
+                next,
+            };
+            self.missing.insert(lost, m);
         }
         while self.missing.len() > MAX_MISSING {
             self.missing.pop_first();
@@ -156,16 +180,23 @@ impl NackRequester {
         Arrival::New
     }
 
-    fn restart(&mut self, ext: u64) {
+    /// Forgets the missing packets up to `seq` and before it: the frame
+    /// assembler has given their places up (a key frame went past them).
+    pub fn forget_through(&mut self, seq: u16) {
+        let Some(highest) = self.highest else {
+            return;
+        };
+        let through = extend_seq(highest, seq);
+        let keep = self.missing.split_off(&(through + 1));
         self.stats.given_up += self.missing.len() as u64;
-        self.missing.clear();
-        self.highest = Some(ext);
+        self.missing = keep;
     }
 
     /// The packets to ask for at `now` (empty when none is due), with the
     /// round-trip time `rtt` measured so far; forgets those missing for
     /// longer than the give-up time or asked for [`MAX_REQUESTS`] times.
     pub fn take_due(&mut self, now: Instant, rtt: Option<Duration>) -> Vec<u16> {
+        self.rtt = rtt.unwrap_or(DEFAULT_RTT);
         let give_up = self.give_up_after;
         let before = self.missing.len();
         self.missing.retain(|_, m| {
@@ -173,16 +204,24 @@ impl NackRequester {
                 && (m.requests < MAX_REQUESTS || m.next > now)
         });
         self.stats.given_up += (before - self.missing.len()) as u64;
-        let retry = rtt.unwrap_or(DEFAULT_RTT) + RETRY_MARGIN;
+        if self
+            .last_request
+            .is_some_and(|t| now < t + MIN_NACK_INTERVAL)
+        {
+            return Vec::new();
+        }
+        let retry = self.rtt + RETRY_MARGIN;
         let mut due = Vec::new();
         for (ext, m) in &mut self.missing {
             if m.next <= now && m.requests < MAX_REQUESTS {
                 m.requests += 1;
+                m.first_asked.get_or_insert(now);
                 m.next = now + retry;
                 due.push(*ext as u16);
             }
         }
         if !due.is_empty() {
+            self.last_request = Some(now);
             self.stats.requests += 1;
             self.stats.packets_requested += due.len() as u64;
         }
@@ -191,10 +230,20 @@ impl NackRequester {
 
     /// When [`take_due`](Self::take_due) next has something to do.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let quiet_until = self.last_request.map(|t| t + MIN_NACK_INTERVAL);
         self.missing
             .values()
-            // The next request, or when an exhausted one is forgotten.
-            .map(|m| m.next.min(m.since + self.give_up_after))
+            .map(|m| {
+                let forget = m.since + self.give_up_after;
+                // The next request, no sooner than the NACK interval allows;
+                // or when the packet is forgotten.
+                let ask = quiet_until.map_or(m.next, |q| m.next.max(q));
+                if m.requests < MAX_REQUESTS {
+                    ask.min(forget)
+                } else {
+                    m.next.min(forget)
+                }
+            })
             .min()
     }
 
@@ -215,26 +264,45 @@ mod tests {
     use proptest::prelude::*;
 
     const MS: Duration = Duration::from_millis(1);
+    const NONE: Vec<u16> = Vec::new();
 
     #[test]
-    fn a_gap_is_asked_for_at_once_then_every_round_trip() {
+    fn a_gap_is_asked_for_after_the_reorder_wait_then_every_round_trip() {
         let t0 = Instant::now();
         let mut n = NackRequester::new();
         assert_eq!(n.on_packet(t0, 65_534), Arrival::New);
         // 65 535 and 0 lost across the wrap.
         assert_eq!(n.on_packet(t0, 1), Arrival::New);
-        assert_eq!(n.poll_timeout(), Some(t0));
         let rtt = Some(60 * MS);
-        assert_eq!(n.take_due(t0, rtt), vec![65_535, 0]);
-        assert_eq!(n.take_due(t0 + 79 * MS, rtt), Vec::<u16>::new());
-        assert_eq!(n.poll_timeout(), Some(t0 + 80 * MS));
-        assert_eq!(n.take_due(t0 + 80 * MS, rtt), vec![65_535, 0]);
+        assert_eq!(n.poll_timeout(), Some(t0 + REORDER_WAIT));
+        assert_eq!(n.take_due(t0 + 9 * MS, rtt), NONE);
+        let t1 = t0 + REORDER_WAIT;
+        assert_eq!(n.take_due(t1, rtt), vec![65_535, 0]);
+        assert_eq!(n.take_due(t1 + 79 * MS, rtt), NONE);
+        assert_eq!(n.poll_timeout(), Some(t1 + 80 * MS));
+        assert_eq!(n.take_due(t1 + 80 * MS, rtt), vec![65_535, 0]);
         // The retransmission of one comes; the other is still asked for.
-        assert_eq!(n.on_packet(t0 + 90 * MS, 0), Arrival::Recovered);
-        assert_eq!(n.on_packet(t0 + 91 * MS, 0), Arrival::Old, "a duplicate");
-        assert_eq!(n.take_due(t0 + 160 * MS, rtt), vec![65_535]);
+        assert_eq!(n.on_packet(t1 + 90 * MS, 0), Arrival::Recovered);
+        assert_eq!(n.on_packet(t1 + 91 * MS, 0), Arrival::Old, "a duplicate");
+        assert_eq!(n.take_due(t1 + 160 * MS, rtt), vec![65_535]);
         let s = n.stats();
         assert_eq!((s.requests, s.packets_requested, s.recovered), (3, 5, 1));
+    }
+
+    #[test]
+    fn requests_close_together_go_in_one_nack() {
+        let t0 = Instant::now();
+        let mut n = NackRequester::new();
+        n.on_packet(t0, 1);
+        n.on_packet(t0, 3);
+        assert_eq!(n.take_due(t0 + REORDER_WAIT, None), vec![2]);
+        // Two more gaps shortly after: both wait for the interval to pass.
+        n.on_packet(t0 + 12 * MS, 5);
+        n.on_packet(t0 + 15 * MS, 7);
+        assert_eq!(n.take_due(t0 + 22 * MS, None), vec![4]);
+        assert_eq!(n.poll_timeout(), Some(t0 + 32 * MS));
+        assert_eq!(n.take_due(t0 + 31 * MS, None), NONE);
+        assert_eq!(n.take_due(t0 + 32 * MS, None), vec![6]);
     }
 
     #[test]
@@ -244,12 +312,13 @@ mod tests {
         n.set_give_up_after(300 * MS);
         n.on_packet(t0, 10);
         n.on_packet(t0, 12);
-        assert_eq!(n.take_due(t0, Some(10 * MS)), vec![11]);
-        assert_eq!(n.take_due(t0 + 29 * MS, None), Vec::<u16>::new());
-        assert_eq!(n.take_due(t0 + 30 * MS, Some(500 * MS)), vec![11]);
+        let t1 = t0 + REORDER_WAIT;
+        assert_eq!(n.take_due(t1, Some(10 * MS)), vec![11]);
+        assert_eq!(n.take_due(t1 + 29 * MS, None), NONE);
+        assert_eq!(n.take_due(t1 + 30 * MS, Some(500 * MS)), vec![11]);
         // Its next request would come after the wait is over.
         assert_eq!(n.poll_timeout(), Some(t0 + 300 * MS));
-        assert_eq!(n.take_due(t0 + 300 * MS, None), Vec::<u16>::new());
+        assert_eq!(n.take_due(t0 + 300 * MS, None), NONE);
         assert_eq!((n.missing(), n.stats().given_up), (0, 1));
         assert_eq!(n.on_packet(t0 + 301 * MS, 11), Arrival::Old);
 
@@ -267,19 +336,49 @@ mod tests {
     }
 
     #[test]
-    fn a_reordered_packet_is_not_a_recovery_and_a_jump_is_a_restart() {
+    fn a_reordered_packet_is_not_a_recovery() {
         let t0 = Instant::now();
         let mut n = NackRequester::new();
         n.on_packet(t0, 100);
         n.on_packet(t0, 102);
-        assert_eq!(n.on_packet(t0, 101), Arrival::Reordered);
-        assert_eq!(n.take_due(t0, None), Vec::<u16>::new());
+        assert_eq!(n.on_packet(t0 + 5 * MS, 101), Arrival::Reordered);
+        assert_eq!(n.take_due(t0 + REORDER_WAIT, None), NONE);
+        // Asked for, but back sooner than a retransmission could be.
+        n.on_packet(t0, 104);
+        let t1 = t0 + REORDER_WAIT;
+        assert_eq!(n.take_due(t1, Some(80 * MS)), vec![103]);
+        assert_eq!(n.on_packet(t1 + 39 * MS, 103), Arrival::Reordered);
+        assert_eq!(n.stats().recovered, 0);
+    }
+
+    #[test]
+    fn a_jump_a_restart_or_a_key_frame_ends_the_requests() {
+        let t0 = Instant::now();
+        let mut n = NackRequester::new();
+        n.on_packet(t0, 100);
         n.on_packet(t0, 110);
-        assert_eq!(n.missing(), 7);
-        assert_eq!(n.on_packet(t0, 110 + 5_000), Arrival::Restart);
-        assert_eq!(n.missing(), 0, "nothing asked for over a restart");
-        assert_eq!(n.on_packet(t0, 5_111), Arrival::New);
-        assert_eq!(n.take_due(t0, None), Vec::<u16>::new());
+        assert_eq!(n.missing(), 9);
+        // Too large a gap to repair packet by packet.
+        assert_eq!(
+            n.on_packet(t0, 110 + MAX_MISSING as u16 + 1),
+            Arrival::Restart
+        );
+        assert_eq!(n.missing(), 0);
+        assert_eq!(n.on_packet(t0, 700), Arrival::New);
+        // Far behind: the sender started over.
+        assert_eq!(
+            n.on_packet(t0, 700u16.wrapping_sub(9_000)),
+            Arrival::Restart
+        );
+        assert_eq!(n.take_due(t0 + REORDER_WAIT, None), NONE);
+        // The assembler gave up up to 1 005 (a key frame started at 1 006).
+        n.on_packet(t0, 1_000);
+        n.on_packet(t0, 1_010);
+        n.forget_through(1_005);
+        assert_eq!(
+            n.take_due(t0 + REORDER_WAIT, None),
+            vec![1_006, 1_007, 1_008, 1_009]
+        );
     }
 
     #[test]
@@ -300,20 +399,27 @@ mod tests {
             let mut n = NackRequester::new();
             let mut t = t0;
             let mut seq = 0u16;
+            let mut asked = std::collections::HashMap::<u64, u32>::new();
             for (i, (raw, dt)) in seqs.iter().enumerate() {
                 t += Duration::from_millis(*dt);
                 // Mostly a stream moving forward with gaps, now and then anything.
                 seq = if raw % 7 == 0 { *raw } else { seq.wrapping_add(jumps[i % jumps.len()]) };
-                n.on_packet(t, seq);
-                let newest = n.highest.unwrap() as u16;
-                for asked in n.take_due(t, Some(Duration::from_millis(*dt))) {
-                    // What is asked for is behind the newest packet.
-                    prop_assert!(newest.wrapping_sub(asked) as i16 > 0);
+                if n.on_packet(t, seq) == Arrival::Restart {
+                    asked.clear();
+                }
+                let newest = n.highest.unwrap();
+                for a in n.take_due(t, Some(Duration::from_millis(*dt))) {
+                    // What is asked for is behind the newest packet, and
+                    // asked for at most MAX_REQUESTS times.
+                    let ext = extend_seq(newest, a);
+                    prop_assert!(ext < newest);
+                    let count = asked.entry(ext).or_default();
+                    *count += 1;
+                    prop_assert!(*count <= MAX_REQUESTS);
                 }
                 prop_assert!(n.missing() <= MAX_MISSING);
-                if let Some(at) = n.poll_timeout() {
-                    prop_assert!(at >= t0);
-                }
+                // Nothing left to do at `t`: no busy loop.
+                prop_assert!(n.poll_timeout().is_none_or(|at| at > t));
             }
         }
     }

@@ -13,9 +13,17 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// Packets kept: libwebrtc's least send-side history, over a second of
-/// video at the highest bitrate.
-pub const HISTORY_PACKETS: usize = 600;
+/// Least packets kept (libwebrtc's least send-side history): over a second
+/// of video at the default highest bitrate.
+pub const MIN_HISTORY: usize = 600;
+/// Most packets kept: a second at 36 Mbit/s in 1 100-byte packets.
+pub const MAX_HISTORY: usize = 4096;
+
+/// Packets to keep for a second of video at `bitrate` bit/s in packets of
+/// `payload` bytes, within [`MIN_HISTORY`] and [`MAX_HISTORY`].
+pub fn history_for(bitrate: u32, payload: usize) -> usize {
+    (bitrate as usize / 8 / payload.max(1)).clamp(MIN_HISTORY, MAX_HISTORY)
+}
 /// A retransmission handed out and not reported sent
 /// ([`RetransmitHistory::on_sent`]) is not handed out again for this long:
 /// it waits in a pacer, whose queue drains within 2 s
@@ -44,19 +52,26 @@ struct Sent {
     resent: Option<Instant>,
 }
 
-/// The last [`HISTORY_PACKETS`] datagrams of one stream, by sequence number.
-#[derive(Debug, Clone, Default)]
+/// The last datagrams of one stream, by sequence number.
+#[derive(Debug, Clone)]
 pub struct RetransmitHistory {
     /// In sending order: consecutive sequence numbers.
     sent: VecDeque<Sent>,
+    capacity: usize,
     resent: u64,
     refused: u64,
 }
 
 impl RetransmitHistory {
-    /// An empty history.
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty history keeping the last `capacity` packets (at most
+    /// [`MAX_HISTORY`]).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            sent: VecDeque::new(),
+            capacity: capacity.clamp(1, MAX_HISTORY),
+            resent: 0,
+            refused: 0,
+        }
     }
 
     /// Keeps the datagram of packet `seq`, just sent with `payload` bytes of
@@ -70,7 +85,7 @@ impl RetransmitHistory {
         {
             self.sent.clear();
         }
-        if self.sent.len() == HISTORY_PACKETS {
+        if self.sent.len() >= self.capacity {
             self.sent.pop_front();
         }
         self.sent.push_back(Sent {
@@ -110,6 +125,12 @@ impl RetransmitHistory {
             datagram: p.datagram.clone(),
             payload: p.payload,
         })
+    }
+
+    /// Whether packet `seq` is not kept or its datagram is at most
+    /// `bytes` long: whether [`resend`](Self::resend) can stay within them.
+    pub fn fits(&mut self, seq: u16, bytes: usize) -> bool {
+        find(&mut self.sent, seq).is_none_or(|p| p.datagram.len() <= bytes)
     }
 
     /// Packet `seq`, handed out by [`resend`](Self::resend), left at `now`.
@@ -159,7 +180,7 @@ mod tests {
     #[test]
     fn kept_packets_come_back_once_per_interval() {
         let t0 = Instant::now();
-        let mut h = RetransmitHistory::new();
+        let mut h = RetransmitHistory::new(MIN_HISTORY);
         for i in 0..700u32 {
             let seq = 65_000u16.wrapping_add(i as u16);
             h.store(seq, seq.to_be_bytes().to_vec(), 2);
@@ -196,7 +217,10 @@ mod tests {
 
     #[test]
     fn a_jump_in_numbering_starts_over() {
-        let mut h = RetransmitHistory::new();
+        assert_eq!(history_for(1_200_000, 1_100), MIN_HISTORY);
+        assert_eq!(history_for(20_000_000, 1_100), 2_272);
+        assert_eq!(history_for(20_000_000, 100), MAX_HISTORY);
+        let mut h = RetransmitHistory::new(2);
         h.store(1, vec![1], 1);
         h.store(2, vec![2], 1);
         h.store(9, vec![9], 1);

@@ -6,7 +6,7 @@
 //! same port. Sans-IO: datagrams in,
 //! datagrams out, time passed in.
 
-use super::nack::{Arrival, DEFAULT_RTT, NackRequester, NackStats, recovery_wait};
+use super::nack::{Arrival, DEFAULT_RTT, NackRequester, recovery_wait};
 use super::retransmit::{Retransmission, RetransmitHistory};
 use super::{ReceiverStats, RtpError, RtpPacket, RtpSender, parse};
 use crate::demux::{PacketKind, classify};
@@ -82,13 +82,30 @@ struct VideoTrack {
 }
 
 /// Both ends of generic NACK on the video (RFC 4585 §6.2.1).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Nack {
     /// The peer's packets we miss.
     requester: NackRequester,
     /// Our packets, to send again when the peer misses them.
     history: RetransmitHistory,
+    /// NACK packets queued to the peer.
+    sent: u64,
 }
+
+/// What generic NACK did on a stream's video.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NackCounts {
+    /// NACK packets sent to the peer (W3C inbound `nackCount`).
+    pub nacks_sent: u64,
+    /// The peer's packets that arrived after being asked for.
+    pub repaired: u64,
+    /// Our packets handed out to be sent again.
+    pub resent: u64,
+}
+
+/// Least time between two retransmissions of one packet, however short
+/// the round trip the peer's reports claim.
+const MIN_RESEND_INTERVAL: Duration = Duration::from_millis(10);
 
 impl MediaStream {
     /// A stream sending as `sender` with `tx` keys and receiving with `rx`
@@ -122,14 +139,19 @@ impl MediaStream {
 
     /// Also carries video, sent as `sender` (its own SSRC and payload
     /// type, 90 kHz); received packets of that payload type are video.
-    /// With `nack`, lost video packets are asked for and those the peer
-    /// asks for can be sent again (see [`retransmissions`](Self::retransmissions)).
-    pub fn with_video(mut self, sender: RtpSender, nack: bool) -> Self {
+    /// With `nack_history`, lost video packets are asked for, and that many
+    /// of our last packets are kept to be sent again when the peer asks
+    /// (see [`retransmissions`](Self::retransmissions)).
+    pub fn with_video(mut self, sender: RtpSender, nack_history: Option<usize>) -> Self {
         let remote = ReceiverStats::new(sender.clock_rate());
         self.video = Some(VideoTrack {
             sender,
             remote,
-            nack: nack.then(Nack::default),
+            nack: nack_history.map(|packets| Nack {
+                requester: NackRequester::new(),
+                history: RetransmitHistory::new(packets),
+                sent: 0,
+            }),
         });
         self
     }
@@ -154,18 +176,32 @@ impl MediaStream {
     }
 
     /// Our video packets the peer asked for in a NACK (`lost`) that are
-    /// still kept, to be sent again at `now`; report each with
-    /// [`on_retransmitted`](Self::on_retransmitted) when it leaves. A packet
-    /// is not handed out again while it waits to leave, nor within a round
-    /// trip of leaving.
-    pub fn retransmissions(&mut self, now: Instant, lost: &[u16]) -> Vec<Retransmission> {
-        let min_interval = self.reporter.rtt().unwrap_or(DEFAULT_RTT);
+    /// still kept, to be sent again at `now`, up to `max_bytes` of
+    /// datagrams; report each with [`on_retransmitted`](Self::on_retransmitted)
+    /// when it leaves. A packet is not handed out again while it waits to
+    /// leave, nor within a round trip of leaving.
+    pub fn retransmissions(
+        &mut self,
+        now: Instant,
+        lost: &[u16],
+        max_bytes: usize,
+    ) -> Vec<Retransmission> {
+        let min_interval = (self.reporter.rtt().unwrap_or(DEFAULT_RTT)).max(MIN_RESEND_INTERVAL);
         let Some(nack) = self.video.as_mut().and_then(|v| v.nack.as_mut()) else {
             return Vec::new();
         };
-        lost.iter()
-            .filter_map(|&seq| nack.history.resend(now, seq, min_interval))
-            .collect()
+        let mut left = max_bytes;
+        let mut out = Vec::new();
+        for &seq in lost {
+            if !nack.history.fits(seq, left) {
+                break;
+            }
+            if let Some(r) = nack.history.resend(now, seq, min_interval) {
+                left -= r.datagram.len();
+                out.push(r);
+            }
+        }
+        out
     }
 
     /// Uses `interval` as the minimum between RTCP reports instead of
@@ -297,6 +333,14 @@ impl MediaStream {
         self.schedule.on_sent(now, size, m);
     }
 
+    /// The frame assembler gave up the peer's video packets up to `seq`:
+    /// they are no longer asked for.
+    pub fn forget_missing_video_through(&mut self, seq: u16) {
+        if let Some(nack) = self.video.as_mut().and_then(|v| v.nack.as_mut()) {
+            nack.requester.forget_through(seq);
+        }
+    }
+
     /// Video packet `seq`, handed out by [`retransmissions`](Self::retransmissions),
     /// left at `now`.
     pub fn on_retransmitted(&mut self, now: Instant, seq: u16) {
@@ -321,8 +365,13 @@ impl MediaStream {
         if lost.is_empty() {
             return;
         }
-        if let Ok(pkt) = rtcp::build_nack(self.sender.ssrc(), media, &lost) {
-            let _ = self.queue_rtcp(pkt);
+        let Ok(pkt) = rtcp::build_nack(self.sender.ssrc(), media, &lost) else {
+            return;
+        };
+        if self.queue_rtcp(pkt).is_some()
+            && let Some(nack) = self.video.as_mut().and_then(|v| v.nack.as_mut())
+        {
+            nack.sent += 1;
         }
     }
 
@@ -374,11 +423,14 @@ impl MediaStream {
         self.video.as_ref().map(|v| &v.remote)
     }
 
-    /// NACK counters of the video, if it uses NACK: what we asked the peer
-    /// for, and how many of our packets we sent again.
-    pub fn video_nack_stats(&self) -> Option<(NackStats, u64)> {
+    /// What generic NACK did on the video, if it uses NACK.
+    pub fn video_nack_counts(&self) -> Option<NackCounts> {
         let n = self.video.as_ref()?.nack.as_ref()?;
-        Some((n.requester.stats(), n.history.resent()))
+        Some(NackCounts {
+            nacks_sent: n.sent,
+            repaired: n.requester.stats().recovered,
+            resent: n.history.resent(),
+        })
     }
 
     /// SRTP counters of the incoming direction (rejections by cause).
@@ -389,6 +441,8 @@ impl MediaStream {
 
 #[cfg(test)]
 mod tests {
+    use super::super::nack::REORDER_WAIT;
+    use super::super::retransmit::MIN_HISTORY;
     use super::super::{OPUS_20MS_TICKS, OPUS_PAYLOAD_TYPE};
     use super::*;
     use crate::srtp::Profile;
@@ -436,8 +490,8 @@ mod tests {
                 .with_clock_rate(90_000)
         };
         (
-            a.with_video(video(0xA1), true),
-            b.with_video(video(0xB1), true),
+            a.with_video(video(0xA1), Some(MIN_HISTORY)),
+            b.with_video(video(0xB1), Some(MIN_HISTORY)),
         )
     }
 
@@ -538,11 +592,13 @@ mod tests {
         // Each kept in its own statistics.
         assert_eq!(b.remote_stats().ssrc(), Some(0xA));
         assert_eq!(b.remote_video_stats().and_then(|r| r.ssrc()), Some(0xA1));
-        // B asks at once; A sends the very datagram again.
-        assert_eq!(b.poll_timeout(), t0);
-        b.handle_timeout(t0);
+        // B asks once reordering is ruled out; A sends the very datagram
+        // again, half a round trip (the default 100 ms) later.
+        let t1 = t0 + REORDER_WAIT;
+        assert_eq!(b.poll_timeout(), t1);
+        b.handle_timeout(t1);
         let missing = 7u16.wrapping_add(2);
-        let got = deliver_rtcp(&mut b, &mut a, t0);
+        let got = deliver_rtcp(&mut b, &mut a, t1);
         assert_eq!(
             got,
             vec![RtcpItem::Nack {
@@ -550,7 +606,12 @@ mod tests {
                 lost: vec![missing]
             }]
         );
-        let again = a.retransmissions(t0, &[missing, 500]);
+        let t2 = t1 + Duration::from_millis(50);
+        assert!(
+            a.retransmissions(t2, &[missing], 10).is_empty(),
+            "over the byte budget"
+        );
+        let again = a.retransmissions(t2, &[missing, 500], usize::MAX);
         assert_eq!(
             again,
             vec![Retransmission {
@@ -560,26 +621,29 @@ mod tests {
             }],
             "500 was never sent"
         );
-        assert!(a.retransmissions(t0, &[missing]).is_empty(), "on its way");
-        a.on_retransmitted(t0, missing);
         assert!(
-            a.retransmissions(t0, &[missing]).is_empty(),
+            a.retransmissions(t2, &[missing], usize::MAX).is_empty(),
+            "on its way"
+        );
+        a.on_retransmitted(t2, missing);
+        assert!(
+            a.retransmissions(t2, &[missing], usize::MAX).is_empty(),
             "once a round trip"
         );
         let mut d = again[0].datagram.clone();
         let len = d.len();
-        let Ok(Received::Video(p)) = b.receive(t0, &mut d, len) else {
+        let Ok(Received::Video(p)) = b.receive(t2, &mut d, len) else {
             panic!("not video")
         };
         assert_eq!(p.payload, &[0x90, 2]);
         // Repaired, but still reported lost: the network lost it.
         assert_eq!(b.remote_video_stats().unwrap().cumulative_lost(), 1);
-        let (asked, _) = b.video_nack_stats().unwrap();
-        assert_eq!((asked.requests, asked.recovered), (1, 1));
-        assert_eq!(a.video_nack_stats().unwrap().1, 1);
+        let counts = |s: &MediaStream| s.video_nack_counts().unwrap();
+        assert_eq!((counts(&b).nacks_sent, counts(&b).repaired), (1, 1));
+        assert_eq!(counts(&a).resent, 1);
         b.request_pli().unwrap();
         assert_eq!(
-            deliver_rtcp(&mut b, &mut a, t0),
+            deliver_rtcp(&mut b, &mut a, t2),
             vec![RtcpItem::Pli { media_ssrc: 0xA1 }]
         );
     }
@@ -594,8 +658,8 @@ mod tests {
                 .with_clock_rate(90_000)
         };
         let (mut a, mut b) = (
-            a.with_video(video(0xA1), false),
-            b.with_video(video(0xB1), false),
+            a.with_video(video(0xA1), None),
+            b.with_video(video(0xB1), None),
         );
         let mut buf = [0u8; 256];
         let mut sent = vec![];
@@ -607,14 +671,14 @@ mod tests {
             let len = d.len();
             b.receive(t0, &mut d, len).unwrap();
         }
-        b.handle_timeout(t0);
+        b.handle_timeout(t0 + REORDER_WAIT);
         assert!(
             deliver_rtcp(&mut b, &mut a, t0)
                 .iter()
                 .all(|i| !matches!(i, RtcpItem::Nack { .. }))
         );
-        assert!(a.retransmissions(t0, &[8]).is_empty());
-        assert_eq!(b.video_nack_stats(), None);
+        assert!(a.retransmissions(t0, &[8], usize::MAX).is_empty());
+        assert_eq!(b.video_nack_counts(), None);
     }
 
     #[test]

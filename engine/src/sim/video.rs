@@ -74,12 +74,19 @@ impl SimVideo {
 
     /// For each frame this screen showed, which of the frames `camera`
     /// sent it is and its PSNR against it (dB): the best match among the
-    /// frames after the previous one's match, up to `window` of them.
+    /// frames after the previous one's match, up to `window` of them. The
+    /// first is looked for among all the frames sent: it may come seconds
+    /// after the first sent (when the first key frame was lost).
     pub fn matches(&self, camera: &SimVideo, window: u32) -> Vec<(u32, f64)> {
         let mut from = 0;
         let mut out = Vec::with_capacity(self.shown.len());
-        for shown in &self.shown {
-            let best = (from..camera.sent.min(from + window))
+        for (i, shown) in self.shown.iter().enumerate() {
+            let end = if i == 0 {
+                camera.sent
+            } else {
+                camera.sent.min(from + window)
+            };
+            let best = (from..end)
                 .map(|n| (n, camera.frame(n).psnr(shown).unwrap_or(0.0)))
                 .max_by(|a, b| a.1.total_cmp(&b.1))
                 .unwrap_or((from, 0.0));

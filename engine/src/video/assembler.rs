@@ -237,6 +237,13 @@ impl FrameAssembler {
         self.limits
     }
 
+    /// The sequence number up to which packets have been handed out or
+    /// given up: a packet at or before it is refused as late, so there is
+    /// no point asking the sender for it.
+    pub fn given_up_through(&self) -> Option<u16> {
+        self.floor.map(|f| f as u16)
+    }
+
     /// Waits `wait` for a missing packet from now on (see
     /// [`AssemblerLimits::max_wait`]): a receiver that asks for lost
     /// packets waits a round trip and more for them.
@@ -334,7 +341,7 @@ impl FrameAssembler {
         let mut ext = match self.highest {
             None => EXT_SEQ_BASE + u64::from(seq),
             // The nearest number with these low 16 bits, either side.
-            Some(h) => h.wrapping_add_signed(i64::from(seq.wrapping_sub(h as u16) as i16)),
+            Some(h) => crate::rtp::extend_seq(h, seq),
         };
         if self.floor.is_some_and(|f| ext <= f) {
             self.late_run += 1;

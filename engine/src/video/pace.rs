@@ -34,7 +34,7 @@ pub struct VideoPacer<T = usize> {
     budget: f64,
     last: Option<Instant>,
     /// Datagrams, their tags and when they were queued (the front's time is
-    /// the oldest).
+    /// the oldest, but for a retransmission pushed ahead).
     queue: VecDeque<(Vec<u8>, T, Instant)>,
     queued_bytes: usize,
     max_queue: usize,
@@ -75,13 +75,14 @@ impl<T> VideoPacer<T> {
     }
 
     /// Queues a datagram ahead of all others (a retransmission the peer
-    /// is waiting for); a full queue drops it (counted).
+    /// is waiting for); a full queue drops it (counted). It is queued at
+    /// `now`: it does not take the age of the datagram it goes ahead of,
+    /// which would let a stream of them keep the queue "old" and its drain
+    /// rate rising (the caller bounds their rate instead).
     pub fn push_first(&mut self, now: Instant, datagram: Vec<u8>, tag: T) {
         if self.queue.len() < self.max_queue {
-            // It takes the place, and so the age, of the oldest.
-            let at = self.queue.front().map_or(now, |f| f.2.min(now));
             self.queued_bytes += datagram.len();
-            self.queue.push_front((datagram, tag, at));
+            self.queue.push_front((datagram, tag, now));
         } else {
             self.dropped += 1;
         }
