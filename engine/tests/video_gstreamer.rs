@@ -7,13 +7,22 @@
 //! - We packetize those same frames and send them to GStreamer, which must
 //!   decode them to exactly the pictures `vp8dec` makes from the encoder's
 //!   own output (a `tee` in the sending pipeline decodes that reference).
+//! - We send them again to `rtpbin`, retransmission on, leaving out a
+//!   packet of two inter frames: GStreamer must ask for exactly those (RFC
+//!   4585 NACK), and the copies from our `RetransmitHistory` must make
+//!   every picture decode exactly as well.
 //!
 //! Needs `gst-launch-1.0` and plugins-good (`cargo xtask setup`); never
 //! skipped. Waits are for readiness, with generous deadlines only to fail
-//! instead of hanging: nothing here depends on timing.
+//! instead of hanging: nothing here depends on timing, but for the jitter
+//! buffer's wait for a lost packet (its latency, two seconds: many times
+//! what a request and its answer take on loopback, even under load).
 
+use sotto_engine::rtcp::RtcpItem;
+use sotto_engine::rtp::retransmit::{MIN_HISTORY, RetransmitHistory};
 use sotto_engine::video::assembler::{AssembledFrame, FrameAssembler};
 use sotto_engine::video::vp8::{VIDEO_CLOCK_RATE, VP8_PAYLOAD_TYPE, Vp8Packetizer, is_keyframe};
+use std::collections::BTreeSet;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -56,6 +65,7 @@ fn require_gstreamer() {
         "vp8dec",
         "rtpvp8pay",
         "rtpvp8depay",
+        "rtpbin",
     ] {
         let ok = Command::new("gst-inspect-1.0")
             .args(["--exists", element])
@@ -138,6 +148,41 @@ impl Gst {
                 self.stderr()
             );
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for its `udpsrc` to bind `port`. Bound means ready: datagrams
+    /// wait in the socket until udpsrc reads them.
+    fn wait_bound(&mut self, port: u16) {
+        let deadline = Instant::now() + DEADLINE;
+        while !udp_port_bound(port) {
+            assert!(
+                !self.exited(),
+                "gst-launch-1.0 ended early:\n{}",
+                self.stderr()
+            );
+            assert!(Instant::now() < deadline, "udpsrc never bound {port}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits for `pictures` decoded pictures in `out`, calling `meanwhile`
+    /// (which must not block long) between looks.
+    fn wait_decoded(&mut self, out: &Path, pictures: usize, mut meanwhile: impl FnMut()) {
+        let deadline = Instant::now() + DEADLINE;
+        while file_len(out) < pictures * PICTURE_BYTES {
+            assert!(
+                !self.exited(),
+                "gst-launch-1.0 ended early:\n{}",
+                self.stderr()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "GStreamer decoded {} of {pictures} frames:\n{}",
+                file_len(out) / PICTURE_BYTES,
+                self.stderr()
+            );
+            meanwhile();
         }
     }
 }
@@ -291,83 +336,226 @@ fn we_send_and_gstreamer_decodes_every_frame_bit_exactly() {
     let r = received();
     let scratch = Scratch::new("video-gst-recv");
     let out = scratch.path("out.i420");
-    let port = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_udp_port();
     let mut gst = Gst::launch(
         &format!(
-            "udpsrc address=127.0.0.1 port={port} \
-             caps=application/x-rtp,media=video,clock-rate={VIDEO_CLOCK_RATE},encoding-name=VP8,payload={VP8_PAYLOAD_TYPE} \
-             ! rtpvp8depay ! vp8dec ! video/x-raw,format=I420 \
-             ! filesink location={} buffer-mode=unbuffered sync=false",
-            out.display()
+            "udpsrc address=127.0.0.1 port={port} caps={} ! {}",
+            rtp_caps(),
+            decode_to(&out)
         ),
         scratch.path("stderr"),
     );
-    // Bound means ready: datagrams wait in the socket until udpsrc reads.
-    let deadline = Instant::now() + DEADLINE;
-    while !udp_port_bound(port) {
-        assert!(
-            !gst.exited(),
-            "gst-launch-1.0 ended early:\n{}",
-            gst.stderr()
-        );
-        assert!(Instant::now() < deadline, "udpsrc never bound {port}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    gst.wait_bound(port);
 
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.connect(("127.0.0.1", port)).unwrap();
-    let mut packetizer = Vp8Packetizer::new(0x1234);
-    let (ssrc, mut seq, mut ts) = (0x5077_0001u32, 0xFFF0u16, 0xFFFF_0000u32);
+    let mut stream = OurStream::new();
     let mut sent_packets = 0;
     for (i, frame) in r.frames.iter().enumerate() {
-        let payloads = packetizer.packetize(&frame.data, MAX_PAYLOAD).unwrap();
-        let last = payloads.len() - 1;
-        for (j, payload) in payloads.iter().enumerate() {
-            assert!(payload.len() <= MAX_PAYLOAD);
-            let packet = rtp_packet(ssrc, seq, ts, j == last, payload);
-            let parsed = sotto_engine::rtp::parse(&packet).unwrap();
-            assert_eq!(parsed.payload, &payload[..]);
-            sock.send(&packet).unwrap();
-            seq = seq.wrapping_add(1);
+        let ts = FIRST_TIMESTAMP.wrapping_add(i as u32 * TICKS_PER_FRAME);
+        for p in stream.packetize(&frame.data, ts) {
+            sock.send(&p.datagram).unwrap();
             sent_packets += 1;
         }
-        ts = ts.wrapping_add(TICKS_PER_FRAME);
-        let want = (i + 1) * PICTURE_BYTES;
-        let deadline = Instant::now() + DEADLINE;
-        while file_len(&out) < want {
-            assert!(
-                !gst.exited(),
-                "gst-launch-1.0 ended early:\n{}",
-                gst.stderr()
-            );
-            assert!(
-                Instant::now() < deadline,
-                "GStreamer decoded {} of {} frames:\n{}",
-                file_len(&out) / PICTURE_BYTES,
-                i + 1,
-                gst.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        gst.wait_decoded(&out, i + 1, || std::thread::sleep(Duration::from_millis(5)));
     }
     assert!(
         sent_packets > 3 * FRAMES,
         "frames were cut into several packets"
     );
     drop(gst);
-    let decoded = std::fs::read(&out).unwrap();
+    assert_decoded_bit_exactly(&out, &r.reference);
+}
+
+/// Our sender side of RFC 4585 generic NACK against GStreamer's `rtpbin`
+/// (`rtpjitterbuffer` asks, `rtpsession` sends the NACK as AVPF early
+/// feedback): we leave out the middle packet of one inter frame in each
+/// group of pictures, and every picture must still decode bit-exactly,
+/// which it can only do with the packet we sent again from our
+/// [`RetransmitHistory`]: the original datagram, same SSRC and sequence
+/// number (no RFC 4588 RTX).
+///
+/// Sent one frame at a time as above, so GStreamer's guess of when the
+/// next packet is due (`rtx-next-seqnum`, set on the jitter buffer `rtpbin`
+/// makes) is turned off: it would ask for packets not sent yet. The RTP timestamps follow the clock rather than
+/// the frame rate, as a live sender's do: the jitter buffer's deadline for
+/// a packet (its latency, generous here) then runs from its arrival
+/// whatever the pace, and a request gets out in time.
+#[test]
+fn gstreamer_asks_for_lost_packets_and_we_send_them_again() {
+    let r = received();
+    let scratch = Scratch::new("video-gst-nack");
+    let out = scratch.path("out.i420");
+    let rtcp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    rtcp.set_read_timeout(Some(Duration::from_millis(5)))
+        .unwrap();
+    let rtcp_port = rtcp.local_addr().unwrap().port();
+    let port = free_udp_port();
+    let mut gst = Gst::launch(
+        &format!(
+            "rtpbin name=rtpbin do-retransmission=true rtp-profile=avpf latency=2000 \
+             rtpjitterbuffer0::rtx-next-seqnum=false \
+             udpsrc address=127.0.0.1 port={port} caps={} ! rtpbin.recv_rtp_sink_0 \
+             rtpbin.send_rtcp_src_0 ! udpsink host=127.0.0.1 port={rtcp_port} sync=false async=false \
+             rtpbin. ! {}",
+            rtp_caps(),
+            decode_to(&out)
+        ),
+        scratch.path("stderr"),
+    );
+    gst.wait_bound(port);
+
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(("127.0.0.1", port)).unwrap();
+    let mut stream = OurStream::new();
+    let mut history = RetransmitHistory::new(MIN_HISTORY);
+    let (mut dropped, mut asked) = (vec![], vec![]);
+    let mut buf = [0u8; 2048];
+    let start = Instant::now();
+    for (i, frame) in r.frames.iter().enumerate() {
+        let ticks = start.elapsed().as_secs_f64() * f64::from(VIDEO_CLOCK_RATE);
+        let packets = stream.packetize(&frame.data, FIRST_TIMESTAMP.wrapping_add(ticks as u32));
+        // The first inter frame of its group cut into three packets or more:
+        // later packets of the frame show the gap at once.
+        let drop_at =
+            (!frame.keyframe && packets.len() >= 3 && dropped.len() == i / KEYFRAME_DISTANCE)
+                .then_some(packets.len() / 2);
+        for (j, p) in packets.into_iter().enumerate() {
+            if drop_at == Some(j) {
+                dropped.push(p.seq);
+            } else {
+                sock.send(&p.datagram).unwrap();
+            }
+            history.store(p.seq, p.datagram, p.payload);
+        }
+        gst.wait_decoded(&out, i + 1, || {
+            let Ok(n) = rtcp.recv(&mut buf) else { return };
+            for item in sotto_engine::rtcp::parse(&buf[..n]).unwrap() {
+                let RtcpItem::Nack { media_ssrc, lost } = item else {
+                    continue;
+                };
+                assert_eq!(media_ssrc, OurStream::SSRC);
+                for seq in lost {
+                    asked.push(seq);
+                    // Once: nothing is lost on loopback. GStreamer asks
+                    // again if the copy has not come 40 ms after asking
+                    // (its retry timeout), which load can cause: refused.
+                    let now = Instant::now();
+                    if let Some(p) = history.resend(now, seq, DEADLINE) {
+                        sock.send(&p.datagram).unwrap();
+                        history.on_sent(now, seq);
+                    }
+                }
+            }
+        });
+    }
+    drop(gst);
+    println!(
+        "dropped {dropped:?}; GStreamer asked for {asked:?}; took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        dropped.len(),
+        FRAMES / KEYFRAME_DISTANCE,
+        "a drop per group"
+    );
+    assert_decoded_bit_exactly(&out, &r.reference);
+    let distinct: BTreeSet<u16> = asked.iter().copied().collect();
+    assert_eq!(
+        distinct,
+        dropped.iter().copied().collect(),
+        "GStreamer asks for what is missing"
+    );
+    assert_eq!(history.resent(), dropped.len() as u64);
+    assert_eq!(history.refused(), (asked.len() - dropped.len()) as u64);
+}
+
+/// One RTP packet of ours.
+struct Packet {
+    seq: u16,
+    datagram: Vec<u8>,
+    /// Its payload's length.
+    payload: usize,
+}
+
+/// Our VP8 stream: [`Vp8Packetizer`] and the RTP sequence numbers,
+/// starting just before they wrap.
+struct OurStream {
+    packetizer: Vp8Packetizer,
+    seq: u16,
+}
+
+/// Just before the RTP timestamp wraps.
+const FIRST_TIMESTAMP: u32 = 0xFFFF_0000;
+
+impl OurStream {
+    const SSRC: u32 = 0x5077_0001;
+
+    fn new() -> Self {
+        Self {
+            packetizer: Vp8Packetizer::new(0x1234),
+            seq: 0xFFF0,
+        }
+    }
+
+    /// The RTP packets of the next frame, at RTP timestamp `ts`.
+    fn packetize(&mut self, frame: &[u8], ts: u32) -> Vec<Packet> {
+        let payloads = self.packetizer.packetize(frame, MAX_PAYLOAD).unwrap();
+        let last = payloads.len() - 1;
+        let mut packets = Vec::with_capacity(payloads.len());
+        for (j, payload) in payloads.iter().enumerate() {
+            assert!(payload.len() <= MAX_PAYLOAD);
+            let datagram = rtp_packet(Self::SSRC, self.seq, ts, j == last, payload);
+            let parsed = sotto_engine::rtp::parse(&datagram).unwrap();
+            assert_eq!(parsed.payload, &payload[..]);
+            packets.push(Packet {
+                seq: self.seq,
+                datagram,
+                payload: payload.len(),
+            });
+            self.seq = self.seq.wrapping_add(1);
+        }
+        packets
+    }
+}
+
+/// The caps of our stream for GStreamer, which has no SDP to learn them from.
+fn rtp_caps() -> String {
+    format!(
+        "application/x-rtp,media=video,clock-rate={VIDEO_CLOCK_RATE},encoding-name=VP8,payload={VP8_PAYLOAD_TYPE}"
+    )
+}
+
+/// The end of a receiving pipeline: depayload, decode and write the
+/// pictures to `out` as soon as they come.
+fn decode_to(out: &Path) -> String {
+    format!(
+        "rtpvp8depay ! vp8dec ! video/x-raw,format=I420 \
+         ! filesink location={} buffer-mode=unbuffered sync=false",
+        out.display()
+    )
+}
+
+/// Checks that `out` holds the reference pictures, bit for bit.
+fn assert_decoded_bit_exactly(out: &Path, reference: &[u8]) {
+    let decoded = std::fs::read(out).unwrap();
     assert_eq!(decoded.len(), FRAMES * PICTURE_BYTES);
     for i in 0..FRAMES {
         let at = i * PICTURE_BYTES..(i + 1) * PICTURE_BYTES;
         assert!(
-            decoded[at.clone()] == r.reference[at],
+            decoded[at.clone()] == reference[at],
             "picture {i} differs from vp8dec's decode of the encoder's output"
         );
     }
+}
+
+/// A port that was free a moment ago, for GStreamer to bind.
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A minimal RFC 3550 header (V = 2, no CSRC, no extension) and `payload`.
