@@ -66,11 +66,8 @@ impl<T> VideoPacer<T> {
     /// Queues a datagram with its tag at `now`; a full queue drops it
     /// (counted).
     pub fn push(&mut self, now: Instant, datagram: Vec<u8>, tag: T) {
-        if self.queue.len() < self.max_queue {
-            self.queued_bytes += datagram.len();
+        if self.admit(&datagram) {
             self.queue.push_back((datagram, tag, now));
-        } else {
-            self.dropped += 1;
         }
     }
 
@@ -80,11 +77,20 @@ impl<T> VideoPacer<T> {
     /// which would let a stream of them keep the queue "old" and its drain
     /// rate rising (the caller bounds their rate instead).
     pub fn push_first(&mut self, now: Instant, datagram: Vec<u8>, tag: T) {
+        if self.admit(&datagram) {
+            self.queue.push_front((datagram, tag, now));
+        }
+    }
+
+    /// Whether `datagram` fits in the queue (counted in its bytes), or is
+    /// dropped (counted).
+    fn admit(&mut self, datagram: &[u8]) -> bool {
         if self.queue.len() < self.max_queue {
             self.queued_bytes += datagram.len();
-            self.queue.push_front((datagram, tag, now));
+            true
         } else {
             self.dropped += 1;
+            false
         }
     }
 
