@@ -74,6 +74,11 @@ async fn run(settings: sotto_relay::config::Settings) -> anyhow::Result<()> {
         let addr = sotto_relay::metrics::install(addr).await?;
         tracing::info!(%addr, "metrics endpoint: GET /metrics, /healthz");
     }
+    // Handlers first: a supervisor may reload (SIGHUP) or stop the relay as
+    // soon as it says it is ready, and SIGHUP's default action would kill it.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
     let server = Server::start(settings).await?;
     tracing::info!(udp = ?server.udp_addrs, tcp = ?server.tcp_addrs, tls = ?server.tls_addrs, "sotto-relay ready");
     // One line on stdout for supervisors and tests that use port 0.
@@ -83,9 +88,6 @@ async fn run(settings: sotto_relay::config::Settings) -> anyhow::Result<()> {
         join(&server.tcp_addrs),
         join(&server.tls_addrs)
     );
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
     loop {
         tokio::select! {
             _ = term.recv() => break,

@@ -245,6 +245,12 @@ async fn main() -> anyhow::Result<()> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
+    // Handlers before the server says where it is: a supervisor may signal
+    // it as soon as it is up. SIGHUP (a closed terminal, or `reload` by
+    // habit) must not kill the server, as its default action would.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
     let running = sotto_signalling::server::start(config, Some(metrics)).await?;
     if let Some(path) = addr_file {
         // Written whole then renamed, so readers never see half an address.
@@ -252,11 +258,6 @@ async fn main() -> anyhow::Result<()> {
         std::fs::write(&tmp, running.addr.to_string())?;
         std::fs::rename(&tmp, &path)?;
     }
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    // SIGHUP (a closed terminal, or `reload` by habit) must not kill the
-    // server, as its default action would.
-    let mut hup = signal(SignalKind::hangup())?;
     loop {
         tokio::select! {
             _ = term.recv() => {
