@@ -187,6 +187,14 @@ impl NackRequester {
             return;
         };
         let through = extend_seq(highest, seq);
+        // Called for every packet: usually nothing missing is that old.
+        if self
+            .missing
+            .first_key_value()
+            .is_none_or(|(first, _)| *first > through)
+        {
+            return;
+        }
         let keep = self.missing.split_off(&(through + 1));
         self.stats.given_up += self.missing.len() as u64;
         self.missing = keep;
