@@ -151,6 +151,15 @@ impl Gst {
         }
     }
 
+    /// Waits until the pipeline's `udpsrc` has bound `port`, then gives a
+    /// socket sending to it and our stream's numbering.
+    fn our_sender(&mut self, port: u16) -> (UdpSocket, OurStream) {
+        self.wait_bound(port);
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.connect(("127.0.0.1", port)).unwrap();
+        (sock, OurStream::new())
+    }
+
     /// Waits for its `udpsrc` to bind `port`. Bound means ready: datagrams
     /// wait in the socket until udpsrc reads them.
     fn wait_bound(&mut self, port: u16) {
@@ -345,11 +354,7 @@ fn we_send_and_gstreamer_decodes_every_frame_bit_exactly() {
         ),
         scratch.path("stderr"),
     );
-    gst.wait_bound(port);
-
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.connect(("127.0.0.1", port)).unwrap();
-    let mut stream = OurStream::new();
+    let (sock, mut stream) = gst.our_sender(port);
     let mut sent_packets = 0;
     for (i, frame) in r.frames.iter().enumerate() {
         let ts = FIRST_TIMESTAMP.wrapping_add(i as u32 * TICKS_PER_FRAME);
@@ -403,11 +408,7 @@ fn gstreamer_asks_for_lost_packets_and_we_send_them_again() {
         ),
         scratch.path("stderr"),
     );
-    gst.wait_bound(port);
-
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.connect(("127.0.0.1", port)).unwrap();
-    let mut stream = OurStream::new();
+    let (sock, mut stream) = gst.our_sender(port);
     let mut history = RetransmitHistory::new(MIN_HISTORY);
     let (mut dropped, mut asked) = (vec![], vec![]);
     let mut buf = [0u8; 2048];
