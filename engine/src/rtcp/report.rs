@@ -203,14 +203,12 @@ impl ReportSchedule {
     }
 }
 
-/// Builds SR/RR for our stream and learns RTT from the peer's reports.
+/// Builds SR/RR for our streams and learns RTT from the peer's reports.
 #[derive(Debug, Clone)]
 pub struct Reporter {
     ssrc: u32,
     ntp_anchor: (Instant, u64),
     rtt: Option<Duration>,
-    /// When the latest media packet was built, and its RTP timestamp.
-    last_packet: Option<(Instant, u32)>,
 }
 
 impl Reporter {
@@ -220,32 +218,6 @@ impl Reporter {
             ssrc,
             ntp_anchor,
             rtt: None,
-            last_packet: None,
-        }
-    }
-
-    /// Records that a packet with RTP `timestamp` was built at `now`: the
-    /// anchor from which SRs extrapolate their RTP time.
-    pub fn on_packetised(&mut self, now: Instant, timestamp: u32) {
-        self.last_packet = Some((now, timestamp));
-    }
-
-    /// The RTP time at `now` on `sender`'s clock (RFC 3550 §6.4.1: the SR's
-    /// RTP timestamp is the instant of its NTP timestamp in RTP units),
-    /// extrapolated from the latest packet; the next packet's timestamp
-    /// when none was recorded.
-    fn rtp_time_at(&self, now: Instant, sender: &RtpSender) -> u32 {
-        let Some((at, ts)) = self.last_packet else {
-            return sender.next_timestamp();
-        };
-        let ticks = |d: Duration| {
-            // Rounded to the nearest tick; the RTP clock wraps mod 2^32.
-            let t = (d.as_nanos() * u128::from(sender.clock_rate()) + 500_000_000) / 1_000_000_000;
-            t as u32
-        };
-        match now.checked_duration_since(at) {
-            Some(d) => ts.wrapping_add(ticks(d)),
-            None => ts.wrapping_sub(ticks(at - now)),
         }
     }
 
@@ -254,55 +226,64 @@ impl Reporter {
         self.rtt
     }
 
-    /// Builds an SR (if we send) or RR, with a block for each remote
-    /// stream that has sent.
-    pub fn build<'a>(
+    /// Builds a compound packet: an SR for each of `senders` (the report
+    /// blocks, one for each remote stream that has sent, go in the first),
+    /// or an RR when we have sent nothing. Each SR pairs one NTP instant
+    /// with that stream's RTP time (RFC 3550 §6.4.1), so the peer can line
+    /// our audio and video up (§6.4.1: "media-independent").
+    pub fn build<'a, 's>(
         &self,
         now: Instant,
-        sender: Option<&RtpSender>,
+        senders: impl IntoIterator<Item = &'s RtpSender>,
         remotes: impl IntoIterator<Item = &'a mut ReceiverStats>,
     ) -> Result<Vec<u8>, RtcpError> {
-        let reports: Vec<_> = remotes
+        let mut reports: Vec<_> = remotes
             .into_iter()
             .filter_map(|r| r.report_block(now))
             .collect();
-        match sender {
-            Some(s) => {
-                let sr = SenderReport {
-                    ssrc: self.ssrc,
-                    ntp_time: ntp_from(self.ntp_anchor, now),
-                    rtp_time: self.rtp_time_at(now, s),
-                    packet_count: s.packets_sent(),
-                    octet_count: s.octets_sent(),
-                    reports,
-                    profile_extensions: Bytes::new(),
-                };
-                encode(&[Box::new(sr)])
-            }
-            None => encode(&[Box::new(ReceiverReport {
+        let ntp_time = ntp_from(self.ntp_anchor, now);
+        let mut packets: Vec<Box<dyn rtc_rtcp::packet::Packet>> = Vec::new();
+        for s in senders {
+            packets.push(Box::new(SenderReport {
+                ssrc: s.ssrc(),
+                ntp_time,
+                rtp_time: s.rtp_time_at(now),
+                packet_count: s.packets_sent(),
+                octet_count: s.octets_sent(),
+                reports: std::mem::take(&mut reports),
+                profile_extensions: Bytes::new(),
+            }));
+        }
+        if packets.is_empty() {
+            packets.push(Box::new(ReceiverReport {
                 ssrc: self.ssrc,
                 reports,
                 profile_extensions: Bytes::new(),
-            })]),
+            }));
         }
+        encode(&packets)
     }
 
-    /// Feeds parsed RTCP: SRs go to `remote` (for LSR/DLSR), blocks about
-    /// our SSRC update the RTT.
-    pub fn on_rtcp(
+    /// Feeds parsed RTCP: each SR goes to the one of `remotes` it is from
+    /// (LSR/DLSR, and its clock for lip sync), blocks about our SSRC update
+    /// the RTT.
+    pub fn on_rtcp<'a>(
         &mut self,
         now: Instant,
         items: &[RtcpItem],
-        remote: Option<&mut ReceiverStats>,
+        remotes: impl IntoIterator<Item = &'a mut ReceiverStats>,
     ) {
-        let mut remote = remote;
+        let mut remotes: Vec<_> = remotes.into_iter().collect();
         for item in items {
             match item {
-                RtcpItem::SenderInfo { ssrc, ntp_time, .. } => {
-                    if let Some(r) = remote.as_deref_mut()
-                        && r.ssrc() == Some(*ssrc)
-                    {
-                        r.on_sender_report(now, *ntp_time);
+                RtcpItem::SenderInfo {
+                    ssrc,
+                    ntp_time,
+                    rtp_time,
+                    ..
+                } => {
+                    if let Some(r) = remotes.iter_mut().find(|r| r.ssrc() == Some(*ssrc)) {
+                        r.on_sender_report(now, *ntp_time, *rtp_time);
                     }
                 }
                 RtcpItem::Report { block, .. }
@@ -354,7 +335,7 @@ mod tests {
         let mut buf = [0u8; 200];
         for i in 0..100u32 {
             let sent = t0 + Duration::from_millis(20 * u64::from(i));
-            a_rep.on_packetised(sent, a_send.next_timestamp());
+            a_send.on_captured(sent, a_send.next_timestamp());
             let n = a_send
                 .packetize(&[0; 80], OPUS_20MS_TICKS, &mut buf)
                 .unwrap();
@@ -364,7 +345,7 @@ mod tests {
             }
         }
         let t_sr = t0 + Duration::from_millis(2005);
-        let sr = a_rep.build(t_sr, Some(&a_send), None).unwrap();
+        let sr = a_rep.build(t_sr, [&a_send], []).unwrap();
         let items = parse(&sr).unwrap();
         assert!(matches!(
             items[0],
@@ -377,10 +358,10 @@ mod tests {
                 ..
             }
         ));
-        b_rep.on_rtcp(t_sr + one_way, &items, Some(&mut b_stats));
+        b_rep.on_rtcp(t_sr + one_way, &items, [&mut b_stats]);
         // B holds the SR for 250 ms before reporting.
         let t_rr = t_sr + one_way + Duration::from_millis(250);
-        let rr = b_rep.build(t_rr, None, Some(&mut b_stats)).unwrap();
+        let rr = b_rep.build(t_rr, [], [&mut b_stats]).unwrap();
         let items = parse(&rr).unwrap();
         let RtcpItem::Report {
             reporter: 0xB,
@@ -393,7 +374,7 @@ mod tests {
         assert_eq!(block.total_lost, 10);
         assert_eq!(block.fraction_lost, (10 * 256 / 99) as u8);
         assert_eq!(block.jitter, 0);
-        a_rep.on_rtcp(t_rr + one_way, &items, None);
+        a_rep.on_rtcp(t_rr + one_way, &items, []);
         let rtt = a_rep.rtt().unwrap();
         let err = rtt.as_secs_f64() - 0.120;
         assert!(err.abs() < 0.001, "rtt {rtt:?}");

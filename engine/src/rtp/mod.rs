@@ -9,7 +9,7 @@ mod stats;
 mod stream;
 
 pub use sender::RtpSender;
-pub use stats::ReceiverStats;
+pub use stats::{ReceiverStats, SenderClock};
 pub use stream::{DEFAULT_SESSION_BANDWIDTH, MediaStream, RTCP_INTERVAL, Received, StreamError};
 
 use rtc_rtp::header::Header;

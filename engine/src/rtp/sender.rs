@@ -3,6 +3,7 @@
 use super::{OPUS_CLOCK_RATE, RtpError};
 use rtc_rtp::header::Header;
 use rtc_shared::marshal::{Marshal, MarshalSize};
+use std::time::{Duration, Instant};
 
 /// Numbers outgoing packets of one SSRC.
 ///
@@ -18,6 +19,9 @@ pub struct RtpSender {
     packets_sent: u32,
     octets_sent: u32,
     clock_rate: u32,
+    /// The latest media sent, as (capture instant, RTP timestamp): where
+    /// SRs extrapolate their RTP time from.
+    captured: Option<(Instant, u32)>,
 }
 
 impl RtpSender {
@@ -40,6 +44,7 @@ impl RtpSender {
             packets_sent: 0,
             octets_sent: 0,
             clock_rate: OPUS_CLOCK_RATE,
+            captured: None,
         })
     }
 
@@ -82,6 +87,33 @@ impl RtpSender {
     /// Payload octets sent so far (for the SR sender-info block).
     pub fn octets_sent(&self) -> u32 {
         self.octets_sent
+    }
+
+    /// Records that the media at RTP `timestamp` was captured at `at`:
+    /// the anchor from which [`rtp_time_at`](Self::rtp_time_at)
+    /// extrapolates. A receiver lines our streams up by it (lip sync), so
+    /// it is the capture instant, not when the packet was built.
+    pub fn on_captured(&mut self, at: Instant, timestamp: u32) {
+        self.captured = Some((at, timestamp));
+    }
+
+    /// The RTP time at `now` on this stream's clock (RFC 3550 §6.4.1: an
+    /// SR's RTP timestamp is the instant of its NTP timestamp in RTP
+    /// units), extrapolated from the latest capture recorded; the next
+    /// packet's timestamp when none was.
+    pub fn rtp_time_at(&self, now: Instant) -> u32 {
+        let Some((at, ts)) = self.captured else {
+            return self.timestamp;
+        };
+        let ticks = |d: Duration| {
+            // Rounded to the nearest tick; the RTP clock wraps mod 2^32.
+            let t = (d.as_nanos() * u128::from(self.clock_rate) + 500_000_000) / 1_000_000_000;
+            t as u32
+        };
+        match now.checked_duration_since(at) {
+            Some(d) => ts.wrapping_add(ticks(d)),
+            None => ts.wrapping_sub(ticks(at - now)),
+        }
     }
 
     /// Writes one packet (header + `payload`) into `out`, covering `duration`

@@ -31,6 +31,20 @@ pub struct ReceiverStats {
     epoch: Option<Instant>,
     /// Middle 32 bits of the last SR's NTP time, and when it arrived.
     last_sr: Option<(u32, Instant)>,
+    /// The last SR's pairing of the sender's clocks.
+    sender_clock: Option<SenderClock>,
+}
+
+/// One instant on a sender's two clocks, from its latest SR (RFC 3550
+/// §6.4.1): its wallclock (NTP) and its RTP clock. A sender's SRs on two
+/// streams share the wallclock, which is how a receiver lines the streams
+/// up (lip sync).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SenderClock {
+    /// 64-bit NTP timestamp.
+    pub ntp_time: u64,
+    /// The RTP timestamp of the same instant.
+    pub rtp_time: u32,
 }
 
 impl ReceiverStats {
@@ -51,6 +65,7 @@ impl ReceiverStats {
             jitter_q4: 0,
             epoch: None,
             last_sr: None,
+            sender_clock: None,
         }
     }
 
@@ -110,10 +125,7 @@ impl ReceiverStats {
     pub fn on_packet(&mut self, now: Instant, header: &Header) -> bool {
         if self.ssrc != Some(header.ssrc) {
             // New or changed source: start over (RFC 3550 §8.2 collisions aside).
-            *self = Self {
-                last_sr: None,
-                ..Self::new(self.clock_rate)
-            };
+            *self = Self::new(self.clock_rate);
             self.ssrc = Some(header.ssrc);
             self.init_seq(header.sequence_number);
             self.max_seq = header.sequence_number.wrapping_sub(1);
@@ -140,9 +152,16 @@ impl ReceiverStats {
         self.transit = Some(transit);
     }
 
-    /// Records a Sender Report from this source for LSR/DLSR (RFC 3550 §6.4.1).
-    pub fn on_sender_report(&mut self, now: Instant, ntp_time: u64) {
+    /// Records a Sender Report from this source, arrived at `now`: for
+    /// LSR/DLSR (RFC 3550 §6.4.1), and its clocks.
+    pub fn on_sender_report(&mut self, now: Instant, ntp_time: u64, rtp_time: u32) {
         self.last_sr = Some(((ntp_time >> 16) as u32, now));
+        self.sender_clock = Some(SenderClock { ntp_time, rtp_time });
+    }
+
+    /// The sender's clocks as its latest SR paired them.
+    pub fn sender_clock(&self) -> Option<SenderClock> {
+        self.sender_clock
     }
 
     /// Extended highest sequence number received.
@@ -321,7 +340,7 @@ mod tests {
         let mut s = ReceiverStats::new(48_000);
         s.on_packet(t0, &hdr(1, 0));
         s.on_packet(t0, &hdr(2, 960));
-        s.on_sender_report(t0, 0x1234_5678_9ABC_DEF0);
+        s.on_sender_report(t0, 0x1234_5678_9ABC_DEF0, 0);
         let rb = s.report_block(t0 + Duration::from_millis(500)).unwrap();
         assert_eq!(rb.last_sender_report, 0x5678_9ABC);
         assert_eq!(rb.delay, 32768);

@@ -156,10 +156,12 @@ impl MediaStream {
         self
     }
 
-    /// Builds and protects one packet of a video frame into `out` (see
-    /// [`RtpSender::packetize_frame`]); returns its length.
+    /// Builds and protects one packet of a video frame captured at
+    /// `captured` into `out` (see [`RtpSender::packetize_frame`]); returns
+    /// its length.
     pub fn send_video(
         &mut self,
+        captured: Instant,
         payload: &[u8],
         timestamp: u32,
         marker: bool,
@@ -168,6 +170,7 @@ impl MediaStream {
         let v = self.video.as_mut().ok_or(StreamError::NoVideo)?;
         let seq = v.sender.next_sequence_number();
         let n = v.sender.packetize_frame(payload, timestamp, marker, out)?;
+        v.sender.on_captured(captured, timestamp);
         let n = self.tx.protect_rtp_in_place(out, n)?;
         if let Some(nack) = v.nack.as_mut() {
             nack.history.store(seq, out[..n].to_vec(), payload.len());
@@ -223,18 +226,18 @@ impl MediaStream {
 
     /// Builds and protects one audio packet covering `duration` RTP ticks
     /// into `out` (which needs room for header, payload and tag); returns
-    /// its length. `now` is when the frame is sent: SRs map it to their
-    /// NTP time.
+    /// its length. `captured` is when its first sample was captured: SRs
+    /// map it to their NTP time.
     pub fn send_audio(
         &mut self,
-        now: Instant,
+        captured: Instant,
         payload: &[u8],
         duration: u32,
         out: &mut [u8],
     ) -> Result<usize, StreamError> {
         let ts = self.sender.next_timestamp();
         let n = self.sender.packetize(payload, duration, out)?;
-        self.reporter.on_packetised(now, ts);
+        self.sender.on_captured(captured, ts);
         Ok(self.tx.protect_rtp_in_place(out, n)?)
     }
 
@@ -280,7 +283,12 @@ impl MediaStream {
             PacketKind::Rtcp => {
                 let n = self.rx.unprotect_rtcp_in_place(buf, len)?;
                 let items = rtcp::parse(&buf[..n])?;
-                self.reporter.on_rtcp(now, &items, Some(&mut self.remote));
+                let remotes = [
+                    Some(&mut self.remote),
+                    self.video.as_mut().map(|v| &mut v.remote),
+                ];
+                self.reporter
+                    .on_rtcp(now, &items, remotes.into_iter().flatten());
                 self.schedule.on_received(len);
                 self.peer_heard = true;
                 Ok(Received::Control(items))
@@ -317,16 +325,22 @@ impl MediaStream {
         if !self.schedule.is_due(now, m) {
             return;
         }
-        let sender = m.we_sent.then_some(&self.sender);
-        // A block for the peer's video too: its sender learns its loss.
-        let remotes = [
-            Some(&mut self.remote),
-            self.video.as_mut().map(|v| &mut v.remote),
+        // An SR for our video too: the peer lines it up with the audio. A
+        // block for the peer's video too: its sender learns its loss.
+        let (video_sender, video_remote) = match self.video.as_mut() {
+            Some(v) => (Some(&v.sender), Some(&mut v.remote)),
+            None => (None, None),
+        };
+        let senders = [
+            m.we_sent.then_some(&self.sender),
+            video_sender.filter(|s| s.packets_sent() > 0),
         ];
-        let size = match self
-            .reporter
-            .build(now, sender, remotes.into_iter().flatten())
-        {
+        let remotes = [Some(&mut self.remote), video_remote];
+        let size = match self.reporter.build(
+            now,
+            senders.into_iter().flatten(),
+            remotes.into_iter().flatten(),
+        ) {
             Ok(report) => self.queue_rtcp(report),
             Err(_) => None,
         };
@@ -445,6 +459,7 @@ mod tests {
     use super::super::retransmit::MIN_HISTORY;
     use super::super::{OPUS_20MS_TICKS, OPUS_PAYLOAD_TYPE};
     use super::*;
+    use crate::rtp::SenderClock;
     use crate::srtp::Profile;
     use crate::video::vp8::VP8_PAYLOAD_TYPE;
 
@@ -577,7 +592,9 @@ mod tests {
         assert!(matches!(b.receive(t0, &mut buf, n), Ok(Received::Audio(_))));
         let mut sent = vec![];
         for i in 0..5u8 {
-            let n = a.send_video(&[0x90, i], 3000, i == 4, &mut buf).unwrap();
+            let n = a
+                .send_video(t0, &[0x90, i], 3000, i == 4, &mut buf)
+                .unwrap();
             sent.push(buf[..n].to_vec());
         }
         // The middle one is lost.
@@ -664,7 +681,9 @@ mod tests {
         let mut buf = [0u8; 256];
         let mut sent = vec![];
         for i in 0..3u8 {
-            let n = a.send_video(&[0x90, i], 3000, i == 2, &mut buf).unwrap();
+            let n = a
+                .send_video(t0, &[0x90, i], 3000, i == 2, &mut buf)
+                .unwrap();
             sent.push(buf[..n].to_vec());
         }
         for mut d in [sent[0].clone(), sent[2].clone()] {
@@ -692,7 +711,9 @@ mod tests {
                 .send_audio(t, &[1; 60], OPUS_20MS_TICKS, &mut buf)
                 .unwrap();
             b.receive(t, &mut buf, n).unwrap();
-            let n = a.send_video(&[0x90; 60], i * 1800, true, &mut buf).unwrap();
+            let n = a
+                .send_video(t, &[0x90; 60], i * 1800, true, &mut buf)
+                .unwrap();
             // One video packet in four is lost on the way.
             if i % 4 != 3 {
                 b.receive(t, &mut buf, n).unwrap();
@@ -718,12 +739,59 @@ mod tests {
         assert!((55..=70).contains(&blocks[1].1), "{blocks:?}");
     }
 
+    /// The SRs on our audio and our video share one wallclock: from the
+    /// peer's side, audio and a video frame captured at one instant map to
+    /// one NTP time (what lip sync lines them up by).
+    #[test]
+    fn audio_and_video_sender_reports_share_the_wallclock() {
+        let t0 = Instant::now();
+        let (mut a, mut b) = video_pair(t0);
+        let mut buf = [0u8; 256];
+        let mut captures = vec![];
+        for i in 0..300u32 {
+            let t = t0 + Duration::from_millis(20 * u64::from(i));
+            let n = a
+                .send_audio(t, &[1; 60], OPUS_20MS_TICKS, &mut buf)
+                .unwrap();
+            let Received::Audio(p) = b.receive(t, &mut buf, n).unwrap() else {
+                panic!("not audio")
+            };
+            let audio_ts = p.header.timestamp;
+            // A video frame every 40 ms, captured with the audio.
+            if i % 2 == 0 {
+                let ts = 77_000u32.wrapping_add(i * 1800);
+                let n = a.send_video(t, &[0x90; 40], ts, true, &mut buf).unwrap();
+                b.receive(t, &mut buf, n).unwrap();
+                captures.push((audio_ts, ts));
+            }
+            let at = t + Duration::from_millis(3);
+            a.handle_timeout(at);
+            while let Some(mut r) = a.poll_transmit() {
+                let len = r.len();
+                b.receive(at, &mut r, len).unwrap();
+            }
+        }
+        let audio = b.remote_stats().sender_clock().expect("an audio SR");
+        let video = b
+            .remote_video_stats()
+            .and_then(ReceiverStats::sender_clock)
+            .expect("a video SR");
+        let wallclock = |c: SenderClock, ts: u32, rate: f64| {
+            c.ntp_time as f64 / 4_294_967_296.0
+                + f64::from(ts.wrapping_sub(c.rtp_time) as i32) / rate
+        };
+        for (audio_ts, video_ts) in captures {
+            let skew = wallclock(video, video_ts, 90_000.0) - wallclock(audio, audio_ts, 48_000.0);
+            assert!(skew.abs() < 0.000_1, "{skew} s apart");
+        }
+    }
+
     #[test]
     fn video_on_a_stream_without_it_is_refused() {
         let (mut a, _) = pair(Instant::now());
         let mut buf = [0u8; 64];
         assert!(matches!(
-            a.send_video(&[1], 0, true, &mut buf),
+            a.send_video(Instant::now(), &[1], 0, true, &mut buf),
             Err(StreamError::NoVideo)
         ));
     }
