@@ -9,11 +9,12 @@
 //! no RTP can leave before then.
 
 use super::stats::{InboundRtp, OutboundRtp, VideoStats};
+use super::sync::AvSync;
 use super::video::{LossOf, Video};
 use crate::rtcp::{IntervalRng, ReportSchedule, RtcpItem};
 use crate::rtp::nack::recovery_wait;
 use crate::rtp::retransmit::history_for;
-use crate::rtp::{MediaStream, OPUS_PAYLOAD_TYPE, Received, RtpSender, StreamError};
+use crate::rtp::{MediaStream, OPUS_PAYLOAD_TYPE, Received, ReceiverStats, RtpSender, StreamError};
 use crate::srtp::{self, SrtpContext};
 use crate::video::VideoConfig;
 use crate::video::vp8::{VIDEO_CLOCK_RATE, VP8_PAYLOAD_TYPE};
@@ -21,7 +22,9 @@ use crate::zrtp::SecureInfo;
 use sotto_codecs::opus::{OpusConfig, OpusDecoder, OpusEncoder};
 use sotto_codecs::video::VideoFrame;
 use sotto_codecs::{CodecError, Encoder, FrameDuration};
-use sotto_jitter::{JitterBuffer, JitterConfig, JitterError, RtpPacket};
+use sotto_jitter::{
+    Event as JitterEvent, JitterBuffer, JitterConfig, JitterError, Operation, RtpPacket,
+};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -29,6 +32,10 @@ use std::time::{Duration, Instant};
 pub const SAMPLE_RATE: u32 = 48_000;
 /// Samples in one encoded frame (20 ms).
 pub const FRAME_SAMPLES: usize = 960;
+/// The duration of one such frame.
+const FRAME: Duration = Duration::from_millis(20);
+/// The duration of one pull.
+const PULL: Duration = Duration::from_millis(10);
 /// Samples in one pull (10 ms).
 pub const PULL_SAMPLES: usize = 480;
 /// Largest SRTP datagram we build: RTP header, Opus payload, tag.
@@ -180,6 +187,8 @@ pub(crate) struct Media {
     bytes_received: u64,
     dropped_out: u64,
     video: Option<Video>,
+    /// When the peer's video frames are due against its audio.
+    sync: AvSync,
     /// The latest time the call gave us. PCM arrives without a time; its
     /// packets are stamped with this for the SR's RTP/NTP mapping. Drivers
     /// pull every 10 ms, so it trails by at most one pull, the same for
@@ -282,6 +291,7 @@ impl Media {
             bytes_received: 0,
             dropped_out: 0,
             video,
+            sync: AvSync::new(SAMPLE_RATE, VIDEO_CLOCK_RATE),
             clock: now,
         })
     }
@@ -310,7 +320,7 @@ impl Media {
             let mut buf = vec![0u8; MAX_DATAGRAM];
             let n = self
                 .stream
-                .send_video(p, f.timestamp, i == last, &mut buf)?;
+                .send_video(now, p, f.timestamp, i == last, &mut buf)?;
             buf.truncate(n);
             video.pace(now, buf, p.len());
         }
@@ -394,10 +404,12 @@ impl Media {
             self.stream.skip(FRAME_SAMPLES as u32);
             return Ok(());
         }
+        // Its first sample was captured a frame before the latest PCM.
+        let captured = self.clock.checked_sub(FRAME).unwrap_or(self.clock);
         let mut buf = vec![0u8; MAX_DATAGRAM];
-        let n =
-            self.stream
-                .send_audio(self.clock, &self.payload, FRAME_SAMPLES as u32, &mut buf)?;
+        let n = self
+            .stream
+            .send_audio(captured, &self.payload, FRAME_SAMPLES as u32, &mut buf)?;
         buf.truncate(n);
         self.outbound.packets_sent += 1;
         self.outbound.bytes_sent += self.payload.len() as u64;
@@ -433,7 +445,15 @@ impl Media {
             Received::Video(p) => {
                 if let Some(v) = self.video.as_mut() {
                     let h = &p.header;
-                    v.receive(now, h.sequence_number, h.timestamp, h.marker, p.payload);
+                    let sync = &self.sync;
+                    v.receive(
+                        now,
+                        h.sequence_number,
+                        h.timestamp,
+                        h.marker,
+                        p.payload,
+                        sync,
+                    );
                 }
                 self.video_feedback(now);
             }
@@ -477,6 +497,13 @@ impl Media {
                 _ => {}
             }
         }
+        // An SR may have paired the peer's clocks anew.
+        self.sync.set_clocks(
+            self.stream.remote_stats().sender_clock(),
+            self.stream
+                .remote_video_stats()
+                .and_then(ReceiverStats::sender_clock),
+        );
         // A report may have moved the round-trip time a retransmission takes.
         if let Some(v) = self.video.as_mut()
             && self.stream.video_nack_counts().is_some()
@@ -489,13 +516,33 @@ impl Media {
     /// 10 ms of received audio.
     pub(crate) fn pull(&mut self, now: Instant, out: &mut Vec<i16>) {
         self.tick(now);
-        self.jitter.pull(now, out);
-        while self.jitter.poll_event().is_some() {}
+        let pulled = self.jitter.pull(now, out);
+        let mut started = false;
+        while let Some(e) = self.jitter.poll_event() {
+            // Where a packet's audio begins in this block: the one place
+            // its RTP timestamp is heard (stretching moves the rest).
+            if let JitterEvent::Played {
+                timestamp, offset, ..
+            } = e
+            {
+                let into =
+                    Duration::from_micros(offset as u64 * 1_000_000 / u64::from(SAMPLE_RATE));
+                self.sync.on_audio_played(now + into, timestamp);
+                started = true;
+            }
+        }
+        if !started && pulled.operation == Operation::Expand {
+            self.sync.on_audio_stalled(now, PULL);
+        }
         out.resize(PULL_SAMPLES, 0);
+        // Frames wait for this audio (lip sync).
+        if let Some(v) = self.video.as_mut() {
+            v.release(now, &self.sync);
+        }
     }
 
     pub(crate) fn poll_timeout(&self) -> Instant {
-        let video = self.video.as_ref().and_then(Video::poll_timeout);
+        let video = self.video.as_ref().and_then(|v| v.poll_timeout(&self.sync));
         let rtcp = self.stream.poll_timeout();
         video.map_or(rtcp, |v| v.min(rtcp))
     }
@@ -508,7 +555,7 @@ impl Media {
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         self.tick(now);
         if let Some(v) = self.video.as_mut() {
-            v.handle_timeout(now);
+            v.handle_timeout(now, &self.sync);
         }
         self.release_video(now);
         self.video_feedback(now);

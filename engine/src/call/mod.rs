@@ -53,6 +53,7 @@ pub mod pacer;
 pub mod pump;
 pub mod signal;
 pub mod stats;
+mod sync;
 mod video;
 pub mod wav;
 

@@ -120,6 +120,16 @@ pub struct InboundVideo {
     pub frame_width: u32,
     /// `frameHeight` of the last decoded frame.
     pub frame_height: u32,
+    /// Seconds, summed over the frames decoded, that whole frames waited
+    /// for the audio captured with them to play (lip sync). Not a W3C
+    /// member.
+    pub total_sync_delay: f64,
+    /// How much later than the audio captured at the same instant the
+    /// last decoded frame was shown, in ms: about 0 when in sync, above 0
+    /// when the frame came too late to wait for, below when it could not
+    /// wait longer. `None` before the peer's reports on both streams (RFC
+    /// 3550 SRs) tell. Not a W3C member.
+    pub av_offset_ms: Option<f64>,
 }
 
 /// Both directions of a call's video.

@@ -6,9 +6,12 @@
 
 use super::media::MediaError;
 use super::stats::{InboundVideo, OutboundVideo};
+use super::sync::AvSync;
 use crate::rtp::retransmit::Retransmission;
 use crate::video::VideoConfig;
-use crate::video::assembler::{AssemblerLimits, FrameAssembler, KEYFRAME_REQUEST_INTERVAL};
+use crate::video::assembler::{
+    AssembledFrame, AssemblerLimits, FrameAssembler, KEYFRAME_REQUEST_INTERVAL,
+};
 use crate::video::pace::VideoPacer;
 use crate::video::vp8::{VIDEO_CLOCK_RATE, Vp8Packetizer};
 use sotto_codecs::video::{VideoDecoder, VideoEncoder, VideoFrame};
@@ -24,6 +27,14 @@ const MAX_PACED: usize = 1024;
 /// Shortest time between two key frames we send: a key frame costs
 /// several inter frames' bits. A request inside it is served when it ends.
 const MIN_KEYFRAME_GAP: Duration = Duration::from_millis(200);
+/// Longest a whole frame waits for the audio captured with it: beyond
+/// that the audio is working off an outage's backlog, and a picture out
+/// of step is better than a frozen one.
+const MAX_SYNC_HOLD: Duration = Duration::from_secs(1);
+/// Most frames, and bytes of them, waiting for their audio (a second at
+/// 120 fps, or at 32 Mbit/s); past either the oldest is shown early.
+const MAX_HELD: usize = 120;
+const MAX_HELD_BYTES: usize = 4 << 20;
 
 /// Caps retransmissions at the encoder's bitrate over any second, as
 /// libwebrtc's retransmission rate limiter does: on a congested link NACKs
@@ -93,6 +104,13 @@ struct Paced {
     resent: Option<u16>,
 }
 
+/// A whole received frame waiting for the audio captured with it.
+struct Held {
+    frame: AssembledFrame,
+    /// When it came out of the assembler.
+    since: Instant,
+}
+
 /// One encoded frame, split into payloads, at its RTP timestamp.
 pub(crate) struct OutgoingFrame {
     pub timestamp: u32,
@@ -141,6 +159,9 @@ pub(crate) struct Video {
     key_wanted: bool,
     last_key: Option<Instant>,
     assembler: FrameAssembler,
+    /// Whole frames, oldest first, not yet due (lip sync).
+    held: VecDeque<Held>,
+    held_bytes: usize,
     decoder: Vp8Decoder,
     /// The decoder failed on a frame since the last key frame request.
     decode_failed: bool,
@@ -171,6 +192,8 @@ impl Video {
             key_wanted: false,
             last_key: None,
             assembler: FrameAssembler::new(AssemblerLimits::default()),
+            held: VecDeque::new(),
+            held_bytes: 0,
             decoder: Vp8Decoder::new()?,
             decode_failed: false,
             last_request: None,
@@ -272,45 +295,91 @@ impl Video {
         timestamp: u32,
         marker: bool,
         payload: &[u8],
+        sync: &AvSync,
     ) {
         self.inbound.packets_received += 1;
         self.inbound.bytes_received += payload.len() as u64;
         let _ = self.assembler.insert(now, seq, timestamp, marker, payload);
-        self.decode_ready();
+        self.take_assembled(now, sync);
+        self.release(now, sync);
     }
 
-    fn decode_ready(&mut self) {
-        while let Some(f) = self.assembler.poll_frame() {
+    /// Moves whole frames from the assembler to wait for their audio; past
+    /// the bounds on what waits, the oldest are shown at once.
+    fn take_assembled(&mut self, now: Instant, sync: &AvSync) {
+        while let Some(frame) = self.assembler.poll_frame() {
             self.inbound.frames_received += 1;
-            // Refused before libvpx sizes its buffers for it; the inter
-            // frames after it then fail for want of a reference.
-            if keyframe_dimensions(&f.data)
-                .is_some_and(|size| pixels(size) > u64::from(self.cfg.max_pixels))
-            {
-                self.inbound.frames_dropped += 1;
-                continue;
+            self.held_bytes += frame.data.len();
+            self.held.push_back(Held { frame, since: now });
+            while self.held.len() > MAX_HELD || self.held_bytes > MAX_HELD_BYTES {
+                let Some(h) = self.held.pop_front() else {
+                    break;
+                };
+                self.held_bytes -= h.frame.data.len();
+                let audio_at = sync.render_at(h.frame.timestamp);
+                self.decode(now, h, audio_at);
             }
-            match self.decoder.decode(&f.data) {
-                Ok(Some(frame)) => {
-                    // A good frame: the decoder is back (a key frame came).
-                    self.decode_failed = false;
-                    self.inbound.frames_decoded += 1;
-                    self.inbound.key_frames_decoded += u64::from(f.keyframe);
-                    (self.inbound.frame_width, self.inbound.frame_height) =
-                        (frame.width(), frame.height());
-                    if self.decoded.len() >= MAX_DECODED {
-                        self.decoded.pop_front();
-                        self.inbound.frames_dropped += 1;
-                    }
-                    self.decoded.push_back(frame);
+        }
+    }
+
+    /// When a waiting frame is due: when the audio captured with it plays,
+    /// but not later than [`MAX_SYNC_HOLD`] after it was whole; at once
+    /// while the peer's clocks are unknown.
+    fn due(h: &Held, sync: &AvSync) -> Instant {
+        sync.render_at(h.frame.timestamp)
+            .map_or(h.since, |t| t.clamp(h.since, h.since + MAX_SYNC_HOLD))
+    }
+
+    /// Decodes the waiting frames that are due at `now`, in order.
+    pub(crate) fn release(&mut self, now: Instant, sync: &AvSync) {
+        while self.held.front().is_some_and(|h| Self::due(h, sync) <= now) {
+            let Some(h) = self.held.pop_front() else {
+                break;
+            };
+            self.held_bytes -= h.frame.data.len();
+            let audio_at = sync.render_at(h.frame.timestamp);
+            self.decode(now, h, audio_at);
+        }
+    }
+
+    /// Decodes a frame shown at `now` that the audio captured with it
+    /// plays at `audio_at` (if known).
+    fn decode(&mut self, now: Instant, h: Held, audio_at: Option<Instant>) {
+        let f = h.frame;
+        // Refused before libvpx sizes its buffers for it; the inter
+        // frames after it then fail for want of a reference.
+        if keyframe_dimensions(&f.data)
+            .is_some_and(|size| pixels(size) > u64::from(self.cfg.max_pixels))
+        {
+            self.inbound.frames_dropped += 1;
+            return;
+        }
+        match self.decoder.decode(&f.data) {
+            Ok(Some(frame)) => {
+                // A good frame: the decoder is back (a key frame came).
+                self.decode_failed = false;
+                self.inbound.frames_decoded += 1;
+                self.inbound.key_frames_decoded += u64::from(f.keyframe);
+                (self.inbound.frame_width, self.inbound.frame_height) =
+                    (frame.width(), frame.height());
+                self.inbound.total_sync_delay += (now - h.since).as_secs_f64();
+                if let Some(at) = audio_at {
+                    let late = now.saturating_duration_since(at).as_secs_f64()
+                        - at.saturating_duration_since(now).as_secs_f64();
+                    self.inbound.av_offset_ms = Some(late * 1000.0);
                 }
-                Ok(None) => {}
-                Err(_) => {
-                    // The frames after it refer to a picture we do not
-                    // have: only a key frame gets us back.
+                if self.decoded.len() >= MAX_DECODED {
+                    self.decoded.pop_front();
                     self.inbound.frames_dropped += 1;
-                    self.decode_failed = true;
                 }
+                self.decoded.push_back(frame);
+            }
+            Ok(None) => {}
+            Err(_) => {
+                // The frames after it refer to a picture we do not
+                // have: only a key frame gets us back.
+                self.inbound.frames_dropped += 1;
+                self.decode_failed = true;
             }
         }
     }
@@ -418,12 +487,13 @@ impl Video {
         Some((d, tag.resent))
     }
 
-    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant, sync: &AvSync) {
         self.assembler.handle_timeout(now);
-        self.decode_ready();
+        self.take_assembled(now, sync);
+        self.release(now, sync);
     }
 
-    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self, sync: &AvSync) -> Option<Instant> {
         // A decoder failure not yet answered with a request (paced) asks
         // again when its pace allows, frames or not.
         let retry = self
@@ -434,6 +504,7 @@ impl Video {
             self.assembler.poll_timeout(),
             self.pacer.poll_timeout(),
             retry,
+            self.held.front().map(|h| Self::due(h, sync)),
         ]
         .into_iter()
         .flatten()
@@ -456,6 +527,7 @@ impl Video {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rtp::SenderClock;
 
     #[test]
     fn the_bitrate_falls_with_heavy_loss_and_climbs_back_slowly() {
@@ -491,7 +563,14 @@ mod tests {
         let t0 = Instant::now();
         let mut send = |v: &mut Video, seq: u16, at: Duration| {
             let p = pk.packetize(&bad, 1_100).unwrap();
-            v.receive(t0 + at, seq, u32::from(seq) * 3000, true, &p[0]);
+            v.receive(
+                t0 + at,
+                seq,
+                u32::from(seq) * 3000,
+                true,
+                &p[0],
+                &unsynced(),
+            );
         };
         send(&mut v, 1, Duration::ZERO);
         assert_eq!(v.poll_frame(), None);
@@ -524,11 +603,81 @@ mod tests {
         header.extend(3000u16.to_le_bytes());
         header.extend([0u8; 100]);
         let p = Vp8Packetizer::new(1).packetize(&header, 1_100).unwrap();
-        v.receive(t0, 1, 3000, true, &p[0]);
+        v.receive(t0, 1, 3000, true, &p[0], &unsynced());
         assert_eq!(v.poll_frame(), None);
         let (inbound, _) = v.stats();
         assert_eq!((inbound.frames_received, inbound.frames_dropped), (1, 1));
         assert!(!v.take_keyframe_request(t0));
+    }
+
+    /// No reports from the peer yet: frames are shown once whole.
+    fn unsynced() -> AvSync {
+        AvSync::new(48_000, 90_000)
+    }
+
+    /// Feeds a whole frame of the sender's to the receiver at `at`.
+    fn deliver(rx: &mut Video, f: &OutgoingFrame, seq: &mut u16, at: Instant, sync: &AvSync) {
+        let last = f.payloads.len() - 1;
+        for (i, p) in f.payloads.iter().enumerate() {
+            rx.receive(at, *seq, f.timestamp, i == last, p, sync);
+            *seq = seq.wrapping_add(1);
+        }
+    }
+
+    #[test]
+    fn frames_wait_for_the_audio_captured_with_them_but_not_past_the_hold() {
+        let cfg = VideoConfig::default();
+        let (mut tx, mut rx) = (Video::new(&cfg).unwrap(), Video::new(&cfg).unwrap());
+        let t0 = Instant::now();
+        let frames: Vec<_> = (0..3u32)
+            .map(|n| {
+                let at = t0 + Duration::from_millis(33) * n;
+                let pic = VideoFrame::test_pattern(160, 120, n).unwrap();
+                tx.encode(at, &pic).unwrap().expect("encoded")
+            })
+            .collect();
+        // The peer's SRs: its audio's RTP 0 and the first frame were
+        // captured at the same wallclock instant.
+        let mut sync = unsynced();
+        let ntp = 1000u64 << 32;
+        sync.set_clocks(
+            Some(SenderClock {
+                ntp_time: ntp,
+                rtp_time: 0,
+            }),
+            Some(SenderClock {
+                ntp_time: ntp,
+                rtp_time: frames[0].timestamp,
+            }),
+        );
+        // At t0 the speaker gets audio captured 100 ms before that.
+        sync.on_audio_played(t0, 0u32.wrapping_sub(4_800));
+        let mut seq = 1;
+        deliver(&mut rx, &frames[0], &mut seq, t0, &sync);
+        assert!(rx.poll_frame().is_none(), "waits for its audio");
+        let due = t0 + Duration::from_millis(100);
+        assert_eq!(rx.poll_timeout(&sync), Some(due));
+        rx.release(due - Duration::from_millis(1), &sync);
+        assert!(rx.poll_frame().is_none());
+        rx.release(due, &sync);
+        assert!(rx.poll_frame().is_some());
+        let (inbound, _) = rx.stats();
+        assert_eq!(inbound.av_offset_ms, Some(0.0));
+        assert!((inbound.total_sync_delay - 0.1).abs() < 1e-9);
+        // The audio falls 5 s behind (an outage's backlog): the next frame
+        // waits a second at most, and is shown 4 s ahead of its audio.
+        sync.on_audio_played(due, 0u32.wrapping_sub(5 * 48_000));
+        deliver(&mut rx, &frames[1], &mut seq, due, &sync);
+        assert_eq!(rx.poll_timeout(&sync), Some(due + MAX_SYNC_HOLD));
+        rx.handle_timeout(due + MAX_SYNC_HOLD, &sync);
+        assert!(rx.poll_frame().is_some());
+        let offset = rx.stats().0.av_offset_ms.unwrap();
+        assert!((offset + 4_033.0).abs() < 1.0, "{offset}");
+        // Without the peer's clocks a frame is shown as soon as it is whole.
+        let later = due + MAX_SYNC_HOLD;
+        deliver(&mut rx, &frames[2], &mut seq, later, &unsynced());
+        assert!(rx.poll_frame().is_some());
+        assert_eq!(rx.stats().0.frames_decoded, 3);
     }
 
     #[test]

@@ -16,8 +16,12 @@ pub struct SimVideo {
     interval: Duration,
     next: Duration,
     sent: u32,
+    /// When the camera gave the call each frame, from the start of the run.
+    pub sent_at: Vec<Duration>,
     /// Frames the call gave the screen, in order.
     pub shown: Vec<VideoFrame>,
+    /// When the call gave the screen each of them, from the start of the run.
+    pub shown_at: Vec<Duration>,
 }
 
 impl SimVideo {
@@ -30,7 +34,9 @@ impl SimVideo {
             interval: Duration::from_secs(1) / fps.max(1),
             next: Duration::ZERO,
             sent: 0,
+            sent_at: Vec::new(),
             shown: Vec::new(),
+            shown_at: Vec::new(),
         })
     }
 
@@ -65,10 +71,12 @@ impl SimVideo {
         if elapsed >= self.next {
             let _ = call.push_video(now, &self.frame(self.sent));
             self.sent += 1;
+            self.sent_at.push(elapsed);
             self.next += self.interval;
         }
         while let Some(f) = call.poll_video() {
             self.shown.push(f);
+            self.shown_at.push(elapsed);
         }
     }
 
