@@ -53,7 +53,7 @@ pub mod pacer;
 pub mod pump;
 pub mod signal;
 pub mod stats;
-mod sync;
+pub mod sync;
 mod video;
 pub mod wav;
 

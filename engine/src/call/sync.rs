@@ -12,9 +12,11 @@
 use crate::rtp::SenderClock;
 use std::time::{Duration, Instant};
 
-/// The peer's clocks and our audio playout, as far as known.
+/// The peer's clocks and our audio playout, as far as known. Sans-IO: the
+/// call feeds it the peer's SRs and what its jitter buffer played, and
+/// asks when each frame is due.
 #[derive(Debug, Clone)]
-pub(crate) struct AvSync {
+pub struct AvSync {
     audio_rate: u32,
     video_rate: u32,
     audio: Option<SenderClock>,
@@ -34,7 +36,7 @@ fn since_report(c: SenderClock, timestamp: u32, rate: u32) -> f64 {
 impl AvSync {
     /// Sync for an audio stream on an `audio_rate` Hz RTP clock and a
     /// video stream on a `video_rate` Hz one.
-    pub(crate) fn new(audio_rate: u32, video_rate: u32) -> Self {
+    pub fn new(audio_rate: u32, video_rate: u32) -> Self {
         Self {
             audio_rate: audio_rate.max(1),
             video_rate: video_rate.max(1),
@@ -45,13 +47,13 @@ impl AvSync {
     }
 
     /// The peer's clocks on its audio and its video from their latest SRs.
-    pub(crate) fn set_clocks(&mut self, audio: Option<SenderClock>, video: Option<SenderClock>) {
+    pub fn set_clocks(&mut self, audio: Option<SenderClock>, video: Option<SenderClock>) {
         self.audio = audio;
         self.video = video;
     }
 
     /// Audio from RTP `timestamp` on was handed to the speaker at `now`.
-    pub(crate) fn on_audio_played(&mut self, now: Instant, timestamp: u32) {
+    pub fn on_audio_played(&mut self, now: Instant, timestamp: u32) {
         self.played = Some((now, timestamp));
     }
 
@@ -59,7 +61,7 @@ impl AvSync {
     /// buffer waited for late packets: the peer's clock, as heard, stood
     /// still, and the frames wait with it. (When it concealed a lost
     /// packet instead, the next packet played puts the clock right.)
-    pub(crate) fn on_audio_stalled(&mut self, now: Instant, d: Duration) {
+    pub fn on_audio_stalled(&mut self, now: Instant, d: Duration) {
         let Some((at, ts)) = self.played else {
             return;
         };
@@ -72,7 +74,7 @@ impl AvSync {
     /// the audio captured at the same instant plays, at the audio's
     /// current delay. `None` until both streams' clocks and some played
     /// audio are known: then there is nothing to wait for.
-    pub(crate) fn render_at(&self, timestamp: u32) -> Option<Instant> {
+    pub fn render_at(&self, timestamp: u32) -> Option<Instant> {
         let (audio, video, (at, played)) = (self.audio?, self.video?, self.played?);
         // Wallclock seconds from the audio being heard to the frame's capture.
         let reports =
