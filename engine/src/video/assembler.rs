@@ -201,6 +201,10 @@ pub struct FrameAssembler {
     /// Times the numbering was started over.
     restarts: u64,
     stats: AssemblerStats,
+    /// Packets looked at by [`next_step`](Self::next_step), to show that a
+    /// pass over the buffer does not start over after each drop.
+    #[cfg(test)]
+    scanned: std::cell::Cell<usize>,
 }
 
 impl Default for FrameAssembler {
@@ -229,6 +233,8 @@ impl FrameAssembler {
             late_run: 0,
             restarts: 0,
             stats: AssemblerStats::default(),
+            #[cfg(test)]
+            scanned: Default::default(),
         }
     }
 
@@ -393,18 +399,27 @@ impl FrameAssembler {
     /// Hands out and drops frames until the buffer is stuck, gives up on a
     /// gap that has waited `max_wait`, and raises the key-frame request.
     fn drive(&mut self, now: Instant) {
+        // Where the search for the next frame resumes: nothing before a
+        // frame just handed out or dropped can go or be dropped (see
+        // `next_step`), so dropping many frames stuck behind a gap is one
+        // pass over the buffer, not one per frame.
+        let mut from = 0;
         loop {
-            match self.next_step() {
+            match self.next_step(from) {
                 Some(Step::Emit(span)) => {
                     self.drop_before(Some(span.first));
                     self.emit(span);
+                    from = span.last + 1;
                     continue;
                 }
                 Some(Step::Drop(span)) => {
                     self.drop_span(span);
+                    from = span.last + 1;
                     continue;
                 }
-                None => {}
+                // What follows may change the floor and the need for a key
+                // frame: the next search starts from the oldest packet.
+                None => from = 0,
             }
             let Some(boundary) = self.stuck_boundary() else {
                 self.stuck_since = None;
@@ -433,11 +448,21 @@ impl FrameAssembler {
         }
     }
 
-    /// The first complete frame that can go out or must be dropped.
-    fn next_step(&self) -> Option<Step> {
+    /// The first complete frame from `from` on that can go out or must be
+    /// dropped.
+    ///
+    /// This is what a search from the oldest packet finds if `from` follows
+    /// the last packet of a frame (the next one starts afresh) and nothing
+    /// before it can go out or be dropped. Both hold right after a frame
+    /// before `from` went out or was dropped, with nothing else changed: a
+    /// frame is dropped only while a key frame is needed, and then every
+    /// complete frame goes out or is dropped.
+    fn next_step(&self, from: u64) -> Option<Step> {
         let mut open: Option<(u64, u32)> = None; // start and timestamp of the run
         let mut prev: Option<u64> = None;
-        for (&ext, p) in &self.pending {
+        for (&ext, p) in self.pending.range(from..) {
+            #[cfg(test)]
+            self.scanned.set(self.scanned.get() + 1);
             let continues = prev == Some(ext.wrapping_sub(1));
             prev = Some(ext);
             open = if p.starts_frame {
@@ -530,15 +555,16 @@ impl FrameAssembler {
     /// Drops one complete frame that cannot be decoded.
     fn drop_span(&mut self, span: Span) {
         let oldest = self.pending.keys().next() == Some(&span.first);
-        let rest = self.pending.split_off(&(span.last + 1));
-        let frame = self.pending.split_off(&span.first);
-        self.pending.extend(rest);
+        // One by one: a frame's numbers are consecutive, and splitting the
+        // map would move every packet after it.
+        for ext in span.first..=span.last {
+            if let Some(p) = self.pending.remove(&ext) {
+                self.discard(p);
+            }
+        }
         if oldest {
             self.floor = Some(self.floor.map_or(span.last, |f| f.max(span.last)));
             self.stuck_since = None;
-        }
-        for p in frame.into_values() {
-            self.discard(p);
         }
     }
 
@@ -1079,6 +1105,41 @@ mod tests {
             .count();
         assert_eq!(refused, 12);
         assert_eq!(drain(&mut a).len(), 8);
+    }
+
+    /// Complete frames waiting behind a gap, and behind a frame that never
+    /// ends, are all dropped when the gap is given up, in one pass over the
+    /// buffer: the search for the next frame to drop does not start over
+    /// (and walk the unfinished frame again) after each one.
+    #[test]
+    fn frames_dropped_behind_a_gap_cost_one_pass() {
+        let complete = 100;
+        let mut frames = vec![frame(true, 0, 5), frame(false, 1, 5), frame(false, 2, 1200)];
+        frames.extend((3..3 + complete).map(|i| frame(false, i as u8, 5)));
+        let mut pkts = packets(65_500, &frames, 16);
+        // Frame 1 is lost, and the end of frame 2.
+        pkts.retain(|p| p.1 != 3000 && !(p.1 == 6000 && p.2));
+        let unfinished = pkts.iter().filter(|p| p.1 == 6000).count();
+        assert!(unfinished > 50, "{unfinished}");
+        let mut a = FrameAssembler::default();
+        let t0 = Instant::now();
+        feed(&mut a, t0, &pkts);
+        assert_eq!(drain(&mut a).len(), 1, "the key frame");
+        let held = a.held_packets();
+        assert_eq!(held, unfinished + complete);
+
+        a.scanned.set(0);
+        a.handle_timeout(t0 + 200 * MS);
+        assert!(a.take_keyframe_request());
+        assert_eq!(a.stats().frames_dropped, complete as u64);
+        assert_eq!(a.held_packets(), unfinished);
+        // Once finding nothing to do, once dropping what follows the gap;
+        // starting over after each drop would be `unfinished * complete`.
+        let scanned = a.scanned.get();
+        assert!(
+            scanned <= 2 * held,
+            "{scanned} packets looked at, {held} held"
+        );
     }
 
     #[test]
