@@ -15,6 +15,11 @@
 //!
 //! Sans-IO: packets in with [`NackRequester::on_packet`], requests out with
 //! [`NackRequester::take_due`] at [`NackRequester::poll_timeout`].
+//!
+//! Missing packets are kept as runs of consecutive numbers found missing
+//! together, which are asked for together: a packet costs the same whatever
+//! gap it opens (a sender jumping ahead every packet cannot make each one
+//! cost hundreds of insertions), and one arriving inside a run splits it.
 
 use super::extend_seq;
 use std::collections::BTreeMap;
@@ -86,8 +91,13 @@ pub struct NackStats {
     pub given_up: u64,
 }
 
+/// A run of missing packets sharing their state: found missing together,
+/// so asked for and forgotten together. Keyed by its first extended
+/// sequence number; never empty.
 #[derive(Debug, Clone, Copy)]
 struct Missing {
+    /// Its last extended sequence number.
+    last: u64,
     /// When it was found missing.
     since: Instant,
     /// When it was first asked for.
@@ -98,12 +108,22 @@ struct Missing {
     next: Instant,
 }
 
+impl Missing {
+    /// Packets in the run that starts at `first`.
+    fn len(&self, first: u64) -> usize {
+        (self.last - first + 1) as usize
+    }
+}
+
 /// Tracks the missing packets of one stream and when to ask for them.
 #[derive(Debug, Clone)]
 pub struct NackRequester {
     /// Highest extended sequence number seen.
     highest: Option<u64>,
+    /// Runs of missing packets by their first extended sequence number.
     missing: BTreeMap<u64, Missing>,
+    /// Packets in the runs.
+    count: usize,
     give_up_after: Duration,
     /// The round-trip time of the last requests.
     rtt: Duration,
@@ -123,6 +143,7 @@ impl NackRequester {
         Self {
             highest: None,
             missing: BTreeMap::new(),
+            count: 0,
             give_up_after: recovery_wait(None),
             rtt: DEFAULT_RTT,
             last_request: None,
@@ -143,17 +164,19 @@ impl NackRequester {
         };
         let ext = extend_seq(highest, seq);
         if ext > highest + MAX_MISSING as u64 || ext + MAX_BEHIND < highest {
-            self.stats.given_up += self.missing.len() as u64;
+            self.stats.given_up += self.count as u64;
             self.missing.clear();
+            self.count = 0;
             self.highest = Some(ext);
             return Arrival::Restart;
         }
         if ext <= highest {
+            let half_rtt = self.rtt / 2;
             let retransmitted = |m: &Missing| {
                 m.first_asked
-                    .is_some_and(|t| now.saturating_duration_since(t) >= self.rtt / 2)
+                    .is_some_and(|t| now.saturating_duration_since(t) >= half_rtt)
             };
-            return match self.missing.remove(&ext) {
+            return match self.remove(ext) {
                 Some(m) if retransmitted(&m) => {
                     self.stats.recovered += 1;
                     Arrival::Recovered
@@ -162,22 +185,50 @@ impl NackRequester {
                 None => Arrival::Old,
             };
         }
-        let next = now + REORDER_WAIT;
-        for lost in highest + 1..ext {
-            let m = Missing {
+        if ext > highest + 1 {
+            let run = Missing {
+                last: ext - 1,
                 since: now,
                 first_asked: None,
                 requests: 0,
-                next,
+                next: now + REORDER_WAIT,
             };
-            self.missing.insert(lost, m);
+            self.missing.insert(highest + 1, run);
+            self.count += (ext - highest - 1) as usize;
         }
-        while self.missing.len() > MAX_MISSING {
-            self.missing.pop_first();
-            self.stats.given_up += 1;
+        // Out of room: the oldest go, whole runs or the front of one.
+        while self.count > MAX_MISSING
+            && let Some((first, run)) = self.missing.pop_first()
+        {
+            let dropped = run.len(first).min(self.count - MAX_MISSING);
+            if dropped < run.len(first) {
+                self.missing.insert(first + dropped as u64, run);
+            }
+            self.count -= dropped;
+            self.stats.given_up += dropped as u64;
         }
         self.highest = Some(ext);
         Arrival::New
+    }
+
+    /// Takes `ext` out of the run that holds it, if one does: the state it
+    /// was missing with.
+    fn remove(&mut self, ext: u64) -> Option<Missing> {
+        let (&first, run) = self.missing.range_mut(..=ext).next_back()?;
+        if run.last < ext {
+            return None;
+        }
+        let found = *run;
+        if first < ext {
+            run.last = ext - 1;
+        } else {
+            self.missing.remove(&first);
+        }
+        if ext < found.last {
+            self.missing.insert(ext + 1, found);
+        }
+        self.count -= 1;
+        Some(found)
     }
 
     /// Forgets the missing packets up to `seq` and before it: the frame
@@ -195,8 +246,17 @@ impl NackRequester {
         {
             return;
         }
-        let keep = self.missing.split_off(&(through + 1));
-        self.stats.given_up += self.missing.len() as u64;
+        let mut keep = self.missing.split_off(&(through + 1));
+        // The last run left may reach past `through`: its tail stays.
+        if let Some(mut run) = self.missing.last_entry()
+            && run.get().last > through
+        {
+            keep.insert(through + 1, *run.get());
+            run.get_mut().last = through;
+        }
+        let forgotten: usize = self.missing.iter().map(|(&f, run)| run.len(f)).sum();
+        self.count -= forgotten;
+        self.stats.given_up += forgotten as u64;
         self.missing = keep;
     }
 
@@ -206,12 +266,17 @@ impl NackRequester {
     pub fn take_due(&mut self, now: Instant, rtt: Option<Duration>) -> Vec<u16> {
         self.rtt = rtt.unwrap_or(DEFAULT_RTT);
         let give_up = self.give_up_after;
-        let before = self.missing.len();
-        self.missing.retain(|_, m| {
-            now.saturating_duration_since(m.since) < give_up
-                && (m.requests < MAX_REQUESTS || m.next > now)
+        let mut forgotten = 0;
+        self.missing.retain(|&first, m| {
+            let keep = now.saturating_duration_since(m.since) < give_up
+                && (m.requests < MAX_REQUESTS || m.next > now);
+            if !keep {
+                forgotten += m.len(first);
+            }
+            keep
         });
-        self.stats.given_up += (before - self.missing.len()) as u64;
+        self.count -= forgotten;
+        self.stats.given_up += forgotten as u64;
         if self
             .last_request
             .is_some_and(|t| now < t + MIN_NACK_INTERVAL)
@@ -220,12 +285,12 @@ impl NackRequester {
         }
         let retry = self.rtt + RETRY_MARGIN;
         let mut due = Vec::new();
-        for (ext, m) in &mut self.missing {
+        for (&first, m) in &mut self.missing {
             if m.next <= now && m.requests < MAX_REQUESTS {
                 m.requests += 1;
                 m.first_asked.get_or_insert(now);
                 m.next = now + retry;
-                due.push(*ext as u16);
+                due.extend((first..=m.last).map(|ext| ext as u16));
             }
         }
         if !due.is_empty() {
@@ -257,7 +322,7 @@ impl NackRequester {
 
     /// Packets missing now.
     pub fn missing(&self) -> usize {
-        self.missing.len()
+        self.count
     }
 
     /// The counters so far.
@@ -387,6 +452,67 @@ mod tests {
             n.take_due(t0 + REORDER_WAIT, None),
             vec![1_006, 1_007, 1_008, 1_009]
         );
+    }
+
+    /// A packet arriving inside a run of missing ones splits it, at either
+    /// end, in the middle and across the wrap from 65 535 to 0; the rest
+    /// keep the run's state, asked for together.
+    #[test]
+    fn a_packet_inside_a_run_splits_it() {
+        let t0 = Instant::now();
+        let rtt = Some(40 * MS);
+        let mut n = NackRequester::new();
+        n.on_packet(t0, 65_529);
+        // 65 530 to 65 535 and 0 to 4 missing: one run.
+        n.on_packet(t0, 5);
+        assert_eq!((n.missing(), n.missing.len()), (11, 1));
+        let t1 = t0 + REORDER_WAIT;
+        let all: Vec<u16> = (65_530..=65_535).chain(0..=4).collect();
+        assert_eq!(n.take_due(t1, rtt), all);
+        let back = t1 + 20 * MS; // half a round trip: retransmissions
+        assert_eq!(n.on_packet(back, 65_530), Arrival::Recovered, "first");
+        assert_eq!(n.on_packet(back, 4), Arrival::Recovered, "last");
+        assert_eq!((n.missing(), n.missing.len()), (9, 1));
+        assert_eq!(n.on_packet(back, 0), Arrival::Recovered, "after the wrap");
+        assert_eq!(n.on_packet(back, 65_535), Arrival::Recovered, "before it");
+        assert_eq!(n.on_packet(back, 65_533), Arrival::Recovered, "middle");
+        assert_eq!(n.on_packet(back, 65_533), Arrival::Old, "a duplicate");
+        // 65 531-65 532, 65 534 and 1-3 are left, in three runs.
+        assert_eq!((n.missing(), n.missing.len()), (6, 3));
+        assert_eq!(n.stats().recovered, 5);
+        let t2 = t1 + 60 * MS;
+        assert_eq!(n.poll_timeout(), Some(t2));
+        assert_eq!(n.take_due(t2, rtt), vec![65_531, 65_532, 65_534, 1, 2, 3]);
+        // A key frame past 65 531 and 0: the runs are cut there.
+        n.forget_through(65_531);
+        n.forget_through(0);
+        assert_eq!((n.missing(), n.missing.len()), (3, 1));
+        assert_eq!(n.stats().given_up, 3);
+        assert_eq!(n.take_due(t2 + 60 * MS, rtt), vec![1, 2, 3]);
+        n.forget_through(2);
+        assert_eq!(n.on_packet(t2 + 60 * MS, 3), Arrival::Recovered);
+        assert_eq!((n.missing(), n.missing.len()), (0, 0));
+    }
+
+    /// A sender jumping ahead by almost the most asked for at every packet
+    /// costs one run per packet, however many packets it leaves missing:
+    /// the oldest goes, mostly or whole, to make room. What is left of it
+    /// is asked for before the next packet comes.
+    #[test]
+    fn large_gaps_every_packet_stay_a_few_runs() {
+        let t0 = Instant::now();
+        let mut n = NackRequester::new();
+        let jump = MAX_MISSING as u16 - 12;
+        for i in 0..1_000u16 {
+            let now = t0 + REORDER_WAIT * u32::from(i);
+            assert_eq!(n.on_packet(now, i.wrapping_mul(jump)), Arrival::New);
+            assert!(n.missing() <= MAX_MISSING);
+            assert!(n.missing.len() <= 2, "{} runs", n.missing.len());
+            n.take_due(now, None);
+        }
+        let s = n.stats();
+        assert_eq!(s.given_up + n.missing() as u64, 999 * u64::from(jump - 1));
+        assert!(s.packets_requested > 0);
     }
 
     #[test]
