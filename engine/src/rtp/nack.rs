@@ -6,7 +6,9 @@
 //! every round trip and a little ([`RETRY_MARGIN`]) while it does not come,
 //! up to [`MAX_REQUESTS`] times, and forgotten once it has been missing for
 //! the give-up time (the call sets it, like the frame assembler's wait, from
-//! [`recovery_wait`]) or once the assembler has given its place up
+//! [`recovery_wait`]) with no retransmission coming meanwhile (the sender
+//! paces a burst of them over hundreds of ms: while they come, the rest are
+//! on their way), or once the assembler has given its place up
 //! ([`NackRequester::forget_through`]). Requests due within
 //! [`MIN_NACK_INTERVAL`] of each other go in one NACK. A jump of more than
 //! [`MAX_MISSING`] packets is a loss too large to repair this way (a key
@@ -109,6 +111,12 @@ struct Missing {
 }
 
 impl Missing {
+    /// Since when it counts as waited for: since it was found missing, or
+    /// since the latest retransmission came (`progress`), if later.
+    fn waiting_since(&self, progress: Option<Instant>) -> Instant {
+        progress.map_or(self.since, |p| p.max(self.since))
+    }
+
     /// Packets in the run that starts at `first`.
     fn len(&self, first: u64) -> usize {
         (self.last - first + 1) as usize
@@ -128,6 +136,10 @@ pub struct NackRequester {
     /// The round-trip time of the last requests.
     rtt: Duration,
     last_request: Option<Instant>,
+    /// When the latest retransmission came: while they keep coming, the
+    /// rest are on their way (the sender paces a burst of them), and
+    /// nothing is given up.
+    last_recovered: Option<Instant>,
     stats: NackStats,
 }
 
@@ -147,11 +159,13 @@ impl NackRequester {
             give_up_after: recovery_wait(None),
             rtt: DEFAULT_RTT,
             last_request: None,
+            last_recovered: None,
             stats: NackStats::default(),
         }
     }
 
-    /// Forgets a missing packet once it has been missing for `wait`.
+    /// Forgets a missing packet once it has been missing for `wait`, and
+    /// no retransmission has come for as long.
     pub fn set_give_up_after(&mut self, wait: Duration) {
         self.give_up_after = wait;
     }
@@ -179,6 +193,7 @@ impl NackRequester {
             return match self.remove(ext) {
                 Some(m) if retransmitted(&m) => {
                     self.stats.recovered += 1;
+                    self.last_recovered = Some(now);
                     Arrival::Recovered
                 }
                 Some(_) => Arrival::Reordered,
@@ -265,10 +280,10 @@ impl NackRequester {
     /// longer than the give-up time or asked for [`MAX_REQUESTS`] times.
     pub fn take_due(&mut self, now: Instant, rtt: Option<Duration>) -> Vec<u16> {
         self.rtt = rtt.unwrap_or(DEFAULT_RTT);
-        let give_up = self.give_up_after;
+        let (give_up, progress) = (self.give_up_after, self.last_recovered);
         let mut forgotten = 0;
         self.missing.retain(|&first, m| {
-            let keep = now.saturating_duration_since(m.since) < give_up
+            let keep = now.saturating_duration_since(m.waiting_since(progress)) < give_up
                 && (m.requests < MAX_REQUESTS || m.next > now);
             if !keep {
                 forgotten += m.len(first);
@@ -307,7 +322,7 @@ impl NackRequester {
         self.missing
             .values()
             .map(|m| {
-                let forget = m.since + self.give_up_after;
+                let forget = m.waiting_since(self.last_recovered) + self.give_up_after;
                 // The next request, no sooner than the NACK interval allows;
                 // or when the packet is forgotten.
                 let ask = quiet_until.map_or(m.next, |q| m.next.max(q));
@@ -457,6 +472,32 @@ mod tests {
     /// A packet arriving inside a run of missing ones splits it, at either
     /// end, in the middle and across the wrap from 65 535 to 0; the rest
     /// keep the run's state, asked for together.
+    #[test]
+    fn nothing_is_given_up_while_retransmissions_keep_coming() {
+        let t0 = Instant::now();
+        let mut n = NackRequester::new();
+        n.set_give_up_after(200 * MS);
+        n.on_packet(t0, 0);
+        n.on_packet(t0, 31);
+        let t1 = t0 + REORDER_WAIT;
+        assert_eq!(n.take_due(t1, Some(60 * MS)).len(), 30);
+        // The sender paces them: one every 10 ms from a round trip on.
+        let mut t = t1 + 60 * MS;
+        for seq in 1..=30 {
+            assert_eq!(n.on_packet(t, seq), Arrival::Recovered, "{seq}");
+            t += 10 * MS;
+            n.take_due(t, Some(60 * MS));
+        }
+        assert_eq!(n.stats().given_up, 0);
+        // Once they stop, the rest is given up the give-up time later.
+        n.on_packet(t, 40);
+        let quiet = t + 200 * MS;
+        n.take_due(quiet - MS, Some(60 * MS));
+        assert_eq!(n.missing(), 8);
+        n.take_due(quiet, Some(60 * MS));
+        assert_eq!((n.missing(), n.stats().given_up), (0, 8));
+    }
+
     #[test]
     fn a_packet_inside_a_run_splits_it() {
         let t0 = Instant::now();
