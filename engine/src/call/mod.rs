@@ -110,7 +110,9 @@ pub struct CallConfig {
     pub media_timeout: Duration,
     /// Shortest RTCP report interval (RFC 3550: 5 s); each report is
     /// scheduled at a randomised multiple of the bandwidth-based interval
-    /// (RFC 3550 §6.3), never below this.
+    /// (RFC 3550 §6.3), never below this. A call with video takes RFC
+    /// 3550 §6.2's reduced minimum (360 s over the session's kbit/s,
+    /// about 1 s) when that is shorter.
     pub rtcp_interval: Duration,
     /// Interval of [`Event::Stats`].
     pub stats_interval: Duration,

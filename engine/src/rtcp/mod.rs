@@ -4,7 +4,9 @@
 
 mod report;
 
-pub use report::{IntervalRng, Membership, ReportSchedule, Reporter, UDP_IP_OVERHEAD, ntp_from};
+pub use report::{
+    IntervalRng, Membership, ReportSchedule, Reporter, UDP_IP_OVERHEAD, ntp_from, reduced_minimum,
+};
 
 use bytes::Bytes;
 use rtc_rtcp::packet::Packet;

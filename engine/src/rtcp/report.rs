@@ -24,6 +24,12 @@ pub const UDP_IP_OVERHEAD: usize = 28;
 /// an SRTCP SR with one report block (8 + 20 + 24 + 4 + 10) plus UDP/IP.
 const INITIAL_AVG_RTCP_SIZE: f64 = 94.0;
 
+/// RFC 3550 §6.2's reduced minimum interval between reports: 360 s
+/// divided by the session bandwidth in kbit/s (under 5 s above 72 kbit/s).
+pub fn reduced_minimum(session_bandwidth: u32) -> Duration {
+    Duration::from_secs_f64(360.0 / (f64::from(session_bandwidth.max(1)) / 1000.0))
+}
+
 /// Converts `now` to a 64-bit NTP timestamp given one anchor pair (an
 /// `Instant` and the NTP time it corresponds to). The core never reads the
 /// wall clock; the driver supplies the anchor once.
@@ -311,6 +317,14 @@ mod tests {
     use super::super::parse;
     use super::*;
     use crate::rtp::{OPUS_20MS_TICKS, OPUS_CLOCK_RATE, OPUS_PAYLOAD_TYPE};
+
+    #[test]
+    fn the_reduced_minimum_is_under_five_seconds_above_72_kbits() {
+        assert_eq!(reduced_minimum(72_000), Duration::from_secs(5));
+        assert_eq!(reduced_minimum(360_000), Duration::from_secs(1));
+        assert!(reduced_minimum(44_000) > Duration::from_secs(8));
+        assert!(reduced_minimum(0) > Duration::from_secs(3600));
+    }
 
     #[test]
     fn ntp_conversion() {
