@@ -437,6 +437,8 @@ impl Media {
         let len = buf.len();
         match self.stream.receive(now, &mut buf, len)? {
             Received::Audio(p) => {
+                self.sync
+                    .on_audio_received(now, p.header.timestamp, p.header.marker);
                 self.packets_received += 1;
                 self.bytes_received += p.payload.len() as u64;
                 let pkt = RtpPacket {

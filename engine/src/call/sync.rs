@@ -8,6 +8,12 @@
 //! the instant it was captured on the same clock as the audio's; the
 //! audio's RTP timestamp as it plays says which instant is being heard.
 //! The frame is due when the audio catches up with it.
+//!
+//! Where the audio will be heard is known only once it plays: a talkspurt
+//! after a pause may start later (or sooner) than the last one ran, if the
+//! buffer's delay moved in the silence. So a frame captured after a
+//! talkspurt began that has arrived but not yet started to play waits for
+//! it; the first words and the lips that say them come out together.
 
 use crate::rtp::SenderClock;
 use std::time::{Duration, Instant};
@@ -24,6 +30,31 @@ pub struct AvSync {
     /// The latest audio played from the peer's stream: when, and its RTP
     /// timestamp.
     played: Option<(Instant, u32)>,
+    /// A talkspurt's first packet that has arrived but not played: when
+    /// it came, and its RTP timestamp.
+    pending_start: Option<(Instant, u32)>,
+}
+
+/// When a video frame is due (see [`AvSync::due`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// At once: the peer's clocks (its SRs on both streams) or where its
+    /// audio plays are not known yet.
+    Now,
+    /// When the audio captured with it plays.
+    At(Instant),
+    /// Once audio still to be played has started: the frame was captured
+    /// after a talkspurt began that has arrived but not yet played.
+    AfterAudio,
+}
+
+/// Longest a talkspurt's start is waited for: past this it was dropped
+/// (too late, or the stream started over) and will not play.
+const START_WAIT: Duration = Duration::from_secs(1);
+
+/// Whether RTP timestamp `a` is at or after `b` (modulo 2^32).
+fn at_or_after(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) >= 0
 }
 
 /// Seconds from `c`'s SR instant to the instant of RTP `timestamp` on a
@@ -43,6 +74,7 @@ impl AvSync {
             audio: None,
             video: None,
             played: None,
+            pending_start: None,
         }
     }
 
@@ -52,9 +84,25 @@ impl AvSync {
         self.video = video;
     }
 
+    /// An audio packet with RTP `timestamp` arrived at `now`; `marker`:
+    /// the first of a talkspurt (RFC 3551 §4.1).
+    pub fn on_audio_received(&mut self, now: Instant, timestamp: u32, marker: bool) {
+        let stale = self
+            .pending_start
+            .is_some_and(|(at, _)| now.saturating_duration_since(at) >= START_WAIT);
+        if marker && (self.pending_start.is_none() || stale) {
+            self.pending_start = Some((now, timestamp));
+        }
+    }
+
     /// Audio from RTP `timestamp` on was handed to the speaker at `now`.
     pub fn on_audio_played(&mut self, now: Instant, timestamp: u32) {
         self.played = Some((now, timestamp));
+        if self.pending_start.is_some_and(|(at, start)| {
+            at_or_after(timestamp, start) || now.saturating_duration_since(at) >= START_WAIT
+        }) {
+            self.pending_start = None;
+        }
     }
 
     /// The audio played from `now` for `d` was concealment while the
@@ -72,25 +120,45 @@ impl AvSync {
 
     /// When the video frame with RTP `timestamp` is due to be shown: when
     /// the audio captured at the same instant plays, at the audio's
-    /// current delay. `None` until both streams' clocks and some played
-    /// audio are known: then there is nothing to wait for.
-    pub fn render_at(&self, timestamp: u32) -> Option<Instant> {
-        let (audio, video, (at, played)) = (self.audio?, self.video?, self.played?);
-        // Wallclock seconds from the audio being heard to the frame's capture.
+    /// current delay ([`Due::At`]); once a talkspurt that began before it
+    /// starts to play ([`Due::AfterAudio`]); at once while nothing is
+    /// known to wait for ([`Due::Now`]).
+    pub fn due(&self, timestamp: u32) -> Due {
+        let (Some(audio), Some(video), Some((at, played))) = (self.audio, self.video, self.played)
+        else {
+            return Due::Now;
+        };
+        // Wallclock seconds from the audio's SR to the frame's capture.
         let reports =
             (i128::from(video.ntp_time) - i128::from(audio.ntp_time)) as f64 / 4_294_967_296.0;
-        let ahead = reports + since_report(video, timestamp, self.video_rate)
-            - since_report(audio, played, self.audio_rate);
+        let captured = reports + since_report(video, timestamp, self.video_rate);
+        if self
+            .pending_start
+            .is_some_and(|(_, start)| captured >= since_report(audio, start, self.audio_rate))
+        {
+            return Due::AfterAudio;
+        }
+        // From the audio being heard to the frame's capture.
+        let ahead = captured - since_report(audio, played, self.audio_rate);
         if !ahead.is_finite() {
-            return None;
+            return Due::Now;
         }
         // Beyond a day either way the reports are nonsense; clamp so the
         // arithmetic cannot overflow (the caller caps the hold anyway).
         let d = Duration::from_secs_f64(ahead.abs().min(86_400.0));
-        if ahead >= 0.0 {
+        let due = if ahead >= 0.0 {
             at.checked_add(d)
         } else {
-            Some(at.checked_sub(d).unwrap_or(at))
+            at.checked_sub(d)
+        };
+        due.map_or(Due::Now, Due::At)
+    }
+
+    /// The instant of [`Due::At`], if the frame has one.
+    pub fn render_at(&self, timestamp: u32) -> Option<Instant> {
+        match self.due(timestamp) {
+            Due::At(t) => Some(t),
+            Due::Now | Due::AfterAudio => None,
         }
     }
 }
@@ -153,6 +221,33 @@ mod tests {
             s.on_audio_stalled(t0 + ten * i, ten);
         }
         assert_eq!(s.render_at(frame), Some(due + 3 * ten));
+    }
+
+    #[test]
+    fn a_frame_after_a_talkspurt_start_waits_for_it_to_play() {
+        let t0 = Instant::now();
+        let mut s = synced();
+        s.on_audio_played(t0, 5_000 + 3 * 48_000);
+        // A talkspurt starting at NTP 1003.2 arrives; a frame captured at
+        // 1003.25 waits for it to play, one captured at 1003.1 does not.
+        let start = 5_000 + 3 * 48_000 + 9_600;
+        s.on_audio_received(t0, start, true);
+        let frame = |ms: u32| (u32::MAX - 9_000).wrapping_add(67_500 - 90 * (250 - ms));
+        assert_eq!(s.due(frame(250)), Due::AfterAudio);
+        let ms = Duration::from_millis;
+        let near = |due: Due, t: Instant| matches!(due, Due::At(d) if d.max(t) - d.min(t) < Duration::from_micros(1));
+        assert!(near(s.due(frame(100)), t0 + ms(100)));
+        // It plays 300 ms late (the delay grew in the pause): the frame
+        // comes 50 ms after it.
+        s.on_audio_played(t0 + ms(500), start);
+        assert!(near(s.due(frame(250)), t0 + ms(550)));
+        // A start that never plays is forgotten after a second.
+        s.on_audio_received(t0 + ms(600), start + 48_000, true);
+        s.on_audio_received(t0 + ms(700), start + 96_000, true);
+        s.on_audio_played(t0 + ms(1_500), start + 30_000);
+        assert!(matches!(s.due(frame(250) + 90_000 * 2), Due::AfterAudio));
+        s.on_audio_played(t0 + ms(1_600), start + 31_000);
+        assert!(matches!(s.due(frame(250) + 90_000 * 2), Due::At(_)));
     }
 
     #[test]

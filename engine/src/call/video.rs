@@ -6,7 +6,7 @@
 
 use super::media::MediaError;
 use super::stats::{InboundVideo, OutboundVideo};
-use super::sync::AvSync;
+use super::sync::{AvSync, Due};
 use crate::rtp::retransmit::Retransmission;
 use crate::video::VideoConfig;
 use crate::video::assembler::{
@@ -322,12 +322,18 @@ impl Video {
         }
     }
 
-    /// When a waiting frame is due: when the audio captured with it plays,
-    /// but not later than [`MAX_SYNC_HOLD`] after it was whole; at once
-    /// while the peer's clocks are unknown.
+    /// When a waiting frame is due: when the audio captured with it plays
+    /// (or, after a talkspurt's start, once that plays), but not later
+    /// than [`MAX_SYNC_HOLD`] after it was whole; at once while the peer's
+    /// clocks are unknown.
     fn due(h: &Held, sync: &AvSync) -> Instant {
-        sync.render_at(h.frame.timestamp)
-            .map_or(h.since, |t| t.clamp(h.since, h.since + MAX_SYNC_HOLD))
+        let latest = h.since + MAX_SYNC_HOLD;
+        match sync.due(h.frame.timestamp) {
+            Due::Now => h.since,
+            Due::At(t) => t.clamp(h.since, latest),
+            // Looked at again as the audio plays.
+            Due::AfterAudio => latest,
+        }
     }
 
     /// Decodes the waiting frames that are due at `now`, in order.
