@@ -18,14 +18,16 @@
 //! buffer's wait for a lost packet (its latency, two seconds: many times
 //! what a request and its answer take on loopback, even under load).
 
+mod gst_support;
+
+use gst_support::{DEADLINE, Gst, Scratch, free_udp_port, require_gstreamer};
 use sotto_engine::rtcp::RtcpItem;
 use sotto_engine::rtp::retransmit::{MIN_HISTORY, RetransmitHistory};
 use sotto_engine::video::assembler::{AssembledFrame, FrameAssembler};
 use sotto_engine::video::vp8::{VIDEO_CLOCK_RATE, VP8_PAYLOAD_TYPE, Vp8Packetizer, is_keyframe};
 use std::collections::BTreeSet;
 use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -44,113 +46,9 @@ const MAX_PAYLOAD: usize = 500;
 /// 800 bytes: only key frames would span two packets.)
 const SOURCE: &str = "pattern=zone-plate kx2=20 ky2=20 kt=1";
 const BITRATE: u32 = 600_000;
-/// Only to fail rather than hang if GStreamer never gets there.
-const DEADLINE: Duration = Duration::from_secs(60);
 
-/// Panics, pointing at `cargo xtask setup`, if a GStreamer tool or element
-/// is missing: interop tests are never skipped silently.
-fn require_gstreamer() {
-    for tool in ["gst-launch-1.0", "gst-inspect-1.0"] {
-        let found = std::env::var_os("PATH")
-            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
-        assert!(
-            found,
-            "{tool} not found: install GStreamer (gstreamer1.0-tools, \
-             gstreamer1.0-plugins-good) with `cargo xtask setup`"
-        );
-    }
-    for element in [
-        "videotestsrc",
-        "vp8enc",
-        "vp8dec",
-        "rtpvp8pay",
-        "rtpvp8depay",
-        "rtpbin",
-    ] {
-        let ok = Command::new("gst-inspect-1.0")
-            .args(["--exists", element])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            ok,
-            "GStreamer element {element} missing: install gstreamer1.0-plugins-good \
-             and libvpx with `cargo xtask setup`"
-        );
-    }
-}
-
-/// A scratch directory, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("sotto-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A `gst-launch-1.0 -q` pipeline, killed on drop; its stderr goes to a
-/// file so that a failure can show it.
-struct Gst {
-    child: Child,
-    stderr: PathBuf,
-}
-
+/// What only the video tests ask of a pipeline.
 impl Gst {
-    fn launch(pipeline: &str, stderr: PathBuf) -> Self {
-        let child = Command::new("gst-launch-1.0")
-            .arg("-q")
-            .args(pipeline.split_whitespace())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .expect("gst-launch-1.0 starts (run `cargo xtask setup`)");
-        Self { child, stderr }
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    /// Whether it has exited; panics if it failed.
-    fn exited(&mut self) -> bool {
-        match self.child.try_wait().unwrap() {
-            None => false,
-            Some(status) => {
-                assert!(
-                    status.success(),
-                    "gst-launch-1.0 failed ({status}):\n{}",
-                    self.stderr()
-                );
-                true
-            }
-        }
-    }
-
-    fn wait(&mut self) {
-        let deadline = Instant::now() + DEADLINE;
-        while !self.exited() {
-            assert!(
-                Instant::now() < deadline,
-                "gst-launch-1.0 did not finish:\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
     /// Waits until the pipeline's `udpsrc` has bound `port`, then gives a
     /// socket sending to it and our stream's numbering.
     fn our_sender(&mut self, port: u16) -> (UdpSocket, OurStream) {
@@ -158,21 +56,6 @@ impl Gst {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
         sock.connect(("127.0.0.1", port)).unwrap();
         (sock, OurStream::new())
-    }
-
-    /// Waits for its `udpsrc` to bind `port`. Bound means ready: datagrams
-    /// wait in the socket until udpsrc reads them.
-    fn wait_bound(&mut self, port: u16) {
-        let deadline = Instant::now() + DEADLINE;
-        while !udp_port_bound(port) {
-            assert!(
-                !self.exited(),
-                "gst-launch-1.0 ended early:\n{}",
-                self.stderr()
-            );
-            assert!(Instant::now() < deadline, "udpsrc never bound {port}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
     }
 
     /// Waits for `pictures` decoded pictures in `out`, calling `meanwhile`
@@ -196,13 +79,6 @@ impl Gst {
     }
 }
 
-impl Drop for Gst {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// What GStreamer sent and what we made of it.
 struct Received {
     frames: Vec<AssembledFrame>,
@@ -220,7 +96,14 @@ fn received() -> &'static Received {
 }
 
 fn receive_from_gstreamer() -> Received {
-    require_gstreamer();
+    require_gstreamer(&[
+        "videotestsrc",
+        "vp8enc",
+        "vp8dec",
+        "rtpvp8pay",
+        "rtpvp8depay",
+        "rtpbin",
+    ]);
     let scratch = Scratch::new("video-gst-send");
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(100)))
@@ -550,15 +433,6 @@ fn assert_decoded_bit_exactly(out: &Path, reference: &[u8]) {
     }
 }
 
-/// A port that was free a moment ago, for GStreamer to bind.
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A minimal RFC 3550 header (V = 2, no CSRC, no extension) and `payload`.
 fn rtp_packet(ssrc: u32, seq: u16, ts: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
     let mut p = vec![0x80, VP8_PAYLOAD_TYPE | if marker { 0x80 } else { 0 }];
@@ -571,15 +445,4 @@ fn rtp_packet(ssrc: u32, seq: u16, ts: u32, marker: bool, payload: &[u8]) -> Vec
 
 fn file_len(path: &Path) -> usize {
     std::fs::metadata(path).map_or(0, |m| m.len() as usize)
-}
-
-/// Whether a UDP socket is bound to 127.0.0.1:`port` (from
-/// `/proc/net/udp`, so that looking does not take the port).
-fn udp_port_bound(port: u16) -> bool {
-    let want = format!("0100007F:{port:04X}");
-    std::fs::read_to_string("/proc/net/udp").is_ok_and(|t| {
-        t.lines()
-            .skip(1)
-            .any(|l| l.split_whitespace().nth(1) == Some(want.as_str()))
-    })
 }
