@@ -104,6 +104,10 @@ struct Missing {
     since: Instant,
     /// When it was first asked for.
     first_asked: Option<Instant>,
+    /// When it was last asked for: the runs of one NACK share it.
+    last_asked: Option<Instant>,
+    /// When the latest retransmission a NACK of it asked for came.
+    progress: Option<Instant>,
     /// Requests made for it.
     requests: u32,
     /// When it is asked for next.
@@ -112,9 +116,11 @@ struct Missing {
 
 impl Missing {
     /// Since when it counts as waited for: since it was found missing, or
-    /// since the latest retransmission came (`progress`), if later.
-    fn waiting_since(&self, progress: Option<Instant>) -> Instant {
-        progress.map_or(self.since, |p| p.max(self.since))
+    /// since the latest retransmission its last NACK asked for came, if
+    /// later (the sender paces a NACK's packets out over hundreds of ms:
+    /// while they come, the rest are on their way).
+    fn waiting_since(&self) -> Instant {
+        self.progress.map_or(self.since, |p| p.max(self.since))
     }
 
     /// Packets in the run that starts at `first`.
@@ -136,10 +142,6 @@ pub struct NackRequester {
     /// The round-trip time of the last requests.
     rtt: Duration,
     last_request: Option<Instant>,
-    /// When the latest retransmission came: while they keep coming, the
-    /// rest are on their way (the sender paces a burst of them), and
-    /// nothing is given up.
-    last_recovered: Option<Instant>,
     stats: NackStats,
 }
 
@@ -159,7 +161,6 @@ impl NackRequester {
             give_up_after: recovery_wait(None),
             rtt: DEFAULT_RTT,
             last_request: None,
-            last_recovered: None,
             stats: NackStats::default(),
         }
     }
@@ -193,7 +194,12 @@ impl NackRequester {
             return match self.remove(ext) {
                 Some(m) if retransmitted(&m) => {
                     self.stats.recovered += 1;
-                    self.last_recovered = Some(now);
+                    // The rest of its NACK is on its way.
+                    for run in self.missing.values_mut() {
+                        if run.last_asked == m.last_asked {
+                            run.progress = Some(now);
+                        }
+                    }
                     Arrival::Recovered
                 }
                 Some(_) => Arrival::Reordered,
@@ -205,6 +211,8 @@ impl NackRequester {
                 last: ext - 1,
                 since: now,
                 first_asked: None,
+                last_asked: None,
+                progress: None,
                 requests: 0,
                 next: now + REORDER_WAIT,
             };
@@ -280,10 +288,10 @@ impl NackRequester {
     /// longer than the give-up time or asked for [`MAX_REQUESTS`] times.
     pub fn take_due(&mut self, now: Instant, rtt: Option<Duration>) -> Vec<u16> {
         self.rtt = rtt.unwrap_or(DEFAULT_RTT);
-        let (give_up, progress) = (self.give_up_after, self.last_recovered);
+        let give_up = self.give_up_after;
         let mut forgotten = 0;
         self.missing.retain(|&first, m| {
-            let keep = now.saturating_duration_since(m.waiting_since(progress)) < give_up
+            let keep = now.saturating_duration_since(m.waiting_since()) < give_up
                 && (m.requests < MAX_REQUESTS || m.next > now);
             if !keep {
                 forgotten += m.len(first);
@@ -304,6 +312,7 @@ impl NackRequester {
             if m.next <= now && m.requests < MAX_REQUESTS {
                 m.requests += 1;
                 m.first_asked.get_or_insert(now);
+                m.last_asked = Some(now);
                 m.next = now + retry;
                 due.extend((first..=m.last).map(|ext| ext as u16));
             }
@@ -322,7 +331,7 @@ impl NackRequester {
         self.missing
             .values()
             .map(|m| {
-                let forget = m.waiting_since(self.last_recovered) + self.give_up_after;
+                let forget = m.waiting_since() + self.give_up_after;
                 // The next request, no sooner than the NACK interval allows;
                 // or when the packet is forgotten.
                 let ask = quiet_until.map_or(m.next, |q| m.next.max(q));
@@ -469,35 +478,46 @@ mod tests {
         );
     }
 
-    /// A packet arriving inside a run of missing ones splits it, at either
-    /// end, in the middle and across the wrap from 65 535 to 0; the rest
-    /// keep the run's state, asked for together.
+    /// While the packets a NACK asked for keep coming (the sender paces
+    /// them out over hundreds of ms), the rest of that NACK is not given up;
+    /// a run asked for in another NACK, whose packets never come, is given
+    /// up on time meanwhile; and once they stop coming, the rest is given
+    /// up the give-up time after the last one came.
     #[test]
-    fn nothing_is_given_up_while_retransmissions_keep_coming() {
+    fn a_nack_being_answered_is_not_given_up_but_the_others_are() {
         let t0 = Instant::now();
+        let rtt = Some(60 * MS);
         let mut n = NackRequester::new();
         n.set_give_up_after(200 * MS);
         n.on_packet(t0, 0);
         n.on_packet(t0, 31);
         let t1 = t0 + REORDER_WAIT;
-        assert_eq!(n.take_due(t1, Some(60 * MS)).len(), 30);
-        // The sender paces them: one every 10 ms from a round trip on.
+        assert_eq!(n.take_due(t1, rtt), (1..=30).collect::<Vec<u16>>());
+        // 32..=49, in a NACK of their own, are never sent again.
+        n.on_packet(t1 + 5 * MS, 50);
+        assert_eq!(
+            n.take_due(t1 + 20 * MS, rtt),
+            (32..=49).collect::<Vec<u16>>()
+        );
+        // 1..=25 come one every 10 ms from a round trip on; 26..=30 never.
         let mut t = t1 + 60 * MS;
-        for seq in 1..=30 {
+        for seq in 1..=25 {
             assert_eq!(n.on_packet(t, seq), Arrival::Recovered, "{seq}");
+            n.take_due(t, rtt);
             t += 10 * MS;
-            n.take_due(t, Some(60 * MS));
         }
-        assert_eq!(n.stats().given_up, 0);
-        // Once they stop, the rest is given up the give-up time later.
-        n.on_packet(t, 40);
-        let quiet = t + 200 * MS;
-        n.take_due(quiet - MS, Some(60 * MS));
-        assert_eq!(n.missing(), 8);
-        n.take_due(quiet, Some(60 * MS));
-        assert_eq!((n.missing(), n.stats().given_up), (0, 8));
+        let last = t - 10 * MS;
+        assert_eq!(n.stats().given_up, 18, "32..=49 went on time");
+        assert_eq!(n.missing(), 5);
+        n.take_due(last + 199 * MS, rtt);
+        assert_eq!(n.missing(), 5);
+        n.take_due(last + 200 * MS, rtt);
+        assert_eq!((n.missing(), n.stats().given_up), (0, 23));
     }
 
+    /// A packet arriving inside a run of missing ones splits it, at either
+    /// end, in the middle and across the wrap from 65 535 to 0; the rest
+    /// keep the run's state, asked for together.
     #[test]
     fn a_packet_inside_a_run_splits_it() {
         let t0 = Instant::now();
