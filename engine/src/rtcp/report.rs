@@ -7,6 +7,9 @@ use crate::rtp::{ReceiverStats, RtpSender};
 use bytes::Bytes;
 use rtc_rtcp::receiver_report::ReceiverReport;
 use rtc_rtcp::sender_report::SenderReport;
+use rtc_rtcp::source_description::{
+    SdesType, SourceDescription, SourceDescriptionChunk, SourceDescriptionItem,
+};
 use std::time::{Duration, Instant};
 
 /// Share of the session bandwidth RTCP may use (RFC 3550 §6.2).
@@ -215,15 +218,23 @@ pub struct Reporter {
     ssrc: u32,
     ntp_anchor: (Instant, u64),
     rtt: Option<Duration>,
+    /// Our CNAME: random for each call (RFC 7022), the same for all our
+    /// SSRCs, which is how a receiver knows to line them up (RFC 3550
+    /// §6.5.1).
+    cname: Bytes,
 }
 
 impl Reporter {
     /// A reporter for local SSRC `ssrc`; `ntp_anchor` maps an `Instant` to NTP time.
     pub fn new(ssrc: u32, ntp_anchor: (Instant, u64)) -> Self {
+        // 96 random bits (RFC 7022 §4.2), in hex.
+        let id: [u8; 12] = crate::zrtp::crypto::random();
+        let cname = id.iter().map(|b| format!("{b:02x}")).collect::<String>();
         Self {
             ssrc,
             ntp_anchor,
             rtt: None,
+            cname: Bytes::from(cname),
         }
     }
 
@@ -234,9 +245,10 @@ impl Reporter {
 
     /// Builds a compound packet: an SR for each of `senders` (the report
     /// blocks, one for each remote stream that has sent, go in the first),
-    /// or an RR when we have sent nothing. Each SR pairs one NTP instant
-    /// with that stream's RTP time (RFC 3550 §6.4.1), so the peer can line
-    /// our audio and video up (§6.4.1: "media-independent").
+    /// or an RR when we have sent nothing, then an SDES with our CNAME for
+    /// each of those SSRCs (RFC 3550 §6.1: in every compound packet). Each
+    /// SR pairs one NTP instant with that stream's RTP time (§6.4.1), so
+    /// the peer can line our audio and video up.
     pub fn build<'a, 's>(
         &self,
         now: Instant,
@@ -249,7 +261,9 @@ impl Reporter {
             .collect();
         let ntp_time = ntp_from(self.ntp_anchor, now);
         let mut packets: Vec<Box<dyn rtc_rtcp::packet::Packet>> = Vec::new();
+        let mut sources = Vec::new();
         for s in senders {
+            sources.push(s.ssrc());
             packets.push(Box::new(SenderReport {
                 ssrc: s.ssrc(),
                 ntp_time,
@@ -261,12 +275,24 @@ impl Reporter {
             }));
         }
         if packets.is_empty() {
+            sources.push(self.ssrc);
             packets.push(Box::new(ReceiverReport {
                 ssrc: self.ssrc,
                 reports,
                 profile_extensions: Bytes::new(),
             }));
         }
+        let chunks = sources
+            .into_iter()
+            .map(|source| SourceDescriptionChunk {
+                source,
+                items: vec![SourceDescriptionItem {
+                    sdes_type: SdesType::SdesCname,
+                    text: self.cname.clone(),
+                }],
+            })
+            .collect();
+        packets.push(Box::new(SourceDescription { chunks }));
         encode(&packets)
     }
 
@@ -392,6 +418,42 @@ mod tests {
         let rtt = a_rep.rtt().unwrap();
         let err = rtt.as_secs_f64() - 0.120;
         assert!(err.abs() < 0.001, "rtt {rtt:?}");
+    }
+
+    /// RFC 3550 §6.1: every compound packet starts with an SR or RR and
+    /// carries an SDES with the CNAME, one for all of a participant's SSRCs.
+    #[test]
+    fn compound_packets_name_every_ssrc_with_one_cname() {
+        let t0 = Instant::now();
+        let rep = Reporter::new(0xA, (t0, 1 << 32));
+        let audio = RtpSender::new(0xA, OPUS_PAYLOAD_TYPE, 1, 0).unwrap();
+        let video = RtpSender::new(0xB, 96, 1, 0).unwrap();
+        let cnames = |pkt: Vec<u8>| {
+            let packets = rtc_rtcp::packet::unmarshal(&mut pkt.as_slice()).unwrap();
+            assert!(
+                packets[0].as_any().is::<SenderReport>()
+                    || packets[0].as_any().is::<ReceiverReport>()
+            );
+            let sdes = packets
+                .iter()
+                .find_map(|p| p.as_any().downcast_ref::<SourceDescription>().cloned())
+                .expect("an SDES");
+            sdes.chunks
+                .iter()
+                .map(|c| (c.source, c.items[0].sdes_type, c.items[0].text.clone()))
+                .collect::<Vec<_>>()
+        };
+        let both = cnames(rep.build(t0, [&audio, &video], []).unwrap());
+        assert_eq!(both.len(), 2);
+        assert_eq!((both[0].0, both[1].0), (0xA, 0xB));
+        assert!(both.iter().all(|c| c.1 == SdesType::SdesCname));
+        assert_eq!(both[0].2, both[1].2);
+        assert_eq!(both[0].2.len(), 24, "96 random bits in hex");
+        let rr = cnames(rep.build(t0, [], []).unwrap());
+        assert_eq!((rr[0].0, &rr[0].2), (0xA, &both[0].2));
+        // Another call, another name.
+        let other = Reporter::new(0xA, (t0, 1 << 32));
+        assert_ne!(cnames(other.build(t0, [], []).unwrap())[0].2, rr[0].2);
     }
 
     const TWO_SENDERS: Membership = Membership {
