@@ -2,7 +2,7 @@
 //! through the same objects a real call runs, over links with loss.
 
 use sotto_engine::call::{CallConfig, CallStats, VideoStats};
-use sotto_engine::sim::{LinkSchedule, Network, Side, Sim, SimVideo};
+use sotto_engine::sim::{DeviceClock, LinkSchedule, Network, Side, Sim, SimVideo};
 use sotto_engine::video::VideoConfig;
 use sotto_jitter::link::synthetic::{GilbertElliott, SyntheticConfig, SyntheticLink};
 use std::time::{Duration, Instant};
@@ -400,9 +400,9 @@ fn beep_starts(pcm: &[i16]) -> Vec<usize> {
 }
 
 /// Lip sync, measured from outside the call as a studio does, with a beep
-/// and a picture captured at one instant: over a jittery link whose
-/// handovers move the audio's delay, each beep's audio and the frame
-/// captured with it come out at the same time. Audio and video are
+/// and a picture captured at one instant: over a jittery, lossy link whose
+/// handovers move the audio's delay, to a sound card, each beep's audio
+/// and the frame captured with it come out at the same time. Audio and video are
 /// timed on the simulator's own clock (sample and frame indices, the
 /// 10 ms ticks they were captured and played at), not by the sync code.
 #[test]
@@ -422,6 +422,13 @@ fn video_is_shown_with_the_audio_captured_with_it() {
                 recovery: Duration::from_secs(1),
                 drop_during_outage: false,
             }),
+            // About 1 % lost, in bursts: the buffer conceals, and waits.
+            loss: Some(GilbertElliott {
+                p_good_to_bad: 0.005,
+                p_bad_to_good: 0.5,
+                loss_good: 0.0,
+                loss_bad: 1.0,
+            }),
             seed,
             ..SyntheticConfig::default()
         })
@@ -438,6 +445,16 @@ fn video_is_shown_with_the_audio_captured_with_it() {
     for side in [Side::A, Side::B] {
         sim.set_video(side, SimVideo::new(WIDTH, HEIGHT, FPS).unwrap());
     }
+    // B hears through a sound card that takes 40 ms at a time: audio
+    // waits in its queue before it is heard.
+    sim.set_device(
+        Side::B,
+        DeviceClock {
+            slow_ppm: 0.0,
+            period: 1_920,
+        },
+    )
+    .unwrap();
     sim.connect(Duration::from_secs(2), Duration::from_secs(10))
         .unwrap();
     // The first SRs on both streams come within the first second (RTCP at
@@ -488,13 +505,15 @@ fn video_is_shown_with_the_audio_captured_with_it() {
     // offset down to -125), or earlier by up to 45, is not noticed.
     // Frames are shown on 10 ms ticks, and the simulator's microphone
     // hands the call each 10 ms a tick early: a few ms either way is the
-    // measurement's own grain. Without the sync, this link shows each
-    // frame 216-506 ms before its audio; without waiting for a talkspurt
-    // to start, the first frames of three beeps came 106-126 ms early.
-    assert!(
-        offsets.iter().all(|&o| (-125.0..=45.0).contains(&o)),
-        "{offsets:?}"
-    );
+    // measurement's own grain. No picture comes noticeably before its
+    // sound; one comes late when a packet of it was lost and sent again
+    // (the audio does not wait for the video). Without the sync, this
+    // link shows each frame 216-506 ms before its audio; without waiting
+    // for a talkspurt to start, the first frames of some beeps came
+    // 106-126 ms early.
+    assert!(offsets.iter().all(|&o| o >= -125.0), "{offsets:?}");
+    let noticed = offsets.iter().filter(|&&o| o > 45.0).count();
+    assert!(noticed * 10 <= offsets.len(), "{offsets:?}");
     offsets.sort_by(f64::total_cmp);
     let median = offsets[offsets.len() / 2];
     assert!(median.abs() <= 20.0, "median {median:.0} ms");

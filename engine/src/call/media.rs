@@ -174,6 +174,9 @@ impl AudioConfig {
 pub(crate) struct Media {
     stream: MediaStream,
     encoder: OpusEncoder,
+    /// The encoder's algorithmic delay: what the peer decodes at a
+    /// packet's timestamp was captured this much before its first sample.
+    lookahead: Duration,
     jitter: JitterBuffer,
     ssrc: u32,
     pending: Vec<i16>,
@@ -242,13 +245,16 @@ impl Media {
             .bitrate
             .saturating_add(HEADER_BITRATE)
             .saturating_add(video.map_or(0, |v| v.start_bitrate));
-        // With video the session is fast enough for RFC 3550's reduced
-        // minimum: reports about every second, so the video's bitrate
-        // follows its loss, NACK learns the RTT and lip sync starts within
-        // the first second. Audio alone keeps the 5 s.
+        // With video, RFC 3550's reduced minimum (about a second at the
+        // default bitrates): the video's bitrate follows its loss, NACK
+        // learns the RTT and lip sync starts within the first second.
+        // Audio alone keeps the configured interval.
+        let min_interval = video.map_or(rtcp_interval, |_| {
+            rtcp_interval.min(reduced_minimum(bandwidth))
+        });
         let schedule = ReportSchedule::new(
             now,
-            rtcp_interval.min(reduced_minimum(bandwidth)),
+            min_interval,
             bandwidth,
             audio
                 .rtcp_seed
@@ -278,12 +284,14 @@ impl Media {
             .with_clock_rate(VIDEO_CLOCK_RATE);
             stream = stream.with_video(sender, nack_history);
         }
-        let encoder = OpusEncoder::new(audio.opus_config())?;
+        let mut encoder = OpusEncoder::new(audio.opus_config())?;
+        let lookahead = encoder.lookahead()? as u64 * 1_000_000 / u64::from(SAMPLE_RATE);
         let decoder = OpusDecoder::new(SAMPLE_RATE, 1)?;
         let jitter = JitterBuffer::new(audio.jitter.clone(), Box::new(decoder))?;
         Ok(Self {
             stream,
             encoder,
+            lookahead: Duration::from_micros(lookahead),
             jitter,
             ssrc,
             pending: Vec::with_capacity(FRAME_SAMPLES),
@@ -412,8 +420,13 @@ impl Media {
             self.stream.skip(FRAME_SAMPLES as u32);
             return Ok(());
         }
-        // Its first sample was captured a frame before the latest PCM.
-        let captured = self.clock.checked_sub(FRAME).unwrap_or(self.clock);
+        // Its first sample was captured a frame before the latest PCM; what
+        // the peer hears at its timestamp, the lookahead before that
+        // (GStreamer's opusenc shifts its timestamps to the same end).
+        let captured = self
+            .clock
+            .checked_sub(FRAME + self.lookahead)
+            .unwrap_or(self.clock);
         let mut buf = vec![0u8; MAX_DATAGRAM];
         let n = self
             .stream
@@ -469,6 +482,14 @@ impl Media {
             }
             Received::Control(items) => self.on_rtcp(now, &items),
         }
+        // An SR may have paired the peer's clocks anew, and a new SSRC
+        // unpaired them.
+        self.sync.set_clocks(
+            self.stream.remote_stats().sender_clock(),
+            self.stream
+                .remote_video_stats()
+                .and_then(ReceiverStats::sender_clock),
+        );
         Ok(())
     }
 
@@ -507,13 +528,6 @@ impl Media {
                 _ => {}
             }
         }
-        // An SR may have paired the peer's clocks anew.
-        self.sync.set_clocks(
-            self.stream.remote_stats().sender_clock(),
-            self.stream
-                .remote_video_stats()
-                .and_then(ReceiverStats::sender_clock),
-        );
         // A report may have moved the round-trip time a retransmission takes.
         if let Some(v) = self.video.as_mut()
             && self.stream.video_nack_counts().is_some()
@@ -528,22 +542,30 @@ impl Media {
         self.tick(now);
         let pulled = self.jitter.pull(now, out);
         let mut started = false;
+        // Lip sync takes the audio as heard when pulled: the device's own
+        // latency is not known here (in the simulator, a sound card taking
+        // 40 or 100 ms at a time moved the beeps by 10 ms at most).
+        let heard = now;
         while let Some(e) = self.jitter.poll_event() {
-            // Where a packet's audio begins in this block: the one place
-            // its RTP timestamp is heard (stretching moves the rest).
-            if let JitterEvent::Played {
-                timestamp, offset, ..
-            } = e
-            {
-                let into =
-                    Duration::from_micros(offset as u64 * 1_000_000 / u64::from(SAMPLE_RATE));
-                self.sync.on_audio_played(now + into, timestamp);
-                started = true;
+            match e {
+                // Where a packet's audio begins in this block: the one
+                // place its RTP timestamp is heard (stretching moves the rest).
+                JitterEvent::Played {
+                    timestamp, offset, ..
+                } => {
+                    let into =
+                        Duration::from_micros(offset as u64 * 1_000_000 / u64::from(SAMPLE_RATE));
+                    self.sync.on_audio_played(heard + into, timestamp);
+                    started = true;
+                }
+                JitterEvent::Reset { .. } => self.sync.on_audio_reset(),
+                _ => {}
             }
         }
         if !started && pulled.operation == Operation::Expand {
-            self.sync.on_audio_stalled(now, PULL);
+            self.sync.on_audio_stalled(heard, PULL);
         }
+        self.sync.on_pull(now);
         out.resize(PULL_SAMPLES, 0);
         // Frames wait for this audio (lip sync).
         if let Some(v) = self.video.as_mut() {

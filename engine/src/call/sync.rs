@@ -33,6 +33,9 @@ pub struct AvSync {
     /// A talkspurt's first packet that has arrived but not played: when
     /// it came, and its RTP timestamp.
     pending_start: Option<(Instant, u32)>,
+    /// How long the audio has been concealing since it last played a
+    /// packet.
+    stalled: Duration,
 }
 
 /// When a video frame is due (see [`AvSync::due`]).
@@ -51,6 +54,14 @@ pub enum Due {
 /// Longest a talkspurt's start is waited for: past this it was dropped
 /// (too late, or the stream started over) and will not play.
 const START_WAIT: Duration = Duration::from_secs(1);
+/// Longest the audio's clock stands still while the buffer conceals: past
+/// this the peer's audio is gone (a stalled microphone, a peer that mutes
+/// by sending nothing), and the pictures go on without it.
+const MAX_STALL: Duration = Duration::from_millis(500);
+/// Farther apart than this, a frame and the audio being heard are not
+/// worth lining up: the reports are wrong, or the audio is seconds behind
+/// after an outage; frames are shown as they come.
+const MAX_AHEAD: f64 = 3.0;
 
 /// Whether RTP timestamp `a` is at or after `b` (modulo 2^32).
 fn at_or_after(a: u32, b: u32) -> bool {
@@ -75,6 +86,7 @@ impl AvSync {
             video: None,
             played: None,
             pending_start: None,
+            stalled: Duration::ZERO,
         }
     }
 
@@ -87,10 +99,8 @@ impl AvSync {
     /// An audio packet with RTP `timestamp` arrived at `now`; `marker`:
     /// the first of a talkspurt (RFC 3551 §4.1).
     pub fn on_audio_received(&mut self, now: Instant, timestamp: u32, marker: bool) {
-        let stale = self
-            .pending_start
-            .is_some_and(|(at, _)| now.saturating_duration_since(at) >= START_WAIT);
-        if marker && (self.pending_start.is_none() || stale) {
+        self.on_pull(now);
+        if marker && self.pending_start.is_none() {
             self.pending_start = Some((now, timestamp));
         }
     }
@@ -98,9 +108,11 @@ impl AvSync {
     /// Audio from RTP `timestamp` on was handed to the speaker at `now`.
     pub fn on_audio_played(&mut self, now: Instant, timestamp: u32) {
         self.played = Some((now, timestamp));
-        if self.pending_start.is_some_and(|(at, start)| {
-            at_or_after(timestamp, start) || now.saturating_duration_since(at) >= START_WAIT
-        }) {
+        self.stalled = Duration::ZERO;
+        if self
+            .pending_start
+            .is_some_and(|(_, start)| at_or_after(timestamp, start))
+        {
             self.pending_start = None;
         }
     }
@@ -108,14 +120,39 @@ impl AvSync {
     /// The audio played from `now` for `d` was concealment while the
     /// buffer waited for late packets: the peer's clock, as heard, stood
     /// still, and the frames wait with it. (When it concealed a lost
-    /// packet instead, the next packet played puts the clock right.)
+    /// packet instead, the next packet played puts the clock right.) Past
+    /// [`MAX_STALL`] the audio counts as gone: frames no longer wait.
     pub fn on_audio_stalled(&mut self, now: Instant, d: Duration) {
         let Some((at, ts)) = self.played else {
             return;
         };
+        self.stalled += d;
+        if self.stalled > MAX_STALL {
+            self.played = None;
+            return;
+        }
         let heard = now.saturating_duration_since(at);
         let ticks = heard.as_nanos() * u128::from(self.audio_rate) / 1_000_000_000;
         self.played = Some((now + d, ts.wrapping_add(ticks as u32)));
+    }
+
+    /// Each pull, at `now`: a talkspurt's start that has not played within
+    /// [`START_WAIT`] is no longer waited for.
+    pub fn on_pull(&mut self, now: Instant) {
+        if self
+            .pending_start
+            .is_some_and(|(at, _)| now.saturating_duration_since(at) >= START_WAIT)
+        {
+            self.pending_start = None;
+        }
+    }
+
+    /// The peer's audio stream started over (a new SSRC, a timestamp
+    /// jump): where it plays is known again once it plays.
+    pub fn on_audio_reset(&mut self) {
+        self.played = None;
+        self.pending_start = None;
+        self.stalled = Duration::ZERO;
     }
 
     /// When the video frame with RTP `timestamp` is due to be shown: when
@@ -128,9 +165,9 @@ impl AvSync {
         else {
             return Due::Now;
         };
-        // Wallclock seconds from the audio's SR to the frame's capture.
-        let reports =
-            (i128::from(video.ntp_time) - i128::from(audio.ntp_time)) as f64 / 4_294_967_296.0;
+        // Wallclock seconds from the audio's SR to the frame's capture (NTP
+        // time wraps in 2036, like an RTP clock).
+        let reports = video.ntp_time.wrapping_sub(audio.ntp_time) as i64 as f64 / 4_294_967_296.0;
         let captured = reports + since_report(video, timestamp, self.video_rate);
         if self
             .pending_start
@@ -140,12 +177,10 @@ impl AvSync {
         }
         // From the audio being heard to the frame's capture.
         let ahead = captured - since_report(audio, played, self.audio_rate);
-        if !ahead.is_finite() {
+        if ahead.is_nan() || ahead.abs() > MAX_AHEAD {
             return Due::Now;
         }
-        // Beyond a day either way the reports are nonsense; clamp so the
-        // arithmetic cannot overflow (the caller caps the hold anyway).
-        let d = Duration::from_secs_f64(ahead.abs().min(86_400.0));
+        let d = Duration::from_secs_f64(ahead.abs());
         let due = if ahead >= 0.0 {
             at.checked_add(d)
         } else {
@@ -241,12 +276,12 @@ mod tests {
         // comes 50 ms after it.
         s.on_audio_played(t0 + ms(500), start);
         assert!(near(s.due(frame(250)), t0 + ms(550)));
-        // A start that never plays is forgotten after a second.
+        // The first start that came is the one waited for.
         s.on_audio_received(t0 + ms(600), start + 48_000, true);
         s.on_audio_received(t0 + ms(700), start + 96_000, true);
-        s.on_audio_played(t0 + ms(1_500), start + 30_000);
+        s.on_audio_played(t0 + ms(800), start + 30_000);
         assert!(matches!(s.due(frame(250) + 90_000 * 2), Due::AfterAudio));
-        s.on_audio_played(t0 + ms(1_600), start + 31_000);
+        s.on_audio_played(t0 + ms(900), start + 48_000);
         assert!(matches!(s.due(frame(250) + 90_000 * 2), Due::At(_)));
     }
 
@@ -266,31 +301,64 @@ mod tests {
     }
 
     #[test]
-    fn reports_far_apart_do_not_overflow() {
+    fn reports_across_the_ntp_wrap_line_up_and_nonsense_does_not_hold_frames() {
         let t0 = Instant::now();
         let mut s = AvSync::new(48_000, 90_000);
-        s.set_clocks(
-            Some(SenderClock {
-                ntp_time: 0,
-                rtp_time: 0,
-            }),
-            Some(SenderClock {
-                ntp_time: u64::MAX,
-                rtp_time: 0,
-            }),
-        );
+        let clocks = |audio, video| {
+            (
+                Some(SenderClock {
+                    ntp_time: audio,
+                    rtp_time: 0,
+                }),
+                Some(SenderClock {
+                    ntp_time: video,
+                    rtp_time: 0,
+                }),
+            )
+        };
+        // Half a second before NTP's era ends, and half a second after.
+        let (a, v) = clocks(0u64.wrapping_sub(1 << 31), 1 << 31);
+        s.set_clocks(a, v);
         s.on_audio_played(t0, 0);
-        assert!(s.render_at(0).unwrap() > t0 + Duration::from_secs(3600));
-        s.set_clocks(
-            Some(SenderClock {
-                ntp_time: u64::MAX,
-                rtp_time: 0,
-            }),
-            Some(SenderClock {
-                ntp_time: 0,
-                rtp_time: 0,
-            }),
-        );
-        assert!(s.render_at(0).unwrap() <= t0);
+        assert_eq!(s.due(0), Due::At(t0 + Duration::from_secs(1)));
+        // Reports 68 years apart, or a frame hours from the audio: shown
+        // at once rather than held.
+        let (a, v) = clocks(0, 1 << 62);
+        s.set_clocks(a, v);
+        assert_eq!(s.due(0), Due::Now);
+        let (a, v) = clocks(0, 0);
+        s.set_clocks(a, v);
+        assert_eq!(s.due(90_000 * 3_600), Due::Now);
+        assert_eq!(s.due(90_000 * 2), Due::At(t0 + Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn audio_gone_for_good_or_started_over_holds_nothing() {
+        let t0 = Instant::now();
+        let ten = Duration::from_millis(10);
+        let mut s = synced();
+        s.on_audio_played(t0, 5_000 + 3 * 48_000);
+        let frame = (u32::MAX - 9_000).wrapping_add(67_500);
+        // Concealing for 500 ms holds frames as long; past it, the audio
+        // is gone and they are shown at once.
+        for i in 0..50 {
+            s.on_audio_stalled(t0 + ten * i, ten);
+        }
+        assert!(matches!(s.due(frame), Due::At(_)));
+        s.on_audio_stalled(t0 + ten * 50, ten);
+        assert_eq!(s.due(frame), Due::Now);
+        // It comes back.
+        s.on_audio_played(t0 + ten * 60, 5_000 + 3 * 48_000);
+        assert!(matches!(s.due(frame), Due::At(_)));
+        // A talkspurt that came but never plays is waited for 1 s.
+        s.on_audio_received(t0 + ten * 60, 5_000 + 3 * 48_000 + 960, true);
+        assert_eq!(s.due(frame), Due::AfterAudio);
+        s.on_pull(t0 + ten * 159);
+        assert_eq!(s.due(frame), Due::AfterAudio);
+        s.on_pull(t0 + ten * 160);
+        assert!(matches!(s.due(frame), Due::At(_)));
+        // The stream starts over: nothing is known until it plays.
+        s.on_audio_reset();
+        assert_eq!(s.due(frame), Due::Now);
     }
 }

@@ -368,7 +368,8 @@ impl Video {
                 self.inbound.key_frames_decoded += u64::from(f.keyframe);
                 (self.inbound.frame_width, self.inbound.frame_height) =
                     (frame.width(), frame.height());
-                self.inbound.total_sync_delay += (now - h.since).as_secs_f64();
+                self.inbound.total_sync_delay +=
+                    now.saturating_duration_since(h.since).as_secs_f64();
                 if let Some(at) = audio_at {
                     let late = now.saturating_duration_since(at).as_secs_f64()
                         - at.saturating_duration_since(now).as_secs_f64();
@@ -635,7 +636,7 @@ mod tests {
         let cfg = VideoConfig::default();
         let (mut tx, mut rx) = (Video::new(&cfg).unwrap(), Video::new(&cfg).unwrap());
         let t0 = Instant::now();
-        let frames: Vec<_> = (0..3u32)
+        let frames: Vec<_> = (0..4u32)
             .map(|n| {
                 let at = t0 + Duration::from_millis(33) * n;
                 let pic = VideoFrame::test_pattern(160, 120, n).unwrap();
@@ -670,20 +671,24 @@ mod tests {
         let (inbound, _) = rx.stats();
         assert_eq!(inbound.av_offset_ms, Some(0.0));
         assert!((inbound.total_sync_delay - 0.1).abs() < 1e-9);
-        // The audio falls 5 s behind (an outage's backlog): the next frame
-        // waits a second at most, and is shown 4 s ahead of its audio.
-        sync.on_audio_played(due, 0u32.wrapping_sub(5 * 48_000));
+        // The audio falls 2.5 s behind (an outage's backlog): the next
+        // frame waits a second at most, and is shown 1.5 s ahead of its audio.
+        sync.on_audio_played(due, 0u32.wrapping_sub(120_000));
         deliver(&mut rx, &frames[1], &mut seq, due, &sync);
         assert_eq!(rx.poll_timeout(&sync), Some(due + MAX_SYNC_HOLD));
         rx.handle_timeout(due + MAX_SYNC_HOLD, &sync);
         assert!(rx.poll_frame().is_some());
         let offset = rx.stats().0.av_offset_ms.unwrap();
-        assert!((offset + 4_033.0).abs() < 1.0, "{offset}");
-        // Without the peer's clocks a frame is shown as soon as it is whole.
+        assert!((offset + 1_533.0).abs() < 1.0, "{offset}");
+        // Past 3 s behind, or without the peer's clocks, a frame is shown
+        // as soon as it is whole.
         let later = due + MAX_SYNC_HOLD;
-        deliver(&mut rx, &frames[2], &mut seq, later, &unsynced());
+        sync.on_audio_played(later, 0u32.wrapping_sub(5 * 48_000));
+        deliver(&mut rx, &frames[2], &mut seq, later, &sync);
         assert!(rx.poll_frame().is_some());
-        assert_eq!(rx.stats().0.frames_decoded, 3);
+        deliver(&mut rx, &frames[3], &mut seq, later, &unsynced());
+        assert!(rx.poll_frame().is_some());
+        assert_eq!(rx.stats().0.frames_decoded, 4);
     }
 
     #[test]
