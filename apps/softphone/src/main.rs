@@ -4,6 +4,7 @@
 mod audio;
 mod config;
 mod demo;
+mod demo_video;
 mod devices;
 mod impair;
 mod keys;

@@ -33,6 +33,13 @@ fn demo_runs_end_to_end_with_a_short_call() {
     assert_eq!(summary["sas_equal"], true);
     assert_eq!(summary["path"], serde_json::json!(["Relay", "Relay"]));
     assert!(summary["bob"]["packets_received"].as_u64().unwrap() > 0);
+    // Video went both ways beside the speech: every frame shown is one
+    // that was sent, and looks like it.
+    for side in ["bob", "alice"] {
+        let v = &summary["video"][side];
+        assert!(v["frames_shown"].as_u64().unwrap() > 0, "{v}");
+        assert!(v["psnr_min_db"].as_f64().unwrap() >= 30.0, "{v}");
+    }
     for f in [
         "bob_received.wav",
         "alice_received.wav",

@@ -65,18 +65,33 @@ impl SimVideo {
         VideoFrame::test_pattern(w, h, n).expect("sizes checked by SimVideo::new and resize")
     }
 
+    /// The camera's frame when one is due at `elapsed` into the run
+    /// (counted as sent).
+    pub fn capture(&mut self, elapsed: Duration) -> Option<VideoFrame> {
+        if elapsed < self.next {
+            return None;
+        }
+        let frame = self.frame(self.sent);
+        self.sent += 1;
+        self.sent_at.push(elapsed);
+        self.next += self.interval;
+        Some(frame)
+    }
+
+    /// The screen shows `frame` at `elapsed` into the run.
+    pub fn show(&mut self, elapsed: Duration, frame: VideoFrame) {
+        self.shown.push(frame);
+        self.shown_at.push(elapsed);
+    }
+
     /// At `elapsed` into the run: the camera's frame when one is due, and
     /// what the call has to show.
     pub(crate) fn tick(&mut self, now: Instant, elapsed: Duration, call: &mut Call) {
-        if elapsed >= self.next {
-            let _ = call.push_video(now, &self.frame(self.sent));
-            self.sent += 1;
-            self.sent_at.push(elapsed);
-            self.next += self.interval;
+        if let Some(frame) = self.capture(elapsed) {
+            let _ = call.push_video(now, &frame);
         }
         while let Some(f) = call.poll_video() {
-            self.shown.push(f);
-            self.shown_at.push(elapsed);
+            self.show(elapsed, f);
         }
     }
 
