@@ -38,29 +38,54 @@ fn outages() -> Network {
     ))
 }
 
-/// 50 ms each way, losing about 2 % of the time in bursts of 20 ms on
-/// average (Gilbert-Elliott, a different seed each way).
-fn lossy() -> Network {
+/// Loss in bursts of 20 ms on average (Gilbert-Elliott), starting with
+/// probability `p` at each 10 ms slot.
+fn bursts(p: f64) -> Option<GilbertElliott> {
+    Some(GilbertElliott {
+        p_good_to_bad: p,
+        p_bad_to_good: 0.5,
+        loss_good: 0.0,
+        loss_bad: 1.0,
+    })
+}
+
+/// `config` each way over `length` (then repeating), seeded `seeds` (A to
+/// B, B to A), with signalling as slow as `signalling`.
+fn synthetic(
+    config: SyntheticConfig,
+    seeds: [u64; 2],
+    length: Duration,
+    signalling: Duration,
+) -> Network {
     let link = |seed| {
         let mut model = SyntheticLink::new(SyntheticConfig {
-            base_delay: Duration::from_millis(50),
-            loss: Some(GilbertElliott {
-                p_good_to_bad: 0.01,
-                p_bad_to_good: 0.5,
-                loss_good: 0.0,
-                loss_bad: 1.0,
-            }),
             seed,
-            ..SyntheticConfig::default()
+            ..config.clone()
         })
         .unwrap();
-        LinkSchedule::from_link(&mut model, Duration::from_secs(30)).unwrap()
+        LinkSchedule::from_link(&mut model, length).unwrap()
     };
     Network {
-        a_to_b: link(7),
-        b_to_a: link(8),
-        signalling_delay: Duration::from_millis(50),
+        a_to_b: link(seeds[0]),
+        b_to_a: link(seeds[1]),
+        signalling_delay: signalling,
     }
+}
+
+/// 50 ms each way, losing about 2 % of the time in bursts of 20 ms on
+/// average, a different seed each way.
+fn lossy() -> Network {
+    let config = SyntheticConfig {
+        base_delay: Duration::from_millis(50),
+        loss: bursts(0.01),
+        ..SyntheticConfig::default()
+    };
+    synthetic(
+        config,
+        [7, 8],
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+    )
 }
 
 /// A and B connected over `net`, each with a camera and a screen, and
@@ -408,38 +433,29 @@ fn beep_starts(pcm: &[i16]) -> Vec<usize> {
 #[test]
 fn video_is_shown_with_the_audio_captured_with_it() {
     use sotto_jitter::link::synthetic::{Handover, Jitter};
-    let link = |seed| {
-        let mut model = SyntheticLink::new(SyntheticConfig {
-            base_delay: Duration::from_millis(60),
-            jitter: Some(Jitter::LogNormal {
-                median: Duration::from_millis(15),
-                sigma: 1.0,
-            }),
-            handover: Some(Handover {
-                mean_interval: Duration::from_secs(6),
-                outage: Duration::from_millis(200),
-                spike: Duration::from_millis(150),
-                recovery: Duration::from_secs(1),
-                drop_during_outage: false,
-            }),
-            // About 1 % lost, in bursts: the buffer conceals, and waits.
-            loss: Some(GilbertElliott {
-                p_good_to_bad: 0.005,
-                p_bad_to_good: 0.5,
-                loss_good: 0.0,
-                loss_bad: 1.0,
-            }),
-            seed,
-            ..SyntheticConfig::default()
-        })
-        .unwrap();
-        LinkSchedule::from_link(&mut model, Duration::from_secs(40)).unwrap()
+    let config = SyntheticConfig {
+        base_delay: Duration::from_millis(60),
+        jitter: Some(Jitter::LogNormal {
+            median: Duration::from_millis(15),
+            sigma: 1.0,
+        }),
+        handover: Some(Handover {
+            mean_interval: Duration::from_secs(6),
+            outage: Duration::from_millis(200),
+            spike: Duration::from_millis(150),
+            recovery: Duration::from_secs(1),
+            drop_during_outage: false,
+        }),
+        // About 1 % lost, in bursts: the buffer conceals, and waits.
+        loss: bursts(0.005),
+        ..SyntheticConfig::default()
     };
-    let net = Network {
-        a_to_b: link(11),
-        b_to_a: link(12),
-        signalling_delay: Duration::from_millis(60),
-    };
+    let net = synthetic(
+        config,
+        [11, 12],
+        Duration::from_secs(40),
+        Duration::from_millis(60),
+    );
     let mut sim = Sim::new(Instant::now(), with_video(), with_video(), net).unwrap();
     sim.set_audio(Side::A, beeps());
     for side in [Side::A, Side::B] {
