@@ -309,6 +309,15 @@ impl Video {
     fn take_assembled(&mut self, now: Instant, sync: &AvSync) {
         while let Some(frame) = self.assembler.poll_frame() {
             self.inbound.frames_received += 1;
+            // Refused before libvpx sizes its buffers for it (and before it
+            // waits); the inter frames after it then fail for want of a
+            // reference.
+            if keyframe_dimensions(&frame.data)
+                .is_some_and(|size| pixels(size) > u64::from(self.cfg.max_pixels))
+            {
+                self.inbound.frames_dropped += 1;
+                continue;
+            }
             self.held_bytes += frame.data.len();
             self.held.push_back(Held { frame, since: now });
             while self.held.len() > MAX_HELD || self.held_bytes > MAX_HELD_BYTES {
@@ -352,14 +361,6 @@ impl Video {
     /// plays at `audio_at` (if known).
     fn decode(&mut self, now: Instant, h: Held, audio_at: Option<Instant>) {
         let f = h.frame;
-        // Refused before libvpx sizes its buffers for it; the inter
-        // frames after it then fail for want of a reference.
-        if keyframe_dimensions(&f.data)
-            .is_some_and(|size| pixels(size) > u64::from(self.cfg.max_pixels))
-        {
-            self.inbound.frames_dropped += 1;
-            return;
-        }
         match self.decoder.decode(&f.data) {
             Ok(Some(frame)) => {
                 // A good frame: the decoder is back (a key frame came).
