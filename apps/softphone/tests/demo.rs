@@ -8,7 +8,7 @@ use std::process::Command;
 fn demo_runs_end_to_end_with_a_short_call() {
     let out = tempfile::tempdir().unwrap();
     let run = Command::new(env!("CARGO_BIN_EXE_sotto"))
-        .args(["demo", "--seconds", "5", "--no-pesq", "--out"])
+        .args(["demo", "--seconds", "5", "--no-pesq", "--video", "--out"])
         .arg(out.path())
         .output()
         .unwrap();
