@@ -121,7 +121,7 @@ impl AvSync {
     /// buffer waited for late packets: the peer's clock, as heard, stood
     /// still, and the frames wait with it. (When it concealed a lost
     /// packet instead, the next packet played puts the clock right.) Past
-    /// [`MAX_STALL`] the audio counts as gone: frames no longer wait.
+    /// 500 ms the audio counts as gone: frames no longer wait.
     pub fn on_audio_stalled(&mut self, now: Instant, d: Duration) {
         let Some((at, ts)) = self.played else {
             return;
@@ -137,7 +137,7 @@ impl AvSync {
     }
 
     /// Each pull, at `now`: a talkspurt's start that has not played within
-    /// [`START_WAIT`] is no longer waited for.
+    /// a second is no longer waited for.
     pub fn on_pull(&mut self, now: Instant) {
         if self
             .pending_start
