@@ -524,9 +524,10 @@ fn video_is_shown_with_the_audio_captured_with_it() {
     // measurement's own grain. No picture comes noticeably before its
     // sound; one comes late when a packet of it was lost and sent again
     // (the audio does not wait for the video). Without the sync, this
-    // link shows each frame 216-506 ms before its audio; without waiting
-    // for a talkspurt to start, the first frames of some beeps came
-    // 106-126 ms early.
+    // link shows each frame 76-836 ms before its audio (benches/RESULTS.md,
+    // "Video: lip sync"); without waiting for a talkspurt to start, the
+    // first frames of some beeps came 106-126 ms early (on this link
+    // without its loss and sound card).
     assert!(offsets.iter().all(|&o| o >= -125.0), "{offsets:?}");
     let noticed = offsets.iter().filter(|&&o| o > 45.0).count();
     assert!(noticed * 10 <= offsets.len(), "{offsets:?}");
